@@ -1,0 +1,880 @@
+//! The wire format: every datagram the tracker and the nodes exchange.
+//!
+//! Two layers, as in smoltcp's `wire` module:
+//!
+//! * **Views.** `#[repr(C)]` structs made only of byte arrays (alignment 1, big-endian
+//!   integers through [`U16`], [`U32`], [`U64`]), laid over the received bytes in place with
+//!   bytemuck. Their sizes are asserted at compile time. A view checks nothing by itself.
+//! * **Messages.** [`decode`] is the one constructor that checks: magic, version, kind, exact
+//!   lengths, counts against the bytes actually present, names against [`check_name`]. It never
+//!   panics, never allocates, and its error names the check that failed. [`Message::encode`]
+//!   is its inverse: `decode(&buf[..msg.encode(&mut buf)?]) == Ok(msg)`.
+//!
+//! Every datagram starts with the 8-byte [`Header`]: magic `TRNT`, version, kind, two zero
+//! bytes. A fixed body follows, then (for some kinds) a variable tail: a slice of fixed
+//! records, a bitmap, piece data, or a name, always last.
+
+use bytemuck::{Pod, Zeroable};
+use std::fmt;
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+
+/// First four bytes of every datagram.
+pub const MAGIC: [u8; 4] = *b"TRNT";
+/// The protocol version this build speaks; others are refused.
+pub const VERSION: u8 = 1;
+/// Largest UDP payload over IPv4 (65,535 − 20 IP − 8 UDP). No datagram we build is larger.
+pub const DATAGRAM_BYTES_MAX: usize = 65_507;
+/// Longest file name, in bytes of UTF-8.
+pub const NAME_BYTES_MAX: usize = 255;
+/// Most versions (info hashes) a look-up reply lists for one name.
+pub const LOOKUP_VERSIONS_MAX: usize = 8;
+/// Most holders a look-up reply lists.
+pub const LOOKUP_HOLDERS_MAX: usize = 64;
+/// Most chunks a file may have: bounds every bitmap and every manifest we accept.
+pub const CHUNKS_MAX: u32 = 1 << 20;
+/// Smallest and largest chunk sizes (powers of two).
+pub const CHUNK_BYTES_MIN: u32 = 16 * 1024;
+pub const CHUNK_BYTES_MAX: u32 = 64 * 1024 * 1024;
+/// Length of a SHA-1 digest.
+pub const HASH_BYTES: usize = 20;
+
+/// A SHA-1 digest: a chunk's checksum or a file's info hash.
+pub type Hash = [u8; HASH_BYTES];
+
+macro_rules! big_endian {
+    ($name:ident, $int:ty, $n:literal) => {
+        #[doc = concat!("A big-endian `", stringify!($int), "` stored as bytes (alignment 1).")]
+        #[repr(transparent)]
+        #[derive(Clone, Copy, Default, PartialEq, Eq, Pod, Zeroable)]
+        pub struct $name(pub [u8; $n]);
+
+        impl $name {
+            pub const fn new(value: $int) -> Self {
+                Self(value.to_be_bytes())
+            }
+            pub const fn get(self) -> $int {
+                <$int>::from_be_bytes(self.0)
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.get().fmt(f)
+            }
+        }
+
+        impl From<$int> for $name {
+            fn from(value: $int) -> Self {
+                Self::new(value)
+            }
+        }
+    };
+}
+
+big_endian!(U16, u16, 2);
+big_endian!(U32, u32, 4);
+big_endian!(U64, u64, 8);
+
+/// Kinds of datagram. Tracker protocol below 0x10, peer protocol from 0x10.
+#[repr(u8)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Register = 0x01,
+    Registered = 0x02,
+    Announce = 0x03,
+    Announced = 0x04,
+    Lookup = 0x05,
+    LookupReply = 0x06,
+    Credit = 0x07,
+    Exit = 0x08,
+    ExitAck = 0x09,
+    Refused = 0x0a,
+    Welcome = 0x10,
+    HaveRequest = 0x11,
+    HaveMap = 0x12,
+    ManifestRequest = 0x13,
+    ManifestPart = 0x14,
+    PieceRequest = 0x15,
+    Piece = 0x16,
+    Reject = 0x17,
+}
+
+impl Kind {
+    const ALL: [Kind; 18] = [
+        Kind::Register,
+        Kind::Registered,
+        Kind::Announce,
+        Kind::Announced,
+        Kind::Lookup,
+        Kind::LookupReply,
+        Kind::Credit,
+        Kind::Exit,
+        Kind::ExitAck,
+        Kind::Refused,
+        Kind::Welcome,
+        Kind::HaveRequest,
+        Kind::HaveMap,
+        Kind::ManifestRequest,
+        Kind::ManifestPart,
+        Kind::PieceRequest,
+        Kind::Piece,
+        Kind::Reject,
+    ];
+
+    pub fn from_u8(byte: u8) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|kind| *kind as u8 == byte)
+    }
+}
+
+/// The 8 bytes in front of every datagram.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
+pub struct Header {
+    pub magic: [u8; 4],
+    pub version: u8,
+    pub kind: u8,
+    pub reserved: [u8; 2],
+}
+
+/// Who is speaking to the tracker: a node id and the secret the tracker gave it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
+pub struct NodeAuth {
+    pub node_id: U32,
+    /// Zero until the tracker has handed one out.
+    pub token: U64,
+}
+
+/// Node → tracker: register, and later heartbeat. Padded so that [`Registered`] is no larger.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
+pub struct Register {
+    pub auth: NodeAuth,
+    pub reserved: [u8; 4],
+}
+
+/// Tracker → node: accepted; `auth.token` is the node's secret from now on.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
+pub struct Registered {
+    pub auth: NodeAuth,
+    pub heartbeat_interval_ms: U32,
+}
+
+/// Node → tracker: "I hold `chunks_held` chunks of this file". Tail: the name.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
+pub struct Announce {
+    pub auth: NodeAuth,
+    pub info_hash: Hash,
+    pub file_bytes: U64,
+    pub chunk_bytes: U32,
+    pub chunks_held: U32,
+}
+
+/// Tracker → node: the announce of `info_hash` was recorded.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
+pub struct Announced {
+    pub info_hash: Hash,
+    pub chunks_held: U32,
+}
+
+/// Node → tracker: who holds files of this name? Tail: the name.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
+pub struct Lookup {
+    pub auth: NodeAuth,
+}
+
+/// Tracker → node, fixed part of the look-up reply. Tail: `version_count` [`VersionRecord`]s,
+/// then `holder_count` [`HolderRecord`]s, then the name.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
+pub struct LookupReply {
+    pub version_count: u8,
+    pub reserved: u8,
+    pub holder_count: U16,
+}
+
+/// One version of a file: its identity and shape.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
+pub struct VersionRecord {
+    pub info_hash: Hash,
+    pub file_bytes: U64,
+    pub chunk_bytes: U32,
+    /// How many nodes announced this version (the reply may list fewer).
+    pub holder_count: U32,
+}
+
+/// One holder: which version, where, and how much it has uploaded.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
+pub struct HolderRecord {
+    pub node_id: U32,
+    /// Index into the reply's versions.
+    pub version: u8,
+    pub reserved: u8,
+    pub port: U16,
+    /// IPv6, or IPv4-mapped IPv6.
+    pub ip: [u8; 16],
+    pub upload_credit_bytes: U64,
+    pub chunks_held: U32,
+}
+
+/// Node → tracker: "I received and verified these chunks from `from_node`".
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
+pub struct Credit {
+    pub auth: NodeAuth,
+    pub from_node: U32,
+    pub chunks: U32,
+    pub bytes: U64,
+    pub info_hash: Hash,
+}
+
+/// Node → tracker: leaving now.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
+pub struct Exit {
+    pub auth: NodeAuth,
+}
+
+/// Tracker → node: the exit was recorded.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
+pub struct ExitAck {
+    pub node_id: U32,
+}
+
+/// Why the tracker refused a request.
+#[repr(u16)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RefusedReason {
+    /// The node id is not registered (never was, expired, or exited): register again.
+    UnknownNode = 1,
+    /// The token does not match the one the tracker handed this node id.
+    BadToken = 2,
+    /// The tracker's tables are full.
+    Full = 3,
+    /// The announce contradicts what the tracker knows of this info hash.
+    Conflict = 4,
+}
+
+impl RefusedReason {
+    pub fn from_u16(value: u16) -> Option<Self> {
+        [Self::UnknownNode, Self::BadToken, Self::Full, Self::Conflict]
+            .into_iter()
+            .find(|reason| *reason as u16 == value)
+    }
+}
+
+/// Tracker → node: a request was refused, and why.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
+pub struct Refused {
+    pub request_kind: u8,
+    pub reserved: u8,
+    pub reason: U16,
+}
+
+/// Node → node: "your request carried no valid cookie; here is one, ask again".
+/// Never larger than the smallest request, so it cannot amplify.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
+pub struct Welcome {
+    pub cookie: U64,
+}
+
+/// Node → node: the part shared by every peer request.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
+pub struct PeerAsk {
+    /// The cookie the peer handed out in a [`Welcome`], proving we receive at this address.
+    pub cookie: U64,
+    /// The asker's node id, for logs and credit.
+    pub node_id: U32,
+    pub info_hash: Hash,
+}
+
+/// Node → node: which chunks of `info_hash` do you hold? (A bare [`PeerAsk`].)
+pub type HaveRequest = PeerAsk;
+
+/// Node → node, fixed part. Tail: the have-bitmap, `ceil(chunk_count / 8)` bytes, chunk 0 in
+/// the high bit of byte 0.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
+pub struct HaveMap {
+    pub info_hash: Hash,
+    pub node_id: U32,
+    pub chunk_count: U32,
+}
+
+/// Node → node: send me the chunk hashes from `first_chunk` on.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
+pub struct ManifestRequest {
+    pub ask: PeerAsk,
+    pub first_chunk: U32,
+}
+
+/// Node → node, fixed part. Tail: `hash_count` chunk hashes, then the name.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
+pub struct ManifestPart {
+    pub info_hash: Hash,
+    pub file_bytes: U64,
+    pub chunk_bytes: U32,
+    pub first_chunk: U32,
+    pub hash_count: U16,
+    pub reserved: [u8; 2],
+}
+
+/// Node → node: send `length` bytes of `chunk` from `offset`, in datagrams of at most
+/// `piece_bytes` of data each.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
+pub struct PieceRequest {
+    pub ask: PeerAsk,
+    pub chunk: U32,
+    pub offset: U32,
+    pub length: U32,
+    pub piece_bytes: U32,
+}
+
+/// Node → node, fixed part. Tail: the data, at `offset` within `chunk`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
+pub struct Piece {
+    pub info_hash: Hash,
+    pub chunk: U32,
+    pub offset: U32,
+}
+
+/// Why a peer refused a request.
+#[repr(u16)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RejectReason {
+    /// I do not share this info hash (any more).
+    UnknownFile = 1,
+    /// I do not hold this chunk (yet).
+    MissingChunk = 2,
+    /// The request does not fit the file (offset, length, piece size).
+    BadRange = 3,
+}
+
+impl RejectReason {
+    pub fn from_u16(value: u16) -> Option<Self> {
+        [Self::UnknownFile, Self::MissingChunk, Self::BadRange]
+            .into_iter()
+            .find(|reason| *reason as u16 == value)
+    }
+}
+
+/// Node → node: a request was refused.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
+pub struct Reject {
+    pub info_hash: Hash,
+    pub chunk: U32,
+    pub reason: U16,
+    pub reserved: [u8; 2],
+}
+
+const _: () = {
+    assert!(size_of::<Header>() == 8);
+    assert!(size_of::<NodeAuth>() == 12);
+    assert!(size_of::<Register>() == 16);
+    assert!(size_of::<Registered>() == 16);
+    assert!(size_of::<Announce>() == 48);
+    assert!(size_of::<Announced>() == 24);
+    assert!(size_of::<Lookup>() == 12);
+    assert!(size_of::<LookupReply>() == 4);
+    assert!(size_of::<VersionRecord>() == 36);
+    assert!(size_of::<HolderRecord>() == 36);
+    assert!(size_of::<Credit>() == 48);
+    assert!(size_of::<Exit>() == 12);
+    assert!(size_of::<ExitAck>() == 4);
+    assert!(size_of::<Refused>() == 4);
+    assert!(size_of::<Welcome>() == 8);
+    assert!(size_of::<PeerAsk>() == 32);
+    assert!(size_of::<HaveMap>() == 28);
+    assert!(size_of::<ManifestRequest>() == 36);
+    assert!(size_of::<ManifestPart>() == 40);
+    assert!(size_of::<PieceRequest>() == 48);
+    assert!(size_of::<Piece>() == 28);
+    assert!(size_of::<Reject>() == 28);
+    // Anti-amplification: a Welcome is never larger than the request it answers.
+    assert!(size_of::<Welcome>() <= size_of::<PeerAsk>());
+    assert!(size_of::<Registered>() <= size_of::<Register>());
+};
+
+/// Bytes in front of a piece's data: header and [`Piece`].
+pub const PIECE_OVERHEAD_BYTES: usize = size_of::<Header>() + size_of::<Piece>();
+/// Largest piece payload: one piece and its header fill one IPv4 UDP datagram.
+pub const PIECE_BYTES_MAX: usize = DATAGRAM_BYTES_MAX - PIECE_OVERHEAD_BYTES;
+/// Most chunk hashes one [`ManifestPart`] carries, leaving room for a full-length name.
+pub const MANIFEST_HASHES_PER_PART_MAX: usize = (DATAGRAM_BYTES_MAX
+    - size_of::<Header>()
+    - size_of::<ManifestPart>()
+    - NAME_BYTES_MAX)
+    / HASH_BYTES;
+
+/// A check that [`decode`] or [`check_name`] failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DecodeError {
+    /// Fewer bytes than the header.
+    Truncated,
+    BadMagic,
+    BadVersion(u8),
+    UnknownKind(u8),
+    /// Reserved bytes that must be zero were not.
+    ReservedNotZero,
+    /// The fixed body of `kind` is longer than what arrived.
+    ShortBody(Kind),
+    /// The datagram is longer or shorter than its counts say.
+    LengthMismatch(Kind),
+    /// A count is over its named limit.
+    CountOverLimit(Kind),
+    /// A name is empty, too long, not UTF-8, hidden, or contains `/`, `\`, `..` or NUL.
+    BadName,
+    /// A size, chunk size or range is impossible.
+    BadShape(Kind),
+    UnknownReason,
+}
+
+impl fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DecodeError::Truncated => write!(f, "shorter than a header"),
+            DecodeError::BadMagic => write!(f, "wrong magic"),
+            DecodeError::BadVersion(v) => write!(f, "unsupported version {v}"),
+            DecodeError::UnknownKind(k) => write!(f, "unknown kind {k:#04x}"),
+            DecodeError::ReservedNotZero => write!(f, "reserved bytes not zero"),
+            DecodeError::ShortBody(k) => write!(f, "{k:?} body truncated"),
+            DecodeError::LengthMismatch(k) => write!(f, "{k:?} length does not match its counts"),
+            DecodeError::CountOverLimit(k) => write!(f, "{k:?} count over limit"),
+            DecodeError::BadName => write!(f, "bad file name"),
+            DecodeError::BadShape(k) => write!(f, "{k:?} has an impossible size or range"),
+            DecodeError::UnknownReason => write!(f, "unknown reason code"),
+        }
+    }
+}
+
+impl std::error::Error for DecodeError {}
+
+/// Why a name from the network or the console is refused, in words for the user.
+pub fn name_problem(name: &[u8]) -> Option<&'static str> {
+    if name.is_empty() {
+        return Some("the name is empty");
+    }
+    if name.len() > NAME_BYTES_MAX {
+        return Some("the name is longer than 255 bytes");
+    }
+    if std::str::from_utf8(name).is_err() {
+        return Some("the name is not UTF-8");
+    }
+    if name.contains(&0) {
+        return Some("the name contains NUL");
+    }
+    if name.contains(&b'/') || name.contains(&b'\\') {
+        return Some("the name contains a path separator");
+    }
+    if name.windows(2).any(|pair| pair == b"..") {
+        return Some("the name contains '..'");
+    }
+    if name[0] == b'.' {
+        return Some("the name starts with '.' (hidden names are reserved for the node's state)");
+    }
+    if name.iter().any(|byte| byte.is_ascii_control()) {
+        return Some("the name contains a control character");
+    }
+    None
+}
+
+/// A file name safe to join to a node's directory: one plain path component.
+pub fn check_name(name: &[u8]) -> Result<&str, DecodeError> {
+    match name_problem(name) {
+        Some(_) => Err(DecodeError::BadName),
+        // The UTF-8 check above succeeded.
+        None => std::str::from_utf8(name).map_err(|_| DecodeError::BadName),
+    }
+}
+
+/// Is `chunk_bytes` a chunk size we accept, and does `file_bytes` fit in [`CHUNKS_MAX`] chunks?
+pub fn shape_ok(file_bytes: u64, chunk_bytes: u32) -> bool {
+    chunk_bytes.is_power_of_two()
+        && (CHUNK_BYTES_MIN..=CHUNK_BYTES_MAX).contains(&chunk_bytes)
+        && file_bytes.div_ceil(u64::from(chunk_bytes)) <= u64::from(CHUNKS_MAX)
+}
+
+/// Number of chunks of a file whose shape passed [`shape_ok`].
+pub fn chunk_count(file_bytes: u64, chunk_bytes: u32) -> u32 {
+    // Fits: shape_ok bounded it by CHUNKS_MAX.
+    file_bytes.div_ceil(u64::from(chunk_bytes)) as u32
+}
+
+/// Length of chunk `chunk` of a file (the last one may be short).
+pub fn chunk_len(file_bytes: u64, chunk_bytes: u32, chunk: u32) -> u32 {
+    let start = u64::from(chunk) * u64::from(chunk_bytes);
+    file_bytes.saturating_sub(start).min(u64::from(chunk_bytes)) as u32
+}
+
+/// Bytes of a have-bitmap for `chunks` chunks.
+pub fn bitmap_len(chunks: u32) -> usize {
+    chunks.div_ceil(8) as usize
+}
+
+/// A decoded, checked datagram. Borrows from the received bytes; nothing is copied.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Message<'a> {
+    Register(&'a Register),
+    Registered(&'a Registered),
+    Announce { fixed: &'a Announce, name: &'a str },
+    Announced(&'a Announced),
+    Lookup { fixed: &'a Lookup, name: &'a str },
+    LookupReply { versions: &'a [VersionRecord], holders: &'a [HolderRecord], name: &'a str },
+    Credit(&'a Credit),
+    Exit(&'a Exit),
+    ExitAck(&'a ExitAck),
+    Refused(&'a Refused),
+    Welcome(&'a Welcome),
+    HaveRequest(&'a HaveRequest),
+    HaveMap { fixed: &'a HaveMap, bitmap: &'a [u8] },
+    ManifestRequest(&'a ManifestRequest),
+    ManifestPart { fixed: &'a ManifestPart, hashes: &'a [Hash], name: &'a str },
+    PieceRequest(&'a PieceRequest),
+    Piece { fixed: &'a Piece, data: &'a [u8] },
+    Reject(&'a Reject),
+}
+
+/// Splits `bytes` into a `T` view and the rest, or says which kind was short.
+fn split<T: Pod>(bytes: &[u8], kind: Kind) -> Result<(&T, &[u8]), DecodeError> {
+    if bytes.len() < size_of::<T>() {
+        return Err(DecodeError::ShortBody(kind));
+    }
+    let (head, rest) = bytes.split_at(size_of::<T>());
+    // Cannot fail: T is Pod with alignment 1 and `head` has exactly its size.
+    let view = bytemuck::try_from_bytes(head).map_err(|_| DecodeError::ShortBody(kind))?;
+    Ok((view, rest))
+}
+
+/// A body that must be exactly one `T`.
+fn exact<T: Pod>(bytes: &[u8], kind: Kind) -> Result<&T, DecodeError> {
+    let (view, rest) = split::<T>(bytes, kind)?;
+    if !rest.is_empty() {
+        return Err(DecodeError::LengthMismatch(kind));
+    }
+    Ok(view)
+}
+
+/// A slice of `count` fixed records at the front of `bytes`.
+fn records<T: Pod>(bytes: &[u8], count: usize, kind: Kind) -> Result<(&[T], &[u8]), DecodeError> {
+    let len = count
+        .checked_mul(size_of::<T>())
+        .filter(|len| *len <= bytes.len())
+        .ok_or(DecodeError::LengthMismatch(kind))?;
+    let (head, rest) = bytes.split_at(len);
+    let slice = bytemuck::try_cast_slice(head).map_err(|_| DecodeError::LengthMismatch(kind))?;
+    Ok((slice, rest))
+}
+
+/// Decodes and checks one datagram. Never panics, never allocates.
+pub fn decode(bytes: &[u8]) -> Result<Message<'_>, DecodeError> {
+    if bytes.len() < size_of::<Header>() {
+        return Err(DecodeError::Truncated);
+    }
+    let (header, body) = bytes.split_at(size_of::<Header>());
+    let header: &Header = bytemuck::try_from_bytes(header).map_err(|_| DecodeError::Truncated)?;
+    if header.magic != MAGIC {
+        return Err(DecodeError::BadMagic);
+    }
+    if header.version != VERSION {
+        return Err(DecodeError::BadVersion(header.version));
+    }
+    let kind = Kind::from_u8(header.kind).ok_or(DecodeError::UnknownKind(header.kind))?;
+    if header.reserved != [0; 2] {
+        return Err(DecodeError::ReservedNotZero);
+    }
+    let message = match kind {
+        Kind::Register => {
+            let register: &Register = exact(body, kind)?;
+            if register.reserved != [0; 4] {
+                return Err(DecodeError::ReservedNotZero);
+            }
+            Message::Register(register)
+        }
+        Kind::Registered => Message::Registered(exact(body, kind)?),
+        Kind::Announce => {
+            let (fixed, name): (&Announce, _) = split(body, kind)?;
+            if !shape_ok(fixed.file_bytes.get(), fixed.chunk_bytes.get())
+                || fixed.chunks_held.get()
+                    > chunk_count(fixed.file_bytes.get(), fixed.chunk_bytes.get())
+            {
+                return Err(DecodeError::BadShape(kind));
+            }
+            Message::Announce { fixed, name: check_name(name)? }
+        }
+        Kind::Announced => Message::Announced(exact(body, kind)?),
+        Kind::Lookup => {
+            let (fixed, name) = split(body, kind)?;
+            Message::Lookup { fixed, name: check_name(name)? }
+        }
+        Kind::LookupReply => {
+            let (fixed, rest): (&LookupReply, _) = split(body, kind)?;
+            let version_count = usize::from(fixed.version_count);
+            let holder_count = usize::from(fixed.holder_count.get());
+            if version_count > LOOKUP_VERSIONS_MAX || holder_count > LOOKUP_HOLDERS_MAX {
+                return Err(DecodeError::CountOverLimit(kind));
+            }
+            if fixed.reserved != 0 {
+                return Err(DecodeError::ReservedNotZero);
+            }
+            let (versions, rest) = records::<VersionRecord>(rest, version_count, kind)?;
+            let (holders, name) = records::<HolderRecord>(rest, holder_count, kind)?;
+            if versions.iter().any(|v| !shape_ok(v.file_bytes.get(), v.chunk_bytes.get()))
+                || holders.iter().any(|h| usize::from(h.version) >= version_count)
+            {
+                return Err(DecodeError::BadShape(kind));
+            }
+            Message::LookupReply { versions, holders, name: check_name(name)? }
+        }
+        Kind::Credit => Message::Credit(exact(body, kind)?),
+        Kind::Exit => Message::Exit(exact(body, kind)?),
+        Kind::ExitAck => Message::ExitAck(exact(body, kind)?),
+        Kind::Refused => {
+            let refused: &Refused = exact(body, kind)?;
+            if RefusedReason::from_u16(refused.reason.get()).is_none() {
+                return Err(DecodeError::UnknownReason);
+            }
+            Message::Refused(refused)
+        }
+        Kind::Welcome => Message::Welcome(exact(body, kind)?),
+        Kind::HaveRequest => Message::HaveRequest(exact(body, kind)?),
+        Kind::HaveMap => {
+            let (fixed, bitmap): (&HaveMap, _) = split(body, kind)?;
+            if fixed.chunk_count.get() > CHUNKS_MAX {
+                return Err(DecodeError::CountOverLimit(kind));
+            }
+            if bitmap.len() != bitmap_len(fixed.chunk_count.get()) {
+                return Err(DecodeError::LengthMismatch(kind));
+            }
+            Message::HaveMap { fixed, bitmap }
+        }
+        Kind::ManifestRequest => Message::ManifestRequest(exact(body, kind)?),
+        Kind::ManifestPart => {
+            let (fixed, rest): (&ManifestPart, _) = split(body, kind)?;
+            let count = usize::from(fixed.hash_count.get());
+            if count > MANIFEST_HASHES_PER_PART_MAX {
+                return Err(DecodeError::CountOverLimit(kind));
+            }
+            let (file_bytes, chunk_bytes) = (fixed.file_bytes.get(), fixed.chunk_bytes.get());
+            if !shape_ok(file_bytes, chunk_bytes)
+                || u64::from(fixed.first_chunk.get()) + count as u64
+                    > u64::from(chunk_count(file_bytes, chunk_bytes))
+            {
+                return Err(DecodeError::BadShape(kind));
+            }
+            let (hashes, name) = records::<Hash>(rest, count, kind)?;
+            Message::ManifestPart { fixed, hashes, name: check_name(name)? }
+        }
+        Kind::PieceRequest => {
+            let request: &PieceRequest = exact(body, kind)?;
+            let piece_bytes = request.piece_bytes.get();
+            if piece_bytes == 0 || piece_bytes as usize > PIECE_BYTES_MAX || request.length.get() == 0
+            {
+                return Err(DecodeError::BadShape(kind));
+            }
+            Message::PieceRequest(request)
+        }
+        Kind::Piece => {
+            let (fixed, data) = split(body, kind)?;
+            if data.is_empty() {
+                return Err(DecodeError::LengthMismatch(kind));
+            }
+            Message::Piece { fixed, data }
+        }
+        Kind::Reject => {
+            let reject: &Reject = exact(body, kind)?;
+            if RejectReason::from_u16(reject.reason.get()).is_none() {
+                return Err(DecodeError::UnknownReason);
+            }
+            Message::Reject(reject)
+        }
+    };
+    Ok(message)
+}
+
+/// Why [`Message::encode`] could not build a datagram.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EncodeError {
+    /// The buffer (or [`DATAGRAM_BYTES_MAX`]) is too small for the message.
+    TooLong,
+}
+
+/// Appends byte strings to a buffer, refusing to pass its end or the datagram limit.
+pub struct Writer<'b> {
+    buf: &'b mut [u8],
+    len: usize,
+}
+
+impl<'b> Writer<'b> {
+    /// Starts a datagram of `kind` in `buf`.
+    pub fn new(buf: &'b mut [u8], kind: Kind) -> Result<Self, EncodeError> {
+        let mut writer = Writer { buf, len: 0 };
+        let header = Header { magic: MAGIC, version: VERSION, kind: kind as u8, reserved: [0; 2] };
+        writer.put(bytemuck::bytes_of(&header))?;
+        Ok(writer)
+    }
+
+    pub fn put(&mut self, bytes: &[u8]) -> Result<(), EncodeError> {
+        let end = self.len + bytes.len();
+        if end > self.buf.len() || end > DATAGRAM_BYTES_MAX {
+            return Err(EncodeError::TooLong);
+        }
+        self.buf[self.len..end].copy_from_slice(bytes);
+        self.len = end;
+        Ok(())
+    }
+
+    pub fn put_pod<T: Pod>(&mut self, value: &T) -> Result<(), EncodeError> {
+        self.put(bytemuck::bytes_of(value))
+    }
+
+    /// Room left for a tail, and a way to fill it in place (piece data is copied once,
+    /// from the mapping straight into the datagram).
+    pub fn tail_mut(&mut self, len: usize) -> Result<&mut [u8], EncodeError> {
+        let end = self.len + len;
+        if end > self.buf.len() || end > DATAGRAM_BYTES_MAX {
+            return Err(EncodeError::TooLong);
+        }
+        let start = self.len;
+        self.len = end;
+        Ok(&mut self.buf[start..end])
+    }
+
+    /// The datagram's length.
+    pub fn finish(self) -> usize {
+        self.len
+    }
+}
+
+impl Message<'_> {
+    pub fn kind(&self) -> Kind {
+        match self {
+            Message::Register(_) => Kind::Register,
+            Message::Registered(_) => Kind::Registered,
+            Message::Announce { .. } => Kind::Announce,
+            Message::Announced(_) => Kind::Announced,
+            Message::Lookup { .. } => Kind::Lookup,
+            Message::LookupReply { .. } => Kind::LookupReply,
+            Message::Credit(_) => Kind::Credit,
+            Message::Exit(_) => Kind::Exit,
+            Message::ExitAck(_) => Kind::ExitAck,
+            Message::Refused(_) => Kind::Refused,
+            Message::Welcome(_) => Kind::Welcome,
+            Message::HaveRequest(_) => Kind::HaveRequest,
+            Message::HaveMap { .. } => Kind::HaveMap,
+            Message::ManifestRequest(_) => Kind::ManifestRequest,
+            Message::ManifestPart { .. } => Kind::ManifestPart,
+            Message::PieceRequest(_) => Kind::PieceRequest,
+            Message::Piece { .. } => Kind::Piece,
+            Message::Reject(_) => Kind::Reject,
+        }
+    }
+
+    /// Writes the datagram into `buf` and returns its length. Does not check what
+    /// [`decode`] checks: encoding a message that breaks a rule yields a datagram that
+    /// `decode` refuses.
+    pub fn encode(&self, buf: &mut [u8]) -> Result<usize, EncodeError> {
+        let mut w = Writer::new(buf, self.kind())?;
+        match self {
+            Message::Register(m) => w.put_pod(*m)?,
+            Message::Registered(m) => w.put_pod(*m)?,
+            Message::Announce { fixed, name } => {
+                w.put_pod(*fixed)?;
+                w.put(name.as_bytes())?;
+            }
+            Message::Announced(m) => w.put_pod(*m)?,
+            Message::Lookup { fixed, name } => {
+                w.put_pod(*fixed)?;
+                w.put(name.as_bytes())?;
+            }
+            Message::LookupReply { versions, holders, name } => {
+                let version_count = u8::try_from(versions.len()).map_err(|_| EncodeError::TooLong)?;
+                let holder_count = u16::try_from(holders.len()).map_err(|_| EncodeError::TooLong)?;
+                w.put_pod(&LookupReply {
+                    version_count,
+                    reserved: 0,
+                    holder_count: U16::new(holder_count),
+                })?;
+                w.put(bytemuck::cast_slice(versions))?;
+                w.put(bytemuck::cast_slice(holders))?;
+                w.put(name.as_bytes())?;
+            }
+            Message::Credit(m) => w.put_pod(*m)?,
+            Message::Exit(m) => w.put_pod(*m)?,
+            Message::ExitAck(m) => w.put_pod(*m)?,
+            Message::Refused(m) => w.put_pod(*m)?,
+            Message::Welcome(m) => w.put_pod(*m)?,
+            Message::HaveRequest(m) => w.put_pod(*m)?,
+            Message::HaveMap { fixed, bitmap } => {
+                w.put_pod(*fixed)?;
+                w.put(bitmap)?;
+            }
+            Message::ManifestRequest(m) => w.put_pod(*m)?,
+            Message::ManifestPart { fixed, hashes, name } => {
+                w.put_pod(*fixed)?;
+                w.put(bytemuck::cast_slice(hashes))?;
+                w.put(name.as_bytes())?;
+            }
+            Message::PieceRequest(m) => w.put_pod(*m)?,
+            Message::Piece { fixed, data } => {
+                w.put_pod(*fixed)?;
+                w.put(data)?;
+            }
+            Message::Reject(m) => w.put_pod(*m)?,
+        }
+        Ok(w.finish())
+    }
+}
+
+/// An address as it travels: IPv6, with IPv4 mapped.
+pub fn ip_to_bytes(ip: IpAddr) -> [u8; 16] {
+    match ip {
+        IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
+        IpAddr::V6(v6) => v6.octets(),
+    }
+}
+
+/// The inverse of [`ip_to_bytes`]: IPv4-mapped addresses come back as IPv4.
+pub fn socket_addr(ip: [u8; 16], port: u16) -> SocketAddr {
+    let v6 = Ipv6Addr::from(ip);
+    match v6.to_ipv4_mapped() {
+        Some(v4) => SocketAddr::new(IpAddr::V4(v4), port),
+        None => SocketAddr::new(IpAddr::V6(v6), port),
+    }
+}
+
+/// Lower-case hex of a hash, as shown to users and in file names.
+pub fn hex(hash: &Hash) -> String {
+    hash.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+/// Parses 40 hex digits.
+pub fn parse_hex(text: &str) -> Option<Hash> {
+    let text = text.as_bytes();
+    if text.len() != 2 * HASH_BYTES || !text.iter().all(u8::is_ascii_hexdigit) {
+        return None;
+    }
+    let mut hash = [0u8; HASH_BYTES];
+    for (byte, pair) in hash.iter_mut().zip(text.chunks_exact(2)) {
+        let digits = std::str::from_utf8(pair).ok()?;
+        *byte = u8::from_str_radix(digits, 16).ok()?;
+    }
+    Some(hash)
+}
+
+#[cfg(test)]
+mod tests;
