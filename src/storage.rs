@@ -1,0 +1,477 @@
+//! Files on disk: manifests, memory-mapped data, and the node's state directory.
+//!
+//! A node's directory holds the files it shares under their own names, and one hidden
+//! directory of its own state (names starting with '.' are refused from the network, so no
+//! shared file can collide with it):
+//!
+//! ```text
+//! DIR/file_A.txt                       a complete file, shared
+//! DIR/.torrent/identity                the token the tracker gave this node id
+//! DIR/.torrent/manifests/NAME          cached manifest of DIR/NAME (valid while size and
+//!                                      modification time match), so re-sharing does not rehash
+//! DIR/.torrent/partial/HASH.part       a download in progress, full size, space reserved
+//! DIR/.torrent/partial/HASH.have       its have-bitmap: one bit per chunk verified
+//! DIR/.torrent/partial/HASH.manifest   its manifest, checked against the info hash
+//! ```
+//!
+//! A download becomes `DIR/NAME` only when every chunk's SHA-1 matched: data and directory
+//! are synced, then the partial file is renamed into place.
+
+mod mapping;
+
+pub use mapping::Mapping;
+
+use crate::wire::{self, Hash};
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::UNIX_EPOCH;
+
+/// Name of the node's private state directory inside its files directory.
+pub const STATE_DIR_NAME: &str = ".torrent";
+/// Default chunk size: 1 MiB keeps a 1 GiB manifest at 20 KiB and a chunk's hash short.
+pub const CHUNK_BYTES_DEFAULT: u32 = 1 << 20;
+const MANIFEST_MAGIC: [u8; 8] = *b"TRNTMF01";
+
+/// What identifies a file's content: its name, length, chunk size and chunk hashes. Its info
+/// hash is the BitTorrent v1 info-hash of the equivalent single-file torrent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Manifest {
+    pub name: String,
+    pub file_bytes: u64,
+    pub chunk_bytes: u32,
+    pub hashes: Vec<Hash>,
+    pub info_hash: Hash,
+}
+
+impl Manifest {
+    /// Builds a manifest, computing its info hash. The caller has checked name and shape.
+    pub fn new(name: String, file_bytes: u64, chunk_bytes: u32, hashes: Vec<Hash>) -> Manifest {
+        let info_hash = info_hash(&name, file_bytes, chunk_bytes, &hashes);
+        Manifest {
+            name,
+            file_bytes,
+            chunk_bytes,
+            hashes,
+            info_hash,
+        }
+    }
+
+    pub fn chunk_count(&self) -> u32 {
+        wire::chunk_count(self.file_bytes, self.chunk_bytes)
+    }
+
+    pub fn chunk_len(&self, chunk: u32) -> u32 {
+        wire::chunk_len(self.file_bytes, self.chunk_bytes, chunk)
+    }
+
+    pub fn chunk_offset(&self, chunk: u32) -> u64 {
+        u64::from(chunk) * u64::from(self.chunk_bytes)
+    }
+
+    /// The manifest as stored in the state directory.
+    fn to_bytes(&self, modified_ns: u64) -> Vec<u8> {
+        let mut out = Vec::with_capacity(40 + self.name.len() + self.hashes.len() * 20);
+        out.extend_from_slice(&MANIFEST_MAGIC);
+        out.extend_from_slice(&self.file_bytes.to_be_bytes());
+        out.extend_from_slice(&self.chunk_bytes.to_be_bytes());
+        out.extend_from_slice(&modified_ns.to_be_bytes());
+        out.extend_from_slice(&(self.name.len() as u16).to_be_bytes());
+        out.extend_from_slice(self.name.as_bytes());
+        for hash in &self.hashes {
+            out.extend_from_slice(hash);
+        }
+        out
+    }
+
+    /// Parses a stored manifest, checking every field; returns it and the modification time
+    /// it was made for.
+    fn from_bytes(bytes: &[u8]) -> Option<(Manifest, u64)> {
+        let rest = bytes.strip_prefix(&MANIFEST_MAGIC)?;
+        let (file_bytes, rest) = rest.split_first_chunk::<8>()?;
+        let (chunk_bytes, rest) = rest.split_first_chunk::<4>()?;
+        let (modified_ns, rest) = rest.split_first_chunk::<8>()?;
+        let (name_len, rest) = rest.split_first_chunk::<2>()?;
+        let (file_bytes, chunk_bytes) = (
+            u64::from_be_bytes(*file_bytes),
+            u32::from_be_bytes(*chunk_bytes),
+        );
+        let name_len = usize::from(u16::from_be_bytes(*name_len));
+        if !wire::shape_ok(file_bytes, chunk_bytes) || rest.len() < name_len {
+            return None;
+        }
+        let (name, hashes) = rest.split_at(name_len);
+        let name = wire::check_name(name).ok()?.to_owned();
+        let count = wire::chunk_count(file_bytes, chunk_bytes) as usize;
+        if hashes.len() != count * wire::HASH_BYTES {
+            return None;
+        }
+        let hashes = hashes
+            .chunks_exact(wire::HASH_BYTES)
+            .map(|h| h.try_into().unwrap_or([0; 20]))
+            .collect();
+        Some((
+            Manifest::new(name, file_bytes, chunk_bytes, hashes),
+            u64::from_be_bytes(*modified_ns),
+        ))
+    }
+}
+
+/// SHA-1 of the bencoded info dictionary `{length, name, piece length, pieces}`: the
+/// BitTorrent v1 info-hash of a single-file torrent with these contents.
+pub fn info_hash(name: &str, file_bytes: u64, chunk_bytes: u32, hashes: &[Hash]) -> Hash {
+    let mut sha = sha1_smol::Sha1::new();
+    // Keys in byte order, as bencoding requires.
+    sha.update(format!("d6:lengthi{file_bytes}e4:name{}:", name.len()).as_bytes());
+    sha.update(name.as_bytes());
+    sha.update(
+        format!(
+            "12:piece lengthi{chunk_bytes}e6:pieces{}:",
+            hashes.len() * 20
+        )
+        .as_bytes(),
+    );
+    for hash in hashes {
+        sha.update(hash);
+    }
+    sha.update(b"e");
+    sha.digest().bytes()
+}
+
+/// Hashes every chunk of a mapped file, on `threads` threads at once.
+pub fn hash_chunks(mapping: &Mapping, chunk_bytes: u32, threads: usize) -> Vec<Hash> {
+    let count = wire::chunk_count(mapping.len(), chunk_bytes);
+    let mut hashes = vec![[0u8; 20]; count as usize];
+    let threads = threads.clamp(1, 64);
+    let per_thread = hashes.len().div_ceil(threads).max(1);
+    std::thread::scope(|scope| {
+        for (part, slots) in hashes.chunks_mut(per_thread).enumerate() {
+            scope.spawn(move || {
+                for (i, slot) in slots.iter_mut().enumerate() {
+                    let chunk = (part * per_thread + i) as u32;
+                    let len = wire::chunk_len(mapping.len(), chunk_bytes, chunk) as usize;
+                    let offset = u64::from(chunk) * u64::from(chunk_bytes);
+                    // In bounds by construction: chunk < count.
+                    *slot = mapping.sha1(offset, len).unwrap_or([0; 20]);
+                }
+            });
+        }
+    });
+    hashes
+}
+
+/// One bit per chunk; chunk 0 is the high bit of byte 0 (the wire's have-map layout).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Bitmap {
+    bytes: Vec<u8>,
+    len: u32,
+    count: u32,
+}
+
+impl Bitmap {
+    pub fn new(len: u32) -> Bitmap {
+        Bitmap {
+            bytes: vec![0; wire::bitmap_len(len)],
+            len,
+            count: 0,
+        }
+    }
+
+    pub fn full(len: u32) -> Bitmap {
+        let mut map = Bitmap::new(len);
+        for chunk in 0..len {
+            map.set(chunk);
+        }
+        map
+    }
+
+    /// From wire bytes; bits past `len` are ignored. None when the length is wrong.
+    pub fn from_bytes(len: u32, bytes: &[u8]) -> Option<Bitmap> {
+        if bytes.len() != wire::bitmap_len(len) {
+            return None;
+        }
+        let mut map = Bitmap::new(len);
+        for chunk in 0..len {
+            if bytes[(chunk / 8) as usize] & (0x80 >> (chunk % 8)) != 0 {
+                map.set(chunk);
+            }
+        }
+        Some(map)
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    pub fn len(&self) -> u32 {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Number of bits set.
+    pub fn count(&self) -> u32 {
+        self.count
+    }
+
+    pub fn is_full(&self) -> bool {
+        self.count == self.len
+    }
+
+    pub fn get(&self, chunk: u32) -> bool {
+        chunk < self.len && self.bytes[(chunk / 8) as usize] & (0x80 >> (chunk % 8)) != 0
+    }
+
+    pub fn set(&mut self, chunk: u32) {
+        if chunk < self.len && !self.get(chunk) {
+            self.bytes[(chunk / 8) as usize] |= 0x80 >> (chunk % 8);
+            self.count += 1;
+        }
+    }
+
+    pub fn clear(&mut self, chunk: u32) {
+        if self.get(chunk) {
+            self.bytes[(chunk / 8) as usize] &= !(0x80 >> (chunk % 8));
+            self.count -= 1;
+        }
+    }
+}
+
+/// The node's state directory, `DIR/.torrent`.
+#[derive(Clone, Debug)]
+pub struct StateDir {
+    files_dir: PathBuf,
+}
+
+impl StateDir {
+    /// Creates the files directory and the state directory under it, if missing.
+    pub fn open(files_dir: &Path) -> io::Result<StateDir> {
+        let state = StateDir {
+            files_dir: files_dir.to_path_buf(),
+        };
+        fs::create_dir_all(state.root().join("manifests"))?;
+        fs::create_dir_all(state.root().join("partial"))?;
+        Ok(state)
+    }
+
+    pub fn files_dir(&self) -> &Path {
+        &self.files_dir
+    }
+
+    fn root(&self) -> PathBuf {
+        self.files_dir.join(STATE_DIR_NAME)
+    }
+
+    /// Where a shared file lives. `name` must have passed `wire::check_name`, which keeps
+    /// the path inside the directory (one component, no separators, no `..`).
+    pub fn file_path(&self, name: &str) -> PathBuf {
+        debug_assert!(wire::check_name(name.as_bytes()).is_ok());
+        self.files_dir.join(name)
+    }
+
+    fn partial_path(&self, info_hash: &Hash, extension: &str) -> PathBuf {
+        self.root()
+            .join("partial")
+            .join(format!("{}.{extension}", wire::hex(info_hash)))
+    }
+
+    /// The token this node id was given by the tracker, or 0 when it has none yet.
+    pub fn load_token(&self) -> u64 {
+        let text = fs::read_to_string(self.root().join("identity")).unwrap_or_default();
+        u64::from_str_radix(text.trim(), 16).unwrap_or(0)
+    }
+
+    pub fn save_token(&self, token: u64) -> io::Result<()> {
+        write_atomically(
+            &self.root().join("identity"),
+            format!("{token:016x}\n").as_bytes(),
+        )
+    }
+
+    /// The manifest of `DIR/name`, from the cache when the file has not changed since,
+    /// otherwise by hashing it (on `threads` threads) and caching the result.
+    pub fn manifest_of(
+        &self,
+        name: &str,
+        chunk_bytes: u32,
+        threads: usize,
+    ) -> io::Result<Manifest> {
+        let path = self.file_path(name);
+        let file = File::open(&path)?;
+        let meta = file.metadata()?;
+        if !meta.is_file() {
+            return Err(io::Error::other(format!(
+                "{} is not a regular file",
+                path.display()
+            )));
+        }
+        let modified_ns = modified_ns(&meta);
+        let cache = self.root().join("manifests").join(name);
+        if let Some((manifest, cached_ns)) = fs::read(&cache)
+            .ok()
+            .as_deref()
+            .and_then(Manifest::from_bytes)
+            && cached_ns == modified_ns
+            && manifest.file_bytes == meta.len()
+            && manifest.name == name
+        {
+            return Ok(manifest);
+        }
+        if !wire::shape_ok(meta.len(), chunk_bytes) {
+            return Err(io::Error::other(format!(
+                "{name} is too large for {chunk_bytes}-byte chunks (at most {} chunks)",
+                wire::CHUNKS_MAX
+            )));
+        }
+        let mapping = Mapping::read_only(&file, meta.len())?;
+        let hashes = hash_chunks(&mapping, chunk_bytes, threads);
+        let manifest = Manifest::new(name.to_owned(), meta.len(), chunk_bytes, hashes);
+        // A cache that cannot be written only costs a rehash next time.
+        let _ = write_atomically(&cache, &manifest.to_bytes(modified_ns));
+        Ok(manifest)
+    }
+
+    /// Maps a complete file for serving, checking it still has the manifest's length.
+    pub fn open_shared(&self, manifest: &Manifest) -> io::Result<Arc<Mapping>> {
+        let file = File::open(self.file_path(&manifest.name))?;
+        let len = file.metadata()?.len();
+        if len != manifest.file_bytes {
+            return Err(io::Error::other(format!(
+                "{} changed size while being shared",
+                manifest.name
+            )));
+        }
+        Ok(Arc::new(Mapping::read_only(&file, len)?))
+    }
+
+    /// Opens the partial file of a download, creating it (space reserved up front) or
+    /// resuming it. Returns the mapping and the chunks an earlier run recorded as verified;
+    /// the caller re-checks those before counting them.
+    pub fn open_partial(&self, manifest: &Manifest) -> io::Result<(Arc<Mapping>, Bitmap)> {
+        let part_path = self.partial_path(&manifest.info_hash, "part");
+        let manifest_path = self.partial_path(&manifest.info_hash, "manifest");
+        let have_path = self.partial_path(&manifest.info_hash, "have");
+        let count = manifest.chunk_count();
+        let resumable = fs::read(&manifest_path)
+            .ok()
+            .and_then(|bytes| Manifest::from_bytes(&bytes))
+            .is_some_and(|(stored, _)| stored == *manifest)
+            && fs::metadata(&part_path).is_ok_and(|meta| meta.len() == manifest.file_bytes);
+        let claimed = if resumable {
+            fs::read(&have_path)
+                .ok()
+                .and_then(|bytes| Bitmap::from_bytes(count, &bytes))
+                .unwrap_or(Bitmap::new(count))
+        } else {
+            write_atomically(&manifest_path, &manifest.to_bytes(0))?;
+            write_atomically(&have_path, Bitmap::new(count).as_bytes())?;
+            Bitmap::new(count)
+        };
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&part_path)?;
+        if !resumable && manifest.file_bytes > 0 {
+            reserve(&file, manifest.file_bytes, &self.files_dir)?;
+        }
+        Ok((
+            Arc::new(Mapping::read_write(&file, manifest.file_bytes)?),
+            claimed,
+        ))
+    }
+
+    /// Records in the have-file that `chunk` of a download verified.
+    pub fn record_verified(&self, info_hash: &Hash, have: &Bitmap, chunk: u32) -> io::Result<()> {
+        let byte_index = (chunk / 8) as usize;
+        let file = OpenOptions::new()
+            .write(true)
+            .open(self.partial_path(info_hash, "have"))?;
+        file.write_all_at(
+            &have.as_bytes()[byte_index..byte_index + 1],
+            byte_index as u64,
+        )
+    }
+
+    /// Publishes a verified download as `DIR/NAME`: data synced, renamed into place,
+    /// directory synced; then the manifest is cached and the partial state removed.
+    pub fn publish(&self, manifest: &Manifest, mapping: &Mapping) -> io::Result<()> {
+        let part_path = self.partial_path(&manifest.info_hash, "part");
+        let final_path = self.file_path(&manifest.name);
+        mapping.flush()?;
+        File::open(&part_path)?.sync_all()?;
+        if final_path.exists() {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!("{} already exists; not replacing it", final_path.display()),
+            ));
+        }
+        fs::rename(&part_path, &final_path)?;
+        File::open(&self.files_dir)?.sync_all()?;
+        let _ = fs::remove_file(self.partial_path(&manifest.info_hash, "have"));
+        let _ = fs::remove_file(self.partial_path(&manifest.info_hash, "manifest"));
+        if let Ok(meta) = fs::metadata(&final_path) {
+            let cache = self.root().join("manifests").join(&manifest.name);
+            let _ = write_atomically(&cache, &manifest.to_bytes(modified_ns(&meta)));
+        }
+        Ok(())
+    }
+}
+
+fn modified_ns(meta: &fs::Metadata) -> u64 {
+    meta.modified()
+        .ok()
+        .and_then(|time| time.duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |since| since.as_nanos() as u64)
+}
+
+/// Reserves `len` bytes for `file`, so that a full disk is an error now and not a SIGBUS
+/// on a mapped page later.
+fn reserve(file: &File, len: u64, dir: &Path) -> io::Result<()> {
+    match rustix::fs::fallocate(file, rustix::fs::FallocateFlags::empty(), 0, len) {
+        Ok(()) => Ok(()),
+        Err(rustix::io::Errno::NOSPC) => Err(io::Error::new(
+            io::ErrorKind::StorageFull,
+            format!(
+                "not enough disk space in {}: {len} bytes needed",
+                dir.display()
+            ),
+        )),
+        // Filesystems without fallocate (tmpfs before 3.5, some FUSE): size it sparsely.
+        Err(rustix::io::Errno::OPNOTSUPP) => file.set_len(len),
+        Err(other) => Err(other.into()),
+    }
+}
+
+/// Writes a small file so that readers see the old or the new content, never a mix.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    {
+        let mut file = File::create(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+    }
+    fs::rename(&tmp, path)
+}
+
+/// Reads a whole small file, refusing one larger than `limit_bytes`.
+pub fn read_bounded(path: &Path, limit_bytes: u64) -> io::Result<Vec<u8>> {
+    let file = File::open(path)?;
+    let mut bytes = Vec::new();
+    file.take(limit_bytes + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > limit_bytes {
+        return Err(io::Error::other(format!(
+            "{} is larger than {limit_bytes} bytes",
+            path.display()
+        )));
+    }
+    Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests;

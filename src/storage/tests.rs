@@ -1,0 +1,108 @@
+use super::*;
+
+fn scratch_dir(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("torrent-storage-{tag}-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn info_hash_is_bittorrent_v1() {
+    // Reference values from Python: sha1(bencode(info)).
+    let hashes = [sha1_smol::Sha1::from(b"hello").digest().bytes()];
+    let hash = info_hash("a.txt", 5, 16384, &hashes);
+    assert_eq!(wire::hex(&hash), "de3edc1dfa1958affac1dbdc8f34d4d6dac43f00");
+    let empty = info_hash("z", 0, 1 << 20, &[]);
+    assert_eq!(
+        wire::hex(&empty),
+        "93e3cefaa229823d35f3520fd03326e726e0e677"
+    );
+}
+
+#[test]
+fn bitmap_counts_and_wire_layout() {
+    let mut map = Bitmap::new(10);
+    map.set(0);
+    map.set(9);
+    map.set(9);
+    assert_eq!(map.count(), 2);
+    assert_eq!(map.as_bytes(), &[0x80, 0x40]);
+    assert_eq!(Bitmap::from_bytes(10, &[0x80, 0x40]), Some(map.clone()));
+    assert_eq!(Bitmap::from_bytes(10, &[0x80]), None);
+    map.clear(0);
+    assert!(!map.get(0) && map.get(9) && !map.get(10));
+    assert!(Bitmap::full(10).is_full());
+}
+
+#[test]
+fn manifest_is_cached_and_partial_is_published() {
+    let dir = scratch_dir("publish");
+    let state = StateDir::open(&dir).unwrap();
+    let data: Vec<u8> = (0..100_000u32).map(|i| (i * 7 + i / 251) as u8).collect();
+    fs::write(dir.join("data.bin"), &data).unwrap();
+    let manifest = state.manifest_of("data.bin", 16384, 2).unwrap();
+    assert_eq!(manifest.chunk_count(), 7);
+    assert_eq!(
+        manifest.hashes[6],
+        sha1_smol::Sha1::from(&data[6 * 16384..]).digest().bytes()
+    );
+    // The cached manifest is the same one.
+    assert_eq!(state.manifest_of("data.bin", 16384, 1).unwrap(), manifest);
+
+    // A second node downloads it: write the chunks into the partial file and publish.
+    let dir2 = scratch_dir("publish2");
+    let state2 = StateDir::open(&dir2).unwrap();
+    let (mapping, claimed) = state2.open_partial(&manifest).unwrap();
+    assert_eq!(claimed.count(), 0);
+    assert!(mapping.write(0, &data));
+    assert!(
+        !mapping.write(99_999, &[1, 2]),
+        "a write past the end is refused"
+    );
+    for chunk in 0..manifest.chunk_count() {
+        let len = manifest.chunk_len(chunk) as usize;
+        assert_eq!(
+            mapping.sha1(manifest.chunk_offset(chunk), len),
+            Some(manifest.hashes[chunk as usize])
+        );
+    }
+    state2.publish(&manifest, &mapping).unwrap();
+    assert_eq!(fs::read(dir2.join("data.bin")).unwrap(), data);
+    assert!(
+        state2.publish(&manifest, &mapping).is_err(),
+        "publishing twice fails"
+    );
+    fs::remove_dir_all(&dir).unwrap();
+    fs::remove_dir_all(&dir2).unwrap();
+}
+
+#[test]
+fn partial_resumes_with_claimed_chunks() {
+    let dir = scratch_dir("resume");
+    let state = StateDir::open(&dir).unwrap();
+    let manifest = Manifest::new(
+        "r.bin".into(),
+        40_000,
+        16384,
+        vec![[1; 20], [2; 20], [3; 20]],
+    );
+    let (_, claimed) = state.open_partial(&manifest).unwrap();
+    let mut have = claimed;
+    have.set(1);
+    state
+        .record_verified(&manifest.info_hash, &have, 1)
+        .unwrap();
+    let (_, claimed) = state.open_partial(&manifest).unwrap();
+    assert!(claimed.get(1) && claimed.count() == 1);
+    fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn stored_manifest_round_trip_and_rejects_garbage() {
+    let manifest = Manifest::new("m".into(), 20_000, 16384, vec![[9; 20], [8; 20]]);
+    let bytes = manifest.to_bytes(77);
+    assert_eq!(Manifest::from_bytes(&bytes), Some((manifest, 77)));
+    assert_eq!(Manifest::from_bytes(&bytes[..bytes.len() - 1]), None);
+    assert_eq!(Manifest::from_bytes(b"TRNTMF01"), None);
+}
