@@ -4,6 +4,9 @@
 
 #![deny(unsafe_code)]
 
+pub mod cli;
+pub mod console;
+pub mod node;
 pub mod rng;
 pub mod storage;
 pub mod wire;

@@ -34,6 +34,9 @@ pub const STATE_DIR_NAME: &str = ".torrent";
 /// Default chunk size: 1 MiB keeps a 1 GiB manifest at 20 KiB and a chunk's hash short.
 pub const CHUNK_BYTES_DEFAULT: u32 = 1 << 20;
 const MANIFEST_MAGIC: [u8; 8] = *b"TRNTMF01";
+/// Largest stored manifest: header, longest name, a hash for each of the most chunks.
+const MANIFEST_FILE_BYTES_MAX: u64 =
+    64 + wire::NAME_BYTES_MAX as u64 + wire::CHUNKS_MAX as u64 * 20;
 
 /// What identifies a file's content: its name, length, chunk size and chunk hashes. Its info
 /// hash is the BitTorrent v1 info-hash of the equivalent single-file torrent.
@@ -311,7 +314,7 @@ impl StateDir {
         }
         let modified_ns = modified_ns(&meta);
         let cache = self.root().join("manifests").join(name);
-        if let Some((manifest, cached_ns)) = fs::read(&cache)
+        if let Some((manifest, cached_ns)) = read_bounded(&cache, MANIFEST_FILE_BYTES_MAX)
             .ok()
             .as_deref()
             .and_then(Manifest::from_bytes)
@@ -348,6 +351,18 @@ impl StateDir {
         Ok(Arc::new(Mapping::read_only(&file, len)?))
     }
 
+    /// The manifest of an interrupted download of `info_hash`, if one was saved and checks.
+    pub fn partial_manifest(&self, info_hash: &Hash) -> Option<Manifest> {
+        let bytes = read_bounded(
+            &self.partial_path(info_hash, "manifest"),
+            MANIFEST_FILE_BYTES_MAX,
+        )
+        .ok()?;
+        Manifest::from_bytes(&bytes)
+            .map(|(manifest, _)| manifest)
+            .filter(|m| m.info_hash == *info_hash)
+    }
+
     /// Opens the partial file of a download, creating it (space reserved up front) or
     /// resuming it. Returns the mapping and the chunks an earlier run recorded as verified;
     /// the caller re-checks those before counting them.
@@ -356,13 +371,12 @@ impl StateDir {
         let manifest_path = self.partial_path(&manifest.info_hash, "manifest");
         let have_path = self.partial_path(&manifest.info_hash, "have");
         let count = manifest.chunk_count();
-        let resumable = fs::read(&manifest_path)
-            .ok()
-            .and_then(|bytes| Manifest::from_bytes(&bytes))
-            .is_some_and(|(stored, _)| stored == *manifest)
+        let resumable = self
+            .partial_manifest(&manifest.info_hash)
+            .is_some_and(|stored| stored == *manifest)
             && fs::metadata(&part_path).is_ok_and(|meta| meta.len() == manifest.file_bytes);
         let claimed = if resumable {
-            fs::read(&have_path)
+            read_bounded(&have_path, wire::bitmap_len(count) as u64)
                 .ok()
                 .and_then(|bytes| Bitmap::from_bytes(count, &bytes))
                 .unwrap_or(Bitmap::new(count))

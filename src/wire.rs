@@ -30,8 +30,9 @@ pub const NAME_BYTES_MAX: usize = 255;
 pub const LOOKUP_VERSIONS_MAX: usize = 8;
 /// Most holders a look-up reply lists.
 pub const LOOKUP_HOLDERS_MAX: usize = 64;
-/// Most chunks a file may have: bounds every bitmap and every manifest we accept.
-pub const CHUNKS_MAX: u32 = 1 << 20;
+/// Most chunks a file may have: bounds every bitmap and every manifest we accept, and keeps
+/// a whole have-bitmap (32 KiB) inside one datagram.
+pub const CHUNKS_MAX: u32 = 1 << 18;
 /// Smallest and largest chunk sizes (powers of two).
 pub const CHUNK_BYTES_MIN: u32 = 16 * 1024;
 pub const CHUNK_BYTES_MAX: u32 = 64 * 1024 * 1024;
@@ -413,6 +414,11 @@ const _: () = {
     // Anti-amplification: a Welcome is never larger than the request it answers.
     assert!(size_of::<Welcome>() <= size_of::<PeerAsk>());
     assert!(size_of::<Registered>() <= size_of::<Register>());
+    // A whole have-bitmap fits in one datagram.
+    assert!(
+        size_of::<Header>() + size_of::<HaveMap>() + (CHUNKS_MAX as usize).div_ceil(8)
+            <= DATAGRAM_BYTES_MAX
+    );
 };
 
 /// Bytes in front of a piece's data: header and [`Piece`].

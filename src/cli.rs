@@ -1,0 +1,566 @@
+//! The command line: `torrent tracker ...`, `torrent node ...`, `torrent demo ...`.
+//!
+//! Parsed with getopts in long-only mode, so the seed's single-dash spelling
+//! (`torrent node -node_id 1`) works beside `--id 1`. Every constant of the seed's
+//! `configs.py` has a flag. A bad flag or value is a [`UsageError`]: one line, exit code 2.
+
+use crate::wire;
+use getopts::{Matches, Options, ParsingStyle};
+use std::fmt;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// A command line that cannot be run; `main` prints it and exits with code 2.
+#[derive(Debug, PartialEq, Eq)]
+pub struct UsageError(pub String);
+
+impl fmt::Display for UsageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// What the command line asked for.
+#[derive(Debug)]
+pub enum Invocation {
+    Help(String),
+    Version,
+    Tracker(TrackerArgs),
+    Node(NodeArgs),
+    Demo(DemoArgs),
+}
+
+#[derive(Debug, Clone)]
+pub struct TrackerArgs {
+    pub listen: SocketAddr,
+    pub db_dir: PathBuf,
+    pub log_dir: PathBuf,
+    pub expiry: Duration,
+    pub heartbeat_interval: Duration,
+    pub log_level: log::LevelFilter,
+}
+
+#[derive(Debug, Clone)]
+pub struct NodeArgs {
+    pub node_id: u32,
+    pub tracker: SocketAddr,
+    pub dir: PathBuf,
+    pub log_dir: PathBuf,
+    pub listen: SocketAddr,
+    pub send: Vec<String>,
+    /// Names, each with an optional pinned info hash.
+    pub download: Vec<(String, Option<wire::Hash>)>,
+    pub exit_when_done: bool,
+    pub give_up_after: Duration,
+    pub peers: usize,
+    pub piece_bytes: u32,
+    pub chunk_bytes: u32,
+    pub heartbeat_interval: Duration,
+    pub socket_buffer_bytes: usize,
+    pub max_upload_bytes_per_s: Option<u64>,
+    pub log_level: log::LevelFilter,
+    pub progress: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct DemoArgs {
+    pub size_bytes: u64,
+    pub nodes: u32,
+    pub holders: u32,
+    pub dir: PathBuf,
+    pub piece_bytes: Option<u32>,
+}
+
+pub const USAGE: &str = "\
+torrent: peer-to-peer file distribution over UDP (a tracker and many nodes)
+
+usage:
+  torrent demo [options]      a local swarm: tracker and nodes on loopback, verified
+  torrent tracker [options]   run the tracker
+  torrent node --id N [options]
+                              run a node; commands on stdin (type 'help')
+  torrent <command> --help    the options of a command
+  torrent --version
+";
+
+/// Parses the whole command line (without the program name).
+pub fn parse(args: &[String]) -> Result<Invocation, UsageError> {
+    let Some((command, rest)) = args.split_first() else {
+        return Ok(Invocation::Help(USAGE.to_string()));
+    };
+    match command.as_str() {
+        "-h" | "--help" | "help" | "-help" => Ok(Invocation::Help(USAGE.to_string())),
+        "-V" | "--version" | "-version" => Ok(Invocation::Version),
+        "tracker" => parse_tracker(rest),
+        "node" => parse_node(rest),
+        "demo" => parse_demo(rest),
+        other => Err(UsageError(format!(
+            "unknown command '{other}'; expected tracker, node or demo (see torrent --help)"
+        ))),
+    }
+}
+
+fn options() -> Options {
+    let mut opts = Options::new();
+    opts.parsing_style(ParsingStyle::StopAtFirstFree)
+        .long_only(true);
+    opts.optflag("h", "help", "print this help");
+    opts
+}
+
+fn matches(opts: &Options, args: &[String]) -> Result<Matches, UsageError> {
+    let matches = opts
+        .parse(args)
+        .map_err(|error| UsageError(error.to_string()))?;
+    if let Some(free) = matches.free.first() {
+        return Err(UsageError(format!("unexpected argument '{free}'")));
+    }
+    Ok(matches)
+}
+
+fn help(opts: &Options, brief: &str) -> Invocation {
+    Invocation::Help(opts.usage(brief))
+}
+
+fn parse_tracker(args: &[String]) -> Result<Invocation, UsageError> {
+    let mut opts = options();
+    opts.optopt(
+        "",
+        "listen",
+        "address to listen on (default 127.0.0.1:12345; port 0 picks one)",
+        "ADDR",
+    );
+    opts.optopt(
+        "",
+        "db-dir",
+        "where the registry is saved (default tracker_db)",
+        "DIR",
+    );
+    opts.optopt(
+        "",
+        "log-dir",
+        "where _tracker.log goes (default logs)",
+        "DIR",
+    );
+    opts.optopt(
+        "",
+        "expiry",
+        "forget a node silent this long, seconds (default 22)",
+        "SECS",
+    );
+    opts.optopt(
+        "",
+        "heartbeat-interval",
+        "heartbeat interval told to nodes, seconds (default 20)",
+        "SECS",
+    );
+    opts.optopt(
+        "",
+        "log-level",
+        "error, warn, info, debug or trace (default info)",
+        "LEVEL",
+    );
+    let m = matches(&opts, args)?;
+    if m.opt_present("help") {
+        return Ok(help(&opts, "usage: torrent tracker [options]"));
+    }
+    Ok(Invocation::Tracker(TrackerArgs {
+        listen: address(&m, "listen", "127.0.0.1:12345")?,
+        db_dir: PathBuf::from(m.opt_str("db-dir").unwrap_or_else(|| "tracker_db".into())),
+        log_dir: PathBuf::from(m.opt_str("log-dir").unwrap_or_else(|| "logs".into())),
+        expiry: seconds(&m, "expiry", 22.0)?,
+        heartbeat_interval: seconds(&m, "heartbeat-interval", 20.0)?,
+        log_level: log_level(&m)?,
+    }))
+}
+
+fn parse_node(args: &[String]) -> Result<Invocation, UsageError> {
+    let mut opts = options();
+    opts.optopt(
+        "",
+        "id",
+        "this node's id (also -node_id, the seed's spelling)",
+        "N",
+    );
+    opts.optopt("", "node_id", "same as --id", "N");
+    opts.optopt(
+        "",
+        "tracker",
+        "tracker address (default 127.0.0.1:12345)",
+        "ADDR",
+    );
+    opts.optopt(
+        "",
+        "dir",
+        "this node's files (default FILES-DIR/node<N>)",
+        "DIR",
+    );
+    opts.optopt(
+        "",
+        "files-dir",
+        "parent of node directories (default node_files)",
+        "DIR",
+    );
+    opts.optopt(
+        "",
+        "log-dir",
+        "where node<N>.log goes (default logs)",
+        "DIR",
+    );
+    opts.optopt(
+        "",
+        "listen",
+        "address to listen on (default 127.0.0.1:0, any free port)",
+        "ADDR",
+    );
+    opts.optmulti(
+        "",
+        "send",
+        "share FILE from the node's directory (repeatable)",
+        "FILE",
+    );
+    opts.optmulti(
+        "",
+        "download",
+        "download FILE, or FILE@INFOHASH to pin a version (repeatable)",
+        "FILE",
+    );
+    opts.optflag(
+        "",
+        "exit-when-done",
+        "exit 0 when every --download is verified, 1 when one cannot complete",
+    );
+    opts.optopt(
+        "",
+        "give-up-after",
+        "fail a download with no usable holder for this long, seconds (default 30)",
+        "SECS",
+    );
+    opts.optopt(
+        "",
+        "peers",
+        "holders to download from at once (default 3)",
+        "N",
+    );
+    opts.optopt("", "piece-size", "data bytes per datagram (default 65471, the most one IPv4 datagram holds; 1400 for real networks)", "BYTES");
+    opts.optopt(
+        "",
+        "chunk-size",
+        "chunk size for shared files, a power of two, 16K to 64M (default 1M)",
+        "BYTES",
+    );
+    opts.optopt(
+        "",
+        "heartbeat-interval",
+        "seconds between heartbeats to the tracker (default 20)",
+        "SECS",
+    );
+    opts.optopt(
+        "",
+        "socket-buffer",
+        "socket buffer to ask the kernel for (default 4M)",
+        "BYTES",
+    );
+    opts.optopt(
+        "",
+        "max-upload-rate",
+        "upload budget for the node, bytes/s, K/M/G = 2^10/2^20/2^30 (default unlimited)",
+        "RATE",
+    );
+    opts.optopt(
+        "",
+        "log-level",
+        "error, warn, info, debug or trace (default info; debug logs pieces)",
+        "LEVEL",
+    );
+    opts.optflag(
+        "",
+        "progress",
+        "print a progress line every second even when stdout is not a terminal",
+    );
+    let m = matches(&opts, args)?;
+    if m.opt_present("help") {
+        return Ok(help(&opts, "usage: torrent node --id N [options]"));
+    }
+    let id_text = m
+        .opt_str("id")
+        .or_else(|| m.opt_str("node_id"))
+        .ok_or_else(|| UsageError("missing --id N (the node's id)".into()))?;
+    let node_id: u32 = id_text
+        .parse()
+        .map_err(|_| UsageError(format!("--id: '{id_text}' is not a number")))?;
+    let files_dir = PathBuf::from(
+        m.opt_str("files-dir")
+            .unwrap_or_else(|| "node_files".into()),
+    );
+    let mut send = Vec::new();
+    for name in m.opt_strs("send") {
+        if let Some(problem) = wire::name_problem(name.as_bytes()) {
+            return Err(UsageError(format!("--send {name:?}: {problem}")));
+        }
+        send.push(name);
+    }
+    let mut download = Vec::new();
+    for spec in m.opt_strs("download") {
+        download.push(
+            download_spec(&spec).map_err(|e| UsageError(format!("--download {spec:?}: {e}")))?,
+        );
+    }
+    let piece_bytes = bytes(&m, "piece-size", wire::PIECE_BYTES_MAX as u64)?;
+    if piece_bytes == 0 || piece_bytes > wire::PIECE_BYTES_MAX as u64 {
+        return Err(UsageError(format!(
+            "--piece-size: must be 1 to {} bytes",
+            wire::PIECE_BYTES_MAX
+        )));
+    }
+    let chunk_bytes = bytes(
+        &m,
+        "chunk-size",
+        u64::from(crate::storage::CHUNK_BYTES_DEFAULT),
+    )?;
+    if !chunk_bytes.is_power_of_two()
+        || !(u64::from(wire::CHUNK_BYTES_MIN)..=u64::from(wire::CHUNK_BYTES_MAX))
+            .contains(&chunk_bytes)
+    {
+        return Err(UsageError(
+            "--chunk-size: must be a power of two from 16K to 64M".into(),
+        ));
+    }
+    let peers = count(&m, "peers", 3)?;
+    Ok(Invocation::Node(NodeArgs {
+        node_id,
+        tracker: address(&m, "tracker", "127.0.0.1:12345")?,
+        dir: m
+            .opt_str("dir")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| files_dir.join(format!("node{node_id}"))),
+        log_dir: PathBuf::from(m.opt_str("log-dir").unwrap_or_else(|| "logs".into())),
+        listen: address(&m, "listen", "127.0.0.1:0")?,
+        send,
+        download,
+        exit_when_done: m.opt_present("exit-when-done"),
+        give_up_after: seconds(&m, "give-up-after", 30.0)?,
+        peers,
+        piece_bytes: piece_bytes as u32,
+        chunk_bytes: chunk_bytes as u32,
+        heartbeat_interval: seconds(&m, "heartbeat-interval", 20.0)?,
+        socket_buffer_bytes: bytes(&m, "socket-buffer", 4 << 20)?.min(1 << 30) as usize,
+        max_upload_bytes_per_s: match m.opt_str("max-upload-rate") {
+            None => None,
+            Some(text) => Some(parse_bytes(&text).filter(|&rate| rate > 0).ok_or_else(|| {
+                UsageError(format!(
+                    "--max-upload-rate: '{text}' is not a rate like 64M"
+                ))
+            })?),
+        },
+        log_level: log_level(&m)?,
+        progress: m.opt_present("progress"),
+    }))
+}
+
+fn parse_demo(args: &[String]) -> Result<Invocation, UsageError> {
+    let mut opts = options();
+    opts.optopt(
+        "",
+        "size",
+        "size of the generated file, bytes, K/M/G suffixes (default 64M)",
+        "BYTES",
+    );
+    opts.optopt(
+        "",
+        "nodes",
+        "number of nodes, holders included (default 4)",
+        "N",
+    );
+    opts.optopt(
+        "",
+        "holders",
+        "nodes that share the file at the start (default 2)",
+        "N",
+    );
+    opts.optopt(
+        "",
+        "dir",
+        "working directory for files and logs (default demo-run)",
+        "DIR",
+    );
+    opts.optopt(
+        "",
+        "piece-size",
+        "data bytes per datagram (default: the node's)",
+        "BYTES",
+    );
+    let m = matches(&opts, args)?;
+    if m.opt_present("help") {
+        return Ok(help(&opts, "usage: torrent demo [options]"));
+    }
+    let nodes = count(&m, "nodes", 4)? as u32;
+    let holders = count(&m, "holders", 2)? as u32;
+    if holders >= nodes || nodes > 64 {
+        return Err(UsageError(
+            "--holders must be less than --nodes, and --nodes at most 64".into(),
+        ));
+    }
+    let piece_bytes = match m.opt_str("piece-size") {
+        None => None,
+        Some(_) => Some(bytes(&m, "piece-size", 0)?.clamp(1, wire::PIECE_BYTES_MAX as u64) as u32),
+    };
+    Ok(Invocation::Demo(DemoArgs {
+        size_bytes: bytes(&m, "size", 64 << 20)?,
+        nodes,
+        holders,
+        dir: PathBuf::from(m.opt_str("dir").unwrap_or_else(|| "demo-run".into())),
+        piece_bytes,
+    }))
+}
+
+/// `NAME` or `NAME@INFOHASH`.
+pub fn download_spec(spec: &str) -> Result<(String, Option<wire::Hash>), String> {
+    let (name, pin) = match spec.rsplit_once('@') {
+        Some((name, hash)) => (
+            name,
+            Some(
+                wire::parse_hex(hash)
+                    .ok_or_else(|| format!("'{hash}' is not a 40-digit hex info hash"))?,
+            ),
+        ),
+        None => (spec, None),
+    };
+    if let Some(problem) = wire::name_problem(name.as_bytes()) {
+        return Err(problem.to_string());
+    }
+    Ok((name.to_string(), pin))
+}
+
+fn address(m: &Matches, name: &str, default: &str) -> Result<SocketAddr, UsageError> {
+    let text = m.opt_str(name).unwrap_or_else(|| default.to_string());
+    let mut addrs: Vec<SocketAddr> = text
+        .to_socket_addrs()
+        .map_err(|error| UsageError(format!("--{name}: cannot use '{text}': {error}")))?
+        .collect();
+    // Prefer IPv4: "localhost" resolves to both, and the seed's tracker is IPv4.
+    addrs.sort_by_key(|addr| !addr.is_ipv4());
+    addrs
+        .first()
+        .copied()
+        .ok_or_else(|| UsageError(format!("--{name}: '{text}' resolves to no address")))
+}
+
+fn seconds(m: &Matches, name: &str, default: f64) -> Result<Duration, UsageError> {
+    let Some(text) = m.opt_str(name) else {
+        return Ok(Duration::from_secs_f64(default));
+    };
+    text.parse::<f64>()
+        .ok()
+        .filter(|s| s.is_finite() && *s > 0.0 && *s < 1e7)
+        .map(Duration::from_secs_f64)
+        .ok_or_else(|| {
+            UsageError(format!(
+                "--{name}: '{text}' is not a positive number of seconds"
+            ))
+        })
+}
+
+fn count(m: &Matches, name: &str, default: usize) -> Result<usize, UsageError> {
+    let Some(text) = m.opt_str(name) else {
+        return Ok(default);
+    };
+    text.parse::<usize>()
+        .ok()
+        .filter(|n| (1..=1024).contains(n))
+        .ok_or_else(|| UsageError(format!("--{name}: '{text}' is not a number from 1 to 1024")))
+}
+
+fn bytes(m: &Matches, name: &str, default: u64) -> Result<u64, UsageError> {
+    let Some(text) = m.opt_str(name) else {
+        return Ok(default);
+    };
+    parse_bytes(&text).ok_or_else(|| {
+        UsageError(format!(
+            "--{name}: '{text}' is not a size like 1400, 64K or 1M"
+        ))
+    })
+}
+
+/// `1400`, `64K`, `1M`, `2G` (powers of 2^10).
+pub fn parse_bytes(text: &str) -> Option<u64> {
+    let text = text.trim();
+    let (digits, shift) = match text.char_indices().last()? {
+        (i, 'k' | 'K') => (&text[..i], 10),
+        (i, 'm' | 'M') => (&text[..i], 20),
+        (i, 'g' | 'G') => (&text[..i], 30),
+        _ => (text, 0),
+    };
+    digits.parse::<u64>().ok()?.checked_mul(1 << shift)
+}
+
+fn log_level(m: &Matches) -> Result<log::LevelFilter, UsageError> {
+    let Some(text) = m.opt_str("log-level") else {
+        return Ok(log::LevelFilter::Info);
+    };
+    text.parse().map_err(|_| {
+        UsageError(format!(
+            "--log-level: '{text}' is not one of error, warn, info, debug, trace"
+        ))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(line: &str) -> Vec<String> {
+        line.split_whitespace().map(String::from).collect()
+    }
+
+    #[test]
+    fn seed_spelling_and_long_flags_agree() {
+        let Ok(Invocation::Node(seed)) = parse(&args("node -node_id 7")) else {
+            panic!("seed spelling refused")
+        };
+        let Ok(Invocation::Node(long)) =
+            parse(&args("node --id 7 --send a.txt --download b.txt --peers 5"))
+        else {
+            panic!("long flags refused")
+        };
+        assert_eq!((seed.node_id, long.node_id), (7, 7));
+        assert_eq!(seed.dir, PathBuf::from("node_files/node7"));
+        assert_eq!(long.send, vec!["a.txt".to_string()]);
+        assert_eq!(long.download, vec![("b.txt".to_string(), None)]);
+        assert_eq!(long.peers, 5);
+        assert_eq!(seed.tracker, "127.0.0.1:12345".parse().unwrap());
+    }
+
+    #[test]
+    fn bad_values_are_usage_errors() {
+        for line in [
+            "node",
+            "node --id x",
+            "node --id 1 --piece-size 70000",
+            "node --id 1 --chunk-size 1000",
+            "node --id 1 --send ../etc/passwd",
+            "node --id 1 --download a@nothex",
+            "node --id 1 --bogus",
+            "node --id 1 extra",
+            "tracker --expiry -1",
+            "tracker --listen nowhere",
+            "demo --holders 4 --nodes 4",
+            "fly",
+        ] {
+            assert!(parse(&args(line)).is_err(), "{line} was accepted");
+        }
+    }
+
+    #[test]
+    fn sizes_and_pins() {
+        assert_eq!(parse_bytes("64K"), Some(65536));
+        assert_eq!(parse_bytes("1M"), Some(1 << 20));
+        assert_eq!(parse_bytes("3G"), Some(3 << 30));
+        assert_eq!(parse_bytes("12"), Some(12));
+        assert_eq!(parse_bytes("x"), None);
+        let (name, pin) = download_spec("f.bin@00112233445566778899aabbccddeeff00112233").unwrap();
+        assert_eq!(name, "f.bin");
+        assert_eq!(pin.unwrap()[1], 0x11);
+    }
+}

@@ -1,0 +1,1087 @@
+//! The node: shares files, downloads files from several peers at once, serves what it holds.
+//!
+//! A sans-IO state machine. Inputs: [`Node::handle_datagram`], [`Node::handle_timeout`],
+//! [`Node::handle_command`] (the console, signals), [`Node::handle_job_done`] (a hasher
+//! thread finished). Outputs, polled: [`Node::poll_transmit`] writes the next datagram into
+//! the caller's buffer, [`Node::poll_timeout`] says when to call `handle_timeout`,
+//! [`Node::poll_event`] yields lines for the user, hashing jobs and the exit code. It reads
+//! no clock and no random source: `now` and a seed come from the caller.
+//!
+//! Three parts, one file each:
+//!
+//! * this file: the tracker link (register, heartbeat, announce, look-up, credit, exit, all
+//!   with retries and backoff), dispatch, status;
+//! * [`download`]: the receiver-driven transfer: manifest, have-maps, chunk scheduling,
+//!   per-peer windows, timeouts, verification, publishing;
+//! * [`upload`]: answering peers: cookies (anti-amplification), have-maps, manifest parts,
+//!   pieces read from the mapping, the upload rate limit.
+//!
+//! Files on disk go through [`crate::storage`]; the node only decides what to read and write.
+
+mod download;
+mod upload;
+
+use crate::Transmit;
+use crate::console::{self, Command};
+use crate::rng::Rng;
+use crate::storage::{Bitmap, Manifest, Mapping, StateDir};
+use crate::wire::{self, Hash, Message, NodeAuth, RefusedReason, U32, U64};
+use download::Download;
+use std::collections::{HashMap, VecDeque};
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use upload::Uploader;
+
+/// Most files a node holds (shared or downloading).
+pub const FILES_MAX: usize = 4096;
+/// Most downloads at once.
+pub const DOWNLOADS_MAX: usize = 64;
+/// Most small datagrams (requests, replies) waiting to be sent.
+pub const CONTROL_QUEUE_MAX: usize = 8192;
+/// Most lines, jobs and other events waiting to be polled.
+pub const EVENT_QUEUE_MAX: usize = 8192;
+/// First retry of an unanswered tracker request; doubles up to [`TRACKER_RETRY_MAX`].
+const TRACKER_RETRY_FIRST: Duration = Duration::from_millis(500);
+const TRACKER_RETRY_MAX: Duration = Duration::from_secs(8);
+/// Unanswered attempts after which the user is told the tracker is not answering.
+const TRACKER_SILENT_ATTEMPTS: u32 = 3;
+/// How long `exit` waits for the tracker's acknowledgement before leaving anyway.
+const EXIT_WAIT: Duration = Duration::from_secs(1);
+/// Least time between two announces of a file whose chunk count grows.
+const ANNOUNCE_INTERVAL: Duration = Duration::from_millis(500);
+
+/// Everything a node is told on its command line (the seed's `configs.py`, per node).
+#[derive(Clone, Debug)]
+pub struct NodeConfig {
+    pub node_id: u32,
+    pub tracker: SocketAddr,
+    /// Holders a download pulls from at once (the seed's `MAX_SPLITTNES_RATE`).
+    pub peers_max: usize,
+    /// Data bytes per piece datagram (the seed's `CHUNK_PIECES_SIZE`).
+    pub piece_bytes: u32,
+    /// Chunk size for files this node shares (raised automatically for huge files).
+    pub chunk_bytes: u32,
+    /// How often the node tells the tracker it is alive (the seed's `NODE_TIME_INTERVAL`).
+    pub heartbeat_interval: Duration,
+    /// A download with no usable holder for this long fails.
+    pub give_up_after: Duration,
+    /// Upload budget for the whole node, bytes per second.
+    pub max_upload_bytes_per_s: Option<u64>,
+    /// Most pieces in flight from one peer: bounded by the receive buffer the kernel granted.
+    pub window_pieces_max: u32,
+    /// Threads used to hash a file being shared.
+    pub hash_threads: usize,
+}
+
+impl NodeConfig {
+    pub fn new(node_id: u32, tracker: SocketAddr) -> NodeConfig {
+        NodeConfig {
+            node_id,
+            tracker,
+            peers_max: 3,
+            piece_bytes: wire::PIECE_BYTES_MAX as u32,
+            chunk_bytes: crate::storage::CHUNK_BYTES_DEFAULT,
+            heartbeat_interval: Duration::from_secs(20),
+            give_up_after: Duration::from_secs(30),
+            max_upload_bytes_per_s: None,
+            window_pieces_max: 64,
+            hash_threads: 2,
+        }
+    }
+}
+
+/// Work too slow for the reactor thread, run by a hasher thread (or inline in a simulation)
+/// with [`run_job`]; its result comes back through [`Node::handle_job_done`].
+pub enum Job {
+    /// Build (or load from cache) the manifest of a file in the node's directory.
+    Share {
+        state: StateDir,
+        name: String,
+        chunk_bytes: u32,
+        threads: usize,
+    },
+    /// Check one chunk of a download against its hash.
+    CheckChunk {
+        info_hash: Hash,
+        chunk: u32,
+        mapping: Arc<Mapping>,
+        offset: u64,
+        len: usize,
+        expected: Hash,
+    },
+}
+
+/// The result of a [`Job`].
+pub enum JobDone {
+    Shared {
+        name: String,
+        result: Result<Manifest, String>,
+    },
+    ChunkChecked {
+        info_hash: Hash,
+        chunk: u32,
+        ok: bool,
+    },
+}
+
+/// Runs a job to completion on the calling thread.
+pub fn run_job(job: Job) -> JobDone {
+    match job {
+        Job::Share {
+            state,
+            name,
+            chunk_bytes,
+            threads,
+        } => {
+            let result = std::fs::metadata(state.file_path(&name))
+                .map_err(|error| error.to_string())
+                .and_then(|meta| {
+                    let chunk_bytes = chunk_bytes_for(meta.len(), chunk_bytes);
+                    state
+                        .manifest_of(&name, chunk_bytes, threads)
+                        .map_err(|error| error.to_string())
+                });
+            JobDone::Shared { name, result }
+        }
+        Job::CheckChunk {
+            info_hash,
+            chunk,
+            mapping,
+            offset,
+            len,
+            expected,
+        } => {
+            let ok = mapping.sha1(offset, len) == Some(expected);
+            JobDone::ChunkChecked {
+                info_hash,
+                chunk,
+                ok,
+            }
+        }
+    }
+}
+
+/// The configured chunk size, doubled until the file fits in [`wire::CHUNKS_MAX`] chunks.
+fn chunk_bytes_for(file_bytes: u64, configured: u32) -> u32 {
+    let mut chunk_bytes = configured;
+    while !wire::shape_ok(file_bytes, chunk_bytes) && chunk_bytes < wire::CHUNK_BYTES_MAX {
+        chunk_bytes *= 2;
+    }
+    chunk_bytes
+}
+
+/// What the node tells the process around it.
+pub enum NodeEvent {
+    /// A line for the user (stdout) and the log.
+    Say(String),
+    /// Run this on a hasher thread and hand the result to `handle_job_done`.
+    Job(Job),
+    /// The node is done; exit the process with this code.
+    Exit(i32),
+}
+
+/// Counters of what arrived and what was dropped, shown by `status`.
+#[derive(Clone, Debug, Default)]
+pub struct NodeStats {
+    pub datagrams_received: u64,
+    pub dropped_malformed: u64,
+    pub dropped_unexpected: u64,
+    pub welcomes_sent: u64,
+    pub requests_rejected: u64,
+    pub pieces_received: u64,
+    pub pieces_unrequested: u64,
+    pub pieces_duplicate: u64,
+    pub pieces_sent: u64,
+    pub bytes_sent: u64,
+    pub chunks_failed_hash: u64,
+    pub upload_queue_full: u64,
+    pub control_queue_full: u64,
+}
+
+/// A small datagram waiting to be sent.
+struct Outgoing {
+    to: SocketAddr,
+    bytes: Vec<u8>,
+}
+
+/// Queues shared by the node's parts: what to send, what to tell, what was counted.
+pub(crate) struct Outbox {
+    control: VecDeque<Outgoing>,
+    events: VecDeque<NodeEvent>,
+    stats: NodeStats,
+}
+
+impl Outbox {
+    /// Queues a small datagram; dropped and counted when the queue is full (it is bounded,
+    /// and every request it carries is retried on a timer).
+    fn send(&mut self, to: SocketAddr, message: &Message<'_>) {
+        if self.control.len() >= CONTROL_QUEUE_MAX {
+            self.stats.control_queue_full += 1;
+            return;
+        }
+        let mut buf = [0u8; wire::DATAGRAM_BYTES_MAX];
+        match message.encode(&mut buf) {
+            Ok(len) => self.control.push_back(Outgoing {
+                to,
+                bytes: buf[..len].to_vec(),
+            }),
+            Err(error) => log::error!("cannot encode {:?}: {error:?}", message.kind()),
+        }
+    }
+
+    fn say(&mut self, line: String) {
+        self.event(NodeEvent::Say(line));
+    }
+
+    fn event(&mut self, event: NodeEvent) {
+        if self.events.len() < EVENT_QUEUE_MAX {
+            self.events.push_back(event);
+        } else {
+            log::warn!("event queue full; an event was dropped");
+        }
+    }
+}
+
+/// A file this node holds, whole or in part.
+pub(crate) struct LocalFile {
+    manifest: Arc<Manifest>,
+    mapping: Arc<Mapping>,
+    /// Verified chunks; a complete file has them all.
+    have: Bitmap,
+    /// Chunk count the tracker last acknowledged for this file, if any.
+    acknowledged_chunks: Option<u32>,
+    /// When the next announce may go out, when one is waiting.
+    announce_due: Option<Instant>,
+}
+
+impl LocalFile {
+    fn complete(&self) -> bool {
+        self.have.is_full()
+    }
+}
+
+/// A tracker request that is retried until answered.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum TrackerAsk {
+    Announce(Hash),
+    Lookup(String),
+    Exit,
+}
+
+struct PendingAsk {
+    ask: TrackerAsk,
+    next_send: Instant,
+    retry: Duration,
+}
+
+/// What the node knows of its tracker.
+struct TrackerLink {
+    addr: SocketAddr,
+    token: u64,
+    registered: bool,
+    /// When the next Register (first registration, retry or heartbeat) is due.
+    register_due: Instant,
+    register_retry: Duration,
+    /// Registers sent since the last answer.
+    unanswered: u32,
+    told_user_silent: bool,
+    pending: Vec<PendingAsk>,
+}
+
+/// Leaving: the exit code, and the deadline for the tracker's acknowledgement (`None` once
+/// the [`NodeEvent::Exit`] went out).
+#[derive(Clone, Copy)]
+struct Exiting {
+    code: i32,
+    deadline: Option<Instant>,
+}
+
+/// A node's state. See the module documentation.
+pub struct Node {
+    config: NodeConfig,
+    state: StateDir,
+    tracker: TrackerLink,
+    files: HashMap<Hash, LocalFile>,
+    /// Names being hashed for sharing right now.
+    hashing: Vec<String>,
+    downloads: Vec<Download>,
+    uploader: Uploader,
+    out: Outbox,
+    /// Exit code, and until when to wait for the tracker, once leaving has begun.
+    exiting: Option<Exiting>,
+    /// Exit 0 once every download is done (and 1 when one fails).
+    exit_when_done: bool,
+    started: Instant,
+}
+
+impl Node {
+    /// A node that keeps its files in `state`'s directory.
+    pub fn new(config: NodeConfig, state: StateDir, rng_seed: u64, now: Instant) -> Node {
+        let token = state.load_token();
+        let mut rng = Rng::new(rng_seed);
+        let uploader = Uploader::new(&mut rng, config.max_upload_bytes_per_s, now);
+        Node {
+            tracker: TrackerLink {
+                addr: config.tracker,
+                token,
+                registered: false,
+                register_due: now,
+                register_retry: TRACKER_RETRY_FIRST,
+                unanswered: 0,
+                told_user_silent: false,
+                pending: Vec::new(),
+            },
+            config,
+            state,
+            files: HashMap::new(),
+            hashing: Vec::new(),
+            downloads: Vec::new(),
+            uploader,
+            out: Outbox {
+                control: VecDeque::new(),
+                events: VecDeque::new(),
+                stats: NodeStats::default(),
+            },
+            exiting: None,
+            exit_when_done: false,
+            started: now,
+        }
+    }
+
+    /// Exit (0) once every download has completed, or (1) as soon as one fails.
+    pub fn set_exit_when_done(&mut self, on: bool) {
+        self.exit_when_done = on;
+    }
+
+    pub fn stats(&self) -> &NodeStats {
+        &self.out.stats
+    }
+
+    pub fn node_id(&self) -> u32 {
+        self.config.node_id
+    }
+
+    fn auth(&self) -> NodeAuth {
+        NodeAuth {
+            node_id: U32::new(self.config.node_id),
+            token: U64::new(self.tracker.token),
+        }
+    }
+
+    // ---- inputs -------------------------------------------------------------------------
+
+    /// A command from the console (or a signal, as `Exit`).
+    pub fn handle_command(&mut self, now: Instant, command: Command) {
+        match command {
+            Command::Nothing => {}
+            Command::Help => self.out.say(console::HELP.to_string()),
+            Command::Status => {
+                let status = self.status(now);
+                self.out.say(status);
+            }
+            Command::Send { name } => self.share(name),
+            Command::Download { name, pin } => self.download(now, name, pin),
+            Command::Exit => self.begin_exit(now, 0),
+        }
+    }
+
+    fn share(&mut self, name: String) {
+        if let Some(problem) = wire::name_problem(name.as_bytes()) {
+            self.out.say(format!("cannot share {name:?}: {problem}"));
+            return;
+        }
+        if self.hashing.contains(&name) {
+            self.out.say(format!("{name} is already being hashed"));
+            return;
+        }
+        if self.files.len() + self.hashing.len() >= FILES_MAX {
+            self.out.say(format!(
+                "cannot share {name}: this node already holds {FILES_MAX} files"
+            ));
+            return;
+        }
+        self.hashing.push(name.clone());
+        let (state, chunk_bytes, threads) = (
+            self.state.clone(),
+            self.config.chunk_bytes,
+            self.config.hash_threads,
+        );
+        self.out.event(NodeEvent::Job(Job::Share {
+            state,
+            name,
+            chunk_bytes,
+            threads,
+        }));
+    }
+
+    fn download(&mut self, now: Instant, name: String, pin: Option<Hash>) {
+        if let Some(problem) = wire::name_problem(name.as_bytes()) {
+            self.out.say(format!("cannot download {name:?}: {problem}"));
+            return;
+        }
+        if self
+            .downloads
+            .iter()
+            .any(|d| d.name() == name && !d.finished())
+        {
+            self.out.say(format!("{name} is already downloading"));
+            return;
+        }
+        if self.state.file_path(&name).exists() {
+            let line = format!(
+                "download {name} failed: {name} already exists in {}",
+                self.state.files_dir().display()
+            );
+            self.out.say(line);
+            self.check_done(now);
+            return;
+        }
+        if self.downloads.iter().filter(|d| !d.finished()).count() >= DOWNLOADS_MAX {
+            self.out.say(format!(
+                "cannot download {name}: {DOWNLOADS_MAX} downloads are running"
+            ));
+            return;
+        }
+        self.downloads.retain(|d| !d.finished());
+        self.downloads.push(Download::new(
+            name.clone(),
+            pin,
+            now,
+            self.config.give_up_after,
+        ));
+        self.ask_tracker(now, TrackerAsk::Lookup(name));
+    }
+
+    /// A hasher thread finished a job.
+    pub fn handle_job_done(&mut self, now: Instant, done: JobDone) {
+        match done {
+            JobDone::Shared { name, result } => {
+                self.hashing.retain(|n| *n != name);
+                let opened = result.and_then(|manifest| {
+                    let mapping = self
+                        .state
+                        .open_shared(&manifest)
+                        .map_err(|e| e.to_string())?;
+                    Ok((manifest, mapping))
+                });
+                match opened {
+                    Ok((manifest, mapping)) => {
+                        let info_hash = manifest.info_hash;
+                        let have = Bitmap::full(manifest.chunk_count());
+                        let manifest = Arc::new(manifest);
+                        self.files.insert(
+                            info_hash,
+                            LocalFile {
+                                manifest,
+                                mapping,
+                                have,
+                                acknowledged_chunks: None,
+                                announce_due: None,
+                            },
+                        );
+                        self.announce(now, info_hash);
+                    }
+                    Err(error) => self.out.say(format!("cannot share {name}: {error}")),
+                }
+            }
+            JobDone::ChunkChecked {
+                info_hash,
+                chunk,
+                ok,
+            } => {
+                let Some(index) = self
+                    .downloads
+                    .iter()
+                    .position(|d| d.info_hash() == Some(info_hash))
+                else {
+                    return;
+                };
+                let mut ctx = self.context();
+                let verified = ctx.downloads[index].chunk_checked(&mut ctx.parts, now, chunk, ok);
+                if let Some(from_node) = verified {
+                    let bytes = ctx
+                        .parts
+                        .files
+                        .get(&info_hash)
+                        .map_or(0, |f| u64::from(f.manifest.chunk_len(chunk)));
+                    self.credit(from_node, info_hash, bytes);
+                    self.after_progress(now, info_hash);
+                }
+            }
+        }
+    }
+
+    /// A datagram arrived from `from`.
+    pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
+        self.out.stats.datagrams_received += 1;
+        let message = match wire::decode(bytes) {
+            Ok(message) => message,
+            Err(error) => {
+                self.out.stats.dropped_malformed += 1;
+                log::debug!("dropped datagram from {from}: {error}");
+                return;
+            }
+        };
+        if from == self.tracker.addr {
+            self.handle_tracker_message(now, message);
+            return;
+        }
+        match message {
+            Message::HaveRequest(_) | Message::ManifestRequest(_) | Message::PieceRequest(_) => {
+                self.uploader
+                    .handle_request(&mut self.out, &self.files, now, from, &message);
+            }
+            Message::Welcome(_) => {
+                // A cookie is per address: every download using this peer needs it.
+                let mut ctx = self.context();
+                for download in ctx.downloads.iter_mut() {
+                    let _ = download.handle_peer_message(&mut ctx.parts, now, from, &message);
+                }
+            }
+            Message::HaveMap { .. }
+            | Message::ManifestPart { .. }
+            | Message::Piece { .. }
+            | Message::Reject(_) => {
+                let mut ctx = self.context();
+                let mut progressed = None;
+                for download in ctx.downloads.iter_mut() {
+                    if let Some(result) =
+                        download.handle_peer_message(&mut ctx.parts, now, from, &message)
+                    {
+                        progressed = Some(result);
+                        break;
+                    }
+                }
+                match progressed {
+                    Some(download::Handled::Consumed) => {}
+                    Some(download::Handled::ManifestReady(info_hash)) => {
+                        self.after_progress(now, info_hash)
+                    }
+                    None => {
+                        if let Message::Piece { .. } = message {
+                            self.out.stats.pieces_unrequested += 1;
+                        } else {
+                            self.out.stats.dropped_unexpected += 1;
+                        }
+                    }
+                }
+            }
+            _ => {
+                self.out.stats.dropped_unexpected += 1;
+                log::debug!(
+                    "dropped {:?} from {from}: not a peer message",
+                    message.kind()
+                );
+            }
+        }
+        self.fill_windows(now);
+    }
+
+    fn handle_tracker_message(&mut self, now: Instant, message: Message<'_>) {
+        match message {
+            Message::Registered(registered) => {
+                let token = registered.auth.token.get();
+                if token != self.tracker.token {
+                    self.tracker.token = token;
+                    if let Err(error) = self.state.save_token(token) {
+                        self.out
+                            .say(format!("cannot save the node's identity: {error}"));
+                    }
+                }
+                let first = !self.tracker.registered;
+                if first || self.tracker.told_user_silent {
+                    self.out.say(format!(
+                        "registered with tracker {} as node {}",
+                        self.tracker.addr, self.config.node_id
+                    ));
+                }
+                self.tracker.registered = true;
+                self.tracker.unanswered = 0;
+                self.tracker.told_user_silent = false;
+                self.tracker.register_retry = TRACKER_RETRY_FIRST;
+                self.tracker.register_due = now + self.config.heartbeat_interval;
+                if first {
+                    // The tracker may not know what we hold (first contact, or it forgot us
+                    // after an expiry): tell it everything again.
+                    let hashes: Vec<Hash> = self.files.keys().copied().collect();
+                    for info_hash in hashes {
+                        self.announce(now, info_hash);
+                    }
+                    for pending in &mut self.tracker.pending {
+                        pending.next_send = now;
+                    }
+                }
+            }
+            Message::Announced(announced) => {
+                let info_hash = announced.info_hash;
+                self.tracker
+                    .pending
+                    .retain(|p| p.ask != TrackerAsk::Announce(info_hash));
+                if let Some(file) = self.files.get_mut(&info_hash) {
+                    let first_complete =
+                        file.complete() && file.acknowledged_chunks != Some(file.have.count());
+                    file.acknowledged_chunks = Some(announced.chunks_held.get());
+                    if file.acknowledged_chunks != Some(file.have.count()) {
+                        file.announce_due = Some(now);
+                    } else if first_complete {
+                        let m = &file.manifest;
+                        let line = format!(
+                            "sharing {} ({}, {} bytes, {} chunks)",
+                            m.name,
+                            wire::hex(&m.info_hash),
+                            m.file_bytes,
+                            m.chunk_count()
+                        );
+                        self.out.say(line);
+                    }
+                }
+            }
+            Message::LookupReply {
+                versions,
+                holders,
+                name,
+            } => {
+                self.tracker
+                    .pending
+                    .retain(|p| p.ask != TrackerAsk::Lookup(name.to_string()));
+                let own = self.config.node_id;
+                let mut ctx = self.context();
+                for download in ctx.downloads.iter_mut().filter(|d| d.name() == name) {
+                    download.handle_lookup(&mut ctx.parts, now, own, versions, holders);
+                }
+            }
+            Message::ExitAck(_) => {
+                self.tracker.pending.retain(|p| p.ask != TrackerAsk::Exit);
+                self.finish_exit();
+            }
+            Message::Refused(refused) => match RefusedReason::from_u16(refused.reason.get()) {
+                Some(RefusedReason::UnknownNode) => {
+                    // The tracker forgot us (expiry, or it lost its state): register again at
+                    // once; on success every file is announced again.
+                    self.tracker.registered = false;
+                    self.tracker.register_due = now;
+                }
+                Some(RefusedReason::BadToken) => {
+                    self.out.say(format!(
+                        "the tracker refused node id {}: another node holds that id (its token differs); pick another --id",
+                        self.config.node_id
+                    ));
+                    self.begin_exit(now, 1);
+                }
+                Some(reason) => log::warn!(
+                    "tracker refused a {:#04x}: {reason:?}",
+                    refused.request_kind
+                ),
+                None => {}
+            },
+            _ => {
+                self.out.stats.dropped_unexpected += 1;
+                log::debug!(
+                    "dropped {:?} from the tracker: not a tracker reply",
+                    message.kind()
+                );
+            }
+        }
+    }
+
+    /// Timers that are due fire; a call with nothing due does nothing.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self
+            .exiting
+            .is_some_and(|e| e.deadline.is_some_and(|t| now >= t))
+        {
+            // The tracker did not acknowledge in time: leave anyway.
+            self.finish_exit();
+        }
+        if now >= self.tracker.register_due && self.exiting.is_none() {
+            self.send_register(now);
+        }
+        if self.tracker.registered {
+            let due: Vec<TrackerAsk> = self
+                .tracker
+                .pending
+                .iter()
+                .filter(|p| p.next_send <= now)
+                .map(|p| p.ask.clone())
+                .collect();
+            for ask in due {
+                self.send_ask(now, &ask);
+            }
+        }
+        let due: Vec<Hash> = self
+            .files
+            .iter()
+            .filter(|(_, f)| f.announce_due.is_some_and(|t| t <= now))
+            .map(|(h, _)| *h)
+            .collect();
+        for info_hash in due {
+            self.announce(now, info_hash);
+        }
+        let mut ctx = self.context();
+        let mut lookups = Vec::new();
+        for download in ctx.downloads.iter_mut() {
+            if download.handle_timeout(&mut ctx.parts, now) {
+                lookups.push(download.name().to_string());
+            }
+        }
+        for name in lookups {
+            self.ask_tracker(now, TrackerAsk::Lookup(name));
+        }
+        self.check_done(now);
+        self.uploader.handle_timeout(now);
+        self.fill_windows(now);
+    }
+
+    // ---- outputs ------------------------------------------------------------------------
+
+    /// Writes the next datagram into `buf` (at least [`wire::DATAGRAM_BYTES_MAX`] bytes).
+    /// Control datagrams go first: requests and replies are small and keep transfers moving.
+    #[must_use]
+    pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit> {
+        if let Some(outgoing) = self.out.control.pop_front() {
+            let len = outgoing.bytes.len();
+            buf[..len].copy_from_slice(&outgoing.bytes);
+            return Some(Transmit {
+                to: outgoing.to,
+                len,
+            });
+        }
+        self.uploader.poll_piece(&mut self.out.stats, now, buf)
+    }
+
+    /// When `handle_timeout` should next be called; `None` when nothing is waiting.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let mut earliest = self.exiting.and_then(|e| e.deadline);
+        let mut consider = |t: Option<Instant>| {
+            if let Some(t) = t {
+                earliest = Some(earliest.map_or(t, |e: Instant| e.min(t)));
+            }
+        };
+        if self.exiting.is_none() {
+            consider(Some(self.tracker.register_due));
+        }
+        if self.tracker.registered {
+            consider(self.tracker.pending.iter().map(|p| p.next_send).min());
+        }
+        consider(self.files.values().filter_map(|f| f.announce_due).min());
+        consider(self.downloads.iter().filter_map(|d| d.poll_timeout()).min());
+        consider(self.uploader.poll_timeout());
+        earliest
+    }
+
+    #[must_use]
+    pub fn poll_event(&mut self) -> Option<NodeEvent> {
+        self.out.events.pop_front()
+    }
+
+    /// Whether datagrams are waiting (the reactor keeps sending while this holds).
+    pub fn has_transmit(&self, now: Instant) -> bool {
+        !self.out.control.is_empty() || self.uploader.has_piece(now)
+    }
+
+    // ---- tracker link -------------------------------------------------------------------
+
+    fn send_register(&mut self, now: Instant) {
+        let register = wire::Register {
+            auth: self.auth(),
+            reserved: [0; 4],
+        };
+        self.out
+            .send(self.tracker.addr, &Message::Register(&register));
+        self.tracker.unanswered += 1;
+        if self.tracker.unanswered > TRACKER_SILENT_ATTEMPTS && !self.tracker.told_user_silent {
+            self.tracker.told_user_silent = true;
+            self.out.say(format!(
+                "tracker {} is not answering; retrying with backoff",
+                self.tracker.addr
+            ));
+        }
+        if self.tracker.unanswered > 1 {
+            // A heartbeat went unanswered: retry soon, backing off.
+            self.tracker.register_due = now + self.tracker.register_retry;
+            self.tracker.register_retry = (self.tracker.register_retry * 2).min(TRACKER_RETRY_MAX);
+        } else {
+            self.tracker.register_due =
+                now + TRACKER_RETRY_FIRST.min(self.config.heartbeat_interval);
+        }
+    }
+
+    /// Sends `ask` now (when registered) and keeps it until the tracker answers.
+    fn ask_tracker(&mut self, now: Instant, ask: TrackerAsk) {
+        self.tracker.pending.retain(|p| p.ask != ask);
+        self.tracker.pending.push(PendingAsk {
+            ask: ask.clone(),
+            next_send: now,
+            retry: TRACKER_RETRY_FIRST,
+        });
+        if self.tracker.registered {
+            self.send_ask(now, &ask);
+        }
+    }
+
+    fn send_ask(&mut self, now: Instant, ask: &TrackerAsk) {
+        let auth = self.auth();
+        match ask {
+            TrackerAsk::Announce(info_hash) => {
+                let Some(file) = self.files.get(info_hash) else {
+                    self.tracker.pending.retain(|p| p.ask != *ask);
+                    return;
+                };
+                let m = &file.manifest;
+                let announce = wire::Announce {
+                    auth,
+                    info_hash: *info_hash,
+                    file_bytes: U64::new(m.file_bytes),
+                    chunk_bytes: U32::new(m.chunk_bytes),
+                    chunks_held: U32::new(file.have.count()),
+                };
+                self.out.send(
+                    self.tracker.addr,
+                    &Message::Announce {
+                        fixed: &announce,
+                        name: &m.name,
+                    },
+                );
+            }
+            TrackerAsk::Lookup(name) => {
+                let lookup = wire::Lookup { auth };
+                self.out.send(
+                    self.tracker.addr,
+                    &Message::Lookup {
+                        fixed: &lookup,
+                        name,
+                    },
+                );
+            }
+            TrackerAsk::Exit => self
+                .out
+                .send(self.tracker.addr, &Message::Exit(&wire::Exit { auth })),
+        }
+        if let Some(pending) = self.tracker.pending.iter_mut().find(|p| p.ask == *ask) {
+            pending.next_send = now + pending.retry;
+            pending.retry = (pending.retry * 2).min(TRACKER_RETRY_MAX);
+        }
+    }
+
+    /// Tells the tracker how many chunks of `info_hash` we hold (now, or soon when the count
+    /// is growing fast).
+    fn announce(&mut self, now: Instant, info_hash: Hash) {
+        let Some(file) = self.files.get_mut(&info_hash) else {
+            return;
+        };
+        if file.have.count() == 0 {
+            return;
+        }
+        file.announce_due = None;
+        self.ask_tracker(now, TrackerAsk::Announce(info_hash));
+    }
+
+    /// Tells the tracker that `from_node` uploaded a verified chunk to us.
+    fn credit(&mut self, from_node: u32, info_hash: Hash, bytes: u64) {
+        if !self.tracker.registered || from_node == self.config.node_id {
+            return;
+        }
+        let credit = wire::Credit {
+            auth: self.auth(),
+            from_node: U32::new(from_node),
+            chunks: U32::new(1),
+            bytes: U64::new(bytes),
+            info_hash,
+        };
+        self.out.send(self.tracker.addr, &Message::Credit(&credit));
+    }
+
+    /// After a chunk verified or a download started: announce (rate-limited), publish.
+    fn after_progress(&mut self, now: Instant, info_hash: Hash) {
+        let Some(file) = self.files.get_mut(&info_hash) else {
+            return;
+        };
+        if file.complete() {
+            self.announce(now, info_hash);
+        } else if file.announce_due.is_none() && file.have.count() > 0 {
+            file.announce_due = Some(now + ANNOUNCE_INTERVAL);
+        }
+        self.check_done(now);
+    }
+
+    /// With `--exit-when-done`: leave once every download is complete, or one failed.
+    fn check_done(&mut self, now: Instant) {
+        if !self.exit_when_done || self.exiting.is_some() {
+            return;
+        }
+        if self.downloads.iter().any(|d| d.failed()) {
+            self.begin_exit(now, 1);
+        } else if self.downloads.iter().all(|d| d.finished()) && self.hashing.is_empty() {
+            self.begin_exit(now, 0);
+        }
+    }
+
+    /// Starts leaving: tell the tracker, wait at most [`EXIT_WAIT`] for its answer.
+    fn begin_exit(&mut self, now: Instant, code: i32) {
+        if self.exiting.is_some() {
+            return;
+        }
+        self.exiting = Some(Exiting {
+            code,
+            deadline: Some(now + EXIT_WAIT),
+        });
+        if self.tracker.registered {
+            self.tracker.pending.clear();
+            self.ask_tracker(now, TrackerAsk::Exit);
+        } else {
+            self.finish_exit();
+        }
+    }
+
+    /// Emits the exit event, once.
+    fn finish_exit(&mut self) {
+        if let Some(exiting) = &mut self.exiting
+            && exiting.deadline.take().is_some()
+        {
+            let code = exiting.code;
+            self.out.event(NodeEvent::Exit(code));
+        }
+    }
+
+    fn fill_windows(&mut self, now: Instant) {
+        let mut ctx = self.context();
+        for download in ctx.downloads.iter_mut() {
+            download.fill_windows(&mut ctx.parts, now);
+        }
+    }
+
+    fn context(&mut self) -> Context<'_> {
+        Context {
+            downloads: &mut self.downloads,
+            parts: Parts {
+                out: &mut self.out,
+                files: &mut self.files,
+                state: &self.state,
+                config: &self.config,
+            },
+        }
+    }
+
+    // ---- status -------------------------------------------------------------------------
+
+    /// Progress of each running download, for progress lines.
+    pub fn progress(&self, now: Instant) -> Vec<Progress> {
+        self.downloads
+            .iter()
+            .filter_map(|d| d.progress(&self.files, now))
+            .collect()
+    }
+
+    /// The `status` command's text.
+    pub fn status(&self, now: Instant) -> String {
+        let mut text = String::new();
+        let registered = if self.tracker.registered {
+            "registered"
+        } else {
+            "not registered"
+        };
+        let uptime = now.duration_since(self.started).as_secs();
+        let _ = writeln!(
+            text,
+            "node {} ({registered} with tracker {}), up {uptime} s, dir {}",
+            self.config.node_id,
+            self.tracker.addr,
+            self.state.files_dir().display()
+        );
+        let mut files: Vec<&LocalFile> = self.files.values().collect();
+        files.sort_by(|a, b| a.manifest.name.cmp(&b.manifest.name));
+        let _ = writeln!(text, "files held: {}", files.len());
+        for file in files {
+            let m = &file.manifest;
+            let _ = writeln!(
+                text,
+                "  {} {} bytes, {}/{} chunks, {}",
+                m.name,
+                m.file_bytes,
+                file.have.count(),
+                m.chunk_count(),
+                wire::hex(&m.info_hash)
+            );
+        }
+        for progress in self.progress(now) {
+            let _ = writeln!(text, "  downloading {progress}");
+        }
+        for download in self.downloads.iter().filter(|d| !d.finished()) {
+            for line in download.peer_lines() {
+                let _ = writeln!(text, "    {line}");
+            }
+        }
+        let s = &self.out.stats;
+        let _ = writeln!(
+            text,
+            "uploaded {} pieces ({} bytes); {}",
+            s.pieces_sent,
+            s.bytes_sent,
+            self.uploader.peer_summary()
+        );
+        let _ = write!(
+            text,
+            "datagrams: {} received, {} malformed, {} unexpected, {} unrequested pieces, {} duplicate pieces, {} chunks failed SHA-1, {} requests rejected, {} cookies handed out",
+            s.datagrams_received,
+            s.dropped_malformed,
+            s.dropped_unexpected,
+            s.pieces_unrequested,
+            s.pieces_duplicate,
+            s.chunks_failed_hash,
+            s.requests_rejected,
+            s.welcomes_sent
+        );
+        text
+    }
+}
+
+/// One download's progress, for the live line and `--progress`.
+#[derive(Clone, Debug)]
+pub struct Progress {
+    pub name: String,
+    pub verified_bytes: u64,
+    pub total_bytes: u64,
+    pub bytes_per_s: f64,
+    pub peers: usize,
+}
+
+impl std::fmt::Display for Progress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let percent = if self.total_bytes == 0 {
+            100.0
+        } else {
+            100.0 * self.verified_bytes as f64 / self.total_bytes as f64
+        };
+        let left = if self.bytes_per_s > 0.0 {
+            format!(
+                "{:.0} s left",
+                (self.total_bytes - self.verified_bytes) as f64 / self.bytes_per_s
+            )
+        } else {
+            "-".to_string()
+        };
+        write!(
+            f,
+            "{} {percent:.1}% {:.1} MB/s {} peers {left}",
+            self.name,
+            self.bytes_per_s / 1e6,
+            self.peers
+        )
+    }
+}
+
+/// The node's state that a download works with, borrowed apart from the download list.
+pub(crate) struct Parts<'a> {
+    out: &'a mut Outbox,
+    files: &'a mut HashMap<Hash, LocalFile>,
+    state: &'a StateDir,
+    config: &'a NodeConfig,
+}
+
+struct Context<'a> {
+    downloads: &'a mut Vec<Download>,
+    parts: Parts<'a>,
+}

@@ -1,0 +1,1132 @@
+//! One download: look-up, manifest, then chunks pulled from several peers at once.
+//!
+//! The downloader drives everything (the holders only answer):
+//!
+//! 1. **Look-up.** The tracker lists the versions of the name and their holders. The pinned
+//!    version, or the one most holders have, is chosen.
+//! 2. **Manifest.** Chunk hashes are fetched part by part from one holder and accepted only
+//!    when their info hash equals the one the tracker listed. A resumed download already has
+//!    its manifest on disk.
+//! 3. **Transfer.** Each peer (at most `peers_max` at once) reports its have-map, then is
+//!    handed chunks one after another: faster peers finish theirs sooner and get more. Pieces
+//!    are requested in runs, keeping at most `window` pieces in flight per peer; the window
+//!    grows with every piece that arrives and halves when one times out. A timed-out piece is
+//!    asked again; a peer silent for [`PEER_SILENCE`] is dropped and its chunks go to others.
+//! 4. **Verification.** A chunk whose pieces are all in goes to a hasher thread; only when
+//!    its SHA-1 matches does it count. A bad chunk is fetched again, from another peer when
+//!    there is one, and a peer that sends [`BAD_CHUNKS_MAX`] bad chunks is dropped.
+//! 5. **Publishing.** When every chunk verified, the partial file is synced and renamed.
+
+use super::{Job, LocalFile, Parts};
+use crate::storage::{Bitmap, Manifest, Mapping};
+use crate::wire::{
+    self, Hash, HolderRecord, Message, PeerAsk, RejectReason, U32, U64, VersionRecord,
+};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Most peers one download remembers (active or dropped).
+pub const PEERS_PER_DOWNLOAD_MAX: usize = 64;
+/// Most chunks one peer is working on at once.
+const CHUNKS_PER_PEER_MAX: usize = 16;
+/// Most pieces one request asks for.
+const REQUEST_PIECES_MAX: u32 = 16;
+/// Pieces in flight to a new peer; the window never shrinks below [`WINDOW_MIN`].
+const WINDOW_START: u32 = 8;
+const WINDOW_MIN: u32 = 2;
+/// Retransmission timeout bounds, and its value before any round trip was measured.
+const RTO_MIN: Duration = Duration::from_millis(40);
+const RTO_MAX: Duration = Duration::from_secs(1);
+const RTO_START: Duration = Duration::from_millis(250);
+/// How often in-flight pieces are checked for timeouts while a transfer runs.
+const SCAN_INTERVAL: Duration = Duration::from_millis(25);
+/// A peer we are waiting on that says nothing for this long is dropped.
+const PEER_SILENCE: Duration = Duration::from_secs(2);
+/// How often an unanswered have-map or manifest request is repeated.
+const ASK_RETRY: Duration = Duration::from_millis(300);
+/// Unanswered manifest requests before another holder is asked.
+const MANIFEST_ATTEMPTS_MAX: u32 = 4;
+/// Bad chunks after which a peer is dropped.
+const BAD_CHUNKS_MAX: u32 = 3;
+/// Look-ups are repeated this often while no holder is usable.
+const LOOKUP_RETRY: Duration = Duration::from_secs(1);
+/// Most (chunk, peer) pairs remembered as "this peer sent a bad copy of this chunk".
+const BAD_PAIRS_MAX: usize = 4096;
+
+/// What became of a peer message offered to a download.
+pub(crate) enum Handled {
+    Consumed,
+    /// The manifest checked and the partial file exists: the node may announce.
+    ManifestReady(Hash),
+}
+
+struct Peer {
+    node_id: u32,
+    addr: SocketAddr,
+    /// The cookie this peer handed us (0: none yet).
+    cookie: u64,
+    /// Its have-map, once it answered.
+    have: Option<Bitmap>,
+    window: u32,
+    in_flight: u32,
+    /// Chunks assigned to this peer and not yet complete.
+    chunks: Vec<u32>,
+    last_heard: Instant,
+    last_asked: Instant,
+    srtt: Option<Duration>,
+    chunks_verified: u32,
+    bytes_received: u64,
+    bad_chunks: u32,
+    dropped: bool,
+}
+
+impl Peer {
+    fn rto(&self) -> Duration {
+        self.srtt.map_or(RTO_START, |srtt| {
+            (srtt * 4 + Duration::from_millis(10)).clamp(RTO_MIN, RTO_MAX)
+        })
+    }
+
+    /// Waiting for something from this peer: its have-map or pieces.
+    fn waiting(&self) -> bool {
+        !self.dropped && (self.have.is_none() || self.in_flight > 0)
+    }
+}
+
+/// A chunk whose pieces are arriving.
+struct ChunkProgress {
+    /// The peer (index) asked for it, if any right now.
+    owner: Option<usize>,
+    received: Bitmap,
+    /// When each piece was last requested; `None` when not requested (or received).
+    requested_at: Vec<Option<Instant>>,
+    /// First piece that may still need a request.
+    next_unrequested: u32,
+    /// Node that sent most recently, credited when the chunk verifies.
+    last_from: u32,
+}
+
+enum ChunkState {
+    Missing,
+    Active(Box<ChunkProgress>),
+    /// Complete and being hashed; credited to this node if it verifies.
+    Hashing(u32),
+    Verified,
+}
+
+struct ManifestFetch {
+    version: VersionRecord,
+    hashes: Vec<Hash>,
+    source: Option<usize>,
+    sent_at: Option<Instant>,
+    attempts: u32,
+}
+
+struct Transfer {
+    manifest: Arc<Manifest>,
+    mapping: Arc<Mapping>,
+    chunks: Vec<ChunkState>,
+    piece_bytes: u32,
+    /// Chunks below this are all taken (not Missing).
+    cursor: u32,
+    /// (chunk, node) pairs that failed their hash.
+    bad_pairs: Vec<(u32, u32)>,
+    scan_due: Option<Instant>,
+    started_at: Instant,
+    verified_at_start: u64,
+}
+
+enum Phase {
+    LookingUp,
+    Manifest(ManifestFetch),
+    Transfer(Transfer),
+    Done,
+    Failed,
+}
+
+pub(crate) struct Download {
+    name: String,
+    pin: Option<Hash>,
+    info_hash: Option<Hash>,
+    started: Instant,
+    give_up_after: Duration,
+    /// Fails at this moment unless some holder helps before.
+    give_up_at: Instant,
+    phase: Phase,
+    /// Holders from the last look-up, best first.
+    candidates: Vec<(u32, SocketAddr)>,
+    peers: Vec<Peer>,
+    lookup_due: Option<Instant>,
+    told_versions: bool,
+}
+
+impl Download {
+    pub fn new(name: String, pin: Option<Hash>, now: Instant, give_up_after: Duration) -> Download {
+        Download {
+            name,
+            pin,
+            info_hash: pin,
+            started: now,
+            give_up_after,
+            give_up_at: now + give_up_after,
+            phase: Phase::LookingUp,
+            candidates: Vec::new(),
+            peers: Vec::new(),
+            lookup_due: None,
+            told_versions: false,
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn info_hash(&self) -> Option<Hash> {
+        self.info_hash
+    }
+
+    pub fn finished(&self) -> bool {
+        matches!(self.phase, Phase::Done | Phase::Failed)
+    }
+
+    pub fn failed(&self) -> bool {
+        matches!(self.phase, Phase::Failed)
+    }
+
+    fn fail(&mut self, parts: &mut Parts<'_>, reason: String) {
+        parts
+            .out
+            .say(format!("download {} failed: {reason}", self.name));
+        self.phase = Phase::Failed;
+    }
+
+    // ---- look-up ------------------------------------------------------------------------
+
+    pub fn handle_lookup(
+        &mut self,
+        parts: &mut Parts<'_>,
+        now: Instant,
+        own_node_id: u32,
+        versions: &[VersionRecord],
+        holders: &[HolderRecord],
+    ) {
+        if self.finished() {
+            return;
+        }
+        let chosen = match self.pin {
+            Some(pin) => versions.iter().position(|v| v.info_hash == pin),
+            None => (0..versions.len())
+                .max_by_key(|&i| (versions[i].holder_count.get(), std::cmp::Reverse(i))),
+        };
+        let Some(chosen) = chosen else {
+            log::info!("no holder of {} yet; asking again", self.name);
+            self.lookup_due = Some(now + LOOKUP_RETRY);
+            return;
+        };
+        let version = versions[chosen];
+        if versions.len() > 1 && self.pin.is_none() && !self.told_versions {
+            self.told_versions = true;
+            parts.out.say(format!(
+                "{} versions of {} are announced; taking {} ({} holders); pin another with {}@<info hash>",
+                versions.len(),
+                self.name,
+                wire::hex(&version.info_hash),
+                version.holder_count.get(),
+                self.name
+            ));
+        }
+        self.candidates = holders
+            .iter()
+            .filter(|h| usize::from(h.version) == chosen && h.node_id.get() != own_node_id)
+            .map(|h| (h.node_id.get(), wire::socket_addr(h.ip, h.port.get())))
+            .collect();
+        if self.candidates.is_empty() {
+            self.lookup_due = Some(now + LOOKUP_RETRY);
+            return;
+        }
+        self.lookup_due = None;
+        if let Phase::LookingUp = self.phase {
+            self.info_hash = Some(version.info_hash);
+            match parts.state.partial_manifest(&version.info_hash) {
+                Some(manifest) => {
+                    log::info!("resuming {} from its partial file", self.name);
+                    self.start_transfer(parts, now, manifest);
+                }
+                None => {
+                    self.phase = Phase::Manifest(ManifestFetch {
+                        version,
+                        hashes: Vec::new(),
+                        source: None,
+                        sent_at: None,
+                        attempts: 0,
+                    })
+                }
+            }
+        }
+        self.recruit(parts, now);
+    }
+
+    /// Brings peers up to `peers_max` active ones from the candidates.
+    fn recruit(&mut self, parts: &mut Parts<'_>, now: Instant) {
+        let info_hash = match self.info_hash {
+            Some(info_hash) if !self.finished() => info_hash,
+            _ => return,
+        };
+        for (node_id, addr) in self.candidates.clone() {
+            let active = self.peers.iter().filter(|p| !p.dropped).count();
+            if active >= parts.config.peers_max {
+                break;
+            }
+            let index = match self.peers.iter().position(|p| p.node_id == node_id) {
+                // A dropped peer comes back only from a new address (it restarted).
+                Some(index) if self.peers[index].dropped && self.peers[index].addr != addr => {
+                    let peer = &mut self.peers[index];
+                    peer.addr = addr;
+                    peer.dropped = false;
+                    peer.have = None;
+                    peer.cookie = 0;
+                    peer.last_heard = now;
+                    peer.window = WINDOW_START;
+                    index
+                }
+                Some(_) => continue,
+                None if self.peers.len() < PEERS_PER_DOWNLOAD_MAX => {
+                    self.peers.push(Peer {
+                        node_id,
+                        addr,
+                        cookie: 0,
+                        have: None,
+                        window: WINDOW_START,
+                        in_flight: 0,
+                        chunks: Vec::new(),
+                        last_heard: now,
+                        last_asked: now,
+                        srtt: None,
+                        chunks_verified: 0,
+                        bytes_received: 0,
+                        bad_chunks: 0,
+                        dropped: false,
+                    });
+                    self.peers.len() - 1
+                }
+                None => break,
+            };
+            log::info!("{}: using node {node_id} at {addr}", self.name);
+            self.ask_have(parts, now, index, info_hash);
+        }
+        if let Phase::Manifest(fetch) = &mut self.phase
+            && fetch.source.is_none_or(|i| self.peers[i].dropped)
+        {
+            fetch.source = self.peers.iter().position(|p| !p.dropped);
+            fetch.attempts = 0;
+            fetch.sent_at = None;
+            self.ask_manifest(parts, now);
+        }
+    }
+
+    fn ask(&self, parts: &Parts<'_>, index: usize, info_hash: Hash) -> PeerAsk {
+        PeerAsk {
+            cookie: U64::new(self.peers[index].cookie),
+            node_id: U32::new(parts.config.node_id),
+            info_hash,
+        }
+    }
+
+    fn ask_have(&mut self, parts: &mut Parts<'_>, now: Instant, index: usize, info_hash: Hash) {
+        let ask = self.ask(parts, index, info_hash);
+        parts
+            .out
+            .send(self.peers[index].addr, &Message::HaveRequest(&ask));
+        self.peers[index].last_asked = now;
+    }
+
+    fn ask_manifest(&mut self, parts: &mut Parts<'_>, now: Instant) {
+        let Phase::Manifest(fetch) = &self.phase else {
+            return;
+        };
+        let Some(source) = fetch.source else { return };
+        let request = wire::ManifestRequest {
+            ask: self.ask(parts, source, fetch.version.info_hash),
+            first_chunk: U32::new(fetch.hashes.len() as u32),
+        };
+        parts
+            .out
+            .send(self.peers[source].addr, &Message::ManifestRequest(&request));
+        if let Phase::Manifest(fetch) = &mut self.phase {
+            fetch.sent_at = Some(now);
+            fetch.attempts += 1;
+        }
+    }
+
+    // ---- messages from peers ------------------------------------------------------------
+
+    /// Offers a peer message to this download; `None` when it is not for it.
+    pub fn handle_peer_message(
+        &mut self,
+        parts: &mut Parts<'_>,
+        now: Instant,
+        from: SocketAddr,
+        message: &Message<'_>,
+    ) -> Option<Handled> {
+        let info_hash = self.info_hash?;
+        let index = self.peers.iter().position(|p| p.addr == from)?;
+        match message {
+            Message::Welcome(welcome) => {
+                self.peers[index].cookie = welcome.cookie.get();
+                self.peers[index].last_heard = now;
+                // Whatever we asked was refused for want of a cookie: ask again with it.
+                if self.peers[index].have.is_none() {
+                    self.ask_have(parts, now, index, info_hash);
+                }
+                if let Phase::Manifest(fetch) = &self.phase
+                    && fetch.source == Some(index)
+                {
+                    self.ask_manifest(parts, now);
+                }
+                self.release_peer_requests(index);
+                // Other downloads from the same peer need the cookie too.
+                return None;
+            }
+            Message::HaveMap { fixed, bitmap } if fixed.info_hash == info_hash => {
+                let peer = &mut self.peers[index];
+                peer.last_heard = now;
+                peer.have = Bitmap::from_bytes(fixed.chunk_count.get(), bitmap);
+                if let Phase::Transfer(transfer) = &self.phase
+                    && peer
+                        .have
+                        .as_ref()
+                        .is_none_or(|have| have.len() != transfer.manifest.chunk_count())
+                {
+                    log::warn!(
+                        "node {} sent a have-map of the wrong length; dropping it",
+                        peer.node_id
+                    );
+                    self.drop_peer(parts, now, index);
+                }
+                return Some(Handled::Consumed);
+            }
+            Message::ManifestPart {
+                fixed,
+                hashes,
+                name,
+            } if fixed.info_hash == info_hash => {
+                self.peers[index].last_heard = now;
+                return Some(self.manifest_part(parts, now, index, fixed, hashes, name));
+            }
+            Message::Piece { fixed, data } if fixed.info_hash == info_hash => {
+                self.piece(
+                    parts,
+                    now,
+                    index,
+                    fixed.chunk.get(),
+                    fixed.offset.get(),
+                    data,
+                );
+                return Some(Handled::Consumed);
+            }
+            Message::Reject(reject) if reject.info_hash == info_hash => {
+                self.peers[index].last_heard = now;
+                let chunk = reject.chunk.get();
+                match RejectReason::from_u16(reject.reason.get()) {
+                    Some(RejectReason::MissingChunk) => {
+                        if let Some(have) = &mut self.peers[index].have {
+                            have.clear(chunk);
+                        }
+                        self.release_chunk(index, chunk);
+                    }
+                    reason => {
+                        log::info!(
+                            "node {} refused {}: {reason:?}; dropping it",
+                            self.peers[index].node_id,
+                            self.name
+                        );
+                        self.drop_peer(parts, now, index);
+                    }
+                }
+                return Some(Handled::Consumed);
+            }
+            _ => return None,
+        }
+    }
+
+    fn manifest_part(
+        &mut self,
+        parts: &mut Parts<'_>,
+        now: Instant,
+        index: usize,
+        fixed: &wire::ManifestPart,
+        hashes: &[Hash],
+        name: &str,
+    ) -> Handled {
+        let Phase::Manifest(fetch) = &mut self.phase else {
+            return Handled::Consumed;
+        };
+        let version = fetch.version;
+        let fits = name == self.name
+            && fixed.file_bytes == version.file_bytes
+            && fixed.chunk_bytes == version.chunk_bytes
+            && fixed.first_chunk.get() as usize == fetch.hashes.len();
+        if !fits {
+            log::debug!(
+                "manifest part from node {} does not fit; ignored",
+                self.peers[index].node_id
+            );
+            return Handled::Consumed;
+        }
+        fetch.hashes.extend_from_slice(hashes);
+        fetch.attempts = 0;
+        self.give_up_at = now + self.give_up_after;
+        let count = wire::chunk_count(version.file_bytes.get(), version.chunk_bytes.get());
+        if (fetch.hashes.len() as u32) < count {
+            if hashes.is_empty() {
+                // A part that moves nothing forward: this peer cannot help with the manifest.
+                self.drop_peer(parts, now, index);
+                return Handled::Consumed;
+            }
+            self.ask_manifest(parts, now);
+            return Handled::Consumed;
+        }
+        let hashes = std::mem::take(&mut fetch.hashes);
+        let manifest = Manifest::new(
+            self.name.clone(),
+            version.file_bytes.get(),
+            version.chunk_bytes.get(),
+            hashes,
+        );
+        if manifest.info_hash != version.info_hash {
+            parts.out.stats.chunks_failed_hash += 0;
+            log::warn!(
+                "node {} sent a manifest that does not match the info hash; dropping it",
+                self.peers[index].node_id
+            );
+            self.drop_peer(parts, now, index);
+            if let Phase::Manifest(fetch) = &mut self.phase {
+                fetch.source = None;
+            }
+            self.recruit(parts, now);
+            return Handled::Consumed;
+        }
+        self.start_transfer(parts, now, manifest);
+        Handled::ManifestReady(version.info_hash)
+    }
+
+    fn start_transfer(&mut self, parts: &mut Parts<'_>, now: Instant, manifest: Manifest) {
+        let (mapping, claimed) = match parts.state.open_partial(&manifest) {
+            Ok(opened) => opened,
+            Err(error) => {
+                self.fail(parts, error.to_string());
+                return;
+            }
+        };
+        let count = manifest.chunk_count();
+        let manifest = Arc::new(manifest);
+        let mut chunks: Vec<ChunkState> = (0..count).map(|_| ChunkState::Missing).collect();
+        for chunk in (0..count).filter(|&c| claimed.get(c)) {
+            // Verified by an earlier run: checked again before it counts.
+            chunks[chunk as usize] = ChunkState::Hashing(parts.config.node_id);
+            parts.out.event(super::NodeEvent::Job(Job::CheckChunk {
+                info_hash: manifest.info_hash,
+                chunk,
+                mapping: Arc::clone(&mapping),
+                offset: manifest.chunk_offset(chunk),
+                len: manifest.chunk_len(chunk) as usize,
+                expected: manifest.hashes[chunk as usize],
+            }));
+        }
+        parts.files.insert(
+            manifest.info_hash,
+            LocalFile {
+                manifest: Arc::clone(&manifest),
+                mapping: Arc::clone(&mapping),
+                have: Bitmap::new(count),
+                acknowledged_chunks: None,
+                announce_due: None,
+            },
+        );
+        let piece_bytes = parts
+            .config
+            .piece_bytes
+            .clamp(1, wire::PIECE_BYTES_MAX as u32);
+        self.phase = Phase::Transfer(Transfer {
+            manifest,
+            mapping,
+            chunks,
+            piece_bytes,
+            cursor: 0,
+            bad_pairs: Vec::new(),
+            scan_due: None,
+            started_at: now,
+            verified_at_start: 0,
+        });
+        if count == 0 {
+            self.publish(parts, now);
+        }
+    }
+
+    fn piece(
+        &mut self,
+        parts: &mut Parts<'_>,
+        now: Instant,
+        index: usize,
+        chunk: u32,
+        offset: u32,
+        data: &[u8],
+    ) {
+        let Phase::Transfer(transfer) = &mut self.phase else {
+            parts.out.stats.pieces_unrequested += 1;
+            return;
+        };
+        let peer = &mut self.peers[index];
+        peer.last_heard = now;
+        let Some(ChunkState::Active(progress)) = transfer.chunks.get_mut(chunk as usize) else {
+            parts.out.stats.pieces_unrequested += 1;
+            return;
+        };
+        let chunk_len = transfer.manifest.chunk_len(chunk);
+        let piece = offset / transfer.piece_bytes;
+        let expected_len = transfer.piece_bytes.min(chunk_len.saturating_sub(offset));
+        if offset % transfer.piece_bytes != 0
+            || data.len() != expected_len as usize
+            || piece >= progress.received.len()
+        {
+            parts.out.stats.pieces_unrequested += 1;
+            return;
+        }
+        if progress.received.get(piece) {
+            parts.out.stats.pieces_duplicate += 1;
+            return;
+        }
+        let file_offset = transfer.manifest.chunk_offset(chunk) + u64::from(offset);
+        if !transfer.mapping.write(file_offset, data) {
+            parts.out.stats.pieces_unrequested += 1;
+            return;
+        }
+        parts.out.stats.pieces_received += 1;
+        progress.received.set(piece);
+        progress.last_from = peer.node_id;
+        peer.bytes_received += data.len() as u64;
+        if let Some(sent_at) = progress.requested_at[piece as usize].take() {
+            let sample = now.saturating_duration_since(sent_at);
+            peer.srtt = Some(peer.srtt.map_or(sample, |srtt| (srtt * 7 + sample) / 8));
+            if let Some(owner) = progress.owner {
+                let owner = &mut self.peers[owner];
+                owner.in_flight = owner.in_flight.saturating_sub(1);
+                owner.window =
+                    (owner.window + 1).min(parts.config.window_pieces_max.max(WINDOW_MIN));
+            }
+        }
+        log::trace!(
+            "piece {piece} of chunk {chunk} from node {}",
+            self.peers[index].node_id
+        );
+        if !progress.received.is_full() {
+            return;
+        }
+        // Every piece is in: stop writing this chunk and hash it off the reactor thread.
+        let from = progress.last_from;
+        if let Some(owner) = progress.owner {
+            self.peers[owner].chunks.retain(|&c| c != chunk);
+        }
+        transfer.chunks[chunk as usize] = ChunkState::Hashing(from);
+        parts.out.event(super::NodeEvent::Job(Job::CheckChunk {
+            info_hash: transfer.manifest.info_hash,
+            chunk,
+            mapping: Arc::clone(&transfer.mapping),
+            offset: transfer.manifest.chunk_offset(chunk),
+            len: chunk_len as usize,
+            expected: transfer.manifest.hashes[chunk as usize],
+        }));
+    }
+
+    /// A hasher thread checked `chunk`. Returns the node to credit when it verified.
+    pub fn chunk_checked(
+        &mut self,
+        parts: &mut Parts<'_>,
+        now: Instant,
+        chunk: u32,
+        ok: bool,
+    ) -> Option<u32> {
+        let Phase::Transfer(transfer) = &mut self.phase else {
+            return None;
+        };
+        let Some(ChunkState::Hashing(from)) = transfer.chunks.get(chunk as usize) else {
+            return None;
+        };
+        let from = *from;
+        let info_hash = transfer.manifest.info_hash;
+        if !ok {
+            transfer.chunks[chunk as usize] = ChunkState::Missing;
+            transfer.cursor = transfer.cursor.min(chunk);
+            if from == parts.config.node_id {
+                // A chunk an earlier run recorded, not intact after all: fetch it.
+                return None;
+            }
+            parts.out.stats.chunks_failed_hash += 1;
+            log::warn!(
+                "chunk {chunk} of {} from node {from} failed its SHA-1; fetching it again",
+                self.name
+            );
+            if transfer.bad_pairs.len() < BAD_PAIRS_MAX {
+                transfer.bad_pairs.push((chunk, from));
+            }
+            if let Some(index) = self.peers.iter().position(|p| p.node_id == from) {
+                self.peers[index].bad_chunks += 1;
+                if self.peers[index].bad_chunks >= BAD_CHUNKS_MAX {
+                    log::warn!("node {from} sent {BAD_CHUNKS_MAX} bad chunks; dropping it");
+                    self.drop_peer(parts, now, index);
+                }
+            }
+            return None;
+        }
+        transfer.chunks[chunk as usize] = ChunkState::Verified;
+        let file = parts.files.get_mut(&info_hash)?;
+        file.have.set(chunk);
+        if let Err(error) = parts.state.record_verified(&info_hash, &file.have, chunk) {
+            log::warn!("cannot record chunk {chunk} as verified: {error}");
+        }
+        self.give_up_at = now + self.give_up_after;
+        if let Some(peer) = self.peers.iter_mut().find(|p| p.node_id == from) {
+            peer.chunks_verified += 1;
+        }
+        log::info!("chunk {chunk} of {} verified, from node {from}", self.name);
+        if file.have.is_full() {
+            self.publish(parts, now);
+        }
+        (from != parts.config.node_id).then_some(from)
+    }
+
+    fn publish(&mut self, parts: &mut Parts<'_>, now: Instant) {
+        let Phase::Transfer(transfer) = &self.phase else {
+            return;
+        };
+        let manifest = Arc::clone(&transfer.manifest);
+        if let Err(error) = parts.state.publish(&manifest, &transfer.mapping) {
+            parts.files.remove(&manifest.info_hash);
+            self.fail(parts, format!("cannot publish: {error}"));
+            return;
+        }
+        if let Some(file) = parts.files.get_mut(&manifest.info_hash) {
+            file.have = Bitmap::full(manifest.chunk_count());
+        }
+        let seconds = now.saturating_duration_since(self.started).as_secs_f64();
+        let rate = manifest.file_bytes as f64 / seconds.max(1e-6) / 1e6;
+        let mut sources: Vec<String> = self
+            .peers
+            .iter()
+            .filter(|p| p.chunks_verified > 0)
+            .map(|p| format!("node {}: {} chunks", p.node_id, p.chunks_verified))
+            .collect();
+        if sources.is_empty() {
+            sources.push("no peer (resumed from disk)".to_string());
+        }
+        parts.out.say(format!(
+            "downloaded {} ({}) {} bytes in {seconds:.3} s ({rate:.1} MB/s) from {}",
+            manifest.name,
+            wire::hex(&manifest.info_hash),
+            manifest.file_bytes,
+            sources.join(", ")
+        ));
+        self.phase = Phase::Done;
+    }
+
+    // ---- requests -----------------------------------------------------------------------
+
+    /// Sends piece requests until every usable peer's window is full.
+    pub fn fill_windows(&mut self, parts: &mut Parts<'_>, now: Instant) {
+        let Phase::Transfer(transfer) = &mut self.phase else {
+            return;
+        };
+        let info_hash = transfer.manifest.info_hash;
+        for index in 0..self.peers.len() {
+            let peer = &self.peers[index];
+            if peer.dropped || peer.cookie == 0 || peer.have.is_none() {
+                continue;
+            }
+            while self.peers[index].in_flight < self.peers[index].window {
+                let room = self.peers[index].window - self.peers[index].in_flight;
+                let Some((chunk, first, count)) =
+                    next_request(transfer, &mut self.peers, index, room)
+                else {
+                    break;
+                };
+                let piece_bytes = transfer.piece_bytes;
+                let chunk_len = transfer.manifest.chunk_len(chunk);
+                let offset = first * piece_bytes;
+                let length = (count * piece_bytes).min(chunk_len - offset);
+                let peer = &mut self.peers[index];
+                let request = wire::PieceRequest {
+                    ask: PeerAsk {
+                        cookie: U64::new(peer.cookie),
+                        node_id: U32::new(parts.config.node_id),
+                        info_hash,
+                    },
+                    chunk: U32::new(chunk),
+                    offset: U32::new(offset),
+                    length: U32::new(length),
+                    piece_bytes: U32::new(piece_bytes),
+                };
+                parts.out.send(peer.addr, &Message::PieceRequest(&request));
+                peer.in_flight += count;
+                if transfer.scan_due.is_none() {
+                    transfer.scan_due = Some(now + SCAN_INTERVAL);
+                }
+                if let Some(ChunkState::Active(progress)) = transfer.chunks.get_mut(chunk as usize)
+                {
+                    for piece in first..first + count {
+                        progress.requested_at[piece as usize] = Some(now);
+                    }
+                    progress.next_unrequested = first + count;
+                }
+            }
+        }
+    }
+
+    /// Forgets what was requested from peer `index` (it will be asked again).
+    fn release_peer_requests(&mut self, index: usize) {
+        let Phase::Transfer(transfer) = &mut self.phase else {
+            return;
+        };
+        for &chunk in &self.peers[index].chunks {
+            if let Some(ChunkState::Active(progress)) = transfer.chunks.get_mut(chunk as usize) {
+                for slot in progress.requested_at.iter_mut() {
+                    *slot = None;
+                }
+                progress.next_unrequested = 0;
+            }
+        }
+        self.peers[index].in_flight = 0;
+    }
+
+    /// Takes `chunk` away from peer `index`, keeping the pieces already received.
+    fn release_chunk(&mut self, index: usize, chunk: u32) {
+        let Phase::Transfer(transfer) = &mut self.phase else {
+            return;
+        };
+        if let Some(ChunkState::Active(progress)) = transfer.chunks.get_mut(chunk as usize)
+            && progress.owner == Some(index)
+        {
+            let outstanding = progress
+                .requested_at
+                .iter_mut()
+                .filter_map(Option::take)
+                .count() as u32;
+            progress.owner = None;
+            progress.next_unrequested = 0;
+            let peer = &mut self.peers[index];
+            peer.in_flight = peer.in_flight.saturating_sub(outstanding);
+            peer.chunks.retain(|&c| c != chunk);
+        }
+    }
+
+    fn drop_peer(&mut self, parts: &mut Parts<'_>, now: Instant, index: usize) {
+        if self.peers[index].dropped {
+            return;
+        }
+        log::info!(
+            "{}: dropping node {} ({})",
+            self.name,
+            self.peers[index].node_id,
+            self.peers[index].addr
+        );
+        for chunk in self.peers[index].chunks.clone() {
+            self.release_chunk(index, chunk);
+        }
+        let peer = &mut self.peers[index];
+        peer.dropped = true;
+        peer.in_flight = 0;
+        peer.chunks.clear();
+        self.recruit(parts, now);
+    }
+
+    // ---- timers -------------------------------------------------------------------------
+
+    /// Fires due timers. Returns true when the tracker should be asked for holders again.
+    pub fn handle_timeout(&mut self, parts: &mut Parts<'_>, now: Instant) -> bool {
+        if self.finished() {
+            return false;
+        }
+        // Peers that went silent while we wait on them.
+        for index in 0..self.peers.len() {
+            let peer = &self.peers[index];
+            if peer.waiting() && now.saturating_duration_since(peer.last_heard) >= PEER_SILENCE {
+                parts.out.say(format!(
+                    "node {} stopped answering; its chunks of {} go to others",
+                    peer.node_id, self.name
+                ));
+                self.drop_peer(parts, now, index);
+            } else if !peer.dropped
+                && peer.have.is_none()
+                && now.saturating_duration_since(peer.last_asked) >= ASK_RETRY
+            {
+                if let Some(info_hash) = self.info_hash {
+                    self.ask_have(parts, now, index, info_hash);
+                }
+            }
+        }
+        if let Phase::Manifest(fetch) = &self.phase
+            && fetch
+                .sent_at
+                .is_some_and(|t| now.saturating_duration_since(t) >= ASK_RETRY)
+        {
+            match fetch.source {
+                Some(source) if fetch.attempts >= MANIFEST_ATTEMPTS_MAX => {
+                    self.drop_peer(parts, now, source)
+                }
+                _ => self.ask_manifest(parts, now),
+            }
+        }
+        self.scan_timeouts(now);
+        let active = self.peers.iter().any(|p| !p.dropped);
+        if !active && now >= self.give_up_at {
+            let reason = if self.peers.is_empty() {
+                format!(
+                    "no holder of {} answered within {} s",
+                    self.name,
+                    self.give_up_after.as_secs()
+                )
+            } else {
+                format!("every holder of {} is gone", self.name)
+            };
+            self.fail(parts, reason);
+            return false;
+        }
+        if !active {
+            self.recruit(parts, now);
+        }
+        let need_holders = !self.peers.iter().any(|p| !p.dropped);
+        if need_holders && self.lookup_due.is_none_or(|t| t <= now) {
+            self.lookup_due = Some(now + LOOKUP_RETRY);
+            return true;
+        }
+        false
+    }
+
+    /// Pieces requested longer than the peer's timeout ago are asked again; the window of a
+    /// peer that lost some halves.
+    fn scan_timeouts(&mut self, now: Instant) {
+        let Phase::Transfer(transfer) = &mut self.phase else {
+            return;
+        };
+        if transfer.scan_due.is_none_or(|t| t > now) {
+            return;
+        }
+        let mut outstanding = false;
+        for chunk in transfer.chunks.iter_mut() {
+            let ChunkState::Active(progress) = chunk else {
+                continue;
+            };
+            let Some(owner) = progress.owner else {
+                continue;
+            };
+            let rto = self.peers[owner].rto();
+            let mut lost = 0;
+            for (piece, slot) in progress.requested_at.iter_mut().enumerate() {
+                match slot {
+                    Some(sent) if now.saturating_duration_since(*sent) >= rto => {
+                        *slot = None;
+                        lost += 1;
+                        progress.next_unrequested = progress.next_unrequested.min(piece as u32);
+                    }
+                    Some(_) => outstanding = true,
+                    None => {}
+                }
+            }
+            if lost > 0 {
+                let peer = &mut self.peers[owner];
+                peer.in_flight = peer.in_flight.saturating_sub(lost);
+                peer.window = (peer.window / 2).max(WINDOW_MIN);
+                log::debug!("{lost} pieces from node {} timed out", peer.node_id);
+            }
+        }
+        let waiting = self.peers.iter().any(|p| p.in_flight > 0);
+        transfer.scan_due = (outstanding || waiting).then_some(now + SCAN_INTERVAL);
+    }
+
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.finished() {
+            return None;
+        }
+        let mut earliest: Option<Instant> = None;
+        let mut consider = |t: Instant| earliest = Some(earliest.map_or(t, |e| e.min(t)));
+        for peer in self.peers.iter().filter(|p| !p.dropped) {
+            if peer.waiting() {
+                consider(peer.last_heard + PEER_SILENCE);
+            }
+            if peer.have.is_none() {
+                consider(peer.last_asked + ASK_RETRY);
+            }
+        }
+        match &self.phase {
+            Phase::Manifest(fetch) => {
+                if let Some(sent) = fetch.sent_at {
+                    consider(sent + ASK_RETRY);
+                }
+            }
+            Phase::Transfer(transfer) => {
+                if let Some(t) = transfer.scan_due {
+                    consider(t);
+                }
+            }
+            _ => {}
+        }
+        if !self.peers.iter().any(|p| !p.dropped) {
+            consider(self.give_up_at);
+            consider(self.lookup_due.unwrap_or(self.give_up_at));
+        }
+        earliest
+    }
+
+    // ---- reporting ----------------------------------------------------------------------
+
+    pub fn progress(
+        &self,
+        files: &HashMap<Hash, LocalFile>,
+        now: Instant,
+    ) -> Option<super::Progress> {
+        if self.finished() {
+            return None;
+        }
+        let peers = self.peers.iter().filter(|p| !p.dropped).count();
+        let (verified_bytes, total_bytes, bytes_per_s) = match &self.phase {
+            Phase::Transfer(transfer) => {
+                let m = &transfer.manifest;
+                let have = files.get(&m.info_hash).map_or(0, |f| f.have.count());
+                let verified = (u64::from(have) * u64::from(m.chunk_bytes)).min(m.file_bytes);
+                let seconds = now
+                    .saturating_duration_since(transfer.started_at)
+                    .as_secs_f64();
+                let rate = if seconds > 0.0 {
+                    (verified - transfer.verified_at_start.min(verified)) as f64 / seconds
+                } else {
+                    0.0
+                };
+                (verified, m.file_bytes, rate)
+            }
+            Phase::Manifest(fetch) => (0, fetch.version.file_bytes.get(), 0.0),
+            _ => (0, 0, 0.0),
+        };
+        Some(super::Progress {
+            name: self.name.clone(),
+            verified_bytes,
+            total_bytes,
+            bytes_per_s,
+            peers,
+        })
+    }
+
+    pub fn peer_lines(&self) -> Vec<String> {
+        self.peers
+            .iter()
+            .map(|p| {
+                format!(
+                    "node {} {}{}: {} bytes received, {} chunks verified, window {} pieces, {} in flight",
+                    p.node_id,
+                    p.addr,
+                    if p.dropped { " (dropped)" } else { "" },
+                    p.bytes_received,
+                    p.chunks_verified,
+                    p.window,
+                    p.in_flight
+                )
+            })
+            .collect()
+    }
+}
+
+/// The next run of pieces to ask peer `index` for: pieces of its chunks not yet requested,
+/// else a new chunk it holds. `(chunk, first piece, count)`, at most `room` pieces.
+fn next_request(
+    transfer: &mut Transfer,
+    peers: &mut [Peer],
+    index: usize,
+    room: u32,
+) -> Option<(u32, u32, u32)> {
+    let limit = room.min(REQUEST_PIECES_MAX);
+    for &chunk in &peers[index].chunks {
+        if let Some(ChunkState::Active(progress)) = transfer.chunks.get_mut(chunk as usize)
+            && let Some(run) = unrequested_run(progress, limit)
+        {
+            return Some((chunk, run.0, run.1));
+        }
+    }
+    if peers[index].chunks.len() >= CHUNKS_PER_PEER_MAX {
+        return None;
+    }
+    let chunk = pick_chunk(transfer, &peers[index])?;
+    let chunk_len = transfer.manifest.chunk_len(chunk);
+    let pieces = chunk_len.div_ceil(transfer.piece_bytes);
+    let state = &mut transfer.chunks[chunk as usize];
+    match state {
+        ChunkState::Active(progress) => progress.owner = Some(index),
+        _ => {
+            *state = ChunkState::Active(Box::new(ChunkProgress {
+                owner: Some(index),
+                received: Bitmap::new(pieces),
+                requested_at: vec![None; pieces as usize],
+                next_unrequested: 0,
+                last_from: peers[index].node_id,
+            }))
+        }
+    }
+    peers[index].chunks.push(chunk);
+    let ChunkState::Active(progress) = &mut transfer.chunks[chunk as usize] else {
+        return None;
+    };
+    let (first, count) = unrequested_run(progress, limit)?;
+    Some((chunk, first, count))
+}
+
+/// First run of pieces neither received nor requested, at most `limit` long.
+fn unrequested_run(progress: &mut ChunkProgress, limit: u32) -> Option<(u32, u32)> {
+    let pieces = progress.received.len();
+    let mut first = progress.next_unrequested;
+    while first < pieces
+        && (progress.received.get(first) || progress.requested_at[first as usize].is_some())
+    {
+        first += 1;
+    }
+    progress.next_unrequested = first;
+    if first >= pieces {
+        return None;
+    }
+    let mut count = 1;
+    while count < limit
+        && first + count < pieces
+        && !progress.received.get(first + count)
+        && progress.requested_at[(first + count) as usize].is_none()
+    {
+        count += 1;
+    }
+    Some((first, count))
+}
+
+/// A chunk for this peer: an abandoned active one first, else the first missing one it holds
+/// (and did not send us a bad copy of).
+fn pick_chunk(transfer: &mut Transfer, peer: &Peer) -> Option<u32> {
+    let have = peer.have.as_ref()?;
+    let usable = |chunk: u32, transfer: &Transfer| {
+        have.get(chunk) && !transfer.bad_pairs.contains(&(chunk, peer.node_id))
+    };
+    for (chunk, state) in transfer.chunks.iter().enumerate() {
+        if let ChunkState::Active(progress) = state
+            && progress.owner.is_none()
+            && usable(chunk as u32, transfer)
+        {
+            return Some(chunk as u32);
+        }
+    }
+    let count = transfer.chunks.len() as u32;
+    while transfer.cursor < count
+        && !matches!(
+            transfer.chunks[transfer.cursor as usize],
+            ChunkState::Missing
+        )
+    {
+        transfer.cursor += 1;
+    }
+    (transfer.cursor..count).find(|&chunk| {
+        matches!(transfer.chunks[chunk as usize], ChunkState::Missing) && usable(chunk, transfer)
+    })
+}

@@ -1,0 +1,339 @@
+//! Serving peers: cookies, have-maps, manifest parts and pieces, within an upload budget.
+//!
+//! The uploader is nearly stateless. A request that carries a valid cookie becomes an
+//! [`UploadTask`] (which bytes, to whom); [`Uploader::poll_piece`] turns tasks into piece
+//! datagrams one at a time, round-robin, copying each piece once from the file's mapping
+//! into the send buffer. A request without a valid cookie gets only a [`wire::Welcome`],
+//! which is smaller than the request: an address must prove it receives before it is sent
+//! anything larger (the same idea as BEP 15's connection id).
+
+use super::{LocalFile, NodeStats, Outbox};
+use crate::Transmit;
+use crate::rng::Rng;
+use crate::storage::Mapping;
+use crate::wire::{self, Hash, Kind, Message, RejectReason, U16, U32, U64};
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Most piece ranges waiting to be sent, over all peers.
+pub const UPLOAD_TASKS_MAX: usize = 4096;
+/// Peers whose traffic is counted for `status`.
+pub const PEERS_COUNTED_MAX: usize = 1024;
+/// A cookie is valid for this epoch and the next.
+const COOKIE_EPOCH: Duration = Duration::from_secs(120);
+/// Largest burst of the upload budget: about 100 ms worth.
+const BURST: Duration = Duration::from_millis(100);
+
+/// A range of one chunk to send to one peer, a piece at a time.
+struct UploadTask {
+    to: SocketAddr,
+    node_id: u32,
+    mapping: Arc<Mapping>,
+    info_hash: Hash,
+    chunk: u32,
+    /// File offset of the chunk's first byte.
+    chunk_file_offset: u64,
+    /// Next byte to send and end of the range, within the chunk.
+    offset: u32,
+    end: u32,
+    piece_bytes: u32,
+}
+
+/// The node's upload budget: a token bucket of bytes.
+struct Budget {
+    bytes_per_s: u64,
+    burst_bytes: u64,
+    tokens: u64,
+    refilled_at: Instant,
+}
+
+impl Budget {
+    fn refill(&mut self, now: Instant) {
+        let elapsed = now.saturating_duration_since(self.refilled_at);
+        let earned = (u128::from(self.bytes_per_s) * elapsed.as_nanos() / 1_000_000_000) as u64;
+        if earned > 0 {
+            self.tokens = (self.tokens + earned).min(self.burst_bytes);
+            self.refilled_at = now;
+        }
+    }
+
+    /// When `bytes` tokens will be there.
+    fn ready_at(&self, bytes: u64) -> Instant {
+        let missing = bytes.saturating_sub(self.tokens);
+        let nanos = u128::from(missing) * 1_000_000_000 / u128::from(self.bytes_per_s.max(1));
+        self.refilled_at + Duration::from_nanos(nanos.min(u128::from(u64::MAX)) as u64)
+    }
+}
+
+pub(crate) struct Uploader {
+    cookie_key: [u8; 16],
+    epoch_start: Instant,
+    tasks: VecDeque<UploadTask>,
+    budget: Option<Budget>,
+    /// Bytes sent per peer node id.
+    sent_bytes: HashMap<u32, u64>,
+}
+
+impl Uploader {
+    pub fn new(rng: &mut Rng, max_upload_bytes_per_s: Option<u64>, now: Instant) -> Uploader {
+        let mut cookie_key = [0u8; 16];
+        cookie_key[..8].copy_from_slice(&rng.next_u64().to_le_bytes());
+        cookie_key[8..].copy_from_slice(&rng.next_u64().to_le_bytes());
+        let budget = max_upload_bytes_per_s.map(|bytes_per_s| {
+            let burst_bytes = (bytes_per_s / (1_000 / BURST.as_millis() as u64))
+                .max(wire::DATAGRAM_BYTES_MAX as u64);
+            Budget {
+                bytes_per_s,
+                burst_bytes,
+                tokens: burst_bytes,
+                refilled_at: now,
+            }
+        });
+        Uploader {
+            cookie_key,
+            epoch_start: now,
+            tasks: VecDeque::new(),
+            budget,
+            sent_bytes: HashMap::new(),
+        }
+    }
+
+    /// The cookie for `addr` in `epoch`: keyed SHA-1 of the address, never zero.
+    fn cookie(&self, addr: SocketAddr, epoch: u64) -> u64 {
+        let mut sha = sha1_smol::Sha1::new();
+        sha.update(&self.cookie_key);
+        sha.update(&epoch.to_be_bytes());
+        sha.update(&wire::ip_to_bytes(addr.ip()));
+        sha.update(&addr.port().to_be_bytes());
+        let digest = sha.digest().bytes();
+        u64::from_be_bytes(digest[..8].try_into().unwrap_or([1; 8])).max(1)
+    }
+
+    fn epoch(&self, now: Instant) -> u64 {
+        now.saturating_duration_since(self.epoch_start).as_secs() / COOKIE_EPOCH.as_secs()
+    }
+
+    fn cookie_ok(&self, cookie: u64, addr: SocketAddr, now: Instant) -> bool {
+        let epoch = self.epoch(now);
+        cookie == self.cookie(addr, epoch) || (epoch > 0 && cookie == self.cookie(addr, epoch - 1))
+    }
+
+    /// A peer asked for a have-map, a manifest part or pieces.
+    pub fn handle_request(
+        &mut self,
+        out: &mut Outbox,
+        files: &HashMap<Hash, LocalFile>,
+        now: Instant,
+        from: SocketAddr,
+        message: &Message<'_>,
+    ) {
+        let ask = match message {
+            Message::HaveRequest(ask) => *ask,
+            Message::ManifestRequest(request) => &request.ask,
+            Message::PieceRequest(request) => &request.ask,
+            _ => return,
+        };
+        if !self.cookie_ok(ask.cookie.get(), from, now) {
+            out.stats.welcomes_sent += 1;
+            let welcome = wire::Welcome {
+                cookie: U64::new(self.cookie(from, self.epoch(now))),
+            };
+            out.send(from, &Message::Welcome(&welcome));
+            return;
+        }
+        let info_hash = ask.info_hash;
+        let reject = |out: &mut Outbox, chunk: u32, reason: RejectReason| {
+            out.stats.requests_rejected += 1;
+            let reject = wire::Reject {
+                info_hash,
+                chunk: U32::new(chunk),
+                reason: U16::new(reason as u16),
+                reserved: [0; 2],
+            };
+            out.send(from, &Message::Reject(&reject));
+        };
+        let Some(file) = files.get(&info_hash) else {
+            reject(out, 0, RejectReason::UnknownFile);
+            return;
+        };
+        let manifest = &file.manifest;
+        match message {
+            Message::HaveRequest(_) => {
+                let fixed = wire::HaveMap {
+                    info_hash,
+                    node_id: U32::new(0),
+                    chunk_count: U32::new(manifest.chunk_count()),
+                };
+                out.send(
+                    from,
+                    &Message::HaveMap {
+                        fixed: &fixed,
+                        bitmap: file.have.as_bytes(),
+                    },
+                );
+            }
+            Message::ManifestRequest(request) => {
+                let first = request.first_chunk.get();
+                let count = manifest.chunk_count();
+                if first > count {
+                    reject(out, first, RejectReason::BadRange);
+                    return;
+                }
+                let hash_count = ((count - first) as usize).min(wire::MANIFEST_HASHES_PER_PART_MAX);
+                let fixed = wire::ManifestPart {
+                    info_hash,
+                    file_bytes: U64::new(manifest.file_bytes),
+                    chunk_bytes: U32::new(manifest.chunk_bytes),
+                    first_chunk: U32::new(first),
+                    hash_count: U16::new(hash_count as u16),
+                    reserved: [0; 2],
+                };
+                let hashes = &manifest.hashes[first as usize..first as usize + hash_count];
+                out.send(
+                    from,
+                    &Message::ManifestPart {
+                        fixed: &fixed,
+                        hashes,
+                        name: &manifest.name,
+                    },
+                );
+            }
+            Message::PieceRequest(request) => {
+                let chunk = request.chunk.get();
+                if !file.have.get(chunk) {
+                    reject(out, chunk, RejectReason::MissingChunk);
+                    return;
+                }
+                let (offset, length) = (request.offset.get(), request.length.get());
+                let chunk_len = manifest.chunk_len(chunk);
+                if offset.checked_add(length).is_none_or(|end| end > chunk_len) {
+                    reject(out, chunk, RejectReason::BadRange);
+                    return;
+                }
+                if self.tasks.len() >= UPLOAD_TASKS_MAX {
+                    // The requester times out and asks again, or asks another peer.
+                    out.stats.upload_queue_full += 1;
+                    return;
+                }
+                log::debug!(
+                    "peer {from} (node {}) asks chunk {chunk} [{offset}+{length}] of {}",
+                    ask.node_id.get(),
+                    manifest.name
+                );
+                self.tasks.push_back(UploadTask {
+                    to: from,
+                    node_id: ask.node_id.get(),
+                    mapping: Arc::clone(&file.mapping),
+                    info_hash,
+                    chunk,
+                    chunk_file_offset: manifest.chunk_offset(chunk),
+                    offset,
+                    end: offset + length,
+                    piece_bytes: request.piece_bytes.get(),
+                });
+            }
+            _ => {}
+        }
+    }
+
+    /// Writes the next piece datagram into `buf`, if a task is waiting and the budget allows.
+    pub fn poll_piece(
+        &mut self,
+        stats: &mut NodeStats,
+        now: Instant,
+        buf: &mut [u8],
+    ) -> Option<Transmit> {
+        loop {
+            let task = self.tasks.front()?;
+            let len = task.piece_bytes.min(task.end - task.offset);
+            if let Some(budget) = &mut self.budget {
+                budget.refill(now);
+                let cost = u64::from(len);
+                if budget.tokens < cost.min(budget.burst_bytes) {
+                    return None;
+                }
+                budget.tokens = budget.tokens.saturating_sub(cost);
+            }
+            let mut task = self.tasks.pop_front()?;
+            let written = write_piece(&task, len, buf);
+            task.offset += len;
+            let (to, node_id) = (task.to, task.node_id);
+            if task.offset < task.end {
+                // Round-robin: the next piece of this range waits behind the other ranges.
+                self.tasks.push_back(task);
+            }
+            let Some(total) = written else {
+                log::error!("piece of chunk outside its file; dropped");
+                continue;
+            };
+            stats.pieces_sent += 1;
+            stats.bytes_sent += u64::from(len);
+            if self.sent_bytes.len() < PEERS_COUNTED_MAX || self.sent_bytes.contains_key(&node_id) {
+                *self.sent_bytes.entry(node_id).or_default() += u64::from(len);
+            }
+            return Some(Transmit { to, len: total });
+        }
+    }
+
+    pub fn has_piece(&self, now: Instant) -> bool {
+        let Some(task) = self.tasks.front() else {
+            return false;
+        };
+        match &self.budget {
+            None => true,
+            Some(budget) => {
+                budget.ready_at(
+                    u64::from(task.piece_bytes.min(task.end - task.offset)).min(budget.burst_bytes),
+                ) <= now
+            }
+        }
+    }
+
+    /// When the budget allows the next piece, if pieces wait on it.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let task = self.tasks.front()?;
+        let budget = self.budget.as_ref()?;
+        let len = u64::from(task.piece_bytes.min(task.end - task.offset)).min(budget.burst_bytes);
+        (budget.tokens < len).then(|| budget.ready_at(len))
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if let Some(budget) = &mut self.budget {
+            budget.refill(now);
+        }
+    }
+
+    /// "sent to node 3: 1048576 bytes, ..." for `status`.
+    pub fn peer_summary(&self) -> String {
+        let mut peers: Vec<(&u32, &u64)> = self.sent_bytes.iter().collect();
+        peers.sort();
+        let parts: Vec<String> = peers
+            .iter()
+            .map(|(node, bytes)| format!("node {node}: {bytes} bytes"))
+            .collect();
+        if parts.is_empty() {
+            "sent to nobody yet".to_string()
+        } else {
+            format!("sent to {}", parts.join(", "))
+        }
+    }
+}
+
+/// Encodes one piece of `task` (`len` data bytes) into `buf`; its length, or `None` when the
+/// range is outside the mapping.
+fn write_piece(task: &UploadTask, len: u32, buf: &mut [u8]) -> Option<usize> {
+    let mut writer = wire::Writer::new(buf, Kind::Piece).ok()?;
+    let fixed = wire::Piece {
+        info_hash: task.info_hash,
+        chunk: U32::new(task.chunk),
+        offset: U32::new(task.offset),
+    };
+    writer.put_pod(&fixed).ok()?;
+    let data = writer.tail_mut(len as usize).ok()?;
+    task.mapping
+        .read_into(task.chunk_file_offset + u64::from(task.offset), data)
+        .then_some(())?;
+    Some(writer.finish())
+}
