@@ -5,6 +5,7 @@
 #![deny(unsafe_code)]
 
 pub mod rng;
+pub mod tracker;
 pub mod wire;
 
 use std::net::SocketAddr;
