@@ -16,18 +16,19 @@
 //! reply, the look-up reply, goes only to a node that authenticated from its registered address.
 
 pub mod db;
+mod events;
 #[cfg(test)]
 mod tests;
 
 pub use db::Snapshot;
+pub use events::{TrackerConfig, TrackerEvent, TrackerStats};
 
 use crate::Transmit;
 use crate::rng::Rng;
 use crate::wire::{self, Hash, Kind, Message, NodeAuth, RefusedReason, U16, U32, U64};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::fmt;
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// Most registered nodes.
 pub const NODES_MAX: usize = 65_536;
@@ -41,125 +42,6 @@ pub const VERSIONS_PER_NAME_MAX: usize = 64;
 pub const TRANSMIT_QUEUE_MAX: usize = 4_096;
 /// Most events waiting for `poll_event`; more are dropped and counted.
 pub const EVENT_QUEUE_MAX: usize = 4_096;
-
-#[derive(Clone, Debug)]
-pub struct TrackerConfig {
-    /// A node is forgotten after this long without a message.
-    pub expiry: Duration,
-    /// How often nodes are told to re-register (their heartbeat); shorter than `expiry`.
-    pub heartbeat_interval: Duration,
-}
-
-impl Default for TrackerConfig {
-    fn default() -> Self {
-        TrackerConfig {
-            expiry: Duration::from_secs(22),
-            heartbeat_interval: Duration::from_secs(20),
-        }
-    }
-}
-
-/// Something worth a line in the tracker's log.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum TrackerEvent {
-    /// A node joined, came back (`returning`: it presented a token from before), or moved to a
-    /// new address. Plain heartbeats make no event.
-    NodeRegistered {
-        node_id: u32,
-        addr: SocketAddr,
-        returning: bool,
-    },
-    NodeExpired {
-        node_id: u32,
-    },
-    NodeExited {
-        node_id: u32,
-    },
-    /// `chunks_held` is zero when the node stopped holding the file.
-    FileAnnounced {
-        node_id: u32,
-        name: String,
-        info_hash: Hash,
-        chunks_held: u32,
-        chunk_count: u32,
-    },
-    Dropped {
-        from: SocketAddr,
-        reason: String,
-    },
-}
-
-impl fmt::Display for TrackerEvent {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            TrackerEvent::NodeRegistered {
-                node_id,
-                addr,
-                returning,
-            } => {
-                write!(f, "node {node_id} registered from {addr}")?;
-                if *returning {
-                    write!(f, " (returning)")
-                } else {
-                    Ok(())
-                }
-            }
-            TrackerEvent::NodeExpired { node_id } => write!(f, "node {node_id} expired"),
-            TrackerEvent::NodeExited { node_id } => write!(f, "node {node_id} exited"),
-            TrackerEvent::FileAnnounced {
-                node_id,
-                name,
-                info_hash,
-                chunks_held,
-                chunk_count,
-            } => {
-                let hex = wire::hex(info_hash);
-                write!(
-                    f,
-                    "node {node_id} announced {name} ({hex}) {chunks_held}/{chunk_count} chunks"
-                )
-            }
-            TrackerEvent::Dropped { from, reason } => {
-                write!(f, "dropped datagram from {from}: {reason}")
-            }
-        }
-    }
-}
-
-/// Counters since start.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct TrackerStats {
-    pub datagrams_received: u64,
-    /// Failed `wire::decode`.
-    pub dropped_malformed: u64,
-    /// Decoded, but a kind the tracker never receives (replies, peer protocol).
-    pub dropped_unexpected_kind: u64,
-    /// Requests refused: with a `Refused` reply, or silently for credit reports.
-    pub refused: u64,
-    pub replies_dropped_queue_full: u64,
-    /// Replies that did not fit the buffer `poll_transmit` was given.
-    pub replies_dropped_too_long: u64,
-    pub replies_sent: u64,
-    pub events_dropped_queue_full: u64,
-}
-
-impl fmt::Display for TrackerStats {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "received {}, malformed {}, unexpected kind {}, refused {}, replies sent {}, \
-             replies dropped (queue full {}, too long {}), events dropped {}",
-            self.datagrams_received,
-            self.dropped_malformed,
-            self.dropped_unexpected_kind,
-            self.refused,
-            self.replies_sent,
-            self.replies_dropped_queue_full,
-            self.replies_dropped_too_long,
-            self.events_dropped_queue_full,
-        )
-    }
-}
 
 struct Node {
     addr: SocketAddr,
@@ -209,6 +91,8 @@ pub struct Tracker {
 }
 
 impl Tracker {
+    /// `now` is unused today (nothing is timed until a node registers); it is taken so that a
+    /// timer started at creation would not change the reactor's call.
     pub fn new(config: TrackerConfig, rng_seed: u64, _now: Instant) -> Self {
         Tracker {
             config,
@@ -291,7 +175,7 @@ impl Tracker {
             Message::Register(register) => self.on_register(now, from, &register.auth),
             Message::Announce { fixed, name } => self.on_announce(now, from, fixed, name),
             Message::Lookup { fixed, name } => self.on_lookup(now, from, &fixed.auth, name),
-            Message::Credit(credit) => self.on_credit(now, credit),
+            Message::Credit(credit) => self.on_credit(now, from, credit),
             Message::Exit(exit) => self.on_exit(now, from, &exit.auth),
             other => {
                 self.stats.dropped_unexpected_kind += 1;
@@ -472,7 +356,7 @@ impl Tracker {
     }
 
     fn on_announce(&mut self, now: Instant, from: SocketAddr, fixed: &wire::Announce, name: &str) {
-        let Some(node_id) = self.authenticate(now, from, Kind::Announce, &fixed.auth) else {
+        let Some(node_id) = self.authenticate(now, from, Some(Kind::Announce), &fixed.auth) else {
             return;
         };
         let info_hash = fixed.info_hash;
@@ -505,7 +389,7 @@ impl Tracker {
     }
 
     fn on_lookup(&mut self, now: Instant, from: SocketAddr, auth: &NodeAuth, name: &str) {
-        let Some(asker) = self.authenticate(now, from, Kind::Lookup, auth) else {
+        let Some(asker) = self.authenticate(now, from, Some(Kind::Lookup), auth) else {
             return;
         };
         if self.nodes[&asker].addr != from {
@@ -610,9 +494,9 @@ impl Tracker {
         (versions, holders)
     }
 
-    fn on_credit(&mut self, now: Instant, credit: &wire::Credit) {
+    fn on_credit(&mut self, now: Instant, from: SocketAddr, credit: &wire::Credit) {
         // Credit reports get no reply, so a refused one is only counted.
-        let Some(reporter) = self.authenticate_silently(now, &credit.auth) else {
+        let Some(reporter) = self.authenticate(now, from, None, &credit.auth) else {
             return;
         };
         let (from_node, chunks, bytes) = (
@@ -631,7 +515,7 @@ impl Tracker {
     }
 
     fn on_exit(&mut self, now: Instant, from: SocketAddr, auth: &NodeAuth) {
-        let Some(node_id) = self.authenticate(now, from, Kind::Exit, auth) else {
+        let Some(node_id) = self.authenticate(now, from, Some(Kind::Exit), auth) else {
             return;
         };
         self.remove_node(node_id);
@@ -644,12 +528,13 @@ impl Tracker {
         );
     }
 
-    /// Checks `auth` and refreshes the node's last-seen; refuses with a reply otherwise.
+    /// Checks `auth` and refreshes the node's last-seen. Otherwise counts a refusal, and
+    /// replies with one when the request has a reply (`reply_kind`).
     fn authenticate(
         &mut self,
         now: Instant,
         from: SocketAddr,
-        kind: Kind,
+        reply_kind: Option<Kind>,
         auth: &NodeAuth,
     ) -> Option<u32> {
         match self.check_auth(auth) {
@@ -658,21 +543,10 @@ impl Tracker {
                 Some(node_id)
             }
             Err(reason) => {
-                self.refuse(from, kind, reason);
-                None
-            }
-        }
-    }
-
-    /// As [`Tracker::authenticate`], for requests that get no reply.
-    fn authenticate_silently(&mut self, now: Instant, auth: &NodeAuth) -> Option<u32> {
-        match self.check_auth(auth) {
-            Ok(node_id) => {
-                self.touch(node_id, now);
-                Some(node_id)
-            }
-            Err(_) => {
-                self.stats.refused += 1;
+                match reply_kind {
+                    Some(kind) => self.refuse(from, kind, reason),
+                    None => self.stats.refused += 1,
+                }
                 None
             }
         }

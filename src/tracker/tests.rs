@@ -2,6 +2,7 @@ use super::*;
 use crate::wire::{
     Announce, Credit, Exit, HolderRecord, Lookup, Register, Registered, VersionRecord, decode,
 };
+use std::time::Duration;
 
 const KIB: u32 = 1024;
 
