@@ -83,11 +83,6 @@ impl FileEntry {
         }
         wire::parse_hex(&self.info_hash)
     }
-
-    /// Does `chunks_held` fit this file? (Zero is not a holding: it means "stopped holding".)
-    pub fn chunks_held_ok(&self, chunks_held: u32) -> bool {
-        chunks_held > 0 && chunks_held <= wire::chunk_count(self.file_bytes, self.chunk_bytes)
-    }
 }
 
 impl Snapshot {
