@@ -9,6 +9,7 @@ pub mod console;
 pub mod node;
 pub mod rng;
 pub mod storage;
+pub mod tracker;
 pub mod wire;
 
 use std::net::SocketAddr;

@@ -1,0 +1,695 @@
+//! The tracker: a sans-IO state machine that knows which nodes are alive, which node holds
+//! which file (and how many of its chunks), and how much each node has uploaded.
+//!
+//! It never touches a socket, the clock or the OS random source. The reactor feeds it
+//! datagrams (`handle_datagram`) and wake-ups (`handle_timeout`) with the time it read, and
+//! drains what it wants done: datagrams to send (`poll_transmit`), the next wake-up
+//! (`poll_timeout`), log events (`poll_event`) and registry snapshots to persist
+//! (`poll_snapshot`, written with [`db::save`]). Tokens come from a [`Rng`] seeded by the
+//! caller, so a simulation replays exactly from its seed.
+//!
+//! Nodes authenticate with the id they chose and a token the tracker minted for them (or
+//! one they kept from before the tracker lost its state). Every table and queue is bounded;
+//! when a table is full, requests that would grow it are refused with `Refused(Full)`.
+//!
+//! Anti-amplification: a refusal (12 bytes) is smaller than any request, and the one large
+//! reply, the look-up reply, goes only to a node that authenticated from its registered address.
+
+pub mod db;
+mod events;
+#[cfg(test)]
+mod tests;
+
+pub use db::Snapshot;
+pub use events::{TrackerConfig, TrackerEvent, TrackerStats};
+
+use crate::Transmit;
+use crate::rng::Rng;
+use crate::wire::{self, Hash, Kind, Message, NodeAuth, RefusedReason, U16, U32, U64};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::net::SocketAddr;
+use std::time::Instant;
+
+/// Most registered nodes.
+pub const NODES_MAX: usize = 65_536;
+/// Most distinct files (info hashes) across all nodes.
+pub const FILES_MAX: usize = 65_536;
+/// Most files one node may announce as held.
+pub const HOLDINGS_PER_NODE_MAX: usize = 4_096;
+/// Most versions (info hashes) under one name, so that a look-up's cost stays bounded.
+pub const VERSIONS_PER_NAME_MAX: usize = 64;
+/// Most replies waiting for `poll_transmit`; more are dropped and counted.
+pub const TRANSMIT_QUEUE_MAX: usize = 4_096;
+/// Most events waiting for `poll_event`; more are dropped and counted.
+pub const EVENT_QUEUE_MAX: usize = 4_096;
+
+struct Node {
+    addr: SocketAddr,
+    token: u64,
+    last_seen: Instant,
+    upload_credit_bytes: u64,
+    /// Info hash → chunks held (never zero).
+    holdings: BTreeMap<Hash, u32>,
+}
+
+struct File {
+    name: String,
+    file_bytes: u64,
+    chunk_bytes: u32,
+    /// Node id → chunks held (never zero). Never empty: a file without holders is forgotten.
+    holders: BTreeMap<u32, u32>,
+}
+
+/// A reply waiting for `poll_transmit`, kept as values and encoded only when sent.
+enum Outgoing {
+    Registered(wire::Registered),
+    Announced(wire::Announced),
+    LookupReply {
+        versions: Vec<wire::VersionRecord>,
+        holders: Vec<wire::HolderRecord>,
+        name: String,
+    },
+    ExitAck(wire::ExitAck),
+    Refused(wire::Refused),
+}
+
+pub struct Tracker {
+    config: TrackerConfig,
+    rng: Rng,
+    // Ordered maps, not hash maps: iteration order then depends only on the inputs, so
+    // snapshots and replies replay exactly from a seed.
+    nodes: BTreeMap<u32, Node>,
+    /// (last seen, node id) of every node: the first entry is the next to expire.
+    by_last_seen: BTreeSet<(Instant, u32)>,
+    files: BTreeMap<Hash, File>,
+    /// Name → the info hashes announced under it.
+    names: BTreeMap<String, Vec<Hash>>,
+    transmits: VecDeque<(SocketAddr, Outgoing)>,
+    events: VecDeque<TrackerEvent>,
+    registry_changed: bool,
+    stats: TrackerStats,
+}
+
+impl Tracker {
+    /// `now` is unused today (nothing is timed until a node registers); it is taken so that a
+    /// timer started at creation would not change the reactor's call.
+    pub fn new(config: TrackerConfig, rng_seed: u64, _now: Instant) -> Self {
+        Tracker {
+            config,
+            rng: Rng::new(rng_seed),
+            nodes: BTreeMap::new(),
+            by_last_seen: BTreeSet::new(),
+            files: BTreeMap::new(),
+            names: BTreeMap::new(),
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+            registry_changed: false,
+            stats: TrackerStats::default(),
+        }
+    }
+
+    /// Restores registry from a snapshot read at start; restored nodes count as seen at `now`.
+    /// Entries that make no sense, or that would pass a table's limit, are skipped.
+    pub fn from_snapshot(
+        config: TrackerConfig,
+        rng_seed: u64,
+        now: Instant,
+        mut snapshot: Snapshot,
+    ) -> Self {
+        let mut tracker = Tracker::new(config, rng_seed, now);
+        snapshot.sanitize();
+        for entry in &snapshot.nodes {
+            let Some((addr, token)) = entry.parse() else {
+                continue;
+            };
+            if tracker.nodes.len() >= NODES_MAX {
+                break;
+            }
+            let node = Node {
+                addr,
+                token,
+                last_seen: now,
+                upload_credit_bytes: entry.upload_credit_bytes,
+                holdings: BTreeMap::new(),
+            };
+            tracker.nodes.insert(entry.node_id, node);
+            tracker.by_last_seen.insert((now, entry.node_id));
+        }
+        for entry in &snapshot.files {
+            let Some(info_hash) = entry.parse() else {
+                continue;
+            };
+            for holder in &entry.holders {
+                // Errors here mean a limit was reached; the entry is skipped, as documented.
+                let _ = tracker.hold(
+                    holder.node_id,
+                    info_hash,
+                    &entry.name,
+                    entry.file_bytes,
+                    entry.chunk_bytes,
+                    holder.chunks_held,
+                );
+            }
+        }
+        tracker.registry_changed = false;
+        tracker
+    }
+
+    pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
+        self.stats.datagrams_received += 1;
+        // A node whose deadline passed is gone even if the reactor has not called
+        // handle_timeout yet, so that the answer does not depend on the reactor's timing.
+        self.handle_timeout(now);
+        let message = match wire::decode(bytes) {
+            Ok(message) => message,
+            Err(error) => {
+                self.stats.dropped_malformed += 1;
+                self.event(TrackerEvent::Dropped {
+                    from,
+                    reason: error.to_string(),
+                });
+                return;
+            }
+        };
+        match message {
+            Message::Register(register) => self.on_register(now, from, &register.auth),
+            Message::Announce { fixed, name } => self.on_announce(now, from, fixed, name),
+            Message::Lookup { fixed, name } => self.on_lookup(now, from, &fixed.auth, name),
+            Message::Credit(credit) => self.on_credit(now, from, credit),
+            Message::Exit(exit) => self.on_exit(now, from, &exit.auth),
+            other => {
+                self.stats.dropped_unexpected_kind += 1;
+                let reason = format!("unexpected kind {:?} at the tracker", other.kind());
+                self.event(TrackerEvent::Dropped { from, reason });
+            }
+        }
+    }
+
+    /// Expires every node whose deadline has passed, all in one sweep. Spurious calls do nothing.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        while let Some(&(last_seen, node_id)) = self.by_last_seen.first() {
+            if last_seen + self.config.expiry > now {
+                break;
+            }
+            self.remove_node(node_id);
+            self.event(TrackerEvent::NodeExpired { node_id });
+        }
+    }
+
+    /// Writes the next reply into `buf`; replies that do not fit `buf` are dropped and counted.
+    #[must_use]
+    pub fn poll_transmit(&mut self, buf: &mut [u8]) -> Option<Transmit> {
+        while let Some((to, reply)) = self.transmits.pop_front() {
+            let encoded = match &reply {
+                Outgoing::Registered(m) => Message::Registered(m).encode(buf),
+                Outgoing::Announced(m) => Message::Announced(m).encode(buf),
+                Outgoing::LookupReply {
+                    versions,
+                    holders,
+                    name,
+                } => Message::LookupReply {
+                    versions,
+                    holders,
+                    name,
+                }
+                .encode(buf),
+                Outgoing::ExitAck(m) => Message::ExitAck(m).encode(buf),
+                Outgoing::Refused(m) => Message::Refused(m).encode(buf),
+            };
+            match encoded {
+                Ok(len) => {
+                    self.stats.replies_sent += 1;
+                    return Some(Transmit { to, len });
+                }
+                Err(wire::EncodeError::TooLong) => self.stats.replies_dropped_too_long += 1,
+            }
+        }
+        None
+    }
+
+    /// The earliest moment a node could expire; `None` when there are no nodes.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.by_last_seen
+            .first()
+            .map(|&(last_seen, _)| last_seen + self.config.expiry)
+    }
+
+    #[must_use]
+    pub fn poll_event(&mut self) -> Option<TrackerEvent> {
+        self.events.pop_front()
+    }
+
+    /// Some(snapshot) when the registry changed since the last call (the reactor writes it
+    /// with `db::save`). Heartbeats alone change nothing stored, so they cause no writes.
+    #[must_use]
+    pub fn poll_snapshot(&mut self) -> Option<Snapshot> {
+        if !std::mem::take(&mut self.registry_changed) {
+            return None;
+        }
+        Some(self.snapshot())
+    }
+
+    pub fn stats(&self) -> &TrackerStats {
+        &self.stats
+    }
+
+    pub fn node_count(&self) -> usize {
+        self.nodes.len()
+    }
+
+    pub fn file_count(&self) -> usize {
+        self.files.len()
+    }
+
+    /// The registry as stored, in a deterministic order.
+    pub fn snapshot(&self) -> Snapshot {
+        let nodes = self
+            .nodes
+            .iter()
+            .map(|(&node_id, node)| db::NodeEntry {
+                node_id,
+                addr: node.addr.to_string(),
+                token: db::token_to_text(node.token),
+                upload_credit_bytes: node.upload_credit_bytes,
+            })
+            .collect();
+        let files = self
+            .files
+            .iter()
+            .map(|(info_hash, file)| db::FileEntry {
+                info_hash: wire::hex(info_hash),
+                name: file.name.clone(),
+                file_bytes: file.file_bytes,
+                chunk_bytes: file.chunk_bytes,
+                holders: file
+                    .holders
+                    .iter()
+                    .map(|(&node_id, &chunks_held)| db::FileHolder {
+                        node_id,
+                        chunks_held,
+                    })
+                    .collect(),
+            })
+            .collect();
+        Snapshot { nodes, files }
+    }
+
+    fn on_register(&mut self, now: Instant, from: SocketAddr, auth: &NodeAuth) {
+        let (node_id, token) = (auth.node_id.get(), auth.token.get());
+        let full = self.nodes.len() >= NODES_MAX;
+        let registered_event = match self.nodes.get_mut(&node_id) {
+            Some(node) if node.token != token => {
+                // The id belongs to another node (or to this one before it lost its token).
+                return self.refuse(from, Kind::Register, RefusedReason::BadToken);
+            }
+            Some(node) => {
+                let moved = node.addr != from;
+                node.addr = from;
+                self.registry_changed |= moved;
+                self.touch(node_id, now);
+                moved.then_some(TrackerEvent::NodeRegistered {
+                    node_id,
+                    addr: from,
+                    returning: true,
+                })
+            }
+            None if full => {
+                return self.refuse(from, Kind::Register, RefusedReason::Full);
+            }
+            None => {
+                // A nonzero token for an unknown id is a node coming back after it expired or
+                // after the tracker lost its state: it keeps its token.
+                let returning = token != 0;
+                let token = if returning { token } else { self.mint_token() };
+                let node = Node {
+                    addr: from,
+                    token,
+                    last_seen: now,
+                    upload_credit_bytes: 0,
+                    holdings: BTreeMap::new(),
+                };
+                self.nodes.insert(node_id, node);
+                self.by_last_seen.insert((now, node_id));
+                self.registry_changed = true;
+                Some(TrackerEvent::NodeRegistered {
+                    node_id,
+                    addr: from,
+                    returning,
+                })
+            }
+        };
+        if let Some(event) = registered_event {
+            self.event(event);
+        }
+        let token = self.nodes[&node_id].token;
+        let heartbeat_interval_ms =
+            u32::try_from(self.config.heartbeat_interval.as_millis()).unwrap_or(u32::MAX);
+        let registered = wire::Registered {
+            auth: NodeAuth {
+                node_id: U32::new(node_id),
+                token: U64::new(token),
+            },
+            heartbeat_interval_ms: U32::new(heartbeat_interval_ms),
+        };
+        self.reply(from, Outgoing::Registered(registered));
+    }
+
+    fn on_announce(&mut self, now: Instant, from: SocketAddr, fixed: &wire::Announce, name: &str) {
+        let Some(node_id) = self.authenticate(now, from, Some(Kind::Announce), &fixed.auth) else {
+            return;
+        };
+        let info_hash = fixed.info_hash;
+        let (file_bytes, chunk_bytes) = (fixed.file_bytes.get(), fixed.chunk_bytes.get());
+        let chunks_held = fixed.chunks_held.get();
+        if let Err(reason) = self.hold(
+            node_id,
+            info_hash,
+            name,
+            file_bytes,
+            chunk_bytes,
+            chunks_held,
+        ) {
+            return self.refuse(from, Kind::Announce, reason);
+        }
+        let chunk_count = wire::chunk_count(file_bytes, chunk_bytes);
+        let name = name.to_owned();
+        self.event(TrackerEvent::FileAnnounced {
+            node_id,
+            name,
+            info_hash,
+            chunks_held,
+            chunk_count,
+        });
+        let announced = wire::Announced {
+            info_hash,
+            chunks_held: U32::new(chunks_held),
+        };
+        self.reply(from, Outgoing::Announced(announced));
+    }
+
+    fn on_lookup(&mut self, now: Instant, from: SocketAddr, auth: &NodeAuth, name: &str) {
+        let Some(asker) = self.authenticate(now, from, Some(Kind::Lookup), auth) else {
+            return;
+        };
+        if self.nodes[&asker].addr != from {
+            // The token is right but the address is not the one that registered: the large
+            // reply would go where the node never proved it receives. Registering again from
+            // this address fixes it.
+            return self.refuse(from, Kind::Lookup, RefusedReason::UnknownNode);
+        }
+        let (versions, holders) = self.lookup(asker, name);
+        self.reply(
+            from,
+            Outgoing::LookupReply {
+                versions,
+                holders,
+                name: name.to_owned(),
+            },
+        );
+    }
+
+    /// Versions of `name` with the most holders first, and holders of those versions (not
+    /// `asker`) with the most upload credit first: each listed version gets its best holder,
+    /// then the rest of the room goes by credit. Ties are broken at random so that nodes
+    /// with equal credit share the load.
+    fn lookup(
+        &mut self,
+        asker: u32,
+        name: &str,
+    ) -> (Vec<wire::VersionRecord>, Vec<wire::HolderRecord>) {
+        let mut hashes: Vec<&Hash> = self
+            .names
+            .get(name)
+            .map(|hashes| hashes.iter().collect())
+            .unwrap_or_default();
+        hashes.sort_by_key(|hash| (std::cmp::Reverse(self.files[*hash].holders.len()), **hash));
+        hashes.truncate(wire::LOOKUP_VERSIONS_MAX);
+        struct Candidate {
+            credit_bytes: u64,
+            tie_break: u64,
+            version: u8,
+            node_id: u32,
+            chunks_held: u32,
+        }
+        let mut candidates = Vec::new();
+        let mut versions = Vec::with_capacity(hashes.len());
+        for (index, hash) in hashes.iter().enumerate() {
+            let file = &self.files[*hash];
+            versions.push(wire::VersionRecord {
+                info_hash: **hash,
+                file_bytes: U64::new(file.file_bytes),
+                chunk_bytes: U32::new(file.chunk_bytes),
+                holder_count: U32::new(file.holders.len() as u32),
+            });
+            for (&node_id, &chunks_held) in file.holders.iter().filter(|(id, _)| **id != asker) {
+                let credit_bytes = self.nodes[&node_id].upload_credit_bytes;
+                let tie_break = self.rng.next_u64();
+                // Fits: at most LOOKUP_VERSIONS_MAX versions.
+                candidates.push(Candidate {
+                    credit_bytes,
+                    tie_break,
+                    version: index as u8,
+                    node_id,
+                    chunks_held,
+                });
+            }
+        }
+        candidates.sort_unstable_by_key(|c| (std::cmp::Reverse(c.credit_bytes), c.tie_break));
+        let mut chosen = vec![false; candidates.len()];
+        for version in 0..versions.len() {
+            if let Some(best) = candidates
+                .iter()
+                .position(|c| usize::from(c.version) == version)
+            {
+                chosen[best] = true;
+            }
+        }
+        let mut room =
+            wire::LOOKUP_HOLDERS_MAX.saturating_sub(chosen.iter().filter(|c| **c).count());
+        for chosen in chosen.iter_mut().filter(|chosen| !**chosen) {
+            if room == 0 {
+                break;
+            }
+            *chosen = true;
+            room -= 1;
+        }
+        let holders = candidates
+            .iter()
+            .zip(&chosen)
+            .filter(|(_, chosen)| **chosen)
+            .map(|(c, _)| {
+                let addr = self.nodes[&c.node_id].addr;
+                wire::HolderRecord {
+                    node_id: U32::new(c.node_id),
+                    version: c.version,
+                    reserved: 0,
+                    port: U16::new(addr.port()),
+                    ip: wire::ip_to_bytes(addr.ip()),
+                    upload_credit_bytes: U64::new(c.credit_bytes),
+                    chunks_held: U32::new(c.chunks_held),
+                }
+            })
+            .collect();
+        (versions, holders)
+    }
+
+    fn on_credit(&mut self, now: Instant, from: SocketAddr, credit: &wire::Credit) {
+        // Credit reports get no reply, so a refused one is only counted.
+        let Some(reporter) = self.authenticate(now, from, None, &credit.auth) else {
+            return;
+        };
+        let (from_node, chunks, bytes) = (
+            credit.from_node.get(),
+            credit.chunks.get(),
+            credit.bytes.get(),
+        );
+        let possible = bytes <= u64::from(chunks) * u64::from(wire::CHUNK_BYTES_MAX);
+        match self.nodes.get_mut(&from_node) {
+            Some(uploader) if from_node != reporter && possible => {
+                uploader.upload_credit_bytes = uploader.upload_credit_bytes.saturating_add(bytes);
+                self.registry_changed = true;
+            }
+            _ => self.stats.refused += 1,
+        }
+    }
+
+    fn on_exit(&mut self, now: Instant, from: SocketAddr, auth: &NodeAuth) {
+        let Some(node_id) = self.authenticate(now, from, Some(Kind::Exit), auth) else {
+            return;
+        };
+        self.remove_node(node_id);
+        self.event(TrackerEvent::NodeExited { node_id });
+        self.reply(
+            from,
+            Outgoing::ExitAck(wire::ExitAck {
+                node_id: U32::new(node_id),
+            }),
+        );
+    }
+
+    /// Checks `auth` and refreshes the node's last-seen. Otherwise counts a refusal, and
+    /// replies with one when the request has a reply (`reply_kind`).
+    fn authenticate(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        reply_kind: Option<Kind>,
+        auth: &NodeAuth,
+    ) -> Option<u32> {
+        match self.check_auth(auth) {
+            Ok(node_id) => {
+                self.touch(node_id, now);
+                Some(node_id)
+            }
+            Err(reason) => {
+                match reply_kind {
+                    Some(kind) => self.refuse(from, kind, reason),
+                    None => self.stats.refused += 1,
+                }
+                None
+            }
+        }
+    }
+
+    fn check_auth(&self, auth: &NodeAuth) -> Result<u32, RefusedReason> {
+        let node_id = auth.node_id.get();
+        match self.nodes.get(&node_id) {
+            None => Err(RefusedReason::UnknownNode),
+            Some(node) if node.token != auth.token.get() => Err(RefusedReason::BadToken),
+            Some(_) => Ok(node_id),
+        }
+    }
+
+    fn touch(&mut self, node_id: u32, now: Instant) {
+        let Some(node) = self.nodes.get_mut(&node_id) else {
+            return;
+        };
+        self.by_last_seen.remove(&(node.last_seen, node_id));
+        // `now` never goes back in a real reactor; max() keeps the expiry order sound if it does.
+        node.last_seen = node.last_seen.max(now);
+        self.by_last_seen.insert((node.last_seen, node_id));
+    }
+
+    /// Records that `node_id` holds `chunks_held` chunks of a file (zero: no longer holds it).
+    fn hold(
+        &mut self,
+        node_id: u32,
+        info_hash: Hash,
+        name: &str,
+        file_bytes: u64,
+        chunk_bytes: u32,
+        chunks_held: u32,
+    ) -> Result<(), RefusedReason> {
+        let node = self
+            .nodes
+            .get_mut(&node_id)
+            .ok_or(RefusedReason::UnknownNode)?;
+        if let Some(file) = self.files.get(&info_hash)
+            && (file.name != name
+                || file.file_bytes != file_bytes
+                || file.chunk_bytes != chunk_bytes)
+        {
+            return Err(RefusedReason::Conflict);
+        }
+        if chunks_held == 0 {
+            if node.holdings.remove(&info_hash).is_some() {
+                self.release(node_id, info_hash);
+                self.registry_changed = true;
+            }
+            return Ok(());
+        }
+        if !node.holdings.contains_key(&info_hash) && node.holdings.len() >= HOLDINGS_PER_NODE_MAX {
+            return Err(RefusedReason::Full);
+        }
+        if !self.files.contains_key(&info_hash) {
+            let versions = self.names.get(name).map_or(0, Vec::len);
+            if self.files.len() >= FILES_MAX || versions >= VERSIONS_PER_NAME_MAX {
+                return Err(RefusedReason::Full);
+            }
+            let file = File {
+                name: name.to_owned(),
+                file_bytes,
+                chunk_bytes,
+                holders: BTreeMap::new(),
+            };
+            self.files.insert(info_hash, file);
+            self.names
+                .entry(name.to_owned())
+                .or_default()
+                .push(info_hash);
+        }
+        node.holdings.insert(info_hash, chunks_held);
+        let previous = self
+            .files
+            .get_mut(&info_hash)
+            .and_then(|file| file.holders.insert(node_id, chunks_held));
+        self.registry_changed |= previous != Some(chunks_held);
+        Ok(())
+    }
+
+    /// Removes `node_id` from the holders of `info_hash`, forgetting the file when none are left.
+    fn release(&mut self, node_id: u32, info_hash: Hash) {
+        let Some(file) = self.files.get_mut(&info_hash) else {
+            return;
+        };
+        file.holders.remove(&node_id);
+        if !file.holders.is_empty() {
+            return;
+        }
+        let file = self.files.remove(&info_hash).expect("looked up above");
+        if let Some(hashes) = self.names.get_mut(&file.name) {
+            hashes.retain(|hash| *hash != info_hash);
+            if hashes.is_empty() {
+                self.names.remove(&file.name);
+            }
+        }
+    }
+
+    fn remove_node(&mut self, node_id: u32) {
+        let Some(node) = self.nodes.remove(&node_id) else {
+            return;
+        };
+        self.by_last_seen.remove(&(node.last_seen, node_id));
+        for info_hash in node.holdings.keys() {
+            self.release(node_id, *info_hash);
+        }
+        self.registry_changed = true;
+    }
+
+    fn mint_token(&mut self) -> u64 {
+        // Zero means "no token yet" on the wire, so it can never be one.
+        loop {
+            let token = self.rng.next_u64();
+            if token != 0 {
+                return token;
+            }
+        }
+    }
+
+    fn refuse(&mut self, to: SocketAddr, request_kind: Kind, reason: RefusedReason) {
+        self.stats.refused += 1;
+        let refused = wire::Refused {
+            request_kind: request_kind as u8,
+            reserved: 0,
+            reason: U16::new(reason as u16),
+        };
+        self.reply(to, Outgoing::Refused(refused));
+    }
+
+    fn reply(&mut self, to: SocketAddr, reply: Outgoing) {
+        if self.transmits.len() >= TRANSMIT_QUEUE_MAX {
+            self.stats.replies_dropped_queue_full += 1;
+            return;
+        }
+        self.transmits.push_back((to, reply));
+    }
+
+    fn event(&mut self, event: TrackerEvent) {
+        if self.events.len() >= EVENT_QUEUE_MAX {
+            self.stats.events_dropped_queue_full += 1;
+            return;
+        }
+        self.events.push_back(event);
+    }
+}

@@ -1,0 +1,215 @@
+//! The tracker's database: its registry as two human-readable JSON files, `nodes.json` and
+//! `files.json`, in the tracker database folder (the seed's `tracker_db/`).
+//!
+//! The tracker core never touches the disk: it hands out a [`Snapshot`] when its registry
+//! changed, and the reactor writes it with [`save`]. At start the reactor reads one with
+//! [`load`] and gives it to `Tracker::from_snapshot`. The files may have been edited by hand,
+//! truncated by a crash of an older build or written by someone else, so [`load`] checks every
+//! entry and skips the ones that do not make sense instead of trusting them.
+
+use crate::wire::{self, Hash};
+use serde::{Deserialize, Serialize};
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+pub const NODES_FILE: &str = "nodes.json";
+pub const FILES_FILE: &str = "files.json";
+
+/// The tracker's registry, as stored. Last-seen times are not stored: a restarted tracker
+/// counts every restored node as seen at start, so nodes that are really gone expire normally.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Snapshot {
+    pub nodes: Vec<NodeEntry>,
+    pub files: Vec<FileEntry>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeEntry {
+    pub node_id: u32,
+    /// As `SocketAddr` prints it: `127.0.0.1:4000` or `[::1]:4000`.
+    pub addr: String,
+    /// 16 lower-case hex digits, never zero.
+    pub token: String,
+    pub upload_credit_bytes: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileEntry {
+    /// 40 lower-case hex digits.
+    pub info_hash: String,
+    pub name: String,
+    pub file_bytes: u64,
+    pub chunk_bytes: u32,
+    pub holders: Vec<FileHolder>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileHolder {
+    pub node_id: u32,
+    pub chunks_held: u32,
+}
+
+/// A token as stored: 16 hex digits, so that the file shows it whole and unambiguous.
+pub fn token_to_text(token: u64) -> String {
+    format!("{token:016x}")
+}
+
+/// The inverse of [`token_to_text`]; `None` for anything else, and for zero (which means "no
+/// token yet" on the wire and so can never be a node's secret).
+pub fn token_from_text(text: &str) -> Option<u64> {
+    if text.len() != 16 || !text.bytes().all(|byte| byte.is_ascii_hexdigit()) {
+        return None;
+    }
+    u64::from_str_radix(text, 16)
+        .ok()
+        .filter(|token| *token != 0)
+}
+
+impl NodeEntry {
+    /// The entry's address and token, when both make sense.
+    pub fn parse(&self) -> Option<(SocketAddr, u64)> {
+        Some((self.addr.parse().ok()?, token_from_text(&self.token)?))
+    }
+}
+
+impl FileEntry {
+    /// The entry's info hash, when it and the name and shape make sense.
+    pub fn parse(&self) -> Option<Hash> {
+        wire::check_name(self.name.as_bytes()).ok()?;
+        if !wire::shape_ok(self.file_bytes, self.chunk_bytes) {
+            return None;
+        }
+        wire::parse_hex(&self.info_hash)
+    }
+}
+
+impl Snapshot {
+    /// Keeps only the entries that make sense: parsable addresses, tokens, hashes, names and
+    /// shapes, unique ids and hashes, holders that are restored nodes holding a possible number
+    /// of chunks, and files that still have a holder. Returns how many entries were skipped.
+    pub fn sanitize(&mut self) -> usize {
+        let before = self.nodes.len()
+            + self.files.len()
+            + self
+                .files
+                .iter()
+                .map(|file| file.holders.len())
+                .sum::<usize>();
+        let mut node_ids = std::collections::BTreeSet::new();
+        self.nodes
+            .retain(|node| node.parse().is_some() && node_ids.insert(node.node_id));
+        let mut hashes = std::collections::BTreeSet::new();
+        self.files
+            .retain(|file| file.parse().is_some_and(|hash| hashes.insert(hash)));
+        for file in &mut self.files {
+            let mut holder_ids = std::collections::BTreeSet::new();
+            let (file_bytes, chunk_bytes) = (file.file_bytes, file.chunk_bytes);
+            file.holders.retain(|holder| {
+                node_ids.contains(&holder.node_id)
+                    && holder.chunks_held > 0
+                    && holder.chunks_held <= wire::chunk_count(file_bytes, chunk_bytes)
+                    && holder_ids.insert(holder.node_id)
+            });
+        }
+        self.files.retain(|file| !file.holders.is_empty());
+        let after = self.nodes.len()
+            + self.files.len()
+            + self
+                .files
+                .iter()
+                .map(|file| file.holders.len())
+                .sum::<usize>();
+        before - after
+    }
+}
+
+/// Writes `nodes.json` and `files.json` into `dir` (created if missing), each atomically: a
+/// reader, or a tracker restarted after a crash, sees the old file or the new one, never half.
+pub fn save(dir: &Path, snapshot: &Snapshot) -> io::Result<()> {
+    fs::create_dir_all(dir)?;
+    write_atomically(dir, NODES_FILE, &to_pretty_json(&snapshot.nodes)?)?;
+    write_atomically(dir, FILES_FILE, &to_pretty_json(&snapshot.files)?)?;
+    Ok(())
+}
+
+/// Reads the snapshot in `dir`: `None` when neither file exists (a first start), an error
+/// naming the file when one cannot be read or is not JSON of the right shape. Entries that
+/// parse but make no sense are skipped (see [`Snapshot::sanitize`]); entries of the wrong
+/// JSON shape inside a well-formed list are skipped too.
+pub fn load(dir: &Path) -> io::Result<Option<Snapshot>> {
+    let nodes = read_list::<NodeEntry>(&dir.join(NODES_FILE))?;
+    let files = read_list::<FileEntry>(&dir.join(FILES_FILE))?;
+    if nodes.is_none() && files.is_none() {
+        return Ok(None);
+    }
+    // One file without the other: a first save interrupted between the two renames. The
+    // missing one is empty; sanitize drops holders whose nodes are missing.
+    let mut snapshot = Snapshot {
+        nodes: nodes.unwrap_or_default(),
+        files: files.unwrap_or_default(),
+    };
+    let skipped = snapshot.sanitize();
+    if skipped > 0 {
+        log::warn!(
+            "{}: skipped {skipped} entries that make no sense",
+            dir.display()
+        );
+    }
+    Ok(Some(snapshot))
+}
+
+fn to_pretty_json<T: Serialize>(value: &T) -> io::Result<Vec<u8>> {
+    let mut bytes = serde_json::to_vec_pretty(value).map_err(io::Error::other)?;
+    bytes.push(b'\n');
+    Ok(bytes)
+}
+
+fn corrupt(path: &Path, problem: impl std::fmt::Display) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!("{}: {problem}", path.display()),
+    )
+}
+
+/// A JSON list of `T`, skipping elements that are not a `T`; `None` when the file is missing.
+fn read_list<T: serde::de::DeserializeOwned>(path: &Path) -> io::Result<Option<Vec<T>>> {
+    let bytes = match fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(error) => {
+            return Err(io::Error::new(
+                error.kind(),
+                format!("{}: {error}", path.display()),
+            ));
+        }
+    };
+    let values: Vec<serde_json::Value> = serde_json::from_slice(&bytes)
+        .map_err(|error| corrupt(path, format!("not a JSON list: {error}")))?;
+    let list = values
+        .into_iter()
+        .filter_map(|value| serde_json::from_value(value).ok())
+        .collect();
+    Ok(Some(list))
+}
+
+/// Temp file in the same directory (so the rename cannot cross file systems), write, fsync,
+/// rename over the old file, then fsync the directory so that the rename itself is durable.
+fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
+    let final_path = dir.join(name);
+    let temp_path: PathBuf = dir.join(format!(".{name}.tmp"));
+    let with_path = |error: io::Error, path: &Path| {
+        io::Error::new(error.kind(), format!("{}: {error}", path.display()))
+    };
+    let mut file = File::create(&temp_path).map_err(|error| with_path(error, &temp_path))?;
+    file.write_all(bytes)
+        .map_err(|error| with_path(error, &temp_path))?;
+    file.sync_all()
+        .map_err(|error| with_path(error, &temp_path))?;
+    drop(file);
+    fs::rename(&temp_path, &final_path).map_err(|error| with_path(error, &final_path))?;
+    File::open(dir)
+        .and_then(|dir_file| dir_file.sync_all())
+        .map_err(|error| with_path(error, dir))
+}

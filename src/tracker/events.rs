@@ -1,0 +1,126 @@
+//! The tracker's public values: its configuration, the events it reports for the log, and
+//! its counters. Kept apart from the state machine so that `tracker.rs` reads in one sitting.
+
+use crate::wire::{self, Hash};
+use std::fmt;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+#[derive(Clone, Debug)]
+pub struct TrackerConfig {
+    /// A node is forgotten after this long without a message.
+    pub expiry: Duration,
+    /// How often nodes are told to re-register (their heartbeat); shorter than `expiry`.
+    pub heartbeat_interval: Duration,
+}
+
+impl Default for TrackerConfig {
+    fn default() -> Self {
+        TrackerConfig {
+            expiry: Duration::from_secs(22),
+            heartbeat_interval: Duration::from_secs(20),
+        }
+    }
+}
+
+/// Something worth a line in the tracker's log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TrackerEvent {
+    /// A node joined, came back (`returning`: it presented a token from before), or moved to a
+    /// new address. Plain heartbeats make no event.
+    NodeRegistered {
+        node_id: u32,
+        addr: SocketAddr,
+        returning: bool,
+    },
+    NodeExpired {
+        node_id: u32,
+    },
+    NodeExited {
+        node_id: u32,
+    },
+    /// `chunks_held` is zero when the node stopped holding the file.
+    FileAnnounced {
+        node_id: u32,
+        name: String,
+        info_hash: Hash,
+        chunks_held: u32,
+        chunk_count: u32,
+    },
+    Dropped {
+        from: SocketAddr,
+        reason: String,
+    },
+}
+
+impl fmt::Display for TrackerEvent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TrackerEvent::NodeRegistered {
+                node_id,
+                addr,
+                returning,
+            } => {
+                write!(f, "node {node_id} registered from {addr}")?;
+                if *returning {
+                    write!(f, " (returning)")
+                } else {
+                    Ok(())
+                }
+            }
+            TrackerEvent::NodeExpired { node_id } => write!(f, "node {node_id} expired"),
+            TrackerEvent::NodeExited { node_id } => write!(f, "node {node_id} exited"),
+            TrackerEvent::FileAnnounced {
+                node_id,
+                name,
+                info_hash,
+                chunks_held,
+                chunk_count,
+            } => {
+                let hex = wire::hex(info_hash);
+                write!(
+                    f,
+                    "node {node_id} announced {name} ({hex}) {chunks_held}/{chunk_count} chunks"
+                )
+            }
+            TrackerEvent::Dropped { from, reason } => {
+                write!(f, "dropped datagram from {from}: {reason}")
+            }
+        }
+    }
+}
+
+/// Counters since start.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TrackerStats {
+    pub datagrams_received: u64,
+    /// Failed `wire::decode`.
+    pub dropped_malformed: u64,
+    /// Decoded, but a kind the tracker never receives (replies, peer protocol).
+    pub dropped_unexpected_kind: u64,
+    /// Requests refused: with a `Refused` reply, or silently for credit reports.
+    pub refused: u64,
+    pub replies_dropped_queue_full: u64,
+    /// Replies that did not fit the buffer `poll_transmit` was given.
+    pub replies_dropped_too_long: u64,
+    pub replies_sent: u64,
+    pub events_dropped_queue_full: u64,
+}
+
+impl fmt::Display for TrackerStats {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "received {}, malformed {}, unexpected kind {}, refused {}, replies sent {}, \
+             replies dropped (queue full {}, too long {}), events dropped {}",
+            self.datagrams_received,
+            self.dropped_malformed,
+            self.dropped_unexpected_kind,
+            self.refused,
+            self.replies_sent,
+            self.replies_dropped_queue_full,
+            self.replies_dropped_too_long,
+            self.events_dropped_queue_full,
+        )
+    }
+}
