@@ -6,7 +6,10 @@
 
 pub mod cli;
 pub mod console;
+pub mod demo;
+pub mod logging;
 pub mod node;
+pub mod reactor;
 pub mod rng;
 pub mod storage;
 pub mod tracker;

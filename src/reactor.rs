@@ -1,0 +1,469 @@
+//! The reactor: the only code that owns sockets, the clock, threads and the terminal.
+//!
+//! One thread per process runs a mio loop around a sans-IO core ([`Tracker`] or [`Node`]):
+//!
+//! ```text
+//!   poll(timeout = core.poll_timeout())
+//!   -> socket readable:  recv_from until WouldBlock, core.handle_datagram(now, from, bytes)
+//!   -> waker:            hasher results and console lines, drained with try_recv
+//!   -> signal:           SIGINT / SIGTERM become an exit command
+//!   -> core.handle_timeout(now)   (a spurious call does nothing)
+//!   -> core.poll_event()          lines for stdout and the log, jobs for the hashers
+//!   -> core.poll_transmit()       send_to until the core has nothing or the socket is full
+//! ```
+//!
+//! Helper threads (hashers, the console) never touch the core: they talk to the reactor
+//! through crossbeam channels and wake it with a [`mio::Waker`].
+
+use crate::cli::{NodeArgs, TrackerArgs};
+use crate::console;
+use crate::logging;
+use crate::node::{self, Job, JobDone, Node, NodeConfig, NodeEvent};
+use crate::rng::Rng;
+use crate::storage::StateDir;
+use crate::tracker::{self, Tracker, TrackerConfig};
+use crate::wire;
+use crossbeam_channel::{Receiver, Sender};
+use mio::net::UdpSocket;
+use mio::{Events, Interest, Poll, Token, Waker};
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook_mio::v1_0::Signals;
+use std::io::{self, BufRead, IsTerminal, Read, Write};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const SOCKET: Token = Token(0);
+const WAKER: Token = Token(1);
+const SIGNALS: Token = Token(2);
+/// Datagrams received before the reactor sends what they caused: keeps replies flowing
+/// while a flood arrives.
+const RECV_BATCH_MAX: usize = 64;
+/// Datagrams sent before the reactor looks at its socket again.
+const SEND_BATCH_MAX: usize = 256;
+/// Longest console line; longer input is cut and refused by the parser.
+const CONSOLE_LINE_BYTES_MAX: u64 = 4096;
+/// How often the live progress line is redrawn on a terminal, and printed with `--progress`.
+const PROGRESS_TTY_INTERVAL: Duration = Duration::from_millis(250);
+const PROGRESS_PIPE_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Everything the process-level loop needs besides the core.
+struct Io {
+    poll: Poll,
+    socket: UdpSocket,
+    events: Events,
+    signals: Signals,
+    recv_buf: Vec<u8>,
+    send_buf: Vec<u8>,
+    /// A datagram the socket refused with WouldBlock, sent first when it is writable again.
+    unsent: Option<(SocketAddr, usize)>,
+    /// Set when a receive loop stopped at its batch limit, not at WouldBlock: poll again at once.
+    more_to_read: bool,
+}
+
+impl Io {
+    fn new(listen: SocketAddr, buffer_bytes: usize) -> Result<(Io, usize), String> {
+        let std_socket = std::net::UdpSocket::bind(listen).map_err(|error| match error.kind() {
+            io::ErrorKind::AddrInUse => format!("cannot listen on {listen}: the address is in use (is another tracker or node running there?)"),
+            _ => format!("cannot listen on {listen}: {error}"),
+        })?;
+        std_socket.set_nonblocking(true).map_err(|e| format!("cannot make the socket non-blocking: {e}"))?;
+        let granted = size_buffers(&std_socket, buffer_bytes);
+        let mut socket = UdpSocket::from_std(std_socket);
+        let poll = Poll::new().map_err(|e| format!("cannot create a poll: {e}"))?;
+        poll.registry()
+            .register(&mut socket, SOCKET, Interest::READABLE | Interest::WRITABLE)
+            .map_err(|e| format!("cannot register the socket: {e}"))?;
+        let mut signals = Signals::new([SIGINT, SIGTERM]).map_err(|e| format!("cannot catch signals: {e}"))?;
+        poll.registry()
+            .register(&mut signals, SIGNALS, Interest::READABLE)
+            .map_err(|e| format!("cannot register signals: {e}"))?;
+        let io = Io {
+            poll,
+            socket,
+            events: Events::with_capacity(64),
+            signals,
+            recv_buf: vec![0; wire::DATAGRAM_BYTES_MAX + 1],
+            send_buf: vec![0; wire::DATAGRAM_BYTES_MAX],
+            unsent: None,
+            more_to_read: false,
+        };
+        Ok((io, granted))
+    }
+
+    fn local_addr(&self) -> SocketAddr {
+        self.socket.local_addr().unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
+    }
+
+    /// Waits for readiness until `deadline`; returns whether a signal asked us to stop.
+    fn wait(&mut self, deadline: Option<Instant>) -> bool {
+        let timeout = if self.more_to_read {
+            Some(Duration::ZERO)
+        } else {
+            // Round up to the next millisecond: epoll counts whole milliseconds, and waking
+            // a hair early would only spin.
+            deadline.map(|t| {
+                let left = t.saturating_duration_since(Instant::now());
+                Duration::from_millis(left.as_micros().div_ceil(1000) as u64)
+            })
+        };
+        if let Err(error) = self.poll.poll(&mut self.events, timeout) {
+            // Interrupted by a signal: the signal pipe tells us which on the next round.
+            if error.kind() != io::ErrorKind::Interrupted {
+                log::error!("poll failed: {error}");
+            }
+        }
+        let mut stop = false;
+        for event in self.events.iter() {
+            if event.token() == SIGNALS {
+                stop = true;
+            }
+        }
+        if stop {
+            // Drain the pipe so the next poll does not report it again.
+            stop = self.signals.pending().next().is_some();
+        }
+        stop
+    }
+
+    /// Receives up to [`RECV_BATCH_MAX`] datagrams, handing each to `handle`.
+    fn receive(&mut self, mut handle: impl FnMut(SocketAddr, &[u8])) {
+        self.more_to_read = false;
+        for _ in 0..RECV_BATCH_MAX {
+            match self.socket.recv_from(&mut self.recv_buf) {
+                Ok((len, from)) => handle(from, &self.recv_buf[..len]),
+                // Drained: mio reports readiness again when the next datagram arrives.
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => return,
+                // A signal arrived mid-call: nothing was lost, try again.
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+                // ICMP errors from an earlier send (port unreachable: a peer is gone) surface
+                // here on Linux; the core finds out by timeout, so they are only logged.
+                Err(error) => log::debug!("recv_from: {error}"),
+            }
+        }
+        self.more_to_read = true;
+    }
+
+    /// Sends what `next` produces, up to [`SEND_BATCH_MAX`] datagrams. Returns true when the
+    /// core may have more to send.
+    fn transmit(&mut self, mut next: impl FnMut(&mut [u8]) -> Option<crate::Transmit>) -> bool {
+        if let Some((to, len)) = self.unsent.take()
+            && !self.send_one(to, len)
+        {
+            return false;
+        }
+        for _ in 0..SEND_BATCH_MAX {
+            let Some(transmit) = next(&mut self.send_buf) else { return false };
+            if !self.send_one(transmit.to, transmit.len) {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Sends the datagram in `send_buf`; false when the socket is full (it is kept for later).
+    fn send_one(&mut self, to: SocketAddr, len: usize) -> bool {
+        loop {
+            match self.socket.send_to(&self.send_buf[..len], to) {
+                Ok(_) => return true,
+                // The socket buffer is full: keep the datagram, wait for WRITABLE.
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
+                    self.unsent = Some((to, len));
+                    return false;
+                }
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+                // Unreachable or refused destinations are the core's business (it times out);
+                // the datagram is dropped like any lost datagram.
+                Err(error) => {
+                    log::debug!("send_to {to}: {error}");
+                    return true;
+                }
+            }
+        }
+    }
+}
+
+/// Asks the kernel for `bytes` of receive and send buffer (forcing past `rmem_max` when
+/// root), and returns the receive buffer actually granted.
+fn size_buffers(socket: &std::net::UdpSocket, bytes: usize) -> usize {
+    use rustix::net::sockopt;
+    if sockopt::set_socket_recv_buffer_size_force(socket, bytes).is_err() {
+        let _ = sockopt::set_socket_recv_buffer_size(socket, bytes);
+    }
+    if sockopt::set_socket_send_buffer_size_force(socket, bytes).is_err() {
+        let _ = sockopt::set_socket_send_buffer_size(socket, bytes);
+    }
+    // Linux reports twice what it counts as payload room (the rest is bookkeeping).
+    let granted = sockopt::socket_recv_buffer_size(socket).unwrap_or(0);
+    if granted < bytes {
+        log::warn!("asked for a {bytes}-byte receive buffer, the system granted {granted} (raise net.core.rmem_max)");
+    }
+    granted
+}
+
+// ---- tracker ------------------------------------------------------------------------------
+
+/// Runs the tracker until SIGINT or SIGTERM. Returns the exit code.
+pub fn run_tracker(args: TrackerArgs) -> Result<i32, String> {
+    logging::init(&args.log_dir, "_tracker.log", args.log_level)
+        .map_err(|e| format!("cannot open the log in {}: {e}", args.log_dir.display()))?;
+    let config = TrackerConfig { expiry: args.expiry, heartbeat_interval: args.heartbeat_interval };
+    let snapshot = tracker::db::load(&args.db_dir).map_err(|e| format!("cannot read the tracker database: {e}"))?;
+    let (mut io, _) = Io::new(args.listen, 4 << 20)?;
+    let now = Instant::now();
+    let restored = snapshot.is_some();
+    let mut tracker = match snapshot {
+        Some(snapshot) => Tracker::from_snapshot(config, Rng::os_seed(), now, snapshot),
+        None => Tracker::new(config, Rng::os_seed(), now),
+    };
+    let local = io.local_addr();
+    say(&format!("tracker listening on {local}"));
+    if restored {
+        say(&format!(
+            "restored {} nodes and {} files from {}",
+            tracker.node_count(),
+            tracker.file_count(),
+            args.db_dir.display()
+        ));
+    }
+    loop {
+        let stop = io.wait(tracker.poll_timeout());
+        let now = Instant::now();
+        io.receive(|from, bytes| tracker.handle_datagram(now, from, bytes));
+        tracker.handle_timeout(now);
+        while let Some(event) = tracker.poll_event() {
+            match event {
+                // Malformed datagrams are routine on an open port: log them, do not print.
+                tracker::TrackerEvent::Dropped { .. } => log::debug!("{event}"),
+                _ => say(&event.to_string()),
+            }
+        }
+        // Saved before the replies go out: whatever the tracker acknowledged is on disk.
+        if let Some(snapshot) = tracker.poll_snapshot()
+            && let Err(error) = tracker::db::save(&args.db_dir, &snapshot)
+        {
+            log::error!("cannot save the registry to {}: {error}", args.db_dir.display());
+        }
+        while io.transmit(|buf| tracker.poll_transmit(buf)) {}
+        if stop {
+            say(&format!("tracker stopping ({})", tracker.stats()));
+            return Ok(0);
+        }
+    }
+}
+
+// ---- node ---------------------------------------------------------------------------------
+
+/// Runs a node until `exit`, a signal, or (with `--exit-when-done`) the end of its
+/// downloads. Returns the exit code.
+pub fn run_node(args: NodeArgs) -> Result<i32, String> {
+    let state = StateDir::open(&args.dir).map_err(|e| format!("cannot use directory {}: {e}", args.dir.display()))?;
+    logging::init(&args.log_dir, &format!("node{}.log", args.node_id), args.log_level)
+        .map_err(|e| format!("cannot open the log in {}: {e}", args.log_dir.display()))?;
+    let (mut io, granted_bytes) = Io::new(args.listen, args.socket_buffer_bytes)?;
+    let local = io.local_addr();
+    if local.ip() != args.tracker.ip() && local.ip().is_loopback() {
+        log::warn!("listening on {local} but the tracker is at {}: peers elsewhere cannot reach us", args.tracker);
+    }
+    // Pieces in flight from all peers together must fit in what the kernel granted (half of
+    // it is payload room; each datagram costs its size plus bookkeeping).
+    let piece_cost = u64::from(args.piece_bytes) + wire::PIECE_OVERHEAD_BYTES as u64 + 1024;
+    let window_pieces_max = ((granted_bytes as u64 / 2 / piece_cost) / args.peers as u64).clamp(4, 4096) as u32;
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let config = NodeConfig {
+        peers_max: args.peers,
+        piece_bytes: args.piece_bytes,
+        chunk_bytes: args.chunk_bytes,
+        heartbeat_interval: args.heartbeat_interval,
+        give_up_after: args.give_up_after,
+        max_upload_bytes_per_s: args.max_upload_bytes_per_s,
+        window_pieces_max,
+        hash_threads: threads,
+        ..NodeConfig::new(args.node_id, args.tracker)
+    };
+    log::info!("node {} at {local}, dir {}, window {window_pieces_max} pieces per peer", args.node_id, args.dir.display());
+    let now = Instant::now();
+    let mut node = Node::new(config, state, Rng::os_seed(), now);
+    node.set_exit_when_done(args.exit_when_done);
+    say(&format!("node {} listening on {local}", args.node_id));
+
+    let waker = Arc::new(Waker::new(io.poll.registry(), WAKER).map_err(|e| format!("cannot create a waker: {e}"))?);
+    let (jobs, done) = start_hashers(threads, &waker);
+    let console = start_console(&waker);
+    for name in &args.send {
+        node.handle_command(now, console::Command::Send { name: name.clone() });
+    }
+    for (name, pin) in &args.download {
+        node.handle_command(now, console::Command::Download { name: name.clone(), pin: *pin });
+    }
+    let mut progress = ProgressLine::new(args.progress);
+    loop {
+        let deadline = [node.poll_timeout(), progress.due(&node)].into_iter().flatten().min();
+        let stop = io.wait(deadline);
+        let now = Instant::now();
+        io.receive(|from, bytes| node.handle_datagram(now, from, bytes));
+        while let Ok(result) = done.try_recv() {
+            node.handle_job_done(now, result);
+        }
+        while let Ok(line) = console.try_recv() {
+            match console::parse(&line) {
+                Ok(command) => node.handle_command(now, command),
+                Err(error) => progress.say(&format!("{error}")),
+            }
+        }
+        if stop {
+            node.handle_command(now, console::Command::Exit);
+        }
+        node.handle_timeout(now);
+        while let Some(event) = node.poll_event() {
+            match event {
+                NodeEvent::Say(line) => progress.say(&line),
+                NodeEvent::Job(job) => {
+                    // The hashers live as long as this loop; a send cannot fail.
+                    let _ = jobs.send(job);
+                }
+                NodeEvent::Exit(code) => {
+                    while io.transmit(|buf| node.poll_transmit(now, buf)) {}
+                    progress.clear();
+                    log::info!("node {} exits with code {code}", args.node_id);
+                    return Ok(code);
+                }
+            }
+        }
+        if io.transmit(|buf| node.poll_transmit(now, buf)) || node.has_transmit(now) {
+            // More to send: come straight back after a look at the socket.
+            io.more_to_read = true;
+        }
+        progress.draw(&node, now);
+    }
+}
+
+/// Hasher threads: jobs in, results out, the reactor woken for each result.
+fn start_hashers(threads: usize, waker: &Arc<Waker>) -> (Sender<Job>, Receiver<JobDone>) {
+    let (job_tx, job_rx) = crossbeam_channel::unbounded::<Job>();
+    let (done_tx, done_rx) = crossbeam_channel::unbounded::<JobDone>();
+    for index in 0..threads.max(1) {
+        let (job_rx, done_tx, waker) = (job_rx.clone(), done_tx.clone(), Arc::clone(waker));
+        let spawned = std::thread::Builder::new().name(format!("hasher-{index}")).spawn(move || {
+            // Ends when the reactor drops the sender, i.e. when the process leaves.
+            for job in job_rx.iter() {
+                if done_tx.send(node::run_job(job)).is_err() {
+                    return;
+                }
+                let _ = waker.wake();
+            }
+        });
+        if let Err(error) = spawned {
+            log::error!("cannot start a hasher thread: {error}");
+        }
+    }
+    (job_tx, done_rx)
+}
+
+/// The console thread: reads stdin a line at a time; at end of input it stops reading and
+/// the node keeps serving (until a signal or `exit`).
+fn start_console(waker: &Arc<Waker>) -> Receiver<String> {
+    let (tx, rx) = crossbeam_channel::unbounded::<String>();
+    let waker = Arc::clone(waker);
+    let _ = std::thread::Builder::new().name("console".into()).spawn(move || {
+        let stdin = io::stdin();
+        let mut input = stdin.lock();
+        loop {
+            let mut line = Vec::new();
+            match (&mut input).take(CONSOLE_LINE_BYTES_MAX).read_until(b'\n', &mut line) {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {
+                    if line.last() != Some(&b'\n') && line.len() as u64 == CONSOLE_LINE_BYTES_MAX {
+                        // Skip the rest of an overlong line; the parser refuses what we keep.
+                        let mut rest = Vec::new();
+                        let _ = input.read_until(b'\n', &mut rest);
+                    }
+                    if tx.send(String::from_utf8_lossy(&line).into_owned()).is_err() {
+                        return;
+                    }
+                    let _ = waker.wake();
+                }
+            }
+        }
+    });
+    rx
+}
+
+/// Prints a line to stdout, whole, and to the log.
+fn say(line: &str) {
+    log::info!("{line}");
+    let mut stdout = io::stdout().lock();
+    let _ = writeln!(stdout, "{line}");
+    let _ = stdout.flush();
+}
+
+/// The live progress line on a terminal, or `progress ...` lines with `--progress`.
+struct ProgressLine {
+    tty: bool,
+    forced: bool,
+    next_draw: Option<Instant>,
+    drawn: bool,
+}
+
+impl ProgressLine {
+    fn new(forced: bool) -> ProgressLine {
+        ProgressLine { tty: io::stdout().is_terminal(), forced, next_draw: None, drawn: false }
+    }
+
+    fn interval(&self) -> Option<Duration> {
+        if self.tty {
+            Some(PROGRESS_TTY_INTERVAL)
+        } else if self.forced {
+            Some(PROGRESS_PIPE_INTERVAL)
+        } else {
+            None
+        }
+    }
+
+    /// When the line should next be drawn; `None` when there is nothing to show.
+    fn due(&self, node: &Node) -> Option<Instant> {
+        self.interval()?;
+        if node.progress(Instant::now()).is_empty() { None } else { self.next_draw }
+    }
+
+    fn draw(&mut self, node: &Node, now: Instant) {
+        let Some(interval) = self.interval() else { return };
+        if self.next_draw.is_some_and(|t| t > now) {
+            return;
+        }
+        let lines: Vec<String> = node.progress(now).iter().map(|p| p.to_string()).collect();
+        if lines.is_empty() {
+            self.clear();
+            self.next_draw = None;
+            return;
+        }
+        self.next_draw = Some(now + interval);
+        let mut stdout = io::stdout().lock();
+        if self.tty {
+            let _ = write!(stdout, "\r{}\x1b[K", lines.join(" | "));
+            self.drawn = true;
+        } else {
+            for line in lines {
+                let _ = writeln!(stdout, "progress {line}");
+            }
+        }
+        let _ = stdout.flush();
+    }
+
+    fn clear(&mut self) {
+        if self.drawn {
+            let mut stdout = io::stdout().lock();
+            let _ = write!(stdout, "\r\x1b[K");
+            let _ = stdout.flush();
+            self.drawn = false;
+        }
+    }
+
+    fn say(&mut self, line: &str) {
+        self.clear();
+        say(line);
+        if self.tty {
+            self.next_draw = None;
+        }
+    }
+}
