@@ -264,9 +264,14 @@ pub enum RefusedReason {
 
 impl RefusedReason {
     pub fn from_u16(value: u16) -> Option<Self> {
-        [Self::UnknownNode, Self::BadToken, Self::Full, Self::Conflict]
-            .into_iter()
-            .find(|reason| *reason as u16 == value)
+        [
+            Self::UnknownNode,
+            Self::BadToken,
+            Self::Full,
+            Self::Conflict,
+        ]
+        .into_iter()
+        .find(|reason| *reason as u16 == value)
     }
 }
 
@@ -415,11 +420,9 @@ pub const PIECE_OVERHEAD_BYTES: usize = size_of::<Header>() + size_of::<Piece>()
 /// Largest piece payload: one piece and its header fill one IPv4 UDP datagram.
 pub const PIECE_BYTES_MAX: usize = DATAGRAM_BYTES_MAX - PIECE_OVERHEAD_BYTES;
 /// Most chunk hashes one [`ManifestPart`] carries, leaving room for a full-length name.
-pub const MANIFEST_HASHES_PER_PART_MAX: usize = (DATAGRAM_BYTES_MAX
-    - size_of::<Header>()
-    - size_of::<ManifestPart>()
-    - NAME_BYTES_MAX)
-    / HASH_BYTES;
+pub const MANIFEST_HASHES_PER_PART_MAX: usize =
+    (DATAGRAM_BYTES_MAX - size_of::<Header>() - size_of::<ManifestPart>() - NAME_BYTES_MAX)
+        / HASH_BYTES;
 
 /// A check that [`decode`] or [`check_name`] failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -531,21 +534,41 @@ pub fn bitmap_len(chunks: u32) -> usize {
 pub enum Message<'a> {
     Register(&'a Register),
     Registered(&'a Registered),
-    Announce { fixed: &'a Announce, name: &'a str },
+    Announce {
+        fixed: &'a Announce,
+        name: &'a str,
+    },
     Announced(&'a Announced),
-    Lookup { fixed: &'a Lookup, name: &'a str },
-    LookupReply { versions: &'a [VersionRecord], holders: &'a [HolderRecord], name: &'a str },
+    Lookup {
+        fixed: &'a Lookup,
+        name: &'a str,
+    },
+    LookupReply {
+        versions: &'a [VersionRecord],
+        holders: &'a [HolderRecord],
+        name: &'a str,
+    },
     Credit(&'a Credit),
     Exit(&'a Exit),
     ExitAck(&'a ExitAck),
     Refused(&'a Refused),
     Welcome(&'a Welcome),
     HaveRequest(&'a HaveRequest),
-    HaveMap { fixed: &'a HaveMap, bitmap: &'a [u8] },
+    HaveMap {
+        fixed: &'a HaveMap,
+        bitmap: &'a [u8],
+    },
     ManifestRequest(&'a ManifestRequest),
-    ManifestPart { fixed: &'a ManifestPart, hashes: &'a [Hash], name: &'a str },
+    ManifestPart {
+        fixed: &'a ManifestPart,
+        hashes: &'a [Hash],
+        name: &'a str,
+    },
     PieceRequest(&'a PieceRequest),
-    Piece { fixed: &'a Piece, data: &'a [u8] },
+    Piece {
+        fixed: &'a Piece,
+        data: &'a [u8],
+    },
     Reject(&'a Reject),
 }
 
@@ -614,12 +637,18 @@ pub fn decode(bytes: &[u8]) -> Result<Message<'_>, DecodeError> {
             {
                 return Err(DecodeError::BadShape(kind));
             }
-            Message::Announce { fixed, name: check_name(name)? }
+            Message::Announce {
+                fixed,
+                name: check_name(name)?,
+            }
         }
         Kind::Announced => Message::Announced(exact(body, kind)?),
         Kind::Lookup => {
             let (fixed, name) = split(body, kind)?;
-            Message::Lookup { fixed, name: check_name(name)? }
+            Message::Lookup {
+                fixed,
+                name: check_name(name)?,
+            }
         }
         Kind::LookupReply => {
             let (fixed, rest): (&LookupReply, _) = split(body, kind)?;
@@ -633,12 +662,20 @@ pub fn decode(bytes: &[u8]) -> Result<Message<'_>, DecodeError> {
             }
             let (versions, rest) = records::<VersionRecord>(rest, version_count, kind)?;
             let (holders, name) = records::<HolderRecord>(rest, holder_count, kind)?;
-            if versions.iter().any(|v| !shape_ok(v.file_bytes.get(), v.chunk_bytes.get()))
-                || holders.iter().any(|h| usize::from(h.version) >= version_count)
+            if versions
+                .iter()
+                .any(|v| !shape_ok(v.file_bytes.get(), v.chunk_bytes.get()))
+                || holders
+                    .iter()
+                    .any(|h| usize::from(h.version) >= version_count)
             {
                 return Err(DecodeError::BadShape(kind));
             }
-            Message::LookupReply { versions, holders, name: check_name(name)? }
+            Message::LookupReply {
+                versions,
+                holders,
+                name: check_name(name)?,
+            }
         }
         Kind::Credit => Message::Credit(exact(body, kind)?),
         Kind::Exit => Message::Exit(exact(body, kind)?),
@@ -677,12 +714,18 @@ pub fn decode(bytes: &[u8]) -> Result<Message<'_>, DecodeError> {
                 return Err(DecodeError::BadShape(kind));
             }
             let (hashes, name) = records::<Hash>(rest, count, kind)?;
-            Message::ManifestPart { fixed, hashes, name: check_name(name)? }
+            Message::ManifestPart {
+                fixed,
+                hashes,
+                name: check_name(name)?,
+            }
         }
         Kind::PieceRequest => {
             let request: &PieceRequest = exact(body, kind)?;
             let piece_bytes = request.piece_bytes.get();
-            if piece_bytes == 0 || piece_bytes as usize > PIECE_BYTES_MAX || request.length.get() == 0
+            if piece_bytes == 0
+                || piece_bytes as usize > PIECE_BYTES_MAX
+                || request.length.get() == 0
             {
                 return Err(DecodeError::BadShape(kind));
             }
@@ -723,7 +766,12 @@ impl<'b> Writer<'b> {
     /// Starts a datagram of `kind` in `buf`.
     pub fn new(buf: &'b mut [u8], kind: Kind) -> Result<Self, EncodeError> {
         let mut writer = Writer { buf, len: 0 };
-        let header = Header { magic: MAGIC, version: VERSION, kind: kind as u8, reserved: [0; 2] };
+        let header = Header {
+            magic: MAGIC,
+            version: VERSION,
+            kind: kind as u8,
+            reserved: [0; 2],
+        };
         writer.put(bytemuck::bytes_of(&header))?;
         Ok(writer)
     }
@@ -801,9 +849,15 @@ impl Message<'_> {
                 w.put_pod(*fixed)?;
                 w.put(name.as_bytes())?;
             }
-            Message::LookupReply { versions, holders, name } => {
-                let version_count = u8::try_from(versions.len()).map_err(|_| EncodeError::TooLong)?;
-                let holder_count = u16::try_from(holders.len()).map_err(|_| EncodeError::TooLong)?;
+            Message::LookupReply {
+                versions,
+                holders,
+                name,
+            } => {
+                let version_count =
+                    u8::try_from(versions.len()).map_err(|_| EncodeError::TooLong)?;
+                let holder_count =
+                    u16::try_from(holders.len()).map_err(|_| EncodeError::TooLong)?;
                 w.put_pod(&LookupReply {
                     version_count,
                     reserved: 0,
@@ -824,7 +878,11 @@ impl Message<'_> {
                 w.put(bitmap)?;
             }
             Message::ManifestRequest(m) => w.put_pod(*m)?,
-            Message::ManifestPart { fixed, hashes, name } => {
+            Message::ManifestPart {
+                fixed,
+                hashes,
+                name,
+            } => {
                 w.put_pod(*fixed)?;
                 w.put(bytemuck::cast_slice(hashes))?;
                 w.put(name.as_bytes())?;
