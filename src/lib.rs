@@ -4,6 +4,9 @@
 
 #![deny(unsafe_code)]
 
+pub mod console;
+#[doc(hidden)]
+pub mod fuzz_checks;
 pub mod rng;
 pub mod wire;
 
