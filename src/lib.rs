@@ -7,6 +7,8 @@
 pub mod cli;
 pub mod console;
 pub mod demo;
+#[doc(hidden)]
+pub mod fuzz_checks;
 pub mod logging;
 pub mod node;
 pub mod reactor;

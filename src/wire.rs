@@ -442,13 +442,14 @@ pub enum DecodeError {
     ReservedNotZero,
     /// The fixed body of `kind` is longer than what arrived.
     ShortBody(Kind),
-    /// The datagram is longer or shorter than its counts say.
+    /// The datagram is longer or shorter than its counts say, or longer than
+    /// [`DATAGRAM_BYTES_MAX`].
     LengthMismatch(Kind),
     /// A count is over its named limit.
     CountOverLimit(Kind),
     /// A name is empty, too long, not UTF-8, hidden, or contains `/`, `\`, `..` or NUL.
     BadName,
-    /// A size, chunk size or range is impossible.
+    /// A size, chunk size or range is impossible, or a have-bitmap marks chunks past its count.
     BadShape(Kind),
     UnknownReason,
 }
@@ -626,6 +627,11 @@ pub fn decode(bytes: &[u8]) -> Result<Message<'_>, DecodeError> {
     if header.reserved != [0; 2] {
         return Err(DecodeError::ReservedNotZero);
     }
+    // A UDP socket can deliver more than we ever send (65,527 bytes over IPv6); such a
+    // datagram could not be re-encoded, so it is refused rather than half-trusted.
+    if bytes.len() > DATAGRAM_BYTES_MAX {
+        return Err(DecodeError::LengthMismatch(kind));
+    }
     let message = match kind {
         Kind::Register => {
             let register: &Register = exact(body, kind)?;
@@ -668,6 +674,9 @@ pub fn decode(bytes: &[u8]) -> Result<Message<'_>, DecodeError> {
             }
             let (versions, rest) = records::<VersionRecord>(rest, version_count, kind)?;
             let (holders, name) = records::<HolderRecord>(rest, holder_count, kind)?;
+            if holders.iter().any(|h| h.reserved != 0) {
+                return Err(DecodeError::ReservedNotZero);
+            }
             if versions
                 .iter()
                 .any(|v| !shape_ok(v.file_bytes.get(), v.chunk_bytes.get()))
@@ -688,6 +697,9 @@ pub fn decode(bytes: &[u8]) -> Result<Message<'_>, DecodeError> {
         Kind::ExitAck => Message::ExitAck(exact(body, kind)?),
         Kind::Refused => {
             let refused: &Refused = exact(body, kind)?;
+            if refused.reserved != 0 {
+                return Err(DecodeError::ReservedNotZero);
+            }
             if RefusedReason::from_u16(refused.reason.get()).is_none() {
                 return Err(DecodeError::UnknownReason);
             }
@@ -703,6 +715,15 @@ pub fn decode(bytes: &[u8]) -> Result<Message<'_>, DecodeError> {
             if bitmap.len() != bitmap_len(fixed.chunk_count.get()) {
                 return Err(DecodeError::LengthMismatch(kind));
             }
+            // Spare bits past the last chunk are zero, so that counting the set bits counts
+            // chunks held (BitTorrent's bitfield rule).
+            let spare_bits = bitmap.len() * 8 - fixed.chunk_count.get() as usize;
+            if bitmap
+                .last()
+                .is_some_and(|last| last & ((1u16 << spare_bits) - 1) as u8 != 0)
+            {
+                return Err(DecodeError::BadShape(kind));
+            }
             Message::HaveMap { fixed, bitmap }
         }
         Kind::ManifestRequest => Message::ManifestRequest(exact(body, kind)?),
@@ -711,6 +732,9 @@ pub fn decode(bytes: &[u8]) -> Result<Message<'_>, DecodeError> {
             let count = usize::from(fixed.hash_count.get());
             if count > MANIFEST_HASHES_PER_PART_MAX {
                 return Err(DecodeError::CountOverLimit(kind));
+            }
+            if fixed.reserved != [0; 2] {
+                return Err(DecodeError::ReservedNotZero);
             }
             let (file_bytes, chunk_bytes) = (fixed.file_bytes.get(), fixed.chunk_bytes.get());
             if !shape_ok(file_bytes, chunk_bytes)
@@ -746,6 +770,9 @@ pub fn decode(bytes: &[u8]) -> Result<Message<'_>, DecodeError> {
         }
         Kind::Reject => {
             let reject: &Reject = exact(body, kind)?;
+            if reject.reserved != [0; 2] {
+                return Err(DecodeError::ReservedNotZero);
+            }
             if RejectReason::from_u16(reject.reason.get()).is_none() {
                 return Err(DecodeError::UnknownReason);
             }

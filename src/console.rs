@@ -1,0 +1,414 @@
+//! The node's console: one typed line in, one [`Command`] out. Pure: no I/O, no allocation
+//! beyond the strings a command or an error carries, and lines are bounded by
+//! [`LINE_BYTES_MAX`] before anything else is looked at.
+//!
+//! The seed's syntax, `torrent -setMode send|download|exit ...`, and short forms of it.
+//! Words are separated by any run of whitespace (spaces, tabs, a trailing `\r`), so file names
+//! typed here cannot contain whitespace. Keywords are matched without regard to ASCII case;
+//! file names are matched exactly and checked with [`wire::name_problem`], as names from the
+//! network are.
+//!
+//! `download` takes an optional version pin, `<file>@<info hash>` with 40 hex digits. The last
+//! `@` of the word starts the pin, so a name that itself contains `@` is downloaded pinned
+//! (`me@home.txt@<hash>`); `download me@home.txt` is refused as a bad info hash.
+
+use crate::wire;
+use std::fmt;
+
+/// Longest console line accepted, in bytes (a name is at most 255, so this is generous).
+pub const LINE_BYTES_MAX: usize = 4096;
+
+/// The help text: every command, one line each.
+pub const HELP: &str = "\
+commands:
+  torrent -setMode send <file>           share <file> from this node's directory
+  torrent -setMode download <file>[@<info hash>]
+                                         download <file>; '@' and 40 hex digits pin one version
+  torrent -setMode exit                  tell the tracker this node leaves, then quit
+  send <file>                            short for 'torrent -setMode send <file>'
+  download <file>[@<info hash>]          short for 'torrent -setMode download <file>'
+  exit, quit                             short for 'torrent -setMode exit'
+  status                                 show what this node shares and downloads
+  help                                   show this text";
+
+/// One parsed console line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Command {
+    /// An empty or all-whitespace line.
+    Nothing,
+    Help,
+    Status,
+    /// Share a file from the node's directory.
+    Send {
+        name: String,
+    },
+    /// Download a file by name; with `pin`, only the version with that info hash.
+    Download {
+        name: String,
+        pin: Option<wire::Hash>,
+    },
+    /// Tell the tracker we leave, then stop.
+    Exit,
+}
+
+/// Why a console line was refused. Each prints as one line for the user.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ConsoleError {
+    /// The first word is no command.
+    Unknown(String),
+    /// `torrent` without `-setMode <mode>`.
+    MissingMode,
+    /// `torrent -setMode` followed by something other than send, download or exit.
+    UnknownMode(String),
+    /// The mode (`send` or `download`) needs a file name.
+    MissingName(&'static str),
+    /// The name fails [`wire::name_problem`], which says why.
+    BadName { name: String, problem: &'static str },
+    /// The text after `@` is not 40 hex digits.
+    BadInfoHash(String),
+    /// Words after a complete command.
+    TooManyWords,
+    /// The line is longer than [`LINE_BYTES_MAX`].
+    LineTooLong { bytes: usize },
+}
+
+impl fmt::Display for ConsoleError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Typed text is shown escaped so that a control character cannot break the line.
+        match self {
+            ConsoleError::Unknown(word) => write!(
+                f,
+                "unknown command '{}'; type 'help' for the commands",
+                word.escape_debug()
+            ),
+            ConsoleError::MissingMode => {
+                write!(f, "'torrent' needs '-setMode send|download|exit'")
+            }
+            ConsoleError::UnknownMode(mode) => write!(
+                f,
+                "unknown mode '{}'; the modes are send, download and exit",
+                mode.escape_debug()
+            ),
+            ConsoleError::MissingName(mode) => {
+                write!(f, "'{mode}' needs a file name, as in '{mode} file_A.txt'")
+            }
+            ConsoleError::BadName { name, problem } => {
+                write!(
+                    f,
+                    "cannot use the name '{}': {problem}",
+                    name.escape_debug()
+                )
+            }
+            ConsoleError::BadInfoHash(text) => write!(
+                f,
+                "bad info hash '{}': expected 40 hex digits after '@'",
+                text.escape_debug()
+            ),
+            ConsoleError::TooManyWords => write!(
+                f,
+                "too many words (file names cannot contain spaces); type 'help' for the commands"
+            ),
+            ConsoleError::LineTooLong { bytes } => {
+                write!(f, "line too long: {bytes} bytes, at most {LINE_BYTES_MAX}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for ConsoleError {}
+
+/// Parses one console line (with or without its line ending).
+pub fn parse(line: &str) -> Result<Command, ConsoleError> {
+    if line.len() > LINE_BYTES_MAX {
+        return Err(ConsoleError::LineTooLong { bytes: line.len() });
+    }
+    let mut words = line.split_whitespace();
+    let Some(first) = words.next() else {
+        return Ok(Command::Nothing);
+    };
+    let is = |word: &str, keyword: &str| word.eq_ignore_ascii_case(keyword);
+    let command = if is(first, "torrent") {
+        match words.next() {
+            Some(flag) if is(flag, "-setMode") => {}
+            _ => return Err(ConsoleError::MissingMode),
+        }
+        let mode = words.next().ok_or(ConsoleError::MissingMode)?;
+        if is(mode, "send") {
+            send(words.next())?
+        } else if is(mode, "download") {
+            download(words.next())?
+        } else if is(mode, "exit") {
+            Command::Exit
+        } else {
+            return Err(ConsoleError::UnknownMode(mode.to_owned()));
+        }
+    } else if is(first, "send") {
+        send(words.next())?
+    } else if is(first, "download") {
+        download(words.next())?
+    } else if is(first, "exit") || is(first, "quit") {
+        Command::Exit
+    } else if is(first, "status") {
+        Command::Status
+    } else if is(first, "help") {
+        Command::Help
+    } else {
+        return Err(ConsoleError::Unknown(first.to_owned()));
+    };
+    if words.next().is_some() {
+        return Err(ConsoleError::TooManyWords);
+    }
+    Ok(command)
+}
+
+fn send(word: Option<&str>) -> Result<Command, ConsoleError> {
+    let name = checked_name(word.ok_or(ConsoleError::MissingName("send"))?)?;
+    Ok(Command::Send { name })
+}
+
+fn download(word: Option<&str>) -> Result<Command, ConsoleError> {
+    let word = word.ok_or(ConsoleError::MissingName("download"))?;
+    let (name, pin) = match word.rsplit_once('@') {
+        Some((name, hex)) => {
+            let hash = wire::parse_hex(hex).ok_or_else(|| ConsoleError::BadInfoHash(hex.into()))?;
+            (name, Some(hash))
+        }
+        None => (word, None),
+    };
+    Ok(Command::Download {
+        name: checked_name(name)?,
+        pin,
+    })
+}
+
+fn checked_name(name: &str) -> Result<String, ConsoleError> {
+    match wire::name_problem(name.as_bytes()) {
+        Some(problem) => Err(ConsoleError::BadName {
+            name: name.to_owned(),
+            problem,
+        }),
+        None => Ok(name.to_owned()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HASH_HEX: &str = "0123456789abcdef0123456789ABCDEF01234567";
+
+    fn send(name: &str) -> Result<Command, ConsoleError> {
+        Ok(Command::Send { name: name.into() })
+    }
+
+    fn download(name: &str, pin: Option<&str>) -> Result<Command, ConsoleError> {
+        let pin = pin.map(|hex| wire::parse_hex(hex).unwrap());
+        Ok(Command::Download {
+            name: name.into(),
+            pin,
+        })
+    }
+
+    #[test]
+    fn seed_syntax() {
+        assert_eq!(
+            parse("torrent -setMode send file_A.txt"),
+            send("file_A.txt")
+        );
+        assert_eq!(
+            parse("torrent -setMode download file_A.txt"),
+            download("file_A.txt", None)
+        );
+        assert_eq!(parse("torrent -setMode exit"), Ok(Command::Exit));
+    }
+
+    #[test]
+    fn short_forms() {
+        assert_eq!(parse("send file_A.txt"), send("file_A.txt"));
+        assert_eq!(parse("download file_A.txt"), download("file_A.txt", None));
+        assert_eq!(parse("exit"), Ok(Command::Exit));
+        assert_eq!(parse("quit"), Ok(Command::Exit));
+        assert_eq!(parse("status"), Ok(Command::Status));
+        assert_eq!(parse("help"), Ok(Command::Help));
+    }
+
+    #[test]
+    fn whitespace_and_case() {
+        assert_eq!(parse(""), Ok(Command::Nothing));
+        assert_eq!(parse(" \t \r\n"), Ok(Command::Nothing));
+        assert_eq!(
+            parse("\ttorrent   -setMode\t send  a.txt \r"),
+            send("a.txt")
+        );
+        assert_eq!(parse("  exit\r\n"), Ok(Command::Exit));
+        assert_eq!(
+            parse("TORRENT -setmode DOWNLOAD A.txt"),
+            download("A.txt", None)
+        );
+        assert_eq!(parse("Help"), Ok(Command::Help));
+    }
+
+    #[test]
+    fn download_pinned() {
+        let word = format!("file_A.txt@{HASH_HEX}");
+        assert_eq!(
+            parse(&format!("download {word}")),
+            download("file_A.txt", Some(HASH_HEX))
+        );
+        assert_eq!(
+            parse(&format!("torrent -setMode download {word}\r")),
+            download("file_A.txt", Some(HASH_HEX))
+        );
+        // The last '@' starts the pin, so names with '@' can be pinned.
+        let word = format!("me@home.txt@{HASH_HEX}");
+        assert_eq!(
+            parse(&format!("download {word}")),
+            download("me@home.txt", Some(HASH_HEX))
+        );
+        // '@' is an ordinary character for send.
+        assert_eq!(parse("send me@home.txt"), send("me@home.txt"));
+    }
+
+    #[test]
+    fn bad_info_hash() {
+        let plus = format!("+{}", &HASH_HEX[1..]);
+        for pin in [
+            "",
+            "abc",
+            &HASH_HEX[1..],
+            &format!("{HASH_HEX}0"),
+            &plus,
+            "home.txt",
+        ] {
+            let line = format!("download file@{pin}");
+            assert_eq!(
+                parse(&line),
+                Err(ConsoleError::BadInfoHash(pin.into())),
+                "{line}"
+            );
+        }
+    }
+
+    #[test]
+    fn bad_names() {
+        let long = "n".repeat(wire::NAME_BYTES_MAX + 1);
+        for name in [
+            "../etc/passwd",
+            "a/b",
+            "a\\b",
+            "..",
+            ".hidden",
+            "a\u{1}b",
+            &long,
+        ] {
+            for line in [
+                format!("send {name}"),
+                format!("download {name}@{HASH_HEX}"),
+            ] {
+                let problem = wire::name_problem(name.as_bytes()).unwrap();
+                let expected = ConsoleError::BadName {
+                    name: name.into(),
+                    problem,
+                };
+                assert_eq!(parse(&line), Err(expected), "{line}");
+            }
+        }
+        let problem = wire::name_problem(b"").unwrap();
+        let expected = ConsoleError::BadName {
+            name: String::new(),
+            problem,
+        };
+        assert_eq!(parse(&format!("download @{HASH_HEX}")), Err(expected));
+        assert_eq!(
+            parse("send a\0b").unwrap_err().to_string().lines().count(),
+            1
+        );
+    }
+
+    #[test]
+    fn refusals() {
+        use ConsoleError::*;
+        let cases = [
+            ("foo", Unknown("foo".into())),
+            ("foo send x", Unknown("foo".into())),
+            ("-setMode send x", Unknown("-setMode".into())),
+            ("torrent", MissingMode),
+            ("torrent send x", MissingMode),
+            ("torrent -setMode", MissingMode),
+            ("torrent -setMode fly x", UnknownMode("fly".into())),
+            ("torrent -setMode send", MissingName("send")),
+            ("send", MissingName("send")),
+            ("download \r", MissingName("download")),
+            ("send a b", TooManyWords),
+            ("download a b", TooManyWords),
+            ("exit now", TooManyWords),
+            ("torrent -setMode exit now", TooManyWords),
+            ("help me", TooManyWords),
+            ("status x", TooManyWords),
+        ];
+        for (line, error) in cases {
+            assert_eq!(parse(line), Err(error), "{line:?}");
+        }
+    }
+
+    #[test]
+    fn lines_are_bounded() {
+        let name = "n".repeat(200);
+        let padded = format!("send {name}{}", " ".repeat(LINE_BYTES_MAX - 205));
+        assert_eq!(padded.len(), LINE_BYTES_MAX);
+        assert_eq!(parse(&padded), send(&name));
+        let long = format!("{padded} ");
+        let error = ConsoleError::LineTooLong {
+            bytes: LINE_BYTES_MAX + 1,
+        };
+        assert_eq!(parse(&long), Err(error));
+    }
+
+    #[test]
+    fn errors_display_one_line() {
+        assert_eq!(
+            parse("foo").unwrap_err().to_string(),
+            "unknown command 'foo'; type 'help' for the commands"
+        );
+        let lines = [
+            "foo\u{1b}[2J",
+            "torrent",
+            "torrent -setMode x",
+            "send",
+            "send ..",
+            "exit x",
+        ];
+        let bad_hash = format!("download a@{}", "z".repeat(40));
+        let long = "x".repeat(LINE_BYTES_MAX + 1);
+        for line in lines
+            .iter()
+            .copied()
+            .chain([bad_hash.as_str(), long.as_str()])
+        {
+            let text = parse(line).unwrap_err().to_string();
+            assert_eq!(text.lines().count(), 1, "{text:?}");
+            assert!(!text.chars().any(char::is_control), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn help_lists_every_command() {
+        for word in [
+            "-setMode send",
+            "-setMode download",
+            "-setMode exit",
+            "send <file>",
+        ] {
+            assert!(HELP.contains(word), "{word}");
+        }
+        for word in [
+            "download <file>",
+            "@<info hash>",
+            "exit, quit",
+            "status",
+            "help",
+        ] {
+            assert!(HELP.contains(word), "{word}");
+        }
+    }
+}

@@ -1,0 +1,54 @@
+//! The bodies of the fuzz targets (`fuzz/fuzz_targets/`), kept in the library so that
+//! `tests/fuzz_corpus.rs` replays the committed corpus through exactly the same checks under
+//! `cargo test`. Each function panics when an invariant breaks; that is the finding.
+
+use crate::{console, wire};
+
+/// A datagram from anywhere: decoding never panics, and what decodes re-encodes to the very
+/// same bytes (so lengths are conserved and `decode(encode(m)) == m`).
+pub fn check_datagram(bytes: &[u8]) {
+    let message = match wire::decode(bytes) {
+        Ok(message) => message,
+        Err(error) => {
+            // Every refusal can be shown on one line.
+            let text = error.to_string();
+            assert!(!text.is_empty() && !text.contains('\n'));
+            return;
+        }
+    };
+    assert!(bytes.len() <= wire::DATAGRAM_BYTES_MAX);
+    assert_eq!(message.kind() as u8, bytes[5]);
+    let mut buf = vec![0u8; wire::DATAGRAM_BYTES_MAX];
+    let len = match message.encode(&mut buf) {
+        Ok(len) => len,
+        Err(error) => panic!("{message:?} decoded but does not encode: {error:?}"),
+    };
+    assert_eq!(&buf[..len], bytes, "{message:?} re-encodes to other bytes");
+    assert_eq!(wire::decode(&buf[..len]), Ok(message));
+}
+
+/// A console line of arbitrary bytes: parsing never panics, a name it accepts is one the
+/// network would accept too, and every refusal is one printable line.
+pub fn check_console_line(bytes: &[u8]) {
+    let Ok(line) = std::str::from_utf8(bytes) else {
+        return; // The console thread hands over only UTF-8 lines.
+    };
+    let parsed = console::parse(line);
+    if line.len() > console::LINE_BYTES_MAX {
+        assert!(parsed.is_err(), "a line over the limit was accepted");
+    }
+    match parsed {
+        Ok(console::Command::Send { name } | console::Command::Download { name, .. }) => {
+            assert!(
+                wire::check_name(name.as_bytes()).is_ok(),
+                "{name:?} was accepted"
+            );
+            assert!(line.contains(name.as_str()));
+        }
+        Ok(_) => {}
+        Err(error) => {
+            let text = error.to_string();
+            assert!(!text.chars().any(char::is_control), "{text:?}");
+        }
+    }
+}

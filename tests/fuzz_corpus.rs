@@ -1,0 +1,63 @@
+//! Replays the committed fuzz corpora through the fuzz targets' own checks, so that
+//! `cargo test` keeps every past finding and every seed datagram passing.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use torrent::{fuzz_checks, wire};
+
+/// Most files a curated corpus holds (`fuzz/.gitignore` keeps generated entries out).
+const CORPUS_FILES_MAX: usize = 40;
+
+fn corpus(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fuzz/corpus")
+        .join(target);
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|error| panic!("{}: {error}", dir.display()))
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.is_file())
+        .map(|path| {
+            let bytes = std::fs::read(&path).unwrap();
+            (path, bytes)
+        })
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "{} is empty", dir.display());
+    assert!(
+        files.len() <= CORPUS_FILES_MAX,
+        "{} holds {} files",
+        dir.display(),
+        files.len()
+    );
+    files
+}
+
+#[test]
+fn wire_decode_corpus() {
+    let mut kinds = BTreeSet::new();
+    let mut refused = 0;
+    for (path, bytes) in corpus("wire_decode") {
+        eprintln!("{}", path.display());
+        fuzz_checks::check_datagram(&bytes);
+        match wire::decode(&bytes) {
+            Ok(message) => _ = kinds.insert(message.kind() as u8),
+            Err(_) => refused += 1,
+        }
+    }
+    // The corpus seeds the fuzzer with every kind, and with refusals.
+    let known = (0..=u8::MAX).filter(|byte| wire::Kind::from_u8(*byte).is_some());
+    assert_eq!(kinds, known.collect::<BTreeSet<_>>());
+    assert!(refused > 0);
+}
+
+#[test]
+fn console_parse_corpus() {
+    let mut accepted = 0;
+    for (path, bytes) in corpus("console_parse") {
+        eprintln!("{}", path.display());
+        fuzz_checks::check_console_line(&bytes);
+        let line = std::str::from_utf8(&bytes).unwrap();
+        accepted += usize::from(torrent::console::parse(line).is_ok());
+    }
+    assert!(accepted > 0);
+}
