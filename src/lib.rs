@@ -1,6 +1,46 @@
 //! # torrent
 //!
-//! (The architecture essay is written once the layers exist; see the module docs.)
+//! Peer-to-peer file distribution over UDP: a **tracker** that knows which nodes are alive
+//! and who holds which file, and **nodes** that share files from their directory and download
+//! files by name from several holders at once, in chunks checked by SHA-1. One binary runs
+//! either role (`torrent tracker`, `torrent node`), or a whole local swarm (`torrent demo`).
+//!
+//! ## Layers
+//!
+//! ```text
+//!  main.rs, cli.rs        the command line: flags in, a config out, exit code 2 on a bad one
+//!  reactor.rs             the only code with sockets, the clock, threads, signals, stdout:
+//!                         one mio loop per process around one sans-IO core
+//!  tracker.rs, node.rs    sans-IO state machines: handle_datagram / handle_timeout /
+//!                         handle_command in, poll_transmit / poll_timeout / poll_event out;
+//!                         `now` and a random seed are passed in, never read
+//!  node/download.rs       the receiver-driven transfer (windows, timeouts, verification)
+//!  node/upload.rs         serving peers (cookies, pieces from the mapping, rate limit)
+//!  wire.rs                every datagram: fixed-layout big-endian views, checked decode
+//!  storage.rs             manifests, the node's state directory, partial files, publishing
+//!  storage/mapping.rs     memory mappings: the one module allowed `unsafe`
+//!  console.rs             the seed's console commands (`torrent -setMode send <file>`)
+//!  demo.rs                a tracker and nodes as child processes, verified end to end
+//! ```
+//!
+//! ## One piece's path
+//!
+//! A downloading node's [`node::Node`] decides it wants pieces 0..16 of chunk 7 from a peer
+//! and queues a [`wire::PieceRequest`]; the reactor takes it from `poll_transmit` and sends
+//! it. The holder's reactor receives the datagram and hands the bytes to its node's
+//! `handle_datagram`; [`wire::decode`] checks it (magic, version, kind, lengths, cookie
+//! comes next) without copying; the uploader queues the range and, one `poll_transmit` at a
+//! time, copies each piece from the file's mapping straight into the send buffer behind a
+//! [`wire::Piece`] header. Back at the downloader, the piece is written in place into the
+//! mapped partial file. When all of chunk 7's pieces are in, a hasher thread computes its
+//! SHA-1 (the reactor goes on); only if it matches the manifest does the chunk count, get
+//! recorded in the have-file, credited to the sender at the tracker, and served to others.
+//! When every chunk matched, the file is synced and renamed to its name.
+//!
+//! ## Threads
+//!
+//! The reactor thread, hasher threads (one per core) and a console thread. Helpers reach
+//! the reactor only through crossbeam channels and a `mio::Waker`.
 
 #![deny(unsafe_code)]
 

@@ -11,9 +11,9 @@
 //!
 //! * this file: the tracker link (register, heartbeat, announce, look-up, credit, exit, all
 //!   with retries and backoff), dispatch, status;
-//! * [`download`]: the receiver-driven transfer: manifest, have-maps, chunk scheduling,
+//! * `download`: the receiver-driven transfer: manifest, have-maps, chunk scheduling,
 //!   per-peer windows, timeouts, verification, publishing;
-//! * [`upload`]: answering peers: cookies (anti-amplification), have-maps, manifest parts,
+//! * `upload`: answering peers: cookies (anti-amplification), have-maps, manifest parts,
 //!   pieces read from the mapping, the upload rate limit.
 //!
 //! Files on disk go through [`crate::storage`]; the node only decides what to read and write.
