@@ -49,6 +49,7 @@ pub mod console;
 pub mod demo;
 #[doc(hidden)]
 pub mod fuzz_checks;
+pub mod impair;
 pub mod logging;
 pub mod node;
 pub mod reactor;
