@@ -8,6 +8,8 @@ pub mod cli;
 pub mod console;
 pub mod node;
 pub mod rng;
+#[doc(hidden)]
+pub mod sim;
 pub mod storage;
 pub mod tracker;
 pub mod wire;
