@@ -260,6 +260,26 @@ fn register_mints_token_and_checks_it() {
 }
 
 #[test]
+fn a_lost_registered_reply_is_sent_again_until_the_token_is_used() {
+    let t0 = Instant::now();
+    let mut tracker = new_tracker(t0);
+    let token = register(&mut tracker, t0, addr(4000), 3, 0);
+    // The reply was lost; the node asks again, still without a token, from the same address.
+    assert_eq!(register(&mut tracker, t0 + secs(1), addr(4000), 3, 0), token);
+    // From elsewhere, token 0 is still someone else claiming the id.
+    let request = Register {
+        auth: auth(3, 0),
+        reserved: [0; 4],
+    };
+    send(&mut tracker, t0, addr(5000), Message::Register(&request));
+    assert_eq!(refused(&mut tracker), RefusedReason::BadToken);
+    // Once the node has used its token, token 0 is refused even from its own address.
+    assert_eq!(register(&mut tracker, t0 + secs(2), addr(4000), 3, token), token);
+    send(&mut tracker, t0, addr(4000), Message::Register(&request));
+    assert_eq!(refused(&mut tracker), RefusedReason::BadToken);
+}
+
+#[test]
 fn registered_tells_the_heartbeat_interval() {
     let t0 = Instant::now();
     let config = TrackerConfig {
