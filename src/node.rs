@@ -872,7 +872,8 @@ impl Node {
         let Some(file) = self.files.get_mut(&info_hash) else {
             return;
         };
-        if file.have.count() == 0 {
+        // An empty file has no chunks: complete, it is announced all the same.
+        if file.have.count() == 0 && !file.complete() {
             return;
         }
         file.announce_due = None;

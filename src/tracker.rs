@@ -50,7 +50,7 @@ struct Node {
     token_confirmed: bool,
     last_seen: Instant,
     upload_credit_bytes: u64,
-    /// Info hash → chunks held (never zero).
+    /// Info hash → chunks held (never zero, except for an empty file).
     holdings: BTreeMap<Hash, u32>,
 }
 
@@ -58,7 +58,7 @@ struct File {
     name: String,
     file_bytes: u64,
     chunk_bytes: u32,
-    /// Node id → chunks held (never zero). Never empty: a file without holders is forgotten.
+    /// Node id → chunks held (never zero, except for an empty file). Never empty: a file without holders is forgotten.
     holders: BTreeMap<u32, u32>,
 }
 
@@ -606,7 +606,8 @@ impl Tracker {
         {
             return Err(RefusedReason::Conflict);
         }
-        if chunks_held == 0 {
+        // An empty file has no chunks, so zero means "no longer holds it" only for others.
+        if chunks_held == 0 && wire::chunk_count(file_bytes, chunk_bytes) > 0 {
             if node.holdings.remove(&info_hash).is_some() {
                 self.release(node_id, info_hash);
                 self.registry_changed = true;
