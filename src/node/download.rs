@@ -22,7 +22,7 @@ use crate::storage::{Bitmap, Manifest, Mapping};
 use crate::wire::{
     self, Hash, HolderRecord, Message, PeerAsk, RejectReason, U32, U64, VersionRecord,
 };
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -982,7 +982,7 @@ impl Download {
 
     pub fn progress(
         &self,
-        files: &HashMap<Hash, LocalFile>,
+        files: &BTreeMap<Hash, LocalFile>,
         now: Instant,
     ) -> Option<super::Progress> {
         if self.finished() {
