@@ -113,6 +113,7 @@ enum Endpoint {
 
 struct SimNode {
     node: Node,
+    config: NodeConfig,
     addr: SocketAddr,
     dir: PathBuf,
     said: Vec<String>,
@@ -207,10 +208,11 @@ impl Sim {
         let host = index + 2;
         let ip = Ipv4Addr::new(10, 0, (host / 256) as u8, (host % 256) as u8);
         let addr = SocketAddr::V4(SocketAddrV4::new(ip, 4000));
-        let node = Node::new(config, state, self.rng.next_u64(), self.now());
+        let node = Node::new(config.clone(), state, self.rng.next_u64(), self.now());
         self.addrs.insert(addr, Endpoint::Node(index));
         self.nodes.push(SimNode {
             node,
+            config,
             addr,
             dir,
             said: Vec::new(),
@@ -271,6 +273,22 @@ impl Sim {
     /// (datagrams already in flight to it are lost too).
     pub fn disconnect(&mut self, node: usize) {
         self.nodes[node].disconnected = true;
+    }
+
+    /// Kills a node and starts it again on the same directory and address, as a crash and
+    /// a restart would: everything in memory is lost, what it wrote to disk stays. Job
+    /// results the old process was waiting for are dropped.
+    pub fn restart(&mut self, node: usize) {
+        let sim_node = &mut self.nodes[node];
+        let state = StateDir::open(&sim_node.dir)
+            .unwrap_or_else(|error| panic!("cannot open {}: {error}", sim_node.dir.display()));
+        let now = self.base + self.now;
+        sim_node.node = Node::new(sim_node.config.clone(), state, self.rng.next_u64(), now);
+        sim_node.exited = None;
+        sim_node.said.push("(restarted)".to_string());
+        let jobs = std::mem::take(&mut self.jobs);
+        self.jobs = jobs.into_iter().filter(|j| j.0.item.0 != node).collect();
+        self.flush();
     }
 
     /// Runs until `done(self)` holds, for at most `virtual_limit` more virtual time.
@@ -402,8 +420,7 @@ impl Sim {
                 self.tracker
                     .handle_datagram(now, datagram.from, &datagram.bytes)
             }
-            Some(Endpoint::Node(index)) if self.nodes[index].exited.is_none() => self.nodes
-                [index]
+            Some(Endpoint::Node(index)) if self.nodes[index].exited.is_none() => self.nodes[index]
                 .node
                 .handle_datagram(now, datagram.from, &datagram.bytes),
             // Nobody listens there (any more): the datagram vanishes, as UDP's would.

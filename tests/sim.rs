@@ -324,3 +324,39 @@ fn heartbeats_keep_nodes_alive() {
         assert_eq!(swarm.sim.tracker().file_count(), 1, "seed {seed}");
     }
 }
+
+/// A downloader that crashes mid-transfer resumes from its partial file after a restart.
+#[test]
+fn downloader_restarts_and_resumes() {
+    for seed in seeds() {
+        let mut swarm = swarm(seed, lossy(0.02), MIB + 1, 2, 1400);
+        swarm.download();
+        let downloader = swarm.downloader;
+        let name = NAME.to_string();
+        swarm
+            .sim
+            .run_until(
+                |sim| {
+                    sim.node(downloader)
+                        .progress(sim.now())
+                        .iter()
+                        .any(|p| p.name == name && p.verified_bytes >= 6 * 64 * 1024)
+                },
+                Duration::from_secs(30),
+            )
+            .unwrap_or_else(|error| panic!("progress: {error}"));
+        swarm.sim.restart(downloader);
+        swarm.download();
+        swarm.finish(Duration::from_secs(60));
+        let done = swarm
+            .sim
+            .said(downloader)
+            .last()
+            .cloned()
+            .unwrap_or_default();
+        assert!(
+            !done.contains("node 1: 17 chunks") && !done.contains("node 2: 17 chunks"),
+            "seed {seed}: nothing was resumed: {done}"
+        );
+    }
+}
