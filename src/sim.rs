@@ -304,7 +304,7 @@ impl Sim {
             if steps >= self.steps_max {
                 return Err(self.failure(&format!("{steps} steps taken")));
             }
-            if steps % 1024 == 0 && started.elapsed() > REAL_TIME_MAX {
+            if steps.is_multiple_of(1024) && started.elapsed() > REAL_TIME_MAX {
                 return Err(self.failure(&format!("{REAL_TIME_MAX:?} of real time spent")));
             }
             let Some(next) = self.next_due() else {
