@@ -173,7 +173,14 @@ const MIB: usize = 1024 * 1024;
 
 #[test]
 fn empty_file() {
-    transfer(1, PERFECT, 0, 1400, Duration::from_secs(30));
+    let mut swarm = swarm(1, PERFECT, 0, 2, 1400);
+    swarm.download();
+    swarm.finish(Duration::from_secs(30));
+    let said = swarm.sim.said(swarm.downloader);
+    assert!(
+        said.iter().any(|l| l.ends_with("(the file is empty)")),
+        "{said:?}"
+    );
 }
 
 #[test]

@@ -718,7 +718,9 @@ impl Download {
             .filter(|p| p.chunks_verified > 0)
             .map(|p| format!("node {}: {} chunks", p.node_id, p.chunks_verified))
             .collect();
-        if sources.is_empty() {
+        if manifest.chunk_count() == 0 {
+            sources.push("no peer (the file is empty)".to_string());
+        } else if sources.is_empty() {
             sources.push("no peer (resumed from disk)".to_string());
         }
         parts.out.say(format!(
