@@ -54,6 +54,8 @@ pub mod logging;
 pub mod node;
 pub mod reactor;
 pub mod rng;
+#[doc(hidden)]
+pub mod sim;
 pub mod storage;
 pub mod tracker;
 pub mod wire;
