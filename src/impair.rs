@@ -85,10 +85,14 @@ pub enum Verdict {
     Held,
 }
 
+/// A held datagram: when it is due, a sequence number (keeps equal times in arrival order),
+/// its sender and its bytes.
+type Held = Reverse<(Instant, u64, SocketAddr, Vec<u8>)>;
+
 pub struct Impairment {
     config: ImpairConfig,
     rng: Rng,
-    held: BinaryHeap<Reverse<(Instant, u64, SocketAddr, Vec<u8>)>>,
+    held: BinaryHeap<Held>,
     sequence: u64,
     pub stats: ImpairStats,
 }
