@@ -211,6 +211,8 @@ pub(crate) struct Outbox {
     control: VecDeque<Outgoing>,
     events: VecDeque<NodeEvent>,
     stats: NodeStats,
+    /// Where a datagram is encoded before it is copied, at its length, into the queue.
+    scratch: Vec<u8>,
 }
 
 impl Outbox {
@@ -221,11 +223,10 @@ impl Outbox {
             self.stats.control_queue_full += 1;
             return;
         }
-        let mut buf = [0u8; wire::DATAGRAM_BYTES_MAX];
-        match message.encode(&mut buf) {
+        match message.encode(&mut self.scratch) {
             Ok(len) => self.control.push_back(Outgoing {
                 to,
-                bytes: buf[..len].to_vec(),
+                bytes: self.scratch[..len].to_vec(),
             }),
             Err(error) => log::error!("cannot encode {:?}: {error:?}", message.kind()),
         }
@@ -343,6 +344,7 @@ impl Node {
                 control: VecDeque::new(),
                 events: VecDeque::new(),
                 stats: NodeStats::default(),
+                scratch: vec![0; wire::DATAGRAM_BYTES_MAX],
             },
             exiting: None,
             exit_when_done: false,

@@ -17,8 +17,10 @@
 //!    there is one, and a peer that sends [`BAD_CHUNKS_MAX`] bad chunks is dropped.
 //! 5. **Publishing.** When every chunk verified, the partial file is synced and renamed.
 
+mod transfer;
+
 use super::{Job, LocalFile, Parts};
-use crate::storage::{Bitmap, Manifest, Mapping};
+use crate::storage::{Bitmap, Manifest};
 use crate::wire::{
     self, Hash, HolderRecord, Message, PeerAsk, RejectReason, U32, U64, VersionRecord,
 };
@@ -26,20 +28,10 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use transfer::{ChunkState, Peer, Transfer, WINDOW_MIN, WINDOW_START, next_request};
 
 /// Most peers one download remembers (active or dropped).
 pub const PEERS_PER_DOWNLOAD_MAX: usize = 64;
-/// Most chunks one peer is working on at once.
-const CHUNKS_PER_PEER_MAX: usize = 16;
-/// Most pieces one request asks for.
-const REQUEST_PIECES_MAX: u32 = 16;
-/// Pieces in flight to a new peer; the window never shrinks below [`WINDOW_MIN`].
-const WINDOW_START: u32 = 8;
-const WINDOW_MIN: u32 = 2;
-/// Retransmission timeout bounds, and its value before any round trip was measured.
-const RTO_MIN: Duration = Duration::from_millis(40);
-const RTO_MAX: Duration = Duration::from_secs(1);
-const RTO_START: Duration = Duration::from_millis(250);
 /// How often in-flight pieces are checked for timeouts while a transfer runs.
 const SCAN_INTERVAL: Duration = Duration::from_millis(25);
 /// A peer we are waiting on that says nothing for this long is dropped.
@@ -54,6 +46,12 @@ const BAD_CHUNKS_MAX: u32 = 3;
 const LOOKUP_RETRY: Duration = Duration::from_secs(1);
 /// Most (chunk, peer) pairs remembered as "this peer sent a bad copy of this chunk".
 const BAD_PAIRS_MAX: usize = 4096;
+/// Peers holding only part of the file used at once, beside the `peers_max` complete
+/// holders: in a swarm a downloader talks to as many peers as help.
+const PARTIAL_PEERS_MAX: usize = 8;
+/// While a transfer runs, the tracker is asked this often for new holders (downloaders that
+/// have verified chunks), and partial holders for their new have-maps.
+const SWARM_REFRESH: Duration = Duration::from_secs(1);
 
 /// What became of a peer message offered to a download.
 pub(crate) enum Handled {
@@ -62,80 +60,12 @@ pub(crate) enum Handled {
     ManifestReady(Hash),
 }
 
-struct Peer {
-    node_id: u32,
-    addr: SocketAddr,
-    /// The cookie this peer handed us (0: none yet).
-    cookie: u64,
-    /// Its have-map, once it answered.
-    have: Option<Bitmap>,
-    window: u32,
-    in_flight: u32,
-    /// Chunks assigned to this peer and not yet complete.
-    chunks: Vec<u32>,
-    last_heard: Instant,
-    last_asked: Instant,
-    srtt: Option<Duration>,
-    chunks_verified: u32,
-    bytes_received: u64,
-    bad_chunks: u32,
-    dropped: bool,
-}
-
-impl Peer {
-    fn rto(&self) -> Duration {
-        self.srtt.map_or(RTO_START, |srtt| {
-            (srtt * 4 + Duration::from_millis(10)).clamp(RTO_MIN, RTO_MAX)
-        })
-    }
-
-    /// Waiting for something from this peer: its have-map or pieces.
-    fn waiting(&self) -> bool {
-        !self.dropped && (self.have.is_none() || self.in_flight > 0)
-    }
-}
-
-/// A chunk whose pieces are arriving.
-struct ChunkProgress {
-    /// The peer (index) asked for it, if any right now.
-    owner: Option<usize>,
-    received: Bitmap,
-    /// When each piece was last requested; `None` when not requested (or received).
-    requested_at: Vec<Option<Instant>>,
-    /// First piece that may still need a request.
-    next_unrequested: u32,
-    /// Node that sent most recently, credited when the chunk verifies.
-    last_from: u32,
-}
-
-enum ChunkState {
-    Missing,
-    Active(Box<ChunkProgress>),
-    /// Complete and being hashed; credited to this node if it verifies.
-    Hashing(u32),
-    Verified,
-}
-
 struct ManifestFetch {
     version: VersionRecord,
     hashes: Vec<Hash>,
     source: Option<usize>,
     sent_at: Option<Instant>,
     attempts: u32,
-}
-
-struct Transfer {
-    manifest: Arc<Manifest>,
-    mapping: Arc<Mapping>,
-    chunks: Vec<ChunkState>,
-    piece_bytes: u32,
-    /// Chunks below this are all taken (not Missing).
-    cursor: u32,
-    /// (chunk, node) pairs that failed their hash.
-    bad_pairs: Vec<(u32, u32)>,
-    scan_due: Option<Instant>,
-    started_at: Instant,
-    verified_at_start: u64,
 }
 
 enum Phase {
@@ -155,10 +85,12 @@ pub(crate) struct Download {
     /// Fails at this moment unless some holder helps before.
     give_up_at: Instant,
     phase: Phase,
-    /// Holders from the last look-up, best first.
-    candidates: Vec<(u32, SocketAddr)>,
+    /// Holders from the last look-up, best first: node id, address, holds every chunk.
+    candidates: Vec<(u32, SocketAddr, bool)>,
     peers: Vec<Peer>,
     lookup_due: Option<Instant>,
+    /// While transferring: when to refresh partial holders' have-maps and the holder list.
+    refresh_due: Option<Instant>,
     told_versions: bool,
 }
 
@@ -175,6 +107,7 @@ impl Download {
             candidates: Vec::new(),
             peers: Vec::new(),
             lookup_due: None,
+            refresh_due: None,
             told_versions: false,
         }
     }
@@ -215,8 +148,9 @@ impl Download {
         if self.finished() {
             return;
         }
-        let chosen = match self.pin {
-            Some(pin) => versions.iter().position(|v| v.info_hash == pin),
+        // Once a version is chosen (or pinned), later look-ups only refresh its holders.
+        let chosen = match self.info_hash {
+            Some(info_hash) => versions.iter().position(|v| v.info_hash == info_hash),
             None => (0..versions.len())
                 .max_by_key(|&i| (versions[i].holder_count.get(), std::cmp::Reverse(i))),
         };
@@ -240,7 +174,15 @@ impl Download {
         self.candidates = holders
             .iter()
             .filter(|h| usize::from(h.version) == chosen && h.node_id.get() != own_node_id)
-            .map(|h| (h.node_id.get(), wire::socket_addr(h.ip, h.port.get())))
+            .map(|h| {
+                let complete = h.chunks_held.get()
+                    == wire::chunk_count(version.file_bytes.get(), version.chunk_bytes.get());
+                (
+                    h.node_id.get(),
+                    wire::socket_addr(h.ip, h.port.get()),
+                    complete,
+                )
+            })
             .collect();
         if self.candidates.is_empty() {
             self.lookup_due = Some(now + LOOKUP_RETRY);
@@ -268,16 +210,27 @@ impl Download {
         self.recruit(parts, now);
     }
 
-    /// Brings peers up to `peers_max` active ones from the candidates.
+    /// Brings peers up to `peers_max` complete holders and [`PARTIAL_PEERS_MAX`] partial
+    /// ones, from the candidates.
     fn recruit(&mut self, parts: &mut Parts<'_>, now: Instant) {
         let info_hash = match self.info_hash {
             Some(info_hash) if !self.finished() => info_hash,
             _ => return,
         };
-        for (node_id, addr) in self.candidates.clone() {
-            let active = self.peers.iter().filter(|p| !p.dropped).count();
-            if active >= parts.config.peers_max {
-                break;
+        for (node_id, addr, complete) in self.candidates.clone() {
+            let active = |complete: bool| {
+                self.peers
+                    .iter()
+                    .filter(|p| !p.dropped && p.complete == complete)
+                    .count()
+            };
+            let limit = if complete {
+                parts.config.peers_max
+            } else {
+                PARTIAL_PEERS_MAX
+            };
+            if active(complete) >= limit {
+                continue;
             }
             let index = match self.peers.iter().position(|p| p.node_id == node_id) {
                 // A dropped peer comes back only from a new address (it restarted).
@@ -289,26 +242,12 @@ impl Download {
                     peer.cookie = 0;
                     peer.last_heard = now;
                     peer.window = WINDOW_START;
+                    peer.complete = complete;
                     index
                 }
                 Some(_) => continue,
                 None if self.peers.len() < PEERS_PER_DOWNLOAD_MAX => {
-                    self.peers.push(Peer {
-                        node_id,
-                        addr,
-                        cookie: 0,
-                        have: None,
-                        window: WINDOW_START,
-                        in_flight: 0,
-                        chunks: Vec::new(),
-                        last_heard: now,
-                        last_asked: now,
-                        srtt: None,
-                        chunks_verified: 0,
-                        bytes_received: 0,
-                        bad_chunks: 0,
-                        dropped: false,
-                    });
+                    self.peers.push(Peer::new(node_id, addr, complete, now));
                     self.peers.len() - 1
                 }
                 None => break,
@@ -392,19 +331,22 @@ impl Download {
             Message::HaveMap { fixed, bitmap } if fixed.info_hash == info_hash => {
                 let peer = &mut self.peers[index];
                 peer.last_heard = now;
-                peer.have = Bitmap::from_bytes(fixed.chunk_count.get(), bitmap);
-                if let Phase::Transfer(transfer) = &self.phase
-                    && peer
-                        .have
+                let have = Bitmap::from_bytes(fixed.chunk_count.get(), bitmap);
+                if let Phase::Transfer(transfer) = &mut self.phase {
+                    if have
                         .as_ref()
                         .is_none_or(|have| have.len() != transfer.manifest.chunk_count())
-                {
-                    log::warn!(
-                        "node {} sent a have-map of the wrong length; dropping it",
-                        peer.node_id
-                    );
-                    self.drop_peer(parts, now, index);
+                    {
+                        log::warn!(
+                            "node {} sent a have-map of the wrong length; dropping it",
+                            peer.node_id
+                        );
+                        self.drop_peer(parts, now, index);
+                        return Some(Handled::Consumed);
+                    }
+                    transfer.replace_have(peer.have.as_ref(), have.as_ref());
                 }
+                peer.have = have;
                 Some(Handled::Consumed)
             }
             Message::ManifestPart {
@@ -522,10 +464,19 @@ impl Download {
         };
         let count = manifest.chunk_count();
         let manifest = Arc::new(manifest);
-        let mut chunks: Vec<ChunkState> = (0..count).map(|_| ChunkState::Missing).collect();
+        let piece_bytes = parts
+            .config
+            .piece_bytes
+            .clamp(1, wire::PIECE_BYTES_MAX as u32);
+        let mut transfer = Transfer::new(
+            Arc::clone(&manifest),
+            Arc::clone(&mapping),
+            piece_bytes,
+            now,
+        );
         for chunk in (0..count).filter(|&c| claimed.get(c)) {
             // Verified by an earlier run: checked again before it counts.
-            chunks[chunk as usize] = ChunkState::Hashing(parts.config.node_id);
+            transfer.chunks[chunk as usize] = ChunkState::Hashing(parts.config.node_id);
             parts.out.event(super::NodeEvent::Job(Job::CheckChunk {
                 info_hash: manifest.info_hash,
                 chunk,
@@ -545,21 +496,14 @@ impl Download {
                 announce_due: None,
             },
         );
-        let piece_bytes = parts
-            .config
-            .piece_bytes
-            .clamp(1, wire::PIECE_BYTES_MAX as u32);
-        self.phase = Phase::Transfer(Transfer {
-            manifest,
-            mapping,
-            chunks,
-            piece_bytes,
-            cursor: 0,
-            bad_pairs: Vec::new(),
-            scan_due: None,
-            started_at: now,
-            verified_at_start: 0,
-        });
+        // Have-maps that arrived while the manifest was fetched count from now on.
+        for peer in self.peers.iter_mut().filter(|p| !p.dropped) {
+            if peer.have.as_ref().is_some_and(|have| have.len() != count) {
+                peer.have = None;
+            }
+            transfer.replace_have(None, peer.have.as_ref());
+        }
+        self.phase = Phase::Transfer(transfer);
         if count == 0 {
             self.publish(parts, now);
         }
@@ -606,6 +550,7 @@ impl Download {
         parts.out.stats.pieces_received += 1;
         progress.received.set(piece);
         progress.last_from = peer.node_id;
+        progress.last_piece_at = now;
         peer.bytes_received += data.len() as u64;
         if let Some(sent_at) = progress.requested_at[piece as usize].take() {
             let sample = now.saturating_duration_since(sent_at);
@@ -617,7 +562,7 @@ impl Download {
                     (owner.window + 1).min(parts.config.window_pieces_max.max(WINDOW_MIN));
             }
         }
-        log::trace!(
+        log::debug!(
             "piece {piece} of chunk {chunk} from node {}",
             self.peers[index].node_id
         );
@@ -658,7 +603,6 @@ impl Download {
         let info_hash = transfer.manifest.info_hash;
         if !ok {
             transfer.chunks[chunk as usize] = ChunkState::Missing;
-            transfer.cursor = transfer.cursor.min(chunk);
             if from == parts.config.node_id {
                 // A chunk an earlier run recorded, not intact after all: fetch it.
                 return None;
@@ -669,7 +613,7 @@ impl Download {
                 self.name
             );
             if transfer.bad_pairs.len() < BAD_PAIRS_MAX {
-                transfer.bad_pairs.push((chunk, from));
+                transfer.bad_pairs.insert((chunk, from));
             }
             if let Some(index) = self.peers.iter().position(|p| p.node_id == from) {
                 self.peers[index].bad_chunks += 1;
@@ -749,7 +693,7 @@ impl Download {
             while self.peers[index].in_flight < self.peers[index].window {
                 let room = self.peers[index].window - self.peers[index].in_flight;
                 let Some((chunk, first, count)) =
-                    next_request(transfer, &mut self.peers, index, room)
+                    next_request(transfer, &mut self.peers, index, room, now)
                 else {
                     break;
                 };
@@ -839,6 +783,9 @@ impl Download {
         peer.dropped = true;
         peer.in_flight = 0;
         peer.chunks.clear();
+        if let Phase::Transfer(transfer) = &mut self.phase {
+            transfer.replace_have(peer.have.take().as_ref(), None);
+        }
         self.recruit(parts, now);
     }
 
@@ -879,6 +826,20 @@ impl Download {
             }
         }
         self.scan_timeouts(now);
+        let mut ask_tracker = false;
+        if matches!(self.phase, Phase::Transfer(_)) && self.refresh_due.is_none_or(|t| t <= now) {
+            // Swarming: partial holders gain chunks, and new downloaders appear; ask both.
+            self.refresh_due = Some(now + SWARM_REFRESH);
+            if let Some(info_hash) = self.info_hash {
+                for index in 0..self.peers.len() {
+                    let peer = &self.peers[index];
+                    if !peer.dropped && peer.have.is_some() && !peer.has_all() {
+                        self.ask_have(parts, now, index, info_hash);
+                    }
+                }
+            }
+            ask_tracker = true;
+        }
         let active = self.peers.iter().any(|p| !p.dropped);
         if !active && now >= self.give_up_at {
             let reason = if self.peers.is_empty() {
@@ -901,7 +862,7 @@ impl Download {
             self.lookup_due = Some(now + LOOKUP_RETRY);
             return true;
         }
-        false
+        ask_tracker
     }
 
     /// Pieces requested longer than the peer's timeout ago are asked again; the window of a
@@ -969,6 +930,7 @@ impl Download {
                 if let Some(t) = transfer.scan_due {
                     consider(t);
                 }
+                consider(self.refresh_due.unwrap_or(transfer.started_at));
             }
             _ => {}
         }
@@ -999,7 +961,7 @@ impl Download {
                     .saturating_duration_since(transfer.started_at)
                     .as_secs_f64();
                 let rate = if seconds > 0.0 {
-                    (verified - transfer.verified_at_start.min(verified)) as f64 / seconds
+                    verified as f64 / seconds
                 } else {
                     0.0
                 };
@@ -1034,100 +996,4 @@ impl Download {
             })
             .collect()
     }
-}
-
-/// The next run of pieces to ask peer `index` for: pieces of its chunks not yet requested,
-/// else a new chunk it holds. `(chunk, first piece, count)`, at most `room` pieces.
-fn next_request(
-    transfer: &mut Transfer,
-    peers: &mut [Peer],
-    index: usize,
-    room: u32,
-) -> Option<(u32, u32, u32)> {
-    let limit = room.min(REQUEST_PIECES_MAX);
-    for &chunk in &peers[index].chunks {
-        if let Some(ChunkState::Active(progress)) = transfer.chunks.get_mut(chunk as usize)
-            && let Some(run) = unrequested_run(progress, limit)
-        {
-            return Some((chunk, run.0, run.1));
-        }
-    }
-    if peers[index].chunks.len() >= CHUNKS_PER_PEER_MAX {
-        return None;
-    }
-    let chunk = pick_chunk(transfer, &peers[index])?;
-    let chunk_len = transfer.manifest.chunk_len(chunk);
-    let pieces = chunk_len.div_ceil(transfer.piece_bytes);
-    let state = &mut transfer.chunks[chunk as usize];
-    match state {
-        ChunkState::Active(progress) => progress.owner = Some(index),
-        _ => {
-            *state = ChunkState::Active(Box::new(ChunkProgress {
-                owner: Some(index),
-                received: Bitmap::new(pieces),
-                requested_at: vec![None; pieces as usize],
-                next_unrequested: 0,
-                last_from: peers[index].node_id,
-            }))
-        }
-    }
-    peers[index].chunks.push(chunk);
-    let ChunkState::Active(progress) = &mut transfer.chunks[chunk as usize] else {
-        return None;
-    };
-    let (first, count) = unrequested_run(progress, limit)?;
-    Some((chunk, first, count))
-}
-
-/// First run of pieces neither received nor requested, at most `limit` long.
-fn unrequested_run(progress: &mut ChunkProgress, limit: u32) -> Option<(u32, u32)> {
-    let pieces = progress.received.len();
-    let mut first = progress.next_unrequested;
-    while first < pieces
-        && (progress.received.get(first) || progress.requested_at[first as usize].is_some())
-    {
-        first += 1;
-    }
-    progress.next_unrequested = first;
-    if first >= pieces {
-        return None;
-    }
-    let mut count = 1;
-    while count < limit
-        && first + count < pieces
-        && !progress.received.get(first + count)
-        && progress.requested_at[(first + count) as usize].is_none()
-    {
-        count += 1;
-    }
-    Some((first, count))
-}
-
-/// A chunk for this peer: an abandoned active one first, else the first missing one it holds
-/// (and did not send us a bad copy of).
-fn pick_chunk(transfer: &mut Transfer, peer: &Peer) -> Option<u32> {
-    let have = peer.have.as_ref()?;
-    let usable = |chunk: u32, transfer: &Transfer| {
-        have.get(chunk) && !transfer.bad_pairs.contains(&(chunk, peer.node_id))
-    };
-    for (chunk, state) in transfer.chunks.iter().enumerate() {
-        if let ChunkState::Active(progress) = state
-            && progress.owner.is_none()
-            && usable(chunk as u32, transfer)
-        {
-            return Some(chunk as u32);
-        }
-    }
-    let count = transfer.chunks.len() as u32;
-    while transfer.cursor < count
-        && !matches!(
-            transfer.chunks[transfer.cursor as usize],
-            ChunkState::Missing
-        )
-    {
-        transfer.cursor += 1;
-    }
-    (transfer.cursor..count).find(|&chunk| {
-        matches!(transfer.chunks[chunk as usize], ChunkState::Missing) && usable(chunk, transfer)
-    })
 }

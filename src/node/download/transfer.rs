@@ -1,0 +1,339 @@
+//! The state of a running transfer and the choice of what to ask whom.
+//!
+//! * **Which chunk.** Rarest first: among the chunks a peer holds that nobody is fetching,
+//!   the one the fewest known peers hold, so that distinct chunks spread through a swarm
+//!   quickly. Ties go to the first from a per-peer starting point, so that peers holding the
+//!   same chunks are asked for different ones. The search looks at a bounded window of
+//!   chunks ([`RAREST_WINDOW_CHUNKS`]), so picking stays cheap for files of many chunks.
+//! * **Endgame.** When no chunk is left unclaimed, an idle peer takes over a chunk from a
+//!   peer that has several or has gone slow, so that the last chunks do not wait on one slow
+//!   peer.
+//! * **Which pieces.** Runs of pieces neither received nor requested, at most
+//!   [`REQUEST_PIECES_MAX`] per request.
+
+use crate::storage::{Bitmap, Manifest, Mapping};
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Most chunks one peer is working on at once.
+pub const CHUNKS_PER_PEER_MAX: usize = 16;
+/// Most pieces one request asks for.
+pub const REQUEST_PIECES_MAX: u32 = 16;
+/// Chunks looked at when searching for the rarest one.
+pub const RAREST_WINDOW_CHUNKS: u32 = 4096;
+/// Pieces in flight to a new peer; the window never shrinks below [`WINDOW_MIN`].
+pub const WINDOW_START: u32 = 8;
+pub const WINDOW_MIN: u32 = 2;
+/// Retransmission timeout bounds, and its value before any round trip was measured.
+const RTO_MIN: Duration = Duration::from_millis(40);
+const RTO_MAX: Duration = Duration::from_secs(1);
+const RTO_START: Duration = Duration::from_millis(250);
+/// A chunk whose owner sent nothing for this many of its timeouts may be taken over.
+const STALE_RTOS: u32 = 4;
+
+pub(super) struct Peer {
+    pub node_id: u32,
+    pub addr: SocketAddr,
+    /// The cookie this peer handed us (0: none yet).
+    pub cookie: u64,
+    /// Its have-map, once it answered.
+    pub have: Option<Bitmap>,
+    /// The tracker said it holds the whole file.
+    pub complete: bool,
+    pub window: u32,
+    pub in_flight: u32,
+    /// Chunks assigned to this peer and not yet complete.
+    pub chunks: Vec<u32>,
+    pub last_heard: Instant,
+    pub last_asked: Instant,
+    pub srtt: Option<Duration>,
+    pub chunks_verified: u32,
+    pub bytes_received: u64,
+    pub bad_chunks: u32,
+    pub dropped: bool,
+}
+
+impl Peer {
+    pub fn new(node_id: u32, addr: SocketAddr, complete: bool, now: Instant) -> Peer {
+        Peer {
+            node_id,
+            addr,
+            cookie: 0,
+            have: None,
+            complete,
+            window: WINDOW_START,
+            in_flight: 0,
+            chunks: Vec::new(),
+            last_heard: now,
+            last_asked: now,
+            srtt: None,
+            chunks_verified: 0,
+            bytes_received: 0,
+            bad_chunks: 0,
+            dropped: false,
+        }
+    }
+
+    pub fn rto(&self) -> Duration {
+        self.srtt.map_or(RTO_START, |srtt| {
+            (srtt * 4 + Duration::from_millis(10)).clamp(RTO_MIN, RTO_MAX)
+        })
+    }
+
+    /// Waiting for something from this peer: its have-map or pieces.
+    pub fn waiting(&self) -> bool {
+        !self.dropped && (self.have.is_none() || self.in_flight > 0)
+    }
+
+    /// Holds every chunk (so its have-map never needs refreshing).
+    pub fn has_all(&self) -> bool {
+        self.have.as_ref().is_some_and(Bitmap::is_full)
+    }
+}
+
+/// A chunk whose pieces are arriving.
+pub(super) struct ChunkProgress {
+    /// The peer (index) asked for it, if any right now.
+    pub owner: Option<usize>,
+    pub received: Bitmap,
+    /// When each piece was last requested; `None` when not requested (or received).
+    pub requested_at: Vec<Option<Instant>>,
+    /// First piece that may still need a request.
+    pub next_unrequested: u32,
+    /// Node that sent most recently, credited when the chunk verifies.
+    pub last_from: u32,
+    /// When the last piece arrived (or the chunk was assigned).
+    pub last_piece_at: Instant,
+}
+
+pub(super) enum ChunkState {
+    Missing,
+    Active(Box<ChunkProgress>),
+    /// Complete and being hashed; credited to this node if it verifies.
+    Hashing(u32),
+    Verified,
+}
+
+pub(super) struct Transfer {
+    pub manifest: Arc<Manifest>,
+    pub mapping: Arc<Mapping>,
+    pub chunks: Vec<ChunkState>,
+    /// How many known peers hold each chunk.
+    pub availability: Vec<u16>,
+    pub piece_bytes: u32,
+    /// (chunk, node) pairs that failed their hash.
+    pub bad_pairs: HashSet<(u32, u32)>,
+    pub scan_due: Option<Instant>,
+    pub started_at: Instant,
+}
+
+impl Transfer {
+    pub fn new(
+        manifest: Arc<Manifest>,
+        mapping: Arc<Mapping>,
+        piece_bytes: u32,
+        now: Instant,
+    ) -> Transfer {
+        let count = manifest.chunk_count() as usize;
+        Transfer {
+            chunks: (0..count).map(|_| ChunkState::Missing).collect(),
+            availability: vec![0; count],
+            manifest,
+            mapping,
+            piece_bytes,
+            bad_pairs: HashSet::new(),
+            scan_due: None,
+            started_at: now,
+        }
+    }
+
+    /// Counts `new` in the availability of chunks and forgets `old`.
+    pub fn replace_have(&mut self, old: Option<&Bitmap>, new: Option<&Bitmap>) {
+        for chunk in 0..self.availability.len() as u32 {
+            let before = old.is_some_and(|have| have.get(chunk));
+            let after = new.is_some_and(|have| have.get(chunk));
+            let slot = &mut self.availability[chunk as usize];
+            match (before, after) {
+                (false, true) => *slot = slot.saturating_add(1),
+                (true, false) => *slot = slot.saturating_sub(1),
+                _ => {}
+            }
+        }
+    }
+
+    fn usable(&self, peer: &Peer, chunk: u32) -> bool {
+        peer.have.as_ref().is_some_and(|have| have.get(chunk))
+            && !self.bad_pairs.contains(&(chunk, peer.node_id))
+    }
+}
+
+/// The next run of pieces to ask peer `index` for: pieces of its chunks not yet requested,
+/// else a new chunk it holds, else (endgame) one taken over from another peer.
+/// `(chunk, first piece, count)`, at most `room` pieces.
+pub(super) fn next_request(
+    transfer: &mut Transfer,
+    peers: &mut [Peer],
+    index: usize,
+    room: u32,
+    now: Instant,
+) -> Option<(u32, u32, u32)> {
+    let limit = room.min(REQUEST_PIECES_MAX);
+    for &chunk in &peers[index].chunks {
+        if let Some(ChunkState::Active(progress)) = transfer.chunks.get_mut(chunk as usize)
+            && let Some(run) = unrequested_run(progress, limit)
+        {
+            return Some((chunk, run.0, run.1));
+        }
+    }
+    if peers[index].chunks.len() >= CHUNKS_PER_PEER_MAX {
+        return None;
+    }
+    let chunk = match pick_chunk(transfer, &peers[index]) {
+        Some(chunk) => chunk,
+        // Nothing unclaimed: help where a chunk waits on a busy or slow peer.
+        None if peers[index].chunks.is_empty() => take_over(transfer, peers, index, now)?,
+        None => return None,
+    };
+    let pieces = transfer
+        .manifest
+        .chunk_len(chunk)
+        .div_ceil(transfer.piece_bytes);
+    let state = &mut transfer.chunks[chunk as usize];
+    match state {
+        ChunkState::Active(progress) => {
+            progress.owner = Some(index);
+            progress.last_piece_at = now;
+        }
+        _ => {
+            *state = ChunkState::Active(Box::new(ChunkProgress {
+                owner: Some(index),
+                received: Bitmap::new(pieces),
+                requested_at: vec![None; pieces as usize],
+                next_unrequested: 0,
+                last_from: peers[index].node_id,
+                last_piece_at: now,
+            }))
+        }
+    }
+    peers[index].chunks.push(chunk);
+    let ChunkState::Active(progress) = &mut transfer.chunks[chunk as usize] else {
+        return None;
+    };
+    let (first, count) = unrequested_run(progress, limit)?;
+    Some((chunk, first, count))
+}
+
+/// First run of pieces neither received nor requested, at most `limit` long.
+fn unrequested_run(progress: &mut ChunkProgress, limit: u32) -> Option<(u32, u32)> {
+    let pieces = progress.received.len();
+    let mut first = progress.next_unrequested;
+    while first < pieces
+        && (progress.received.get(first) || progress.requested_at[first as usize].is_some())
+    {
+        first += 1;
+    }
+    progress.next_unrequested = first;
+    if first >= pieces {
+        return None;
+    }
+    let mut count = 1;
+    while count < limit
+        && first + count < pieces
+        && !progress.received.get(first + count)
+        && progress.requested_at[(first + count) as usize].is_none()
+    {
+        count += 1;
+    }
+    Some((first, count))
+}
+
+/// A chunk for this peer: an abandoned active one first, else the rarest missing one it
+/// holds (and did not send us a bad copy of).
+fn pick_chunk(transfer: &Transfer, peer: &Peer) -> Option<u32> {
+    let count = transfer.chunks.len() as u32;
+    if count == 0 {
+        return None;
+    }
+    let mut abandoned = None;
+    let mut rarest: Option<(u16, u32)> = None;
+    // Different peers start their search at different chunks (Fibonacci hashing of the id).
+    let start = ((u64::from(peer.node_id).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32)
+        % u64::from(count)) as u32;
+    let mut looked = 0;
+    for step in 0..count {
+        let chunk = (start + step) % count;
+        match &transfer.chunks[chunk as usize] {
+            ChunkState::Active(progress)
+                if progress.owner.is_none() && transfer.usable(peer, chunk) =>
+            {
+                abandoned = Some(chunk);
+                break;
+            }
+            ChunkState::Missing if transfer.usable(peer, chunk) => {
+                let holders = transfer.availability[chunk as usize];
+                if rarest.is_none_or(|(best, _)| holders < best) {
+                    rarest = Some((holders, chunk));
+                }
+                looked += 1;
+                // A chunk only this peer holds cannot be beaten; past the window, settle.
+                if holders <= 1 || looked >= RAREST_WINDOW_CHUNKS {
+                    break;
+                }
+            }
+            _ => {}
+        }
+    }
+    abandoned.or(rarest.map(|(_, chunk)| chunk))
+}
+
+/// Endgame: takes a chunk this peer holds away from a peer that has several, or that has
+/// sent nothing for a while. The pieces already received stay.
+fn take_over(
+    transfer: &mut Transfer,
+    peers: &mut [Peer],
+    index: usize,
+    now: Instant,
+) -> Option<u32> {
+    let mut best: Option<(u32, u32)> = None;
+    for chunk in 0..transfer.chunks.len() as u32 {
+        let ChunkState::Active(progress) = &transfer.chunks[chunk as usize] else {
+            continue;
+        };
+        let Some(owner) = progress.owner else {
+            continue;
+        };
+        if owner == index || !transfer.usable(&peers[index], chunk) {
+            continue;
+        }
+        let stale = now.saturating_duration_since(progress.last_piece_at)
+            >= peers[owner].rto() * STALE_RTOS;
+        if stale || peers[owner].chunks.len() > 1 {
+            let received = progress.received.count();
+            if best.is_none_or(|(fewest, _)| received < fewest) {
+                best = Some((received, chunk));
+            }
+        }
+    }
+    let (_, chunk) = best?;
+    let ChunkState::Active(progress) = &mut transfer.chunks[chunk as usize] else {
+        return None;
+    };
+    let owner = progress.owner.take()?;
+    let outstanding = progress
+        .requested_at
+        .iter_mut()
+        .filter_map(Option::take)
+        .count() as u32;
+    progress.next_unrequested = 0;
+    let previous = &mut peers[owner];
+    previous.in_flight = previous.in_flight.saturating_sub(outstanding);
+    previous.chunks.retain(|&c| c != chunk);
+    log::debug!(
+        "endgame: node {} takes chunk {chunk} over from node {}",
+        peers[index].node_id,
+        peers[owner].node_id
+    );
+    Some(chunk)
+}
