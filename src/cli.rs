@@ -4,6 +4,7 @@
 //! (`torrent node -node_id 1`) works beside `--id 1`. Every constant of the seed's
 //! `configs.py` has a flag. A bad flag or value is a [`UsageError`]: one line, exit code 2.
 
+use crate::impair::ImpairConfig;
 use crate::wire;
 use getopts::{Matches, Options, ParsingStyle};
 use std::fmt;
@@ -39,6 +40,7 @@ pub struct TrackerArgs {
     pub expiry: Duration,
     pub heartbeat_interval: Duration,
     pub log_level: log::LevelFilter,
+    pub impair: Option<ImpairConfig>,
 }
 
 #[derive(Debug, Clone)]
@@ -61,6 +63,7 @@ pub struct NodeArgs {
     pub max_upload_bytes_per_s: Option<u64>,
     pub log_level: log::LevelFilter,
     pub progress: bool,
+    pub impair: Option<ImpairConfig>,
 }
 
 #[derive(Debug, Clone)]
@@ -161,6 +164,7 @@ fn parse_tracker(args: &[String]) -> Result<Invocation, UsageError> {
         "error, warn, info, debug or trace (default info)",
         "LEVEL",
     );
+    opts.optopt("", "impair", "test faults: drop, duplicate, reorder received datagrams, e.g. loss=0.05,duplicate=0.01,reorder=0.02,delay-ms=20,seed=1", "SPEC");
     let m = matches(&opts, args)?;
     if m.opt_present("help") {
         return Ok(help(&opts, "usage: torrent tracker [options]"));
@@ -172,6 +176,7 @@ fn parse_tracker(args: &[String]) -> Result<Invocation, UsageError> {
         expiry: seconds(&m, "expiry", 22.0)?,
         heartbeat_interval: seconds(&m, "heartbeat-interval", 20.0)?,
         log_level: log_level(&m)?,
+        impair: impair(&m)?,
     }))
 }
 
@@ -279,6 +284,7 @@ fn parse_node(args: &[String]) -> Result<Invocation, UsageError> {
         "progress",
         "print a progress line every second even when stdout is not a terminal",
     );
+    opts.optopt("", "impair", "test faults: drop, duplicate, reorder received datagrams, e.g. loss=0.05,duplicate=0.01,reorder=0.02,delay-ms=20,seed=1", "SPEC");
     let m = matches(&opts, args)?;
     if m.opt_present("help") {
         return Ok(help(&opts, "usage: torrent node --id N [options]"));
@@ -356,6 +362,7 @@ fn parse_node(args: &[String]) -> Result<Invocation, UsageError> {
         },
         log_level: log_level(&m)?,
         progress: m.opt_present("progress"),
+        impair: impair(&m)?,
     }))
 }
 
@@ -493,6 +500,12 @@ pub fn parse_bytes(text: &str) -> Option<u64> {
         _ => (text, 0),
     };
     digits.parse::<u64>().ok()?.checked_mul(1 << shift)
+}
+
+fn impair(m: &Matches) -> Result<Option<ImpairConfig>, UsageError> {
+    m.opt_str("impair")
+        .map(|text| ImpairConfig::parse(&text).map_err(|e| UsageError(format!("--impair: {e}"))))
+        .transpose()
 }
 
 fn log_level(m: &Matches) -> Result<log::LevelFilter, UsageError> {

@@ -374,6 +374,15 @@ impl Node {
 
     // ---- inputs -------------------------------------------------------------------------
 
+    /// A line typed at the console: a command, or a one-line complaint with a pointer to
+    /// `help` (in order with the output of earlier commands).
+    pub fn handle_console_line(&mut self, now: Instant, line: &str) {
+        match console::parse(line) {
+            Ok(command) => self.handle_command(now, command),
+            Err(error) => self.out.say(error.to_string()),
+        }
+    }
+
     /// A command from the console (or a signal, as `Exit`).
     pub fn handle_command(&mut self, now: Instant, command: Command) {
         match command {

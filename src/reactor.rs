@@ -17,6 +17,7 @@
 
 use crate::cli::{NodeArgs, TrackerArgs};
 use crate::console;
+use crate::impair::{ImpairConfig, Impairment, Verdict};
 use crate::logging;
 use crate::node::{self, Job, JobDone, Node, NodeConfig, NodeEvent};
 use crate::rng::Rng;
@@ -59,10 +60,16 @@ struct Io {
     unsent: Option<(SocketAddr, usize)>,
     /// Set when a receive loop stopped at its batch limit, not at WouldBlock: poll again at once.
     more_to_read: bool,
+    /// Loss, duplication and reordering of received datagrams, when asked for (`--impair`).
+    impairment: Option<Impairment>,
 }
 
 impl Io {
-    fn new(listen: SocketAddr, buffer_bytes: usize) -> Result<(Io, usize), String> {
+    fn new(
+        listen: SocketAddr,
+        buffer_bytes: usize,
+        impair: Option<ImpairConfig>,
+    ) -> Result<(Io, usize), String> {
         let std_socket = std::net::UdpSocket::bind(listen).map_err(|error| match error.kind() {
             io::ErrorKind::AddrInUse => format!("cannot listen on {listen}: the address is in use (is another tracker or node running there?)"),
             _ => format!("cannot listen on {listen}: {error}"),
@@ -90,8 +97,14 @@ impl Io {
             send_buf: vec![0; wire::DATAGRAM_BYTES_MAX],
             unsent: None,
             more_to_read: false,
+            impairment: impair.map(Impairment::new),
         };
         Ok((io, granted))
+    }
+
+    /// When the next held-back datagram (impairment) is due.
+    fn held_due(&self) -> Option<Instant> {
+        self.impairment.as_ref().and_then(Impairment::poll_timeout)
     }
 
     fn local_addr(&self) -> SocketAddr {
@@ -131,12 +144,28 @@ impl Io {
         stop
     }
 
-    /// Receives up to [`RECV_BATCH_MAX`] datagrams, handing each to `handle`.
-    fn receive(&mut self, mut handle: impl FnMut(SocketAddr, &[u8])) {
+    /// Receives up to [`RECV_BATCH_MAX`] datagrams, handing each to `handle` (through the
+    /// impairment, when there is one).
+    fn receive(&mut self, now: Instant, mut handle: impl FnMut(SocketAddr, &[u8])) {
         self.more_to_read = false;
+        if let Some(impairment) = &mut self.impairment {
+            while let Some((from, bytes)) = impairment.poll_held(now) {
+                handle(from, &bytes);
+            }
+        }
         for _ in 0..RECV_BATCH_MAX {
             match self.socket.recv_from(&mut self.recv_buf) {
-                Ok((len, from)) => handle(from, &self.recv_buf[..len]),
+                Ok((len, from)) => {
+                    let bytes = &self.recv_buf[..len];
+                    match self.impairment.as_mut().map(|i| i.judge(now, from, bytes)) {
+                        None | Some(Verdict::Deliver) => handle(from, bytes),
+                        Some(Verdict::DeliverTwice) => {
+                            handle(from, bytes);
+                            handle(from, bytes);
+                        }
+                        Some(Verdict::Drop | Verdict::Held) => {}
+                    }
+                }
                 // Drained: mio reports readiness again when the next datagram arrives.
                 Err(error) if error.kind() == io::ErrorKind::WouldBlock => return,
                 // A signal arrived mid-call: nothing was lost, try again.
@@ -190,6 +219,13 @@ impl Io {
     }
 }
 
+fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
 /// Asks the kernel for `bytes` of receive and send buffer (forcing past `rmem_max` when
 /// root), and returns the receive buffer actually granted.
 fn size_buffers(socket: &std::net::UdpSocket, bytes: usize) -> usize {
@@ -222,7 +258,7 @@ pub fn run_tracker(args: TrackerArgs) -> Result<i32, String> {
     };
     let snapshot = tracker::db::load(&args.db_dir)
         .map_err(|e| format!("cannot read the tracker database: {e}"))?;
-    let (mut io, _) = Io::new(args.listen, 4 << 20)?;
+    let (mut io, _) = Io::new(args.listen, 4 << 20, args.impair)?;
     let now = Instant::now();
     let restored = snapshot.is_some();
     let mut tracker = match snapshot {
@@ -240,9 +276,9 @@ pub fn run_tracker(args: TrackerArgs) -> Result<i32, String> {
         ));
     }
     loop {
-        let stop = io.wait(tracker.poll_timeout());
+        let stop = io.wait(earliest(tracker.poll_timeout(), io.held_due()));
         let now = Instant::now();
-        io.receive(|from, bytes| tracker.handle_datagram(now, from, bytes));
+        io.receive(now, |from, bytes| tracker.handle_datagram(now, from, bytes));
         tracker.handle_timeout(now);
         while let Some(event) = tracker.poll_event() {
             match event {
@@ -281,7 +317,7 @@ pub fn run_node(args: NodeArgs) -> Result<i32, String> {
         args.log_level,
     )
     .map_err(|e| format!("cannot open the log in {}: {e}", args.log_dir.display()))?;
-    let (mut io, granted_bytes) = Io::new(args.listen, args.socket_buffer_bytes)?;
+    let (mut io, granted_bytes) = Io::new(args.listen, args.socket_buffer_bytes, args.impair)?;
     let local = io.local_addr();
     if local.ip() != args.tracker.ip() && local.ip().is_loopback() {
         log::warn!(
@@ -335,21 +371,18 @@ pub fn run_node(args: NodeArgs) -> Result<i32, String> {
     }
     let mut progress = ProgressLine::new(args.progress);
     loop {
-        let deadline = [node.poll_timeout(), progress.due(&node)]
-            .into_iter()
-            .flatten()
-            .min();
+        let deadline = earliest(
+            earliest(node.poll_timeout(), progress.due(&node)),
+            io.held_due(),
+        );
         let stop = io.wait(deadline);
         let now = Instant::now();
-        io.receive(|from, bytes| node.handle_datagram(now, from, bytes));
+        io.receive(now, |from, bytes| node.handle_datagram(now, from, bytes));
         while let Ok(result) = done.try_recv() {
             node.handle_job_done(now, result);
         }
         while let Ok(line) = console.try_recv() {
-            match console::parse(&line) {
-                Ok(command) => node.handle_command(now, command),
-                Err(error) => progress.say(&format!("{error}")),
-            }
+            node.handle_console_line(now, &line);
         }
         if stop {
             node.handle_command(now, console::Command::Exit);
