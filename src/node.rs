@@ -630,7 +630,14 @@ impl Node {
                 self.tracker
                     .pending
                     .retain(|p| p.ask != TrackerAsk::Announce(info_hash));
-                if let Some(file) = self.files.get_mut(&info_hash) {
+                if self
+                    .files
+                    .get(&info_hash)
+                    .is_some_and(|f| f.have.count() == 0 && !f.complete())
+                {
+                    // The tracker recorded a withdrawal: forget the file.
+                    self.files.remove(&info_hash);
+                } else if let Some(file) = self.files.get_mut(&info_hash) {
                     let first_complete =
                         file.complete() && file.acknowledged_chunks != Some(file.have.count());
                     file.acknowledged_chunks = Some(announced.chunks_held.get());
@@ -759,7 +766,29 @@ impl Node {
                 len,
             });
         }
-        self.uploader.poll_piece(&mut self.out.stats, now, buf)
+        let transmit = self.uploader.poll_piece(&mut self.out.stats, now, buf);
+        for info_hash in self.uploader.take_damaged() {
+            self.withdraw_damaged(now, info_hash);
+        }
+        transmit
+    }
+
+    /// A shared file turned out shorter than its manifest: someone changed it. Stop serving
+    /// it and tell the tracker (announcing zero chunks); sharing it again re-hashes it.
+    fn withdraw_damaged(&mut self, now: Instant, info_hash: Hash) {
+        let Some(file) = self.files.get_mut(&info_hash) else {
+            return;
+        };
+        if file.have.count() == 0 {
+            return;
+        }
+        file.have = Bitmap::new(file.manifest.chunk_count());
+        let line = format!(
+            "{} changed on disk while being shared; no longer sharing it (send it again to re-hash it)",
+            file.manifest.name
+        );
+        self.out.say(line);
+        self.ask_tracker(now, TrackerAsk::Announce(info_hash));
     }
 
     /// When `handle_timeout` should next be called; `None` when nothing is waiting.

@@ -21,6 +21,11 @@ use std::time::{Duration, Instant};
 pub const UPLOAD_TASKS_MAX: usize = 4096;
 /// Peers whose traffic is counted for `status`.
 pub const PEERS_COUNTED_MAX: usize = 1024;
+/// Most damaged files remembered between two polls of the node.
+const DAMAGED_MAX: usize = 64;
+/// Most piece ranges queued for one peer (address and port): one peer cannot fill the
+/// queue, and peers sharing a host are not punished for each other.
+pub const UPLOAD_TASKS_PER_PEER_MAX: usize = 256;
 /// A cookie is valid for this epoch and the next.
 const COOKIE_EPOCH: Duration = Duration::from_secs(120);
 /// Largest burst of the upload budget: about 100 ms worth.
@@ -74,6 +79,8 @@ pub(crate) struct Uploader {
     budget: Option<Budget>,
     /// Bytes sent per peer node id.
     sent_bytes: HashMap<u32, u64>,
+    /// Files found shorter than their manifests while serving, for the node to withdraw.
+    damaged: Vec<Hash>,
 }
 
 impl Uploader {
@@ -97,6 +104,7 @@ impl Uploader {
             tasks: VecDeque::new(),
             budget,
             sent_bytes: HashMap::new(),
+            damaged: Vec::new(),
         }
     }
 
@@ -212,7 +220,10 @@ impl Uploader {
                     reject(out, chunk, RejectReason::BadRange);
                     return;
                 }
-                if self.tasks.len() >= UPLOAD_TASKS_MAX {
+                if self.tasks.len() >= UPLOAD_TASKS_MAX
+                    || self.tasks.iter().filter(|t| t.to == from).count()
+                        >= UPLOAD_TASKS_PER_PEER_MAX
+                {
                     // The requester times out and asks again, or asks another peer.
                     out.stats.upload_queue_full += 1;
                     return;
@@ -259,13 +270,18 @@ impl Uploader {
             let mut task = self.tasks.pop_front()?;
             let written = write_piece(&task, len, buf);
             task.offset += len;
-            let (to, node_id) = (task.to, task.node_id);
+            let (to, node_id, info_hash) = (task.to, task.node_id, task.info_hash);
             if task.offset < task.end {
                 // Round-robin: the next piece of this range waits behind the other ranges.
                 self.tasks.push_back(task);
             }
             let Some(total) = written else {
-                log::error!("piece of chunk outside its file; dropped");
+                // The file is shorter than its manifest says: changed under us. Stop serving
+                // it; the node withdraws it (see `take_damaged`).
+                self.tasks.retain(|t| t.info_hash != info_hash);
+                if self.damaged.len() < DAMAGED_MAX && !self.damaged.contains(&info_hash) {
+                    self.damaged.push(info_hash);
+                }
                 continue;
             };
             stats.pieces_sent += 1;
@@ -275,6 +291,11 @@ impl Uploader {
             }
             return Some(Transmit { to, len: total });
         }
+    }
+
+    /// Files that turned out shorter than their manifests since the last call.
+    pub fn take_damaged(&mut self) -> Vec<Hash> {
+        std::mem::take(&mut self.damaged)
     }
 
     pub fn has_piece(&self, now: Instant) -> bool {

@@ -9,45 +9,58 @@
 //!   a hasher thread reads only a chunk the reactor has stopped writing (its state is
 //!   "hashing" and late pieces for it are dropped); the uploader reads only verified chunks,
 //!   which are never written again. The node's chunk states are what uphold this.
-//! * **Truncation.** Reading a page of a file that another process truncated raises SIGBUS.
-//!   Partial files live in the node's private state directory; shared files are the user's,
-//!   and noticing that they changed under us is tracked work (see the README's limits).
+//! * **Truncation.** Reading a page of a mapped file that another process truncated raises
+//!   SIGBUS. Only partial files, in the node's private state directory, are mapped; shared
+//!   files are the user's, so they are read with `pread`, where truncation is a short read.
 #![allow(unsafe_code)]
 
 use crate::wire::Hash;
 use memmap2::{MmapOptions, MmapRaw};
 use std::fs::File;
 use std::io;
+use std::os::unix::fs::FileExt;
 
-/// A file's bytes in memory. Zero-length files have no mapping (mmap refuses length 0).
+/// Bytes read at a time when hashing a file read with `pread`.
+const HASH_BLOCK_BYTES: usize = 1 << 20;
+
+/// A file's bytes: mapped (a download in progress, written in place) or read with `pread`
+/// (a file being shared).
 pub struct Mapping {
-    raw: Option<MmapRaw>,
+    backing: Backing,
     len: u64,
+}
+
+enum Backing {
+    /// Zero-length files have no mapping (mmap refuses length 0).
+    Empty,
+    Mapped(MmapRaw),
+    /// A user's file, read with `pread`: if someone truncates it while we serve it, reads
+    /// come back short (and the node stops sharing it) instead of raising SIGBUS.
+    Read(File),
 }
 
 impl Mapping {
     /// Maps `len` bytes of `file` for reading and writing (a download in progress).
     pub fn read_write(file: &File, len: u64) -> io::Result<Mapping> {
-        let raw = if len == 0 {
-            None
+        let backing = if len == 0 {
+            Backing::Empty
         } else {
             let len_usize =
                 usize::try_from(len).map_err(|_| io::Error::other("file too large to map"))?;
-            Some(MmapOptions::new().len(len_usize).map_raw(file)?)
+            Backing::Mapped(MmapOptions::new().len(len_usize).map_raw(file)?)
         };
-        Ok(Mapping { raw, len })
+        Ok(Mapping { backing, len })
     }
 
-    /// Maps `len` bytes of `file` for reading only (a file being shared).
+    /// Reads `len` bytes of `file` with `pread` (a file being shared, which its owner may
+    /// change under us).
     pub fn read_only(file: &File, len: u64) -> io::Result<Mapping> {
-        let raw = if len == 0 {
-            None
+        let backing = if len == 0 {
+            Backing::Empty
         } else {
-            let len_usize =
-                usize::try_from(len).map_err(|_| io::Error::other("file too large to map"))?;
-            Some(MmapOptions::new().len(len_usize).map_raw_read_only(file)?)
+            Backing::Read(file.try_clone()?)
         };
-        Ok(Mapping { raw, len })
+        Ok(Mapping { backing, len })
     }
 
     pub fn len(&self) -> u64 {
@@ -58,14 +71,21 @@ impl Mapping {
         self.len == 0
     }
 
+    /// Whether `offset..offset + len` lies inside the file (and is not empty).
+    fn inside(&self, offset: u64, len: usize) -> bool {
+        len > 0
+            && offset
+                .checked_add(len as u64)
+                .is_some_and(|end| end <= self.len)
+    }
+
     /// The mapping and the byte range `offset..offset + len`, if it lies inside.
     fn range(&self, offset: u64, len: usize) -> Option<(&MmapRaw, usize)> {
-        let end = offset.checked_add(len as u64)?;
-        if end > self.len || len == 0 {
-            return None;
+        match &self.backing {
+            // self.len fitted in usize when the mapping was made, and offset < self.len.
+            Backing::Mapped(raw) if self.inside(offset, len) => Some((raw, offset as usize)),
+            _ => None,
         }
-        // `end <= self.len`, and self.len fitted in usize when the mapping was made.
-        Some((self.raw.as_ref()?, offset as usize))
     }
 
     /// Copies `data` into the file at `offset`. False (and nothing written) when the range
@@ -86,6 +106,10 @@ impl Mapping {
     /// Copies `out.len()` bytes of the file from `offset` into `out`. False when the range
     /// does not lie inside the file.
     pub fn read_into(&self, offset: u64, out: &mut [u8]) -> bool {
+        if let Backing::Read(file) = &self.backing {
+            // Short when the file shrank under us: reported, never a crash.
+            return self.inside(offset, out.len()) && file.read_exact_at(out, offset).is_ok();
+        }
         let Some((raw, start)) = self.range(offset, out.len()) else {
             return false;
         };
@@ -103,6 +127,22 @@ impl Mapping {
         if len == 0 {
             return (offset <= self.len).then(|| sha1_smol::Sha1::from([]).digest().bytes());
         }
+        if let Backing::Read(file) = &self.backing {
+            if !self.inside(offset, len) {
+                return None;
+            }
+            let mut sha = sha1_smol::Sha1::new();
+            let mut block = vec![0u8; len.min(HASH_BLOCK_BYTES)];
+            let mut done = 0;
+            while done < len {
+                let part = (len - done).min(block.len());
+                file.read_exact_at(&mut block[..part], offset + done as u64)
+                    .ok()?;
+                sha.update(&block[..part]);
+                done += part;
+            }
+            return Some(sha.digest().bytes());
+        }
         let (raw, start) = self.range(offset, len)?;
         // SAFETY: in bounds (checked by `range`); the caller hashes a chunk that nobody
         // writes while it is hashed (module doc). The slice lives only for this call.
@@ -112,9 +152,9 @@ impl Mapping {
 
     /// Writes dirty pages of the whole file back to disk and waits for it.
     pub fn flush(&self) -> io::Result<()> {
-        match &self.raw {
-            Some(raw) => raw.flush(),
-            None => Ok(()),
+        match &self.backing {
+            Backing::Mapped(raw) => raw.flush(),
+            Backing::Empty | Backing::Read(_) => Ok(()),
         }
     }
 }
