@@ -303,8 +303,9 @@ impl Tracker {
         let full = self.nodes.len() >= NODES_MAX;
         let registered_event = match self.nodes.get_mut(&node_id) {
             // Our Registered reply was lost: the node asks again from the same address with
-            // no token. It gets the same token again, until it has once used it.
-            Some(node) if token == 0 && !node.token_confirmed && node.addr == from => {
+            // the token it had before (none, or one from before it expired). It gets the same
+            // new token again, until it has once used it.
+            Some(node) if node.token != token && !node.token_confirmed && node.addr == from => {
                 self.touch(node_id, now);
                 None
             }
@@ -329,13 +330,16 @@ impl Tracker {
             }
             None => {
                 // A nonzero token for an unknown id is a node coming back after it expired or
-                // after the tracker lost its state: it keeps its token.
+                // after the tracker lost its state. It still gets a fresh token: one it chose
+                // itself would let a forged Register (from a spoofed address) be followed by
+                // look-ups whose larger replies flood that address. A fresh token only
+                // reaches the real address.
                 let returning = token != 0;
-                let token = if returning { token } else { self.mint_token() };
+                let token = self.mint_token();
                 let node = Node {
                     addr: from,
                     token,
-                    token_confirmed: returning,
+                    token_confirmed: false,
                     last_seen: now,
                     upload_credit_bytes: 0,
                     holdings: BTreeMap::new(),

@@ -245,8 +245,10 @@ fn register_mints_token_and_checks_it() {
         }),
     );
     assert_eq!(refused(&mut tracker), RefusedReason::BadToken);
-    // An unknown id with a token it kept from before is taken at its word.
-    assert_eq!(register(&mut tracker, t0, addr(4001), 9, 0x1234), 0x1234);
+    // An unknown id with a token it kept from before is welcome back, with a fresh token
+    // (a token it chose itself would let a spoofed sender unlock large replies).
+    let fresh = register(&mut tracker, t0, addr(4001), 9, 0x1234);
+    assert!(fresh != 0x1234 && fresh != 0);
     assert_eq!(
         events(&mut tracker),
         [TrackerEvent::NodeRegistered {
@@ -977,6 +979,51 @@ fn unauthenticated_lookup_gets_only_a_small_refusal() {
         },
     );
     assert_eq!(refused(&mut tracker), RefusedReason::UnknownNode);
+}
+
+/// A spoofer forges a Register from a victim's address with a token of its choosing, then a
+/// look-up with that token: the tracker minted its own token instead, so the look-up gets
+/// only a small refusal, never a large reply aimed at the victim.
+#[test]
+fn a_forged_register_does_not_unlock_replies_to_a_spoofed_address() {
+    let t0 = Instant::now();
+    let mut tracker = new_tracker(t0);
+    let holder = register(&mut tracker, t0, addr(4001), 1, 0);
+    announce(&mut tracker, t0, addr(4001), 1, holder, hash(1), "f");
+    let victim = addr(7777);
+    let chosen = 0xfeed_u64;
+    send(
+        &mut tracker,
+        t0,
+        victim,
+        Message::Register(&Register {
+            auth: auth(42, chosen),
+            reserved: [0; 4],
+        }),
+    );
+    let minted = match decode(&drain(&mut tracker)[0].1).unwrap() {
+        Message::Registered(registered) => registered.auth.token.get(),
+        other => panic!("expected Registered, got {other:?}"),
+    };
+    assert_ne!(
+        minted, chosen,
+        "the tracker must not adopt a token the sender chose"
+    );
+    let request_len = send(
+        &mut tracker,
+        t0,
+        victim,
+        Message::Lookup {
+            fixed: &Lookup {
+                auth: auth(42, chosen),
+            },
+            name: "f",
+        },
+    );
+    let replies = drain(&mut tracker);
+    assert_eq!(replies.len(), 1);
+    assert!(replies[0].1.len() <= request_len);
+    assert!(matches!(decode(&replies[0].1), Ok(Message::Refused(_))));
 }
 
 #[test]
