@@ -40,6 +40,8 @@ pub const HOLDINGS_PER_NODE_MAX: usize = 4_096;
 pub const VERSIONS_PER_NAME_MAX: usize = 64;
 /// Most replies waiting for `poll_transmit`; more are dropped and counted.
 pub const TRANSMIT_QUEUE_MAX: usize = 4_096;
+/// Holders a look-up lists by credit alone; the rest of the reply is a random sample.
+pub const LOOKUP_BY_CREDIT_MAX: usize = 16;
 /// Most events waiting for `poll_event`; more are dropped and counted.
 pub const EVENT_QUEUE_MAX: usize = 4_096;
 
@@ -425,9 +427,9 @@ impl Tracker {
     }
 
     /// Versions of `name` with the most holders first, and holders of those versions (not
-    /// `asker`) with the most upload credit first: each listed version gets its best holder,
-    /// then the rest of the room goes by credit. Ties are broken at random so that nodes
-    /// with equal credit share the load.
+    /// `asker`), listed with the most upload credit first: each listed version gets its best
+    /// holder, then the [`LOOKUP_BY_CREDIT_MAX`] best by credit, then a random sample of the
+    /// rest. Ties are broken at random so that nodes with equal credit share the load.
     fn lookup(
         &mut self,
         asker: u32,
@@ -482,12 +484,22 @@ impl Tracker {
         }
         let mut room =
             wire::LOOKUP_HOLDERS_MAX.saturating_sub(chosen.iter().filter(|c| **c).count());
+        // The seed's rule first: the holders with the most credit.
+        let mut by_credit = LOOKUP_BY_CREDIT_MAX.min(room);
         for chosen in chosen.iter_mut().filter(|chosen| !**chosen) {
-            if room == 0 {
+            if by_credit == 0 {
                 break;
             }
             *chosen = true;
+            by_credit -= 1;
             room -= 1;
+        }
+        // Then a random sample of the others, different for every asker, so that a swarm
+        // forms a well-connected graph instead of everyone crowding the same few holders.
+        let mut others: Vec<usize> = (0..candidates.len()).filter(|&i| !chosen[i]).collect();
+        for _ in 0..room.min(others.len()) {
+            let pick = self.rng.below(others.len() as u64) as usize;
+            chosen[others.swap_remove(pick)] = true;
         }
         let holders = candidates
             .iter()

@@ -1124,3 +1124,49 @@ fn event_lines() {
         "dropped datagram from 127.0.0.1:1: wrong magic"
     );
 }
+
+/// Past the best holders by credit, a look-up lists a random sample: two askers of a name
+/// with many holders see different holders, and the best by credit are always there.
+#[test]
+fn lookups_past_the_best_by_credit_are_sampled() {
+    let t0 = Instant::now();
+    let mut tracker = new_tracker(t0);
+    let holders = (wire::LOOKUP_HOLDERS_MAX * 3) as u32;
+    let tokens: Vec<u64> = (1..=holders)
+        .map(|id| register(&mut tracker, t0, addr(4000 + id as u16), id, 0))
+        .collect();
+    for id in 1..=holders {
+        announce(
+            &mut tracker,
+            t0,
+            addr(4000 + id as u16),
+            id,
+            tokens[id as usize - 1],
+            hash(1),
+            "f",
+        );
+    }
+    // Node 1 credits nodes 2..=17 so that they are the best by credit.
+    for id in 2..=(LOOKUP_BY_CREDIT_MAX as u32 + 1) {
+        credit(&mut tracker, t0, addr(4001), (1, tokens[0]), id, 1 << 20);
+    }
+    let a = register(&mut tracker, t0, addr(9001), 9001, 0);
+    let b = register(&mut tracker, t0, addr(9002), 9002, 0);
+    let (_, seen_a) = lookup(&mut tracker, t0, addr(9001), 9001, a, "f");
+    let (_, seen_b) = lookup(&mut tracker, t0, addr(9002), 9002, b, "f");
+    assert_eq!(seen_a.len(), wire::LOOKUP_HOLDERS_MAX);
+    for list in [&seen_a, &seen_b] {
+        let best: Vec<u32> = holder_ids(&list[..LOOKUP_BY_CREDIT_MAX]);
+        let mut sorted = best.clone();
+        sorted.sort();
+        assert_eq!(
+            sorted,
+            (2..=(LOOKUP_BY_CREDIT_MAX as u32 + 1)).collect::<Vec<_>>()
+        );
+    }
+    assert_ne!(
+        holder_ids(&seen_a),
+        holder_ids(&seen_b),
+        "the samples should differ"
+    );
+}
