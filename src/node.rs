@@ -872,7 +872,8 @@ impl Node {
         let Some(file) = self.files.get_mut(&info_hash) else {
             return;
         };
-        if file.have.count() == 0 {
+        // Nothing to tell yet; an empty file, though, is complete with no chunks.
+        if file.have.count() == 0 && !file.complete() {
             return;
         }
         file.announce_due = None;

@@ -48,7 +48,7 @@ struct Node {
     token: u64,
     last_seen: Instant,
     upload_credit_bytes: u64,
-    /// Info hash → chunks held (never zero).
+    /// Info hash → chunks held (never zero, but for an empty file, which has no chunks).
     holdings: BTreeMap<Hash, u32>,
 }
 
@@ -56,7 +56,7 @@ struct File {
     name: String,
     file_bytes: u64,
     chunk_bytes: u32,
-    /// Node id → chunks held (never zero). Never empty: a file without holders is forgotten.
+    /// Node id → chunks held (never zero, but for an empty file). Never empty: a file without holders is forgotten.
     holders: BTreeMap<u32, u32>,
 }
 
@@ -592,7 +592,9 @@ impl Tracker {
         {
             return Err(RefusedReason::Conflict);
         }
-        if chunks_held == 0 {
+        // Zero chunks withdraws a holding, except for an empty file: it has no chunks, and a
+        // holder of it holds all of them.
+        if chunks_held == 0 && wire::chunk_count(file_bytes, chunk_bytes) > 0 {
             if node.holdings.remove(&info_hash).is_some() {
                 self.release(node_id, info_hash);
                 self.registry_changed = true;

@@ -108,7 +108,7 @@ impl Snapshot {
             let (file_bytes, chunk_bytes) = (file.file_bytes, file.chunk_bytes);
             file.holders.retain(|holder| {
                 node_ids.contains(&holder.node_id)
-                    && holder.chunks_held > 0
+                    && (holder.chunks_held > 0 || file_bytes == 0)
                     && holder.chunks_held <= wire::chunk_count(file_bytes, chunk_bytes)
                     && holder_ids.insert(holder.node_id)
             });
