@@ -366,6 +366,16 @@ impl Proc {
         status.code().unwrap_or(-1)
     }
 
+    /// Whether the process has not exited yet (checked now, without waiting).
+    pub fn running(&mut self) -> bool {
+        if self.status.is_none()
+            && let Ok(Some(status)) = self.child.try_wait()
+        {
+            self.status = Some(status);
+        }
+        self.status.is_none()
+    }
+
     /// Kills the process with SIGKILL (by its PID; only this child) and reaps it.
     pub fn kill(&mut self) {
         if self.status.is_none() {
