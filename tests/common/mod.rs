@@ -124,6 +124,21 @@ pub fn assert_file_is(path: &Path, expected: &[u8]) {
     }
 }
 
+/// Verified chunks of every download in progress in node directory `dir`: the bits set in
+/// its `.torrent/partial/*.have` files.
+pub fn verified_chunks(dir: &Path) -> u32 {
+    let Ok(entries) = fs::read_dir(dir.join(".torrent").join("partial")) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".have"))
+        .filter_map(|e| fs::read(e.path()).ok())
+        .flatten()
+        .map(u8::count_ones)
+        .sum()
+}
+
 /// Names in `dir`, sorted.
 pub fn list_dir(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = fs::read_dir(dir)
@@ -374,6 +389,15 @@ impl Proc {
             self.status = Some(status);
         }
         self.status.is_none()
+    }
+
+    /// Sends SIGTERM (by the child's PID) without waiting: the process stops cleanly.
+    pub fn terminate(&mut self) {
+        if self.running()
+            && let Some(pid) = rustix::process::Pid::from_raw(self.child.id() as i32)
+        {
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+        }
     }
 
     /// Kills the process with SIGKILL (by its PID; only this child) and reaps it.
