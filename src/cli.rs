@@ -605,9 +605,18 @@ mod tests {
         let Ok(Invocation::Help(text)) = parse(&args("node --help")) else {
             panic!("no help")
         };
-        assert!(text.contains("\n    -h, --help          print this help\n"), "{text}");
-        assert!(text.contains("\n        --id N          this node's id"), "{text}");
-        assert!(text.contains("\n        --files-dir DIR\n                        parent"), "{text}");
+        assert!(
+            text.contains("\n    -h, --help          print this help\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("\n        --id N          this node's id"),
+            "{text}"
+        );
+        assert!(
+            text.contains("\n        --files-dir DIR\n                        parent"),
+            "{text}"
+        );
         assert!(text.contains("\n        --exit-when-done \n"), "{text}");
         assert!(!text.contains("\n        -id"), "{text}");
     }

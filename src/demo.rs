@@ -73,7 +73,13 @@ impl Children {
         let (who_owned, lines) = (who.to_string(), lines.clone());
         std::thread::spawn(move || {
             for text in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if lines.send(Line { who: who_owned.clone(), text }).is_err() {
+                if lines
+                    .send(Line {
+                        who: who_owned.clone(),
+                        text,
+                    })
+                    .is_err()
+                {
                     return;
                 }
             }
@@ -85,7 +91,11 @@ impl Children {
     /// The exit status of a child, if it has exited.
     fn exited(&mut self, who: &str) -> Option<i32> {
         let (_, child) = self.list.iter_mut().find(|(name, _)| name == who)?;
-        child.try_wait().ok().flatten().map(|status| status.code().unwrap_or(-1))
+        child
+            .try_wait()
+            .ok()
+            .flatten()
+            .map(|status| status.code().unwrap_or(-1))
     }
 }
 
@@ -104,13 +114,18 @@ fn wait_for(
         }
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
-            return Err(format!("{who} did not say '{prefix}' within {} s", READY_TIMEOUT.as_secs()));
+            return Err(format!(
+                "{who} did not say '{prefix}' within {} s",
+                READY_TIMEOUT.as_secs()
+            ));
         }
         match lines.recv_timeout(left.min(Duration::from_millis(200))) {
             Ok(line) if line.who == who && line.text.starts_with(prefix) => return Ok(line.text),
             Ok(line) => other(&line),
             Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
-            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => return Err(format!("{who} stopped")),
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
+                return Err(format!("{who} stopped"));
+            }
         }
     }
 }
@@ -119,13 +134,15 @@ fn wait_for(
 pub fn run_demo(args: DemoArgs) -> Result<i32, String> {
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(signal, Arc::clone(&stop)).map_err(|e| format!("cannot catch signals: {e}"))?;
+        signal_hook::flag::register(signal, Arc::clone(&stop))
+            .map_err(|e| format!("cannot catch signals: {e}"))?;
     }
     let dir = &args.dir;
     for sub in ["node_files", "logs", "tracker_db"] {
         let path = dir.join(sub);
         if path.exists() {
-            fs::remove_dir_all(&path).map_err(|e| format!("cannot clear {}: {e}", path.display()))?;
+            fs::remove_dir_all(&path)
+                .map_err(|e| format!("cannot clear {}: {e}", path.display()))?;
         }
     }
     let files_dir = dir.join("node_files");
@@ -154,7 +171,9 @@ pub fn run_demo(args: DemoArgs) -> Result<i32, String> {
     .to_vec();
     children.spawn("tracker", &tracker_args, &tx)?;
     let ready = wait_for(&lines, &stop, "tracker", "tracker listening on ", |_| {})?;
-    let tracker_addr = ready.trim_start_matches("tracker listening on ").to_string();
+    let tracker_addr = ready
+        .trim_start_matches("tracker listening on ")
+        .to_string();
     println!("tracker listening on {tracker_addr}");
 
     let node_args = |id: u32| -> Vec<String> {
@@ -177,13 +196,20 @@ pub fn run_demo(args: DemoArgs) -> Result<i32, String> {
 
     let original = files_dir.join("node1").join(FILE_NAME);
     let started = Instant::now();
-    write_random_file(&original, args.size_bytes, Rng::os_seed()).map_err(|e| format!("cannot write the file: {e}"))?;
+    write_random_file(&original, args.size_bytes, Rng::os_seed())
+        .map_err(|e| format!("cannot write the file: {e}"))?;
     for id in 2..=args.holders {
         let copy = files_dir.join(format!("node{id}"));
         fs::create_dir_all(&copy).map_err(|e| e.to_string())?;
-        fs::copy(&original, copy.join(FILE_NAME)).map_err(|e| format!("cannot copy the file: {e}"))?;
+        fs::copy(&original, copy.join(FILE_NAME))
+            .map_err(|e| format!("cannot copy the file: {e}"))?;
     }
-    println!("wrote {} into {} holders in {:.2} s", human_bytes(args.size_bytes), args.holders, started.elapsed().as_secs_f64());
+    println!(
+        "wrote {} into {} holders in {:.2} s",
+        human_bytes(args.size_bytes),
+        args.holders,
+        started.elapsed().as_secs_f64()
+    );
     for id in 1..=args.holders {
         let mut holder = node_args(id);
         holder.extend(["--send".into(), FILE_NAME.into()]);
@@ -198,7 +224,12 @@ pub fn run_demo(args: DemoArgs) -> Result<i32, String> {
     let started = Instant::now();
     for &id in &downloaders {
         let mut leecher = node_args(id);
-        leecher.extend(["--download".into(), FILE_NAME.into(), "--exit-when-done".into(), "--progress".into()]);
+        leecher.extend([
+            "--download".into(),
+            FILE_NAME.into(),
+            "--exit-when-done".into(),
+            "--progress".into(),
+        ]);
         children.spawn(&format!("node{id}"), &leecher, &tx)?;
     }
     let outcome = follow_downloads(&mut children, &lines, &stop, &downloaders, args.size_bytes);
@@ -211,12 +242,24 @@ pub fn run_demo(args: DemoArgs) -> Result<i32, String> {
         let copy = files_dir.join(format!("node{id}")).join(FILE_NAME);
         let same = files_equal(&original, &copy).unwrap_or(false);
         all_ok &= same;
-        println!("  node{id}: {}", if same { "identical" } else { "DIFFERENT" });
+        println!(
+            "  node{id}: {}",
+            if same { "identical" } else { "DIFFERENT" }
+        );
     }
     let total = args.size_bytes * downloaders.len() as u64;
     println!("\nsummary");
-    println!("  file           {} ({} bytes)", human_bytes(args.size_bytes), args.size_bytes);
-    println!("  downloads      {} in {:.3} s, {:.1} MB/s together", downloaders.len(), elapsed.as_secs_f64(), total as f64 / elapsed.as_secs_f64().max(1e-9) / 1e6);
+    println!(
+        "  file           {} ({} bytes)",
+        human_bytes(args.size_bytes),
+        args.size_bytes
+    );
+    println!(
+        "  downloads      {} in {:.3} s, {:.1} MB/s together",
+        downloaders.len(),
+        elapsed.as_secs_f64(),
+        total as f64 / elapsed.as_secs_f64().max(1e-9) / 1e6
+    );
     for (who, line) in &results {
         println!("  {who:<14} {}", line.trim_start_matches("downloaded "));
     }
@@ -242,14 +285,20 @@ fn follow_downloads(
     let tty = io::stdout().is_terminal();
     let deadline = Instant::now() + DOWNLOAD_TIMEOUT;
     let mut finished: Vec<(String, String)> = Vec::new();
-    let mut percent: Vec<(String, String)> = downloaders.iter().map(|id| (format!("node{id}"), "0%".to_string())).collect();
+    let mut percent: Vec<(String, String)> = downloaders
+        .iter()
+        .map(|id| (format!("node{id}"), "0%".to_string()))
+        .collect();
     let mut last_print = Instant::now();
     loop {
         if stop.load(Ordering::Relaxed) {
             return Err("interrupted; stopping every process".into());
         }
         if Instant::now() >= deadline {
-            return Err(format!("downloads did not finish within {} s", DOWNLOAD_TIMEOUT.as_secs()));
+            return Err(format!(
+                "downloads did not finish within {} s",
+                DOWNLOAD_TIMEOUT.as_secs()
+            ));
         }
         match lines.recv_timeout(Duration::from_millis(100)) {
             Ok(line) => {
@@ -268,13 +317,22 @@ fn follow_downloads(
                 }
             }
             Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
-            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => return Err("lost the children's output".into()),
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
+                return Err("lost the children's output".into());
+            }
         }
         if last_print.elapsed() >= Duration::from_millis(if tty { 200 } else { 1000 }) {
             last_print = Instant::now();
-            let status: Vec<String> = percent.iter().map(|(who, p)| format!("{who} {p}")).collect();
+            let status: Vec<String> = percent
+                .iter()
+                .map(|(who, p)| format!("{who} {p}"))
+                .collect();
             if tty {
-                print!("\rdownloading {}: {}\x1b[K", human_bytes(size_bytes), status.join("  "));
+                print!(
+                    "\rdownloading {}: {}\x1b[K",
+                    human_bytes(size_bytes),
+                    status.join("  ")
+                );
                 let _ = io::stdout().flush();
             } else {
                 println!("downloading: {}", status.join("  "));
@@ -362,5 +420,9 @@ fn human_bytes(bytes: u64) -> String {
         value /= 1024.0;
         unit += 1;
     }
-    if unit == 0 { format!("{bytes} B") } else { format!("{value:.1} {}", UNITS[unit]) }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
 }

@@ -22,7 +22,12 @@ impl log::Log for FileLogger {
         if !self.enabled(record.metadata()) {
             return;
         }
-        let line = format!("{} {:<5} {}\n", utc_timestamp(SystemTime::now()), record.level(), record.args());
+        let line = format!(
+            "{} {:<5} {}\n",
+            utc_timestamp(SystemTime::now()),
+            record.level(),
+            record.args()
+        );
         if let Ok(mut file) = self.file.lock() {
             // A log line that cannot be written is lost; the process goes on.
             let _ = file.write_all(line.as_bytes());
@@ -41,7 +46,10 @@ pub fn init(dir: &Path, file_name: &str, level: log::LevelFilter) -> io::Result<
     fs::create_dir_all(dir)?;
     let path = dir.join(file_name);
     let file = OpenOptions::new().create(true).append(true).open(&path)?;
-    let logger = FileLogger { file: Mutex::new(file), level };
+    let logger = FileLogger {
+        file: Mutex::new(file),
+        level,
+    };
     log::set_boxed_logger(Box::new(logger)).map_err(|e| io::Error::other(e.to_string()))?;
     log::set_max_level(level);
     Ok(())

@@ -67,14 +67,17 @@ impl Io {
             io::ErrorKind::AddrInUse => format!("cannot listen on {listen}: the address is in use (is another tracker or node running there?)"),
             _ => format!("cannot listen on {listen}: {error}"),
         })?;
-        std_socket.set_nonblocking(true).map_err(|e| format!("cannot make the socket non-blocking: {e}"))?;
+        std_socket
+            .set_nonblocking(true)
+            .map_err(|e| format!("cannot make the socket non-blocking: {e}"))?;
         let granted = size_buffers(&std_socket, buffer_bytes);
         let mut socket = UdpSocket::from_std(std_socket);
         let poll = Poll::new().map_err(|e| format!("cannot create a poll: {e}"))?;
         poll.registry()
             .register(&mut socket, SOCKET, Interest::READABLE | Interest::WRITABLE)
             .map_err(|e| format!("cannot register the socket: {e}"))?;
-        let mut signals = Signals::new([SIGINT, SIGTERM]).map_err(|e| format!("cannot catch signals: {e}"))?;
+        let mut signals =
+            Signals::new([SIGINT, SIGTERM]).map_err(|e| format!("cannot catch signals: {e}"))?;
         poll.registry()
             .register(&mut signals, SIGNALS, Interest::READABLE)
             .map_err(|e| format!("cannot register signals: {e}"))?;
@@ -92,7 +95,9 @@ impl Io {
     }
 
     fn local_addr(&self) -> SocketAddr {
-        self.socket.local_addr().unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
+        self.socket
+            .local_addr()
+            .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
     }
 
     /// Waits for readiness until `deadline`; returns whether a signal asked us to stop.
@@ -153,7 +158,9 @@ impl Io {
             return false;
         }
         for _ in 0..SEND_BATCH_MAX {
-            let Some(transmit) = next(&mut self.send_buf) else { return false };
+            let Some(transmit) = next(&mut self.send_buf) else {
+                return false;
+            };
             if !self.send_one(transmit.to, transmit.len) {
                 return false;
             }
@@ -196,7 +203,9 @@ fn size_buffers(socket: &std::net::UdpSocket, bytes: usize) -> usize {
     // Linux reports twice what it counts as payload room (the rest is bookkeeping).
     let granted = sockopt::socket_recv_buffer_size(socket).unwrap_or(0);
     if granted < bytes {
-        log::warn!("asked for a {bytes}-byte receive buffer, the system granted {granted} (raise net.core.rmem_max)");
+        log::warn!(
+            "asked for a {bytes}-byte receive buffer, the system granted {granted} (raise net.core.rmem_max)"
+        );
     }
     granted
 }
@@ -207,8 +216,12 @@ fn size_buffers(socket: &std::net::UdpSocket, bytes: usize) -> usize {
 pub fn run_tracker(args: TrackerArgs) -> Result<i32, String> {
     logging::init(&args.log_dir, "_tracker.log", args.log_level)
         .map_err(|e| format!("cannot open the log in {}: {e}", args.log_dir.display()))?;
-    let config = TrackerConfig { expiry: args.expiry, heartbeat_interval: args.heartbeat_interval };
-    let snapshot = tracker::db::load(&args.db_dir).map_err(|e| format!("cannot read the tracker database: {e}"))?;
+    let config = TrackerConfig {
+        expiry: args.expiry,
+        heartbeat_interval: args.heartbeat_interval,
+    };
+    let snapshot = tracker::db::load(&args.db_dir)
+        .map_err(|e| format!("cannot read the tracker database: {e}"))?;
     let (mut io, _) = Io::new(args.listen, 4 << 20)?;
     let now = Instant::now();
     let restored = snapshot.is_some();
@@ -242,7 +255,10 @@ pub fn run_tracker(args: TrackerArgs) -> Result<i32, String> {
         if let Some(snapshot) = tracker.poll_snapshot()
             && let Err(error) = tracker::db::save(&args.db_dir, &snapshot)
         {
-            log::error!("cannot save the registry to {}: {error}", args.db_dir.display());
+            log::error!(
+                "cannot save the registry to {}: {error}",
+                args.db_dir.display()
+            );
         }
         while io.transmit(|buf| tracker.poll_transmit(buf)) {}
         if stop {
@@ -257,18 +273,27 @@ pub fn run_tracker(args: TrackerArgs) -> Result<i32, String> {
 /// Runs a node until `exit`, a signal, or (with `--exit-when-done`) the end of its
 /// downloads. Returns the exit code.
 pub fn run_node(args: NodeArgs) -> Result<i32, String> {
-    let state = StateDir::open(&args.dir).map_err(|e| format!("cannot use directory {}: {e}", args.dir.display()))?;
-    logging::init(&args.log_dir, &format!("node{}.log", args.node_id), args.log_level)
-        .map_err(|e| format!("cannot open the log in {}: {e}", args.log_dir.display()))?;
+    let state = StateDir::open(&args.dir)
+        .map_err(|e| format!("cannot use directory {}: {e}", args.dir.display()))?;
+    logging::init(
+        &args.log_dir,
+        &format!("node{}.log", args.node_id),
+        args.log_level,
+    )
+    .map_err(|e| format!("cannot open the log in {}: {e}", args.log_dir.display()))?;
     let (mut io, granted_bytes) = Io::new(args.listen, args.socket_buffer_bytes)?;
     let local = io.local_addr();
     if local.ip() != args.tracker.ip() && local.ip().is_loopback() {
-        log::warn!("listening on {local} but the tracker is at {}: peers elsewhere cannot reach us", args.tracker);
+        log::warn!(
+            "listening on {local} but the tracker is at {}: peers elsewhere cannot reach us",
+            args.tracker
+        );
     }
     // Pieces in flight from all peers together must fit in what the kernel granted (half of
     // it is payload room; each datagram costs its size plus bookkeeping).
     let piece_cost = u64::from(args.piece_bytes) + wire::PIECE_OVERHEAD_BYTES as u64 + 1024;
-    let window_pieces_max = ((granted_bytes as u64 / 2 / piece_cost) / args.peers as u64).clamp(4, 4096) as u32;
+    let window_pieces_max =
+        ((granted_bytes as u64 / 2 / piece_cost) / args.peers as u64).clamp(4, 4096) as u32;
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
     let config = NodeConfig {
         peers_max: args.peers,
@@ -281,24 +306,39 @@ pub fn run_node(args: NodeArgs) -> Result<i32, String> {
         hash_threads: threads,
         ..NodeConfig::new(args.node_id, args.tracker)
     };
-    log::info!("node {} at {local}, dir {}, window {window_pieces_max} pieces per peer", args.node_id, args.dir.display());
+    log::info!(
+        "node {} at {local}, dir {}, window {window_pieces_max} pieces per peer",
+        args.node_id,
+        args.dir.display()
+    );
     let now = Instant::now();
     let mut node = Node::new(config, state, Rng::os_seed(), now);
     node.set_exit_when_done(args.exit_when_done);
     say(&format!("node {} listening on {local}", args.node_id));
 
-    let waker = Arc::new(Waker::new(io.poll.registry(), WAKER).map_err(|e| format!("cannot create a waker: {e}"))?);
+    let waker = Arc::new(
+        Waker::new(io.poll.registry(), WAKER).map_err(|e| format!("cannot create a waker: {e}"))?,
+    );
     let (jobs, done) = start_hashers(threads, &waker);
     let console = start_console(&waker);
     for name in &args.send {
         node.handle_command(now, console::Command::Send { name: name.clone() });
     }
     for (name, pin) in &args.download {
-        node.handle_command(now, console::Command::Download { name: name.clone(), pin: *pin });
+        node.handle_command(
+            now,
+            console::Command::Download {
+                name: name.clone(),
+                pin: *pin,
+            },
+        );
     }
     let mut progress = ProgressLine::new(args.progress);
     loop {
-        let deadline = [node.poll_timeout(), progress.due(&node)].into_iter().flatten().min();
+        let deadline = [node.poll_timeout(), progress.due(&node)]
+            .into_iter()
+            .flatten()
+            .min();
         let stop = io.wait(deadline);
         let now = Instant::now();
         io.receive(|from, bytes| node.handle_datagram(now, from, bytes));
@@ -344,15 +384,17 @@ fn start_hashers(threads: usize, waker: &Arc<Waker>) -> (Sender<Job>, Receiver<J
     let (done_tx, done_rx) = crossbeam_channel::unbounded::<JobDone>();
     for index in 0..threads.max(1) {
         let (job_rx, done_tx, waker) = (job_rx.clone(), done_tx.clone(), Arc::clone(waker));
-        let spawned = std::thread::Builder::new().name(format!("hasher-{index}")).spawn(move || {
-            // Ends when the reactor drops the sender, i.e. when the process leaves.
-            for job in job_rx.iter() {
-                if done_tx.send(node::run_job(job)).is_err() {
-                    return;
+        let spawned = std::thread::Builder::new()
+            .name(format!("hasher-{index}"))
+            .spawn(move || {
+                // Ends when the reactor drops the sender, i.e. when the process leaves.
+                for job in job_rx.iter() {
+                    if done_tx.send(node::run_job(job)).is_err() {
+                        return;
+                    }
+                    let _ = waker.wake();
                 }
-                let _ = waker.wake();
-            }
-        });
+            });
         if let Err(error) = spawned {
             log::error!("cannot start a hasher thread: {error}");
         }
@@ -365,27 +407,37 @@ fn start_hashers(threads: usize, waker: &Arc<Waker>) -> (Sender<Job>, Receiver<J
 fn start_console(waker: &Arc<Waker>) -> Receiver<String> {
     let (tx, rx) = crossbeam_channel::unbounded::<String>();
     let waker = Arc::clone(waker);
-    let _ = std::thread::Builder::new().name("console".into()).spawn(move || {
-        let stdin = io::stdin();
-        let mut input = stdin.lock();
-        loop {
-            let mut line = Vec::new();
-            match (&mut input).take(CONSOLE_LINE_BYTES_MAX).read_until(b'\n', &mut line) {
-                Ok(0) | Err(_) => return,
-                Ok(_) => {
-                    if line.last() != Some(&b'\n') && line.len() as u64 == CONSOLE_LINE_BYTES_MAX {
-                        // Skip the rest of an overlong line; the parser refuses what we keep.
-                        let mut rest = Vec::new();
-                        let _ = input.read_until(b'\n', &mut rest);
+    let _ = std::thread::Builder::new()
+        .name("console".into())
+        .spawn(move || {
+            let stdin = io::stdin();
+            let mut input = stdin.lock();
+            loop {
+                let mut line = Vec::new();
+                match (&mut input)
+                    .take(CONSOLE_LINE_BYTES_MAX)
+                    .read_until(b'\n', &mut line)
+                {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => {
+                        if line.last() != Some(&b'\n')
+                            && line.len() as u64 == CONSOLE_LINE_BYTES_MAX
+                        {
+                            // Skip the rest of an overlong line; the parser refuses what we keep.
+                            let mut rest = Vec::new();
+                            let _ = input.read_until(b'\n', &mut rest);
+                        }
+                        if tx
+                            .send(String::from_utf8_lossy(&line).into_owned())
+                            .is_err()
+                        {
+                            return;
+                        }
+                        let _ = waker.wake();
                     }
-                    if tx.send(String::from_utf8_lossy(&line).into_owned()).is_err() {
-                        return;
-                    }
-                    let _ = waker.wake();
                 }
             }
-        }
-    });
+        });
     rx
 }
 
@@ -407,7 +459,12 @@ struct ProgressLine {
 
 impl ProgressLine {
     fn new(forced: bool) -> ProgressLine {
-        ProgressLine { tty: io::stdout().is_terminal(), forced, next_draw: None, drawn: false }
+        ProgressLine {
+            tty: io::stdout().is_terminal(),
+            forced,
+            next_draw: None,
+            drawn: false,
+        }
     }
 
     fn interval(&self) -> Option<Duration> {
@@ -423,11 +480,17 @@ impl ProgressLine {
     /// When the line should next be drawn; `None` when there is nothing to show.
     fn due(&self, node: &Node) -> Option<Instant> {
         self.interval()?;
-        if node.progress(Instant::now()).is_empty() { None } else { self.next_draw }
+        if node.progress(Instant::now()).is_empty() {
+            None
+        } else {
+            self.next_draw
+        }
     }
 
     fn draw(&mut self, node: &Node, now: Instant) {
-        let Some(interval) = self.interval() else { return };
+        let Some(interval) = self.interval() else {
+            return;
+        };
         if self.next_draw.is_some_and(|t| t > now) {
             return;
         }

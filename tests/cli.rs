@@ -7,7 +7,11 @@ use common::*;
 
 /// Runs `torrent ARGS` in `scratch`'s directory to its end; returns the exit code.
 fn run(scratch: &Scratch, list: &[&str]) -> (i32, Proc) {
-    let mut proc = spawn(&format!("torrent {}", list.join(" ")), &scratch.root, &args(list));
+    let mut proc = spawn(
+        &format!("torrent {}", list.join(" ")),
+        &scratch.root,
+        &args(list),
+    );
     proc.close_stdin();
     let code = proc.expect_exit(LINE_TIMEOUT);
     (code, proc)
@@ -62,7 +66,11 @@ fn assert_refused(list: &[&str], mentions: &str) {
     let scratch = Scratch::new("cli-refused");
     let (code, proc) = run(&scratch, list);
     assert_eq!(code, 2, "{list:?}\n{}", proc.describe());
-    assert!(proc.stdout_lines().is_empty(), "{list:?}\n{}", proc.describe());
+    assert!(
+        proc.stdout_lines().is_empty(),
+        "{list:?}\n{}",
+        proc.describe()
+    );
     let stderr = proc.stderr_lines();
     assert_eq!(stderr.len(), 1, "{list:?}\n{}", proc.describe());
     assert!(stderr[0].starts_with("torrent: "), "{}", stderr[0]);
@@ -76,10 +84,19 @@ fn bad_command_lines_exit_2_with_one_line() {
     assert_refused(&["fly"], "fly");
     assert_refused(&["node", "--id", "1", "--send", "../x"], "../x");
     assert_refused(&["node", "--id", "1", "--download", "../x"], "../x");
-    assert_refused(&["node", "--id", "1", "--send", "/etc/passwd"], "/etc/passwd");
+    assert_refused(
+        &["node", "--id", "1", "--send", "/etc/passwd"],
+        "/etc/passwd",
+    );
     assert_refused(&["node", "--id", "one"], "one");
-    assert_refused(&["node", "--id", "1", "--chunk-size", "1000"], "--chunk-size");
-    assert_refused(&["node", "--id", "1", "--give-up-after", "-3"], "--give-up-after");
+    assert_refused(
+        &["node", "--id", "1", "--chunk-size", "1000"],
+        "--chunk-size",
+    );
+    assert_refused(
+        &["node", "--id", "1", "--give-up-after", "-3"],
+        "--give-up-after",
+    );
     assert_refused(&["tracker", "--expiry", "soon"], "--expiry");
     assert_refused(&["tracker", "extra"], "extra");
 }

@@ -69,9 +69,10 @@ fn holder_killed_mid_transfer() {
             node3.proc.describe()
         );
         // Reads node 3's output meanwhile; it is not expected to finish.
-        let _ = node3
-            .proc
-            .wait_line(|line| line.starts_with("downloaded "), Duration::from_millis(5));
+        let _ = node3.proc.wait_line(
+            |line| line.starts_with("downloaded "),
+            Duration::from_millis(5),
+        );
     }
     holder1.proc.kill();
     let verified_at_kill = verified_chunks(&dir3);
@@ -137,9 +138,9 @@ fn tracker_restarted_mid_swarm() {
     first.proc.expect_line("node 2 announced ");
 
     first.proc.kill();
-    holder1
-        .proc
-        .expect_line(&format!("tracker {addr} is not answering; retrying with backoff"));
+    holder1.proc.expect_line(&format!(
+        "tracker {addr} is not answering; retrying with backoff"
+    ));
     // The same address (read from the first tracker, not fixed) and the same database.
     let mut second = tracker_on(&scratch, &addr.to_string(), &[]);
     assert_eq!(second.addr, addr);
@@ -209,10 +210,12 @@ fn garbage() -> Vec<Vec<u8>> {
 /// `tracker stopping (received 12, malformed 3, ...)` (tracker).
 fn counter(line: &str, word: &str) -> u64 {
     line.split([',', ':', '(', ')'])
-        .find_map(|part| match part.split_whitespace().collect::<Vec<_>>()[..] {
-            [number, name] | [name, number] if name == word => number.parse().ok(),
-            _ => None,
-        })
+        .find_map(
+            |part| match part.split_whitespace().collect::<Vec<_>>()[..] {
+                [number, name] | [name, number] if name == word => number.parse().ok(),
+                _ => None,
+            },
+        )
         .unwrap_or_else(|| panic!("no '{word}' counter in '{line}'"))
 }
 
@@ -234,8 +237,18 @@ fn garbage_datagrams_are_dropped_and_counted() {
         }
     }
     // Both still serve: a download goes through the tracker and the holder.
-    let mut node2 = node(&scratch, 2, tracker.addr, &["--download", name, "--exit-when-done"]);
-    assert_eq!(node2.proc.expect_exit(DOWNLOAD_TIMEOUT), 0, "{}", node2.proc.describe());
+    let mut node2 = node(
+        &scratch,
+        2,
+        tracker.addr,
+        &["--download", name, "--exit-when-done"],
+    );
+    assert_eq!(
+        node2.proc.expect_exit(DOWNLOAD_TIMEOUT),
+        0,
+        "{}",
+        node2.proc.describe()
+    );
     assert_file_is(&scratch.node_dir(2).join(name), &data);
 
     holder1.proc.send_line("status");

@@ -53,13 +53,22 @@ fn seed_scenario(label: &str, size: usize, seed: u64) {
         )
         .unwrap_or_else(|e| panic!("{e}"));
     assert!(line.contains(&format!(" {size} bytes ")), "{line}");
-    assert_eq!(node3.proc.expect_exit(LINE_TIMEOUT), 0, "{}", node3.proc.describe());
+    assert_eq!(
+        node3.proc.expect_exit(LINE_TIMEOUT),
+        0,
+        "{}",
+        node3.proc.describe()
+    );
     assert_file_is(&final_path, &data);
     // Published: nothing of the download is left in the partial directory.
     assert_eq!(list_dir(&partial_dir), Vec::<String>::new());
     if size >= 64 << 20 {
         // A large transfer takes long enough to be seen in progress.
-        assert!(saw_partial, "never saw the partial file in {}", partial_dir.display());
+        assert!(
+            saw_partial,
+            "never saw the partial file in {}",
+            partial_dir.display()
+        );
     }
     tracker.proc.expect_line("node 3 exited");
 }

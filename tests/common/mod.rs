@@ -38,10 +38,8 @@ impl Scratch {
     pub fn new(label: &str) -> Scratch {
         static NEXT: AtomicU32 = AtomicU32::new(0);
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let root = std::env::temp_dir().join(format!(
-            "torrent-it-{}-{n}-{label}",
-            std::process::id()
-        ));
+        let root =
+            std::env::temp_dir().join(format!("torrent-it-{}-{n}-{label}", std::process::id()));
         if root.exists() {
             fs::remove_dir_all(&root).expect("clear an old scratch directory");
         }
@@ -85,7 +83,11 @@ impl Drop for Scratch {
                     let text = fs::read_to_string(entry.path()).unwrap_or_default();
                     let lines: Vec<&str> = text.lines().collect();
                     let tail = &lines[lines.len().saturating_sub(40)..];
-                    eprintln!("---- {} (last {} lines)", entry.path().display(), tail.len());
+                    eprintln!(
+                        "---- {} (last {} lines)",
+                        entry.path().display(),
+                        tail.len()
+                    );
                     for line in tail {
                         eprintln!("{line}");
                     }
