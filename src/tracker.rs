@@ -299,6 +299,13 @@ impl Tracker {
         let (node_id, token) = (auth.node_id.get(), auth.token.get());
         let full = self.nodes.len() >= NODES_MAX;
         let registered_event = match self.nodes.get_mut(&node_id) {
+            // Token 0 from the registered address: the node sent its first Register again
+            // before our reply reached it (a slow tracker, a lost reply). It gets the same
+            // token, sent where the first one went.
+            Some(node) if token == 0 && node.addr == from => {
+                self.touch(node_id, now);
+                None
+            }
             Some(node) if node.token != token => {
                 // The id belongs to another node (or to this one before it lost its token).
                 return self.refuse(from, Kind::Register, RefusedReason::BadToken);

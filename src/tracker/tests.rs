@@ -217,6 +217,9 @@ fn register_mints_token_and_checks_it() {
         token
     );
     assert!(events(&mut tracker).is_empty());
+    // A first Register sent again (token 0, same address) gets the same token, no event.
+    assert_eq!(register(&mut tracker, t0, addr(4000), 3, 0), token);
+    assert!(events(&mut tracker).is_empty());
     // Someone else claiming id 3 is refused, with a reply no larger than the request.
     let request = Register {
         auth: auth(3, token ^ 1),
