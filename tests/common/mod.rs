@@ -166,9 +166,9 @@ pub struct Proc {
     child: Child,
     stdin: Option<ChildStdin>,
     lines: Receiver<(Stream, String)>,
-    /// Every stdout line so far, and where the next [`Proc::wait_line`] starts looking.
+    /// Every stdout line so far, and whether a [`Proc::wait_line`] returned it already.
     stdout: Vec<String>,
-    cursor: usize,
+    taken: Vec<bool>,
     stderr: Vec<String>,
     /// Set once both output pipes reached end of file.
     closed: bool,
@@ -209,7 +209,7 @@ pub fn spawn(name: &str, cwd: &Path, args: &[String]) -> Proc {
         child,
         lines,
         stdout: Vec::new(),
-        cursor: 0,
+        taken: Vec::new(),
         stderr: Vec::new(),
         closed: false,
         status: None,
@@ -235,6 +235,7 @@ impl Proc {
         match self.lines.recv_timeout(timeout) {
             Ok((Stream::Stdout, line)) => {
                 self.stdout.push(line);
+                self.taken.push(false);
                 true
             }
             Ok((Stream::Stderr, line)) => {
@@ -267,8 +268,10 @@ impl Proc {
         text
     }
 
-    /// Waits for a stdout line after the last one matched for which `pred` holds; returns it.
-    /// The error says what was awaited and lists every line seen so far.
+    /// Waits for a stdout line for which `pred` holds and returns it: the earliest one no
+    /// wait returned before, so that lines of independent events (two nodes registering) can
+    /// be awaited in any order. To wait for a line printed again after an action, take the
+    /// earlier one first. The error says what was awaited and lists every line seen so far.
     pub fn wait_line(
         &mut self,
         pred: impl Fn(&str) -> bool,
@@ -288,12 +291,10 @@ impl Proc {
         let deadline = Instant::now() + timeout;
         loop {
             watch(self).map_err(|e| format!("{e}\n{}", self.history()))?;
-            while self.cursor < self.stdout.len() {
-                let index = self.cursor;
-                self.cursor += 1;
-                if pred(&self.stdout[index]) {
-                    return Ok(self.stdout[index].clone());
-                }
+            let found = (0..self.stdout.len()).find(|&i| !self.taken[i] && pred(&self.stdout[i]));
+            if let Some(index) = found {
+                self.taken[index] = true;
+                return Ok(self.stdout[index].clone());
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
@@ -319,6 +320,17 @@ impl Proc {
     pub fn expect_line(&mut self, prefix: &str) -> String {
         self.wait_line(|line| line.starts_with(prefix), LINE_TIMEOUT)
             .unwrap_or_else(|e| panic!("waiting for '{prefix}...': {e}"))
+    }
+
+    /// Reads output for `duration` (or until the pipes close), taking no line.
+    pub fn read_for(&mut self, duration: Duration) {
+        let deadline = Instant::now() + duration;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() || (!self.pump(left) && self.closed) {
+                return;
+            }
+        }
     }
 
     /// Every stdout line seen so far.
