@@ -123,7 +123,55 @@ fn matches(opts: &Options, args: &[String]) -> Result<Matches, UsageError> {
 }
 
 fn help(opts: &Options, brief: &str) -> Invocation {
-    Invocation::Help(opts.usage(brief))
+    Invocation::Help(double_dash(&opts.usage(brief)))
+}
+
+/// getopts in long-only mode lists long options with one dash (`-id N`); both spellings
+/// work, and the help shows the usual one (`--id N`), as every other text here does.
+fn double_dash(usage: &str) -> String {
+    let mut out = String::with_capacity(usage.len() + 64);
+    for line in usage.lines() {
+        let option = line.trim_start();
+        let indent = line.len() - option.len();
+        // Option lines are indented by 4 or 8; wrapped descriptions by more.
+        if !option.starts_with('-') || indent > 8 {
+            out.push_str(line);
+            out.push('\n');
+            continue;
+        }
+        // The option column ends at the first run of two spaces; the description follows.
+        let (column, rest) = option.split_at(option.find("  ").unwrap_or(option.len()));
+        let names: Vec<String> = column
+            .split(", ")
+            .map(|name| {
+                if name.starts_with("--") || name.trim_end().len() <= 2 {
+                    name.to_string()
+                } else {
+                    format!("-{name}")
+                }
+            })
+            .collect();
+        // Keep the descriptions aligned: in their column, or on the next line when the
+        // longer option leaves no room (as getopts does for long options).
+        let description = rest.trim_start();
+        let description_column = line.len() - description.len();
+        let names = names.join(", ");
+        out.push_str(&line[..indent]);
+        out.push_str(&names);
+        if !description.is_empty() {
+            if indent + names.len() + 2 > description_column {
+                out.push('\n');
+                out.push_str(&" ".repeat(description_column));
+            } else {
+                out.push_str(&" ".repeat(description_column - indent - names.len()));
+            }
+            out.push_str(description);
+        } else {
+            out.push_str(rest);
+        }
+        out.push('\n');
+    }
+    out
 }
 
 fn parse_tracker(args: &[String]) -> Result<Invocation, UsageError> {
@@ -563,6 +611,27 @@ mod tests {
         ] {
             assert!(parse(&args(line)).is_err(), "{line} was accepted");
         }
+    }
+
+    #[test]
+    fn help_shows_long_options_with_two_dashes() {
+        let Ok(Invocation::Help(text)) = parse(&args("node --help")) else {
+            panic!("no help")
+        };
+        assert!(
+            text.contains("\n    -h, --help          print this help\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("\n        --id N          this node's id"),
+            "{text}"
+        );
+        assert!(
+            text.contains("\n        --files-dir DIR\n                        parent"),
+            "{text}"
+        );
+        assert!(text.contains("\n        --exit-when-done \n"), "{text}");
+        assert!(!text.contains("\n        -id"), "{text}");
     }
 
     #[test]

@@ -1,0 +1,131 @@
+//! The command line of the real binary: help, refusals (exit code 2, one line on stderr),
+//! and a tracker that cannot have its address.
+
+mod common;
+
+use common::*;
+
+/// Runs `torrent ARGS` in `scratch`'s directory to its end; returns the exit code.
+fn run(scratch: &Scratch, list: &[&str]) -> (i32, Proc) {
+    let mut proc = spawn(
+        &format!("torrent {}", list.join(" ")),
+        &scratch.root,
+        &args(list),
+    );
+    proc.close_stdin();
+    let code = proc.expect_exit(LINE_TIMEOUT);
+    (code, proc)
+}
+
+#[test]
+fn help_lists_commands_and_flags() {
+    let scratch = Scratch::new("cli-help");
+    let (code, proc) = run(&scratch, &["--help"]);
+    assert_eq!(code, 0);
+    let text = proc.stdout_lines().join("\n");
+    for word in ["torrent tracker", "torrent node", "torrent demo", "--help"] {
+        assert!(text.contains(word), "'{word}' missing from:\n{text}");
+    }
+
+    let (code, proc) = run(&scratch, &["node", "--help"]);
+    assert_eq!(code, 0);
+    let text = proc.stdout_lines().join("\n");
+    for flag in [
+        "--id",
+        "--tracker",
+        "--dir",
+        "--log-dir",
+        "--listen",
+        "--send",
+        "--download",
+        "--exit-when-done",
+        "--give-up-after",
+        "--peers",
+        "--piece-size",
+        "--chunk-size",
+        "--heartbeat-interval",
+        "--max-upload-rate",
+        "--progress",
+    ] {
+        assert!(text.contains(flag), "'{flag}' missing from:\n{text}");
+    }
+
+    let (code, proc) = run(&scratch, &["tracker", "--help"]);
+    assert_eq!(code, 0);
+    let text = proc.stdout_lines().join("\n");
+    for flag in ["--listen", "--db-dir", "--log-dir", "--expiry"] {
+        assert!(text.contains(flag), "'{flag}' missing from:\n{text}");
+    }
+    // Help writes no file.
+    assert_eq!(list_dir(&scratch.root), Vec::<String>::new());
+}
+
+/// A refused command line: exit code 2, nothing on stdout, one line on stderr containing
+/// `mentions`, and no file written.
+fn assert_refused(list: &[&str], mentions: &str) {
+    let scratch = Scratch::new("cli-refused");
+    let (code, proc) = run(&scratch, list);
+    assert_eq!(code, 2, "{list:?}\n{}", proc.describe());
+    assert!(
+        proc.stdout_lines().is_empty(),
+        "{list:?}\n{}",
+        proc.describe()
+    );
+    let stderr = proc.stderr_lines();
+    assert_eq!(stderr.len(), 1, "{list:?}\n{}", proc.describe());
+    assert!(stderr[0].starts_with("torrent: "), "{}", stderr[0]);
+    assert!(stderr[0].contains(mentions), "{list:?}: {}", stderr[0]);
+    assert_eq!(list_dir(&scratch.root), Vec::<String>::new(), "{list:?}");
+}
+
+#[test]
+fn bad_command_lines_exit_2_with_one_line() {
+    assert_refused(&["node", "--bogus"], "bogus");
+    assert_refused(&["fly"], "fly");
+    assert_refused(&["node", "--id", "1", "--send", "../x"], "../x");
+    assert_refused(&["node", "--id", "1", "--download", "../x"], "../x");
+    assert_refused(
+        &["node", "--id", "1", "--send", "/etc/passwd"],
+        "/etc/passwd",
+    );
+    assert_refused(&["node", "--id", "one"], "one");
+    assert_refused(
+        &["node", "--id", "1", "--chunk-size", "1000"],
+        "--chunk-size",
+    );
+    assert_refused(
+        &["node", "--id", "1", "--give-up-after", "-3"],
+        "--give-up-after",
+    );
+    assert_refused(&["tracker", "--expiry", "soon"], "--expiry");
+    assert_refused(&["tracker", "extra"], "extra");
+}
+
+#[test]
+fn second_tracker_on_the_same_address_fails_clearly() {
+    let scratch = Scratch::new("cli-second-tracker");
+    let first = tracker(&scratch);
+    let other = Scratch::new("cli-second-tracker-db");
+    let mut second = spawn(
+        "second tracker",
+        &other.root,
+        &args(&[
+            "tracker",
+            "--listen",
+            &first.addr.to_string(),
+            "--db-dir",
+            "db",
+            "--log-dir",
+            "logs",
+        ]),
+    );
+    let code = second.expect_exit(LINE_TIMEOUT);
+    assert_ne!(code, 0, "{}", second.describe());
+    let stderr = second.stderr_lines().join("\n");
+    assert!(
+        stderr.contains(&first.addr.to_string()) && stderr.contains("in use"),
+        "{}",
+        second.describe()
+    );
+    assert!(second.stdout_lines().is_empty(), "{}", second.describe());
+}
