@@ -44,6 +44,7 @@
 
 #![deny(unsafe_code)]
 
+pub mod bep15;
 pub mod cli;
 pub mod console;
 pub mod demo;
