@@ -38,6 +38,8 @@ pub struct TrackerArgs {
     pub log_dir: PathBuf,
     pub expiry: Duration,
     pub heartbeat_interval: Duration,
+    /// Told to standard BitTorrent (BEP 15) clients.
+    pub announce_interval: Duration,
     pub log_level: log::LevelFilter,
 }
 
@@ -157,6 +159,12 @@ fn parse_tracker(args: &[String]) -> Result<Invocation, UsageError> {
     );
     opts.optopt(
         "",
+        "announce-interval",
+        "announce interval told to standard BitTorrent clients, seconds (default 120)",
+        "SECS",
+    );
+    opts.optopt(
+        "",
         "log-level",
         "error, warn, info, debug or trace (default info)",
         "LEVEL",
@@ -171,6 +179,7 @@ fn parse_tracker(args: &[String]) -> Result<Invocation, UsageError> {
         log_dir: PathBuf::from(m.opt_str("log-dir").unwrap_or_else(|| "logs".into())),
         expiry: seconds(&m, "expiry", 22.0)?,
         heartbeat_interval: seconds(&m, "heartbeat-interval", 20.0)?,
+        announce_interval: seconds(&m, "announce-interval", 120.0)?,
         log_level: log_level(&m)?,
     }))
 }
