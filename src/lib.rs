@@ -44,6 +44,7 @@
 
 #![deny(unsafe_code)]
 
+pub mod bencode;
 pub mod bep15;
 pub mod cli;
 pub mod console;
@@ -52,6 +53,7 @@ pub mod demo;
 pub mod fuzz_checks;
 pub mod impair;
 pub mod logging;
+pub mod metainfo;
 pub mod node;
 pub mod reactor;
 pub mod rng;
