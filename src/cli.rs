@@ -51,6 +51,8 @@ pub struct NodeArgs {
     pub log_dir: PathBuf,
     pub listen: SocketAddr,
     pub send: Vec<String>,
+    /// Names whose standard `.torrent` is written once the file is held.
+    pub export: Vec<String>,
     /// Names, each with an optional pinned info hash.
     pub download: Vec<(String, Option<wire::Hash>)>,
     pub exit_when_done: bool,
@@ -231,6 +233,12 @@ fn parse_node(args: &[String]) -> Result<Invocation, UsageError> {
     );
     opts.optmulti(
         "",
+        "export",
+        "write FILE.torrent (standard BitTorrent) once FILE is shared or held (repeatable)",
+        "FILE",
+    );
+    opts.optmulti(
+        "",
         "download",
         "download FILE, or FILE@INFOHASH to pin a version (repeatable)",
         "FILE",
@@ -310,6 +318,13 @@ fn parse_node(args: &[String]) -> Result<Invocation, UsageError> {
         }
         send.push(name);
     }
+    let mut export = Vec::new();
+    for name in m.opt_strs("export") {
+        if let Some(problem) = wire::name_problem(name.as_bytes()) {
+            return Err(UsageError(format!("--export {name:?}: {problem}")));
+        }
+        export.push(name);
+    }
     let mut download = Vec::new();
     for spec in m.opt_strs("download") {
         download.push(
@@ -347,6 +362,7 @@ fn parse_node(args: &[String]) -> Result<Invocation, UsageError> {
         log_dir: PathBuf::from(m.opt_str("log-dir").unwrap_or_else(|| "logs".into())),
         listen: address(&m, "listen", "127.0.0.1:0")?,
         send,
+        export,
         download,
         exit_when_done: m.opt_present("exit-when-done"),
         give_up_after: seconds(&m, "give-up-after", 30.0)?,

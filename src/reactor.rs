@@ -336,6 +336,10 @@ pub fn run_node(args: NodeArgs) -> Result<i32, String> {
             },
         );
     }
+    // After the sends and downloads, so that each waits for its file.
+    for name in &args.export {
+        node.handle_command(now, console::Command::Export { name: name.clone() });
+    }
     let mut progress = ProgressLine::new(args.progress);
     loop {
         let deadline = [node.poll_timeout(), progress.due(&node)]
