@@ -15,7 +15,7 @@
 //! Anti-amplification: a refusal (12 bytes) is smaller than any request, and the one large
 //! reply, the look-up reply, goes only to a node that authenticated from its registered address.
 //!
-//! The same port answers standard BitTorrent clients (BEP 15, in [`bep15`]); datagrams are
+//! The same port answers standard BitTorrent clients (BEP 15, in `tracker/bep15.rs`); datagrams are
 //! told apart by their first bytes ([`crate::bep15::is_bep15`]).
 
 mod bep15;
