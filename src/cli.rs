@@ -39,6 +39,8 @@ pub struct TrackerArgs {
     pub log_dir: PathBuf,
     pub expiry: Duration,
     pub heartbeat_interval: Duration,
+    /// Told to standard BitTorrent (BEP 15) clients.
+    pub announce_interval: Duration,
     pub log_level: log::LevelFilter,
     pub impair: Option<ImpairConfig>,
 }
@@ -51,6 +53,8 @@ pub struct NodeArgs {
     pub log_dir: PathBuf,
     pub listen: SocketAddr,
     pub send: Vec<String>,
+    /// Names whose standard `.torrent` is written once the file is held.
+    pub export: Vec<String>,
     /// Names, each with an optional pinned info hash.
     pub download: Vec<(String, Option<wire::Hash>)>,
     pub exit_when_done: bool,
@@ -208,6 +212,12 @@ fn parse_tracker(args: &[String]) -> Result<Invocation, UsageError> {
     );
     opts.optopt(
         "",
+        "announce-interval",
+        "announce interval told to standard BitTorrent clients, seconds (default 120)",
+        "SECS",
+    );
+    opts.optopt(
+        "",
         "log-level",
         "error, warn, info, debug or trace (default info)",
         "LEVEL",
@@ -223,6 +233,7 @@ fn parse_tracker(args: &[String]) -> Result<Invocation, UsageError> {
         log_dir: PathBuf::from(m.opt_str("log-dir").unwrap_or_else(|| "logs".into())),
         expiry: seconds(&m, "expiry", 22.0)?,
         heartbeat_interval: seconds(&m, "heartbeat-interval", 20.0)?,
+        announce_interval: seconds(&m, "announce-interval", 120.0)?,
         log_level: log_level(&m)?,
         impair: impair(&m)?,
     }))
@@ -271,6 +282,12 @@ fn parse_node(args: &[String]) -> Result<Invocation, UsageError> {
         "",
         "send",
         "share FILE from the node's directory (repeatable)",
+        "FILE",
+    );
+    opts.optmulti(
+        "",
+        "export",
+        "write FILE.torrent (standard BitTorrent) once FILE is shared or held (repeatable)",
         "FILE",
     );
     opts.optmulti(
@@ -355,6 +372,13 @@ fn parse_node(args: &[String]) -> Result<Invocation, UsageError> {
         }
         send.push(name);
     }
+    let mut export = Vec::new();
+    for name in m.opt_strs("export") {
+        if let Some(problem) = wire::name_problem(name.as_bytes()) {
+            return Err(UsageError(format!("--export {name:?}: {problem}")));
+        }
+        export.push(name);
+    }
     let mut download = Vec::new();
     for spec in m.opt_strs("download") {
         download.push(
@@ -392,6 +416,7 @@ fn parse_node(args: &[String]) -> Result<Invocation, UsageError> {
         log_dir: PathBuf::from(m.opt_str("log-dir").unwrap_or_else(|| "logs".into())),
         listen: address(&m, "listen", "127.0.0.1:0")?,
         send,
+        export,
         download,
         exit_when_done: m.opt_present("exit-when-done"),
         give_up_after: seconds(&m, "give-up-after", 30.0)?,

@@ -24,11 +24,14 @@ commands:
   torrent -setMode send <file>           share <file> from this node's directory
   torrent -setMode download <file>[@<info hash>]
                                          download <file>; '@' and 40 hex digits pin one version
+  torrent -setMode export <file>         write <file>.torrent (standard BitTorrent) here
   torrent -setMode exit                  tell the tracker this node leaves, then quit
   send <file>                            short for 'torrent -setMode send <file>'
   download <file>[@<info hash>]          short for 'torrent -setMode download <file>'
+  export <file>                          short for 'torrent -setMode export <file>'
   exit, quit                             short for 'torrent -setMode exit'
-  status                                 show what this node shares and downloads
+  status                                 show what this node shares and downloads, with
+                                         a magnet link for each complete file
   help                                   show this text";
 
 /// One parsed console line.
@@ -47,6 +50,10 @@ pub enum Command {
         name: String,
         pin: Option<wire::Hash>,
     },
+    /// Write a standard `.torrent` of a held file into the node's directory.
+    Export {
+        name: String,
+    },
     /// Tell the tracker we leave, then stop.
     Exit,
 }
@@ -58,9 +65,9 @@ pub enum ConsoleError {
     Unknown(String),
     /// `torrent` without `-setMode <mode>`.
     MissingMode,
-    /// `torrent -setMode` followed by something other than send, download or exit.
+    /// `torrent -setMode` followed by something other than send, download, export or exit.
     UnknownMode(String),
-    /// The mode (`send` or `download`) needs a file name.
+    /// The mode (`send`, `download` or `export`) needs a file name.
     MissingName(&'static str),
     /// The name fails [`wire::name_problem`], which says why.
     BadName { name: String, problem: &'static str },
@@ -82,11 +89,11 @@ impl fmt::Display for ConsoleError {
                 word.escape_debug()
             ),
             ConsoleError::MissingMode => {
-                write!(f, "'torrent' needs '-setMode send|download|exit'")
+                write!(f, "'torrent' needs '-setMode send|download|export|exit'")
             }
             ConsoleError::UnknownMode(mode) => write!(
                 f,
-                "unknown mode '{}'; the modes are send, download and exit",
+                "unknown mode '{}'; the modes are send, download, export and exit",
                 mode.escape_debug()
             ),
             ConsoleError::MissingName(mode) => {
@@ -137,6 +144,8 @@ pub fn parse(line: &str) -> Result<Command, ConsoleError> {
             send(words.next())?
         } else if is(mode, "download") {
             download(words.next())?
+        } else if is(mode, "export") {
+            export(words.next())?
         } else if is(mode, "exit") {
             Command::Exit
         } else {
@@ -146,6 +155,8 @@ pub fn parse(line: &str) -> Result<Command, ConsoleError> {
         send(words.next())?
     } else if is(first, "download") {
         download(words.next())?
+    } else if is(first, "export") {
+        export(words.next())?
     } else if is(first, "exit") || is(first, "quit") {
         Command::Exit
     } else if is(first, "status") {
@@ -164,6 +175,11 @@ pub fn parse(line: &str) -> Result<Command, ConsoleError> {
 fn send(word: Option<&str>) -> Result<Command, ConsoleError> {
     let name = checked_name(word.ok_or(ConsoleError::MissingName("send"))?)?;
     Ok(Command::Send { name })
+}
+
+fn export(word: Option<&str>) -> Result<Command, ConsoleError> {
+    let name = checked_name(word.ok_or(ConsoleError::MissingName("export"))?)?;
+    Ok(Command::Export { name })
 }
 
 fn download(word: Option<&str>) -> Result<Command, ConsoleError> {
@@ -220,6 +236,12 @@ mod tests {
             download("file_A.txt", None)
         );
         assert_eq!(parse("torrent -setMode exit"), Ok(Command::Exit));
+        assert_eq!(
+            parse("torrent -setMode export file_A.txt"),
+            Ok(Command::Export {
+                name: "file_A.txt".into()
+            })
+        );
     }
 
     #[test]
@@ -230,6 +252,12 @@ mod tests {
         assert_eq!(parse("quit"), Ok(Command::Exit));
         assert_eq!(parse("status"), Ok(Command::Status));
         assert_eq!(parse("help"), Ok(Command::Help));
+        assert_eq!(
+            parse("EXPORT a.txt"),
+            Ok(Command::Export {
+                name: "a.txt".into()
+            })
+        );
     }
 
     #[test]
@@ -339,6 +367,7 @@ mod tests {
             ("torrent -setMode send", MissingName("send")),
             ("send", MissingName("send")),
             ("download \r", MissingName("download")),
+            ("export", MissingName("export")),
             ("send a b", TooManyWords),
             ("download a b", TooManyWords),
             ("exit now", TooManyWords),

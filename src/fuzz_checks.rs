@@ -38,7 +38,11 @@ pub fn check_console_line(bytes: &[u8]) {
         assert!(parsed.is_err(), "a line over the limit was accepted");
     }
     match parsed {
-        Ok(console::Command::Send { name } | console::Command::Download { name, .. }) => {
+        Ok(
+            console::Command::Send { name }
+            | console::Command::Download { name, .. }
+            | console::Command::Export { name },
+        ) => {
             assert!(
                 wire::check_name(name.as_bytes()).is_ok(),
                 "{name:?} was accepted"

@@ -17,6 +17,9 @@
 //!  node/download.rs       the receiver-driven transfer (windows, timeouts, verification)
 //!  node/upload.rs         serving peers (cookies, pieces from the mapping, rate limit)
 //!  wire.rs                every datagram: fixed-layout big-endian views, checked decode
+//!  bep15.rs               the standard BitTorrent UDP tracker protocol (BEP 15), same style;
+//!                         tracker/bep15.rs answers it beside our own protocol
+//!  bencode.rs, metainfo.rs  `.torrent` files and magnet links for `export`
 //!  storage.rs             manifests, the node's state directory, partial files, publishing
 //!  storage/mapping.rs     memory mappings: the one module allowed `unsafe`
 //!  console.rs             the seed's console commands (`torrent -setMode send <file>`)
@@ -44,6 +47,8 @@
 
 #![deny(unsafe_code)]
 
+pub mod bencode;
+pub mod bep15;
 pub mod cli;
 pub mod console;
 pub mod demo;
@@ -51,6 +56,7 @@ pub mod demo;
 pub mod fuzz_checks;
 pub mod impair;
 pub mod logging;
+pub mod metainfo;
 pub mod node;
 pub mod reactor;
 pub mod rng;

@@ -49,6 +49,8 @@ const TRACKER_RETRY_MAX: Duration = Duration::from_secs(8);
 const TRACKER_SILENT_ATTEMPTS: u32 = 3;
 /// How long `exit` waits for the tracker's acknowledgement before leaving anyway.
 const EXIT_WAIT: Duration = Duration::from_secs(1);
+/// Most `.torrent` exports waiting for their file to be hashed or downloaded.
+pub const EXPORTS_WAITING_MAX: usize = 64;
 /// Least time between two announces of a file whose chunk count grows.
 const ANNOUNCE_INTERVAL: Duration = Duration::from_millis(500);
 
@@ -314,6 +316,8 @@ pub struct Node {
     exiting: Option<Exiting>,
     /// Exit 0 once every download is done (and 1 when one fails).
     exit_when_done: bool,
+    /// Names whose `.torrent` is written once the file is held (hashed or its manifest known).
+    exports_waiting: Vec<String>,
     started: Instant,
 }
 
@@ -348,6 +352,7 @@ impl Node {
             },
             exiting: None,
             exit_when_done: false,
+            exports_waiting: Vec::new(),
             started: now,
         }
     }
@@ -394,7 +399,74 @@ impl Node {
             }
             Command::Send { name } => self.share(name),
             Command::Download { name, pin } => self.download(now, name, pin),
+            Command::Export { name } => self.export(name),
             Command::Exit => self.begin_exit(now, 0),
+        }
+    }
+
+    /// Writes `DIR/<name>.torrent` for a held file now, or once a file of that name being
+    /// hashed or downloaded is held.
+    fn export(&mut self, name: String) {
+        let held = self
+            .files
+            .values()
+            .filter(|file| file.manifest.name == name)
+            .max_by_key(|file| file.complete())
+            .map(|file| Arc::clone(&file.manifest));
+        if let Some(manifest) = held {
+            return self.write_torrent(&manifest);
+        }
+        let coming = self.hashing.contains(&name)
+            || self
+                .downloads
+                .iter()
+                .any(|d| d.name() == name && !d.finished());
+        if !coming {
+            self.out.say(format!(
+                "cannot export {name}: this node does not hold it (share or download it first)"
+            ));
+        } else if self.exports_waiting.len() >= EXPORTS_WAITING_MAX {
+            self.out.say(format!(
+                "cannot export {name}: {EXPORTS_WAITING_MAX} exports are already waiting"
+            ));
+        } else if !self.exports_waiting.contains(&name) {
+            self.exports_waiting.push(name);
+        }
+    }
+
+    /// Runs a waiting export of `info_hash`'s name, if any.
+    fn export_if_waiting(&mut self, info_hash: Hash) {
+        let Some(manifest) = self.files.get(&info_hash).map(|f| Arc::clone(&f.manifest)) else {
+            return;
+        };
+        let Some(index) = self
+            .exports_waiting
+            .iter()
+            .position(|n| *n == manifest.name)
+        else {
+            return;
+        };
+        self.exports_waiting.swap_remove(index);
+        self.write_torrent(&manifest);
+    }
+
+    fn write_torrent(&mut self, manifest: &Manifest) {
+        let name = &manifest.name;
+        let torrent_name = match crate::metainfo::torrent_name(name) {
+            Ok(torrent_name) => torrent_name,
+            Err(problem) => {
+                let line = format!("cannot export {name}: {problem} once '.torrent' is added");
+                return self.out.say(line);
+            }
+        };
+        let bytes = crate::metainfo::torrent_file(manifest, self.config.tracker);
+        match self.state.write_file(&torrent_name, &bytes) {
+            Ok(path) => self.out.say(format!(
+                "exported {name} to {} ({})",
+                path.display(),
+                crate::metainfo::magnet_link(manifest, self.config.tracker)
+            )),
+            Err(error) => self.out.say(format!("cannot export {name}: {error}")),
         }
     }
 
@@ -493,6 +565,7 @@ impl Node {
                             },
                         );
                         self.announce(now, info_hash);
+                        self.export_if_waiting(info_hash);
                     }
                     Err(error) => self.out.say(format!("cannot share {name}: {error}")),
                 }
@@ -937,6 +1010,7 @@ impl Node {
 
     /// After a chunk verified or a download started: announce (rate-limited), publish.
     fn after_progress(&mut self, now: Instant, info_hash: Hash) {
+        self.export_if_waiting(info_hash);
         let Some(file) = self.files.get_mut(&info_hash) else {
             return;
         };
@@ -1046,6 +1120,10 @@ impl Node {
                 m.chunk_count(),
                 wire::hex(&m.info_hash)
             );
+            if file.complete() {
+                let magnet = crate::metainfo::magnet_link(m, self.config.tracker);
+                let _ = writeln!(text, "    {magnet}");
+            }
         }
         for progress in self.progress(now) {
             let _ = writeln!(text, "  downloading {progress}");

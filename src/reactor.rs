@@ -255,6 +255,7 @@ pub fn run_tracker(args: TrackerArgs) -> Result<i32, String> {
     let config = TrackerConfig {
         expiry: args.expiry,
         heartbeat_interval: args.heartbeat_interval,
+        announce_interval: args.announce_interval,
     };
     let snapshot = tracker::db::load(&args.db_dir)
         .map_err(|e| format!("cannot read the tracker database: {e}"))?;
@@ -284,6 +285,8 @@ pub fn run_tracker(args: TrackerArgs) -> Result<i32, String> {
             match event {
                 // Malformed datagrams are routine on an open port: log them, do not print.
                 tracker::TrackerEvent::Dropped { .. } => log::debug!("{event}"),
+                // Standard clients announce every couple of minutes each: the log, not stdout.
+                tracker::TrackerEvent::Bep15Announced { .. } => log::info!("{event}"),
                 _ => say(&event.to_string()),
             }
         }
@@ -368,6 +371,10 @@ pub fn run_node(args: NodeArgs) -> Result<i32, String> {
                 pin: *pin,
             },
         );
+    }
+    // After the sends and downloads, so that each waits for its file.
+    for name in &args.export {
+        node.handle_command(now, console::Command::Export { name: name.clone() });
     }
     let mut progress = ProgressLine::new(args.progress);
     loop {

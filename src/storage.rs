@@ -12,6 +12,8 @@
 //! DIR/.torrent/partial/HASH.part       a download in progress, full size, space reserved
 //! DIR/.torrent/partial/HASH.have       its have-bitmap: one bit per chunk verified
 //! DIR/.torrent/partial/HASH.manifest   its manifest, checked against the info hash
+//! DIR/.torrent/export.tmp              a `.torrent` export being written, then renamed to
+//!                                      DIR/NAME.torrent
 //! ```
 //!
 //! A download becomes `DIR/NAME` only when every chunk's SHA-1 matched: data and directory
@@ -280,6 +282,21 @@ impl StateDir {
         self.root()
             .join("partial")
             .join(format!("{}.{extension}", wire::hex(info_hash)))
+    }
+
+    /// Writes `DIR/name` whole (a `.torrent` export): the bytes go to a temporary file in
+    /// the state directory first (same file system, and no user file can be named so), are
+    /// synced, then renamed into place, so a reader never sees half a file.
+    pub fn write_file(&self, name: &str, bytes: &[u8]) -> io::Result<PathBuf> {
+        let path = self.file_path(name);
+        let tmp = self.root().join("export.tmp");
+        {
+            let mut file = File::create(&tmp)?;
+            file.write_all(bytes)?;
+            file.sync_all()?;
+        }
+        fs::rename(&tmp, &path)?;
+        Ok(path)
     }
 
     /// The token this node id was given by the tracker, or 0 when it has none yet.

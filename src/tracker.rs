@@ -14,12 +14,20 @@
 //!
 //! Anti-amplification: a refusal (12 bytes) is smaller than any request, and the one large
 //! reply, the look-up reply, goes only to a node that authenticated from its registered address.
+//!
+//! The same port answers standard BitTorrent clients (BEP 15, in `tracker/bep15.rs`); datagrams are
+//! told apart by their first bytes ([`crate::bep15::is_bep15`]).
 
+mod bep15;
 pub mod db;
 mod events;
 #[cfg(test)]
 mod tests;
 
+pub use bep15::{
+    CONNECTION_EPOCH, NUM_WANT_DEFAULT, NUM_WANT_MAX, PEERS_MAX as BEP15_PEERS_MAX,
+    PEERS_PER_SWARM_MAX as BEP15_PEERS_PER_SWARM_MAX, SWARMS_MAX as BEP15_SWARMS_MAX,
+};
 pub use db::Snapshot;
 pub use events::{TrackerConfig, TrackerEvent, TrackerStats};
 
@@ -75,6 +83,7 @@ enum Outgoing {
     },
     ExitAck(wire::ExitAck),
     Refused(wire::Refused),
+    Bep15(bep15::Reply),
 }
 
 pub struct Tracker {
@@ -92,13 +101,15 @@ pub struct Tracker {
     events: VecDeque<TrackerEvent>,
     registry_changed: bool,
     stats: TrackerStats,
+    /// Standard BitTorrent swarms (memory only) and the connection-id secret.
+    bep15: bep15::Swarms,
 }
 
 impl Tracker {
-    /// `now` is unused today (nothing is timed until a node registers); it is taken so that a
-    /// timer started at creation would not change the reactor's call.
-    pub fn new(config: TrackerConfig, rng_seed: u64, _now: Instant) -> Self {
+    /// `now` starts the clock of BEP 15 connection ids.
+    pub fn new(config: TrackerConfig, rng_seed: u64, now: Instant) -> Self {
         Tracker {
+            bep15: bep15::Swarms::new(rng_seed, now),
             config,
             rng: Rng::new(rng_seed),
             nodes: BTreeMap::new(),
@@ -165,6 +176,9 @@ impl Tracker {
         // A node whose deadline passed is gone even if the reactor has not called
         // handle_timeout yet, so that the answer does not depend on the reactor's timing.
         self.handle_timeout(now);
+        if crate::bep15::is_bep15(bytes) {
+            return self.on_bep15(now, from, bytes);
+        }
         let message = match wire::decode(bytes) {
             Ok(message) => message,
             Err(error) => {
@@ -199,6 +213,7 @@ impl Tracker {
             self.remove_node(node_id);
             self.event(TrackerEvent::NodeExpired { node_id });
         }
+        self.bep15.expire(now, self.config.bep15_peer_expiry());
     }
 
     /// Writes the next reply into `buf`; replies that do not fit `buf` are dropped and counted.
@@ -220,6 +235,7 @@ impl Tracker {
                 .encode(buf),
                 Outgoing::ExitAck(m) => Message::ExitAck(m).encode(buf),
                 Outgoing::Refused(m) => Message::Refused(m).encode(buf),
+                Outgoing::Bep15(m) => m.encode(buf).map_err(|_| wire::EncodeError::TooLong),
             };
             match encoded {
                 Ok(len) => {
@@ -232,12 +248,15 @@ impl Tracker {
         None
     }
 
-    /// The earliest moment a node could expire; `None` when there are no nodes.
+    /// The earliest moment a node or a BEP 15 peer could expire; `None` when there are none.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.by_last_seen
+        let node = self
+            .by_last_seen
             .first()
-            .map(|&(last_seen, _)| last_seen + self.config.expiry)
+            .map(|&(last_seen, _)| last_seen + self.config.expiry);
+        let peer = self.bep15.next_expiry(self.config.bep15_peer_expiry());
+        node.into_iter().chain(peer).min()
     }
 
     #[must_use]
@@ -265,6 +284,11 @@ impl Tracker {
 
     pub fn file_count(&self) -> usize {
         self.files.len()
+    }
+
+    /// Standard BitTorrent peers and swarms known now (memory only).
+    pub fn bep15_peer_and_swarm_counts(&self) -> (usize, usize) {
+        (self.bep15.peer_count(), self.bep15.swarm_count())
     }
 
     /// The registry as stored, in a deterministic order.

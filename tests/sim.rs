@@ -367,3 +367,102 @@ fn downloader_restarts_and_resumes() {
         );
     }
 }
+
+/// `export` waits for the file being hashed or downloaded, then writes `<file>.torrent`
+/// whose info-hash is ours; `status` shows a magnet link for complete files.
+#[test]
+fn export_writes_a_standard_torrent() {
+    let mut sim = Sim::new(1, NetConfig::default());
+    let holder = sim.add_node(small_chunks(16 * 1024));
+    let downloader = sim.add_node(small_chunks(16 * 1024));
+    let bytes = content(300_000, 1);
+    sim.write_file(holder, NAME, &bytes);
+    sim.command(
+        holder,
+        Command::Export {
+            name: NAME.to_string(),
+        },
+    );
+    assert!(sim.said_starting(
+        holder,
+        "cannot export file_A.bin: this node does not hold it"
+    ));
+    sim.command(
+        holder,
+        Command::Send {
+            name: NAME.to_string(),
+        },
+    );
+    sim.command(
+        holder,
+        Command::Export {
+            name: NAME.to_string(),
+        },
+    );
+    sim.run_until(
+        |sim| sim.said_starting(holder, "sharing "),
+        Duration::from_secs(30),
+    )
+    .unwrap_or_else(|error| panic!("sharing: {error}"));
+    assert!(sim.said_starting(holder, "exported file_A.bin to "));
+    let torrent = sim
+        .file(holder, "file_A.bin.torrent")
+        .expect("the .torrent is in the node's directory");
+    let torrent = torrent::bencode::decode(&torrent).expect("the .torrent is bencode");
+    let announce = torrent.get("announce").and_then(|v| v.as_bytes()).unwrap();
+    assert!(announce.starts_with(b"udp://") && announce.ends_with(b"/announce"));
+    let info = torrent.get("info").unwrap();
+    assert_eq!(info.get("length").and_then(|v| v.as_int()), Some(300_000));
+    let info_hash = sha1_of(&info.to_bytes());
+    let manifest = torrent::storage::Manifest::new(
+        NAME.into(),
+        300_000,
+        64 * 1024,
+        (0..5)
+            .map(|chunk| {
+                let start = chunk * 64 * 1024;
+                sha1_of(&bytes[start..(start + 64 * 1024).min(bytes.len())])
+            })
+            .collect(),
+    );
+    assert_eq!(info_hash, manifest.info_hash);
+
+    sim.command(holder, Command::Status);
+    let hex = torrent::wire::hex(&info_hash);
+    let magnet = format!("magnet:?xt=urn:btih:{hex}&dn=file_A.bin&tr=udp%3A%2F%2F");
+    assert!(
+        sim.said(holder).iter().any(|line| line.contains(&magnet)),
+        "no magnet link in status: {:?}",
+        sim.said(holder)
+    );
+
+    // A downloader exports too, once it holds the file.
+    sim.command(
+        downloader,
+        Command::Download {
+            name: NAME.to_string(),
+            pin: None,
+        },
+    );
+    sim.command(
+        downloader,
+        Command::Export {
+            name: NAME.to_string(),
+        },
+    );
+    sim.run_until(
+        |sim| sim.said_starting(downloader, "downloaded "),
+        Duration::from_secs(60),
+    )
+    .unwrap_or_else(|error| panic!("download: {error}"));
+    assert!(sim.said_starting(downloader, "exported file_A.bin to "));
+    assert_eq!(
+        sim.file(downloader, "file_A.bin.torrent"),
+        sim.file(holder, "file_A.bin.torrent")
+    );
+    sim.cleanup();
+}
+
+fn sha1_of(bytes: &[u8]) -> [u8; 20] {
+    sha1_smol::Sha1::from(bytes).digest().bytes()
+}

@@ -1,6 +1,7 @@
 //! The tracker's public values: its configuration, the events it reports for the log, and
 //! its counters. Kept apart from the state machine so that `tracker.rs` reads in one sitting.
 
+use crate::bep15;
 use crate::wire::{self, Hash};
 use std::fmt;
 use std::net::SocketAddr;
@@ -12,6 +13,16 @@ pub struct TrackerConfig {
     pub expiry: Duration,
     /// How often nodes are told to re-register (their heartbeat); shorter than `expiry`.
     pub heartbeat_interval: Duration,
+    /// The announce interval told to standard BitTorrent (BEP 15) clients; a client silent
+    /// for twice this long is forgotten.
+    pub announce_interval: Duration,
+}
+
+impl TrackerConfig {
+    /// How long a BEP 15 peer stays listed after its last announce.
+    pub fn bep15_peer_expiry(&self) -> Duration {
+        self.announce_interval.saturating_mul(2)
+    }
 }
 
 impl Default for TrackerConfig {
@@ -19,6 +30,7 @@ impl Default for TrackerConfig {
         TrackerConfig {
             expiry: Duration::from_secs(22),
             heartbeat_interval: Duration::from_secs(20),
+            announce_interval: Duration::from_secs(120),
         }
     }
 }
@@ -50,6 +62,13 @@ pub enum TrackerEvent {
     Dropped {
         from: SocketAddr,
         reason: String,
+    },
+    /// A standard BitTorrent client announced; `peers` were listed in the reply.
+    Bep15Announced {
+        from: SocketAddr,
+        info_hash: Hash,
+        event: bep15::Event,
+        peers: usize,
     },
 }
 
@@ -86,6 +105,18 @@ impl fmt::Display for TrackerEvent {
             TrackerEvent::Dropped { from, reason } => {
                 write!(f, "dropped datagram from {from}: {reason}")
             }
+            TrackerEvent::Bep15Announced {
+                from,
+                info_hash,
+                event,
+                peers,
+            } => {
+                let hex = wire::hex(info_hash);
+                write!(
+                    f,
+                    "BEP 15 announce from {from} for {hex} (event {event:?}): {peers} peers listed"
+                )
+            }
         }
     }
 }
@@ -105,6 +136,17 @@ pub struct TrackerStats {
     pub replies_dropped_too_long: u64,
     pub replies_sent: u64,
     pub events_dropped_queue_full: u64,
+    /// BEP 15 requests answered, by kind.
+    pub bep15_connects: u64,
+    pub bep15_announces: u64,
+    pub bep15_scrapes: u64,
+    /// BEP 15 requests that failed `bep15::decode_request` (some then get an error reply).
+    pub bep15_dropped_malformed: u64,
+    /// BEP 15 requests with a forged or expired connection id: dropped, never answered.
+    pub bep15_dropped_bad_connection_id: u64,
+    /// Announces refused because a swarm table was full.
+    pub bep15_refused_full: u64,
+    pub bep15_errors_sent: u64,
 }
 
 impl fmt::Display for TrackerStats {
@@ -112,7 +154,9 @@ impl fmt::Display for TrackerStats {
         write!(
             f,
             "received {}, malformed {}, unexpected kind {}, refused {}, replies sent {}, \
-             replies dropped (queue full {}, too long {}), events dropped {}",
+             replies dropped (queue full {}, too long {}), events dropped {}; BEP 15: \
+             connects {}, announces {}, scrapes {}, malformed {}, bad connection id {}, \
+             full {}, errors sent {}",
             self.datagrams_received,
             self.dropped_malformed,
             self.dropped_unexpected_kind,
@@ -121,6 +165,13 @@ impl fmt::Display for TrackerStats {
             self.replies_dropped_queue_full,
             self.replies_dropped_too_long,
             self.events_dropped_queue_full,
+            self.bep15_connects,
+            self.bep15_announces,
+            self.bep15_scrapes,
+            self.bep15_dropped_malformed,
+            self.bep15_dropped_bad_connection_id,
+            self.bep15_refused_full,
+            self.bep15_errors_sent,
         )
     }
 }

@@ -293,6 +293,7 @@ fn registered_tells_the_heartbeat_interval() {
     let config = TrackerConfig {
         expiry: secs(30),
         heartbeat_interval: Duration::from_millis(12_345),
+        ..TrackerConfig::default()
     };
     let mut tracker = Tracker::new(config, 1, t0);
     send(

@@ -1,0 +1,442 @@
+//! The tracker's side of BEP 15: standard BitTorrent clients announce and scrape on the
+//! tracker's port, beside our own nodes.
+//!
+//! * **Connection ids** are minted without per-client state: the first 8 bytes of
+//!   SHA-1(secret ‖ epoch ‖ client ip ‖ client port), where an epoch is
+//!   [`CONNECTION_EPOCH`] long and the current and previous epochs are accepted (so an id
+//!   lives 2 to 4 minutes; BEP 15 asks for at least 2). The secret is drawn from the
+//!   tracker's seed. A request with a wrong or expired id gets no reply at all: only an
+//!   address that received our connect reply can make us send more than it sent.
+//! * **Swarms** live in memory only (never persisted), keyed by info hash, bounded by
+//!   [`SWARMS_MAX`] and [`PEERS_PER_SWARM_MAX`]; a peer is forgotten after twice the
+//!   announce interval without an announce, or at once on `stopped`.
+//! * **One registry.** An announce or scrape for an info hash our nodes hold also sees those
+//!   nodes: they are listed as peers (seeders when they hold every chunk) and counted.
+//!   Standard clients learn their addresses but cannot download from them (our peer
+//!   protocol is our own).
+
+use super::{Outgoing, Tracker, TrackerEvent};
+use crate::bep15::{self as proto, AnnounceRequest, Event, Request, RequestError, ScrapeStats};
+use crate::rng::Rng;
+use crate::wire::{self, Hash, U32};
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+/// How long one connection-id epoch lasts; ids of this and the previous epoch are accepted.
+pub const CONNECTION_EPOCH: Duration = Duration::from_secs(120);
+/// Most BEP 15 swarms (info hashes with at least one standard peer).
+pub const SWARMS_MAX: usize = 16_384;
+/// Most standard peers in one swarm.
+pub const PEERS_PER_SWARM_MAX: usize = 4_096;
+/// Most standard peers across all swarms.
+pub const PEERS_MAX: usize = 262_144;
+/// Peers listed when the client asks for the default (`num_want` = -1).
+pub const NUM_WANT_DEFAULT: u32 = 50;
+/// Most peers listed in one announce response (about 1.2 KB over IPv4, 3.6 KB over IPv6).
+pub const NUM_WANT_MAX: u32 = 200;
+
+struct Peer {
+    last_seen: Instant,
+    seeder: bool,
+}
+
+#[derive(Default)]
+struct Swarm {
+    /// Keyed by the client's source ip and announced port.
+    peers: BTreeMap<SocketAddr, Peer>,
+    seeders: u32,
+    /// `completed` events seen (the scrape's "downloaded" count).
+    completed: u32,
+}
+
+/// Every BEP 15 swarm, and the secret behind connection ids.
+pub(super) struct Swarms {
+    secret: [u8; 16],
+    /// Epoch 0 starts here (the tracker's creation).
+    epoch_start: Instant,
+    swarms: BTreeMap<Hash, Swarm>,
+    /// (last announce, info hash, peer): the first entry is the next to expire.
+    by_last_seen: BTreeSet<(Instant, Hash, SocketAddr)>,
+}
+
+/// A BEP 15 reply waiting for `poll_transmit`, kept as values and encoded when sent.
+pub(super) enum Reply {
+    Connect {
+        transaction_id: u32,
+        connection_id: u64,
+    },
+    Announce {
+        fixed: proto::AnnounceResponse,
+        ipv6: bool,
+        peers: Vec<SocketAddr>,
+    },
+    Scrape {
+        transaction_id: u32,
+        stats: Vec<ScrapeStats>,
+    },
+    Error {
+        transaction_id: u32,
+        message: &'static str,
+    },
+}
+
+impl Reply {
+    pub(super) fn encode(&self, buf: &mut [u8]) -> Result<usize, proto::TooLong> {
+        match self {
+            Reply::Connect {
+                transaction_id,
+                connection_id,
+            } => proto::encode_connect_response(buf, *transaction_id, *connection_id),
+            Reply::Announce { fixed, ipv6, peers } => {
+                proto::encode_announce_response(buf, fixed, *ipv6, peers)
+            }
+            Reply::Scrape {
+                transaction_id,
+                stats,
+            } => proto::encode_scrape_response(buf, *transaction_id, stats),
+            Reply::Error {
+                transaction_id,
+                message,
+            } => proto::encode_error_response(buf, *transaction_id, message),
+        }
+    }
+}
+
+/// An IPv4-mapped IPv6 address is IPv4 (a dual-stack socket reports IPv4 clients so).
+fn canonical(addr: SocketAddr) -> SocketAddr {
+    SocketAddr::new(addr.ip().to_canonical(), addr.port())
+}
+
+impl Swarms {
+    pub(super) fn new(rng_seed: u64, now: Instant) -> Swarms {
+        // A stream of its own, so that node tokens do not depend on whether BEP 15 is used.
+        let mut rng = Rng::new(rng_seed ^ 0xb3b1_5bee_f00d_0015);
+        let mut secret = [0u8; 16];
+        secret[..8].copy_from_slice(&rng.next_u64().to_be_bytes());
+        secret[8..].copy_from_slice(&rng.next_u64().to_be_bytes());
+        Swarms {
+            secret,
+            epoch_start: now,
+            swarms: BTreeMap::new(),
+            by_last_seen: BTreeSet::new(),
+        }
+    }
+
+    fn epoch(&self, now: Instant) -> u64 {
+        now.saturating_duration_since(self.epoch_start).as_secs() / CONNECTION_EPOCH.as_secs()
+    }
+
+    fn connection_id_for(&self, epoch: u64, client: SocketAddr) -> u64 {
+        let client = canonical(client);
+        let mut sha = sha1_smol::Sha1::new();
+        sha.update(&self.secret);
+        sha.update(&epoch.to_be_bytes());
+        sha.update(&wire::ip_to_bytes(client.ip()));
+        sha.update(&client.port().to_be_bytes());
+        let digest = sha.digest().bytes();
+        let mut id = [0u8; 8];
+        id.copy_from_slice(&digest[..8]);
+        // Never the magic that opens our own datagrams, so that an announce is never
+        // mistaken for one of ours, nor the protocol id that marks a connect.
+        if id[..4] == wire::MAGIC || u64::from_be_bytes(id) == proto::PROTOCOL_ID {
+            id[0] ^= 0x80;
+        }
+        u64::from_be_bytes(id)
+    }
+
+    /// The id handed to `client` now.
+    pub(super) fn connection_id(&self, now: Instant, client: SocketAddr) -> u64 {
+        self.connection_id_for(self.epoch(now), client)
+    }
+
+    /// Was `id` handed to `client` in this epoch or the previous one?
+    pub(super) fn connection_id_valid(&self, now: Instant, client: SocketAddr, id: u64) -> bool {
+        let epoch = self.epoch(now);
+        id == self.connection_id_for(epoch, client)
+            || (epoch > 0 && id == self.connection_id_for(epoch - 1, client))
+    }
+
+    /// Forgets peers that have not announced for `expiry`. Spurious calls do nothing.
+    pub(super) fn expire(&mut self, now: Instant, expiry: Duration) {
+        while let Some(&(last_seen, info_hash, addr)) = self.by_last_seen.first() {
+            if last_seen + expiry > now {
+                break;
+            }
+            self.remove_peer(info_hash, addr);
+        }
+    }
+
+    /// The earliest moment a peer could expire.
+    pub(super) fn next_expiry(&self, expiry: Duration) -> Option<Instant> {
+        self.by_last_seen.first().map(|&(t, _, _)| t + expiry)
+    }
+
+    pub(super) fn peer_count(&self) -> usize {
+        self.by_last_seen.len()
+    }
+
+    pub(super) fn swarm_count(&self) -> usize {
+        self.swarms.len()
+    }
+
+    fn remove_peer(&mut self, info_hash: Hash, addr: SocketAddr) {
+        let Some(swarm) = self.swarms.get_mut(&info_hash) else {
+            return;
+        };
+        if let Some(peer) = swarm.peers.remove(&addr) {
+            self.by_last_seen.remove(&(peer.last_seen, info_hash, addr));
+            if peer.seeder {
+                swarm.seeders -= 1;
+            }
+        }
+        if swarm.peers.is_empty() {
+            self.swarms.remove(&info_hash);
+        }
+    }
+
+    /// Records an announce; false when a table is full (the client gets an error reply).
+    fn upsert(&mut self, now: Instant, info_hash: Hash, addr: SocketAddr, seeder: bool) -> bool {
+        let known = self
+            .swarms
+            .get(&info_hash)
+            .is_some_and(|swarm| swarm.peers.contains_key(&addr));
+        if !known {
+            let swarm_full = self
+                .swarms
+                .get(&info_hash)
+                .map_or(self.swarms.len() >= SWARMS_MAX, |swarm| {
+                    swarm.peers.len() >= PEERS_PER_SWARM_MAX
+                });
+            if swarm_full || self.by_last_seen.len() >= PEERS_MAX {
+                return false;
+            }
+        }
+        let swarm = self.swarms.entry(info_hash).or_default();
+        let peer = swarm.peers.entry(addr).or_insert(Peer {
+            last_seen: now,
+            seeder: false,
+        });
+        self.by_last_seen.remove(&(peer.last_seen, info_hash, addr));
+        peer.last_seen = peer.last_seen.max(now);
+        self.by_last_seen.insert((peer.last_seen, info_hash, addr));
+        if peer.seeder != seeder {
+            peer.seeder = seeder;
+            if seeder {
+                swarm.seeders += 1;
+            } else {
+                swarm.seeders -= 1;
+            }
+        }
+        true
+    }
+}
+
+impl Tracker {
+    /// A datagram that [`proto::is_bep15`] claimed.
+    pub(super) fn on_bep15(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
+        let request = match proto::decode_request(bytes) {
+            Ok(request) => request,
+            Err(error) => return self.bep15_refuse(now, from, error),
+        };
+        match request {
+            Request::Connect { transaction_id } => {
+                self.stats.bep15_connects += 1;
+                let connection_id = self.bep15.connection_id(now, from);
+                self.reply(
+                    from,
+                    Outgoing::Bep15(Reply::Connect {
+                        transaction_id,
+                        connection_id,
+                    }),
+                );
+            }
+            Request::Announce(announce) => {
+                if self.bep15_check_id(now, from, announce.header.connection_id.get()) {
+                    self.bep15_announce(now, from, announce);
+                }
+            }
+            Request::Scrape {
+                connection_id,
+                transaction_id,
+                info_hashes,
+            } => {
+                if self.bep15_check_id(now, from, connection_id) {
+                    self.bep15_scrape(from, transaction_id, info_hashes);
+                }
+            }
+        }
+    }
+
+    /// Counts and drops a request with a bad connection id: no reply, whatever it asked.
+    fn bep15_check_id(&mut self, now: Instant, from: SocketAddr, connection_id: u64) -> bool {
+        if self.bep15.connection_id_valid(now, from, connection_id) {
+            return true;
+        }
+        self.stats.bep15_dropped_bad_connection_id += 1;
+        let reason = "BEP 15: unknown or expired connection id".to_string();
+        self.event(TrackerEvent::Dropped { from, reason });
+        false
+    }
+
+    fn bep15_refuse(&mut self, now: Instant, from: SocketAddr, error: RequestError) {
+        self.stats.bep15_dropped_malformed += 1;
+        self.event(TrackerEvent::Dropped {
+            from,
+            reason: error.to_string(),
+        });
+        if let RequestError::Sendable {
+            connection_id,
+            transaction_id,
+            problem,
+        } = error
+            && self.bep15_check_id(now, from, connection_id)
+        {
+            self.bep15_error(from, transaction_id, problem.message());
+        }
+    }
+
+    fn bep15_error(&mut self, to: SocketAddr, transaction_id: u32, message: &'static str) {
+        self.stats.bep15_errors_sent += 1;
+        self.reply(
+            to,
+            Outgoing::Bep15(Reply::Error {
+                transaction_id,
+                message,
+            }),
+        );
+    }
+
+    fn bep15_announce(&mut self, now: Instant, from: SocketAddr, announce: &AnnounceRequest) {
+        self.stats.bep15_announces += 1;
+        // Replies go to `reply_to` as received (a dual-stack socket needs the mapped form);
+        // the swarm files the canonical address.
+        let reply_to = from;
+        let from = canonical(from);
+        let transaction_id = announce.header.transaction_id.get();
+        let info_hash = announce.info_hash;
+        // The announced port, at the address the datagram came from: the `ip` field is
+        // ignored, so nobody can list someone else's address. Port 0 means the source port.
+        let port = match announce.port.get() {
+            0 => from.port(),
+            port => port,
+        };
+        let peer = SocketAddr::new(from.ip(), port);
+        let event = announce.event();
+        if event == Event::Stopped {
+            self.bep15.remove_peer(info_hash, peer);
+        } else {
+            let seeder = announce.left_bytes.get() == 0;
+            if !self.bep15.upsert(now, info_hash, peer, seeder) {
+                self.stats.bep15_refused_full += 1;
+                return self.bep15_error(reply_to, transaction_id, "tracker full");
+            }
+            if event == Event::Completed
+                && let Some(swarm) = self.bep15.swarms.get_mut(&info_hash)
+            {
+                swarm.completed = swarm.completed.saturating_add(1);
+            }
+        }
+        let ipv6 = from.is_ipv6();
+        let wanted = match event {
+            Event::Stopped => 0,
+            _ => announce
+                .num_want()
+                .unwrap_or(NUM_WANT_DEFAULT)
+                .min(NUM_WANT_MAX),
+        };
+        let peers = self.bep15_peers(info_hash, peer, ipv6, wanted as usize);
+        let counts = self.bep15_stats_of(&info_hash);
+        self.event(TrackerEvent::Bep15Announced {
+            from,
+            info_hash,
+            event,
+            peers: peers.len(),
+        });
+        let interval_s = u32::try_from(self.config.announce_interval.as_secs()).unwrap_or(u32::MAX);
+        let fixed = proto::AnnounceResponse {
+            header: proto::ResponseHeader {
+                action: U32::new(proto::ACTION_ANNOUNCE),
+                transaction_id: U32::new(transaction_id),
+            },
+            interval_s: U32::new(interval_s.max(1)),
+            leechers: counts.leechers,
+            seeders: counts.seeders,
+        };
+        self.reply(
+            reply_to,
+            Outgoing::Bep15(Reply::Announce { fixed, ipv6, peers }),
+        );
+    }
+
+    /// Up to `wanted` peers of `info_hash` in the asker's family, not the asker: our nodes
+    /// holding it first, then standard peers from a random place in the swarm (so that
+    /// every peer gets listed by someone).
+    fn bep15_peers(
+        &mut self,
+        info_hash: Hash,
+        asker: SocketAddr,
+        ipv6: bool,
+        wanted: usize,
+    ) -> Vec<SocketAddr> {
+        let same_family = |addr: &SocketAddr| addr.is_ipv6() == ipv6 && *addr != asker;
+        let mut peers = Vec::with_capacity(wanted.min(64));
+        if let Some(file) = self.files.get(&info_hash) {
+            let holders = file.holders.keys();
+            let addrs = holders.filter_map(|id| self.nodes.get(id).map(|n| canonical(n.addr)));
+            peers.extend(addrs.filter(same_family).take(wanted));
+        }
+        if let Some(swarm) = self.bep15.swarms.get(&info_hash) {
+            let start = (self.rng.next_u64() % swarm.peers.len().max(1) as u64) as usize;
+            let from_start = swarm.peers.keys().skip(start);
+            let wrapped = from_start.chain(swarm.peers.keys().take(start));
+            let room = wanted.saturating_sub(peers.len());
+            peers.extend(wrapped.copied().filter(same_family).take(room));
+        }
+        peers
+    }
+
+    /// Seeders, completed and leechers of `info_hash`, our holders included (a holder of
+    /// every chunk is a seeder, a partial holder a leecher).
+    fn bep15_stats_of(&self, info_hash: &Hash) -> ScrapeStats {
+        let (mut seeders, mut completed, mut leechers) = (0u32, 0u32, 0u32);
+        if let Some(swarm) = self.bep15.swarms.get(info_hash) {
+            seeders = swarm.seeders;
+            leechers = swarm.peers.len() as u32 - swarm.seeders;
+            completed = swarm.completed;
+        }
+        if let Some(file) = self.files.get(info_hash) {
+            let chunk_count = wire::chunk_count(file.file_bytes, file.chunk_bytes);
+            for &chunks_held in file.holders.values() {
+                if chunks_held >= chunk_count {
+                    seeders = seeders.saturating_add(1);
+                } else {
+                    leechers = leechers.saturating_add(1);
+                }
+            }
+        }
+        ScrapeStats {
+            seeders: U32::new(seeders),
+            completed: U32::new(completed),
+            leechers: U32::new(leechers),
+        }
+    }
+
+    fn bep15_scrape(&mut self, to: SocketAddr, transaction_id: u32, info_hashes: &[Hash]) {
+        self.stats.bep15_scrapes += 1;
+        let stats = info_hashes
+            .iter()
+            .map(|info_hash| self.bep15_stats_of(info_hash))
+            .collect();
+        self.reply(
+            to,
+            Outgoing::Bep15(Reply::Scrape {
+                transaction_id,
+                stats,
+            }),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests;
