@@ -49,10 +49,13 @@ pub mod console;
 pub mod demo;
 #[doc(hidden)]
 pub mod fuzz_checks;
+pub mod impair;
 pub mod logging;
 pub mod node;
 pub mod reactor;
 pub mod rng;
+#[doc(hidden)]
+pub mod sim;
 pub mod storage;
 pub mod tracker;
 pub mod wire;

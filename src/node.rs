@@ -27,7 +27,7 @@ use crate::rng::Rng;
 use crate::storage::{Bitmap, Manifest, Mapping, StateDir};
 use crate::wire::{self, Hash, Message, NodeAuth, RefusedReason, U32, U64};
 use download::Download;
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -303,7 +303,7 @@ pub struct Node {
     config: NodeConfig,
     state: StateDir,
     tracker: TrackerLink,
-    files: HashMap<Hash, LocalFile>,
+    files: BTreeMap<Hash, LocalFile>,
     /// Names being hashed for sharing right now.
     hashing: Vec<String>,
     downloads: Vec<Download>,
@@ -335,7 +335,7 @@ impl Node {
             },
             config,
             state,
-            files: HashMap::new(),
+            files: BTreeMap::new(),
             hashing: Vec::new(),
             downloads: Vec::new(),
             uploader,
@@ -872,7 +872,8 @@ impl Node {
         let Some(file) = self.files.get_mut(&info_hash) else {
             return;
         };
-        if file.have.count() == 0 {
+        // An empty file has no chunks: complete, it is announced all the same.
+        if file.have.count() == 0 && !file.complete() {
             return;
         }
         file.announce_due = None;
@@ -1076,7 +1077,7 @@ impl std::fmt::Display for Progress {
 /// The node's state that a download works with, borrowed apart from the download list.
 pub(crate) struct Parts<'a> {
     out: &'a mut Outbox,
-    files: &'a mut HashMap<Hash, LocalFile>,
+    files: &'a mut BTreeMap<Hash, LocalFile>,
     state: &'a StateDir,
     config: &'a NodeConfig,
 }

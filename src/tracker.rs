@@ -46,9 +46,11 @@ pub const EVENT_QUEUE_MAX: usize = 4_096;
 struct Node {
     addr: SocketAddr,
     token: u64,
+    /// The node has presented its token at least once, so it surely received it.
+    token_confirmed: bool,
     last_seen: Instant,
     upload_credit_bytes: u64,
-    /// Info hash → chunks held (never zero).
+    /// Info hash → chunks held (never zero, except for an empty file).
     holdings: BTreeMap<Hash, u32>,
 }
 
@@ -56,7 +58,7 @@ struct File {
     name: String,
     file_bytes: u64,
     chunk_bytes: u32,
-    /// Node id → chunks held (never zero). Never empty: a file without holders is forgotten.
+    /// Node id → chunks held (never zero, except for an empty file). Never empty: a file without holders is forgotten.
     holders: BTreeMap<u32, u32>,
 }
 
@@ -128,6 +130,7 @@ impl Tracker {
             let node = Node {
                 addr,
                 token,
+                token_confirmed: true,
                 last_seen: now,
                 upload_credit_bytes: entry.upload_credit_bytes,
                 holdings: BTreeMap::new(),
@@ -299,6 +302,12 @@ impl Tracker {
         let (node_id, token) = (auth.node_id.get(), auth.token.get());
         let full = self.nodes.len() >= NODES_MAX;
         let registered_event = match self.nodes.get_mut(&node_id) {
+            // Our Registered reply was lost: the node asks again from the same address with
+            // no token. It gets the same token again, until it has once used it.
+            Some(node) if token == 0 && !node.token_confirmed && node.addr == from => {
+                self.touch(node_id, now);
+                None
+            }
             Some(node) if node.token != token => {
                 // The id belongs to another node (or to this one before it lost its token).
                 return self.refuse(from, Kind::Register, RefusedReason::BadToken);
@@ -306,6 +315,7 @@ impl Tracker {
             Some(node) => {
                 let moved = node.addr != from;
                 node.addr = from;
+                node.token_confirmed = true;
                 self.registry_changed |= moved;
                 self.touch(node_id, now);
                 moved.then_some(TrackerEvent::NodeRegistered {
@@ -325,6 +335,7 @@ impl Tracker {
                 let node = Node {
                     addr: from,
                     token,
+                    token_confirmed: returning,
                     last_seen: now,
                     upload_credit_bytes: 0,
                     holdings: BTreeMap::new(),
@@ -539,6 +550,9 @@ impl Tracker {
     ) -> Option<u32> {
         match self.check_auth(auth) {
             Ok(node_id) => {
+                if let Some(node) = self.nodes.get_mut(&node_id) {
+                    node.token_confirmed = true;
+                }
                 self.touch(node_id, now);
                 Some(node_id)
             }
@@ -592,7 +606,8 @@ impl Tracker {
         {
             return Err(RefusedReason::Conflict);
         }
-        if chunks_held == 0 {
+        // An empty file has no chunks, so zero means "no longer holds it" only for others.
+        if chunks_held == 0 && wire::chunk_count(file_bytes, chunk_bytes) > 0 {
             if node.holdings.remove(&info_hash).is_some() {
                 self.release(node_id, info_hash);
                 self.registry_changed = true;

@@ -22,7 +22,7 @@ use crate::storage::{Bitmap, Manifest, Mapping};
 use crate::wire::{
     self, Hash, HolderRecord, Message, PeerAsk, RejectReason, U32, U64, VersionRecord,
 };
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -387,7 +387,7 @@ impl Download {
                 }
                 self.release_peer_requests(index);
                 // Other downloads from the same peer need the cookie too.
-                return None;
+                None
             }
             Message::HaveMap { fixed, bitmap } if fixed.info_hash == info_hash => {
                 let peer = &mut self.peers[index];
@@ -405,7 +405,7 @@ impl Download {
                     );
                     self.drop_peer(parts, now, index);
                 }
-                return Some(Handled::Consumed);
+                Some(Handled::Consumed)
             }
             Message::ManifestPart {
                 fixed,
@@ -413,7 +413,7 @@ impl Download {
                 name,
             } if fixed.info_hash == info_hash => {
                 self.peers[index].last_heard = now;
-                return Some(self.manifest_part(parts, now, index, fixed, hashes, name));
+                Some(self.manifest_part(parts, now, index, fixed, hashes, name))
             }
             Message::Piece { fixed, data } if fixed.info_hash == info_hash => {
                 self.piece(
@@ -424,7 +424,7 @@ impl Download {
                     fixed.offset.get(),
                     data,
                 );
-                return Some(Handled::Consumed);
+                Some(Handled::Consumed)
             }
             Message::Reject(reject) if reject.info_hash == info_hash => {
                 self.peers[index].last_heard = now;
@@ -445,9 +445,9 @@ impl Download {
                         self.drop_peer(parts, now, index);
                     }
                 }
-                return Some(Handled::Consumed);
+                Some(Handled::Consumed)
             }
-            _ => return None,
+            _ => None,
         }
     }
 
@@ -587,7 +587,7 @@ impl Download {
         let chunk_len = transfer.manifest.chunk_len(chunk);
         let piece = offset / transfer.piece_bytes;
         let expected_len = transfer.piece_bytes.min(chunk_len.saturating_sub(offset));
-        if offset % transfer.piece_bytes != 0
+        if !offset.is_multiple_of(transfer.piece_bytes)
             || data.len() != expected_len as usize
             || piece >= progress.received.len()
         {
@@ -718,7 +718,9 @@ impl Download {
             .filter(|p| p.chunks_verified > 0)
             .map(|p| format!("node {}: {} chunks", p.node_id, p.chunks_verified))
             .collect();
-        if sources.is_empty() {
+        if manifest.chunk_count() == 0 {
+            sources.push("no peer (the file is empty)".to_string());
+        } else if sources.is_empty() {
             sources.push("no peer (resumed from disk)".to_string());
         }
         parts.out.say(format!(
@@ -859,10 +861,9 @@ impl Download {
             } else if !peer.dropped
                 && peer.have.is_none()
                 && now.saturating_duration_since(peer.last_asked) >= ASK_RETRY
+                && let Some(info_hash) = self.info_hash
             {
-                if let Some(info_hash) = self.info_hash {
-                    self.ask_have(parts, now, index, info_hash);
-                }
+                self.ask_have(parts, now, index, info_hash);
             }
         }
         if let Phase::Manifest(fetch) = &self.phase
@@ -982,7 +983,7 @@ impl Download {
 
     pub fn progress(
         &self,
-        files: &HashMap<Hash, LocalFile>,
+        files: &BTreeMap<Hash, LocalFile>,
         now: Instant,
     ) -> Option<super::Progress> {
         if self.finished() {

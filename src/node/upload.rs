@@ -12,7 +12,7 @@ use crate::Transmit;
 use crate::rng::Rng;
 use crate::storage::Mapping;
 use crate::wire::{self, Hash, Kind, Message, RejectReason, U16, U32, U64};
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -124,7 +124,7 @@ impl Uploader {
     pub fn handle_request(
         &mut self,
         out: &mut Outbox,
-        files: &HashMap<Hash, LocalFile>,
+        files: &BTreeMap<Hash, LocalFile>,
         now: Instant,
         from: SocketAddr,
         message: &Message<'_>,

@@ -107,9 +107,11 @@ impl Snapshot {
             let mut holder_ids = std::collections::BTreeSet::new();
             let (file_bytes, chunk_bytes) = (file.file_bytes, file.chunk_bytes);
             file.holders.retain(|holder| {
+                let chunk_count = wire::chunk_count(file_bytes, chunk_bytes);
+                // Zero chunks held is a holder only of an empty file (which has no chunks).
                 node_ids.contains(&holder.node_id)
-                    && holder.chunks_held > 0
-                    && holder.chunks_held <= wire::chunk_count(file_bytes, chunk_bytes)
+                    && (holder.chunks_held > 0 || chunk_count == 0)
+                    && holder.chunks_held <= chunk_count
                     && holder_ids.insert(holder.node_id)
             });
         }

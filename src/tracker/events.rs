@@ -39,7 +39,7 @@ pub enum TrackerEvent {
     NodeExited {
         node_id: u32,
     },
-    /// `chunks_held` is zero when the node stopped holding the file.
+    /// `chunks_held` is zero when the node stopped holding the file (or the file is empty).
     FileAnnounced {
         node_id: u32,
         name: String,

@@ -260,6 +260,32 @@ fn register_mints_token_and_checks_it() {
 }
 
 #[test]
+fn a_lost_registered_reply_is_sent_again_until_the_token_is_used() {
+    let t0 = Instant::now();
+    let mut tracker = new_tracker(t0);
+    let token = register(&mut tracker, t0, addr(4000), 3, 0);
+    // The reply was lost; the node asks again, still without a token, from the same address.
+    assert_eq!(
+        register(&mut tracker, t0 + secs(1), addr(4000), 3, 0),
+        token
+    );
+    // From elsewhere, token 0 is still someone else claiming the id.
+    let request = Register {
+        auth: auth(3, 0),
+        reserved: [0; 4],
+    };
+    send(&mut tracker, t0, addr(5000), Message::Register(&request));
+    assert_eq!(refused(&mut tracker), RefusedReason::BadToken);
+    // Once the node has used its token, token 0 is refused even from its own address.
+    assert_eq!(
+        register(&mut tracker, t0 + secs(2), addr(4000), 3, token),
+        token
+    );
+    send(&mut tracker, t0, addr(4000), Message::Register(&request));
+    assert_eq!(refused(&mut tracker), RefusedReason::BadToken);
+}
+
+#[test]
 fn registered_tells_the_heartbeat_interval() {
     let t0 = Instant::now();
     let config = TrackerConfig {
@@ -395,6 +421,32 @@ fn announce_then_lookup_lists_holder_but_not_asker() {
     assert_eq!(tracker.file_count(), 0);
     let (versions, _) = lookup(&mut tracker, t0, addr(4002), 2, leecher, "file_A.txt");
     assert!(versions.is_empty());
+}
+
+#[test]
+fn an_empty_file_is_held_with_zero_chunks() {
+    let t0 = Instant::now();
+    let mut tracker = new_tracker(t0);
+    let a = register(&mut tracker, t0, addr(4001), 1, 0);
+    let b = register(&mut tracker, t0, addr(4002), 2, 0);
+    let fixed = announce_message(1, a, hash(7), 0, 16 * KIB, 0);
+    let name = "empty";
+    send(
+        &mut tracker,
+        t0,
+        addr(4001),
+        Message::Announce {
+            fixed: &fixed,
+            name,
+        },
+    );
+    assert_eq!(drain(&mut tracker).len(), 1);
+    let (versions, holders) = lookup(&mut tracker, t0, addr(4002), 2, b, name);
+    assert_eq!(versions.len(), 1);
+    assert_eq!(holder_ids(&holders), [1]);
+    // It survives a snapshot round trip.
+    let restored = Tracker::from_snapshot(TrackerConfig::default(), 1, t0, tracker.snapshot());
+    assert_eq!(restored.file_count(), 1);
 }
 
 #[test]

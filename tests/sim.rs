@@ -1,0 +1,369 @@
+//! Whole swarms in one process: a tracker and nodes driven by `torrent::sim` from a seed.
+//!
+//! `SIM_SEED=n cargo test --test sim` replays seed `n` in every test that sweeps seeds;
+//! `SIM_SEEDS=n` sweeps seeds `0..n` instead of the default 8. A failing run's message names
+//! its seed.
+
+use std::time::Duration;
+use torrent::console::Command;
+use torrent::node::NodeConfig;
+use torrent::sim::{NetConfig, Sim};
+
+const NAME: &str = "file_A.bin";
+/// Seeds swept by default.
+const SEEDS: u64 = 8;
+
+/// The seeds to run: `SIM_SEED` alone when set, else `0..SIM_SEEDS` (default [`SEEDS`]).
+fn seeds() -> Vec<u64> {
+    let number = |var: &str| {
+        std::env::var(var).ok().map(|text| {
+            text.trim()
+                .parse::<u64>()
+                .expect("SIM_SEED(S) must be a number")
+        })
+    };
+    match number("SIM_SEED") {
+        Some(seed) => vec![seed],
+        None => (0..number("SIM_SEEDS").unwrap_or(SEEDS)).collect(),
+    }
+}
+
+/// Content that differs at every offset, so a misplaced piece shows.
+fn content(len: usize, seed: u64) -> Vec<u8> {
+    let mut rng = torrent::rng::Rng::new(seed ^ 0x5eed);
+    (0..len).map(|_| rng.next_u64() as u8).collect()
+}
+
+fn small_chunks(piece_bytes: u32) -> impl Fn(&mut NodeConfig) {
+    move |config: &mut NodeConfig| {
+        config.chunk_bytes = 64 * 1024;
+        config.piece_bytes = piece_bytes;
+    }
+}
+
+struct Swarm {
+    sim: Sim,
+    holders: Vec<usize>,
+    downloader: usize,
+    bytes: Vec<u8>,
+}
+
+/// A tracker, `holders` nodes sharing one file of `len` bytes (each has said "sharing"), and
+/// a node that will download it.
+fn swarm(seed: u64, net: NetConfig, len: usize, holders: usize, piece_bytes: u32) -> Swarm {
+    swarm_with(seed, net, len, holders, piece_bytes, |_| {})
+}
+
+/// [`swarm`], with `holder_config` applied to the holders' configuration.
+fn swarm_with(
+    seed: u64,
+    net: NetConfig,
+    len: usize,
+    holders: usize,
+    piece_bytes: u32,
+    holder_config: impl Fn(&mut NodeConfig),
+) -> Swarm {
+    let mut sim = Sim::new(seed, net);
+    let bytes = content(len, seed);
+    let holders: Vec<usize> = (0..holders)
+        .map(|_| {
+            sim.add_node(|config| {
+                small_chunks(piece_bytes)(config);
+                holder_config(config);
+            })
+        })
+        .collect();
+    let downloader = sim.add_node(small_chunks(piece_bytes));
+    for &holder in &holders {
+        sim.write_file(holder, NAME, &bytes);
+        sim.command(
+            holder,
+            Command::Send {
+                name: NAME.to_string(),
+            },
+        );
+    }
+    let sharing = holders.clone();
+    sim.run_until(
+        |sim| sharing.iter().all(|&h| sim.said_starting(h, "sharing ")),
+        Duration::from_secs(30),
+    )
+    .unwrap_or_else(|error| panic!("sharing: {error}"));
+    Swarm {
+        sim,
+        holders,
+        downloader,
+        bytes,
+    }
+}
+
+impl Swarm {
+    fn download(&mut self) {
+        self.sim.command(
+            self.downloader,
+            Command::Download {
+                name: NAME.to_string(),
+                pin: None,
+            },
+        );
+    }
+
+    /// Runs until the downloader said "downloaded", then checks the bytes.
+    fn finish(&mut self, virtual_limit: Duration) {
+        let downloader = self.downloader;
+        let result = self.sim.run_until(
+            |sim| {
+                sim.said_starting(downloader, "downloaded ")
+                    || sim.said_starting(downloader, "download ")
+            },
+            virtual_limit,
+        );
+        if let Err(error) = result {
+            panic!("download: {error}");
+        }
+        let seed = self.sim.seed();
+        assert!(
+            self.sim.said_starting(downloader, "downloaded "),
+            "seed {seed}: download failed: {:?}",
+            self.sim.said(downloader)
+        );
+        if std::env::var_os("SIM_VERBOSE").is_some() {
+            eprintln!(
+                "seed {seed}: {} bytes in virtual {:?}; {:?}; {:?}",
+                self.bytes.len(),
+                self.sim.elapsed(),
+                self.sim.stats,
+                self.sim.said(downloader)
+            );
+        }
+        let got = self.sim.file(downloader, NAME);
+        assert!(got.is_some(), "seed {seed}: {NAME} is not in the directory");
+        assert!(
+            got.as_deref() == Some(&self.bytes[..]),
+            "seed {seed}: {NAME} differs from the original ({} bytes, expected {})",
+            got.map_or(0, |g| g.len()),
+            self.bytes.len()
+        );
+    }
+}
+
+fn transfer(seed: u64, net: NetConfig, len: usize, piece_bytes: u32, limit: Duration) {
+    let mut swarm = swarm(seed, net, len, 2, piece_bytes);
+    swarm.download();
+    swarm.finish(limit);
+}
+
+const PERFECT: NetConfig = NetConfig {
+    latency: Duration::from_micros(100),
+    jitter: Duration::ZERO,
+    loss: 0.0,
+    duplicate: 0.0,
+};
+
+fn lossy(loss: f64) -> NetConfig {
+    NetConfig {
+        latency: Duration::from_millis(2),
+        jitter: Duration::from_millis(3),
+        loss,
+        duplicate: loss / 2.0,
+    }
+}
+
+const MIB: usize = 1024 * 1024;
+
+#[test]
+fn empty_file() {
+    let mut swarm = swarm(1, PERFECT, 0, 2, 1400);
+    swarm.download();
+    swarm.finish(Duration::from_secs(30));
+    let said = swarm.sim.said(swarm.downloader);
+    assert!(
+        said.iter().any(|l| l.ends_with("(the file is empty)")),
+        "{said:?}"
+    );
+}
+
+#[test]
+fn one_byte_file() {
+    transfer(2, PERFECT, 1, 1400, Duration::from_secs(30));
+}
+
+#[test]
+fn many_chunks_large_pieces() {
+    transfer(3, PERFECT, MIB + 1, 64 * 1024 - 64, Duration::from_secs(30));
+}
+
+#[test]
+fn many_chunks_small_pieces() {
+    transfer(4, PERFECT, MIB + 1, 1400, Duration::from_secs(30));
+}
+
+#[test]
+fn five_percent_loss_sweep() {
+    for seed in seeds() {
+        transfer(seed, lossy(0.05), MIB + 1, 1400, Duration::from_secs(60));
+    }
+}
+
+#[test]
+fn twenty_percent_loss_sweep() {
+    for seed in seeds() {
+        let len = [0, 1, 200_000, MIB + 1][seed as usize % 4];
+        let piece_bytes = if seed % 2 == 0 { 1400 } else { 16 * 1024 };
+        transfer(seed, lossy(0.2), len, piece_bytes, Duration::from_secs(120));
+    }
+}
+
+#[test]
+fn holder_vanishes_mid_transfer() {
+    for seed in seeds() {
+        let mut swarm = swarm(seed, lossy(0.01), MIB + 1, 2, 1400);
+        swarm.download();
+        let downloader = swarm.downloader;
+        // Let some pieces arrive from both holders, then cut one off.
+        let name = NAME.to_string();
+        swarm
+            .sim
+            .run_until(
+                |sim| {
+                    sim.node(downloader)
+                        .progress(sim.now())
+                        .iter()
+                        .any(|p| p.name == name && p.verified_bytes >= 4 * 64 * 1024)
+                },
+                Duration::from_secs(30),
+            )
+            .unwrap_or_else(|error| panic!("progress: {error}"));
+        let gone = swarm.holders[seed as usize % 2];
+        swarm.sim.disconnect(gone);
+        swarm.finish(Duration::from_secs(60));
+    }
+}
+
+#[test]
+fn same_seed_same_run() {
+    let run = |seed| {
+        let mut swarm = swarm(seed, lossy(0.05), 300_000, 2, 1400);
+        swarm.download();
+        swarm.finish(Duration::from_secs(60));
+        (swarm.sim.elapsed(), swarm.sim.stats.delivered)
+    };
+    assert_eq!(run(7), run(7));
+}
+
+/// One seeder and several nodes downloading at once: they also trade chunks among
+/// themselves, and every one ends with the whole file.
+#[test]
+fn one_seeder_many_downloaders_at_once() {
+    for seed in seeds() {
+        // A slow seeder, so that downloaders spend a while holding part of the file.
+        let slow = |config: &mut NodeConfig| config.max_upload_bytes_per_s = Some(1_000_000);
+        let mut swarm = swarm_with(seed, lossy(0.02), MIB + 1, 1, 1400, slow);
+        if std::env::var_os("SIM_VERBOSE").is_some() {
+            eprintln!("seed {seed}");
+        }
+        let mut downloaders = vec![swarm.downloader];
+        for _ in 0..4 {
+            downloaders.push(swarm.sim.add_node(small_chunks(1400)));
+        }
+        // Staggered starts: later nodes find earlier ones holding part of the file.
+        for &node in &downloaders {
+            swarm.sim.command(
+                node,
+                Command::Download {
+                    name: NAME.to_string(),
+                    pin: None,
+                },
+            );
+            swarm.sim.run_for(Duration::from_millis(150));
+        }
+        let all = downloaders.clone();
+        let result = swarm.sim.run_until(
+            |sim| {
+                all.iter()
+                    .all(|&n| sim.said(n).iter().any(|l| l.starts_with("download")))
+            },
+            Duration::from_secs(120),
+        );
+        if let Err(error) = result {
+            panic!("swarm: {error}");
+        }
+        for &node in &downloaders {
+            if std::env::var_os("SIM_VERBOSE").is_some() {
+                eprintln!("  {:?}", swarm.sim.said(node));
+            }
+            assert!(
+                swarm.sim.file(node, NAME).as_deref() == Some(&swarm.bytes[..]),
+                "seed {seed}: node index {node} does not have the file: {:?}",
+                swarm.sim.said(node)
+            );
+        }
+    }
+}
+
+/// `exit` tells the tracker, which forgets the node and its files.
+#[test]
+fn exit_leaves_the_tracker() {
+    let mut swarm = swarm(5, lossy(0.05), 1000, 1, 1400);
+    let holder = swarm.holders[0];
+    assert_eq!(swarm.sim.tracker().file_count(), 1);
+    swarm.sim.command(holder, Command::Exit);
+    swarm
+        .sim
+        .run_until(|sim| sim.exited(holder).is_some(), Duration::from_secs(5))
+        .unwrap_or_else(|error| panic!("exit: {error}"));
+    assert_eq!(swarm.sim.exited(holder), Some(0));
+    swarm.sim.run_for(Duration::from_secs(1));
+    // Lost exits are possible at 5% loss; but the file's only holder is gone either way
+    // once its registration expires.
+    swarm.sim.run_for(Duration::from_secs(30));
+    assert_eq!(swarm.sim.tracker().file_count(), 0);
+    assert_eq!(swarm.sim.tracker().node_count(), 1);
+}
+
+/// Heartbeats keep nodes registered through a long quiet spell on a lossy network.
+#[test]
+fn heartbeats_keep_nodes_alive() {
+    for seed in seeds() {
+        let mut swarm = swarm(seed, lossy(0.2), 1000, 2, 1400);
+        swarm.sim.run_for(Duration::from_secs(300));
+        assert_eq!(swarm.sim.tracker().node_count(), 3, "seed {seed}");
+        assert_eq!(swarm.sim.tracker().file_count(), 1, "seed {seed}");
+    }
+}
+
+/// A downloader that crashes mid-transfer resumes from its partial file after a restart.
+#[test]
+fn downloader_restarts_and_resumes() {
+    for seed in seeds() {
+        let mut swarm = swarm(seed, lossy(0.02), MIB + 1, 2, 1400);
+        swarm.download();
+        let downloader = swarm.downloader;
+        let name = NAME.to_string();
+        swarm
+            .sim
+            .run_until(
+                |sim| {
+                    sim.node(downloader)
+                        .progress(sim.now())
+                        .iter()
+                        .any(|p| p.name == name && p.verified_bytes >= 6 * 64 * 1024)
+                },
+                Duration::from_secs(30),
+            )
+            .unwrap_or_else(|error| panic!("progress: {error}"));
+        swarm.sim.restart(downloader);
+        swarm.download();
+        swarm.finish(Duration::from_secs(60));
+        let done = swarm
+            .sim
+            .said(downloader)
+            .last()
+            .cloned()
+            .unwrap_or_default();
+        assert!(
+            !done.contains("node 1: 17 chunks") && !done.contains("node 2: 17 chunks"),
+            "seed {seed}: nothing was resumed: {done}"
+        );
+    }
+}
