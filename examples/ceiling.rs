@@ -291,7 +291,7 @@ fn run(args: Args) -> Result<bool, String> {
                     }
                     at = upto;
                 }
-                if received % ack_every == 0 || received == total_datagrams {
+                if received.is_multiple_of(ack_every) || received == total_datagrams {
                     let _ = rx_socket.send(&header(KIND_ACK, received, 0));
                 }
             }
