@@ -497,7 +497,8 @@ class Bench:
         out.append(f"loopback benchmark: {human(self.size)} ({self.size} bytes), "
                    f"piece {a.piece_size} B (datagram {a.piece_size + 36} B), "
                    f"chunk {human(self.chunk_bytes())}, median of {a.runs} runs, "
-                   f"{os.cpu_count()} cores")
+                   f"{os.cpu_count()} cores, load average {self.load_before} before, "
+                   f"{' '.join(f'{x:.2f}' for x in os.getloadavg())} after")
         out.append("")
         out.append("| scenario | wall s | MB/s | CPU s (user+sys) per process | peak RSS MiB "
                    "per process | sha256 | UDP datagrams | RcvbufErrors | InErrors | drops |")
@@ -554,6 +555,7 @@ class Bench:
 
     def run(self):
         self.build()
+        self.load_before = " ".join(f"{x:.2f}" for x in os.getloadavg())
         self.find_rqbit()
         self.make_file()
         results = {name: [] for name in self.order()}
