@@ -156,6 +156,10 @@ pub fn run_job(job: Job) -> JobDone {
             expected,
         } => {
             let ok = mapping.sha1(offset, len) == Some(expected);
+            if ok && let Err(error) = mapping.release(offset, len) {
+                // Not fatal: the pages stay mapped, costing memory, not data.
+                log::warn!("cannot release the pages of chunk {chunk}: {error}");
+            }
             JobDone::ChunkChecked {
                 info_hash,
                 chunk,
@@ -593,6 +597,8 @@ impl Node {
                     self.credit(from_node, info_hash, bytes);
                     self.after_progress(now, info_hash);
                 }
+                // A chunk left the hashing queue: room to start another.
+                self.fill_windows(now);
             }
         }
     }

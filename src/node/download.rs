@@ -28,7 +28,9 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use transfer::{ChunkState, Peer, Transfer, WINDOW_MIN, WINDOW_START, next_request};
+use transfer::{
+    ChunkState, Peer, REQUEST_PIECES_MAX, Transfer, WINDOW_MIN, WINDOW_START, next_request,
+};
 
 /// Most peers one download remembers (active or dropped).
 pub const PEERS_PER_DOWNLOAD_MAX: usize = 64;
@@ -477,6 +479,7 @@ impl Download {
         for chunk in (0..count).filter(|&c| claimed.get(c)) {
             // Verified by an earlier run: checked again before it counts.
             transfer.chunks[chunk as usize] = ChunkState::Hashing(parts.config.node_id);
+            transfer.hashing += 1;
             parts.out.event(super::NodeEvent::Job(Job::CheckChunk {
                 info_hash: manifest.info_hash,
                 chunk,
@@ -575,6 +578,7 @@ impl Download {
             self.peers[owner].chunks.retain(|&c| c != chunk);
         }
         transfer.chunks[chunk as usize] = ChunkState::Hashing(from);
+        transfer.hashing += 1;
         parts.out.event(super::NodeEvent::Job(Job::CheckChunk {
             info_hash: transfer.manifest.info_hash,
             chunk,
@@ -597,10 +601,12 @@ impl Download {
             return None;
         };
         let Some(ChunkState::Hashing(from)) = transfer.chunks.get(chunk as usize) else {
+            // Not hashing (a late duplicate result): nothing to do.
             return None;
         };
         let from = *from;
         let info_hash = transfer.manifest.info_hash;
+        transfer.hashing -= 1;
         if !ok {
             transfer.chunks[chunk as usize] = ChunkState::Missing;
             if from == parts.config.node_id {
@@ -690,8 +696,15 @@ impl Download {
             if peer.dropped || peer.cookie == 0 || peer.have.is_none() {
                 continue;
             }
-            while self.peers[index].in_flight < self.peers[index].window {
-                let room = self.peers[index].window - self.peers[index].in_flight;
+            // Ask in runs of a quarter window (at most REQUEST_PIECES_MAX pieces), not a
+            // piece at a time as each arrives: half the datagrams, the same pipeline.
+            let batch = (self.peers[index].window / 4).clamp(1, REQUEST_PIECES_MAX);
+            loop {
+                let peer = &self.peers[index];
+                let room = peer.window.saturating_sub(peer.in_flight);
+                if room == 0 || (room < batch && peer.in_flight > 0) {
+                    break;
+                }
                 let Some((chunk, first, count)) =
                     next_request(transfer, &mut self.peers, index, room, now)
                 else {

@@ -15,7 +15,7 @@
 #![allow(unsafe_code)]
 
 use crate::wire::Hash;
-use memmap2::{MmapOptions, MmapRaw};
+use memmap2::{MmapOptions, MmapRaw, UncheckedAdvice};
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
@@ -148,6 +148,22 @@ impl Mapping {
         // writes while it is hashed (module doc). The slice lives only for this call.
         let bytes = unsafe { std::slice::from_raw_parts(raw.as_ptr().add(start), len) };
         Some(sha1_smol::Sha1::from(bytes).digest().bytes())
+    }
+
+    /// Lets go of the pages of `offset..offset + len`, so that the process's memory stays
+    /// flat however large the download: the bytes stay in the page cache (dirty ones are
+    /// written back by the kernel, or by the sync before publishing), and a later read maps
+    /// them again. For verified chunks only.
+    pub fn release(&self, offset: u64, len: usize) -> io::Result<()> {
+        let Some((raw, start)) = self.range(offset, len) else {
+            return Ok(());
+        };
+        // SAFETY: this is a shared file mapping, for which MADV_DONTNEED only drops our page
+        // table entries: the bytes stay in the page cache and reach the file (the kernel
+        // moves a dirty page table entry's state to the page), and the next access maps them
+        // again. No reference into the mapping outlives a call of this module, so nothing
+        // observes the pages going away.
+        unsafe { raw.unchecked_advise_range(UncheckedAdvice::DontNeed, start, len) }
     }
 
     /// Writes dirty pages of the whole file back to disk and waits for it.

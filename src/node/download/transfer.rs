@@ -23,6 +23,10 @@ pub const CHUNKS_PER_PEER_MAX: usize = 16;
 pub const REQUEST_PIECES_MAX: u32 = 16;
 /// Chunks looked at when searching for the rarest one.
 pub const RAREST_WINDOW_CHUNKS: u32 = 4096;
+/// Bytes of complete chunks that may wait for their hash check and write-back before no
+/// new chunk is started: when the disk or the hashers fall behind the network, the transfer
+/// slows to their pace instead of piling up pages in memory.
+pub const HASHING_BYTES_MAX: u64 = 32 << 20;
 /// Pieces in flight to a new peer; the window never shrinks below [`WINDOW_MIN`].
 pub const WINDOW_START: u32 = 8;
 pub const WINDOW_MIN: u32 = 2;
@@ -127,6 +131,8 @@ pub(super) struct Transfer {
     pub bad_pairs: HashSet<(u32, u32)>,
     pub scan_due: Option<Instant>,
     pub started_at: Instant,
+    /// Chunks complete and waiting for (or in) their hash check and write-back.
+    pub hashing: u32,
 }
 
 impl Transfer {
@@ -146,6 +152,7 @@ impl Transfer {
             bad_pairs: HashSet::new(),
             scan_due: None,
             started_at: now,
+            hashing: 0,
         }
     }
 
@@ -187,7 +194,10 @@ pub(super) fn next_request(
             return Some((chunk, run.0, run.1));
         }
     }
-    if peers[index].chunks.len() >= CHUNKS_PER_PEER_MAX {
+    let hashing_max = (HASHING_BYTES_MAX / u64::from(transfer.manifest.chunk_bytes)).max(2);
+    if peers[index].chunks.len() >= CHUNKS_PER_PEER_MAX
+        || u64::from(transfer.hashing) >= hashing_max
+    {
         return None;
     }
     let chunk = match pick_chunk(transfer, &peers[index]) {
