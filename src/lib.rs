@@ -54,6 +54,7 @@ pub mod console;
 pub mod demo;
 #[doc(hidden)]
 pub mod fuzz_checks;
+pub mod hash;
 pub mod impair;
 pub mod logging;
 pub mod metainfo;

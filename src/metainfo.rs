@@ -108,15 +108,12 @@ mod tests {
             .position(|window| window == info_bytes)
             .expect("the info dictionary appears verbatim");
         assert_eq!(&bytes[at - 6..at], b"4:info");
-        let digest = sha1_smol::Sha1::from(&info_bytes).digest().bytes();
+        let digest = crate::hash::sha1(&info_bytes);
         assert_eq!(digest, manifest.info_hash);
         // An empty file too (no pieces at all).
         let empty = Manifest::new("empty.bin".into(), 0, 16_384, Vec::new());
         let info_bytes = info_dict(&empty).to_bytes();
-        assert_eq!(
-            sha1_smol::Sha1::from(&info_bytes).digest().bytes(),
-            empty.info_hash
-        );
+        assert_eq!(crate::hash::sha1(&info_bytes), empty.info_hash);
     }
 
     #[test]

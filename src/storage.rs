@@ -127,7 +127,7 @@ impl Manifest {
 /// SHA-1 of the bencoded info dictionary `{length, name, piece length, pieces}`: the
 /// BitTorrent v1 info-hash of a single-file torrent with these contents.
 pub fn info_hash(name: &str, file_bytes: u64, chunk_bytes: u32, hashes: &[Hash]) -> Hash {
-    let mut sha = sha1_smol::Sha1::new();
+    let mut sha = crate::hash::Sha1::new();
     // Keys in byte order, as bencoding requires.
     sha.update(format!("d6:lengthi{file_bytes}e4:name{}:", name.len()).as_bytes());
     sha.update(name.as_bytes());
@@ -142,7 +142,7 @@ pub fn info_hash(name: &str, file_bytes: u64, chunk_bytes: u32, hashes: &[Hash])
         sha.update(hash);
     }
     sha.update(b"e");
-    sha.digest().bytes()
+    sha.finish()
 }
 
 /// Hashes every chunk of a mapped file, on `threads` threads at once.

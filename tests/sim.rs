@@ -464,5 +464,5 @@ fn export_writes_a_standard_torrent() {
 }
 
 fn sha1_of(bytes: &[u8]) -> [u8; 20] {
-    sha1_smol::Sha1::from(bytes).digest().bytes()
+    torrent::hash::sha1(bytes)
 }

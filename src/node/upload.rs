@@ -110,12 +110,12 @@ impl Uploader {
 
     /// The cookie for `addr` in `epoch`: keyed SHA-1 of the address, never zero.
     fn cookie(&self, addr: SocketAddr, epoch: u64) -> u64 {
-        let mut sha = sha1_smol::Sha1::new();
+        let mut sha = crate::hash::Sha1::new();
         sha.update(&self.cookie_key);
         sha.update(&epoch.to_be_bytes());
         sha.update(&wire::ip_to_bytes(addr.ip()));
         sha.update(&addr.port().to_be_bytes());
-        let digest = sha.digest().bytes();
+        let digest = sha.finish();
         u64::from_be_bytes(digest[..8].try_into().unwrap_or([1; 8])).max(1)
     }
 

@@ -125,13 +125,13 @@ impl Mapping {
     /// An empty range hashes to the SHA-1 of nothing.
     pub fn sha1(&self, offset: u64, len: usize) -> Option<Hash> {
         if len == 0 {
-            return (offset <= self.len).then(|| sha1_smol::Sha1::from([]).digest().bytes());
+            return (offset <= self.len).then(|| crate::hash::sha1(&[]));
         }
         if let Backing::Read(file) = &self.backing {
             if !self.inside(offset, len) {
                 return None;
             }
-            let mut sha = sha1_smol::Sha1::new();
+            let mut sha = crate::hash::Sha1::new();
             let mut block = vec![0u8; len.min(HASH_BLOCK_BYTES)];
             let mut done = 0;
             while done < len {
@@ -141,13 +141,13 @@ impl Mapping {
                 sha.update(&block[..part]);
                 done += part;
             }
-            return Some(sha.digest().bytes());
+            return Some(sha.finish());
         }
         let (raw, start) = self.range(offset, len)?;
         // SAFETY: in bounds (checked by `range`); the caller hashes a chunk that nobody
         // writes while it is hashed (module doc). The slice lives only for this call.
         let bytes = unsafe { std::slice::from_raw_parts(raw.as_ptr().add(start), len) };
-        Some(sha1_smol::Sha1::from(bytes).digest().bytes())
+        Some(crate::hash::sha1(bytes))
     }
 
     /// Lets go of the pages of `offset..offset + len`, so that the process's memory stays

@@ -129,12 +129,12 @@ impl Swarms {
 
     fn connection_id_for(&self, epoch: u64, client: SocketAddr) -> u64 {
         let client = canonical(client);
-        let mut sha = sha1_smol::Sha1::new();
+        let mut sha = crate::hash::Sha1::new();
         sha.update(&self.secret);
         sha.update(&epoch.to_be_bytes());
         sha.update(&wire::ip_to_bytes(client.ip()));
         sha.update(&client.port().to_be_bytes());
-        let digest = sha.digest().bytes();
+        let digest = sha.finish();
         let mut id = [0u8; 8];
         id.copy_from_slice(&digest[..8]);
         // Never the magic that opens our own datagrams, so that an announce is never
