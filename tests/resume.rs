@@ -1,0 +1,72 @@
+//! A downloader killed with SIGKILL and started again continues where it was: it fetches at
+//! most the chunks that were not yet verified, and the result is byte-identical.
+
+mod common;
+
+use common::*;
+use std::time::{Duration, Instant};
+
+/// Chunks node 1 is said to have sent in a `downloaded ... from node 1: K chunks, ...` line.
+fn chunks_from(line: &str, node_id: u32) -> u32 {
+    let marker = format!("node {node_id}: ");
+    line.split(&marker)
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|count| count.parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn a_killed_downloader_resumes_where_it_was() {
+    let scratch = Scratch::new("resume");
+    let name = "resume.bin";
+    let chunks = 64u32;
+    let data = random_bytes(77, chunks as usize * 64 * 1024);
+    scratch.put_file(1, name, &data);
+    let tracker = tracker(&scratch);
+    // Throttled, so that the kill lands mid-transfer (64 chunks of 64 KiB at 1 MiB/s).
+    let _holder = holder(
+        &scratch,
+        1,
+        tracker.addr,
+        name,
+        &["--max-upload-rate", "1M", "--chunk-size", "64K"],
+    );
+    let download = ["--download", name, "--exit-when-done"];
+    let mut first = node(&scratch, 2, tracker.addr, &download);
+    let dir = scratch.node_dir(2);
+    let deadline = Instant::now() + LINE_TIMEOUT;
+    while verified_chunks(&dir) < 16 {
+        assert!(
+            Instant::now() < deadline,
+            "no progress\n{}",
+            first.proc.describe()
+        );
+        first.proc.read_for(Duration::from_millis(5));
+    }
+    first.proc.kill();
+    first
+        .proc
+        .wait_exit(LINE_TIMEOUT)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let verified_before = verified_chunks(&dir);
+    assert!(
+        verified_before < chunks && !dir.join(name).exists(),
+        "the download finished before the kill; slow it down"
+    );
+
+    let mut second = node(&scratch, 2, tracker.addr, &download);
+    let line = second
+        .proc
+        .wait_line(|line| is_downloaded(line, name), DOWNLOAD_TIMEOUT)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(second.proc.expect_exit(LINE_TIMEOUT), 0);
+    assert_file_is(&dir.join(name), &data);
+    let fetched = chunks_from(&line, 1);
+    assert!(fetched >= 1, "nothing fetched after the restart? {line}");
+    assert!(
+        fetched <= chunks - verified_before,
+        "fetched {fetched} chunks after the restart, but only {} were missing: {line}",
+        chunks - verified_before
+    );
+}
