@@ -56,3 +56,35 @@ pub fn check_console_line(bytes: &[u8]) {
         }
     }
 }
+
+/// A datagram of either protocol (ours or BEP 15) sent to a fresh tracker by an address it
+/// has never heard from: no panic, and nothing it sends back is larger than what it got, so
+/// the tracker cannot be used to amplify a flood at a spoofed address.
+pub fn check_tracker_datagram(bytes: &[u8]) {
+    let now = std::time::Instant::now();
+    let mut tracker =
+        crate::tracker::Tracker::new(crate::tracker::TrackerConfig::default(), 1, now);
+    let from: std::net::SocketAddr = "192.0.2.7:6881".parse().unwrap_or_else(|_| unreachable!());
+    tracker.handle_datagram(now, from, bytes);
+    tracker.handle_timeout(now);
+    let mut buf = vec![0u8; wire::DATAGRAM_BYTES_MAX];
+    while let Some(transmit) = tracker.poll_transmit(&mut buf) {
+        assert_eq!(transmit.to, from, "a reply went to another address");
+        assert!(
+            transmit.len <= bytes.len(),
+            "a {}-byte datagram drew a {}-byte reply",
+            bytes.len(),
+            transmit.len
+        );
+    }
+}
+
+/// Bencoded bytes (a `.torrent`): decoding never panics, and what decodes is canonical, so it
+/// re-encodes to the very same bytes.
+pub fn check_bencode(bytes: &[u8]) {
+    if let Ok(value) = crate::bencode::decode(bytes) {
+        let mut out = Vec::new();
+        value.encode(&mut out);
+        assert_eq!(out, bytes, "decoded bencode re-encodes to other bytes");
+    }
+}

@@ -61,3 +61,22 @@ fn console_parse_corpus() {
     }
     assert!(accepted > 0);
 }
+
+#[test]
+fn tracker_datagram_corpus() {
+    for (path, bytes) in corpus("tracker_datagram") {
+        eprintln!("{}", path.display());
+        fuzz_checks::check_tracker_datagram(&bytes);
+    }
+}
+
+#[test]
+fn bencode_corpus() {
+    let mut decoded = 0;
+    for (path, bytes) in corpus("bencode") {
+        eprintln!("{}", path.display());
+        fuzz_checks::check_bencode(&bytes);
+        decoded += usize::from(torrent::bencode::decode(&bytes).is_ok());
+    }
+    assert!(decoded >= 2, "the corpus should hold valid bencode too");
+}
