@@ -708,3 +708,34 @@ impl Tracker {
         self.events.push_back(event);
     }
 }
+
+// For the simulation's checkers only: not part of the tracker's interface.
+impl Tracker {
+    /// Every bounded queue and table of the tracker, with its `*_MAX` limit:
+    /// `(name, length now, limit)`.
+    #[doc(hidden)]
+    pub fn debug_queue_lens(&self) -> Vec<(&'static str, usize, usize)> {
+        let holdings = self.nodes.values().map(|n| n.holdings.len()).max();
+        let versions = self.names.values().map(Vec::len).max();
+        vec![
+            (
+                "tracker transmit queue",
+                self.transmits.len(),
+                TRANSMIT_QUEUE_MAX,
+            ),
+            ("tracker event queue", self.events.len(), EVENT_QUEUE_MAX),
+            ("tracker nodes", self.nodes.len(), NODES_MAX),
+            ("tracker files", self.files.len(), FILES_MAX),
+            (
+                "tracker holdings of one node",
+                holdings.unwrap_or(0),
+                HOLDINGS_PER_NODE_MAX,
+            ),
+            (
+                "tracker versions of one name",
+                versions.unwrap_or(0),
+                VERSIONS_PER_NAME_MAX,
+            ),
+        ]
+    }
+}
