@@ -130,7 +130,7 @@ impl Tracker {
             let node = Node {
                 addr,
                 token,
-                token_confirmed: true,
+                token_confirmed: entry.token_confirmed,
                 last_seen: now,
                 upload_credit_bytes: entry.upload_credit_bytes,
                 holdings: BTreeMap::new(),
@@ -275,6 +275,7 @@ impl Tracker {
                 addr: node.addr.to_string(),
                 token: db::token_to_text(node.token),
                 upload_credit_bytes: node.upload_credit_bytes,
+                token_confirmed: node.token_confirmed,
             })
             .collect();
         let files = self
@@ -314,9 +315,10 @@ impl Tracker {
             }
             Some(node) => {
                 let moved = node.addr != from;
+                // Stored, so that a restarted tracker knows whether to send it again.
+                self.registry_changed |= moved || !node.token_confirmed;
                 node.addr = from;
                 node.token_confirmed = true;
-                self.registry_changed |= moved;
                 self.touch(node_id, now);
                 moved.then_some(TrackerEvent::NodeRegistered {
                     node_id,
@@ -550,8 +552,11 @@ impl Tracker {
     ) -> Option<u32> {
         match self.check_auth(auth) {
             Ok(node_id) => {
-                if let Some(node) = self.nodes.get_mut(&node_id) {
+                if let Some(node) = self.nodes.get_mut(&node_id)
+                    && !node.token_confirmed
+                {
                     node.token_confirmed = true;
+                    self.registry_changed = true;
                 }
                 self.touch(node_id, now);
                 Some(node_id)
