@@ -22,8 +22,9 @@
 //! into the network and its events into the log. The checkers of [`check`] run as it goes;
 //! the first violation ends the run with a message that names the seed.
 //!
-//! Nodes keep their files in a scratch directory,
-//! `temp_dir()/torrent-sim-<seed>-<pid>-<instance>/node<id>`, removed on drop.
+//! Nodes keep their files in a scratch directory, `<root>/torrent-sim-<seed>-<pid>-<instance>/
+//! node<id>`, removed on drop; the root is `SIM_DIR`, else `/dev/shm` when there is one (the
+//! cores fsync, which on a disk would cost more than the rest of the run), else `temp_dir()`.
 
 mod check;
 mod fault;
@@ -84,6 +85,11 @@ struct SimNode {
     downloads: BTreeMap<String, Option<Hash>>,
     /// Names it said it downloaded.
     completed: BTreeSet<String>,
+    /// Given an input since the last drain: only such nodes have anything to send, and
+    /// only their `poll_timeout` can have changed.
+    dirty: bool,
+    /// Its `poll_timeout` after the last drain, as virtual time.
+    timeout: Option<Duration>,
 }
 
 impl SimNode {
@@ -134,7 +140,7 @@ impl Sim {
         let base = Instant::now();
         let tracker = Tracker::new(tracker_config.clone(), rng.next_u64(), base);
         let instance = INSTANCES.fetch_add(1, AtomicOrdering::Relaxed);
-        let scratch = std::env::temp_dir().join(format!(
+        let scratch = scratch_root().join(format!(
             "torrent-sim-{seed}-{}-{instance}",
             std::process::id()
         ));
@@ -210,6 +216,8 @@ impl Sim {
             shares: BTreeSet::new(),
             downloads: BTreeMap::new(),
             completed: BTreeSet::new(),
+            dirty: true,
+            timeout: None,
         });
         self.flush();
         index
@@ -244,6 +252,7 @@ impl Sim {
             _ => {}
         }
         sim_node.node.handle_command(now, command);
+        sim_node.dirty = true;
         self.flush();
     }
 
@@ -409,7 +418,7 @@ impl Sim {
             times.extend(self.tracker.poll_timeout().map(offset));
         }
         for sim_node in self.nodes.iter().filter(|n| n.running()) {
-            times.extend(sim_node.node.poll_timeout().map(offset));
+            times.extend(sim_node.timeout);
         }
         times.into_iter().min()
     }
@@ -442,18 +451,19 @@ impl Sim {
             };
             if self.nodes[index].running() {
                 self.nodes[index].node.handle_job_done(now, done);
+                self.nodes[index].dirty = true;
             }
         }
         if !self.tracker_down && self.tracker.poll_timeout().is_some_and(|t| t <= now) {
             self.tracker.handle_timeout(now);
         }
+        let virtual_now = self.now;
         for sim_node in self.nodes.iter_mut().filter(|n| n.running()) {
-            if sim_node.node.poll_timeout().is_some_and(|t| t <= now) {
+            if sim_node.timeout.is_some_and(|t| t <= virtual_now) {
                 sim_node.node.handle_timeout(now);
+                sim_node.dirty = true;
             }
         }
-        // Before the drain, when the queues are at their longest.
-        self.check_bounds();
         self.flush();
         if self.steps.is_multiple_of(CHECK_UNPUBLISHED_STEPS) {
             self.check_files(self.steps.is_multiple_of(CHECK_CLAIMS_STEPS));
@@ -488,9 +498,11 @@ impl Sim {
             }
             Some(Endpoint::Node(index)) if self.nodes[index].running() => {
                 self.count_delivered(&datagram);
-                self.nodes[index]
+                let sim_node = &mut self.nodes[index];
+                sim_node
                     .node
-                    .handle_datagram(now, datagram.from, &datagram.bytes)
+                    .handle_datagram(now, datagram.from, &datagram.bytes);
+                sim_node.dirty = true;
             }
             // Nobody listens there (any more): the datagram vanishes, as UDP's would.
             _ => self.stats.dropped_down += 1,
@@ -503,10 +515,12 @@ impl Sim {
     }
 
     /// Moves every core's waiting datagrams into the network and its events into the logs,
-    /// until nothing is waiting (a job result due now waits for the next step).
+    /// until nothing is waiting (a job result due now waits for the next step). Queues are
+    /// checked against their limits first, when they are at their longest.
     fn flush(&mut self) {
         let now = self.now();
         if !self.tracker_down {
+            self.check_tracker_bounds();
             for _ in 0..TRANSMITS_PER_STEP_MAX {
                 let Some(transmit) = self.tracker.poll_transmit(&mut self.buf) else {
                     break;
@@ -523,9 +537,10 @@ impl Sim {
             }
         }
         for index in 0..self.nodes.len() {
-            if !self.nodes[index].running() {
+            if !self.nodes[index].running() || !self.nodes[index].dirty {
                 continue;
             }
+            self.check_node_bounds(index);
             for _ in 0..TRANSMITS_PER_STEP_MAX {
                 let Some(transmit) = self.nodes[index].node.poll_transmit(now, &mut self.buf)
                 else {
@@ -551,6 +566,12 @@ impl Sim {
                     NodeEvent::Exit(code) => self.nodes[index].exited = Some(code),
                 }
             }
+            let sim_node = &mut self.nodes[index];
+            sim_node.dirty = false;
+            sim_node.timeout = sim_node
+                .node
+                .poll_timeout()
+                .map(|t| t.saturating_duration_since(self.base));
         }
     }
 
@@ -624,6 +645,20 @@ impl Drop for Sim {
     fn drop(&mut self) {
         remove_scratch(&self.scratch);
     }
+}
+
+/// Where scratch directories go: `SIM_DIR` when set, else `/dev/shm` when it exists (the
+/// cores sync what they write, which on a disk costs far more than the whole simulation),
+/// else the temp directory.
+fn scratch_root() -> PathBuf {
+    if let Some(dir) = std::env::var_os("SIM_DIR") {
+        return PathBuf::from(dir);
+    }
+    let shm = Path::new("/dev/shm");
+    if shm.is_dir() {
+        return shm.to_path_buf();
+    }
+    std::env::temp_dir()
 }
 
 fn remove_scratch(path: &Path) {

@@ -122,20 +122,18 @@ impl Sim {
         }
     }
 
-    /// Every queue and table of every running core is within its limit.
-    pub(super) fn check_bounds(&mut self) {
-        let mut found = None;
-        if !self.tracker_down {
-            found = check_bounds("tracker", &self.tracker.debug_queue_lens()).err();
+    /// The tracker's queues and tables are within their limits.
+    pub(super) fn check_tracker_bounds(&mut self) {
+        if let Err(what) = check_bounds("tracker", &self.tracker.debug_queue_lens()) {
+            self.violated(what);
         }
-        for sim_node in self.nodes.iter().filter(|n| n.running()) {
-            if found.is_some() {
-                break;
-            }
-            let who = format!("node {}", sim_node.config.node_id);
-            found = check_bounds(&who, &sim_node.node.debug_queue_lens()).err();
-        }
-        if let Some(what) = found {
+    }
+
+    /// Node `index`'s queues and tables are within their limits.
+    pub(super) fn check_node_bounds(&mut self, index: usize) {
+        let sim_node = &self.nodes[index];
+        let who = format!("node {}", sim_node.config.node_id);
+        if let Err(what) = check_bounds(&who, &sim_node.node.debug_queue_lens()) {
             self.violated(what);
         }
     }

@@ -153,6 +153,7 @@ impl Sim {
         sim_node.node = Node::new(sim_node.config.clone(), state, self.rng.next_u64(), now);
         sim_node.down = false;
         sim_node.exited = None;
+        sim_node.dirty = true;
         sim_node.said.push("(restarted)".to_string());
         if !replay {
             return;
