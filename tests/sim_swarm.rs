@@ -1,0 +1,213 @@
+//! A whole swarm under faults, in one process: a tracker and 53 nodes (3 holders, 50
+//! downloaders of one file) on a network with loss (up to 19%), duplication, latency and
+//! jitter (reordering), one partition that heals, node crashes and restarts that keep their
+//! directories, and a tracker crash and restart from its persisted snapshot. Each seed draws
+//! its own network, file shape and fault plan.
+//!
+//! The simulation's checkers run throughout (see `torrent::sim`): every file a node says it
+//! downloaded is byte-identical to the original, no final file appears before the node says
+//! it finished, no queue or table passes its limit. On top, the liveness bound: once the last
+//! fault is over, every download completes within [`LIVENESS_BOUND`] of virtual time.
+//!
+//! * `cargo test --test sim_swarm` sweeps [`SEEDS`] seeds;
+//! * `SIM_SEED=n cargo test --test sim_swarm` replays seed `n` exactly (a failure names it);
+//! * `SIM_SEEDS=2000 cargo test --release --test sim_swarm` sweeps seeds `0..2000`
+//!   (`SIM_FIRST_SEED=k` starts the sweep at `k`; `SIM_VERBOSE=1` prints each run).
+
+use std::time::{Duration, Instant};
+use torrent::console::Command;
+use torrent::node::NodeConfig;
+use torrent::rng::Rng;
+use torrent::sim::{Chaos, NetConfig, Sim};
+
+const NAME: &str = "file_A.bin";
+/// Seeds swept by default.
+const SEEDS: u64 = 6;
+const HOLDERS: usize = 3;
+const DOWNLOADERS: usize = 50;
+/// Upload budget of each holder.
+const HOLDER_UPLOAD_BYTES_PER_S: u64 = 2_000_000;
+/// Once every fault is over, every download completes within this much virtual time.
+const LIVENESS_BOUND: Duration = Duration::from_secs(120);
+
+/// The seeds to run: `SIM_SEED` alone when set, else `SIM_FIRST_SEED..+SIM_SEEDS`.
+fn seeds() -> Vec<u64> {
+    let number = |var: &str| {
+        std::env::var(var).ok().map(|text| {
+            text.trim()
+                .parse::<u64>()
+                .unwrap_or_else(|_| panic!("{var} must be a number"))
+        })
+    };
+    match number("SIM_SEED") {
+        Some(seed) => vec![seed],
+        None => {
+            let first = number("SIM_FIRST_SEED").unwrap_or(0);
+            (first..first + number("SIM_SEEDS").unwrap_or(SEEDS)).collect()
+        }
+    }
+}
+
+fn verbose() -> bool {
+    std::env::var_os("SIM_VERBOSE").is_some()
+}
+
+/// What one seed draws before the simulation starts.
+#[derive(Debug)]
+struct Shape {
+    net: NetConfig,
+    file_bytes: usize,
+    chunk_bytes: u32,
+    piece_bytes: u32,
+}
+
+fn shape(seed: u64) -> Shape {
+    let mut rng = Rng::new(seed ^ 0x5a5a_0000_1111_2222);
+    let loss = rng.below(20) as f64 / 100.0; // 0..=19%
+    let net = NetConfig {
+        latency: Duration::from_micros(200 + rng.below(5_000)),
+        jitter: Duration::from_micros(rng.below(10_000)),
+        loss,
+        duplicate: rng.below(6) as f64 / 100.0,
+    };
+    let chunk_bytes = [16 * 1024, 32 * 1024, 64 * 1024][rng.below(3) as usize];
+    // 256 KiB to 1 MiB, not a multiple of the chunk size half of the time.
+    let file_bytes = 256 * 1024 + rng.below(768 * 1024 + 1) as usize;
+    let piece_bytes = [1400, 4096, 8192, 16 * 1024][rng.below(4) as usize];
+    Shape {
+        net,
+        file_bytes,
+        chunk_bytes,
+        piece_bytes,
+    }
+}
+
+/// Content that differs at every offset, so a misplaced piece shows.
+fn content(len: usize, seed: u64) -> Vec<u8> {
+    let mut rng = Rng::new(seed ^ 0x5eed);
+    (0..len).map(|_| rng.next_u64() as u8).collect()
+}
+
+fn run(seed: u64) {
+    let started = Instant::now();
+    let shape = shape(seed);
+    let configure = |config: &mut NodeConfig| {
+        config.chunk_bytes = shape.chunk_bytes;
+        config.piece_bytes = shape.piece_bytes;
+        // Long enough that a download outlives any partition or crash of the plan: what
+        // is tested is that it finishes, not that it gives up.
+        config.give_up_after = Duration::from_secs(600);
+    };
+    let mut sim = Sim::new(seed, shape.net);
+    let bytes = content(shape.file_bytes, seed);
+    // Slow holders, so that downloads are still running when the faults strike.
+    let holders: Vec<usize> = (0..HOLDERS)
+        .map(|_| {
+            sim.add_node(|config| {
+                configure(config);
+                config.max_upload_bytes_per_s = Some(HOLDER_UPLOAD_BYTES_PER_S);
+            })
+        })
+        .collect();
+    let downloaders: Vec<usize> = (0..DOWNLOADERS).map(|_| sim.add_node(configure)).collect();
+    for &holder in &holders {
+        sim.write_file(holder, NAME, &bytes);
+        sim.command(
+            holder,
+            Command::Send {
+                name: NAME.to_string(),
+            },
+        );
+    }
+    sim.run_until(
+        |sim| holders.iter().all(|&h| sim.said_starting(h, "sharing ")),
+        Duration::from_secs(60),
+    )
+    .unwrap_or_else(|error| panic!("sharing: {error}"));
+
+    // Downloads start over the first second; faults strike over the first five.
+    let mut stagger = Rng::new(seed ^ 0x57a6_6e60);
+    let mut starts: Vec<(Duration, usize)> = downloaders
+        .iter()
+        .map(|&n| (Duration::from_millis(stagger.below(1000)), n))
+        .collect();
+    starts.sort();
+    let everyone: Vec<usize> = holders.iter().chain(&downloaders).copied().collect();
+    let chaos = Chaos {
+        window: Duration::from_secs(5),
+        crashes: 4,
+        down_max: Duration::from_secs(4),
+        partitions: 1,
+        partition_max: Duration::from_secs(6),
+        tracker_restarts: 1,
+        tracker_down_max: Duration::from_secs(3),
+    };
+    let faults_over = sim.schedule_chaos(&chaos, &everyone);
+    let mut elapsed = Duration::ZERO;
+    for (at, node) in starts {
+        sim.run_for(at - elapsed);
+        elapsed = at;
+        sim.command(
+            node,
+            Command::Download {
+                name: NAME.to_string(),
+                pin: None,
+            },
+        );
+    }
+
+    let deadline = faults_over + LIVENESS_BOUND;
+    let limit = deadline.saturating_sub(sim.elapsed());
+    let result = sim.run_until(
+        |sim| downloaders.iter().all(|&n| sim.completed(n, NAME)),
+        limit,
+    );
+    if let Err(error) = result {
+        let missing: Vec<usize> = downloaders
+            .iter()
+            .copied()
+            .filter(|&n| !sim.completed(n, NAME))
+            .collect();
+        if verbose() {
+            for line in sim.tracker_log() {
+                eprintln!("tracker: {line}");
+            }
+        }
+        panic!("{shape:?}: downloads not complete (indices {missing:?}): {error}");
+    }
+    // Every claim, read once more at the end (run_until did), and the bytes of every node.
+    sim.check().unwrap_or_else(|error| panic!("{error}"));
+    for &node in &everyone {
+        assert!(
+            sim.file(node, NAME).as_deref() == Some(&bytes[..]),
+            "seed {seed}: node index {node} does not hold the original"
+        );
+    }
+    if verbose() {
+        let failed = downloaders
+            .iter()
+            .filter(|&&n| sim.said_starting(n, "download "))
+            .count();
+        eprintln!(
+            "seed {seed}: {shape:?}; faults over at {faults_over:?}, done at {:?} ({:?} real); {failed} downloads failed and restarted; {:?}",
+            sim.elapsed(),
+            started.elapsed(),
+            sim.stats
+        );
+    }
+}
+
+#[test]
+fn swarm_completes_under_faults() {
+    for seed in seeds() {
+        run(seed);
+    }
+}
+
+#[test]
+#[ignore]
+fn debug_tracker_log() {
+    let seed: u64 = std::env::var("SIM_SEED").unwrap().parse().unwrap();
+    let result = std::panic::catch_unwind(|| run(seed));
+    let _ = result;
+}
