@@ -1127,7 +1127,11 @@ fn pick_chunk(transfer: &mut Transfer, peer: &Peer) -> Option<u32> {
     {
         transfer.cursor += 1;
     }
-    (transfer.cursor..count).find(|&chunk| {
-        matches!(transfer.chunks[chunk as usize], ChunkState::Missing) && usable(chunk, transfer)
-    })
+    let missing = |chunk: u32| matches!(transfer.chunks[chunk as usize], ChunkState::Missing);
+    (transfer.cursor..count)
+        .find(|&chunk| missing(chunk) && usable(chunk, transfer))
+        // A bad copy may have been damaged on the way: when this peer has nothing else to
+        // give, it may try again (it is dropped after BAD_CHUNKS_MAX bad chunks), rather
+        // than leave the download stuck when no other peer holds the chunk.
+        .or_else(|| (transfer.cursor..count).find(|&chunk| missing(chunk) && have.get(chunk)))
 }
