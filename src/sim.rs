@@ -566,6 +566,8 @@ impl Sim {
                     NodeEvent::Exit(code) => self.nodes[index].exited = Some(code),
                 }
             }
+            // After the events: a file published in this drain was also announced in it.
+            self.check_node_unpublished(index);
             let sim_node = &mut self.nodes[index];
             sim_node.dirty = false;
             sim_node.timeout = sim_node
@@ -600,11 +602,29 @@ impl Sim {
             self.stats.lost += 1;
             return;
         }
+        let mut bytes = bytes;
+        if self.net.corrupt_piece > 0.0 && self.chance(self.net.corrupt_piece) {
+            self.corrupt_piece(&mut bytes);
+        }
         if self.chance(self.net.duplicate) {
             self.stats.duplicated += 1;
             self.enqueue(from, to, bytes.clone());
         }
         self.enqueue(from, to, bytes);
+    }
+
+    /// Flips one random data byte of a piece datagram; other datagrams pass untouched.
+    fn corrupt_piece(&mut self, bytes: &mut [u8]) {
+        let data_bytes = match wire::decode(bytes) {
+            Ok(wire::Message::Piece { data, .. }) => data.len(),
+            _ => return,
+        };
+        if data_bytes == 0 {
+            return;
+        }
+        let at = bytes.len() - data_bytes + self.rng.below(data_bytes as u64) as usize;
+        bytes[at] ^= 1 << self.rng.below(8);
+        self.stats.corrupted += 1;
     }
 
     /// Queues one copy of a datagram for delivery after the latency and a random jitter.

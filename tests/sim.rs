@@ -158,6 +158,7 @@ const PERFECT: NetConfig = NetConfig {
     jitter: Duration::ZERO,
     loss: 0.0,
     duplicate: 0.0,
+    corrupt_piece: 0.0,
 };
 
 fn lossy(loss: f64) -> NetConfig {
@@ -166,6 +167,7 @@ fn lossy(loss: f64) -> NetConfig {
         jitter: Duration::from_millis(3),
         loss,
         duplicate: loss / 2.0,
+        corrupt_piece: 0.0,
     }
 }
 

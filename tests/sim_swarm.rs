@@ -1,8 +1,8 @@
 //! A whole swarm under faults, in one process: a tracker and 53 nodes (3 holders, 50
 //! downloaders of one file) on a network with loss (up to 19%), duplication, latency and
-//! jitter (reordering), one partition that heals, node crashes and restarts that keep their
-//! directories, and a tracker crash and restart from its persisted snapshot. Each seed draws
-//! its own network, file shape and fault plan.
+//! jitter (reordering), corrupted pieces (up to 0.2%), one partition that heals, node crashes
+//! and restarts that keep their directories, and a tracker crash and restart from its
+//! persisted snapshot. Each seed draws its own network, file shape and fault plan.
 //!
 //! The simulation's checkers run throughout (see `torrent::sim`): every file a node says it
 //! downloaded is byte-identical to the original, no final file appears before the node says
@@ -69,6 +69,8 @@ fn shape(seed: u64) -> Shape {
         jitter: Duration::from_micros(rng.below(10_000)),
         loss,
         duplicate: rng.below(6) as f64 / 100.0,
+        // Up to one piece in 500 arrives with a flipped byte.
+        corrupt_piece: rng.below(3) as f64 / 1000.0,
     };
     let chunk_bytes = [16 * 1024, 32 * 1024, 64 * 1024][rng.below(3) as usize];
     // 256 KiB to 1 MiB, not a multiple of the chunk size half of the time.
@@ -99,6 +101,8 @@ fn run(seed: u64) {
         config.give_up_after = Duration::from_secs(600);
     };
     let mut sim = Sim::new(seed, shape.net);
+    // Hashing takes time, so that a chunk spends a while complete but not yet verified.
+    sim.job_delay = Duration::from_millis(2);
     let bytes = content(shape.file_bytes, seed);
     // Slow holders, so that downloads are still running when the faults strike.
     let holders: Vec<usize> = (0..HOLDERS)
@@ -169,8 +173,8 @@ fn run(seed: u64) {
             .filter(|&n| !sim.completed(n, NAME))
             .collect();
         if verbose() {
-            for line in sim.tracker_log() {
-                eprintln!("tracker: {line}");
+            for &node in &missing {
+                eprintln!("index {node}: {}", sim.node(node).status(sim.now()));
             }
         }
         panic!("{shape:?}: downloads not complete (indices {missing:?}): {error}");
@@ -197,17 +201,15 @@ fn run(seed: u64) {
     }
 }
 
+/// Every seed runs, even after one failed; the failing seeds are listed at the end.
 #[test]
 fn swarm_completes_under_faults() {
-    for seed in seeds() {
-        run(seed);
-    }
-}
-
-#[test]
-#[ignore]
-fn debug_tracker_log() {
-    let seed: u64 = std::env::var("SIM_SEED").unwrap().parse().unwrap();
-    let result = std::panic::catch_unwind(|| run(seed));
-    let _ = result;
+    let failed: Vec<u64> = seeds()
+        .into_iter()
+        .filter(|&seed| std::panic::catch_unwind(|| run(seed)).is_err())
+        .collect();
+    assert!(
+        failed.is_empty(),
+        "seeds {failed:?} failed (each failure is printed above; replay one with SIM_SEED=n)"
+    );
 }

@@ -122,6 +122,21 @@ impl Sim {
         }
     }
 
+    /// Node `index` has published no file it has not said it downloaded: run at every drain
+    /// of a node, so that the moment a file appears is never missed.
+    pub(super) fn check_node_unpublished(&mut self, index: usize) {
+        let sim_node = &self.nodes[index];
+        let found = sim_node
+            .downloads
+            .keys()
+            .filter(|name| !sim_node.completed.contains(*name) && !sim_node.shares.contains(*name))
+            .find_map(|name| check_unpublished(&sim_node.dir, name).err());
+        if let Some(error) = found {
+            let node_id = sim_node.config.node_id;
+            self.violated(format!("node {node_id}: {error}"));
+        }
+    }
+
     /// The tracker's queues and tables are within their limits.
     pub(super) fn check_tracker_bounds(&mut self) {
         if let Err(what) = check_bounds("tracker", &self.tracker.debug_queue_lens()) {

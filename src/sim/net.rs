@@ -17,6 +17,9 @@ pub struct NetConfig {
     pub loss: f64,
     /// Chance a datagram is delivered twice (each copy with its own delay).
     pub duplicate: f64,
+    /// Chance a piece datagram arrives with one data byte flipped (a checksum that missed,
+    /// a peer's bad disk): what chunk verification is there to catch.
+    pub corrupt_piece: f64,
 }
 
 /// What the network did, for assertions and for bench reports.
@@ -26,6 +29,7 @@ pub struct NetStats {
     pub delivered: u64,
     pub lost: u64,
     pub duplicated: u64,
+    pub corrupted: u64,
     pub dropped_full: u64,
     pub dropped_disconnected: u64,
     /// Dropped because a partition separated sender and receiver at delivery time.
