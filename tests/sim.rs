@@ -369,3 +369,37 @@ fn downloader_restarts_and_resumes() {
         );
     }
 }
+
+/// A partition cuts the downloader off from every holder mid-transfer (the tracker stays
+/// reachable); once it heals, the download finishes from the same holders.
+#[test]
+fn partition_from_every_holder_heals() {
+    use torrent::sim::{Endpoint, Fault};
+    for seed in seeds() {
+        let mut swarm = swarm(seed, lossy(0.02), MIB + 1, 2, 1400);
+        swarm.download();
+        let downloader = swarm.downloader;
+        let name = NAME.to_string();
+        swarm
+            .sim
+            .run_until(
+                |sim| {
+                    sim.node(downloader)
+                        .progress(sim.now())
+                        .iter()
+                        .any(|p| p.name == name && p.verified_bytes >= 4 * 64 * 1024)
+                },
+                Duration::from_secs(30),
+            )
+            .unwrap_or_else(|error| panic!("progress: {error}"));
+        let holders = swarm.holders.iter().map(|&h| Endpoint::Node(h)).collect();
+        swarm.sim.schedule(
+            Duration::ZERO,
+            Fault::Partition {
+                sides: [vec![Endpoint::Node(downloader)], holders],
+                heal_after: Duration::from_secs(5),
+            },
+        );
+        swarm.finish(Duration::from_secs(25));
+    }
+}
