@@ -36,7 +36,7 @@ impl Originals {
             .versions
             .get(name)
             .ok_or_else(|| format!("claimed {name} complete, but no original of it exists"))?;
-        if versions.iter().any(|v| *v == got) {
+        if versions.contains(&got) {
             return Ok(());
         }
         let first_difference = versions.first().map_or(0, |v| {
