@@ -1138,10 +1138,15 @@ fn pick_chunk(transfer: &mut Transfer, peer: &Peer) -> Option<u32> {
         transfer.cursor += 1;
     }
     let missing = |chunk: u32| matches!(transfer.chunks[chunk as usize], ChunkState::Missing);
+    let abandoned = |chunk: u32| match &transfer.chunks[chunk as usize] {
+        ChunkState::Missing => true,
+        ChunkState::Active(progress) => progress.owner.is_none(),
+        _ => false,
+    };
     (transfer.cursor..count)
         .find(|&chunk| missing(chunk) && usable(chunk, transfer))
         // A bad copy may have been damaged on the way: when this peer has nothing else to
         // give, it may try again (it is dropped after BAD_CHUNKS_MAX bad chunks), rather
         // than leave the download stuck when no other peer holds the chunk.
-        .or_else(|| (transfer.cursor..count).find(|&chunk| missing(chunk) && have.get(chunk)))
+        .or_else(|| (0..count).find(|&chunk| abandoned(chunk) && have.get(chunk)))
 }
