@@ -95,10 +95,8 @@ fn content(len: usize, seed: u64) -> Vec<u8> {
 enum Struck {
     /// Downloaders only: the holders stay reachable by everyone, so they alone suffice.
     Downloaders,
-    /// Holders too. A downloader then drops holders it cannot hear and, while a partial
-    /// peer stays active, never asks the tracker for them again nor refreshes that peer's
-    /// have-map: it waits for the swarming work (re-lookups during a transfer, have-map
-    /// refresh), hence `#[ignore]` below.
+    /// Holders too: a downloader cut off from them drops them, and takes them back after
+    /// the fault (`DROPPED_PEER_RETRY`) only once it has no active peer left.
     Everyone,
 }
 
@@ -116,9 +114,11 @@ fn run(seed: u64, struck: Struck) {
     // Hashing takes time, so that a chunk spends a while complete but not yet verified.
     sim.job_delay = Duration::from_millis(2);
     let bytes = content(shape.file_bytes, seed);
-    // Holders have no upload limit: a rate-limited holder serving 50 downloaders queues
-    // pieces for longer than a downloader's patience (PEER_SILENCE) and is dropped as gone,
-    // which leaves the downloader with partial peers only (see `Struck::Everyone`).
+    // Holders have no upload limit: a holder limited to 2 MB/s serving 50 downloaders
+    // queues pieces for longer than a downloader's patience (PEER_SILENCE) and is dropped
+    // as gone, leaving downloaders with partial peers whose have-maps are never refreshed;
+    // about one seed in six then hangs. That waits for swarming (have-map refresh,
+    // re-lookups during a transfer) and for windows sized to the holder's upload budget.
     let holders: Vec<usize> = (0..HOLDERS).map(|_| sim.add_node(configure)).collect();
     let downloaders: Vec<usize> = (0..DOWNLOADERS).map(|_| sim.add_node(configure)).collect();
     for &holder in &holders {
@@ -230,10 +230,8 @@ fn swarm_completes_under_faults() {
     sweep(Struck::Downloaders);
 }
 
-/// Crashes and the partition strike holders too: about one seed in six hangs at present
-/// (see [`Struck::Everyone`]). `cargo test --release --test sim_swarm -- --ignored`.
+/// Crashes and the partition strike holders too.
 #[test]
-#[ignore = "needs swarming: re-lookups and have-map refresh during a transfer"]
 fn swarm_completes_when_holders_fail_too() {
     sweep(Struck::Everyone);
 }
