@@ -24,6 +24,8 @@
 //!  storage/mapping.rs     memory mappings: the one module allowed `unsafe`
 //!  console.rs             the seed's console commands (`torrent -setMode send <file>`)
 //!  demo.rs                a tracker and nodes as child processes, verified end to end
+//!  sim.rs, sim/           a tracker and many nodes in one process: virtual clock, seeded
+//!                         network and faults, checkers (see tests/sim_swarm.rs)
 //! ```
 //!
 //! ## One piece's path

@@ -1210,3 +1210,38 @@ struct Context<'a> {
     downloads: &'a mut Vec<Download>,
     parts: Parts<'a>,
 }
+
+/// A bounded queue or table: its name, how long it is now and its named limit.
+pub type QueueLen = (&'static str, usize, usize);
+
+// For the simulation's checkers only: not part of the node's interface.
+impl Node {
+    /// Every bounded queue and table of the node, with its `*_MAX` limit.
+    #[doc(hidden)]
+    pub fn debug_queue_lens(&self) -> Vec<QueueLen> {
+        vec![
+            (
+                "node control queue",
+                self.out.control.len(),
+                CONTROL_QUEUE_MAX,
+            ),
+            ("node event queue", self.out.events.len(), EVENT_QUEUE_MAX),
+            (
+                "node files (held and hashing)",
+                self.files.len() + self.hashing.len(),
+                FILES_MAX,
+            ),
+            ("node downloads", self.downloads.len(), DOWNLOADS_MAX),
+            (
+                "node upload tasks",
+                self.uploader.task_count(),
+                upload::UPLOAD_TASKS_MAX,
+            ),
+            (
+                "node upload peers counted",
+                self.uploader.peers_counted(),
+                upload::PEERS_COUNTED_MAX,
+            ),
+        ]
+    }
+}

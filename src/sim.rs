@@ -4,30 +4,45 @@
 //!
 //! * **Time.** A virtual clock: `base` (one `Instant` read at creation, never again) plus an
 //!   offset that only the step loop advances. Every `now` handed to a core comes from it.
-//! * **Randomness.** One seeded [`Rng`]: the cores' seeds, and every latency, loss and
-//!   duplicate decision of the network. The same seed replays the same run exactly.
+//! * **Randomness.** One seeded [`Rng`]: the cores' seeds, every latency, loss and duplicate
+//!   decision of the network, and the random faults of [`Sim::schedule_chaos`]. The same
+//!   seed replays the same run exactly.
 //! * **Network.** Each datagram is delivered at `now + latency + jitter` unless it is lost;
 //!   some are duplicated; jitter reorders them. In-flight datagrams wait in a priority queue
 //!   ordered by delivery time, ties broken by a sequence number, so that the order never
-//!   depends on anything but the seed.
+//!   depends on anything but the seed. Partitions drop what crosses them until they heal.
 //! * **Hasher threads.** A [`NodeEvent::Job`] is run inline with [`node::run_job`]; its
 //!   result is handed back after [`Sim::job_delay`].
+//! * **Faults** ([`Fault`]): node crashes and restarts (the directory survives), tracker
+//!   crashes and restarts (from its last persisted snapshot), partitions that heal.
 //!
-//! The step loop: find the earliest of the next delivery, the next job result and every
-//! core's `poll_timeout`; advance the clock to it; deliver, complete or fire what is due;
-//! then drain every core's `poll_transmit` into the network and its events into the log.
+//! The step loop: find the earliest of the next fault, delivery, job result and every
+//! core's `poll_timeout`; advance the clock to it; inject, deliver, complete or fire what
+//! is due; check every queue against its limit; then drain every core's `poll_transmit`
+//! into the network and its events into the log. The checkers of [`check`] run as it goes;
+//! the first violation ends the run with a message that names the seed.
 //!
-//! Nodes keep their files in a scratch directory,
-//! `temp_dir()/torrent-sim-<seed>-<pid>-<instance>/node<id>`, removed on drop.
+//! Nodes keep their files in a scratch directory, `<root>/torrent-sim-<seed>-<pid>-<instance>/
+//! node<id>`, removed on drop; the root is `SIM_DIR`, else `/dev/shm` when there is one (the
+//! cores fsync, which on a disk would cost more than the rest of the run), else `temp_dir()`.
+
+mod check;
+mod fault;
+mod net;
+
+pub use fault::{Chaos, Fault};
+pub use net::{Endpoint, NetConfig, NetStats};
 
 use crate::console::Command;
 use crate::node::{self, JobDone, Node, NodeConfig, NodeEvent};
 use crate::rng::Rng;
 use crate::storage::StateDir;
-use crate::tracker::{Tracker, TrackerConfig};
-use crate::wire;
-use std::cmp::{Ordering, Reverse};
-use std::collections::{BTreeMap, BinaryHeap};
+use crate::tracker::{Snapshot, Tracker, TrackerConfig};
+use crate::wire::{self, Hash};
+use check::Originals;
+use net::{Datagram, Partition, Timed};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
@@ -45,71 +60,14 @@ pub const REAL_TIME_MAX: Duration = Duration::from_secs(120);
 /// Where the tracker listens.
 pub const TRACKER_ADDR: SocketAddr =
     SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 1), 12345));
+/// Steps between two looks at the directories ("nothing published early"): a stat per
+/// running download.
+const CHECK_UNPUBLISHED_STEPS: u64 = 64;
+/// Steps between two re-reads of every completed file.
+const CHECK_CLAIMS_STEPS: u64 = 16_384;
 
 /// Simulations made by this process so far: gives each its own scratch directory.
 static INSTANCES: AtomicU64 = AtomicU64::new(0);
-
-/// How the simulated network treats datagrams. Probabilities are in `0.0..=1.0`.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct NetConfig {
-    /// Fixed one-way delay.
-    pub latency: Duration,
-    /// Extra delay, uniform in `0..=jitter`; reorders datagrams.
-    pub jitter: Duration,
-    /// Chance a datagram is dropped.
-    pub loss: f64,
-    /// Chance a datagram is delivered twice (each copy with its own delay).
-    pub duplicate: f64,
-}
-
-/// What the network did, for assertions and for bench reports.
-#[derive(Clone, Debug, Default)]
-pub struct NetStats {
-    pub sent: u64,
-    pub delivered: u64,
-    pub lost: u64,
-    pub duplicated: u64,
-    pub dropped_full: u64,
-    pub dropped_disconnected: u64,
-    pub bytes_delivered: u64,
-}
-
-/// An item due at a virtual time; the heap pops the earliest, then the first queued.
-struct Timed<T> {
-    at: Duration,
-    seq: u64,
-    item: T,
-}
-
-impl<T> PartialEq for Timed<T> {
-    fn eq(&self, other: &Self) -> bool {
-        (self.at, self.seq) == (other.at, other.seq)
-    }
-}
-impl<T> Eq for Timed<T> {}
-impl<T> PartialOrd for Timed<T> {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl<T> Ord for Timed<T> {
-    fn cmp(&self, other: &Self) -> Ordering {
-        (self.at, self.seq).cmp(&(other.at, other.seq))
-    }
-}
-
-struct Datagram {
-    from: SocketAddr,
-    to: SocketAddr,
-    bytes: Vec<u8>,
-}
-
-/// Who owns an address.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Endpoint {
-    Tracker,
-    Node(usize),
-}
 
 struct SimNode {
     node: Node,
@@ -120,6 +78,24 @@ struct SimNode {
     exited: Option<i32>,
     /// Cut off from the network: nothing reaches it, nothing it sends leaves.
     disconnected: bool,
+    /// Crashed and not started again: it neither runs nor receives.
+    down: bool,
+    /// Names it was told to share, and to download (with the pin), in this or an earlier life.
+    shares: BTreeSet<String>,
+    downloads: BTreeMap<String, Option<Hash>>,
+    /// Names it said it downloaded.
+    completed: BTreeSet<String>,
+    /// Given an input since the last drain: only such nodes have anything to send, and
+    /// only their `poll_timeout` can have changed.
+    dirty: bool,
+    /// Its `poll_timeout` after the last drain, as virtual time.
+    timeout: Option<Duration>,
+}
+
+impl SimNode {
+    fn running(&self) -> bool {
+        self.exited.is_none() && !self.down
+    }
 }
 
 pub struct Sim {
@@ -131,12 +107,22 @@ pub struct Sim {
     seq: u64,
     in_flight: BinaryHeap<Reverse<Timed<Datagram>>>,
     jobs: BinaryHeap<Reverse<Timed<(usize, JobDone)>>>,
+    faults: BinaryHeap<Reverse<Timed<Fault>>>,
+    partitions: Vec<Partition>,
     tracker: Tracker,
+    tracker_config: TrackerConfig,
+    tracker_down: bool,
+    /// The tracker's last snapshot, as the reactor would have persisted it.
+    tracker_snapshot: Option<Snapshot>,
     tracker_log: Vec<String>,
     nodes: Vec<SimNode>,
     addrs: BTreeMap<SocketAddr, Endpoint>,
     scratch: PathBuf,
     buf: Vec<u8>,
+    originals: Originals,
+    /// The first checker failure, if any: the run stops there.
+    violation: Option<String>,
+    steps: u64,
     /// How long a hashing job takes in virtual time.
     pub job_delay: Duration,
     /// Bound on the steps of one [`Sim::run_until`].
@@ -152,9 +138,9 @@ impl Sim {
     pub fn with_tracker(seed: u64, net: NetConfig, tracker_config: TrackerConfig) -> Sim {
         let mut rng = Rng::new(seed);
         let base = Instant::now();
-        let tracker = Tracker::new(tracker_config, rng.next_u64(), base);
+        let tracker = Tracker::new(tracker_config.clone(), rng.next_u64(), base);
         let instance = INSTANCES.fetch_add(1, AtomicOrdering::Relaxed);
-        let scratch = std::env::temp_dir().join(format!(
+        let scratch = scratch_root().join(format!(
             "torrent-sim-{seed}-{}-{instance}",
             std::process::id()
         ));
@@ -169,12 +155,20 @@ impl Sim {
             seq: 0,
             in_flight: BinaryHeap::new(),
             jobs: BinaryHeap::new(),
+            faults: BinaryHeap::new(),
+            partitions: Vec::new(),
             tracker,
+            tracker_config,
+            tracker_down: false,
+            tracker_snapshot: None,
             tracker_log: Vec::new(),
             nodes: Vec::new(),
             addrs,
             scratch,
             buf: vec![0u8; wire::DATAGRAM_BYTES_MAX],
+            originals: Originals::default(),
+            violation: None,
+            steps: 0,
             job_delay: Duration::ZERO,
             steps_max: STEPS_MAX,
             stats: NetStats::default(),
@@ -218,13 +212,21 @@ impl Sim {
             said: Vec::new(),
             exited: None,
             disconnected: false,
+            down: false,
+            shares: BTreeSet::new(),
+            downloads: BTreeMap::new(),
+            completed: BTreeSet::new(),
+            dirty: true,
+            timeout: None,
         });
         self.flush();
         index
     }
 
-    /// Writes a file into a node's directory (as a user would before `send`).
-    pub fn write_file(&self, node: usize, name: &str, bytes: &[u8]) {
+    /// Writes a file into a node's directory (as a user would before `send`). Its bytes
+    /// become an original that every download of the name is checked against.
+    pub fn write_file(&mut self, node: usize, name: &str, bytes: &[u8]) {
+        self.originals.add(name, bytes);
         let path = self.nodes[node].dir.join(name);
         std::fs::write(&path, bytes)
             .unwrap_or_else(|error| panic!("cannot write {}: {error}", path.display()));
@@ -235,10 +237,22 @@ impl Sim {
         std::fs::read(self.nodes[node].dir.join(name)).ok()
     }
 
-    /// Types a command at a node's console.
+    /// Types a command at a node's console. `send` and `download` are remembered as the
+    /// node's start-up commands for [`Fault::Start`].
     pub fn command(&mut self, node: usize, command: Command) {
         let now = self.now();
-        self.nodes[node].node.handle_command(now, command);
+        let sim_node = &mut self.nodes[node];
+        match &command {
+            Command::Send { name } => {
+                sim_node.shares.insert(name.clone());
+            }
+            Command::Download { name, pin } => {
+                sim_node.downloads.insert(name.clone(), *pin);
+            }
+            _ => {}
+        }
+        sim_node.node.handle_command(now, command);
+        sim_node.dirty = true;
         self.flush();
     }
 
@@ -250,6 +264,11 @@ impl Sim {
     /// Whether the node said a line starting with `prefix`.
     pub fn said_starting(&self, node: usize, prefix: &str) -> bool {
         self.said(node).iter().any(|line| line.starts_with(prefix))
+    }
+
+    /// Whether the node said it downloaded `name` (in this life or an earlier one).
+    pub fn completed(&self, node: usize, name: &str) -> bool {
+        self.nodes[node].completed.contains(name)
     }
 
     /// The tracker's events so far, as log lines.
@@ -265,6 +284,10 @@ impl Sim {
         &self.nodes[node].node
     }
 
+    pub fn node_count(&self) -> usize {
+        self.nodes.len()
+    }
+
     pub fn exited(&self, node: usize) -> Option<i32> {
         self.nodes[node].exited
     }
@@ -277,21 +300,26 @@ impl Sim {
 
     /// Kills a node and starts it again on the same directory and address, as a crash and
     /// a restart would: everything in memory is lost, what it wrote to disk stays. Job
-    /// results the old process was waiting for are dropped.
+    /// results the old process was waiting for are dropped. Unlike [`Fault::Start`], no
+    /// start-up command is given: the caller types what it wants.
     pub fn restart(&mut self, node: usize) {
-        let sim_node = &mut self.nodes[node];
-        let state = StateDir::open(&sim_node.dir)
-            .unwrap_or_else(|error| panic!("cannot open {}: {error}", sim_node.dir.display()));
-        let now = self.base + self.now;
-        sim_node.node = Node::new(sim_node.config.clone(), state, self.rng.next_u64(), now);
-        sim_node.exited = None;
-        sim_node.said.push("(restarted)".to_string());
-        let jobs = std::mem::take(&mut self.jobs);
-        self.jobs = jobs.into_iter().filter(|j| j.0.item.0 != node).collect();
+        self.crash(node);
+        self.boot(node, false);
         self.flush();
     }
 
-    /// Runs until `done(self)` holds, for at most `virtual_limit` more virtual time.
+    /// Injects `fault` after `after` of virtual time (at once for zero: on the next step).
+    pub fn schedule(&mut self, after: Duration, fault: Fault) {
+        self.seq += 1;
+        self.faults.push(Reverse(Timed {
+            at: self.now + after,
+            seq: self.seq,
+            item: fault,
+        }));
+    }
+
+    /// Runs until `done(self)` holds, for at most `virtual_limit` more virtual time. Fails
+    /// (with a message naming the seed) when a checker finds something wrong.
     pub fn run_until(
         &mut self,
         mut done: impl FnMut(&Sim) -> bool,
@@ -300,7 +328,17 @@ impl Sim {
         let deadline = self.now + virtual_limit;
         let started = Instant::now();
         let mut steps = 0u64;
-        while !done(self) {
+        loop {
+            if let Some(violation) = &self.violation {
+                return Err(self.failure(&format!("checker: {violation}")));
+            }
+            if done(self) {
+                self.check_files(true);
+                return match &self.violation {
+                    Some(violation) => Err(self.failure(&format!("checker: {violation}"))),
+                    None => Ok(()),
+                };
+            }
             if steps >= self.steps_max {
                 return Err(self.failure(&format!("{steps} steps taken")));
             }
@@ -317,21 +355,34 @@ impl Sim {
             self.step(next);
             steps += 1;
         }
-        Ok(())
     }
 
-    /// Runs for `duration` of virtual time, whatever happens.
+    /// Runs for `duration` of virtual time, whatever happens. Panics (naming the seed) when
+    /// a checker finds something wrong.
     pub fn run_for(&mut self, duration: Duration) {
         let deadline = self.now + duration;
         let mut steps = 0u64;
         while let Some(next) = self.next_due() {
-            if next > deadline || steps >= self.steps_max {
+            if next > deadline || steps >= self.steps_max || self.violation.is_some() {
                 break;
             }
             self.step(next);
             steps += 1;
         }
         self.now = self.now.max(deadline);
+        self.check_files(false);
+        if let Some(violation) = &self.violation {
+            panic!("{}", self.failure(&format!("checker: {violation}")));
+        }
+    }
+
+    /// Runs every checker now; the first violation so far, if any, as a failure message.
+    pub fn check(&mut self) -> Result<(), String> {
+        self.check_files(true);
+        match &self.violation {
+            Some(violation) => Err(self.failure(&format!("checker: {violation}"))),
+            None => Ok(()),
+        }
     }
 
     /// An error that says how to replay the run, and what each node said last.
@@ -342,14 +393,14 @@ impl Sim {
         );
         for (index, sim_node) in self.nodes.iter().enumerate() {
             let tail = sim_node.said.len().saturating_sub(4);
+            let state = match (sim_node.disconnected, sim_node.down) {
+                (true, _) => " disconnected",
+                (_, true) => " down",
+                _ => "",
+            };
             text.push_str(&format!(
-                "\n  node {} (index {index}){}: {:?}",
+                "\n  node {} (index {index}){state}: {:?}",
                 sim_node.node.node_id(),
-                if sim_node.disconnected {
-                    " disconnected"
-                } else {
-                    ""
-                },
                 &sim_node.said[tail..]
             ));
         }
@@ -359,20 +410,31 @@ impl Sim {
     /// The earliest virtual time anything is due.
     fn next_due(&self) -> Option<Duration> {
         let offset = |t: Instant| t.saturating_duration_since(self.base);
-        let mut times = Vec::with_capacity(self.nodes.len() + 3);
+        let mut times = Vec::with_capacity(self.nodes.len() + 4);
         times.extend(self.in_flight.peek().map(|Reverse(d)| d.at));
         times.extend(self.jobs.peek().map(|Reverse(j)| j.at));
-        times.extend(self.tracker.poll_timeout().map(offset));
-        for sim_node in self.nodes.iter().filter(|n| n.exited.is_none()) {
-            times.extend(sim_node.node.poll_timeout().map(offset));
+        times.extend(self.faults.peek().map(|Reverse(f)| f.at));
+        if !self.tracker_down {
+            times.extend(self.tracker.poll_timeout().map(offset));
+        }
+        for sim_node in self.nodes.iter().filter(|n| n.running()) {
+            times.extend(sim_node.timeout);
         }
         times.into_iter().min()
     }
 
-    /// Advances the clock to `at`, delivers and fires everything due, then drains outputs.
+    /// Advances the clock to `at`, injects, delivers and fires everything due, checks the
+    /// bounds, then drains outputs.
     fn step(&mut self, at: Duration) {
         self.now = self.now.max(at);
+        self.steps += 1;
         let now = self.now();
+        while self.faults.peek().is_some_and(|f| f.0.at <= self.now) {
+            let Some(Reverse(Timed { item, .. })) = self.faults.pop() else {
+                break;
+            };
+            self.inject(item);
+        }
         while self.in_flight.peek().is_some_and(|d| d.0.at <= self.now) {
             let Some(Reverse(Timed { item, .. })) = self.in_flight.pop() else {
                 break;
@@ -387,67 +449,98 @@ impl Sim {
             else {
                 break;
             };
-            if self.nodes[index].exited.is_none() {
+            if self.nodes[index].running() {
                 self.nodes[index].node.handle_job_done(now, done);
+                self.nodes[index].dirty = true;
             }
         }
-        if self.tracker.poll_timeout().is_some_and(|t| t <= now) {
+        if !self.tracker_down && self.tracker.poll_timeout().is_some_and(|t| t <= now) {
             self.tracker.handle_timeout(now);
         }
-        for sim_node in self.nodes.iter_mut().filter(|n| n.exited.is_none()) {
-            if sim_node.node.poll_timeout().is_some_and(|t| t <= now) {
+        let virtual_now = self.now;
+        for sim_node in self.nodes.iter_mut().filter(|n| n.running()) {
+            if sim_node.timeout.is_some_and(|t| t <= virtual_now) {
                 sim_node.node.handle_timeout(now);
+                sim_node.dirty = true;
             }
         }
         self.flush();
+        if self.steps.is_multiple_of(CHECK_UNPUBLISHED_STEPS) {
+            self.check_files(self.steps.is_multiple_of(CHECK_CLAIMS_STEPS));
+        }
     }
 
     fn deliver(&mut self, now: Instant, datagram: Datagram) {
         let target = self.addrs.get(&datagram.to).copied();
+        let source = self.addrs.get(&datagram.from).copied();
         let disconnected = |sim: &Sim, endpoint: Option<Endpoint>| match endpoint {
             Some(Endpoint::Node(index)) => sim.nodes[index].disconnected,
             _ => false,
         };
-        let source = self.addrs.get(&datagram.from).copied();
         if disconnected(self, target) || disconnected(self, source) {
             self.stats.dropped_disconnected += 1;
             return;
         }
-        self.stats.delivered += 1;
-        self.stats.bytes_delivered += datagram.bytes.len() as u64;
+        if let (Some(source), Some(target)) = (source, target)
+            && self
+                .partitions
+                .iter()
+                .any(|p| p.separates(self.now, source, target))
+        {
+            self.stats.dropped_partitioned += 1;
+            return;
+        }
         match target {
-            Some(Endpoint::Tracker) => {
+            Some(Endpoint::Tracker) if !self.tracker_down => {
+                self.count_delivered(&datagram);
                 self.tracker
                     .handle_datagram(now, datagram.from, &datagram.bytes)
             }
-            Some(Endpoint::Node(index)) if self.nodes[index].exited.is_none() => self.nodes[index]
-                .node
-                .handle_datagram(now, datagram.from, &datagram.bytes),
+            Some(Endpoint::Node(index)) if self.nodes[index].running() => {
+                self.count_delivered(&datagram);
+                let sim_node = &mut self.nodes[index];
+                sim_node
+                    .node
+                    .handle_datagram(now, datagram.from, &datagram.bytes);
+                sim_node.dirty = true;
+            }
             // Nobody listens there (any more): the datagram vanishes, as UDP's would.
-            _ => {}
+            _ => self.stats.dropped_down += 1,
         }
     }
 
+    fn count_delivered(&mut self, datagram: &Datagram) {
+        self.stats.delivered += 1;
+        self.stats.bytes_delivered += datagram.bytes.len() as u64;
+    }
+
     /// Moves every core's waiting datagrams into the network and its events into the logs,
-    /// until nothing is waiting (a job result due now waits for the next step).
+    /// until nothing is waiting (a job result due now waits for the next step). Queues are
+    /// checked against their limits first, when they are at their longest.
     fn flush(&mut self) {
         let now = self.now();
-        for _ in 0..TRANSMITS_PER_STEP_MAX {
-            let Some(transmit) = self.tracker.poll_transmit(&mut self.buf) else {
-                break;
-            };
-            let bytes = self.buf[..transmit.len].to_vec();
-            self.send(TRACKER_ADDR, transmit.to, bytes);
+        if !self.tracker_down {
+            self.check_tracker_bounds();
+            for _ in 0..TRANSMITS_PER_STEP_MAX {
+                let Some(transmit) = self.tracker.poll_transmit(&mut self.buf) else {
+                    break;
+                };
+                let bytes = self.buf[..transmit.len].to_vec();
+                self.send(TRACKER_ADDR, transmit.to, bytes);
+            }
+            while let Some(event) = self.tracker.poll_event() {
+                self.tracker_log.push(event.to_string());
+            }
+            // What the reactor would write to the tracker database.
+            if let Some(snapshot) = self.tracker.poll_snapshot() {
+                self.tracker_snapshot = Some(snapshot);
+            }
         }
-        while let Some(event) = self.tracker.poll_event() {
-            self.tracker_log.push(event.to_string());
-        }
-        // Snapshots would be written by the reactor; the simulation keeps none.
-        let _ = self.tracker.poll_snapshot();
         for index in 0..self.nodes.len() {
-            if self.nodes[index].exited.is_some() {
+            if !self.nodes[index].running() || !self.nodes[index].dirty {
                 continue;
             }
+            self.check_node_bounds(index);
             for _ in 0..TRANSMITS_PER_STEP_MAX {
                 let Some(transmit) = self.nodes[index].node.poll_transmit(now, &mut self.buf)
                 else {
@@ -459,7 +552,7 @@ impl Sim {
             }
             while let Some(event) = self.nodes[index].node.poll_event() {
                 match event {
-                    NodeEvent::Say(line) => self.nodes[index].said.push(line),
+                    NodeEvent::Say(line) => self.hear(index, line),
                     NodeEvent::Job(job) => {
                         let done = node::run_job(job);
                         let at = self.now + self.job_delay;
@@ -473,7 +566,28 @@ impl Sim {
                     NodeEvent::Exit(code) => self.nodes[index].exited = Some(code),
                 }
             }
+            // After the events: a file published in this drain was also announced in it.
+            self.check_node_unpublished(index);
+            let sim_node = &mut self.nodes[index];
+            sim_node.dirty = false;
+            sim_node.timeout = sim_node
+                .node
+                .poll_timeout()
+                .map(|t| t.saturating_duration_since(self.base));
         }
+    }
+
+    /// Logs a line of a node; a completion claim is checked against the original at once.
+    fn hear(&mut self, index: usize, line: String) {
+        if let Some(name) = check::downloaded_name(&line) {
+            let sim_node = &mut self.nodes[index];
+            sim_node.completed.insert(name.to_string());
+            if let Err(error) = self.originals.check_claim(&sim_node.dir, name) {
+                let node_id = sim_node.config.node_id;
+                self.violated(format!("node {node_id}: {error}"));
+            }
+        }
+        self.nodes[index].said.push(line);
     }
 
     /// Puts a datagram on the simulated network: lost, delayed, maybe duplicated.
@@ -488,11 +602,29 @@ impl Sim {
             self.stats.lost += 1;
             return;
         }
+        let mut bytes = bytes;
+        if self.net.corrupt_piece > 0.0 && self.chance(self.net.corrupt_piece) {
+            self.corrupt_piece(&mut bytes);
+        }
         if self.chance(self.net.duplicate) {
             self.stats.duplicated += 1;
             self.enqueue(from, to, bytes.clone());
         }
         self.enqueue(from, to, bytes);
+    }
+
+    /// Flips one random data byte of a piece datagram; other datagrams pass untouched.
+    fn corrupt_piece(&mut self, bytes: &mut [u8]) {
+        let data_bytes = match wire::decode(bytes) {
+            Ok(wire::Message::Piece { data, .. }) => data.len(),
+            _ => return,
+        };
+        if data_bytes == 0 {
+            return;
+        }
+        let at = bytes.len() - data_bytes + self.rng.below(data_bytes as u64) as usize;
+        bytes[at] ^= 1 << self.rng.below(8);
+        self.stats.corrupted += 1;
     }
 
     /// Queues one copy of a datagram for delivery after the latency and a random jitter.
@@ -533,6 +665,20 @@ impl Drop for Sim {
     fn drop(&mut self) {
         remove_scratch(&self.scratch);
     }
+}
+
+/// Where scratch directories go: `SIM_DIR` when set, else `/dev/shm` when it exists (the
+/// cores sync what they write, which on a disk costs far more than the whole simulation),
+/// else the temp directory.
+fn scratch_root() -> PathBuf {
+    if let Some(dir) = std::env::var_os("SIM_DIR") {
+        return PathBuf::from(dir);
+    }
+    let shm = Path::new("/dev/shm");
+    if shm.is_dir() {
+        return shm.to_path_buf();
+    }
+    std::env::temp_dir()
 }
 
 fn remove_scratch(path: &Path) {

@@ -143,7 +143,7 @@ impl Tracker {
             let node = Node {
                 addr,
                 token,
-                token_confirmed: true,
+                token_confirmed: entry.token_confirmed,
                 last_seen: now,
                 upload_credit_bytes: entry.upload_credit_bytes,
                 holdings: BTreeMap::new(),
@@ -301,6 +301,7 @@ impl Tracker {
                 addr: node.addr.to_string(),
                 token: db::token_to_text(node.token),
                 upload_credit_bytes: node.upload_credit_bytes,
+                token_confirmed: node.token_confirmed,
             })
             .collect();
         let files = self
@@ -341,9 +342,10 @@ impl Tracker {
             }
             Some(node) => {
                 let moved = node.addr != from;
+                // Stored, so that a restarted tracker knows whether to send it again.
+                self.registry_changed |= moved || !node.token_confirmed;
                 node.addr = from;
                 node.token_confirmed = true;
-                self.registry_changed |= moved;
                 self.touch(node_id, now);
                 moved.then_some(TrackerEvent::NodeRegistered {
                     node_id,
@@ -590,8 +592,11 @@ impl Tracker {
     ) -> Option<u32> {
         match self.check_auth(auth) {
             Ok(node_id) => {
-                if let Some(node) = self.nodes.get_mut(&node_id) {
+                if let Some(node) = self.nodes.get_mut(&node_id)
+                    && !node.token_confirmed
+                {
                     node.token_confirmed = true;
+                    self.registry_changed = true;
                 }
                 self.touch(node_id, now);
                 Some(node_id)
@@ -746,5 +751,36 @@ impl Tracker {
             return;
         }
         self.events.push_back(event);
+    }
+}
+
+// For the simulation's checkers only: not part of the tracker's interface.
+impl Tracker {
+    /// Every bounded queue and table of the tracker, with its `*_MAX` limit:
+    /// `(name, length now, limit)`.
+    #[doc(hidden)]
+    pub fn debug_queue_lens(&self) -> Vec<(&'static str, usize, usize)> {
+        let holdings = self.nodes.values().map(|n| n.holdings.len()).max();
+        let versions = self.names.values().map(Vec::len).max();
+        vec![
+            (
+                "tracker transmit queue",
+                self.transmits.len(),
+                TRANSMIT_QUEUE_MAX,
+            ),
+            ("tracker event queue", self.events.len(), EVENT_QUEUE_MAX),
+            ("tracker nodes", self.nodes.len(), NODES_MAX),
+            ("tracker files", self.files.len(), FILES_MAX),
+            (
+                "tracker holdings of one node",
+                holdings.unwrap_or(0),
+                HOLDINGS_PER_NODE_MAX,
+            ),
+            (
+                "tracker versions of one name",
+                versions.unwrap_or(0),
+                VERSIONS_PER_NAME_MAX,
+            ),
+        ]
     }
 }

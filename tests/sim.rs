@@ -158,6 +158,7 @@ const PERFECT: NetConfig = NetConfig {
     jitter: Duration::ZERO,
     loss: 0.0,
     duplicate: 0.0,
+    corrupt_piece: 0.0,
 };
 
 fn lossy(loss: f64) -> NetConfig {
@@ -166,6 +167,7 @@ fn lossy(loss: f64) -> NetConfig {
         jitter: Duration::from_millis(3),
         loss,
         duplicate: loss / 2.0,
+        corrupt_piece: 0.0,
     }
 }
 
@@ -465,4 +467,38 @@ fn export_writes_a_standard_torrent() {
 
 fn sha1_of(bytes: &[u8]) -> [u8; 20] {
     torrent::hash::sha1(bytes)
+}
+
+/// A partition cuts the downloader off from every holder mid-transfer (the tracker stays
+/// reachable); once it heals, the download finishes from the same holders.
+#[test]
+fn partition_from_every_holder_heals() {
+    use torrent::sim::{Endpoint, Fault};
+    for seed in seeds() {
+        let mut swarm = swarm(seed, lossy(0.02), MIB + 1, 2, 1400);
+        swarm.download();
+        let downloader = swarm.downloader;
+        let name = NAME.to_string();
+        swarm
+            .sim
+            .run_until(
+                |sim| {
+                    sim.node(downloader)
+                        .progress(sim.now())
+                        .iter()
+                        .any(|p| p.name == name && p.verified_bytes >= 4 * 64 * 1024)
+                },
+                Duration::from_secs(30),
+            )
+            .unwrap_or_else(|error| panic!("progress: {error}"));
+        let holders = swarm.holders.iter().map(|&h| Endpoint::Node(h)).collect();
+        swarm.sim.schedule(
+            Duration::ZERO,
+            Fault::Partition {
+                sides: [vec![Endpoint::Node(downloader)], holders],
+                heal_after: Duration::from_secs(5),
+            },
+        );
+        swarm.finish(Duration::from_secs(25));
+    }
 }

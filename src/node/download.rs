@@ -38,6 +38,8 @@ pub const PEERS_PER_DOWNLOAD_MAX: usize = 64;
 const SCAN_INTERVAL: Duration = Duration::from_millis(25);
 /// A peer we are waiting on that says nothing for this long is dropped.
 const PEER_SILENCE: Duration = Duration::from_secs(2);
+/// A peer dropped this long after it was last heard from may be asked again.
+const DROPPED_PEER_RETRY: Duration = Duration::from_secs(4);
 /// How often an unanswered have-map or manifest request is repeated.
 const ASK_RETRY: Duration = Duration::from_millis(300);
 /// Unanswered manifest requests before another holder is asked.
@@ -235,8 +237,16 @@ impl Download {
                 continue;
             }
             let index = match self.peers.iter().position(|p| p.node_id == node_id) {
-                // A dropped peer comes back only from a new address (it restarted).
-                Some(index) if self.peers[index].dropped && self.peers[index].addr != addr => {
+                // A dropped peer comes back from a new address (it restarted), or, unless
+                // it sent bad chunks, once it has been quiet a while (a partition healed).
+                Some(index)
+                    if self.peers[index].dropped
+                        && (self.peers[index].addr != addr
+                            || (self.peers[index].bad_chunks < BAD_CHUNKS_MAX
+                                && now
+                                    .saturating_duration_since(self.peers[index].last_heard)
+                                    >= DROPPED_PEER_RETRY)) =>
+                {
                     let peer = &mut self.peers[index];
                     peer.addr = addr;
                     peer.dropped = false;

@@ -326,6 +326,16 @@ impl Uploader {
         }
     }
 
+    /// Piece ranges waiting to be sent (bounded by [`UPLOAD_TASKS_MAX`]).
+    pub fn task_count(&self) -> usize {
+        self.tasks.len()
+    }
+
+    /// Peers whose traffic is counted (bounded by [`PEERS_COUNTED_MAX`]).
+    pub fn peers_counted(&self) -> usize {
+        self.sent_bytes.len()
+    }
+
     /// "sent to node 3: 1048576 bytes, ..." for `status`.
     pub fn peer_summary(&self) -> String {
         let mut peers: Vec<(&u32, &u64)> = self.sent_bytes.iter().collect();

@@ -33,6 +33,15 @@ pub struct NodeEntry {
     /// 16 lower-case hex digits, never zero.
     pub token: String,
     pub upload_credit_bytes: u64,
+    /// The node has used its token at least once, so it surely received it. Until then a
+    /// node that lost the reply registers again with no token and is sent the same one.
+    /// Files written before this field existed count every token as confirmed.
+    #[serde(default = "confirmed_by_default")]
+    pub token_confirmed: bool,
+}
+
+fn confirmed_by_default() -> bool {
+    true
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -777,6 +777,41 @@ fn snapshot_restores_a_tracker_that_answers_at_once() {
     assert_eq!(register(&mut restored, t1, addr(4001), 1, a), a);
 }
 
+/// Found by the swarm simulation: a restored tracker counted every token as used, so a
+/// node whose Registered reply was lost before the restart was refused for good.
+#[test]
+fn a_restored_tracker_sends_an_unused_token_again() {
+    let t0 = Instant::now();
+    let mut tracker = new_tracker(t0);
+    let a = register(&mut tracker, t0, addr(4001), 1, 0);
+    let b = register(&mut tracker, t0, addr(4002), 2, 0);
+    // Node 2 uses its token; node 1 never received its own.
+    register(&mut tracker, t0, addr(4002), 2, b);
+    let snapshot = tracker.poll_snapshot().expect("the registry changed");
+    assert!(!snapshot.nodes[0].token_confirmed);
+    assert!(snapshot.nodes[1].token_confirmed);
+    let t1 = t0 + secs(5);
+    let mut restored = Tracker::from_snapshot(TrackerConfig::default(), 8, t1, snapshot);
+    assert_eq!(register(&mut restored, t1, addr(4001), 1, 0), a);
+    // A used token is not handed to whoever asks with none.
+    send(
+        &mut restored,
+        t1,
+        addr(4002),
+        Message::Register(&Register {
+            auth: auth(2, 0),
+            reserved: [0; 4],
+        }),
+    );
+    assert_eq!(refused(&mut restored), RefusedReason::BadToken);
+    // Files written before the flag existed read as confirmed.
+    let old: db::NodeEntry = serde_json::from_str(
+        r#"{"node_id": 1, "addr": "127.0.0.1:4001", "token": "00000000000000aa", "upload_credit_bytes": 0}"#,
+    )
+    .expect("parses");
+    assert!(old.token_confirmed);
+}
+
 #[test]
 fn snapshot_entries_that_make_no_sense_are_skipped() {
     let t0 = Instant::now();
@@ -785,6 +820,7 @@ fn snapshot_entries_that_make_no_sense_are_skipped() {
         addr: addr.to_owned(),
         token: token.to_owned(),
         upload_credit_bytes: 0,
+        token_confirmed: true,
     };
     let file = |info_hash: String, name: &str, chunk_bytes| db::FileEntry {
         info_hash,

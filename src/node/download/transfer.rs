@@ -295,7 +295,20 @@ fn pick_chunk(transfer: &Transfer, peer: &Peer) -> Option<u32> {
             _ => {}
         }
     }
-    abandoned.or(rarest.map(|(_, chunk)| chunk))
+    abandoned.or(rarest.map(|(_, chunk)| chunk)).or_else(|| {
+        // A bad copy may have been damaged on the way: when this peer has nothing else to
+        // give, it may try a chunk it sent badly again (it is dropped after BAD_CHUNKS_MAX
+        // bad chunks), rather than leave the download stuck when no other peer holds it.
+        let have = peer.have.as_ref()?;
+        (0..count).find(|&chunk| {
+            have.get(chunk)
+                && match &transfer.chunks[chunk as usize] {
+                    ChunkState::Missing => true,
+                    ChunkState::Active(progress) => progress.owner.is_none(),
+                    _ => false,
+                }
+        })
+    })
 }
 
 /// Endgame: takes a chunk this peer holds away from a peer that has several, or that has
