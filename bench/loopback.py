@@ -8,22 +8,28 @@ Scenarios, each run --runs times (interleaved, so that drift hits all alike):
   ceiling  examples/ceiling.rs: one sender thread -> one receiver mapping the copy and
            SHA-1ing its chunks, same datagram size, windowed so that it is never overrun
   rqbit    2 rqbit seeders -> 1 rqbit leecher (TCP on loopback, no tracker, DHT, LSD)
+  S3       tracker + 1 holder capped at 64 MiB/s -> 8 downloaders started together
+           (--s3-size, 256 MiB by default); they should trade chunks among themselves
+  rqbit-S3 1 rqbit seeder capped at 64 MiB/s -> 8 rqbit leechers started together, each
+           given the seeder and the 7 others as --initial-peers
 
-For each: wall time from starting the downloader to verified completion, MB/s (10^6 B/s),
-CPU seconds (user+sys) and peak RSS of every process (wait4 rusage), sha256 of the copy
-against the original, and the Udp counters of /proc/net/snmp over the run (InDatagrams,
-RcvbufErrors, InErrors). Prints one table: medians over the runs, and the ratios.
+For each: wall time from starting the (first) downloader to the (last) verified copy,
+MB/s (10^6 B/s), CPU seconds (user+sys) and peak RSS of every process (wait4 rusage), sha256
+of every copy against the original, and the Udp counters of /proc/net/snmp over the run
+(InDatagrams, RcvbufErrors, InErrors); for S3 also how many copies of the file the source
+uploaded. Prints two tables (one downloader; eight): medians over the runs, and the ratios.
 
 Python 3 standard library only. Usage:
 
-  python3 bench/loopback.py [--size 1G] [--runs 5] [--piece-size 65471] [--dir /tmp]
-                            [--scenarios S1,S2,ceiling,rqbit] [--keep]
+  python3 bench/loopback.py [--size 1G] [--s3-size 256M] [--runs 5] [--piece-size 65471]
+                            [--dir /tmp] [--scenarios S1,S2,ceiling,rqbit,S3,rqbit-S3] [--keep]
 """
 
 import argparse
 import hashlib
 import os
 import queue
+import re
 import shutil
 import signal
 import socket
@@ -39,6 +45,8 @@ FILE_NAME = "bench.bin"
 CHUNK_BYTES = 1 << 20  # the node's default chunk size (files up to 256K chunks)
 READY_TIMEOUT = 300.0  # a holder hashes the file before it says "sharing"
 STOP_TIMEOUT = 10.0
+SWARM_UPLOAD_CAP = 64 << 20  # S3: the one source's upload rate, bytes/s
+SWARM_DOWNLOADERS = 8
 
 
 def log(*parts):
@@ -60,6 +68,15 @@ def human(n):
     return f"{n} B"
 
 
+def parse_iec(text):
+    """rqbit's sizes: "8.00Mi", "1.00Gi", "512.00Ki", "0" (bytes)."""
+    m = re.fullmatch(r"([0-9.]+)\s*([KMGT]i)?B?", text.strip())
+    if not m:
+        raise ValueError(text)
+    shift = {None: 0, "Ki": 10, "Mi": 20, "Gi": 30, "Ti": 40}[m.group(2)]
+    return float(m.group(1)) * (1 << shift)
+
+
 # ---------------------------------------------------------------- processes
 
 
@@ -68,7 +85,7 @@ class Proc:
 
     live = []  # every Proc not yet reaped, for cleanup
 
-    def __init__(self, name, argv, logdir, cwd=None):
+    def __init__(self, name, argv, logdir, cwd=None, stdin=False):
         self.name = name
         self.lines = queue.Queue()  # stdout and stderr lines alike (rqbit logs to stdout)
         self.started = time.monotonic()
@@ -80,7 +97,7 @@ class Proc:
         self._log.write(f"$ {' '.join(argv)}\n")
         self.popen = subprocess.Popen(
             argv,
-            stdin=subprocess.DEVNULL,
+            stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             cwd=cwd,
@@ -126,6 +143,11 @@ class Proc:
         self.rusage = rusage
         self.popen.returncode = os.waitstatus_to_exitcode(status)  # keep Popen from reaping
         self._done.set()
+
+    def send(self, text):
+        """Writes text to the child's stdin (a console command; needs stdin=True)."""
+        self.popen.stdin.write(text.encode())
+        self.popen.stdin.flush()
 
     def exit_code(self):
         return None if self.status is None else os.waitstatus_to_exitcode(self.status)
@@ -211,10 +233,14 @@ def sha256_file(path):
             h.update(block)
 
 
-def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def free_ports(n):
+    """n distinct free TCP ports on loopback (free when asked; pick them just before use)."""
+    ports = set()
+    while len(ports) < n:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+            ports.add(s.getsockname()[1])
+    return list(ports)
 
 
 # ---------------------------------------------------------------- bencode / .torrent
@@ -255,31 +281,96 @@ def write_torrent(path, data_path, name, piece_length):
 # ---------------------------------------------------------------- scenarios
 
 
+class Scenario:
+    """What one row runs: our swarm (kind "ours"), rqbit's, or the ceiling."""
+
+    def __init__(self, key, label, kind, sources=0, downloaders=1, cap=None, swarm=False):
+        self.key = key  # as given to --scenarios
+        self.label = label  # as shown in the table
+        self.kind = kind
+        self.sources = sources  # holders or seeders, each with the whole file
+        self.downloaders = downloaders  # started together
+        self.cap = cap  # the sources' upload rate, bytes/s (None: unlimited)
+        self.swarm = swarm  # sized by --s3-size, shown in the second table
+
+
+SCENARIOS = {s.key: s for s in (
+    Scenario("S1", "S1", "ours", sources=2),
+    Scenario("S2", "S2", "ours", sources=1),
+    Scenario("ceiling", "ceiling", "ceiling"),
+    Scenario("rqbit", "rqbit S1", "rqbit", sources=2),
+    Scenario("S3", "S3", "ours", sources=1, downloaders=SWARM_DOWNLOADERS,
+             cap=SWARM_UPLOAD_CAP, swarm=True),
+    Scenario("rqbit-S3", "rqbit S3", "rqbit", sources=1, downloaders=SWARM_DOWNLOADERS,
+             cap=SWARM_UPLOAD_CAP, swarm=True),
+)}
+
+
+class Payload:
+    """One random file of one size, its sha256 and .torrent; shared by the scenarios of that size."""
+
+    def __init__(self, scratch, size):
+        self.size = size
+        self.chunk_bytes = CHUNK_BYTES  # the node doubles its 1 MiB chunk until <= 256K chunks
+        while -(-size // self.chunk_bytes) > 262144:
+            self.chunk_bytes *= 2
+        directory = os.path.join(scratch, f"payload-{size}")
+        os.makedirs(directory)
+        self.path = os.path.join(directory, FILE_NAME)
+        log(f"writing {human(size)} of random bytes to {self.path}")
+        h = hashlib.sha256()
+        with open(self.path, "wb") as f:
+            left = size
+            while left:
+                block = os.urandom(min(left, 1 << 20))
+                f.write(block)
+                h.update(block)
+                left -= len(block)
+        self.sha256 = h.hexdigest()
+        self.torrent = self.path + ".torrent"
+        self.info_hash = write_torrent(self.torrent, self.path, FILE_NAME, self.chunk_bytes)
+
+
 class Result:
-    def __init__(self, scenario):
+    def __init__(self, scenario, size):
         self.scenario = scenario
-        self.wall = None
+        self.size = size
+        self.wall = None  # start of the (first) downloader to the last verified copy
+        self.first = None  # the same to the first verified copy
         self.xfer = None  # the same without the final fsync (and, ours, without start-up)
-        self.ok = False
+        self.copies_ok = 0  # copies whose sha256 equals the original's
+        self.copies = 0
         self.procs = []  # (role, cpu s, rss MiB)
         self.udp = {}
+        self.uploaded = None  # bytes the sources sent, by their own count
+        self.from_sources = None  # verified chunks the downloaders got from the sources
+        self.from_others = None  # ... and from each other
         self.note = ""
+
+    @property
+    def ok(self):
+        return self.copies > 0 and self.copies_ok == self.copies
+
+
+def stop_and_account(res, procs):
+    """Stops every process (last started first) and records its CPU and peak RSS."""
+    for _, p in reversed(procs):
+        p.stop()
+    res.procs = [(role, p.cpu(), p.rss_mib()) for role, p in procs if p.rusage]
 
 
 class Bench:
     def __init__(self, args):
         self.args = args
-        self.size = args.size_bytes
+        self.scenarios = [SCENARIOS[k] for k in args.scenarios]
         self.scratch = tempfile.mkdtemp(prefix="torrent-bench-", dir=args.dir)
         self.logdir = os.path.join(self.scratch, "logs")
         os.makedirs(self.logdir)
-        self.original = os.path.join(self.scratch, FILE_NAME)
+        self.payloads = {}  # size -> Payload
         self.torrent_bin = None
         self.ceiling_bin = None
         self.rqbit_bin = None
         self.rqbit_why = ""
-        self.original_sha256 = None
-        self.info_hash = None
 
     # -- setup
 
@@ -294,7 +385,7 @@ class Bench:
         self.ceiling_bin = os.path.join(target, "release", "examples", "ceiling")
 
     def find_rqbit(self):
-        if "rqbit" not in self.args.scenarios:
+        if not any(s.kind == "rqbit" for s in self.scenarios):
             return
         found = shutil.which("rqbit") or shutil.which(
             os.path.expanduser("~/.cargo/bin/rqbit"))
@@ -312,115 +403,143 @@ class Bench:
         elif not self.rqbit_why:
             self.rqbit_why = "rqbit not found after install"
 
-    def make_file(self):
-        log(f"writing {human(self.size)} of random bytes to {self.original}")
-        h = hashlib.sha256()
-        with open(self.original, "wb") as f:
-            left = self.size
-            while left:
-                block = os.urandom(min(left, 1 << 20))
-                f.write(block)
-                h.update(block)
-                left -= len(block)
-        self.original_sha256 = h.hexdigest()
-        torrent_path = os.path.join(self.scratch, FILE_NAME + ".torrent")
-        self.info_hash = write_torrent(torrent_path, self.original, FILE_NAME, self.chunk_bytes())
-        self.torrent_file = torrent_path
+    def size_of(self, scenario):
+        return self.args.s3_size_bytes if scenario.swarm else self.args.size_bytes
 
-    def chunk_bytes(self):
-        # The node doubles its 1 MiB chunk until the file has at most 256K chunks.
-        chunk = CHUNK_BYTES
-        while -(-self.size // chunk) > 262144:
-            chunk *= 2
-        return chunk
+    def payload(self, scenario):
+        size = self.size_of(scenario)
+        if size not in self.payloads:
+            self.payloads[size] = Payload(self.scratch, size)
+        return self.payloads[size]
 
     def node_dir(self, scenario, role):
         path = os.path.join(self.scratch, scenario, role)
         os.makedirs(path, exist_ok=True)
         return path
 
-    def place(self, directory):
+    def fresh_dir(self, scenario, role):
+        path = os.path.join(self.scratch, scenario, role)
+        shutil.rmtree(path, ignore_errors=True)
+        os.makedirs(path)
+        return path
+
+    @staticmethod
+    def place(payload, directory):
         """The original in a holder's directory: a hard link (same data, no copy)."""
         dest = os.path.join(directory, FILE_NAME)
         if not os.path.exists(dest):
             try:
-                os.link(self.original, dest)
+                os.link(payload.path, dest)
             except OSError:
-                shutil.copyfile(self.original, dest)
+                shutil.copyfile(payload.path, dest)
         return dest
+
+    def check_copies(self, res, payload, dirs):
+        """sha256 of every downloaded copy against the original; each copy is then removed."""
+        for d in dirs:
+            copy = os.path.join(d, FILE_NAME)
+            res.copies += 1
+            if os.path.exists(copy):
+                res.copies_ok += sha256_file(copy) == payload.sha256
+                os.remove(copy)
 
     # -- our swarm
 
-    def run_ours(self, scenario, holders):
-        res = Result(scenario)
-        base = os.path.join(self.scratch, scenario)
+    def run_ours(self, sc):
+        payload = self.payload(sc)
+        res = Result(sc.label, payload.size)
+        base = os.path.join(self.scratch, sc.key)
         tracker_db = os.path.join(base, "tracker_db")
         shutil.rmtree(tracker_db, ignore_errors=True)
+        # Each scenario logs to its own directory: node<N>.log names only the node id.
+        node_logs = os.path.join(self.logdir, sc.key)
+        os.makedirs(node_logs, exist_ok=True)
         procs = []
         try:
-            tracker = Proc(f"{scenario}-tracker", [
+            tracker = Proc(f"{sc.key}-tracker", [
                 self.torrent_bin, "tracker", "--listen", "127.0.0.1:0",
-                "--db-dir", tracker_db, "--log-dir", self.logdir], self.logdir)
+                "--db-dir", tracker_db, "--log-dir", node_logs], self.logdir)
             procs.append(("tracker", tracker))
             _, line = tracker.wait_line(lambda t: t.startswith("tracker listening on "),
                                         READY_TIMEOUT)
             addr = line.rsplit(" ", 1)[1]
-            common = ["--tracker", addr, "--log-dir", self.logdir,
+            common = ["--tracker", addr, "--log-dir", node_logs,
                       "--piece-size", str(self.args.piece_size)]
-            holder_procs = []
-            for i in range(1, holders + 1):
-                d = self.node_dir(scenario, f"node{i}")
-                self.place(d)
+            cap = ["--max-upload-rate", str(sc.cap)] if sc.cap else []
+            holders = []
+            for i in range(1, sc.sources + 1):
+                d = self.node_dir(sc.key, f"node{i}")
+                self.place(payload, d)
                 # A fresh tracker each run: forget the old one's token, keep the manifest.
                 identity = os.path.join(d, ".torrent", "identity")
                 if os.path.exists(identity):
                     os.remove(identity)
-                p = Proc(f"{scenario}-holder{i}", [
+                p = Proc(f"{sc.key}-holder{i}", [
                     self.torrent_bin, "node", "--id", str(i), "--dir", d,
-                    "--send", FILE_NAME] + common, self.logdir)
+                    "--send", FILE_NAME] + cap + common, self.logdir, stdin=True)
                 procs.append((f"holder{i}", p))
-                holder_procs.append(p)
-            for p in holder_procs:
+                holders.append(p)
+            for p in holders:
                 _, line = p.wait_line(lambda t: t.startswith("sharing "), READY_TIMEOUT)
-                if self.info_hash not in line:
+                if payload.info_hash not in line:
                     res.note = f"info hash differs from the .torrent's: {line}"
-            dl_id = holders + 1
-            dl_dir = os.path.join(base, f"node{dl_id}")
-            shutil.rmtree(dl_dir, ignore_errors=True)
-            os.makedirs(dl_dir)
+            ids = range(sc.sources + 1, sc.sources + sc.downloaders + 1)
+            dirs = [self.fresh_dir(sc.key, f"node{n}") for n in ids]
             before = udp_counters()
-            dl = Proc(f"{scenario}-downloader", [
-                self.torrent_bin, "node", "--id", str(dl_id), "--dir", dl_dir,
-                "--download", FILE_NAME, "--exit-when-done"] + common, self.logdir)
-            procs.append(("downloader", dl))
-            when, line = dl.wait_line(lambda t: t.startswith("downloaded "), self.args.timeout)
-            res.wall = when - dl.started
-            # "downloaded NAME (HASH) BYTES bytes in S s ...": the node's own time, from the
-            # download's start to the last chunk verified, before data and directory are synced.
-            res.xfer = float(line.split(" bytes in ", 1)[1].split(" ", 1)[0])
-            if not dl.wait(STOP_TIMEOUT):
-                raise RuntimeError("downloader did not exit after 'downloaded'")
+            dls = []
+            for n, d in zip(ids, dirs):
+                role = "downloader" if sc.downloaders == 1 else f"downloader{n}"
+                p = Proc(f"{sc.key}-{role}", [
+                    self.torrent_bin, "node", "--id", str(n), "--dir", d,
+                    "--download", FILE_NAME, "--exit-when-done"] + common, self.logdir)
+                procs.append((role, p))
+                dls.append(p)
+            t0 = dls[0].started
+            deadline = time.monotonic() + self.args.timeout
+            done, own, sources = [], [], {}
+            for p in dls:
+                when, line = p.wait_line(lambda t: t.startswith("downloaded "),
+                                         max(1.0, deadline - time.monotonic()))
+                done.append(when - t0)
+                # "downloaded NAME (HASH) BYTES bytes in S s (R MB/s) from node 1: K chunks, ...":
+                # the node's own time, from the download's start to the last chunk verified,
+                # before data and directory are synced.
+                own.append(float(line.split(" bytes in ", 1)[1].split(" ", 1)[0]))
+                for node, chunks in re.findall(r"node (\d+): (\d+) chunks", line):
+                    sources[int(node)] = sources.get(int(node), 0) + int(chunks)
+            res.wall, res.first, res.xfer = max(done), min(done), max(own)
+            for p in dls:
+                if not p.wait(STOP_TIMEOUT):
+                    raise RuntimeError(f"{p.name} did not exit after 'downloaded'")
             res.udp = udp_delta(before, udp_counters())
-            if dl.exit_code() != 0:
-                raise RuntimeError(f"downloader exited with {dl.exit_code()}")
-            copy = os.path.join(dl_dir, FILE_NAME)
-            res.ok = sha256_file(copy) == self.original_sha256
-            os.remove(copy)
+            for p in dls:
+                if p.exit_code() != 0:
+                    raise RuntimeError(f"{p.name} exited with {p.exit_code()}")
+            res.from_sources = sum(k for n, k in sources.items() if n <= sc.sources)
+            res.from_others = sum(k for n, k in sources.items() if n > sc.sources)
+            # The holders' own count of bytes sent (pieces sent again included).
+            res.uploaded = 0
+            for p in holders:
+                p.send("status\n")
+                _, line = p.wait_line(lambda t: t.startswith("uploaded "), STOP_TIMEOUT)
+                # "uploaded N pieces (B bytes); sent to node 2: ..."
+                res.uploaded += int(line.split("(", 1)[1].split(" ", 1)[0])
+            self.check_copies(res, payload, dirs)
         finally:
-            for _, p in reversed(procs):
-                p.stop()
-        res.procs = [(role, p.cpu(), p.rss_mib()) for role, p in procs if p.rusage]
+            stop_and_account(res, procs)
         return res
 
     # -- the ceiling
 
-    def run_ceiling(self):
-        res = Result("ceiling")
-        copy = os.path.join(self.node_dir("ceiling", "out"), FILE_NAME)
+    def run_ceiling(self, sc):
+        payload = self.payload(sc)
+        res = Result(sc.label, payload.size)
+        out = self.node_dir("ceiling", "out")
+        copy = os.path.join(out, FILE_NAME)
         before = udp_counters()
-        p = Proc("ceiling", [self.ceiling_bin, "--file", self.original, "--out", copy,
+        p = Proc("ceiling", [self.ceiling_bin, "--file", payload.path, "--out", copy,
                              "--piece-size", str(self.args.piece_size),
-                             "--chunk-size", str(self.chunk_bytes())], self.logdir)
+                             "--chunk-size", str(payload.chunk_bytes)], self.logdir)
         try:
             if not p.wait(self.args.timeout):
                 raise RuntimeError("ceiling did not finish in time")
@@ -432,114 +551,154 @@ class Bench:
         _, line = p.wait_line(lambda t: t.startswith("ceiling: "), 1.0)
         # "ceiling: N bytes in S s (...)": its own timing, setup (hashing the source) excluded
         res.wall = float(line.split(" in ", 1)[1].split(" ", 1)[0])
+        res.first = res.wall
         res.xfer = float(line.split("(transfer ", 1)[1].split(" ", 1)[0])
         res.note = line.split("), ", 1)[1]
-        res.ok = sha256_file(copy) == self.original_sha256
-        os.remove(copy)
+        self.check_copies(res, payload, [out])
         res.procs = [("ceiling", p.cpu(), p.rss_mib())]
         return res
 
     # -- rqbit
 
-    def rqbit_argv(self, port, out_dir, extra):
+    def rqbit_argv(self, payload, port, out_dir, extra, cap=None):
+        limit = ["--ratelimit-upload", str(cap)] if cap else []
         return [self.rqbit_bin,
                 "--disable-dht", "--disable-dht-persistence", "--disable-lsd",
                 "--disable-trackers", "--disable-upnp-port-forward",
-                "--listen-ip", "127.0.0.1", "--listen-port", str(port),
-                "download", "--disable-http-api", "--output-folder", out_dir] + extra + [
-                    self.torrent_file]
+                "--listen-ip", "127.0.0.1", "--listen-port", str(port)] + limit + [
+                    "download", "--disable-http-api", "--output-folder", out_dir] + extra + [
+                    payload.torrent]
 
-    def run_rqbit(self):
-        res = Result("rqbit S1")
+    @staticmethod
+    def rqbit_uploaded(seeder, after):
+        """The seeder's bytes uploaded, from its first stats line after `after`:
+        "[0]: 100.00% (8.00Mi / 8.00Mi), ↓0.00 MiB/s, ↑0.00 MiB/s (8.00Mi), {...}"."""
+        when = 0.0
+        while when <= after:
+            when, line = seeder.wait_line(lambda t: "↑" in t and "%" in t, 5.0)
+        return parse_iec(line.split("↑", 1)[1].split("(", 1)[1].split(")", 1)[0])
+
+    def run_rqbit(self, sc):
+        payload = self.payload(sc)
+        res = Result(sc.label, payload.size)
+        base = sc.key
         procs = []
-        env_note = ""
         try:
-            ports = []
             seeders = []
-            for i in (1, 2):
-                d = self.node_dir("rqbit", f"seed{i}")
-                self.place(d)
-                port = free_port()
-                ports.append(port)
-                p = Proc(f"rqbit-seed{i}", self.rqbit_argv(port, d, ["--overwrite"]),
-                         self.logdir)
+            seed_ports = []
+            for i in range(1, sc.sources + 1):
+                d = self.node_dir(base, f"seed{i}")
+                self.place(payload, d)
+                port, = free_ports(1)
+                seed_ports.append(port)
+                p = Proc(f"{base}-seed{i}", self.rqbit_argv(
+                    payload, port, d, ["--overwrite"], sc.cap), self.logdir)
                 procs.append((f"seeder{i}", p))
                 seeders.append(p)
             for p in seeders:
                 # The stats line of a checked, complete torrent.
                 p.wait_line(lambda t: "100.00%" in t and "initializing" not in t,
                             READY_TIMEOUT)
-            dl_dir = os.path.join(self.scratch, "rqbit", "leech")
-            shutil.rmtree(dl_dir, ignore_errors=True)
-            os.makedirs(dl_dir)
+            n = sc.downloaders
+            dirs = [self.fresh_dir(base, "leech" if n == 1 else f"leech{i}")
+                    for i in range(1, n + 1)]
+            # Every leecher is told the seeders and the other leechers, so their listen
+            # ports are picked now, just before they start.
+            ports = free_ports(n)
             before = udp_counters()
-            peers = ",".join(f"127.0.0.1:{port}" for port in ports)
-            dl = Proc("rqbit-leech", self.rqbit_argv(free_port(), dl_dir, [
-                "--initial-peers", peers, "--exit-on-finish"]), self.logdir)
-            procs.append(("leecher", dl))
-            if not dl.wait(self.args.timeout):
-                raise RuntimeError("rqbit leecher did not finish in time")
-            res.wall = dl.ended - dl.started
+            leechers = []
+            for i, (port, d) in enumerate(zip(ports, dirs)):
+                peers = ",".join(f"127.0.0.1:{q}" for q in seed_ports + ports if q != port)
+                role = "leecher" if n == 1 else f"leecher{i + 1}"
+                p = Proc(f"{base}-{role}", self.rqbit_argv(payload, port, d, [
+                    "--initial-peers", peers, "--exit-on-finish"]), self.logdir)
+                procs.append((role, p))
+                leechers.append(p)
+            t0 = leechers[0].started
+            deadline = time.monotonic() + self.args.timeout
+            for p in leechers:
+                if not p.wait(max(1.0, deadline - time.monotonic())):
+                    raise RuntimeError(f"{p.name} did not finish in time")
+            ends = [p.ended - t0 for p in leechers]
+            res.wall, res.first = max(ends), min(ends)
             res.xfer = res.wall  # rqbit never fsyncs the data it downloads
             res.udp = udp_delta(before, udp_counters())
-            if dl.exit_code() != 0:
-                raise RuntimeError(f"rqbit leecher exited with {dl.exit_code()} "
-                                   f"(see {dl.log_path})")
-            copy = os.path.join(dl_dir, FILE_NAME)
-            res.ok = sha256_file(copy) == self.original_sha256
-            os.remove(copy)
+            for p in leechers:
+                if p.exit_code() != 0:
+                    raise RuntimeError(f"{p.name} exited with {p.exit_code()} "
+                                       f"(see {p.log_path})")
+            try:
+                last = max(p.ended for p in leechers)
+                res.uploaded = sum(self.rqbit_uploaded(p, last) for p in seeders)
+            except (RuntimeError, ValueError, IndexError) as e:
+                log(f"{sc.label}: seeders' bytes uploaded not read: {e}")
+            self.check_copies(res, payload, dirs)
         finally:
-            for _, p in reversed(procs):
-                p.stop()
-        res.procs = [(role, p.cpu(), p.rss_mib()) for role, p in procs if p.rusage]
-        res.note = env_note
+            stop_and_account(res, procs)
         return res
 
-    # -- the table
+    # -- the tables
 
-    def table(self, results):
-        a = self.args
-        out = []
-        out.append(f"loopback benchmark: {human(self.size)} ({self.size} bytes), "
-                   f"piece {a.piece_size} B (datagram {a.piece_size + 36} B), "
-                   f"chunk {human(self.chunk_bytes())}, median of {a.runs} runs, "
-                   f"{os.cpu_count()} cores, load average {self.load_before} before, "
-                   f"{' '.join(f'{x:.2f}' for x in os.getloadavg())} after")
-        out.append("")
+    @staticmethod
+    def per_process(good, column):
+        """'role value, ...' per process: medians of CPU (column 1) or maxima of RSS (2) over
+        the runs; three or more processes of one kind (downloader3, ...) in one entry."""
+        pick = statistics.median if column == 1 else max
+        fmt = "{:.2f}" if column == 1 else "{:.0f}"
+        values = {}  # role -> [value per run]
+        for r in good:
+            for proc in r.procs:
+                values.setdefault(proc[0], []).append(proc[column])
+        kinds = {}
+        for role in values:
+            kinds.setdefault(re.sub(r"\d+$", "", role), []).append(role)
+        parts = []
+        for kind, roles in kinds.items():
+            if len(roles) < 3:
+                parts += [f"{role} {fmt.format(pick(values[role]))}" for role in roles]
+            else:
+                each = sorted(pick(values[role]) for role in roles)
+                parts.append(f"{len(roles)} {kind}s {fmt.format(statistics.median(each))} "
+                             f"(max {fmt.format(each[-1])})")
+        return ", ".join(parts)
+
+    @staticmethod
+    def udp_cells(good):
+        dgrams = statistics.median(r.udp.get("InDatagrams", 0) for r in good)
+        rcvbuf = statistics.median(r.udp.get("RcvbufErrors", 0) for r in good)
+        inerr = statistics.median(r.udp.get("InErrors", 0) for r in good)
+        drops = f"{100.0 * inerr / dgrams:.2f}%" if dgrams else "–"
+        return f"{dgrams:.0f} | {rcvbuf:.0f} | {inerr:.0f} | {drops}"
+
+    @staticmethod
+    def label(name, runs, good):
+        failed = len(runs) - len(good)
+        return name + (f" ({failed} failed)" if failed else "")
+
+    def single_table(self, results, out):
         out.append("| scenario | wall s | MB/s | no-sync s | no-sync MB/s | CPU s (user+sys) per process | peak RSS MiB "
                    "per process | sha256 | UDP datagrams | RcvbufErrors | InErrors | drops |")
         out.append("| --- | ---: | ---: | ---: | ---: | --- | --- | --- | ---: | ---: | ---: | ---: |")
-        medians = {}
-        medians_xfer = {}
-        for name in self.order():
-            runs = results.get(name, [])
+        medians, medians_xfer = {}, {}
+        for sc in self.scenarios:
+            if sc.swarm:
+                continue
+            runs = results[sc.label]
             good = [r for r in runs if r.wall is not None]
             if not good:
                 why = (runs[0].note if runs else "") or "not run"
-                out.append(f"| {name} | – | – | – | – | {why} | | | | | | |")
+                out.append(f"| {sc.label} | – | – | – | – | {why} | | | | | | |")
                 continue
+            size = good[0].size
             wall = statistics.median(r.wall for r in good)
-            medians[name] = self.size / wall / 1e6
             xfer = statistics.median(r.xfer for r in good)
-            medians_xfer[name] = self.size / xfer / 1e6
-            roles = [role for role, _, _ in good[0].procs]
-            cpu = ", ".join(
-                f"{role} {statistics.median(dict((x, c) for x, c, _ in r.procs).get(role, 0) for r in good):.2f}"
-                for role in roles)
-            rss = ", ".join(
-                f"{role} {max(dict((x, m) for x, _, m in r.procs).get(role, 0) for r in good):.0f}"
-                for role in roles)
+            medians[sc.label] = size / wall / 1e6
+            medians_xfer[sc.label] = size / xfer / 1e6
             ok = sum(r.ok for r in runs)
-            dgrams = statistics.median(r.udp.get("InDatagrams", 0) for r in good)
-            rcvbuf = statistics.median(r.udp.get("RcvbufErrors", 0) for r in good)
-            inerr = statistics.median(r.udp.get("InErrors", 0) for r in good)
-            drops = f"{100.0 * inerr / dgrams:.2f}%" if dgrams else "–"
-            failed = len(runs) - len(good)
-            label = name + (f" ({failed} failed)" if failed else "")
-            out.append(f"| {label} | {wall:.3f} | {medians[name]:.0f} | {xfer:.3f} | "
-                       f"{medians_xfer[name]:.0f} | {cpu} | {rss} | "
-                       f"{ok}/{len(runs)} equal | {dgrams:.0f} | {rcvbuf:.0f} | {inerr:.0f} | "
-                       f"{drops} |")
+            out.append(f"| {self.label(sc.label, runs, good)} | {wall:.3f} | "
+                       f"{medians[sc.label]:.0f} | {xfer:.3f} | {medians_xfer[sc.label]:.0f} | "
+                       f"{self.per_process(good, 1)} | {self.per_process(good, 2)} | "
+                       f"{ok}/{len(runs)} equal | {self.udp_cells(good)} |")
         out.append("")
         ratios = []
         for ours in ("S1", "S2"):
@@ -549,81 +708,147 @@ class Bench:
                                   f"(no-sync {medians_xfer[ours] / medians_xfer[other]:.2f})")
         if ratios:
             out.append("ratios of MB/s: " + ", ".join(ratios))
-        notes = [f"{n}: {r.note}" for n, runs in results.items() for r in runs[:1] if r.note
-                 and r.wall is not None]
-        for note in notes:
-            out.append(f"note, {note}")
+
+    def swarm_table(self, results, out):
+        out.append("| scenario | last verified s | first verified s | no-sync last s | copies uploaded by "
+                   "the source | chunks from the source / from other downloaders | CPU s (user+sys) "
+                   "per process | peak RSS MiB per process | sha256 | UDP datagrams | RcvbufErrors "
+                   "| InErrors | drops |")
+        out.append("| --- | ---: | ---: | ---: | ---: | ---: | --- | --- | --- | ---: | ---: | ---: "
+                   "| ---: |")
+        for sc in self.scenarios:
+            if not sc.swarm:
+                continue
+            runs = results[sc.label]
+            good = [r for r in runs if r.wall is not None]
+            if not good:
+                why = (runs[0].note if runs else "") or "not run"
+                out.append(f"| {sc.label} | – | – | – | – | – | {why} | | | | | | |")
+                continue
+            size = good[0].size
+            wall = statistics.median(r.wall for r in good)
+            first = statistics.median(r.first for r in good)
+            xfer = statistics.median(r.xfer for r in good)
+            up = [r.uploaded / size for r in good if r.uploaded is not None]
+            copies = f"{statistics.median(up):.2f}" if up else "–"
+            if all(r.from_sources is not None for r in good):
+                chunks = (f"{statistics.median(r.from_sources for r in good):.0f} / "
+                          f"{statistics.median(r.from_others for r in good):.0f}")
+            else:
+                chunks = "–"
+            ok = sum(r.copies_ok for r in runs)
+            total = sum(r.copies for r in runs)
+            out.append(f"| {self.label(sc.label, runs, good)} | {wall:.3f} | {first:.3f} | "
+                       f"{xfer:.3f} | {copies} | {chunks} | {self.per_process(good, 1)} | "
+                       f"{self.per_process(good, 2)} | {ok}/{total} copies equal | "
+                       f"{self.udp_cells(good)} |")
+        out.append("")
+        out.append(f"{SWARM_DOWNLOADERS} downloaders started together; the one source's upload "
+                   f"capped at {human(SWARM_UPLOAD_CAP)}/s (ours: --max-upload-rate; rqbit: "
+                   "--ratelimit-upload). last/first verified: from starting the first downloader "
+                   "to the last/first 'downloaded' line (ours, after fsync) or exit (rqbit). "
+                   "no-sync last: the largest of our nodes' own 'in S s'; rqbit's last verified. "
+                   "copies uploaded: the source's bytes sent / file size (ours: the holder's "
+                   "'status' after the last copy, pieces sent again included; rqbit: the "
+                   "seeder's stats line). chunks: summed over the downloaders' 'downloaded ... "
+                   f"from node X: K chunks' lines (the file has "
+                   f"{-(-size // self.payloads[size].chunk_bytes)} chunks; "
+                   f"{SWARM_DOWNLOADERS} copies are "
+                   f"{SWARM_DOWNLOADERS * -(-size // self.payloads[size].chunk_bytes)}).")
+        out.append("goals (issue 6): S3 all 8 verified in at most 8 s, the holder uploading at most "
+                   "2 copies; rqbit S3 measured earlier: 28.8 s, its seeder sent 7.9 copies.")
+
+    def table(self, results):
+        a = self.args
+        sizes = {}
+        for sc in self.scenarios:
+            sizes.setdefault(self.size_of(sc), []).append(sc.label)
+        files = "; ".join(f"{human(size)} ({size} bytes, chunk "
+                          f"{human(self.payloads[size].chunk_bytes)}) for {', '.join(labels)}"
+                          for size, labels in sizes.items() if size in self.payloads)
+        out = [f"loopback benchmark: {files}; piece {a.piece_size} B (datagram "
+               f"{a.piece_size + 36} B), median of {a.runs} runs, {os.cpu_count()} cores, "
+               f"load average {self.load_before} before, "
+               f"{' '.join(f'{x:.2f}' for x in os.getloadavg())} after", ""]
+        if any(not sc.swarm for sc in self.scenarios):
+            self.single_table(results, out)
+        if any(sc.swarm for sc in self.scenarios):
+            if len(out) > 2:
+                out.append("")
+            self.swarm_table(results, out)
+        for label, runs in results.items():
+            if runs and runs[0].note and runs[0].wall is not None:
+                out.append(f"note, {label}: {runs[0].note}")
         if self.rqbit_why:
             out.append(f"rqbit: {self.rqbit_why}")
-        out.append("wall: downloader start to its 'downloaded' line (ours, after fsync), to "
-                   "its exit (rqbit, which never fsyncs), the program's own transfer+fsync "
-                   "time (ceiling). no-sync: the node's own 'in S s' (download start to last "
-                   "chunk verified), the ceiling's transfer time, rqbit's wall. UDP counters "
-                   "are the whole machine's over the span; drops = InErrors/InDatagrams.")
+        if any(not sc.swarm for sc in self.scenarios):
+            out.append("wall: downloader start to its 'downloaded' line (ours, after fsync), to "
+                       "its exit (rqbit, which never fsyncs), the program's own transfer+fsync "
+                       "time (ceiling). no-sync: the node's own 'in S s' (download start to "
+                       "last chunk verified), the ceiling's transfer time, rqbit's wall.")
+        out.append("UDP counters are the whole machine's over the span; drops = "
+                   "InErrors/InDatagrams.")
         return "\n".join(out)
-
-    def order(self):
-        names = {"S1": "S1", "S2": "S2", "ceiling": "ceiling", "rqbit": "rqbit S1"}
-        return [names[s] for s in self.args.scenarios]
 
     def run(self):
         self.build()
         self.load_before = " ".join(f"{x:.2f}" for x in os.getloadavg())
         self.find_rqbit()
-        self.make_file()
-        results = {name: [] for name in self.order()}
+        for sc in self.scenarios:
+            self.payload(sc)
+        results = {sc.label: [] for sc in self.scenarios}
+        runners = {"ours": self.run_ours, "ceiling": self.run_ceiling, "rqbit": self.run_rqbit}
         for i in range(1, self.args.runs + 1):
-            for s in self.args.scenarios:
-                name = {"rqbit": "rqbit S1"}.get(s, s)
-                if s == "rqbit" and not self.rqbit_bin:
-                    if not results[name]:
-                        r = Result(name)
+            for sc in self.scenarios:
+                if sc.kind == "rqbit" and not self.rqbit_bin:
+                    if not results[sc.label]:
+                        r = Result(sc.label, self.size_of(sc))
                         r.note = self.rqbit_why
-                        results[name].append(r)
+                        results[sc.label].append(r)
                     continue
                 try:
-                    if s == "S1":
-                        r = self.run_ours("S1", 2)
-                    elif s == "S2":
-                        r = self.run_ours("S2", 1)
-                    elif s == "ceiling":
-                        r = self.run_ceiling()
-                    else:
-                        r = self.run_rqbit()
+                    r = runners[sc.kind](sc)
                 except RuntimeError as e:
-                    r = Result(name)
+                    r = Result(sc.label, self.size_of(sc))
                     r.note = str(e)
-                    if s == "rqbit" and not self.rqbit_why:
-                        self.rqbit_why = str(e)
-                    log(f"run {i} {name}: FAILED: {e}")
+                    log(f"run {i} {sc.label}: FAILED: {e}")
                 else:
-                    log(f"run {i} {name}: {r.wall:.3f} s, {self.size / r.wall / 1e6:.0f} MB/s, "
-                        f"{'equal' if r.ok else 'DIFFERENT'}, udp {r.udp}, "
+                    extra = ""
+                    if r.uploaded is not None:
+                        extra += f", source uploaded {r.uploaded / r.size:.2f} copies"
+                    if r.from_sources is not None and sc.downloaders > 1:
+                        extra += (f", chunks from source {r.from_sources}, from each other "
+                                  f"{r.from_others}, first {r.first:.3f} s")
+                    log(f"run {i} {sc.label}: {r.wall:.3f} s, {r.size / r.wall / 1e6:.0f} MB/s, "
+                        f"{r.copies_ok}/{r.copies} equal{extra}, udp {r.udp}, "
                         + ", ".join(f"{role} {c:.2f} s {m:.0f} MiB" for role, c, m in r.procs))
-                results[name].append(r)
+                results[sc.label].append(r)
         return self.table(results)
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--size", default="1G", help="file size, e.g. 256M, 1G (default 1G)")
+    ap.add_argument("--s3-size", default="256M",
+                    help="file size of S3 and rqbit-S3 (default 256M)")
     ap.add_argument("--runs", type=int, default=5, help="runs per scenario (default 5)")
     ap.add_argument("--piece-size", type=int, default=65471,
                     help="bytes of file per datagram, for our nodes and the ceiling")
     ap.add_argument("--dir", default="/tmp", help="where the scratch directory goes")
     ap.add_argument("--scenarios", default="S1,S2,ceiling,rqbit",
-                    help="comma-separated subset of S1,S2,ceiling,rqbit")
+                    help="comma-separated subset of " + ",".join(SCENARIOS))
     ap.add_argument("--timeout", type=float, default=600.0,
                     help="seconds one download may take")
     ap.add_argument("--keep", action="store_true", help="keep the scratch directory")
     args = ap.parse_args()
     args.size_bytes = parse_size(args.size)
+    args.s3_size_bytes = parse_size(args.s3_size)
     args.scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]
     for s in args.scenarios:
-        if s not in ("S1", "S2", "ceiling", "rqbit"):
+        if s not in SCENARIOS:
             ap.error(f"unknown scenario {s}")
-    if args.runs < 1 or args.size_bytes < 1:
-        ap.error("--runs and --size must be positive")
+    if args.runs < 1 or args.size_bytes < 1 or args.s3_size_bytes < 1:
+        ap.error("--runs, --size and --s3-size must be positive")
 
     # SIGTERM ends the run like Ctrl-C: every child is stopped, the scratch dir removed.
     def on_term(*_):
