@@ -56,6 +56,8 @@ const PARTIAL_PEERS_MAX: usize = 8;
 /// While a transfer runs, the tracker is asked this often for new holders (downloaders that
 /// have verified chunks), and partial holders for their new have-maps.
 const SWARM_REFRESH: Duration = Duration::from_secs(1);
+/// How often partial holders are asked for their have-maps while a transfer runs.
+const HAVE_REFRESH: Duration = Duration::from_millis(200);
 
 /// What became of a peer message offered to a download.
 pub(crate) enum Handled {
@@ -95,6 +97,8 @@ pub(crate) struct Download {
     lookup_due: Option<Instant>,
     /// While transferring: when to refresh partial holders' have-maps and the holder list.
     refresh_due: Option<Instant>,
+    /// While transferring: when to ask partial holders for their have-maps again.
+    have_refresh_due: Option<Instant>,
     told_versions: bool,
 }
 
@@ -112,6 +116,7 @@ impl Download {
             peers: Vec::new(),
             lookup_due: None,
             refresh_due: None,
+            have_refresh_due: None,
             told_versions: false,
         }
     }
@@ -484,6 +489,7 @@ impl Download {
             Arc::clone(&manifest),
             Arc::clone(&mapping),
             piece_bytes,
+            parts.config.node_id,
             now,
         );
         for chunk in (0..count).filter(|&c| claimed.get(c)) {
@@ -850,9 +856,16 @@ impl Download {
         }
         self.scan_timeouts(now);
         let mut ask_tracker = false;
-        if matches!(self.phase, Phase::Transfer(_)) && self.refresh_due.is_none_or(|t| t <= now) {
-            // Swarming: partial holders gain chunks, and new downloaders appear; ask both.
+        let transferring = matches!(self.phase, Phase::Transfer(_));
+        if transferring && self.refresh_due.is_none_or(|t| t <= now) {
+            // Swarming: new downloaders appear; the tracker knows them.
             self.refresh_due = Some(now + SWARM_REFRESH);
+            ask_tracker = true;
+        }
+        if transferring && self.have_refresh_due.is_none_or(|t| t <= now) {
+            // Partial holders gain chunks all the time: what they verified is worth having
+            // within a fraction of a second, not after a chunk's worth of waiting.
+            self.have_refresh_due = Some(now + HAVE_REFRESH);
             if let Some(info_hash) = self.info_hash {
                 for index in 0..self.peers.len() {
                     let peer = &self.peers[index];
@@ -861,7 +874,6 @@ impl Download {
                     }
                 }
             }
-            ask_tracker = true;
         }
         let active = self.peers.iter().any(|p| !p.dropped);
         if !active && now >= self.give_up_at {
@@ -954,6 +966,9 @@ impl Download {
                     consider(t);
                 }
                 consider(self.refresh_due.unwrap_or(transfer.started_at));
+                if self.peers.iter().any(|p| !p.dropped && !p.has_all()) {
+                    consider(self.have_refresh_due.unwrap_or(transfer.started_at));
+                }
             }
             _ => {}
         }

@@ -133,6 +133,8 @@ pub(super) struct Transfer {
     pub started_at: Instant,
     /// Chunks complete and waiting for (or in) their hash check and write-back.
     pub hashing: u32,
+    /// This node's id: where its search for chunks starts differs from other downloaders'.
+    pub own_node_id: u32,
 }
 
 impl Transfer {
@@ -140,6 +142,7 @@ impl Transfer {
         manifest: Arc<Manifest>,
         mapping: Arc<Mapping>,
         piece_bytes: u32,
+        own_node_id: u32,
         now: Instant,
     ) -> Transfer {
         let count = manifest.chunk_count() as usize;
@@ -153,6 +156,7 @@ impl Transfer {
             scan_due: None,
             started_at: now,
             hashing: 0,
+            own_node_id,
         }
     }
 
@@ -268,9 +272,11 @@ fn pick_chunk(transfer: &Transfer, peer: &Peer) -> Option<u32> {
     }
     let mut abandoned = None;
     let mut rarest: Option<(u16, u32)> = None;
-    // Different peers start their search at different chunks (Fibonacci hashing of the id).
-    let start = ((u64::from(peer.node_id).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32)
-        % u64::from(count)) as u32;
+    // Every (downloader, peer) pair starts its search at its own chunk (Fibonacci hashing of
+    // both ids): downloaders served by the same holder then fetch different chunks from it,
+    // and have something to trade.
+    let pair = (u64::from(transfer.own_node_id) << 32) | u64::from(peer.node_id);
+    let start = ((pair.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32) % u64::from(count)) as u32;
     let mut looked = 0;
     for step in 0..count {
         let chunk = (start + step) % count;
@@ -332,7 +338,11 @@ fn take_over(
         }
         let stale = now.saturating_duration_since(progress.last_piece_at)
             >= peers[owner].rto() * STALE_RTOS;
-        if stale || peers[owner].chunks.len() > 1 {
+        // A chunk the owner has not asked for yet costs nothing to take; one in flight is
+        // taken only when it stalled, or the pieces already on their way would be wasted.
+        let untouched =
+            progress.received.count() == 0 && progress.requested_at.iter().all(Option::is_none);
+        if stale || (untouched && peers[owner].chunks.len() > 1) {
             let received = progress.received.count();
             if best.is_none_or(|(fewest, _)| received < fewest) {
                 best = Some((received, chunk));
