@@ -14,14 +14,18 @@
 //!  tracker.rs, node.rs    sans-IO state machines: handle_datagram / handle_timeout /
 //!                         handle_command in, poll_transmit / poll_timeout / poll_event out;
 //!                         `now` and a random seed are passed in, never read
-//!  node/download.rs       the receiver-driven transfer (windows, timeouts, verification)
-//!  node/upload.rs         serving peers (cookies, pieces from the mapping, rate limit)
+//!  node/download.rs       one download: look-up, manifest, peers, timeouts, verification
+//!  node/download/transfer.rs  which chunk from whom: rarest first, endgame, piece runs
+//!  node/upload.rs         serving peers (cookies, pieces read from the file, rate limit)
 //!  wire.rs                every datagram: fixed-layout big-endian views, checked decode
 //!  bep15.rs               the standard BitTorrent UDP tracker protocol (BEP 15), same style;
 //!                         tracker/bep15.rs answers it beside our own protocol
 //!  bencode.rs, metainfo.rs  `.torrent` files and magnet links for `export`
 //!  storage.rs             manifests, the node's state directory, partial files, publishing
 //!  storage/mapping.rs     memory mappings: the one module allowed `unsafe`
+//!  hash.rs                SHA-1 (the SHA-NI one: see the module doc for the figures)
+//!  impair.rs              seeded loss, duplication, reordering for fault tests (`--impair`)
+//!  rng.rs, logging.rs     the injected random source; the log file
 //!  console.rs             the seed's console commands (`torrent -setMode send <file>`)
 //!  demo.rs                a tracker and nodes as child processes, verified end to end
 //!  sim.rs, sim/           a tracker and many nodes in one process: virtual clock, seeded
@@ -35,7 +39,7 @@
 //! it. The holder's reactor receives the datagram and hands the bytes to its node's
 //! `handle_datagram`; [`wire::decode`] checks it (magic, version, kind, lengths, cookie
 //! comes next) without copying; the uploader queues the range and, one `poll_transmit` at a
-//! time, copies each piece from the file's mapping straight into the send buffer behind a
+//! time, reads each piece from the file (`pread`) straight into the send buffer behind a
 //! [`wire::Piece`] header. Back at the downloader, the piece is written in place into the
 //! mapped partial file. When all of chunk 7's pieces are in, a hasher thread computes its
 //! SHA-1 (the reactor goes on); only if it matches the manifest does the chunk count, get

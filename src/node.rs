@@ -7,18 +7,22 @@
 //! [`Node::poll_event`] yields lines for the user, hashing jobs and the exit code. It reads
 //! no clock and no random source: `now` and a seed come from the caller.
 //!
-//! Three parts, one file each:
+//! The parts, one file each:
 //!
-//! * this file: the tracker link (register, heartbeat, announce, look-up, credit, exit, all
-//!   with retries and backoff), dispatch, status;
-//! * `download`: the receiver-driven transfer: manifest, have-maps, chunk scheduling,
-//!   per-peer windows, timeouts, verification, publishing;
+//! * this file: inputs and outputs, dispatch, sharing, exporting, exiting;
+//! * `tracker_link`: register, heartbeat, announce, look-up, credit, exit, all with
+//!   retries and backoff;
+//! * `download` (and `download/transfer`): the receiver-driven transfer: manifest,
+//!   have-maps, chunk scheduling, per-peer windows, timeouts, verification, publishing;
 //! * `upload`: answering peers: cookies (anti-amplification), have-maps, manifest parts,
-//!   pieces read from the mapping, the upload rate limit.
+//!   pieces read from the file, the upload rate limit;
+//! * `status`: the `status` report and download progress.
 //!
 //! Files on disk go through [`crate::storage`]; the node only decides what to read and write.
 
 mod download;
+mod status;
+mod tracker_link;
 mod upload;
 
 use crate::Transmit;
@@ -27,11 +31,13 @@ use crate::rng::Rng;
 use crate::storage::{Bitmap, Manifest, Mapping, StateDir};
 use crate::wire::{self, Hash, Message, NodeAuth, RefusedReason, U32, U64};
 use download::Download;
+pub use status::Progress;
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tracker_link::{TrackerAsk, TrackerLink};
 use upload::Uploader;
 
 /// Most files a node holds (shared or downloading).
@@ -267,34 +273,6 @@ impl LocalFile {
     fn complete(&self) -> bool {
         self.have.is_full()
     }
-}
-
-/// A tracker request that is retried until answered.
-#[derive(Clone, Debug, PartialEq, Eq)]
-enum TrackerAsk {
-    Announce(Hash),
-    Lookup(String),
-    Exit,
-}
-
-struct PendingAsk {
-    ask: TrackerAsk,
-    next_send: Instant,
-    retry: Duration,
-}
-
-/// What the node knows of its tracker.
-struct TrackerLink {
-    addr: SocketAddr,
-    token: u64,
-    registered: bool,
-    /// When the next Register (first registration, retry or heartbeat) is due.
-    register_due: Instant,
-    register_retry: Duration,
-    /// Registers sent since the last answer.
-    unanswered: u32,
-    told_user_silent: bool,
-    pending: Vec<PendingAsk>,
 }
 
 /// Leaving: the exit code, and the deadline for the tracker's acknowledgement (`None` once
@@ -669,120 +647,6 @@ impl Node {
         self.fill_windows(now);
     }
 
-    fn handle_tracker_message(&mut self, now: Instant, message: Message<'_>) {
-        match message {
-            Message::Registered(registered) => {
-                let token = registered.auth.token.get();
-                if token != self.tracker.token {
-                    self.tracker.token = token;
-                    if let Err(error) = self.state.save_token(token) {
-                        self.out
-                            .say(format!("cannot save the node's identity: {error}"));
-                    }
-                }
-                let first = !self.tracker.registered;
-                if first || self.tracker.told_user_silent {
-                    self.out.say(format!(
-                        "registered with tracker {} as node {}",
-                        self.tracker.addr, self.config.node_id
-                    ));
-                }
-                self.tracker.registered = true;
-                self.tracker.unanswered = 0;
-                self.tracker.told_user_silent = false;
-                self.tracker.register_retry = TRACKER_RETRY_FIRST;
-                self.tracker.register_due = now + self.config.heartbeat_interval;
-                if first {
-                    // The tracker may not know what we hold (first contact, or it forgot us
-                    // after an expiry): tell it everything again.
-                    let hashes: Vec<Hash> = self.files.keys().copied().collect();
-                    for info_hash in hashes {
-                        self.announce(now, info_hash);
-                    }
-                    for pending in &mut self.tracker.pending {
-                        pending.next_send = now;
-                    }
-                }
-            }
-            Message::Announced(announced) => {
-                let info_hash = announced.info_hash;
-                self.tracker
-                    .pending
-                    .retain(|p| p.ask != TrackerAsk::Announce(info_hash));
-                if self
-                    .files
-                    .get(&info_hash)
-                    .is_some_and(|f| f.have.count() == 0 && !f.complete())
-                {
-                    // The tracker recorded a withdrawal: forget the file.
-                    self.files.remove(&info_hash);
-                } else if let Some(file) = self.files.get_mut(&info_hash) {
-                    let first_complete =
-                        file.complete() && file.acknowledged_chunks != Some(file.have.count());
-                    file.acknowledged_chunks = Some(announced.chunks_held.get());
-                    if file.acknowledged_chunks != Some(file.have.count()) {
-                        file.announce_due = Some(now);
-                    } else if first_complete {
-                        let m = &file.manifest;
-                        let line = format!(
-                            "sharing {} ({}, {} bytes, {} chunks)",
-                            m.name,
-                            wire::hex(&m.info_hash),
-                            m.file_bytes,
-                            m.chunk_count()
-                        );
-                        self.out.say(line);
-                    }
-                }
-            }
-            Message::LookupReply {
-                versions,
-                holders,
-                name,
-            } => {
-                self.tracker
-                    .pending
-                    .retain(|p| p.ask != TrackerAsk::Lookup(name.to_string()));
-                let own = self.config.node_id;
-                let mut ctx = self.context();
-                for download in ctx.downloads.iter_mut().filter(|d| d.name() == name) {
-                    download.handle_lookup(&mut ctx.parts, now, own, versions, holders);
-                }
-            }
-            Message::ExitAck(_) => {
-                self.tracker.pending.retain(|p| p.ask != TrackerAsk::Exit);
-                self.finish_exit();
-            }
-            Message::Refused(refused) => match RefusedReason::from_u16(refused.reason.get()) {
-                Some(RefusedReason::UnknownNode) => {
-                    // The tracker forgot us (expiry, or it lost its state): register again at
-                    // once; on success every file is announced again.
-                    self.tracker.registered = false;
-                    self.tracker.register_due = now;
-                }
-                Some(RefusedReason::BadToken) => {
-                    self.out.say(format!(
-                        "the tracker refused node id {}: another node holds that id (its token differs); pick another --id",
-                        self.config.node_id
-                    ));
-                    self.begin_exit(now, 1);
-                }
-                Some(reason) => log::warn!(
-                    "tracker refused a {:#04x}: {reason:?}",
-                    refused.request_kind
-                ),
-                None => {}
-            },
-            _ => {
-                self.out.stats.dropped_unexpected += 1;
-                log::debug!(
-                    "dropped {:?} from the tracker: not a tracker reply",
-                    message.kind()
-                );
-            }
-        }
-    }
-
     /// Timers that are due fire; a call with nothing due does nothing.
     pub fn handle_timeout(&mut self, now: Instant) {
         if self
@@ -901,119 +765,6 @@ impl Node {
         !self.out.control.is_empty() || self.uploader.has_piece(now)
     }
 
-    // ---- tracker link -------------------------------------------------------------------
-
-    fn send_register(&mut self, now: Instant) {
-        let register = wire::Register {
-            auth: self.auth(),
-            reserved: [0; 4],
-        };
-        self.out
-            .send(self.tracker.addr, &Message::Register(&register));
-        self.tracker.unanswered += 1;
-        if self.tracker.unanswered > TRACKER_SILENT_ATTEMPTS && !self.tracker.told_user_silent {
-            self.tracker.told_user_silent = true;
-            self.out.say(format!(
-                "tracker {} is not answering; retrying with backoff",
-                self.tracker.addr
-            ));
-        }
-        if self.tracker.unanswered > 1 {
-            // A heartbeat went unanswered: retry soon, backing off.
-            self.tracker.register_due = now + self.tracker.register_retry;
-            self.tracker.register_retry = (self.tracker.register_retry * 2).min(TRACKER_RETRY_MAX);
-        } else {
-            self.tracker.register_due =
-                now + TRACKER_RETRY_FIRST.min(self.config.heartbeat_interval);
-        }
-    }
-
-    /// Sends `ask` now (when registered) and keeps it until the tracker answers.
-    fn ask_tracker(&mut self, now: Instant, ask: TrackerAsk) {
-        self.tracker.pending.retain(|p| p.ask != ask);
-        self.tracker.pending.push(PendingAsk {
-            ask: ask.clone(),
-            next_send: now,
-            retry: TRACKER_RETRY_FIRST,
-        });
-        if self.tracker.registered {
-            self.send_ask(now, &ask);
-        }
-    }
-
-    fn send_ask(&mut self, now: Instant, ask: &TrackerAsk) {
-        let auth = self.auth();
-        match ask {
-            TrackerAsk::Announce(info_hash) => {
-                let Some(file) = self.files.get(info_hash) else {
-                    self.tracker.pending.retain(|p| p.ask != *ask);
-                    return;
-                };
-                let m = &file.manifest;
-                let announce = wire::Announce {
-                    auth,
-                    info_hash: *info_hash,
-                    file_bytes: U64::new(m.file_bytes),
-                    chunk_bytes: U32::new(m.chunk_bytes),
-                    chunks_held: U32::new(file.have.count()),
-                };
-                self.out.send(
-                    self.tracker.addr,
-                    &Message::Announce {
-                        fixed: &announce,
-                        name: &m.name,
-                    },
-                );
-            }
-            TrackerAsk::Lookup(name) => {
-                let lookup = wire::Lookup { auth };
-                self.out.send(
-                    self.tracker.addr,
-                    &Message::Lookup {
-                        fixed: &lookup,
-                        name,
-                    },
-                );
-            }
-            TrackerAsk::Exit => self
-                .out
-                .send(self.tracker.addr, &Message::Exit(&wire::Exit { auth })),
-        }
-        if let Some(pending) = self.tracker.pending.iter_mut().find(|p| p.ask == *ask) {
-            pending.next_send = now + pending.retry;
-            pending.retry = (pending.retry * 2).min(TRACKER_RETRY_MAX);
-        }
-    }
-
-    /// Tells the tracker how many chunks of `info_hash` we hold (now, or soon when the count
-    /// is growing fast).
-    fn announce(&mut self, now: Instant, info_hash: Hash) {
-        let Some(file) = self.files.get_mut(&info_hash) else {
-            return;
-        };
-        // An empty file has no chunks: complete, it is announced all the same.
-        if file.have.count() == 0 && !file.complete() {
-            return;
-        }
-        file.announce_due = None;
-        self.ask_tracker(now, TrackerAsk::Announce(info_hash));
-    }
-
-    /// Tells the tracker that `from_node` uploaded a verified chunk to us.
-    fn credit(&mut self, from_node: u32, info_hash: Hash, bytes: u64) {
-        if !self.tracker.registered || from_node == self.config.node_id {
-            return;
-        }
-        let credit = wire::Credit {
-            auth: self.auth(),
-            from_node: U32::new(from_node),
-            chunks: U32::new(1),
-            bytes: U64::new(bytes),
-            info_hash,
-        };
-        self.out.send(self.tracker.addr, &Message::Credit(&credit));
-    }
-
     /// After a chunk verified or a download started: announce (rate-limited), publish.
     fn after_progress(&mut self, now: Instant, info_hash: Hash) {
         self.export_if_waiting(info_hash);
@@ -1084,117 +835,6 @@ impl Node {
                 config: &self.config,
             },
         }
-    }
-
-    // ---- status -------------------------------------------------------------------------
-
-    /// Progress of each running download, for progress lines.
-    pub fn progress(&self, now: Instant) -> Vec<Progress> {
-        self.downloads
-            .iter()
-            .filter_map(|d| d.progress(&self.files, now))
-            .collect()
-    }
-
-    /// The `status` command's text.
-    pub fn status(&self, now: Instant) -> String {
-        let mut text = String::new();
-        let registered = if self.tracker.registered {
-            "registered"
-        } else {
-            "not registered"
-        };
-        let uptime = now.duration_since(self.started).as_secs();
-        let _ = writeln!(
-            text,
-            "node {} ({registered} with tracker {}), up {uptime} s, dir {}",
-            self.config.node_id,
-            self.tracker.addr,
-            self.state.files_dir().display()
-        );
-        let mut files: Vec<&LocalFile> = self.files.values().collect();
-        files.sort_by(|a, b| a.manifest.name.cmp(&b.manifest.name));
-        let _ = writeln!(text, "files held: {}", files.len());
-        for file in files {
-            let m = &file.manifest;
-            let _ = writeln!(
-                text,
-                "  {} {} bytes, {}/{} chunks, {}",
-                m.name,
-                m.file_bytes,
-                file.have.count(),
-                m.chunk_count(),
-                wire::hex(&m.info_hash)
-            );
-            if file.complete() {
-                let magnet = crate::metainfo::magnet_link(m, self.config.tracker);
-                let _ = writeln!(text, "    {magnet}");
-            }
-        }
-        for progress in self.progress(now) {
-            let _ = writeln!(text, "  downloading {progress}");
-        }
-        for download in self.downloads.iter().filter(|d| !d.finished()) {
-            for line in download.peer_lines() {
-                let _ = writeln!(text, "    {line}");
-            }
-        }
-        let s = &self.out.stats;
-        let _ = writeln!(
-            text,
-            "uploaded {} pieces ({} bytes); {}",
-            s.pieces_sent,
-            s.bytes_sent,
-            self.uploader.peer_summary()
-        );
-        let _ = write!(
-            text,
-            "datagrams: {} received, {} malformed, {} unexpected, {} unrequested pieces, {} duplicate pieces, {} chunks failed SHA-1, {} requests rejected, {} cookies handed out",
-            s.datagrams_received,
-            s.dropped_malformed,
-            s.dropped_unexpected,
-            s.pieces_unrequested,
-            s.pieces_duplicate,
-            s.chunks_failed_hash,
-            s.requests_rejected,
-            s.welcomes_sent
-        );
-        text
-    }
-}
-
-/// One download's progress, for the live line and `--progress`.
-#[derive(Clone, Debug)]
-pub struct Progress {
-    pub name: String,
-    pub verified_bytes: u64,
-    pub total_bytes: u64,
-    pub bytes_per_s: f64,
-    pub peers: usize,
-}
-
-impl std::fmt::Display for Progress {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let percent = if self.total_bytes == 0 {
-            100.0
-        } else {
-            100.0 * self.verified_bytes as f64 / self.total_bytes as f64
-        };
-        let left = if self.bytes_per_s > 0.0 {
-            format!(
-                "{:.0} s left",
-                (self.total_bytes - self.verified_bytes) as f64 / self.bytes_per_s
-            )
-        } else {
-            "-".to_string()
-        };
-        write!(
-            f,
-            "{} {percent:.1}% {:.1} MB/s {} peers {left}",
-            self.name,
-            self.bytes_per_s / 1e6,
-            self.peers
-        )
     }
 }
 

@@ -62,7 +62,14 @@ fn a_holder_serving_bad_chunks_is_avoided() {
     let tracker = tracker(&scratch);
     let chunk = ["--chunk-size", "64K"];
     let _h1 = holder(&scratch, 1, tracker.addr, name, &chunk);
-    let _h2 = holder(&scratch, 2, tracker.addr, name, &chunk);
+    // The honest holder is slow, so that the downloader surely asks the other one too.
+    let _h2 = holder(
+        &scratch,
+        2,
+        tracker.addr,
+        name,
+        &[&chunk[..], &["--max-upload-rate", "2M"]].concat(),
+    );
     // Holder 1's file changes under it, same size: every chunk it serves is now wrong.
     let file = OpenOptions::new().write(true).open(&path1).unwrap();
     for offset in (0..data.len() as u64).step_by(64 * 1024) {

@@ -1,0 +1,114 @@
+//! What a node reports about itself: the `status` command and the progress of downloads.
+
+use super::*;
+
+impl Node {
+    /// Progress of each running download, for progress lines.
+    pub fn progress(&self, now: Instant) -> Vec<Progress> {
+        self.downloads
+            .iter()
+            .filter_map(|d| d.progress(&self.files, now))
+            .collect()
+    }
+
+    /// The `status` command's text.
+    pub fn status(&self, now: Instant) -> String {
+        let mut text = String::new();
+        let registered = if self.tracker.registered {
+            "registered"
+        } else {
+            "not registered"
+        };
+        let uptime = now.duration_since(self.started).as_secs();
+        let _ = writeln!(
+            text,
+            "node {} ({registered} with tracker {}), up {uptime} s, dir {}",
+            self.config.node_id,
+            self.tracker.addr,
+            self.state.files_dir().display()
+        );
+        let mut files: Vec<&LocalFile> = self.files.values().collect();
+        files.sort_by(|a, b| a.manifest.name.cmp(&b.manifest.name));
+        let _ = writeln!(text, "files held: {}", files.len());
+        for file in files {
+            let m = &file.manifest;
+            let _ = writeln!(
+                text,
+                "  {} {} bytes, {}/{} chunks, {}",
+                m.name,
+                m.file_bytes,
+                file.have.count(),
+                m.chunk_count(),
+                wire::hex(&m.info_hash)
+            );
+            if file.complete() {
+                let magnet = crate::metainfo::magnet_link(m, self.config.tracker);
+                let _ = writeln!(text, "    {magnet}");
+            }
+        }
+        for progress in self.progress(now) {
+            let _ = writeln!(text, "  downloading {progress}");
+        }
+        for download in self.downloads.iter().filter(|d| !d.finished()) {
+            for line in download.peer_lines() {
+                let _ = writeln!(text, "    {line}");
+            }
+        }
+        let s = &self.out.stats;
+        let _ = writeln!(
+            text,
+            "uploaded {} pieces ({} bytes); {}",
+            s.pieces_sent,
+            s.bytes_sent,
+            self.uploader.peer_summary()
+        );
+        let _ = write!(
+            text,
+            "datagrams: {} received, {} malformed, {} unexpected, {} unrequested pieces, {} duplicate pieces, {} chunks failed SHA-1, {} requests rejected, {} cookies handed out",
+            s.datagrams_received,
+            s.dropped_malformed,
+            s.dropped_unexpected,
+            s.pieces_unrequested,
+            s.pieces_duplicate,
+            s.chunks_failed_hash,
+            s.requests_rejected,
+            s.welcomes_sent
+        );
+        text
+    }
+}
+
+/// One download's progress, for the live line and `--progress`.
+#[derive(Clone, Debug)]
+pub struct Progress {
+    pub name: String,
+    pub verified_bytes: u64,
+    pub total_bytes: u64,
+    pub bytes_per_s: f64,
+    pub peers: usize,
+}
+
+impl std::fmt::Display for Progress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let percent = if self.total_bytes == 0 {
+            100.0
+        } else {
+            100.0 * self.verified_bytes as f64 / self.total_bytes as f64
+        };
+        let left = if self.bytes_per_s > 0.0 {
+            format!(
+                "{:.0} s left",
+                (self.total_bytes - self.verified_bytes) as f64 / self.bytes_per_s
+            )
+        } else {
+            "-".to_string()
+        };
+        write!(
+            f,
+            "{} {percent:.1}% {:.1} MB/s {} peers {left}",
+            self.name,
+            self.bytes_per_s / 1e6,
+            self.peers
+        )
+    }
+}

@@ -1,0 +1,261 @@
+//! The node's side of the tracker protocol: register and heartbeat, announce, look-up,
+//! credit, exit. Every request is retried with backoff until the tracker answers; a tracker
+//! that forgot the node (expiry, lost state) is answered by registering again and
+//! re-announcing every file.
+
+use super::*;
+
+/// A tracker request that is retried until answered.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) enum TrackerAsk {
+    Announce(Hash),
+    Lookup(String),
+    Exit,
+}
+
+pub(super) struct PendingAsk {
+    pub(super) ask: TrackerAsk,
+    pub(super) next_send: Instant,
+    pub(super) retry: Duration,
+}
+
+/// What the node knows of its tracker.
+pub(super) struct TrackerLink {
+    pub(super) addr: SocketAddr,
+    pub(super) token: u64,
+    pub(super) registered: bool,
+    /// When the next Register (first registration, retry or heartbeat) is due.
+    pub(super) register_due: Instant,
+    pub(super) register_retry: Duration,
+    /// Registers sent since the last answer.
+    pub(super) unanswered: u32,
+    pub(super) told_user_silent: bool,
+    pub(super) pending: Vec<PendingAsk>,
+}
+
+impl Node {
+    pub(super) fn handle_tracker_message(&mut self, now: Instant, message: Message<'_>) {
+        match message {
+            Message::Registered(registered) => {
+                let token = registered.auth.token.get();
+                if token != self.tracker.token {
+                    self.tracker.token = token;
+                    if let Err(error) = self.state.save_token(token) {
+                        self.out
+                            .say(format!("cannot save the node's identity: {error}"));
+                    }
+                }
+                let first = !self.tracker.registered;
+                if first || self.tracker.told_user_silent {
+                    self.out.say(format!(
+                        "registered with tracker {} as node {}",
+                        self.tracker.addr, self.config.node_id
+                    ));
+                }
+                self.tracker.registered = true;
+                self.tracker.unanswered = 0;
+                self.tracker.told_user_silent = false;
+                self.tracker.register_retry = TRACKER_RETRY_FIRST;
+                self.tracker.register_due = now + self.config.heartbeat_interval;
+                if first {
+                    // The tracker may not know what we hold (first contact, or it forgot us
+                    // after an expiry): tell it everything again.
+                    let hashes: Vec<Hash> = self.files.keys().copied().collect();
+                    for info_hash in hashes {
+                        self.announce(now, info_hash);
+                    }
+                    for pending in &mut self.tracker.pending {
+                        pending.next_send = now;
+                    }
+                }
+            }
+            Message::Announced(announced) => {
+                let info_hash = announced.info_hash;
+                self.tracker
+                    .pending
+                    .retain(|p| p.ask != TrackerAsk::Announce(info_hash));
+                if self
+                    .files
+                    .get(&info_hash)
+                    .is_some_and(|f| f.have.count() == 0 && !f.complete())
+                {
+                    // The tracker recorded a withdrawal: forget the file.
+                    self.files.remove(&info_hash);
+                } else if let Some(file) = self.files.get_mut(&info_hash) {
+                    let first_complete =
+                        file.complete() && file.acknowledged_chunks != Some(file.have.count());
+                    file.acknowledged_chunks = Some(announced.chunks_held.get());
+                    if file.acknowledged_chunks != Some(file.have.count()) {
+                        file.announce_due = Some(now);
+                    } else if first_complete {
+                        let m = &file.manifest;
+                        let line = format!(
+                            "sharing {} ({}, {} bytes, {} chunks)",
+                            m.name,
+                            wire::hex(&m.info_hash),
+                            m.file_bytes,
+                            m.chunk_count()
+                        );
+                        self.out.say(line);
+                    }
+                }
+            }
+            Message::LookupReply {
+                versions,
+                holders,
+                name,
+            } => {
+                self.tracker
+                    .pending
+                    .retain(|p| p.ask != TrackerAsk::Lookup(name.to_string()));
+                let own = self.config.node_id;
+                let mut ctx = self.context();
+                for download in ctx.downloads.iter_mut().filter(|d| d.name() == name) {
+                    download.handle_lookup(&mut ctx.parts, now, own, versions, holders);
+                }
+            }
+            Message::ExitAck(_) => {
+                self.tracker.pending.retain(|p| p.ask != TrackerAsk::Exit);
+                self.finish_exit();
+            }
+            Message::Refused(refused) => match RefusedReason::from_u16(refused.reason.get()) {
+                Some(RefusedReason::UnknownNode) => {
+                    // The tracker forgot us (expiry, or it lost its state): register again at
+                    // once; on success every file is announced again.
+                    self.tracker.registered = false;
+                    self.tracker.register_due = now;
+                }
+                Some(RefusedReason::BadToken) => {
+                    self.out.say(format!(
+                        "the tracker refused node id {}: another node holds that id (its token differs); pick another --id",
+                        self.config.node_id
+                    ));
+                    self.begin_exit(now, 1);
+                }
+                Some(reason) => log::warn!(
+                    "tracker refused a {:#04x}: {reason:?}",
+                    refused.request_kind
+                ),
+                None => {}
+            },
+            _ => {
+                self.out.stats.dropped_unexpected += 1;
+                log::debug!(
+                    "dropped {:?} from the tracker: not a tracker reply",
+                    message.kind()
+                );
+            }
+        }
+    }
+
+    pub(super) fn send_register(&mut self, now: Instant) {
+        let register = wire::Register {
+            auth: self.auth(),
+            reserved: [0; 4],
+        };
+        self.out
+            .send(self.tracker.addr, &Message::Register(&register));
+        self.tracker.unanswered += 1;
+        if self.tracker.unanswered > TRACKER_SILENT_ATTEMPTS && !self.tracker.told_user_silent {
+            self.tracker.told_user_silent = true;
+            self.out.say(format!(
+                "tracker {} is not answering; retrying with backoff",
+                self.tracker.addr
+            ));
+        }
+        if self.tracker.unanswered > 1 {
+            // A heartbeat went unanswered: retry soon, backing off.
+            self.tracker.register_due = now + self.tracker.register_retry;
+            self.tracker.register_retry = (self.tracker.register_retry * 2).min(TRACKER_RETRY_MAX);
+        } else {
+            self.tracker.register_due =
+                now + TRACKER_RETRY_FIRST.min(self.config.heartbeat_interval);
+        }
+    }
+
+    /// Sends `ask` now (when registered) and keeps it until the tracker answers.
+    pub(super) fn ask_tracker(&mut self, now: Instant, ask: TrackerAsk) {
+        self.tracker.pending.retain(|p| p.ask != ask);
+        self.tracker.pending.push(PendingAsk {
+            ask: ask.clone(),
+            next_send: now,
+            retry: TRACKER_RETRY_FIRST,
+        });
+        if self.tracker.registered {
+            self.send_ask(now, &ask);
+        }
+    }
+
+    pub(super) fn send_ask(&mut self, now: Instant, ask: &TrackerAsk) {
+        let auth = self.auth();
+        match ask {
+            TrackerAsk::Announce(info_hash) => {
+                let Some(file) = self.files.get(info_hash) else {
+                    self.tracker.pending.retain(|p| p.ask != *ask);
+                    return;
+                };
+                let m = &file.manifest;
+                let announce = wire::Announce {
+                    auth,
+                    info_hash: *info_hash,
+                    file_bytes: U64::new(m.file_bytes),
+                    chunk_bytes: U32::new(m.chunk_bytes),
+                    chunks_held: U32::new(file.have.count()),
+                };
+                self.out.send(
+                    self.tracker.addr,
+                    &Message::Announce {
+                        fixed: &announce,
+                        name: &m.name,
+                    },
+                );
+            }
+            TrackerAsk::Lookup(name) => {
+                let lookup = wire::Lookup { auth };
+                self.out.send(
+                    self.tracker.addr,
+                    &Message::Lookup {
+                        fixed: &lookup,
+                        name,
+                    },
+                );
+            }
+            TrackerAsk::Exit => self
+                .out
+                .send(self.tracker.addr, &Message::Exit(&wire::Exit { auth })),
+        }
+        if let Some(pending) = self.tracker.pending.iter_mut().find(|p| p.ask == *ask) {
+            pending.next_send = now + pending.retry;
+            pending.retry = (pending.retry * 2).min(TRACKER_RETRY_MAX);
+        }
+    }
+
+    /// Tells the tracker how many chunks of `info_hash` we hold (now, or soon when the count
+    /// is growing fast).
+    pub(super) fn announce(&mut self, now: Instant, info_hash: Hash) {
+        let Some(file) = self.files.get_mut(&info_hash) else {
+            return;
+        };
+        // An empty file has no chunks: complete, it is announced all the same.
+        if file.have.count() == 0 && !file.complete() {
+            return;
+        }
+        file.announce_due = None;
+        self.ask_tracker(now, TrackerAsk::Announce(info_hash));
+    }
+
+    /// Tells the tracker that `from_node` uploaded a verified chunk to us.
+    pub(super) fn credit(&mut self, from_node: u32, info_hash: Hash, bytes: u64) {
+        if !self.tracker.registered || from_node == self.config.node_id {
+            return;
+        }
+        let credit = wire::Credit {
+            auth: self.auth(),
+            from_node: U32::new(from_node),
+            chunks: U32::new(1),
+            bytes: U64::new(bytes),
+            info_hash,
+        };
+        self.out.send(self.tracker.addr, &Message::Credit(&credit));
+    }
+}
