@@ -286,7 +286,8 @@ pub fn run_tracker(args: TrackerArgs) -> Result<i32, String> {
                 // Malformed datagrams are routine on an open port: log them, do not print.
                 tracker::TrackerEvent::Dropped { .. } => log::debug!("{event}"),
                 // Standard clients announce every couple of minutes each: the log, not stdout.
-                tracker::TrackerEvent::Bep15Announced { .. } => log::info!("{event}"),
+                // One per standard announce: tens of thousands a second under load.
+                tracker::TrackerEvent::Bep15Announced { .. } => log::debug!("{event}"),
                 _ => say(&event.to_string()),
             }
         }

@@ -387,11 +387,28 @@ impl Tracker {
             peers.extend(addrs.filter(same_family).take(wanted));
         }
         if let Some(swarm) = self.bep15.swarms.get(&info_hash) {
-            let start = (self.rng.next_u64() % swarm.peers.len().max(1) as u64) as usize;
-            let from_start = swarm.peers.keys().skip(start);
-            let wrapped = from_start.chain(swarm.peers.keys().take(start));
+            // From a random address on, wrapping around: a different sample for every
+            // asker, in time proportional to the peers wanted, not to the swarm's size.
+            let random = self.rng.next_u64();
+            let start = if ipv6 {
+                SocketAddr::new(
+                    std::net::Ipv6Addr::from(u128::from(random) << 64).into(),
+                    random as u16,
+                )
+            } else {
+                SocketAddr::new(
+                    std::net::Ipv4Addr::from((random >> 32) as u32).into(),
+                    random as u16,
+                )
+            };
+            let wrapped = swarm.peers.range(start..).chain(swarm.peers.range(..start));
             let room = wanted.saturating_sub(peers.len());
-            peers.extend(wrapped.copied().filter(same_family).take(room));
+            peers.extend(
+                wrapped
+                    .map(|(addr, _)| *addr)
+                    .filter(same_family)
+                    .take(room),
+            );
         }
         peers
     }
