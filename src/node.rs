@@ -308,7 +308,7 @@ impl Node {
     pub fn new(config: NodeConfig, state: StateDir, rng_seed: u64, now: Instant) -> Node {
         let token = state.load_token();
         let mut rng = Rng::new(rng_seed);
-        let uploader = Uploader::new(&mut rng, config.max_upload_bytes_per_s, now);
+        let uploader = Uploader::new(config.node_id, &mut rng, config.max_upload_bytes_per_s, now);
         Node {
             tracker: TrackerLink {
                 addr: config.tracker,

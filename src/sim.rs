@@ -19,7 +19,7 @@
 //! The step loop: find the earliest of the next fault, delivery, job result and every
 //! core's `poll_timeout`; advance the clock to it; inject, deliver, complete or fire what
 //! is due; check every queue against its limit; then drain every core's `poll_transmit`
-//! into the network and its events into the log. The checkers of [`check`] run as it goes;
+//! into the network and its events into the log. The checkers of `check` run as it goes;
 //! the first violation ends the run with a message that names the seed.
 //!
 //! Nodes keep their files in a scratch directory, `<root>/torrent-sim-<seed>-<pid>-<instance>/

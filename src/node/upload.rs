@@ -73,6 +73,8 @@ impl Budget {
 }
 
 pub(crate) struct Uploader {
+    /// This node's id, told to peers in have-maps.
+    node_id: u32,
     cookie_key: [u8; 16],
     epoch_start: Instant,
     tasks: VecDeque<UploadTask>,
@@ -84,7 +86,12 @@ pub(crate) struct Uploader {
 }
 
 impl Uploader {
-    pub fn new(rng: &mut Rng, max_upload_bytes_per_s: Option<u64>, now: Instant) -> Uploader {
+    pub fn new(
+        node_id: u32,
+        rng: &mut Rng,
+        max_upload_bytes_per_s: Option<u64>,
+        now: Instant,
+    ) -> Uploader {
         let mut cookie_key = [0u8; 16];
         cookie_key[..8].copy_from_slice(&rng.next_u64().to_le_bytes());
         cookie_key[8..].copy_from_slice(&rng.next_u64().to_le_bytes());
@@ -99,6 +106,7 @@ impl Uploader {
             }
         });
         Uploader {
+            node_id,
             cookie_key,
             epoch_start: now,
             tasks: VecDeque::new(),
@@ -171,7 +179,7 @@ impl Uploader {
             Message::HaveRequest(_) => {
                 let fixed = wire::HaveMap {
                     info_hash,
-                    node_id: U32::new(0),
+                    node_id: U32::new(self.node_id),
                     chunk_count: U32::new(manifest.chunk_count()),
                 };
                 out.send(
