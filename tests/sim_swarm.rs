@@ -96,11 +96,10 @@ enum Struck {
     /// Downloaders only: the holders stay reachable by everyone, so they alone suffice.
     Downloaders,
     /// Holders too: a downloader cut off from them drops them, and takes them back after
-    /// the fault (`DROPPED_PEER_RETRY`) only once it has no active peer left. Known to hang
-    /// for seeds 368 and 899 of `0..1000`: the downloader is left with one partial peer
-    /// whose have-map it took early and never refreshes, and with an active peer it never
-    /// looks the holders up again. That is the swarming work (have-map refresh, re-lookups
-    /// during a transfer); once it lands these seeds should pass.
+    /// the fault (`DROPPED_PEER_RETRY`). Seeds 368 and 899 once hung here (a downloader left
+    /// with one partial peer whose have-map it never refreshed); since the swarming work
+    /// (have-maps refreshed every 200 ms, look-ups during a transfer) seeds `0..400` and
+    /// both of those pass.
     Everyone,
 }
 

@@ -455,7 +455,6 @@ impl Download {
             hashes,
         );
         if manifest.info_hash != version.info_hash {
-            parts.out.stats.chunks_failed_hash += 0;
             log::warn!(
                 "node {} sent a manifest that does not match the info hash; dropping it",
                 self.peers[index].node_id
