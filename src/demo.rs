@@ -99,14 +99,14 @@ impl Children {
     }
 }
 
-/// Waits for a line from `who` starting with `prefix`; other lines are passed to `other`.
+/// Waits for a line starting with `prefix` from one of `whom`, and returns it. Lines from
+/// others, or that say something else, are not needed here and are dropped.
 fn wait_for(
     lines: &Receiver<Line>,
     stop: &AtomicBool,
-    who: &str,
+    whom: &[String],
     prefix: &str,
-    mut other: impl FnMut(&Line),
-) -> Result<String, String> {
+) -> Result<Line, String> {
     let deadline = Instant::now() + READY_TIMEOUT;
     loop {
         if stop.load(Ordering::Relaxed) {
@@ -115,16 +115,18 @@ fn wait_for(
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
             return Err(format!(
-                "{who} did not say '{prefix}' within {} s",
+                "{} did not say '{prefix}' within {} s",
+                whom.join(", "),
                 READY_TIMEOUT.as_secs()
             ));
         }
         match lines.recv_timeout(left.min(Duration::from_millis(200))) {
-            Ok(line) if line.who == who && line.text.starts_with(prefix) => return Ok(line.text),
-            Ok(line) => other(&line),
-            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
+            Ok(line) if whom.contains(&line.who) && line.text.starts_with(prefix) => {
+                return Ok(line);
+            }
+            Ok(_) | Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
             Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
-                return Err(format!("{who} stopped"));
+                return Err(format!("{} stopped", whom.join(", ")));
             }
         }
     }
@@ -170,7 +172,7 @@ pub fn run_demo(args: DemoArgs) -> Result<i32, String> {
     .map(String::from)
     .to_vec();
     children.spawn("tracker", &tracker_args, &tx)?;
-    let ready = wait_for(&lines, &stop, "tracker", "tracker listening on ", |_| {})?;
+    let ready = wait_for(&lines, &stop, &["tracker".into()], "tracker listening on ")?.text;
     let tracker_addr = ready
         .trim_start_matches("tracker listening on ")
         .to_string();
@@ -215,9 +217,12 @@ pub fn run_demo(args: DemoArgs) -> Result<i32, String> {
         holder.extend(["--send".into(), FILE_NAME.into()]);
         children.spawn(&format!("node{id}"), &holder, &tx)?;
     }
-    for id in 1..=args.holders {
-        let line = wait_for(&lines, &stop, &format!("node{id}"), "sharing ", |_| {})?;
-        println!("node{id}: {line}");
+    // The holders finish hashing in any order: wait for each one's first "sharing" line.
+    let mut waiting: Vec<String> = (1..=args.holders).map(|id| format!("node{id}")).collect();
+    while !waiting.is_empty() {
+        let line = wait_for(&lines, &stop, &waiting, "sharing ")?;
+        println!("{}: {}", line.who, line.text);
+        waiting.retain(|who| *who != line.who);
     }
 
     let downloaders: Vec<u32> = (args.holders + 1..=args.nodes).collect();
