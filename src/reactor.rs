@@ -521,10 +521,11 @@ impl ProgressLine {
     /// When the line should next be drawn; `None` when there is nothing to show.
     fn due(&self, node: &Node) -> Option<Instant> {
         self.interval()?;
-        if node.progress(Instant::now()).is_empty() {
-            None
-        } else {
+        // Asked on every turn of the loop: a cheap question, not a built report.
+        if node.downloading() {
             self.next_draw
+        } else {
+            None
         }
     }
 

@@ -4,6 +4,11 @@ use super::*;
 
 impl Node {
     /// Progress of each running download, for progress lines.
+    /// Whether a download is running (so that progress is worth showing).
+    pub fn downloading(&self) -> bool {
+        self.downloads.iter().any(|d| !d.finished())
+    }
+
     pub fn progress(&self, now: Instant) -> Vec<Progress> {
         self.downloads
             .iter()

@@ -99,13 +99,11 @@ impl Snapshot {
     /// shapes, unique ids and hashes, holders that are restored nodes holding a possible number
     /// of chunks, and files that still have a holder. Returns how many entries were skipped.
     pub fn sanitize(&mut self) -> usize {
-        let before = self.nodes.len()
-            + self.files.len()
-            + self
-                .files
-                .iter()
-                .map(|file| file.holders.len())
-                .sum::<usize>();
+        let entries = |snapshot: &Snapshot| {
+            let holders: usize = snapshot.files.iter().map(|file| file.holders.len()).sum();
+            snapshot.nodes.len() + snapshot.files.len() + holders
+        };
+        let before = entries(self);
         let mut node_ids = std::collections::BTreeSet::new();
         self.nodes
             .retain(|node| node.parse().is_some() && node_ids.insert(node.node_id));
@@ -125,14 +123,7 @@ impl Snapshot {
             });
         }
         self.files.retain(|file| !file.holders.is_empty());
-        let after = self.nodes.len()
-            + self.files.len()
-            + self
-                .files
-                .iter()
-                .map(|file| file.holders.len())
-                .sum::<usize>();
-        before - after
+        before - entries(self)
     }
 }
 
