@@ -33,7 +33,8 @@ pub struct Mapping {
 enum Backing {
     /// Zero-length files have no mapping (mmap refuses length 0).
     Empty,
-    Mapped(MmapRaw),
+    /// The file is kept beside its mapping to start the write-back of verified chunks.
+    Mapped { raw: MmapRaw, file: File },
     /// A user's file, read with `pread`: if someone truncates it while we serve it, reads
     /// come back short (and the node stops sharing it) instead of raising SIGBUS.
     Read(File),
@@ -47,7 +48,10 @@ impl Mapping {
         } else {
             let len_usize =
                 usize::try_from(len).map_err(|_| io::Error::other("file too large to map"))?;
-            Backing::Mapped(MmapOptions::new().len(len_usize).map_raw(file)?)
+            Backing::Mapped {
+                raw: MmapOptions::new().len(len_usize).map_raw(file)?,
+                file: file.try_clone()?,
+            }
         };
         Ok(Mapping { backing, len })
     }
@@ -83,7 +87,7 @@ impl Mapping {
     fn range(&self, offset: u64, len: usize) -> Option<(&MmapRaw, usize)> {
         match &self.backing {
             // self.len fitted in usize when the mapping was made, and offset < self.len.
-            Backing::Mapped(raw) if self.inside(offset, len) => Some((raw, offset as usize)),
+            Backing::Mapped { raw, .. } if self.inside(offset, len) => Some((raw, offset as usize)),
             _ => None,
         }
     }
@@ -151,11 +155,14 @@ impl Mapping {
     }
 
     /// Lets go of the pages of `offset..offset + len`, so that the process's memory stays
-    /// flat however large the download: the bytes stay in the page cache (dirty ones are
-    /// written back by the kernel, or by the sync before publishing), and a later read maps
-    /// them again. For verified chunks only.
+    /// flat however large the download: the bytes stay in the page cache, and a later read
+    /// maps them again. Then starts writing them back to disk without waiting, so that the
+    /// sync before publishing finds little left to do: the disk works while the network
+    /// does, instead of after it (1–2 s per GiB here). For verified chunks only.
     pub fn release(&self, offset: u64, len: usize) -> io::Result<()> {
-        let Some((raw, start)) = self.range(offset, len) else {
+        let (Some((raw, start)), Backing::Mapped { file, .. }) =
+            (self.range(offset, len), &self.backing)
+        else {
             return Ok(());
         };
         // SAFETY: this is a shared file mapping, for which MADV_DONTNEED only drops our page
@@ -163,13 +170,18 @@ impl Mapping {
         // moves a dirty page table entry's state to the page), and the next access maps them
         // again. No reference into the mapping outlives a call of this module, so nothing
         // observes the pages going away.
-        unsafe { raw.unchecked_advise_range(UncheckedAdvice::DontNeed, start, len) }
+        unsafe { raw.unchecked_advise_range(UncheckedAdvice::DontNeed, start, len)? };
+        // On Linux, POSIX_FADV_DONTNEED starts write-back of the range's dirty pages
+        // (without waiting) and drops only the clean ones from the cache: it never loses data.
+        let len = std::num::NonZeroU64::new(len as u64);
+        rustix::fs::fadvise(file, offset, len, rustix::fs::Advice::DontNeed)?;
+        Ok(())
     }
 
     /// Writes dirty pages of the whole file back to disk and waits for it.
     pub fn flush(&self) -> io::Result<()> {
         match &self.backing {
-            Backing::Mapped(raw) => raw.flush(),
+            Backing::Mapped { raw, .. } => raw.flush(),
             Backing::Empty | Backing::Read(_) => Ok(()),
         }
     }
