@@ -290,7 +290,8 @@ pub struct Node {
     tracker: TrackerLink,
     files: BTreeMap<Hash, LocalFile>,
     /// Names being hashed for sharing right now.
-    hashing: Vec<String>,
+    /// Files whose manifest a hasher thread is building, with when it was asked.
+    hashing: Vec<(String, Instant)>,
     downloads: Vec<Download>,
     uploader: Uploader,
     out: Outbox,
@@ -379,7 +380,7 @@ impl Node {
                 let status = self.status(now);
                 self.out.say(status);
             }
-            Command::Send { name } => self.share(name),
+            Command::Send { name } => self.share(now, name),
             Command::Download { name, pin } => self.download(now, name, pin),
             Command::Export { name } => self.export(name),
             Command::Exit => self.begin_exit(now, 0),
@@ -398,7 +399,7 @@ impl Node {
         if let Some(manifest) = held {
             return self.write_torrent(&manifest);
         }
-        let coming = self.hashing.contains(&name)
+        let coming = self.is_hashing(&name)
             || self
                 .downloads
                 .iter()
@@ -452,12 +453,16 @@ impl Node {
         }
     }
 
-    fn share(&mut self, name: String) {
+    fn is_hashing(&self, name: &str) -> bool {
+        self.hashing.iter().any(|(hashed, _)| hashed == name)
+    }
+
+    fn share(&mut self, now: Instant, name: String) {
         if let Some(problem) = wire::name_problem(name.as_bytes()) {
             self.out.say(format!("cannot share {name:?}: {problem}"));
             return;
         }
-        if self.hashing.contains(&name) {
+        if self.is_hashing(&name) {
             self.out.say(format!("{name} is already being hashed"));
             return;
         }
@@ -467,7 +472,7 @@ impl Node {
             ));
             return;
         }
-        self.hashing.push(name.clone());
+        self.hashing.push((name.clone(), now));
         let (state, chunk_bytes, threads) = (
             self.state.clone(),
             self.config.chunk_bytes,
@@ -523,7 +528,12 @@ impl Node {
     pub fn handle_job_done(&mut self, now: Instant, done: JobDone) {
         match done {
             JobDone::Shared { name, result } => {
-                self.hashing.retain(|n| *n != name);
+                let asked = self
+                    .hashing
+                    .iter()
+                    .find(|(hashed, _)| *hashed == name)
+                    .map(|&(_, asked)| asked);
+                self.hashing.retain(|(hashed, _)| *hashed != name);
                 let opened = result.and_then(|manifest| {
                     let mapping = self
                         .state
@@ -533,6 +543,15 @@ impl Node {
                 });
                 match opened {
                     Ok((manifest, mapping)) => {
+                        // A cached manifest comes back at once; a new file was read and
+                        // hashed on every hasher thread.
+                        let seconds = asked.map_or(0.0, |t| (now - t).as_secs_f64());
+                        log::info!(
+                            "manifest of {name} ready in {seconds:.3} s ({} bytes, {} chunks, {:.0} MB/s)",
+                            manifest.file_bytes,
+                            manifest.chunk_count(),
+                            manifest.file_bytes as f64 / seconds.max(1e-6) / 1e6
+                        );
                         let info_hash = manifest.info_hash;
                         let have = Bitmap::full(manifest.chunk_count());
                         let manifest = Arc::new(manifest);
