@@ -12,6 +12,8 @@
 //! * this file: inputs and outputs, dispatch, sharing, exporting, exiting;
 //! * `tracker_link`: register, heartbeat, announce, look-up, credit, exit, all with
 //!   retries and backoff;
+//! * `standard_tracker`: the same node announcing to a standard BitTorrent tracker (BEP 15)
+//!   instead, when configured with one: no registration, credit, exit or ranking there;
 //! * `download` (and `download/transfer`): the receiver-driven transfer: manifest,
 //!   have-maps, chunk scheduling, per-peer windows, timeouts, verification, publishing;
 //! * `upload`: answering peers: cookies (anti-amplification), have-maps, manifest parts,
@@ -21,6 +23,7 @@
 //! Files on disk go through [`crate::storage`]; the node only decides what to read and write.
 
 mod download;
+mod standard_tracker;
 mod status;
 mod tracker_link;
 mod upload;
@@ -31,6 +34,7 @@ use crate::rng::Rng;
 use crate::storage::{Bitmap, Manifest, Mapping, StateDir};
 use crate::wire::{self, Hash, Message, NodeAuth, RefusedReason, U32, U64};
 use download::Download;
+pub use standard_tracker::{StandardEvent, StandardTracker};
 pub use status::Progress;
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt::Write as _;
@@ -65,6 +69,10 @@ const ANNOUNCE_INTERVAL: Duration = Duration::from_millis(500);
 pub struct NodeConfig {
     pub node_id: u32,
     pub tracker: SocketAddr,
+    /// The tracker is a standard BitTorrent one (BEP 15, `udp://`), not ours.
+    pub standard_tracker: bool,
+    /// Our UDP port, told to a standard tracker as the peer port.
+    pub peer_port: u16,
     /// Holders a download pulls from at once (the seed's `MAX_SPLITTNES_RATE`).
     pub peers_max: usize,
     /// Data bytes per piece datagram (the seed's `CHUNK_PIECES_SIZE`).
@@ -88,6 +96,8 @@ impl NodeConfig {
         NodeConfig {
             node_id,
             tracker,
+            standard_tracker: false,
+            peer_port: 0,
             peers_max: 3,
             piece_bytes: wire::PIECE_BYTES_MAX as u32,
             chunk_bytes: crate::storage::CHUNK_BYTES_DEFAULT,
@@ -230,6 +240,15 @@ pub(crate) struct Outbox {
 impl Outbox {
     /// Queues a small datagram; dropped and counted when the queue is full (it is bounded,
     /// and every request it carries is retried on a timer).
+    /// Queues a datagram already encoded (a standard tracker's), under the same bound.
+    fn send_bytes(&mut self, to: SocketAddr, bytes: Vec<u8>) {
+        if self.control.len() >= CONTROL_QUEUE_MAX {
+            self.stats.control_queue_full += 1;
+            return;
+        }
+        self.control.push_back(Outgoing { to, bytes });
+    }
+
     fn send(&mut self, to: SocketAddr, message: &Message<'_>) {
         if self.control.len() >= CONTROL_QUEUE_MAX {
             self.stats.control_queue_full += 1;
@@ -288,6 +307,8 @@ pub struct Node {
     config: NodeConfig,
     state: StateDir,
     tracker: TrackerLink,
+    /// Set when the tracker is a standard one: then `tracker` stays idle.
+    standard: Option<StandardTracker>,
     files: BTreeMap<Hash, LocalFile>,
     /// Names being hashed for sharing right now.
     hashing: Vec<String>,
@@ -309,7 +330,11 @@ impl Node {
         let token = state.load_token();
         let mut rng = Rng::new(rng_seed);
         let uploader = Uploader::new(config.node_id, &mut rng, config.max_upload_bytes_per_s, now);
+        let standard = config
+            .standard_tracker
+            .then(|| StandardTracker::new(config.tracker, config.peer_port, rng.next_u64()));
         Node {
+            standard,
             tracker: TrackerLink {
                 addr: config.tracker,
                 token,
@@ -381,6 +406,10 @@ impl Node {
             }
             Command::Send { name } => self.share(name),
             Command::Download { name, pin } => self.download(now, name, pin),
+            Command::DownloadByHash { info_hash, name } => {
+                self.download_by_hash(now, info_hash, name, None)
+            }
+            Command::DownloadTorrent { path } => self.download_torrent(now, &path),
             Command::Export { name } => self.export(name),
             Command::Exit => self.begin_exit(now, 0),
         }
@@ -486,6 +515,19 @@ impl Node {
             self.out.say(format!("cannot download {name:?}: {problem}"));
             return;
         }
+        if self.standard.is_some() {
+            // A standard tracker knows info hashes, not names.
+            match pin {
+                Some(info_hash) => self.download_by_hash(now, info_hash, Some(name), None),
+                None => self.refuse_download(
+                    now,
+                    format!(
+                        "cannot download {name} by name from a standard tracker: give its .torrent, its info hash, a magnet link, or {name}@<info hash>"
+                    ),
+                ),
+            }
+            return;
+        }
         if self
             .downloads
             .iter()
@@ -584,6 +626,11 @@ impl Node {
     /// A datagram arrived from `from`.
     pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
         self.out.stats.datagrams_received += 1;
+        if self.standard.is_some() && from == self.tracker.addr {
+            // BEP 15 replies carry no magic of ours: they are told apart by their source.
+            self.handle_standard_datagram(now, bytes);
+            return;
+        }
         let message = match wire::decode(bytes) {
             Ok(message) => message,
             Err(error) => {
@@ -592,7 +639,7 @@ impl Node {
                 return;
             }
         };
-        if from == self.tracker.addr {
+        if from == self.tracker.addr && self.standard.is_none() {
             self.handle_tracker_message(now, message);
             return;
         }
@@ -656,7 +703,12 @@ impl Node {
             // The tracker did not acknowledge in time: leave anyway.
             self.finish_exit();
         }
-        if now >= self.tracker.register_due && self.exiting.is_none() {
+        if let Some(standard) = &mut self.standard {
+            if self.exiting.is_none() {
+                standard.handle_timeout(now);
+                self.after_standard(now);
+            }
+        } else if now >= self.tracker.register_due && self.exiting.is_none() {
             self.send_register(now);
         }
         if self.tracker.registered {
@@ -743,8 +795,10 @@ impl Node {
                 earliest = Some(earliest.map_or(t, |e: Instant| e.min(t)));
             }
         };
-        if self.exiting.is_none() {
-            consider(Some(self.tracker.register_due));
+        match &self.standard {
+            Some(standard) if self.exiting.is_none() => consider(standard.poll_timeout()),
+            None if self.exiting.is_none() => consider(Some(self.tracker.register_due)),
+            _ => {}
         }
         if self.tracker.registered {
             consider(self.tracker.pending.iter().map(|p| p.next_send).min());
@@ -800,7 +854,12 @@ impl Node {
             code,
             deadline: Some(now + EXIT_WAIT),
         });
-        if self.tracker.registered {
+        if let Some(standard) = &mut self.standard {
+            // BEP 15 has no acknowledged exit: `stopped` announces go out with the exit.
+            standard.stop_all(now);
+            self.after_standard(now);
+            self.finish_exit();
+        } else if self.tracker.registered {
             self.tracker.pending.clear();
             self.ask_tracker(now, TrackerAsk::Exit);
         } else {
