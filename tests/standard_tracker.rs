@@ -393,3 +393,34 @@ fn bad_tracker_forms_and_names_alone_are_refused() {
     ));
     assert_eq!(node.expect_exit(LINE_TIMEOUT), 1);
 }
+
+/// With our own tracker (plain HOST:PORT) a `.torrent` is a download pinned to its info
+/// hash; a bare info hash is refused (our tracker finds files by name), exit code 1.
+#[test]
+fn our_tracker_takes_a_torrent_but_not_a_bare_info_hash() {
+    let scratch = Scratch::new("ours-torrent");
+    let data = random_bytes(20, 2 * CHUNK_BYTES + 5);
+    let info_hash = info_hash_of(&data);
+    let tracker = common::tracker(&scratch);
+    scratch.put_file(1, NAME, &data);
+    let extra = ["--chunk-size", "64K", "--export", NAME];
+    let mut holder = common::holder(&scratch, 1, tracker.addr, NAME, &extra);
+    holder.proc.expect_line(&format!("exported {NAME} "));
+    let torrent_file = scratch.node_dir(1).join(format!("{NAME}.torrent"));
+    let torrent_arg = torrent_file.display().to_string();
+    let extra = ["--download", torrent_arg.as_str(), "--exit-when-done"];
+    let mut by_torrent = common::node(&scratch, 2, tracker.addr, &extra);
+    let line = by_torrent
+        .proc
+        .wait_line(|line| is_downloaded(line, NAME), DOWNLOAD_TIMEOUT)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(line.contains(&info_hash), "{line}");
+    assert_eq!(by_torrent.proc.expect_exit(LINE_TIMEOUT), 0);
+    assert_file_is(&scratch.node_dir(2).join(NAME), &data);
+    let extra = ["--download", info_hash.as_str(), "--exit-when-done"];
+    let mut by_hash = common::node(&scratch, 3, tracker.addr, &extra);
+    by_hash
+        .proc
+        .expect_line(&format!("cannot download {info_hash} by info hash alone"));
+    assert_eq!(by_hash.proc.expect_exit(LINE_TIMEOUT), 1);
+}
