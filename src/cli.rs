@@ -390,7 +390,17 @@ fn parse_node(args: &[String]) -> Result<Invocation, UsageError> {
                 .map_err(|e| UsageError(format!("--download {spec:?}: {e}")))?,
         );
     }
-    let (tracker, standard_tracker) = tracker_address(&m)?;
+    let (tracker, standard_tracker) = match m.opt_str("tracker") {
+        Some(text) => tracker_address(&text).map_err(|e| UsageError(format!("--tracker: {e}")))?,
+        None => match torrent_tracker(&download) {
+            Some((path, url)) => tracker_address(&url).map_err(|e| {
+                UsageError(format!(
+                    "the tracker of {path}, {url}, cannot be used ({e}); give --tracker"
+                ))
+            })?,
+            None => (resolve("tracker", "127.0.0.1:12345")?, false),
+        },
+    };
     let piece_bytes = bytes(&m, "piece-size", wire::PIECE_BYTES_MAX as u64)?;
     if piece_bytes == 0 || piece_bytes > wire::PIECE_BYTES_MAX as u64 {
         return Err(UsageError(format!(
@@ -505,26 +515,38 @@ fn parse_demo(args: &[String]) -> Result<Invocation, UsageError> {
 /// `--tracker`: `udp://HOST:PORT[/path]` is a standard BitTorrent tracker (BEP 15), plain
 /// `HOST:PORT` is ours. (Our tracker answers BEP 15 too, so `udp://` may point at it, as
 /// a standard one.) Returns the address and whether it is standard.
-fn tracker_address(m: &Matches) -> Result<(SocketAddr, bool), UsageError> {
-    let Some(text) = m.opt_str("tracker") else {
-        return Ok((resolve("tracker", "127.0.0.1:12345")?, false));
-    };
+fn tracker_address(text: &str) -> Result<(SocketAddr, bool), String> {
     match text.split_once("://") {
-        None => Ok((resolve("tracker", &text)?, false)),
+        None => Ok((resolve_text(text)?, false)),
         Some((scheme, rest)) if scheme.eq_ignore_ascii_case("udp") => {
             // `udp://HOST:PORT/announce`, as in a .torrent: the path means nothing in BEP 15.
             let host_port = rest.split('/').next().unwrap_or_default();
             if host_port.is_empty() {
-                return Err(UsageError(format!(
-                    "--tracker: '{text}' has no HOST:PORT after udp://"
-                )));
+                return Err(format!("'{text}' has no HOST:PORT after udp://"));
             }
-            Ok((resolve("tracker", host_port)?, true))
+            Ok((resolve_text(host_port)?, true))
         }
-        Some((scheme, _)) => Err(UsageError(format!(
-            "--tracker: '{text}': only udp:// trackers (BEP 15) are supported, not {scheme}://; plain HOST:PORT is our own tracker"
-        ))),
+        Some((scheme, _)) => Err(format!(
+            "'{text}': only udp:// trackers (BEP 15) are supported, not {scheme}://; plain HOST:PORT is our own tracker"
+        )),
     }
+}
+
+/// Without `--tracker`, the first `--download X.torrent` whose `announce` is a `udp://` URL
+/// names the tracker (a standard one): its path and that URL. Unreadable files are left to
+/// the node, which says why when it starts the download.
+fn torrent_tracker(downloads: &[console::Command]) -> Option<(String, String)> {
+    downloads.iter().find_map(|download| {
+        let console::Command::DownloadTorrent { path } = download else {
+            return None;
+        };
+        let bytes = std::fs::read(path).ok()?;
+        let url = crate::metainfo::parse_torrent(&bytes).ok()?.announce?;
+        let scheme = url.split_once("://")?.0;
+        scheme
+            .eq_ignore_ascii_case("udp")
+            .then(|| (path.clone(), url))
+    })
 }
 
 fn address(m: &Matches, name: &str, default: &str) -> Result<SocketAddr, UsageError> {
@@ -534,16 +556,20 @@ fn address(m: &Matches, name: &str, default: &str) -> Result<SocketAddr, UsageEr
 
 /// Resolves `HOST:PORT` for option `--name`, preferring IPv4.
 fn resolve(name: &str, text: &str) -> Result<SocketAddr, UsageError> {
+    resolve_text(text).map_err(|e| UsageError(format!("--{name}: {e}")))
+}
+
+fn resolve_text(text: &str) -> Result<SocketAddr, String> {
     let mut addrs: Vec<SocketAddr> = text
         .to_socket_addrs()
-        .map_err(|error| UsageError(format!("--{name}: cannot use '{text}': {error}")))?
+        .map_err(|error| format!("cannot use '{text}': {error}"))?
         .collect();
     // Prefer IPv4: "localhost" resolves to both, and the seed's tracker is IPv4.
     addrs.sort_by_key(|addr| !addr.is_ipv4());
     addrs
         .first()
         .copied()
-        .ok_or_else(|| UsageError(format!("--{name}: '{text}' resolves to no address")))
+        .ok_or_else(|| format!("'{text}' resolves to no address"))
 }
 
 fn seconds(m: &Matches, name: &str, default: f64) -> Result<Duration, UsageError> {

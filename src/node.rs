@@ -71,8 +71,9 @@ pub struct NodeConfig {
     pub tracker: SocketAddr,
     /// The tracker is a standard BitTorrent one (BEP 15, `udp://`), not ours.
     pub standard_tracker: bool,
-    /// Our UDP port, told to a standard tracker as the peer port.
-    pub peer_port: u16,
+    /// The address our socket is bound to: its port is told to a standard tracker as the
+    /// peer port, and the tracker's lists are cleaned of it.
+    pub local_addr: SocketAddr,
     /// Holders a download pulls from at once (the seed's `MAX_SPLITTNES_RATE`).
     pub peers_max: usize,
     /// Data bytes per piece datagram (the seed's `CHUNK_PIECES_SIZE`).
@@ -97,7 +98,7 @@ impl NodeConfig {
             node_id,
             tracker,
             standard_tracker: false,
-            peer_port: 0,
+            local_addr: SocketAddr::from(([0, 0, 0, 0], 0)),
             peers_max: 3,
             piece_bytes: wire::PIECE_BYTES_MAX as u32,
             chunk_bytes: crate::storage::CHUNK_BYTES_DEFAULT,
@@ -332,7 +333,7 @@ impl Node {
         let uploader = Uploader::new(config.node_id, &mut rng, config.max_upload_bytes_per_s, now);
         let standard = config
             .standard_tracker
-            .then(|| StandardTracker::new(config.tracker, config.peer_port, rng.next_u64()));
+            .then(|| StandardTracker::new(config.tracker, config.local_addr, rng.next_u64()));
         Node {
             standard,
             tracker: TrackerLink {

@@ -345,7 +345,7 @@ pub fn run_node(args: NodeArgs) -> Result<i32, String> {
         window_pieces_max,
         hash_threads: threads,
         standard_tracker: args.standard_tracker,
-        peer_port: local.port(),
+        local_addr: local,
         ..NodeConfig::new(args.node_id, args.tracker)
     };
     log::info!(

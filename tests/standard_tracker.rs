@@ -202,9 +202,15 @@ fn info_hash_of(data: &[u8]) -> String {
 
 /// Starts node `id` with tracker `udp://ADDR` and `extra` flags; waits for its first line.
 fn standard_node(scratch: &Scratch, id: u32, tracker: SocketAddr, extra: &[&str]) -> Proc {
+    let mut list = vec!["--tracker".to_string(), format!("udp://{tracker}/announce")];
+    list.extend(args(extra));
+    let list: Vec<&str> = list.iter().map(String::as_str).collect();
+    node_without_tracker_flag(scratch, id, &list)
+}
+
+/// Starts node `id` with `extra` flags only (a `.torrent` may name the tracker).
+fn node_without_tracker_flag(scratch: &Scratch, id: u32, extra: &[&str]) -> Proc {
     let mut list = args(&["node", "--id", &id.to_string()]);
-    list.push("--tracker".into());
-    list.push(format!("udp://{tracker}/announce"));
     list.push("--dir".into());
     list.push(scratch.node_dir(id).display().to_string());
     list.push("--log-dir".into());
@@ -216,8 +222,9 @@ fn standard_node(scratch: &Scratch, id: u32, tracker: SocketAddr, extra: &[&str]
     proc
 }
 
-/// The scenario: node 1 shares and exports the file; node 2 downloads it by `.torrent`,
-/// node 3 by bare info hash, node 4 by magnet link; each copy is byte-identical.
+/// The scenario: node 1 shares and exports the file; node 2 downloads it by `.torrent`
+/// (without `--tracker`: the `.torrent`'s udp:// announce URL names it), node 3 by bare info
+/// hash, node 4 by magnet link; each copy is byte-identical.
 fn swarm_through(tracker: SocketAddr, scratch: &Scratch, data: &[u8], info_hash: &str) {
     scratch.put_file(1, NAME, data);
     let mut holder = standard_node(scratch, 1, tracker, &["--send", NAME, "--export", NAME]);
@@ -237,10 +244,16 @@ fn swarm_through(tracker: SocketAddr, scratch: &Scratch, data: &[u8], info_hash:
         .iter()
         .map(|&(id, spec)| {
             let extra = ["--download", spec, "--exit-when-done"];
-            (id, standard_node(scratch, id, tracker, &extra))
+            let proc = if id == 2 {
+                node_without_tracker_flag(scratch, id, &extra)
+            } else {
+                standard_node(scratch, id, tracker, &extra)
+            };
+            (id, proc)
         })
         .collect();
     for (id, proc) in &mut downloaders {
+        proc.expect_line(&format!("connected to tracker udp://{tracker} "));
         let line = proc
             .wait_line(|line| is_downloaded(line, NAME), DOWNLOAD_TIMEOUT)
             .unwrap_or_else(|e| panic!("node {id}: {e}"));

@@ -129,7 +129,8 @@ struct Connecting {
 /// A BEP 15 client for every info hash the node announces. See the module documentation.
 pub struct StandardTracker {
     addr: SocketAddr,
-    peer_port: u16,
+    /// Our socket's address: its port is the peer port we announce.
+    local: SocketAddr,
     peer_id: [u8; 20],
     key: u32,
     rng: Rng,
@@ -144,8 +145,8 @@ pub struct StandardTracker {
 }
 
 impl StandardTracker {
-    /// A client of the tracker at `addr`, announcing `peer_port` as ours.
-    pub fn new(addr: SocketAddr, peer_port: u16, seed: u64) -> StandardTracker {
+    /// A client of the tracker at `addr`, for a node whose socket is bound to `local`.
+    pub fn new(addr: SocketAddr, local: SocketAddr, seed: u64) -> StandardTracker {
         let mut rng = Rng::new(seed);
         let mut peer_id = [0u8; 20];
         peer_id[..8].copy_from_slice(PEER_ID_PREFIX);
@@ -156,7 +157,7 @@ impl StandardTracker {
         let key = rng.next_u64() as u32;
         StandardTracker {
             addr,
-            peer_port,
+            local,
             peer_id,
             key,
             rng,
@@ -262,6 +263,19 @@ impl StandardTracker {
         }
     }
 
+    /// Whether a listed peer is this node, as the tracker saw it: our port at our bound
+    /// address, or at loopback or unspecified (a node bound to all addresses seen over
+    /// loopback). Bound to all addresses and seen at a LAN address, it is not recognised; it
+    /// then asks itself for a have-map, which costs a request, not correctness. Port 0 is
+    /// nobody.
+    fn is_us(&self, peer: SocketAddr) -> bool {
+        peer.port() == 0
+            || (peer.port() == self.local.port()
+                && (peer.ip() == self.local.ip()
+                    || peer.ip().is_loopback()
+                    || peer.ip().is_unspecified()))
+    }
+
     fn valid_connection(&self, now: Instant) -> Option<u64> {
         self.connection
             .filter(|(_, expires)| now < *expires)
@@ -306,24 +320,18 @@ impl StandardTracker {
                 Ok(())
             }
             (Response::Announce { fixed, peers }, false, Some(info_hash)) => {
-                let own_port = self.peer_port;
                 let list: Vec<SocketAddr> = match peers {
                     bep15::Peers::V4(peers) => peers
                         .iter()
                         .map(|p| SocketAddr::from((p.ip, p.port.get())))
-                        .filter(|addr| {
-                            // Ourselves, as the tracker saw us over loopback.
-                            !(addr.port() == own_port
-                                && (addr.ip().is_loopback() || addr.ip().is_unspecified()))
-                                && addr.port() != 0
-                        })
+                        .filter(|&peer| !self.is_us(peer))
                         .take(PEERS_PER_REPLY_MAX)
                         .collect(),
                     // An IPv6 tracker address: peers of 18 bytes.
                     bep15::Peers::V6(peers) => peers
                         .iter()
                         .map(|p| SocketAddr::from((p.ip, p.port.get())))
-                        .filter(|addr| addr.port() != own_port || !addr.ip().is_loopback())
+                        .filter(|&peer| !self.is_us(peer))
                         .take(PEERS_PER_REPLY_MAX)
                         .collect(),
                 };
@@ -486,7 +494,7 @@ impl StandardTracker {
             ip: [0; 4],
             key: U32::new(self.key),
             num_want: U32::new(num_want),
-            port: wire::U16::new(self.peer_port),
+            port: wire::U16::new(self.local.port()),
         };
         self.queue(bytemuck::bytes_of(&request).to_vec());
     }

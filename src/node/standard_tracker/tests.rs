@@ -5,6 +5,11 @@ use super::*;
 const HASH: Hash = [0xab; 20];
 const PEER_PORT: u16 = 7000; // 0x1b58
 
+/// Bound to a LAN address, as a node on a real network is.
+fn local() -> SocketAddr {
+    SocketAddr::from(([10, 0, 0, 9], PEER_PORT))
+}
+
 fn tracker_addr() -> SocketAddr {
     "127.0.0.1:6969".parse().unwrap()
 }
@@ -25,7 +30,7 @@ fn only_transmit(client: &mut StandardTracker) -> Vec<u8> {
 
 /// A client holding one complete file of 100 bytes, and the connect it sent.
 fn started(now: Instant) -> (StandardTracker, Vec<u8>) {
-    let mut client = StandardTracker::new(tracker_addr(), PEER_PORT, 42);
+    let mut client = StandardTracker::new(tracker_addr(), local(), 42);
     client.set_torrent(now, HASH, Some(100), Some(0), false);
     client.handle_timeout(now);
     let connect = only_transmit(&mut client);
@@ -79,11 +84,13 @@ fn connect_then_announce_started() {
     );
     assert_eq!(announce[96..98], [0x1b, 0x58], "our peer port");
 
-    // The reply: interval 60 s, 1 leecher, 2 seeders, ourselves and one other peer.
+    // The reply: interval 60 s, 1 leecher, 2 seeders; ourselves (at loopback and at our
+    // address), port 0, and one other peer.
     let mut reply = vec![0, 0, 0, 1];
     reply.extend_from_slice(&announce[12..16]);
     reply.extend_from_slice(&[0, 0, 0, 60, 0, 0, 0, 1, 0, 0, 0, 2]);
-    reply.extend_from_slice(&[127, 0, 0, 1, 0x1b, 0x58, 10, 0, 0, 2, 0x1a, 0xe1]);
+    reply.extend_from_slice(&[127, 0, 0, 1, 0x1b, 0x58, 10, 0, 0, 9, 0x1b, 0x58]);
+    reply.extend_from_slice(&[10, 0, 0, 3, 0, 0, 10, 0, 0, 2, 0x1a, 0xe1]);
     client.handle_datagram(now, &reply).unwrap();
     assert_eq!(
         client.poll_event(),
@@ -224,7 +231,7 @@ fn unanswered_requests_are_retried_with_backoff() {
 #[test]
 fn a_download_completes_and_everything_stops() {
     let now = Instant::now();
-    let mut client = StandardTracker::new(tracker_addr(), PEER_PORT, 7);
+    let mut client = StandardTracker::new(tracker_addr(), local(), 7);
     client.set_torrent(now, HASH, None, None, true);
     client.handle_timeout(now);
     let connect = only_transmit(&mut client);
