@@ -743,6 +743,7 @@ impl Node {
         for name in lookups {
             self.ask_tracker(now, TrackerAsk::Lookup(name));
         }
+        self.standard_forget_failed(now);
         self.check_done(now);
         self.uploader.handle_timeout(now);
         self.fill_windows(now);

@@ -330,40 +330,90 @@ fn opentracker_silence_about_an_unlisted_file_is_shown() {
     assert_eq!(holder.expect_exit(LINE_TIMEOUT), 0);
 }
 
-/// A tracker's error reply reaches the user. The tracker here is a few lines of this test
-/// (answering every connect, refusing every announce), so it binds port 0.
+/// A BEP 15 tracker in a few lines of this test (so it binds port 0): it answers every
+/// connect, answers announces with `error` (as an error reply) or with no peers, and sends
+/// each announce's (event, num_want) to the test. Stopped (and joined) on drop.
+struct FakeTracker {
+    addr: SocketAddr,
+    announces: crossbeam_channel::Receiver<(u32, u32)>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl FakeTracker {
+    fn start(error: Option<&'static str>) -> FakeTracker {
+        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        let addr = socket.local_addr().unwrap();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stop_fake = stop.clone();
+        let (tx, announces) = crossbeam_channel::unbounded();
+        let thread = std::thread::spawn(move || {
+            let mut buf = [0u8; 2048];
+            while !stop_fake.load(std::sync::atomic::Ordering::Relaxed) {
+                let Ok((len, from)) = socket.recv_from(&mut buf) else {
+                    continue;
+                };
+                let request = &buf[..len];
+                let mut reply = Vec::new();
+                if len == 16 && request[8..12] == [0, 0, 0, 0] {
+                    reply.extend_from_slice(&[0, 0, 0, 0]);
+                    reply.extend_from_slice(&request[12..16]);
+                    reply.extend_from_slice(&[9; 8]);
+                } else if len >= 98 && request[8..12] == [0, 0, 0, 1] {
+                    let at = |i: usize| u32::from_be_bytes(request[i..i + 4].try_into().unwrap());
+                    let _ = tx.send((at(80), at(92)));
+                    match error {
+                        Some(message) => {
+                            reply.extend_from_slice(&[0, 0, 0, 3]);
+                            reply.extend_from_slice(&request[12..16]);
+                            reply.extend_from_slice(message.as_bytes());
+                        }
+                        None => {
+                            reply.extend_from_slice(&[0, 0, 0, 1]);
+                            reply.extend_from_slice(&request[12..16]);
+                            reply.extend_from_slice(&[0, 0, 0, 60, 0, 0, 0, 1, 0, 0, 0, 0]);
+                        }
+                    }
+                }
+                if !reply.is_empty() {
+                    socket.send_to(&reply, from).unwrap();
+                }
+            }
+        });
+        FakeTracker {
+            addr,
+            announces,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// The next announce's (event, num_want), within `limit`.
+    fn next_announce(&self, limit: Duration) -> (u32, u32) {
+        self.announces
+            .recv_timeout(limit)
+            .expect("an announce at the fake tracker")
+    }
+}
+
+impl Drop for FakeTracker {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// A tracker's error reply reaches the user.
 #[test]
 fn an_error_from_the_tracker_is_shown() {
     let scratch = Scratch::new("standard-error");
-    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
-    socket
-        .set_read_timeout(Some(Duration::from_millis(100)))
-        .unwrap();
-    let tracker = socket.local_addr().unwrap();
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let stop_fake = stop.clone();
-    let fake = std::thread::spawn(move || {
-        let mut buf = [0u8; 2048];
-        while !stop_fake.load(std::sync::atomic::Ordering::Relaxed) {
-            let Ok((len, from)) = socket.recv_from(&mut buf) else {
-                continue;
-            };
-            let request = &buf[..len];
-            let mut reply = Vec::new();
-            if len == 16 && request[8..12] == [0, 0, 0, 0] {
-                reply.extend_from_slice(&[0, 0, 0, 0]);
-                reply.extend_from_slice(&request[12..16]);
-                reply.extend_from_slice(&[9; 8]);
-            } else if len >= 98 && request[8..12] == [0, 0, 0, 1] {
-                reply.extend_from_slice(&[0, 0, 0, 3]);
-                reply.extend_from_slice(&request[12..16]);
-                reply.extend_from_slice(b"torrent not registered here");
-            }
-            if !reply.is_empty() {
-                socket.send_to(&reply, from).unwrap();
-            }
-        }
-    });
+    let fake = FakeTracker::start(Some("torrent not registered here"));
+    let tracker = fake.addr;
     let data = random_bytes(19, CHUNK_BYTES);
     scratch.put_file(1, NAME, &data);
     let mut holder = standard_node(&scratch, 1, tracker, &["--send", NAME]);
@@ -372,8 +422,34 @@ fn an_error_from_the_tracker_is_shown() {
     assert!(line.ends_with(": torrent not registered here"), "{line}");
     holder.send_line("exit");
     assert_eq!(holder.expect_exit(LINE_TIMEOUT), 0);
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    fake.join().unwrap();
+}
+
+/// A download that finds no peer announces `started` asking for peers, fails, then tells
+/// the tracker `stopped` while the node goes on running.
+#[test]
+fn a_failed_download_stops_announcing() {
+    let scratch = Scratch::new("standard-failed");
+    let fake = FakeTracker::start(None);
+    let info_hash = "12".repeat(20);
+    let extra = ["--download", info_hash.as_str(), "--give-up-after", "1"];
+    let mut node = standard_node(&scratch, 1, fake.addr, &extra);
+    assert_eq!(
+        fake.next_announce(LINE_TIMEOUT),
+        (2, 64),
+        "started, wanting peers"
+    );
+    node.expect_line(&format!("download {info_hash} failed: "));
+    loop {
+        // Re-announces for peers may come first; `stopped` comes without an exit.
+        let (event, _) = fake.next_announce(LINE_TIMEOUT);
+        if event == 3 {
+            break;
+        }
+        assert_eq!(event, 0, "only periodic announces before 'stopped'");
+    }
+    assert!(node.running(), "the node stopped announcing by leaving");
+    node.send_line("exit");
+    assert_eq!(node.expect_exit(LINE_TIMEOUT), 0);
 }
 
 /// Bad tracker forms are usage errors (exit 2), and a name alone cannot be found through a

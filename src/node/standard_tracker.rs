@@ -542,6 +542,11 @@ impl StandardTracker {
         earliest
     }
 
+    /// Whether `info_hash` is announced as a download that wants peers.
+    pub fn wants_peers(&self, info_hash: &Hash) -> bool {
+        self.torrents.get(info_hash).is_some_and(|t| t.wants_peers)
+    }
+
     pub fn torrent_count(&self) -> usize {
         self.torrents.len()
     }
@@ -774,6 +779,24 @@ impl Node {
         self.out.say(line);
         if self.exit_when_done {
             self.begin_exit(now, 1);
+        }
+    }
+
+    /// A failed download stops asking for peers; what it verified stays announced (it is
+    /// served), and with nothing verified the info hash is no longer announced.
+    pub(super) fn standard_forget_failed(&mut self, now: Instant) {
+        let Some(standard) = &self.standard else {
+            return;
+        };
+        let failed: Vec<Hash> = self
+            .downloads
+            .iter()
+            .filter(|d| d.failed())
+            .filter_map(|d| d.info_hash())
+            .filter(|h| standard.wants_peers(h))
+            .collect();
+        for info_hash in failed {
+            self.standard_update(now, info_hash);
         }
     }
 
