@@ -24,6 +24,7 @@
 
 mod download;
 mod standard_tracker;
+use standard_tracker::StandardTracker;
 mod status;
 mod tracker_link;
 mod upload;
@@ -34,7 +35,6 @@ use crate::rng::Rng;
 use crate::storage::{Bitmap, Manifest, Mapping, StateDir};
 use crate::wire::{self, Hash, Message, NodeAuth, RefusedReason, U32, U64};
 use download::Download;
-pub use standard_tracker::{StandardEvent, StandardTracker};
 pub use status::Progress;
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt::Write as _;
