@@ -4,6 +4,7 @@
 //! (`torrent node -node_id 1`) works beside `--id 1`. Every constant of the seed's
 //! `configs.py` has a flag. A bad flag or value is a [`UsageError`]: one line, exit code 2.
 
+use crate::console;
 use crate::impair::ImpairConfig;
 use crate::wire;
 use getopts::{Matches, Options, ParsingStyle};
@@ -49,14 +50,17 @@ pub struct TrackerArgs {
 pub struct NodeArgs {
     pub node_id: u32,
     pub tracker: SocketAddr,
+    /// `--tracker udp://...`: a standard BitTorrent tracker (BEP 15), not ours.
+    pub standard_tracker: bool,
     pub dir: PathBuf,
     pub log_dir: PathBuf,
     pub listen: SocketAddr,
     pub send: Vec<String>,
     /// Names whose standard `.torrent` is written once the file is held.
     pub export: Vec<String>,
-    /// Names, each with an optional pinned info hash.
-    pub download: Vec<(String, Option<wire::Hash>)>,
+    /// What to download: [`console::Command::Download`] (a name, maybe pinned),
+    /// [`console::Command::DownloadByHash`] or [`console::Command::DownloadTorrent`].
+    pub download: Vec<console::Command>,
     pub exit_when_done: bool,
     pub give_up_after: Duration,
     pub peers: usize,
@@ -251,7 +255,7 @@ fn parse_node(args: &[String]) -> Result<Invocation, UsageError> {
     opts.optopt(
         "",
         "tracker",
-        "tracker address (default 127.0.0.1:12345)",
+        "our tracker at HOST:PORT (default 127.0.0.1:12345), or a standard BitTorrent tracker at udp://HOST:PORT (BEP 15: opentracker, aquatic_udp; files are then found by info hash, and there is no credit, exit or ranking)",
         "ADDR",
     );
     opts.optopt(
@@ -293,7 +297,7 @@ fn parse_node(args: &[String]) -> Result<Invocation, UsageError> {
     opts.optmulti(
         "",
         "download",
-        "download FILE, or FILE@INFOHASH to pin a version (repeatable)",
+        "download FILE, or FILE@INFOHASH to pin a version; or X.torrent, a 40-hex info hash or a magnet link (by info hash: for a udp:// tracker) (repeatable)",
         "FILE",
     );
     opts.optflag(
@@ -382,9 +386,21 @@ fn parse_node(args: &[String]) -> Result<Invocation, UsageError> {
     let mut download = Vec::new();
     for spec in m.opt_strs("download") {
         download.push(
-            download_spec(&spec).map_err(|e| UsageError(format!("--download {spec:?}: {e}")))?,
+            console::parse_download(&spec)
+                .map_err(|e| UsageError(format!("--download {spec:?}: {e}")))?,
         );
     }
+    let (tracker, standard_tracker) = match m.opt_str("tracker") {
+        Some(text) => tracker_address(&text).map_err(|e| UsageError(format!("--tracker: {e}")))?,
+        None => match torrent_tracker(&download) {
+            Some((path, url)) => tracker_address(&url).map_err(|e| {
+                UsageError(format!(
+                    "the tracker of {path}, {url}, cannot be used ({e}); give --tracker"
+                ))
+            })?,
+            None => (resolve("tracker", "127.0.0.1:12345")?, false),
+        },
+    };
     let piece_bytes = bytes(&m, "piece-size", wire::PIECE_BYTES_MAX as u64)?;
     if piece_bytes == 0 || piece_bytes > wire::PIECE_BYTES_MAX as u64 {
         return Err(UsageError(format!(
@@ -408,7 +424,8 @@ fn parse_node(args: &[String]) -> Result<Invocation, UsageError> {
     let peers = count(&m, "peers", 3)?;
     Ok(Invocation::Node(NodeArgs {
         node_id,
-        tracker: address(&m, "tracker", "127.0.0.1:12345")?,
+        tracker,
+        standard_tracker,
         dir: m
             .opt_str("dir")
             .map(PathBuf::from)
@@ -495,36 +512,64 @@ fn parse_demo(args: &[String]) -> Result<Invocation, UsageError> {
     }))
 }
 
-/// `NAME` or `NAME@INFOHASH`.
-pub fn download_spec(spec: &str) -> Result<(String, Option<wire::Hash>), String> {
-    let (name, pin) = match spec.rsplit_once('@') {
-        Some((name, hash)) => (
-            name,
-            Some(
-                wire::parse_hex(hash)
-                    .ok_or_else(|| format!("'{hash}' is not a 40-digit hex info hash"))?,
-            ),
-        ),
-        None => (spec, None),
-    };
-    if let Some(problem) = wire::name_problem(name.as_bytes()) {
-        return Err(problem.to_string());
+/// `--tracker`: `udp://HOST:PORT[/path]` is a standard BitTorrent tracker (BEP 15), plain
+/// `HOST:PORT` is ours. (Our tracker answers BEP 15 too, so `udp://` may point at it, as
+/// a standard one.) Returns the address and whether it is standard.
+fn tracker_address(text: &str) -> Result<(SocketAddr, bool), String> {
+    match text.split_once("://") {
+        None => Ok((resolve_text(text)?, false)),
+        Some((scheme, rest)) if scheme.eq_ignore_ascii_case("udp") => {
+            // `udp://HOST:PORT/announce`, as in a .torrent: the path means nothing in BEP 15.
+            let host_port = rest.split('/').next().unwrap_or_default();
+            if host_port.is_empty() {
+                return Err(format!("'{text}' has no HOST:PORT after udp://"));
+            }
+            Ok((resolve_text(host_port)?, true))
+        }
+        Some((scheme, _)) => Err(format!(
+            "'{text}': only udp:// trackers (BEP 15) are supported, not {scheme}://; plain HOST:PORT is our own tracker"
+        )),
     }
-    Ok((name.to_string(), pin))
+}
+
+/// Without `--tracker`, the first `--download X.torrent` whose `announce` is a `udp://` URL
+/// names the tracker (a standard one): its path and that URL. Unreadable files are left to
+/// the node, which says why when it starts the download.
+fn torrent_tracker(downloads: &[console::Command]) -> Option<(String, String)> {
+    downloads.iter().find_map(|download| {
+        let console::Command::DownloadTorrent { path } = download else {
+            return None;
+        };
+        let bytes = std::fs::read(path).ok()?;
+        let url = crate::metainfo::parse_torrent(&bytes).ok()?.announce?;
+        let scheme = url.split_once("://")?.0;
+        scheme
+            .eq_ignore_ascii_case("udp")
+            .then(|| (path.clone(), url))
+    })
 }
 
 fn address(m: &Matches, name: &str, default: &str) -> Result<SocketAddr, UsageError> {
     let text = m.opt_str(name).unwrap_or_else(|| default.to_string());
+    resolve(name, &text)
+}
+
+/// Resolves `HOST:PORT` for option `--name`, preferring IPv4.
+fn resolve(name: &str, text: &str) -> Result<SocketAddr, UsageError> {
+    resolve_text(text).map_err(|e| UsageError(format!("--{name}: {e}")))
+}
+
+fn resolve_text(text: &str) -> Result<SocketAddr, String> {
     let mut addrs: Vec<SocketAddr> = text
         .to_socket_addrs()
-        .map_err(|error| UsageError(format!("--{name}: cannot use '{text}': {error}")))?
+        .map_err(|error| format!("cannot use '{text}': {error}"))?
         .collect();
     // Prefer IPv4: "localhost" resolves to both, and the seed's tracker is IPv4.
     addrs.sort_by_key(|addr| !addr.is_ipv4());
     addrs
         .first()
         .copied()
-        .ok_or_else(|| UsageError(format!("--{name}: '{text}' resolves to no address")))
+        .ok_or_else(|| format!("'{text}' resolves to no address"))
 }
 
 fn seconds(m: &Matches, name: &str, default: f64) -> Result<Duration, UsageError> {
@@ -613,7 +658,14 @@ mod tests {
         assert_eq!((seed.node_id, long.node_id), (7, 7));
         assert_eq!(seed.dir, PathBuf::from("node_files/node7"));
         assert_eq!(long.send, vec!["a.txt".to_string()]);
-        assert_eq!(long.download, vec![("b.txt".to_string(), None)]);
+        assert_eq!(
+            long.download,
+            vec![console::Command::Download {
+                name: "b.txt".to_string(),
+                pin: None
+            }]
+        );
+        assert!(!long.standard_tracker);
         assert_eq!(long.peers, 5);
         assert_eq!(seed.tracker, "127.0.0.1:12345".parse().unwrap());
     }
@@ -627,6 +679,12 @@ mod tests {
             "node --id 1 --chunk-size 1000",
             "node --id 1 --send ../etc/passwd",
             "node --id 1 --download a@nothex",
+            "node --id 1 --tracker http://127.0.0.1:6969/announce",
+            "node --id 1 --tracker udp://",
+            "node --id 1 --tracker udp:///announce",
+            "node --id 1 --tracker udp://127.0.0.1",
+            "node --id 1 --tracker udp://nowhere.invalid:6969",
+            "node --id 1 --download magnet:?dn=x",
             "node --id 1 --bogus",
             "node --id 1 extra",
             "tracker --expiry -1",
@@ -660,13 +718,61 @@ mod tests {
     }
 
     #[test]
+    fn tracker_forms_and_downloads_by_info_hash() {
+        let hex = "00112233445566778899aabbccddeeff00112233";
+        let line = format!(
+            "node --id 1 --tracker udp://127.0.0.1:6969/announce --download {hex} --download x.torrent --download magnet:?xt=urn:btih:{hex}&dn=a.bin"
+        );
+        let Ok(Invocation::Node(node)) = parse(&args(&line)) else {
+            panic!("refused: {line}")
+        };
+        assert!(node.standard_tracker);
+        assert_eq!(node.tracker, "127.0.0.1:6969".parse().unwrap());
+        let info_hash = wire::parse_hex(hex).unwrap();
+        assert_eq!(
+            node.download,
+            vec![
+                console::Command::DownloadByHash {
+                    info_hash,
+                    name: None
+                },
+                console::Command::DownloadTorrent {
+                    path: "x.torrent".into()
+                },
+                console::Command::DownloadByHash {
+                    info_hash,
+                    name: Some("a.bin".into())
+                },
+            ]
+        );
+        let Ok(Invocation::Node(node)) = parse(&args("node --id 1 --tracker UDP://127.0.0.1:7"))
+        else {
+            panic!("upper-case scheme refused")
+        };
+        assert!(node.standard_tracker);
+        let Ok(Invocation::Node(node)) = parse(&args("node --id 1 --tracker 127.0.0.1:7")) else {
+            panic!("plain address refused")
+        };
+        assert!(!node.standard_tracker);
+        let Err(UsageError(message)) = parse(&args("node --id 1 --tracker http://x:1/announce"))
+        else {
+            panic!("http accepted")
+        };
+        assert!(message.contains("only udp://"), "{message}");
+    }
+
+    #[test]
     fn sizes_and_pins() {
         assert_eq!(parse_bytes("64K"), Some(65536));
         assert_eq!(parse_bytes("1M"), Some(1 << 20));
         assert_eq!(parse_bytes("3G"), Some(3 << 30));
         assert_eq!(parse_bytes("12"), Some(12));
         assert_eq!(parse_bytes("x"), None);
-        let (name, pin) = download_spec("f.bin@00112233445566778899aabbccddeeff00112233").unwrap();
+        let Ok(console::Command::Download { name, pin }) =
+            console::parse_download("f.bin@00112233445566778899aabbccddeeff00112233")
+        else {
+            panic!("pin refused")
+        };
         assert_eq!(name, "f.bin");
         assert_eq!(pin.unwrap()[1], 0x11);
     }

@@ -24,10 +24,15 @@ commands:
   torrent -setMode send <file>           share <file> from this node's directory
   torrent -setMode download <file>[@<info hash>]
                                          download <file>; '@' and 40 hex digits pin one version
+  torrent -setMode download <x.torrent>|<info hash>|<magnet link>
+                                         download by info hash (what a standard udp://
+                                         tracker finds peers by); the name comes from the
+                                         .torrent, the magnet link or the peers
   torrent -setMode export <file>         write <file>.torrent (standard BitTorrent) here
   torrent -setMode exit                  tell the tracker this node leaves, then quit
   send <file>                            short for 'torrent -setMode send <file>'
   download <file>[@<info hash>]          short for 'torrent -setMode download <file>'
+                                         (also <x.torrent>, <info hash>, <magnet link>)
   export <file>                          short for 'torrent -setMode export <file>'
   exit, quit                             short for 'torrent -setMode exit'
   status                                 show what this node shares and downloads, with
@@ -49,6 +54,18 @@ pub enum Command {
     Download {
         name: String,
         pin: Option<wire::Hash>,
+    },
+    /// Download by info hash alone (a standard tracker finds peers by it): a 40-hex word or a
+    /// magnet link. The name, when known, must be the manifest's; otherwise the manifest's
+    /// name (checked like any name from the network) is used.
+    DownloadByHash {
+        info_hash: wire::Hash,
+        name: Option<String>,
+    },
+    /// Download what a `.torrent` describes: a word ending in `.torrent`, a path the node
+    /// reads (relative to its working directory, else to its files directory).
+    DownloadTorrent {
+        path: String,
     },
     /// Write a standard `.torrent` of a held file into the node's directory.
     Export {
@@ -73,6 +90,8 @@ pub enum ConsoleError {
     BadName { name: String, problem: &'static str },
     /// The text after `@` is not 40 hex digits.
     BadInfoHash(String),
+    /// A `magnet:` word that [`crate::metainfo::parse_magnet`] refused, with its reason.
+    BadMagnet(String),
     /// Words after a complete command.
     TooManyWords,
     /// The line is longer than [`LINE_BYTES_MAX`].
@@ -111,6 +130,9 @@ impl fmt::Display for ConsoleError {
                 "bad info hash '{}': expected 40 hex digits after '@'",
                 text.escape_debug()
             ),
+            ConsoleError::BadMagnet(reason) => {
+                write!(f, "bad magnet link: {}", reason.escape_debug())
+            }
             ConsoleError::TooManyWords => write!(
                 f,
                 "too many words (file names cannot contain spaces); type 'help' for the commands"
@@ -183,7 +205,31 @@ fn export(word: Option<&str>) -> Result<Command, ConsoleError> {
 }
 
 fn download(word: Option<&str>) -> Result<Command, ConsoleError> {
-    let word = word.ok_or(ConsoleError::MissingName("download"))?;
+    parse_download(word.ok_or(ConsoleError::MissingName("download"))?)
+}
+
+/// What `download WORD` (or `--download WORD`) asks for: a `.torrent` path (a word ending in
+/// `.torrent`, longer than the suffix), a magnet link, a bare 40-hex info hash, or a name
+/// with an optional `@<info hash>` pin. A file whose name ends in `.torrent` is downloaded
+/// by name when pinned (`x.torrent@<info hash>`).
+pub fn parse_download(word: &str) -> Result<Command, ConsoleError> {
+    let suffix = crate::metainfo::TORRENT_SUFFIX;
+    if word.len() > suffix.len() && word.ends_with(suffix) && !word.contains('@') {
+        return Ok(Command::DownloadTorrent {
+            path: word.to_owned(),
+        });
+    }
+    if word.starts_with("magnet:") {
+        let (info_hash, name) =
+            crate::metainfo::parse_magnet(word).map_err(ConsoleError::BadMagnet)?;
+        return Ok(Command::DownloadByHash { info_hash, name });
+    }
+    if let Some(info_hash) = wire::parse_hex(word) {
+        return Ok(Command::DownloadByHash {
+            info_hash,
+            name: None,
+        });
+    }
     let (name, pin) = match word.rsplit_once('@') {
         Some((name, hex)) => {
             let hash = wire::parse_hex(hex).ok_or_else(|| ConsoleError::BadInfoHash(hex.into()))?;
@@ -439,5 +485,46 @@ mod tests {
         ] {
             assert!(HELP.contains(word), "{word}");
         }
+    }
+
+    #[test]
+    fn downloads_by_info_hash_torrent_and_magnet() {
+        let hash = wire::parse_hex(HASH_HEX).unwrap();
+        assert_eq!(
+            parse(&format!("torrent -setMode download {HASH_HEX}")),
+            Ok(Command::DownloadByHash {
+                info_hash: hash,
+                name: None
+            })
+        );
+        assert_eq!(
+            parse("download ../elsewhere/a.bin.torrent"),
+            Ok(Command::DownloadTorrent {
+                path: "../elsewhere/a.bin.torrent".into()
+            })
+        );
+        assert_eq!(
+            parse(&format!(
+                "download magnet:?xt=urn:btih:{HASH_HEX}&dn=a%20b.bin&tr=x"
+            )),
+            Ok(Command::DownloadByHash {
+                info_hash: hash,
+                name: Some("a b.bin".into())
+            })
+        );
+        // A file whose name ends in .torrent is downloaded by name when pinned.
+        assert_eq!(
+            parse(&format!("download a.torrent@{HASH_HEX}")),
+            download("a.torrent", Some(HASH_HEX))
+        );
+        // The bare suffix is a (refused) name, not a path.
+        assert!(matches!(
+            parse("download .torrent"),
+            Err(ConsoleError::BadName { .. })
+        ));
+        let Err(ConsoleError::BadMagnet(reason)) = parse("download magnet:?dn=x") else {
+            panic!("a magnet link without an info hash was accepted")
+        };
+        assert!(reason.contains("info hash"), "{reason}");
     }
 }

@@ -17,10 +17,12 @@
 //!  node/download.rs       one download: look-up, manifest, peers, timeouts, verification
 //!  node/download/transfer.rs  which chunk from whom: rarest first, endgame, piece runs
 //!  node/upload.rs         serving peers (cookies, pieces read from the file, rate limit)
+//!  node/standard_tracker.rs  the node as a BEP 15 client of a standard tracker (udp://)
 //!  wire.rs                every datagram: fixed-layout big-endian views, checked decode
 //!  bep15.rs               the standard BitTorrent UDP tracker protocol (BEP 15), same style;
 //!                         tracker/bep15.rs answers it beside our own protocol
-//!  bencode.rs, metainfo.rs  `.torrent` files and magnet links for `export`
+//!  bencode.rs, metainfo.rs  `.torrent` files and magnet links: written by `export`, read
+//!                         by `download`
 //!  storage.rs             manifests, the node's state directory, partial files, publishing
 //!  storage/mapping.rs     memory mappings: the one module allowed `unsafe`
 //!  hash.rs                SHA-1 (the SHA-NI one: see the module doc for the figures)

@@ -1,5 +1,6 @@
-//! Standard BitTorrent descriptions of a file we hold: a `.torrent` (BEP 3, single file)
-//! and a magnet link (BEP 9), both pointing at our tracker's BEP 15 side.
+//! Standard BitTorrent descriptions of a file: a `.torrent` (BEP 3, single file) and a
+//! magnet link (BEP 9), written for a file we hold ([`torrent_file`], [`magnet_link`]) and
+//! read for a file to download ([`parse_torrent`], [`parse_magnet`]).
 //!
 //! Our info hash was chosen to be the v1 info-hash of the equivalent single-file torrent, so
 //! the info dictionary written here hashes to [`Manifest::info_hash`] (a test checks it):
@@ -7,11 +8,161 @@
 
 use crate::bencode::Value;
 use crate::storage::Manifest;
-use crate::wire;
+use crate::wire::{self, Hash};
 use std::net::SocketAddr;
 
 /// What a `.torrent` file's name adds to the file's name.
 pub const TORRENT_SUFFIX: &str = ".torrent";
+/// Largest `.torrent` read: 20 bytes per chunk for [`wire::CHUNKS_MAX`] chunks, and room.
+pub const TORRENT_BYTES_MAX: usize = wire::CHUNKS_MAX as usize * 20 + 64 * 1024;
+/// Longest magnet link read.
+pub const MAGNET_BYTES_MAX: usize = 4096;
+
+/// What a download needs from a `.torrent`: the file's identity, name and shape.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TorrentFile {
+    pub info_hash: Hash,
+    pub name: String,
+    pub file_bytes: u64,
+    pub chunk_bytes: u32,
+    /// The `announce` URL, when there is one.
+    pub announce: Option<String>,
+}
+
+/// Reads a single-file `.torrent` that this program can download: its info dictionary must
+/// be exactly `{length, name, piece length, pieces}` (our info hash is the SHA-1 of that
+/// dictionary, so a torrent with more keys, e.g. `private`, names a different file for
+/// us), its name one we accept, its piece length one of our chunk sizes.
+pub fn parse_torrent(bytes: &[u8]) -> Result<TorrentFile, String> {
+    if bytes.len() > TORRENT_BYTES_MAX {
+        return Err(format!("larger than {TORRENT_BYTES_MAX} bytes"));
+    }
+    let torrent = crate::bencode::decode(bytes).map_err(|e| format!("not a .torrent: {e}"))?;
+    let info = torrent
+        .get("info")
+        .ok_or("not a .torrent: no info dictionary")?;
+    if info.get("files").is_some() {
+        return Err("a multi-file torrent; only single-file torrents are supported".into());
+    }
+    let file_bytes = info
+        .get("length")
+        .and_then(Value::as_int)
+        .and_then(|n| u64::try_from(n).ok())
+        .ok_or("no valid 'length' in the info dictionary")?;
+    let name = info
+        .get("name")
+        .and_then(Value::as_bytes)
+        .ok_or("no 'name' in the info dictionary")?;
+    if let Some(problem) = wire::name_problem(name) {
+        return Err(format!("its file name is refused: {problem}"));
+    }
+    let name = String::from_utf8_lossy(name).into_owned();
+    let chunk_bytes = info
+        .get("piece length")
+        .and_then(Value::as_int)
+        .and_then(|n| u32::try_from(n).ok())
+        .ok_or("no valid 'piece length' in the info dictionary")?;
+    if !wire::shape_ok(file_bytes, chunk_bytes) {
+        return Err(format!(
+            "piece length {chunk_bytes} for {file_bytes} bytes is not a shape this program uses (a power of two from {} to {}, at most {} pieces)",
+            wire::CHUNK_BYTES_MIN,
+            wire::CHUNK_BYTES_MAX,
+            wire::CHUNKS_MAX
+        ));
+    }
+    let pieces = info
+        .get("pieces")
+        .and_then(Value::as_bytes)
+        .ok_or("no 'pieces' in the info dictionary")?;
+    let count = wire::chunk_count(file_bytes, chunk_bytes) as usize;
+    if pieces.len() != count * 20 {
+        return Err(format!(
+            "'pieces' holds {} bytes, not 20 for each of {count} pieces",
+            pieces.len()
+        ));
+    }
+    // Canonical bencode (the reader refuses anything else) re-encodes to the same bytes.
+    let info_hash = crate::hash::sha1(&info.to_bytes());
+    let hashes: Vec<Hash> = pieces
+        .chunks_exact(20)
+        .map(|piece| piece.try_into().expect("20 bytes"))
+        .collect();
+    if Manifest::new(name.clone(), file_bytes, chunk_bytes, hashes).info_hash != info_hash {
+        return Err("its info dictionary has keys beyond length, name, piece length and pieces; this program identifies a file by exactly those".into());
+    }
+    let announce = torrent
+        .get("announce")
+        .and_then(Value::as_bytes)
+        .map(|url| String::from_utf8_lossy(url).into_owned());
+    Ok(TorrentFile {
+        info_hash,
+        name,
+        file_bytes,
+        chunk_bytes,
+        announce,
+    })
+}
+
+/// Reads `magnet:?xt=urn:btih:<40 hex>[&dn=<name>]...`: the info hash and the name, if any
+/// (other parameters, such as `tr`, are ignored; base32 info hashes are not read).
+pub fn parse_magnet(link: &str) -> Result<(Hash, Option<String>), String> {
+    if link.len() > MAGNET_BYTES_MAX {
+        return Err(format!("longer than {MAGNET_BYTES_MAX} bytes"));
+    }
+    let query = link
+        .strip_prefix("magnet:?")
+        .ok_or("a magnet link starts with 'magnet:?'")?;
+    let mut info_hash = None;
+    let mut name = None;
+    for pair in query.split('&') {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        match key {
+            "xt" => {
+                let hex = value
+                    .strip_prefix("urn:btih:")
+                    .ok_or("'xt' is not urn:btih:<info hash>")?;
+                info_hash = Some(
+                    wire::parse_hex(hex)
+                        .ok_or("the info hash is not 40 hex digits (base32 is not read)")?,
+                );
+            }
+            "dn" => {
+                let decoded = percent_decode(value).ok_or("'dn' is badly percent-encoded")?;
+                if let Some(problem) = wire::name_problem(&decoded) {
+                    return Err(format!("its name is refused: {problem}"));
+                }
+                name = Some(String::from_utf8_lossy(&decoded).into_owned());
+            }
+            _ => {}
+        }
+    }
+    Ok((info_hash.ok_or("no 'xt=urn:btih:' info hash")?, name))
+}
+
+/// `%XX` to bytes, `+` to a space; `None` on a bad escape.
+fn percent_decode(text: &str) -> Option<Vec<u8>> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' => {
+                let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 3;
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            byte => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    Some(out)
+}
 
 /// `udp://IP:PORT/announce` (IPv6 in brackets), the URL standard clients announce to.
 pub fn announce_url(tracker: SocketAddr) -> String {
@@ -130,5 +281,69 @@ mod tests {
         assert_eq!(percent_encode("a b&c"), "a%20b%26c");
         assert_eq!(torrent_name("file_A.txt").unwrap(), "file_A.txt.torrent");
         assert!(torrent_name(&"x".repeat(250)).is_err());
+    }
+
+    #[test]
+    fn torrents_we_write_read_back() {
+        let manifest = Manifest::new("file_A.txt".into(), 40_000, 16_384, vec![[7u8; 20]; 3]);
+        let tracker: SocketAddr = "127.0.0.1:6969".parse().unwrap();
+        let read = parse_torrent(&torrent_file(&manifest, tracker)).unwrap();
+        assert_eq!(read.info_hash, manifest.info_hash);
+        assert_eq!(read.name, "file_A.txt");
+        assert_eq!((read.file_bytes, read.chunk_bytes), (40_000, 16_384));
+        assert_eq!(
+            read.announce.as_deref(),
+            Some("udp://127.0.0.1:6969/announce")
+        );
+        let (hash, name) = parse_magnet(&magnet_link(&manifest, tracker)).unwrap();
+        assert_eq!(
+            (hash, name.as_deref()),
+            (manifest.info_hash, Some("file_A.txt"))
+        );
+    }
+
+    #[test]
+    fn torrents_we_cannot_use_are_refused_with_a_reason() {
+        let info = |extra: Option<(&'static str, Value)>, name: &str, pieces: usize| {
+            let mut entries = vec![
+                ("length", Value::Int(40_000)),
+                ("name", Value::bytes(name.as_bytes())),
+                ("piece length", Value::Int(16_384)),
+                ("pieces", Value::Bytes(vec![1; pieces])),
+            ];
+            entries.extend(extra);
+            Value::dict([("info", Value::dict(entries))]).to_bytes()
+        };
+        assert!(parse_torrent(&info(None, "a.bin", 60)).is_ok());
+        let private = parse_torrent(&info(Some(("private", Value::Int(1))), "a.bin", 60));
+        assert!(private.unwrap_err().contains("keys beyond"));
+        let files = parse_torrent(&info(Some(("files", Value::List(vec![]))), "a.bin", 60));
+        assert!(files.unwrap_err().contains("multi-file"));
+        assert!(
+            parse_torrent(&info(None, "a/../b.bin", 60))
+                .unwrap_err()
+                .contains("path separator")
+        );
+        assert!(
+            parse_torrent(&info(None, "a.bin", 40))
+                .unwrap_err()
+                .contains("pieces")
+        );
+        assert!(parse_torrent(b"d4:infoi1ee").is_err());
+        assert!(
+            parse_torrent(b"garbage")
+                .unwrap_err()
+                .contains("not a .torrent")
+        );
+        assert!(parse_magnet("magnet:?dn=x").is_err());
+        assert!(parse_magnet("magnet:?xt=urn:btih:zz").is_err());
+        assert!(
+            parse_magnet(&format!(
+                "magnet:?xt=urn:btih:{}&dn=%2E%2E",
+                "ab".repeat(20)
+            ))
+            .is_err()
+        );
+        assert!(parse_magnet("http://x").is_err());
     }
 }

@@ -12,6 +12,8 @@
 //! * this file: inputs and outputs, dispatch, sharing, exporting, exiting;
 //! * `tracker_link`: register, heartbeat, announce, look-up, credit, exit, all with
 //!   retries and backoff;
+//! * `standard_tracker`: the same node announcing to a standard BitTorrent tracker (BEP 15)
+//!   instead, when configured with one: no registration, credit, exit or ranking there;
 //! * `download` (and `download/transfer`): the receiver-driven transfer: manifest,
 //!   have-maps, chunk scheduling, per-peer windows, timeouts, verification, publishing;
 //! * `upload`: answering peers: cookies (anti-amplification), have-maps, manifest parts,
@@ -21,6 +23,8 @@
 //! Files on disk go through [`crate::storage`]; the node only decides what to read and write.
 
 mod download;
+mod standard_tracker;
+use standard_tracker::StandardTracker;
 mod status;
 mod tracker_link;
 mod upload;
@@ -65,6 +69,11 @@ const ANNOUNCE_INTERVAL: Duration = Duration::from_millis(500);
 pub struct NodeConfig {
     pub node_id: u32,
     pub tracker: SocketAddr,
+    /// The tracker is a standard BitTorrent one (BEP 15, `udp://`), not ours.
+    pub standard_tracker: bool,
+    /// The address our socket is bound to: its port is told to a standard tracker as the
+    /// peer port, and the tracker's lists are cleaned of it.
+    pub local_addr: SocketAddr,
     /// Holders a download pulls from at once (the seed's `MAX_SPLITTNES_RATE`).
     pub peers_max: usize,
     /// Data bytes per piece datagram (the seed's `CHUNK_PIECES_SIZE`).
@@ -88,6 +97,8 @@ impl NodeConfig {
         NodeConfig {
             node_id,
             tracker,
+            standard_tracker: false,
+            local_addr: SocketAddr::from(([0, 0, 0, 0], 0)),
             peers_max: 3,
             piece_bytes: wire::PIECE_BYTES_MAX as u32,
             chunk_bytes: crate::storage::CHUNK_BYTES_DEFAULT,
@@ -230,6 +241,15 @@ pub(crate) struct Outbox {
 impl Outbox {
     /// Queues a small datagram; dropped and counted when the queue is full (it is bounded,
     /// and every request it carries is retried on a timer).
+    /// Queues a datagram already encoded (a standard tracker's), under the same bound.
+    fn send_bytes(&mut self, to: SocketAddr, bytes: Vec<u8>) {
+        if self.control.len() >= CONTROL_QUEUE_MAX {
+            self.stats.control_queue_full += 1;
+            return;
+        }
+        self.control.push_back(Outgoing { to, bytes });
+    }
+
     fn send(&mut self, to: SocketAddr, message: &Message<'_>) {
         if self.control.len() >= CONTROL_QUEUE_MAX {
             self.stats.control_queue_full += 1;
@@ -288,6 +308,8 @@ pub struct Node {
     config: NodeConfig,
     state: StateDir,
     tracker: TrackerLink,
+    /// Set when the tracker is a standard one: then `tracker` stays idle.
+    standard: Option<StandardTracker>,
     files: BTreeMap<Hash, LocalFile>,
     /// Names being hashed for sharing right now.
     /// Files whose manifest a hasher thread is building, with when it was asked.
@@ -310,7 +332,11 @@ impl Node {
         let token = state.load_token();
         let mut rng = Rng::new(rng_seed);
         let uploader = Uploader::new(config.node_id, &mut rng, config.max_upload_bytes_per_s, now);
+        let standard = config
+            .standard_tracker
+            .then(|| StandardTracker::new(config.tracker, config.local_addr, rng.next_u64()));
         Node {
+            standard,
             tracker: TrackerLink {
                 addr: config.tracker,
                 token,
@@ -382,6 +408,10 @@ impl Node {
             }
             Command::Send { name } => self.share(now, name),
             Command::Download { name, pin } => self.download(now, name, pin),
+            Command::DownloadByHash { info_hash, name } => {
+                self.download_by_hash(now, info_hash, name, None)
+            }
+            Command::DownloadTorrent { path } => self.download_torrent(now, &path),
             Command::Export { name } => self.export(name),
             Command::Exit => self.begin_exit(now, 0),
         }
@@ -489,6 +519,19 @@ impl Node {
     fn download(&mut self, now: Instant, name: String, pin: Option<Hash>) {
         if let Some(problem) = wire::name_problem(name.as_bytes()) {
             self.out.say(format!("cannot download {name:?}: {problem}"));
+            return;
+        }
+        if self.standard.is_some() {
+            // A standard tracker knows info hashes, not names.
+            match pin {
+                Some(info_hash) => self.download_by_hash(now, info_hash, Some(name), None),
+                None => self.refuse_download(
+                    now,
+                    format!(
+                        "cannot download {name} by name from a standard tracker: give its .torrent, its info hash, a magnet link, or {name}@<info hash>"
+                    ),
+                ),
+            }
             return;
         }
         if self
@@ -603,6 +646,11 @@ impl Node {
     /// A datagram arrived from `from`.
     pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
         self.out.stats.datagrams_received += 1;
+        if self.standard.is_some() && from == self.tracker.addr {
+            // BEP 15 replies carry no magic of ours: they are told apart by their source.
+            self.handle_standard_datagram(now, bytes);
+            return;
+        }
         let message = match wire::decode(bytes) {
             Ok(message) => message,
             Err(error) => {
@@ -611,7 +659,7 @@ impl Node {
                 return;
             }
         };
-        if from == self.tracker.addr {
+        if from == self.tracker.addr && self.standard.is_none() {
             self.handle_tracker_message(now, message);
             return;
         }
@@ -675,7 +723,12 @@ impl Node {
             // The tracker did not acknowledge in time: leave anyway.
             self.finish_exit();
         }
-        if now >= self.tracker.register_due && self.exiting.is_none() {
+        if let Some(standard) = &mut self.standard {
+            if self.exiting.is_none() {
+                standard.handle_timeout(now);
+                self.after_standard(now);
+            }
+        } else if now >= self.tracker.register_due && self.exiting.is_none() {
             self.send_register(now);
         }
         if self.tracker.registered {
@@ -709,6 +762,7 @@ impl Node {
         for name in lookups {
             self.ask_tracker(now, TrackerAsk::Lookup(name));
         }
+        self.standard_forget_failed(now);
         self.check_done(now);
         self.uploader.handle_timeout(now);
         self.fill_windows(now);
@@ -762,8 +816,10 @@ impl Node {
                 earliest = Some(earliest.map_or(t, |e: Instant| e.min(t)));
             }
         };
-        if self.exiting.is_none() {
-            consider(Some(self.tracker.register_due));
+        match &self.standard {
+            Some(standard) if self.exiting.is_none() => consider(standard.poll_timeout()),
+            None if self.exiting.is_none() => consider(Some(self.tracker.register_due)),
+            _ => {}
         }
         if self.tracker.registered {
             consider(self.tracker.pending.iter().map(|p| p.next_send).min());
@@ -819,7 +875,12 @@ impl Node {
             code,
             deadline: Some(now + EXIT_WAIT),
         });
-        if self.tracker.registered {
+        if let Some(standard) = &mut self.standard {
+            // BEP 15 has no acknowledged exit: `stopped` announces go out with the exit.
+            standard.stop_all(now);
+            self.after_standard(now);
+            self.finish_exit();
+        } else if self.tracker.registered {
             self.tracker.pending.clear();
             self.ask_tracker(now, TrackerAsk::Exit);
         } else {

@@ -344,6 +344,8 @@ pub fn run_node(args: NodeArgs) -> Result<i32, String> {
         max_upload_bytes_per_s: args.max_upload_bytes_per_s,
         window_pieces_max,
         hash_threads: threads,
+        standard_tracker: args.standard_tracker,
+        local_addr: local,
         ..NodeConfig::new(args.node_id, args.tracker)
     };
     log::info!(
@@ -364,14 +366,8 @@ pub fn run_node(args: NodeArgs) -> Result<i32, String> {
     for name in &args.send {
         node.handle_command(now, console::Command::Send { name: name.clone() });
     }
-    for (name, pin) in &args.download {
-        node.handle_command(
-            now,
-            console::Command::Download {
-                name: name.clone(),
-                pin: *pin,
-            },
-        );
+    for download in &args.download {
+        node.handle_command(now, download.clone());
     }
     // After the sends and downloads, so that each waits for its file.
     for name in &args.export {

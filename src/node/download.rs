@@ -17,6 +17,7 @@
 //!    there is one, and a peer that sends [`BAD_CHUNKS_MAX`] bad chunks is dropped.
 //! 5. **Publishing.** When every chunk verified, the partial file is synced and renamed.
 
+mod by_hash;
 mod transfer;
 
 use super::{Job, LocalFile, Parts};
@@ -100,6 +101,9 @@ pub(crate) struct Download {
     /// While transferring: when to ask partial holders for their have-maps again.
     have_refresh_due: Option<Instant>,
     told_versions: bool,
+    /// Found through a standard tracker: the name (unless given) and the shape (unless a
+    /// `.torrent` gave it) come from the first manifest part. See [`Download::by_info_hash`].
+    by_hash: Option<by_hash::ByHash>,
 }
 
 impl Download {
@@ -118,6 +122,7 @@ impl Download {
             refresh_due: None,
             have_refresh_due: None,
             told_versions: false,
+            by_hash: None,
         }
     }
 
@@ -419,6 +424,13 @@ impl Download {
         hashes: &[Hash],
         name: &str,
     ) -> Handled {
+        if !self.learn_from_part(fixed, name) {
+            log::debug!(
+                "manifest part from node {} is no manifest we accept; ignored",
+                self.peers[index].node_id
+            );
+            return Handled::Consumed;
+        }
         let Phase::Manifest(fetch) = &mut self.phase else {
             return Handled::Consumed;
         };
@@ -462,8 +474,26 @@ impl Download {
             self.drop_peer(parts, now, index);
             if let Phase::Manifest(fetch) = &mut self.phase {
                 fetch.source = None;
+                if let Some(by_hash) = &self.by_hash {
+                    // What that peer told of the name and shape goes with it.
+                    let (file_bytes, chunk_bytes) = by_hash.shape.unwrap_or((0, 0));
+                    fetch.version.file_bytes = U64::new(file_bytes);
+                    fetch.version.chunk_bytes = U32::new(chunk_bytes);
+                    if !by_hash.name_known {
+                        self.name = wire::hex(&version.info_hash);
+                    }
+                }
             }
             self.recruit(parts, now);
+            return Handled::Consumed;
+        }
+        if self.by_hash.is_some() && parts.state.file_path(&self.name).exists() {
+            let reason = format!(
+                "{} already exists in {}",
+                self.name,
+                parts.state.files_dir().display()
+            );
+            self.fail(parts, reason);
             return Handled::Consumed;
         }
         self.start_transfer(parts, now, manifest);
@@ -681,7 +711,11 @@ impl Download {
             .peers
             .iter()
             .filter(|p| p.chunks_verified > 0)
-            .map(|p| format!("node {}: {} chunks", p.node_id, p.chunks_verified))
+            .map(|p| match self.by_hash {
+                // Peers from a standard tracker are known by address only.
+                Some(_) => format!("{}: {} chunks", p.addr, p.chunks_verified),
+                None => format!("node {}: {} chunks", p.node_id, p.chunks_verified),
+            })
             .collect();
         if manifest.chunk_count() == 0 {
             sources.push("no peer (the file is empty)".to_string());

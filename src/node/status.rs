@@ -19,15 +19,20 @@ impl Node {
     /// The `status` command's text.
     pub fn status(&self, now: Instant) -> String {
         let mut text = String::new();
-        let registered = if self.tracker.registered {
-            "registered"
+        let registered = if let Some(standard) = &self.standard {
+            &format!(
+                "announcing {} info hashes to standard (BEP 15)",
+                standard.torrent_count()
+            )
+        } else if self.tracker.registered {
+            "registered with"
         } else {
-            "not registered"
+            "not registered with"
         };
         let uptime = now.duration_since(self.started).as_secs();
         let _ = writeln!(
             text,
-            "node {} ({registered} with tracker {}), up {uptime} s, dir {}",
+            "node {} ({registered} tracker {}), up {uptime} s, dir {}",
             self.config.node_id,
             self.tracker.addr,
             self.state.files_dir().display()

@@ -1,7 +1,8 @@
 //! The node's side of the tracker protocol: register and heartbeat, announce, look-up,
 //! credit, exit. Every request is retried with backoff until the tracker answers; a tracker
 //! that forgot the node (expiry, lost state) is answered by registering again and
-//! re-announcing every file.
+//! re-announcing every file. With a standard tracker (`--tracker udp://`), requests go to
+//! `standard_tracker` instead.
 
 use super::*;
 
@@ -173,8 +174,18 @@ impl Node {
         }
     }
 
-    /// Sends `ask` now (when registered) and keeps it until the tracker answers.
+    /// Sends `ask` now (when registered) and keeps it until the tracker answers. With a
+    /// standard tracker, an announce updates what it is told, a look-up asks it for peers,
+    /// and there is no exit message (see `standard_tracker`).
     pub(super) fn ask_tracker(&mut self, now: Instant, ask: TrackerAsk) {
+        if self.standard.is_some() {
+            match ask {
+                TrackerAsk::Announce(info_hash) => self.standard_update(now, info_hash),
+                TrackerAsk::Lookup(name) => self.standard_want_peers(now, &name),
+                TrackerAsk::Exit => {}
+            }
+            return;
+        }
         self.tracker.pending.retain(|p| p.ask != ask);
         self.tracker.pending.push(PendingAsk {
             ask: ask.clone(),

@@ -1,0 +1,269 @@
+//! The BEP 15 client against literal datagrams, as a tracker would send them.
+
+use super::*;
+
+const HASH: Hash = [0xab; 20];
+const PEER_PORT: u16 = 7000; // 0x1b58
+
+/// Bound to a LAN address, as a node on a real network is.
+fn local() -> SocketAddr {
+    SocketAddr::from(([10, 0, 0, 9], PEER_PORT))
+}
+
+fn tracker_addr() -> SocketAddr {
+    "127.0.0.1:6969".parse().unwrap()
+}
+
+fn u32_at(bytes: &[u8], at: usize) -> u32 {
+    u32::from_be_bytes(bytes[at..at + 4].try_into().unwrap())
+}
+
+fn u64_at(bytes: &[u8], at: usize) -> u64 {
+    u64::from_be_bytes(bytes[at..at + 8].try_into().unwrap())
+}
+
+fn only_transmit(client: &mut StandardTracker) -> Vec<u8> {
+    let bytes = client.poll_transmit().expect("a datagram");
+    assert_eq!(client.poll_transmit(), None, "one datagram only");
+    bytes
+}
+
+/// A client holding one complete file of 100 bytes, and the connect it sent.
+fn started(now: Instant) -> (StandardTracker, Vec<u8>) {
+    let mut client = StandardTracker::new(tracker_addr(), local(), 42);
+    client.set_torrent(now, HASH, Some(100), Some(0), false);
+    client.handle_timeout(now);
+    let connect = only_transmit(&mut client);
+    (client, connect)
+}
+
+fn connect_reply(transaction_id: u32) -> Vec<u8> {
+    let mut reply = vec![0, 0, 0, 0];
+    reply.extend_from_slice(&transaction_id.to_be_bytes());
+    reply.extend_from_slice(&[0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88]);
+    reply
+}
+
+/// Connects the client and returns the announce it then sent.
+fn connected(client: &mut StandardTracker, connect: &[u8], now: Instant) -> Vec<u8> {
+    client
+        .handle_datagram(now, &connect_reply(u32_at(connect, 12)))
+        .unwrap();
+    assert_eq!(client.poll_event(), Some(StandardEvent::Connected));
+    only_transmit(client)
+}
+
+#[test]
+fn connect_then_announce_started() {
+    let now = Instant::now();
+    let (mut client, connect) = started(now);
+    assert_eq!(
+        connect[..12],
+        [0x00, 0x00, 0x04, 0x17, 0x27, 0x10, 0x19, 0x80, 0, 0, 0, 0],
+        "protocol id, action connect"
+    );
+    assert_eq!(connect.len(), 16);
+    let announce = connected(&mut client, &connect, now);
+    assert_eq!(announce.len(), 98);
+    assert_eq!(u64_at(&announce, 0), 0x1122_3344_5566_7788, "connection id");
+    assert_eq!(u32_at(&announce, 8), 1, "action announce");
+    assert_ne!(
+        u32_at(&announce, 12),
+        u32_at(&connect, 12),
+        "fresh transaction id"
+    );
+    assert_eq!(announce[16..36], HASH);
+    assert_eq!(&announce[36..44], b"-TO0001-");
+    assert_eq!(u64_at(&announce, 56), 100, "downloaded");
+    assert_eq!(u64_at(&announce, 64), 0, "left: a seeder");
+    assert_eq!(u32_at(&announce, 80), 2, "event started");
+    assert_eq!(
+        u32_at(&announce, 92),
+        0,
+        "num_want: a seeder needs no peers"
+    );
+    assert_eq!(announce[96..98], [0x1b, 0x58], "our peer port");
+
+    // The reply: interval 60 s, 1 leecher, 2 seeders; ourselves (at loopback and at our
+    // address), port 0, and one other peer.
+    let mut reply = vec![0, 0, 0, 1];
+    reply.extend_from_slice(&announce[12..16]);
+    reply.extend_from_slice(&[0, 0, 0, 60, 0, 0, 0, 1, 0, 0, 0, 2]);
+    reply.extend_from_slice(&[127, 0, 0, 1, 0x1b, 0x58, 10, 0, 0, 9, 0x1b, 0x58]);
+    reply.extend_from_slice(&[10, 0, 0, 3, 0, 0, 10, 0, 0, 2, 0x1a, 0xe1]);
+    client.handle_datagram(now, &reply).unwrap();
+    assert_eq!(
+        client.poll_event(),
+        Some(StandardEvent::Announced {
+            info_hash: HASH,
+            peers: vec!["10.0.0.2:6881".parse().unwrap()],
+            seeders: 2,
+            leechers: 1,
+        })
+    );
+    // The same reply again: its transaction is over.
+    assert_eq!(
+        client.handle_datagram(now, &reply),
+        Err(Ignored::UnknownTransaction(u32_at(&announce, 12)))
+    );
+    // Next announce at the interval, bounded below by INTERVAL_MIN (60 s is above it).
+    assert_eq!(client.poll_timeout(), Some(now + Duration::from_secs(60)));
+    let later = now + Duration::from_secs(60);
+    client.handle_timeout(later);
+    // The connection id is 60 s old: a new connect comes first.
+    let connect = only_transmit(&mut client);
+    assert_eq!(u32_at(&connect, 8), 0, "connect again after a minute");
+    client
+        .handle_datagram(later, &connect_reply(u32_at(&connect, 12)))
+        .unwrap();
+    let announce = only_transmit(&mut client);
+    assert_eq!(u32_at(&announce, 80), 0, "a periodic announce has no event");
+}
+
+#[test]
+fn error_reply_is_shown_and_retried_later() {
+    let now = Instant::now();
+    let (mut client, connect) = started(now);
+    let announce = connected(&mut client, &connect, now);
+    let mut reply = vec![0, 0, 0, 3];
+    reply.extend_from_slice(&announce[12..16]);
+    reply.extend_from_slice(b"Requested download is not authorized for use with this tracker.");
+    client.handle_datagram(now, &reply).unwrap();
+    let Some(StandardEvent::Refused { info_hash, message }) = client.poll_event() else {
+        panic!("no refusal")
+    };
+    assert_eq!(info_hash, Some(HASH));
+    assert!(message.starts_with("Requested download is not authorized"));
+    assert_eq!(client.poll_timeout(), Some(now + ERROR_RETRY));
+}
+
+#[test]
+fn replies_that_do_not_fit_are_ignored() {
+    let now = Instant::now();
+    let (mut client, connect) = started(now);
+    let transaction = u32_at(&connect, 12);
+    // A wrong transaction id.
+    assert_eq!(
+        client.handle_datagram(now, &connect_reply(transaction ^ 1)),
+        Err(Ignored::UnknownTransaction(transaction ^ 1))
+    );
+    // Short replies.
+    assert_eq!(
+        client.handle_datagram(now, &[0, 0, 0, 0, 1, 2, 3]),
+        Err(Ignored::Malformed(Malformed::Truncated))
+    );
+    assert_eq!(
+        client.handle_datagram(now, &connect_reply(transaction)[..15]),
+        Err(Ignored::Malformed(Malformed::ConnectLength))
+    );
+    // An announce reply carrying the connect's transaction id.
+    let mut wrong = vec![0, 0, 0, 1];
+    wrong.extend_from_slice(&transaction.to_be_bytes());
+    wrong.extend_from_slice(&[0; 12]);
+    assert_eq!(
+        client.handle_datagram(now, &wrong),
+        Err(Ignored::WrongAction(transaction))
+    );
+    assert_eq!(client.poll_event(), None);
+    // Still waiting for the real reply, which works.
+    let announce = connected(&mut client, &connect, now);
+    // Peers that are not whole 6-byte records.
+    let mut reply = vec![0, 0, 0, 1];
+    reply.extend_from_slice(&announce[12..16]);
+    reply.extend_from_slice(&[0, 0, 0, 60, 0, 0, 0, 0, 0, 0, 0, 1, 10, 0, 0, 2, 0x1a]);
+    assert_eq!(
+        client.handle_datagram(now, &reply),
+        Err(Ignored::Malformed(Malformed::ResponseLength))
+    );
+}
+
+#[test]
+fn unanswered_requests_are_retried_with_backoff() {
+    let now = Instant::now();
+    let (mut client, first) = started(now);
+    let mut at = now;
+    let mut waits = Vec::new();
+    let mut transactions = vec![u32_at(&first, 12)];
+    for _ in 0..6 {
+        let due = client.poll_timeout().unwrap();
+        waits.push(due - at);
+        at = due;
+        client.handle_timeout(at);
+        let again = only_transmit(&mut client);
+        assert_eq!(u32_at(&again, 8), 0, "a connect again");
+        transactions.push(u32_at(&again, 12));
+    }
+    let ms = |n| Duration::from_millis(n);
+    assert_eq!(
+        waits,
+        [ms(500), ms(1000), ms(2000), ms(4000), ms(8000), ms(8000)]
+    );
+    transactions.dedup();
+    assert_eq!(
+        transactions.len(),
+        7,
+        "each attempt has its own transaction id"
+    );
+    assert_eq!(client.poll_event(), Some(StandardEvent::Silent));
+    // A late answer to an old attempt does not count.
+    assert!(
+        client
+            .handle_datagram(at, &connect_reply(transactions[0]))
+            .is_err()
+    );
+    // An unanswered announce drops the connection id: the retry connects first.
+    client
+        .handle_datagram(at, &connect_reply(transactions[6]))
+        .unwrap();
+    assert_eq!(client.poll_event(), Some(StandardEvent::Connected));
+    let _announce = only_transmit(&mut client);
+    let due = client.poll_timeout().unwrap();
+    assert_eq!(due - at, RETRY_FIRST);
+    client.handle_timeout(due);
+    let retry = only_transmit(&mut client);
+    assert_eq!(
+        u32_at(&retry, 8),
+        0,
+        "connect before the announce is retried"
+    );
+}
+
+#[test]
+fn a_download_completes_and_everything_stops() {
+    let now = Instant::now();
+    let mut client = StandardTracker::new(tracker_addr(), local(), 7);
+    client.set_torrent(now, HASH, None, None, true);
+    client.handle_timeout(now);
+    let connect = only_transmit(&mut client);
+    let announce = connected(&mut client, &connect, now);
+    assert_eq!(u32_at(&announce, 80), 2, "started");
+    assert_eq!(u32_at(&announce, 92), NUM_WANT, "a download wants peers");
+    assert_eq!(u64_at(&announce, 64), 1, "left unknown reads as a leecher");
+    let mut reply = vec![0, 0, 0, 1];
+    reply.extend_from_slice(&announce[12..16]);
+    reply.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 0]);
+    client.handle_datagram(now, &reply).unwrap();
+    assert!(matches!(
+        client.poll_event(),
+        Some(StandardEvent::Announced { .. })
+    ));
+    // An interval of 1 s is raised to INTERVAL_MIN.
+    assert_eq!(client.poll_timeout(), Some(now + INTERVAL_MIN));
+    // Asking for peers again is held to PEER_REFRESH_MIN.
+    client.want_peers(now, HASH);
+    assert_eq!(client.poll_timeout(), Some(now + PEER_REFRESH_MIN));
+    // The download finishes: `completed` goes out at once.
+    let done = now + Duration::from_secs(1);
+    client.set_torrent(done, HASH, Some(100), Some(0), false);
+    client.handle_timeout(done);
+    let completed = only_transmit(&mut client);
+    assert_eq!(u32_at(&completed, 80), 1, "completed");
+    assert_eq!(u64_at(&completed, 64), 0);
+    assert_eq!(u64_at(&completed, 56), 100, "downloaded");
+    // Leaving: `stopped`, on the connection we have, no reply awaited.
+    client.stop_all(done);
+    let stopped = only_transmit(&mut client);
+    assert_eq!(u32_at(&stopped, 80), 3, "stopped");
+    assert_eq!(client.torrent_count(), 0);
+    assert_eq!(client.poll_timeout(), None);
+}
