@@ -444,8 +444,8 @@ def run_one(name, bins, work, args, run_index):
     lp = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
     children.append(lp)
     perf = None
-    if args.perf and name == "ours":
-        perf_data = os.path.join(args.perf, f"perf-ours-{run_index}.data")
+    if args.perf and name in ("ours", "before"):
+        perf_data = os.path.join(args.perf, f"perf-{name}-{run_index}.data")
         os.makedirs(args.perf, exist_ok=True)
         perf = subprocess.Popen(
             ["perf", "record", "-g", "-o", perf_data, "-p", str(proc.pid), "--", "sleep",

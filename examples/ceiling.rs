@@ -2,9 +2,11 @@
 //!
 //! One sender thread reads the file through a memory mapping and sends it in datagrams of
 //! the node's size (a 36-byte header and `--piece-size` bytes of payload: 65,507-byte
-//! datagrams by default), batched as the node's reactor batches them ([`torrent::udp`]:
-//! header and payload copied into a batch, as the node copies a piece into its send buffer,
-//! then `sendmmsg`, or one GSO `sendmsg` for a run of equal datagrams). One receiver thread
+//! datagrams by default). Datagrams small enough that a run of them fits one GSO send are
+//! batched as the node's reactor batches them ([`torrent::udp`]: header and payload copied
+//! into a batch, as the node copies a piece into its send buffer, then one GSO `sendmsg`
+//! per run); larger ones, which gain nothing from it, go with one `sendmsg` each, header
+//! and payload gathered straight from the mapping (the least work). One receiver thread
 //! takes them with `recvmmsg` (and GRO), and copies each payload into a memory mapping of a
 //! pre-sized (fallocated) file; a completed chunk goes to hasher threads (as many as cores,
 //! as the node has) that SHA-1 it with the fastest SHA-1 at hand (RustCrypto `sha1`, which
@@ -29,13 +31,13 @@ use memmap2::{Mmap, MmapRaw};
 use rustix::event::{PollFd, PollFlags, Timespec};
 use sha1::{Digest, Sha1};
 use std::fs::{File, OpenOptions};
-use std::io;
+use std::io::{self, IoSlice};
 use std::net::UdpSocket;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
-use torrent::udp::{RecvBatch, SEND_BATCH_MAX, SendBatch, Udp};
+use torrent::udp::{GSO_BYTES_MAX, RecvBatch, SEND_BATCH_MAX, SendBatch, Udp};
 
 /// The node's piece header: 8 bytes common header, info hash 20, chunk 4, offset 4.
 const HEADER_BYTES: usize = 36;
@@ -370,6 +372,30 @@ fn run(args: Args) -> Result<bool, String> {
                     acked = seq;
                 }
             }
+        }
+        if 2 * datagram_bytes > GSO_BYTES_MAX {
+            // No run fits one GSO send: one gathered sendmsg, straight from the mapping.
+            let offset = seq as usize * args.piece_bytes;
+            let payload = &source[offset..(offset + args.piece_bytes).min(size)];
+            let head = header(KIND_DATA, seq, offset as u64);
+            loop {
+                match rustix::net::sendmsg(
+                    &tx_socket,
+                    &[IoSlice::new(&head), IoSlice::new(payload)],
+                    &mut rustix::net::SendAncillaryBuffer::default(),
+                    rustix::net::SendFlags::empty(),
+                ) {
+                    Ok(_) => break,
+                    // A full send buffer: wait until there is room.
+                    Err(rustix::io::Errno::NOBUFS | rustix::io::Errno::AGAIN) => {
+                        wait(&tx_socket, PollFlags::OUT, ack_timeout)?;
+                    }
+                    Err(rustix::io::Errno::INTR) => {}
+                    Err(e) => return Err(format!("sendmsg: {e}")),
+                }
+            }
+            seq += 1;
+            continue;
         }
         // As many datagrams as the window allows, one batch at a time.
         let mut room = (window - (seq - acked)).min(SEND_BATCH_MAX as u64);

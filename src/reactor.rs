@@ -270,6 +270,8 @@ pub fn run_tracker(args: TrackerArgs) -> Result<i32, String> {
     let snapshot = tracker::db::load(&args.db_dir)
         .map_err(|e| format!("cannot read the tracker database: {e}"))?;
     let (mut io, _) = Io::new(args.listen, 4 << 20, args.impair)?;
+    // Replies answer separate requests: equal ones to one client may go as one GSO send.
+    io.send_batch.group_replies();
     let now = Instant::now();
     let restored = snapshot.is_some();
     let mut tracker = match snapshot {

@@ -17,7 +17,7 @@
 //! (QUIC's UDP layer: `recvmmsg` with GRO, `sendmsg` with GSO, and the fallback when a path
 //! refuses GSO) and `rustix::net::sendmmsg`. Where the kernel lacks GRO or GSO, a run is one
 //! datagram and everything still works, one `sendmmsg` at a time. The one `unsafe` call here
-//! is a `setsockopt` that neither crate offers (see [`allow_ipv6_fragments`]).
+//! is a `setsockopt` of options that neither crate offers (see [`set_int_option`]).
 //!
 //! The module never decides what is sent: every datagram the core produced is sent once, in
 //! order per destination, or dropped with a logged reason exactly where a plain `send_to` would
@@ -57,8 +57,8 @@ pub struct Udp {
 }
 
 impl Udp {
-    /// Configures `socket` for batching (GRO on, the address the datagram came to reported)
-    /// and learns what the kernel supports. The socket must already be non-blocking.
+    /// Configures `socket` for batching (GRO on) and learns what the kernel supports. Also
+    /// makes the socket non-blocking.
     pub fn new(socket: &impl AsFd) -> io::Result<Udp> {
         use rustix::net::sockopt;
         // quinn-udp forbids IP fragmentation (QUIC probes the path MTU instead); we rely on
@@ -71,8 +71,15 @@ impl Udp {
         }
         if let Some(mode) = v6 {
             let _ = sockopt::set_ipv6_mtu_discover(socket, mode);
-            allow_ipv6_fragments(socket)?;
+            set_int_option(socket, libc::IPPROTO_IPV6, libc::IPV6_DONTFRAG, 0)?;
         }
+        // quinn-udp also asks for the destination address and the ECN bits of every datagram
+        // (control messages); we use neither, and the kernel's building them cost more than
+        // the batching saved on a tracker's small requests. Options the family lacks fail.
+        let _ = sockopt::set_ip_recvtos(socket, false);
+        let _ = sockopt::set_ipv6_recvtclass(socket, false);
+        let _ = set_int_option(socket, libc::IPPROTO_IP, libc::IP_PKTINFO, 0);
+        let _ = set_int_option(socket, libc::IPPROTO_IPV6, libc::IPV6_RECVPKTINFO, 0);
         Ok(Udp { state })
     }
 
@@ -88,19 +95,23 @@ impl Udp {
     }
 }
 
-/// Clears `IPV6_DONTFRAG`, which quinn-udp sets on IPv6 sockets: with it, a datagram larger
-/// than the path MTU fails with `EMSGSIZE` instead of being fragmented. Neither rustix nor
-/// socket2 has this option.
-fn allow_ipv6_fragments(socket: &impl AsFd) -> io::Result<()> {
-    let off: libc::c_int = 0;
+/// Sets an integer socket option that neither rustix nor socket2 offers: `IPV6_DONTFRAG`
+/// (quinn-udp sets it; with it, a datagram larger than the path MTU fails with `EMSGSIZE`
+/// instead of being fragmented), `IP_PKTINFO`, `IPV6_RECVPKTINFO`.
+fn set_int_option(
+    socket: &impl AsFd,
+    level: libc::c_int,
+    name: libc::c_int,
+    value: libc::c_int,
+) -> io::Result<()> {
     // SAFETY: the descriptor is borrowed, so it is open for the whole call; the option value
     // points at a live `c_int` whose size is the length passed, and the kernel only reads it.
     let result = unsafe {
         libc::setsockopt(
             socket.as_fd().as_raw_fd(),
-            libc::IPPROTO_IPV6,
-            libc::IPV6_DONTFRAG,
-            (&off as *const libc::c_int).cast(),
+            level,
+            name,
+            (&value as *const libc::c_int).cast(),
             std::mem::size_of::<libc::c_int>() as libc::socklen_t,
         )
     };
@@ -199,6 +210,10 @@ pub struct SendBatch {
     /// Datagrams before this index are sent one by one even when they form a run: a GSO send
     /// of them failed (the fallback must not try GSO again for them).
     no_gso_before: usize,
+    /// Set by [`group_replies`](Self::group_replies).
+    group: bool,
+    /// Where [`fill`](Self::fill) puts the bytes in their new order when grouping.
+    scratch: Vec<u8>,
 }
 
 impl Default for SendBatch {
@@ -215,7 +230,18 @@ impl SendBatch {
             used: 0,
             sent: 0,
             no_gso_before: 0,
+            group: false,
+            scratch: Vec::new(),
         }
+    }
+
+    /// Lets [`fill`](Self::fill) reorder each batch: by destination, and within one
+    /// destination longest first, so that equal sizes to one destination are adjacent and go
+    /// as one GSO send. For a tracker, whose replies each answer their own request (UDP keeps
+    /// no order anyway); not for a node, whose pieces to a peer keep the order they were
+    /// asked in.
+    pub fn group_replies(&mut self) {
+        self.group = true;
     }
 
     /// Datagrams queued and not yet sent.
@@ -234,10 +260,13 @@ impl SendBatch {
             self.sent = 0;
             self.no_gso_before = 0;
         }
+        let (first_new, region_start) = (self.queued.len(), self.used);
+        let mut full = true;
         while self.queued.len() < SEND_BATCH_MAX && self.used <= SEND_BATCH_BYTES_MAX {
             let slot = &mut self.bytes[self.used..self.used + DATAGRAM_BYTES_MAX];
             let Some(transmit) = next(slot) else {
-                return false;
+                full = false;
+                break;
             };
             let len = transmit.len.min(DATAGRAM_BYTES_MAX);
             self.queued.push(Queued {
@@ -247,7 +276,26 @@ impl SendBatch {
             });
             self.used += len;
         }
-        true
+        if self.group && self.queued.len() - first_new > 1 {
+            self.regroup(first_new, region_start);
+        }
+        full
+    }
+
+    /// Sorts the datagrams from `queued[first]` on (their bytes start at `region_start`) by
+    /// destination, then longest first, and moves their bytes into that order so that each
+    /// run is one slice.
+    fn regroup(&mut self, first: usize, region_start: usize) {
+        let queued = &mut self.queued[first..];
+        queued.sort_by(|a, b| a.to.cmp(&b.to).then(b.len.cmp(&a.len)));
+        self.scratch.clear();
+        for datagram in queued.iter_mut() {
+            let old = datagram.start;
+            datagram.start = region_start + self.scratch.len();
+            self.scratch
+                .extend_from_slice(&self.bytes[old..old + datagram.len]);
+        }
+        self.bytes[region_start..region_start + self.scratch.len()].copy_from_slice(&self.scratch);
     }
 
     /// The run starting at `queued[index]`: how many datagrams one GSO send may carry from
@@ -264,6 +312,7 @@ impl SendBatch {
                 || next.to != first.to
                 || next.len > first.len
                 || next.len == 0
+                || next.start != first.start + bytes
                 || bytes + next.len > GSO_BYTES_MAX
             {
                 break;

@@ -142,6 +142,50 @@ fn a_run_of_equal_pieces_goes_as_one_gso_send_and_is_cut_apart_on_receipt() {
 }
 
 #[test]
+fn grouped_replies_go_by_destination_and_size_in_runs() {
+    let (sender, a, b) = (socket(), socket(), socket());
+    let (udp, udp_a, udp_b) = (
+        Udp::new(&sender).unwrap(),
+        Udp::new(&a).unwrap(),
+        Udp::new(&b).unwrap(),
+    );
+    let (to_a, to_b) = (a.local_addr().unwrap(), b.local_addr().unwrap());
+    // A tracker's replies: two destinations and two sizes, interleaved.
+    let datagrams: Vec<_> = (0..40)
+        .map(|i| {
+            let to = if i % 2 == 0 { to_a } else { to_b };
+            (to, datagram(i, if i % 3 == 0 { 16 } else { 200 }))
+        })
+        .collect();
+    let mut batch = SendBatch::new();
+    batch.group_replies();
+    fill(&mut batch, &datagrams);
+    let first = batch.queued[0];
+    assert_eq!(first.len, 200, "longest first");
+    if udp.gso_segments() > 1 {
+        assert!(
+            batch.run_at(0, udp.gso_segments()) > 5,
+            "runs of equal replies"
+        );
+    }
+    batch.flush(&udp, &sender).unwrap();
+    let from = sender.local_addr().unwrap();
+    for (to, udp_rx, rx) in [(to_a, &udp_a, &a), (to_b, &udp_b, &b)] {
+        let sent: Vec<_> = datagrams
+            .iter()
+            .filter(|(t, _)| *t == to)
+            .map(|(_, bytes)| (from, bytes.clone()))
+            .collect();
+        let mut got = receive(udp_rx, rx, sent.len()).0;
+        // Every reply arrives once, whole; only the order may differ.
+        let mut want = summary(&sent);
+        want.sort();
+        got.sort();
+        assert_eq!(got, want);
+    }
+}
+
+#[test]
 fn a_refused_datagram_is_dropped_and_the_rest_is_sent() {
     let (sender, receiver) = (socket(), socket());
     let (udp, udp_rx) = (Udp::new(&sender).unwrap(), Udp::new(&receiver).unwrap());
