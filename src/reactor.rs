@@ -45,9 +45,9 @@ const WAKER: Token = Token(1);
 const SIGNALS: Token = Token(2);
 /// Datagrams received before the reactor sends what they caused: keeps replies flowing
 /// while a flood arrives.
-const RECV_BATCH_MAX: usize = 64;
+const RECV_BATCH_MAX: usize = 256;
 /// `recvmmsg` calls in one receive round, whatever they return (bounds a run of errors).
-const RECV_CALLS_MAX: usize = 8;
+const RECV_CALLS_MAX: usize = 16;
 /// Batches ([`crate::udp::SEND_BATCH_MAX`] datagrams each) sent before the reactor looks at
 /// its socket again.
 const SEND_ROUNDS_MAX: usize = 4;

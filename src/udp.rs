@@ -37,12 +37,12 @@ pub const RECV_SLOTS: usize = 32;
 /// at most 64 KiB).
 pub const RECV_SLOT_BYTES: usize = 1 << 16;
 /// Datagrams one [`SendBatch`] holds.
-pub const SEND_BATCH_MAX: usize = 64;
+pub const SEND_BATCH_MAX: usize = 256;
 /// Bytes one [`SendBatch`] holds (datagrams packed back to back), besides room for one more
 /// datagram of the largest size, which is what the core is handed to write into.
 pub const SEND_BATCH_BYTES_MAX: usize = 256 << 10;
 /// Datagrams in one `sendmmsg` call.
-pub const SENDMMSG_MAX: usize = SEND_BATCH_MAX;
+pub const SENDMMSG_MAX: usize = 64;
 /// Most bytes of one GSO send: the payload of one IPv4 datagram (the kernel builds the run
 /// as one large datagram before cutting it).
 pub const GSO_BYTES_MAX: usize = 65_507;
