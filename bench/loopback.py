@@ -23,6 +23,7 @@ Python 3 standard library only. Usage:
 
   python3 bench/loopback.py [--size 1G] [--s3-size 256M] [--runs 5] [--piece-size 65471]
                             [--dir /tmp] [--scenarios S1,S2,ceiling,rqbit,S3,rqbit-S3] [--keep]
+                            [--before OLD_TARGET/release]   (also runs S1 etc. with an older build)
 """
 
 import argparse
@@ -284,7 +285,8 @@ def write_torrent(path, data_path, name, piece_length):
 class Scenario:
     """What one row runs: our swarm (kind "ours"), rqbit's, or the ceiling."""
 
-    def __init__(self, key, label, kind, sources=0, downloaders=1, cap=None, swarm=False):
+    def __init__(self, key, label, kind, sources=0, downloaders=1, cap=None, swarm=False,
+                 before=False):
         self.key = key  # as given to --scenarios
         self.label = label  # as shown in the table
         self.kind = kind
@@ -292,6 +294,12 @@ class Scenario:
         self.downloaders = downloaders  # started together
         self.cap = cap  # the sources' upload rate, bytes/s (None: unlimited)
         self.swarm = swarm  # sized by --s3-size, shown in the second table
+        self.before = before  # run with the binaries of --before
+
+    def as_before(self):
+        """The same scenario run with the binaries of --before (an older build)."""
+        return Scenario(self.key + "-before", self.label + " before", self.kind, self.sources,
+                        self.downloaders, self.cap, self.swarm, before=True)
 
 
 SCENARIOS = {s.key: s for s in (
@@ -363,6 +371,10 @@ class Bench:
     def __init__(self, args):
         self.args = args
         self.scenarios = [SCENARIOS[k] for k in args.scenarios]
+        if args.before:
+            # Each of ours and the ceiling twice, new beside old, interleaved in every run.
+            self.scenarios = [x for sc in self.scenarios
+                              for x in ([sc, sc.as_before()] if sc.kind != "rqbit" else [sc])]
         self.scratch = tempfile.mkdtemp(prefix="torrent-bench-", dir=args.dir)
         self.logdir = os.path.join(self.scratch, "logs")
         os.makedirs(self.logdir)
@@ -383,6 +395,17 @@ class Bench:
             subprocess.run(cmd, cwd=REPO, check=True, timeout=1800)
         self.torrent_bin = os.path.join(target, "release", "torrent")
         self.ceiling_bin = os.path.join(target, "release", "examples", "ceiling")
+        if self.args.before:
+            for path in (self.bin(True), self.bin(True, "ceiling")):
+                if not os.access(path, os.X_OK):
+                    raise RuntimeError(f"--before: no program {path}")
+
+    def bin(self, before, program="torrent"):
+        """Our binary or the ceiling's, built here or (before) found under --before."""
+        if before:
+            sub = ["examples"] if program == "ceiling" else []
+            return os.path.join(self.args.before, *sub, program)
+        return self.ceiling_bin if program == "ceiling" else self.torrent_bin
 
     def find_rqbit(self):
         if not any(s.kind == "rqbit" for s in self.scenarios):
@@ -457,7 +480,7 @@ class Bench:
         procs = []
         try:
             tracker = Proc(f"{sc.key}-tracker", [
-                self.torrent_bin, "tracker", "--listen", "127.0.0.1:0",
+                self.bin(sc.before), "tracker", "--listen", "127.0.0.1:0",
                 "--db-dir", tracker_db, "--log-dir", node_logs], self.logdir)
             procs.append(("tracker", tracker))
             _, line = tracker.wait_line(lambda t: t.startswith("tracker listening on "),
@@ -475,7 +498,7 @@ class Bench:
                 if os.path.exists(identity):
                     os.remove(identity)
                 p = Proc(f"{sc.key}-holder{i}", [
-                    self.torrent_bin, "node", "--id", str(i), "--dir", d,
+                    self.bin(sc.before), "node", "--id", str(i), "--dir", d,
                     "--send", FILE_NAME] + cap + common, self.logdir, stdin=True)
                 procs.append((f"holder{i}", p))
                 holders.append(p)
@@ -490,7 +513,7 @@ class Bench:
             for n, d in zip(ids, dirs):
                 role = "downloader" if sc.downloaders == 1 else f"downloader{n}"
                 p = Proc(f"{sc.key}-{role}", [
-                    self.torrent_bin, "node", "--id", str(n), "--dir", d,
+                    self.bin(sc.before), "node", "--id", str(n), "--dir", d,
                     "--download", FILE_NAME, "--exit-when-done"] + common, self.logdir)
                 procs.append((role, p))
                 dls.append(p)
@@ -534,10 +557,10 @@ class Bench:
     def run_ceiling(self, sc):
         payload = self.payload(sc)
         res = Result(sc.label, payload.size)
-        out = self.node_dir("ceiling", "out")
+        out = self.node_dir(sc.key, "out")
         copy = os.path.join(out, FILE_NAME)
         before = udp_counters()
-        p = Proc("ceiling", [self.ceiling_bin, "--file", payload.path, "--out", copy,
+        p = Proc(sc.key, [self.bin(sc.before, "ceiling"), "--file", payload.path, "--out", copy,
                              "--piece-size", str(self.args.piece_size),
                              "--chunk-size", str(payload.chunk_bytes)], self.logdir)
         try:
@@ -701,11 +724,13 @@ class Bench:
                        f"{ok}/{len(runs)} equal | {self.udp_cells(good)} |")
         out.append("")
         ratios = []
-        for ours in ("S1", "S2"):
-            for other in ("ceiling", "rqbit S1"):
-                if ours in medians and other in medians:
-                    ratios.append(f"{ours}/{other} = {medians[ours] / medians[other]:.2f} "
-                                  f"(no-sync {medians_xfer[ours] / medians_xfer[other]:.2f})")
+        pairs = [(ours, other) for ours in ("S1", "S2") for other in ("ceiling", "rqbit S1")]
+        pairs += [(x + " before", "ceiling before") for x in ("S1", "S2")]
+        pairs += [(x, x + " before") for x in ("S1", "S2", "ceiling")]
+        for ours, other in pairs:
+            if ours in medians and other in medians:
+                ratios.append(f"{ours}/{other} = {medians[ours] / medians[other]:.2f} "
+                              f"(no-sync {medians_xfer[ours] / medians_xfer[other]:.2f})")
         if ratios:
             out.append("ratios of MB/s: " + ", ".join(ratios))
 
@@ -840,6 +865,10 @@ def main():
     ap.add_argument("--timeout", type=float, default=600.0,
                     help="seconds one download may take")
     ap.add_argument("--keep", action="store_true", help="keep the scratch directory")
+    ap.add_argument("--before", metavar="DIR", default=None,
+                    help="a release directory of an older build (DIR/torrent, "
+                         "DIR/examples/ceiling): each of our scenarios and the ceiling also "
+                         "runs with it, as 'S1 before' etc., interleaved, with ratios")
     args = ap.parse_args()
     args.size_bytes = parse_size(args.size)
     args.s3_size_bytes = parse_size(args.s3_size)

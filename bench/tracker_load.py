@@ -7,6 +7,7 @@ Python 3 standard library only. See bench/README.md ("Tracker load benchmark").
 
     python3 bench/tracker_load.py                 # 3 runs of 20 s per tracker
     python3 bench/tracker_load.py --runs 1 --duration 10 --trackers ours,aquatic
+    python3 bench/tracker_load.py --trackers ours,before,aquatic --before OLD/torrent
 """
 
 import argparse
@@ -25,7 +26,7 @@ import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CARGO_BIN = os.path.expanduser("~/.cargo/bin")
-TRACKERS = ("ours", "aquatic", "opentracker")
+TRACKERS = ("ours", "before", "aquatic", "opentracker")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 INTERVAL = 5  # aquatic_udp_load_test prints a line of rates every 5 s
 
@@ -250,11 +251,11 @@ def wait_ready(proc, port, name, timeout=15.0):
     sys.exit(f"{name} did not answer a BEP 15 connect on 127.0.0.1:{port} within {timeout:.0f} s")
 
 
-def start_ours(bins, work, args):
-    d = os.path.join(work, "ours")
+def start_ours(bins, work, args, name="ours"):
+    d = os.path.join(work, name)
     os.makedirs(d, exist_ok=True)
     cmd = taskset(args.tracker_cpu) + [
-        bins["ours"], "tracker", "--listen", "127.0.0.1:0",
+        bins[name], "tracker", "--listen", "127.0.0.1:0",
         "--db-dir", os.path.join(d, "db"), "--log-dir", os.path.join(d, "logs"),
     ]
     if args.ours_log_level:
@@ -346,7 +347,12 @@ def start_opentracker(bins, work, args):
     return proc, port
 
 
-STARTERS = {"ours": start_ours, "aquatic": start_aquatic, "opentracker": start_opentracker}
+def start_before(bins, work, args):
+    return start_ours(bins, work, args, name="before")
+
+
+STARTERS = {"ours": start_ours, "before": start_before, "aquatic": start_aquatic,
+            "opentracker": start_opentracker}
 
 
 def stop(proc, timeout=10.0):
@@ -438,8 +444,8 @@ def run_one(name, bins, work, args, run_index):
     lp = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
     children.append(lp)
     perf = None
-    if args.perf and name == "ours":
-        perf_data = os.path.join(args.perf, f"perf-ours-{run_index}.data")
+    if args.perf and name in ("ours", "before"):
+        perf_data = os.path.join(args.perf, f"perf-{name}-{run_index}.data")
         os.makedirs(args.perf, exist_ok=True)
         perf = subprocess.Popen(
             ["perf", "record", "-g", "-o", perf_data, "-p", str(proc.pid), "--", "sleep",
@@ -515,6 +521,8 @@ def main():
     ap.add_argument("--weights", default="50,50,1", help="connect,announce,scrape weights")
     ap.add_argument("--tracker-cpu", default="0", help="core for the tracker under test ('' for none)")
     ap.add_argument("--load-cpu", default="1", help="core for the load generator ('' for none)")
+    ap.add_argument("--before", metavar="BIN", default=None,
+                    help="an older build of our binary: tracker 'before' runs it, beside 'ours'")
     ap.add_argument("--ours-log-level", default=None, help="our tracker's --log-level (default: its own, info)")
     ap.add_argument("--perf", metavar="DIR", default=None, help="perf record -g our tracker during each run, into DIR")
     ap.add_argument("--dir", default="/tmp")
@@ -538,6 +546,10 @@ def main():
         bins["opentracker"] = apt_install_opentracker()
     if "ours" in names:
         bins["ours"] = build_ours()
+    if "before" in names:
+        if not args.before or not os.access(args.before, os.X_OK):
+            sys.exit("tracker 'before' needs --before BIN, an older build of our binary")
+        bins["before"] = os.path.abspath(args.before)
     if args.perf:
         args.perf = os.path.abspath(args.perf)
 
@@ -558,7 +570,8 @@ def main():
         vals = [r[key] for r in results[t] if r[key] == r[key]]
         return statistics.median(vals) if vals else float("nan")
 
-    labels = {"ours": "ours (torrent tracker)", "aquatic": "aquatic_udp", "opentracker": "opentracker"}
+    labels = {"ours": "ours (torrent tracker)", "before": "ours before (--before)",
+              "aquatic": "aquatic_udp", "opentracker": "opentracker"}
     print(f"tracker load benchmark: aquatic_udp_load_test, {args.duration} s per tracker per run "
           f"(responses/s over the last {args.duration - args.warmup} s), median of {args.runs} runs, "
           f"{os.cpu_count()} cores, tracker on core {args.tracker_cpu or 'any'}, load generator on core "
@@ -580,7 +593,7 @@ def main():
               f"{fmt(med(t, 'rcvbuf_errors'))} |")
     print()
     if "ours" in names:
-        for other in ("aquatic", "opentracker"):
+        for other in ("before", "aquatic", "opentracker"):
             if other not in names:
                 continue
             rs = med("ours", "responses_s") / med(other, "responses_s")

@@ -2,8 +2,12 @@
 //!
 //! One sender thread reads the file through a memory mapping and sends it in datagrams of
 //! the node's size (a 36-byte header and `--piece-size` bytes of payload: 65,507-byte
-//! datagrams by default) with one `sendmsg` each, header and payload gathered straight from
-//! the mapping. One receiver thread copies each payload into a memory mapping of a
+//! datagrams by default). Datagrams small enough that a run of them fits one GSO send are
+//! batched as the node's reactor batches them ([`torrent::udp`]: header and payload copied
+//! into a batch, as the node copies a piece into its send buffer, then one GSO `sendmsg`
+//! per run); larger ones, which gain nothing from it, go with one `sendmsg` each, header
+//! and payload gathered straight from the mapping (the least work). One receiver thread
+//! takes them with `recvmmsg` (and GRO), and copies each payload into a memory mapping of a
 //! pre-sized (fallocated) file; a completed chunk goes to hasher threads (as many as cores,
 //! as the node has) that SHA-1 it with the fastest SHA-1 at hand (RustCrypto `sha1`, which
 //! uses SHA-NI where the CPU has it) and compare it with the source's chunk hash. At the end
@@ -24,14 +28,16 @@
 //! Prints one line: `ceiling: BYTES bytes in S s (transfer T s, sync Y s), MB/s, ...`.
 
 use memmap2::{Mmap, MmapRaw};
+use rustix::event::{PollFd, PollFlags, Timespec};
 use sha1::{Digest, Sha1};
 use std::fs::{File, OpenOptions};
-use std::io::IoSlice;
+use std::io::{self, IoSlice};
 use std::net::UdpSocket;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+use torrent::udp::{GSO_BYTES_MAX, RecvBatch, SEND_BATCH_MAX, SendBatch, Udp};
 
 /// The node's piece header: 8 bytes common header, info hash 20, chunk 4, offset 4.
 const HEADER_BYTES: usize = 36;
@@ -144,6 +150,40 @@ fn parse_header(bytes: &[u8]) -> Option<(u8, u64, u64)> {
     Some((bytes[4], a, b))
 }
 
+/// Waits until `socket` is ready for `flags`, at most `timeout`; false when it timed out.
+fn wait(socket: &UdpSocket, flags: PollFlags, timeout: Duration) -> Result<bool, String> {
+    let timeout = Timespec {
+        tv_sec: timeout.as_secs() as i64,
+        tv_nsec: i64::from(timeout.subsec_nanos()),
+    };
+    let mut fds = [PollFd::new(socket, flags)];
+    match rustix::event::poll(&mut fds, Some(&timeout)) {
+        Ok(ready) => Ok(ready > 0),
+        Err(rustix::io::Errno::INTR) => Ok(true),
+        Err(e) => Err(format!("poll: {e}")),
+    }
+}
+
+/// One datagram from the (non-blocking) `socket`, waiting at most `timeout` for it.
+fn recv_within(
+    socket: &UdpSocket,
+    buf: &mut [u8],
+    timeout: Duration,
+) -> Result<Option<usize>, String> {
+    loop {
+        match socket.recv(buf) {
+            Ok(n) => return Ok(Some(n)),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                if !wait(socket, PollFlags::IN, timeout)? {
+                    return Ok(None);
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(format!("recv: {e}")),
+        }
+    }
+}
+
 fn socket(buffer: usize) -> Result<UdpSocket, String> {
     let socket = UdpSocket::bind("127.0.0.1:0").map_err(|e| format!("bind: {e}"))?;
     // Asked as the node asks; the kernel caps it at rmem_max / wmem_max.
@@ -189,6 +229,10 @@ fn run(args: Args) -> Result<bool, String> {
     tx_socket
         .connect(rx_socket.local_addr().map_err(|e| e.to_string())?)
         .map_err(|e| e.to_string())?;
+    // Set up for batching as the node's socket is (this also makes them non-blocking).
+    let rx_udp = Udp::new(&rx_socket).map_err(|e| format!("receiver socket: {e}"))?;
+    let tx_udp = Udp::new(&tx_socket).map_err(|e| format!("sender socket: {e}"))?;
+    let rx_addr = rx_socket.local_addr().map_err(|e| e.to_string())?;
     // getsockopt reports twice what was set (the kernel's bookkeeping share included).
     let granted =
         rustix::net::sockopt::socket_recv_buffer_size(&rx_socket).map_err(|e| e.to_string())? / 2;
@@ -241,108 +285,143 @@ fn run(args: Args) -> Result<bool, String> {
         let target = Arc::clone(&target);
         let (piece_bytes, chunk_bytes) = (args.piece_bytes, args.chunk_bytes);
         std::thread::spawn(move || -> Result<u64, String> {
-            let mut buffer = vec![0u8; DATAGRAM_MAX + 1];
+            let mut batch = RecvBatch::new();
             let mut received = 0u64;
             let mut chunk_left: Vec<usize> = (0..chunks)
                 .map(|c| chunk_bytes.min(size - c * chunk_bytes))
                 .collect();
-            rx_socket
-                .set_read_timeout(Some(Duration::from_secs(10)))
-                .map_err(|e| e.to_string())?;
-            loop {
-                let n = rx_socket
-                    .recv(&mut buffer)
-                    .map_err(|e| format!("receiver: {e}"))?;
-                let Some((kind, seq, _)) = parse_header(&buffer[..n]) else {
-                    continue;
-                };
-                if kind == KIND_END {
-                    // Loopback keeps a socket pair's datagrams in order: all data is in.
-                    let _ = rx_socket.send(&header(KIND_END_ACK, received, 0));
-                    break;
-                }
-                if kind != KIND_DATA {
-                    continue;
-                }
-                let offset = seq as usize * piece_bytes;
-                let payload = &buffer[HEADER_BYTES..n];
-                if offset + payload.len() > size {
-                    continue;
-                }
-                // SAFETY: in bounds (checked above); no hasher reads this range until its
-                // chunk is complete, which is after this write.
-                unsafe {
-                    std::ptr::copy_nonoverlapping(
-                        payload.as_ptr(),
-                        target.as_mut_ptr().add(offset),
-                        payload.len(),
-                    );
-                }
-                received += 1;
-                // A piece may straddle a chunk boundary when the piece size does not divide
-                // the chunk size.
-                let (mut at, end) = (offset, offset + payload.len());
-                while at < end {
-                    let chunk = at / chunk_bytes;
-                    let upto = end.min((chunk + 1) * chunk_bytes);
-                    chunk_left[chunk] -= upto - at;
-                    if chunk_left[chunk] == 0 {
-                        let _ = jobs.send(chunk);
+            let mut ended = false;
+            while !ended {
+                match batch.recv(&rx_udp, &rx_socket) {
+                    Ok(_) => {}
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        if !wait(&rx_socket, PollFlags::IN, Duration::from_secs(10))? {
+                            return Err("receiver: nothing for 10 s".into());
+                        }
+                        continue;
                     }
-                    at = upto;
+                    Err(e) => return Err(format!("receiver: {e}")),
                 }
-                if received.is_multiple_of(ack_every) || received == total_datagrams {
-                    let _ = rx_socket.send(&header(KIND_ACK, received, 0));
-                }
+                batch.for_each(|_, datagram| {
+                    let Some((kind, seq, _)) = parse_header(datagram) else {
+                        return;
+                    };
+                    if kind == KIND_END {
+                        // Loopback keeps a socket pair's datagrams in order: all data is in.
+                        let _ = rx_socket.send(&header(KIND_END_ACK, received, 0));
+                        ended = true;
+                        return;
+                    }
+                    if kind != KIND_DATA || ended {
+                        return;
+                    }
+                    let offset = seq as usize * piece_bytes;
+                    let payload = &datagram[HEADER_BYTES..];
+                    if offset + payload.len() > size {
+                        return;
+                    }
+                    // SAFETY: in bounds (checked above); no hasher reads this range until its
+                    // chunk is complete, which is after this write.
+                    unsafe {
+                        std::ptr::copy_nonoverlapping(
+                            payload.as_ptr(),
+                            target.as_mut_ptr().add(offset),
+                            payload.len(),
+                        );
+                    }
+                    received += 1;
+                    // A piece may straddle a chunk boundary when the piece size does not
+                    // divide the chunk size.
+                    let (mut at, end) = (offset, offset + payload.len());
+                    while at < end {
+                        let chunk = at / chunk_bytes;
+                        let upto = end.min((chunk + 1) * chunk_bytes);
+                        chunk_left[chunk] -= upto - at;
+                        if chunk_left[chunk] == 0 {
+                            let _ = jobs.send(chunk);
+                        }
+                        at = upto;
+                    }
+                    if received.is_multiple_of(ack_every) || received == total_datagrams {
+                        let _ = rx_socket.send(&header(KIND_ACK, received, 0));
+                    }
+                });
             }
             Ok(received)
         })
     };
 
     // The sender, on this thread.
-    tx_socket
-        .set_read_timeout(Some(Duration::from_millis(200)))
-        .map_err(|e| e.to_string())?;
+    let ack_timeout = Duration::from_millis(200);
     let mut acked = 0u64;
     let mut stalls = 0u64;
     let mut ack_buf = [0u8; 64];
-    for seq in 0..total_datagrams {
+    let mut batch = SendBatch::new();
+    let mut seq = 0u64;
+    while seq < total_datagrams {
         while seq - acked >= window {
-            match tx_socket.recv(&mut ack_buf) {
-                Ok(n) => {
+            match recv_within(&tx_socket, &mut ack_buf, ack_timeout)? {
+                Some(n) => {
                     if let Some((KIND_ACK, count, _)) = parse_header(&ack_buf[..n]) {
                         acked = acked.max(count);
                     }
                 }
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                    ) =>
-                {
+                None => {
                     // Lost datagrams or acks: carry on, the end reports what was lost.
                     stalls += 1;
                     acked = seq;
                 }
-                Err(e) => return Err(format!("sender: {e}")),
             }
         }
-        let offset = seq as usize * args.piece_bytes;
-        let payload = &source[offset..(offset + args.piece_bytes).min(size)];
-        let head = header(KIND_DATA, seq, offset as u64);
-        loop {
-            match rustix::net::sendmsg(
-                &tx_socket,
-                &[IoSlice::new(&head), IoSlice::new(payload)],
-                &mut rustix::net::SendAncillaryBuffer::default(),
-                rustix::net::SendFlags::empty(),
-            ) {
-                Ok(_) => break,
-                // A full send buffer on loopback: try again.
-                Err(rustix::io::Errno::NOBUFS | rustix::io::Errno::AGAIN) => {
-                    std::thread::yield_now()
+        if 2 * datagram_bytes > GSO_BYTES_MAX {
+            // No run fits one GSO send: one gathered sendmsg, straight from the mapping.
+            let offset = seq as usize * args.piece_bytes;
+            let payload = &source[offset..(offset + args.piece_bytes).min(size)];
+            let head = header(KIND_DATA, seq, offset as u64);
+            loop {
+                match rustix::net::sendmsg(
+                    &tx_socket,
+                    &[IoSlice::new(&head), IoSlice::new(payload)],
+                    &mut rustix::net::SendAncillaryBuffer::default(),
+                    rustix::net::SendFlags::empty(),
+                ) {
+                    Ok(_) => break,
+                    // A full send buffer: wait until there is room.
+                    Err(rustix::io::Errno::NOBUFS | rustix::io::Errno::AGAIN) => {
+                        wait(&tx_socket, PollFlags::OUT, ack_timeout)?;
+                    }
+                    Err(rustix::io::Errno::INTR) => {}
+                    Err(e) => return Err(format!("sendmsg: {e}")),
                 }
-                Err(e) => return Err(format!("sendmsg: {e}")),
+            }
+            seq += 1;
+            continue;
+        }
+        // As many datagrams as the window allows, one batch at a time.
+        let mut room = (window - (seq - acked)).min(SEND_BATCH_MAX as u64);
+        batch.fill(|buf| {
+            if room == 0 || seq == total_datagrams {
+                return None;
+            }
+            let offset = seq as usize * args.piece_bytes;
+            let payload = &source[offset..(offset + args.piece_bytes).min(size)];
+            buf[..HEADER_BYTES].copy_from_slice(&header(KIND_DATA, seq, offset as u64));
+            buf[HEADER_BYTES..HEADER_BYTES + payload.len()].copy_from_slice(payload);
+            seq += 1;
+            room -= 1;
+            Some(torrent::Transmit {
+                to: rx_addr,
+                len: HEADER_BYTES + payload.len(),
+            })
+        });
+        loop {
+            match batch.flush(&tx_udp, &tx_socket) {
+                Ok(()) => break,
+                // A full send buffer on loopback: wait until there is room.
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    wait(&tx_socket, PollFlags::OUT, ack_timeout)?;
+                }
+                Err(e) => return Err(format!("send: {e}")),
             }
         }
     }
@@ -352,18 +431,13 @@ fn run(args: Args) -> Result<bool, String> {
         .map_err(|e| e.to_string())?;
     let mut timeouts = 0;
     loop {
-        match tx_socket.recv(&mut ack_buf) {
-            Ok(n) => {
+        match recv_within(&tx_socket, &mut ack_buf, ack_timeout)? {
+            Some(n) => {
                 if let Some((KIND_END_ACK, _, _)) = parse_header(&ack_buf[..n]) {
                     break;
                 }
             }
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) =>
-            {
+            None => {
                 timeouts += 1;
                 if timeouts > 25 {
                     return Err("receiver did not answer the end".into());
@@ -372,7 +446,6 @@ fn run(args: Args) -> Result<bool, String> {
                     .send(&header(KIND_END, total_datagrams, 0))
                     .map_err(|e| e.to_string())?;
             }
-            Err(e) => return Err(format!("sender waiting for the end: {e}")),
         }
     }
     let received = receiver

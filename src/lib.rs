@@ -11,6 +11,7 @@
 //!  main.rs, cli.rs        the command line: flags in, a config out, exit code 2 on a bad one
 //!  reactor.rs             the only code with sockets, the clock, threads, signals, stdout:
 //!                         one mio loop per process around one sans-IO core
+//!  udp.rs                 many datagrams per system call (recvmmsg + GRO, sendmmsg, GSO)
 //!  tracker.rs, node.rs    sans-IO state machines: handle_datagram / handle_timeout /
 //!                         handle_command in, poll_transmit / poll_timeout / poll_event out;
 //!                         `now` and a random seed are passed in, never read
@@ -73,6 +74,7 @@ pub mod rng;
 pub mod sim;
 pub mod storage;
 pub mod tracker;
+pub mod udp;
 pub mod wire;
 
 use std::net::SocketAddr;

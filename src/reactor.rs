@@ -4,13 +4,18 @@
 //!
 //! ```text
 //!   poll(timeout = core.poll_timeout())
-//!   -> socket readable:  recv_from until WouldBlock, core.handle_datagram(now, from, bytes)
+//!   -> socket readable:  recvmmsg until WouldBlock, core.handle_datagram(now, from, bytes)
 //!   -> waker:            hasher results and console lines, drained with try_recv
 //!   -> signal:           SIGINT / SIGTERM become an exit command
 //!   -> core.handle_timeout(now)   (a spurious call does nothing)
 //!   -> core.poll_event()          lines for stdout and the log, jobs for the hashers
-//!   -> core.poll_transmit()       send_to until the core has nothing or the socket is full
+//!   -> core.poll_transmit()       into a batch, sent with sendmmsg / GSO, until the core has
+//!                                 nothing or the socket is full
 //! ```
+//!
+//! The socket calls batch many datagrams each (`recvmmsg` with GRO, `sendmmsg`, GSO for runs
+//! of equal pieces to one peer): see [`crate::udp`]. The cores still see one datagram at a
+//! time.
 //!
 //! Helper threads (hashers, the console) never touch the core: they talk to the reactor
 //! through crossbeam channels and wake it with a [`mio::Waker`].
@@ -23,6 +28,7 @@ use crate::node::{self, Job, JobDone, Node, NodeConfig, NodeEvent};
 use crate::rng::Rng;
 use crate::storage::StateDir;
 use crate::tracker::{self, Tracker, TrackerConfig};
+use crate::udp::{RecvBatch, SendBatch, Udp};
 use crate::wire;
 use crossbeam_channel::{Receiver, Sender};
 use mio::net::UdpSocket;
@@ -39,9 +45,12 @@ const WAKER: Token = Token(1);
 const SIGNALS: Token = Token(2);
 /// Datagrams received before the reactor sends what they caused: keeps replies flowing
 /// while a flood arrives.
-const RECV_BATCH_MAX: usize = 64;
-/// Datagrams sent before the reactor looks at its socket again.
-const SEND_BATCH_MAX: usize = 256;
+const RECV_BATCH_MAX: usize = 256;
+/// `recvmmsg` calls in one receive round, whatever they return (bounds a run of errors).
+const RECV_CALLS_MAX: usize = 16;
+/// Batches ([`crate::udp::SEND_BATCH_MAX`] datagrams each) sent before the reactor looks at
+/// its socket again.
+const SEND_ROUNDS_MAX: usize = 4;
 /// Longest console line; longer input is cut and refused by the parser.
 const CONSOLE_LINE_BYTES_MAX: u64 = 4096;
 /// How often the live progress line is redrawn on a terminal, and printed with `--progress`.
@@ -54,10 +63,11 @@ struct Io {
     socket: UdpSocket,
     events: Events,
     signals: Signals,
-    recv_buf: Vec<u8>,
-    send_buf: Vec<u8>,
-    /// A datagram the socket refused with WouldBlock, sent first when it is writable again.
-    unsent: Option<(SocketAddr, usize)>,
+    udp: Udp,
+    recv_batch: RecvBatch,
+    /// Datagrams from the core not yet sent: what the socket refused with WouldBlock stays
+    /// here and goes first when it is writable again.
+    send_batch: SendBatch,
     /// Set when a receive loop stopped at its batch limit, not at WouldBlock: poll again at once.
     more_to_read: bool,
     /// Loss, duplication and reordering of received datagrams, when asked for (`--impair`).
@@ -78,6 +88,7 @@ impl Io {
             .set_nonblocking(true)
             .map_err(|e| format!("cannot make the socket non-blocking: {e}"))?;
         let granted = size_buffers(&std_socket, buffer_bytes);
+        let udp = Udp::new(&std_socket).map_err(|e| format!("cannot set up the socket: {e}"))?;
         let mut socket = UdpSocket::from_std(std_socket);
         let poll = Poll::new().map_err(|e| format!("cannot create a poll: {e}"))?;
         poll.registry()
@@ -93,9 +104,9 @@ impl Io {
             socket,
             events: Events::with_capacity(64),
             signals,
-            recv_buf: vec![0; wire::DATAGRAM_BYTES_MAX + 1],
-            send_buf: vec![0; wire::DATAGRAM_BYTES_MAX],
-            unsent: None,
+            udp,
+            recv_batch: RecvBatch::new(),
+            send_batch: SendBatch::new(),
             more_to_read: false,
             impairment: impair.map(Impairment::new),
         };
@@ -144,26 +155,32 @@ impl Io {
         stop
     }
 
-    /// Receives up to [`RECV_BATCH_MAX`] datagrams, handing each to `handle` (through the
-    /// impairment, when there is one).
+    /// Receives about [`RECV_BATCH_MAX`] datagrams (whole `recvmmsg` batches), handing each
+    /// to `handle` (through the impairment, when there is one).
     fn receive(&mut self, now: Instant, mut handle: impl FnMut(SocketAddr, &[u8])) {
         self.more_to_read = false;
-        if let Some(impairment) = &mut self.impairment {
+        let impairment = &mut self.impairment;
+        if let Some(impairment) = impairment {
             while let Some((from, bytes)) = impairment.poll_held(now) {
                 handle(from, &bytes);
             }
         }
-        for _ in 0..RECV_BATCH_MAX {
-            match self.socket.recv_from(&mut self.recv_buf) {
-                Ok((len, from)) => {
-                    let bytes = &self.recv_buf[..len];
-                    match self.impairment.as_mut().map(|i| i.judge(now, from, bytes)) {
-                        None | Some(Verdict::Deliver) => handle(from, bytes),
-                        Some(Verdict::DeliverTwice) => {
-                            handle(from, bytes);
-                            handle(from, bytes);
+        let mut received = 0;
+        for _ in 0..RECV_CALLS_MAX {
+            match self.recv_batch.recv(&self.udp, &self.socket) {
+                Ok(_) => {
+                    received += self.recv_batch.for_each(|from, bytes| {
+                        match impairment.as_mut().map(|i| i.judge(now, from, bytes)) {
+                            None | Some(Verdict::Deliver) => handle(from, bytes),
+                            Some(Verdict::DeliverTwice) => {
+                                handle(from, bytes);
+                                handle(from, bytes);
+                            }
+                            Some(Verdict::Drop | Verdict::Held) => {}
                         }
-                        Some(Verdict::Drop | Verdict::Held) => {}
+                    });
+                    if received >= RECV_BATCH_MAX {
+                        break;
                     }
                 }
                 // Drained: mio reports readiness again when the next datagram arrives.
@@ -172,48 +189,41 @@ impl Io {
                 Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
                 // ICMP errors from an earlier send (port unreachable: a peer is gone) surface
                 // here on Linux; the core finds out by timeout, so they are only logged.
-                Err(error) => log::debug!("recv_from: {error}"),
+                Err(error) => log::debug!("recvmmsg: {error}"),
             }
         }
         self.more_to_read = true;
     }
 
-    /// Sends what `next` produces, up to [`SEND_BATCH_MAX`] datagrams. Returns true when the
+    /// Sends what `next` produces, up to [`SEND_ROUNDS_MAX`] batches. Returns true when the
     /// core may have more to send.
     fn transmit(&mut self, mut next: impl FnMut(&mut [u8]) -> Option<crate::Transmit>) -> bool {
-        if let Some((to, len)) = self.unsent.take()
-            && !self.send_one(to, len)
-        {
+        // What the socket refused last time goes first.
+        if !self.flush() {
             return false;
         }
-        for _ in 0..SEND_BATCH_MAX {
-            let Some(transmit) = next(&mut self.send_buf) else {
-                return false;
-            };
-            if !self.send_one(transmit.to, transmit.len) {
+        for _ in 0..SEND_ROUNDS_MAX {
+            let core_has_more = self.send_batch.fill(&mut next);
+            if !self.flush() || !core_has_more {
                 return false;
             }
         }
         true
     }
 
-    /// Sends the datagram in `send_buf`; false when the socket is full (it is kept for later).
-    fn send_one(&mut self, to: SocketAddr, len: usize) -> bool {
-        loop {
-            match self.socket.send_to(&self.send_buf[..len], to) {
-                Ok(_) => return true,
-                // The socket buffer is full: keep the datagram, wait for WRITABLE.
-                Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
-                    self.unsent = Some((to, len));
-                    return false;
-                }
-                Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
-                // Unreachable or refused destinations are the core's business (it times out);
-                // the datagram is dropped like any lost datagram.
-                Err(error) => {
-                    log::debug!("send_to {to}: {error}");
-                    return true;
-                }
+    /// Sends the batch; false when the socket is full (the rest is kept for later).
+    fn flush(&mut self) -> bool {
+        match self.send_batch.flush(&self.udp, &self.socket) {
+            Ok(()) => true,
+            // The socket buffer is full: keep the rest, wait for WRITABLE. (Interrupted calls
+            // are retried inside, and a datagram the network refused is dropped there like
+            // any lost datagram: the core finds out by timeout.)
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => false,
+            // Nothing else comes out of a flush; if it did, the batch is kept for the next
+            // WRITABLE.
+            Err(error) => {
+                log::debug!("send: {error}");
+                false
             }
         }
     }
@@ -260,6 +270,8 @@ pub fn run_tracker(args: TrackerArgs) -> Result<i32, String> {
     let snapshot = tracker::db::load(&args.db_dir)
         .map_err(|e| format!("cannot read the tracker database: {e}"))?;
     let (mut io, _) = Io::new(args.listen, 4 << 20, args.impair)?;
+    // Replies answer separate requests: equal ones to one client may go as one GSO send.
+    io.send_batch.group_replies();
     let now = Instant::now();
     let restored = snapshot.is_some();
     let mut tracker = match snapshot {

@@ -195,31 +195,53 @@ impl Swarms {
         }
     }
 
-    /// Records an announce; false when a table is full (the client gets an error reply).
-    fn upsert(&mut self, now: Instant, info_hash: Hash, addr: SocketAddr, seeder: bool) -> bool {
-        let known = self
-            .swarms
-            .get(&info_hash)
-            .is_some_and(|swarm| swarm.peers.contains_key(&addr));
-        if !known {
-            let swarm_full = self
-                .swarms
-                .get(&info_hash)
-                .map_or(self.swarms.len() >= SWARMS_MAX, |swarm| {
-                    swarm.peers.len() >= PEERS_PER_SWARM_MAX
-                });
-            if swarm_full || self.by_last_seen.len() >= PEERS_MAX {
+    /// Records an announce (and a `completed` event); false when a table is full (the
+    /// client gets an error reply). One look-up in each table: this runs for every announce.
+    fn upsert(
+        &mut self,
+        now: Instant,
+        info_hash: Hash,
+        addr: SocketAddr,
+        seeder: bool,
+        completed: bool,
+    ) -> bool {
+        use std::collections::btree_map::Entry;
+        let Swarms {
+            swarms,
+            by_last_seen,
+            ..
+        } = self;
+        let (swarm_count, peer_count) = (swarms.len(), by_last_seen.len());
+        let swarm = match swarms.entry(info_hash) {
+            Entry::Occupied(entry) => entry.into_mut(),
+            // A new swarm is made only for a peer that fits.
+            Entry::Vacant(_) if swarm_count >= SWARMS_MAX || peer_count >= PEERS_MAX => {
                 return false;
             }
-        }
-        let swarm = self.swarms.entry(info_hash).or_default();
-        let peer = swarm.peers.entry(addr).or_insert(Peer {
-            last_seen: now,
-            seeder: false,
-        });
-        self.by_last_seen.remove(&(peer.last_seen, info_hash, addr));
-        peer.last_seen = peer.last_seen.max(now);
-        self.by_last_seen.insert((peer.last_seen, info_hash, addr));
+            Entry::Vacant(entry) => entry.insert(Swarm::default()),
+        };
+        let swarm_peers = swarm.peers.len();
+        let peer = match swarm.peers.entry(addr) {
+            Entry::Occupied(entry) => {
+                let peer = entry.into_mut();
+                if peer.last_seen < now {
+                    by_last_seen.remove(&(peer.last_seen, info_hash, addr));
+                    peer.last_seen = now;
+                    by_last_seen.insert((now, info_hash, addr));
+                }
+                peer
+            }
+            Entry::Vacant(_) if swarm_peers >= PEERS_PER_SWARM_MAX || peer_count >= PEERS_MAX => {
+                return false;
+            }
+            Entry::Vacant(entry) => {
+                by_last_seen.insert((now, info_hash, addr));
+                entry.insert(Peer {
+                    last_seen: now,
+                    seeder: false,
+                })
+            }
+        };
         if peer.seeder != seeder {
             peer.seeder = seeder;
             if seeder {
@@ -227,6 +249,9 @@ impl Swarms {
             } else {
                 swarm.seeders -= 1;
             }
+        }
+        if completed {
+            swarm.completed = swarm.completed.saturating_add(1);
         }
         true
     }
@@ -327,14 +352,10 @@ impl Tracker {
             self.bep15.remove_peer(info_hash, peer);
         } else {
             let seeder = announce.left_bytes.get() == 0;
-            if !self.bep15.upsert(now, info_hash, peer, seeder) {
+            let completed = event == Event::Completed;
+            if !self.bep15.upsert(now, info_hash, peer, seeder, completed) {
                 self.stats.bep15_refused_full += 1;
                 return self.bep15_error(reply_to, transaction_id, "tracker full");
-            }
-            if event == Event::Completed
-                && let Some(swarm) = self.bep15.swarms.get_mut(&info_hash)
-            {
-                swarm.completed = swarm.completed.saturating_add(1);
             }
         }
         let ipv6 = from.is_ipv6();
