@@ -17,6 +17,7 @@
 //!  node/download.rs       one download: look-up, manifest, peers, timeouts, verification
 //!  node/download/transfer.rs  which chunk from whom: rarest first, endgame, piece runs
 //!  node/upload.rs         serving peers (cookies, pieces read from the file, rate limit)
+//!  budget.rs              per-sender datagram budgets at the door (tracker, node)
 //!  wire.rs                every datagram: fixed-layout big-endian views, checked decode
 //!  bep15.rs               the standard BitTorrent UDP tracker protocol (BEP 15), same style;
 //!                         tracker/bep15.rs answers it beside our own protocol
@@ -55,6 +56,7 @@
 
 pub mod bencode;
 pub mod bep15;
+pub mod budget;
 pub mod cli;
 pub mod console;
 pub mod demo;
