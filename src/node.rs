@@ -22,6 +22,8 @@
 
 mod download;
 mod status;
+#[cfg(test)]
+mod tests_budget;
 mod tracker_link;
 mod upload;
 
