@@ -12,7 +12,9 @@
 //!   senders only recycles entries, and an evicted sender comes back with a full burst,
 //!   which is what it would have had if idle. A flooder's own entry is the busiest of its
 //!   set, so it is the last to go.
-//! * **Cheap.** One keyed hash and at most [`SET_WAYS`] compares per datagram; no allocation.
+//! * **Cheap.** One keyed hash and at most [`SET_WAYS`] compares of 32-byte entries per
+//!   datagram, no allocation: about 25 ns for a known sender and 40 ns among 100,000
+//!   distinct ones (busy 2-core machine), against about 7 µs for the tracker's whole answer.
 //! * **Exact and sans-IO.** Each entry is a GCRA ("generic cell rate algorithm", the token
 //!   bucket kept as one number): the theoretical arrival time of the sender's next datagram,
 //!   in nanoseconds since the budget was made. `now` is passed in.
@@ -20,7 +22,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-/// Most senders the tracker remembers at once (40 bytes each: 640 KiB).
+/// Most senders the tracker remembers at once (32 bytes each: 512 KiB).
 pub const TRACKER_SENDERS_MAX: usize = 16_384;
 /// Most senders a node remembers at once: it serves peers of at most 64 downloads of
 /// others, but a table too small only lets a flooder's entry be evicted by honest peers.
@@ -36,10 +38,36 @@ pub const SENDER_RATE_PER_S: u32 = 131_072;
 
 const _: () = assert!((TRACKER_SENDERS_MAX / SET_WAYS).is_power_of_two());
 const _: () = assert!((NODE_SENDERS_MAX / SET_WAYS).is_power_of_two());
+const _: () = assert!(std::mem::size_of::<Entry>() == 32);
+
+/// A sender as two integers: compared and hashed faster than a `SocketAddr`. IPv4 is kept
+/// as IPv4-mapped IPv6, so that both forms of one address are one sender.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Key {
+    // Two halves, not a u128: alignment 8 keeps an entry at 32 bytes.
+    ip_high: u64,
+    ip_low: u64,
+    port: u16,
+}
+
+impl Key {
+    fn of(sender: SocketAddr) -> Key {
+        let ip = match sender.ip() {
+            IpAddr::V4(ip) => ip.to_ipv6_mapped(),
+            IpAddr::V6(ip) => ip,
+        };
+        let bits = ip.to_bits();
+        Key {
+            ip_high: (bits >> 64) as u64,
+            ip_low: bits as u64,
+            port: sender.port(),
+        }
+    }
+}
 
 #[derive(Clone, Copy)]
 struct Entry {
-    sender: SocketAddr,
+    sender: Key,
     /// When the sender's bucket is full again, in ns since `start`; at or before now means
     /// idle. Zero: never used.
     full_at_ns: u64,
@@ -86,7 +114,11 @@ impl SenderBudgets {
         let senders_max = senders_max.max(SET_WAYS).next_power_of_two();
         let interval_ns = 1_000_000_000 / u64::from(rate_per_s.max(1));
         let empty = Entry {
-            sender: SocketAddr::from(([0, 0, 0, 0], 0)),
+            sender: Key {
+                ip_high: 0,
+                ip_low: 0,
+                port: 0,
+            },
             full_at_ns: 0,
         };
         SenderBudgets {
@@ -102,6 +134,7 @@ impl SenderBudgets {
 
     /// Counts one datagram from `sender` at `now` against its budget.
     pub fn admit(&mut self, now: Instant, sender: SocketAddr) -> Verdict {
+        let sender = Key::of(sender);
         let now_ns = self.now_ns(now);
         self.latest_ns = now_ns;
         let base = self.set_of(&sender) * SET_WAYS;
@@ -152,20 +185,20 @@ impl SenderBudgets {
         (since_start + 1).max(self.latest_ns)
     }
 
-    fn set_of(&self, sender: &SocketAddr) -> usize {
-        let ip = match sender.ip() {
-            IpAddr::V4(ip) => u128::from(ip.to_bits()),
-            IpAddr::V6(ip) => ip.to_bits(),
-        };
-        let mut h = self.hash_key ^ u64::from(sender.port());
-        h = mix(h ^ ip as u64);
-        h = mix(h ^ (ip >> 64) as u64);
+    fn set_of(&self, sender: &Key) -> usize {
+        let mut h = self.hash_key ^ u64::from(sender.port);
+        h = mix(h ^ sender.ip_low ^ sender.ip_high.rotate_left(32));
         (h as usize) & self.set_mask
     }
 }
 
 fn duration_ns(duration: Duration) -> u64 {
-    u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX - 1)
+    // Not as_nanos(): u128 arithmetic on every datagram for 584 years of range we never use.
+    duration
+        .as_secs()
+        .saturating_mul(1_000_000_000)
+        .saturating_add(u64::from(duration.subsec_nanos()))
+        .min(u64::MAX - 1)
 }
 
 /// SplitMix64's finaliser: every input bit moves every output bit.
