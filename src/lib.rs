@@ -19,6 +19,7 @@
 //!  node/download/transfer.rs  which chunk from whom: rarest first, endgame, piece runs
 //!  node/upload.rs         serving peers (cookies, pieces read from the file, rate limit)
 //!  node/standard_tracker.rs  the node as a BEP 15 client of a standard tracker (udp://)
+//!  budget.rs              per-sender datagram budgets at the door (tracker, node)
 //!  wire.rs                every datagram: fixed-layout big-endian views, checked decode
 //!  bep15.rs               the standard BitTorrent UDP tracker protocol (BEP 15), same style;
 //!                         tracker/bep15.rs answers it beside our own protocol
@@ -58,6 +59,7 @@
 
 pub mod bencode;
 pub mod bep15;
+pub mod budget;
 pub mod cli;
 pub mod console;
 pub mod demo;

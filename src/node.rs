@@ -26,10 +26,13 @@ mod download;
 mod standard_tracker;
 use standard_tracker::StandardTracker;
 mod status;
+#[cfg(test)]
+mod tests_budget;
 mod tracker_link;
 mod upload;
 
 use crate::Transmit;
+use crate::budget::{self, SenderBudgets, Verdict};
 use crate::console::{self, Command};
 use crate::rng::Rng;
 use crate::storage::{Bitmap, Manifest, Mapping, StateDir};
@@ -211,6 +214,8 @@ pub struct NodeStats {
     pub datagrams_received: u64,
     pub dropped_malformed: u64,
     pub dropped_unexpected: u64,
+    /// Requests dropped because their sender went over its budget ([`crate::budget`]).
+    pub dropped_over_budget: u64,
     pub welcomes_sent: u64,
     pub requests_rejected: u64,
     pub pieces_received: u64,
@@ -316,6 +321,8 @@ pub struct Node {
     hashing: Vec<(String, Instant)>,
     downloads: Vec<Download>,
     uploader: Uploader,
+    /// Requests each (address, port) may send; the rest are dropped before they are served.
+    budgets: SenderBudgets,
     out: Outbox,
     /// Exit code, and until when to wait for the tracker, once leaving has begun.
     exiting: Option<Exiting>,
@@ -332,10 +339,12 @@ impl Node {
         let token = state.load_token();
         let mut rng = Rng::new(rng_seed);
         let uploader = Uploader::new(config.node_id, &mut rng, config.max_upload_bytes_per_s, now);
+        let budgets = SenderBudgets::new(budget::NODE_SENDERS_MAX, rng.next_u64(), now);
         let standard = config
             .standard_tracker
             .then(|| StandardTracker::new(config.tracker, config.local_addr, rng.next_u64()));
         Node {
+            budgets,
             standard,
             tracker: TrackerLink {
                 addr: config.tracker,
@@ -664,6 +673,12 @@ impl Node {
             return;
         }
         match message {
+            Message::HaveRequest(_) | Message::ManifestRequest(_) | Message::PieceRequest(_)
+                if self.budgets.admit(now, from) == Verdict::Drop =>
+            {
+                // Only requests count: what we asked for is never dropped here.
+                self.out.stats.dropped_over_budget += 1;
+            }
             Message::HaveRequest(_) | Message::ManifestRequest(_) | Message::PieceRequest(_) => {
                 self.uploader
                     .handle_request(&mut self.out, &self.files, now, from, &message);

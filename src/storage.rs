@@ -383,6 +383,10 @@ impl StateDir {
     /// Opens the partial file of a download, creating it (space reserved up front) or
     /// resuming it. Returns the mapping and the chunks an earlier run recorded as verified;
     /// the caller re-checks those before counting them.
+    ///
+    /// When the disk has too little room (for the reservation or the small state files), the
+    /// error is [`io::ErrorKind::StorageFull`] and says how many bytes are missing; nothing
+    /// was published, and calling again once there is room carries on.
     pub fn open_partial(&self, manifest: &Manifest) -> io::Result<(Arc<Mapping>, Bitmap)> {
         let part_path = self.partial_path(&manifest.info_hash, "part");
         let manifest_path = self.partial_path(&manifest.info_hash, "manifest");
@@ -398,23 +402,57 @@ impl StateDir {
                 .and_then(|bytes| Bitmap::from_bytes(count, &bytes))
                 .unwrap_or(Bitmap::new(count))
         } else {
-            write_atomically(&manifest_path, &manifest.to_bytes(0))?;
-            write_atomically(&have_path, Bitmap::new(count).as_bytes())?;
-            Bitmap::new(count)
+            let state_bytes = manifest.to_bytes(0);
+            let have_bytes = Bitmap::new(count);
+            let needed = (state_bytes.len() + have_bytes.as_bytes().len()) as u64;
+            write_atomically(&manifest_path, &state_bytes)
+                .and_then(|()| write_atomically(&have_path, have_bytes.as_bytes()))
+                .map_err(|error| self.explain_full(error, needed))?;
+            have_bytes
         };
         let file = OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(false)
-            .open(&part_path)?;
-        if !resumable && manifest.file_bytes > 0 {
-            reserve(&file, manifest.file_bytes, &self.files_dir)?;
+            .open(&part_path)
+            .map_err(|error| self.explain_full(error, manifest.file_bytes))?;
+        // Also when resuming: a partial file whose length is right may still have holes (an
+        // earlier run on a file system without fallocate, a copy), and a write into a hole
+        // of a mapping on a full disk is a SIGBUS. Reserving what is reserved already is cheap.
+        if manifest.file_bytes > 0 {
+            reserve(&file, manifest.file_bytes)
+                .map_err(|error| self.explain_full(error, missing_bytes(&file, manifest)))?;
         }
         Ok((
             Arc::new(Mapping::read_write(&file, manifest.file_bytes)?),
             claimed,
         ))
+    }
+
+    /// A "disk full" error that says where and how much is missing; others unchanged.
+    fn explain_full(&self, error: io::Error, needed_bytes: u64) -> io::Error {
+        if error.kind() != io::ErrorKind::StorageFull {
+            return error;
+        }
+        let stat = rustix::fs::statvfs(&self.files_dir).ok();
+        let free = match stat {
+            // Room for bytes, none for another file.
+            Some(stat) if stat.f_files > 0 && stat.f_favail == 0 => "no file (inode)".to_string(),
+            Some(stat) => stat.f_bavail.saturating_mul(stat.f_frsize).to_string(),
+            None => "unknown".to_string(),
+        };
+        let needed = match needed_bytes {
+            0 => String::new(),
+            bytes => format!("{bytes} more bytes needed, "),
+        };
+        io::Error::new(
+            io::ErrorKind::StorageFull,
+            format!(
+                "not enough disk space in {}: {needed}{free} free ({error})",
+                self.files_dir.display()
+            ),
+        )
     }
 
     /// Records in the have-file that `chunk` of a download verified.
@@ -434,15 +472,22 @@ impl StateDir {
     pub fn publish(&self, manifest: &Manifest, mapping: &Mapping) -> io::Result<()> {
         let part_path = self.partial_path(&manifest.info_hash, "part");
         let final_path = self.file_path(&manifest.name);
-        mapping.flush()?;
-        File::open(&part_path)?.sync_all()?;
+        // On a file system that allocates on write back (copy on write, thin provisioning)
+        // even reserved data may find no room now: StorageFull, and publishing again later
+        // carries on. Nothing is published before the rename.
+        mapping
+            .flush()
+            .map_err(|error| self.explain_full(error, 0))?;
+        File::open(&part_path)?
+            .sync_all()
+            .map_err(|error| self.explain_full(error, 0))?;
         if final_path.exists() {
             return Err(io::Error::new(
                 io::ErrorKind::AlreadyExists,
                 format!("{} already exists; not replacing it", final_path.display()),
             ));
         }
-        fs::rename(&part_path, &final_path)?;
+        fs::rename(&part_path, &final_path).map_err(|error| self.explain_full(error, 0))?;
         File::open(&self.files_dir)?.sync_all()?;
         let _ = fs::remove_file(self.partial_path(&manifest.info_hash, "have"));
         let _ = fs::remove_file(self.partial_path(&manifest.info_hash, "manifest"));
@@ -461,22 +506,25 @@ fn modified_ns(meta: &fs::Metadata) -> u64 {
         .map_or(0, |since| since.as_nanos() as u64)
 }
 
-/// Reserves `len` bytes for `file`, so that a full disk is an error now and not a SIGBUS
-/// on a mapped page later.
-fn reserve(file: &File, len: u64, dir: &Path) -> io::Result<()> {
+/// Reserves `len` bytes for `file`: every block allocated now, so that writes into the
+/// mapping never need space later (a write into a hole of a mapped file on a full disk is a
+/// SIGBUS, not an error). ENOSPC comes back as [`io::ErrorKind::StorageFull`].
+fn reserve(file: &File, len: u64) -> io::Result<()> {
     match rustix::fs::fallocate(file, rustix::fs::FallocateFlags::empty(), 0, len) {
         Ok(()) => Ok(()),
-        Err(rustix::io::Errno::NOSPC) => Err(io::Error::new(
-            io::ErrorKind::StorageFull,
-            format!(
-                "not enough disk space in {}: {len} bytes needed",
-                dir.display()
-            ),
-        )),
-        // Filesystems without fallocate (tmpfs before 3.5, some FUSE): size it sparsely.
+        // Filesystems without fallocate (tmpfs before 3.5, some FUSE): size it sparsely. A
+        // disk that fills later can then still stop the node; there is no cheaper way to
+        // reserve on such a file system than writing the whole file.
         Err(rustix::io::Errno::OPNOTSUPP) => file.set_len(len),
         Err(other) => Err(other.into()),
     }
+}
+
+/// Bytes of the partial file not allocated yet (all of it when that cannot be told).
+fn missing_bytes(file: &File, manifest: &Manifest) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    let allocated = file.metadata().map_or(0, |meta| meta.blocks() * 512);
+    manifest.file_bytes.saturating_sub(allocated)
 }
 
 /// Writes a small file so that readers see the old or the new content, never a mix.

@@ -23,6 +23,8 @@ pub mod db;
 mod events;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_budget;
 
 pub use bep15::{
     CONNECTION_EPOCH, NUM_WANT_DEFAULT, NUM_WANT_MAX, PEERS_MAX as BEP15_PEERS_MAX,
@@ -32,11 +34,12 @@ pub use db::Snapshot;
 pub use events::{TrackerConfig, TrackerEvent, TrackerStats};
 
 use crate::Transmit;
+use crate::budget::{SenderBudgets, Verdict};
 use crate::rng::Rng;
 use crate::wire::{self, Hash, Kind, Message, NodeAuth, RefusedReason, U16, U32, U64};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Most registered nodes.
 pub const NODES_MAX: usize = 65_536;
@@ -52,6 +55,8 @@ pub const TRANSMIT_QUEUE_MAX: usize = 4_096;
 pub const LOOKUP_BY_CREDIT_MAX: usize = 16;
 /// Most events waiting for `poll_event`; more are dropped and counted.
 pub const EVENT_QUEUE_MAX: usize = 4_096;
+/// At most one log line a second says that senders go over their budget.
+const OVER_BUDGET_REPORT_INTERVAL: Duration = Duration::from_secs(1);
 
 struct Node {
     addr: SocketAddr,
@@ -103,6 +108,10 @@ pub struct Tracker {
     stats: TrackerStats,
     /// Standard BitTorrent swarms (memory only) and the connection-id secret.
     bep15: bep15::Swarms,
+    /// Datagrams each (address, port) may send; the rest are dropped before decoding.
+    budgets: SenderBudgets,
+    /// When over-budget drops were last reported in the log.
+    over_budget_reported_at: Option<Instant>,
 }
 
 impl Tracker {
@@ -110,6 +119,12 @@ impl Tracker {
     pub fn new(config: TrackerConfig, rng_seed: u64, now: Instant) -> Self {
         Tracker {
             bep15: bep15::Swarms::new(rng_seed, now),
+            budgets: SenderBudgets::new(
+                crate::budget::TRACKER_SENDERS_MAX,
+                rng_seed ^ 0x5e4d_e4b0_d6e7_0001,
+                now,
+            ),
+            over_budget_reported_at: None,
             config,
             rng: Rng::new(rng_seed),
             nodes: BTreeMap::new(),
@@ -173,6 +188,9 @@ impl Tracker {
 
     pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
         self.stats.datagrams_received += 1;
+        if self.budgets.admit(now, from) == Verdict::Drop {
+            return self.over_budget(now, from);
+        }
         // A node whose deadline passed is gone even if the reactor has not called
         // handle_timeout yet, so that the answer does not depend on the reactor's timing.
         self.handle_timeout(now);
@@ -743,6 +761,23 @@ impl Tracker {
             return;
         }
         self.transmits.push_back((to, reply));
+    }
+
+    /// Counts a datagram dropped for its sender's budget; says so at most once a second.
+    fn over_budget(&mut self, now: Instant, from: SocketAddr) {
+        self.stats.dropped_over_budget += 1;
+        if self
+            .over_budget_reported_at
+            .is_some_and(|at| now < at + OVER_BUDGET_REPORT_INTERVAL)
+        {
+            return;
+        }
+        self.over_budget_reported_at = Some(now);
+        let dropped_total = self.stats.dropped_over_budget;
+        self.event(TrackerEvent::OverBudget {
+            from,
+            dropped_total,
+        });
     }
 
     fn event(&mut self, event: TrackerEvent) {

@@ -59,6 +59,8 @@ const PARTIAL_PEERS_MAX: usize = 8;
 const SWARM_REFRESH: Duration = Duration::from_secs(1);
 /// How often partial holders are asked for their have-maps while a transfer runs.
 const HAVE_REFRESH: Duration = Duration::from_millis(200);
+/// How often a download waiting for disk space tries again.
+const DISK_RETRY: Duration = Duration::from_secs(1);
 
 /// What became of a peer message offered to a download.
 pub(crate) enum Handled {
@@ -79,6 +81,9 @@ enum Phase {
     LookingUp,
     Manifest(ManifestFetch),
     Transfer(Transfer),
+    /// The manifest checked, but the disk has no room for the partial file: tried again
+    /// every [`DISK_RETRY`], never given up.
+    WaitingForSpace(Manifest),
     Done,
     Failed,
 }
@@ -104,6 +109,8 @@ pub(crate) struct Download {
     /// Found through a standard tracker: the name (unless given) and the shape (unless a
     /// `.torrent` gave it) come from the first manifest part. See [`Download::by_info_hash`].
     by_hash: Option<by_hash::ByHash>,
+    /// While the disk is full: when to try again (to open the partial file, or to publish).
+    disk_retry_at: Option<Instant>,
 }
 
 impl Download {
@@ -123,6 +130,7 @@ impl Download {
             have_refresh_due: None,
             told_versions: false,
             by_hash: None,
+            disk_retry_at: None,
         }
     }
 
@@ -503,11 +511,27 @@ impl Download {
     fn start_transfer(&mut self, parts: &mut Parts<'_>, now: Instant, manifest: Manifest) {
         let (mapping, claimed) = match parts.state.open_partial(&manifest) {
             Ok(opened) => opened,
+            Err(error) if error.kind() == std::io::ErrorKind::StorageFull => {
+                self.wait_for_space(parts, now, &error);
+                self.phase = Phase::WaitingForSpace(manifest);
+                return;
+            }
             Err(error) => {
                 self.fail(parts, error.to_string());
                 return;
             }
         };
+        if self.disk_retry_at.take().is_some() {
+            parts.out.say(format!(
+                "download {}: disk space found, going on",
+                self.name
+            ));
+            self.give_up_at = now + self.give_up_after;
+            // Nobody was asked anything while we waited: their silence was ours.
+            for peer in self.peers.iter_mut() {
+                peer.last_heard = now;
+            }
+        }
         let count = manifest.chunk_count();
         let manifest = Arc::new(manifest);
         let piece_bytes = parts
@@ -692,12 +716,29 @@ impl Download {
         (from != parts.config.node_id).then_some(from)
     }
 
+    /// Says (once) that the disk is full and what is missing; tries again in [`DISK_RETRY`].
+    fn wait_for_space(&mut self, parts: &mut Parts<'_>, now: Instant, error: &std::io::Error) {
+        if self.disk_retry_at.is_none() {
+            parts.out.say(format!(
+                "download {} waiting for disk space: {error}; trying again every {} s",
+                self.name,
+                DISK_RETRY.as_secs()
+            ));
+        }
+        self.disk_retry_at = Some(now + DISK_RETRY);
+    }
+
     fn publish(&mut self, parts: &mut Parts<'_>, now: Instant) {
         let Phase::Transfer(transfer) = &self.phase else {
             return;
         };
         let manifest = Arc::clone(&transfer.manifest);
         if let Err(error) = parts.state.publish(&manifest, &transfer.mapping) {
+            if error.kind() == std::io::ErrorKind::StorageFull {
+                // Every chunk verified and recorded: keep them, and publish once there is room.
+                self.wait_for_space(parts, now, &error);
+                return;
+            }
             parts.files.remove(&manifest.info_hash);
             self.fail(parts, format!("cannot publish: {error}"));
             return;
@@ -729,6 +770,7 @@ impl Download {
             manifest.file_bytes,
             sources.join(", ")
         ));
+        self.disk_retry_at = None;
         self.phase = Phase::Done;
     }
 
@@ -858,6 +900,19 @@ impl Download {
         if self.finished() {
             return false;
         }
+        if self.disk_retry_at.is_some_and(|t| t <= now) {
+            match std::mem::replace(&mut self.phase, Phase::LookingUp) {
+                Phase::WaitingForSpace(manifest) => self.start_transfer(parts, now, manifest),
+                other => {
+                    self.phase = other;
+                    self.publish(parts, now);
+                }
+            }
+        }
+        if self.disk_retry_at.is_some() {
+            // Nothing to ask anyone until there is room, and no giving up either.
+            return false;
+        }
         // Peers that went silent while we wait on them.
         for index in 0..self.peers.len() {
             let peer = &self.peers[index];
@@ -980,6 +1035,12 @@ impl Download {
         }
         let mut earliest: Option<Instant> = None;
         let mut consider = |t: Instant| earliest = Some(earliest.map_or(t, |e| e.min(t)));
+        if let Some(t) = self.disk_retry_at {
+            consider(t);
+        }
+        if self.disk_retry_at.is_some() {
+            return earliest;
+        }
         for peer in self.peers.iter().filter(|p| !p.dropped) {
             if peer.waiting() {
                 consider(peer.last_heard + PEER_SILENCE);

@@ -74,10 +74,11 @@ impl Node {
         );
         let _ = write!(
             text,
-            "datagrams: {} received, {} malformed, {} unexpected, {} unrequested pieces, {} duplicate pieces, {} chunks failed SHA-1, {} requests rejected, {} cookies handed out",
+            "datagrams: {} received, {} malformed, {} unexpected, {} requests over budget, {} unrequested pieces, {} duplicate pieces, {} chunks failed SHA-1, {} requests rejected, {} cookies handed out",
             s.datagrams_received,
             s.dropped_malformed,
             s.dropped_unexpected,
+            s.dropped_over_budget,
             s.pieces_unrequested,
             s.pieces_duplicate,
             s.chunks_failed_hash,

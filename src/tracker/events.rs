@@ -63,6 +63,12 @@ pub enum TrackerEvent {
         from: SocketAddr,
         reason: String,
     },
+    /// Datagrams from `from` (and maybe others) went over their sender's budget and were
+    /// dropped; `dropped_total` since start. Reported at most once a second.
+    OverBudget {
+        from: SocketAddr,
+        dropped_total: u64,
+    },
     /// A standard BitTorrent client announced; `peers` were listed in the reply.
     Bep15Announced {
         from: SocketAddr,
@@ -105,6 +111,14 @@ impl fmt::Display for TrackerEvent {
             TrackerEvent::Dropped { from, reason } => {
                 write!(f, "dropped datagram from {from}: {reason}")
             }
+            TrackerEvent::OverBudget {
+                from,
+                dropped_total,
+            } => write!(
+                f,
+                "dropping datagrams over their sender's budget (latest from {from}; \
+                 {dropped_total} so far)"
+            ),
             TrackerEvent::Bep15Announced {
                 from,
                 info_hash,
@@ -125,6 +139,8 @@ impl fmt::Display for TrackerEvent {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct TrackerStats {
     pub datagrams_received: u64,
+    /// Dropped before decoding: the sender went over its budget ([`crate::budget`]).
+    pub dropped_over_budget: u64,
     /// Failed `wire::decode`.
     pub dropped_malformed: u64,
     /// Decoded, but a kind the tracker never receives (replies, peer protocol).
@@ -153,12 +169,13 @@ impl fmt::Display for TrackerStats {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "received {}, malformed {}, unexpected kind {}, refused {}, replies sent {}, \
+            "received {}, malformed {}, over budget {}, unexpected kind {}, refused {}, replies sent {}, \
              replies dropped (queue full {}, too long {}), events dropped {}; BEP 15: \
              connects {}, announces {}, scrapes {}, malformed {}, bad connection id {}, \
              full {}, errors sent {}",
             self.datagrams_received,
             self.dropped_malformed,
+            self.dropped_over_budget,
             self.dropped_unexpected_kind,
             self.refused,
             self.replies_sent,

@@ -1068,10 +1068,11 @@ fn full_node_table_refuses_new_nodes() {
     let t0 = Instant::now();
     let mut tracker = new_tracker(t0);
     for id in 0..NODES_MAX as u32 {
+        // From 16 ports, so that no sender goes over its budget (crate::budget).
         send(
             &mut tracker,
             t0,
-            addr(4000),
+            addr(4000 + (id % 16) as u16),
             Message::Register(&Register {
                 auth: auth(id, 0),
                 reserved: [0; 4],
