@@ -26,7 +26,7 @@
 //!  bencode.rs, metainfo.rs  `.torrent` files and magnet links: written by `export`, read
 //!                         by `download`
 //!  storage.rs             manifests, the node's state directory, partial files, publishing
-//!  storage/mapping.rs     memory mappings: the one module allowed `unsafe`
+//!  storage/mapping.rs     memory mappings: one of two modules allowed `unsafe` (with udp.rs)
 //!  hash.rs                SHA-1 (the SHA-NI one: see the module doc for the figures)
 //!  impair.rs              seeded loss, duplication, reordering for fault tests (`--impair`)
 //!  rng.rs, logging.rs     the injected random source; the log file

@@ -1,4 +1,5 @@
-//! The one module allowed `unsafe`: memory mappings of file data.
+//! Memory mappings of file data: one of the two modules allowed `unsafe` (the other is
+//! `udp.rs`, for one socket option).
 //!
 //! A [`Mapping`] never hands out a reference into the mapped bytes that outlives a call.
 //! It copies in ([`Mapping::write`]), copies out ([`Mapping::read_into`]) and hashes
