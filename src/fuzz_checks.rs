@@ -88,3 +88,55 @@ pub fn check_bencode(bytes: &[u8]) {
         assert_eq!(out, bytes, "decoded bencode re-encodes to other bytes");
     }
 }
+
+/// What a node reads from outside our own protocol: a `.torrent` file, a magnet link, a
+/// standard (BEP 15) tracker's reply. The first byte picks which; the rest is the input.
+/// Nothing panics; what is accepted is something the rest of the node can use as is.
+pub fn check_standard_input(bytes: &[u8]) {
+    let Some((&which, input)) = bytes.split_first() else {
+        return;
+    };
+    match which % 3 {
+        0 => {
+            if let Ok(torrent) = crate::metainfo::parse_torrent(input) {
+                // The name and the shape passed the same checks as ones from the network.
+                assert_eq!(wire::name_problem(torrent.name.as_bytes()), None);
+                assert!(wire::shape_ok(torrent.file_bytes, torrent.chunk_bytes));
+                assert!(input.len() <= crate::metainfo::TORRENT_BYTES_MAX);
+            }
+        }
+        1 => {
+            let link = String::from_utf8_lossy(input);
+            if let Ok((info_hash, name)) = crate::metainfo::parse_magnet(&link) {
+                let hex = wire::hex(&info_hash);
+                assert!(
+                    link.to_ascii_lowercase().contains(&hex),
+                    "{hex} not in {link}"
+                );
+                if let Some(name) = name {
+                    assert_eq!(wire::name_problem(name.as_bytes()), None);
+                }
+            }
+        }
+        _ => {
+            for ipv6 in [false, true] {
+                use crate::bep15::{Peers, Response};
+                // A reply's parts account for every byte of it.
+                let parts = match crate::bep15::decode_response(input, ipv6) {
+                    Ok(Response::Connect(_)) => 16,
+                    Ok(Response::Announce { peers, .. }) => {
+                        let each = if matches!(peers, Peers::V6(_)) { 18 } else { 6 };
+                        20 + peers.len() * each
+                    }
+                    Ok(Response::Scrape { stats, .. }) => 8 + stats.len() * 12,
+                    Ok(Response::Error { message, .. }) => 8 + message.len(),
+                    Err(error) => {
+                        assert!(!error.to_string().contains('\n'));
+                        continue;
+                    }
+                };
+                assert_eq!(parts, input.len());
+            }
+        }
+    }
+}
