@@ -58,6 +58,9 @@ pub const SPREAD_FILES_MAX: usize = 64;
 /// A chunk started this recently and not yet queued whole counts as sent: another peer does
 /// not start it meanwhile. Past this, the peer may have given it up, and it is offered again.
 const SPREAD_START_HOLD: Duration = Duration::from_secs(1);
+/// The least-sent chunks are worked out again at most this often (it looks at every chunk
+/// of the file, up to [`wire::CHUNKS_MAX`], for every request that starts a chunk).
+const SPREAD_RECOMPUTE: Duration = Duration::from_millis(5);
 /// A cookie is valid for this epoch and the next.
 const COOKIE_EPOCH: Duration = Duration::from_secs(120);
 /// Largest burst of the upload budget: about 100 ms worth.
@@ -139,6 +142,8 @@ pub(crate) struct Uploader {
     refused_at: Option<Instant>,
     /// Most recently served first; at most [`SPREAD_FILES_MAX`].
     spread: VecDeque<Spread>,
+    /// The last have-map of least-sent chunks computed, for which file and when.
+    shown: Option<(Hash, Instant, Bitmap)>,
     budget: Option<Budget>,
     /// Bytes sent per peer node id.
     sent_bytes: HashMap<u32, u64>,
@@ -175,6 +180,7 @@ impl Uploader {
             slots: Vec::new(),
             refused_at: None,
             spread: VecDeque::new(),
+            shown: None,
             budget,
             sent_bytes: HashMap::new(),
             damaged: Vec::new(),
@@ -247,8 +253,10 @@ impl Uploader {
                     node_id: U32::new(self.node_id),
                     chunk_count: U32::new(manifest.chunk_count()),
                 };
-                let least_sent = self.least_sent(now, file);
-                let bitmap = least_sent.as_ref().unwrap_or(&file.have).as_bytes();
+                let bitmap = match self.least_sent(now, file) {
+                    Some(shown) => shown.as_bytes(),
+                    None => file.have.as_bytes(),
+                };
                 out.send(
                     from,
                     &Message::HaveMap {
@@ -375,11 +383,25 @@ impl Uploader {
     /// The have-map a complete file shows while the upload is in demand: the chunks sent
     /// the fewest times (a chunk counts as sent once any of it was queued). `None`: show
     /// the real one.
-    fn least_sent(&self, now: Instant, file: &LocalFile) -> Option<Bitmap> {
+    /// Computed at most every [`SPREAD_RECOMPUTE`] per file: it looks at every chunk.
+    fn least_sent(&mut self, now: Instant, file: &LocalFile) -> Option<&Bitmap> {
         let manifest = &file.manifest;
         if !file.have.is_full() || !self.in_demand(now) {
             return None;
         }
+        let fresh = self.shown.as_ref().is_some_and(|(info_hash, at, _)| {
+            *info_hash == manifest.info_hash
+                && now.saturating_duration_since(*at) < SPREAD_RECOMPUTE
+        });
+        if !fresh {
+            let shown = self.compute_least_sent(now, file)?;
+            self.shown = Some((manifest.info_hash, now, shown));
+        }
+        self.shown.as_ref().map(|(_, _, shown)| shown)
+    }
+
+    fn compute_least_sent(&self, now: Instant, file: &LocalFile) -> Option<Bitmap> {
+        let manifest = &file.manifest;
         let spread = self
             .spread
             .iter()
@@ -404,7 +426,7 @@ impl Uploader {
 
     /// Whether `chunk` may be started now: the upload is not in demand, the file is not
     /// complete, or no chunk was sent fewer times.
-    fn least_sent_chunk(&self, now: Instant, file: &LocalFile, chunk: u32) -> bool {
+    fn least_sent_chunk(&mut self, now: Instant, file: &LocalFile, chunk: u32) -> bool {
         self.least_sent(now, file)
             .is_none_or(|shown| shown.get(chunk))
     }
