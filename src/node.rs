@@ -225,6 +225,10 @@ pub struct NodeStats {
     pub bytes_sent: u64,
     pub chunks_failed_hash: u64,
     pub upload_queue_full: u64,
+    /// Piece requests refused for want of an upload slot.
+    pub requests_busy: u64,
+    /// Requests to start a chunk refused while chunks sent fewer times wait (spreading).
+    pub requests_elsewhere: u64,
     pub control_queue_full: u64,
 }
 
@@ -861,7 +865,9 @@ impl Node {
         let Some(file) = self.files.get_mut(&info_hash) else {
             return;
         };
-        if file.complete() {
+        // The first chunk is announced at once: from then on the node can serve, and in a
+        // swarm the sooner others learn of it, the sooner its upload is used.
+        if file.complete() || (file.have.count() == 1 && file.announce_due.is_none()) {
             self.announce(now, info_hash);
         } else if file.announce_due.is_none() && file.have.count() > 0 {
             file.announce_due = Some(now + ANNOUNCE_INTERVAL);
@@ -971,6 +977,11 @@ impl Node {
                 "node upload tasks",
                 self.uploader.task_count(),
                 upload::UPLOAD_TASKS_MAX,
+            ),
+            (
+                "node upload slots",
+                self.uploader.slot_count(),
+                upload::UPLOAD_SLOTS_MAX,
             ),
             (
                 "node upload peers counted",

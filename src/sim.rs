@@ -8,7 +8,10 @@
 //!   decision of the network, and the random faults of [`Sim::schedule_chaos`]. The same
 //!   seed replays the same run exactly.
 //! * **Network.** Each datagram is delivered at `now + latency + jitter` unless it is lost;
-//!   some are duplicated; jitter reorders them. In-flight datagrams wait in a priority queue
+//!   some are duplicated; jitter reorders them. A node may be given a link [`Capacity`]:
+//!   its datagrams then leave one after another at that rate, and it is asked for more
+//!   only while its send buffer has room ([`SEND_BUFFER_TIME`]), as a real socket would
+//!   refuse them; unlimited by default. In-flight datagrams wait in a priority queue
 //!   ordered by delivery time, ties broken by a sequence number, so that the order never
 //!   depends on anything but the seed. Partitions drop what crosses them until they heal.
 //! * **Hasher threads.** A [`NodeEvent::Job`] is run inline with [`node::run_job`]; its
@@ -31,7 +34,7 @@ mod fault;
 mod net;
 
 pub use fault::{Chaos, Fault};
-pub use net::{Endpoint, NetConfig, NetStats};
+pub use net::{Capacity, Endpoint, NetConfig, NetStats, SEND_BUFFER_TIME};
 
 use crate::console::Command;
 use crate::node::{self, JobDone, Node, NodeConfig, NodeEvent};
@@ -40,7 +43,7 @@ use crate::storage::StateDir;
 use crate::tracker::{Snapshot, Tracker, TrackerConfig};
 use crate::wire::{self, Hash};
 use check::Originals;
-use net::{Datagram, Partition, Timed};
+use net::{Datagram, Link, Partition, Timed};
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
@@ -63,6 +66,11 @@ pub const TRACKER_ADDR: SocketAddr =
 /// Steps between two looks at the directories ("nothing published early"): a stat per
 /// running download.
 const CHECK_UNPUBLISHED_STEPS: u64 = 64;
+/// A node drained without emitting an event (it only exchanged datagrams) has its directory
+/// looked at again only this long after the last look: a stat per delivered piece was most
+/// of a 200-node run. A publication comes with its events (a "downloaded" line), so it is
+/// still checked at the moment it happens; a silent one is found within this much.
+const CHECK_UNPUBLISHED_QUIET: Duration = Duration::from_millis(1);
 /// Steps between two re-reads of every completed file.
 const CHECK_CLAIMS_STEPS: u64 = 16_384;
 
@@ -90,6 +98,12 @@ struct SimNode {
     dirty: bool,
     /// Its `poll_timeout` after the last drain, as virtual time.
     timeout: Option<Duration>,
+    /// Its upload and download capacity, and what is queued on it.
+    link: Link,
+    /// Its send buffer is full: it is asked for datagrams again at this virtual time.
+    blocked_until: Option<Duration>,
+    /// When its directory was last checked for files published early.
+    unpublished_checked_at: Option<Duration>,
 }
 
 impl SimNode {
@@ -218,9 +232,18 @@ impl Sim {
             completed: BTreeSet::new(),
             dirty: true,
             timeout: None,
+            link: Link::default(),
+            blocked_until: None,
+            unpublished_checked_at: None,
         });
         self.flush();
         index
+    }
+
+    /// Limits how fast a node's link sends and receives, from now on. Datagrams already
+    /// queued keep their times.
+    pub fn set_capacity(&mut self, node: usize, capacity: Capacity) {
+        self.nodes[node].link.capacity = capacity;
     }
 
     /// Writes a file into a node's directory (as a user would before `send`). Its bytes
@@ -419,6 +442,7 @@ impl Sim {
         }
         for sim_node in self.nodes.iter().filter(|n| n.running()) {
             times.extend(sim_node.timeout);
+            times.extend(sim_node.blocked_until);
         }
         times.into_iter().min()
     }
@@ -461,6 +485,11 @@ impl Sim {
         for sim_node in self.nodes.iter_mut().filter(|n| n.running()) {
             if sim_node.timeout.is_some_and(|t| t <= virtual_now) {
                 sim_node.node.handle_timeout(now);
+                sim_node.dirty = true;
+            }
+            if sim_node.blocked_until.is_some_and(|t| t <= virtual_now) {
+                // Its send buffer has room again: drain it.
+                sim_node.blocked_until = None;
                 sim_node.dirty = true;
             }
         }
@@ -542,6 +571,11 @@ impl Sim {
             }
             self.check_node_bounds(index);
             for _ in 0..TRANSMITS_PER_STEP_MAX {
+                let blocked_until = self.nodes[index].link.blocked_until(self.now);
+                self.nodes[index].blocked_until = blocked_until;
+                if blocked_until.is_some() {
+                    break;
+                }
                 let Some(transmit) = self.nodes[index].node.poll_transmit(now, &mut self.buf)
                 else {
                     break;
@@ -550,7 +584,9 @@ impl Sim {
                 let from = self.nodes[index].addr;
                 self.send(from, transmit.to, bytes);
             }
+            let mut eventful = false;
             while let Some(event) = self.nodes[index].node.poll_event() {
+                eventful = true;
                 match event {
                     NodeEvent::Say(line) => self.hear(index, line),
                     NodeEvent::Job(job) => {
@@ -567,7 +603,14 @@ impl Sim {
                 }
             }
             // After the events: a file published in this drain was also announced in it.
-            self.check_node_unpublished(index);
+            if eventful
+                || self.nodes[index]
+                    .unpublished_checked_at
+                    .is_none_or(|t| self.now >= t + CHECK_UNPUBLISHED_QUIET)
+            {
+                self.nodes[index].unpublished_checked_at = Some(self.now);
+                self.check_node_unpublished(index);
+            }
             let sim_node = &mut self.nodes[index];
             sim_node.dirty = false;
             sim_node.timeout = sim_node
@@ -590,14 +633,19 @@ impl Sim {
         self.nodes[index].said.push(line);
     }
 
-    /// Puts a datagram on the simulated network: lost, delayed, maybe duplicated.
+    /// Puts a datagram on the simulated network: queued on the sender's link, lost,
+    /// delayed, maybe duplicated.
     fn send(&mut self, from: SocketAddr, to: SocketAddr, bytes: Vec<u8>) {
         self.stats.sent += 1;
-        if matches!(self.addrs.get(&from), Some(Endpoint::Node(index)) if self.nodes[*index].disconnected)
-        {
-            self.stats.dropped_disconnected += 1;
-            return;
-        }
+        let departs = match self.addrs.get(&from) {
+            Some(Endpoint::Node(index)) if self.nodes[*index].disconnected => {
+                self.stats.dropped_disconnected += 1;
+                return;
+            }
+            // A datagram lost on the way used the sender's link all the same.
+            Some(Endpoint::Node(index)) => self.nodes[*index].link.depart(self.now, bytes.len()),
+            _ => self.now,
+        };
         if self.chance(self.net.loss) {
             self.stats.lost += 1;
             return;
@@ -608,9 +656,9 @@ impl Sim {
         }
         if self.chance(self.net.duplicate) {
             self.stats.duplicated += 1;
-            self.enqueue(from, to, bytes.clone());
+            self.enqueue(from, to, bytes.clone(), departs);
         }
-        self.enqueue(from, to, bytes);
+        self.enqueue(from, to, bytes, departs);
     }
 
     /// Flips one random data byte of a piece datagram; other datagrams pass untouched.
@@ -627,8 +675,9 @@ impl Sim {
         self.stats.corrupted += 1;
     }
 
-    /// Queues one copy of a datagram for delivery after the latency and a random jitter.
-    fn enqueue(&mut self, from: SocketAddr, to: SocketAddr, bytes: Vec<u8>) {
+    /// Queues one copy of a datagram, which left its sender at `departs`, for delivery after
+    /// the latency, a random jitter and the receiver's link.
+    fn enqueue(&mut self, from: SocketAddr, to: SocketAddr, bytes: Vec<u8>, departs: Duration) {
         if self.in_flight.len() >= IN_FLIGHT_MAX {
             self.stats.dropped_full += 1;
             return;
@@ -638,9 +687,13 @@ impl Sim {
             0 => Duration::ZERO,
             _ => Duration::from_nanos(self.rng.below(jitter_ns + 1)),
         };
+        let mut at = departs + self.net.latency + jitter;
+        if let Some(Endpoint::Node(index)) = self.addrs.get(&to) {
+            at = self.nodes[*index].link.arrive(at, bytes.len());
+        }
         self.seq += 1;
         self.in_flight.push(Reverse(Timed {
-            at: self.now + self.net.latency + jitter,
+            at,
             seq: self.seq,
             item: Datagram { from, to, bytes },
         }));

@@ -368,13 +368,23 @@ pub enum RejectReason {
     MissingChunk = 2,
     /// The request does not fit the file (offset, length, piece size).
     BadRange = 3,
+    /// I serve other peers now: ask again later, or ask another peer.
+    Busy = 4,
+    /// I hold this chunk but send the chunks others lack first: get it from another peer.
+    Elsewhere = 5,
 }
 
 impl RejectReason {
     pub fn from_u16(value: u16) -> Option<Self> {
-        [Self::UnknownFile, Self::MissingChunk, Self::BadRange]
-            .into_iter()
-            .find(|reason| *reason as u16 == value)
+        [
+            Self::UnknownFile,
+            Self::MissingChunk,
+            Self::BadRange,
+            Self::Busy,
+            Self::Elsewhere,
+        ]
+        .into_iter()
+        .find(|reason| *reason as u16 == value)
     }
 }
 

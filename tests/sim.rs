@@ -7,7 +7,7 @@
 use std::time::Duration;
 use torrent::console::Command;
 use torrent::node::NodeConfig;
-use torrent::sim::{NetConfig, Sim};
+use torrent::sim::{Capacity, NetConfig, Sim};
 
 const NAME: &str = "file_A.bin";
 /// Seeds swept by default.
@@ -500,5 +500,40 @@ fn partition_from_every_holder_heals() {
             },
         );
         swarm.finish(Duration::from_secs(25));
+    }
+}
+
+/// The link model: a holder whose upload capacity is C, or a downloader whose download
+/// capacity is C, cannot move a file of F bytes in less than F / C of virtual time, and a
+/// single download keeps such a link busy (done within twice that).
+#[test]
+fn link_capacity_bounds_a_download() {
+    const CAPACITY: u64 = 512 * 1024;
+    let len = MIB + 1;
+    let least = Duration::from_secs_f64(len as f64 / CAPACITY as f64);
+    for upload_side in [true, false] {
+        let mut swarm = swarm(11, PERFECT, len, 1, 16 * 1024);
+        let (node, capacity) = if upload_side {
+            let capacity = Capacity {
+                upload_bytes_per_s: Some(CAPACITY),
+                download_bytes_per_s: None,
+            };
+            (swarm.holders[0], capacity)
+        } else {
+            let capacity = Capacity {
+                upload_bytes_per_s: None,
+                download_bytes_per_s: Some(CAPACITY),
+            };
+            (swarm.downloader, capacity)
+        };
+        swarm.sim.set_capacity(node, capacity);
+        let start = swarm.sim.elapsed();
+        swarm.download();
+        swarm.finish(Duration::from_secs(60));
+        let took = swarm.sim.elapsed() - start;
+        assert!(
+            took >= least && took <= least * 2,
+            "{capacity:?}: {len} bytes took {took:?}; the link allows no less than {least:?}"
+        );
     }
 }

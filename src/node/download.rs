@@ -55,12 +55,23 @@ const BAD_PAIRS_MAX: usize = 4096;
 /// holders: in a swarm a downloader talks to as many peers as help.
 const PARTIAL_PEERS_MAX: usize = 8;
 /// While a transfer runs, the tracker is asked this often for new holders (downloaders that
-/// have verified chunks), and partial holders for their new have-maps.
+/// have verified chunks); [`SWARM_REFRESH_SHORT`] while fewer than [`PARTIAL_PEERS_MAX`]
+/// partial holders are in use, as at the start of a swarm, when new ones appear every moment.
 const SWARM_REFRESH: Duration = Duration::from_secs(1);
+const SWARM_REFRESH_SHORT: Duration = Duration::from_millis(250);
+/// Partial holders that hold nothing this download still needs are dropped for others the
+/// tracker listed, at most this many at each refresh.
+const UNHELPFUL_DROPS_MAX: usize = 2;
 /// How often partial holders are asked for their have-maps while a transfer runs.
 const HAVE_REFRESH: Duration = Duration::from_millis(200);
 /// How often a download waiting for disk space tries again.
 const DISK_RETRY: Duration = Duration::from_secs(1);
+/// A peer that refused a piece request for want of an upload slot is asked again after
+/// this, doubled with every refusal in a row up to [`BUSY_RETRY_MAX`].
+const BUSY_RETRY: Duration = Duration::from_millis(50);
+const BUSY_RETRY_MAX: Duration = Duration::from_millis(800);
+/// A partial holder that refused this many times in a row is dropped for another one.
+const BUSY_STREAK_MAX: u32 = 4;
 
 /// What became of a peer message offered to a download.
 pub(crate) enum Handled {
@@ -111,6 +122,8 @@ pub(crate) struct Download {
     by_hash: Option<by_hash::ByHash>,
     /// While the disk is full: when to try again (to open the partial file, or to publish).
     disk_retry_at: Option<Instant>,
+    /// Look-up replies taken so far: varies the order partial holders are tried in.
+    lookups: u32,
 }
 
 impl Download {
@@ -131,6 +144,7 @@ impl Download {
             told_versions: false,
             by_hash: None,
             disk_retry_at: None,
+            lookups: 0,
         }
     }
 
@@ -206,6 +220,16 @@ impl Download {
                 )
             })
             .collect();
+        // Complete holders stay in the tracker's order (most credit first). Partial ones go
+        // in an order of this downloader's own, new at every look-up: taken in the tracker's
+        // order, every downloader would crowd the same few (the best by credit), and most
+        // partial holders would upload nothing.
+        self.lookups += 1;
+        let salt = (u64::from(own_node_id) << 32) | u64::from(self.lookups);
+        self.candidates.sort_by_key(|&(node_id, _, complete)| {
+            let key = (salt ^ u64::from(node_id)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+            (!complete, if complete { 0 } else { key >> 16 })
+        });
         if self.candidates.is_empty() {
             self.lookup_due = Some(now + LOOKUP_RETRY);
             return;
@@ -273,6 +297,8 @@ impl Download {
                     peer.last_heard = now;
                     peer.window = WINDOW_START;
                     peer.complete = complete;
+                    peer.busy_until = None;
+                    peer.busy_streak = 0;
                     index
                 }
                 Some(_) => continue,
@@ -402,11 +428,27 @@ impl Download {
                 self.peers[index].last_heard = now;
                 let chunk = reject.chunk.get();
                 match RejectReason::from_u16(reject.reason.get()) {
-                    Some(RejectReason::MissingChunk) => {
+                    // "Get it from another peer": as if it did not hold it, until its next
+                    // have-map.
+                    Some(RejectReason::MissingChunk | RejectReason::Elsewhere) => {
                         if let Some(have) = &mut self.peers[index].have {
                             have.clear(chunk);
                         }
                         self.release_chunk(index, chunk);
+                    }
+                    Some(RejectReason::Busy) => {
+                        self.release_chunk(index, chunk);
+                        let peer = &mut self.peers[index];
+                        // One refusal per attempt counts: several requests may be refused.
+                        if !peer.busy(now) {
+                            let backoff = BUSY_RETRY * 2u32.pow(peer.busy_streak.min(8));
+                            peer.busy_until = Some(now + backoff.min(BUSY_RETRY_MAX));
+                            peer.busy_streak += 1;
+                            if !peer.complete && peer.busy_streak >= BUSY_STREAK_MAX {
+                                log::info!("node {} stays busy; trying another peer", peer.node_id);
+                                self.drop_peer(parts, now, index);
+                            }
+                        }
                     }
                     reason => {
                         log::info!(
@@ -624,6 +666,7 @@ impl Download {
         progress.last_from = peer.node_id;
         progress.last_piece_at = now;
         peer.bytes_received += data.len() as u64;
+        peer.busy_streak = 0;
         if let Some(sent_at) = progress.requested_at[piece as usize].take() {
             let sample = now.saturating_duration_since(sent_at);
             peer.srtt = Some(peer.srtt.map_or(sample, |srtt| (srtt * 7 + sample) / 8));
@@ -784,7 +827,7 @@ impl Download {
         let info_hash = transfer.manifest.info_hash;
         for index in 0..self.peers.len() {
             let peer = &self.peers[index];
-            if peer.dropped || peer.cookie == 0 || peer.have.is_none() {
+            if peer.dropped || peer.cookie == 0 || peer.have.is_none() || peer.busy(now) {
                 continue;
             }
             // Ask in runs of a quarter window (at most REQUEST_PIECES_MAX pieces), not a
@@ -915,6 +958,10 @@ impl Download {
         }
         // Peers that went silent while we wait on them.
         for index in 0..self.peers.len() {
+            if self.peers[index].busy_until.is_some_and(|t| t <= now) {
+                // Its refusal is over: the node fills windows after this.
+                self.peers[index].busy_until = None;
+            }
             let peer = &self.peers[index];
             if peer.waiting() && now.saturating_duration_since(peer.last_heard) >= PEER_SILENCE {
                 parts.out.say(format!(
@@ -947,7 +994,18 @@ impl Download {
         let transferring = matches!(self.phase, Phase::Transfer(_));
         if transferring && self.refresh_due.is_none_or(|t| t <= now) {
             // Swarming: new downloaders appear; the tracker knows them.
-            self.refresh_due = Some(now + SWARM_REFRESH);
+            self.drop_unhelpful(parts, now);
+            let partial = self
+                .peers
+                .iter()
+                .filter(|p| !p.dropped && !p.complete)
+                .count();
+            let interval = if partial < PARTIAL_PEERS_MAX {
+                SWARM_REFRESH_SHORT
+            } else {
+                SWARM_REFRESH
+            };
+            self.refresh_due = Some(now + interval);
             ask_tracker = true;
         }
         if transferring && self.have_refresh_due.is_none_or(|t| t <= now) {
@@ -986,6 +1044,54 @@ impl Download {
             return true;
         }
         ask_tracker
+    }
+
+    /// Drops up to [`UNHELPFUL_DROPS_MAX`] partial holders that hold no chunk this download
+    /// still needs and are asked for nothing, when the last look-up listed partial holders
+    /// not in use: the next look-up's reply brings those in. Late in a swarm, a downloader
+    /// whose peers all lack its last chunks would otherwise wait for them to get those first.
+    fn drop_unhelpful(&mut self, parts: &mut Parts<'_>, now: Instant) {
+        let Phase::Transfer(transfer) = &self.phase else {
+            return;
+        };
+        let spare = self
+            .candidates
+            .iter()
+            .filter(|(node_id, _, complete)| {
+                !complete
+                    && !self
+                        .peers
+                        .iter()
+                        .any(|p| p.node_id == *node_id && !p.dropped)
+            })
+            .count();
+        let needed = |chunk: usize| {
+            matches!(
+                transfer.chunks[chunk],
+                ChunkState::Missing | ChunkState::Active(_)
+            )
+        };
+        let unhelpful: Vec<usize> = (0..self.peers.len())
+            .filter(|&index| {
+                let peer = &self.peers[index];
+                !peer.dropped
+                    && !peer.complete
+                    && peer.chunks.is_empty()
+                    && peer.in_flight == 0
+                    && peer.have.as_ref().is_some_and(|have| {
+                        !(0..have.len()).any(|chunk| have.get(chunk) && needed(chunk as usize))
+                    })
+            })
+            .take(spare.min(UNHELPFUL_DROPS_MAX))
+            .collect();
+        for index in unhelpful {
+            log::debug!(
+                "{}: node {} holds nothing we need; trying another",
+                self.name,
+                self.peers[index].node_id
+            );
+            self.drop_peer(parts, now, index);
+        }
     }
 
     /// Pieces requested longer than the peer's timeout ago are asked again; the window of a
@@ -1047,6 +1153,9 @@ impl Download {
             }
             if peer.have.is_none() {
                 consider(peer.last_asked + ASK_RETRY);
+            }
+            if let Some(t) = peer.busy_until {
+                consider(t);
             }
         }
         match &self.phase {

@@ -2,15 +2,32 @@
 //!
 //! The uploader is nearly stateless. A request that carries a valid cookie becomes an
 //! [`UploadTask`] (which bytes, to whom); [`Uploader::poll_piece`] turns tasks into piece
-//! datagrams one at a time, round-robin, copying each piece once from the file's mapping
-//! into the send buffer. A request without a valid cookie gets only a [`wire::Welcome`],
+//! datagrams one at a time, copying each piece once from the file's mapping into the send
+//! buffer: round-robin over peers, and for each peer its ranges in the order asked, so that
+//! the chunk a peer asked for first is complete first.
+//!
+//! **Upload slots.** At most [`UPLOAD_SLOTS_MAX`] peers are served at once; a piece request
+//! from any other is refused as [`RejectReason::Busy`] (it asks again later, or another
+//! peer). A holder's upload shared by everyone who asks would complete every chunk at the
+//! same late moment, after `peers × chunk / rate`; served a few at a time, each peer gets
+//! whole chunks quickly and can pass them on, which is what makes a swarm grow. While peers
+//! are being refused, a slot is held for at most [`SLOT_TURN`], then goes to the next asker;
+//! a peer that stops asking for [`SLOT_IDLE`] gives its slot up.
+//!
+//! **Spreading a complete file** (BitTorrent's "super-seeding"). While its upload is in
+//! demand (every slot taken, or a peer refused lately), a node holding a whole file shows
+//! in its have-map only the chunks it has sent the fewest times, and refuses to start any
+//! other chunk ([`RejectReason::Elsewhere`]). Its scarce upload then goes to chunks the
+//! swarm does not have yet, and peers fetch the rest from each other. When
+//! the demand is gone it shows everything again, so a chunk whose only other holders left
+//! is never out of reach. A request without a valid cookie gets only a [`wire::Welcome`],
 //! which is smaller than the request: an address must prove it receives before it is sent
 //! anything larger (the same idea as BEP 15's connection id).
 
 use super::{LocalFile, NodeStats, Outbox};
 use crate::Transmit;
 use crate::rng::Rng;
-use crate::storage::Mapping;
+use crate::storage::{Bitmap, Mapping};
 use crate::wire::{self, Hash, Kind, Message, RejectReason, U16, U32, U64};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -26,6 +43,24 @@ const DAMAGED_MAX: usize = 64;
 /// Most piece ranges queued for one peer (address and port): one peer cannot fill the
 /// queue, and peers sharing a host are not punished for each other.
 pub const UPLOAD_TASKS_PER_PEER_MAX: usize = 256;
+/// Most peers served pieces at once (see the module doc). Peers whose slot ended keep
+/// being sent what they asked before, so [`UPLOAD_TASKS_MAX`] bounds those.
+pub const UPLOAD_SLOTS_MAX: usize = 4;
+/// How long a peer holds a slot while others are refused.
+const SLOT_TURN: Duration = Duration::from_millis(500);
+/// A slot whose peer has nothing queued and asked nothing for this long is free again.
+const SLOT_IDLE: Duration = Duration::from_millis(100);
+/// A peer refused this recently counts as waiting for a slot.
+const WAITING_RECENT: Duration = Duration::from_secs(1);
+/// Complete files whose chunks' sending is counted (the least recently served is
+/// forgotten): what a have-map shows while the upload is in demand.
+pub const SPREAD_FILES_MAX: usize = 64;
+/// A chunk started this recently and not yet queued whole counts as sent: another peer does
+/// not start it meanwhile. Past this, the peer may have given it up, and it is offered again.
+const SPREAD_START_HOLD: Duration = Duration::from_secs(1);
+/// The least-sent chunks are worked out again at most this often (it looks at every chunk
+/// of the file, up to [`wire::CHUNKS_MAX`], for every request that starts a chunk).
+const SPREAD_RECOMPUTE: Duration = Duration::from_millis(5);
 /// A cookie is valid for this epoch and the next.
 const COOKIE_EPOCH: Duration = Duration::from_secs(120);
 /// Largest burst of the upload budget: about 100 ms worth.
@@ -33,7 +68,6 @@ const BURST: Duration = Duration::from_millis(100);
 
 /// A range of one chunk to send to one peer, a piece at a time.
 struct UploadTask {
-    to: SocketAddr,
     node_id: u32,
     mapping: Arc<Mapping>,
     info_hash: Hash,
@@ -44,6 +78,27 @@ struct UploadTask {
     offset: u32,
     end: u32,
     piece_bytes: u32,
+}
+
+/// The ranges queued for one peer, first asked first sent.
+struct PeerQueue {
+    to: SocketAddr,
+    tasks: VecDeque<UploadTask>,
+}
+
+/// How many bytes of each chunk of one complete file were queued for peers, and when each
+/// was last started (milliseconds since the uploader's start, plus one; 0: never).
+struct Spread {
+    info_hash: Hash,
+    queued_bytes: Vec<u64>,
+    started_ms: Vec<u32>,
+}
+
+/// A peer allowed to queue pieces.
+struct Slot {
+    to: SocketAddr,
+    granted_at: Instant,
+    last_asked: Instant,
 }
 
 /// The node's upload budget: a token bucket of bytes.
@@ -77,7 +132,18 @@ pub(crate) struct Uploader {
     node_id: u32,
     cookie_key: [u8; 16],
     epoch_start: Instant,
-    tasks: VecDeque<UploadTask>,
+    /// Peers with queued ranges, served round-robin; never empty queues.
+    queues: VecDeque<PeerQueue>,
+    /// Ranges in all queues (bounded by [`UPLOAD_TASKS_MAX`]).
+    task_count: usize,
+    /// At most [`UPLOAD_SLOTS_MAX`].
+    slots: Vec<Slot>,
+    /// When a piece request was last refused for want of a slot.
+    refused_at: Option<Instant>,
+    /// Most recently served first; at most [`SPREAD_FILES_MAX`].
+    spread: VecDeque<Spread>,
+    /// The last have-map of least-sent chunks computed, for which file and when.
+    shown: Option<(Hash, Instant, Bitmap)>,
     budget: Option<Budget>,
     /// Bytes sent per peer node id.
     sent_bytes: HashMap<u32, u64>,
@@ -109,7 +175,12 @@ impl Uploader {
             node_id,
             cookie_key,
             epoch_start: now,
-            tasks: VecDeque::new(),
+            queues: VecDeque::new(),
+            task_count: 0,
+            slots: Vec::new(),
+            refused_at: None,
+            spread: VecDeque::new(),
+            shown: None,
             budget,
             sent_bytes: HashMap::new(),
             damaged: Vec::new(),
@@ -182,11 +253,15 @@ impl Uploader {
                     node_id: U32::new(self.node_id),
                     chunk_count: U32::new(manifest.chunk_count()),
                 };
+                let bitmap = match self.least_sent(now, file) {
+                    Some(shown) => shown.as_bytes(),
+                    None => file.have.as_bytes(),
+                };
                 out.send(
                     from,
                     &Message::HaveMap {
                         fixed: &fixed,
-                        bitmap: file.have.as_bytes(),
+                        bitmap,
                     },
                 );
             }
@@ -228,12 +303,22 @@ impl Uploader {
                     reject(out, chunk, RejectReason::BadRange);
                     return;
                 }
-                if self.tasks.len() >= UPLOAD_TASKS_MAX
-                    || self.tasks.iter().filter(|t| t.to == from).count()
-                        >= UPLOAD_TASKS_PER_PEER_MAX
-                {
-                    // The requester times out and asks again, or asks another peer.
+                if offset == 0 && !self.least_sent_chunk(now, file, chunk) {
+                    out.stats.requests_elsewhere += 1;
+                    reject(out, chunk, RejectReason::Elsewhere);
+                    return;
+                }
+                if !self.take_slot(now, from) {
+                    // It asks again later, or asks another peer.
+                    out.stats.requests_busy += 1;
+                    reject(out, chunk, RejectReason::Busy);
+                    return;
+                }
+                let queue = self.queues.iter().position(|q| q.to == from);
+                let queued = queue.map_or(0, |q| self.queues[q].tasks.len());
+                if self.task_count >= UPLOAD_TASKS_MAX || queued >= UPLOAD_TASKS_PER_PEER_MAX {
                     out.stats.upload_queue_full += 1;
+                    reject(out, chunk, RejectReason::Busy);
                     return;
                 }
                 log::debug!(
@@ -241,8 +326,22 @@ impl Uploader {
                     ask.node_id.get(),
                     manifest.name
                 );
-                self.tasks.push_back(UploadTask {
-                    to: from,
+                let queue = match queue {
+                    Some(queue) => queue,
+                    None => {
+                        self.queues.push_back(PeerQueue {
+                            to: from,
+                            tasks: VecDeque::new(),
+                        });
+                        self.queues.len() - 1
+                    }
+                };
+                self.task_count += 1;
+                if file.have.is_full() {
+                    let started_ms = (offset == 0).then(|| self.millis(now));
+                    self.count_sent(info_hash, manifest.chunk_count(), chunk, length, started_ms);
+                }
+                self.queues[queue].tasks.push_back(UploadTask {
                     node_id: ask.node_id.get(),
                     mapping: Arc::clone(&file.mapping),
                     info_hash,
@@ -257,6 +356,148 @@ impl Uploader {
         }
     }
 
+    /// Every slot is in use, or a peer was refused lately.
+    fn in_demand(&self, now: Instant) -> bool {
+        let in_use = self
+            .slots
+            .iter()
+            .filter(|slot| !self.slot_idle(slot, now))
+            .count();
+        in_use >= UPLOAD_SLOTS_MAX
+            || self
+                .refused_at
+                .is_some_and(|t| now.saturating_duration_since(t) < WAITING_RECENT)
+    }
+
+    /// Nothing queued for the slot's peer, and it asked nothing for [`SLOT_IDLE`].
+    fn slot_idle(&self, slot: &Slot, now: Instant) -> bool {
+        now.saturating_duration_since(slot.last_asked) >= SLOT_IDLE
+            && !self.queues.iter().any(|q| q.to == slot.to)
+    }
+
+    fn millis(&self, now: Instant) -> u32 {
+        let millis = now.saturating_duration_since(self.epoch_start).as_millis();
+        u32::try_from(millis).unwrap_or(u32::MAX - 1) + 1
+    }
+
+    /// The have-map a complete file shows while the upload is in demand: the chunks sent
+    /// the fewest times (a chunk counts as sent once any of it was queued). `None`: show
+    /// the real one.
+    /// Computed at most every [`SPREAD_RECOMPUTE`] per file: it looks at every chunk.
+    fn least_sent(&mut self, now: Instant, file: &LocalFile) -> Option<&Bitmap> {
+        let manifest = &file.manifest;
+        if !file.have.is_full() || !self.in_demand(now) {
+            return None;
+        }
+        let fresh = self.shown.as_ref().is_some_and(|(info_hash, at, _)| {
+            *info_hash == manifest.info_hash
+                && now.saturating_duration_since(*at) < SPREAD_RECOMPUTE
+        });
+        if !fresh {
+            let shown = self.compute_least_sent(now, file)?;
+            self.shown = Some((manifest.info_hash, now, shown));
+        }
+        self.shown.as_ref().map(|(_, _, shown)| shown)
+    }
+
+    fn compute_least_sent(&self, now: Instant, file: &LocalFile) -> Option<Bitmap> {
+        let manifest = &file.manifest;
+        let spread = self
+            .spread
+            .iter()
+            .find(|s| s.info_hash == manifest.info_hash)?;
+        let now_ms = self.millis(now);
+        let hold_ms = SPREAD_START_HOLD.as_millis() as u32;
+        let times = |chunk: u32| {
+            let len = u64::from(manifest.chunk_len(chunk).max(1));
+            let queued = spread.queued_bytes[chunk as usize];
+            let started = spread.started_ms[chunk as usize];
+            let sending = queued % len != 0 && started > 0 && now_ms - started < hold_ms;
+            queued / len + u64::from(sending)
+        };
+        let count = manifest.chunk_count();
+        let fewest = (0..count).map(times).min()?;
+        let mut shown = Bitmap::new(count);
+        for chunk in (0..count).filter(|&chunk| times(chunk) == fewest) {
+            shown.set(chunk);
+        }
+        Some(shown)
+    }
+
+    /// Whether `chunk` may be started now: the upload is not in demand, the file is not
+    /// complete, or no chunk was sent fewer times.
+    fn least_sent_chunk(&mut self, now: Instant, file: &LocalFile, chunk: u32) -> bool {
+        self.least_sent(now, file)
+            .is_none_or(|shown| shown.get(chunk))
+    }
+
+    /// Counts `bytes` of `chunk` of a complete file as queued for a peer; `started_ms` when
+    /// the range starts the chunk.
+    fn count_sent(
+        &mut self,
+        info_hash: Hash,
+        chunk_count: u32,
+        chunk: u32,
+        bytes: u32,
+        started_ms: Option<u32>,
+    ) {
+        let index = match self.spread.iter().position(|s| s.info_hash == info_hash) {
+            Some(index) => index,
+            None => {
+                if self.spread.len() >= SPREAD_FILES_MAX {
+                    self.spread.pop_back();
+                }
+                self.spread.push_front(Spread {
+                    info_hash,
+                    queued_bytes: vec![0; chunk_count as usize],
+                    started_ms: vec![0; chunk_count as usize],
+                });
+                0
+            }
+        };
+        let spread = &mut self.spread[index];
+        if let Some(queued) = spread.queued_bytes.get_mut(chunk as usize) {
+            *queued += u64::from(bytes);
+        }
+        if let (Some(started), Some(ms)) = (spread.started_ms.get_mut(chunk as usize), started_ms) {
+            *started = ms;
+        }
+        if index > 0 {
+            // Most recently served first, so that the least recent is forgotten.
+            self.spread.swap(0, index);
+        }
+    }
+
+    /// Whether `from` may queue pieces now: it holds a slot, or one is free and it gets it.
+    fn take_slot(&mut self, now: Instant, from: SocketAddr) -> bool {
+        let waiting = self
+            .refused_at
+            .is_some_and(|t| now.saturating_duration_since(t) < WAITING_RECENT);
+        let slots = std::mem::take(&mut self.slots);
+        self.slots = slots
+            .into_iter()
+            .filter(|slot| {
+                // Its turn is over while others wait: what it asked before is still sent.
+                let over = waiting && now.saturating_duration_since(slot.granted_at) >= SLOT_TURN;
+                !self.slot_idle(slot, now) && !over
+            })
+            .collect();
+        if let Some(slot) = self.slots.iter_mut().find(|slot| slot.to == from) {
+            slot.last_asked = now;
+            return true;
+        }
+        if self.slots.len() < UPLOAD_SLOTS_MAX {
+            self.slots.push(Slot {
+                to: from,
+                granted_at: now,
+                last_asked: now,
+            });
+            return true;
+        }
+        self.refused_at = Some(now);
+        false
+    }
+
     /// Writes the next piece datagram into `buf`, if a task is waiting and the budget allows.
     pub fn poll_piece(
         &mut self,
@@ -265,7 +506,7 @@ impl Uploader {
         buf: &mut [u8],
     ) -> Option<Transmit> {
         loop {
-            let task = self.tasks.front()?;
+            let task = self.queues.front()?.tasks.front()?;
             let len = task.piece_bytes.min(task.end - task.offset);
             if let Some(budget) = &mut self.budget {
                 budget.refill(now);
@@ -275,18 +516,28 @@ impl Uploader {
                 }
                 budget.tokens = budget.tokens.saturating_sub(cost);
             }
-            let mut task = self.tasks.pop_front()?;
-            let written = write_piece(&task, len, buf);
+            let mut queue = self.queues.pop_front()?;
+            let to = queue.to;
+            let task = queue.tasks.front_mut()?;
+            let written = write_piece(task, len, buf);
             task.offset += len;
-            let (to, node_id, info_hash) = (task.to, task.node_id, task.info_hash);
-            if task.offset < task.end {
-                // Round-robin: the next piece of this range waits behind the other ranges.
-                self.tasks.push_back(task);
+            let (node_id, info_hash) = (task.node_id, task.info_hash);
+            if task.offset >= task.end {
+                queue.tasks.pop_front();
+                self.task_count -= 1;
+            }
+            if !queue.tasks.is_empty() {
+                // Round-robin: this peer's next piece waits behind the other peers'.
+                self.queues.push_back(queue);
             }
             let Some(total) = written else {
                 // The file is shorter than its manifest says: changed under us. Stop serving
                 // it; the node withdraws it (see `take_damaged`).
-                self.tasks.retain(|t| t.info_hash != info_hash);
+                for queue in self.queues.iter_mut() {
+                    queue.tasks.retain(|t| t.info_hash != info_hash);
+                }
+                self.queues.retain(|q| !q.tasks.is_empty());
+                self.task_count = self.queues.iter().map(|q| q.tasks.len()).sum();
                 if self.damaged.len() < DAMAGED_MAX && !self.damaged.contains(&info_hash) {
                     self.damaged.push(info_hash);
                 }
@@ -307,7 +558,7 @@ impl Uploader {
     }
 
     pub fn has_piece(&self, now: Instant) -> bool {
-        let Some(task) = self.tasks.front() else {
+        let Some(task) = self.queues.front().and_then(|q| q.tasks.front()) else {
             return false;
         };
         match &self.budget {
@@ -322,7 +573,7 @@ impl Uploader {
 
     /// When the budget allows the next piece, if pieces wait on it.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let task = self.tasks.front()?;
+        let task = self.queues.front()?.tasks.front()?;
         let budget = self.budget.as_ref()?;
         let len = u64::from(task.piece_bytes.min(task.end - task.offset)).min(budget.burst_bytes);
         (budget.tokens < len).then(|| budget.ready_at(len))
@@ -336,7 +587,12 @@ impl Uploader {
 
     /// Piece ranges waiting to be sent (bounded by [`UPLOAD_TASKS_MAX`]).
     pub fn task_count(&self) -> usize {
-        self.tasks.len()
+        self.task_count
+    }
+
+    /// Peers holding an upload slot (bounded by [`UPLOAD_SLOTS_MAX`]).
+    pub fn slot_count(&self) -> usize {
+        self.slots.len()
     }
 
     /// Peers whose traffic is counted (bounded by [`PEERS_COUNTED_MAX`]).

@@ -949,7 +949,7 @@ fn unknown_reason() {
         );
     }
     let valid = encoded(&Message::Reject(&REJECT));
-    for reason in [0, 4, u16::MAX] {
+    for reason in [0, 6, u16::MAX] {
         let bad = Reject {
             reason: U16::new(reason),
             ..REJECT
@@ -965,7 +965,7 @@ fn unknown_reason() {
             Some(reason)
         );
     }
-    for reason in 1..=3 {
+    for reason in 1..=5 {
         assert_eq!(
             RejectReason::from_u16(reason).map(|r| r as u16),
             Some(reason)

@@ -57,6 +57,10 @@ pub(super) struct Peer {
     pub bytes_received: u64,
     pub bad_chunks: u32,
     pub dropped: bool,
+    /// It refused a request for want of an upload slot: not asked for pieces until then.
+    pub busy_until: Option<Instant>,
+    /// Refusals in a row (a piece received resets it).
+    pub busy_streak: u32,
 }
 
 impl Peer {
@@ -77,6 +81,8 @@ impl Peer {
             bytes_received: 0,
             bad_chunks: 0,
             dropped: false,
+            busy_until: None,
+            busy_streak: 0,
         }
     }
 
@@ -89,6 +95,11 @@ impl Peer {
     /// Waiting for something from this peer: its have-map or pieces.
     pub fn waiting(&self) -> bool {
         !self.dropped && (self.have.is_none() || self.in_flight > 0)
+    }
+
+    /// Refused us a slot a moment ago: wait before asking it for pieces again.
+    pub fn busy(&self, now: Instant) -> bool {
+        self.busy_until.is_some_and(|t| t > now)
     }
 
     /// Holds every chunk (so its have-map never needs refreshing).
