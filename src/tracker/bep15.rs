@@ -130,7 +130,8 @@ pub(super) enum Reply {
     Announce {
         fixed: proto::AnnounceResponse,
         ipv6: bool,
-        peers: Vec<SocketAddr>,
+        /// The listed peers as on the wire (6 bytes each over IPv4, 18 over IPv6).
+        peers: Vec<u8>,
     },
     Scrape {
         transaction_id: u32,
@@ -150,7 +151,12 @@ impl Reply {
                 connection_id,
             } => proto::encode_connect_response(buf, *transaction_id, *connection_id),
             Reply::Announce { fixed, ipv6, peers } => {
-                proto::encode_announce_response(buf, fixed, *ipv6, peers)
+                let len = proto::encode_announce_response(buf, fixed, *ipv6, &[])?;
+                let end = len + peers.len();
+                buf.get_mut(len..end)
+                    .ok_or(proto::TooLong)?
+                    .copy_from_slice(peers);
+                Ok(end)
             }
             Reply::Scrape {
                 transaction_id,
@@ -167,6 +173,15 @@ impl Reply {
 /// An IPv4-mapped IPv6 address is IPv4 (a dual-stack socket reports IPv4 clients so).
 fn canonical(addr: SocketAddr) -> SocketAddr {
     SocketAddr::new(addr.ip().to_canonical(), addr.port())
+}
+
+/// Appends `addr` as a BEP 15 peer entry: ip, then port, big-endian.
+fn put_peer(out: &mut Vec<u8>, addr: SocketAddr) {
+    match addr {
+        SocketAddr::V4(v4) => out.extend_from_slice(&v4.ip().octets()),
+        SocketAddr::V6(v6) => out.extend_from_slice(&v6.ip().octets()),
+    }
+    out.extend_from_slice(&addr.port().to_be_bytes());
 }
 
 impl Swarms {
@@ -452,13 +467,13 @@ impl Tracker {
                 .unwrap_or(NUM_WANT_DEFAULT)
                 .min(NUM_WANT_MAX),
         };
-        let peers = self.bep15_peers(info_hash, peer, ipv6, wanted as usize);
+        let (peers, listed) = self.bep15_peers(info_hash, peer, ipv6, wanted as usize);
         let counts = self.bep15_stats_of(&info_hash);
         self.event(TrackerEvent::Bep15Announced {
             from,
             info_hash,
             event,
-            peers: peers.len(),
+            peers: listed,
         });
         let interval_s = u32::try_from(self.config.announce_interval.as_secs()).unwrap_or(u32::MAX);
         let fixed = proto::AnnounceResponse {
@@ -476,41 +491,45 @@ impl Tracker {
         );
     }
 
-    /// Up to `wanted` peers of `info_hash` in the asker's family, not the asker: our nodes
-    /// holding it first, then standard peers from a random place in the swarm (so that
-    /// every peer gets listed by someone).
+    /// Up to `wanted` peers of `info_hash` in the asker's family, not the asker, written as
+    /// on the wire, and how many: our nodes holding it first, then standard peers from a
+    /// random place in the swarm (so that every peer gets listed by someone).
     fn bep15_peers(
         &mut self,
         info_hash: Hash,
         asker: SocketAddr,
         ipv6: bool,
         wanted: usize,
-    ) -> Vec<SocketAddr> {
+    ) -> (Vec<u8>, usize) {
         let same_family = |addr: &SocketAddr| addr.is_ipv6() == ipv6 && *addr != asker;
-        let mut peers = Vec::with_capacity(wanted.min(64));
-        if let Some(file) = self.files.get(&info_hash) {
+        let file = self.files.get(&info_hash);
+        let swarm = self.bep15.swarms.get(&info_hash);
+        let known = file.map_or(0, |f| f.holders.len()) + swarm.map_or(0, |s| s.peers.len());
+        let entry_bytes = if ipv6 { 18 } else { 6 };
+        let mut out = Vec::with_capacity(entry_bytes * wanted.min(known));
+        let mut listed = 0;
+        if let Some(file) = file {
             let holders = file.holders.keys();
             let addrs = holders.filter_map(|id| self.nodes.get(id).map(|n| canonical(n.addr)));
-            peers.extend(addrs.filter(same_family).take(wanted));
+            for addr in addrs.filter(same_family).take(wanted) {
+                put_peer(&mut out, addr);
+                listed += 1;
+            }
         }
-        if let Some(swarm) = self.bep15.swarms.get(&info_hash)
+        if let Some(swarm) = swarm
             && !swarm.peers.is_empty()
         {
             // From a random place on, wrapping around: a different sample for every asker,
             // in time proportional to the peers wanted, not to the swarm's size.
             let start = self.rng.below(swarm.peers.len() as u64) as usize;
             let (before, after) = swarm.peers.split_at(start);
-            let room = wanted.saturating_sub(peers.len());
-            peers.extend(
-                after
-                    .iter()
-                    .chain(before)
-                    .map(|peer| peer.addr)
-                    .filter(same_family)
-                    .take(room),
-            );
+            let wrapped = after.iter().chain(before).map(|peer| peer.addr);
+            for addr in wrapped.filter(same_family).take(wanted - listed) {
+                put_peer(&mut out, addr);
+                listed += 1;
+            }
         }
-        peers
+        (out, listed)
     }
 
     /// Seeders, completed and leechers of `info_hash`, our holders included (a holder of
