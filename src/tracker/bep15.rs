@@ -8,8 +8,10 @@
 //!   tracker's seed. A request with a wrong or expired id gets no reply at all: only an
 //!   address that received our connect reply can make us send more than it sent.
 //! * **Swarms** live in memory only (never persisted), keyed by info hash, bounded by
-//!   [`SWARMS_MAX`] and [`PEERS_PER_SWARM_MAX`]; a peer is forgotten after twice the
-//!   announce interval without an announce, or at once on `stopped`.
+//!   [`SWARMS_MAX`], [`PEERS_PER_SWARM_MAX`] and [`PEERS_MAX`]; a peer is forgotten after
+//!   twice the announce interval without an announce (by a sweep, at most
+//!   [`EXPIRY_SWEEP_PERIOD`] late), or at once on `stopped`. The hash maps are keyed from the
+//!   tracker's seed: unguessable to clients, and replayable from the seed.
 //! * **One registry.** An announce or scrape for an info hash our nodes hold also sees those
 //!   nodes: they are listed as peers (seeders when they hold every chunk) and counted.
 //!   Standard clients learn their addresses but cannot download from them (our peer
@@ -19,7 +21,8 @@ use super::{Outgoing, Tracker, TrackerEvent};
 use crate::bep15::{self as proto, AnnounceRequest, Event, Request, RequestError, ScrapeStats};
 use crate::rng::Rng;
 use crate::wire::{self, Hash, U32};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::HashMap;
+use std::hash::BuildHasher;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -36,18 +39,70 @@ pub const NUM_WANT_DEFAULT: u32 = 50;
 /// Most peers listed in one announce response (about 1.2 KB over IPv4, 3.6 KB over IPv6).
 pub const NUM_WANT_MAX: u32 = 200;
 
+/// How often, at most, the expiry sweep walks every peer (a peer is forgotten between twice
+/// the announce interval and that plus this after its last announce).
+pub const EXPIRY_SWEEP_PERIOD: Duration = Duration::from_secs(5);
+
+/// A hasher keyed from the tracker's seed: clients choose info hashes and addresses, so the
+/// maps' hash must be unguessable to them (SipHash-2-4), yet replayable from the seed.
+#[derive(Clone, Copy)]
+struct KeyedHasher {
+    keys: (u64, u64),
+}
+
+impl BuildHasher for KeyedHasher {
+    // std's own SipHash, keyed; deprecated only in favour of `DefaultHasher`, which takes
+    // no key.
+    #[allow(deprecated)]
+    type Hasher = std::hash::SipHasher;
+
+    #[allow(deprecated)]
+    fn build_hasher(&self) -> Self::Hasher {
+        std::hash::SipHasher::new_with_keys(self.keys.0, self.keys.1)
+    }
+}
+
+type KeyedMap<K, V> = HashMap<K, V, KeyedHasher>;
+
 struct Peer {
+    /// The client's source ip and announced port.
+    addr: SocketAddr,
     last_seen: Instant,
     seeder: bool,
 }
 
-#[derive(Default)]
 struct Swarm {
-    /// Keyed by the client's source ip and announced port.
-    peers: BTreeMap<SocketAddr, Peer>,
+    /// In no particular order; a reply samples a run of them from a random place.
+    peers: Vec<Peer>,
+    /// Address → place in `peers`.
+    index: KeyedMap<SocketAddr, u32>,
     seeders: u32,
     /// `completed` events seen (the scrape's "downloaded" count).
     completed: u32,
+}
+
+impl Swarm {
+    fn new(hasher: KeyedHasher) -> Swarm {
+        Swarm {
+            peers: Vec::new(),
+            index: HashMap::with_hasher(hasher),
+            seeders: 0,
+            completed: 0,
+        }
+    }
+
+    /// Removes the peer at `place` (the last peer takes its place).
+    fn remove_at(&mut self, place: usize) -> Peer {
+        let peer = self.peers.swap_remove(place);
+        self.index.remove(&peer.addr);
+        if let Some(moved) = self.peers.get(place) {
+            self.index.insert(moved.addr, place as u32);
+        }
+        if peer.seeder {
+            self.seeders -= 1;
+        }
+        peer
+    }
 }
 
 /// Every BEP 15 swarm, and the secret behind connection ids.
@@ -55,9 +110,15 @@ pub(super) struct Swarms {
     secret: [u8; 16],
     /// Epoch 0 starts here (the tracker's creation).
     epoch_start: Instant,
-    swarms: BTreeMap<Hash, Swarm>,
-    /// (last announce, info hash, peer): the first entry is the next to expire.
-    by_last_seen: BTreeSet<(Instant, Hash, SocketAddr)>,
+    hasher: KeyedHasher,
+    swarms: KeyedMap<Hash, Swarm>,
+    /// Peers across all swarms.
+    peer_count: usize,
+    /// No peer announced before this (a lower bound: announces only move peers later);
+    /// `None` when there are no peers.
+    oldest_seen: Option<Instant>,
+    /// The last expiry sweep, which walked every peer.
+    last_sweep: Option<Instant>,
 }
 
 /// A BEP 15 reply waiting for `poll_transmit`, kept as values and encoded when sent.
@@ -69,7 +130,8 @@ pub(super) enum Reply {
     Announce {
         fixed: proto::AnnounceResponse,
         ipv6: bool,
-        peers: Vec<SocketAddr>,
+        /// The listed peers as on the wire (6 bytes each over IPv4, 18 over IPv6).
+        peers: Vec<u8>,
     },
     Scrape {
         transaction_id: u32,
@@ -89,7 +151,12 @@ impl Reply {
                 connection_id,
             } => proto::encode_connect_response(buf, *transaction_id, *connection_id),
             Reply::Announce { fixed, ipv6, peers } => {
-                proto::encode_announce_response(buf, fixed, *ipv6, peers)
+                let len = proto::encode_announce_response(buf, fixed, *ipv6, &[])?;
+                let end = len + peers.len();
+                buf.get_mut(len..end)
+                    .ok_or(proto::TooLong)?
+                    .copy_from_slice(peers);
+                Ok(end)
             }
             Reply::Scrape {
                 transaction_id,
@@ -108,6 +175,15 @@ fn canonical(addr: SocketAddr) -> SocketAddr {
     SocketAddr::new(addr.ip().to_canonical(), addr.port())
 }
 
+/// Appends `addr` as a BEP 15 peer entry: ip, then port, big-endian.
+fn put_peer(out: &mut Vec<u8>, addr: SocketAddr) {
+    match addr {
+        SocketAddr::V4(v4) => out.extend_from_slice(&v4.ip().octets()),
+        SocketAddr::V6(v6) => out.extend_from_slice(&v6.ip().octets()),
+    }
+    out.extend_from_slice(&addr.port().to_be_bytes());
+}
+
 impl Swarms {
     pub(super) fn new(rng_seed: u64, now: Instant) -> Swarms {
         // A stream of its own, so that node tokens do not depend on whether BEP 15 is used.
@@ -115,11 +191,17 @@ impl Swarms {
         let mut secret = [0u8; 16];
         secret[..8].copy_from_slice(&rng.next_u64().to_be_bytes());
         secret[8..].copy_from_slice(&rng.next_u64().to_be_bytes());
+        let hasher = KeyedHasher {
+            keys: (rng.next_u64(), rng.next_u64()),
+        };
         Swarms {
             secret,
             epoch_start: now,
-            swarms: BTreeMap::new(),
-            by_last_seen: BTreeSet::new(),
+            hasher,
+            swarms: HashMap::with_hasher(hasher),
+            peer_count: 0,
+            oldest_seen: None,
+            last_sweep: None,
         }
     }
 
@@ -157,23 +239,47 @@ impl Swarms {
             || (epoch > 0 && id == self.connection_id_for(epoch - 1, client))
     }
 
-    /// Forgets peers that have not announced for `expiry`. Spurious calls do nothing.
+    /// Forgets peers that have not announced for `expiry`, in one sweep over every peer (at
+    /// most [`PEERS_MAX`] of them), no more often than [`EXPIRY_SWEEP_PERIOD`]: announces
+    /// then only overwrite a time, instead of keeping an ordered index. Spurious calls (before
+    /// [`Swarms::next_expiry`]) do nothing.
     pub(super) fn expire(&mut self, now: Instant, expiry: Duration) {
-        while let Some(&(last_seen, info_hash, addr)) = self.by_last_seen.first() {
-            if last_seen + expiry > now {
-                break;
-            }
-            self.remove_peer(info_hash, addr);
+        match self.next_expiry(expiry) {
+            Some(due) if due <= now => {}
+            _ => return,
         }
+        let mut oldest: Option<Instant> = None;
+        let mut removed = 0;
+        self.swarms.retain(|_, swarm| {
+            let mut place = 0;
+            while let Some(peer) = swarm.peers.get(place) {
+                if peer.last_seen + expiry <= now {
+                    swarm.remove_at(place);
+                    removed += 1;
+                } else {
+                    oldest = Some(oldest.map_or(peer.last_seen, |t| t.min(peer.last_seen)));
+                    place += 1;
+                }
+            }
+            !swarm.peers.is_empty()
+        });
+        self.peer_count -= removed;
+        self.oldest_seen = oldest;
+        self.last_sweep = Some(now);
     }
 
-    /// The earliest moment a peer could expire.
+    /// When the next sweep is due: when the oldest peer could expire, but not sooner than
+    /// [`EXPIRY_SWEEP_PERIOD`] after the last sweep. `None` without peers.
     pub(super) fn next_expiry(&self, expiry: Duration) -> Option<Instant> {
-        self.by_last_seen.first().map(|&(t, _, _)| t + expiry)
+        let due = self.oldest_seen? + expiry;
+        Some(match self.last_sweep {
+            Some(last) => due.max(last + EXPIRY_SWEEP_PERIOD),
+            None => due,
+        })
     }
 
     pub(super) fn peer_count(&self) -> usize {
-        self.by_last_seen.len()
+        self.peer_count
     }
 
     pub(super) fn swarm_count(&self) -> usize {
@@ -184,10 +290,11 @@ impl Swarms {
         let Some(swarm) = self.swarms.get_mut(&info_hash) else {
             return;
         };
-        if let Some(peer) = swarm.peers.remove(&addr) {
-            self.by_last_seen.remove(&(peer.last_seen, info_hash, addr));
-            if peer.seeder {
-                swarm.seeders -= 1;
+        if let Some(&place) = swarm.index.get(&addr) {
+            swarm.remove_at(place as usize);
+            self.peer_count -= 1;
+            if self.peer_count == 0 {
+                self.oldest_seen = None;
             }
         }
         if swarm.peers.is_empty() {
@@ -205,43 +312,37 @@ impl Swarms {
         seeder: bool,
         completed: bool,
     ) -> bool {
-        use std::collections::btree_map::Entry;
-        let Swarms {
-            swarms,
-            by_last_seen,
-            ..
-        } = self;
-        let (swarm_count, peer_count) = (swarms.len(), by_last_seen.len());
-        let swarm = match swarms.entry(info_hash) {
+        use std::collections::hash_map::Entry;
+        let (swarm_count, peer_count) = (self.swarms.len(), self.peer_count);
+        let hasher = self.hasher;
+        let swarm = match self.swarms.entry(info_hash) {
             Entry::Occupied(entry) => entry.into_mut(),
             // A new swarm is made only for a peer that fits.
             Entry::Vacant(_) if swarm_count >= SWARMS_MAX || peer_count >= PEERS_MAX => {
                 return false;
             }
-            Entry::Vacant(entry) => entry.insert(Swarm::default()),
+            Entry::Vacant(entry) => entry.insert(Swarm::new(hasher)),
         };
         let swarm_peers = swarm.peers.len();
-        let peer = match swarm.peers.entry(addr) {
-            Entry::Occupied(entry) => {
-                let peer = entry.into_mut();
-                if peer.last_seen < now {
-                    by_last_seen.remove(&(peer.last_seen, info_hash, addr));
-                    peer.last_seen = now;
-                    by_last_seen.insert((now, info_hash, addr));
-                }
-                peer
-            }
+        let place = match swarm.index.entry(addr) {
+            Entry::Occupied(entry) => *entry.get() as usize,
             Entry::Vacant(_) if swarm_peers >= PEERS_PER_SWARM_MAX || peer_count >= PEERS_MAX => {
                 return false;
             }
             Entry::Vacant(entry) => {
-                by_last_seen.insert((now, info_hash, addr));
-                entry.insert(Peer {
+                entry.insert(swarm_peers as u32);
+                swarm.peers.push(Peer {
+                    addr,
                     last_seen: now,
                     seeder: false,
-                })
+                });
+                self.peer_count += 1;
+                self.oldest_seen.get_or_insert(now);
+                swarm_peers
             }
         };
+        let peer = &mut swarm.peers[place];
+        peer.last_seen = peer.last_seen.max(now);
         if peer.seeder != seeder {
             peer.seeder = seeder;
             if seeder {
@@ -366,13 +467,13 @@ impl Tracker {
                 .unwrap_or(NUM_WANT_DEFAULT)
                 .min(NUM_WANT_MAX),
         };
-        let peers = self.bep15_peers(info_hash, peer, ipv6, wanted as usize);
+        let (peers, listed) = self.bep15_peers(info_hash, peer, ipv6, wanted as usize);
         let counts = self.bep15_stats_of(&info_hash);
         self.event(TrackerEvent::Bep15Announced {
             from,
             info_hash,
             event,
-            peers: peers.len(),
+            peers: listed,
         });
         let interval_s = u32::try_from(self.config.announce_interval.as_secs()).unwrap_or(u32::MAX);
         let fixed = proto::AnnounceResponse {
@@ -390,48 +491,45 @@ impl Tracker {
         );
     }
 
-    /// Up to `wanted` peers of `info_hash` in the asker's family, not the asker: our nodes
-    /// holding it first, then standard peers from a random place in the swarm (so that
-    /// every peer gets listed by someone).
+    /// Up to `wanted` peers of `info_hash` in the asker's family, not the asker, written as
+    /// on the wire, and how many: our nodes holding it first, then standard peers from a
+    /// random place in the swarm (so that every peer gets listed by someone).
     fn bep15_peers(
         &mut self,
         info_hash: Hash,
         asker: SocketAddr,
         ipv6: bool,
         wanted: usize,
-    ) -> Vec<SocketAddr> {
+    ) -> (Vec<u8>, usize) {
         let same_family = |addr: &SocketAddr| addr.is_ipv6() == ipv6 && *addr != asker;
-        let mut peers = Vec::with_capacity(wanted.min(64));
-        if let Some(file) = self.files.get(&info_hash) {
+        let file = self.files.get(&info_hash);
+        let swarm = self.bep15.swarms.get(&info_hash);
+        let known = file.map_or(0, |f| f.holders.len()) + swarm.map_or(0, |s| s.peers.len());
+        let entry_bytes = if ipv6 { 18 } else { 6 };
+        let mut out = Vec::with_capacity(entry_bytes * wanted.min(known));
+        let mut listed = 0;
+        if let Some(file) = file {
             let holders = file.holders.keys();
             let addrs = holders.filter_map(|id| self.nodes.get(id).map(|n| canonical(n.addr)));
-            peers.extend(addrs.filter(same_family).take(wanted));
+            for addr in addrs.filter(same_family).take(wanted) {
+                put_peer(&mut out, addr);
+                listed += 1;
+            }
         }
-        if let Some(swarm) = self.bep15.swarms.get(&info_hash) {
-            // From a random address on, wrapping around: a different sample for every
-            // asker, in time proportional to the peers wanted, not to the swarm's size.
-            let random = self.rng.next_u64();
-            let start = if ipv6 {
-                SocketAddr::new(
-                    std::net::Ipv6Addr::from(u128::from(random) << 64).into(),
-                    random as u16,
-                )
-            } else {
-                SocketAddr::new(
-                    std::net::Ipv4Addr::from((random >> 32) as u32).into(),
-                    random as u16,
-                )
-            };
-            let wrapped = swarm.peers.range(start..).chain(swarm.peers.range(..start));
-            let room = wanted.saturating_sub(peers.len());
-            peers.extend(
-                wrapped
-                    .map(|(addr, _)| *addr)
-                    .filter(same_family)
-                    .take(room),
-            );
+        if let Some(swarm) = swarm
+            && !swarm.peers.is_empty()
+        {
+            // From a random place on, wrapping around: a different sample for every asker,
+            // in time proportional to the peers wanted, not to the swarm's size.
+            let start = self.rng.below(swarm.peers.len() as u64) as usize;
+            let (before, after) = swarm.peers.split_at(start);
+            let wrapped = after.iter().chain(before).map(|peer| peer.addr);
+            for addr in wrapped.filter(same_family).take(wanted - listed) {
+                put_peer(&mut out, addr);
+                listed += 1;
+            }
         }
-        peers
+        (out, listed)
     }
 
     /// Seeders, completed and leechers of `info_hash`, our holders included (a holder of

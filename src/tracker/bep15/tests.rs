@@ -367,3 +367,88 @@ fn ipv6_clients_get_ipv6_peers() {
     };
     assert_eq!(peers.to_addrs(), vec![v4(4000)]);
 }
+
+#[test]
+fn the_sweep_forgets_only_silent_peers_and_waits_its_period() {
+    let t0 = Instant::now();
+    let config = TrackerConfig {
+        announce_interval: secs(30),
+        ..TrackerConfig::default()
+    };
+    let mut tracker = Tracker::new(config, 1, t0);
+    let (a, b, c) = (v4(7001), v4(7002), v4(7003));
+    let ids: Vec<u64> = [a, b, c]
+        .iter()
+        .map(|&client| connect(&mut tracker, t0, client))
+        .collect();
+    announce(&mut tracker, t0, a, ids[0], Event::Started, 1);
+    announce(&mut tracker, t0 + secs(1), c, ids[2], Event::Started, 1);
+    announce(&mut tracker, t0 + secs(1), b, ids[1], Event::Started, 1);
+    announce(&mut tracker, t0 + secs(40), b, ids[1], Event::None, 1);
+    assert_eq!(tracker.bep15_peer_and_swarm_counts(), (3, 1));
+
+    // Twice the interval after `a`'s announce: only `a` goes.
+    assert_eq!(tracker.poll_timeout(), Some(t0 + secs(60)));
+    tracker.handle_timeout(t0 + secs(59));
+    assert_eq!(tracker.bep15_peer_and_swarm_counts(), (3, 1));
+    tracker.handle_timeout(t0 + secs(60));
+    assert_eq!(tracker.bep15_peer_and_swarm_counts(), (2, 1));
+    // `c` is due at 61 s, but sweeps are at least EXPIRY_SWEEP_PERIOD apart.
+    let next = t0 + secs(60) + EXPIRY_SWEEP_PERIOD;
+    assert_eq!(tracker.poll_timeout(), Some(next));
+    tracker.handle_timeout(next - secs(1));
+    assert_eq!(tracker.bep15_peer_and_swarm_counts(), (2, 1));
+    tracker.handle_timeout(next);
+    assert_eq!(tracker.bep15_peer_and_swarm_counts(), (1, 1));
+    // `b` announced at 40 s: due at 100 s, then nothing is left and no timer.
+    assert_eq!(tracker.poll_timeout(), Some(t0 + secs(100)));
+    tracker.handle_timeout(t0 + secs(100));
+    assert_eq!(tracker.bep15_peer_and_swarm_counts(), (0, 0));
+    assert_eq!(tracker.poll_timeout(), None);
+}
+
+#[test]
+fn a_full_swarm_refuses_newcomers_and_stopped_makes_room() {
+    let t0 = Instant::now();
+    let mut tracker = Tracker::new(TrackerConfig::default(), 1, t0);
+    let clients: Vec<(SocketAddr, u64)> = (0..=PEERS_PER_SWARM_MAX as u16)
+        .map(|n| {
+            let client = v4(10_000 + n);
+            (client, connect(&mut tracker, t0, client))
+        })
+        .collect();
+    let (newcomer, newcomer_id) = clients[PEERS_PER_SWARM_MAX];
+    for &(client, id) in &clients[..PEERS_PER_SWARM_MAX] {
+        announce(&mut tracker, t0, client, id, Event::Started, 1);
+    }
+    assert_eq!(
+        tracker.bep15_peer_and_swarm_counts(),
+        (PEERS_PER_SWARM_MAX, 1)
+    );
+    let bytes = announce_bytes(newcomer_id, Event::Started, 1, -1, newcomer.port());
+    tracker.handle_datagram(t0, newcomer, &bytes);
+    assert_eq!(
+        decode_response(&drain(&mut tracker)[0].1, false),
+        Ok(Response::Error {
+            transaction_id: 99,
+            message: "tracker full"
+        })
+    );
+    assert_eq!(tracker.stats().bep15_refused_full, 1);
+    // Known peers still announce; one that stops (not the last: another takes its place)
+    // leaves room, and the moved peer is still known once, not twice.
+    let (first, first_id) = clients[0];
+    let (_, peers) = announce(&mut tracker, t0, first, first_id, Event::Stopped, 1);
+    assert!(peers.is_empty());
+    let (last, last_id) = clients[PEERS_PER_SWARM_MAX - 1];
+    announce(&mut tracker, t0, last, last_id, Event::None, 0);
+    let (fixed, peers) = announce(&mut tracker, t0, newcomer, newcomer_id, Event::Started, 1);
+    assert_eq!(peers.len(), NUM_WANT_DEFAULT as usize);
+    assert!(!peers.contains(&first) && !peers.contains(&newcomer));
+    assert_eq!((fixed.seeders.get(), fixed.leechers.get()), (1, 4095));
+    assert_eq!(
+        tracker.bep15_peer_and_swarm_counts(),
+        (PEERS_PER_SWARM_MAX, 1)
+    );
+    assert_eq!(tracker.stats().bep15_refused_full, 1);
+}
