@@ -457,11 +457,7 @@ fn a_failed_download_stops_announcing() {
 #[test]
 fn bad_tracker_forms_and_names_alone_are_refused() {
     let scratch = Scratch::new("standard-forms");
-    for form in [
-        "http://127.0.0.1:6969/announce",
-        "udp://",
-        "udp://127.0.0.1",
-    ] {
+    for form in ["http://127.0.0.1:0/announce", "udp://", "udp://127.0.0.1"] {
         let mut proc = spawn(
             "node",
             &scratch.root,
