@@ -89,15 +89,7 @@ impl Node {
                     if file.acknowledged_chunks != Some(file.have.count()) {
                         file.announce_due = Some(now);
                     } else if first_complete {
-                        let m = &file.manifest;
-                        let line = format!(
-                            "sharing {} ({}, {} bytes, {} chunks)",
-                            m.name,
-                            wire::hex(&m.info_hash),
-                            m.file_bytes,
-                            m.chunk_count()
-                        );
-                        self.out.say(line);
+                        self.out.say(sharing_line(&file.manifest));
                     }
                 }
             }
@@ -269,4 +261,16 @@ impl Node {
         };
         self.out.send(self.tracker.addr, &Message::Credit(&credit));
     }
+}
+
+/// What the user sees once the tracker knows the node holds a whole file: the line tests,
+/// the demo and scripts wait for.
+pub(super) fn sharing_line(manifest: &Manifest) -> String {
+    format!(
+        "sharing {} ({}, {} bytes, {} chunks)",
+        manifest.name,
+        wire::hex(&manifest.info_hash),
+        manifest.file_bytes,
+        manifest.chunk_count()
+    )
 }

@@ -2,6 +2,7 @@
 //! announced when, and downloads by info hash or `.torrent`.
 
 use super::*;
+use crate::node::tracker_link;
 
 impl Node {
     /// A datagram from the standard tracker's address.
@@ -70,15 +71,7 @@ impl Node {
                         && file.acknowledged_chunks != Some(file.have.count())
                     {
                         file.acknowledged_chunks = Some(file.have.count());
-                        let m = &file.manifest;
-                        let line = format!(
-                            "sharing {} ({}, {} bytes, {} chunks)",
-                            m.name,
-                            wire::hex(&m.info_hash),
-                            m.file_bytes,
-                            m.chunk_count()
-                        );
-                        self.out.say(line);
+                        self.out.say(tracker_link::sharing_line(&file.manifest));
                     }
                     let own = self.config.node_id;
                     let mut ctx = self.context();
