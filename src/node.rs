@@ -18,7 +18,8 @@
 //!   have-maps, chunk scheduling, per-peer windows, timeouts, verification, publishing;
 //! * `upload`: answering peers: cookies (anti-amplification), have-maps, manifest parts,
 //!   pieces read from the file, the upload rate limit;
-//! * `status`: the `status` report and download progress.
+//! * `status`: the `status` report and download progress;
+//! * `watch`: noticing that a file in the directory changed while it was shared.
 //!
 //! Files on disk go through [`crate::storage`]; the node only decides what to read and write.
 
@@ -30,12 +31,13 @@ mod status;
 mod tests_budget;
 mod tracker_link;
 mod upload;
+mod watch;
 
 use crate::Transmit;
 use crate::budget::{self, SenderBudgets, Verdict};
 use crate::console::{self, Command};
 use crate::rng::Rng;
-use crate::storage::{Bitmap, Manifest, Mapping, StateDir};
+use crate::storage::{Bitmap, FileStamp, Manifest, Mapping, StateDir};
 use crate::wire::{self, Hash, Message, NodeAuth, RefusedReason, U32, U64};
 use download::Download;
 pub use status::Progress;
@@ -139,7 +141,7 @@ pub enum Job {
 pub enum JobDone {
     Shared {
         name: String,
-        result: Result<Manifest, String>,
+        result: Result<(Manifest, FileStamp), String>,
     },
     ChunkChecked {
         info_hash: Hash,
@@ -296,6 +298,10 @@ pub(crate) struct LocalFile {
     acknowledged_chunks: Option<u32>,
     /// When the next announce may go out, when one is waiting.
     announce_due: Option<Instant>,
+    /// For a whole file in the node's directory (shared, or downloaded and published): its
+    /// stamp when it was hashed or verified. `None` while downloading (the partial file is
+    /// private) and once withdrawn.
+    stamp: Option<FileStamp>,
 }
 
 impl LocalFile {
@@ -334,6 +340,8 @@ pub struct Node {
     exit_when_done: bool,
     /// Names whose `.torrent` is written once the file is held (hashed or its manifest known).
     exports_waiting: Vec<String>,
+    /// When the stamps of the files in the directory are next compared with the disk.
+    files_check_due: Instant,
     started: Instant,
 }
 
@@ -375,6 +383,7 @@ impl Node {
             exiting: None,
             exit_when_done: false,
             exports_waiting: Vec::new(),
+            files_check_due: now + watch::FILES_CHECK_INTERVAL,
             started: now,
         }
     }
@@ -590,15 +599,15 @@ impl Node {
                     .find(|(hashed, _)| *hashed == name)
                     .map(|&(_, asked)| asked);
                 self.hashing.retain(|(hashed, _)| *hashed != name);
-                let opened = result.and_then(|manifest| {
+                let opened = result.and_then(|(manifest, stamp)| {
                     let mapping = self
                         .state
-                        .open_shared(&manifest)
+                        .open_shared(&manifest, stamp)
                         .map_err(|e| e.to_string())?;
-                    Ok((manifest, mapping))
+                    Ok((manifest, mapping, stamp))
                 });
                 match opened {
-                    Ok((manifest, mapping)) => {
+                    Ok((manifest, mapping, stamp)) => {
                         // A cached manifest comes back at once; a new file was read and
                         // hashed on every hasher thread.
                         let seconds = asked.map_or(0.0, |t| (now - t).as_secs_f64());
@@ -619,6 +628,7 @@ impl Node {
                                 have,
                                 acknowledged_chunks: None,
                                 announce_due: None,
+                                stamp: Some(stamp),
                             },
                         );
                         self.announce(now, info_hash);
@@ -783,6 +793,10 @@ impl Node {
         }
         self.standard_forget_failed(now);
         self.check_done(now);
+        if now >= self.files_check_due {
+            self.files_check_due = now + watch::FILES_CHECK_INTERVAL;
+            self.check_files(now);
+        }
         self.uploader.handle_timeout(now);
         self.fill_windows(now);
     }
@@ -803,27 +817,9 @@ impl Node {
         }
         let transmit = self.uploader.poll_piece(&mut self.out.stats, now, buf);
         for info_hash in self.uploader.take_damaged() {
-            self.withdraw_damaged(now, info_hash);
+            self.file_changed(now, info_hash, watch::Change::Short);
         }
         transmit
-    }
-
-    /// A shared file turned out shorter than its manifest: someone changed it. Stop serving
-    /// it and tell the tracker (announcing zero chunks); sharing it again re-hashes it.
-    fn withdraw_damaged(&mut self, now: Instant, info_hash: Hash) {
-        let Some(file) = self.files.get_mut(&info_hash) else {
-            return;
-        };
-        if file.have.count() == 0 {
-            return;
-        }
-        file.have = Bitmap::new(file.manifest.chunk_count());
-        let line = format!(
-            "{} changed on disk while being shared; no longer sharing it (send it again to re-hash it)",
-            file.manifest.name
-        );
-        self.out.say(line);
-        self.ask_tracker(now, TrackerAsk::Announce(info_hash));
     }
 
     /// When `handle_timeout` should next be called; `None` when nothing is waiting.
@@ -846,6 +842,9 @@ impl Node {
         consider(self.files.values().filter_map(|f| f.announce_due).min());
         consider(self.downloads.iter().filter_map(|d| d.poll_timeout()).min());
         consider(self.uploader.poll_timeout());
+        if self.files.values().any(|f| f.stamp.is_some()) {
+            consider(Some(self.files_check_due));
+        }
         earliest
     }
 

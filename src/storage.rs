@@ -7,8 +7,8 @@
 //! ```text
 //! DIR/file_A.txt                       a complete file, shared
 //! DIR/.torrent/identity                the token the tracker gave this node id
-//! DIR/.torrent/manifests/NAME          cached manifest of DIR/NAME (valid while size and
-//!                                      modification time match), so re-sharing does not rehash
+//! DIR/.torrent/manifests/NAME          cached manifest of DIR/NAME (valid while its
+//!                                      [`FileStamp`] matches), so re-sharing does not rehash
 //! DIR/.torrent/partial/HASH.part       a download in progress, full size, space reserved
 //! DIR/.torrent/partial/HASH.have       its have-bitmap: one bit per chunk verified
 //! DIR/.torrent/partial/HASH.manifest   its manifest, checked against the info hash
@@ -18,6 +18,11 @@
 //!
 //! A download becomes `DIR/NAME` only when every chunk's SHA-1 matched: data and directory
 //! are synced, then the partial file is renamed into place.
+//!
+//! Files in `DIR` are the user's: they may be rewritten, replaced, truncated or removed while
+//! the node serves them. They are read with `pread` (never mapped, see `mapping.rs`), and each
+//! is remembered with the [`FileStamp`] it had when it was hashed, so the node can notice a
+//! change and stop serving chunks whose hashes no longer hold.
 
 mod mapping;
 
@@ -26,10 +31,9 @@ pub use mapping::Mapping;
 use crate::wire::{self, Hash};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::UNIX_EPOCH;
 
 /// Name of the node's private state directory inside its files directory.
 pub const STATE_DIR_NAME: &str = ".torrent";
@@ -76,13 +80,14 @@ impl Manifest {
         u64::from(chunk) * u64::from(self.chunk_bytes)
     }
 
-    /// The manifest as stored in the state directory.
-    fn to_bytes(&self, modified_ns: u64) -> Vec<u8> {
+    /// The manifest as stored in the state directory, with the fingerprint of the file's
+    /// stamp it was made for (0 for a partial download's manifest).
+    fn to_bytes(&self, stamp_fingerprint: u64) -> Vec<u8> {
         let mut out = Vec::with_capacity(40 + self.name.len() + self.hashes.len() * 20);
         out.extend_from_slice(&MANIFEST_MAGIC);
         out.extend_from_slice(&self.file_bytes.to_be_bytes());
         out.extend_from_slice(&self.chunk_bytes.to_be_bytes());
-        out.extend_from_slice(&modified_ns.to_be_bytes());
+        out.extend_from_slice(&stamp_fingerprint.to_be_bytes());
         out.extend_from_slice(&(self.name.len() as u16).to_be_bytes());
         out.extend_from_slice(self.name.as_bytes());
         for hash in &self.hashes {
@@ -91,13 +96,13 @@ impl Manifest {
         out
     }
 
-    /// Parses a stored manifest, checking every field; returns it and the modification time
-    /// it was made for.
+    /// Parses a stored manifest, checking every field; returns it and the fingerprint of the
+    /// stamp it was made for.
     fn from_bytes(bytes: &[u8]) -> Option<(Manifest, u64)> {
         let rest = bytes.strip_prefix(&MANIFEST_MAGIC)?;
         let (file_bytes, rest) = rest.split_first_chunk::<8>()?;
         let (chunk_bytes, rest) = rest.split_first_chunk::<4>()?;
-        let (modified_ns, rest) = rest.split_first_chunk::<8>()?;
+        let (stamp_fingerprint, rest) = rest.split_first_chunk::<8>()?;
         let (name_len, rest) = rest.split_first_chunk::<2>()?;
         let (file_bytes, chunk_bytes) = (
             u64::from_be_bytes(*file_bytes),
@@ -119,7 +124,7 @@ impl Manifest {
             .collect();
         Some((
             Manifest::new(name, file_bytes, chunk_bytes, hashes),
-            u64::from_be_bytes(*modified_ns),
+            u64::from_be_bytes(*stamp_fingerprint),
         ))
     }
 }
@@ -313,13 +318,17 @@ impl StateDir {
     }
 
     /// The manifest of `DIR/name`, from the cache when the file has not changed since,
-    /// otherwise by hashing it (on `threads` threads) and caching the result.
+    /// otherwise by hashing it (on `threads` threads) and caching the result. Also returns
+    /// the file's stamp, which [`StateDir::open_shared`] checks again.
+    ///
+    /// A file that changes while it is being hashed is refused: its hashes would describe
+    /// neither version.
     pub fn manifest_of(
         &self,
         name: &str,
         chunk_bytes: u32,
         threads: usize,
-    ) -> io::Result<Manifest> {
+    ) -> io::Result<(Manifest, FileStamp)> {
         let path = self.file_path(name);
         let file = File::open(&path)?;
         let meta = file.metadata()?;
@@ -329,17 +338,17 @@ impl StateDir {
                 path.display()
             )));
         }
-        let modified_ns = modified_ns(&meta);
+        let stamp = FileStamp::of(&meta);
         let cache = self.root().join("manifests").join(name);
-        if let Some((manifest, cached_ns)) = read_bounded(&cache, MANIFEST_FILE_BYTES_MAX)
+        if let Some((manifest, cached)) = read_bounded(&cache, MANIFEST_FILE_BYTES_MAX)
             .ok()
             .as_deref()
             .and_then(Manifest::from_bytes)
-            && cached_ns == modified_ns
+            && cached == stamp.fingerprint()
             && manifest.file_bytes == meta.len()
             && manifest.name == name
         {
-            return Ok(manifest);
+            return Ok((manifest, stamp));
         }
         if !wire::shape_ok(meta.len(), chunk_bytes) {
             return Err(io::Error::other(format!(
@@ -349,23 +358,32 @@ impl StateDir {
         }
         let mapping = Mapping::read_only(&file, meta.len())?;
         let hashes = hash_chunks(&mapping, chunk_bytes, threads);
+        if FileStamp::of(&file.metadata()?) != stamp {
+            return Err(changed_while_hashed(name));
+        }
         let manifest = Manifest::new(name.to_owned(), meta.len(), chunk_bytes, hashes);
         // A cache that cannot be written only costs a rehash next time.
-        let _ = write_atomically(&cache, &manifest.to_bytes(modified_ns));
-        Ok(manifest)
+        let _ = write_atomically(&cache, &manifest.to_bytes(stamp.fingerprint()));
+        Ok((manifest, stamp))
     }
 
-    /// Maps a complete file for serving, checking it still has the manifest's length.
-    pub fn open_shared(&self, manifest: &Manifest) -> io::Result<Arc<Mapping>> {
+    /// Opens a complete file for serving (read with `pread`), checking that it is still the
+    /// file `manifest_of` hashed: same stamp.
+    pub fn open_shared(&self, manifest: &Manifest, stamp: FileStamp) -> io::Result<Arc<Mapping>> {
         let file = File::open(self.file_path(&manifest.name))?;
-        let len = file.metadata()?.len();
-        if len != manifest.file_bytes {
-            return Err(io::Error::other(format!(
-                "{} changed size while being shared",
-                manifest.name
-            )));
+        if FileStamp::of(&file.metadata()?) != stamp {
+            return Err(changed_while_hashed(&manifest.name));
         }
-        Ok(Arc::new(Mapping::read_only(&file, len)?))
+        Ok(Arc::new(Mapping::read_only(&file, manifest.file_bytes)?))
+    }
+
+    /// The stamp `DIR/name` has now (following a symbolic link, as opening it does).
+    pub fn stamp_of(&self, name: &str) -> io::Result<FileStamp> {
+        let meta = fs::metadata(self.file_path(name))?;
+        if !meta.is_file() {
+            return Err(io::Error::other(format!("{name} is not a regular file")));
+        }
+        Ok(FileStamp::of(&meta))
     }
 
     /// The manifest of an interrupted download of `info_hash`, if one was saved and checks.
@@ -469,7 +487,15 @@ impl StateDir {
 
     /// Publishes a verified download as `DIR/NAME`: data synced, renamed into place,
     /// directory synced; then the manifest is cached and the partial state removed.
-    pub fn publish(&self, manifest: &Manifest, mapping: &Mapping) -> io::Result<()> {
+    ///
+    /// Returns the published file opened for serving with `pread` (once it is the user's
+    /// file, a mapping of it could raise SIGBUS if they truncate it) and its stamp, taken from
+    /// the very file that was verified, so that a file put in its place later is noticed.
+    pub fn publish(
+        &self,
+        manifest: &Manifest,
+        mapping: &Mapping,
+    ) -> io::Result<(Arc<Mapping>, FileStamp)> {
         let part_path = self.partial_path(&manifest.info_hash, "part");
         let final_path = self.file_path(&manifest.name);
         // On a file system that allocates on write back (copy on write, thin provisioning)
@@ -478,7 +504,8 @@ impl StateDir {
         mapping
             .flush()
             .map_err(|error| self.explain_full(error, 0))?;
-        File::open(&part_path)?
+        let verified = File::open(&part_path)?;
+        verified
             .sync_all()
             .map_err(|error| self.explain_full(error, 0))?;
         if final_path.exists() {
@@ -491,19 +518,71 @@ impl StateDir {
         File::open(&self.files_dir)?.sync_all()?;
         let _ = fs::remove_file(self.partial_path(&manifest.info_hash, "have"));
         let _ = fs::remove_file(self.partial_path(&manifest.info_hash, "manifest"));
-        if let Ok(meta) = fs::metadata(&final_path) {
-            let cache = self.root().join("manifests").join(&manifest.name);
-            let _ = write_atomically(&cache, &manifest.to_bytes(modified_ns(&meta)));
-        }
-        Ok(())
+        // After the rename: renaming changes the file's change time.
+        let stamp = FileStamp::of(&verified.metadata()?);
+        let cache = self.root().join("manifests").join(&manifest.name);
+        let _ = write_atomically(&cache, &manifest.to_bytes(stamp.fingerprint()));
+        let serving = Arc::new(Mapping::read_only(&verified, manifest.file_bytes)?);
+        Ok((serving, stamp))
     }
 }
 
-fn modified_ns(meta: &fs::Metadata) -> u64 {
-    meta.modified()
-        .ok()
-        .and_then(|time| time.duration_since(UNIX_EPOCH).ok())
-        .map_or(0, |since| since.as_nanos() as u64)
+/// What the node remembers of a file in its directory to notice that someone changed it:
+/// another inode (the file was replaced), another length (truncated or grown), or another
+/// modification or change time (written in place; the change time cannot be set back by a
+/// user, so a tool that restores the modification time after writing is still noticed).
+///
+/// A write that lands within the file system's timestamp granularity of the previous one
+/// may keep both times: such a change is caught by the downloaders' SHA-1 checks instead.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FileStamp {
+    device: u64,
+    inode: u64,
+    len: u64,
+    modified: (i64, i64),
+    changed: (i64, i64),
+}
+
+impl FileStamp {
+    pub fn of(meta: &fs::Metadata) -> FileStamp {
+        FileStamp {
+            device: meta.dev(),
+            inode: meta.ino(),
+            len: meta.len(),
+            modified: (meta.mtime(), meta.mtime_nsec()),
+            changed: (meta.ctime(), meta.ctime_nsec()),
+        }
+    }
+
+    /// Whether the file at the path is another file now, not the same one written to.
+    pub fn replaced_by(&self, now: &FileStamp) -> bool {
+        (self.device, self.inode) != (now.device, now.inode)
+    }
+
+    /// Eight bytes standing for the whole stamp, kept with a cached manifest.
+    fn fingerprint(&self) -> u64 {
+        let mut bytes = [0u8; 56];
+        let fields = [
+            self.device,
+            self.inode,
+            self.len,
+            self.modified.0 as u64,
+            self.modified.1 as u64,
+            self.changed.0 as u64,
+            self.changed.1 as u64,
+        ];
+        for (slot, field) in bytes.chunks_exact_mut(8).zip(fields) {
+            slot.copy_from_slice(&field.to_le_bytes());
+        }
+        let digest = crate::hash::sha1(&bytes);
+        u64::from_le_bytes(digest[..8].try_into().unwrap_or([0; 8]))
+    }
+}
+
+fn changed_while_hashed(name: &str) -> io::Error {
+    io::Error::other(format!(
+        "{name} changed while it was being hashed; share it again once it stays unchanged"
+    ))
 }
 
 /// Reserves `len` bytes for `file`: every block allocated now, so that writes into the

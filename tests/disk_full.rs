@@ -15,7 +15,7 @@ use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// A tmpfs mounted on a directory for one test; unmounted on drop, also when the test fails.
 struct Tmpfs {
@@ -182,15 +182,7 @@ fn a_disk_that_fills_after_the_reservation_does_not_stop_the_download() {
         tracker.addr,
         &["--download", name, "--exit-when-done"],
     );
-    let deadline = Instant::now() + LINE_TIMEOUT;
-    while verified_chunks(&dir) < 2 {
-        assert!(
-            Instant::now() < deadline,
-            "no progress\n{}",
-            node.proc.describe()
-        );
-        node.proc.read_for(Duration::from_millis(5));
-    }
+    node.wait_verified(&dir, 2);
     // Every free byte taken while pieces are still being written into the mapping.
     let filled = fill(&dir.join("filler"), u64::MAX);
     assert!(free_bytes(&dir) < 64 * 1024, "the disk is not full");

@@ -7,7 +7,6 @@ mod common;
 use common::*;
 use std::fs::{self, OpenOptions};
 use std::os::unix::fs::FileExt;
-use std::time::Duration;
 
 #[test]
 fn a_lossy_network_still_delivers_identical_bytes() {
@@ -115,30 +114,15 @@ fn a_shared_file_truncated_while_served_is_withdrawn_not_a_crash() {
         name,
         &["--max-upload-rate", "1M", "--chunk-size", "64K"],
     );
-    let mut downloader = node(
+    let mut downloader = downloader(
         &scratch,
         2,
         tracker.addr,
-        &[
-            "--download",
-            name,
-            "--exit-when-done",
-            "--give-up-after",
-            "2",
-            "--chunk-size",
-            "64K",
-        ],
+        name,
+        &["--give-up-after", "2", "--chunk-size", "64K"],
     );
     let dir2 = scratch.node_dir(2);
-    let deadline = std::time::Instant::now() + LINE_TIMEOUT;
-    while verified_chunks(&dir2) < 2 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no progress\n{}",
-            downloader.proc.describe()
-        );
-        downloader.proc.read_for(Duration::from_millis(5));
-    }
+    downloader.wait_verified(&dir2, 2);
     OpenOptions::new()
         .write(true)
         .open(&path)

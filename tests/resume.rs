@@ -4,7 +4,6 @@
 mod common;
 
 use common::*;
-use std::time::{Duration, Instant};
 
 /// Chunks node 1 is said to have sent in a `downloaded ... from node 1: K chunks, ...` line.
 fn chunks_from(line: &str, node_id: u32) -> u32 {
@@ -35,15 +34,7 @@ fn a_killed_downloader_resumes_where_it_was() {
     let download = ["--download", name, "--exit-when-done"];
     let mut first = node(&scratch, 2, tracker.addr, &download);
     let dir = scratch.node_dir(2);
-    let deadline = Instant::now() + LINE_TIMEOUT;
-    while verified_chunks(&dir) < 16 {
-        assert!(
-            Instant::now() < deadline,
-            "no progress\n{}",
-            first.proc.describe()
-        );
-        first.proc.read_for(Duration::from_millis(5));
-    }
+    first.wait_verified(&dir, 16);
     first.proc.kill();
     first
         .proc

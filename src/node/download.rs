@@ -608,6 +608,7 @@ impl Download {
                 have: Bitmap::new(count),
                 acknowledged_chunks: None,
                 announce_due: None,
+                stamp: None,
             },
         );
         // Have-maps that arrived while the manifest was fetched count from now on.
@@ -776,18 +777,24 @@ impl Download {
             return;
         };
         let manifest = Arc::clone(&transfer.manifest);
-        if let Err(error) = parts.state.publish(&manifest, &transfer.mapping) {
-            if error.kind() == std::io::ErrorKind::StorageFull {
+        let (serving, stamp) = match parts.state.publish(&manifest, &transfer.mapping) {
+            Ok(published) => published,
+            Err(error) if error.kind() == std::io::ErrorKind::StorageFull => {
                 // Every chunk verified and recorded: keep them, and publish once there is room.
                 self.wait_for_space(parts, now, &error);
                 return;
             }
-            parts.files.remove(&manifest.info_hash);
-            self.fail(parts, format!("cannot publish: {error}"));
-            return;
-        }
+            Err(error) => {
+                parts.files.remove(&manifest.info_hash);
+                self.fail(parts, format!("cannot publish: {error}"));
+                return;
+            }
+        };
         if let Some(file) = parts.files.get_mut(&manifest.info_hash) {
+            // From now on the file is the user's: served with `pread`, watched for changes.
             file.have = Bitmap::full(manifest.chunk_count());
+            file.mapping = serving;
+            file.stamp = Some(stamp);
         }
         let seconds = now.saturating_duration_since(self.started).as_secs_f64();
         let rate = manifest.file_bytes as f64 / seconds.max(1e-6) / 1e6;

@@ -533,11 +533,7 @@ impl Uploader {
             let Some(total) = written else {
                 // The file is shorter than its manifest says: changed under us. Stop serving
                 // it; the node withdraws it (see `take_damaged`).
-                for queue in self.queues.iter_mut() {
-                    queue.tasks.retain(|t| t.info_hash != info_hash);
-                }
-                self.queues.retain(|q| !q.tasks.is_empty());
-                self.task_count = self.queues.iter().map(|q| q.tasks.len()).sum();
+                self.forget_file(info_hash);
                 if self.damaged.len() < DAMAGED_MAX && !self.damaged.contains(&info_hash) {
                     self.damaged.push(info_hash);
                 }
@@ -549,6 +545,23 @@ impl Uploader {
                 *self.sent_bytes.entry(node_id).or_default() += u64::from(len);
             }
             return Some(Transmit { to, len: total });
+        }
+    }
+
+    /// Drops every queued range of `info_hash` and what was computed for it: the node no
+    /// longer holds that version of the file.
+    pub fn forget_file(&mut self, info_hash: Hash) {
+        for queue in self.queues.iter_mut() {
+            queue.tasks.retain(|t| t.info_hash != info_hash);
+        }
+        self.queues.retain(|q| !q.tasks.is_empty());
+        self.task_count = self.queues.iter().map(|q| q.tasks.len()).sum();
+        if self
+            .shown
+            .as_ref()
+            .is_some_and(|(shown, _, _)| *shown == info_hash)
+        {
+            self.shown = None;
         }
     }
 

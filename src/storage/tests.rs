@@ -41,11 +41,14 @@ fn manifest_is_cached_and_partial_is_published() {
     let state = StateDir::open(&dir).unwrap();
     let data: Vec<u8> = (0..100_000u32).map(|i| (i * 7 + i / 251) as u8).collect();
     fs::write(dir.join("data.bin"), &data).unwrap();
-    let manifest = state.manifest_of("data.bin", 16384, 2).unwrap();
+    let (manifest, stamp) = state.manifest_of("data.bin", 16384, 2).unwrap();
     assert_eq!(manifest.chunk_count(), 7);
     assert_eq!(manifest.hashes[6], crate::hash::sha1(&data[6 * 16384..]));
     // The cached manifest is the same one.
-    assert_eq!(state.manifest_of("data.bin", 16384, 1).unwrap(), manifest);
+    assert_eq!(
+        state.manifest_of("data.bin", 16384, 1).unwrap(),
+        (manifest.clone(), stamp)
+    );
 
     // A second node downloads it: write the chunks into the partial file and publish.
     let dir2 = scratch_dir("publish2");
@@ -64,14 +67,61 @@ fn manifest_is_cached_and_partial_is_published() {
             Some(manifest.hashes[chunk as usize])
         );
     }
-    state2.publish(&manifest, &mapping).unwrap();
+    let (serving, stamp) = state2.publish(&manifest, &mapping).unwrap();
     assert_eq!(fs::read(dir2.join("data.bin")).unwrap(), data);
+    assert_eq!(state2.stamp_of("data.bin").unwrap(), stamp);
+    let mut back = vec![0; data.len()];
+    assert!(serving.read_into(0, &mut back));
+    assert_eq!(back, data, "the published file is served from disk");
     assert!(
         state2.publish(&manifest, &mapping).is_err(),
         "publishing twice fails"
     );
     fs::remove_dir_all(&dir).unwrap();
     fs::remove_dir_all(&dir2).unwrap();
+}
+
+#[test]
+fn stamps_notice_rewrites_and_replacements_and_key_the_cache() {
+    let dir = scratch_dir("stamps");
+    let state = StateDir::open(&dir).unwrap();
+    let path = dir.join("data.bin");
+    fs::write(&path, vec![1u8; 50_000]).unwrap();
+    let (first, stamp) = state.manifest_of("data.bin", 16384, 1).unwrap();
+    assert_eq!(state.stamp_of("data.bin").unwrap(), stamp);
+    assert!(state.open_shared(&first, stamp).is_ok());
+
+    // Written in place, same length, modification time put back as it was: the change
+    // time still moves, so the stamp differs and the cached manifest is not used.
+    let modified = fs::metadata(&path).unwrap().modified().unwrap();
+    let file = fs::OpenOptions::new().write(true).open(&path).unwrap();
+    file.write_all_at(&[2u8; 10], 20_000).unwrap();
+    file.set_modified(modified).unwrap();
+    drop(file);
+    let rewritten = state.stamp_of("data.bin").unwrap();
+    assert_ne!(rewritten, stamp);
+    assert!(!stamp.replaced_by(&rewritten));
+    let Err(error) = state.open_shared(&first, stamp) else {
+        panic!("a rewritten file opened as the one hashed");
+    };
+    assert!(error.to_string().contains("changed"), "{error}");
+    let (second, _) = state.manifest_of("data.bin", 16384, 1).unwrap();
+    assert_ne!(
+        second.info_hash, first.info_hash,
+        "hashed again, not cached"
+    );
+    assert_eq!(second.hashes[0], first.hashes[0]);
+    assert_ne!(second.hashes[1], first.hashes[1]);
+
+    // Replaced: another file renamed over the name.
+    let before = state.stamp_of("data.bin").unwrap();
+    fs::write(dir.join("new.bin"), vec![1u8; 50_000]).unwrap();
+    fs::rename(dir.join("new.bin"), &path).unwrap();
+    assert!(before.replaced_by(&state.stamp_of("data.bin").unwrap()));
+
+    fs::remove_file(&path).unwrap();
+    assert!(state.stamp_of("data.bin").is_err());
+    fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]

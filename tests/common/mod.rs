@@ -517,6 +517,36 @@ pub fn holder(scratch: &Scratch, id: u32, tracker: SocketAddr, name: &str, extra
     node
 }
 
+/// Starts node `id` downloading `name` and exiting when done (0) or given up (1), with
+/// `extra` flags.
+pub fn downloader(
+    scratch: &Scratch,
+    id: u32,
+    tracker: SocketAddr,
+    name: &str,
+    extra: &[&str],
+) -> Node {
+    let mut flags = vec!["--download", name, "--exit-when-done"];
+    flags.extend_from_slice(extra);
+    node(scratch, id, tracker, &flags)
+}
+
+impl Node {
+    /// Waits until this node's downloads in `dir` have at least `chunks` chunks verified
+    /// (reading its output meanwhile, so it never blocks on a full pipe).
+    pub fn wait_verified(&mut self, dir: &Path, chunks: u32) {
+        let deadline = Instant::now() + LINE_TIMEOUT;
+        while verified_chunks(dir) < chunks {
+            assert!(
+                Instant::now() < deadline,
+                "no progress to {chunks} verified chunks\n{}",
+                self.proc.describe()
+            );
+            self.proc.read_for(Duration::from_millis(5));
+        }
+    }
+}
+
 /// Whether `line` is a node's report of a finished download of `name`.
 pub fn is_downloaded(line: &str, name: &str) -> bool {
     line.starts_with(&format!("downloaded {name} "))
