@@ -108,6 +108,8 @@ struct Torrent {
     /// The event of the next announce: `Started` until one is answered, then `None`, or
     /// `Completed` once when a download finishes.
     event: Event,
+    /// The download finished while `started` was unanswered: `completed` follows its reply.
+    completed_owed: bool,
     wants_peers: bool,
     /// When the next announce is due (`None` while one is in flight).
     due: Option<Instant>,
@@ -190,7 +192,10 @@ impl StandardTracker {
             torrent.left_bytes = left_bytes;
             torrent.file_bytes = file_bytes.or(torrent.file_bytes);
             torrent.wants_peers = wants_peers;
-            if completes && torrent.event != Event::Started {
+            if completes && torrent.event == Event::Started {
+                // A tracker counts a download only from a `completed` after a `started`.
+                torrent.completed_owed = true;
+            } else if completes {
                 torrent.event = Event::Completed;
                 if torrent.in_flight.is_none() {
                     torrent.due = Some(now);
@@ -208,6 +213,7 @@ impl StandardTracker {
                 left_bytes,
                 file_bytes,
                 event: Event::Started,
+                completed_owed: false,
                 wants_peers,
                 due: Some(now),
                 in_flight: None,
@@ -343,8 +349,13 @@ impl StandardTracker {
                     torrent.interval = interval;
                     torrent.last_answered = Some(now);
                     torrent.unanswered = 0;
-                    torrent.event = Event::None;
-                    torrent.due = Some(now + interval);
+                    if std::mem::take(&mut torrent.completed_owed) {
+                        torrent.event = Event::Completed;
+                        torrent.due = Some(now);
+                    } else {
+                        torrent.event = Event::None;
+                        torrent.due = Some(now + interval);
+                    }
                 }
                 self.event(StandardEvent::Announced {
                     info_hash,

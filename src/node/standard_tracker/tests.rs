@@ -267,3 +267,25 @@ fn a_download_completes_and_everything_stops() {
     assert_eq!(client.torrent_count(), 0);
     assert_eq!(client.poll_timeout(), None);
 }
+
+#[test]
+fn a_download_finished_before_started_is_answered_still_announces_completed() {
+    let now = Instant::now();
+    let mut client = StandardTracker::new(tracker_addr(), local(), 8);
+    client.set_torrent(now, HASH, Some(100), Some(100), true);
+    client.handle_timeout(now);
+    let connect = only_transmit(&mut client);
+    let started = connected(&mut client, &connect, now);
+    assert_eq!(u32_at(&started, 80), 2, "started");
+    // The download finishes (from peers found otherwise) before the tracker answers.
+    client.set_torrent(now, HASH, Some(100), Some(0), false);
+    let mut reply = vec![0, 0, 0, 1];
+    reply.extend_from_slice(&started[12..16]);
+    reply.extend_from_slice(&[0, 0, 0, 60, 0, 0, 0, 0, 0, 0, 0, 1]);
+    client.handle_datagram(now, &reply).unwrap();
+    assert_eq!(client.poll_timeout(), Some(now), "completed is due at once");
+    client.handle_timeout(now);
+    let completed = only_transmit(&mut client);
+    assert_eq!(u32_at(&completed, 80), 1, "completed");
+    assert_eq!(u64_at(&completed, 64), 0, "nothing left");
+}
