@@ -27,7 +27,10 @@
 //! which is smaller than the request: an address must prove it receives before it is sent
 //! anything larger (the same idea as BEP 15's connection id).
 
+mod interest;
 mod rate;
+
+pub use interest::INTERESTED_MAX;
 
 use super::{LocalFile, NodeStats, Outbox};
 use crate::Transmit;
@@ -152,6 +155,8 @@ pub(crate) struct Uploader {
     /// How many slots the measured upload rate allows (see [`rate::slots_for`]).
     slots_allowed: usize,
     rate: rate::RateMeter,
+    /// Who asked lately for the have-map of a partial file (told of new chunks at once).
+    interested: interest::Interested,
     /// When a piece request was last refused for want of a slot.
     refused_at: Option<Instant>,
     /// Most recently served first; at most [`SPREAD_FILES_MAX`].
@@ -194,6 +199,7 @@ impl Uploader {
             slots: Vec::new(),
             slots_allowed: UPLOAD_SLOTS_MAX,
             rate: rate::RateMeter::default(),
+            interested: interest::Interested::default(),
             refused_at: None,
             spread: VecDeque::new(),
             shown: None,
@@ -269,6 +275,9 @@ impl Uploader {
                     node_id: U32::new(self.node_id),
                     chunk_count: U32::new(manifest.chunk_count()),
                 };
+                if !file.have.is_full() {
+                    self.interested.asked(from, info_hash, now);
+                }
                 let bitmap = match self.least_sent(now, file) {
                     Some(shown) => shown.as_bytes(),
                     None => file.have.as_bytes(),
@@ -370,6 +379,36 @@ impl Uploader {
             }
             _ => {}
         }
+    }
+
+    /// A chunk of `file` verified here: its have-map goes at once to the peers that asked
+    /// for it lately (see [`interest`]), when it is short enough.
+    pub fn push_have(&mut self, out: &mut Outbox, now: Instant, file: &LocalFile) {
+        let bitmap = file.have.as_bytes();
+        if bitmap.len() > interest::PUSH_BITMAP_BYTES_MAX {
+            return;
+        }
+        let manifest = &file.manifest;
+        let fixed = wire::HaveMap {
+            info_hash: manifest.info_hash,
+            node_id: U32::new(self.node_id),
+            chunk_count: U32::new(manifest.chunk_count()),
+        };
+        for peer in self.interested.peers(manifest.info_hash, now) {
+            out.stats.haves_pushed += 1;
+            out.send(
+                peer,
+                &Message::HaveMap {
+                    fixed: &fixed,
+                    bitmap,
+                },
+            );
+        }
+    }
+
+    /// (Peer, file) pairs told of new chunks (bounded by [`INTERESTED_MAX`]).
+    pub fn interested_count(&self) -> usize {
+        self.interested.len()
     }
 
     /// Every slot is in use, or a peer was refused lately.
