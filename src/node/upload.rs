@@ -14,8 +14,9 @@
 //! serves fewer: as many as it can send a chunk each in [`rate::SLOT_CHUNK_TIME`], at the
 //! rate measured while pieces wait (one peer at a time on a link that sends 100 KiB/s and
 //! chunks of 64 KiB). While peers are being refused, a slot is held for a turn ([`SLOT_TURN`],
-//! longer on a slow node: two chunks' worth), then goes to the next asker; a peer that stops
-//! asking for [`SLOT_IDLE`] gives its slot up.
+//! longer on a slow node: two chunks' worth), then goes to the next asker once the chunk the
+//! peer is in the middle of has been asked whole; a peer that stops asking for
+//! [`SLOT_IDLE`] gives its slot up.
 //!
 //! **Spreading a complete file** (BitTorrent's "super-seeding"). While its upload is in
 //! demand (every slot taken, or a peer refused lately), a node holding a whole file shows
@@ -112,6 +113,9 @@ struct Slot {
     granted_at: Instant,
     /// How long it keeps the slot while others are refused.
     turn: Duration,
+    /// Its last range accepted stops short of the chunk's end: its turn waits for the rest
+    /// (a chunk left half-sent helps nobody, and a spreading holder would offer it again).
+    mid_chunk: bool,
     last_asked: Instant,
 }
 
@@ -362,6 +366,9 @@ impl Uploader {
                     }
                 };
                 self.task_count += 1;
+                if let Some(slot) = self.slots.iter_mut().find(|slot| slot.to == from) {
+                    slot.mid_chunk = offset + length < chunk_len;
+                }
                 if file.have.is_full() {
                     let started_ms = (offset == 0).then(|| self.millis(now));
                     self.count_sent(info_hash, manifest.chunk_count(), chunk, length, started_ms);
@@ -538,7 +545,9 @@ impl Uploader {
             .into_iter()
             .filter(|slot| {
                 // Its turn is over while others wait: what it asked before is still sent.
-                let over = waiting && now.saturating_duration_since(slot.granted_at) >= slot.turn;
+                let held = now.saturating_duration_since(slot.granted_at);
+                let over =
+                    waiting && held >= slot.turn && (!slot.mid_chunk || held >= SLOT_TURN_MAX);
                 !self.slot_idle(slot, now) && !over
             })
             .collect();
@@ -557,6 +566,7 @@ impl Uploader {
                 to: from,
                 granted_at: now,
                 turn,
+                mid_chunk: false,
                 last_asked: now,
             });
             return true;

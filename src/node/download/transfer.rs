@@ -205,8 +205,13 @@ pub(super) fn next_request(
     now: Instant,
 ) -> Option<(u32, u32, u32)> {
     let limit = room.min(REQUEST_PIECES_MAX);
+    // A complete holder that shows only part of its chunks is spreading them: it may refuse
+    // to start a chunk ("elsewhere") yet accept the rest of it asked in the same breath, and
+    // count the chunk as sent while nobody gets all of it. Ask for the rest once a piece came.
+    let spreading = peers[index].complete && !peers[index].has_all();
     for &chunk in &peers[index].chunks {
         if let Some(ChunkState::Active(progress)) = transfer.chunks.get_mut(chunk as usize)
+            && !(spreading && progress.received.count() == 0)
             && let Some(run) = unrequested_run(progress, limit)
         {
             return Some((chunk, run.0, run.1));
