@@ -231,6 +231,8 @@ pub struct NodeStats {
     pub requests_busy: u64,
     /// Requests to start a chunk refused while chunks sent fewer times wait (spreading).
     pub requests_elsewhere: u64,
+    /// Have-maps sent unasked, when a chunk verified, to peers that asked lately.
+    pub haves_pushed: u64,
     pub control_queue_full: u64,
 }
 
@@ -658,6 +660,9 @@ impl Node {
                         .get(&info_hash)
                         .map_or(0, |f| u64::from(f.manifest.chunk_len(chunk)));
                     self.credit(from_node, info_hash, bytes);
+                    if let Some(file) = self.files.get(&info_hash) {
+                        self.uploader.push_have(&mut self.out, now, file);
+                    }
                     self.after_progress(now, info_hash);
                 }
                 // A chunk left the hashing queue: room to start another.
@@ -986,6 +991,11 @@ impl Node {
                 "node upload peers counted",
                 self.uploader.peers_counted(),
                 upload::PEERS_COUNTED_MAX,
+            ),
+            (
+                "node peers told of new chunks",
+                self.uploader.interested_count(),
+                upload::INTERESTED_MAX,
             ),
         ]
     }

@@ -18,6 +18,7 @@
 //! 5. **Publishing.** When every chunk verified, the partial file is synced and renamed.
 
 mod by_hash;
+mod pace;
 mod transfer;
 
 use super::{Job, LocalFile, Parts};
@@ -86,6 +87,17 @@ struct ManifestFetch {
     source: Option<usize>,
     sent_at: Option<Instant>,
     attempts: u32,
+}
+
+impl ManifestFetch {
+    /// How long the last request is given before it is repeated: [`ASK_RETRY`], doubled
+    /// with every attempt. A holder that 200 downloaders ask at once answers them over
+    /// several hundred milliseconds (a part is about 1.4 KB); repeating every request at a
+    /// fixed pace would double its queue, and its upload would carry the manifest twice
+    /// before the first piece.
+    fn retry_after(&self) -> Duration {
+        ASK_RETRY * 2u32.pow(self.attempts.saturating_sub(1).min(4))
+    }
 }
 
 enum Phase {
@@ -299,6 +311,7 @@ impl Download {
                     peer.complete = complete;
                     peer.busy_until = None;
                     peer.busy_streak = 0;
+                    peer.pace = pace::Pace::default();
                     index
                 }
                 Some(_) => continue,
@@ -369,14 +382,19 @@ impl Download {
         let index = self.peers.iter().position(|p| p.addr == from)?;
         match message {
             Message::Welcome(welcome) => {
+                // Every request sent without the cookie brings a welcome; the first with a
+                // new cookie is enough to ask again (a manifest part asked twice costs the
+                // holder's upload 1.4 KB more per downloader, when 200 start at once).
+                let fresh = self.peers[index].cookie != welcome.cookie.get();
                 self.peers[index].cookie = welcome.cookie.get();
                 self.peers[index].last_heard = now;
                 // Whatever we asked was refused for want of a cookie: ask again with it.
-                if self.peers[index].have.is_none() {
+                if fresh && self.peers[index].have.is_none() {
                     self.ask_have(parts, now, index, info_hash);
                 }
                 if let Phase::Manifest(fetch) = &self.phase
                     && fetch.source == Some(index)
+                    && fresh
                 {
                     self.ask_manifest(parts, now);
                 }
@@ -668,15 +686,29 @@ impl Download {
         progress.last_piece_at = now;
         peer.bytes_received += data.len() as u64;
         peer.busy_streak = 0;
-        if let Some(sent_at) = progress.requested_at[piece as usize].take() {
-            let sample = now.saturating_duration_since(sent_at);
+        let sample = progress.requested_at[piece as usize]
+            .take()
+            .map(|sent_at| now.saturating_duration_since(sent_at));
+        if let Some(sample) = sample {
             peer.srtt = Some(peer.srtt.map_or(sample, |srtt| (srtt * 7 + sample) / 8));
             if let Some(owner) = progress.owner {
                 let owner = &mut self.peers[owner];
                 owner.in_flight = owner.in_flight.saturating_sub(1);
-                owner.window =
-                    (owner.window + 1).min(parts.config.window_pieces_max.max(WINDOW_MIN));
             }
+        }
+        let peer = &mut self.peers[index];
+        let queued_too_long = peer.pace.on_piece(now, sample, peer.in_flight > 0);
+        if sample.is_some()
+            && let Some(owner) = progress.owner
+        {
+            // Only the owner's own pieces say how long its queue is.
+            let queued_too_long = queued_too_long && owner == index;
+            let owner = &mut self.peers[owner];
+            owner.window = pace::next_window(
+                owner.window,
+                queued_too_long,
+                parts.config.window_pieces_max,
+            );
         }
         log::debug!(
             "piece {piece} of chunk {chunk} from node {}",
@@ -987,7 +1019,7 @@ impl Download {
         if let Phase::Manifest(fetch) = &self.phase
             && fetch
                 .sent_at
-                .is_some_and(|t| now.saturating_duration_since(t) >= ASK_RETRY)
+                .is_some_and(|t| now.saturating_duration_since(t) >= fetch.retry_after())
         {
             match fetch.source {
                 Some(source) if fetch.attempts >= MANIFEST_ATTEMPTS_MAX => {
@@ -1168,7 +1200,7 @@ impl Download {
         match &self.phase {
             Phase::Manifest(fetch) => {
                 if let Some(sent) = fetch.sent_at {
-                    consider(sent + ASK_RETRY);
+                    consider(sent + fetch.retry_after());
                 }
             }
             Phase::Transfer(transfer) => {

@@ -10,9 +10,13 @@
 //! from any other is refused as [`RejectReason::Busy`] (it asks again later, or another
 //! peer). A holder's upload shared by everyone who asks would complete every chunk at the
 //! same late moment, after `peers × chunk / rate`; served a few at a time, each peer gets
-//! whole chunks quickly and can pass them on, which is what makes a swarm grow. While peers
-//! are being refused, a slot is held for at most [`SLOT_TURN`], then goes to the next asker;
-//! a peer that stops asking for [`SLOT_IDLE`] gives its slot up.
+//! whole chunks quickly and can pass them on, which is what makes a swarm grow. A slow node
+//! serves fewer: as many as it can send a chunk each in [`rate::SLOT_CHUNK_TIME`], at the
+//! rate measured while pieces wait (one peer at a time on a link that sends 100 KiB/s and
+//! chunks of 64 KiB). While peers are being refused, a slot is held for a turn ([`SLOT_TURN`],
+//! longer on a slow node: two chunks' worth), then goes to the next asker once the chunk the
+//! peer is in the middle of has been asked whole; a peer that stops asking for
+//! [`SLOT_IDLE`] gives its slot up.
 //!
 //! **Spreading a complete file** (BitTorrent's "super-seeding"). While its upload is in
 //! demand (every slot taken, or a peer refused lately), a node holding a whole file shows
@@ -23,6 +27,11 @@
 //! is never out of reach. A request without a valid cookie gets only a [`wire::Welcome`],
 //! which is smaller than the request: an address must prove it receives before it is sent
 //! anything larger (the same idea as BEP 15's connection id).
+
+mod interest;
+mod rate;
+
+pub use interest::INTERESTED_MAX;
 
 use super::{LocalFile, NodeStats, Outbox};
 use crate::Transmit;
@@ -46,8 +55,12 @@ pub const UPLOAD_TASKS_PER_PEER_MAX: usize = 256;
 /// Most peers served pieces at once (see the module doc). Peers whose slot ended keep
 /// being sent what they asked before, so [`UPLOAD_TASKS_MAX`] bounds those.
 pub const UPLOAD_SLOTS_MAX: usize = 4;
-/// How long a peer holds a slot while others are refused.
+/// How long a peer holds a slot while others are refused, at least; a slow uploader keeps
+/// it longer, for [`SLOT_TURN_CHUNKS`] chunks of the peer's share of the measured rate, at
+/// most [`SLOT_TURN_MAX`].
 const SLOT_TURN: Duration = Duration::from_millis(500);
+const SLOT_TURN_CHUNKS: u32 = 2;
+const SLOT_TURN_MAX: Duration = Duration::from_secs(4);
 /// A slot whose peer has nothing queued and asked nothing for this long is free again.
 const SLOT_IDLE: Duration = Duration::from_millis(100);
 /// A peer refused this recently counts as waiting for a slot.
@@ -98,6 +111,11 @@ struct Spread {
 struct Slot {
     to: SocketAddr,
     granted_at: Instant,
+    /// How long it keeps the slot while others are refused.
+    turn: Duration,
+    /// Its last range accepted stops short of the chunk's end: its turn waits for the rest
+    /// (a chunk left half-sent helps nobody, and a spreading holder would offer it again).
+    mid_chunk: bool,
     last_asked: Instant,
 }
 
@@ -138,6 +156,11 @@ pub(crate) struct Uploader {
     task_count: usize,
     /// At most [`UPLOAD_SLOTS_MAX`].
     slots: Vec<Slot>,
+    /// How many slots the measured upload rate allows (see [`rate::slots_for`]).
+    slots_allowed: usize,
+    rate: rate::RateMeter,
+    /// Who asked lately for the have-map of a partial file (told of new chunks at once).
+    interested: interest::Interested,
     /// When a piece request was last refused for want of a slot.
     refused_at: Option<Instant>,
     /// Most recently served first; at most [`SPREAD_FILES_MAX`].
@@ -178,6 +201,9 @@ impl Uploader {
             queues: VecDeque::new(),
             task_count: 0,
             slots: Vec::new(),
+            slots_allowed: UPLOAD_SLOTS_MAX,
+            rate: rate::RateMeter::default(),
+            interested: interest::Interested::default(),
             refused_at: None,
             spread: VecDeque::new(),
             shown: None,
@@ -253,6 +279,9 @@ impl Uploader {
                     node_id: U32::new(self.node_id),
                     chunk_count: U32::new(manifest.chunk_count()),
                 };
+                if !file.have.is_full() {
+                    self.interested.asked(from, info_hash, now);
+                }
                 let bitmap = match self.least_sent(now, file) {
                     Some(shown) => shown.as_bytes(),
                     None => file.have.as_bytes(),
@@ -308,7 +337,7 @@ impl Uploader {
                     reject(out, chunk, RejectReason::Elsewhere);
                     return;
                 }
-                if !self.take_slot(now, from) {
+                if !self.take_slot(now, from, manifest.chunk_bytes) {
                     // It asks again later, or asks another peer.
                     out.stats.requests_busy += 1;
                     reject(out, chunk, RejectReason::Busy);
@@ -337,6 +366,9 @@ impl Uploader {
                     }
                 };
                 self.task_count += 1;
+                if let Some(slot) = self.slots.iter_mut().find(|slot| slot.to == from) {
+                    slot.mid_chunk = offset + length < chunk_len;
+                }
                 if file.have.is_full() {
                     let started_ms = (offset == 0).then(|| self.millis(now));
                     self.count_sent(info_hash, manifest.chunk_count(), chunk, length, started_ms);
@@ -356,6 +388,36 @@ impl Uploader {
         }
     }
 
+    /// A chunk of `file` verified here: its have-map goes at once to the peers that asked
+    /// for it lately (see [`interest`]), when it is short enough.
+    pub fn push_have(&mut self, out: &mut Outbox, now: Instant, file: &LocalFile) {
+        let bitmap = file.have.as_bytes();
+        if bitmap.len() > interest::PUSH_BITMAP_BYTES_MAX {
+            return;
+        }
+        let manifest = &file.manifest;
+        let fixed = wire::HaveMap {
+            info_hash: manifest.info_hash,
+            node_id: U32::new(self.node_id),
+            chunk_count: U32::new(manifest.chunk_count()),
+        };
+        for peer in self.interested.peers(manifest.info_hash, now) {
+            out.stats.haves_pushed += 1;
+            out.send(
+                peer,
+                &Message::HaveMap {
+                    fixed: &fixed,
+                    bitmap,
+                },
+            );
+        }
+    }
+
+    /// (Peer, file) pairs told of new chunks (bounded by [`INTERESTED_MAX`]).
+    pub fn interested_count(&self) -> usize {
+        self.interested.len()
+    }
+
     /// Every slot is in use, or a peer was refused lately.
     fn in_demand(&self, now: Instant) -> bool {
         let in_use = self
@@ -363,7 +425,7 @@ impl Uploader {
             .iter()
             .filter(|slot| !self.slot_idle(slot, now))
             .count();
-        in_use >= UPLOAD_SLOTS_MAX
+        in_use >= self.slots_allowed
             || self
                 .refused_at
                 .is_some_and(|t| now.saturating_duration_since(t) < WAITING_RECENT)
@@ -469,7 +531,12 @@ impl Uploader {
     }
 
     /// Whether `from` may queue pieces now: it holds a slot, or one is free and it gets it.
-    fn take_slot(&mut self, now: Instant, from: SocketAddr) -> bool {
+    /// How many are free depends on the measured upload rate: a node that can send only a
+    /// chunk or so in [`rate::SLOT_CHUNK_TIME`] serves one peer at a time (shared by four,
+    /// each would wait four times as long for every chunk, and pass it on that much later).
+    fn take_slot(&mut self, now: Instant, from: SocketAddr, chunk_bytes: u32) -> bool {
+        let bytes_per_s = self.rate.bytes_per_s();
+        self.slots_allowed = rate::slots_for(bytes_per_s, chunk_bytes, UPLOAD_SLOTS_MAX);
         let waiting = self
             .refused_at
             .is_some_and(|t| now.saturating_duration_since(t) < WAITING_RECENT);
@@ -478,7 +545,9 @@ impl Uploader {
             .into_iter()
             .filter(|slot| {
                 // Its turn is over while others wait: what it asked before is still sent.
-                let over = waiting && now.saturating_duration_since(slot.granted_at) >= SLOT_TURN;
+                let held = now.saturating_duration_since(slot.granted_at);
+                let over =
+                    waiting && held >= slot.turn && (!slot.mid_chunk || held >= SLOT_TURN_MAX);
                 !self.slot_idle(slot, now) && !over
             })
             .collect();
@@ -486,10 +555,18 @@ impl Uploader {
             slot.last_asked = now;
             return true;
         }
-        if self.slots.len() < UPLOAD_SLOTS_MAX {
+        if self.slots.len() < self.slots_allowed {
+            let turn = bytes_per_s.map_or(SLOT_TURN, |rate| {
+                let share = (rate / self.slots_allowed as u64).max(1);
+                let nanos = u128::from(chunk_bytes) * u128::from(SLOT_TURN_CHUNKS) * 1_000_000_000
+                    / u128::from(share);
+                Duration::from_nanos(nanos.min(SLOT_TURN_MAX.as_nanos()) as u64).max(SLOT_TURN)
+            });
             self.slots.push(Slot {
                 to: from,
                 granted_at: now,
+                turn,
+                mid_chunk: false,
                 last_asked: now,
             });
             return true;
@@ -541,6 +618,8 @@ impl Uploader {
             };
             stats.pieces_sent += 1;
             stats.bytes_sent += u64::from(len);
+            self.rate
+                .on_sent(now, u64::from(len), !self.queues.is_empty());
             if self.sent_bytes.len() < PEERS_COUNTED_MAX || self.sent_bytes.contains_key(&node_id) {
                 *self.sent_bytes.entry(node_id).or_default() += u64::from(len);
             }

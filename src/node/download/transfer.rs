@@ -61,6 +61,8 @@ pub(super) struct Peer {
     pub busy_until: Option<Instant>,
     /// Refusals in a row (a piece received resets it).
     pub busy_streak: u32,
+    /// How fast it delivers (see [`super::pace`]).
+    pub pace: super::pace::Pace,
 }
 
 impl Peer {
@@ -83,6 +85,7 @@ impl Peer {
             dropped: false,
             busy_until: None,
             busy_streak: 0,
+            pace: super::pace::Pace::default(),
         }
     }
 
@@ -202,8 +205,13 @@ pub(super) fn next_request(
     now: Instant,
 ) -> Option<(u32, u32, u32)> {
     let limit = room.min(REQUEST_PIECES_MAX);
+    // A complete holder that shows only part of its chunks is spreading them: it may refuse
+    // to start a chunk ("elsewhere") yet accept the rest of it asked in the same breath, and
+    // count the chunk as sent while nobody gets all of it. Ask for the rest once a piece came.
+    let spreading = peers[index].complete && !peers[index].has_all();
     for &chunk in &peers[index].chunks {
         if let Some(ChunkState::Active(progress)) = transfer.chunks.get_mut(chunk as usize)
+            && !(spreading && progress.received.count() == 0)
             && let Some(run) = unrequested_run(progress, limit)
         {
             return Some((chunk, run.0, run.1));
@@ -337,6 +345,7 @@ fn take_over(
     now: Instant,
 ) -> Option<u32> {
     let mut best: Option<(u32, u32)> = None;
+    let typical_gap = super::pace::typical_gap(peers).unwrap_or(RTO_MIN);
     for chunk in 0..transfer.chunks.len() as u32 {
         let ChunkState::Active(progress) = &transfer.chunks[chunk as usize] else {
             continue;
@@ -353,7 +362,9 @@ fn take_over(
         // taken only when it stalled, or the pieces already on their way would be wasted.
         let untouched =
             progress.received.count() == 0 && progress.requested_at.iter().all(Option::is_none);
-        if stale || (untouched && peers[owner].chunks.len() > 1) {
+        let missing = progress.received.len() - progress.received.count();
+        let outpaced = super::pace::outpaced(&peers[owner], &peers[index], missing, typical_gap);
+        if stale || outpaced || (untouched && peers[owner].chunks.len() > 1) {
             let received = progress.received.count();
             if best.is_none_or(|(fewest, _)| received < fewest) {
                 best = Some((received, chunk));
