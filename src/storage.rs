@@ -20,8 +20,10 @@
 //! are synced, then the partial file is renamed into place.
 
 mod mapping;
+mod writer;
 
 pub use mapping::Mapping;
+pub use writer::PieceWriter;
 
 use crate::wire::{self, Hash};
 use std::fs::{self, File, OpenOptions};

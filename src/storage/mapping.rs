@@ -25,8 +25,8 @@ use std::os::unix::fs::FileExt;
 /// Bytes read at a time when hashing a file read with `pread`.
 const HASH_BLOCK_BYTES: usize = 1 << 20;
 
-/// A file's bytes: mapped (a download in progress, written in place with `pwrite`) or read with `pread`
-/// (a file being shared).
+/// A file's bytes: mapped (a download in progress, written in place with `pwrite`) or read
+/// with `pread` (a file being shared).
 pub struct Mapping {
     backing: Backing,
     len: u64,
