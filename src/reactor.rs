@@ -70,6 +70,8 @@ struct Io {
     send_batch: SendBatch,
     /// Set when a receive loop stopped at its batch limit, not at WouldBlock: poll again at once.
     more_to_read: bool,
+    /// The last send met a full socket buffer: wait for WRITABLE before sending more.
+    send_blocked: bool,
     /// Loss, duplication and reordering of received datagrams, when asked for (`--impair`).
     impairment: Option<Impairment>,
 }
@@ -108,6 +110,7 @@ impl Io {
             recv_batch: RecvBatch::new(),
             send_batch: SendBatch::new(),
             more_to_read: false,
+            send_blocked: false,
             impairment: impair.map(Impairment::new),
         };
         Ok((io, granted))
@@ -213,12 +216,16 @@ impl Io {
 
     /// Sends the batch; false when the socket is full (the rest is kept for later).
     fn flush(&mut self) -> bool {
+        self.send_blocked = false;
         match self.send_batch.flush(&self.udp, &self.socket) {
             Ok(()) => true,
             // The socket buffer is full: keep the rest, wait for WRITABLE. (Interrupted calls
             // are retried inside, and a datagram the network refused is dropped there like
             // any lost datagram: the core finds out by timeout.)
-            Err(error) if error.kind() == io::ErrorKind::WouldBlock => false,
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
+                self.send_blocked = true;
+                false
+            }
             // Nothing else comes out of a flush; if it did, the batch is kept for the next
             // WRITABLE.
             Err(error) => {
@@ -419,8 +426,11 @@ pub fn run_node(args: NodeArgs) -> Result<i32, String> {
                 }
             }
         }
-        if io.transmit(|buf| node.poll_transmit(now, buf)) || node.has_transmit(now) {
-            // More to send: come straight back after a look at the socket.
+        let core_has_more = io.transmit(|buf| node.poll_transmit(now, buf));
+        if core_has_more || (node.has_transmit(now) && !io.send_blocked) {
+            // More to send: come straight back after a look at the socket. Not when the
+            // socket is full: polling again at once would spin until it drains (on a slow
+            // link, all the time); its WRITABLE event wakes the loop instead.
             io.more_to_read = true;
         }
         progress.draw(&node, now);

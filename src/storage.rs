@@ -25,8 +25,10 @@
 //! change and stop serving chunks whose hashes no longer hold.
 
 mod mapping;
+mod writer;
 
 pub use mapping::Mapping;
+pub use writer::PieceWriter;
 
 use crate::wire::{self, Hash};
 use std::fs::{self, File, OpenOptions};

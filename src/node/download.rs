@@ -676,7 +676,7 @@ impl Download {
             return;
         }
         let file_offset = transfer.manifest.chunk_offset(chunk) + u64::from(offset);
-        if !transfer.mapping.write(file_offset, data) {
+        if !transfer.writer.write(file_offset, data) {
             parts.out.stats.pieces_unrequested += 1;
             return;
         }
@@ -717,7 +717,9 @@ impl Download {
         if !progress.received.is_full() {
             return;
         }
-        // Every piece is in: stop writing this chunk and hash it off the reactor thread.
+        // Every piece is in: stop writing this chunk and hash it off the reactor thread,
+        // once its last pieces are in the file.
+        transfer.writer.flush();
         let from = progress.last_from;
         if let Some(owner) = progress.owner {
             self.peers[owner].chunks.retain(|&c| c != chunk);

@@ -777,6 +777,46 @@ fn snapshot_restores_a_tracker_that_answers_at_once() {
     assert_eq!(register(&mut restored, t1, addr(4001), 1, a), a);
 }
 
+#[test]
+fn credit_is_saved_within_its_delay_not_per_report() {
+    let t0 = Instant::now();
+    let mut tracker = new_tracker(t0);
+    let a = register(&mut tracker, t0, addr(4001), 1, 0);
+    let b = register(&mut tracker, t0, addr(4002), 2, 0);
+    register(&mut tracker, t0, addr(4002), 2, b);
+    let _ = tracker.poll_snapshot();
+    // One credit per verified chunk: no write for each.
+    for i in 0..10 {
+        credit(
+            &mut tracker,
+            t0 + Duration::from_millis(i),
+            addr(4002),
+            (2, b),
+            1,
+            100,
+        );
+        tracker.handle_timeout(t0 + Duration::from_millis(i));
+        assert_eq!(tracker.poll_snapshot(), None);
+    }
+    let due = t0 + CREDIT_SAVE_DELAY;
+    assert_eq!(tracker.poll_timeout(), Some(due));
+    tracker.handle_timeout(due);
+    let snapshot = tracker.poll_snapshot().expect("credit saved once due");
+    assert_eq!(snapshot.nodes[0].upload_credit_bytes, 1000);
+    assert!(
+        tracker.poll_timeout().is_some_and(|t| t > due),
+        "nothing more to save"
+    );
+    // Any other change saves waiting credit with it.
+    credit(&mut tracker, due, addr(4002), (2, b), 1, 5);
+    announce(&mut tracker, due, addr(4001), 1, a, hash(1), "f");
+    let snapshot = tracker
+        .poll_snapshot()
+        .expect("the announce changed the registry");
+    assert_eq!(snapshot.nodes[0].upload_credit_bytes, 1005);
+    assert!(tracker.poll_timeout().is_some_and(|t| t > due));
+}
+
 /// Found by the swarm simulation: a restored tracker counted every token as used, so a
 /// node whose Registered reply was lost before the restart was refused for good.
 #[test]

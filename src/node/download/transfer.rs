@@ -11,7 +11,7 @@
 //! * **Which pieces.** Runs of pieces neither received nor requested, at most
 //!   [`REQUEST_PIECES_MAX`] per request.
 
-use crate::storage::{Bitmap, Manifest, Mapping};
+use crate::storage::{Bitmap, Manifest, Mapping, PieceWriter};
 use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -137,6 +137,8 @@ pub(super) enum ChunkState {
 pub(super) struct Transfer {
     pub manifest: Arc<Manifest>,
     pub mapping: Arc<Mapping>,
+    /// Writes pieces into the mapping's file; flushed before a chunk is hashed.
+    pub writer: PieceWriter,
     pub chunks: Vec<ChunkState>,
     /// How many known peers hold each chunk.
     pub availability: Vec<u16>,
@@ -164,6 +166,7 @@ impl Transfer {
             chunks: (0..count).map(|_| ChunkState::Missing).collect(),
             availability: vec![0; count],
             manifest,
+            writer: PieceWriter::new(Arc::clone(&mapping)),
             mapping,
             piece_bytes,
             bad_pairs: HashSet::new(),
