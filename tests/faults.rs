@@ -60,17 +60,8 @@ fn holder_killed_mid_transfer() {
         &["--download", name, "--exit-when-done", "--progress"],
     );
     let dir3 = scratch.node_dir(3);
-    let deadline = Instant::now() + LINE_TIMEOUT;
     // Both holders are serving once a few chunks verified.
-    while verified_chunks(&dir3) < 8 {
-        assert!(
-            Instant::now() < deadline,
-            "no progress\n{}",
-            node3.proc.describe()
-        );
-        // Reads node 3's output meanwhile (a pipe must not fill up).
-        node3.proc.read_for(Duration::from_millis(5));
-    }
+    node3.wait_verified(&dir3, 8);
     holder1.proc.kill();
     let verified_at_kill = verified_chunks(&dir3);
     assert!(
