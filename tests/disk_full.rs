@@ -128,6 +128,16 @@ fn a_full_disk_is_said_publishes_nothing_and_the_download_goes_on_once_space_is_
     // Longer than --give-up-after: the node neither gives up nor publishes anything.
     node.proc.read_for(Duration::from_millis(2500));
     assert!(node.proc.running(), "{}", node.proc.describe());
+    node.proc.send_line("status");
+    node.proc
+        .wait_line(
+            |line| {
+                line.contains(&format!("downloading {name} "))
+                    && line.ends_with(", waiting for disk space")
+            },
+            LINE_TIMEOUT,
+        )
+        .unwrap_or_else(|e| panic!("status does not say the download waits for disk space: {e}"));
     let lines = node.proc.stdout_lines();
     assert!(
         !lines
@@ -139,7 +149,7 @@ fn a_full_disk_is_said_publishes_nothing_and_the_download_goes_on_once_space_is_
     assert_eq!(
         lines
             .iter()
-            .filter(|l| l.contains("waiting for disk space"))
+            .filter(|l| l.starts_with(&format!("download {name} waiting for disk space")))
             .count(),
         1,
         "said more than once\n{}",

@@ -1250,6 +1250,7 @@ impl Download {
                 (verified, m.file_bytes, rate)
             }
             Phase::Manifest(fetch) => (0, fetch.version.file_bytes.get(), 0.0),
+            Phase::WaitingForSpace(manifest) => (0, manifest.file_bytes, 0.0),
             _ => (0, 0, 0.0),
         };
         Some(super::Progress {
@@ -1258,6 +1259,7 @@ impl Download {
             total_bytes,
             bytes_per_s,
             peers,
+            waiting_for_disk: self.disk_retry_at.is_some(),
         })
     }
 

@@ -97,6 +97,8 @@ pub struct Progress {
     pub total_bytes: u64,
     pub bytes_per_s: f64,
     pub peers: usize,
+    /// The disk had no room (for the partial file, or for publishing); retried every second.
+    pub waiting_for_disk: bool,
 }
 
 impl std::fmt::Display for Progress {
@@ -120,6 +122,10 @@ impl std::fmt::Display for Progress {
             self.name,
             self.bytes_per_s / 1e6,
             self.peers
-        )
+        )?;
+        if self.waiting_for_disk {
+            f.write_str(", waiting for disk space")?;
+        }
+        Ok(())
     }
 }
