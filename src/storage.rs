@@ -520,7 +520,6 @@ impl StateDir {
         File::open(&self.files_dir)?.sync_all()?;
         let _ = fs::remove_file(self.partial_path(&manifest.info_hash, "have"));
         let _ = fs::remove_file(self.partial_path(&manifest.info_hash, "manifest"));
-        // After the rename: renaming changes the file's change time.
         let stamp = FileStamp::of(&verified.metadata()?);
         let cache = self.root().join("manifests").join(&manifest.name);
         let _ = write_atomically(&cache, &manifest.to_bytes(stamp.fingerprint()));
@@ -531,18 +530,21 @@ impl StateDir {
 
 /// What the node remembers of a file in its directory to notice that someone changed it:
 /// another inode (the file was replaced), another length (truncated or grown), or another
-/// modification or change time (written in place; the change time cannot be set back by a
-/// user, so a tool that restores the modification time after writing is still noticed).
+/// modification time (written in place).
 ///
-/// A write that lands within the file system's timestamp granularity of the previous one
-/// may keep both times: such a change is caught by the downloaders' SHA-1 checks instead.
+/// The change time is left out on purpose: it also moves when someone adds or removes a hard
+/// link to the file, or changes its owner or mode, which users do to big files without
+/// touching a byte (a benchmark that hard-links one file into several node directories
+/// made every holder refuse its file as "changed while being hashed"). The price: a rewrite
+/// that sets the modification time back, or one within the file system's timestamp
+/// granularity of the hashing, is not noticed here; downloaders' SHA-1 checks catch its
+/// chunks and drop the holder instead.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FileStamp {
     device: u64,
     inode: u64,
     len: u64,
     modified: (i64, i64),
-    changed: (i64, i64),
 }
 
 impl FileStamp {
@@ -552,7 +554,6 @@ impl FileStamp {
             inode: meta.ino(),
             len: meta.len(),
             modified: (meta.mtime(), meta.mtime_nsec()),
-            changed: (meta.ctime(), meta.ctime_nsec()),
         }
     }
 
@@ -563,15 +564,13 @@ impl FileStamp {
 
     /// Eight bytes standing for the whole stamp, kept with a cached manifest.
     fn fingerprint(&self) -> u64 {
-        let mut bytes = [0u8; 56];
+        let mut bytes = [0u8; 40];
         let fields = [
             self.device,
             self.inode,
             self.len,
             self.modified.0 as u64,
             self.modified.1 as u64,
-            self.changed.0 as u64,
-            self.changed.1 as u64,
         ];
         for (slot, field) in bytes.chunks_exact_mut(8).zip(fields) {
             slot.copy_from_slice(&field.to_le_bytes());

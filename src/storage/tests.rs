@@ -1,4 +1,5 @@
 use super::*;
+use std::os::unix::fs::PermissionsExt;
 
 fn scratch_dir(tag: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("torrent-storage-{tag}-{}", std::process::id()));
@@ -82,7 +83,7 @@ fn manifest_is_cached_and_partial_is_published() {
 }
 
 #[test]
-fn stamps_notice_rewrites_and_replacements_and_key_the_cache() {
+fn stamps_notice_rewrites_and_replacements_not_links_and_key_the_cache() {
     let dir = scratch_dir("stamps");
     let state = StateDir::open(&dir).unwrap();
     let path = dir.join("data.bin");
@@ -91,12 +92,23 @@ fn stamps_notice_rewrites_and_replacements_and_key_the_cache() {
     assert_eq!(state.stamp_of("data.bin").unwrap(), stamp);
     assert!(state.open_shared(&first, stamp).is_ok());
 
-    // Written in place, same length, modification time put back as it was: the change
-    // time still moves, so the stamp differs and the cached manifest is not used.
-    let modified = fs::metadata(&path).unwrap().modified().unwrap();
+    // A hard link made elsewhere, or a new mode, changes no byte: not a change.
+    fs::hard_link(&path, dir.join("link.bin")).unwrap();
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
+    assert_eq!(state.stamp_of("data.bin").unwrap(), stamp);
+    assert_eq!(
+        state.manifest_of("data.bin", 16384, 1).unwrap(),
+        (first.clone(), stamp)
+    );
+    fs::remove_file(dir.join("link.bin")).unwrap();
+
+    // Written in place, same length: the modification time moves (set it apart from the
+    // first one explicitly: a file system's clock may tick coarser than the two writes).
     let file = fs::OpenOptions::new().write(true).open(&path).unwrap();
     file.write_all_at(&[2u8; 10], 20_000).unwrap();
-    file.set_modified(modified).unwrap();
+    let later =
+        fs::metadata(&path).unwrap().modified().unwrap() + std::time::Duration::from_secs(1);
+    file.set_modified(later).unwrap();
     drop(file);
     let rewritten = state.stamp_of("data.bin").unwrap();
     assert_ne!(rewritten, stamp);
