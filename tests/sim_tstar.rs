@@ -19,8 +19,9 @@
 //! F / u_holder = 4 s): 4 MiB at 1 MiB/s, so the protocol's fixed delays (look-ups,
 //! have-map refreshes, timeouts) weigh what they weigh there.
 //!
-//! `SIM_SEED=n` picks the seed (default 1); `cargo test --test sim_tstar -- --nocapture`
-//! shows the figures.
+//! Each case runs at the seeds in [`SEEDS`]; `SIM_SEED=n` picks one instead; `cargo test
+//! --test sim_tstar -- --nocapture` shows the figures, and `SIM_VERBOSE=1` how the swarm
+//! fills every half second.
 
 use std::time::{Duration, Instant};
 use torrent::console::Command;
@@ -40,15 +41,21 @@ const SLOW_FACTOR: u64 = 10;
 const GOAL_RATIO: f64 = 2.0;
 /// Whether each case meets the goal: from then on the test asserts it. Until then the test
 /// checks completion and the bytes only, and prints the ratio.
-/// Both are met at seed 1 (equal 1.94 T*, mixed 1.73 T*); at seeds 2 and 3 equal gives 1.87
-/// and 2.02 T*, mixed 2.08 and 1.83 T*: only the default seed is asserted.
+/// Both are met at seeds 1 to 5: equal 1.89, 1.91, 1.87, 1.87, 1.93 T*; mixed 1.78, 1.87,
+/// 1.91, 1.84, 1.79 T*.
 const EQUAL_GOAL_MET: bool = true;
 const MIXED_GOAL_MET: bool = true;
+/// The seeds `cargo test` runs each case at (some 20 s of real time each; three made the
+/// test take 105 s on a shared machine).
+const SEEDS: [u64; 2] = [1, 2];
 
-fn seed() -> u64 {
-    std::env::var("SIM_SEED").ok().map_or(1, |text| {
-        text.trim().parse().expect("SIM_SEED must be a number")
-    })
+/// The seeds each case runs: `SIM_SEED=n` picks one, else [`SEEDS`].
+fn seeds() -> Vec<u64> {
+    std::env::var("SIM_SEED")
+        .ok()
+        .map_or(SEEDS.to_vec(), |text| {
+            vec![text.trim().parse().expect("SIM_SEED must be a number")]
+        })
 }
 
 /// Content that differs at every offset, so a misplaced piece shows.
@@ -69,8 +76,7 @@ struct Outcome {
     ratio: f64,
 }
 
-fn run(label: &str, downloader_rates: &[u64]) -> Outcome {
-    let seed = seed();
+fn run(label: &str, downloader_rates: &[u64], seed: u64) -> Outcome {
     let started = Instant::now();
     let net = NetConfig {
         latency: Duration::from_millis(1),
@@ -242,6 +248,30 @@ impl Report {
             .iter()
             .map(|&n| sim.node(n).stats().bytes_sent)
             .sum();
+        let queue_len = |n: usize, name: &str| {
+            sim.node(n)
+                .debug_queue_lens()
+                .iter()
+                .find(|(queue, _, _)| *queue == name)
+                .map_or(0, |&(_, len, _)| len)
+        };
+        let sending = downloaders
+            .iter()
+            .filter(|&&n| queue_len(n, "node upload tasks") > 0)
+            .count();
+        let slots: usize = downloaders
+            .iter()
+            .map(|&n| queue_len(n, "node upload slots"))
+            .sum();
+        let busy: u64 = downloaders
+            .iter()
+            .map(|&n| sim.node(n).stats().requests_busy)
+            .sum();
+        let elsewhere = sim.node(holder).stats().requests_elsewhere;
+        eprintln!(
+            "{label}: {sending} downloaders with pieces queued, {slots} slots, {busy} refused busy, holder elsewhere {elsewhere}, holder busy {}",
+            sim.node(holder).stats().requests_busy
+        );
         eprintln!(
             "{label} t={:.1}: {:.2} copies verified in the swarm, {done} done; the holder sent {:.2} copies, the downloaders {:.2} MiB in the last {EVERY:?}",
             elapsed.as_secs_f64(),
@@ -257,8 +287,7 @@ impl Report {
 #[test]
 fn equal_capacities_reach_t_star() {
     let rates = vec![UPLOAD_BYTES_PER_S; DOWNLOADERS];
-    let outcome = run("equal", &rates);
-    check_goal("equal capacities", &outcome, EQUAL_GOAL_MET);
+    check_goal("equal capacities", &rates, EQUAL_GOAL_MET);
 }
 
 /// A quarter of the downloaders upload 10× slower.
@@ -273,19 +302,27 @@ fn mixed_capacities_reach_t_star() {
             }
         })
         .collect();
-    let outcome = run("mixed", &rates);
-    check_goal("mixed capacities", &outcome, MIXED_GOAL_MET);
+    check_goal("mixed capacities", &rates, MIXED_GOAL_MET);
 }
 
-/// Asserts the goal once it is met (so that it stays met); until then only reports.
-fn check_goal(label: &str, outcome: &Outcome, met: bool) {
-    if met {
-        assert!(
-            outcome.ratio <= GOAL_RATIO,
-            "{label}: {:.2} × T*, the goal is {GOAL_RATIO} × T*",
-            outcome.ratio
-        );
-    } else if outcome.ratio <= GOAL_RATIO {
-        eprintln!("{label}: the goal is met; set its *_GOAL_MET so that it stays met");
+/// Runs the case at every seed of [`seeds`], then asserts the goal at each once it is met
+/// (so that it stays met); until then only reports.
+fn check_goal(label: &str, downloader_rates: &[u64], met: bool) {
+    let ratios: Vec<(u64, f64)> = seeds()
+        .into_iter()
+        .map(|seed| (seed, run(label, downloader_rates, seed).ratio))
+        .collect();
+    eprintln!("{label}: (seed, ratio to T*) {ratios:.2?}");
+    for (seed, ratio) in ratios {
+        if met {
+            assert!(
+                ratio <= GOAL_RATIO,
+                "{label}, seed {seed}: {ratio:.2} × T*, the goal is {GOAL_RATIO} × T*"
+            );
+        } else if ratio <= GOAL_RATIO {
+            eprintln!(
+                "{label}, seed {seed}: the goal is met; set its *_GOAL_MET so that it stays met"
+            );
+        }
     }
 }

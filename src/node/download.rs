@@ -448,11 +448,21 @@ impl Download {
                 match RejectReason::from_u16(reject.reason.get()) {
                     // "Get it from another peer": as if it did not hold it, until its next
                     // have-map.
-                    Some(RejectReason::MissingChunk | RejectReason::Elsewhere) => {
+                    Some(reason @ (RejectReason::MissingChunk | RejectReason::Elsewhere)) => {
                         if let Some(have) = &mut self.peers[index].have {
                             have.clear(chunk);
                         }
                         self.release_chunk(index, chunk);
+                        // A spreading holder's least-sent chunks moved on: what it showed is
+                        // stale as a whole, and one have-map costs it less than a refusal
+                        // for every chunk it no longer shows.
+                        let peer = &self.peers[index];
+                        if reason == RejectReason::Elsewhere
+                            && peer.complete
+                            && now.saturating_duration_since(peer.last_asked) >= HAVE_REFRESH
+                        {
+                            self.ask_have(parts, now, index, info_hash);
+                        }
                     }
                     Some(RejectReason::Busy) => {
                         self.release_chunk(index, chunk);
@@ -1052,13 +1062,29 @@ impl Download {
         if transferring && self.have_refresh_due.is_none_or(|t| t <= now) {
             // Partial holders gain chunks all the time: what they verified is worth having
             // within a fraction of a second, not after a chunk's worth of waiting.
+            // A complete holder that shows only part of its chunks (spreading them) is asked
+            // again only once what it showed is of no more use: its have-map changes when
+            // its least-sent chunks do, not with every chunk verified, and 200 downloaders
+            // asking every HAVE_REFRESH took some 4% of its upload (its refusals, as
+            // "elsewhere", clear what it no longer shows).
+            let stale: Vec<usize> = match &self.phase {
+                Phase::Transfer(transfer) => (0..self.peers.len())
+                    .filter(|&index| {
+                        let peer = &self.peers[index];
+                        !peer.dropped
+                            && !peer.has_all()
+                            && peer
+                                .have
+                                .as_ref()
+                                .is_some_and(|have| !peer.complete || !transfer.holds_needed(have))
+                    })
+                    .collect(),
+                _ => Vec::new(),
+            };
             self.have_refresh_due = Some(now + HAVE_REFRESH);
             if let Some(info_hash) = self.info_hash {
-                for index in 0..self.peers.len() {
-                    let peer = &self.peers[index];
-                    if !peer.dropped && peer.have.is_some() && !peer.has_all() {
-                        self.ask_have(parts, now, index, info_hash);
-                    }
+                for index in stale {
+                    self.ask_have(parts, now, index, info_hash);
                 }
             }
         }
@@ -1106,12 +1132,6 @@ impl Download {
                         .any(|p| p.node_id == *node_id && !p.dropped)
             })
             .count();
-        let needed = |chunk: usize| {
-            matches!(
-                transfer.chunks[chunk],
-                ChunkState::Missing | ChunkState::Active(_)
-            )
-        };
         let unhelpful: Vec<usize> = (0..self.peers.len())
             .filter(|&index| {
                 let peer = &self.peers[index];
@@ -1119,9 +1139,10 @@ impl Download {
                     && !peer.complete
                     && peer.chunks.is_empty()
                     && peer.in_flight == 0
-                    && peer.have.as_ref().is_some_and(|have| {
-                        !(0..have.len()).any(|chunk| have.get(chunk) && needed(chunk as usize))
-                    })
+                    && peer
+                        .have
+                        .as_ref()
+                        .is_some_and(|have| !transfer.holds_needed(have))
             })
             .take(spare.min(UNHELPFUL_DROPS_MAX))
             .collect();

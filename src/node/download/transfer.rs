@@ -177,6 +177,17 @@ impl Transfer {
         }
     }
 
+    /// Whether `have` shows a chunk this download still needs (missing, or arriving).
+    pub fn holds_needed(&self, have: &Bitmap) -> bool {
+        (0..have.len()).any(|chunk| {
+            have.get(chunk)
+                && matches!(
+                    self.chunks.get(chunk as usize),
+                    Some(ChunkState::Missing | ChunkState::Active(_))
+                )
+        })
+    }
+
     /// Counts `new` in the availability of chunks and forgets `old`.
     pub fn replace_have(&mut self, old: Option<&Bitmap>, new: Option<&Bitmap>) {
         for chunk in 0..self.availability.len() as u32 {
