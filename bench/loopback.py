@@ -500,7 +500,7 @@ class Bench:
                                         READY_TIMEOUT)
             addr = line.rsplit(" ", 1)[1]
             common = ["--tracker", addr, "--log-dir", node_logs,
-                      "--piece-size", str(self.args.piece_size)]
+                      "--piece-size", str(self.args.piece_size)] + self.args.node_args.split()
             cap = ["--max-upload-rate", str(sc.cap)] if sc.cap else []
             holders = []
             for i in range(1, sc.sources + 1):
@@ -885,6 +885,9 @@ def main():
     ap.add_argument("--timeout", type=float, default=600.0,
                     help="seconds one download may take")
     ap.add_argument("--keep", action="store_true", help="keep the scratch directory")
+    ap.add_argument("--node-args", default="", metavar="ARGS",
+                    help="more arguments for each of our nodes, e.g. '--log-level debug' "
+                         "with --keep to study a run (bench/swarm_timeline.py reads those logs)")
     ap.add_argument("--before", metavar="DIR", default=None,
                     help="a release directory of an older build (DIR/torrent, "
                          "DIR/examples/ceiling): each of our scenarios and the ceiling also "

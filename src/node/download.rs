@@ -71,7 +71,8 @@ const DISK_RETRY: Duration = Duration::from_secs(1);
 /// this, doubled with every refusal in a row up to [`BUSY_RETRY_MAX`].
 const BUSY_RETRY: Duration = Duration::from_millis(50);
 const BUSY_RETRY_MAX: Duration = Duration::from_millis(800);
-/// A partial holder that refused this many times in a row is dropped for another one.
+/// A partial holder that refused this many times in a row is dropped for another one, if
+/// there is another.
 const BUSY_STREAK_MAX: u32 = 4;
 
 /// What became of a peer message offered to a download.
@@ -291,16 +292,7 @@ impl Download {
                 continue;
             }
             let index = match self.peers.iter().position(|p| p.node_id == node_id) {
-                // A dropped peer comes back from a new address (it restarted), or, unless
-                // it sent bad chunks, once it has been quiet a while (a partition healed).
-                Some(index)
-                    if self.peers[index].dropped
-                        && (self.peers[index].addr != addr
-                            || (self.peers[index].bad_chunks < BAD_CHUNKS_MAX
-                                && now
-                                    .saturating_duration_since(self.peers[index].last_heard)
-                                    >= DROPPED_PEER_RETRY)) =>
-                {
+                Some(index) if self.peers[index].may_return(addr, now) => {
                     let peer = &mut self.peers[index];
                     peer.addr = addr;
                     peer.dropped = false;
@@ -332,6 +324,25 @@ impl Download {
             fetch.sent_at = None;
             self.ask_manifest(parts, now);
         }
+    }
+
+    /// How many partial holders of the last look-up [`Download::recruit`] would take now if
+    /// there were room: not in use, and not dropped lately. Dropping a partial holder for
+    /// another makes sense only when there is another: in a small swarm, where every
+    /// downloader already uses every other, a peer dropped for holding nothing we need (or
+    /// for being busy) would be missed for [`DROPPED_PEER_RETRY`] while it gains the very
+    /// chunks we lack (S3: three of eight downloaders sat idle for 3 to 4 s that way).
+    fn recruitable_partial(&self, now: Instant) -> usize {
+        self.candidates
+            .iter()
+            .filter(|(node_id, addr, complete)| {
+                !complete
+                    && match self.peers.iter().find(|p| p.node_id == *node_id) {
+                        Some(peer) => peer.may_return(*addr, now),
+                        None => self.peers.len() < PEERS_PER_DOWNLOAD_MAX,
+                    }
+            })
+            .count()
     }
 
     fn ask(&self, parts: &Parts<'_>, index: usize, info_hash: Hash) -> PeerAsk {
@@ -466,13 +477,15 @@ impl Download {
                     }
                     Some(RejectReason::Busy) => {
                         self.release_chunk(index, chunk);
+                        let replaceable = self.recruitable_partial(now) > 0;
                         let peer = &mut self.peers[index];
                         // One refusal per attempt counts: several requests may be refused.
                         if !peer.busy(now) {
                             let backoff = BUSY_RETRY * 2u32.pow(peer.busy_streak.min(8));
                             peer.busy_until = Some(now + backoff.min(BUSY_RETRY_MAX));
                             peer.busy_streak += 1;
-                            if !peer.complete && peer.busy_streak >= BUSY_STREAK_MAX {
+                            if !peer.complete && peer.busy_streak >= BUSY_STREAK_MAX && replaceable
+                            {
                                 log::info!("node {} stays busy; trying another peer", peer.node_id);
                                 self.drop_peer(parts, now, index);
                             }
@@ -1114,24 +1127,14 @@ impl Download {
     }
 
     /// Drops up to [`UNHELPFUL_DROPS_MAX`] partial holders that hold no chunk this download
-    /// still needs and are asked for nothing, when the last look-up listed partial holders
-    /// not in use: the next look-up's reply brings those in. Late in a swarm, a downloader
+    /// still needs and are asked for nothing, for as many partial holders of the last
+    /// look-up that can be taken instead (see [`Download::recruitable_partial`]). Late in a swarm, a downloader
     /// whose peers all lack its last chunks would otherwise wait for them to get those first.
     fn drop_unhelpful(&mut self, parts: &mut Parts<'_>, now: Instant) {
         let Phase::Transfer(transfer) = &self.phase else {
             return;
         };
-        let spare = self
-            .candidates
-            .iter()
-            .filter(|(node_id, _, complete)| {
-                !complete
-                    && !self
-                        .peers
-                        .iter()
-                        .any(|p| p.node_id == *node_id && !p.dropped)
-            })
-            .count();
+        let spare = self.recruitable_partial(now);
         let unhelpful: Vec<usize> = (0..self.peers.len())
             .filter(|&index| {
                 let peer = &self.peers[index];

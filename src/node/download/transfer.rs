@@ -105,6 +105,15 @@ impl Peer {
         self.busy_until.is_some_and(|t| t > now)
     }
 
+    /// A dropped peer may be used again: it comes back from a new address (it restarted),
+    /// or, unless it sent bad chunks, it has been quiet a while (a partition healed).
+    pub fn may_return(&self, addr: SocketAddr, now: Instant) -> bool {
+        self.dropped
+            && (self.addr != addr
+                || (self.bad_chunks < super::BAD_CHUNKS_MAX
+                    && now.saturating_duration_since(self.last_heard) >= super::DROPPED_PEER_RETRY))
+    }
+
     /// Holds every chunk (so its have-map never needs refreshing).
     pub fn has_all(&self) -> bool {
         self.have.as_ref().is_some_and(Bitmap::is_full)
