@@ -451,9 +451,10 @@ impl Uploader {
         if !file.have.is_full() || !self.in_demand(now) {
             return None;
         }
-        let fresh = self.shown.as_ref().is_some_and(|(info_hash, at, _)| {
+        let fresh = self.shown.as_ref().is_some_and(|(info_hash, at, shown)| {
             *info_hash == manifest.info_hash
                 && now.saturating_duration_since(*at) < SPREAD_RECOMPUTE
+                && shown.count() > 0
         });
         if !fresh {
             let shown = self.compute_least_sent(now, file)?;
@@ -523,6 +524,16 @@ impl Uploader {
         }
         if let (Some(started), Some(ms)) = (spread.started_ms.get_mut(chunk as usize), started_ms) {
             *started = ms;
+            // Sent once more than the others now: a second peer asking for it before the
+            // next recompute is sent elsewhere (two downloaders often ask for the same
+            // least-sent chunk within a millisecond; serving both cost the capped holder of
+            // S3 a quarter of its upload).
+            if let Some((shown_hash, _, shown)) = &mut self.shown
+                && *shown_hash == info_hash
+                && chunk < shown.len()
+            {
+                shown.clear(chunk);
+            }
         }
         if index > 0 {
             // Most recently served first, so that the least recent is forgotten.
