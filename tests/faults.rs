@@ -134,6 +134,17 @@ fn tracker_restarted_mid_swarm() {
     first.proc.expect_line("node 2 announced ");
     // Taken now, so that the wait after the restart sees the new one.
     holder1.proc.expect_line("registered with tracker ");
+    // The tracker saves its registry up to a second after a change: a crash before that
+    // would forget the nodes, which is not what this test is about.
+    let deadline = Instant::now() + LINE_TIMEOUT;
+    while !saved_both_holders(&scratch) {
+        assert!(
+            Instant::now() < deadline,
+            "the registry was never saved with both holders\n{}",
+            first.proc.describe()
+        );
+        first.proc.read_for(Duration::from_millis(5));
+    }
 
     first.proc.kill();
     holder1.proc.expect_line(&format!(
@@ -156,6 +167,15 @@ fn tracker_restarted_mid_swarm() {
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(node3.proc.expect_exit(LINE_TIMEOUT), 0);
     assert_file_is(&scratch.node_dir(3).join(name), &data);
+}
+
+/// Whether the tracker database in `scratch` holds two nodes and one file they both hold.
+fn saved_both_holders(scratch: &Scratch) -> bool {
+    // A read racing a save sees the old file or the new one (renamed into place), never half.
+    let Ok(Some(snapshot)) = torrent::tracker::db::load(&scratch.db()) else {
+        return false;
+    };
+    snapshot.nodes.len() == 2 && snapshot.files.len() == 1 && snapshot.files[0].holders.len() == 2
 }
 
 /// Datagrams no peer or tracker should accept: random bytes of many lengths, headers cut

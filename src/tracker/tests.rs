@@ -193,6 +193,12 @@ fn holder_ids(holders: &[HolderRecord]) -> Vec<u32> {
     holders.iter().map(|holder| holder.node_id.get()).collect()
 }
 
+/// The snapshot due [`REGISTRY_SAVE_DELAY`] after `changed_at`, as the reactor would take it.
+fn snapshot_when_due(tracker: &mut Tracker, changed_at: Instant) -> Option<Snapshot> {
+    tracker.handle_timeout(changed_at + REGISTRY_SAVE_DELAY);
+    tracker.poll_snapshot()
+}
+
 fn new_tracker(now: Instant) -> Tracker {
     Tracker::new(TrackerConfig::default(), 7, now)
 }
@@ -751,7 +757,7 @@ fn snapshot_restores_a_tracker_that_answers_at_once() {
     announce(&mut tracker, t0, addr(4001), 1, a, hash(1), "f");
     announce(&mut tracker, t0, addr(4002), 2, b, hash(1), "f");
     credit(&mut tracker, t0, addr(4003), (3, c), 2, 777);
-    let snapshot = tracker.poll_snapshot().expect("the registry changed");
+    let snapshot = snapshot_when_due(&mut tracker, t0).expect("the registry changed");
     assert_eq!(tracker.poll_snapshot(), None, "nothing changed since");
     // A heartbeat changes nothing stored.
     register(&mut tracker, t0 + secs(1), addr(4001), 1, a);
@@ -784,21 +790,16 @@ fn credit_is_saved_within_its_delay_not_per_report() {
     let a = register(&mut tracker, t0, addr(4001), 1, 0);
     let b = register(&mut tracker, t0, addr(4002), 2, 0);
     register(&mut tracker, t0, addr(4002), 2, b);
-    let _ = tracker.poll_snapshot();
+    let _ = snapshot_when_due(&mut tracker, t0);
+    let t1 = t0 + secs(2);
     // One credit per verified chunk: no write for each.
     for i in 0..10 {
-        credit(
-            &mut tracker,
-            t0 + Duration::from_millis(i),
-            addr(4002),
-            (2, b),
-            1,
-            100,
-        );
-        tracker.handle_timeout(t0 + Duration::from_millis(i));
+        let now = t1 + Duration::from_millis(i);
+        credit(&mut tracker, now, addr(4002), (2, b), 1, 100);
+        tracker.handle_timeout(now);
         assert_eq!(tracker.poll_snapshot(), None);
     }
-    let due = t0 + CREDIT_SAVE_DELAY;
+    let due = t1 + REGISTRY_SAVE_DELAY;
     assert_eq!(tracker.poll_timeout(), Some(due));
     tracker.handle_timeout(due);
     let snapshot = tracker.poll_snapshot().expect("credit saved once due");
@@ -807,14 +808,95 @@ fn credit_is_saved_within_its_delay_not_per_report() {
         tracker.poll_timeout().is_some_and(|t| t > due),
         "nothing more to save"
     );
-    // Any other change saves waiting credit with it.
+    // Another change joins the credit waiting, in the same snapshot.
     credit(&mut tracker, due, addr(4002), (2, b), 1, 5);
     announce(&mut tracker, due, addr(4001), 1, a, hash(1), "f");
-    let snapshot = tracker
-        .poll_snapshot()
-        .expect("the announce changed the registry");
+    assert_eq!(tracker.poll_snapshot(), None);
+    let snapshot = snapshot_when_due(&mut tracker, due).expect("credit and announce saved");
     assert_eq!(snapshot.nodes[0].upload_credit_bytes, 1005);
+    assert_eq!(snapshot.files.len(), 1);
     assert!(tracker.poll_timeout().is_some_and(|t| t > due));
+}
+
+/// A burst of announces costs one save, due [`REGISTRY_SAVE_DELAY`] after the first, and
+/// that one snapshot holds all of them; a clean stop saves what is not yet due at once.
+#[test]
+fn a_burst_of_announces_is_saved_once_when_due() {
+    let t0 = Instant::now();
+    let mut tracker = new_tracker(t0);
+    let nodes: Vec<(u32, u64)> = (1..=20)
+        .map(|id| {
+            (
+                id,
+                register(&mut tracker, t0, addr(4000 + id as u16), id, 0),
+            )
+        })
+        .collect();
+    assert_eq!(
+        tracker.poll_snapshot(),
+        None,
+        "registering is saved later too"
+    );
+    let due = t0 + REGISTRY_SAVE_DELAY;
+    assert_eq!(tracker.poll_timeout(), Some(due));
+    for (index, &(id, token)) in nodes.iter().enumerate() {
+        let now = t0 + Duration::from_millis(40 * index as u64);
+        let from = addr(4000 + id as u16);
+        announce(
+            &mut tracker,
+            now,
+            from,
+            id,
+            token,
+            hash(id as u8),
+            &format!("f{id}"),
+        );
+        tracker.handle_timeout(now);
+        assert_eq!(
+            tracker.poll_snapshot(),
+            None,
+            "announce {id} saved before due"
+        );
+    }
+    assert_eq!(tracker.stats().snapshots, 0);
+    assert_eq!(
+        tracker.poll_timeout(),
+        Some(due),
+        "the first change sets the deadline"
+    );
+    tracker.handle_timeout(due);
+    let snapshot = tracker.poll_snapshot().expect("saved once due");
+    assert_eq!(tracker.poll_snapshot(), None);
+    assert_eq!(tracker.stats().snapshots, 1, "one save for the whole burst");
+    assert_eq!(snapshot.nodes.len(), 20);
+    assert_eq!(snapshot.files.len(), 20);
+    assert!(snapshot.nodes.iter().all(|node| node.token_confirmed));
+    assert_eq!(
+        tracker.poll_snapshot_at_stop(),
+        None,
+        "nothing left to save"
+    );
+
+    // A change after the save waits for its own deadline, or for a clean stop.
+    let (id, token) = nodes[0];
+    let t1 = due + secs(1);
+    announce(
+        &mut tracker,
+        t1,
+        addr(4000 + id as u16),
+        id,
+        token,
+        hash(99),
+        "late",
+    );
+    assert_eq!(tracker.poll_timeout(), Some(t1 + REGISTRY_SAVE_DELAY));
+    let at_stop = tracker
+        .poll_snapshot_at_stop()
+        .expect("saved at a clean stop");
+    assert_eq!(at_stop.files.len(), 21);
+    assert_eq!(tracker.stats().snapshots, 2);
+    tracker.handle_timeout(t1 + REGISTRY_SAVE_DELAY);
+    assert_eq!(tracker.poll_snapshot(), None, "already saved at the stop");
 }
 
 /// Found by the swarm simulation: a restored tracker counted every token as used, so a
@@ -827,7 +909,7 @@ fn a_restored_tracker_sends_an_unused_token_again() {
     let b = register(&mut tracker, t0, addr(4002), 2, 0);
     // Node 2 uses its token; node 1 never received its own.
     register(&mut tracker, t0, addr(4002), 2, b);
-    let snapshot = tracker.poll_snapshot().expect("the registry changed");
+    let snapshot = snapshot_when_due(&mut tracker, t0).expect("the registry changed");
     assert!(!snapshot.nodes[0].token_confirmed);
     assert!(snapshot.nodes[1].token_confirmed);
     let t1 = t0 + secs(5);
@@ -913,7 +995,7 @@ fn db_save_load_round_trip() {
         0,
     );
     announce(&mut tracker, t0, addr(4001), 1, a, hash(0xab), "file_A.txt");
-    let snapshot = tracker.poll_snapshot().unwrap();
+    let snapshot = snapshot_when_due(&mut tracker, t0).unwrap();
     db::save(&dir, &snapshot).unwrap();
     // Saving again replaces the files in place.
     db::save(&dir, &snapshot).unwrap();
