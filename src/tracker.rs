@@ -23,8 +23,6 @@ pub mod db;
 mod events;
 #[cfg(test)]
 mod tests;
-#[cfg(test)]
-mod tests_budget;
 
 pub use bep15::{
     CONNECTION_EPOCH, NUM_WANT_DEFAULT, NUM_WANT_MAX, PEERS_MAX as BEP15_PEERS_MAX,
