@@ -124,7 +124,7 @@ fn mapping_write_and_hash(c: &mut Criterion) {
         .open(&path)
         .expect("temp file");
     file.set_len(MIB as u64).expect("size the temp file");
-    let mapping = Mapping::read_write(&file, MIB as u64).expect("map the temp file");
+    let mapping = Mapping::read_write(&file, &path, MIB as u64).expect("map the temp file");
     let mut group = c.benchmark_group("mapping_write_hash");
     group.throughput(Throughput::Bytes(MIB as u64));
     for size in PIECE_SIZES {

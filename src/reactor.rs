@@ -276,6 +276,14 @@ pub fn run_tracker(args: TrackerArgs) -> Result<i32, String> {
     };
     let snapshot = tracker::db::load(&args.db_dir)
         .map_err(|e| format!("cannot read the tracker database: {e}"))?;
+    // Now, not at the first save (up to a second after the first change): a folder that
+    // cannot be made is an error at start, not a line in the log later.
+    std::fs::create_dir_all(&args.db_dir).map_err(|e| {
+        format!(
+            "cannot create the tracker database folder {}: {e}",
+            args.db_dir.display()
+        )
+    })?;
     let (mut io, _) = Io::new(args.listen, 4 << 20, args.impair)?;
     // Replies answer separate requests: equal ones to one client may go as one GSO send.
     io.send_batch.group_replies();
@@ -310,20 +318,26 @@ pub fn run_tracker(args: TrackerArgs) -> Result<i32, String> {
                 _ => say(&event.to_string()),
             }
         }
-        // Saved before the replies go out: whatever the tracker acknowledged is on disk.
-        if let Some(snapshot) = tracker.poll_snapshot()
-            && let Err(error) = tracker::db::save(&args.db_dir, &snapshot)
-        {
-            log::error!(
-                "cannot save the registry to {}: {error}",
-                args.db_dir.display()
-            );
+        // Batched: at most one save per `REGISTRY_SAVE_DELAY`, so replies may go out up to
+        // that long before what they acknowledge is on disk (see the constant for why).
+        if let Some(snapshot) = tracker.poll_snapshot() {
+            save_registry(&args.db_dir, &snapshot);
         }
         while io.transmit(|buf| tracker.poll_transmit(buf)) {}
         if stop {
+            if let Some(snapshot) = tracker.poll_snapshot_at_stop() {
+                save_registry(&args.db_dir, &snapshot);
+            }
             say(&format!("tracker stopping ({})", tracker.stats()));
             return Ok(0);
         }
+    }
+}
+
+/// Writes the registry; a failure is logged and the next change tries again.
+fn save_registry(db_dir: &std::path::Path, snapshot: &tracker::Snapshot) {
+    if let Err(error) = tracker::db::save(db_dir, snapshot) {
+        log::error!("cannot save the registry to {}: {error}", db_dir.display());
     }
 }
 

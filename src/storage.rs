@@ -25,6 +25,7 @@
 //! change and stop serving chunks whose hashes no longer hold.
 
 mod mapping;
+mod write_errors;
 mod writer;
 
 pub use mapping::Mapping;
@@ -445,7 +446,7 @@ impl StateDir {
                 .map_err(|error| self.explain_full(error, missing_bytes(&file, manifest)))?;
         }
         Ok((
-            Arc::new(Mapping::read_write(&file, manifest.file_bytes)?),
+            Arc::new(Mapping::read_write(&file, &part_path, manifest.file_bytes)?),
             claimed,
         ))
     }

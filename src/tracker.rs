@@ -23,8 +23,6 @@ pub mod db;
 mod events;
 #[cfg(test)]
 mod tests;
-#[cfg(test)]
-mod tests_budget;
 
 pub use bep15::{
     CONNECTION_EPOCH, NUM_WANT_DEFAULT, NUM_WANT_MAX, PEERS_MAX as BEP15_PEERS_MAX,
@@ -57,11 +55,14 @@ pub const LOOKUP_BY_CREDIT_MAX: usize = 16;
 pub const EVENT_QUEUE_MAX: usize = 4_096;
 /// At most one log line a second says that senders go over their budget.
 const OVER_BUDGET_REPORT_INTERVAL: Duration = Duration::from_secs(1);
-/// Credit (reported once per verified chunk, never acknowledged) is saved at most this long
-/// after it came, with whatever else changed by then: saving the registry (an fsync) for
-/// every chunk of a 1 GiB download cost the tracker 0.1-0.7 CPU-s and the disk a journal
-/// commit per chunk. A tracker killed meanwhile forgets that much credit.
-const CREDIT_SAVE_DELAY: Duration = Duration::from_secs(1);
+/// A change to the registry is saved at most this long after it came, with whatever else
+/// changed by then, so that a burst costs one write and fsync: saving for every credit report
+/// (one per verified chunk) cost the tracker 0.1-0.7 CPU-s per 1 GiB download, and saving for
+/// every announce 0.26 CPU-s in a 4 GiB two-holder transfer. A tracker killed meanwhile
+/// forgets that much; nodes repeat it (they register again when refused as unknown, announce
+/// again on their interval), and only credit is lost. A clean stop saves at once
+/// ([`Tracker::poll_snapshot_at_stop`]).
+pub const REGISTRY_SAVE_DELAY: Duration = Duration::from_secs(1);
 
 struct Node {
     addr: SocketAddr,
@@ -109,9 +110,12 @@ pub struct Tracker {
     names: BTreeMap<String, Vec<Hash>>,
     transmits: VecDeque<(SocketAddr, Outgoing)>,
     events: VecDeque<TrackerEvent>,
+    /// The registry changed since the last snapshot.
     registry_changed: bool,
-    /// Credit came since the last snapshot: one is due at this moment at the latest.
-    credit_save_due: Option<Instant>,
+    /// A snapshot is due at this moment (set by the first change after the last snapshot).
+    registry_save_due: Option<Instant>,
+    /// The save deadline passed: `poll_snapshot` hands out the next snapshot.
+    registry_save_ready: bool,
     stats: TrackerStats,
     /// Standard BitTorrent swarms (memory only) and the connection-id secret.
     bep15: bep15::Swarms,
@@ -141,7 +145,8 @@ impl Tracker {
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             registry_changed: false,
-            credit_save_due: None,
+            registry_save_due: None,
+            registry_save_ready: false,
             stats: TrackerStats::default(),
         }
     }
@@ -195,6 +200,11 @@ impl Tracker {
     }
 
     pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
+        self.on_datagram(now, from, bytes);
+        self.schedule_save(now);
+    }
+
+    fn on_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
         self.stats.datagrams_received += 1;
         if self.budgets.admit(now, from) == Verdict::Drop {
             return self.over_budget(now, from);
@@ -240,8 +250,18 @@ impl Tracker {
             self.event(TrackerEvent::NodeExpired { node_id });
         }
         self.bep15.expire(now, self.config.bep15_peer_expiry());
-        if self.credit_save_due.is_some_and(|t| t <= now) {
-            self.registry_changed = true;
+        self.schedule_save(now);
+        if self.registry_save_due.is_some_and(|due| due <= now) {
+            self.registry_save_due = None;
+            self.registry_save_ready = true;
+        }
+    }
+
+    /// Starts the save delay at the first change after the last snapshot.
+    fn schedule_save(&mut self, now: Instant) {
+        if self.registry_changed && !self.registry_save_ready {
+            self.registry_save_due
+                .get_or_insert(now + REGISTRY_SAVE_DELAY);
         }
     }
 
@@ -277,7 +297,8 @@ impl Tracker {
         None
     }
 
-    /// The earliest moment a node or a BEP 15 peer could expire; `None` when there are none.
+    /// The earliest moment a node or a BEP 15 peer could expire, or a snapshot is due; `None`
+    /// when there is nothing to wait for.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
         let node = self
@@ -287,7 +308,7 @@ impl Tracker {
         let peer = self.bep15.next_expiry(self.config.bep15_peer_expiry());
         node.into_iter()
             .chain(peer)
-            .chain(self.credit_save_due)
+            .chain(self.registry_save_due)
             .min()
     }
 
@@ -296,15 +317,31 @@ impl Tracker {
         self.events.pop_front()
     }
 
-    /// Some(snapshot) when the registry changed since the last call (the reactor writes it
-    /// with `db::save`). Heartbeats alone change nothing stored, so they cause no writes;
-    /// credit alone waits up to [`CREDIT_SAVE_DELAY`].
+    /// Some(snapshot) once [`REGISTRY_SAVE_DELAY`] passed (in `handle_timeout` or
+    /// `handle_datagram`) since the first change after the last snapshot; the reactor writes it
+    /// with `db::save`. Heartbeats alone change nothing stored, so they cause no writes.
     #[must_use]
     pub fn poll_snapshot(&mut self) -> Option<Snapshot> {
+        if !std::mem::take(&mut self.registry_save_ready) {
+            return None;
+        }
+        self.take_snapshot()
+    }
+
+    /// Some(snapshot) when anything changed since the last one, whether or not its save is
+    /// due: for a clean stop, so that nothing the tracker acknowledged is forgotten.
+    #[must_use]
+    pub fn poll_snapshot_at_stop(&mut self) -> Option<Snapshot> {
+        self.registry_save_ready = false;
+        self.take_snapshot()
+    }
+
+    fn take_snapshot(&mut self) -> Option<Snapshot> {
+        self.registry_save_due = None;
         if !std::mem::take(&mut self.registry_changed) {
             return None;
         }
-        self.credit_save_due = None;
+        self.stats.snapshots += 1;
         Some(self.snapshot())
     }
 
@@ -595,7 +632,7 @@ impl Tracker {
         match self.nodes.get_mut(&from_node) {
             Some(uploader) if from_node != reporter && possible => {
                 uploader.upload_credit_bytes = uploader.upload_credit_bytes.saturating_add(bytes);
-                self.credit_save_due.get_or_insert(now + CREDIT_SAVE_DELAY);
+                self.registry_changed = true;
             }
             _ => self.stats.refused += 1,
         }

@@ -94,12 +94,7 @@ fn end_of_input_keeps_the_node_serving() {
     let mut holder = node(&scratch, 1, tracker.addr, &["--send", name]);
     holder.proc.expect_line(&format!("sharing {name} "));
     holder.proc.close_stdin();
-    let mut downloader = node(
-        &scratch,
-        2,
-        tracker.addr,
-        &["--download", name, "--exit-when-done"],
-    );
+    let mut downloader = downloader(&scratch, 2, tracker.addr, name, &[]);
     assert_eq!(downloader.proc.expect_exit(DOWNLOAD_TIMEOUT), 0);
     assert_file_is(&scratch.node_dir(2).join(name), &data);
     // The holder served the whole download after its input ended, and is still running.

@@ -102,18 +102,7 @@ fn a_full_disk_is_said_publishes_nothing_and_the_download_goes_on_once_space_is_
 
     let tracker = tracker(&scratch);
     let _holder = holder(&scratch, 1, tracker.addr, name, &["--chunk-size", "256K"]);
-    let mut node = node(
-        &scratch,
-        2,
-        tracker.addr,
-        &[
-            "--download",
-            name,
-            "--exit-when-done",
-            "--give-up-after",
-            "1",
-        ],
-    );
+    let mut node = downloader(&scratch, 2, tracker.addr, name, &["--give-up-after", "1"]);
     let said = node
         .proc
         .wait_line(
@@ -186,12 +175,7 @@ fn a_disk_that_fills_after_the_reservation_does_not_stop_the_download() {
         name,
         &["--chunk-size", "256K", "--max-upload-rate", "2M"],
     );
-    let mut node = node(
-        &scratch,
-        2,
-        tracker.addr,
-        &["--download", name, "--exit-when-done"],
-    );
+    let mut node = downloader(&scratch, 2, tracker.addr, name, &[]);
     node.wait_verified(&dir, 2);
     // Every free byte taken while pieces are still being written into the mapping.
     let filled = fill(&dir.join("filler"), u64::MAX);

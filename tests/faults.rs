@@ -13,17 +13,12 @@ fn unknown_file_fails_within_give_up_after() {
     let scratch = Scratch::new("unknown-file");
     let tracker = tracker(&scratch);
     let started = Instant::now();
-    let mut node = node(
+    let mut node = downloader(
         &scratch,
         1,
         tracker.addr,
-        &[
-            "--download",
-            "nosuch",
-            "--exit-when-done",
-            "--give-up-after",
-            "2",
-        ],
+        "nosuch",
+        &["--give-up-after", "2"],
     );
     let code = node.proc.expect_exit(LINE_TIMEOUT);
     assert_ne!(code, 0, "{}", node.proc.describe());
@@ -53,12 +48,7 @@ fn holder_killed_mid_transfer() {
     let slow = ["--max-upload-rate", "1M", "--chunk-size", "64K"];
     let mut holder1 = holder(&scratch, 1, tracker.addr, name, &slow);
     let _holder2 = holder(&scratch, 2, tracker.addr, name, &slow);
-    let mut node3 = node(
-        &scratch,
-        3,
-        tracker.addr,
-        &["--download", name, "--exit-when-done", "--progress"],
-    );
+    let mut node3 = downloader(&scratch, 3, tracker.addr, name, &["--progress"]);
     let dir3 = scratch.node_dir(3);
     // Both holders are serving once a few chunks verified.
     node3.wait_verified(&dir3, 8);
@@ -134,6 +124,17 @@ fn tracker_restarted_mid_swarm() {
     first.proc.expect_line("node 2 announced ");
     // Taken now, so that the wait after the restart sees the new one.
     holder1.proc.expect_line("registered with tracker ");
+    // The tracker saves its registry up to a second after a change: a crash before that
+    // would forget the nodes, which is not what this test is about.
+    let deadline = Instant::now() + LINE_TIMEOUT;
+    while !saved_both_holders(&scratch) {
+        assert!(
+            Instant::now() < deadline,
+            "the registry was never saved with both holders\n{}",
+            first.proc.describe()
+        );
+        first.proc.read_for(Duration::from_millis(5));
+    }
 
     first.proc.kill();
     holder1.proc.expect_line(&format!(
@@ -149,13 +150,22 @@ fn tracker_restarted_mid_swarm() {
     );
     holder1.proc.expect_line("registered with tracker ");
 
-    let mut node3 = node(&scratch, 3, addr, &["--download", name, "--exit-when-done"]);
+    let mut node3 = downloader(&scratch, 3, addr, name, &[]);
     node3
         .proc
         .wait_line(|line| is_downloaded(line, name), DOWNLOAD_TIMEOUT)
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(node3.proc.expect_exit(LINE_TIMEOUT), 0);
     assert_file_is(&scratch.node_dir(3).join(name), &data);
+}
+
+/// Whether the tracker database in `scratch` holds two nodes and one file they both hold.
+fn saved_both_holders(scratch: &Scratch) -> bool {
+    // A read racing a save sees the old file or the new one (renamed into place), never half.
+    let Ok(Some(snapshot)) = torrent::tracker::db::load(&scratch.db()) else {
+        return false;
+    };
+    snapshot.nodes.len() == 2 && snapshot.files.len() == 1 && snapshot.files[0].holders.len() == 2
 }
 
 /// Datagrams no peer or tracker should accept: random bytes of many lengths, headers cut
@@ -235,12 +245,7 @@ fn garbage_datagrams_are_dropped_and_counted() {
         }
     }
     // Both still serve: a download goes through the tracker and the holder.
-    let mut node2 = node(
-        &scratch,
-        2,
-        tracker.addr,
-        &["--download", name, "--exit-when-done"],
-    );
+    let mut node2 = downloader(&scratch, 2, tracker.addr, name, &[]);
     assert_eq!(
         node2.proc.expect_exit(DOWNLOAD_TIMEOUT),
         0,

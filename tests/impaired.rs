@@ -33,15 +33,12 @@ fn a_lossy_network_still_delivers_identical_bytes() {
         name,
         &[&["--impair", &i3][..], &small].concat(),
     );
-    let mut downloader = node(
+    let mut downloader = downloader(
         &scratch,
         3,
         tracker.addr,
-        &[
-            &["--impair", &i4, "--download", name, "--exit-when-done"][..],
-            &small,
-        ]
-        .concat(),
+        name,
+        &[&["--impair", &i4][..], &small].concat(),
     );
     downloader
         .proc
@@ -75,12 +72,7 @@ fn a_holder_serving_bad_chunks_is_avoided() {
         file.write_all_at(b"corrupted", offset + 100).unwrap();
     }
     drop(file);
-    let mut downloader = node(
-        &scratch,
-        3,
-        tracker.addr,
-        &[&["--download", name, "--exit-when-done"][..], &chunk].concat(),
-    );
+    let mut downloader = downloader(&scratch, 3, tracker.addr, name, &chunk);
     let line = downloader
         .proc
         .wait_line(|line| is_downloaded(line, name), DOWNLOAD_TIMEOUT)

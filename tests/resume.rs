@@ -31,8 +31,7 @@ fn a_killed_downloader_resumes_where_it_was() {
         name,
         &["--max-upload-rate", "1M", "--chunk-size", "64K"],
     );
-    let download = ["--download", name, "--exit-when-done"];
-    let mut first = node(&scratch, 2, tracker.addr, &download);
+    let mut first = downloader(&scratch, 2, tracker.addr, name, &[]);
     let dir = scratch.node_dir(2);
     first.wait_verified(&dir, 16);
     first.proc.kill();
@@ -46,7 +45,7 @@ fn a_killed_downloader_resumes_where_it_was() {
         "the download finished before the kill; slow it down"
     );
 
-    let mut second = node(&scratch, 2, tracker.addr, &download);
+    let mut second = downloader(&scratch, 2, tracker.addr, name, &[]);
     let line = second
         .proc
         .wait_line(|line| is_downloaded(line, name), DOWNLOAD_TIMEOUT)

@@ -24,12 +24,7 @@ fn seed_scenario(label: &str, size: usize, seed: u64) {
     };
     let _holder1 = holder(&scratch, 1, tracker.addr, name, pace);
     let _holder2 = holder(&scratch, 2, tracker.addr, name, pace);
-    let mut node3 = node(
-        &scratch,
-        3,
-        tracker.addr,
-        &["--download", name, "--exit-when-done", "--progress"],
-    );
+    let mut node3 = downloader(&scratch, 3, tracker.addr, name, &["--progress"]);
 
     let final_path = scratch.node_dir(3).join(name);
     let partial_dir = scratch.node_dir(3).join(".torrent").join("partial");

@@ -493,8 +493,7 @@ fn our_tracker_takes_a_torrent_but_not_a_bare_info_hash() {
     holder.proc.expect_line(&format!("exported {NAME} "));
     let torrent_file = scratch.node_dir(1).join(format!("{NAME}.torrent"));
     let torrent_arg = torrent_file.display().to_string();
-    let extra = ["--download", torrent_arg.as_str(), "--exit-when-done"];
-    let mut by_torrent = common::node(&scratch, 2, tracker.addr, &extra);
+    let mut by_torrent = common::downloader(&scratch, 2, tracker.addr, &torrent_arg, &[]);
     let line = by_torrent
         .proc
         .wait_line(|line| is_downloaded(line, NAME), DOWNLOAD_TIMEOUT)
@@ -502,8 +501,7 @@ fn our_tracker_takes_a_torrent_but_not_a_bare_info_hash() {
     assert!(line.contains(&info_hash), "{line}");
     assert_eq!(by_torrent.proc.expect_exit(LINE_TIMEOUT), 0);
     assert_file_is(&scratch.node_dir(2).join(NAME), &data);
-    let extra = ["--download", info_hash.as_str(), "--exit-when-done"];
-    let mut by_hash = common::node(&scratch, 3, tracker.addr, &extra);
+    let mut by_hash = common::downloader(&scratch, 3, tracker.addr, &info_hash, &[]);
     by_hash
         .proc
         .expect_line(&format!("cannot download {info_hash} by info hash alone"));

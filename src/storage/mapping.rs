@@ -16,6 +16,7 @@
 //!   files are the user's, so they are read with `pread`, where truncation is a short read.
 #![allow(unsafe_code)]
 
+use super::write_errors::{WriteErrorLine, WriteErrorLog};
 use crate::wire::Hash;
 use memmap2::{MmapOptions, MmapRaw, UncheckedAdvice};
 use std::collections::VecDeque;
@@ -23,7 +24,9 @@ use std::fs::File;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::fs::FileExt;
-use std::sync::Mutex;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
+use std::time::Instant;
 
 /// Bytes read at a time when hashing a file read with `pread`.
 const HASH_BLOCK_BYTES: usize = 1 << 20;
@@ -46,6 +49,9 @@ enum Backing {
         raw: MmapRaw,
         file: File,
         released: Mutex<Released>,
+        /// The file's path, for the log.
+        path: PathBuf,
+        write_errors: Mutex<WriteErrorLog>,
     },
     /// A user's file, read with `pread`: if someone truncates it while we serve it, reads
     /// come back short (and the node stops sharing it) instead of raising SIGBUS.
@@ -53,8 +59,9 @@ enum Backing {
 }
 
 impl Mapping {
-    /// Maps `len` bytes of `file` for reading and writing (a download in progress).
-    pub fn read_write(file: &File, len: u64) -> io::Result<Mapping> {
+    /// Maps `len` bytes of `file` (at `path`, named in the log) for reading and writing (a
+    /// download in progress).
+    pub fn read_write(file: &File, path: &Path, len: u64) -> io::Result<Mapping> {
         let backing = if len == 0 {
             Backing::Empty
         } else {
@@ -64,6 +71,8 @@ impl Mapping {
                 raw: MmapOptions::new().len(len_usize).map_raw(file)?,
                 file: file.try_clone()?,
                 released: Mutex::new(Released::default()),
+                path: path.to_owned(),
+                write_errors: Mutex::new(WriteErrorLog::default()),
             }
         };
         Ok(Mapping { backing, len })
@@ -114,21 +123,41 @@ impl Mapping {
     /// page-cache folios with zeros. That zeroing was 60 % of a downloader's CPU (perf, S1);
     /// `pwrite` allocates the cache pages as it copies (see `examples/write_pieces.rs`).
     pub fn write(&self, offset: u64, data: &[u8]) -> bool {
-        let Backing::Mapped { file, .. } = &self.backing else {
+        let Backing::Mapped {
+            file,
+            path,
+            write_errors,
+            ..
+        } = &self.backing
+        else {
             return false;
         };
         if !self.inside(offset, data.len()) {
             return false;
         }
-        match file.write_all_at(data, offset) {
-            Ok(()) => true,
-            Err(error) => {
-                // The space is reserved (fallocate), so this is an I/O error of the disk: the
-                // piece is as good as lost, and is asked for again.
-                log::warn!("cannot write {} bytes at {offset}: {error}", data.len());
-                false
+        let Err(error) = file.write_all_at(data, offset) else {
+            return true;
+        };
+        // The space is reserved (fallocate), so this is an I/O error of the disk: the piece
+        // is as good as lost, and is asked for again. A failing disk fails every write, so
+        // the log gets the first error and then a count at most once a second.
+        let now = Instant::now();
+        let line = write_errors
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .on_error(now);
+        let (len, path) = (data.len(), path.display());
+        match line {
+            Some(WriteErrorLine::First) => {
+                log::warn!("cannot write {len} bytes at {offset} of {path}: {error}")
             }
+            Some(WriteErrorLine::Summary { count, since }) => log::warn!(
+                "{count} more write errors on {path} in the last {:.1} s, the latest: {len} bytes at {offset}: {error}",
+                now.duration_since(since).as_secs_f64()
+            ),
+            None => {}
         }
+        false
     }
 
     /// Copies `out.len()` bytes of the file from `offset` into `out`. False when the range
@@ -225,6 +254,27 @@ impl Mapping {
         match &self.backing {
             Backing::Mapped { raw, .. } => raw.flush(),
             Backing::Empty | Backing::Read(_) => Ok(()),
+        }
+    }
+}
+
+impl Drop for Mapping {
+    /// Write errors counted since the last line about them would otherwise go unreported.
+    fn drop(&mut self) {
+        if let Backing::Mapped {
+            path, write_errors, ..
+        } = &mut self.backing
+        {
+            let count = write_errors
+                .get_mut()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take_unreported();
+            if count > 0 {
+                log::warn!(
+                    "{count} more write errors on {} before it was closed",
+                    path.display()
+                );
+            }
         }
     }
 }

@@ -95,7 +95,8 @@ mod tests {
             .open(dir.join("part"))
             .expect("create the file");
         file.set_len(len).expect("size the file");
-        (dir, Arc::new(Mapping::read_write(&file, len).expect("map")))
+        let mapping = Mapping::read_write(&file, &dir.join("part"), len).expect("map");
+        (dir, Arc::new(mapping))
     }
 
     fn read(mapping: &Mapping, offset: u64, len: usize) -> Vec<u8> {

@@ -152,6 +152,8 @@ pub struct TrackerStats {
     pub replies_dropped_too_long: u64,
     pub replies_sent: u64,
     pub events_dropped_queue_full: u64,
+    /// Registry snapshots handed out to be saved (each one write and fsync per file).
+    pub snapshots: u64,
     /// BEP 15 requests answered, by kind.
     pub bep15_connects: u64,
     pub bep15_announces: u64,
@@ -170,7 +172,7 @@ impl fmt::Display for TrackerStats {
         write!(
             f,
             "received {}, malformed {}, over budget {}, unexpected kind {}, refused {}, replies sent {}, \
-             replies dropped (queue full {}, too long {}), events dropped {}; BEP 15: \
+             replies dropped (queue full {}, too long {}), events dropped {}, snapshots saved {}; BEP 15: \
              connects {}, announces {}, scrapes {}, malformed {}, bad connection id {}, \
              full {}, errors sent {}",
             self.datagrams_received,
@@ -182,6 +184,7 @@ impl fmt::Display for TrackerStats {
             self.replies_dropped_queue_full,
             self.replies_dropped_too_long,
             self.events_dropped_queue_full,
+            self.snapshots,
             self.bep15_connects,
             self.bep15_announces,
             self.bep15_scrapes,

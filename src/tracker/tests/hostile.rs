@@ -1,0 +1,166 @@
+//! Hostile or broken input: garbage, unauthenticated and forged requests, full queues.
+
+use super::*;
+
+#[test]
+fn garbage_is_counted_and_not_answered() {
+    let t0 = Instant::now();
+    let mut tracker = new_tracker(t0);
+    let mut rng = Rng::new(99);
+    let mut sent = 0;
+    for len in 0..200 {
+        let bytes: Vec<u8> = (0..len).map(|_| rng.next_u64() as u8).collect();
+        tracker.handle_datagram(t0, addr(6666), &bytes);
+        sent += 1;
+    }
+    // A valid header with a kind the tracker sends but never receives.
+    let registered = Registered {
+        auth: auth(1, 1),
+        heartbeat_interval_ms: U32::new(1),
+    };
+    send(
+        &mut tracker,
+        t0,
+        addr(6666),
+        Message::Registered(&registered),
+    );
+    // A register with nonzero reserved bytes.
+    let mut buf = [0u8; 64];
+    let len = Message::Register(&Register {
+        auth: auth(1, 0),
+        reserved: [1; 4],
+    })
+    .encode(&mut buf)
+    .unwrap();
+    tracker.handle_datagram(t0, addr(6666), &buf[..len]);
+    sent += 2;
+
+    assert!(drain(&mut tracker).is_empty());
+    assert_eq!(tracker.node_count(), 0);
+    let stats = tracker.stats().clone();
+    assert_eq!(stats.datagrams_received, sent);
+    assert_eq!(stats.dropped_malformed, sent - 1);
+    assert_eq!(stats.dropped_unexpected_kind, 1);
+    let events = events(&mut tracker);
+    assert_eq!(events.len() as u64, sent);
+    assert_eq!(
+        events[0].to_string(),
+        "dropped datagram from 127.0.0.1:6666: shorter than a header"
+    );
+    assert!(
+        stats
+            .to_string()
+            .starts_with(&format!("received {sent}, malformed {}", sent - 1))
+    );
+}
+
+#[test]
+fn unauthenticated_lookup_gets_only_a_small_refusal() {
+    let t0 = Instant::now();
+    let mut tracker = new_tracker(t0);
+    let a = register(&mut tracker, t0, addr(4001), 1, 0);
+    announce(&mut tracker, t0, addr(4001), 1, a, hash(1), "f");
+    for (node_id, token, reason) in [
+        (2, 5, RefusedReason::UnknownNode),
+        (1, a ^ 1, RefusedReason::BadToken),
+    ] {
+        let request_len = send(
+            &mut tracker,
+            t0,
+            addr(6666),
+            Message::Lookup {
+                fixed: &Lookup {
+                    auth: auth(node_id, token),
+                },
+                name: "f",
+            },
+        );
+        let replies = drain(&mut tracker);
+        assert_eq!(replies.len(), 1);
+        assert!(
+            replies[0].1.len() <= request_len,
+            "{} > {request_len}",
+            replies[0].1.len()
+        );
+        match decode(&replies[0].1).unwrap() {
+            Message::Refused(refused) => {
+                assert_eq!(refused.request_kind, Kind::Lookup as u8);
+                assert_eq!(refused.reason.get(), reason as u16);
+            }
+            other => panic!("expected Refused, got {other:?}"),
+        }
+    }
+    // The right token from another address: the reply would go where node 1 never proved it
+    // receives, so it is refused too.
+    send(
+        &mut tracker,
+        t0,
+        addr(6666),
+        Message::Lookup {
+            fixed: &Lookup { auth: auth(1, a) },
+            name: "f",
+        },
+    );
+    assert_eq!(refused(&mut tracker), RefusedReason::UnknownNode);
+}
+
+/// A spoofer forges a Register from a victim's address with a token of its choosing, then a
+/// look-up with that token: the tracker minted its own token instead, so the look-up gets
+/// only a small refusal, never a large reply aimed at the victim.
+#[test]
+fn a_forged_register_does_not_unlock_replies_to_a_spoofed_address() {
+    let t0 = Instant::now();
+    let mut tracker = new_tracker(t0);
+    let holder = register(&mut tracker, t0, addr(4001), 1, 0);
+    announce(&mut tracker, t0, addr(4001), 1, holder, hash(1), "f");
+    let victim = addr(7777);
+    let chosen = 0xfeed_u64;
+    send(
+        &mut tracker,
+        t0,
+        victim,
+        Message::Register(&Register {
+            auth: auth(42, chosen),
+            reserved: [0; 4],
+        }),
+    );
+    let minted = match decode(&drain(&mut tracker)[0].1).unwrap() {
+        Message::Registered(registered) => registered.auth.token.get(),
+        other => panic!("expected Registered, got {other:?}"),
+    };
+    assert_ne!(
+        minted, chosen,
+        "the tracker must not adopt a token the sender chose"
+    );
+    let request_len = send(
+        &mut tracker,
+        t0,
+        victim,
+        Message::Lookup {
+            fixed: &Lookup {
+                auth: auth(42, chosen),
+            },
+            name: "f",
+        },
+    );
+    let replies = drain(&mut tracker);
+    assert_eq!(replies.len(), 1);
+    assert!(replies[0].1.len() <= request_len);
+    assert!(matches!(decode(&replies[0].1), Ok(Message::Refused(_))));
+}
+
+#[test]
+fn transmit_queue_is_bounded() {
+    let t0 = Instant::now();
+    let mut tracker = new_tracker(t0);
+    for _ in 0..TRANSMIT_QUEUE_MAX + 10 {
+        send(
+            &mut tracker,
+            t0,
+            addr(6666),
+            Message::Exit(&Exit { auth: auth(1, 1) }),
+        );
+    }
+    assert_eq!(tracker.stats().replies_dropped_queue_full, 10);
+    assert_eq!(drain(&mut tracker).len(), TRANSMIT_QUEUE_MAX);
+}

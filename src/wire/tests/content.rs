@@ -1,0 +1,348 @@
+//! Refusals of what a well-framed datagram says: names, shapes, spare bits, reasons; and how
+//! errors read.
+
+use super::*;
+
+#[test]
+fn bad_names() {
+    let long = vec![b'n'; NAME_BYTES_MAX + 1];
+    let bad: [&[u8]; 12] = [
+        b"",
+        b"a/b",
+        b"/etc",
+        b"a\\b",
+        b"..",
+        b"a..b",
+        b"a\0b",
+        b".hidden",
+        b"tab\there",
+        b"\xff\xfe",
+        b"caf\xc3",
+        &long,
+    ];
+    let lookup = bytemuck::bytes_of(&LOOKUP);
+    let valid = with_name(&[&header(Kind::Lookup)[..], lookup].concat(), b"file_A.txt");
+    for name in bad {
+        assert!(name_problem(name).is_some(), "{name:?}");
+        assert_eq!(check_name(name), Err(DecodeError::BadName), "{name:?}");
+        let bytes = with_name(&[&header(Kind::Lookup)[..], lookup].concat(), name);
+        assert_eq!(refused(&valid, &bytes), DecodeError::BadName, "{name:?}");
+        let announce = [&header(Kind::Announce)[..], bytemuck::bytes_of(&ANNOUNCE)].concat();
+        assert_eq!(
+            decode(&with_name(&announce, name)),
+            Err(DecodeError::BadName)
+        );
+    }
+    let longest = "n".repeat(NAME_BYTES_MAX);
+    for good in [
+        "file_A.txt",
+        "a.b.c",
+        "имя файла",
+        "with space",
+        "x",
+        &longest,
+    ] {
+        assert_eq!(check_name(good.as_bytes()), Ok(good), "{good:?}");
+    }
+    assert_eq!(
+        name_problem(b"a/b"),
+        Some("the name contains a path separator")
+    );
+}
+
+#[test]
+fn bad_names_in_the_other_tails() {
+    let name = "a/b";
+    for message in [
+        Message::LookupReply {
+            versions: &VERSIONS,
+            holders: &HOLDERS,
+            name,
+        },
+        Message::ManifestPart {
+            fixed: &MANIFEST_PART,
+            hashes: &HASHES,
+            name,
+        },
+    ] {
+        assert_eq!(
+            decode(&encoded(&message)),
+            Err(DecodeError::BadName),
+            "{message:?}"
+        );
+    }
+}
+
+#[test]
+fn bad_shape_of_announce() {
+    let valid = encoded(&samples()[2]);
+    let name = "file_A.txt";
+    let chunk_sizes = [
+        20_000,
+        CHUNK_BYTES_MIN / 2,
+        CHUNK_BYTES_MAX * 2,
+        0,
+        u32::MAX,
+    ];
+    let mut bad: Vec<Announce> = chunk_sizes
+        .map(|size| Announce {
+            chunk_bytes: U32::new(size),
+            ..ANNOUNCE
+        })
+        .to_vec();
+    // One chunk too many.
+    let file_bytes = u64::from(CHUNKS_MAX) * u64::from(CHUNK_BYTES) + 1;
+    bad.push(Announce {
+        file_bytes: U64::new(file_bytes),
+        chunks_held: U32::new(0),
+        ..ANNOUNCE
+    });
+    bad.push(Announce {
+        file_bytes: U64::new(u64::MAX),
+        chunks_held: U32::new(0),
+        ..ANNOUNCE
+    });
+    // Holding more chunks than the file has.
+    bad.push(Announce {
+        chunks_held: U32::new(8),
+        ..ANNOUNCE
+    });
+    for fixed in &bad {
+        let bytes = encoded(&Message::Announce { fixed, name });
+        assert_eq!(
+            refused(&valid, &bytes),
+            DecodeError::BadShape(Kind::Announce),
+            "{fixed:?}"
+        );
+    }
+    // The edges that are allowed.
+    let file_bytes = u64::from(CHUNKS_MAX) * u64::from(CHUNK_BYTES);
+    let largest = Announce {
+        file_bytes: U64::new(file_bytes),
+        chunks_held: U32::new(CHUNKS_MAX),
+        ..ANNOUNCE
+    };
+    let empty = Announce {
+        file_bytes: U64::new(0),
+        chunks_held: U32::new(0),
+        ..ANNOUNCE
+    };
+    for fixed in [&largest, &empty] {
+        assert!(
+            decode(&encoded(&Message::Announce { fixed, name })).is_ok(),
+            "{fixed:?}"
+        );
+    }
+}
+
+#[test]
+fn bad_shape_of_lookup_reply() {
+    let name = "file_A.txt";
+    let mut versions = VERSIONS;
+    versions[1].chunk_bytes = U32::new(CHUNK_BYTES + 1);
+    let bytes = encoded(&Message::LookupReply {
+        versions: &versions,
+        holders: &HOLDERS,
+        name,
+    });
+    assert_eq!(
+        decode(&bytes),
+        Err(DecodeError::BadShape(Kind::LookupReply))
+    );
+    // A holder of a version the reply does not list.
+    let bytes = encoded(&Message::LookupReply {
+        versions: &VERSIONS[..1],
+        holders: &HOLDERS,
+        name,
+    });
+    assert_eq!(
+        decode(&bytes),
+        Err(DecodeError::BadShape(Kind::LookupReply))
+    );
+}
+
+#[test]
+fn bad_shape_of_manifest_part() {
+    let name = "file_A.txt";
+    // Chunks 3, 4 and 5 of a file of 5 chunks (0 to 4).
+    let fixed = ManifestPart {
+        first_chunk: U32::new(3),
+        ..MANIFEST_PART
+    };
+    let bytes = encoded(&Message::ManifestPart {
+        fixed: &fixed,
+        hashes: &HASHES,
+        name,
+    });
+    assert_eq!(
+        decode(&bytes),
+        Err(DecodeError::BadShape(Kind::ManifestPart))
+    );
+    let fixed = ManifestPart {
+        first_chunk: U32::new(u32::MAX),
+        ..MANIFEST_PART
+    };
+    let bytes = encoded(&Message::ManifestPart {
+        fixed: &fixed,
+        hashes: &HASHES,
+        name,
+    });
+    assert_eq!(
+        decode(&bytes),
+        Err(DecodeError::BadShape(Kind::ManifestPart))
+    );
+    let fixed = ManifestPart {
+        chunk_bytes: U32::new(3 << 14),
+        ..MANIFEST_PART
+    };
+    let bytes = encoded(&Message::ManifestPart {
+        fixed: &fixed,
+        hashes: &HASHES,
+        name,
+    });
+    assert_eq!(
+        decode(&bytes),
+        Err(DecodeError::BadShape(Kind::ManifestPart))
+    );
+}
+
+#[test]
+fn bad_shape_of_piece_request() {
+    let valid = encoded(&Message::PieceRequest(&PIECE_REQUEST));
+    for request in [
+        PieceRequest {
+            piece_bytes: U32::new(0),
+            ..PIECE_REQUEST
+        },
+        PieceRequest {
+            piece_bytes: U32::new(PIECE_BYTES_MAX as u32 + 1),
+            ..PIECE_REQUEST
+        },
+        PieceRequest {
+            length: U32::new(0),
+            ..PIECE_REQUEST
+        },
+    ] {
+        let bytes = encoded(&Message::PieceRequest(&request));
+        assert_eq!(
+            refused(&valid, &bytes),
+            DecodeError::BadShape(Kind::PieceRequest)
+        );
+    }
+    let largest = PieceRequest {
+        piece_bytes: U32::new(PIECE_BYTES_MAX as u32),
+        ..PIECE_REQUEST
+    };
+    assert!(decode(&encoded(&Message::PieceRequest(&largest))).is_ok());
+}
+
+#[test]
+fn bad_shape_of_have_map_spare_bits() {
+    // Ten chunks: the low six bits of the second byte are spare and must be zero.
+    let valid = encoded(&Message::HaveMap {
+        fixed: &HAVE_MAP,
+        bitmap: &BITMAP,
+    });
+    for spare in 0..6 {
+        let bitmap = [BITMAP[0], BITMAP[1] | 1 << spare];
+        let bytes = encoded(&Message::HaveMap {
+            fixed: &HAVE_MAP,
+            bitmap: &bitmap,
+        });
+        assert_eq!(
+            refused(&valid, &bytes),
+            DecodeError::BadShape(Kind::HaveMap)
+        );
+    }
+    // With a whole number of bytes there are no spare bits.
+    let fixed = HaveMap {
+        chunk_count: U32::new(16),
+        ..HAVE_MAP
+    };
+    assert!(
+        decode(&encoded(&Message::HaveMap {
+            fixed: &fixed,
+            bitmap: &[0xff; 2]
+        }))
+        .is_ok()
+    );
+    let fixed = HaveMap {
+        chunk_count: U32::new(0),
+        ..HAVE_MAP
+    };
+    assert!(
+        decode(&encoded(&Message::HaveMap {
+            fixed: &fixed,
+            bitmap: &[]
+        }))
+        .is_ok()
+    );
+}
+
+#[test]
+fn unknown_reason() {
+    let valid = encoded(&Message::Refused(&REFUSED));
+    for reason in [0, 5, u16::MAX] {
+        let bad = Refused {
+            reason: U16::new(reason),
+            ..REFUSED
+        };
+        assert_eq!(
+            refused(&valid, &encoded(&Message::Refused(&bad))),
+            DecodeError::UnknownReason
+        );
+    }
+    let valid = encoded(&Message::Reject(&REJECT));
+    for reason in [0, 6, u16::MAX] {
+        let bad = Reject {
+            reason: U16::new(reason),
+            ..REJECT
+        };
+        assert_eq!(
+            refused(&valid, &encoded(&Message::Reject(&bad))),
+            DecodeError::UnknownReason
+        );
+    }
+    for reason in 1..=4 {
+        assert_eq!(
+            RefusedReason::from_u16(reason).map(|r| r as u16),
+            Some(reason)
+        );
+    }
+    for reason in 1..=5 {
+        assert_eq!(
+            RejectReason::from_u16(reason).map(|r| r as u16),
+            Some(reason)
+        );
+    }
+}
+
+#[test]
+fn errors_display_one_line() {
+    let errors = [
+        DecodeError::Truncated,
+        DecodeError::BadMagic,
+        DecodeError::BadVersion(2),
+        DecodeError::UnknownKind(0xff),
+        DecodeError::ReservedNotZero,
+        DecodeError::ShortBody(Kind::Piece),
+        DecodeError::LengthMismatch(Kind::HaveMap),
+        DecodeError::CountOverLimit(Kind::LookupReply),
+        DecodeError::BadName,
+        DecodeError::BadShape(Kind::Announce),
+        DecodeError::UnknownReason,
+    ];
+    for error in errors {
+        let text = error.to_string();
+        assert!(
+            !text.is_empty() && !text.contains('\n'),
+            "{error:?}: {text:?}"
+        );
+    }
+    assert_eq!(
+        DecodeError::UnknownKind(0xff).to_string(),
+        "unknown kind 0xff"
+    );
+}
+
+// ---------------------------------------------------------------- helpers

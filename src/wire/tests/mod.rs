@@ -1,0 +1,201 @@
+//! Unit tests of the wire format: literal byte fixtures for the exact layout, a round trip
+//! for every kind, and one test per [`DecodeError`] variant (each refusal checked against
+//! the valid datagram it was made from, so a test cannot pass by refusing everything).
+//! The fixtures they share are here: one valid message of every kind, and byte helpers.
+
+mod content;
+mod corpus;
+mod framing;
+mod layout;
+mod values;
+
+use super::*;
+
+const AUTH: NodeAuth = NodeAuth {
+    node_id: U32::new(7),
+    token: U64::new(0x0102_0304_0506_0708),
+};
+const INFO_HASH: Hash = [0xab; HASH_BYTES];
+const CHUNK_BYTES: u32 = CHUNK_BYTES_MIN;
+
+static REGISTER: Register = Register {
+    auth: AUTH,
+    reserved: [0; 4],
+};
+static REGISTERED: Registered = Registered {
+    auth: AUTH,
+    heartbeat_interval_ms: U32::new(20_000),
+};
+static ANNOUNCE: Announce = Announce {
+    auth: AUTH,
+    info_hash: INFO_HASH,
+    file_bytes: U64::new(100_000),
+    chunk_bytes: U32::new(CHUNK_BYTES),
+    chunks_held: U32::new(7),
+};
+static ANNOUNCED: Announced = Announced {
+    info_hash: INFO_HASH,
+    chunks_held: U32::new(7),
+};
+static LOOKUP: Lookup = Lookup { auth: AUTH };
+static VERSIONS: [VersionRecord; 2] = [
+    VersionRecord {
+        info_hash: INFO_HASH,
+        file_bytes: U64::new(100_000),
+        chunk_bytes: U32::new(CHUNK_BYTES),
+        holder_count: U32::new(2),
+    },
+    VersionRecord {
+        info_hash: [0xcd; HASH_BYTES],
+        file_bytes: U64::new(0),
+        chunk_bytes: U32::new(CHUNK_BYTES_MAX),
+        holder_count: U32::new(1),
+    },
+];
+static HOLDERS: [HolderRecord; 3] = [
+    holder(1, 0, [127, 0, 0, 1]),
+    holder(2, 0, [10, 0, 0, 2]),
+    holder(3, 1, [192, 168, 1, 3]),
+];
+static CREDIT: Credit = Credit {
+    auth: AUTH,
+    from_node: U32::new(3),
+    chunks: U32::new(2),
+    bytes: U64::new(2 * CHUNK_BYTES as u64),
+    info_hash: INFO_HASH,
+};
+static EXIT: Exit = Exit { auth: AUTH };
+static EXIT_ACK: ExitAck = ExitAck {
+    node_id: U32::new(7),
+};
+static REFUSED: Refused = Refused {
+    request_kind: Kind::Announce as u8,
+    reserved: 0,
+    reason: U16::new(RefusedReason::Conflict as u16),
+};
+static WELCOME: Welcome = Welcome {
+    cookie: U64::new(0x1122_3344_5566_7788),
+};
+const ASK: PeerAsk = PeerAsk {
+    cookie: U64::new(0x1122_3344_5566_7788),
+    node_id: U32::new(9),
+    info_hash: INFO_HASH,
+};
+static HAVE_REQUEST: HaveRequest = ASK;
+static HAVE_MAP: HaveMap = HaveMap {
+    info_hash: INFO_HASH,
+    node_id: U32::new(9),
+    chunk_count: U32::new(10),
+};
+static BITMAP: [u8; 2] = [0b1010_0000, 0b1100_0000];
+static MANIFEST_REQUEST: ManifestRequest = ManifestRequest {
+    ask: ASK,
+    first_chunk: U32::new(2),
+};
+static MANIFEST_PART: ManifestPart = ManifestPart {
+    info_hash: INFO_HASH,
+    file_bytes: U64::new(5 * CHUNK_BYTES as u64),
+    chunk_bytes: U32::new(CHUNK_BYTES),
+    first_chunk: U32::new(2),
+    hash_count: U16::new(3),
+    reserved: [0; 2],
+};
+static HASHES: [Hash; 3] = [[1; HASH_BYTES], [2; HASH_BYTES], [3; HASH_BYTES]];
+static PIECE_REQUEST: PieceRequest = PieceRequest {
+    ask: ASK,
+    chunk: U32::new(1),
+    offset: U32::new(0),
+    length: U32::new(CHUNK_BYTES),
+    piece_bytes: U32::new(1400),
+};
+static PIECE: Piece = Piece {
+    info_hash: INFO_HASH,
+    chunk: U32::new(1),
+    offset: U32::new(1400),
+};
+static REJECT: Reject = Reject {
+    info_hash: INFO_HASH,
+    chunk: U32::new(4),
+    reason: U16::new(RejectReason::MissingChunk as u16),
+    reserved: [0; 2],
+};
+
+const fn holder(node_id: u32, version: u8, ip: [u8; 4]) -> HolderRecord {
+    let [a, b, c, d] = ip;
+    HolderRecord {
+        node_id: U32::new(node_id),
+        version,
+        reserved: 0,
+        port: U16::new(6881),
+        ip: [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, a, b, c, d],
+        upload_credit_bytes: U64::new(1_000 * node_id as u64),
+        chunks_held: U32::new(7),
+    }
+}
+
+/// One valid message of every kind, in [`Kind::ALL`] order.
+fn samples() -> [Message<'static>; 18] {
+    [
+        Message::Register(&REGISTER),
+        Message::Registered(&REGISTERED),
+        Message::Announce {
+            fixed: &ANNOUNCE,
+            name: "file_A.txt",
+        },
+        Message::Announced(&ANNOUNCED),
+        Message::Lookup {
+            fixed: &LOOKUP,
+            name: "file_A.txt",
+        },
+        Message::LookupReply {
+            versions: &VERSIONS,
+            holders: &HOLDERS,
+            name: "file_A.txt",
+        },
+        Message::Credit(&CREDIT),
+        Message::Exit(&EXIT),
+        Message::ExitAck(&EXIT_ACK),
+        Message::Refused(&REFUSED),
+        Message::Welcome(&WELCOME),
+        Message::HaveRequest(&HAVE_REQUEST),
+        Message::HaveMap {
+            fixed: &HAVE_MAP,
+            bitmap: &BITMAP,
+        },
+        Message::ManifestRequest(&MANIFEST_REQUEST),
+        Message::ManifestPart {
+            fixed: &MANIFEST_PART,
+            hashes: &HASHES,
+            name: "file_A.txt",
+        },
+        Message::PieceRequest(&PIECE_REQUEST),
+        Message::Piece {
+            fixed: &PIECE,
+            data: b"some piece data",
+        },
+        Message::Reject(&REJECT),
+    ]
+}
+
+fn encoded(message: &Message<'_>) -> Vec<u8> {
+    let mut buf = vec![0u8; DATAGRAM_BYTES_MAX];
+    let len = message.encode(&mut buf).expect("sample fits in a datagram");
+    buf.truncate(len);
+    buf
+}
+
+/// Decodes `bytes`, first checking that `valid` (the datagram it was derived from) decodes.
+fn refused(valid: &[u8], bytes: &[u8]) -> DecodeError {
+    assert!(decode(valid).is_ok(), "the unaltered datagram must decode");
+    decode(bytes).expect_err("the altered datagram must be refused")
+}
+
+fn header(kind: Kind) -> Vec<u8> {
+    vec![b'T', b'R', b'N', b'T', 1, kind as u8, 0, 0]
+}
+
+fn with_name(fixed: &[u8], name: &[u8]) -> Vec<u8> {
+    [fixed, name].concat()
+}
+
+// ---------------------------------------------------------------- literal fixtures
