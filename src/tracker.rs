@@ -61,7 +61,8 @@ const OVER_BUDGET_REPORT_INTERVAL: Duration = Duration::from_secs(1);
 /// every announce 0.26 CPU-s in a 4 GiB two-holder transfer. A tracker killed meanwhile
 /// forgets that much; nodes repeat it (they register again when refused as unknown, announce
 /// again on their interval), and only credit is lost. A clean stop saves at once
-/// ([`Tracker::poll_snapshot_at_stop`]).
+/// ([`Tracker::poll_snapshot_at_stop`]), and so does a new node's token (once per node), before
+/// the reply that hands it out.
 pub const REGISTRY_SAVE_DELAY: Duration = Duration::from_secs(1);
 
 struct Node {
@@ -414,7 +415,9 @@ impl Tracker {
             Some(node) => {
                 let moved = node.addr != from;
                 // Stored, so that a restarted tracker knows whether to send it again.
-                self.registry_changed |= moved || !node.token_confirmed;
+                let stored = moved || !node.token_confirmed;
+                self.registry_changed |= stored;
+                self.registry_save_ready |= stored;
                 node.addr = from;
                 node.token_confirmed = true;
                 self.touch(node_id, now);
@@ -446,6 +449,9 @@ impl Tracker {
                 self.nodes.insert(node_id, node);
                 self.by_last_seen.insert((now, node_id));
                 self.registry_changed = true;
+                // A token is stored before the reply that hands it out: a tracker restarted
+                // from a snapshot without it would refuse the node (the id known, the token not).
+                self.registry_save_ready = true;
                 Some(TrackerEvent::NodeRegistered {
                     node_id,
                     addr: from,
