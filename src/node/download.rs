@@ -460,8 +460,17 @@ impl Download {
                     // "Get it from another peer": as if it did not hold it, until its next
                     // have-map.
                     Some(reason @ (RejectReason::MissingChunk | RejectReason::Elsewhere)) => {
-                        if let Some(have) = &mut self.peers[index].have {
+                        let had = self.peers[index].have.as_mut().is_some_and(|have| {
+                            let had = have.get(chunk);
                             have.clear(chunk);
+                            had
+                        });
+                        // Counted out of the availability too: the next have-map counts it
+                        // in again if it shows the chunk (counting only that inflated the
+                        // count by one for every refusal, and rarest-first took chunks the
+                        // holder kept refusing for common ones).
+                        if had && let Phase::Transfer(transfer) = &mut self.phase {
+                            transfer.forget_holder_of(chunk);
                         }
                         self.release_chunk(index, chunk);
                         // A spreading holder's least-sent chunks moved on: what it showed is

@@ -211,6 +211,13 @@ impl Transfer {
         }
     }
 
+    /// One peer that was counted as holding `chunk` no longer does.
+    pub fn forget_holder_of(&mut self, chunk: u32) {
+        if let Some(holders) = self.availability.get_mut(chunk as usize) {
+            *holders = holders.saturating_sub(1);
+        }
+    }
+
     fn usable(&self, peer: &Peer, chunk: u32) -> bool {
         peer.have.as_ref().is_some_and(|have| have.get(chunk))
             && !self.bad_pairs.contains(&(chunk, peer.node_id))
