@@ -1,0 +1,216 @@
+//! Which peers a download uses: recruiting holders from the tracker's list, asking them
+//! for have-maps and manifest parts, and letting go of the ones that fail or do not help.
+//! A dropped peer's chunks go back to the pool for the others.
+
+use super::*;
+
+impl Download {
+    /// Brings peers up to `peers_max` complete holders and [`PARTIAL_PEERS_MAX`] partial
+    /// ones, from the candidates.
+    pub(super) fn recruit(&mut self, parts: &mut Parts<'_>, now: Instant) {
+        let info_hash = match self.info_hash {
+            Some(info_hash) if !self.finished() => info_hash,
+            _ => return,
+        };
+        for (node_id, addr, complete) in self.candidates.clone() {
+            let active = |complete: bool| {
+                self.peers
+                    .iter()
+                    .filter(|p| !p.dropped && p.complete == complete)
+                    .count()
+            };
+            let limit = if complete {
+                parts.config.peers_max
+            } else {
+                PARTIAL_PEERS_MAX
+            };
+            if active(complete) >= limit {
+                continue;
+            }
+            let index = match self.peers.iter().position(|p| p.node_id == node_id) {
+                Some(index) if self.peers[index].may_return(addr, now) => {
+                    let peer = &mut self.peers[index];
+                    peer.addr = addr;
+                    peer.dropped = false;
+                    peer.have = None;
+                    peer.cookie = 0;
+                    peer.last_heard = now;
+                    peer.window = WINDOW_START;
+                    peer.complete = complete;
+                    peer.busy_until = None;
+                    peer.busy_streak = 0;
+                    peer.pace = pace::Pace::default();
+                    index
+                }
+                Some(_) => continue,
+                None if self.peers.len() < PEERS_PER_DOWNLOAD_MAX => {
+                    self.peers.push(Peer::new(node_id, addr, complete, now));
+                    self.peers.len() - 1
+                }
+                None => break,
+            };
+            log::info!("{}: using node {node_id} at {addr}", self.name);
+            self.ask_have(parts, now, index, info_hash);
+        }
+        if let Phase::Manifest(fetch) = &mut self.phase
+            && fetch.source.is_none_or(|i| self.peers[i].dropped)
+        {
+            fetch.source = self.peers.iter().position(|p| !p.dropped);
+            fetch.attempts = 0;
+            fetch.sent_at = None;
+            self.ask_manifest(parts, now);
+        }
+    }
+
+    /// How many partial holders of the last look-up [`Download::recruit`] would take now if
+    /// there were room: not in use, and not dropped lately. Dropping a partial holder for
+    /// another makes sense only when there is another: in a small swarm, where every
+    /// downloader already uses every other, a peer dropped for holding nothing we need (or
+    /// for being busy) would be missed for [`DROPPED_PEER_RETRY`] while it gains the very
+    /// chunks we lack (S3: three of eight downloaders sat idle for 3 to 4 s that way).
+    pub(super) fn recruitable_partial(&self, now: Instant) -> usize {
+        self.candidates
+            .iter()
+            .filter(|(node_id, addr, complete)| {
+                !complete
+                    && match self.peers.iter().find(|p| p.node_id == *node_id) {
+                        Some(peer) => peer.may_return(*addr, now),
+                        None => self.peers.len() < PEERS_PER_DOWNLOAD_MAX,
+                    }
+            })
+            .count()
+    }
+
+    pub(super) fn ask(&self, parts: &Parts<'_>, index: usize, info_hash: Hash) -> PeerAsk {
+        PeerAsk {
+            cookie: U64::new(self.peers[index].cookie),
+            node_id: U32::new(parts.config.node_id),
+            info_hash,
+        }
+    }
+
+    pub(super) fn ask_have(
+        &mut self,
+        parts: &mut Parts<'_>,
+        now: Instant,
+        index: usize,
+        info_hash: Hash,
+    ) {
+        let ask = self.ask(parts, index, info_hash);
+        parts
+            .out
+            .send(self.peers[index].addr, &Message::HaveRequest(&ask));
+        self.peers[index].last_asked = now;
+    }
+
+    pub(super) fn ask_manifest(&mut self, parts: &mut Parts<'_>, now: Instant) {
+        let Phase::Manifest(fetch) = &self.phase else {
+            return;
+        };
+        let Some(source) = fetch.source else { return };
+        let request = wire::ManifestRequest {
+            ask: self.ask(parts, source, fetch.version.info_hash),
+            first_chunk: U32::new(fetch.hashes.len() as u32),
+        };
+        parts
+            .out
+            .send(self.peers[source].addr, &Message::ManifestRequest(&request));
+        if let Phase::Manifest(fetch) = &mut self.phase {
+            fetch.sent_at = Some(now);
+            fetch.attempts += 1;
+        }
+    }
+
+    /// Forgets what was requested from peer `index` (it will be asked again).
+    pub(super) fn release_peer_requests(&mut self, index: usize) {
+        let Phase::Transfer(transfer) = &mut self.phase else {
+            return;
+        };
+        for &chunk in &self.peers[index].chunks {
+            if let Some(ChunkState::Active(progress)) = transfer.chunks.get_mut(chunk as usize) {
+                for slot in progress.requested_at.iter_mut() {
+                    *slot = None;
+                }
+                progress.next_unrequested = 0;
+            }
+        }
+        self.peers[index].in_flight = 0;
+    }
+
+    /// Takes `chunk` away from peer `index`, keeping the pieces already received.
+    pub(super) fn release_chunk(&mut self, index: usize, chunk: u32) {
+        let Phase::Transfer(transfer) = &mut self.phase else {
+            return;
+        };
+        if let Some(ChunkState::Active(progress)) = transfer.chunks.get_mut(chunk as usize)
+            && progress.owner == Some(index)
+        {
+            let outstanding = progress
+                .requested_at
+                .iter_mut()
+                .filter_map(Option::take)
+                .count() as u32;
+            progress.owner = None;
+            progress.next_unrequested = 0;
+            let peer = &mut self.peers[index];
+            peer.in_flight = peer.in_flight.saturating_sub(outstanding);
+            peer.chunks.retain(|&c| c != chunk);
+        }
+    }
+
+    pub(super) fn drop_peer(&mut self, parts: &mut Parts<'_>, now: Instant, index: usize) {
+        if self.peers[index].dropped {
+            return;
+        }
+        log::info!(
+            "{}: dropping node {} ({})",
+            self.name,
+            self.peers[index].node_id,
+            self.peers[index].addr
+        );
+        for chunk in self.peers[index].chunks.clone() {
+            self.release_chunk(index, chunk);
+        }
+        let peer = &mut self.peers[index];
+        peer.dropped = true;
+        peer.in_flight = 0;
+        peer.chunks.clear();
+        if let Phase::Transfer(transfer) = &mut self.phase {
+            transfer.replace_have(peer.have.take().as_ref(), None);
+        }
+        self.recruit(parts, now);
+    }
+
+    /// Drops up to [`UNHELPFUL_DROPS_MAX`] partial holders that hold no chunk this download
+    /// still needs and are asked for nothing, for as many partial holders of the last
+    /// look-up that can be taken instead (see [`Download::recruitable_partial`]). Late in a swarm, a downloader
+    /// whose peers all lack its last chunks would otherwise wait for them to get those first.
+    pub(super) fn drop_unhelpful(&mut self, parts: &mut Parts<'_>, now: Instant) {
+        let Phase::Transfer(transfer) = &self.phase else {
+            return;
+        };
+        let spare = self.recruitable_partial(now);
+        let unhelpful: Vec<usize> = (0..self.peers.len())
+            .filter(|&index| {
+                let peer = &self.peers[index];
+                !peer.dropped
+                    && !peer.complete
+                    && peer.chunks.is_empty()
+                    && peer.in_flight == 0
+                    && peer
+                        .have
+                        .as_ref()
+                        .is_some_and(|have| !transfer.holds_needed(have))
+            })
+            .take(spare.min(UNHELPFUL_DROPS_MAX))
+            .collect();
+        for index in unhelpful {
+            log::debug!(
+                "{}: node {} holds nothing we need; trying another",
+                self.name,
+                self.peers[index].node_id
+            );
+            self.drop_peer(parts, now, index);
+        }
+    }
+}

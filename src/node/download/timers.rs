@@ -1,0 +1,219 @@
+//! A download's timers: silent peers, unanswered requests, timed-out pieces, the swarm's
+//! refreshes (holder lists and have-maps) and giving up. Timers are data: `poll_timeout`
+//! returns the earliest deadline and a spurious `handle_timeout` does nothing.
+
+use super::*;
+
+impl Download {
+    /// Fires due timers. Returns true when the tracker should be asked for holders again.
+    pub fn handle_timeout(&mut self, parts: &mut Parts<'_>, now: Instant) -> bool {
+        if self.finished() {
+            return false;
+        }
+        if self.disk_retry_at.is_some_and(|t| t <= now) {
+            match std::mem::replace(&mut self.phase, Phase::LookingUp) {
+                Phase::WaitingForSpace(manifest) => self.start_transfer(parts, now, manifest),
+                other => {
+                    self.phase = other;
+                    self.publish(parts, now);
+                }
+            }
+        }
+        if self.disk_retry_at.is_some() {
+            // Nothing to ask anyone until there is room, and no giving up either.
+            return false;
+        }
+        // Peers that went silent while we wait on them.
+        for index in 0..self.peers.len() {
+            if self.peers[index].busy_until.is_some_and(|t| t <= now) {
+                // Its refusal is over: the node fills windows after this.
+                self.peers[index].busy_until = None;
+            }
+            let peer = &self.peers[index];
+            if peer.waiting() && now.saturating_duration_since(peer.last_heard) >= PEER_SILENCE {
+                parts.out.say(format!(
+                    "node {} stopped answering; its chunks of {} go to others",
+                    peer.node_id, self.name
+                ));
+                self.drop_peer(parts, now, index);
+            } else if !peer.dropped
+                && peer.have.is_none()
+                && now.saturating_duration_since(peer.last_asked) >= ASK_RETRY
+                && let Some(info_hash) = self.info_hash
+            {
+                self.ask_have(parts, now, index, info_hash);
+            }
+        }
+        if let Phase::Manifest(fetch) = &self.phase
+            && fetch
+                .sent_at
+                .is_some_and(|t| now.saturating_duration_since(t) >= fetch.retry_after())
+        {
+            match fetch.source {
+                Some(source) if fetch.attempts >= MANIFEST_ATTEMPTS_MAX => {
+                    self.drop_peer(parts, now, source)
+                }
+                _ => self.ask_manifest(parts, now),
+            }
+        }
+        self.scan_timeouts(now);
+        let mut ask_tracker = false;
+        let transferring = matches!(self.phase, Phase::Transfer(_));
+        if transferring && self.refresh_due.is_none_or(|t| t <= now) {
+            // Swarming: new downloaders appear; the tracker knows them.
+            self.drop_unhelpful(parts, now);
+            let partial = self
+                .peers
+                .iter()
+                .filter(|p| !p.dropped && !p.complete)
+                .count();
+            let interval = if partial < PARTIAL_PEERS_MAX {
+                SWARM_REFRESH_SHORT
+            } else {
+                SWARM_REFRESH
+            };
+            self.refresh_due = Some(now + interval);
+            ask_tracker = true;
+        }
+        if transferring && self.have_refresh_due.is_none_or(|t| t <= now) {
+            // Partial holders gain chunks all the time: what they verified is worth having
+            // within a fraction of a second, not after a chunk's worth of waiting.
+            // A complete holder that shows only part of its chunks (spreading them) is asked
+            // again only once what it showed is of no more use: its have-map changes when
+            // its least-sent chunks do, not with every chunk verified, and 200 downloaders
+            // asking every HAVE_REFRESH took some 4% of its upload (its refusals, as
+            // "elsewhere", clear what it no longer shows).
+            let stale: Vec<usize> = match &self.phase {
+                Phase::Transfer(transfer) => (0..self.peers.len())
+                    .filter(|&index| {
+                        let peer = &self.peers[index];
+                        !peer.dropped
+                            && !peer.has_all()
+                            && peer
+                                .have
+                                .as_ref()
+                                .is_some_and(|have| !peer.complete || !transfer.holds_needed(have))
+                    })
+                    .collect(),
+                _ => Vec::new(),
+            };
+            self.have_refresh_due = Some(now + HAVE_REFRESH);
+            if let Some(info_hash) = self.info_hash {
+                for index in stale {
+                    self.ask_have(parts, now, index, info_hash);
+                }
+            }
+        }
+        let active = self.peers.iter().any(|p| !p.dropped);
+        if !active && now >= self.give_up_at {
+            let reason = if self.peers.is_empty() {
+                format!(
+                    "no holder of {} answered within {} s",
+                    self.name,
+                    self.give_up_after.as_secs()
+                )
+            } else {
+                format!("every holder of {} is gone", self.name)
+            };
+            self.fail(parts, reason);
+            return false;
+        }
+        if !active {
+            self.recruit(parts, now);
+        }
+        let need_holders = !self.peers.iter().any(|p| !p.dropped);
+        if need_holders && self.lookup_due.is_none_or(|t| t <= now) {
+            self.lookup_due = Some(now + LOOKUP_RETRY);
+            return true;
+        }
+        ask_tracker
+    }
+
+    /// Pieces requested longer than the peer's timeout ago are asked again; the window of a
+    /// peer that lost some halves.
+    pub(super) fn scan_timeouts(&mut self, now: Instant) {
+        let Phase::Transfer(transfer) = &mut self.phase else {
+            return;
+        };
+        if transfer.scan_due.is_none_or(|t| t > now) {
+            return;
+        }
+        let mut outstanding = false;
+        for chunk in transfer.chunks.iter_mut() {
+            let ChunkState::Active(progress) = chunk else {
+                continue;
+            };
+            let Some(owner) = progress.owner else {
+                continue;
+            };
+            let rto = self.peers[owner].rto();
+            let mut lost = 0;
+            for (piece, slot) in progress.requested_at.iter_mut().enumerate() {
+                match slot {
+                    Some(sent) if now.saturating_duration_since(*sent) >= rto => {
+                        *slot = None;
+                        lost += 1;
+                        progress.next_unrequested = progress.next_unrequested.min(piece as u32);
+                    }
+                    Some(_) => outstanding = true,
+                    None => {}
+                }
+            }
+            if lost > 0 {
+                let peer = &mut self.peers[owner];
+                peer.in_flight = peer.in_flight.saturating_sub(lost);
+                peer.window = (peer.window / 2).max(WINDOW_MIN);
+                log::debug!("{lost} pieces from node {} timed out", peer.node_id);
+            }
+        }
+        let waiting = self.peers.iter().any(|p| p.in_flight > 0);
+        transfer.scan_due = (outstanding || waiting).then_some(now + SCAN_INTERVAL);
+    }
+
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.finished() {
+            return None;
+        }
+        let mut earliest: Option<Instant> = None;
+        let mut consider = |t: Instant| earliest = Some(earliest.map_or(t, |e| e.min(t)));
+        if let Some(t) = self.disk_retry_at {
+            consider(t);
+        }
+        if self.disk_retry_at.is_some() {
+            return earliest;
+        }
+        for peer in self.peers.iter().filter(|p| !p.dropped) {
+            if peer.waiting() {
+                consider(peer.last_heard + PEER_SILENCE);
+            }
+            if peer.have.is_none() {
+                consider(peer.last_asked + ASK_RETRY);
+            }
+            if let Some(t) = peer.busy_until {
+                consider(t);
+            }
+        }
+        match &self.phase {
+            Phase::Manifest(fetch) => {
+                if let Some(sent) = fetch.sent_at {
+                    consider(sent + fetch.retry_after());
+                }
+            }
+            Phase::Transfer(transfer) => {
+                if let Some(t) = transfer.scan_due {
+                    consider(t);
+                }
+                consider(self.refresh_due.unwrap_or(transfer.started_at));
+                if self.peers.iter().any(|p| !p.dropped && !p.has_all()) {
+                    consider(self.have_refresh_due.unwrap_or(transfer.started_at));
+                }
+            }
+            _ => {}
+        }
+        if !self.peers.iter().any(|p| !p.dropped) {
+            consider(self.give_up_at);
+            consider(self.lookup_due.unwrap_or(self.give_up_at));
+        }
+        earliest
+    }
+}
