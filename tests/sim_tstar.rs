@@ -280,6 +280,25 @@ impl Report {
             (peers_sent - self.peers_sent) as f64 / f64::from(1 << 20)
         );
         self.peers_sent = peers_sent;
+        // How evenly the chunks have spread: the rarest chunks, and how many downloaders
+        // hold them (a swarm that waits on a few rare chunks shows here).
+        let chunk_count = (FILE_BYTES as u64).div_ceil(u64::from(CHUNK_BYTES)) as u32;
+        let mut holders = vec![0usize; chunk_count as usize];
+        for &n in downloaders {
+            if let Some(have) = sim.node(n).chunks_held(NAME) {
+                for chunk in 0..chunk_count {
+                    holders[chunk as usize] += usize::from(have.get(chunk));
+                }
+            }
+        }
+        let mut rarest: Vec<(usize, u32)> = (0..chunk_count)
+            .map(|chunk| (holders[chunk as usize], chunk))
+            .collect();
+        rarest.sort_unstable();
+        eprintln!(
+            "{label}: rarest chunks (downloaders holding, chunk): {:?}",
+            &rarest[..rarest.len().min(6)]
+        );
     }
 }
 

@@ -3,17 +3,26 @@
 use super::*;
 
 impl Node {
-    /// Progress of each running download, for progress lines.
     /// Whether a download is running (so that progress is worth showing).
     pub fn downloading(&self) -> bool {
         self.downloads.iter().any(|d| !d.finished())
     }
 
+    /// Progress of each running download, for progress lines.
     pub fn progress(&self, now: Instant) -> Vec<Progress> {
         self.downloads
             .iter()
             .filter_map(|d| d.progress(&self.files, now))
             .collect()
+    }
+
+    /// The verified chunks of the file called `name` (whole or partial), if the node has one:
+    /// what a simulation reports about how a swarm fills.
+    pub fn chunks_held(&self, name: &str) -> Option<&crate::storage::Bitmap> {
+        self.files
+            .values()
+            .find(|file| file.manifest.name == name)
+            .map(|file| &file.have)
     }
 
     /// The `status` command's text.
