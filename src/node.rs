@@ -407,11 +407,15 @@ impl Node {
                 len,
             });
         }
-        let transmit = self.uploader.poll_piece(&mut self.out.stats, now, buf);
+        let sent = self.uploader.poll_piece(&mut self.out.stats, now, buf);
         for info_hash in self.uploader.take_damaged() {
             self.file_changed(now, info_hash, watch::Change::Short);
         }
-        transmit
+        let (transmit, info_hash, payload_bytes) = sent?;
+        if let Some(standard) = &mut self.standard {
+            standard.count_uploaded(info_hash, u64::from(payload_bytes));
+        }
+        Some(transmit)
     }
 
     /// When `handle_timeout` should next be called; `None` when nothing is waiting.

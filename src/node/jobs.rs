@@ -157,6 +157,9 @@ impl Node {
                         .get(&info_hash)
                         .map_or(0, |f| u64::from(f.manifest.chunk_len(chunk)));
                     self.credit(from_node, info_hash, bytes);
+                    if let Some(standard) = &mut self.standard {
+                        standard.count_downloaded(info_hash, bytes);
+                    }
                     if let Some(file) = self.files.get(&info_hash) {
                         self.uploader.push_have(&mut self.out, now, file);
                     }
