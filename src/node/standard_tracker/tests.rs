@@ -327,24 +327,44 @@ fn node_connects_and_announces(node: &mut Node, now: Instant) -> Vec<u8> {
     announce
 }
 
-#[test]
-fn a_node_announces_the_payload_bytes_it_served_as_uploaded() {
-    let dir =
-        std::env::temp_dir().join(format!("torrent-standard-uploaded-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let state = StateDir::open(&dir).unwrap();
-    std::fs::write(state.files_dir().join("f"), vec![7u8; 5000]).unwrap();
-    let t0 = Instant::now();
-    let mut config = NodeConfig::new(2, tracker_addr());
-    config.standard_tracker = true;
-    config.local_addr = local();
-    let mut node = Node::new(config, state, 5, t0);
-    node.handle_command(t0, Command::Send { name: "f".into() });
+/// Runs the node's hashing jobs inline; the lines it says are dropped.
+fn run_jobs(node: &mut Node, now: Instant) {
     while let Some(event) = node.poll_event() {
         if let NodeEvent::Job(job) = event {
-            node.handle_job_done(t0, run_job(job));
+            node.handle_job_done(now, run_job(job));
         }
     }
+}
+
+/// A node of a standard tracker bound to `addr`, its directory a fresh `dir`; with a file
+/// `f` of 5,000 bytes when `sharing` (shared, its hashing done).
+fn standard_node(dir: &std::path::Path, addr: SocketAddr, sharing: bool, now: Instant) -> Node {
+    let _ = std::fs::remove_dir_all(dir);
+    let state = StateDir::open(dir).unwrap();
+    let mut config = NodeConfig::new(u32::from(addr.port()), tracker_addr());
+    config.standard_tracker = true;
+    config.local_addr = addr;
+    if sharing {
+        std::fs::write(state.files_dir().join("f"), vec![7u8; 5000]).unwrap();
+    }
+    let mut node = Node::new(config, state, 5, now);
+    if sharing {
+        node.handle_command(now, Command::Send { name: "f".into() });
+        run_jobs(&mut node, now);
+    }
+    node
+}
+
+/// A directory for a test's node.
+fn node_dir(test: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("torrent-{test}-{}", std::process::id()))
+}
+
+#[test]
+fn a_node_announces_the_payload_bytes_it_served_as_uploaded() {
+    let dir = node_dir("standard-uploaded");
+    let t0 = Instant::now();
+    let mut node = standard_node(&dir, local(), true, t0);
     let started = node_connects_and_announces(&mut node, t0);
     assert_eq!(u32_at(&started, 80), 2, "started");
     assert_eq!(
@@ -396,4 +416,80 @@ fn a_node_announces_the_payload_bytes_it_served_as_uploaded() {
     assert_eq!(u64_at(&periodic, 72), 3000, "uploaded: the payload served");
     assert_eq!(u64_at(&periodic, 56), 0, "downloaded");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_node_announces_the_payload_bytes_it_downloaded_and_verified_as_downloaded() {
+    let (seeder_dir, leecher_dir) = (node_dir("standard-seeder"), node_dir("standard-leecher"));
+    let t0 = Instant::now();
+    let seeder_addr = local();
+    let leecher_addr = SocketAddr::from(([10, 0, 0, 2], 6881));
+    let mut seeder = standard_node(&seeder_dir, seeder_addr, true, t0);
+    let seeder_started = node_connects_and_announces(&mut seeder, t0);
+    let info_hash: Hash = seeder_started[16..36].try_into().unwrap();
+    let mut leecher = standard_node(&leecher_dir, leecher_addr, false, t0);
+    leecher.handle_command(
+        t0,
+        Command::DownloadByHash {
+            info_hash,
+            name: Some("f".into()),
+        },
+    );
+    let started = node_connects_and_announces(&mut leecher, t0);
+    assert_eq!(u64_at(&started, 56), 0, "downloaded: nothing yet");
+    // The tracker's reply lists the seeder.
+    let mut reply = vec![0, 0, 0, 1];
+    reply.extend_from_slice(&started[12..16]);
+    reply.extend_from_slice(&[0, 0, 0, 60, 0, 0, 0, 0, 0, 0, 0, 1, 10, 0, 0, 9, 0x1b, 0x58]);
+    leecher.handle_datagram(t0, tracker_addr(), &reply);
+
+    // Datagrams go between the two (the tracker's are kept) until the download is done.
+    let mut now = t0;
+    let mut to_tracker = Vec::new();
+    for _ in 0..1000 {
+        if !leecher.downloading() {
+            break;
+        }
+        let mut quiet = true;
+        for (to, bytes) in node_sends(&mut seeder, now) {
+            quiet = false;
+            if to == leecher_addr {
+                leecher.handle_datagram(now, seeder_addr, &bytes);
+            }
+        }
+        for (to, bytes) in node_sends(&mut leecher, now) {
+            quiet = false;
+            if to == seeder_addr {
+                seeder.handle_datagram(now, leecher_addr, &bytes);
+            } else if to == tracker_addr() {
+                to_tracker.push(bytes);
+            }
+        }
+        run_jobs(&mut leecher, now);
+        if quiet {
+            now += Duration::from_millis(100);
+            seeder.handle_timeout(now);
+            leecher.handle_timeout(now);
+        }
+    }
+    assert!(!leecher.downloading(), "the download finished");
+    leecher.handle_timeout(now);
+    to_tracker.extend(
+        node_sends(&mut leecher, now)
+            .into_iter()
+            .map(|(_, bytes)| bytes),
+    );
+    let completed = to_tracker
+        .iter()
+        .find(|d| d.len() == 98 && u32_at(d, 80) == 1)
+        .expect("a completed announce");
+    assert_eq!(u64_at(completed, 64), 0, "left");
+    assert_eq!(
+        u64_at(completed, 56),
+        5000,
+        "downloaded: the file, verified"
+    );
+    assert_eq!(u64_at(completed, 72), 0, "uploaded: nothing served");
+    let _ = std::fs::remove_dir_all(&seeder_dir);
+    let _ = std::fs::remove_dir_all(&leecher_dir);
 }
