@@ -19,6 +19,9 @@
 //!  node/download/transfer.rs  which chunk from whom: rarest first, endgame, piece runs
 //!  node/upload.rs         serving peers (cookies, pieces read from the file, rate limit)
 //!  node/standard_tracker.rs  the node as a BEP 15 client of a standard tracker (udp://)
+//!  node/*.rs              the node's other parts, one subject each (datagram dispatch,
+//!                         console commands, hashing jobs, tracker link, status, watching
+//!                         the directory): the map is in node.rs's module doc
 //!  budget.rs              per-sender datagram budgets at the door (tracker, node)
 //!  wire.rs                every datagram: fixed-layout big-endian views, checked decode
 //!  bep15.rs               the standard BitTorrent UDP tracker protocol (BEP 15), same style;

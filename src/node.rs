@@ -9,7 +9,10 @@
 //!
 //! The parts, one file each:
 //!
-//! * this file: inputs and outputs, dispatch, sharing, exporting, exiting;
+//! * this file: the node's state, timers, outputs, progress and exiting;
+//! * `dispatch`: which part an arriving datagram goes to, after the per-sender budget;
+//! * `commands`: the console's commands: sharing, downloading by name, exporting;
+//! * `jobs`: hashing jobs (sharing a file, checking a chunk) and their results;
 //! * `tracker_link`: register, heartbeat, announce, look-up, credit, exit, all with
 //!   retries and backoff;
 //! * `standard_tracker`: the same node announcing to a standard BitTorrent tracker (BEP 15)
@@ -23,7 +26,10 @@
 //!
 //! Files on disk go through [`crate::storage`]; the node only decides what to read and write.
 
+mod commands;
+mod dispatch;
 mod download;
+mod jobs;
 mod standard_tracker;
 use standard_tracker::StandardTracker;
 mod status;
@@ -40,6 +46,7 @@ use crate::rng::Rng;
 use crate::storage::{Bitmap, FileStamp, Manifest, Mapping, StateDir};
 use crate::wire::{self, Hash, Message, NodeAuth, RefusedReason, U32, U64};
 use download::Download;
+pub use jobs::{Job, JobDone, run_job};
 pub use status::Progress;
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt::Write as _;
@@ -114,90 +121,6 @@ impl NodeConfig {
             hash_threads: 2,
         }
     }
-}
-
-/// Work too slow for the reactor thread, run by a hasher thread (or inline in a simulation)
-/// with [`run_job`]; its result comes back through [`Node::handle_job_done`].
-pub enum Job {
-    /// Build (or load from cache) the manifest of a file in the node's directory.
-    Share {
-        state: StateDir,
-        name: String,
-        chunk_bytes: u32,
-        threads: usize,
-    },
-    /// Check one chunk of a download against its hash.
-    CheckChunk {
-        info_hash: Hash,
-        chunk: u32,
-        mapping: Arc<Mapping>,
-        offset: u64,
-        len: usize,
-        expected: Hash,
-    },
-}
-
-/// The result of a [`Job`].
-pub enum JobDone {
-    Shared {
-        name: String,
-        result: Result<(Manifest, FileStamp), String>,
-    },
-    ChunkChecked {
-        info_hash: Hash,
-        chunk: u32,
-        ok: bool,
-    },
-}
-
-/// Runs a job to completion on the calling thread.
-pub fn run_job(job: Job) -> JobDone {
-    match job {
-        Job::Share {
-            state,
-            name,
-            chunk_bytes,
-            threads,
-        } => {
-            let result = std::fs::metadata(state.file_path(&name))
-                .map_err(|error| error.to_string())
-                .and_then(|meta| {
-                    let chunk_bytes = chunk_bytes_for(meta.len(), chunk_bytes);
-                    state
-                        .manifest_of(&name, chunk_bytes, threads)
-                        .map_err(|error| error.to_string())
-                });
-            JobDone::Shared { name, result }
-        }
-        Job::CheckChunk {
-            info_hash,
-            chunk,
-            mapping,
-            offset,
-            len,
-            expected,
-        } => {
-            let ok = mapping.sha1(offset, len) == Some(expected);
-            if ok && let Err(error) = mapping.release(offset, len) {
-                // Not fatal: the pages stay mapped, costing memory, not data.
-                log::warn!("cannot release the pages of chunk {chunk}: {error}");
-            }
-            JobDone::ChunkChecked {
-                info_hash,
-                chunk,
-                ok,
-            }
-        }
-    }
-}
-
-/// The configured chunk size, doubled until the file fits in [`wire::CHUNKS_MAX`] chunks.
-fn chunk_bytes_for(file_bytes: u64, configured: u32) -> u32 {
-    let mut chunk_bytes = configured;
-    while !wire::shape_ok(file_bytes, chunk_bytes) && chunk_bytes < wire::CHUNK_BYTES_MAX {
-        chunk_bytes *= 2;
-    }
-    chunk_bytes
 }
 
 /// What the node tells the process around it.
@@ -410,343 +333,7 @@ impl Node {
         }
     }
 
-    // ---- inputs -------------------------------------------------------------------------
-
-    /// A line typed at the console: a command, or a one-line complaint with a pointer to
-    /// `help` (in order with the output of earlier commands).
-    pub fn handle_console_line(&mut self, now: Instant, line: &str) {
-        match console::parse(line) {
-            Ok(command) => self.handle_command(now, command),
-            Err(error) => self.out.say(error.to_string()),
-        }
-    }
-
-    /// A command from the console (or a signal, as `Exit`).
-    pub fn handle_command(&mut self, now: Instant, command: Command) {
-        match command {
-            Command::Nothing => {}
-            Command::Help => self.out.say(console::HELP.to_string()),
-            Command::Status => {
-                let status = self.status(now);
-                self.out.say(status);
-            }
-            Command::Send { name } => self.share(now, name),
-            Command::Download { name, pin } => self.download(now, name, pin),
-            Command::DownloadByHash { info_hash, name } => {
-                self.download_by_hash(now, info_hash, name, None)
-            }
-            Command::DownloadTorrent { path } => self.download_torrent(now, &path),
-            Command::Export { name } => self.export(name),
-            Command::Exit => self.begin_exit(now, 0),
-        }
-    }
-
-    /// Writes `DIR/<name>.torrent` for a held file now, or once a file of that name being
-    /// hashed or downloaded is held.
-    fn export(&mut self, name: String) {
-        let held = self
-            .files
-            .values()
-            .filter(|file| file.manifest.name == name)
-            .max_by_key(|file| file.complete())
-            .map(|file| Arc::clone(&file.manifest));
-        if let Some(manifest) = held {
-            return self.write_torrent(&manifest);
-        }
-        let coming = self.is_hashing(&name)
-            || self
-                .downloads
-                .iter()
-                .any(|d| d.name() == name && !d.finished());
-        if !coming {
-            self.out.say(format!(
-                "cannot export {name}: this node does not hold it (share or download it first)"
-            ));
-        } else if self.exports_waiting.len() >= EXPORTS_WAITING_MAX {
-            self.out.say(format!(
-                "cannot export {name}: {EXPORTS_WAITING_MAX} exports are already waiting"
-            ));
-        } else if !self.exports_waiting.contains(&name) {
-            self.exports_waiting.push(name);
-        }
-    }
-
-    /// Runs a waiting export of `info_hash`'s name, if any.
-    fn export_if_waiting(&mut self, info_hash: Hash) {
-        let Some(manifest) = self.files.get(&info_hash).map(|f| Arc::clone(&f.manifest)) else {
-            return;
-        };
-        let Some(index) = self
-            .exports_waiting
-            .iter()
-            .position(|n| *n == manifest.name)
-        else {
-            return;
-        };
-        self.exports_waiting.swap_remove(index);
-        self.write_torrent(&manifest);
-    }
-
-    fn write_torrent(&mut self, manifest: &Manifest) {
-        let name = &manifest.name;
-        let torrent_name = match crate::metainfo::torrent_name(name) {
-            Ok(torrent_name) => torrent_name,
-            Err(problem) => {
-                let line = format!("cannot export {name}: {problem} once '.torrent' is added");
-                return self.out.say(line);
-            }
-        };
-        let bytes = crate::metainfo::torrent_file(manifest, self.config.tracker);
-        match self.state.write_file(&torrent_name, &bytes) {
-            Ok(path) => self.out.say(format!(
-                "exported {name} to {} ({})",
-                path.display(),
-                crate::metainfo::magnet_link(manifest, self.config.tracker)
-            )),
-            Err(error) => self.out.say(format!("cannot export {name}: {error}")),
-        }
-    }
-
-    fn is_hashing(&self, name: &str) -> bool {
-        self.hashing.iter().any(|(hashed, _)| hashed == name)
-    }
-
-    fn share(&mut self, now: Instant, name: String) {
-        if let Some(problem) = wire::name_problem(name.as_bytes()) {
-            self.out.say(format!("cannot share {name:?}: {problem}"));
-            return;
-        }
-        if self.is_hashing(&name) {
-            self.out.say(format!("{name} is already being hashed"));
-            return;
-        }
-        if self.files.len() + self.hashing.len() >= FILES_MAX {
-            self.out.say(format!(
-                "cannot share {name}: this node already holds {FILES_MAX} files"
-            ));
-            return;
-        }
-        self.hashing.push((name.clone(), now));
-        let (state, chunk_bytes, threads) = (
-            self.state.clone(),
-            self.config.chunk_bytes,
-            self.config.hash_threads,
-        );
-        self.out.event(NodeEvent::Job(Job::Share {
-            state,
-            name,
-            chunk_bytes,
-            threads,
-        }));
-    }
-
-    fn download(&mut self, now: Instant, name: String, pin: Option<Hash>) {
-        if let Some(problem) = wire::name_problem(name.as_bytes()) {
-            self.out.say(format!("cannot download {name:?}: {problem}"));
-            return;
-        }
-        if self.standard.is_some() {
-            // A standard tracker knows info hashes, not names.
-            match pin {
-                Some(info_hash) => self.download_by_hash(now, info_hash, Some(name), None),
-                None => self.refuse_download(
-                    now,
-                    format!(
-                        "cannot download {name} by name from a standard tracker: give its .torrent, its info hash, a magnet link, or {name}@<info hash>"
-                    ),
-                ),
-            }
-            return;
-        }
-        if self
-            .downloads
-            .iter()
-            .any(|d| d.name() == name && !d.finished())
-        {
-            self.out.say(format!("{name} is already downloading"));
-            return;
-        }
-        if self.state.file_path(&name).exists() {
-            let line = format!(
-                "download {name} failed: {name} already exists in {}",
-                self.state.files_dir().display()
-            );
-            self.out.say(line);
-            self.check_done(now);
-            return;
-        }
-        if self.downloads.iter().filter(|d| !d.finished()).count() >= DOWNLOADS_MAX {
-            self.out.say(format!(
-                "cannot download {name}: {DOWNLOADS_MAX} downloads are running"
-            ));
-            return;
-        }
-        self.downloads.retain(|d| !d.finished());
-        self.downloads.push(Download::new(
-            name.clone(),
-            pin,
-            now,
-            self.config.give_up_after,
-        ));
-        self.ask_tracker(now, TrackerAsk::Lookup(name));
-    }
-
-    /// A hasher thread finished a job.
-    pub fn handle_job_done(&mut self, now: Instant, done: JobDone) {
-        match done {
-            JobDone::Shared { name, result } => {
-                let asked = self
-                    .hashing
-                    .iter()
-                    .find(|(hashed, _)| *hashed == name)
-                    .map(|&(_, asked)| asked);
-                self.hashing.retain(|(hashed, _)| *hashed != name);
-                let opened = result.and_then(|(manifest, stamp)| {
-                    let mapping = self
-                        .state
-                        .open_shared(&manifest, stamp)
-                        .map_err(|e| e.to_string())?;
-                    Ok((manifest, mapping, stamp))
-                });
-                match opened {
-                    Ok((manifest, mapping, stamp)) => {
-                        // A cached manifest comes back at once; a new file was read and
-                        // hashed on every hasher thread.
-                        let seconds = asked.map_or(0.0, |t| (now - t).as_secs_f64());
-                        log::info!(
-                            "manifest of {name} ready in {seconds:.3} s ({} bytes, {} chunks, {:.0} MB/s)",
-                            manifest.file_bytes,
-                            manifest.chunk_count(),
-                            manifest.file_bytes as f64 / seconds.max(1e-6) / 1e6
-                        );
-                        let info_hash = manifest.info_hash;
-                        let have = Bitmap::full(manifest.chunk_count());
-                        let manifest = Arc::new(manifest);
-                        self.files.insert(
-                            info_hash,
-                            LocalFile {
-                                manifest,
-                                mapping,
-                                have,
-                                acknowledged_chunks: None,
-                                announce_due: None,
-                                stamp: Some(stamp),
-                            },
-                        );
-                        self.announce(now, info_hash);
-                        self.export_if_waiting(info_hash);
-                    }
-                    Err(error) => self.out.say(format!("cannot share {name}: {error}")),
-                }
-            }
-            JobDone::ChunkChecked {
-                info_hash,
-                chunk,
-                ok,
-            } => {
-                let Some(index) = self
-                    .downloads
-                    .iter()
-                    .position(|d| d.info_hash() == Some(info_hash))
-                else {
-                    return;
-                };
-                let mut ctx = self.context();
-                let verified = ctx.downloads[index].chunk_checked(&mut ctx.parts, now, chunk, ok);
-                if let Some(from_node) = verified {
-                    let bytes = ctx
-                        .parts
-                        .files
-                        .get(&info_hash)
-                        .map_or(0, |f| u64::from(f.manifest.chunk_len(chunk)));
-                    self.credit(from_node, info_hash, bytes);
-                    if let Some(file) = self.files.get(&info_hash) {
-                        self.uploader.push_have(&mut self.out, now, file);
-                    }
-                    self.after_progress(now, info_hash);
-                }
-                // A chunk left the hashing queue: room to start another.
-                self.fill_windows(now);
-            }
-        }
-    }
-
-    /// A datagram arrived from `from`.
-    pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
-        self.out.stats.datagrams_received += 1;
-        if self.standard.is_some() && from == self.tracker.addr {
-            // BEP 15 replies carry no magic of ours: they are told apart by their source.
-            self.handle_standard_datagram(now, bytes);
-            return;
-        }
-        let message = match wire::decode(bytes) {
-            Ok(message) => message,
-            Err(error) => {
-                self.out.stats.dropped_malformed += 1;
-                log::debug!("dropped datagram from {from}: {error}");
-                return;
-            }
-        };
-        if from == self.tracker.addr && self.standard.is_none() {
-            self.handle_tracker_message(now, message);
-            return;
-        }
-        match message {
-            Message::HaveRequest(_) | Message::ManifestRequest(_) | Message::PieceRequest(_)
-                if self.budgets.admit(now, from) == Verdict::Drop =>
-            {
-                // Only requests count: what we asked for is never dropped here.
-                self.out.stats.dropped_over_budget += 1;
-            }
-            Message::HaveRequest(_) | Message::ManifestRequest(_) | Message::PieceRequest(_) => {
-                self.uploader
-                    .handle_request(&mut self.out, &self.files, now, from, &message);
-            }
-            Message::Welcome(_) => {
-                // A cookie is per address: every download using this peer needs it.
-                let mut ctx = self.context();
-                for download in ctx.downloads.iter_mut() {
-                    let _ = download.handle_peer_message(&mut ctx.parts, now, from, &message);
-                }
-            }
-            Message::HaveMap { .. }
-            | Message::ManifestPart { .. }
-            | Message::Piece { .. }
-            | Message::Reject(_) => {
-                let mut ctx = self.context();
-                let mut progressed = None;
-                for download in ctx.downloads.iter_mut() {
-                    if let Some(result) =
-                        download.handle_peer_message(&mut ctx.parts, now, from, &message)
-                    {
-                        progressed = Some(result);
-                        break;
-                    }
-                }
-                match progressed {
-                    Some(download::Handled::Consumed) => {}
-                    Some(download::Handled::ManifestReady(info_hash)) => {
-                        self.after_progress(now, info_hash)
-                    }
-                    None => {
-                        if let Message::Piece { .. } = message {
-                            self.out.stats.pieces_unrequested += 1;
-                        } else {
-                            self.out.stats.dropped_unexpected += 1;
-                        }
-                    }
-                }
-            }
-            _ => {
-                self.out.stats.dropped_unexpected += 1;
-                log::debug!(
-                    "dropped {:?} from {from}: not a peer message",
-                    message.kind()
-                );
-            }
-        }
-        self.fill_windows(now);
-    }
+    // ---- inputs (datagrams: `dispatch`; commands: `commands`; jobs: `jobs`) --------------
 
     /// Timers that are due fire; a call with nothing due does nothing.
     pub fn handle_timeout(&mut self, now: Instant) {
@@ -820,11 +407,15 @@ impl Node {
                 len,
             });
         }
-        let transmit = self.uploader.poll_piece(&mut self.out.stats, now, buf);
+        let sent = self.uploader.poll_piece(&mut self.out.stats, now, buf);
         for info_hash in self.uploader.take_damaged() {
             self.file_changed(now, info_hash, watch::Change::Short);
         }
-        transmit
+        let (transmit, info_hash, payload_bytes) = sent?;
+        if let Some(standard) = &mut self.standard {
+            standard.count_uploaded(info_hash, u64::from(payload_bytes));
+        }
+        Some(transmit)
     }
 
     /// When `handle_timeout` should next be called; `None` when nothing is waiting.

@@ -16,7 +16,10 @@
 //!   first, `completed` when a download finishes, `stopped` when the node leaves, and
 //!   again every interval the tracker asks for (bounded to
 //!   [`INTERVAL_MIN`]..=[`INTERVAL_MAX`]). A download asks for [`NUM_WANT`] peers and may
-//!   announce again for fresh peers every [`PEER_REFRESH_MIN`].
+//!   announce again for fresh peers every [`PEER_REFRESH_MIN`]. `uploaded` and
+//!   `downloaded` are the payload bytes this node served and verified for that info hash
+//!   since its `started` (counted by the node: [`StandardTracker::count_uploaded`],
+//!   [`StandardTracker::count_downloaded`]); a file shared from the directory downloaded 0.
 //! * **Retries.** An unanswered request is sent again after [`RETRY_FIRST`], doubling up to
 //!   [`RETRY_MAX`] (BEP 15's 15 s × 2ⁿ is meant for the Internet; this is for a LAN). An
 //!   unanswered announce also drops the connection id (a restarted tracker forgot it).
@@ -104,7 +107,10 @@ struct InFlight {
 struct Torrent {
     /// Bytes still missing (`None`: not known yet).
     left_bytes: Option<u64>,
-    file_bytes: Option<u64>,
+    /// Payload bytes sent to peers since `started` (BEP 15's `uploaded`).
+    uploaded_bytes: u64,
+    /// Payload bytes received and verified since `started` (BEP 15's `downloaded`).
+    downloaded_bytes: u64,
     /// The event of the next announce: `Started` until one is answered, then `None`, or
     /// `Completed` once when a download finishes.
     event: Event,
@@ -183,14 +189,12 @@ impl StandardTracker {
         &mut self,
         now: Instant,
         info_hash: Hash,
-        file_bytes: Option<u64>,
         left_bytes: Option<u64>,
         wants_peers: bool,
     ) {
         if let Some(torrent) = self.torrents.get_mut(&info_hash) {
             let completes = torrent.left_bytes != Some(0) && left_bytes == Some(0);
             torrent.left_bytes = left_bytes;
-            torrent.file_bytes = file_bytes.or(torrent.file_bytes);
             torrent.wants_peers = wants_peers;
             if completes && torrent.event == Event::Started {
                 // A tracker counts a download only from a `completed` after a `started`.
@@ -211,7 +215,8 @@ impl StandardTracker {
             info_hash,
             Torrent {
                 left_bytes,
-                file_bytes,
+                uploaded_bytes: 0,
+                downloaded_bytes: 0,
                 event: Event::Started,
                 completed_owed: false,
                 wants_peers,
@@ -223,6 +228,23 @@ impl StandardTracker {
                 unanswered: 0,
             },
         );
+    }
+
+    /// `payload_bytes` of `info_hash` went to a peer: told as `uploaded` from the next
+    /// announce. An info hash not announced is not counted (the table stays bounded by
+    /// [`TORRENTS_MAX`]).
+    pub fn count_uploaded(&mut self, info_hash: Hash, payload_bytes: u64) {
+        if let Some(torrent) = self.torrents.get_mut(&info_hash) {
+            torrent.uploaded_bytes = torrent.uploaded_bytes.saturating_add(payload_bytes);
+        }
+    }
+
+    /// `payload_bytes` of `info_hash` arrived and verified: told as `downloaded` from the
+    /// next announce.
+    pub fn count_downloaded(&mut self, info_hash: Hash, payload_bytes: u64) {
+        if let Some(torrent) = self.torrents.get_mut(&info_hash) {
+            torrent.downloaded_bytes = torrent.downloaded_bytes.saturating_add(payload_bytes);
+        }
     }
 
     /// A download needs (more) peers: announce soon, but not more often than
@@ -481,10 +503,6 @@ impl StandardTracker {
         torrent: &Torrent,
     ) {
         let left = torrent.left_bytes.unwrap_or(LEFT_UNKNOWN);
-        let downloaded = torrent
-            .file_bytes
-            .zip(torrent.left_bytes)
-            .map_or(0, |(file, left)| file.saturating_sub(left));
         let num_want = if torrent.wants_peers && torrent.event != Event::Stopped {
             NUM_WANT
         } else {
@@ -498,9 +516,9 @@ impl StandardTracker {
             },
             info_hash,
             peer_id: self.peer_id,
-            downloaded_bytes: U64::new(downloaded),
+            downloaded_bytes: U64::new(torrent.downloaded_bytes),
             left_bytes: U64::new(left),
-            uploaded_bytes: U64::new(0),
+            uploaded_bytes: U64::new(torrent.uploaded_bytes),
             event: U32::new(torrent.event as u32),
             ip: [0; 4],
             key: U32::new(self.key),

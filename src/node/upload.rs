@@ -586,13 +586,14 @@ impl Uploader {
         false
     }
 
-    /// Writes the next piece datagram into `buf`, if a task is waiting and the budget allows.
+    /// Writes the next piece datagram into `buf`, if a task is waiting and the budget allows;
+    /// with it, the file and the payload bytes it carries (for the per-file upload count).
     pub fn poll_piece(
         &mut self,
         stats: &mut NodeStats,
         now: Instant,
         buf: &mut [u8],
-    ) -> Option<Transmit> {
+    ) -> Option<(Transmit, Hash, u32)> {
         loop {
             let task = self.queues.front()?.tasks.front()?;
             let len = task.piece_bytes.min(task.end - task.offset);
@@ -634,7 +635,7 @@ impl Uploader {
             if self.sent_bytes.len() < PEERS_COUNTED_MAX || self.sent_bytes.contains_key(&node_id) {
                 *self.sent_bytes.entry(node_id).or_default() += u64::from(len);
             }
-            return Some(Transmit { to, len: total });
+            return Some((Transmit { to, len: total }, info_hash, len));
         }
     }
 

@@ -113,10 +113,8 @@ impl Node {
             Some((file_bytes, left)) if left == file_bytes && file_bytes > 0 && !downloading => {
                 standard.remove(now, info_hash)
             }
-            Some((file_bytes, left)) => {
-                standard.set_torrent(now, info_hash, Some(file_bytes), Some(left), downloading)
-            }
-            None if downloading => standard.set_torrent(now, info_hash, None, None, true),
+            Some((_, left)) => standard.set_torrent(now, info_hash, Some(left), downloading),
+            None if downloading => standard.set_torrent(now, info_hash, None, true),
             None => standard.remove(now, info_hash),
         }
         self.after_standard(now);

@@ -1,4 +1,5 @@
-//! The BEP 15 client against literal datagrams, as a tracker would send them.
+//! The BEP 15 client against literal datagrams, as a tracker would send them; and a node
+//! that serves a peer, telling the tracker what it uploaded.
 
 use super::*;
 
@@ -31,7 +32,7 @@ fn only_transmit(client: &mut StandardTracker) -> Vec<u8> {
 /// A client holding one complete file of 100 bytes, and the connect it sent.
 fn started(now: Instant) -> (StandardTracker, Vec<u8>) {
     let mut client = StandardTracker::new(tracker_addr(), local(), 42);
-    client.set_torrent(now, HASH, Some(100), Some(0), false);
+    client.set_torrent(now, HASH, Some(0), false);
     client.handle_timeout(now);
     let connect = only_transmit(&mut client);
     (client, connect)
@@ -74,7 +75,12 @@ fn connect_then_announce_started() {
     );
     assert_eq!(announce[16..36], HASH);
     assert_eq!(&announce[36..44], b"-TO0001-");
-    assert_eq!(u64_at(&announce, 56), 100, "downloaded");
+    assert_eq!(
+        u64_at(&announce, 56),
+        0,
+        "downloaded: shared, not downloaded"
+    );
+    assert_eq!(u64_at(&announce, 72), 0, "uploaded: nothing served yet");
     assert_eq!(u64_at(&announce, 64), 0, "left: a seeder");
     assert_eq!(u32_at(&announce, 80), 2, "event started");
     assert_eq!(
@@ -232,7 +238,7 @@ fn unanswered_requests_are_retried_with_backoff() {
 fn a_download_completes_and_everything_stops() {
     let now = Instant::now();
     let mut client = StandardTracker::new(tracker_addr(), local(), 7);
-    client.set_torrent(now, HASH, None, None, true);
+    client.set_torrent(now, HASH, None, true);
     client.handle_timeout(now);
     let connect = only_transmit(&mut client);
     let announce = connected(&mut client, &connect, now);
@@ -254,7 +260,8 @@ fn a_download_completes_and_everything_stops() {
     assert_eq!(client.poll_timeout(), Some(now + PEER_REFRESH_MIN));
     // The download finishes: `completed` goes out at once.
     let done = now + Duration::from_secs(1);
-    client.set_torrent(done, HASH, Some(100), Some(0), false);
+    client.count_downloaded(HASH, 100);
+    client.set_torrent(done, HASH, Some(0), false);
     client.handle_timeout(done);
     let completed = only_transmit(&mut client);
     assert_eq!(u32_at(&completed, 80), 1, "completed");
@@ -272,13 +279,13 @@ fn a_download_completes_and_everything_stops() {
 fn a_download_finished_before_started_is_answered_still_announces_completed() {
     let now = Instant::now();
     let mut client = StandardTracker::new(tracker_addr(), local(), 8);
-    client.set_torrent(now, HASH, Some(100), Some(100), true);
+    client.set_torrent(now, HASH, Some(100), true);
     client.handle_timeout(now);
     let connect = only_transmit(&mut client);
     let started = connected(&mut client, &connect, now);
     assert_eq!(u32_at(&started, 80), 2, "started");
     // The download finishes (from peers found otherwise) before the tracker answers.
-    client.set_torrent(now, HASH, Some(100), Some(0), false);
+    client.set_torrent(now, HASH, Some(0), false);
     let mut reply = vec![0, 0, 0, 1];
     reply.extend_from_slice(&started[12..16]);
     reply.extend_from_slice(&[0, 0, 0, 60, 0, 0, 0, 0, 0, 0, 0, 1]);
@@ -288,4 +295,201 @@ fn a_download_finished_before_started_is_answered_still_announces_completed() {
     let completed = only_transmit(&mut client);
     assert_eq!(u32_at(&completed, 80), 1, "completed");
     assert_eq!(u64_at(&completed, 64), 0, "nothing left");
+}
+
+/// The datagrams a node wants sent now, with their destinations.
+fn node_sends(node: &mut Node, now: Instant) -> Vec<(SocketAddr, Vec<u8>)> {
+    let mut buf = vec![0u8; wire::DATAGRAM_BYTES_MAX];
+    std::iter::from_fn(|| {
+        node.poll_transmit(now, &mut buf)
+            .map(|t| (t.to, buf[..t.len].to_vec()))
+    })
+    .collect()
+}
+
+/// The one datagram a node sends to the tracker now.
+fn node_to_tracker(node: &mut Node, now: Instant) -> Vec<u8> {
+    let mut sent = node_sends(node, now);
+    assert_eq!(sent.len(), 1, "one datagram only");
+    let (to, bytes) = sent.remove(0);
+    assert_eq!(to, tracker_addr());
+    bytes
+}
+
+/// A node connects to the standard tracker and announces: the announce it sent.
+fn node_connects_and_announces(node: &mut Node, now: Instant) -> Vec<u8> {
+    node.handle_timeout(now);
+    let connect = node_to_tracker(node, now);
+    assert_eq!(u32_at(&connect, 8), 0, "a connect");
+    node.handle_datagram(now, tracker_addr(), &connect_reply(u32_at(&connect, 12)));
+    let announce = node_to_tracker(node, now);
+    assert_eq!(u32_at(&announce, 8), 1, "an announce");
+    announce
+}
+
+/// Runs the node's hashing jobs inline; the lines it says are dropped.
+fn run_jobs(node: &mut Node, now: Instant) {
+    while let Some(event) = node.poll_event() {
+        if let NodeEvent::Job(job) = event {
+            node.handle_job_done(now, run_job(job));
+        }
+    }
+}
+
+/// A node of a standard tracker bound to `addr`, its directory a fresh `dir`; with a file
+/// `f` of 5,000 bytes when `sharing` (shared, its hashing done).
+fn standard_node(dir: &std::path::Path, addr: SocketAddr, sharing: bool, now: Instant) -> Node {
+    let _ = std::fs::remove_dir_all(dir);
+    let state = StateDir::open(dir).unwrap();
+    let mut config = NodeConfig::new(u32::from(addr.port()), tracker_addr());
+    config.standard_tracker = true;
+    config.local_addr = addr;
+    if sharing {
+        std::fs::write(state.files_dir().join("f"), vec![7u8; 5000]).unwrap();
+    }
+    let mut node = Node::new(config, state, 5, now);
+    if sharing {
+        node.handle_command(now, Command::Send { name: "f".into() });
+        run_jobs(&mut node, now);
+    }
+    node
+}
+
+/// A directory for a test's node.
+fn node_dir(test: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("torrent-{test}-{}", std::process::id()))
+}
+
+#[test]
+fn a_node_announces_the_payload_bytes_it_served_as_uploaded() {
+    let dir = node_dir("standard-uploaded");
+    let t0 = Instant::now();
+    let mut node = standard_node(&dir, local(), true, t0);
+    let started = node_connects_and_announces(&mut node, t0);
+    assert_eq!(u32_at(&started, 80), 2, "started");
+    assert_eq!(
+        u64_at(&started, 56),
+        0,
+        "downloaded: shared, not downloaded"
+    );
+    assert_eq!(u64_at(&started, 72), 0, "uploaded: nothing served yet");
+    let info_hash: Hash = started[16..36].try_into().unwrap();
+    let mut reply = vec![0, 0, 0, 1];
+    reply.extend_from_slice(&started[12..16]);
+    reply.extend_from_slice(&[0, 0, 0, 60, 0, 0, 0, 0, 0, 0, 0, 1]);
+    node.handle_datagram(t0, tracker_addr(), &reply);
+
+    // A peer earns a cookie, then asks for 3,000 bytes of chunk 0 in pieces of 1,000.
+    let peer = SocketAddr::from(([10, 0, 0, 2], 6881));
+    let mut buf = vec![0u8; wire::DATAGRAM_BYTES_MAX];
+    let mut ask = wire::PeerAsk {
+        cookie: U64::new(0),
+        node_id: U32::new(9),
+        info_hash,
+    };
+    let len = Message::HaveRequest(&ask).encode(&mut buf).unwrap();
+    node.handle_datagram(t0, peer, &buf[..len]);
+    let welcome = node_sends(&mut node, t0);
+    let Ok(Message::Welcome(welcome)) = wire::decode(&welcome[0].1) else {
+        panic!("no welcome")
+    };
+    ask.cookie = welcome.cookie;
+    let request = wire::PieceRequest {
+        ask,
+        chunk: U32::new(0),
+        offset: U32::new(0),
+        length: U32::new(3000),
+        piece_bytes: U32::new(1000),
+    };
+    let len = Message::PieceRequest(&request).encode(&mut buf).unwrap();
+    node.handle_datagram(t0, peer, &buf[..len]);
+    let pieces = node_sends(&mut node, t0);
+    assert_eq!(pieces.len(), 3);
+    assert!(pieces.iter().all(|(to, _)| *to == peer));
+    assert_eq!(node.stats().bytes_sent, 3000);
+
+    // The next announce, at the interval (on a new connection id), tells the tracker.
+    let later = t0 + Duration::from_secs(60);
+    let periodic = node_connects_and_announces(&mut node, later);
+    assert_eq!(periodic[16..36], info_hash);
+    assert_eq!(u32_at(&periodic, 80), 0, "no event");
+    assert_eq!(u64_at(&periodic, 72), 3000, "uploaded: the payload served");
+    assert_eq!(u64_at(&periodic, 56), 0, "downloaded");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_node_announces_the_payload_bytes_it_downloaded_and_verified_as_downloaded() {
+    let (seeder_dir, leecher_dir) = (node_dir("standard-seeder"), node_dir("standard-leecher"));
+    let t0 = Instant::now();
+    let seeder_addr = local();
+    let leecher_addr = SocketAddr::from(([10, 0, 0, 2], 6881));
+    let mut seeder = standard_node(&seeder_dir, seeder_addr, true, t0);
+    let seeder_started = node_connects_and_announces(&mut seeder, t0);
+    let info_hash: Hash = seeder_started[16..36].try_into().unwrap();
+    let mut leecher = standard_node(&leecher_dir, leecher_addr, false, t0);
+    leecher.handle_command(
+        t0,
+        Command::DownloadByHash {
+            info_hash,
+            name: Some("f".into()),
+        },
+    );
+    let started = node_connects_and_announces(&mut leecher, t0);
+    assert_eq!(u64_at(&started, 56), 0, "downloaded: nothing yet");
+    // The tracker's reply lists the seeder.
+    let mut reply = vec![0, 0, 0, 1];
+    reply.extend_from_slice(&started[12..16]);
+    reply.extend_from_slice(&[0, 0, 0, 60, 0, 0, 0, 0, 0, 0, 0, 1, 10, 0, 0, 9, 0x1b, 0x58]);
+    leecher.handle_datagram(t0, tracker_addr(), &reply);
+
+    // Datagrams go between the two (the tracker's are kept) until the download is done.
+    let mut now = t0;
+    let mut to_tracker = Vec::new();
+    for _ in 0..1000 {
+        if !leecher.downloading() {
+            break;
+        }
+        let mut quiet = true;
+        for (to, bytes) in node_sends(&mut seeder, now) {
+            quiet = false;
+            if to == leecher_addr {
+                leecher.handle_datagram(now, seeder_addr, &bytes);
+            }
+        }
+        for (to, bytes) in node_sends(&mut leecher, now) {
+            quiet = false;
+            if to == seeder_addr {
+                seeder.handle_datagram(now, leecher_addr, &bytes);
+            } else if to == tracker_addr() {
+                to_tracker.push(bytes);
+            }
+        }
+        run_jobs(&mut leecher, now);
+        if quiet {
+            now += Duration::from_millis(100);
+            seeder.handle_timeout(now);
+            leecher.handle_timeout(now);
+        }
+    }
+    assert!(!leecher.downloading(), "the download finished");
+    leecher.handle_timeout(now);
+    to_tracker.extend(
+        node_sends(&mut leecher, now)
+            .into_iter()
+            .map(|(_, bytes)| bytes),
+    );
+    let completed = to_tracker
+        .iter()
+        .find(|d| d.len() == 98 && u32_at(d, 80) == 1)
+        .expect("a completed announce");
+    assert_eq!(u64_at(completed, 64), 0, "left");
+    assert_eq!(
+        u64_at(completed, 56),
+        5000,
+        "downloaded: the file, verified"
+    );
+    assert_eq!(u64_at(completed, 72), 0, "uploaded: nothing served");
+    let _ = std::fs::remove_dir_all(&seeder_dir);
+    let _ = std::fs::remove_dir_all(&leecher_dir);
 }

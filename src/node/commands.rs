@@ -1,0 +1,185 @@
+//! Console commands: `help`, `status`, sharing, downloading by name, exporting `.torrent`
+//! files, exiting. (Downloads by info hash or `.torrent` are in `standard_tracker`.)
+
+use super::*;
+
+impl Node {
+    /// A line typed at the console: a command, or a one-line complaint with a pointer to
+    /// `help` (in order with the output of earlier commands).
+    pub fn handle_console_line(&mut self, now: Instant, line: &str) {
+        match console::parse(line) {
+            Ok(command) => self.handle_command(now, command),
+            Err(error) => self.out.say(error.to_string()),
+        }
+    }
+
+    /// A command from the console (or a signal, as `Exit`).
+    pub fn handle_command(&mut self, now: Instant, command: Command) {
+        match command {
+            Command::Nothing => {}
+            Command::Help => self.out.say(console::HELP.to_string()),
+            Command::Status => {
+                let status = self.status(now);
+                self.out.say(status);
+            }
+            Command::Send { name } => self.share(now, name),
+            Command::Download { name, pin } => self.download(now, name, pin),
+            Command::DownloadByHash { info_hash, name } => {
+                self.download_by_hash(now, info_hash, name, None)
+            }
+            Command::DownloadTorrent { path } => self.download_torrent(now, &path),
+            Command::Export { name } => self.export(name),
+            Command::Exit => self.begin_exit(now, 0),
+        }
+    }
+
+    /// Writes `DIR/<name>.torrent` for a held file now, or once a file of that name being
+    /// hashed or downloaded is held.
+    fn export(&mut self, name: String) {
+        let held = self
+            .files
+            .values()
+            .filter(|file| file.manifest.name == name)
+            .max_by_key(|file| file.complete())
+            .map(|file| Arc::clone(&file.manifest));
+        if let Some(manifest) = held {
+            return self.write_torrent(&manifest);
+        }
+        let coming = self.is_hashing(&name)
+            || self
+                .downloads
+                .iter()
+                .any(|d| d.name() == name && !d.finished());
+        if !coming {
+            self.out.say(format!(
+                "cannot export {name}: this node does not hold it (share or download it first)"
+            ));
+        } else if self.exports_waiting.len() >= EXPORTS_WAITING_MAX {
+            self.out.say(format!(
+                "cannot export {name}: {EXPORTS_WAITING_MAX} exports are already waiting"
+            ));
+        } else if !self.exports_waiting.contains(&name) {
+            self.exports_waiting.push(name);
+        }
+    }
+
+    /// Runs a waiting export of `info_hash`'s name, if any.
+    pub(super) fn export_if_waiting(&mut self, info_hash: Hash) {
+        let Some(manifest) = self.files.get(&info_hash).map(|f| Arc::clone(&f.manifest)) else {
+            return;
+        };
+        let Some(index) = self
+            .exports_waiting
+            .iter()
+            .position(|n| *n == manifest.name)
+        else {
+            return;
+        };
+        self.exports_waiting.swap_remove(index);
+        self.write_torrent(&manifest);
+    }
+
+    fn write_torrent(&mut self, manifest: &Manifest) {
+        let name = &manifest.name;
+        let torrent_name = match crate::metainfo::torrent_name(name) {
+            Ok(torrent_name) => torrent_name,
+            Err(problem) => {
+                let line = format!("cannot export {name}: {problem} once '.torrent' is added");
+                return self.out.say(line);
+            }
+        };
+        let bytes = crate::metainfo::torrent_file(manifest, self.config.tracker);
+        match self.state.write_file(&torrent_name, &bytes) {
+            Ok(path) => self.out.say(format!(
+                "exported {name} to {} ({})",
+                path.display(),
+                crate::metainfo::magnet_link(manifest, self.config.tracker)
+            )),
+            Err(error) => self.out.say(format!("cannot export {name}: {error}")),
+        }
+    }
+
+    pub(super) fn is_hashing(&self, name: &str) -> bool {
+        self.hashing.iter().any(|(hashed, _)| hashed == name)
+    }
+
+    pub(super) fn share(&mut self, now: Instant, name: String) {
+        if let Some(problem) = wire::name_problem(name.as_bytes()) {
+            self.out.say(format!("cannot share {name:?}: {problem}"));
+            return;
+        }
+        if self.is_hashing(&name) {
+            self.out.say(format!("{name} is already being hashed"));
+            return;
+        }
+        if self.files.len() + self.hashing.len() >= FILES_MAX {
+            self.out.say(format!(
+                "cannot share {name}: this node already holds {FILES_MAX} files"
+            ));
+            return;
+        }
+        self.hashing.push((name.clone(), now));
+        let (state, chunk_bytes, threads) = (
+            self.state.clone(),
+            self.config.chunk_bytes,
+            self.config.hash_threads,
+        );
+        self.out.event(NodeEvent::Job(Job::Share {
+            state,
+            name,
+            chunk_bytes,
+            threads,
+        }));
+    }
+
+    pub(super) fn download(&mut self, now: Instant, name: String, pin: Option<Hash>) {
+        if let Some(problem) = wire::name_problem(name.as_bytes()) {
+            self.out.say(format!("cannot download {name:?}: {problem}"));
+            return;
+        }
+        if self.standard.is_some() {
+            // A standard tracker knows info hashes, not names.
+            match pin {
+                Some(info_hash) => self.download_by_hash(now, info_hash, Some(name), None),
+                None => self.refuse_download(
+                    now,
+                    format!(
+                        "cannot download {name} by name from a standard tracker: give its .torrent, its info hash, a magnet link, or {name}@<info hash>"
+                    ),
+                ),
+            }
+            return;
+        }
+        if self
+            .downloads
+            .iter()
+            .any(|d| d.name() == name && !d.finished())
+        {
+            self.out.say(format!("{name} is already downloading"));
+            return;
+        }
+        if self.state.file_path(&name).exists() {
+            let line = format!(
+                "download {name} failed: {name} already exists in {}",
+                self.state.files_dir().display()
+            );
+            self.out.say(line);
+            self.check_done(now);
+            return;
+        }
+        if self.downloads.iter().filter(|d| !d.finished()).count() >= DOWNLOADS_MAX {
+            self.out.say(format!(
+                "cannot download {name}: {DOWNLOADS_MAX} downloads are running"
+            ));
+            return;
+        }
+        self.downloads.retain(|d| !d.finished());
+        self.downloads.push(Download::new(
+            name.clone(),
+            pin,
+            now,
+            self.config.give_up_after,
+        ));
+        self.ask_tracker(now, TrackerAsk::Lookup(name));
+    }
+}

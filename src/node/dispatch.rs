@@ -1,0 +1,83 @@
+//! Datagram dispatch: each arriving datagram goes to the tracker link, the uploader or
+//! the downloads, after the per-sender budget at the door.
+
+use super::*;
+
+impl Node {
+    /// A datagram arrived from `from`.
+    pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
+        self.out.stats.datagrams_received += 1;
+        if self.standard.is_some() && from == self.tracker.addr {
+            // BEP 15 replies carry no magic of ours: they are told apart by their source.
+            self.handle_standard_datagram(now, bytes);
+            return;
+        }
+        let message = match wire::decode(bytes) {
+            Ok(message) => message,
+            Err(error) => {
+                self.out.stats.dropped_malformed += 1;
+                log::debug!("dropped datagram from {from}: {error}");
+                return;
+            }
+        };
+        if from == self.tracker.addr && self.standard.is_none() {
+            self.handle_tracker_message(now, message);
+            return;
+        }
+        match message {
+            Message::HaveRequest(_) | Message::ManifestRequest(_) | Message::PieceRequest(_)
+                if self.budgets.admit(now, from) == Verdict::Drop =>
+            {
+                // Only requests count: what we asked for is never dropped here.
+                self.out.stats.dropped_over_budget += 1;
+            }
+            Message::HaveRequest(_) | Message::ManifestRequest(_) | Message::PieceRequest(_) => {
+                self.uploader
+                    .handle_request(&mut self.out, &self.files, now, from, &message);
+            }
+            Message::Welcome(_) => {
+                // A cookie is per address: every download using this peer needs it.
+                let mut ctx = self.context();
+                for download in ctx.downloads.iter_mut() {
+                    let _ = download.handle_peer_message(&mut ctx.parts, now, from, &message);
+                }
+            }
+            Message::HaveMap { .. }
+            | Message::ManifestPart { .. }
+            | Message::Piece { .. }
+            | Message::Reject(_) => {
+                let mut ctx = self.context();
+                let mut progressed = None;
+                for download in ctx.downloads.iter_mut() {
+                    if let Some(result) =
+                        download.handle_peer_message(&mut ctx.parts, now, from, &message)
+                    {
+                        progressed = Some(result);
+                        break;
+                    }
+                }
+                match progressed {
+                    Some(download::Handled::Consumed) => {}
+                    Some(download::Handled::ManifestReady(info_hash)) => {
+                        self.after_progress(now, info_hash)
+                    }
+                    None => {
+                        if let Message::Piece { .. } = message {
+                            self.out.stats.pieces_unrequested += 1;
+                        } else {
+                            self.out.stats.dropped_unexpected += 1;
+                        }
+                    }
+                }
+            }
+            _ => {
+                self.out.stats.dropped_unexpected += 1;
+                log::debug!(
+                    "dropped {:?} from {from}: not a peer message",
+                    message.kind()
+                );
+            }
+        }
+        self.fill_windows(now);
+    }
+}
