@@ -79,20 +79,21 @@ impl Download {
             // Partial holders gain chunks all the time: what they verified is worth having
             // within a fraction of a second, not after a chunk's worth of waiting.
             // A complete holder that shows only part of its chunks (spreading them) is asked
-            // again only once what it showed is of no more use: its have-map changes when
-            // its least-sent chunks do, not with every chunk verified, and 200 downloaders
-            // asking every HAVE_REFRESH took some 4% of its upload (its refusals, as
-            // "elsewhere", clear what it no longer shows).
+            // again only once what it showed is of no more use (nothing in it we could ask
+            // for now: chunks other peers are sending us do not count, or a downloader
+            // waiting on a slow peer's chunk never learns of a chunk only the holder has):
+            // its have-map changes when its least-sent chunks do, not with every chunk
+            // verified, and 200 downloaders asking every HAVE_REFRESH took some 4% of its
+            // upload (its refusals, as "elsewhere", clear what it no longer shows).
             let stale: Vec<usize> = match &self.phase {
                 Phase::Transfer(transfer) => (0..self.peers.len())
                     .filter(|&index| {
                         let peer = &self.peers[index];
                         !peer.dropped
                             && !peer.has_all()
-                            && peer
-                                .have
-                                .as_ref()
-                                .is_some_and(|have| !peer.complete || !transfer.holds_needed(have))
+                            && peer.have.as_ref().is_some_and(|have| {
+                                !peer.complete || !transfer.offers_unclaimed(have)
+                            })
                     })
                     .collect(),
                 _ => Vec::new(),

@@ -197,6 +197,19 @@ impl Transfer {
         })
     }
 
+    /// Whether `have` shows a chunk this download could ask for now: missing, or started and
+    /// left by the peer that had it.
+    pub fn offers_unclaimed(&self, have: &Bitmap) -> bool {
+        (0..have.len()).any(|chunk| {
+            have.get(chunk)
+                && match self.chunks.get(chunk as usize) {
+                    Some(ChunkState::Missing) => true,
+                    Some(ChunkState::Active(progress)) => progress.owner.is_none(),
+                    _ => false,
+                }
+        })
+    }
+
     /// Counts `new` in the availability of chunks and forgets `old`.
     pub fn replace_have(&mut self, old: Option<&Bitmap>, new: Option<&Bitmap>) {
         for chunk in 0..self.availability.len() as u32 {
