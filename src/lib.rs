@@ -16,6 +16,7 @@
 //!                         handle_command in, poll_transmit / poll_timeout / poll_event out;
 //!                         `now` and a random seed are passed in, never read
 //!  node/download.rs       one download: look-up, manifest, peers, timeouts, verification
+//!                         (its peers, arrivals and timers in node/download/*.rs)
 //!  node/download/transfer.rs  which chunk from whom: rarest first, endgame, piece runs
 //!  node/upload.rs         serving peers (cookies, pieces read from the file, rate limit)
 //!  node/standard_tracker.rs  the node as a BEP 15 client of a standard tracker (udp://)
