@@ -418,13 +418,20 @@ impl Uploader {
         self.interested.len()
     }
 
-    /// Every slot is in use, or a peer was refused lately.
+    /// Every slot is in use, or a peer was refused lately while some slot is. A node with
+    /// nothing queued and every slot idle is not in demand, whoever was refused a moment
+    /// ago: showing only its least-sent chunks then leaves its upload idle while the swarm
+    /// waits on chunks it does not show (the simulation had the holder idle for 0.5 s while
+    /// 198 downloaders lacked a chunk two slow ones held).
     fn in_demand(&self, now: Instant) -> bool {
         let in_use = self
             .slots
             .iter()
             .filter(|slot| !self.slot_idle(slot, now))
             .count();
+        if in_use == 0 && self.task_count == 0 {
+            return false;
+        }
         in_use >= self.slots_allowed
             || self
                 .refused_at
