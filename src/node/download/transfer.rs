@@ -435,3 +435,98 @@ fn take_over(
     );
     Some(chunk)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CHUNK_BYTES: u32 = 16 << 10;
+
+    /// A transfer of a 3-chunk file, its partial file in a scratch directory.
+    fn transfer(tag: &str) -> Transfer {
+        let dir =
+            std::env::temp_dir().join(format!("torrent-transfer-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("partial");
+        let file_bytes = 3 * u64::from(CHUNK_BYTES);
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)
+            .unwrap();
+        file.set_len(file_bytes).unwrap();
+        let mapping = Mapping::read_write(&file, &path, file_bytes).unwrap();
+        let hashes = vec![[0u8; 20]; 3];
+        let manifest = Manifest::new("f.bin".into(), file_bytes, CHUNK_BYTES, hashes);
+        Transfer::new(
+            Arc::new(manifest),
+            Arc::new(mapping),
+            8 << 10,
+            7,
+            Instant::now(),
+        )
+    }
+
+    fn active(owner: Option<usize>) -> ChunkState {
+        ChunkState::Active(Box::new(ChunkProgress {
+            owner,
+            received: Bitmap::new(2),
+            requested_at: vec![None; 2],
+            next_unrequested: 0,
+            last_from: 0,
+            last_piece_at: Instant::now(),
+        }))
+    }
+
+    fn bitmap(chunks: &[u32]) -> Bitmap {
+        let mut have = Bitmap::new(3);
+        for &chunk in chunks {
+            have.set(chunk);
+        }
+        have
+    }
+
+    /// A spreading holder's map is asked again once it offers nothing this download could
+    /// ask for now: a chunk another peer is sending us does not count, one left by its
+    /// peer does.
+    #[test]
+    fn a_map_offers_only_chunks_nobody_is_sending_us() {
+        let mut transfer = transfer("offers");
+        transfer.chunks[0] = active(Some(0));
+        transfer.chunks[1] = ChunkState::Verified;
+        assert!(!transfer.offers_unclaimed(&bitmap(&[0, 1])));
+        assert!(
+            transfer.holds_needed(&bitmap(&[0, 1])),
+            "still needed, though"
+        );
+        assert!(
+            transfer.offers_unclaimed(&bitmap(&[0, 2])),
+            "chunk 2 is missing"
+        );
+        transfer.chunks[0] = active(None);
+        assert!(transfer.offers_unclaimed(&bitmap(&[0])), "chunk 0 was left");
+    }
+
+    /// A chunk a peer refused leaves its have-map and the availability count together, so
+    /// that its next have-map counts it once, not twice.
+    #[test]
+    fn availability_counts_each_peer_showing_a_chunk_once() {
+        let mut transfer = transfer("availability");
+        let first = bitmap(&[1, 2]);
+        transfer.replace_have(None, Some(&first));
+        assert_eq!(transfer.availability, [0, 1, 1]);
+        // Refused chunk 1 ("elsewhere"): the download clears the bit and forgets the holder.
+        let mut refused = first.clone();
+        refused.clear(1);
+        transfer.forget_holder_of(1);
+        assert_eq!(transfer.availability, [0, 0, 1]);
+        // Its next have-map shows chunk 1 again.
+        transfer.replace_have(Some(&refused), Some(&first));
+        assert_eq!(transfer.availability, [0, 1, 1]);
+        transfer.replace_have(Some(&first), None);
+        assert_eq!(transfer.availability, [0, 0, 0]);
+    }
+}
