@@ -19,7 +19,7 @@
 //! [`SLOT_IDLE`] gives its slot up.
 //!
 //! **Spreading a complete file** (BitTorrent's "super-seeding"). While its upload is in
-//! demand (every slot taken, or a peer refused lately), a node holding a whole file shows
+//! demand (every slot taken, or a peer refused lately, and something to send), a node holding a whole file shows
 //! in its have-map only the chunks it has sent the fewest times, and refuses to start any
 //! other chunk ([`RejectReason::Elsewhere`]). Its scarce upload then goes to chunks the
 //! swarm does not have yet, and peers fetch the rest from each other. When
@@ -418,9 +418,8 @@ impl Uploader {
         self.interested.len()
     }
 
-    /// Every slot is in use, or a peer was refused lately while some slot is. A node with
-    /// nothing queued and every slot idle is not in demand, whoever was refused a moment
-    /// ago: showing only its least-sent chunks then leaves its upload idle while the swarm
+    /// Every slot is in use, or a peer was refused lately; but a node with nothing queued
+    /// and every slot idle is not in demand, whoever was refused a moment ago: showing only its least-sent chunks then leaves its upload idle while the swarm
     /// waits on chunks it does not show (the simulation had the holder idle for 0.5 s while
     /// 198 downloaders lacked a chunk two slow ones held).
     fn in_demand(&self, now: Instant) -> bool {
