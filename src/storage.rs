@@ -79,6 +79,18 @@ impl Manifest {
         wire::chunk_len(self.file_bytes, self.chunk_bytes, chunk)
     }
 
+    /// Bytes of the file in the chunks `have` holds (the last chunk may be short).
+    pub fn held_bytes(&self, have: &Bitmap) -> u64 {
+        let count = self.chunk_count();
+        let full = u64::from(have.count()) * u64::from(self.chunk_bytes);
+        let short_by = if count > 0 && have.get(count - 1) {
+            u64::from(self.chunk_bytes - self.chunk_len(count - 1))
+        } else {
+            0
+        };
+        (full - short_by).min(self.file_bytes)
+    }
+
     pub fn chunk_offset(&self, chunk: u32) -> u64 {
         u64::from(chunk) * u64::from(self.chunk_bytes)
     }

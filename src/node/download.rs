@@ -489,8 +489,7 @@ impl Download {
         let (verified_bytes, total_bytes, bytes_per_s) = match &self.phase {
             Phase::Transfer(transfer) => {
                 let m = &transfer.manifest;
-                let have = files.get(&m.info_hash).map_or(0, |f| f.have.count());
-                let verified = (u64::from(have) * u64::from(m.chunk_bytes)).min(m.file_bytes);
+                let verified = files.get(&m.info_hash).map_or(0, |f| m.held_bytes(&f.have));
                 let seconds = now
                     .saturating_duration_since(transfer.started_at)
                     .as_secs_f64();

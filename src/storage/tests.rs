@@ -165,3 +165,22 @@ fn stored_manifest_round_trip_and_rejects_garbage() {
     assert_eq!(Manifest::from_bytes(&bytes[..bytes.len() - 1]), None);
     assert_eq!(Manifest::from_bytes(b"TRNTMF01"), None);
 }
+
+/// What a standard tracker is told is `left`: the short last chunk counts as what it holds.
+#[test]
+fn held_bytes_counts_the_short_last_chunk_as_it_is() {
+    let hashes = vec![[0u8; 20]; 3];
+    let manifest = Manifest::new("f.bin".into(), 40_000, 16_384, hashes);
+    let held = |chunks: &[u32]| {
+        let mut have = Bitmap::new(3);
+        for &chunk in chunks {
+            have.set(chunk);
+        }
+        manifest.held_bytes(&have)
+    };
+    assert_eq!(held(&[]), 0);
+    assert_eq!(held(&[2]), 40_000 - 2 * 16_384);
+    assert_eq!(held(&[0, 2]), 40_000 - 16_384);
+    assert_eq!(held(&[0, 1]), 2 * 16_384);
+    assert_eq!(held(&[0, 1, 2]), 40_000);
+}

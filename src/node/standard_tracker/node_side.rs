@@ -92,12 +92,10 @@ impl Node {
     pub(in crate::node) fn standard_update(&mut self, now: Instant, info_hash: Hash) {
         let held = self.files.get(&info_hash).map(|file| {
             let m = &file.manifest;
-            let have_bytes =
-                (u64::from(file.have.count()) * u64::from(m.chunk_bytes)).min(m.file_bytes);
             let left = if file.complete() {
                 0
             } else {
-                m.file_bytes - have_bytes
+                m.file_bytes - m.held_bytes(&file.have)
             };
             (m.file_bytes, left)
         });
