@@ -2,7 +2,7 @@
 //!
 //! The uploader is nearly stateless. A request that carries a valid cookie becomes an
 //! [`UploadTask`] (which bytes, to whom); [`Uploader::poll_piece`] turns tasks into piece
-//! datagrams one at a time, copying each piece once from the file's mapping into the send
+//! datagrams one at a time, reading each piece once from the file (`pread`) into the send
 //! buffer: round-robin over peers, and for each peer its ranges in the order asked, so that
 //! the chunk a peer asked for first is complete first.
 //!
@@ -727,7 +727,7 @@ impl Uploader {
 }
 
 /// Encodes one piece of `task` (`len` data bytes) into `buf`; its length, or `None` when the
-/// range is outside the mapping.
+/// range is outside the file (or the file shrank under us).
 fn write_piece(task: &UploadTask, len: u32, buf: &mut [u8]) -> Option<usize> {
     let mut writer = wire::Writer::new(buf, Kind::Piece).ok()?;
     let fixed = wire::Piece {
