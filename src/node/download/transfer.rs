@@ -442,32 +442,22 @@ mod tests {
 
     const CHUNK_BYTES: u32 = 16 << 10;
 
-    /// A transfer of a 3-chunk file, its partial file in a scratch directory.
+    /// A transfer of a 3-chunk file, its partial file opened as a download opens it, in a
+    /// scratch node directory.
     fn transfer(tag: &str) -> Transfer {
         let dir =
             std::env::temp_dir().join(format!("torrent-transfer-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("partial");
-        let file_bytes = 3 * u64::from(CHUNK_BYTES);
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&path)
-            .unwrap();
-        file.set_len(file_bytes).unwrap();
-        let mapping = Mapping::read_write(&file, &path, file_bytes).unwrap();
+        let state = crate::storage::StateDir::open(&dir).unwrap();
         let hashes = vec![[0u8; 20]; 3];
-        let manifest = Manifest::new("f.bin".into(), file_bytes, CHUNK_BYTES, hashes);
-        Transfer::new(
-            Arc::new(manifest),
-            Arc::new(mapping),
-            8 << 10,
-            7,
-            Instant::now(),
-        )
+        let manifest = Manifest::new(
+            "f.bin".into(),
+            3 * u64::from(CHUNK_BYTES),
+            CHUNK_BYTES,
+            hashes,
+        );
+        let (mapping, _) = state.open_partial(&manifest).unwrap();
+        Transfer::new(Arc::new(manifest), mapping, 8 << 10, 7, Instant::now())
     }
 
     fn active(owner: Option<usize>) -> ChunkState {
