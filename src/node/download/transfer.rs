@@ -143,6 +143,17 @@ pub(super) enum ChunkState {
     Verified,
 }
 
+impl ChunkState {
+    /// Free for a peer to be asked for: missing, or started and left by the peer that had it.
+    fn claimable(&self) -> bool {
+        match self {
+            ChunkState::Missing => true,
+            ChunkState::Active(progress) => progress.owner.is_none(),
+            _ => false,
+        }
+    }
+}
+
 pub(super) struct Transfer {
     pub manifest: Arc<Manifest>,
     pub mapping: Arc<Mapping>,
@@ -188,26 +199,21 @@ impl Transfer {
 
     /// Whether `have` shows a chunk this download still needs (missing, or arriving).
     pub fn holds_needed(&self, have: &Bitmap) -> bool {
-        (0..have.len()).any(|chunk| {
-            have.get(chunk)
-                && matches!(
-                    self.chunks.get(chunk as usize),
-                    Some(ChunkState::Missing | ChunkState::Active(_))
-                )
+        self.shows(have, |state| {
+            matches!(state, ChunkState::Missing | ChunkState::Active(_))
         })
     }
 
-    /// Whether `have` shows a chunk this download could ask for now: missing, or started and
-    /// left by the peer that had it.
+    /// Whether `have` shows a chunk this download could ask for now (see
+    /// [`ChunkState::claimable`]).
     pub fn offers_unclaimed(&self, have: &Bitmap) -> bool {
-        (0..have.len()).any(|chunk| {
-            have.get(chunk)
-                && match self.chunks.get(chunk as usize) {
-                    Some(ChunkState::Missing) => true,
-                    Some(ChunkState::Active(progress)) => progress.owner.is_none(),
-                    _ => false,
-                }
-        })
+        self.shows(have, ChunkState::claimable)
+    }
+
+    /// Whether `have` shows a chunk whose state here is `wanted`.
+    fn shows(&self, have: &Bitmap, wanted: impl Fn(&ChunkState) -> bool) -> bool {
+        (0..have.len())
+            .any(|chunk| have.get(chunk) && self.chunks.get(chunk as usize).is_some_and(&wanted))
     }
 
     /// Counts `new` in the availability of chunks and forgets `old`.
@@ -368,14 +374,7 @@ fn pick_chunk(transfer: &Transfer, peer: &Peer) -> Option<u32> {
         // give, it may try a chunk it sent badly again (it is dropped after BAD_CHUNKS_MAX
         // bad chunks), rather than leave the download stuck when no other peer holds it.
         let have = peer.have.as_ref()?;
-        (0..count).find(|&chunk| {
-            have.get(chunk)
-                && match &transfer.chunks[chunk as usize] {
-                    ChunkState::Missing => true,
-                    ChunkState::Active(progress) => progress.owner.is_none(),
-                    _ => false,
-                }
-        })
+        (0..count).find(|&chunk| have.get(chunk) && transfer.chunks[chunk as usize].claimable())
     })
 }
 
