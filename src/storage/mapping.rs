@@ -2,15 +2,16 @@
 //! `udp.rs`, for one socket option).
 //!
 //! A [`Mapping`] never hands out a reference into the mapped bytes that outlives a call.
-//! It copies out ([`Mapping::read_into`]) and hashes ([`Mapping::sha1`]), each after a
-//! bounds check; pieces go in through the file ([`Mapping::write`], `pwrite`: cheaper than
-//! faulting fresh pages in). That keeps the safety argument local:
+//! The only reads through the mapping are hashes ([`Mapping::sha1`]), after a bounds check;
+//! pieces go in and out through the file ([`Mapping::write`] with `pwrite`, cheaper than
+//! faulting fresh pages in; [`Mapping::read_into`] with `pread`, which leaves no pages in
+//! the process's RSS). That keeps the safety argument local:
 //!
 //! * **Bounds.** Every access is checked against the length the mapping was made with.
 //! * **No data race.** The reactor writes pieces only into chunks that are being downloaded;
 //!   a hasher thread reads only a chunk the reactor has stopped writing (its state is
-//!   "hashing" and late pieces for it are dropped); the uploader reads only verified chunks,
-//!   which are never written again. The node's chunk states are what uphold this.
+//!   "hashing" and late pieces for it are dropped); the uploader reads (with `pread`) only
+//!   verified chunks, which are never written again. The node's chunk states are what uphold this.
 //! * **Truncation.** Reading a page of a mapped file that another process truncated raises
 //!   SIGBUS. Only partial files, in the node's private state directory, are mapped; shared
 //!   files are the user's, so they are read with `pread`, where truncation is a short read.
