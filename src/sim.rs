@@ -8,12 +8,12 @@
 //!   decision of the network, and the random faults of [`Sim::schedule_chaos`]. The same
 //!   seed replays the same run exactly.
 //! * **Network.** Each datagram is delivered at `now + latency + jitter` unless it is lost;
-//!   some are duplicated; jitter reorders them. A node may be given a link [`Capacity`]:
-//!   its datagrams then leave one after another at that rate, and it is asked for more
-//!   only while its send buffer has room ([`SEND_BUFFER_TIME`]), as a real socket would
-//!   refuse them; unlimited by default. In-flight datagrams wait in a priority queue
-//!   ordered by delivery time, ties broken by a sequence number, so that the order never
-//!   depends on anything but the seed. Partitions drop what crosses them until they heal.
+//!   some are duplicated; jitter reorders them. A node may be given a link ([`LinkSpec`],
+//!   `sim/link.rs`): a delay, a [`Capacity`] and a queue each way (with a byte limit past
+//!   which it drops); unlimited and instant by default. In-flight datagrams wait in a
+//!   priority queue ordered by due time (at a download queue, then at the node), ties
+//!   broken by a sequence number, so that the order never depends on anything but the
+//!   seed. Partitions drop what crosses them until they heal.
 //! * **Hasher threads.** A [`NodeEvent::Job`] is run inline with [`node::run_job`]; its
 //!   result is handed back after [`Sim::job_delay`].
 //! * **Faults** ([`Fault`]): node crashes and restarts (the directory survives), tracker
@@ -31,10 +31,12 @@
 
 mod check;
 mod fault;
+mod link;
 mod net;
 
 pub use fault::{Chaos, Fault};
-pub use net::{Capacity, Endpoint, NetConfig, NetStats, SEND_BUFFER_TIME};
+pub use link::{Capacity, LinkSpec, LinkStats, QueueStats, SEND_BUFFER_TIME};
+pub use net::{Endpoint, NetConfig, NetStats};
 
 use crate::console::Command;
 use crate::node::{self, JobDone, Node, NodeConfig, NodeEvent};
@@ -43,7 +45,8 @@ use crate::storage::StateDir;
 use crate::tracker::{Snapshot, Tracker, TrackerConfig};
 use crate::wire::{self, Hash};
 use check::Originals;
-use net::{Datagram, Link, Partition, Timed};
+use link::Link;
+use net::{Datagram, Partition, Timed};
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
@@ -98,7 +101,7 @@ struct SimNode {
     dirty: bool,
     /// Its `poll_timeout` after the last drain, as virtual time.
     timeout: Option<Duration>,
-    /// Its upload and download capacity, and what is queued on it.
+    /// Its capacity, delay and queues, and what is queued on it.
     link: Link,
     /// Its send buffer is full: it is asked for datagrams again at this virtual time.
     blocked_until: Option<Duration>,
@@ -243,7 +246,22 @@ impl Sim {
     /// Limits how fast a node's link sends and receives, from now on. Datagrams already
     /// queued keep their times.
     pub fn set_capacity(&mut self, node: usize, capacity: Capacity) {
-        self.nodes[node].link.capacity = capacity;
+        let link = &mut self.nodes[node].link;
+        link.set_spec(LinkSpec {
+            capacity,
+            ..link.spec()
+        });
+    }
+
+    /// Shapes a node's link (capacity, delay, queue limits) from now on. Datagrams already
+    /// queued or in flight keep their times.
+    pub fn set_link(&mut self, node: usize, spec: LinkSpec) {
+        self.nodes[node].link.set_spec(spec);
+    }
+
+    /// What a node's upload and download queues did since the simulation began.
+    pub fn link_stats(&self, node: usize) -> LinkStats {
+        self.nodes[node].link.stats(self.now)
     }
 
     /// Writes a file into a node's directory (as a user would before `send`). Its bytes
@@ -460,10 +478,14 @@ impl Sim {
             self.inject(item);
         }
         while self.in_flight.peek().is_some_and(|d| d.0.at <= self.now) {
-            let Some(Reverse(Timed { item, .. })) = self.in_flight.pop() else {
+            let Some(Reverse(Timed { at, item, .. })) = self.in_flight.pop() else {
                 break;
             };
-            self.deliver(now, item);
+            if item.before_download_queue {
+                self.through_download_queue(at, item);
+            } else {
+                self.deliver(now, item);
+            }
         }
         while self.jobs.peek().is_some_and(|j| j.0.at <= self.now) {
             let Some(Reverse(Timed {
@@ -643,7 +665,14 @@ impl Sim {
                 return;
             }
             // A datagram lost on the way used the sender's link all the same.
-            Some(Endpoint::Node(index)) => self.nodes[*index].link.depart(self.now, bytes.len()),
+            Some(Endpoint::Node(index)) => {
+                let link = &mut self.nodes[*index].link;
+                let Some(departs) = link.depart(self.now, bytes.len()) else {
+                    self.stats.dropped_at_queue += 1;
+                    return;
+                };
+                departs + link.one_way_delay()
+            }
             _ => self.now,
         };
         if self.chance(self.net.loss) {
@@ -675,8 +704,9 @@ impl Sim {
         self.stats.corrupted += 1;
     }
 
-    /// Queues one copy of a datagram, which left its sender at `departs`, for delivery after
-    /// the latency, a random jitter and the receiver's link.
+    /// Queues one copy of a datagram, which left its sender's link at `departs`, for
+    /// delivery after the latency, a random jitter and the receiver's link (its delay, then
+    /// its download queue).
     fn enqueue(&mut self, from: SocketAddr, to: SocketAddr, bytes: Vec<u8>, departs: Duration) {
         if self.in_flight.len() >= IN_FLIGHT_MAX {
             self.stats.dropped_full += 1;
@@ -688,14 +718,48 @@ impl Sim {
             _ => Duration::from_nanos(self.rng.below(jitter_ns + 1)),
         };
         let mut at = departs + self.net.latency + jitter;
+        let mut before_download_queue = false;
         if let Some(Endpoint::Node(index)) = self.addrs.get(&to) {
-            at = self.nodes[*index].link.arrive(at, bytes.len());
+            let link = &mut self.nodes[*index].link;
+            at += link.one_way_delay();
+            // A queue must see datagrams in the order they reach it, which is not the order
+            // they were sent when senders are at different distances: it is offered each
+            // one when it is due there.
+            if link.download_queued() {
+                before_download_queue = true;
+            } else if let Some(arrives) = link.arrive(at, bytes.len()) {
+                at = arrives;
+            }
         }
         self.seq += 1;
         self.in_flight.push(Reverse(Timed {
             at,
             seq: self.seq,
-            item: Datagram { from, to, bytes },
+            item: Datagram {
+                from,
+                to,
+                bytes,
+                before_download_queue,
+            },
+        }));
+    }
+
+    /// A datagram due at its receiver's download queue at `at`: dropped if the queue is
+    /// full, else due at the receiver once through.
+    fn through_download_queue(&mut self, at: Duration, mut datagram: Datagram) {
+        let Some(Endpoint::Node(index)) = self.addrs.get(&datagram.to) else {
+            return;
+        };
+        let Some(arrives) = self.nodes[*index].link.arrive(at, datagram.bytes.len()) else {
+            self.stats.dropped_at_queue += 1;
+            return;
+        };
+        datagram.before_download_queue = false;
+        self.seq += 1;
+        self.in_flight.push(Reverse(Timed {
+            at: arrives,
+            seq: self.seq,
+            item: datagram,
         }));
     }
 
