@@ -153,9 +153,16 @@ fn swarm_at_distance(label: &str, seed: u64, one_way_delay: impl Fn(&mut Rng) ->
         label,
         Duration::from_secs(120),
     );
+    // Each download needs at least one round trip to the holder (a request, its pieces).
+    let took = sim.elapsed() - start;
+    let nearest_downloader = delays[1..].iter().min().copied().unwrap_or_default();
+    let rtt_least = 2 * (delays[0] + nearest_downloader);
+    assert!(
+        took >= rtt_least,
+        "seed {seed} (replay with SIM_SEED={seed}), {label}: done in {took:?}, less than a round trip ({rtt_least:?})"
+    );
     eprintln!(
-        "{label}: seed {seed}, {len} bytes to {DOWNLOADERS} downloaders in virtual {:?}; one-way delays {delays:?}; {:?}",
-        sim.elapsed() - start,
+        "{label}: seed {seed}, {len} bytes to {DOWNLOADERS} downloaders in virtual {took:?}; one-way delays {delays:?}; {:?}",
         sim.stats
     );
 }
