@@ -8,7 +8,8 @@
 //!   download completes byte-identical, and the test prints the goodput as a fraction of the
 //!   bottleneck rate, the drops at the queue and the queueing delay it added. These figures
 //!   are not asserted yet: congestion control (issue 14) will assert "drops at the queue
-//!   ≤ 1% of packets" and "queueing delay added ≤ 25 ms" on them;
+//!   ≤ 1% of packets" and "queueing delay added ≤ 25 ms" on them; the same with a deep
+//!   (4 MB) queue at RTT 1 and 20 ms;
 //! * the 200-node swarm of `tests/sim_tstar.rs` at RTT 20 ms prints its ratio to T* (the
 //!   issue's goal is ≤ 2 T* at seeds 1 to 10); it asserts completion and the bytes only.
 //!
@@ -196,6 +197,9 @@ fn downloads_complete_with_rtts_from_1_to_100_ms() {
 /// The bottleneck of `bench/netlab.py`: 100 Mbit/s, 256 KiB of queue.
 const BOTTLENECK_BYTES_PER_S: u64 = 100_000_000 / 8;
 const BOTTLENECK_QUEUE_BYTES: u64 = 256 * 1024;
+/// The deep queue of the issue's goals ("queueing delay added ≤ 25 ms"): 4 MB, 335 ms of
+/// the bottleneck's rate.
+const DEEP_QUEUE_BYTES: u64 = 4_000_000;
 const BOTTLENECK_FILE_BYTES: usize = 16 << 20;
 /// The receive buffer a real node asks for and gets here (`--socket-buffer`, `rmem_max`).
 const SOCKET_BUFFER_BYTES: u64 = 4 << 20;
@@ -218,8 +222,8 @@ fn bottleneck_node(config: &mut NodeConfig) {
 /// One holder with a fast link sends to a downloader behind the bottleneck (its download
 /// queue), both `rtt / 4` from the network, with a real node's window. Returns nothing:
 /// the figures are printed.
-fn bottleneck(seed: u64, rtt: Duration) {
-    let label = format!("bottleneck 100 Mbit/s, 256 KiB queue, RTT {rtt:?}");
+fn bottleneck(seed: u64, rtt: Duration, queue_bytes_max: u64) {
+    let label = format!("bottleneck 100 Mbit/s, {queue_bytes_max}-byte queue, RTT {rtt:?}");
     let started = Instant::now();
     let mut sim = Sim::new(seed, links_only());
     let holder = sim.add_node(bottleneck_node);
@@ -239,7 +243,7 @@ fn bottleneck(seed: u64, rtt: Duration) {
                 download_bytes_per_s: Some(BOTTLENECK_BYTES_PER_S),
             },
             one_way_delay: rtt / 4,
-            download_queue_bytes_max: Some(BOTTLENECK_QUEUE_BYTES),
+            download_queue_bytes_max: Some(queue_bytes_max),
             ..LinkSpec::default()
         },
     );
@@ -292,21 +296,21 @@ fn bottleneck(seed: u64, rtt: Duration) {
 #[test]
 fn bottleneck_at_rtt_1_ms() {
     for seed in seeds(1) {
-        bottleneck(seed, MS);
+        bottleneck(seed, MS, BOTTLENECK_QUEUE_BYTES);
     }
 }
 
 #[test]
 fn bottleneck_at_rtt_20_ms() {
     for seed in seeds(1) {
-        bottleneck(seed, 20 * MS);
+        bottleneck(seed, 20 * MS, BOTTLENECK_QUEUE_BYTES);
     }
 }
 
 #[test]
 fn bottleneck_at_rtt_100_ms() {
     for seed in seeds(1) {
-        bottleneck(seed, 100 * MS);
+        bottleneck(seed, 100 * MS, BOTTLENECK_QUEUE_BYTES);
     }
 }
 
@@ -380,4 +384,13 @@ fn tstar_swarm_at_rtt_20_ms() {
         .map(|seed| (seed, tstar_at_rtt_20_ms(seed)))
         .collect();
     eprintln!("T* at RTT 20 ms: (seed, ratio to T*) {ratios:.2?}");
+}
+
+/// A deep queue: what the window alone adds to the delay of everything else on the link.
+#[test]
+fn deep_queue_at_rtt_1_and_20_ms() {
+    for seed in seeds(1) {
+        bottleneck(seed, MS, DEEP_QUEUE_BYTES);
+        bottleneck(seed, 20 * MS, DEEP_QUEUE_BYTES);
+    }
 }
