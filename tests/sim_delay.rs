@@ -376,6 +376,9 @@ fn tstar_at_rtt_20_ms(seed: u64) -> f64 {
 
 /// Some 45 s of real time a seed (93 s for the two, release, on a shared machine): ignored
 /// by default; `cargo test --release --test sim_delay -- --ignored --nocapture` runs it.
+/// At seeds 1 to 10 (2026-12-06): 2.03, 1.97, 2.00, 1.96, 2.05, 1.96, 2.01, 2.05, 1.99,
+/// 1.94 T* (at RTT 2.4 ms, `sim_tstar.rs` gives 1.87 and 1.95 at seeds 1 and 2): the
+/// goal of ≤ 2 T* is missed at 4 seeds of 10, by up to 2.5%; assert it once it is met.
 #[test]
 #[ignore = "over 60 s of real time; run with --ignored"]
 fn tstar_swarm_at_rtt_20_ms() {
