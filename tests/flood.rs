@@ -17,7 +17,8 @@
 //!
 //! ```text
 //!  namespace tfl<pid>t                      namespace tfl<pid>c
-//!  tracker 10.77.0.1 ──── veth pair ──── 10.77.0.2  20 nodes
+//!  tracker 10.77.0.1 ──── veth pair ──── 10.77.0.2  (the way to the 1,000 sources)
+//!                                         10.77.0.11-30  20 nodes, an address each
 //!                                         10.77.0.3  the flood from one address
 //!                                         10.77.0.4  well-behaved BEP 15 clients
 //!                                         10.77.4.0/22 on lo (a `local` route): the flood
@@ -74,7 +75,11 @@ const BEP15_RETRY: Duration = Duration::from_millis(250);
 const SAVE_GAP_MIN: Duration = Duration::from_millis(900);
 
 const TRACKER_IP: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 1);
-const NODES_IP: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 2);
+/// Node n (from 1) listens on 10.77.0.(10 + n): nodes are separate hosts, as in a real
+/// deployment, so that a bound per source address treats them as such.
+fn node_ip(id: u32) -> Ipv4Addr {
+    Ipv4Addr::new(10, 77, 0, 10 + id as u8)
+}
 const FLOOD_IP: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 3);
 const CLIENT_IP: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 4);
 const FLOOD_SOURCES_BASE: Ipv4Addr = Ipv4Addr::new(10, 77, 4, 0);
@@ -233,13 +238,18 @@ fn build_network(namespaces: &mut Namespaces) -> Result<(String, String), String
         "dev",
         &tracker_link,
     ])?;
-    for address in ["10.77.0.2/24", "10.77.0.3/24", "10.77.0.4/24"] {
+    let mut addresses: Vec<String> = ["10.77.0.2", "10.77.0.3", "10.77.0.4"]
+        .map(String::from)
+        .to_vec();
+    addresses.extend((1..=NODES).map(|id| node_ip(id).to_string()));
+    for address in addresses {
+        let address = format!("{address}/24");
         ip(&[
             "-n",
             &clients_ns,
             "addr",
             "add",
-            address,
+            &address,
             "dev",
             &clients_link,
         ])?;
@@ -635,7 +645,7 @@ fn start_nodes(scratch: &Scratch, tracker: SocketAddr) -> Vec<HonestNode> {
         list.push(scratch.logs().display().to_string());
         list.extend(args(&[
             "--listen",
-            &format!("{NODES_IP}:0"),
+            &format!("{}:0", node_ip(id)),
             "--send",
             &name,
         ]));
