@@ -11,7 +11,8 @@
 //!   so that every announce carries a valid connection id and reaches the swarm tables).
 //! * **Sources.** One socket per source address, bound to it with a port the kernel picks;
 //!   the addresses must be local (assigned to an interface, or inside a `local` route such
-//!   as `ip route add local 10.77.4.0/22 dev lo`). Batches go round-robin over the sockets.
+//!   as `ip route add local 10.77.4.0/22 dev lo`), and connected to the target. Batches go
+//!   round-robin over the sockets.
 //! * **Pacing.** By the clock: by time t, `rate × t` datagrams are due; a sender that falls
 //!   behind by more than [`BACKLOG_MAX`] of a second forgets the debt instead of bursting
 //!   (counted in [`FloodReport::behind`]), so the achieved rate is what the machine could do.
@@ -24,7 +25,7 @@ use crate::bep15;
 use crate::rng::Rng;
 use crate::udp::{RecvBatch, Udp};
 use crate::wire::{self, Message, NodeAuth, U32, U64};
-use rustix::net::{MMsgHdr, SendAncillaryBuffer, SendFlags, SocketAddrAny};
+use rustix::net::{MMsgHdr, SendAncillaryBuffer, SendFlags};
 use std::io::IoSlice;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -263,6 +264,14 @@ pub fn run(config: &FloodConfig, control: &FloodControl) -> Result<FloodReport, 
     for &ip in &config.sources {
         let socket = UdpSocket::bind(SocketAddr::new(ip, 0))
             .map_err(|e| format!("cannot bind a socket to {ip}: {e}"))?;
+        // Connected: the kernel looks the route up once, not per datagram, and only the
+        // target's replies are received.
+        socket.connect(config.target).map_err(|e| {
+            format!(
+                "cannot connect a socket from {ip} to {}: {e}",
+                config.target
+            )
+        })?;
         let udp = Udp::new(&socket).map_err(|e| format!("cannot set up a socket: {e}"))?;
         sources.push(Source {
             socket,
@@ -288,7 +297,6 @@ pub fn run(config: &FloodConfig, control: &FloodControl) -> Result<FloodReport, 
         }
     }
 
-    let target = SocketAddrAny::from(config.target);
     let mut buffers = vec![[0u8; DATAGRAM_BYTES_MAX]; BATCH_MAX];
     let mut lens = [0usize; BATCH_MAX];
     let start = Instant::now();
@@ -320,13 +328,7 @@ pub fn run(config: &FloodConfig, control: &FloodControl) -> Result<FloodReport, 
         for (buffer, len) in buffers.iter_mut().zip(lens.iter_mut()).take(count) {
             *len = fill(config.kind, source.connection_id, &mut rng, buffer);
         }
-        send_batch(
-            &source.socket,
-            &target,
-            &buffers,
-            &lens[..count],
-            &mut report,
-        );
+        send_batch(&source.socket, &buffers, &lens[..count], &mut report);
         done += count as u64;
         control.sent.store(report.sent, Ordering::Relaxed);
         drain(
@@ -386,11 +388,10 @@ fn fill(kind: FloodKind, connection_id: Option<u64>, rng: &mut Rng, buf: &mut [u
     }
 }
 
-/// One `sendmmsg` of the batch (again for the rest when the kernel took only part of it),
+/// One `sendmmsg` of the batch on the connected `socket` (again for the rest when the kernel took only part of it),
 /// counting what the kernel refused.
 fn send_batch(
     socket: &UdpSocket,
-    target: &SocketAddrAny,
     buffers: &[[u8; DATAGRAM_BYTES_MAX]],
     lens: &[usize],
     report: &mut FloodReport,
@@ -407,7 +408,7 @@ fn send_batch(
     let mut messages: Vec<MMsgHdr<'_>> = slices
         .iter()
         .zip(&mut controls)
-        .map(|(slice, control)| MMsgHdr::new_with_addr(target, slice, control))
+        .map(|(slice, control)| MMsgHdr::new(slice, control))
         .collect();
     let mut first = 0;
     while first < messages.len() {
@@ -498,7 +499,7 @@ fn connect_all(
                 && let Ok(len) = bep15::encode_connect_request(&mut buf, transaction_id)
             {
                 // A lost connect is sent again at the next attempt.
-                let _ = source.socket.send_to(&buf[..len], config.target);
+                let _ = source.socket.send(&buf[..len]);
             }
         }
         let deadline = Instant::now() + CONNECT_TIMEOUT;
