@@ -54,9 +54,9 @@ use torrent::wire::{Hash, U16, U32, U64};
 /// The flood's rate and length, per phase.
 const FLOOD_RATE_PER_S: u32 = 100_000;
 const FLOOD_DURATION: Duration = Duration::from_secs(10);
-/// Below this the sender did not flood as asked (the machine is too busy to send it):
-/// the run measured too little to say anything about the goals, and fails as inconclusive.
-const FLOOD_RATE_MIN_PER_S: f64 = 50_000.0;
+/// Below this (80% of the goal's rate) the sender did not flood as asked (the machine was
+/// too busy to send it): the run did not measure the goals, and fails as inconclusive.
+const FLOOD_RATE_MIN_PER_S: f64 = 80_000.0;
 /// Registered nodes: each shares one small file and downloads another in each flood.
 const NODES: u32 = 20;
 const FILE_BYTES: usize = 64 << 10;
