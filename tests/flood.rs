@@ -385,17 +385,41 @@ fn saves_since(log: &Path, since: &str) -> Vec<String> {
         .collect()
 }
 
-/// Milliseconds since the epoch of a log timestamp.
+/// Milliseconds since the epoch of a log timestamp (`2026-12-06T19:29:01.123Z`).
 fn stamp_ms(stamp: &str) -> Option<i64> {
-    // 2026-12-06T19:29:01.123Z: only differences matter, and saves within one test run
-    // never cross a month's end by more than a day, so days are counted within the month.
     let (date, time) = stamp.trim_end_matches('Z').split_once('T')?;
-    let day: i64 = date.get(8..10)?.parse().ok()?;
+    let mut date = date.split('-').map(|part| part.parse::<i64>().ok());
+    let (year, month, day) = (date.next()??, date.next()??, date.next()??);
+    // Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's days_from_civil).
+    let (y, m) = if month <= 2 {
+        (year - 1, month + 9)
+    } else {
+        (year, month - 3)
+    };
+    let era = y.div_euclid(400);
+    let year_of_era = y - era * 400;
+    let day_of_year = (153 * m + 2) / 5 + day - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    let days = era * 146_097 + day_of_era - 719_468;
     let mut parts = time.split(':');
     let hours: i64 = parts.next()?.parse().ok()?;
     let minutes: i64 = parts.next()?.parse().ok()?;
     let seconds: f64 = parts.next()?.parse().ok()?;
-    Some(((day * 24 + hours) * 60 + minutes) * 60_000 + (seconds * 1000.0).round() as i64)
+    Some(((days * 24 + hours) * 60 + minutes) * 60_000 + (seconds * 1000.0).round() as i64)
+}
+
+#[test]
+fn log_timestamps_convert_to_milliseconds() {
+    assert_eq!(stamp_ms("1970-01-01T00:00:01.500Z"), Some(1_500));
+    let stamp = torrent::logging::utc_timestamp(
+        SystemTime::UNIX_EPOCH + Duration::from_millis(1_796_592_541_123),
+    );
+    assert_eq!(stamp_ms(&stamp), Some(1_796_592_541_123), "{stamp}");
+    assert_eq!(
+        stamp_ms("2026-03-01T00:00:00.000Z").unwrap()
+            - stamp_ms("2026-02-28T23:59:59.999Z").unwrap(),
+        1
+    );
 }
 
 /// Nodes in the saved registry, and the file's size.
@@ -627,7 +651,6 @@ impl Phase {
 /// A running node with what the test needs of it.
 struct HonestNode {
     node: Node,
-    addr: SocketAddr,
     info_hash: Hash,
 }
 
@@ -664,7 +687,6 @@ fn start_nodes(scratch: &Scratch, tracker: SocketAddr) -> Vec<HonestNode> {
         let info_hash = torrent::wire::parse_hex(&hex).expect("a hex info hash");
         nodes.push(HonestNode {
             node: Node { proc, id, addr },
-            addr,
             info_hash,
         });
     }
@@ -752,7 +774,12 @@ fn bep15_rounds(phase: &mut Phase, tracker: SocketAddr, nodes: &[HonestNode], fl
         let attempts: [(&str, &UdpSocket, Hash, SocketAddr); 3] = [
             ("a new swarm's first peer", &first, fresh, first_addr),
             ("a new swarm's second peer", &second, fresh, first_addr),
-            ("our nodes' file", &first, holder.info_hash, holder.addr),
+            (
+                "our nodes' file",
+                &first,
+                holder.info_hash,
+                holder.node.addr,
+            ),
         ];
         for (index, (what, socket, info_hash, expect)) in attempts.into_iter().enumerate() {
             let start = Instant::now();
