@@ -20,7 +20,8 @@
 //!  tracker 10.77.0.1 ──── veth pair ──── 10.77.0.2  (the way to the 1,000 sources)
 //!                                         10.77.0.11-30  20 nodes, an address each
 //!                                         10.77.0.3  the flood from one address
-//!                                         10.77.0.4  well-behaved BEP 15 clients
+//!                                         10.77.2.0/24 on lo (a `local` route): well-behaved
+//!                                                    BEP 15 clients, an address each
 //!                                         10.77.4.0/22 on lo (a `local` route): the flood
 //!                                                    from 1,000 addresses
 //! ```
@@ -81,7 +82,11 @@ fn node_ip(id: u32) -> Ipv4Addr {
     Ipv4Addr::new(10, 77, 0, 10 + id as u8)
 }
 const FLOOD_IP: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 3);
-const CLIENT_IP: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 4);
+/// Well-behaved BEP 15 clients: each from its own address, as separate clients are, so
+/// that a bound on swarms per source address never sees two of them as one.
+fn client_ip(index: u32) -> Ipv4Addr {
+    Ipv4Addr::new(10, 77, 2, 1 + index as u8)
+}
 const FLOOD_SOURCES_BASE: Ipv4Addr = Ipv4Addr::new(10, 77, 4, 0);
 const FLOOD_SOURCES: usize = 1_000;
 
@@ -238,9 +243,7 @@ fn build_network(namespaces: &mut Namespaces) -> Result<(String, String), String
         "dev",
         &tracker_link,
     ])?;
-    let mut addresses: Vec<String> = ["10.77.0.2", "10.77.0.3", "10.77.0.4"]
-        .map(String::from)
-        .to_vec();
+    let mut addresses: Vec<String> = ["10.77.0.2", "10.77.0.3"].map(String::from).to_vec();
     addresses.extend((1..=NODES).map(|id| node_ip(id).to_string()));
     for address in addresses {
         let address = format!("{address}/24");
@@ -258,27 +261,30 @@ fn build_network(namespaces: &mut Namespaces) -> Result<(String, String), String
         ip(&["-n", ns, "link", "set", "lo", "up"])?;
         ip(&["-n", ns, "link", "set", link, "up"])?;
     }
-    // The 1,000 flood sources: every address of 10.77.4.0/22 is local in the clients'
-    // namespace (one route instead of 1,000 addresses), and routed there from the tracker's.
-    ip(&[
-        "-n",
-        &clients_ns,
-        "route",
-        "add",
-        "local",
-        "10.77.4.0/22",
-        "dev",
-        "lo",
-    ])?;
-    ip(&[
-        "-n",
-        &tracker_ns,
-        "route",
-        "add",
-        "10.77.4.0/22",
-        "via",
-        "10.77.0.2",
-    ])?;
+    // The 1,000 flood sources and the BEP 15 clients: every address of 10.77.4.0/22 and of
+    // 10.77.2.0/24 is local in the clients' namespace (one route instead of an address each),
+    // and routed there from the tracker's.
+    for prefix in ["10.77.4.0/22", "10.77.2.0/24"] {
+        ip(&[
+            "-n",
+            &clients_ns,
+            "route",
+            "add",
+            "local",
+            prefix,
+            "dev",
+            "lo",
+        ])?;
+        ip(&[
+            "-n",
+            &tracker_ns,
+            "route",
+            "add",
+            prefix,
+            "via",
+            "10.77.0.2",
+        ])?;
+    }
     Ok((tracker_ns, clients_ns))
 }
 
@@ -763,8 +769,8 @@ fn bep15_rounds(phase: &mut Phase, tracker: SocketAddr, nodes: &[HonestNode], fl
             break;
         }
         pace_until(round_at);
-        let first = UdpSocket::bind((CLIENT_IP, 0)).expect("a client socket");
-        let second = UdpSocket::bind((CLIENT_IP, 0)).expect("a client socket");
+        let first = UdpSocket::bind((client_ip(2 * round), 0)).expect("a client socket");
+        let second = UdpSocket::bind((client_ip(2 * round + 1), 0)).expect("a client socket");
         let first_addr = first.local_addr().expect("bound");
         let mut fresh: Hash = [0; 20];
         fresh[..4].copy_from_slice(b"FLD!");
