@@ -32,6 +32,8 @@
 //!  storage.rs             manifests, the node's state directory, partial files, publishing
 //!  storage/mapping.rs     memory mappings: one of two modules allowed `unsafe` (with udp.rs)
 //!  hash.rs                SHA-1 (the SHA-NI one: see the module doc for the figures)
+//!  flood.rs               a sendmmsg flood sender for measuring the tracker under abuse
+//!                         (examples/flood.rs, tests/flood.rs)
 //!  impair.rs              seeded loss, duplication, reordering for fault tests (`--impair`)
 //!  rng.rs, logging.rs     the injected random source; the log file
 //!  console.rs             the seed's console commands (`torrent -setMode send <file>`)
@@ -67,6 +69,8 @@ pub mod budget;
 pub mod cli;
 pub mod console;
 pub mod demo;
+#[doc(hidden)]
+pub mod flood;
 #[doc(hidden)]
 pub mod fuzz_checks;
 pub mod hash;

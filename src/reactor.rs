@@ -336,8 +336,14 @@ pub fn run_tracker(args: TrackerArgs) -> Result<i32, String> {
 
 /// Writes the registry; a failure is logged and the next change tries again.
 fn save_registry(db_dir: &std::path::Path, snapshot: &tracker::Snapshot) {
-    if let Err(error) = tracker::db::save(db_dir, snapshot) {
-        log::error!("cannot save the registry to {}: {error}", db_dir.display());
+    match tracker::db::save(db_dir, snapshot) {
+        // One line per save, so that how often the registry is written can be counted.
+        Ok(()) => log::info!(
+            "registry saved: {} nodes, {} files",
+            snapshot.nodes.len(),
+            snapshot.files.len()
+        ),
+        Err(error) => log::error!("cannot save the registry to {}: {error}", db_dir.display()),
     }
 }
 
