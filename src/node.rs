@@ -127,6 +127,9 @@ impl NodeConfig {
 pub enum NodeEvent {
     /// A line for the user (stdout) and the log.
     Say(String),
+    /// Lines for the user only (stdout), not the log: the answers to `status` and `help`,
+    /// which a script may ask for thousands of times (each `status` is kilobytes).
+    Print(String),
     /// Run this on a hasher thread and hand the result to `handle_job_done`.
     Job(Job),
     /// The node is done; exit the process with this code.
@@ -202,6 +205,11 @@ impl Outbox {
 
     fn say(&mut self, line: String) {
         self.event(NodeEvent::Say(line));
+    }
+
+    /// Lines for stdout alone: see [`NodeEvent::Print`].
+    fn print(&mut self, text: String) {
+        self.event(NodeEvent::Print(text));
     }
 
     fn event(&mut self, event: NodeEvent) {

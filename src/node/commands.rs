@@ -17,10 +17,10 @@ impl Node {
     pub fn handle_command(&mut self, now: Instant, command: Command) {
         match command {
             Command::Nothing => {}
-            Command::Help => self.out.say(console::HELP.to_string()),
+            Command::Help => self.out.print(console::HELP.to_string()),
             Command::Status => {
                 let status = self.status(now);
-                self.out.say(status);
+                self.out.print(status);
             }
             Command::Send { name } => self.share(now, name),
             Command::Download { name, pin } => self.download(now, name, pin),
