@@ -88,6 +88,19 @@ pub struct DemoArgs {
     pub piece_bytes: Option<u32>,
 }
 
+/// The end of `torrent node --help`.
+pub const NODE_EXIT_CODES: &str = "\
+exit codes:
+  0  with --exit-when-done: every --download verified and published, every --send
+     hashed, every --export written. Without it: stopped by 'exit', SIGTERM or SIGINT
+     (downloads cut short are listed, with what of them is kept)
+  1  with --exit-when-done: a download, send or export failed or was refused, or the
+     node was stopped ('exit', SIGTERM, SIGINT) before all were done; a line says
+     which. Either way: the node could not start (its directory, socket or log)
+  2  a bad command line (a flag, a value, a directory flag naming a file, a tracker
+     at port 0): one line says what is wrong
+";
+
 pub const USAGE: &str = "\
 torrent: peer-to-peer file distribution over UDP (a tracker and many nodes)
 
@@ -311,7 +324,7 @@ fn parse_node(args: &[String]) -> Result<Invocation, UsageError> {
     opts.optflag(
         "",
         "exit-when-done",
-        "exit 0 when every --download is verified, 1 when one cannot complete",
+        "exit 0 once every --download is verified and every --send and --export done; 1 as soon as one fails, or when stopped before (see exit codes below)",
     );
     opts.optopt(
         "",
@@ -364,7 +377,8 @@ fn parse_node(args: &[String]) -> Result<Invocation, UsageError> {
     opts.optopt("", "impair", "test faults: drop, duplicate, reorder received datagrams, e.g. loss=0.05,duplicate=0.01,reorder=0.02,delay-ms=20,seed=1", "SPEC");
     let m = matches(&opts, args)?;
     if m.opt_present("help") {
-        return Ok(help(&opts, "usage: torrent node --id N [options]"));
+        let text = double_dash(&opts.usage("usage: torrent node --id N [options]"));
+        return Ok(Invocation::Help(format!("{text}\n{NODE_EXIT_CODES}")));
     }
     let id_text = m
         .opt_str("id")
