@@ -153,7 +153,19 @@ impl Io {
         }
         if stop {
             // Drain the pipe so the next poll does not report it again.
-            stop = self.signals.pending().next().is_some();
+            let mut caught = None;
+            for signal in self.signals.pending() {
+                caught = Some(signal);
+            }
+            stop = caught.is_some();
+            if let Some(signal) = caught {
+                let name = if signal == SIGINT {
+                    "SIGINT"
+                } else {
+                    "SIGTERM"
+                };
+                log::info!("{name} received: leaving");
+            }
         }
         stop
     }
