@@ -6,11 +6,12 @@
 
 use crate::console;
 use crate::impair::ImpairConfig;
+use crate::logging;
 use crate::wire;
 use getopts::{Matches, Options, ParsingStyle};
 use std::fmt;
 use std::net::{SocketAddr, ToSocketAddrs};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// A command line that cannot be run; `main` prints it and exits with code 2.
@@ -38,6 +39,8 @@ pub struct TrackerArgs {
     pub listen: SocketAddr,
     pub db_dir: PathBuf,
     pub log_dir: PathBuf,
+    /// The log is moved to `_tracker.log.1` when it reaches this size.
+    pub log_bytes_max: u64,
     pub expiry: Duration,
     pub heartbeat_interval: Duration,
     /// Told to standard BitTorrent (BEP 15) clients.
@@ -54,6 +57,8 @@ pub struct NodeArgs {
     pub standard_tracker: bool,
     pub dir: PathBuf,
     pub log_dir: PathBuf,
+    /// The log is moved to `node<N>.log.1` when it reaches this size.
+    pub log_bytes_max: u64,
     pub listen: SocketAddr,
     pub send: Vec<String>,
     /// Names whose standard `.torrent` is written once the file is held.
@@ -82,6 +87,19 @@ pub struct DemoArgs {
     pub dir: PathBuf,
     pub piece_bytes: Option<u32>,
 }
+
+/// The end of `torrent node --help`.
+pub const NODE_EXIT_CODES: &str = "\
+exit codes:
+  0  with --exit-when-done: every --download verified and published, every --send
+     hashed, every --export written. Without it: stopped by 'exit', SIGTERM or SIGINT
+     (downloads cut short are listed, with what of them is kept)
+  1  with --exit-when-done: a download, send or export failed or was refused, or the
+     node was stopped ('exit', SIGTERM, SIGINT) before all were done; a line says
+     which. Either way: the node could not start (its directory, socket or log)
+  2  a bad command line (a flag, a value, a directory flag naming a file, a tracker
+     at port 0): one line says what is wrong
+";
 
 pub const USAGE: &str = "\
 torrent: peer-to-peer file distribution over UDP (a tracker and many nodes)
@@ -202,6 +220,7 @@ fn parse_tracker(args: &[String]) -> Result<Invocation, UsageError> {
         "where _tracker.log goes (default logs)",
         "DIR",
     );
+    opts.optopt("", "log-size", LOG_SIZE_HELP, "BYTES");
     opts.optopt(
         "",
         "expiry",
@@ -233,8 +252,9 @@ fn parse_tracker(args: &[String]) -> Result<Invocation, UsageError> {
     }
     Ok(Invocation::Tracker(TrackerArgs {
         listen: address(&m, "listen", "127.0.0.1:12345")?,
-        db_dir: PathBuf::from(m.opt_str("db-dir").unwrap_or_else(|| "tracker_db".into())),
-        log_dir: PathBuf::from(m.opt_str("log-dir").unwrap_or_else(|| "logs".into())),
+        db_dir: directory(&m, "db-dir", "tracker_db")?,
+        log_dir: directory(&m, "log-dir", "logs")?,
+        log_bytes_max: log_size(&m)?,
         expiry: seconds(&m, "expiry", 22.0)?,
         heartbeat_interval: seconds(&m, "heartbeat-interval", 20.0)?,
         announce_interval: seconds(&m, "announce-interval", 120.0)?,
@@ -276,6 +296,7 @@ fn parse_node(args: &[String]) -> Result<Invocation, UsageError> {
         "where node<N>.log goes (default logs)",
         "DIR",
     );
+    opts.optopt("", "log-size", LOG_SIZE_HELP, "BYTES");
     opts.optopt(
         "",
         "listen",
@@ -303,7 +324,7 @@ fn parse_node(args: &[String]) -> Result<Invocation, UsageError> {
     opts.optflag(
         "",
         "exit-when-done",
-        "exit 0 when every --download is verified, 1 when one cannot complete",
+        "exit 0 once every --download is verified and every --send and --export done; 1 as soon as one fails, or when stopped before (see exit codes below)",
     );
     opts.optopt(
         "",
@@ -356,19 +377,15 @@ fn parse_node(args: &[String]) -> Result<Invocation, UsageError> {
     opts.optopt("", "impair", "test faults: drop, duplicate, reorder received datagrams, e.g. loss=0.05,duplicate=0.01,reorder=0.02,delay-ms=20,seed=1", "SPEC");
     let m = matches(&opts, args)?;
     if m.opt_present("help") {
-        return Ok(help(&opts, "usage: torrent node --id N [options]"));
+        let text = double_dash(&opts.usage("usage: torrent node --id N [options]"));
+        return Ok(Invocation::Help(format!("{text}\n{NODE_EXIT_CODES}")));
     }
     let id_text = m
         .opt_str("id")
         .or_else(|| m.opt_str("node_id"))
         .ok_or_else(|| UsageError("missing --id N (the node's id)".into()))?;
-    let node_id: u32 = id_text
-        .parse()
-        .map_err(|_| UsageError(format!("--id: '{id_text}' is not a number")))?;
-    let files_dir = PathBuf::from(
-        m.opt_str("files-dir")
-            .unwrap_or_else(|| "node_files".into()),
-    );
+    let node_id = whole_number("id", &id_text, 0, u64::from(u32::MAX))? as u32;
+    let files_dir = directory(&m, "files-dir", "node_files")?;
     let mut send = Vec::new();
     for name in m.opt_strs("send") {
         if let Some(problem) = wire::name_problem(name.as_bytes()) {
@@ -401,22 +418,15 @@ fn parse_node(args: &[String]) -> Result<Invocation, UsageError> {
             None => (resolve("tracker", "127.0.0.1:12345")?, false),
         },
     };
-    let piece_bytes = bytes(&m, "piece-size", wire::PIECE_BYTES_MAX as u64)?;
-    if piece_bytes == 0 || piece_bytes > wire::PIECE_BYTES_MAX as u64 {
-        return Err(UsageError(format!(
-            "--piece-size: must be 1 to {} bytes",
-            wire::PIECE_BYTES_MAX
-        )));
-    }
+    let piece_bytes = piece_size(&m, wire::PIECE_BYTES_MAX as u64)?;
     let chunk_bytes = bytes(
         &m,
         "chunk-size",
         u64::from(crate::storage::CHUNK_BYTES_DEFAULT),
+        u64::from(wire::CHUNK_BYTES_MIN),
+        u64::from(wire::CHUNK_BYTES_MAX),
     )?;
-    if !chunk_bytes.is_power_of_two()
-        || !(u64::from(wire::CHUNK_BYTES_MIN)..=u64::from(wire::CHUNK_BYTES_MAX))
-            .contains(&chunk_bytes)
-    {
+    if !chunk_bytes.is_power_of_two() {
         return Err(UsageError(
             "--chunk-size: must be a power of two from 16K to 64M".into(),
         ));
@@ -426,11 +436,16 @@ fn parse_node(args: &[String]) -> Result<Invocation, UsageError> {
         node_id,
         tracker,
         standard_tracker,
-        dir: m
-            .opt_str("dir")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| files_dir.join(format!("node{node_id}"))),
-        log_dir: PathBuf::from(m.opt_str("log-dir").unwrap_or_else(|| "logs".into())),
+        dir: match m.opt_str("dir") {
+            Some(_) => directory(&m, "dir", "")?,
+            None => {
+                let dir = files_dir.join(format!("node{node_id}"));
+                not_a_file("files-dir", &dir)?;
+                dir
+            }
+        },
+        log_dir: directory(&m, "log-dir", "logs")?,
+        log_bytes_max: log_size(&m)?,
         listen: address(&m, "listen", "127.0.0.1:0")?,
         send,
         export,
@@ -438,17 +453,21 @@ fn parse_node(args: &[String]) -> Result<Invocation, UsageError> {
         exit_when_done: m.opt_present("exit-when-done"),
         give_up_after: seconds(&m, "give-up-after", 30.0)?,
         peers,
-        piece_bytes: piece_bytes as u32,
+        piece_bytes,
         chunk_bytes: chunk_bytes as u32,
         heartbeat_interval: seconds(&m, "heartbeat-interval", 20.0)?,
-        socket_buffer_bytes: bytes(&m, "socket-buffer", 4 << 20)?.min(1 << 30) as usize,
+        socket_buffer_bytes: bytes(&m, "socket-buffer", 4 << 20, 1, SOCKET_BUFFER_BYTES_MAX)?
+            as usize,
         max_upload_bytes_per_s: match m.opt_str("max-upload-rate") {
             None => None,
-            Some(text) => Some(parse_bytes(&text).filter(|&rate| rate > 0).ok_or_else(|| {
-                UsageError(format!(
-                    "--max-upload-rate: '{text}' is not a rate like 64M"
-                ))
-            })?),
+            Some(text) => match parse_size(&text) {
+                Size::Unreadable => {
+                    return Err(UsageError(format!(
+                        "--max-upload-rate: '{text}' is not a rate like 64M"
+                    )));
+                }
+                _ => Some(size("max-upload-rate", &text, 1, u64::MAX >> 1)?),
+            },
         },
         log_level: log_level(&m)?,
         progress: m.opt_present("progress"),
@@ -501,13 +520,13 @@ fn parse_demo(args: &[String]) -> Result<Invocation, UsageError> {
     }
     let piece_bytes = match m.opt_str("piece-size") {
         None => None,
-        Some(_) => Some(bytes(&m, "piece-size", 0)?.clamp(1, wire::PIECE_BYTES_MAX as u64) as u32),
+        Some(_) => Some(piece_size(&m, 0)?),
     };
     Ok(Invocation::Demo(DemoArgs {
-        size_bytes: bytes(&m, "size", 64 << 20)?,
+        size_bytes: bytes(&m, "size", 64 << 20, 1, DEMO_BYTES_MAX)?,
         nodes,
         holders,
-        dir: PathBuf::from(m.opt_str("dir").unwrap_or_else(|| "demo-run".into())),
+        dir: directory(&m, "dir", "demo-run")?,
         piece_bytes,
     }))
 }
@@ -517,19 +536,37 @@ fn parse_demo(args: &[String]) -> Result<Invocation, UsageError> {
 /// a standard one.) Returns the address and whether it is standard.
 fn tracker_address(text: &str) -> Result<(SocketAddr, bool), String> {
     match text.split_once("://") {
-        None => Ok((resolve_text(text)?, false)),
+        None => Ok((reachable(text, resolve_text(text)?)?, false)),
         Some((scheme, rest)) if scheme.eq_ignore_ascii_case("udp") => {
             // `udp://HOST:PORT/announce`, as in a .torrent: the path means nothing in BEP 15.
             let host_port = rest.split('/').next().unwrap_or_default();
             if host_port.is_empty() {
                 return Err(format!("'{text}' has no HOST:PORT after udp://"));
             }
-            Ok((resolve_text(host_port)?, true))
+            Ok((reachable(text, resolve_text(host_port)?)?, true))
         }
         Some((scheme, _)) => Err(format!(
             "'{text}': only udp:// trackers (BEP 15) are supported, not {scheme}://; plain HOST:PORT is our own tracker"
         )),
     }
+}
+
+/// A tracker's address must name one host and port: port 0 and the unspecified address
+/// (`0.0.0.0`, `::`) are fine to listen on, but nothing answers there, and a node would ask
+/// forever.
+fn reachable(text: &str, addr: SocketAddr) -> Result<SocketAddr, String> {
+    if addr.port() == 0 {
+        return Err(format!(
+            "'{text}' has port 0, which no tracker listens on; give the tracker's port"
+        ));
+    }
+    if addr.ip().is_unspecified() {
+        return Err(format!(
+            "'{text}' is the unspecified address {}, which names no host; give the tracker's address",
+            addr.ip()
+        ));
+    }
+    Ok(addr)
 }
 
 /// Without `--tracker`, the first `--download X.torrent` whose `announce` is a `udp://` URL
@@ -547,6 +584,66 @@ fn torrent_tracker(downloads: &[console::Command]) -> Option<(String, String)> {
             .eq_ignore_ascii_case("udp")
             .then(|| (path.clone(), url))
     })
+}
+
+/// `--piece-size`: from [`wire::PIECE_BYTES_MIN`] (peers refuse smaller pieces) to
+/// [`wire::PIECE_BYTES_MAX`] (one IPv4 datagram).
+fn piece_size(m: &Matches, default: u64) -> Result<u32, UsageError> {
+    bytes(
+        m,
+        "piece-size",
+        default,
+        wire::PIECE_BYTES_MIN as u64,
+        wire::PIECE_BYTES_MAX as u64,
+    )
+    .map(|n| n as u32)
+}
+
+const LOG_SIZE_HELP: &str =
+    "move the log to LOG.1 (replacing the last one) when it reaches this size (default 64M)";
+
+/// `--log-size`: from [`logging::LOG_BYTES_MIN`] to any size.
+fn log_size(m: &Matches) -> Result<u64, UsageError> {
+    bytes(
+        m,
+        "log-size",
+        logging::LOG_BYTES_MAX,
+        logging::LOG_BYTES_MIN,
+        u64::MAX >> 1,
+    )
+}
+
+/// A directory flag (`--log-dir`, `--dir`, ...): made later if missing, but a path that is
+/// (or lies under) a file is refused now, in words, rather than as "File exists".
+fn directory(m: &Matches, name: &str, default: &str) -> Result<PathBuf, UsageError> {
+    let path = PathBuf::from(m.opt_str(name).unwrap_or_else(|| default.to_string()));
+    not_a_file(name, &path)?;
+    Ok(path)
+}
+
+/// Refuses `path` when it, or the nearest part of it that exists, is not a directory.
+fn not_a_file(name: &str, path: &Path) -> Result<(), UsageError> {
+    let existing = path
+        .ancestors()
+        .find(|p| !p.as_os_str().is_empty() && std::fs::metadata(p).is_ok());
+    let Some(existing) = existing else {
+        return Ok(());
+    };
+    if std::fs::metadata(existing).is_ok_and(|meta| meta.is_dir()) {
+        return Ok(());
+    }
+    if existing == path {
+        Err(UsageError(format!(
+            "--{name} {} is a file, not a directory",
+            path.display()
+        )))
+    } else {
+        Err(UsageError(format!(
+            "--{name} {}: {} is a file, not a directory",
+            path.display(),
+            existing.display()
+        )))
+    }
 }
 
 fn address(m: &Matches, name: &str, default: &str) -> Result<SocketAddr, UsageError> {
@@ -572,52 +669,141 @@ fn resolve_text(text: &str) -> Result<SocketAddr, String> {
         .ok_or_else(|| format!("'{text}' resolves to no address"))
 }
 
+/// Longest duration a flag takes, in seconds (about four months).
+pub const SECONDS_MAX: f64 = 1e7;
+/// Shortest duration a flag takes, in seconds: shorter timers would only spin the loop.
+pub const SECONDS_MIN: f64 = 0.001;
+/// Most holders (`--peers`), demo nodes and the like a count flag takes.
+pub const COUNT_MAX: usize = 1024;
+/// Largest socket buffer asked of the kernel.
+pub const SOCKET_BUFFER_BYTES_MAX: u64 = 1 << 30;
+/// Largest file `torrent demo` makes.
+pub const DEMO_BYTES_MAX: u64 = 1 << 40;
+
 fn seconds(m: &Matches, name: &str, default: f64) -> Result<Duration, UsageError> {
     let Some(text) = m.opt_str(name) else {
         return Ok(Duration::from_secs_f64(default));
     };
-    text.parse::<f64>()
-        .ok()
-        .filter(|s| s.is_finite() && *s > 0.0 && *s < 1e7)
-        .map(Duration::from_secs_f64)
-        .ok_or_else(|| {
-            UsageError(format!(
-                "--{name}: '{text}' is not a positive number of seconds"
-            ))
-        })
+    match text.parse::<f64>() {
+        Ok(s) if s.is_finite() && s > SECONDS_MAX => Err(UsageError(format!(
+            "--{name}: '{text}' is too large: at most {SECONDS_MAX:.0} seconds"
+        ))),
+        Ok(s) if s.is_finite() && s > 0.0 && s < SECONDS_MIN => Err(UsageError(format!(
+            "--{name}: '{text}' is too small: at least {SECONDS_MIN} seconds"
+        ))),
+        Ok(s) if s.is_finite() && s > 0.0 => Ok(Duration::from_secs_f64(s)),
+        _ => Err(UsageError(format!(
+            "--{name}: '{text}' is not a positive number of seconds"
+        ))),
+    }
+}
+
+/// A whole number from `min` to `max` for `--name`, or a line that says which bound it
+/// missed ("too large: at most N"), or that it is no number.
+fn whole_number(name: &str, text: &str, min: u64, max: u64) -> Result<u64, UsageError> {
+    let digits = text.trim();
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(UsageError(format!(
+            "--{name}: '{text}' is not a whole number from {min} to {max}"
+        )));
+    }
+    match digits.parse::<u64>() {
+        Ok(n) if n > max => Err(UsageError(format!(
+            "--{name}: '{text}' is too large: at most {max}"
+        ))),
+        Ok(n) if n < min => Err(UsageError(format!(
+            "--{name}: '{text}' is too small: at least {min}"
+        ))),
+        Ok(n) => Ok(n),
+        // Only digits, yet no u64: it overflowed.
+        Err(_) => Err(UsageError(format!(
+            "--{name}: '{text}' is too large: at most {max}"
+        ))),
+    }
 }
 
 fn count(m: &Matches, name: &str, default: usize) -> Result<usize, UsageError> {
     let Some(text) = m.opt_str(name) else {
         return Ok(default);
     };
-    text.parse::<usize>()
-        .ok()
-        .filter(|n| (1..=1024).contains(n))
-        .ok_or_else(|| UsageError(format!("--{name}: '{text}' is not a number from 1 to 1024")))
+    whole_number(name, &text, 1, COUNT_MAX as u64).map(|n| n as usize)
 }
 
-fn bytes(m: &Matches, name: &str, default: u64) -> Result<u64, UsageError> {
+/// A size for `--name` (`1400`, `64K`, `1M`), from `min` to `max` bytes.
+fn bytes(m: &Matches, name: &str, default: u64, min: u64, max: u64) -> Result<u64, UsageError> {
     let Some(text) = m.opt_str(name) else {
         return Ok(default);
     };
-    parse_bytes(&text).ok_or_else(|| {
-        UsageError(format!(
+    size(name, &text, min, max)
+}
+
+fn size(name: &str, text: &str, min: u64, max: u64) -> Result<u64, UsageError> {
+    match parse_size(text) {
+        Size::Bytes(n) if n > max => Err(UsageError(format!(
+            "--{name}: '{text}' is too large: at most {}",
+            show_bytes(max)
+        ))),
+        Size::Bytes(n) if n < min => Err(UsageError(format!(
+            "--{name}: '{text}' is too small: at least {}",
+            show_bytes(min)
+        ))),
+        Size::Bytes(n) => Ok(n),
+        Size::Overflow => Err(UsageError(format!(
+            "--{name}: '{text}' is too large: at most {}",
+            show_bytes(max)
+        ))),
+        Size::Unreadable => Err(UsageError(format!(
             "--{name}: '{text}' is not a size like 1400, 64K or 1M"
-        ))
-    })
+        ))),
+    }
+}
+
+/// `65536` as `64K`, `1048576` as `1M`, others as they are.
+fn show_bytes(n: u64) -> String {
+    for (shift, suffix) in [(30, "G"), (20, "M"), (10, "K")] {
+        if n >= 1 << shift && n.is_multiple_of(1 << shift) {
+            return format!("{}{suffix}", n >> shift);
+        }
+    }
+    n.to_string()
+}
+
+enum Size {
+    Bytes(u64),
+    Overflow,
+    Unreadable,
+}
+
+fn parse_size(text: &str) -> Size {
+    let text = text.trim();
+    let Some((last_index, last)) = text.char_indices().last() else {
+        return Size::Unreadable;
+    };
+    let (digits, shift) = match last {
+        'k' | 'K' => (&text[..last_index], 10),
+        'm' | 'M' => (&text[..last_index], 20),
+        'g' | 'G' => (&text[..last_index], 30),
+        _ => (text, 0),
+    };
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Size::Unreadable;
+    }
+    match digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(1 << shift))
+    {
+        Some(n) => Size::Bytes(n),
+        None => Size::Overflow,
+    }
 }
 
 /// `1400`, `64K`, `1M`, `2G` (powers of 2^10).
 pub fn parse_bytes(text: &str) -> Option<u64> {
-    let text = text.trim();
-    let (digits, shift) = match text.char_indices().last()? {
-        (i, 'k' | 'K') => (&text[..i], 10),
-        (i, 'm' | 'M') => (&text[..i], 20),
-        (i, 'g' | 'G') => (&text[..i], 30),
-        _ => (text, 0),
-    };
-    digits.parse::<u64>().ok()?.checked_mul(1 << shift)
+    match parse_size(text) {
+        Size::Bytes(n) => Some(n),
+        Size::Overflow | Size::Unreadable => None,
+    }
 }
 
 fn impair(m: &Matches) -> Result<Option<ImpairConfig>, UsageError> {

@@ -1,12 +1,14 @@
-//! The node's console: one typed line in, one [`Command`] out. Pure: no I/O, no allocation
-//! beyond the strings a command or an error carries, and lines are bounded by
-//! [`LINE_BYTES_MAX`] before anything else is looked at.
+//! The node's console: one typed line in, one [`Command`] out. Pure: no I/O, and lines are
+//! bounded by [`LINE_BYTES_MAX`] before anything else is looked at (so are the words copied
+//! out of them).
 //!
 //! The seed's syntax, `torrent -setMode send|download|exit ...`, and short forms of it.
-//! Words are separated by any run of whitespace (spaces, tabs, a trailing `\r`), so file names
-//! typed here cannot contain whitespace. Keywords are matched without regard to ASCII case;
-//! file names are matched exactly and checked with [`wire::name_problem`], as names from the
-//! network are.
+//! Words are separated by any run of whitespace (spaces, tabs, a trailing `\r`) and quoted as
+//! a shell quotes them, so that names with spaces can be typed: `send "my file.bin"`,
+//! `send 'my file.bin'`, `send my\ file.bin` ([`words`]). Keywords are matched without regard
+//! to ASCII case; file names are matched exactly and checked with [`wire::name_problem`], as
+//! names from the network are (quoting lets a space through, never a separator, `..`, a
+//! control character or a leading `.`).
 //!
 //! `download` takes an optional version pin, `<file>@<info hash>` with 40 hex digits. The last
 //! `@` of the word starts the pin, so a name that itself contains `@` is downloaded pinned
@@ -37,7 +39,9 @@ commands:
   exit, quit                             short for 'torrent -setMode exit'
   status                                 show what this node shares and downloads, with
                                          a magnet link for each complete file
-  help                                   show this text";
+  help                                   show this text
+a name with spaces is quoted as in a shell: send \"my file.bin\", send 'my file.bin',
+send my\\ file.bin (a backslash keeps a space, a quote or a backslash as it is)";
 
 /// One parsed console line.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -96,6 +100,10 @@ pub enum ConsoleError {
     TooManyWords,
     /// The line is longer than [`LINE_BYTES_MAX`].
     LineTooLong { bytes: usize },
+    /// A `'` or `"` opened a quote that the line does not close.
+    UnterminatedQuote(char),
+    /// The line ends in a backslash, which escapes nothing.
+    TrailingBackslash,
 }
 
 impl fmt::Display for ConsoleError {
@@ -135,7 +143,15 @@ impl fmt::Display for ConsoleError {
             }
             ConsoleError::TooManyWords => write!(
                 f,
-                "too many words (file names cannot contain spaces); type 'help' for the commands"
+                "too many words (quote a name with spaces: send \"my file.bin\"); type 'help' for the commands"
+            ),
+            ConsoleError::UnterminatedQuote(quote) => write!(
+                f,
+                "unterminated {quote} quote: close it, as in send \"my file.bin\" or send 'my file.bin', or escape a quote in a name with a backslash (Bob\\'s.txt); type 'help' for the commands"
+            ),
+            ConsoleError::TrailingBackslash => write!(
+                f,
+                "the line ends in a backslash, which escapes nothing (send my\\ file.bin escapes a space); type 'help' for the commands"
             ),
             ConsoleError::LineTooLong { bytes } => {
                 write!(f, "line too long: {bytes} bytes, at most {LINE_BYTES_MAX}")
@@ -151,7 +167,8 @@ pub fn parse(line: &str) -> Result<Command, ConsoleError> {
     if line.len() > LINE_BYTES_MAX {
         return Err(ConsoleError::LineTooLong { bytes: line.len() });
     }
-    let mut words = line.split_whitespace();
+    let words = words(line)?;
+    let mut words = words.iter().map(String::as_str);
     let Some(first) = words.next() else {
         return Ok(Command::Nothing);
     };
@@ -192,6 +209,74 @@ pub fn parse(line: &str) -> Result<Command, ConsoleError> {
         return Err(ConsoleError::TooManyWords);
     }
     Ok(command)
+}
+
+/// Splits a line into words as a POSIX shell would, without expanding anything: whitespace
+/// outside quotes separates words; `'...'` keeps everything inside as it is; `"..."` too,
+/// except that a backslash before `"`, `\\`, `$` or `` ` `` stands for that character; outside
+/// quotes a backslash before whitespace, a quote or a backslash stands for that character
+/// (elsewhere it is kept, where a shell would drop it, so that `a\b` is refused as a name
+/// rather than taken for `ab`). `''` and `""` are an empty word. The words together are no
+/// longer than the line.
+pub fn words(line: &str) -> Result<Vec<String>, ConsoleError> {
+    let mut words = Vec::new();
+    let mut word: Option<String> = None;
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            c if c.is_whitespace() => {
+                if let Some(done) = word.take() {
+                    words.push(done);
+                }
+            }
+            '\'' => {
+                let word = word.get_or_insert_with(String::new);
+                loop {
+                    match chars.next() {
+                        Some('\'') => break,
+                        Some(c) => word.push(c),
+                        None => return Err(ConsoleError::UnterminatedQuote('\'')),
+                    }
+                }
+            }
+            '"' => {
+                let word = word.get_or_insert_with(String::new);
+                loop {
+                    match chars.next() {
+                        Some('"') => break,
+                        Some('\\') => match chars.next() {
+                            Some(c @ ('"' | '\\' | '$' | '`')) => word.push(c),
+                            Some(c) => {
+                                word.push('\\');
+                                word.push(c);
+                            }
+                            None => return Err(ConsoleError::UnterminatedQuote('"')),
+                        },
+                        Some(c) => word.push(c),
+                        None => return Err(ConsoleError::UnterminatedQuote('"')),
+                    }
+                }
+            }
+            '\\' => {
+                let word = word.get_or_insert_with(String::new);
+                match chars.next() {
+                    Some(c) if c.is_whitespace() || matches!(c, '\'' | '"' | '\\') => word.push(c),
+                    // Nothing to escape: the backslash stays, and a name check refuses it
+                    // (`a\b` is not quietly `ab`).
+                    Some(c) => {
+                        word.push('\\');
+                        word.push(c);
+                    }
+                    None => return Err(ConsoleError::TrailingBackslash),
+                }
+            }
+            c => word.get_or_insert_with(String::new).push(c),
+        }
+    }
+    if let Some(done) = word {
+        words.push(done);
+    }
+    Ok(words)
 }
 
 fn send(word: Option<&str>) -> Result<Command, ConsoleError> {
@@ -423,6 +508,68 @@ mod tests {
         ];
         for (line, error) in cases {
             assert_eq!(parse(line), Err(error), "{line:?}");
+        }
+    }
+
+    #[test]
+    fn names_with_spaces_are_quoted_as_in_a_shell() {
+        for line in [
+            "send \"my file.bin\"",
+            "send 'my file.bin'",
+            "send my\\ file.bin",
+            "send my' 'file.bin",
+            "torrent -setMode send \"my file.bin\"\r\n",
+            "  send   \"my file.bin\"  ",
+        ] {
+            assert_eq!(parse(line), send("my file.bin"), "{line:?}");
+        }
+        assert_eq!(parse("send \"Bob's file\""), send("Bob's file"));
+        assert_eq!(parse("send Bob\\'s.txt"), send("Bob's.txt"));
+        assert_eq!(parse("send 'say \"hi\".txt'"), send("say \"hi\".txt"));
+        assert_eq!(parse("send \"say \\\"hi\\\".txt\""), send("say \"hi\".txt"));
+        assert_eq!(
+            parse("download \"my file.bin@0123456789abcdef0123456789ABCDEF01234567\""),
+            download("my file.bin", Some(HASH_HEX))
+        );
+        assert_eq!(parse("\"exit\""), Ok(Command::Exit));
+        assert_eq!(parse("''"), Err(ConsoleError::Unknown(String::new())));
+        // Quoting lets spaces through, nothing the name checks refuse.
+        for (line, name) in [
+            ("send \"../x\"", "../x"),
+            ("send 'a/b'", "a/b"),
+            ("send '.hidden file'", ".hidden file"),
+            ("send \"a\\\\b\"", "a\\b"),
+            ("send ''", ""),
+            ("send 'a\tb'", "a\tb"),
+        ] {
+            let problem = wire::name_problem(name.as_bytes()).unwrap();
+            assert_eq!(
+                parse(line),
+                Err(ConsoleError::BadName {
+                    name: name.into(),
+                    problem
+                }),
+                "{line:?}"
+            );
+        }
+        assert_eq!(
+            parse("send \"my file.bin"),
+            Err(ConsoleError::UnterminatedQuote('"'))
+        );
+        assert_eq!(
+            parse("send 'my file.bin"),
+            Err(ConsoleError::UnterminatedQuote('\''))
+        );
+        assert_eq!(
+            parse("send Bob's.txt"),
+            Err(ConsoleError::UnterminatedQuote('\''))
+        );
+        assert_eq!(parse("send my\\"), Err(ConsoleError::TrailingBackslash));
+        assert_eq!(parse("send a b"), Err(ConsoleError::TooManyWords));
+        for line in ["send \"a", "send 'a", "send a\\"] {
+            let text = parse(line).unwrap_err().to_string();
+            assert!(text.contains("help"), "{text}");
+            assert_eq!(text.lines().count(), 1, "{text}");
         }
     }
 

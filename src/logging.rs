@@ -1,16 +1,75 @@
 //! The log file: one per process (`LOGDIR/_tracker.log`, `LOGDIR/node<N>.log`), as in the
 //! seed. A minimal `log` backend: one line per record, UTC time to the millisecond, level,
-//! message. Lines are written whole, so a crash never leaves half a line.
+//! message. Lines are written whole, so a crash never leaves half a line. A log that would
+//! grow past its bound ([`LOG_BYTES_MAX`] unless `--log-size` says otherwise) is moved to
+//! `NAME.1`, replacing the one before, so a process never keeps more than twice the bound.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+/// Size at which a log file is moved to `NAME.1` (replacing the one before) and a new one
+/// begun, by default (`--log-size`): a process keeps at most twice this on disk.
+pub const LOG_BYTES_MAX: u64 = 64 << 20;
+/// The smallest `--log-size` accepted: a few dozen lines.
+pub const LOG_BYTES_MIN: u64 = 4 << 10;
+
 struct FileLogger {
-    file: Mutex<File>,
+    file: Mutex<LogFile>,
     level: log::LevelFilter,
+}
+
+/// The open log, its path and how many bytes it holds.
+struct LogFile {
+    file: File,
+    path: PathBuf,
+    bytes: u64,
+    bytes_max: u64,
+}
+
+impl LogFile {
+    fn open(path: &Path, bytes_max: u64) -> io::Result<LogFile> {
+        let file = OpenOptions::new().create(true).append(true).open(path)?;
+        let bytes = file.metadata()?.len();
+        Ok(LogFile {
+            file,
+            path: path.to_path_buf(),
+            bytes,
+            bytes_max,
+        })
+    }
+
+    fn write_line(&mut self, line: &[u8]) {
+        if self.bytes > 0 && self.bytes + line.len() as u64 > self.bytes_max {
+            self.rotate();
+        }
+        // A log line that cannot be written is lost; the process goes on.
+        if self.file.write_all(line).is_ok() {
+            self.bytes += line.len() as u64;
+        }
+    }
+
+    /// `NAME` becomes `NAME.1` (the one before is replaced), and a new `NAME` is begun.
+    /// When that fails, the log is emptied instead: its size stays bounded either way.
+    fn rotate(&mut self) {
+        let mut old = self.path.clone().into_os_string();
+        old.push(".1");
+        let reopened = fs::rename(&self.path, &old).and_then(|()| {
+            OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&self.path)
+        });
+        match reopened {
+            Ok(file) => self.file = file,
+            Err(_) => {
+                let _ = self.file.set_len(0);
+            }
+        }
+        self.bytes = 0;
+    }
 }
 
 impl log::Log for FileLogger {
@@ -29,23 +88,27 @@ impl log::Log for FileLogger {
             record.args()
         );
         if let Ok(mut file) = self.file.lock() {
-            // A log line that cannot be written is lost; the process goes on.
-            let _ = file.write_all(line.as_bytes());
+            file.write_line(line.as_bytes());
         }
     }
 
     fn flush(&self) {
         if let Ok(mut file) = self.file.lock() {
-            let _ = file.flush();
+            let _ = file.file.flush();
         }
     }
 }
 
-/// Sends the `log` macros of this process to `dir/file_name` (appending), at `level`.
-pub fn init(dir: &Path, file_name: &str, level: log::LevelFilter) -> io::Result<()> {
+/// Sends the `log` macros of this process to `dir/file_name` (appending), at `level`; the
+/// file is moved to `file_name.1` whenever it would grow past `bytes_max`.
+pub fn init(
+    dir: &Path,
+    file_name: &str,
+    level: log::LevelFilter,
+    bytes_max: u64,
+) -> io::Result<()> {
     fs::create_dir_all(dir)?;
-    let path = dir.join(file_name);
-    let file = OpenOptions::new().create(true).append(true).open(&path)?;
+    let file = LogFile::open(&dir.join(file_name), bytes_max)?;
     let logger = FileLogger {
         file: Mutex::new(file),
         level,
@@ -88,6 +151,27 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn the_log_rotates_at_its_bound_keeping_one_old_file() {
+        let dir = std::env::temp_dir().join(format!("torrent-log-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("n.log");
+        let mut log = LogFile::open(&path, 100).unwrap();
+        let line = [b'x'; 39];
+        for _ in 0..10 {
+            log.write_line(&line);
+        }
+        let len = |p: &Path| fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+        assert!(len(&path) <= 100, "{}", len(&path));
+        assert_eq!(len(&dir.join("n.log.1")), 78);
+        assert!(!dir.join("n.log.2").exists());
+        // A line longer than the bound is still written whole, alone.
+        log.write_line(&[b'y'; 150]);
+        assert_eq!(len(&path), 150);
+        let _ = fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn timestamps_are_utc_calendar_dates() {

@@ -127,6 +127,9 @@ impl NodeConfig {
 pub enum NodeEvent {
     /// A line for the user (stdout) and the log.
     Say(String),
+    /// Lines for the user only (stdout), not the log: the answers to `status` and `help`,
+    /// which a script may ask for thousands of times (each `status` is kilobytes).
+    Print(String),
     /// Run this on a hasher thread and hand the result to `handle_job_done`.
     Job(Job),
     /// The node is done; exit the process with this code.
@@ -204,6 +207,11 @@ impl Outbox {
         self.event(NodeEvent::Say(line));
     }
 
+    /// Lines for stdout alone: see [`NodeEvent::Print`].
+    fn print(&mut self, text: String) {
+        self.event(NodeEvent::Print(text));
+    }
+
     fn event(&mut self, event: NodeEvent) {
         if self.events.len() < EVENT_QUEUE_MAX {
             self.events.push_back(event);
@@ -263,6 +271,9 @@ pub struct Node {
     exiting: Option<Exiting>,
     /// Exit 0 once every download is done (and 1 when one fails).
     exit_when_done: bool,
+    /// A share, download or export asked for was refused or failed (see [`Node::refuse`]):
+    /// with `exit_when_done`, the node leaves with code 1.
+    refused: bool,
     /// Names whose `.torrent` is written once the file is held (hashed or its manifest known).
     exports_waiting: Vec<String>,
     /// When the stamps of the files in the directory are next compared with the disk.
@@ -307,13 +318,15 @@ impl Node {
             },
             exiting: None,
             exit_when_done: false,
+            refused: false,
             exports_waiting: Vec::new(),
             files_check_due: now + watch::FILES_CHECK_INTERVAL,
             started: now,
         }
     }
 
-    /// Exit (0) once every download has completed, or (1) as soon as one fails.
+    /// Exit (0) once every download has completed and every share and export asked for is
+    /// done, or (1) as soon as one of them fails; `exit` or a signal before then exits 1.
     pub fn set_exit_when_done(&mut self, on: bool) {
         self.exit_when_done = on;
     }
@@ -441,6 +454,10 @@ impl Node {
         if self.files.values().any(|f| f.stamp.is_some()) {
             consider(Some(self.files_check_due));
         }
+        if self.exit_when_done && self.refused && self.exiting.is_none() {
+            // A refusal ends a script at once (`check_done`).
+            consider(Some(self.started));
+        }
         earliest
     }
 
@@ -470,15 +487,73 @@ impl Node {
         self.check_done(now);
     }
 
-    /// With `--exit-when-done`: leave once every download is complete, or one failed.
+    /// With `--exit-when-done`: leave once every download is complete and every share and
+    /// export done (0), or as soon as one failed or was refused (1).
     fn check_done(&mut self, now: Instant) {
         if !self.exit_when_done || self.exiting.is_some() {
             return;
         }
-        if self.downloads.iter().any(|d| d.failed()) {
+        if self.refused || self.downloads.iter().any(|d| d.failed()) {
             self.begin_exit(now, 1);
-        } else if self.downloads.iter().all(|d| d.finished()) && self.hashing.is_empty() {
+        } else if !self.work_unfinished() {
             self.begin_exit(now, 0);
+        }
+    }
+
+    /// Downloads running, files being hashed to share, or exports waiting for their file.
+    fn work_unfinished(&self) -> bool {
+        self.downloads.iter().any(|d| !d.finished())
+            || !self.hashing.is_empty()
+            || !self.exports_waiting.is_empty()
+    }
+
+    /// Says why a share, download or export asked for cannot be done. With
+    /// `--exit-when-done` that fails the script: the node leaves with code 1 (at the next
+    /// `handle_timeout`, which [`Node::poll_timeout`] makes due at once).
+    pub(crate) fn refuse(&mut self, line: String) {
+        self.out.say(line);
+        self.refused = true;
+    }
+
+    /// `exit`, SIGTERM or SIGINT. With `--exit-when-done` and work unfinished, the script
+    /// did not do what it was asked: code 1. Otherwise leaving is the normal end: code 0.
+    fn stop(&mut self, now: Instant) {
+        let code = i32::from(self.exit_when_done && self.work_unfinished());
+        self.begin_exit(now, code);
+    }
+
+    /// One line for each piece of work the exit cuts short, saying what is kept.
+    fn report_interrupted(&mut self, now: Instant) {
+        let mut lines = Vec::new();
+        for download in self.downloads.iter().filter(|d| !d.finished()) {
+            let name = download.name();
+            let line = match download.progress(&self.files, now) {
+                Some(p) if download.transferring() && p.total_bytes > 0 => {
+                    let percent =
+                        (100 * u128::from(p.verified_bytes) / u128::from(p.total_bytes)) as u64;
+                    format!(
+                        "download {name} interrupted at {percent}% ({} of {} bytes verified; the partial file is kept, and downloading {name} again resumes it)",
+                        p.verified_bytes, p.total_bytes
+                    )
+                }
+                _ => format!(
+                    "download {name} interrupted before its transfer began (nothing was written)"
+                ),
+            };
+            lines.push(line);
+        }
+        for (name, _) in &self.hashing {
+            lines.push(format!(
+                "send {name} interrupted while it was being hashed (not shared)"
+            ));
+        }
+        for name in &self.exports_waiting {
+            lines.push(format!(
+                "export {name} not written: the node stopped before it held {name}"
+            ));
+        }
+        for line in lines {
+            self.out.say(line);
         }
     }
 
@@ -487,6 +562,7 @@ impl Node {
         if self.exiting.is_some() {
             return;
         }
+        self.report_interrupted(now);
         self.exiting = Some(Exiting {
             code,
             deadline: Some(now + EXIT_WAIT),

@@ -153,7 +153,19 @@ impl Io {
         }
         if stop {
             // Drain the pipe so the next poll does not report it again.
-            stop = self.signals.pending().next().is_some();
+            let mut caught = None;
+            for signal in self.signals.pending() {
+                caught = Some(signal);
+            }
+            stop = caught.is_some();
+            if let Some(signal) = caught {
+                let name = if signal == SIGINT {
+                    "SIGINT"
+                } else {
+                    "SIGTERM"
+                };
+                log::info!("{name} received: leaving");
+            }
         }
         stop
     }
@@ -267,8 +279,13 @@ fn size_buffers(socket: &std::net::UdpSocket, bytes: usize) -> usize {
 
 /// Runs the tracker until SIGINT or SIGTERM. Returns the exit code.
 pub fn run_tracker(args: TrackerArgs) -> Result<i32, String> {
-    logging::init(&args.log_dir, "_tracker.log", args.log_level)
-        .map_err(|e| format!("cannot open the log in {}: {e}", args.log_dir.display()))?;
+    logging::init(
+        &args.log_dir,
+        "_tracker.log",
+        args.log_level,
+        args.log_bytes_max,
+    )
+    .map_err(|e| format!("cannot open the log in {}: {e}", args.log_dir.display()))?;
     let config = TrackerConfig {
         expiry: args.expiry,
         heartbeat_interval: args.heartbeat_interval,
@@ -358,6 +375,7 @@ pub fn run_node(args: NodeArgs) -> Result<i32, String> {
         &args.log_dir,
         &format!("node{}.log", args.node_id),
         args.log_level,
+        args.log_bytes_max,
     )
     .map_err(|e| format!("cannot open the log in {}: {e}", args.log_dir.display()))?;
     let (mut io, granted_bytes) = Io::new(args.listen, args.socket_buffer_bytes, args.impair)?;
@@ -434,6 +452,7 @@ pub fn run_node(args: NodeArgs) -> Result<i32, String> {
         while let Some(event) = node.poll_event() {
             match event {
                 NodeEvent::Say(line) => progress.say(&line),
+                NodeEvent::Print(text) => progress.print(&text),
                 NodeEvent::Job(job) => {
                     // The hashers live as long as this loop; a send cannot fail.
                     let _ = jobs.send(job);
@@ -603,8 +622,16 @@ impl ProgressLine {
     }
 
     fn say(&mut self, line: &str) {
+        log::info!("{line}");
+        self.print(line);
+    }
+
+    /// Prints without logging (see [`NodeEvent::Print`]).
+    fn print(&mut self, text: &str) {
         self.clear();
-        say(line);
+        let mut stdout = io::stdout().lock();
+        let _ = writeln!(stdout, "{text}");
+        let _ = stdout.flush();
         if self.tty {
             self.next_draw = None;
         }

@@ -435,6 +435,14 @@ const _: () = {
 pub const PIECE_OVERHEAD_BYTES: usize = size_of::<Header>() + size_of::<Piece>();
 /// Largest piece payload: one piece and its header fill one IPv4 UDP datagram.
 pub const PIECE_BYTES_MAX: usize = DATAGRAM_BYTES_MAX - PIECE_OVERHEAD_BYTES;
+/// Smallest piece a [`PieceRequest`] may ask for: with 1-byte pieces one 56-byte request
+/// would cost the holder a datagram per byte. Under 1,200, so that a piece and its header
+/// still fit the 1,280-byte minimum link MTU of IPv6.
+pub const PIECE_BYTES_MIN: usize = 1024;
+/// Most piece datagrams one [`PieceRequest`] may cause (`length / piece_bytes`, rounded up).
+/// The node's downloader asks in runs of a quarter window of at most this many pieces
+/// (`REQUEST_PIECES_MAX` in `node/download/transfer.rs` is this constant).
+pub const PIECES_PER_REQUEST_MAX: u32 = 16;
 /// Most chunk hashes one [`ManifestPart`] carries, leaving room for a full-length name.
 pub const MANIFEST_HASHES_PER_PART_MAX: usize =
     (DATAGRAM_BYTES_MAX - size_of::<Header>() - size_of::<ManifestPart>() - NAME_BYTES_MAX)
@@ -763,9 +771,11 @@ pub fn decode(bytes: &[u8]) -> Result<Message<'_>, DecodeError> {
         Kind::PieceRequest => {
             let request: &PieceRequest = exact(body, kind)?;
             let piece_bytes = request.piece_bytes.get();
-            if piece_bytes == 0
-                || piece_bytes as usize > PIECE_BYTES_MAX
-                || request.length.get() == 0
+            let length = request.length.get();
+            // Bounds what one request can make the holder send (amplification).
+            if !(PIECE_BYTES_MIN..=PIECE_BYTES_MAX).contains(&(piece_bytes as usize))
+                || length == 0
+                || length.div_ceil(piece_bytes) > PIECES_PER_REQUEST_MAX
             {
                 return Err(DecodeError::BadShape(kind));
             }

@@ -103,6 +103,108 @@ fn bad_command_lines_exit_2_with_one_line() {
 }
 
 #[test]
+fn numbers_too_large_say_so_and_the_bound() {
+    for (list, mentions) in [
+        (
+            &["node", "--id", "1", "--peers", "5000"][..],
+            "at most 1024",
+        ),
+        (&["node", "--id", "99999999999"][..], "at most 4294967295"),
+        (
+            &["node", "--id", "1", "--give-up-after", "1e9"][..],
+            "at most 10000000 seconds",
+        ),
+        (
+            &["node", "--id", "1", "--piece-size", "70000"][..],
+            "at most 65471",
+        ),
+        (
+            &["node", "--id", "1", "--socket-buffer", "8G"][..],
+            "at most 1G",
+        ),
+        (
+            &[
+                "node",
+                "--id",
+                "1",
+                "--max-upload-rate",
+                "99999999999999999999",
+            ][..],
+            "too large",
+        ),
+        (
+            &["node", "--id", "1", "--chunk-size", "1G"][..],
+            "at most 64M",
+        ),
+        (
+            &["tracker", "--expiry", "1e12"][..],
+            "at most 10000000 seconds",
+        ),
+        (&["demo", "--nodes", "5000"][..], "at most 1024"),
+        (&["demo", "--size", "99999G"][..], "at most 1024G"),
+    ] {
+        assert_refused(list, mentions);
+        assert_refused(list, "too large");
+    }
+    assert_refused(
+        &["node", "--id", "1", "--piece-size", "100"],
+        "too small: at least 1K",
+    );
+}
+
+#[test]
+fn a_tracker_at_port_0_or_the_unspecified_address_is_refused() {
+    for (tracker, mentions) in [
+        ("127.0.0.1:0", "port 0"),
+        ("udp://127.0.0.1:0/announce", "port 0"),
+        ("0.0.0.0:12345", "unspecified address"),
+        ("[::]:12345", "unspecified address"),
+    ] {
+        assert_refused(&["node", "--id", "1", "--tracker", tracker], mentions);
+    }
+}
+
+/// Directory flags that name a file: one line that says so, exit code 2, nothing written.
+#[test]
+fn a_directory_flag_that_names_a_file_is_refused() {
+    for list in [
+        &["node", "--id", "1", "--log-dir", "a-file"][..],
+        &["node", "--id", "1", "--log-dir", "a-file/logs"][..],
+        &["node", "--id", "1", "--dir", "a-file"][..],
+        &["node", "--id", "1", "--files-dir", "a-file"][..],
+        &["tracker", "--log-dir", "a-file"][..],
+        &["tracker", "--db-dir", "a-file"][..],
+    ] {
+        let scratch = Scratch::new("cli-dir-file");
+        std::fs::write(scratch.root.join("a-file"), b"not a directory").unwrap();
+        let (code, proc) = run(&scratch, list);
+        assert_eq!(code, 2, "{list:?}\n{}", proc.describe());
+        let stderr = proc.stderr_lines();
+        assert_eq!(stderr.len(), 1, "{list:?}\n{}", proc.describe());
+        assert!(
+            stderr[0].contains(list[list.len() - 2])
+                && stderr[0].contains("a-file is a file, not a directory"),
+            "{list:?}: {}",
+            stderr[0]
+        );
+        assert_eq!(list_dir(&scratch.root), vec!["a-file".to_string()]);
+    }
+}
+
+#[test]
+fn node_help_defines_the_exit_codes() {
+    let scratch = Scratch::new("cli-exit-codes");
+    let (code, proc) = run(&scratch, &["node", "--help"]);
+    assert_eq!(code, 0);
+    let text = proc.stdout_lines().join("\n");
+    assert!(text.contains("exit codes:"), "{text}");
+    for code in ["  0  ", "  1  ", "  2  "] {
+        assert!(text.contains(code), "'{code}' missing from:\n{text}");
+    }
+    assert!(text.contains("SIGTERM"), "{text}");
+}
+
+#[test]
 fn second_tracker_on_the_same_address_fails_clearly() {
     let scratch = Scratch::new("cli-second-tracker");
     let first = tracker(&scratch);

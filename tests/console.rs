@@ -139,3 +139,43 @@ fn names_that_leave_the_node_directory_are_refused() {
     );
     assert_eq!(list_dir(&scratch.node_dir(1)), vec![".torrent".to_string()]);
 }
+
+#[test]
+fn names_with_spaces_are_quoted_as_in_a_shell() {
+    let scratch = Scratch::new("console-quotes");
+    let name = "my file.bin";
+    let data = random_bytes(12, 200_000);
+    scratch.put_file(1, name, &data);
+    let tracker = tracker(&scratch);
+    let mut node1 = node(&scratch, 1, tracker.addr, &[]);
+    let mut node2 = node(&scratch, 2, tracker.addr, &[]);
+    node1.proc.expect_line("registered with tracker ");
+    node2.proc.expect_line("registered with tracker ");
+
+    // An unterminated quote: a clear line that points to help; nothing is shared.
+    node1.proc.send_line("send \"my file.bin");
+    let line = node1.proc.expect_line("unterminated \" quote");
+    assert!(line.contains("help"), "{line}");
+    // Quoting does not let a name out of the directory.
+    node1.proc.send_line("send \"../my file.bin\"");
+    node1
+        .proc
+        .expect_line("cannot use the name '../my file.bin'");
+
+    node1
+        .proc
+        .send_line("torrent -setMode send \"my file.bin\"");
+    node1.proc.expect_line(&format!("sharing {name} "));
+    node2.proc.send_line("download 'my file.bin'");
+    node2
+        .proc
+        .wait_line(|line| is_downloaded(line, name), DOWNLOAD_TIMEOUT)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_file_is(&scratch.node_dir(2).join(name), &data);
+    // A backslash before the space works too: the node already holds that version.
+    node2.proc.send_line("export my\\ file.bin");
+    node2.proc.expect_line(&format!("exported {name} to "));
+    assert!(scratch.node_dir(2).join("my file.bin.torrent").exists());
+    node2.proc.send_line("exit");
+    assert_eq!(node2.proc.expect_exit(LINE_TIMEOUT), 0);
+}

@@ -17,10 +17,10 @@ impl Node {
     pub fn handle_command(&mut self, now: Instant, command: Command) {
         match command {
             Command::Nothing => {}
-            Command::Help => self.out.say(console::HELP.to_string()),
+            Command::Help => self.out.print(console::HELP.to_string()),
             Command::Status => {
                 let status = self.status(now);
-                self.out.say(status);
+                self.out.print(status);
             }
             Command::Send { name } => self.share(now, name),
             Command::Download { name, pin } => self.download(now, name, pin),
@@ -29,7 +29,7 @@ impl Node {
             }
             Command::DownloadTorrent { path } => self.download_torrent(now, &path),
             Command::Export { name } => self.export(name),
-            Command::Exit => self.begin_exit(now, 0),
+            Command::Exit => self.stop(now),
         }
     }
 
@@ -51,11 +51,11 @@ impl Node {
                 .iter()
                 .any(|d| d.name() == name && !d.finished());
         if !coming {
-            self.out.say(format!(
+            self.refuse(format!(
                 "cannot export {name}: this node does not hold it (share or download it first)"
             ));
         } else if self.exports_waiting.len() >= EXPORTS_WAITING_MAX {
-            self.out.say(format!(
+            self.refuse(format!(
                 "cannot export {name}: {EXPORTS_WAITING_MAX} exports are already waiting"
             ));
         } else if !self.exports_waiting.contains(&name) {
@@ -85,7 +85,7 @@ impl Node {
             Ok(torrent_name) => torrent_name,
             Err(problem) => {
                 let line = format!("cannot export {name}: {problem} once '.torrent' is added");
-                return self.out.say(line);
+                return self.refuse(line);
             }
         };
         let bytes = crate::metainfo::torrent_file(manifest, self.config.tracker);
@@ -95,7 +95,7 @@ impl Node {
                 path.display(),
                 crate::metainfo::magnet_link(manifest, self.config.tracker)
             )),
-            Err(error) => self.out.say(format!("cannot export {name}: {error}")),
+            Err(error) => self.refuse(format!("cannot export {name}: {error}")),
         }
     }
 
@@ -105,7 +105,7 @@ impl Node {
 
     pub(super) fn share(&mut self, now: Instant, name: String) {
         if let Some(problem) = wire::name_problem(name.as_bytes()) {
-            self.out.say(format!("cannot share {name:?}: {problem}"));
+            self.refuse(format!("cannot share {name:?}: {problem}"));
             return;
         }
         if self.is_hashing(&name) {
@@ -113,7 +113,7 @@ impl Node {
             return;
         }
         if self.files.len() + self.hashing.len() >= FILES_MAX {
-            self.out.say(format!(
+            self.refuse(format!(
                 "cannot share {name}: this node already holds {FILES_MAX} files"
             ));
             return;
@@ -134,7 +134,7 @@ impl Node {
 
     pub(super) fn download(&mut self, now: Instant, name: String, pin: Option<Hash>) {
         if let Some(problem) = wire::name_problem(name.as_bytes()) {
-            self.out.say(format!("cannot download {name:?}: {problem}"));
+            self.refuse(format!("cannot download {name:?}: {problem}"));
             return;
         }
         if self.standard.is_some() {
@@ -159,16 +159,32 @@ impl Node {
             return;
         }
         if self.state.file_path(&name).exists() {
+            // The very version asked for, held whole: nothing to do.
+            if let Some(file) = pin.and_then(|pin| self.files.get(&pin))
+                && file.complete()
+                && file.manifest.name == name
+            {
+                self.out.say(format!(
+                    "this node already holds {name} ({})",
+                    wire::hex(&file.manifest.info_hash)
+                ));
+                self.check_done(now);
+                return;
+            }
+            let shared = self
+                .files
+                .values()
+                .any(|f| f.manifest.name == name && f.stamp.is_some());
             let line = format!(
-                "download {name} failed: {name} already exists in {}",
-                self.state.files_dir().display()
+                "download {name} failed: {name} already exists in {}{}; nothing was downloaded",
+                self.state.files_dir().display(),
+                if shared { " (this node shares it)" } else { "" }
             );
-            self.out.say(line);
-            self.check_done(now);
+            self.refuse(line);
             return;
         }
         if self.downloads.iter().filter(|d| !d.finished()).count() >= DOWNLOADS_MAX {
-            self.out.say(format!(
+            self.refuse(format!(
                 "cannot download {name}: {DOWNLOADS_MAX} downloads are running"
             ));
             return;

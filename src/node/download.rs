@@ -186,6 +186,11 @@ impl Download {
         matches!(self.phase, Phase::Failed)
     }
 
+    /// Whether the partial file exists: the manifest checked and the transfer began.
+    pub fn transferring(&self) -> bool {
+        matches!(self.phase, Phase::Transfer(_))
+    }
+
     fn fail(&mut self, parts: &mut Parts<'_>, reason: String) {
         parts
             .out

@@ -133,7 +133,7 @@ impl Node {
                         self.announce(now, info_hash);
                         self.export_if_waiting(info_hash);
                     }
-                    Err(error) => self.out.say(format!("cannot share {name}: {error}")),
+                    Err(error) => self.refuse(format!("cannot share {name}: {error}")),
                 }
             }
             JobDone::ChunkChecked {

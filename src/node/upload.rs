@@ -321,6 +321,12 @@ impl Uploader {
                 );
             }
             Message::PieceRequest(request) => {
+                // `wire::decode` already bounded what this request can cost: pieces of at
+                // least PIECE_BYTES_MIN, at most PIECES_PER_REQUEST_MAX of them.
+                debug_assert!(
+                    request.length.get().div_ceil(request.piece_bytes.get())
+                        <= wire::PIECES_PER_REQUEST_MAX
+                );
                 let chunk = request.chunk.get();
                 if !file.have.get(chunk) {
                     reject(out, chunk, RejectReason::MissingChunk);

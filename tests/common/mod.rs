@@ -551,3 +551,14 @@ impl Node {
 pub fn is_downloaded(line: &str, name: &str) -> bool {
     line.starts_with(&format!("downloaded {name} "))
 }
+
+impl Proc {
+    /// Sends SIGINT (by the child's PID), as Ctrl-C at a terminal would, without waiting.
+    pub fn interrupt(&mut self) {
+        if self.running()
+            && let Some(pid) = rustix::process::Pid::from_raw(self.child.id() as i32)
+        {
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::INT);
+        }
+    }
+}

@@ -19,8 +19,8 @@ use std::time::{Duration, Instant};
 
 /// Most chunks one peer is working on at once.
 pub const CHUNKS_PER_PEER_MAX: usize = 16;
-/// Most pieces one request asks for.
-pub const REQUEST_PIECES_MAX: u32 = 16;
+/// Most pieces one request asks for: as many as a holder serves for one request.
+pub const REQUEST_PIECES_MAX: u32 = crate::wire::PIECES_PER_REQUEST_MAX;
 /// Chunks looked at when searching for the rarest one.
 pub const RAREST_WINDOW_CHUNKS: u32 = 4096;
 /// Bytes of complete chunks that may wait for their hash check and write-back before no

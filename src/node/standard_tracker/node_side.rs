@@ -169,7 +169,7 @@ impl Node {
             return self.refuse_download(now, line);
         }
         if self.downloads.iter().filter(|d| !d.finished()).count() >= DOWNLOADS_MAX {
-            return self.out.say(format!(
+            return self.refuse(format!(
                 "cannot download {label}: {DOWNLOADS_MAX} downloads are running"
             ));
         }
@@ -213,11 +213,8 @@ impl Node {
     }
 
     /// Says why a download cannot start; with `--exit-when-done`, that is a failure (exit 1).
-    pub(in crate::node) fn refuse_download(&mut self, now: Instant, line: String) {
-        self.out.say(line);
-        if self.exit_when_done {
-            self.begin_exit(now, 1);
-        }
+    pub(in crate::node) fn refuse_download(&mut self, _now: Instant, line: String) {
+        self.refuse(line);
     }
 
     /// A failed download stops asking for peers; what it verified stays announced (it is

@@ -379,7 +379,7 @@ fn a_node_announces_the_payload_bytes_it_served_as_uploaded() {
     reply.extend_from_slice(&[0, 0, 0, 60, 0, 0, 0, 0, 0, 0, 0, 1]);
     node.handle_datagram(t0, tracker_addr(), &reply);
 
-    // A peer earns a cookie, then asks for 3,000 bytes of chunk 0 in pieces of 1,000.
+    // A peer earns a cookie, then asks for 3,072 bytes of chunk 0 in pieces of 1,024.
     let peer = SocketAddr::from(([10, 0, 0, 2], 6881));
     let mut buf = vec![0u8; wire::DATAGRAM_BYTES_MAX];
     let mut ask = wire::PeerAsk {
@@ -398,22 +398,22 @@ fn a_node_announces_the_payload_bytes_it_served_as_uploaded() {
         ask,
         chunk: U32::new(0),
         offset: U32::new(0),
-        length: U32::new(3000),
-        piece_bytes: U32::new(1000),
+        length: U32::new(3072),
+        piece_bytes: U32::new(1024),
     };
     let len = Message::PieceRequest(&request).encode(&mut buf).unwrap();
     node.handle_datagram(t0, peer, &buf[..len]);
     let pieces = node_sends(&mut node, t0);
     assert_eq!(pieces.len(), 3);
     assert!(pieces.iter().all(|(to, _)| *to == peer));
-    assert_eq!(node.stats().bytes_sent, 3000);
+    assert_eq!(node.stats().bytes_sent, 3072);
 
     // The next announce, at the interval (on a new connection id), tells the tracker.
     let later = t0 + Duration::from_secs(60);
     let periodic = node_connects_and_announces(&mut node, later);
     assert_eq!(periodic[16..36], info_hash);
     assert_eq!(u32_at(&periodic, 80), 0, "no event");
-    assert_eq!(u64_at(&periodic, 72), 3000, "uploaded: the payload served");
+    assert_eq!(u64_at(&periodic, 72), 3072, "uploaded: the payload served");
     assert_eq!(u64_at(&periodic, 56), 0, "downloaded");
     let _ = std::fs::remove_dir_all(&dir);
 }

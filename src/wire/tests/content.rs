@@ -219,6 +219,20 @@ fn bad_shape_of_piece_request() {
             ..PIECE_REQUEST
         },
         PieceRequest {
+            piece_bytes: U32::new(1),
+            ..PIECE_REQUEST
+        },
+        PieceRequest {
+            piece_bytes: U32::new(PIECE_BYTES_MIN as u32 - 1),
+            ..PIECE_REQUEST
+        },
+        // One datagram more than a request may cause.
+        PieceRequest {
+            length: U32::new(PIECES_PER_REQUEST_MAX * PIECE_BYTES_MIN as u32 + 1),
+            piece_bytes: U32::new(PIECE_BYTES_MIN as u32),
+            ..PIECE_REQUEST
+        },
+        PieceRequest {
             length: U32::new(0),
             ..PIECE_REQUEST
         },
@@ -234,6 +248,12 @@ fn bad_shape_of_piece_request() {
         ..PIECE_REQUEST
     };
     assert!(decode(&encoded(&Message::PieceRequest(&largest))).is_ok());
+    let most_pieces = PieceRequest {
+        length: U32::new(PIECES_PER_REQUEST_MAX * PIECE_BYTES_MIN as u32),
+        piece_bytes: U32::new(PIECE_BYTES_MIN as u32),
+        ..PIECE_REQUEST
+    };
+    assert!(decode(&encoded(&Message::PieceRequest(&most_pieces))).is_ok());
 }
 
 #[test]
