@@ -24,6 +24,7 @@
 //! is remembered with the [`FileStamp`] it had when it was hashed, so the node can notice a
 //! change and stop serving chunks whose hashes no longer hold.
 
+pub mod dir;
 mod mapping;
 mod write_errors;
 mod writer;
