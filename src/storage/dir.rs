@@ -12,8 +12,9 @@
 //!   `O_NOFOLLOW`. With one component per open, that is exactly what `openat2`'s
 //!   `RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS` would give, on every kernel;
 //! * the state directories (`.torrent/` and those in it) must be real directories, owned by
-//!   the user running the node and writable by nobody else ([`Dir::private_subdir`]): then
-//!   nobody else can plant anything in them, nor swap a file between two of our calls;
+//!   the user running the node, and are made writable by nobody else
+//!   ([`Dir::private_subdir`]): then nobody else can plant anything in them, nor swap a file
+//!   between two of our calls;
 //! * a file is opened with `O_NONBLOCK` and checked with `fstat` before it is used, so a
 //!   FIFO, socket or device never blocks a thread in `open` ([`Dir::open_regular`]);
 //! * a file is published by `renameat` between two handles, refusing to replace anything,
@@ -72,7 +73,8 @@ impl Dir {
     }
 
     /// Creates (mode 0700) or opens the state directory `name` in this one, and refuses it
-    /// unless it is a real directory, owned by this user and writable by nobody else.
+    /// unless it is a real directory owned by this user; one that others may write into is
+    /// made writable by its owner only.
     pub fn private_subdir(&self, name: &str) -> io::Result<Dir> {
         check_component(name)?;
         let path = self.path_of(name);
@@ -101,12 +103,17 @@ impl Dir {
                 meta.uid()
             )));
         }
-        let mode = meta.permissions().mode() & 0o777;
+        let mode = meta.permissions().mode() & 0o7777;
         if mode & 0o022 != 0 {
-            return Err(io::Error::other(format!(
-                "{} is writable by other users (mode {mode:o}); others could plant files the node would open (chmod go-w it)",
+            // Ours, so ours to close: made so by an older version under a umask of 002, or
+            // by hand. Taken away on the handle, so no other directory is changed instead.
+            let tightened = mode & !0o022;
+            rustix::fs::fchmod(&fd, Mode::from_raw_mode(tightened))
+                .map_err(|e| at(&path, e.into()))?;
+            log::warn!(
+                "{} was writable by other users (mode {mode:o}); made it {tightened:o}",
                 path.display()
-            )));
+            );
         }
         Ok(Dir { fd, path })
     }
