@@ -134,8 +134,9 @@ impl Dir {
     }
 
     /// Opens the regular file `name`: never through a symbolic link, never blocking on a
-    /// FIFO or device (`O_NONBLOCK`, cleared again once `fstat` showed a regular file).
-    /// Anything else is refused with an error that says what it is.
+    /// FIFO or device (`O_NONBLOCK`, cleared again once `fstat` showed a regular file), and
+    /// for writing only when it has no other name (hard link). Anything else is refused
+    /// with an error that says what it is.
     pub fn open_regular(&self, name: &str, access: Access) -> io::Result<File> {
         check_component(name)?;
         let path = self.path_of(name);
@@ -165,7 +166,20 @@ impl Dir {
         )?;
         let file = File::from(fd);
         // Checked again on what was opened: the name may have changed since the look.
-        refuse_unless_regular(&path, &file.metadata()?)?;
+        let meta = file.metadata()?;
+        refuse_unless_regular(&path, &meta)?;
+        // A file written to must be this name's alone: through a hard link planted here,
+        // a write would change a file elsewhere.
+        if access != Access::Read && meta.nlink() != 1 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "{} has {} names (hard links); the node writes only into a file of its own",
+                    path.display(),
+                    meta.nlink()
+                ),
+            ));
+        }
         let flags = rustix::fs::fcntl_getfl(&file)?;
         rustix::fs::fcntl_setfl(&file, flags - OFlags::NONBLOCK)?;
         Ok(file)

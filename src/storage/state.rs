@@ -263,13 +263,6 @@ impl StateDir {
             .open_regular(&part_name, Access::ReadWriteCreate)
             .map_err(|error| self.explain_full(error, manifest.file_bytes))?;
         let meta = file.metadata()?;
-        if meta.nlink() != 1 {
-            return Err(io::Error::other(format!(
-                "{} has {} names (hard links); the node writes only into a partial file of its own",
-                partial.path_of(&part_name).display(),
-                meta.nlink()
-            )));
-        }
         let resumable = self
             .partial_manifest(&manifest.info_hash)
             .is_some_and(|stored| stored == *manifest)

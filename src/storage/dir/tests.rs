@@ -80,6 +80,32 @@ fn only_regular_files_open_and_nothing_blocks_or_follows() {
     let error = dir.open_regular("sub", Access::Read).unwrap_err();
     assert!(error.to_string().contains("is a directory"), "{error}");
     assert!(!dir.contains("missing") && dir.contains("dangling") && dir.contains("fifo"));
+
+    // A hard link to a file elsewhere: read, never written.
+    std::fs::hard_link(outside.join("target"), inside.join("hard")).unwrap();
+    assert!(dir.open_regular("hard", Access::Read).is_ok());
+    for access in [Access::Write, Access::ReadWriteCreate] {
+        let error = dir.open_regular("hard", access).unwrap_err();
+        assert!(error.to_string().contains("has 2 names"), "{error}");
+    }
+    assert_eq!(std::fs::read(outside.join("target")).unwrap(), b"precious");
+
+    // A device is refused without being opened (root alone may make one).
+    if rustix::process::geteuid().is_root() {
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            inside.join("null"),
+            rustix::fs::FileType::CharacterDevice,
+            Mode::from_raw_mode(0o600),
+            rustix::fs::makedev(1, 3),
+        )
+        .unwrap();
+        let error = dir.open_regular("null", Access::Read).unwrap_err();
+        assert!(
+            error.to_string().contains("is a character device"),
+            "{error}"
+        );
+    }
     clean(&inside);
 }
 
