@@ -160,7 +160,8 @@ fn a_state_directory_of_another_user_is_refused() {
 
 /// Finding 5 (and 1 for shared files): FIFOs, a socket and a link given to `send` are
 /// refused at once, each with what it is, and never hold a hasher: a regular file shared
-/// after them is hashed, shared and downloaded by another node.
+/// after them is hashed, shared and downloaded by another node. A FIFO given to `download`
+/// as a `.torrent` does not hold the reactor either.
 #[test]
 fn fifos_sockets_and_links_are_refused_without_blocking_a_hasher() {
     let scratch = Scratch::new("special-files");
@@ -192,6 +193,11 @@ fn fifos_sockets_and_links_are_refused_without_blocking_a_hasher() {
         assert!(line.contains(what), "{line}");
     }
     node.proc.expect_line("sharing real.bin ");
+    // A FIFO named as a `.torrent` to download: refused, the reactor never waits on it.
+    mkfifo(&dir.join("planted.torrent"));
+    node.proc.send_line("download planted.torrent");
+    let line = node.proc.expect_line("cannot download planted.torrent: ");
+    assert!(line.contains("is a FIFO, not a regular file"), "{line}");
     // Another node gets the regular file: the hashers and the reactor are free.
     let mut downloader = downloader(&scratch, 2, tracker.addr, "real.bin", &[]);
     downloader

@@ -361,6 +361,20 @@ impl Dir {
     }
 }
 
+/// Reads at most `limit_bytes` of a file the user named by a path of their choosing (a
+/// `.torrent` given to `download`): links on the path are followed, as the user asked, but
+/// only a regular file is opened, and never in a way that blocks (a FIFO is refused).
+pub fn read_named_file(path: &Path, limit_bytes: u64) -> io::Result<Vec<u8>> {
+    let meta = std::fs::metadata(path)?;
+    refuse_unless_regular(path, &meta)?;
+    let flags = OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC | OFlags::NOCTTY;
+    let file = File::from(rustix::fs::open(path, flags, Mode::empty())?);
+    refuse_unless_regular(path, &file.metadata()?)?;
+    let mut bytes = Vec::new();
+    file.take(limit_bytes).read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
 /// Refuses a name that is not exactly one component of a path: empty, `.`, `..`, or with a
 /// `/` or NUL in it. Names from the network and the console were checked already
 /// ([`crate::wire::check_name`]); this keeps every open beneath its directory whoever calls.

@@ -81,6 +81,11 @@ fn only_regular_files_open_and_nothing_blocks_or_follows() {
     assert!(error.to_string().contains("is a directory"), "{error}");
     assert!(!dir.contains("missing") && dir.contains("dangling") && dir.contains("fifo"));
 
+    // A path the user names (a `.torrent`): links followed, a FIFO refused at once.
+    assert_eq!(read_named_file(&inside.join("link"), 4).unwrap(), b"prec");
+    let error = read_named_file(&inside.join("fifo"), 4).unwrap_err();
+    assert!(error.to_string().contains("is a FIFO"), "{error}");
+
     // A hard link to a file elsewhere: read, never written.
     std::fs::hard_link(outside.join("target"), inside.join("hard")).unwrap();
     assert!(dir.open_regular("hard", Access::Read).is_ok());
