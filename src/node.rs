@@ -284,6 +284,7 @@ pub struct Node {
 impl Node {
     /// A node that keeps its files in `state`'s directory.
     pub fn new(config: NodeConfig, state: StateDir, rng_seed: u64, now: Instant) -> Node {
+        let state = state.for_node(config.node_id);
         let token = state.load_token();
         let mut rng = Rng::new(rng_seed);
         let uploader = Uploader::new(config.node_id, &mut rng, config.max_upload_bytes_per_s, now);
@@ -473,7 +474,7 @@ impl Node {
 
     /// After a chunk verified or a download started: announce (rate-limited), publish.
     fn after_progress(&mut self, now: Instant, info_hash: Hash) {
-        self.export_if_waiting(info_hash);
+        self.export_if_waiting(now, info_hash);
         let Some(file) = self.files.get_mut(&info_hash) else {
             return;
         };

@@ -369,8 +369,16 @@ fn save_registry(db_dir: &std::path::Path, snapshot: &tracker::Snapshot) {
 /// Runs a node until `exit`, a signal, or (with `--exit-when-done`) the end of its
 /// downloads. Returns the exit code.
 pub fn run_node(args: NodeArgs) -> Result<i32, String> {
-    let state = StateDir::open(&args.dir)
-        .map_err(|e| format!("cannot use directory {}: {e}", args.dir.display()))?;
+    let state = match StateDir::open_exclusive(&args.dir) {
+        Ok(state) => state,
+        // Another node process uses the directory: the command line asked for what cannot
+        // be, as a bad flag does (exit 2), and nothing was touched.
+        Err(error) if error.kind() == std::io::ErrorKind::ResourceBusy => {
+            eprintln!("torrent: {error}");
+            return Ok(2);
+        }
+        Err(e) => return Err(format!("cannot use directory {}: {e}", args.dir.display())),
+    };
     logging::init(
         &args.log_dir,
         &format!("node{}.log", args.node_id),

@@ -28,14 +28,14 @@ impl Node {
                 self.download_by_hash(now, info_hash, name, None)
             }
             Command::DownloadTorrent { path } => self.download_torrent(now, &path),
-            Command::Export { name } => self.export(name),
+            Command::Export { name } => self.export(now, name),
             Command::Exit => self.stop(now),
         }
     }
 
     /// Writes `DIR/<name>.torrent` for a held file now, or once a file of that name being
     /// hashed or downloaded is held.
-    fn export(&mut self, name: String) {
+    fn export(&mut self, now: Instant, name: String) {
         let held = self
             .files
             .values()
@@ -43,7 +43,7 @@ impl Node {
             .max_by_key(|file| file.complete())
             .map(|file| Arc::clone(&file.manifest));
         if let Some(manifest) = held {
-            return self.write_torrent(&manifest);
+            return self.write_torrent(now, &manifest);
         }
         let coming = self.is_hashing(&name)
             || self
@@ -64,7 +64,7 @@ impl Node {
     }
 
     /// Runs a waiting export of `info_hash`'s name, if any.
-    pub(super) fn export_if_waiting(&mut self, info_hash: Hash) {
+    pub(super) fn export_if_waiting(&mut self, now: Instant, info_hash: Hash) {
         let Some(manifest) = self.files.get(&info_hash).map(|f| Arc::clone(&f.manifest)) else {
             return;
         };
@@ -76,16 +76,20 @@ impl Node {
             return;
         };
         self.exports_waiting.swap_remove(index);
-        self.write_torrent(&manifest);
+        self.write_torrent(now, &manifest);
     }
 
-    fn write_torrent(&mut self, manifest: &Manifest) {
+    /// Writes `DIR/<name>.torrent`, never over an existing file (the user's, or an earlier
+    /// export: remove it to export again). A failed export, with `--exit-when-done`, ends the
+    /// node with 1, as a failed download does: a script must not go on without the file.
+    fn write_torrent(&mut self, now: Instant, manifest: &Manifest) {
         let name = &manifest.name;
         let torrent_name = match crate::metainfo::torrent_name(name) {
             Ok(torrent_name) => torrent_name,
             Err(problem) => {
                 let line = format!("cannot export {name}: {problem} once '.torrent' is added");
-                return self.refuse(line);
+                self.refuse(line);
+                return self.check_done(now);
             }
         };
         let bytes = crate::metainfo::torrent_file(manifest, self.config.tracker);
@@ -95,7 +99,10 @@ impl Node {
                 path.display(),
                 crate::metainfo::magnet_link(manifest, self.config.tracker)
             )),
-            Err(error) => self.refuse(format!("cannot export {name}: {error}")),
+            Err(error) => {
+                self.refuse(format!("cannot export {name}: {error}"));
+                self.check_done(now);
+            }
         }
     }
 
@@ -158,7 +165,7 @@ impl Node {
             self.out.say(format!("{name} is already downloading"));
             return;
         }
-        if self.state.file_path(&name).exists() {
+        if self.state.name_taken(&name) {
             // The very version asked for, held whole: nothing to do.
             if let Some(file) = pin.and_then(|pin| self.files.get(&pin))
                 && file.complete()

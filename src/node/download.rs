@@ -191,11 +191,18 @@ impl Download {
         matches!(self.phase, Phase::Transfer(_))
     }
 
+    /// Ends the download as failed, saying why and what became of its partial file: kept
+    /// (and resumed by the next `download` of it) when chunks were verified, its space
+    /// released when none were.
     fn fail(&mut self, parts: &mut Parts<'_>, reason: String) {
+        self.phase = Phase::Failed;
+        let left = match self.info_hash {
+            Some(info_hash) => keep_or_release(parts, info_hash),
+            None => String::new(),
+        };
         parts
             .out
-            .say(format!("download {} failed: {reason}", self.name));
-        self.phase = Phase::Failed;
+            .say(format!("download {} failed: {reason}{left}", self.name));
     }
 
     // ---- look-up ------------------------------------------------------------------------
@@ -535,5 +542,56 @@ impl Download {
                 )
             })
             .collect()
+    }
+}
+
+/// What becomes of a failed download's partial file, said after the failure: with chunks
+/// verified, it stays for the next `download` of the name to resume (and `status` lists
+/// it); with none, it is removed, so that no reserved space is left behind unseen.
+fn keep_or_release(parts: &mut Parts<'_>, info_hash: Hash) -> String {
+    let Some(partial) = parts.state.partial_summary(&info_hash) else {
+        return String::new();
+    };
+    if partial.verified_bytes > 0 {
+        return format!(
+            "; kept {} ({} of {} bytes verified) in {}: `{}` resumes it",
+            crate::storage::percent(partial.verified_bytes, partial.file_bytes),
+            partial.verified_bytes,
+            partial.file_bytes,
+            parts.state.partial_path(&info_hash).display(),
+            resume_command(parts.config.standard_tracker, &partial)
+        );
+    }
+    // The file is open while it is held: let go of it, or its space stays taken.
+    if parts
+        .files
+        .get(&info_hash)
+        .is_some_and(|file| file.have.count() == 0)
+    {
+        parts.files.remove(&info_hash);
+    }
+    match parts.state.remove_partial(&info_hash) {
+        Ok(()) => format!(
+            "; nothing was verified, so its partial file is removed ({} bytes released)",
+            partial.disk_bytes
+        ),
+        Err(error) => format!("; cannot remove its partial file: {error}"),
+    }
+}
+
+/// The console command that resumes a partial download: by name from our tracker; by name
+/// and info hash from a standard one, which knows no names.
+pub(crate) fn resume_command(
+    standard_tracker: bool,
+    partial: &crate::storage::PartialSummary,
+) -> String {
+    if standard_tracker {
+        format!(
+            "download {}@{}",
+            partial.name,
+            wire::hex(&partial.info_hash)
+        )
+    } else {
+        format!("download {}", partial.name)
     }
 }

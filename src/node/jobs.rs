@@ -28,7 +28,10 @@ pub enum Job {
 pub enum JobDone {
     Shared {
         name: String,
-        result: Result<(Manifest, FileStamp), String>,
+        /// The manifest, the file's stamp, and the file opened for serving: opened once, by
+        /// the hasher, so that the reactor thread never opens a file the user named (a FIFO
+        /// put in its place would block it).
+        result: Result<(Manifest, FileStamp, Arc<Mapping>), String>,
     },
     ChunkChecked {
         info_hash: Hash,
@@ -46,14 +49,9 @@ pub fn run_job(job: Job) -> JobDone {
             chunk_bytes,
             threads,
         } => {
-            let result = std::fs::metadata(state.file_path(&name))
-                .map_err(|error| error.to_string())
-                .and_then(|meta| {
-                    let chunk_bytes = chunk_bytes_for(meta.len(), chunk_bytes);
-                    state
-                        .manifest_of(&name, chunk_bytes, threads)
-                        .map_err(|error| error.to_string())
-                });
+            let result = state
+                .manifest_of(&name, chunk_bytes, threads)
+                .map_err(|error| error.to_string());
             JobDone::Shared { name, result }
         }
         Job::CheckChunk {
@@ -78,15 +76,6 @@ pub fn run_job(job: Job) -> JobDone {
     }
 }
 
-/// The configured chunk size, doubled until the file fits in [`wire::CHUNKS_MAX`] chunks.
-fn chunk_bytes_for(file_bytes: u64, configured: u32) -> u32 {
-    let mut chunk_bytes = configured;
-    while !wire::shape_ok(file_bytes, chunk_bytes) && chunk_bytes < wire::CHUNK_BYTES_MAX {
-        chunk_bytes *= 2;
-    }
-    chunk_bytes
-}
-
 impl Node {
     /// A hasher thread finished a job.
     pub fn handle_job_done(&mut self, now: Instant, done: JobDone) {
@@ -98,15 +87,8 @@ impl Node {
                     .find(|(hashed, _)| *hashed == name)
                     .map(|&(_, asked)| asked);
                 self.hashing.retain(|(hashed, _)| *hashed != name);
-                let opened = result.and_then(|(manifest, stamp)| {
-                    let mapping = self
-                        .state
-                        .open_shared(&manifest, stamp)
-                        .map_err(|e| e.to_string())?;
-                    Ok((manifest, mapping, stamp))
-                });
-                match opened {
-                    Ok((manifest, mapping, stamp)) => {
+                match result {
+                    Ok((manifest, stamp, mapping)) => {
                         // A cached manifest comes back at once; a new file was read and
                         // hashed on every hasher thread.
                         let seconds = asked.map_or(0.0, |t| (now - t).as_secs_f64());
@@ -131,7 +113,7 @@ impl Node {
                             },
                         );
                         self.announce(now, info_hash);
-                        self.export_if_waiting(info_hash);
+                        self.export_if_waiting(now, info_hash);
                     }
                     Err(error) => self.refuse(format!("cannot share {name}: {error}")),
                 }

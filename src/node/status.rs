@@ -68,6 +68,29 @@ impl Node {
         for progress in self.progress(now) {
             let _ = writeln!(text, "  downloading {progress}");
         }
+        // Partial files no download is working on (one failed, or an earlier run was
+        // stopped): their space is taken, so they are shown, with how to go on.
+        let running: Vec<Hash> = self
+            .downloads
+            .iter()
+            .filter(|d| !d.finished())
+            .filter_map(|d| d.info_hash())
+            .collect();
+        for partial in self.state.partials() {
+            if running.contains(&partial.info_hash) {
+                continue;
+            }
+            let _ = writeln!(
+                text,
+                "  partial {}: {} kept ({} of {} bytes verified, {} bytes on disk), resumes with `{}`",
+                partial.name,
+                crate::storage::percent(partial.verified_bytes, partial.file_bytes),
+                partial.verified_bytes,
+                partial.file_bytes,
+                partial.disk_bytes,
+                download::resume_command(self.config.standard_tracker, &partial)
+            );
+        }
         for download in self.downloads.iter().filter(|d| !d.finished()) {
             for line in download.peer_lines() {
                 let _ = writeln!(text, "    {line}");

@@ -1,5 +1,6 @@
 use super::*;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{FileExt, PermissionsExt};
+use std::path::PathBuf;
 
 fn scratch_dir(tag: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("torrent-storage-{tag}-{}", std::process::id()));
@@ -42,14 +43,12 @@ fn manifest_is_cached_and_partial_is_published() {
     let state = StateDir::open(&dir).unwrap();
     let data: Vec<u8> = (0..100_000u32).map(|i| (i * 7 + i / 251) as u8).collect();
     fs::write(dir.join("data.bin"), &data).unwrap();
-    let (manifest, stamp) = state.manifest_of("data.bin", 16384, 2).unwrap();
+    let (manifest, stamp, _) = state.manifest_of("data.bin", 16384, 2).unwrap();
     assert_eq!(manifest.chunk_count(), 7);
     assert_eq!(manifest.hashes[6], crate::hash::sha1(&data[6 * 16384..]));
     // The cached manifest is the same one.
-    assert_eq!(
-        state.manifest_of("data.bin", 16384, 1).unwrap(),
-        (manifest.clone(), stamp)
-    );
+    let (cached, cached_stamp, _) = state.manifest_of("data.bin", 16384, 1).unwrap();
+    assert_eq!((cached, cached_stamp), (manifest.clone(), stamp));
 
     // A second node downloads it: write the chunks into the partial file and publish.
     let dir2 = scratch_dir("publish2");
@@ -88,18 +87,15 @@ fn stamps_notice_rewrites_and_replacements_not_links_and_key_the_cache() {
     let state = StateDir::open(&dir).unwrap();
     let path = dir.join("data.bin");
     fs::write(&path, vec![1u8; 50_000]).unwrap();
-    let (first, stamp) = state.manifest_of("data.bin", 16384, 1).unwrap();
+    let (first, stamp, _) = state.manifest_of("data.bin", 16384, 1).unwrap();
     assert_eq!(state.stamp_of("data.bin").unwrap(), stamp);
-    assert!(state.open_shared(&first, stamp).is_ok());
 
     // A hard link made elsewhere, or a new mode, changes no byte: not a change.
     fs::hard_link(&path, dir.join("link.bin")).unwrap();
     fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
     assert_eq!(state.stamp_of("data.bin").unwrap(), stamp);
-    assert_eq!(
-        state.manifest_of("data.bin", 16384, 1).unwrap(),
-        (first.clone(), stamp)
-    );
+    let (again, again_stamp, _) = state.manifest_of("data.bin", 16384, 1).unwrap();
+    assert_eq!((again, again_stamp), (first.clone(), stamp));
     fs::remove_file(dir.join("link.bin")).unwrap();
 
     // Written in place, same length: the modification time moves (set it apart from the
@@ -113,11 +109,7 @@ fn stamps_notice_rewrites_and_replacements_not_links_and_key_the_cache() {
     let rewritten = state.stamp_of("data.bin").unwrap();
     assert_ne!(rewritten, stamp);
     assert!(!stamp.replaced_by(&rewritten));
-    let Err(error) = state.open_shared(&first, stamp) else {
-        panic!("a rewritten file opened as the one hashed");
-    };
-    assert!(error.to_string().contains("changed"), "{error}");
-    let (second, _) = state.manifest_of("data.bin", 16384, 1).unwrap();
+    let (second, _, _) = state.manifest_of("data.bin", 16384, 1).unwrap();
     assert_ne!(
         second.info_hash, first.info_hash,
         "hashed again, not cached"
@@ -183,4 +175,154 @@ fn held_bytes_counts_the_short_last_chunk_as_it_is() {
     assert_eq!(held(&[0, 2]), 40_000 - 16_384);
     assert_eq!(held(&[0, 1]), 2 * 16_384);
     assert_eq!(held(&[0, 1, 2]), 40_000);
+}
+
+/// A `.torrent/partial` (or `.torrent`) that is a link is refused, and nothing is made
+/// where it points.
+#[test]
+fn state_directories_that_are_links_are_refused() {
+    let dir = scratch_dir("linked-state");
+    let outside = scratch_dir("linked-state-outside");
+    StateDir::open(&dir).unwrap();
+    fs::remove_dir(dir.join(".torrent/partial")).unwrap();
+    std::os::unix::fs::symlink(&outside, dir.join(".torrent/partial")).unwrap();
+    let error = StateDir::open(&dir).unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .contains(".torrent/partial is a symbolic link"),
+        "{error}"
+    );
+    fs::remove_dir_all(dir.join(".torrent")).unwrap();
+    std::os::unix::fs::symlink(&outside, dir.join(".torrent")).unwrap();
+    let error = StateDir::open(&dir).unwrap_err();
+    assert!(
+        error.to_string().contains(".torrent is a symbolic link"),
+        "{error}"
+    );
+    assert_eq!(fs::read_dir(&outside).unwrap().count(), 0);
+    fs::remove_dir_all(&dir).unwrap();
+    fs::remove_dir_all(&outside).unwrap();
+}
+
+/// A link planted as a partial file is never written through; a FIFO or link given to
+/// share is refused at once, saying what it is.
+#[test]
+fn planted_links_and_special_files_are_refused() {
+    let dir = scratch_dir("planted");
+    let outside = scratch_dir("planted-outside");
+    let state = StateDir::open(&dir).unwrap();
+    fs::write(outside.join("target"), b"precious").unwrap();
+    let manifest = Manifest::new("p.bin".into(), 20_000, 16384, vec![[1; 20], [2; 20]]);
+    let part = dir
+        .join(".torrent/partial")
+        .join(format!("{}.part", wire::hex(&manifest.info_hash)));
+    std::os::unix::fs::symlink(outside.join("target"), &part).unwrap();
+    let Err(error) = state.open_partial(&manifest) else {
+        panic!("a link opened as a partial file");
+    };
+    assert!(error.to_string().contains("is a symbolic link"), "{error}");
+    assert_eq!(fs::read(outside.join("target")).unwrap(), b"precious");
+
+    std::os::unix::fs::symlink(outside.join("target"), dir.join("shared")).unwrap();
+    let Err(error) = state.manifest_of("shared", 16384, 1) else {
+        panic!("a link was shared");
+    };
+    assert!(
+        error
+            .to_string()
+            .starts_with("shared is a symbolic link; share the file itself"),
+        "{error}"
+    );
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        dir.join("fifo"),
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from_raw_mode(0o600),
+        0,
+    )
+    .unwrap();
+    let Err(error) = state.manifest_of("fifo", 16384, 1) else {
+        panic!("a FIFO was shared");
+    };
+    assert!(
+        error
+            .to_string()
+            .contains("fifo is a FIFO, not a regular file"),
+        "{error}"
+    );
+    fs::remove_dir_all(&dir).unwrap();
+    fs::remove_dir_all(&outside).unwrap();
+}
+
+#[test]
+fn exports_never_replace_a_file() {
+    let dir = scratch_dir("export");
+    let state = StateDir::open(&dir).unwrap();
+    state.write_file("a.torrent", b"first").unwrap();
+    let error = state.write_file("a.torrent", b"second").unwrap_err();
+    assert_eq!(error.kind(), io::ErrorKind::AlreadyExists, "{error}");
+    assert_eq!(fs::read(dir.join("a.torrent")).unwrap(), b"first");
+    // No temporary file is left behind.
+    assert_eq!(
+        fs::read_dir(dir.join(".torrent"))
+            .unwrap()
+            .filter(|e| e
+                .as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with(".tmp"))
+            .count(),
+        0
+    );
+    fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Two node ids on one directory keep their own tokens; an old single identity file goes
+/// to the first id that runs, and only to it.
+#[test]
+fn each_node_id_keeps_its_identity() {
+    let dir = scratch_dir("identity");
+    fs::create_dir_all(dir.join(".torrent")).unwrap();
+    fs::write(dir.join(".torrent/identity"), "00000000000000aa\n").unwrap();
+    let one = StateDir::open(&dir).unwrap().for_node(1);
+    let two = StateDir::open(&dir).unwrap().for_node(2);
+    assert_eq!(one.load_token(), 0xaa);
+    assert_eq!(two.load_token(), 0);
+    two.save_token(0xbb).unwrap();
+    assert_eq!(one.load_token(), 0xaa);
+    assert_eq!(two.load_token(), 0xbb);
+    fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn partials_are_listed_and_removed() {
+    let dir = scratch_dir("partials");
+    let state = StateDir::open(&dir).unwrap();
+    let manifest = Manifest::new(
+        "l.bin".into(),
+        40_000,
+        16384,
+        vec![[1; 20], [2; 20], [3; 20]],
+    );
+    let (_, mut have) = state.open_partial(&manifest).unwrap();
+    have.set(2);
+    state
+        .record_verified(&manifest.info_hash, &have, 2)
+        .unwrap();
+    let listed = state.partials();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].name, "l.bin");
+    assert_eq!(listed[0].file_bytes, 40_000);
+    assert_eq!(listed[0].verified_bytes, 40_000 - 2 * 16384);
+    assert!(listed[0].disk_bytes >= 40_000, "{:?}", listed[0]);
+    assert_eq!(percent(listed[0].verified_bytes, 40_000), "18%");
+    state.remove_partial(&manifest.info_hash).unwrap();
+    assert!(state.partials().is_empty());
+    assert_eq!(
+        fs::read_dir(dir.join(".torrent/partial")).unwrap().count(),
+        0
+    );
+    fs::remove_dir_all(&dir).unwrap();
 }

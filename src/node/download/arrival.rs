@@ -77,7 +77,7 @@ impl Download {
             self.recruit(parts, now);
             return Handled::Consumed;
         }
-        if self.by_hash.is_some() && parts.state.file_path(&self.name).exists() {
+        if self.by_hash.is_some() && parts.state.name_taken(&self.name) {
             let reason = format!(
                 "{} already exists in {}",
                 self.name,

@@ -191,13 +191,11 @@ impl Node {
         if full.is_relative() && !full.exists() {
             full = self.state.files_dir().join(path);
         }
-        let read = std::fs::File::open(&full).and_then(|file| {
-            use std::io::Read;
-            let mut bytes = Vec::new();
-            file.take(crate::metainfo::TORRENT_BYTES_MAX as u64 + 1)
-                .read_to_end(&mut bytes)?;
-            Ok(bytes)
-        });
+        // Never blocks the reactor: a FIFO or device under that name is refused.
+        let read = crate::storage::dir::read_named_file(
+            &full,
+            crate::metainfo::TORRENT_BYTES_MAX as u64 + 1,
+        );
         let torrent = read
             .map_err(|error| error.to_string())
             .and_then(|bytes| crate::metainfo::parse_torrent(&bytes));
