@@ -29,17 +29,21 @@
 //!                         tracker/bep15.rs answers it beside our own protocol
 //!  bencode.rs, metainfo.rs  `.torrent` files and magnet links: written by `export`, read
 //!                         by `download`
-//!  storage.rs             manifests, the node's state directory, partial files, publishing
+//!  storage.rs             manifests, have-bitmaps, stamps of shared files
+//!  storage/state.rs       the node's state directory: identity, partial files, publishing
+//!  storage/dir.rs         every file under the node's directory opened by a directory
+//!                         handle, never through a link, never a FIFO or device; the lock
 //!  storage/mapping.rs     memory mappings: one of two modules allowed `unsafe` (with udp.rs)
 //!  hash.rs                SHA-1 (the SHA-NI one: see the module doc for the figures)
 //!  flood.rs               a sendmmsg flood sender for measuring the tracker under abuse
 //!                         (examples/flood.rs, tests/flood.rs)
 //!  impair.rs              seeded loss, duplication, reordering for fault tests (`--impair`)
-//!  rng.rs, logging.rs     the injected random source; the log file
+//!  rng.rs, logging.rs     the injected random source; the log file (rotated at a size)
 //!  console.rs             the seed's console commands (`torrent -setMode send <file>`)
 //!  demo.rs                a tracker and nodes as child processes, verified end to end
 //!  sim.rs, sim/           a tracker and many nodes in one process: virtual clock, seeded
-//!                         network and faults, checkers (see tests/sim_swarm.rs)
+//!                         network and faults (sim/link.rs: capacities, delays, queues),
+//!                         checkers (see tests/sim_swarm.rs)
 //! ```
 //!
 //! ## One piece's path
