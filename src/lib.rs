@@ -73,6 +73,7 @@ pub mod hash;
 pub mod impair;
 pub mod logging;
 pub mod metainfo;
+pub mod mtu;
 pub mod node;
 pub mod reactor;
 pub mod rng;
