@@ -7,9 +7,9 @@ nftables ethtool iputils-ping curl`). Builds its own network and tears it down a
     tr (tracker) 10.77.0.2 ─┐
     h1 (holder)  10.77.0.11 ┼─ br0 (bridge, namespace br) ── d (downloader) 10.77.0.21
     h2 (holder)  10.77.0.12 ┤
-    r  (router)  10.77.0.254┘── 1,280-byte link ── dr (routed downloader) 10.78.0.2
+    r  (router)  10.77.0.254┘── 1,280-byte link ── r2 (router) ── dr (routed downloader) 10.79.0.2
 
-Every link is a veth pair at MTU 1,500 (the r-dr link 1,280) with offloads off (`ethtool -K`),
+Every link is a veth pair at MTU 1,500 (the r-r2 link 1,280) with offloads off (`ethtool -K`),
 so every packet on a link is wire-sized. Impairments sit on the path into the downloader:
 packet loss and policers are nftables rules in d's `prerouting` chain at priority -450, which
 sees single IP fragments before reassembly; a bottleneck is `tc tbf` on the bridge's port
@@ -64,7 +64,7 @@ HOSTS = {  # namespace -> address on the bridge (r also has 10.78.0.1 toward dr)
     "d": "10.77.0.21",
     "r": "10.77.0.254",
 }
-ROUTED = "10.78.0.2"
+ROUTED = "10.79.0.2"
 BOTTLENECK_RATE = "100mbit"
 BOTTLENECK_BYTES_PER_S = 100e6 / 8
 
@@ -195,7 +195,7 @@ class Lab:
         self.bottleneck_dev = None  # the bridge's port toward d (tbf goes there)
 
     def build(self):
-        for short in ["br", *HOSTS, "dr"]:
+        for short in ["br", *HOSTS, "r2", "dr"]:
             run(["ip", "netns", "add", ns_name(short)])
             self.made.append(ns_name(short))
             run(["ip", "-n", ns_name(short), "link", "set", "lo", "up"])
@@ -209,14 +209,21 @@ class Lab:
             run(["ip", "-n", ns_name(short), "addr", "add", f"{addr}/24", "dev", "eth0"])
             if short == "d":
                 self.bottleneck_dev = port
-        # The routed downloader: dr -- r over a 1,280-byte link; r forwards.
-        self._veth("dr", "eth0", "r", "eth1", 1280)
+        # The routed downloader: r -- r2 over a 1,280-byte link, r2 -- dr at 1,500, so that
+        # neither end's own link tells it the path's MTU.
+        self._veth("r2", "eth0", "r", "eth1", 1280)
+        self._veth("dr", "eth0", "r2", "eth1", 1500)
         run(["ip", "-n", ns_name("r"), "addr", "add", "10.78.0.1/24", "dev", "eth1"])
+        run(["ip", "-n", ns_name("r2"), "addr", "add", "10.78.0.2/24", "dev", "eth0"])
+        run(["ip", "-n", ns_name("r2"), "addr", "add", "10.79.0.1/24", "dev", "eth1"])
         run(["ip", "-n", ns_name("dr"), "addr", "add", f"{ROUTED}/24", "dev", "eth0"])
-        run(["ip", "-n", ns_name("dr"), "route", "add", "default", "via", "10.78.0.1"])
-        run(in_ns("r", ["sysctl", "-q", "-w", "net.ipv4.ip_forward=1"]))
+        run(["ip", "-n", ns_name("dr"), "route", "add", "default", "via", "10.79.0.1"])
+        run(["ip", "-n", ns_name("r2"), "route", "add", "default", "via", "10.78.0.1"])
+        run(["ip", "-n", ns_name("r"), "route", "add", "10.79.0.0/24", "via", "10.78.0.2"])
+        for router in ("r", "r2"):
+            run(in_ns(router, ["sysctl", "-q", "-w", "net.ipv4.ip_forward=1"]))
         for short in ("tr", "h1", "h2", "d"):
-            run(["ip", "-n", ns_name(short), "route", "add", "10.78.0.0/24", "via",
+            run(["ip", "-n", ns_name(short), "route", "add", "10.78.0.0/15", "via",
                  HOSTS["r"]])
 
     def _veth(self, a_ns, a_dev, b_ns, b_dev, mtu):
@@ -254,9 +261,11 @@ class Lab:
                              "rate", BOTTLENECK_RATE, "burst", "32kb",
                              "limit", str(case["tbf"])]))
         if case.get("noicmp"):
-            # The router drops the "fragmentation needed" it would send: a black hole.
-            self.nft("r", "table ip netlab {\n chain out { type filter hook output priority 0;"
-                     " policy accept;\n  icmp type destination-unreachable drop\n }\n}\n")
+            # The routers drop the "fragmentation needed" they would send: a black hole.
+            for router in ("r", "r2"):
+                self.nft(router, "table ip netlab {\n chain out { type filter hook output "
+                         "priority 0; policy accept;\n  icmp type destination-unreachable drop"
+                         "\n }\n}\n")
         # Datagrams from the downloaders to the tracker, counted at the tracker.
         self.nft("tr", "table ip netlab {\n counter fromd {}\n chain in { type filter hook "
                  f"input priority 0; policy accept;\n  ip saddr {{ {HOSTS['d']}, {ROUTED} }}"
@@ -267,7 +276,7 @@ class Lab:
                        timeout=30)
 
     def clear(self):
-        for short in ("d", "dr", "r", "tr"):
+        for short in ("d", "dr", "r", "r2", "tr"):
             run(in_ns(short, ["nft", "delete", "table", "ip", "netlab"]), check=False)
         run(in_ns("br", ["tc", "qdisc", "del", "dev", self.bottleneck_dev, "root"]),
             check=False)
@@ -284,7 +293,7 @@ class Lab:
 
     def frag_creates(self):
         total = 0
-        for short in [*HOSTS, "dr"]:
+        for short in [*HOSTS, "r2", "dr"]:
             out = run(in_ns(short, ["cat", "/proc/net/snmp"]))
             rows = [line.split() for line in out.splitlines() if line.startswith("Ip:")]
             total += int(dict(zip(rows[0][1:], rows[1][1:]))["FragCreates"])

@@ -81,6 +81,7 @@ pub mod hash;
 pub mod impair;
 pub mod logging;
 pub mod metainfo;
+pub mod mtu;
 pub mod node;
 pub mod reactor;
 pub mod rng;

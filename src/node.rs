@@ -42,6 +42,7 @@ mod watch;
 use crate::Transmit;
 use crate::budget::{self, SenderBudgets, Verdict};
 use crate::console::{self, Command};
+use crate::mtu::Routes;
 use crate::rng::Rng;
 use crate::storage::{Bitmap, FileStamp, Manifest, Mapping, StateDir};
 use crate::wire::{self, Hash, Message, NodeAuth, RefusedReason, U32, U64};
@@ -102,6 +103,9 @@ pub struct NodeConfig {
     pub window_pieces_max: u32,
     /// Threads used to hash a file being shared.
     pub hash_threads: usize,
+    /// Route MTUs toward peers (the kernel's in a real process): how large a datagram to a
+    /// peer may be (see [`crate::mtu`]).
+    pub routes: Routes,
 }
 
 impl NodeConfig {
@@ -119,6 +123,7 @@ impl NodeConfig {
             max_upload_bytes_per_s: None,
             window_pieces_max: 64,
             hash_threads: 2,
+            routes: Routes::assumed(),
         }
     }
 }
@@ -159,6 +164,8 @@ pub struct NodeStats {
     pub requests_elsewhere: u64,
     /// Have-maps sent unasked, when a chunk verified, to peers that asked lately.
     pub haves_pushed: u64,
+    /// Path MTU probes echoed to peers.
+    pub mtu_probes_answered: u64,
     pub control_queue_full: u64,
 }
 
@@ -187,6 +194,11 @@ impl Outbox {
             return;
         }
         self.control.push_back(Outgoing { to, bytes });
+    }
+
+    /// Datagrams waiting in the control queue.
+    fn control_len(&self) -> usize {
+        self.control.len()
     }
 
     fn send(&mut self, to: SocketAddr, message: &Message<'_>) {
@@ -287,7 +299,13 @@ impl Node {
         let state = state.for_node(config.node_id);
         let token = state.load_token();
         let mut rng = Rng::new(rng_seed);
-        let uploader = Uploader::new(config.node_id, &mut rng, config.max_upload_bytes_per_s, now);
+        let uploader = Uploader::new(
+            config.node_id,
+            &mut rng,
+            config.max_upload_bytes_per_s,
+            config.routes.clone(),
+            now,
+        );
         let budgets = SenderBudgets::new(budget::NODE_SENDERS_MAX, rng.next_u64(), now);
         let standard = config
             .standard_tracker

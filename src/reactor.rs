@@ -24,11 +24,12 @@ use crate::cli::{NodeArgs, TrackerArgs};
 use crate::console;
 use crate::impair::{ImpairConfig, Impairment, Verdict};
 use crate::logging;
+use crate::mtu::Routes;
 use crate::node::{self, Job, JobDone, Node, NodeConfig, NodeEvent};
 use crate::rng::Rng;
 use crate::storage::StateDir;
 use crate::tracker::{self, Tracker, TrackerConfig};
-use crate::udp::{RecvBatch, SendBatch, Udp};
+use crate::udp::{KernelRoutes, RecvBatch, SendBatch, Udp};
 use crate::wire;
 use crossbeam_channel::{Receiver, Sender};
 use mio::net::UdpSocket;
@@ -290,6 +291,7 @@ pub fn run_tracker(args: TrackerArgs) -> Result<i32, String> {
         expiry: args.expiry,
         heartbeat_interval: args.heartbeat_interval,
         announce_interval: args.announce_interval,
+        routes: Routes::new(KernelRoutes::default()),
     };
     let snapshot = tracker::db::load(&args.db_dir)
         .map_err(|e| format!("cannot read the tracker database: {e}"))?;
@@ -411,6 +413,7 @@ pub fn run_node(args: NodeArgs) -> Result<i32, String> {
         hash_threads: threads,
         standard_tracker: args.standard_tracker,
         local_addr: local,
+        routes: Routes::new(KernelRoutes::default()),
         ..NodeConfig::new(args.node_id, args.tracker)
     };
     log::info!(

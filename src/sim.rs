@@ -39,6 +39,7 @@ pub use link::{Capacity, LinkSpec, LinkStats, QueueStats, SEND_BUFFER_TIME};
 pub use net::{Endpoint, NetConfig, NetStats};
 
 use crate::console::Command;
+use crate::mtu::Routes;
 use crate::node::{self, JobDone, Node, NodeConfig, NodeEvent};
 use crate::rng::Rng;
 use crate::storage::StateDir;
@@ -53,6 +54,10 @@ use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
 use std::time::{Duration, Instant};
+
+/// The simulated network carries datagrams of any size (it has no MTU yet): its routes are
+/// loopback-class, so the nodes skip the path MTU search and send what they sent before it.
+pub const SIM_ROUTE_MTU: u32 = crate::mtu::LOOPBACK_MTU_MIN + 1;
 
 /// Most datagrams in flight at once; more are dropped (a full socket buffer) and counted.
 pub const IN_FLIGHT_MAX: usize = 1 << 16;
@@ -149,7 +154,11 @@ pub struct Sim {
 
 impl Sim {
     pub fn new(seed: u64, net: NetConfig) -> Sim {
-        Sim::with_tracker(seed, net, TrackerConfig::default())
+        let tracker_config = TrackerConfig {
+            routes: Routes::fixed(SIM_ROUTE_MTU),
+            ..TrackerConfig::default()
+        };
+        Sim::with_tracker(seed, net, tracker_config)
     }
 
     pub fn with_tracker(seed: u64, net: NetConfig, tracker_config: TrackerConfig) -> Sim {
@@ -211,6 +220,7 @@ impl Sim {
         let index = self.nodes.len();
         let node_id = index as u32 + 1;
         let mut config = NodeConfig::new(node_id, TRACKER_ADDR);
+        config.routes = Routes::fixed(SIM_ROUTE_MTU);
         configure(&mut config);
         let dir = self.scratch.join(format!("node{node_id}"));
         let state = StateDir::open(&dir)

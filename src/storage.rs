@@ -231,6 +231,24 @@ impl Bitmap {
         Some(map)
     }
 
+    /// This map with the chunks from `first_chunk` (a multiple of 8) on replaced by the wire
+    /// bytes `part` (one part of a have-map sent in several); bits past `len` are ignored.
+    pub fn with_part(&self, first_chunk: u32, part: &[u8]) -> Bitmap {
+        let mut map = self.clone();
+        let end = first_chunk
+            .saturating_add((part.len() as u32).saturating_mul(8))
+            .min(self.len);
+        for chunk in first_chunk..end {
+            let offset = chunk - first_chunk;
+            if part[(offset / 8) as usize] & (0x80 >> (offset % 8)) != 0 {
+                map.set(chunk);
+            } else {
+                map.clear(chunk);
+            }
+        }
+        map
+    }
+
     pub fn as_bytes(&self) -> &[u8] {
         &self.bytes
     }

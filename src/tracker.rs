@@ -518,7 +518,13 @@ impl Tracker {
             // this address fixes it.
             return self.refuse(from, Kind::Lookup, RefusedReason::UnknownNode);
         }
-        let (versions, holders) = self.lookup(asker, name);
+        // The reply must cross the path whole: off loopback, at most a safe-sized datagram.
+        let room = self
+            .config
+            .routes
+            .control_bytes_max(from)
+            .saturating_sub(wire::LOOKUP_REPLY_OVERHEAD_BYTES + name.len());
+        let (versions, holders) = self.lookup(asker, name, room);
         self.reply(
             from,
             Outgoing::LookupReply {
@@ -533,10 +539,12 @@ impl Tracker {
     /// `asker`), listed with the most upload credit first: each listed version gets its best
     /// holder, then the [`LOOKUP_BY_CREDIT_MAX`] best by credit, then a random sample of the
     /// rest. Ties are broken at random so that nodes with equal credit share the load.
+    /// Versions and holders together take at most `room_bytes` of the reply.
     fn lookup(
         &mut self,
         asker: u32,
         name: &str,
+        room_bytes: usize,
     ) -> (Vec<wire::VersionRecord>, Vec<wire::HolderRecord>) {
         let mut hashes: Vec<&Hash> = self
             .names
@@ -544,7 +552,10 @@ impl Tracker {
             .map(|hashes| hashes.iter().collect())
             .unwrap_or_default();
         hashes.sort_by_key(|hash| (std::cmp::Reverse(self.files[*hash].holders.len()), **hash));
-        hashes.truncate(wire::LOOKUP_VERSIONS_MAX);
+        let record_bytes = size_of::<wire::HolderRecord>();
+        // Each version listed comes with at least its best holder.
+        let versions_max = room_bytes / (size_of::<wire::VersionRecord>() + record_bytes);
+        hashes.truncate(wire::LOOKUP_VERSIONS_MAX.min(versions_max));
         struct Candidate {
             credit_bytes: u64,
             tie_break: u64,
@@ -585,8 +596,9 @@ impl Tracker {
                 chosen[best] = true;
             }
         }
-        let mut room =
-            wire::LOOKUP_HOLDERS_MAX.saturating_sub(chosen.iter().filter(|c| **c).count());
+        let holders_max = wire::LOOKUP_HOLDERS_MAX
+            .min((room_bytes - versions.len() * size_of::<wire::VersionRecord>()) / record_bytes);
+        let mut room = holders_max.saturating_sub(chosen.iter().filter(|c| **c).count());
         // The seed's rule first: the holders with the most credit.
         let mut by_credit = LOOKUP_BY_CREDIT_MAX.min(room);
         for chosen in chosen.iter_mut().filter(|chosen| !**chosen) {

@@ -61,18 +61,10 @@ impl Udp {
     /// makes the socket non-blocking.
     pub fn new(socket: &impl AsFd) -> io::Result<Udp> {
         use rustix::net::sockopt;
-        // quinn-udp forbids IP fragmentation (QUIC probes the path MTU instead); we rely on
-        // it for 64 KiB pieces on a 1,500-byte network, so what the socket had is restored.
-        let v4 = sockopt::ip_mtu_discover(socket).ok();
-        let v6 = sockopt::ipv6_mtu_discover(socket).ok();
+        // quinn-udp forbids IP fragmentation (`IP_PMTUDISC_PROBE`, `IPV6_DONTFRAG`), as we
+        // want: a datagram too large for the local link fails with EMSGSIZE, and the core
+        // sizes every datagram to its path (see `crate::mtu`).
         let state = UdpSocketState::new(UdpSockRef::from(socket))?;
-        if let Some(mode) = v4 {
-            let _ = sockopt::set_ip_mtu_discover(socket, mode);
-        }
-        if let Some(mode) = v6 {
-            let _ = sockopt::set_ipv6_mtu_discover(socket, mode);
-            set_int_option(socket, libc::IPPROTO_IPV6, libc::IPV6_DONTFRAG, 0)?;
-        }
         // quinn-udp also asks for the destination address and the ECN bits of every datagram
         // (control messages); we use neither, and the kernel's building them cost more than
         // the batching saved on a tracker's small requests. Options the family lacks fail.
@@ -95,9 +87,8 @@ impl Udp {
     }
 }
 
-/// Sets an integer socket option that neither rustix nor socket2 offers: `IPV6_DONTFRAG`
-/// (quinn-udp sets it; with it, a datagram larger than the path MTU fails with `EMSGSIZE`
-/// instead of being fragmented), `IP_PKTINFO`, `IPV6_RECVPKTINFO`.
+/// Sets an integer socket option that neither rustix nor socket2 offers: `IP_PKTINFO`,
+/// `IPV6_RECVPKTINFO`.
 fn set_int_option(
     socket: &impl AsFd,
     level: libc::c_int,
@@ -120,6 +111,53 @@ fn set_int_option(
     } else {
         Err(io::Error::last_os_error())
     }
+}
+
+/// Route MTUs entries kept before the cache starts over.
+const ROUTES_CACHED_MAX: usize = 4096;
+/// How long a route MTU read from the kernel is believed (routes and learnt path MTUs change).
+const ROUTE_MTU_FRESH: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// The kernel's MTU toward an address (including a path MTU it learnt from ICMP): read from
+/// a UDP socket connected to it (connecting sends nothing), cached for a minute.
+#[derive(Default)]
+pub struct KernelRoutes {
+    cache: std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, (u32, std::time::Instant)>>,
+}
+
+impl crate::mtu::RouteMtu for KernelRoutes {
+    fn mtu(&self, to: SocketAddr) -> Option<u32> {
+        let now = std::time::Instant::now();
+        let mut cache = self
+            .cache
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(&(mtu, read_at)) = cache.get(&to.ip())
+            && now.saturating_duration_since(read_at) < ROUTE_MTU_FRESH
+        {
+            return Some(mtu);
+        }
+        let mtu = route_mtu(to).ok()?;
+        if cache.len() >= ROUTES_CACHED_MAX {
+            cache.clear();
+        }
+        cache.insert(to.ip(), (mtu, now));
+        Some(mtu)
+    }
+}
+
+fn route_mtu(to: SocketAddr) -> io::Result<u32> {
+    use rustix::net::sockopt;
+    let unspecified: SocketAddr = match to {
+        SocketAddr::V4(_) => (std::net::Ipv4Addr::UNSPECIFIED, 0).into(),
+        SocketAddr::V6(_) => (std::net::Ipv6Addr::UNSPECIFIED, 0).into(),
+    };
+    let socket = std::net::UdpSocket::bind(unspecified)?;
+    socket.connect(to)?;
+    Ok(match to {
+        SocketAddr::V4(_) => sockopt::ip_mtu(&socket)?,
+        SocketAddr::V6(_) => sockopt::ipv6_mtu(&socket)?,
+    })
 }
 
 /// Receive buffers for one `recvmmsg`, and what it returned.

@@ -98,10 +98,12 @@ pub enum Kind {
     PieceRequest = 0x15,
     Piece = 0x16,
     Reject = 0x17,
+    MtuProbe = 0x18,
+    MtuProbeReply = 0x19,
 }
 
 impl Kind {
-    const ALL: [Kind; 18] = [
+    const ALL: [Kind; 20] = [
         Kind::Register,
         Kind::Registered,
         Kind::Announce,
@@ -120,6 +122,8 @@ impl Kind {
         Kind::PieceRequest,
         Kind::Piece,
         Kind::Reject,
+        Kind::MtuProbe,
+        Kind::MtuProbeReply,
     ];
 
     pub fn from_u8(byte: u8) -> Option<Kind> {
@@ -307,14 +311,16 @@ pub struct PeerAsk {
 /// Node → node: which chunks of `info_hash` do you hold? (A bare [`PeerAsk`].)
 pub type HaveRequest = PeerAsk;
 
-/// Node → node, fixed part. Tail: the have-bitmap, `ceil(chunk_count / 8)` bytes, chunk 0 in
-/// the high bit of byte 0.
+/// Node → node, fixed part. Tail: part of the have-bitmap, chunk `first_chunk` (a multiple
+/// of 8) in the high bit of its first byte, up to the last chunk or the end of the datagram:
+/// a bitmap too long for the path goes as several parts.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
 pub struct HaveMap {
     pub info_hash: Hash,
     pub node_id: U32,
     pub chunk_count: U32,
+    pub first_chunk: U32,
 }
 
 /// Node → node: send me the chunk hashes from `first_chunk` on.
@@ -357,6 +363,27 @@ pub struct Piece {
     pub chunk: U32,
     pub offset: U32,
 }
+
+/// Node → node: echo a datagram of `probe_bytes` (UDP payload), to learn whether the path
+/// carries that size whole (see [`crate::mtu`]).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
+pub struct MtuProbe {
+    pub ask: PeerAsk,
+    pub probe_bytes: U32,
+}
+
+/// Node → node, the echo of an [`MtuProbe`]. Tail: zeros, so that the datagram is
+/// `probe_bytes` long.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
+pub struct MtuProbeReply {
+    pub info_hash: Hash,
+    pub probe_bytes: U32,
+}
+
+/// Smallest probe: an [`MtuProbeReply`] without padding.
+pub const MTU_PROBE_BYTES_MIN: usize = size_of::<Header>() + size_of::<MtuProbeReply>();
 
 /// Why a peer refused a request.
 #[repr(u16)]
@@ -415,12 +442,14 @@ const _: () = {
     assert!(size_of::<Refused>() == 4);
     assert!(size_of::<Welcome>() == 8);
     assert!(size_of::<PeerAsk>() == 32);
-    assert!(size_of::<HaveMap>() == 28);
+    assert!(size_of::<HaveMap>() == 32);
     assert!(size_of::<ManifestRequest>() == 36);
     assert!(size_of::<ManifestPart>() == 40);
     assert!(size_of::<PieceRequest>() == 48);
     assert!(size_of::<Piece>() == 28);
     assert!(size_of::<Reject>() == 28);
+    assert!(size_of::<MtuProbe>() == 36);
+    assert!(size_of::<MtuProbeReply>() == 24);
     // Anti-amplification: a Welcome is never larger than the request it answers.
     assert!(size_of::<Welcome>() <= size_of::<PeerAsk>());
     assert!(size_of::<Registered>() <= size_of::<Register>());
@@ -443,6 +472,12 @@ pub const PIECE_BYTES_MIN: usize = 1024;
 /// The node's downloader asks in runs of a quarter window of at most this many pieces
 /// (`REQUEST_PIECES_MAX` in `node/download/transfer.rs` is this constant).
 pub const PIECES_PER_REQUEST_MAX: u32 = 16;
+/// Bytes of a [`ManifestPart`] in front of its hashes and name.
+pub const MANIFEST_PART_OVERHEAD_BYTES: usize = size_of::<Header>() + size_of::<ManifestPart>();
+/// Bytes of a [`LookupReply`] in front of its records and name.
+pub const LOOKUP_REPLY_OVERHEAD_BYTES: usize = size_of::<Header>() + size_of::<LookupReply>();
+/// Bytes of a [`HaveMap`] in front of its bitmap.
+pub const HAVE_MAP_OVERHEAD_BYTES: usize = size_of::<Header>() + size_of::<HaveMap>();
 /// Most chunk hashes one [`ManifestPart`] carries, leaving room for a full-length name.
 pub const MANIFEST_HASHES_PER_PART_MAX: usize =
     (DATAGRAM_BYTES_MAX - size_of::<Header>() - size_of::<ManifestPart>() - NAME_BYTES_MAX)
@@ -595,6 +630,9 @@ pub enum Message<'a> {
         data: &'a [u8],
     },
     Reject(&'a Reject),
+    MtuProbe(&'a MtuProbe),
+    /// The padding is zeros and not kept: `probe_bytes` says how long the datagram was.
+    MtuProbeReply(&'a MtuProbeReply),
 }
 
 /// Splits `bytes` into a `T` view and the rest, or says which kind was short.
@@ -727,20 +765,27 @@ pub fn decode(bytes: &[u8]) -> Result<Message<'_>, DecodeError> {
         Kind::HaveRequest => Message::HaveRequest(exact(body, kind)?),
         Kind::HaveMap => {
             let (fixed, bitmap): (&HaveMap, _) = split(body, kind)?;
-            if fixed.chunk_count.get() > CHUNKS_MAX {
+            let (count, first) = (fixed.chunk_count.get(), fixed.first_chunk.get());
+            if count > CHUNKS_MAX {
                 return Err(DecodeError::CountOverLimit(kind));
             }
-            if bitmap.len() != bitmap_len(fixed.chunk_count.get()) {
+            if !first.is_multiple_of(8) || (first >= count && !(first == 0 && count == 0)) {
+                return Err(DecodeError::BadShape(kind));
+            }
+            let rest = bitmap_len(count) - (first / 8) as usize;
+            if bitmap.len() > rest || (bitmap.is_empty() && rest > 0) {
                 return Err(DecodeError::LengthMismatch(kind));
             }
             // Spare bits past the last chunk are zero, so that counting the set bits counts
             // chunks held (BitTorrent's bitfield rule).
-            let spare_bits = bitmap.len() * 8 - fixed.chunk_count.get() as usize;
-            if bitmap
-                .last()
-                .is_some_and(|last| last & ((1u16 << spare_bits) - 1) as u8 != 0)
-            {
-                return Err(DecodeError::BadShape(kind));
+            if bitmap.len() == rest {
+                let spare_bits = bitmap_len(count) * 8 - count as usize;
+                if bitmap
+                    .last()
+                    .is_some_and(|last| last & ((1u16 << spare_bits) - 1) as u8 != 0)
+                {
+                    return Err(DecodeError::BadShape(kind));
+                }
             }
             Message::HaveMap { fixed, bitmap }
         }
@@ -797,6 +842,24 @@ pub fn decode(bytes: &[u8]) -> Result<Message<'_>, DecodeError> {
                 return Err(DecodeError::UnknownReason);
             }
             Message::Reject(reject)
+        }
+        Kind::MtuProbe => {
+            let probe: &MtuProbe = exact(body, kind)?;
+            let probe_bytes = probe.probe_bytes.get() as usize;
+            if !(MTU_PROBE_BYTES_MIN..=DATAGRAM_BYTES_MAX).contains(&probe_bytes) {
+                return Err(DecodeError::BadShape(kind));
+            }
+            Message::MtuProbe(probe)
+        }
+        Kind::MtuProbeReply => {
+            let (fixed, padding): (&MtuProbeReply, _) = split(body, kind)?;
+            if fixed.probe_bytes.get() as usize != bytes.len() {
+                return Err(DecodeError::LengthMismatch(kind));
+            }
+            if padding.iter().any(|&byte| byte != 0) {
+                return Err(DecodeError::ReservedNotZero);
+            }
+            Message::MtuProbeReply(fixed)
         }
     };
     Ok(message)
@@ -882,6 +945,8 @@ impl Message<'_> {
             Message::PieceRequest(_) => Kind::PieceRequest,
             Message::Piece { .. } => Kind::Piece,
             Message::Reject(_) => Kind::Reject,
+            Message::MtuProbe(_) => Kind::MtuProbe,
+            Message::MtuProbeReply(_) => Kind::MtuProbeReply,
         }
     }
 
@@ -946,6 +1011,14 @@ impl Message<'_> {
                 w.put(data)?;
             }
             Message::Reject(m) => w.put_pod(*m)?,
+            Message::MtuProbe(m) => w.put_pod(*m)?,
+            Message::MtuProbeReply(m) => {
+                w.put_pod(*m)?;
+                let padding = (m.probe_bytes.get() as usize)
+                    .checked_sub(MTU_PROBE_BYTES_MIN)
+                    .ok_or(EncodeError::TooLong)?;
+                w.tail_mut(padding)?.fill(0);
+            }
         }
         Ok(w.finish())
     }

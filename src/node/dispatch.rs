@@ -25,13 +25,19 @@ impl Node {
             return;
         }
         match message {
-            Message::HaveRequest(_) | Message::ManifestRequest(_) | Message::PieceRequest(_)
+            Message::HaveRequest(_)
+            | Message::ManifestRequest(_)
+            | Message::PieceRequest(_)
+            | Message::MtuProbe(_)
                 if self.budgets.admit(now, from) == Verdict::Drop =>
             {
                 // Only requests count: what we asked for is never dropped here.
                 self.out.stats.dropped_over_budget += 1;
             }
-            Message::HaveRequest(_) | Message::ManifestRequest(_) | Message::PieceRequest(_) => {
+            Message::HaveRequest(_)
+            | Message::ManifestRequest(_)
+            | Message::PieceRequest(_)
+            | Message::MtuProbe(_) => {
                 self.uploader
                     .handle_request(&mut self.out, &self.files, now, from, &message);
             }
@@ -43,6 +49,7 @@ impl Node {
                 }
             }
             Message::HaveMap { .. }
+            | Message::MtuProbeReply(_)
             | Message::ManifestPart { .. }
             | Message::Piece { .. }
             | Message::Reject(_) => {

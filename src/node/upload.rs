@@ -35,6 +35,7 @@ pub use interest::INTERESTED_MAX;
 
 use super::{LocalFile, NodeStats, Outbox};
 use crate::Transmit;
+use crate::mtu::Routes;
 use crate::rng::Rng;
 use crate::storage::{Bitmap, Mapping};
 use crate::wire::{self, Hash, Kind, Message, RejectReason, U16, U32, U64};
@@ -47,6 +48,9 @@ use std::time::{Duration, Instant};
 pub const UPLOAD_TASKS_MAX: usize = 4096;
 /// Peers whose traffic is counted for `status`.
 pub const PEERS_COUNTED_MAX: usize = 1024;
+/// Most datagrams in the node's control queue when an MTU probe is echoed: an echo may be
+/// 64 KiB, so this bounds their memory (probes are a few per peer per download).
+const MTU_PROBE_REPLIES_QUEUED_MAX: usize = 64;
 /// Most damaged files remembered between two polls of the node.
 const DAMAGED_MAX: usize = 64;
 /// Most piece ranges queued for one peer (address and port): one peer cannot fill the
@@ -148,6 +152,8 @@ impl Budget {
 pub(crate) struct Uploader {
     /// This node's id, told to peers in have-maps.
     node_id: u32,
+    /// Route MTUs: how large a have-map or manifest part may be for a peer.
+    routes: Routes,
     cookie_key: [u8; 16],
     epoch_start: Instant,
     /// Peers with queued ranges, served round-robin; never empty queues.
@@ -179,6 +185,7 @@ impl Uploader {
         node_id: u32,
         rng: &mut Rng,
         max_upload_bytes_per_s: Option<u64>,
+        routes: Routes,
         now: Instant,
     ) -> Uploader {
         let mut cookie_key = [0u8; 16];
@@ -196,6 +203,7 @@ impl Uploader {
         });
         Uploader {
             node_id,
+            routes,
             cookie_key,
             epoch_start: now,
             queues: VecDeque::new(),
@@ -246,6 +254,7 @@ impl Uploader {
             Message::HaveRequest(ask) => *ask,
             Message::ManifestRequest(request) => &request.ask,
             Message::PieceRequest(request) => &request.ask,
+            Message::MtuProbe(probe) => &probe.ask,
             _ => return,
         };
         if !self.cookie_ok(ask.cookie.get(), from, now) {
@@ -274,25 +283,29 @@ impl Uploader {
         let manifest = &file.manifest;
         match message {
             Message::HaveRequest(_) => {
-                let fixed = wire::HaveMap {
-                    info_hash,
-                    node_id: U32::new(self.node_id),
-                    chunk_count: U32::new(manifest.chunk_count()),
-                };
                 if !file.have.is_full() {
                     self.interested.asked(from, info_hash, now);
                 }
+                let (node_id, control_bytes_max) =
+                    (self.node_id, self.routes.control_bytes_max(from));
                 let bitmap = match self.least_sent(now, file) {
                     Some(shown) => shown.as_bytes(),
                     None => file.have.as_bytes(),
                 };
-                out.send(
-                    from,
-                    &Message::HaveMap {
-                        fixed: &fixed,
-                        bitmap,
-                    },
-                );
+                send_have_map(out, from, control_bytes_max, node_id, manifest, bitmap);
+            }
+            Message::MtuProbe(probe) => {
+                // Echoes are up to 64 KiB each: only a few wait at once.
+                if out.control_len() >= MTU_PROBE_REPLIES_QUEUED_MAX {
+                    out.stats.control_queue_full += 1;
+                    return;
+                }
+                out.stats.mtu_probes_answered += 1;
+                let reply = wire::MtuProbeReply {
+                    info_hash,
+                    probe_bytes: probe.probe_bytes,
+                };
+                out.send(from, &Message::MtuProbeReply(&reply));
             }
             Message::ManifestRequest(request) => {
                 let first = request.first_chunk.get();
@@ -301,7 +314,13 @@ impl Uploader {
                     reject(out, first, RejectReason::BadRange);
                     return;
                 }
-                let hash_count = ((count - first) as usize).min(wire::MANIFEST_HASHES_PER_PART_MAX);
+                // As many hashes as fit the path, with the name after them.
+                let room = self.routes.control_bytes_max(from)
+                    - wire::MANIFEST_PART_OVERHEAD_BYTES
+                    - manifest.name.len();
+                let hash_count = ((count - first) as usize)
+                    .min(wire::MANIFEST_HASHES_PER_PART_MAX)
+                    .min(room / wire::HASH_BYTES);
                 let fixed = wire::ManifestPart {
                     info_hash,
                     file_bytes: U64::new(manifest.file_bytes),
@@ -402,20 +421,10 @@ impl Uploader {
             return;
         }
         let manifest = &file.manifest;
-        let fixed = wire::HaveMap {
-            info_hash: manifest.info_hash,
-            node_id: U32::new(self.node_id),
-            chunk_count: U32::new(manifest.chunk_count()),
-        };
         for peer in self.interested.peers(manifest.info_hash, now) {
             out.stats.haves_pushed += 1;
-            out.send(
-                peer,
-                &Message::HaveMap {
-                    fixed: &fixed,
-                    bitmap,
-                },
-            );
+            let control_bytes_max = self.routes.control_bytes_max(peer);
+            send_have_map(out, peer, control_bytes_max, self.node_id, manifest, bitmap);
         }
     }
 
@@ -747,4 +756,41 @@ fn write_piece(task: &UploadTask, len: u32, buf: &mut [u8]) -> Option<usize> {
         .read_into(task.chunk_file_offset + u64::from(task.offset), data)
         .then_some(())?;
     Some(writer.finish())
+}
+
+/// Sends the have-`bitmap` of `manifest`'s file to `to`, in as many [`wire::HaveMap`] parts
+/// as datagrams of `datagram_bytes_max` need (one, unless the file has thousands of chunks
+/// and the path is not loopback).
+fn send_have_map(
+    out: &mut Outbox,
+    to: SocketAddr,
+    datagram_bytes_max: usize,
+    node_id: u32,
+    manifest: &crate::storage::Manifest,
+    bitmap: &[u8],
+) {
+    let part_bytes = datagram_bytes_max
+        .saturating_sub(wire::HAVE_MAP_OVERHEAD_BYTES)
+        .max(1);
+    let mut first_byte = 0;
+    loop {
+        let part = &bitmap[first_byte..(first_byte + part_bytes).min(bitmap.len())];
+        let fixed = wire::HaveMap {
+            info_hash: manifest.info_hash,
+            node_id: U32::new(node_id),
+            chunk_count: U32::new(manifest.chunk_count()),
+            first_chunk: U32::new(first_byte as u32 * 8),
+        };
+        out.send(
+            to,
+            &Message::HaveMap {
+                fixed: &fixed,
+                bitmap: part,
+            },
+        );
+        first_byte += part.len();
+        if first_byte >= bitmap.len() {
+            break;
+        }
+    }
 }

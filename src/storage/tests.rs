@@ -326,3 +326,19 @@ fn partials_are_listed_and_removed() {
     );
     fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn a_have_map_is_rebuilt_from_its_parts() {
+    // 20 chunks sent as two parts: chunks 0-7, then 8-19 (spare bits zero).
+    let empty = Bitmap::new(20);
+    let first = empty.with_part(0, &[0b1000_0001]);
+    let whole = first.with_part(8, &[0b0000_0000, 0b1111_0000]);
+    let held: Vec<u32> = (0..20).filter(|&c| whole.get(c)).collect();
+    assert_eq!(held, [0, 7, 16, 17, 18, 19]);
+    assert_eq!(whole.count(), 6);
+    // A newer part replaces what it covers and nothing else; bits past the end are ignored.
+    let newer = whole.with_part(16, &[0b0100_1111]);
+    let held: Vec<u32> = (0..20).filter(|&c| newer.get(c)).collect();
+    assert_eq!(held, [0, 7, 17]);
+    assert_eq!(newer.count(), 3);
+}

@@ -460,12 +460,22 @@ impl Tracker {
             }
         }
         let ipv6 = from.is_ipv6();
+        // The reply must cross the path whole: 200 IPv6 peers are 3.6 KB, more than a
+        // 1,500-byte link carries in one packet.
+        let entry_bytes = if ipv6 { 18 } else { 6 };
+        let fits = self
+            .config
+            .routes
+            .control_bytes_max(reply_to)
+            .saturating_sub(size_of::<proto::AnnounceResponse>())
+            / entry_bytes;
         let wanted = match event {
             Event::Stopped => 0,
             _ => announce
                 .num_want()
                 .unwrap_or(NUM_WANT_DEFAULT)
-                .min(NUM_WANT_MAX),
+                .min(NUM_WANT_MAX)
+                .min(u32::try_from(fits).unwrap_or(u32::MAX)),
         };
         let (peers, listed) = self.bep15_peers(info_hash, peer, ipv6, wanted as usize);
         let counts = self.bep15_stats_of(&info_hash);

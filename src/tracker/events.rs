@@ -2,6 +2,7 @@
 //! its counters. Kept apart from the state machine so that `tracker.rs` reads in one sitting.
 
 use crate::bep15;
+use crate::mtu::Routes;
 use crate::wire::{self, Hash};
 use std::fmt;
 use std::net::SocketAddr;
@@ -16,6 +17,8 @@ pub struct TrackerConfig {
     /// The announce interval told to standard BitTorrent (BEP 15) clients; a client silent
     /// for twice this long is forgotten.
     pub announce_interval: Duration,
+    /// Route MTUs toward clients: how large a reply may be (see [`crate::mtu`]).
+    pub routes: Routes,
 }
 
 impl TrackerConfig {
@@ -31,6 +34,7 @@ impl Default for TrackerConfig {
             expiry: Duration::from_secs(22),
             heartbeat_interval: Duration::from_secs(20),
             announce_interval: Duration::from_secs(120),
+            routes: Routes::assumed(),
         }
     }
 }

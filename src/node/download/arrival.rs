@@ -121,14 +121,14 @@ impl Download {
         }
         let count = manifest.chunk_count();
         let manifest = Arc::new(manifest);
-        let piece_bytes = parts
+        let piece_bytes_max = parts
             .config
             .piece_bytes
             .clamp(1, wire::PIECE_BYTES_MAX as u32);
         let mut transfer = Transfer::new(
             Arc::clone(&manifest),
             Arc::clone(&mapping),
-            piece_bytes,
+            piece_bytes_max,
             parts.config.node_id,
             now,
         );
@@ -191,9 +191,10 @@ impl Download {
             return;
         };
         let chunk_len = transfer.manifest.chunk_len(chunk);
-        let piece = offset / transfer.piece_bytes;
-        let expected_len = transfer.piece_bytes.min(chunk_len.saturating_sub(offset));
-        if !offset.is_multiple_of(transfer.piece_bytes)
+        let piece_bytes = progress.piece_bytes;
+        let piece = offset / piece_bytes;
+        let expected_len = piece_bytes.min(chunk_len.saturating_sub(offset));
+        if !offset.is_multiple_of(piece_bytes)
             || data.len() != expected_len as usize
             || piece >= progress.received.len()
         {
@@ -215,6 +216,8 @@ impl Download {
         progress.last_piece_at = now;
         peer.bytes_received += data.len() as u64;
         peer.busy_streak = 0;
+        peer.pieces_lost_in_a_row = 0;
+        peer.first_loss_in_a_row = None;
         let sample = progress.requested_at[piece as usize]
             .take()
             .map(|sent_at| now.saturating_duration_since(sent_at));
@@ -233,11 +236,12 @@ impl Download {
             // Only the owner's own pieces say how long its queue is.
             let queued_too_long = queued_too_long && owner == index;
             let owner = &mut self.peers[owner];
-            owner.window = pace::next_window(
-                owner.window,
-                queued_too_long,
+            let window_max = pace::window_max(
                 parts.config.window_pieces_max,
+                parts.config.piece_bytes,
+                progress.piece_bytes,
             );
+            owner.window = pace::next_window(owner.window, queued_too_long, window_max);
         }
         log::debug!(
             "piece {piece} of chunk {chunk} from node {}",

@@ -15,6 +15,7 @@
 //!   Pieces already on their way from the old owner still count when they arrive first.
 
 use super::transfer::Peer;
+use crate::wire;
 use std::time::{Duration, Instant};
 
 /// Queueing delay above a peer's smallest round trip past which its window shrinks.
@@ -22,6 +23,8 @@ pub const QUEUE_DELAY_TARGET: Duration = Duration::from_millis(100);
 /// The delay rule never shrinks a window below this (stop-and-wait; several downloaders
 /// share every uploader, so its queue stays busy).
 pub const WINDOW_DELAY_MIN: u32 = 1;
+/// Most pieces in flight from one peer, whatever their size.
+pub const WINDOW_PIECES_CAP: u32 = 4096;
 /// An owner projected to need this many times longer than an idle peer loses its chunk.
 const OUTPACED_FACTOR: u32 = 2;
 
@@ -75,6 +78,18 @@ pub fn next_window(window: u32, queued_too_long: bool, window_max: u32) -> u32 {
         window + 1
     };
     window.clamp(WINDOW_DELAY_MIN, window_max.max(WINDOW_DELAY_MIN))
+}
+
+/// Most pieces in flight from one peer when its pieces carry `piece_bytes`: as many as fit
+/// the socket-buffer room of `window_pieces_max` pieces of `configured_piece_bytes` (pieces
+/// on a 1,500-byte path are 1/45 of loopback's, and a window counted in pieces would shrink
+/// their bytes in flight by as much). Each datagram also costs the kernel about a kilobyte of
+/// bookkeeping, as in the reactor's sizing of the window.
+pub fn window_max(window_pieces_max: u32, configured_piece_bytes: u32, piece_bytes: u32) -> u32 {
+    let cost = |bytes: u32| u64::from(bytes) + wire::PIECE_OVERHEAD_BYTES as u64 + 1024;
+    let budget = u64::from(window_pieces_max) * cost(configured_piece_bytes);
+    (budget / cost(piece_bytes)).clamp(u64::from(window_pieces_max), u64::from(WINDOW_PIECES_CAP))
+        as u32
 }
 
 /// Whether `candidate`, idle, would deliver `missing` pieces of a chunk more than

@@ -40,11 +40,16 @@ impl Download {
                     peer.busy_until = None;
                     peer.busy_streak = 0;
                     peer.pace = pace::Pace::default();
+                    peer.path = PathMtu::new(addr, parts.config.routes.mtu(addr), now);
+                    peer.pieces_lost_in_a_row = 0;
+                    peer.first_loss_in_a_row = None;
                     index
                 }
                 Some(_) => continue,
                 None if self.peers.len() < PEERS_PER_DOWNLOAD_MAX => {
-                    self.peers.push(Peer::new(node_id, addr, complete, now));
+                    let route_mtu = parts.config.routes.mtu(addr);
+                    self.peers
+                        .push(Peer::new(node_id, addr, complete, route_mtu, now));
                     self.peers.len() - 1
                 }
                 None => break,

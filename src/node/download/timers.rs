@@ -56,7 +56,9 @@ impl Download {
                 _ => self.ask_manifest(parts, now),
             }
         }
-        self.scan_timeouts(now);
+        for index in self.scan_timeouts(now) {
+            self.narrow_path(parts, now, index);
+        }
         let mut ask_tracker = false;
         let transferring = matches!(self.phase, Phase::Transfer(_));
         if transferring && self.refresh_due.is_none_or(|t| t <= now) {
@@ -131,14 +133,16 @@ impl Download {
     }
 
     /// Pieces requested longer than the peer's timeout ago are asked again; the window of a
-    /// peer that lost some halves.
-    pub(super) fn scan_timeouts(&mut self, now: Instant) {
+    /// peer that lost some halves. Returns the peers whose large pieces stopped arriving
+    /// (see [`BLACK_HOLE_LOSSES`]).
+    pub(super) fn scan_timeouts(&mut self, now: Instant) -> Vec<usize> {
         let Phase::Transfer(transfer) = &mut self.phase else {
-            return;
+            return Vec::new();
         };
         if transfer.scan_due.is_none_or(|t| t > now) {
-            return;
+            return Vec::new();
         }
+        let mut narrowed = Vec::new();
         let mut outstanding = false;
         for chunk in transfer.chunks.iter_mut() {
             let ChunkState::Active(progress) = chunk else {
@@ -164,11 +168,72 @@ impl Download {
                 let peer = &mut self.peers[owner];
                 peer.in_flight = peer.in_flight.saturating_sub(lost);
                 peer.window = (peer.window / 2).max(WINDOW_MIN);
+                peer.pieces_lost_in_a_row += lost;
+                let first_loss = *peer.first_loss_in_a_row.get_or_insert(now);
                 log::debug!("{lost} pieces from node {} timed out", peer.node_id);
+                // A whole window can time out at once when pieces only queued longer than
+                // the timeout; they then arrive late and end the run. Lost for a while, they
+                // are not coming.
+                if peer.pieces_lost_in_a_row >= BLACK_HOLE_LOSSES
+                    && now.saturating_duration_since(first_loss) >= BLACK_HOLE_SILENCE
+                    && peer.path.datagram_bytes() > crate::mtu::SAFE_DATAGRAM_BYTES
+                    && !narrowed.contains(&owner)
+                {
+                    narrowed.push(owner);
+                }
             }
         }
         let waiting = self.peers.iter().any(|p| p.in_flight > 0);
         transfer.scan_due = (outstanding || waiting).then_some(now + SCAN_INTERVAL);
+        narrowed
+    }
+
+    /// Peer `index` lost [`BLACK_HOLE_LOSSES`] pieces in a row at a size above the safe one:
+    /// the path stopped carrying that size (a route changed, or a link on it drops large
+    /// packets without a word). Its chunks go back, and it is asked in safe-sized pieces.
+    pub(super) fn narrow_path(&mut self, parts: &mut Parts<'_>, now: Instant, index: usize) {
+        let peer = &mut self.peers[index];
+        let old_bytes = peer.path.datagram_bytes();
+        if !peer.path.on_black_hole(now) {
+            return;
+        }
+        peer.pieces_lost_in_a_row = 0;
+        peer.first_loss_in_a_row = None;
+        parts.out.say(format!(
+            "{}: pieces of {} bytes from node {} stopped arriving while its small datagrams \
+             still do: the path drops large datagrams; asking for {}-byte pieces",
+            self.name,
+            old_bytes as usize - wire::PIECE_OVERHEAD_BYTES,
+            peer.node_id,
+            peer.piece_bytes(parts.config.piece_bytes),
+        ));
+        for chunk in self.peers[index].chunks.clone() {
+            self.release_chunk(index, chunk);
+        }
+    }
+
+    /// Path MTU probes that are due (see [`crate::mtu`]): to peers that handed us a cookie.
+    pub(super) fn probe_paths(&mut self, parts: &mut Parts<'_>, now: Instant) {
+        let Some(info_hash) = self.info_hash else {
+            return;
+        };
+        for peer in self.peers.iter_mut() {
+            if peer.dropped || peer.cookie == 0 {
+                continue;
+            }
+            let timeout = peer.rto().max(crate::mtu::PROBE_TIMEOUT_MIN);
+            if let Some(probe_bytes) = peer.path.poll_probe(now, timeout) {
+                let probe = wire::MtuProbe {
+                    ask: PeerAsk {
+                        cookie: U64::new(peer.cookie),
+                        node_id: U32::new(parts.config.node_id),
+                        info_hash,
+                    },
+                    probe_bytes: U32::new(probe_bytes),
+                };
+                parts.out.send(peer.addr, &Message::MtuProbe(&probe));
+            }
+        }
     }
 
     pub fn poll_timeout(&self) -> Option<Instant> {
@@ -191,6 +256,13 @@ impl Download {
                 consider(peer.last_asked + ASK_RETRY);
             }
             if let Some(t) = peer.busy_until {
+                consider(t);
+            }
+            if peer.cookie != 0
+                && let Some(t) = peer
+                    .path
+                    .poll_timeout(peer.rto().max(crate::mtu::PROBE_TIMEOUT_MIN))
+            {
                 consider(t);
             }
         }

@@ -11,7 +11,9 @@
 //! * **Which pieces.** Runs of pieces neither received nor requested, at most
 //!   [`REQUEST_PIECES_MAX`] per request.
 
+use crate::mtu::PathMtu;
 use crate::storage::{Bitmap, Manifest, Mapping, PieceWriter};
+use crate::wire;
 use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -63,10 +65,22 @@ pub(super) struct Peer {
     pub busy_streak: u32,
     /// How fast it delivers (see [`super::pace`]).
     pub pace: super::pace::Pace,
+    /// How large a datagram reaches us from it whole (see [`crate::mtu`]).
+    pub path: PathMtu,
+    /// Pieces of this peer that timed out since one last arrived, and when the first of
+    /// them did: many in a row for a while mean large datagrams no longer cross the path.
+    pub pieces_lost_in_a_row: u32,
+    pub first_loss_in_a_row: Option<Instant>,
 }
 
 impl Peer {
-    pub fn new(node_id: u32, addr: SocketAddr, complete: bool, now: Instant) -> Peer {
+    pub fn new(
+        node_id: u32,
+        addr: SocketAddr,
+        complete: bool,
+        route_mtu: u32,
+        now: Instant,
+    ) -> Peer {
         Peer {
             node_id,
             addr,
@@ -86,7 +100,20 @@ impl Peer {
             busy_until: None,
             busy_streak: 0,
             pace: super::pace::Pace::default(),
+            path: PathMtu::new(addr, route_mtu, now),
+            pieces_lost_in_a_row: 0,
+            first_loss_in_a_row: None,
         }
+    }
+
+    /// The data bytes of a piece this peer can send us whole, at most `configured`, at least
+    /// [`wire::PIECE_BYTES_MIN`] (a path narrower than that, 1,088 bytes of IPv4, is not
+    /// served).
+    pub fn piece_bytes(&self, configured: u32) -> u32 {
+        let fits = (self.path.datagram_bytes() as usize).saturating_sub(wire::PIECE_OVERHEAD_BYTES);
+        configured
+            .min(fits as u32)
+            .max(wire::PIECE_BYTES_MIN as u32)
     }
 
     pub fn rto(&self) -> Duration {
@@ -124,6 +151,9 @@ impl Peer {
 pub(super) struct ChunkProgress {
     /// The peer (index) asked for it, if any right now.
     pub owner: Option<usize>,
+    /// Data bytes per piece of this chunk: what its first owner's path carried (peers on
+    /// different paths use different sizes; a chunk keeps one).
+    pub piece_bytes: u32,
     pub received: Bitmap,
     /// When each piece was last requested; `None` when not requested (or received).
     pub requested_at: Vec<Option<Instant>>,
@@ -162,7 +192,9 @@ pub(super) struct Transfer {
     pub chunks: Vec<ChunkState>,
     /// How many known peers hold each chunk.
     pub availability: Vec<u16>,
-    pub piece_bytes: u32,
+    /// Largest piece asked for (`--piece-size`); each chunk's is at most this, and what its
+    /// owner's path carries.
+    pub piece_bytes_max: u32,
     /// (chunk, node) pairs that failed their hash.
     pub bad_pairs: HashSet<(u32, u32)>,
     pub scan_due: Option<Instant>,
@@ -177,7 +209,7 @@ impl Transfer {
     pub fn new(
         manifest: Arc<Manifest>,
         mapping: Arc<Mapping>,
-        piece_bytes: u32,
+        piece_bytes_max: u32,
         own_node_id: u32,
         now: Instant,
     ) -> Transfer {
@@ -188,7 +220,7 @@ impl Transfer {
             manifest,
             writer: PieceWriter::new(Arc::clone(&mapping)),
             mapping,
-            piece_bytes,
+            piece_bytes_max,
             bad_pairs: HashSet::new(),
             scan_due: None,
             started_at: now,
@@ -278,19 +310,21 @@ pub(super) fn next_request(
         None if peers[index].chunks.is_empty() => take_over(transfer, peers, index, now)?,
         None => return None,
     };
-    let pieces = transfer
-        .manifest
-        .chunk_len(chunk)
-        .div_ceil(transfer.piece_bytes);
+    let piece_bytes = peers[index].piece_bytes(transfer.piece_bytes_max);
+    let pieces = transfer.manifest.chunk_len(chunk).div_ceil(piece_bytes);
     let state = &mut transfer.chunks[chunk as usize];
     match state {
-        ChunkState::Active(progress) => {
+        // Left by a peer whose pieces this one can carry: go on where it stopped.
+        ChunkState::Active(progress) if progress.piece_bytes <= piece_bytes => {
             progress.owner = Some(index);
             progress.last_piece_at = now;
         }
+        // New, or started in pieces too large for this peer's path: start it over in ours
+        // (the bytes already written are written again).
         _ => {
             *state = ChunkState::Active(Box::new(ChunkProgress {
                 owner: Some(index),
+                piece_bytes,
                 received: Bitmap::new(pieces),
                 requested_at: vec![None; pieces as usize],
                 next_unrequested: 0,
@@ -462,6 +496,7 @@ mod tests {
     fn active(owner: Option<usize>) -> ChunkState {
         ChunkState::Active(Box::new(ChunkProgress {
             owner,
+            piece_bytes: 8 << 10,
             received: Bitmap::new(2),
             requested_at: vec![None; 2],
             next_unrequested: 0,

@@ -366,3 +366,96 @@ fn errors_display_one_line() {
 }
 
 // ---------------------------------------------------------------- helpers
+
+#[test]
+fn have_map_parts() {
+    // 20 chunks: a second part from chunk 16 carries one byte, whose spare bits are zero.
+    let fixed = HaveMap {
+        chunk_count: U32::new(20),
+        first_chunk: U32::new(16),
+        ..HAVE_MAP
+    };
+    let part = [0b1111_0000];
+    assert_eq!(
+        decode(&encoded(&Message::HaveMap {
+            fixed: &fixed,
+            bitmap: &part
+        })),
+        Ok(Message::HaveMap {
+            fixed: &fixed,
+            bitmap: &part
+        })
+    );
+    let spare = [0b1111_1000];
+    assert_eq!(
+        decode(&encoded(&Message::HaveMap {
+            fixed: &fixed,
+            bitmap: &spare
+        })),
+        Err(DecodeError::BadShape(Kind::HaveMap))
+    );
+    for first_chunk in [3, 24, 1 << 31] {
+        let fixed = HaveMap {
+            first_chunk: U32::new(first_chunk),
+            ..fixed
+        };
+        assert_eq!(
+            decode(&encoded(&Message::HaveMap {
+                fixed: &fixed,
+                bitmap: &part
+            })),
+            Err(DecodeError::BadShape(Kind::HaveMap)),
+            "first chunk {first_chunk}"
+        );
+    }
+    let two_bytes = [0, 0];
+    assert_eq!(
+        decode(&encoded(&Message::HaveMap {
+            fixed: &fixed,
+            bitmap: &two_bytes
+        })),
+        Err(DecodeError::LengthMismatch(Kind::HaveMap)),
+        "past the last chunk"
+    );
+}
+
+#[test]
+fn mtu_probes() {
+    let probe = MtuProbe {
+        ask: ASK,
+        probe_bytes: U32::new(1_472),
+    };
+    assert_eq!(
+        decode(&encoded(&Message::MtuProbe(&probe))),
+        Ok(Message::MtuProbe(&probe))
+    );
+    for bytes in [
+        0,
+        MTU_PROBE_BYTES_MIN as u32 - 1,
+        DATAGRAM_BYTES_MAX as u32 + 1,
+    ] {
+        let probe = MtuProbe {
+            probe_bytes: U32::new(bytes),
+            ..probe
+        };
+        assert_eq!(
+            decode(&encoded(&Message::MtuProbe(&probe))),
+            Err(DecodeError::BadShape(Kind::MtuProbe))
+        );
+    }
+    // The echo is as long as asked, padded with zeros.
+    let reply = MtuProbeReply {
+        info_hash: INFO_HASH,
+        probe_bytes: U32::new(1_472),
+    };
+    let bytes = encoded(&Message::MtuProbeReply(&reply));
+    assert_eq!(bytes.len(), 1_472);
+    assert_eq!(decode(&bytes), Ok(Message::MtuProbeReply(&reply)));
+    assert_eq!(
+        decode(&bytes[..1_471]),
+        Err(DecodeError::LengthMismatch(Kind::MtuProbeReply))
+    );
+    let mut dirty = bytes.clone();
+    dirty[1_000] = 1;
+    assert_eq!(decode(&dirty), Err(DecodeError::ReservedNotZero));
+}

@@ -34,7 +34,7 @@ fn bad_version() {
 #[test]
 fn unknown_kind() {
     let valid = encoded(&Message::ExitAck(&EXIT_ACK));
-    for kind in [0x00, 0x0b, 0x0f, 0x18, 0xff] {
+    for kind in [0x00, 0x0b, 0x0f, 0x1a, 0xff] {
         let mut bytes = valid.clone();
         bytes[5] = kind;
         assert_eq!(refused(&valid, &bytes), DecodeError::UnknownKind(kind));
@@ -143,14 +143,14 @@ fn length_mismatch_of_fixed_kinds() {
 
 #[test]
 fn length_mismatch_of_tails() {
-    // Have-bitmap one byte short, and one byte long.
+    // Have-bitmap empty, and one byte long (one byte short is a legal first part).
     let valid = encoded(&Message::HaveMap {
         fixed: &HAVE_MAP,
         bitmap: &BITMAP,
     });
-    let short = &valid[..valid.len() - 1];
+    let empty = &valid[..valid.len() - BITMAP.len()];
     assert_eq!(
-        refused(&valid, short),
+        refused(&valid, empty),
         DecodeError::LengthMismatch(Kind::HaveMap)
     );
     let long = [&valid[..], &[0]].concat();

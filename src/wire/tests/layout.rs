@@ -63,7 +63,22 @@ fn lookup_bytes_with_name_tail() {
 fn have_map_bytes_with_bitmap_tail() {
     let mut expected = header(Kind::HaveMap);
     expected.extend_from_slice(&INFO_HASH);
-    expected.extend_from_slice(&[0, 0, 0, 9, 0, 0, 0, 10, 0b1010_0000, 0b1100_0000]);
+    expected.extend_from_slice(&[
+        0,
+        0,
+        0,
+        9,
+        0,
+        0,
+        0,
+        10,
+        0,
+        0,
+        0,
+        0,
+        0b1010_0000,
+        0b1100_0000,
+    ]);
     assert_eq!(
         encoded(&Message::HaveMap {
             fixed: &HAVE_MAP,

@@ -86,6 +86,7 @@ static HAVE_MAP: HaveMap = HaveMap {
     info_hash: INFO_HASH,
     node_id: U32::new(9),
     chunk_count: U32::new(10),
+    first_chunk: U32::new(0),
 };
 static BITMAP: [u8; 2] = [0b1010_0000, 0b1100_0000];
 static MANIFEST_REQUEST: ManifestRequest = ManifestRequest {
