@@ -34,6 +34,7 @@
 //!  hash.rs                SHA-1 (the SHA-NI one: see the module doc for the figures)
 //!  impair.rs              seeded loss, duplication, reordering for fault tests (`--impair`)
 //!  rng.rs, logging.rs     the injected random source; the log file
+//!  secrets.rs             tokens and keys: getrandom in processes, seeded SHA-1 in simulations
 //!  console.rs             the seed's console commands (`torrent -setMode send <file>`)
 //!  demo.rs                a tracker and nodes as child processes, verified end to end
 //!  sim.rs, sim/           a tracker and many nodes in one process: virtual clock, seeded
@@ -76,6 +77,7 @@ pub mod metainfo;
 pub mod node;
 pub mod reactor;
 pub mod rng;
+pub mod secrets;
 #[doc(hidden)]
 pub mod sim;
 pub mod storage;

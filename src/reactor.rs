@@ -25,7 +25,7 @@ use crate::console;
 use crate::impair::{ImpairConfig, Impairment, Verdict};
 use crate::logging;
 use crate::node::{self, Job, JobDone, Node, NodeConfig, NodeEvent};
-use crate::rng::Rng;
+use crate::secrets::Secrets;
 use crate::storage::StateDir;
 use crate::tracker::{self, Tracker, TrackerConfig};
 use crate::udp::{RecvBatch, SendBatch, Udp};
@@ -290,8 +290,8 @@ pub fn run_tracker(args: TrackerArgs) -> Result<i32, String> {
     let now = Instant::now();
     let restored = snapshot.is_some();
     let mut tracker = match snapshot {
-        Some(snapshot) => Tracker::from_snapshot(config, Rng::os_seed(), now, snapshot),
-        None => Tracker::new(config, Rng::os_seed(), now),
+        Some(snapshot) => Tracker::from_snapshot(config, Secrets::os(), now, snapshot),
+        None => Tracker::new(config, Secrets::os(), now),
     };
     let local = io.local_addr();
     say(&format!("tracker listening on {local}"));
@@ -387,7 +387,7 @@ pub fn run_node(args: NodeArgs) -> Result<i32, String> {
         args.dir.display()
     );
     let now = Instant::now();
-    let mut node = Node::new(config, state, Rng::os_seed(), now);
+    let mut node = Node::new(config, state, Secrets::os(), now);
     node.set_exit_when_done(args.exit_when_done);
     say(&format!("node {} listening on {local}", args.node_id));
 

@@ -5,8 +5,9 @@
 //! datagrams (`handle_datagram`) and wake-ups (`handle_timeout`) with the time it read, and
 //! drains what it wants done: datagrams to send (`poll_transmit`), the next wake-up
 //! (`poll_timeout`), log events (`poll_event`) and registry snapshots to persist
-//! (`poll_snapshot`, written with [`db::save`]). Tokens come from a [`Rng`] seeded by the
-//! caller, so a simulation replays exactly from its seed.
+//! (`poll_snapshot`, written with [`db::save`]). Tokens and keys come from the [`Secrets`]
+//! the caller gives (the OS in a process, seeded in a simulation, which then replays exactly
+//! from its seed); the [`Rng`] only breaks ties and samples holders.
 //!
 //! Nodes authenticate with the id they chose and a token the tracker minted for them (or
 //! one they kept from before the tracker lost its state). Every table and queue is bounded;
@@ -34,6 +35,7 @@ pub use events::{TrackerConfig, TrackerEvent, TrackerStats};
 use crate::Transmit;
 use crate::budget::{SenderBudgets, Verdict};
 use crate::rng::Rng;
+use crate::secrets::Secrets;
 use crate::wire::{self, Hash, Kind, Message, NodeAuth, RefusedReason, U16, U32, U64};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::SocketAddr;
@@ -100,7 +102,10 @@ enum Outgoing {
 
 pub struct Tracker {
     config: TrackerConfig,
+    /// Tie-breaks and samples only: never a token or a key.
     rng: Rng,
+    /// Tokens, each drawn on its own.
+    secrets: Secrets,
     // Ordered maps, not hash maps: iteration order then depends only on the inputs, so
     // snapshots and replies replay exactly from a seed.
     nodes: BTreeMap<u32, Node>,
@@ -127,18 +132,17 @@ pub struct Tracker {
 }
 
 impl Tracker {
-    /// `now` starts the clock of BEP 15 connection ids.
-    pub fn new(config: TrackerConfig, rng_seed: u64, now: Instant) -> Self {
+    /// `now` starts the clock of BEP 15 connection ids. `secrets` is [`Secrets::Os`] in a
+    /// process; a seed (a simulation, a test) gives a replayable [`Secrets::Seeded`].
+    pub fn new(config: TrackerConfig, secrets: impl Into<Secrets>, now: Instant) -> Self {
+        let mut secrets = secrets.into();
         Tracker {
-            bep15: bep15::Swarms::new(rng_seed, now),
-            budgets: SenderBudgets::new(
-                crate::budget::TRACKER_SENDERS_MAX,
-                rng_seed ^ 0x5e4d_e4b0_d6e7_0001,
-                now,
-            ),
+            bep15: bep15::Swarms::new(&mut secrets, now),
+            budgets: SenderBudgets::new(crate::budget::TRACKER_SENDERS_MAX, secrets.u64(), now),
             over_budget_reported_at: None,
             config,
-            rng: Rng::new(rng_seed),
+            rng: Rng::new(secrets.u64()),
+            secrets,
             nodes: BTreeMap::new(),
             by_last_seen: BTreeSet::new(),
             files: BTreeMap::new(),
@@ -156,11 +160,11 @@ impl Tracker {
     /// Entries that make no sense, or that would pass a table's limit, are skipped.
     pub fn from_snapshot(
         config: TrackerConfig,
-        rng_seed: u64,
+        secrets: impl Into<Secrets>,
         now: Instant,
         mut snapshot: Snapshot,
     ) -> Self {
-        let mut tracker = Tracker::new(config, rng_seed, now);
+        let mut tracker = Tracker::new(config, secrets, now);
         snapshot.sanitize();
         for entry in &snapshot.nodes {
             let Some((addr, token)) = entry.parse() else {
@@ -795,9 +799,10 @@ impl Tracker {
     }
 
     fn mint_token(&mut self) -> u64 {
-        // Zero means "no token yet" on the wire, so it can never be one.
+        // Zero means "no token yet" on the wire, so it can never be one. Each token is drawn
+        // on its own, so that one token says nothing of another.
         loop {
-            let token = self.rng.next_u64();
+            let token = self.secrets.u64();
             if token != 0 {
                 return token;
             }

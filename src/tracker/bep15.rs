@@ -19,7 +19,7 @@
 
 use super::{Outgoing, Tracker, TrackerEvent};
 use crate::bep15::{self as proto, AnnounceRequest, Event, Request, RequestError, ScrapeStats};
-use crate::rng::Rng;
+use crate::secrets::Secrets;
 use crate::wire::{self, Hash, U32};
 use std::collections::HashMap;
 use std::hash::BuildHasher;
@@ -185,14 +185,10 @@ fn put_peer(out: &mut Vec<u8>, addr: SocketAddr) {
 }
 
 impl Swarms {
-    pub(super) fn new(rng_seed: u64, now: Instant) -> Swarms {
-        // A stream of its own, so that node tokens do not depend on whether BEP 15 is used.
-        let mut rng = Rng::new(rng_seed ^ 0xb3b1_5bee_f00d_0015);
-        let mut secret = [0u8; 16];
-        secret[..8].copy_from_slice(&rng.next_u64().to_be_bytes());
-        secret[8..].copy_from_slice(&rng.next_u64().to_be_bytes());
+    pub(super) fn new(secrets: &mut Secrets, now: Instant) -> Swarms {
+        let secret = secrets.key16();
         let hasher = KeyedHasher {
-            keys: (rng.next_u64(), rng.next_u64()),
+            keys: (secrets.u64(), secrets.u64()),
         };
         Swarms {
             secret,
