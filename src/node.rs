@@ -307,6 +307,8 @@ impl Node {
                 unanswered: 0,
                 told_user_silent: false,
                 pending: Vec::new(),
+                cookie: 0,
+                told_user_id_held: false,
             },
             config,
             state,

@@ -550,6 +550,12 @@ impl Sim {
         let now = self.now();
         if !self.tracker_down {
             self.check_tracker_bounds();
+            // What the reactor would write to the tracker database, before the replies that
+            // wait for it (as the reactor does).
+            if let Some(snapshot) = self.tracker.poll_snapshot() {
+                self.tracker_snapshot = Some(snapshot);
+                self.tracker.snapshot_written(now, true);
+            }
             for _ in 0..TRANSMITS_PER_STEP_MAX {
                 let Some(transmit) = self.tracker.poll_transmit(&mut self.buf) else {
                     break;
@@ -559,10 +565,6 @@ impl Sim {
             }
             while let Some(event) = self.tracker.poll_event() {
                 self.tracker_log.push(event.to_string());
-            }
-            // What the reactor would write to the tracker database.
-            if let Some(snapshot) = self.tracker.poll_snapshot() {
-                self.tracker_snapshot = Some(snapshot);
             }
         }
         for index in 0..self.nodes.len() {

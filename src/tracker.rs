@@ -58,20 +58,30 @@ pub const EVENT_QUEUE_MAX: usize = 4_096;
 /// At most one log line a second says that senders go over their budget.
 const OVER_BUDGET_REPORT_INTERVAL: Duration = Duration::from_secs(1);
 /// A change to the registry is saved at most this long after it came, with whatever else
-/// changed by then, so that a burst costs one write and fsync: saving for every credit report
-/// (one per verified chunk) cost the tracker 0.1-0.7 CPU-s per 1 GiB download, and saving for
-/// every announce 0.26 CPU-s in a 4 GiB two-holder transfer. A tracker killed meanwhile
-/// forgets that much; nodes repeat it (they register again when refused as unknown, announce
-/// again on their interval), and only credit is lost. A clean stop saves at once
-/// ([`Tracker::poll_snapshot_at_stop`]), and so does a new node's token (once per node), before
-/// the reply that hands it out.
+/// changed by then, and saves are at least this far apart whatever the load, so that a burst
+/// costs one write and fsync: saving for every credit report (one per verified chunk) cost the
+/// tracker 0.1-0.7 CPU-s per 1 GiB download, saving for every announce 0.26 CPU-s in a 4 GiB
+/// two-holder transfer, and saving for every new node 15-58 writes a second under a flood of
+/// Registers. A tracker killed meanwhile forgets that much; nodes repair it: each heartbeat's
+/// reply carries the digest of what the tracker records the node holding, and a node whose
+/// own differs announces everything again (and registers again when refused as unknown). Only
+/// credit is lost. A clean stop saves at once ([`Tracker::poll_snapshot_at_stop`]). A new
+/// node's token is saved before the reply that hands it out: that reply is held until the
+/// reactor says the next save was written ([`Tracker::snapshot_written`]).
 pub const REGISTRY_SAVE_DELAY: Duration = Duration::from_secs(1);
+/// Most `Registered` replies held until the save of the token they hand out; more are
+/// dropped (the node asks again and is answered after the next save).
+pub const HELD_REPLIES_MAX: usize = 4_096;
 
 struct Node {
     addr: SocketAddr,
     token: u64,
     /// The node has presented its token at least once, so it surely received it.
     token_confirmed: bool,
+    /// The token is in a snapshot the reactor wrote: it may be handed out.
+    token_saved: bool,
+    /// [`wire::holdings_digest`] of `holdings`, kept up to date one holding at a time.
+    holdings_digest: u64,
     last_seen: Instant,
     upload_credit_bytes: u64,
     /// Info hash → chunks held (never zero, except for an empty file).
@@ -89,6 +99,7 @@ struct File {
 /// A reply waiting for `poll_transmit`, kept as values and encoded only when sent.
 enum Outgoing {
     Registered(wire::Registered),
+    Challenge(wire::Challenge),
     Announced(wire::Announced),
     LookupReply {
         versions: Vec<wire::VersionRecord>,
@@ -122,6 +133,13 @@ pub struct Tracker {
     registry_save_due: Option<Instant>,
     /// The save deadline passed: `poll_snapshot` hands out the next snapshot.
     registry_save_ready: bool,
+    /// When the last snapshot was taken: the next is due no sooner than
+    /// [`REGISTRY_SAVE_DELAY`] after it.
+    registry_snapshot_at: Option<Instant>,
+    /// `Registered` replies that hand out a token not yet saved, as (node id, address).
+    held_registered: VecDeque<(u32, SocketAddr)>,
+    /// How many of `held_registered` the snapshot being written covers.
+    held_covered: usize,
     stats: TrackerStats,
     /// Standard BitTorrent swarms (memory only) and the connection-id secret.
     bep15: bep15::Swarms,
@@ -152,6 +170,9 @@ impl Tracker {
             registry_changed: false,
             registry_save_due: None,
             registry_save_ready: false,
+            registry_snapshot_at: None,
+            held_registered: VecDeque::new(),
+            held_covered: 0,
             stats: TrackerStats::default(),
         }
     }
@@ -177,6 +198,8 @@ impl Tracker {
                 addr,
                 token,
                 token_confirmed: entry.token_confirmed,
+                token_saved: true,
+                holdings_digest: 0,
                 last_seen: now,
                 upload_credit_bytes: entry.upload_credit_bytes,
                 holdings: BTreeMap::new(),
@@ -232,7 +255,7 @@ impl Tracker {
             }
         };
         match message {
-            Message::Register(register) => self.on_register(now, from, &register.auth),
+            Message::Register(register) => self.on_register(now, from, register),
             Message::Announce { fixed, name } => self.on_announce(now, from, fixed, name),
             Message::Lookup { fixed, name } => self.on_lookup(now, from, &fixed.auth, name),
             Message::Credit(credit) => self.on_credit(now, from, credit),
@@ -257,17 +280,38 @@ impl Tracker {
         self.bep15.expire(now, self.config.bep15_peer_expiry());
         self.schedule_save(now);
         if self.registry_save_due.is_some_and(|due| due <= now) {
-            self.registry_save_due = None;
-            self.registry_save_ready = true;
+            self.save_ready(now);
         }
     }
 
-    /// Starts the save delay at the first change after the last snapshot.
+    /// Starts the save delay at the first change after the last snapshot; a held reply
+    /// wants the save as soon as the one-a-second limit allows.
     fn schedule_save(&mut self, now: Instant) {
-        if self.registry_changed && !self.registry_save_ready {
-            self.registry_save_due
-                .get_or_insert(now + REGISTRY_SAVE_DELAY);
+        if !self.registry_changed || self.registry_save_ready {
+            return;
         }
+        let earliest = self
+            .registry_snapshot_at
+            .map_or(now, |at| at + REGISTRY_SAVE_DELAY);
+        let wanted = if self.held_registered.len() > self.held_covered {
+            now
+        } else {
+            now + REGISTRY_SAVE_DELAY
+        };
+        let due = wanted.max(earliest);
+        let due = self.registry_save_due.map_or(due, |old| old.min(due));
+        self.registry_save_due = Some(due);
+        if due <= now {
+            self.save_ready(now);
+        }
+    }
+
+    /// The save is due: `poll_snapshot` hands out the next snapshot, and the one after is
+    /// due no sooner than [`REGISTRY_SAVE_DELAY`] from now.
+    fn save_ready(&mut self, now: Instant) {
+        self.registry_save_due = None;
+        self.registry_save_ready = true;
+        self.registry_snapshot_at = Some(now);
     }
 
     /// Writes the next reply into `buf`; replies that do not fit `buf` are dropped and counted.
@@ -276,6 +320,7 @@ impl Tracker {
         while let Some((to, reply)) = self.transmits.pop_front() {
             let encoded = match &reply {
                 Outgoing::Registered(m) => Message::Registered(m).encode(buf),
+                Outgoing::Challenge(m) => Message::Challenge(m).encode(buf),
                 Outgoing::Announced(m) => Message::Announced(m).encode(buf),
                 Outgoing::LookupReply {
                     versions,
@@ -347,7 +392,36 @@ impl Tracker {
             return None;
         }
         self.stats.snapshots += 1;
+        self.held_covered = self.held_registered.len();
         Some(self.snapshot())
+    }
+
+    /// The reactor wrote (`saved`) or failed to write the last snapshot from `poll_snapshot`.
+    /// Written, the replies that hand out the tokens it holds go out; failed, the registry
+    /// counts as changed, so that the next save (no sooner than a second) tries again.
+    pub fn snapshot_written(&mut self, now: Instant, saved: bool) {
+        let covered = std::mem::take(&mut self.held_covered);
+        if !saved {
+            self.registry_changed = true;
+            self.schedule_save(now);
+            return;
+        }
+        for (node_id, addr) in self.held_registered.drain(..covered).collect::<Vec<_>>() {
+            let Some(node) = self.nodes.get_mut(&node_id) else {
+                continue;
+            };
+            node.token_saved = true;
+            if node.addr == addr {
+                let registered = self.registered_reply(node_id);
+                self.reply(addr, Outgoing::Registered(registered));
+            }
+        }
+        self.schedule_save(now);
+    }
+
+    /// Registered replies waiting for the save of the token they carry.
+    pub fn held_reply_count(&self) -> usize {
+        self.held_registered.len()
     }
 
     pub fn stats(&self) -> &TrackerStats {
@@ -401,29 +475,44 @@ impl Tracker {
         Snapshot { nodes, files }
     }
 
-    fn on_register(&mut self, now: Instant, from: SocketAddr, auth: &NodeAuth) {
+    fn on_register(&mut self, now: Instant, from: SocketAddr, register: &wire::Register) {
+        let auth = &register.auth;
         let (node_id, token) = (auth.node_id.get(), auth.token.get());
         let full = self.nodes.len() >= NODES_MAX;
+        let cookie_valid = self
+            .bep15
+            .connection_id_valid(now, from, register.cookie.get());
         let registered_event = match self.nodes.get_mut(&node_id) {
             // Our Registered reply was lost: the node asks again from the same address with
             // the token it had before (none, or one from before it expired). It gets the same
-            // new token again, until it has once used it.
+            // new token again, until it has once used it (once that token is saved).
             Some(node) if node.token != token && !node.token_confirmed && node.addr == from => {
+                let saved = node.token_saved;
                 self.touch(node_id, now);
+                if !saved {
+                    return self.hold_registered(node_id, from);
+                }
                 None
             }
             Some(node) if node.token != token => {
                 // The id belongs to another node (or to this one before it lost its token).
+                // A refusal is smaller than the request, and costs no state.
                 return self.refuse(from, Kind::Register, RefusedReason::BadToken);
             }
             Some(node) => {
                 let moved = node.addr != from;
-                // Stored, so that a restarted tracker knows whether to send it again.
-                let stored = moved || !node.token_confirmed;
-                self.registry_changed |= stored;
-                self.registry_save_ready |= stored;
+                if moved && !cookie_valid {
+                    // Replies would go to the new address: it first proves it receives.
+                    return self.challenge(now, from);
+                }
+                // Stored, so that a restarted tracker knows whether to send it again; saved
+                // with the next batch (no sooner than a second after the last).
+                self.registry_changed |= moved || !node.token_confirmed;
                 node.addr = from;
                 node.token_confirmed = true;
+                if register.holdings_digest.get() != node.holdings_digest {
+                    self.stats.holdings_digest_mismatches += 1;
+                }
                 self.touch(node_id, now);
                 moved.then_some(TrackerEvent::NodeRegistered {
                     node_id,
@@ -431,6 +520,7 @@ impl Tracker {
                     returning: true,
                 })
             }
+            None if !cookie_valid => return self.challenge(now, from),
             None if full => {
                 return self.refuse(from, Kind::Register, RefusedReason::Full);
             }
@@ -446,6 +536,8 @@ impl Tracker {
                     addr: from,
                     token,
                     token_confirmed: false,
+                    token_saved: false,
+                    holdings_digest: 0,
                     last_seen: now,
                     upload_credit_bytes: 0,
                     holdings: BTreeMap::new(),
@@ -453,30 +545,68 @@ impl Tracker {
                 self.nodes.insert(node_id, node);
                 self.by_last_seen.insert((now, node_id));
                 self.registry_changed = true;
-                // A token is stored before the reply that hands it out: a tracker restarted
-                // from a snapshot without it would refuse the node (the id known, the token not).
-                self.registry_save_ready = true;
-                Some(TrackerEvent::NodeRegistered {
+                self.event(TrackerEvent::NodeRegistered {
                     node_id,
                     addr: from,
                     returning,
-                })
+                });
+                // A token is stored before the reply that hands it out: a tracker restarted
+                // from a snapshot without it would refuse the node (the id known, the token not).
+                return self.hold_registered(node_id, from);
             }
         };
         if let Some(event) = registered_event {
             self.event(event);
         }
-        let token = self.nodes[&node_id].token;
+        let registered = self.registered_reply(node_id);
+        self.reply(from, Outgoing::Registered(registered));
+    }
+
+    /// The Registered reply to `node_id`, with its token and the digest of its holdings.
+    fn registered_reply(&self, node_id: u32) -> wire::Registered {
+        let node = &self.nodes[&node_id];
         let heartbeat_interval_ms =
             u32::try_from(self.config.heartbeat_interval.as_millis()).unwrap_or(u32::MAX);
-        let registered = wire::Registered {
+        wire::Registered {
             auth: NodeAuth {
                 node_id: U32::new(node_id),
-                token: U64::new(token),
+                token: U64::new(node.token),
             },
             heartbeat_interval_ms: U32::new(heartbeat_interval_ms),
-        };
-        self.reply(from, Outgoing::Registered(registered));
+            holdings_digest: U64::new(node.holdings_digest),
+        }
+    }
+
+    /// Holds the Registered reply to `node_id` until its token is saved (once per node and
+    /// address: a repeated Register while it waits adds nothing).
+    fn hold_registered(&mut self, node_id: u32, addr: SocketAddr) {
+        let held = (node_id, addr);
+        if self
+            .held_registered
+            .iter()
+            .skip(self.held_covered)
+            .any(|h| *h == held)
+        {
+            return;
+        }
+        if self.held_registered.len() >= HELD_REPLIES_MAX {
+            self.stats.replies_dropped_queue_full += 1;
+            return;
+        }
+        self.held_registered.push_back(held);
+    }
+
+    /// Asks `to` to prove it receives before anything is kept for it: the reply is no larger
+    /// than the Register, and the cookie is checked again without state.
+    fn challenge(&mut self, now: Instant, to: SocketAddr) {
+        self.stats.challenges_sent += 1;
+        let cookie = self.bep15.connection_id(now, to);
+        self.reply(
+            to,
+            Outgoing::Challenge(wire::Challenge {
+                cookie: U64::new(cookie),
+            }),
+        );
     }
 
     fn on_announce(&mut self, now: Instant, from: SocketAddr, fixed: &wire::Announce, name: &str) {
@@ -734,7 +864,8 @@ impl Tracker {
         }
         // An empty file has no chunks, so zero means "no longer holds it" only for others.
         if chunks_held == 0 && wire::chunk_count(file_bytes, chunk_bytes) > 0 {
-            if node.holdings.remove(&info_hash).is_some() {
+            if let Some(old) = node.holdings.remove(&info_hash) {
+                node.holdings_digest ^= wire::holding_digest_term(&info_hash, old);
                 self.release(node_id, info_hash);
                 self.registry_changed = true;
             }
@@ -760,7 +891,14 @@ impl Tracker {
                 .or_default()
                 .push(info_hash);
         }
-        node.holdings.insert(info_hash, chunks_held);
+        if let Some(old) = node.holdings.insert(info_hash, chunks_held) {
+            node.holdings_digest ^= wire::holding_digest_term(&info_hash, old);
+        }
+        node.holdings_digest ^= wire::holding_digest_term(&info_hash, chunks_held);
+        debug_assert_eq!(
+            node.holdings_digest,
+            wire::holdings_digest(node.holdings.iter().map(|(h, c)| (h, *c)))
+        );
         let previous = self
             .files
             .get_mut(&info_hash)

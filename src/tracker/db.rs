@@ -136,6 +136,23 @@ pub fn save(dir: &Path, snapshot: &Snapshot) -> io::Result<()> {
     Ok(())
 }
 
+/// Checks that the registry can be saved in `dir`: creates, writes, fsyncs and removes a
+/// probe file, so that a read-only or full folder is an error at start rather than a
+/// registry silently lost at the next restart.
+pub fn check_writable(dir: &Path) -> io::Result<()> {
+    let probe = dir.join(".write-probe.tmp");
+    let result = File::create(&probe)
+        .and_then(|mut file| {
+            file.write_all(b"probe\n")?;
+            file.sync_all()
+        })
+        .and_then(|()| fs::remove_file(&probe));
+    if result.is_err() {
+        let _ = fs::remove_file(&probe);
+    }
+    result
+}
+
 /// Reads the snapshot in `dir`: `None` when neither file exists (a first start), an error
 /// naming the file when one cannot be read or is not JSON of the right shape. Entries that
 /// parse but make no sense are skipped (see [`Snapshot::sanitize`]); entries of the wrong

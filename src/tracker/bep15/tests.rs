@@ -33,19 +33,7 @@ fn drain(tracker: &mut Tracker) -> Vec<(SocketAddr, Vec<u8>)> {
 /// A node registers from `from` and announces [`HASH`] with `chunks_held` of 4 chunks.
 fn our_holder(tracker: &mut Tracker, now: Instant, from: SocketAddr, node_id: u32, held: u32) {
     let mut buf = [0u8; 1024];
-    let register = wire::Register {
-        auth: NodeAuth {
-            node_id: U32::new(node_id),
-            token: U64::new(0),
-        },
-        reserved: [0; 4],
-    };
-    let len = Message::Register(&register).encode(&mut buf).unwrap();
-    tracker.handle_datagram(now, from, &buf[..len]);
-    let token = match wire::decode(&drain(tracker)[0].1).unwrap() {
-        Message::Registered(registered) => registered.auth.token.get(),
-        other => panic!("expected Registered, got {other:?}"),
-    };
+    let token = crate::tracker::tests::register(tracker, now, from, node_id, 0);
     let announce = wire::Announce {
         auth: NodeAuth {
             node_id: U32::new(node_id),

@@ -23,10 +23,7 @@ fn register_mints_token_and_checks_it() {
     );
     assert!(events(&mut tracker).is_empty());
     // Someone else claiming id 3 is refused, with a reply no larger than the request.
-    let request = Register {
-        auth: auth(3, token ^ 1),
-        reserved: [0; 4],
-    };
+    let request = register_message(3, token ^ 1, 0);
     let request_len = send(&mut tracker, t0, addr(5000), Message::Register(&request));
     let replies = drain(&mut tracker);
     assert_eq!(replies.len(), 1);
@@ -44,10 +41,7 @@ fn register_mints_token_and_checks_it() {
         &mut tracker,
         t0,
         addr(5000),
-        Message::Register(&Register {
-            auth: auth(3, 0),
-            reserved: [0; 4],
-        }),
+        Message::Register(&register_message(3, 0, 0)),
     );
     assert_eq!(refused(&mut tracker), RefusedReason::BadToken);
     // An unknown id with a token it kept from before is welcome back, with a fresh token
@@ -77,10 +71,7 @@ fn a_lost_registered_reply_is_sent_again_until_the_token_is_used() {
         token
     );
     // From elsewhere, token 0 is still someone else claiming the id.
-    let request = Register {
-        auth: auth(3, 0),
-        reserved: [0; 4],
-    };
+    let request = register_message(3, 0, 0);
     send(&mut tracker, t0, addr(5000), Message::Register(&request));
     assert_eq!(refused(&mut tracker), RefusedReason::BadToken);
     // Once the node has used its token, token 0 is refused even from its own address.
@@ -101,19 +92,7 @@ fn registered_tells_the_heartbeat_interval() {
         ..TrackerConfig::default()
     };
     let mut tracker = Tracker::new(config, 1, t0);
-    send(
-        &mut tracker,
-        t0,
-        addr(4000),
-        Message::Register(&Register {
-            auth: auth(1, 0),
-            reserved: [0; 4],
-        }),
-    );
-    let replies = drain(&mut tracker);
-    let Message::Registered(registered) = decode(&replies[0].1).unwrap() else {
-        panic!("not Registered")
-    };
+    let registered = register_reply(&mut tracker, t0, addr(4000), 1, 0);
     assert_eq!(registered.heartbeat_interval_ms.get(), 12_345);
 }
 

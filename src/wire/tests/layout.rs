@@ -8,10 +8,44 @@ fn register_bytes() {
         b'T', b'R', b'N', b'T', 1, 0x01, 0, 0, // header
         0, 0, 0, 7, // node id
         1, 2, 3, 4, 5, 6, 7, 8, // token
-        0, 0, 0, 0, // reserved
+        0x11, 0x12, 0x13, 0x14, 0x15, 0x16, 0x17, 0x18, // cookie
+        0x21, 0x22, 0x23, 0x24, 0x25, 0x26, 0x27, 0x28, // holdings digest
     ];
     assert_eq!(encoded(&Message::Register(&REGISTER)), expected);
     assert_eq!(decode(&expected), Ok(Message::Register(&REGISTER)));
+}
+
+#[test]
+fn registered_and_challenge_bytes() {
+    let expected = [
+        b'T', b'R', b'N', b'T', 1, 0x02, 0, 0, // header
+        0, 0, 0, 7, // node id
+        1, 2, 3, 4, 5, 6, 7, 8, // token
+        0, 0, 0x4e, 0x20, // heartbeat interval, ms
+        0x21, 0x22, 0x23, 0x24, 0x25, 0x26, 0x27, 0x28, // holdings digest
+    ];
+    assert_eq!(encoded(&Message::Registered(&REGISTERED)), expected);
+    assert_eq!(decode(&expected), Ok(Message::Registered(&REGISTERED)));
+    let expected = [
+        b'T', b'R', b'N', b'T', 1, 0x0b, 0, 0, // header
+        0x11, 0x12, 0x13, 0x14, 0x15, 0x16, 0x17, 0x18, // cookie
+    ];
+    assert_eq!(encoded(&Message::Challenge(&CHALLENGE)), expected);
+    assert_eq!(decode(&expected), Ok(Message::Challenge(&CHALLENGE)));
+}
+
+#[test]
+fn holdings_digest_is_order_free_and_incremental() {
+    let (a, b) = ([1u8; HASH_BYTES], [2u8; HASH_BYTES]);
+    assert_eq!(holdings_digest([]), 0);
+    let both = holdings_digest([(&a, 3), (&b, 4)]);
+    assert_eq!(both, holdings_digest([(&b, 4), (&a, 3)]));
+    assert_eq!(
+        both ^ holding_digest_term(&b, 4),
+        holdings_digest([(&a, 3)])
+    );
+    assert_ne!(holdings_digest([(&a, 3)]), holdings_digest([(&a, 4)]));
+    assert_ne!(holdings_digest([(&a, 3)]), holdings_digest([(&b, 3)]));
 }
 
 #[test]
@@ -163,13 +197,13 @@ fn largest_datagrams_round_trip() {
 
 #[test]
 fn encode_refuses_a_small_buffer() {
-    let mut buf = [0u8; 23];
+    let mut buf = [0u8; 35];
     assert_eq!(
         Message::Register(&REGISTER).encode(&mut buf),
         Err(EncodeError::TooLong)
     );
-    let mut buf = [0u8; 24];
-    assert_eq!(Message::Register(&REGISTER).encode(&mut buf), Ok(24));
+    let mut buf = [0u8; 36];
+    assert_eq!(Message::Register(&REGISTER).encode(&mut buf), Ok(36));
     let data = vec![0; PIECE_BYTES_MAX + 1];
     let mut buf = vec![0u8; 2 * DATAGRAM_BYTES_MAX];
     let piece = Message::Piece {

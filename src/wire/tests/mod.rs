@@ -20,11 +20,16 @@ const CHUNK_BYTES: u32 = CHUNK_BYTES_MIN;
 
 static REGISTER: Register = Register {
     auth: AUTH,
-    reserved: [0; 4],
+    cookie: U64::new(0x1112_1314_1516_1718),
+    holdings_digest: U64::new(0x2122_2324_2526_2728),
 };
 static REGISTERED: Registered = Registered {
     auth: AUTH,
     heartbeat_interval_ms: U32::new(20_000),
+    holdings_digest: U64::new(0x2122_2324_2526_2728),
+};
+static CHALLENGE: Challenge = Challenge {
+    cookie: U64::new(0x1112_1314_1516_1718),
 };
 static ANNOUNCE: Announce = Announce {
     auth: AUTH,
@@ -134,7 +139,7 @@ const fn holder(node_id: u32, version: u8, ip: [u8; 4]) -> HolderRecord {
 }
 
 /// One valid message of every kind, in [`Kind::ALL`] order.
-fn samples() -> [Message<'static>; 18] {
+fn samples() -> [Message<'static>; 19] {
     [
         Message::Register(&REGISTER),
         Message::Registered(&REGISTERED),
@@ -156,6 +161,7 @@ fn samples() -> [Message<'static>; 18] {
         Message::Exit(&EXIT),
         Message::ExitAck(&EXIT_ACK),
         Message::Refused(&REFUSED),
+        Message::Challenge(&CHALLENGE),
         Message::Welcome(&WELCOME),
         Message::HaveRequest(&HAVE_REQUEST),
         Message::HaveMap {
