@@ -28,6 +28,7 @@ mod tests;
 pub use bep15::{
     CONNECTION_EPOCH, NUM_WANT_DEFAULT, NUM_WANT_MAX, PEERS_MAX as BEP15_PEERS_MAX,
     PEERS_PER_SWARM_MAX as BEP15_PEERS_PER_SWARM_MAX, SWARMS_MAX as BEP15_SWARMS_MAX,
+    SWARMS_PER_SOURCE_MAX as BEP15_SWARMS_PER_SOURCE_MAX,
 };
 pub use db::Snapshot;
 pub use events::{TrackerConfig, TrackerEvent, TrackerStats};
