@@ -308,7 +308,7 @@ impl Node {
                 told_user_silent: false,
                 pending: Vec::new(),
                 cookie: 0,
-                told_user_id_held: false,
+                id_refusals: 0,
             },
             config,
             state,

@@ -81,6 +81,9 @@ struct Node {
     token_confirmed: bool,
     /// The token is in a snapshot the reactor wrote: it may be handed out.
     token_saved: bool,
+    /// Restored from a snapshot and not heard from since: the snapshot may be stale, so the
+    /// node may hold a newer token than this one (see `on_register`).
+    restored_unheard: bool,
     /// [`wire::holdings_digest`] of `holdings`, kept up to date one holding at a time.
     holdings_digest: u64,
     last_seen: Instant,
@@ -200,6 +203,7 @@ impl Tracker {
                 token,
                 token_confirmed: entry.token_confirmed,
                 token_saved: true,
+                restored_unheard: true,
                 holdings_digest: 0,
                 last_seen: now,
                 upload_credit_bytes: entry.upload_credit_bytes,
@@ -495,6 +499,33 @@ impl Tracker {
                 }
                 None
             }
+            // Restored from a save that may be stale (it lost the node's newer token), and
+            // asked from the address it recorded, which proved it receives: a fresh token,
+            // saved before it is handed out. Elsewhere, the id stays taken.
+            Some(node)
+                if node.token != token
+                    && node.restored_unheard
+                    && node.addr == from
+                    && cookie_valid =>
+            {
+                let fresh = self.mint_token();
+                let node = self.nodes.get_mut(&node_id).expect("matched above");
+                node.token = fresh;
+                node.token_confirmed = false;
+                node.token_saved = false;
+                node.restored_unheard = false;
+                self.registry_changed = true;
+                self.touch(node_id, now);
+                self.event(TrackerEvent::NodeRegistered {
+                    node_id,
+                    addr: from,
+                    returning: true,
+                });
+                return self.hold_registered(node_id, from);
+            }
+            Some(node) if node.token != token && node.restored_unheard && node.addr == from => {
+                return self.challenge(now, from);
+            }
             Some(node) if node.token != token => {
                 // The id belongs to another node (or to this one before it lost its token).
                 // A refusal is smaller than the request, and costs no state.
@@ -538,6 +569,7 @@ impl Tracker {
                     token,
                     token_confirmed: false,
                     token_saved: false,
+                    restored_unheard: false,
                     holdings_digest: 0,
                     last_seen: now,
                     upload_credit_bytes: 0,
@@ -837,6 +869,7 @@ impl Tracker {
             return;
         };
         self.by_last_seen.remove(&(node.last_seen, node_id));
+        node.restored_unheard = false;
         // `now` never goes back in a real reactor; max() keeps the expiry order sound if it does.
         node.last_seen = node.last_seen.max(now);
         self.by_last_seen.insert((node.last_seen, node_id));
@@ -994,6 +1027,13 @@ impl Tracker {
 
 // For the simulation's checkers only: not part of the tracker's interface.
 impl Tracker {
+    /// What the tracker records `node_id` holding (info hash → chunks), `None` for a node it
+    /// does not know.
+    #[doc(hidden)]
+    pub fn debug_holdings(&self, node_id: u32) -> Option<BTreeMap<Hash, u32>> {
+        self.nodes.get(&node_id).map(|node| node.holdings.clone())
+    }
+
     /// Every bounded queue and table of the tracker, with its `*_MAX` limit:
     /// `(name, length now, limit)`.
     #[doc(hidden)]

@@ -38,8 +38,9 @@ pub(super) struct TrackerLink {
     pub(super) pending: Vec<PendingAsk>,
     /// The tracker's last `Challenge` cookie, echoed in every Register (zero: none yet).
     pub(super) cookie: u64,
-    /// The user was told that the tracker holds our id for another token.
-    pub(super) told_user_id_held: bool,
+    /// Registers refused since the last answer because the tracker holds our id for another
+    /// token (the user is told at the second).
+    pub(super) id_refusals: u32,
 }
 
 impl Node {
@@ -56,7 +57,7 @@ impl Node {
                     }
                 }
                 let first = !self.tracker.registered;
-                if first || self.tracker.told_user_silent || self.tracker.told_user_id_held {
+                if first || self.tracker.told_user_silent || self.tracker.id_refusals > 1 {
                     self.out.say(format!(
                         "registered with tracker {} as node {}",
                         self.tracker.addr, self.config.node_id
@@ -65,7 +66,7 @@ impl Node {
                 self.tracker.registered = true;
                 self.tracker.unanswered = 0;
                 self.tracker.told_user_silent = false;
-                self.tracker.told_user_id_held = false;
+                self.tracker.id_refusals = 0;
                 self.tracker.register_retry = TRACKER_RETRY_FIRST;
                 self.tracker.register_due = now + self.config.heartbeat_interval;
                 let announcing = self
@@ -146,9 +147,11 @@ impl Node {
                 Some(RefusedReason::BadToken) => {
                     // Another process uses this id, or this node lost its identity (its
                     // `.torrent` directory) while the tracker still remembers it. Either way
-                    // the tracker forgets the id once no one heartbeats it: keep asking.
-                    if !self.tracker.told_user_id_held {
-                        self.tracker.told_user_id_held = true;
+                    // the tracker forgets the id once no one heartbeats it: keep asking. The
+                    // first time, at once: a tracker restored from a stale save gives a fresh
+                    // token to the address it recorded once that proves itself.
+                    self.tracker.id_refusals = self.tracker.id_refusals.saturating_add(1);
+                    if self.tracker.id_refusals == 2 {
                         self.out.say(format!(
                             "the tracker still holds node id {} for another token (another process with this --id, or this node's identity was lost); it forgets the id after its expiry ({} s by default) without heartbeats; retrying every {} s",
                             self.config.node_id,
@@ -157,7 +160,11 @@ impl Node {
                         ));
                     }
                     self.tracker.registered = false;
-                    self.tracker.register_due = now + TRACKER_RETRY_MAX;
+                    self.tracker.register_due = if self.tracker.id_refusals == 1 {
+                        now
+                    } else {
+                        now + TRACKER_RETRY_MAX
+                    };
                 }
                 Some(reason) => log::warn!(
                     "tracker refused a {:#04x}: {reason:?}",
@@ -312,6 +319,20 @@ impl Node {
             info_hash,
         };
         self.out.send(self.tracker.addr, &Message::Credit(&credit));
+    }
+}
+
+// For the simulation's checkers only: not part of the node's interface.
+impl Node {
+    /// What this node would announce: info hash → chunks held, for every file it holds
+    /// some of (or an empty file).
+    #[doc(hidden)]
+    pub fn debug_announceable(&self) -> BTreeMap<Hash, u32> {
+        self.files
+            .iter()
+            .filter(|(_, file)| file.have.count() > 0 || file.complete())
+            .map(|(hash, file)| (*hash, file.have.count()))
+            .collect()
     }
 }
 

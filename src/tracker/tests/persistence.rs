@@ -241,12 +241,26 @@ fn a_restored_tracker_sends_an_unused_token_again() {
     let t1 = t0 + secs(5);
     let mut restored = Tracker::from_snapshot(TrackerConfig::default(), 8, t1, snapshot);
     assert_eq!(register(&mut restored, t1, addr(4001), 1, 0), a);
-    // A used token is not handed to whoever asks with none.
+    // A used token is not handed to whoever asks with none: from elsewhere, the id is taken.
+    send(
+        &mut restored,
+        t1,
+        addr(4003),
+        Message::Register(&register_message(2, 0, 0)),
+    );
+    assert_eq!(refused(&mut restored), RefusedReason::BadToken);
+    // From the address the save recorded, once it proves it receives, a fresh token: the
+    // save may be stale (the node may hold a newer token than the one saved).
+    let fresh = register(&mut restored, t1, addr(4002), 2, 0x1234);
+    assert_ne!(fresh, b);
+    assert_ne!(fresh, 0x1234);
+    // Once heard from, the id is no longer open to a different token, even there.
+    register(&mut restored, t1, addr(4002), 2, fresh);
     send(
         &mut restored,
         t1,
         addr(4002),
-        Message::Register(&register_message(2, 0, 0)),
+        Message::Register(&register_message(2, 0x1234, 0)),
     );
     assert_eq!(refused(&mut restored), RefusedReason::BadToken);
     // Files written before the flag existed read as confirmed.
