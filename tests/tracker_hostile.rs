@@ -256,3 +256,21 @@ fn a_tracker_restarted_on_an_empty_db_learns_the_files_again() {
     let mut second = tracker_on(&scratch, &addr.to_string(), &QUICK);
     holder_is_learned_again(&scratch, &mut second, restarted_at, name, &data);
 }
+
+/// Finding 10: a database folder the tracker cannot write ran "normally" and lost every
+/// registration at the next restart. `/proc/self` is a folder nobody can create files in,
+/// not even root (tests may run as root, for whom permissions do not stop a write).
+#[test]
+fn an_unwritable_db_folder_is_refused_at_start() {
+    let scratch = Scratch::new("db-unwritable");
+    let mut list = args(&["tracker", "--listen", "127.0.0.1:0", "--db-dir", "/proc/self"]);
+    list.push("--log-dir".into());
+    list.push(scratch.logs().display().to_string());
+    let mut tracker = spawn("tracker", &scratch.root, &list);
+    assert_eq!(tracker.expect_exit(LINE_TIMEOUT), 2, "{}", tracker.describe());
+    let stderr = tracker.stderr_lines().join("\n");
+    assert!(
+        stderr.contains("the tracker database folder /proc/self is not writable"),
+        "{stderr}"
+    );
+}

@@ -305,6 +305,20 @@ fn snapshot_entries_that_make_no_sense_are_skipped() {
             file("zz".repeat(20), "bad-hash.txt", 16 * KIB),
         ],
     };
+    // Each skipped entry is named, with the reason (issue 13, finding 10).
+    let (skipped, reasons) = snapshot.clone().sanitize();
+    assert_eq!(skipped, 6);
+    assert_eq!(
+        reasons,
+        [
+            "node 2: address \"not an address\" is not an ip:port",
+            "node 3: token \"0000000000000000\" is not 16 hex digits (and not zero)",
+            "node 4: token \"xyz\" is not 16 hex digits (and not zero)",
+            "file \"../etc/passwd\" (0202020202020202020202020202020202020202): the name is not a safe file name",
+            "file \"odd.txt\" (0303030303030303030303030303030303030303): 1000 bytes in 1000-byte chunks is not a possible file",
+            "file \"bad-hash.txt\" (zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz): the info hash is not 40 hex digits",
+        ]
+    );
     let restored = Tracker::from_snapshot(TrackerConfig::default(), 1, t0, snapshot);
     assert_eq!(restored.node_count(), 1);
     assert_eq!(restored.file_count(), 1);
