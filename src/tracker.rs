@@ -149,6 +149,8 @@ pub struct Tracker {
     bep15: bep15::Swarms,
     /// Datagrams each (address, port) may send; the rest are dropped before decoding.
     budgets: SenderBudgets,
+    /// Registers each address (all ports) may send that no known token vouches for.
+    unproven: SenderBudgets,
     /// When over-budget drops were last reported in the log.
     over_budget_reported_at: Option<Instant>,
 }
@@ -161,6 +163,13 @@ impl Tracker {
         Tracker {
             bep15: bep15::Swarms::new(&mut secrets, now),
             budgets: SenderBudgets::new(crate::budget::TRACKER_SENDERS_MAX, secrets.u64(), now),
+            unproven: SenderBudgets::with_limits(
+                crate::budget::TRACKER_SENDERS_MAX,
+                secrets.u64(),
+                now,
+                crate::budget::UNPROVEN_BURST,
+                crate::budget::UNPROVEN_RATE_PER_S,
+            ),
             over_budget_reported_at: None,
             config,
             rng: Rng::new(secrets.u64()),
@@ -483,6 +492,13 @@ impl Tracker {
     fn on_register(&mut self, now: Instant, from: SocketAddr, register: &wire::Register) {
         let auth = &register.auth;
         let (node_id, token) = (auth.node_id.get(), auth.token.get());
+        let vouched = self.nodes.get(&node_id).is_some_and(|n| n.token == token);
+        // Ports are free to a sender: the budget is the address's, all ports together.
+        let address = SocketAddr::new(from.ip(), 0);
+        if !vouched && self.unproven.admit(now, address) == Verdict::Drop {
+            self.stats.dropped_unproven += 1;
+            return;
+        }
         let full = self.nodes.len() >= NODES_MAX;
         let cookie_valid = self
             .bep15

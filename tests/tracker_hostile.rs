@@ -263,11 +263,22 @@ fn a_tracker_restarted_on_an_empty_db_learns_the_files_again() {
 #[test]
 fn an_unwritable_db_folder_is_refused_at_start() {
     let scratch = Scratch::new("db-unwritable");
-    let mut list = args(&["tracker", "--listen", "127.0.0.1:0", "--db-dir", "/proc/self"]);
+    let mut list = args(&[
+        "tracker",
+        "--listen",
+        "127.0.0.1:0",
+        "--db-dir",
+        "/proc/self",
+    ]);
     list.push("--log-dir".into());
     list.push(scratch.logs().display().to_string());
     let mut tracker = spawn("tracker", &scratch.root, &list);
-    assert_eq!(tracker.expect_exit(LINE_TIMEOUT), 2, "{}", tracker.describe());
+    assert_eq!(
+        tracker.expect_exit(LINE_TIMEOUT),
+        2,
+        "{}",
+        tracker.describe()
+    );
     let stderr = tracker.stderr_lines().join("\n");
     assert!(
         stderr.contains("the tracker database folder /proc/self is not writable"),

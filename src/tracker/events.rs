@@ -156,6 +156,9 @@ pub struct TrackerStats {
     pub snapshots: u64,
     /// Registers that did not prove their address yet: answered with a cookie, no state kept.
     pub challenges_sent: u64,
+    /// Registers no known token vouched for, over their address's budget
+    /// ([`crate::budget::UNPROVEN_BURST`]): dropped unanswered.
+    pub dropped_unproven: u64,
     /// Heartbeats whose holdings digest differed from the registry's: the node announces
     /// again (after a lost save, or while an announce was in flight).
     pub holdings_digest_mismatches: u64,
@@ -177,7 +180,7 @@ impl fmt::Display for TrackerStats {
         write!(
             f,
             "received {}, malformed {}, over budget {}, unexpected kind {}, refused {}, replies sent {}, \
-             replies dropped (queue full {}, too long {}), events dropped {}, snapshots saved {}, challenges {}, digest mismatches {}; BEP 15: \
+             replies dropped (queue full {}, too long {}), events dropped {}, snapshots saved {}, challenges {}, unproven dropped {}, digest mismatches {}; BEP 15: \
              connects {}, announces {}, scrapes {}, malformed {}, bad connection id {}, \
              full {}, errors sent {}",
             self.datagrams_received,
@@ -191,6 +194,7 @@ impl fmt::Display for TrackerStats {
             self.events_dropped_queue_full,
             self.snapshots,
             self.challenges_sent,
+            self.dropped_unproven,
             self.holdings_digest_mismatches,
             self.bep15_connects,
             self.bep15_announces,
