@@ -13,8 +13,14 @@
 //! one they kept from before the tracker lost its state). Every table and queue is bounded;
 //! when a table is full, requests that would grow it are refused with `Refused(Full)`.
 //!
-//! Anti-amplification: a refusal (12 bytes) is smaller than any request, and the one large
-//! reply, the look-up reply, goes only to a node that authenticated from its registered address.
+//! Anti-amplification: a refusal (12 bytes) and a `Challenge` are smaller than any request,
+//! and the one large reply, the look-up reply, goes only to a node that authenticated from its
+//! registered address. A Register no known token vouches for costs no state until its address
+//! echoed a stateless cookie (`tracker/register.rs`).
+//!
+//! Convergence: each heartbeat reply carries the digest of what the tracker records the node
+//! holding, so a tracker that lost saves (`tracker/saving.rs`: at most one a second) learns
+//! every file again within one heartbeat: the node's own digest differs, and it announces.
 //!
 //! The same port answers standard BitTorrent clients (BEP 15, in `tracker/bep15.rs`); datagrams are
 //! told apart by their first bytes ([`crate::bep15::is_bep15`]).
@@ -22,6 +28,8 @@
 mod bep15;
 pub mod db;
 mod events;
+mod register;
+mod saving;
 #[cfg(test)]
 mod tests;
 
@@ -298,36 +306,6 @@ impl Tracker {
         }
     }
 
-    /// Starts the save delay at the first change after the last snapshot; a held reply
-    /// wants the save as soon as the one-a-second limit allows.
-    fn schedule_save(&mut self, now: Instant) {
-        if !self.registry_changed || self.registry_save_ready {
-            return;
-        }
-        let earliest = self
-            .registry_snapshot_at
-            .map_or(now, |at| at + REGISTRY_SAVE_DELAY);
-        let wanted = if self.held_registered.len() > self.held_covered {
-            now
-        } else {
-            now + REGISTRY_SAVE_DELAY
-        };
-        let due = wanted.max(earliest);
-        let due = self.registry_save_due.map_or(due, |old| old.min(due));
-        self.registry_save_due = Some(due);
-        if due <= now {
-            self.save_ready(now);
-        }
-    }
-
-    /// The save is due: `poll_snapshot` hands out the next snapshot, and the one after is
-    /// due no sooner than [`REGISTRY_SAVE_DELAY`] from now.
-    fn save_ready(&mut self, now: Instant) {
-        self.registry_save_due = None;
-        self.registry_save_ready = true;
-        self.registry_snapshot_at = Some(now);
-    }
-
     /// Writes the next reply into `buf`; replies that do not fit `buf` are dropped and counted.
     #[must_use]
     pub fn poll_transmit(&mut self, buf: &mut [u8]) -> Option<Transmit> {
@@ -381,63 +359,6 @@ impl Tracker {
         self.events.pop_front()
     }
 
-    /// Some(snapshot) once [`REGISTRY_SAVE_DELAY`] passed (in `handle_timeout` or
-    /// `handle_datagram`) since the first change after the last snapshot; the reactor writes it
-    /// with `db::save`. Heartbeats alone change nothing stored, so they cause no writes.
-    #[must_use]
-    pub fn poll_snapshot(&mut self) -> Option<Snapshot> {
-        if !std::mem::take(&mut self.registry_save_ready) {
-            return None;
-        }
-        self.take_snapshot()
-    }
-
-    /// Some(snapshot) when anything changed since the last one, whether or not its save is
-    /// due: for a clean stop, so that nothing the tracker acknowledged is forgotten.
-    #[must_use]
-    pub fn poll_snapshot_at_stop(&mut self) -> Option<Snapshot> {
-        self.registry_save_ready = false;
-        self.take_snapshot()
-    }
-
-    fn take_snapshot(&mut self) -> Option<Snapshot> {
-        self.registry_save_due = None;
-        if !std::mem::take(&mut self.registry_changed) {
-            return None;
-        }
-        self.stats.snapshots += 1;
-        self.held_covered = self.held_registered.len();
-        Some(self.snapshot())
-    }
-
-    /// The reactor wrote (`saved`) or failed to write the last snapshot from `poll_snapshot`.
-    /// Written, the replies that hand out the tokens it holds go out; failed, the registry
-    /// counts as changed, so that the next save (no sooner than a second) tries again.
-    pub fn snapshot_written(&mut self, now: Instant, saved: bool) {
-        let covered = std::mem::take(&mut self.held_covered);
-        if !saved {
-            self.registry_changed = true;
-            self.schedule_save(now);
-            return;
-        }
-        for (node_id, addr) in self.held_registered.drain(..covered).collect::<Vec<_>>() {
-            let Some(node) = self.nodes.get_mut(&node_id) else {
-                continue;
-            };
-            node.token_saved = true;
-            if node.addr == addr {
-                let registered = self.registered_reply(node_id);
-                self.reply(addr, Outgoing::Registered(registered));
-            }
-        }
-        self.schedule_save(now);
-    }
-
-    /// Registered replies waiting for the save of the token they carry.
-    pub fn held_reply_count(&self) -> usize {
-        self.held_registered.len()
-    }
-
     pub fn stats(&self) -> &TrackerStats {
         &self.stats
     }
@@ -453,209 +374,6 @@ impl Tracker {
     /// Standard BitTorrent peers and swarms known now (memory only).
     pub fn bep15_peer_and_swarm_counts(&self) -> (usize, usize) {
         (self.bep15.peer_count(), self.bep15.swarm_count())
-    }
-
-    /// The registry as stored, in a deterministic order.
-    pub fn snapshot(&self) -> Snapshot {
-        let nodes = self
-            .nodes
-            .iter()
-            .map(|(&node_id, node)| db::NodeEntry {
-                node_id,
-                addr: node.addr.to_string(),
-                token: db::token_to_text(node.token),
-                upload_credit_bytes: node.upload_credit_bytes,
-                token_confirmed: node.token_confirmed,
-            })
-            .collect();
-        let files = self
-            .files
-            .iter()
-            .map(|(info_hash, file)| db::FileEntry {
-                info_hash: wire::hex(info_hash),
-                name: file.name.clone(),
-                file_bytes: file.file_bytes,
-                chunk_bytes: file.chunk_bytes,
-                holders: file
-                    .holders
-                    .iter()
-                    .map(|(&node_id, &chunks_held)| db::FileHolder {
-                        node_id,
-                        chunks_held,
-                    })
-                    .collect(),
-            })
-            .collect();
-        Snapshot { nodes, files }
-    }
-
-    fn on_register(&mut self, now: Instant, from: SocketAddr, register: &wire::Register) {
-        let auth = &register.auth;
-        let (node_id, token) = (auth.node_id.get(), auth.token.get());
-        let vouched = self.nodes.get(&node_id).is_some_and(|n| n.token == token);
-        // Ports are free to a sender: the budget is the address's, all ports together.
-        let address = SocketAddr::new(from.ip(), 0);
-        if !vouched && self.unproven.admit(now, address) == Verdict::Drop {
-            self.stats.dropped_unproven += 1;
-            return;
-        }
-        let full = self.nodes.len() >= NODES_MAX;
-        let cookie_valid = self
-            .bep15
-            .connection_id_valid(now, from, register.cookie.get());
-        let registered_event = match self.nodes.get_mut(&node_id) {
-            // Our Registered reply was lost: the node asks again from the same address with
-            // the token it had before (none, or one from before it expired). It gets the same
-            // new token again, until it has once used it (once that token is saved).
-            Some(node) if node.token != token && !node.token_confirmed && node.addr == from => {
-                let saved = node.token_saved;
-                self.touch(node_id, now);
-                if !saved {
-                    return self.hold_registered(node_id, from);
-                }
-                None
-            }
-            // Restored from a save that may be stale (it lost the node's newer token), and
-            // asked from the address it recorded, which proved it receives: a fresh token,
-            // saved before it is handed out. Elsewhere, the id stays taken.
-            Some(node)
-                if node.token != token
-                    && node.restored_unheard
-                    && node.addr == from
-                    && cookie_valid =>
-            {
-                let fresh = self.mint_token();
-                let node = self.nodes.get_mut(&node_id).expect("matched above");
-                node.token = fresh;
-                node.token_confirmed = false;
-                node.token_saved = false;
-                node.restored_unheard = false;
-                self.registry_changed = true;
-                self.touch(node_id, now);
-                self.event(TrackerEvent::NodeRegistered {
-                    node_id,
-                    addr: from,
-                    returning: true,
-                });
-                return self.hold_registered(node_id, from);
-            }
-            Some(node) if node.token != token && node.restored_unheard && node.addr == from => {
-                return self.challenge(now, from);
-            }
-            Some(node) if node.token != token => {
-                // The id belongs to another node (or to this one before it lost its token).
-                // A refusal is smaller than the request, and costs no state.
-                return self.refuse(from, Kind::Register, RefusedReason::BadToken);
-            }
-            Some(node) => {
-                let moved = node.addr != from;
-                if moved && !cookie_valid {
-                    // Replies would go to the new address: it first proves it receives.
-                    return self.challenge(now, from);
-                }
-                // Stored, so that a restarted tracker knows whether to send it again; saved
-                // with the next batch (no sooner than a second after the last).
-                self.registry_changed |= moved || !node.token_confirmed;
-                node.addr = from;
-                node.token_confirmed = true;
-                if register.holdings_digest.get() != node.holdings_digest {
-                    self.stats.holdings_digest_mismatches += 1;
-                }
-                self.touch(node_id, now);
-                moved.then_some(TrackerEvent::NodeRegistered {
-                    node_id,
-                    addr: from,
-                    returning: true,
-                })
-            }
-            None if !cookie_valid => return self.challenge(now, from),
-            None if full => {
-                return self.refuse(from, Kind::Register, RefusedReason::Full);
-            }
-            None => {
-                // A nonzero token for an unknown id is a node coming back after it expired or
-                // after the tracker lost its state. It still gets a fresh token: one it chose
-                // itself would let a forged Register (from a spoofed address) be followed by
-                // look-ups whose larger replies flood that address. A fresh token only
-                // reaches the real address.
-                let returning = token != 0;
-                let token = self.mint_token();
-                let node = Node {
-                    addr: from,
-                    token,
-                    token_confirmed: false,
-                    token_saved: false,
-                    restored_unheard: false,
-                    holdings_digest: 0,
-                    last_seen: now,
-                    upload_credit_bytes: 0,
-                    holdings: BTreeMap::new(),
-                };
-                self.nodes.insert(node_id, node);
-                self.by_last_seen.insert((now, node_id));
-                self.registry_changed = true;
-                self.event(TrackerEvent::NodeRegistered {
-                    node_id,
-                    addr: from,
-                    returning,
-                });
-                // A token is stored before the reply that hands it out: a tracker restarted
-                // from a snapshot without it would refuse the node (the id known, the token not).
-                return self.hold_registered(node_id, from);
-            }
-        };
-        if let Some(event) = registered_event {
-            self.event(event);
-        }
-        let registered = self.registered_reply(node_id);
-        self.reply(from, Outgoing::Registered(registered));
-    }
-
-    /// The Registered reply to `node_id`, with its token and the digest of its holdings.
-    fn registered_reply(&self, node_id: u32) -> wire::Registered {
-        let node = &self.nodes[&node_id];
-        let heartbeat_interval_ms =
-            u32::try_from(self.config.heartbeat_interval.as_millis()).unwrap_or(u32::MAX);
-        wire::Registered {
-            auth: NodeAuth {
-                node_id: U32::new(node_id),
-                token: U64::new(node.token),
-            },
-            heartbeat_interval_ms: U32::new(heartbeat_interval_ms),
-            holdings_digest: U64::new(node.holdings_digest),
-        }
-    }
-
-    /// Holds the Registered reply to `node_id` until its token is saved (once per node and
-    /// address: a repeated Register while it waits adds nothing).
-    fn hold_registered(&mut self, node_id: u32, addr: SocketAddr) {
-        let held = (node_id, addr);
-        if self
-            .held_registered
-            .iter()
-            .skip(self.held_covered)
-            .any(|h| *h == held)
-        {
-            return;
-        }
-        if self.held_registered.len() >= HELD_REPLIES_MAX {
-            self.stats.replies_dropped_queue_full += 1;
-            return;
-        }
-        self.held_registered.push_back(held);
-    }
-
-    /// Asks `to` to prove it receives before anything is kept for it: the reply is no larger
-    /// than the Register, and the cookie is checked again without state.
-    fn challenge(&mut self, now: Instant, to: SocketAddr) {
-        self.stats.challenges_sent += 1;
-        let cookie = self.bep15.connection_id(now, to);
-        self.reply(
-            to,
-            Outgoing::Challenge(wire::Challenge {
-                cookie: U64::new(cookie),
-            }),
-        );
     }
 
     fn on_announce(&mut self, now: Instant, from: SocketAddr, fixed: &wire::Announce, name: &str) {
@@ -984,17 +702,6 @@ impl Tracker {
             self.release(node_id, *info_hash);
         }
         self.registry_changed = true;
-    }
-
-    fn mint_token(&mut self) -> u64 {
-        // Zero means "no token yet" on the wire, so it can never be one. Each token is drawn
-        // on its own, so that one token says nothing of another.
-        loop {
-            let token = self.secrets.u64();
-            if token != 0 {
-                return token;
-            }
-        }
     }
 
     fn refuse(&mut self, to: SocketAddr, request_kind: Kind, reason: RefusedReason) {
