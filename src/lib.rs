@@ -23,6 +23,8 @@
 //!  node/*.rs              the node's other parts, one subject each (datagram dispatch,
 //!                         console commands, hashing jobs, tracker link, status, watching
 //!                         the directory): the map is in node.rs's module doc
+//!  tracker/register.rs, tracker/saving.rs  registration (cookies, tokens) and registry
+//!                         saves (at most one a second; replies wait for their token's save)
 //!  budget.rs              per-sender datagram budgets at the door (tracker, node)
 //!  wire.rs                every datagram: fixed-layout big-endian views, checked decode
 //!  bep15.rs               the standard BitTorrent UDP tracker protocol (BEP 15), same style;
