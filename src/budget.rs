@@ -36,6 +36,13 @@ pub const SENDER_BURST: u32 = 16_384;
 /// 45,000 a second from each of its sockets (see README, "Limits").
 pub const SENDER_RATE_PER_S: u32 = 131_072;
 
+/// Registers the tracker cannot accept from a known node's token (they get a cookie to
+/// echo, or make a new node) that one source address, all its ports together, may send at
+/// once, and per second sustained: a flood of them from one host, however many ports it
+/// uses, costs the tracker little, while a thousand nodes behind one address still join.
+pub const UNPROVEN_BURST: u32 = 1_024;
+pub const UNPROVEN_RATE_PER_S: u32 = 4_096;
+
 const _: () = assert!((TRACKER_SENDERS_MAX / SET_WAYS).is_power_of_two());
 const _: () = assert!((NODE_SENDERS_MAX / SET_WAYS).is_power_of_two());
 const _: () = assert!(std::mem::size_of::<Entry>() == 32);
@@ -97,7 +104,7 @@ pub struct SenderBudgets {
 impl SenderBudgets {
     /// Budgets of [`SENDER_BURST`] and [`SENDER_RATE_PER_S`] for up to `senders_max`
     /// senders ([`TRACKER_SENDERS_MAX`], [`NODE_SENDERS_MAX`]); `hash_key` keys the choice
-    /// of set (from the process's seed, so that a simulation replays).
+    /// of set (a secret: from the OS in a process, seeded in a simulation so that it replays).
     pub fn new(senders_max: usize, hash_key: u64, now: Instant) -> SenderBudgets {
         SenderBudgets::with_limits(senders_max, hash_key, now, SENDER_BURST, SENDER_RATE_PER_S)
     }

@@ -23,6 +23,8 @@
 //!  node/*.rs              the node's other parts, one subject each (datagram dispatch,
 //!                         console commands, hashing jobs, tracker link, status, watching
 //!                         the directory): the map is in node.rs's module doc
+//!  tracker/register.rs, tracker/saving.rs  registration (cookies, tokens) and registry
+//!                         saves (at most one a second; replies wait for their token's save)
 //!  budget.rs              per-sender datagram budgets at the door (tracker, node)
 //!  wire.rs                every datagram: fixed-layout big-endian views, checked decode
 //!  bep15.rs               the standard BitTorrent UDP tracker protocol (BEP 15), same style;
@@ -39,6 +41,7 @@
 //!                         (examples/flood.rs, tests/flood.rs)
 //!  impair.rs              seeded loss, duplication, reordering for fault tests (`--impair`)
 //!  rng.rs, logging.rs     the injected random source; the log file (rotated at a size)
+//!  secrets.rs             tokens and keys: getrandom in processes, seeded SHA-1 in simulations
 //!  console.rs             the seed's console commands (`torrent -setMode send <file>`)
 //!  demo.rs                a tracker and nodes as child processes, verified end to end
 //!  sim.rs, sim/           a tracker and many nodes in one process: virtual clock, seeded
@@ -85,6 +88,7 @@ pub mod mtu;
 pub mod node;
 pub mod reactor;
 pub mod rng;
+pub mod secrets;
 #[doc(hidden)]
 pub mod sim;
 pub mod storage;

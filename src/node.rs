@@ -44,6 +44,7 @@ use crate::budget::{self, SenderBudgets, Verdict};
 use crate::console::{self, Command};
 use crate::mtu::Routes;
 use crate::rng::Rng;
+use crate::secrets::Secrets;
 use crate::storage::{Bitmap, FileStamp, Manifest, Mapping, StateDir};
 use crate::wire::{self, Hash, Message, NodeAuth, RefusedReason, U32, U64};
 use download::Download;
@@ -295,21 +296,30 @@ pub struct Node {
 
 impl Node {
     /// A node that keeps its files in `state`'s directory.
-    pub fn new(config: NodeConfig, state: StateDir, rng_seed: u64, now: Instant) -> Node {
+    /// `secrets`: [`Secrets::Os`] in a process, a seed in a simulation (see `secrets.rs`).
+    pub fn new(
+        config: NodeConfig,
+        state: StateDir,
+        secrets: impl Into<Secrets>,
+        now: Instant,
+    ) -> Node {
         let state = state.for_node(config.node_id);
         let token = state.load_token();
-        let mut rng = Rng::new(rng_seed);
+        let mut secrets = secrets.into();
+        // The uploader draws its cookie key (and nothing else) from this generator, seeded
+        // by a secret of its own: the key never leaves the process but through SHA-1.
+        let mut cookie_rng = Rng::new(secrets.u64());
         let uploader = Uploader::new(
             config.node_id,
-            &mut rng,
+            &mut cookie_rng,
             config.max_upload_bytes_per_s,
             config.routes.clone(),
             now,
         );
-        let budgets = SenderBudgets::new(budget::NODE_SENDERS_MAX, rng.next_u64(), now);
+        let budgets = SenderBudgets::new(budget::NODE_SENDERS_MAX, secrets.u64(), now);
         let standard = config
             .standard_tracker
-            .then(|| StandardTracker::new(config.tracker, config.local_addr, rng.next_u64()));
+            .then(|| StandardTracker::new(config.tracker, config.local_addr, secrets.u64()));
         Node {
             budgets,
             standard,
@@ -322,6 +332,8 @@ impl Node {
                 unanswered: 0,
                 told_user_silent: false,
                 pending: Vec::new(),
+                cookie: 0,
+                id_refusals: 0,
             },
             config,
             state,

@@ -26,7 +26,7 @@ use crate::impair::{ImpairConfig, Impairment, Verdict};
 use crate::logging;
 use crate::mtu::Routes;
 use crate::node::{self, Job, JobDone, Node, NodeConfig, NodeEvent};
-use crate::rng::Rng;
+use crate::secrets::Secrets;
 use crate::storage::StateDir;
 use crate::tracker::{self, Tracker, TrackerConfig};
 use crate::udp::{KernelRoutes, RecvBatch, SendBatch, Udp};
@@ -303,14 +303,22 @@ pub fn run_tracker(args: TrackerArgs) -> Result<i32, String> {
             args.db_dir.display()
         )
     })?;
+    if let Err(error) = tracker::db::check_writable(&args.db_dir) {
+        // Running on would lose every registration at the next restart.
+        eprintln!(
+            "torrent: the tracker database folder {} is not writable ({error}): the registry could not be saved",
+            args.db_dir.display()
+        );
+        return Ok(2);
+    }
     let (mut io, _) = Io::new(args.listen, 4 << 20, args.impair)?;
     // Replies answer separate requests: equal ones to one client may go as one GSO send.
     io.send_batch.group_replies();
     let now = Instant::now();
     let restored = snapshot.is_some();
     let mut tracker = match snapshot {
-        Some(snapshot) => Tracker::from_snapshot(config, Rng::os_seed(), now, snapshot),
-        None => Tracker::new(config, Rng::os_seed(), now),
+        Some(snapshot) => Tracker::from_snapshot(config, Secrets::os(), now, snapshot),
+        None => Tracker::new(config, Secrets::os(), now),
     };
     let local = io.local_addr();
     say(&format!("tracker listening on {local}"));
@@ -340,7 +348,9 @@ pub fn run_tracker(args: TrackerArgs) -> Result<i32, String> {
         // Batched: at most one save per `REGISTRY_SAVE_DELAY`, so replies may go out up to
         // that long before what they acknowledge is on disk (see the constant for why).
         if let Some(snapshot) = tracker.poll_snapshot() {
-            save_registry(&args.db_dir, &snapshot);
+            let saved = save_registry(&args.db_dir, &snapshot);
+            // Replies that hand out a newly saved token go out only now.
+            tracker.snapshot_written(now, saved);
         }
         while io.transmit(|buf| tracker.poll_transmit(buf)) {}
         if stop {
@@ -353,16 +363,24 @@ pub fn run_tracker(args: TrackerArgs) -> Result<i32, String> {
     }
 }
 
-/// Writes the registry; a failure is logged and the next change tries again.
-fn save_registry(db_dir: &std::path::Path, snapshot: &tracker::Snapshot) {
+/// Writes the registry and says so in the log (one line per save, which tests count); a
+/// failure goes to stderr too, and the tracker tries again no sooner than a second later.
+fn save_registry(db_dir: &std::path::Path, snapshot: &tracker::Snapshot) -> bool {
     match tracker::db::save(db_dir, snapshot) {
-        // One line per save, so that how often the registry is written can be counted.
-        Ok(()) => log::info!(
-            "registry saved: {} nodes, {} files",
-            snapshot.nodes.len(),
-            snapshot.files.len()
-        ),
-        Err(error) => log::error!("cannot save the registry to {}: {error}", db_dir.display()),
+        Ok(()) => {
+            log::info!(
+                "registry saved: {} nodes, {} files",
+                snapshot.nodes.len(),
+                snapshot.files.len()
+            );
+            true
+        }
+        Err(error) => {
+            let line = format!("cannot save the registry to {}: {error}", db_dir.display());
+            log::error!("{line}");
+            eprintln!("{line}");
+            false
+        }
     }
 }
 
@@ -422,7 +440,7 @@ pub fn run_node(args: NodeArgs) -> Result<i32, String> {
         args.dir.display()
     );
     let now = Instant::now();
-    let mut node = Node::new(config, state, Rng::os_seed(), now);
+    let mut node = Node::new(config, state, Secrets::os(), now);
     node.set_exit_when_done(args.exit_when_done);
     say(&format!("node {} listening on {local}", args.node_id));
 

@@ -1,7 +1,7 @@
 //! A small seeded random source (SplitMix64), injected into the sans-IO cores so that every
-//! run of a simulation is replayable from its seed. Not for cryptography: the secrets it
-//! makes (tokens, cookie keys) only need to be unguessable by an off-path sender, and the
-//! reactor seeds it from the operating system.
+//! run of a simulation is replayable from its seed: tie-breaks, samples, simulated faults.
+//! Never for a secret: one output reveals the state, and so every output before and after.
+//! Tokens and keys come from [`crate::secrets::Secrets`].
 
 /// SplitMix64 (Steele, Lea, Flood 2014): one `u64` of state, passes BigCrush.
 #[derive(Clone, Debug)]
@@ -27,7 +27,7 @@ impl Rng {
         self.next_u64() % bound
     }
 
-    /// A seed from the operating system, for real processes (not simulations).
+    /// A seed from the operating system, for real processes (not simulations); not a secret.
     pub fn os_seed() -> u64 {
         use std::collections::hash_map::RandomState;
         use std::hash::{BuildHasher, Hasher};

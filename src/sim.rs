@@ -64,6 +64,8 @@ pub const IN_FLIGHT_MAX: usize = 1 << 16;
 /// Most datagrams drained from one core in one step, so a core that never stops sending
 /// fails the run instead of hanging it.
 pub const TRANSMITS_PER_STEP_MAX: usize = 1 << 16;
+/// Tracker saves kept for [`Sim::lose_tracker_saves`].
+pub const SAVES_KEPT: usize = 8;
 /// Default bound on the steps of one [`Sim::run_until`].
 pub const STEPS_MAX: u64 = 2_000_000;
 /// Bound on the wall-clock time of one [`Sim::run_until`], so a test never hangs.
@@ -136,6 +138,8 @@ pub struct Sim {
     tracker_down: bool,
     /// The tracker's last snapshot, as the reactor would have persisted it.
     tracker_snapshot: Option<Snapshot>,
+    /// The last [`SAVES_KEPT`] snapshots, oldest first, for [`Sim::lose_tracker_saves`].
+    tracker_saves: std::collections::VecDeque<Snapshot>,
     tracker_log: Vec<String>,
     nodes: Vec<SimNode>,
     addrs: BTreeMap<SocketAddr, Endpoint>,
@@ -187,6 +191,7 @@ impl Sim {
             tracker_config,
             tracker_down: false,
             tracker_snapshot: None,
+            tracker_saves: std::collections::VecDeque::new(),
             tracker_log: Vec::new(),
             nodes: Vec::new(),
             addrs,
@@ -357,6 +362,16 @@ impl Sim {
         self.crash(node);
         self.boot(node, false);
         self.flush();
+    }
+
+    /// Forgets the tracker's last `count` saves, as if they never reached the disk: a
+    /// tracker started next starts from the one before (from an empty database when
+    /// there is none).
+    pub fn lose_tracker_saves(&mut self, count: usize) {
+        for _ in 0..count {
+            self.tracker_saves.pop_back();
+        }
+        self.tracker_snapshot = self.tracker_saves.back().cloned();
     }
 
     /// Injects `fault` after `after` of virtual time (at once for zero: on the next step).
@@ -582,6 +597,16 @@ impl Sim {
         let now = self.now();
         if !self.tracker_down {
             self.check_tracker_bounds();
+            // What the reactor would write to the tracker database, before the replies that
+            // wait for it (as the reactor does).
+            if let Some(snapshot) = self.tracker.poll_snapshot() {
+                if self.tracker_saves.len() >= SAVES_KEPT {
+                    self.tracker_saves.pop_front();
+                }
+                self.tracker_saves.push_back(snapshot.clone());
+                self.tracker_snapshot = Some(snapshot);
+                self.tracker.snapshot_written(now, true);
+            }
             for _ in 0..TRANSMITS_PER_STEP_MAX {
                 let Some(transmit) = self.tracker.poll_transmit(&mut self.buf) else {
                     break;
@@ -591,10 +616,6 @@ impl Sim {
             }
             while let Some(event) = self.tracker.poll_event() {
                 self.tracker_log.push(event.to_string());
-            }
-            // What the reactor would write to the tracker database.
-            if let Some(snapshot) = self.tracker.poll_snapshot() {
-                self.tracker_snapshot = Some(snapshot);
             }
         }
         for index in 0..self.nodes.len() {

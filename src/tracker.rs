@@ -5,15 +5,22 @@
 //! datagrams (`handle_datagram`) and wake-ups (`handle_timeout`) with the time it read, and
 //! drains what it wants done: datagrams to send (`poll_transmit`), the next wake-up
 //! (`poll_timeout`), log events (`poll_event`) and registry snapshots to persist
-//! (`poll_snapshot`, written with [`db::save`]). Tokens come from a [`Rng`] seeded by the
-//! caller, so a simulation replays exactly from its seed.
+//! (`poll_snapshot`, written with [`db::save`]). Tokens and keys come from the [`Secrets`]
+//! the caller gives (the OS in a process, seeded in a simulation, which then replays exactly
+//! from its seed); the [`Rng`] only breaks ties and samples holders.
 //!
 //! Nodes authenticate with the id they chose and a token the tracker minted for them (or
 //! one they kept from before the tracker lost its state). Every table and queue is bounded;
 //! when a table is full, requests that would grow it are refused with `Refused(Full)`.
 //!
-//! Anti-amplification: a refusal (12 bytes) is smaller than any request, and the one large
-//! reply, the look-up reply, goes only to a node that authenticated from its registered address.
+//! Anti-amplification: a refusal (12 bytes) and a `Challenge` are smaller than any request,
+//! and the one large reply, the look-up reply, goes only to a node that authenticated from its
+//! registered address. A Register no known token vouches for costs no state until its address
+//! echoed a stateless cookie (`tracker/register.rs`).
+//!
+//! Convergence: each heartbeat reply carries the digest of what the tracker records the node
+//! holding, so a tracker that lost saves (`tracker/saving.rs`: at most one a second) learns
+//! every file again within one heartbeat: the node's own digest differs, and it announces.
 //!
 //! The same port answers standard BitTorrent clients (BEP 15, in `tracker/bep15.rs`); datagrams are
 //! told apart by their first bytes ([`crate::bep15::is_bep15`]).
@@ -21,12 +28,15 @@
 mod bep15;
 pub mod db;
 mod events;
+mod register;
+mod saving;
 #[cfg(test)]
 mod tests;
 
 pub use bep15::{
     CONNECTION_EPOCH, NUM_WANT_DEFAULT, NUM_WANT_MAX, PEERS_MAX as BEP15_PEERS_MAX,
     PEERS_PER_SWARM_MAX as BEP15_PEERS_PER_SWARM_MAX, SWARMS_MAX as BEP15_SWARMS_MAX,
+    SWARMS_PER_SOURCE_MAX as BEP15_SWARMS_PER_SOURCE_MAX,
 };
 pub use db::Snapshot;
 pub use events::{TrackerConfig, TrackerEvent, TrackerStats};
@@ -34,6 +44,7 @@ pub use events::{TrackerConfig, TrackerEvent, TrackerStats};
 use crate::Transmit;
 use crate::budget::{SenderBudgets, Verdict};
 use crate::rng::Rng;
+use crate::secrets::Secrets;
 use crate::wire::{self, Hash, Kind, Message, NodeAuth, RefusedReason, U16, U32, U64};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::SocketAddr;
@@ -56,20 +67,33 @@ pub const EVENT_QUEUE_MAX: usize = 4_096;
 /// At most one log line a second says that senders go over their budget.
 const OVER_BUDGET_REPORT_INTERVAL: Duration = Duration::from_secs(1);
 /// A change to the registry is saved at most this long after it came, with whatever else
-/// changed by then, so that a burst costs one write and fsync: saving for every credit report
-/// (one per verified chunk) cost the tracker 0.1-0.7 CPU-s per 1 GiB download, and saving for
-/// every announce 0.26 CPU-s in a 4 GiB two-holder transfer. A tracker killed meanwhile
-/// forgets that much; nodes repeat it (they register again when refused as unknown, announce
-/// again on their interval), and only credit is lost. A clean stop saves at once
-/// ([`Tracker::poll_snapshot_at_stop`]), and so does a new node's token (once per node), before
-/// the reply that hands it out.
+/// changed by then, and saves are at least this far apart whatever the load, so that a burst
+/// costs one write and fsync: saving for every credit report (one per verified chunk) cost the
+/// tracker 0.1-0.7 CPU-s per 1 GiB download, saving for every announce 0.26 CPU-s in a 4 GiB
+/// two-holder transfer, and saving for every new node 15-58 writes a second under a flood of
+/// Registers. A tracker killed meanwhile forgets that much; nodes repair it: each heartbeat's
+/// reply carries the digest of what the tracker records the node holding, and a node whose
+/// own differs announces everything again (and registers again when refused as unknown). Only
+/// credit is lost. A clean stop saves at once ([`Tracker::poll_snapshot_at_stop`]). A new
+/// node's token is saved before the reply that hands it out: that reply is held until the
+/// reactor says the next save was written ([`Tracker::snapshot_written`]).
 pub const REGISTRY_SAVE_DELAY: Duration = Duration::from_secs(1);
+/// Most `Registered` replies held until the save of the token they hand out; more are
+/// dropped (the node asks again and is answered after the next save).
+pub const HELD_REPLIES_MAX: usize = 4_096;
 
 struct Node {
     addr: SocketAddr,
     token: u64,
     /// The node has presented its token at least once, so it surely received it.
     token_confirmed: bool,
+    /// The token is in a snapshot the reactor wrote: it may be handed out.
+    token_saved: bool,
+    /// Restored from a snapshot and not heard from since: the snapshot may be stale, so the
+    /// node may hold a newer token than this one (see `on_register`).
+    restored_unheard: bool,
+    /// [`wire::holdings_digest`] of `holdings`, kept up to date one holding at a time.
+    holdings_digest: u64,
     last_seen: Instant,
     upload_credit_bytes: u64,
     /// Info hash → chunks held (never zero, except for an empty file).
@@ -87,6 +111,7 @@ struct File {
 /// A reply waiting for `poll_transmit`, kept as values and encoded only when sent.
 enum Outgoing {
     Registered(wire::Registered),
+    Challenge(wire::Challenge),
     Announced(wire::Announced),
     LookupReply {
         versions: Vec<wire::VersionRecord>,
@@ -100,7 +125,10 @@ enum Outgoing {
 
 pub struct Tracker {
     config: TrackerConfig,
+    /// Tie-breaks and samples only: never a token or a key.
     rng: Rng,
+    /// Tokens, each drawn on its own.
+    secrets: Secrets,
     // Ordered maps, not hash maps: iteration order then depends only on the inputs, so
     // snapshots and replies replay exactly from a seed.
     nodes: BTreeMap<u32, Node>,
@@ -117,28 +145,43 @@ pub struct Tracker {
     registry_save_due: Option<Instant>,
     /// The save deadline passed: `poll_snapshot` hands out the next snapshot.
     registry_save_ready: bool,
+    /// When the last snapshot was taken: the next is due no sooner than
+    /// [`REGISTRY_SAVE_DELAY`] after it.
+    registry_snapshot_at: Option<Instant>,
+    /// `Registered` replies that hand out a token not yet saved, as (node id, address).
+    held_registered: VecDeque<(u32, SocketAddr)>,
+    /// How many of `held_registered` the snapshot being written covers.
+    held_covered: usize,
     stats: TrackerStats,
     /// Standard BitTorrent swarms (memory only) and the connection-id secret.
     bep15: bep15::Swarms,
     /// Datagrams each (address, port) may send; the rest are dropped before decoding.
     budgets: SenderBudgets,
+    /// Registers each address (all ports) may send that no known token vouches for.
+    unproven: SenderBudgets,
     /// When over-budget drops were last reported in the log.
     over_budget_reported_at: Option<Instant>,
 }
 
 impl Tracker {
-    /// `now` starts the clock of BEP 15 connection ids.
-    pub fn new(config: TrackerConfig, rng_seed: u64, now: Instant) -> Self {
+    /// `now` starts the clock of BEP 15 connection ids. `secrets` is [`Secrets::Os`] in a
+    /// process; a seed (a simulation, a test) gives a replayable [`Secrets::Seeded`].
+    pub fn new(config: TrackerConfig, secrets: impl Into<Secrets>, now: Instant) -> Self {
+        let mut secrets = secrets.into();
         Tracker {
-            bep15: bep15::Swarms::new(rng_seed, now),
-            budgets: SenderBudgets::new(
+            bep15: bep15::Swarms::new(&mut secrets, now),
+            budgets: SenderBudgets::new(crate::budget::TRACKER_SENDERS_MAX, secrets.u64(), now),
+            unproven: SenderBudgets::with_limits(
                 crate::budget::TRACKER_SENDERS_MAX,
-                rng_seed ^ 0x5e4d_e4b0_d6e7_0001,
+                secrets.u64(),
                 now,
+                crate::budget::UNPROVEN_BURST,
+                crate::budget::UNPROVEN_RATE_PER_S,
             ),
             over_budget_reported_at: None,
             config,
-            rng: Rng::new(rng_seed),
+            rng: Rng::new(secrets.u64()),
+            secrets,
             nodes: BTreeMap::new(),
             by_last_seen: BTreeSet::new(),
             files: BTreeMap::new(),
@@ -148,6 +191,9 @@ impl Tracker {
             registry_changed: false,
             registry_save_due: None,
             registry_save_ready: false,
+            registry_snapshot_at: None,
+            held_registered: VecDeque::new(),
+            held_covered: 0,
             stats: TrackerStats::default(),
         }
     }
@@ -156,11 +202,11 @@ impl Tracker {
     /// Entries that make no sense, or that would pass a table's limit, are skipped.
     pub fn from_snapshot(
         config: TrackerConfig,
-        rng_seed: u64,
+        secrets: impl Into<Secrets>,
         now: Instant,
         mut snapshot: Snapshot,
     ) -> Self {
-        let mut tracker = Tracker::new(config, rng_seed, now);
+        let mut tracker = Tracker::new(config, secrets, now);
         snapshot.sanitize();
         for entry in &snapshot.nodes {
             let Some((addr, token)) = entry.parse() else {
@@ -173,6 +219,9 @@ impl Tracker {
                 addr,
                 token,
                 token_confirmed: entry.token_confirmed,
+                token_saved: true,
+                restored_unheard: true,
+                holdings_digest: 0,
                 last_seen: now,
                 upload_credit_bytes: entry.upload_credit_bytes,
                 holdings: BTreeMap::new(),
@@ -228,7 +277,7 @@ impl Tracker {
             }
         };
         match message {
-            Message::Register(register) => self.on_register(now, from, &register.auth),
+            Message::Register(register) => self.on_register(now, from, register),
             Message::Announce { fixed, name } => self.on_announce(now, from, fixed, name),
             Message::Lookup { fixed, name } => self.on_lookup(now, from, &fixed.auth, name),
             Message::Credit(credit) => self.on_credit(now, from, credit),
@@ -253,16 +302,7 @@ impl Tracker {
         self.bep15.expire(now, self.config.bep15_peer_expiry());
         self.schedule_save(now);
         if self.registry_save_due.is_some_and(|due| due <= now) {
-            self.registry_save_due = None;
-            self.registry_save_ready = true;
-        }
-    }
-
-    /// Starts the save delay at the first change after the last snapshot.
-    fn schedule_save(&mut self, now: Instant) {
-        if self.registry_changed && !self.registry_save_ready {
-            self.registry_save_due
-                .get_or_insert(now + REGISTRY_SAVE_DELAY);
+            self.save_ready(now);
         }
     }
 
@@ -272,6 +312,7 @@ impl Tracker {
         while let Some((to, reply)) = self.transmits.pop_front() {
             let encoded = match &reply {
                 Outgoing::Registered(m) => Message::Registered(m).encode(buf),
+                Outgoing::Challenge(m) => Message::Challenge(m).encode(buf),
                 Outgoing::Announced(m) => Message::Announced(m).encode(buf),
                 Outgoing::LookupReply {
                     versions,
@@ -318,34 +359,6 @@ impl Tracker {
         self.events.pop_front()
     }
 
-    /// Some(snapshot) once [`REGISTRY_SAVE_DELAY`] passed (in `handle_timeout` or
-    /// `handle_datagram`) since the first change after the last snapshot; the reactor writes it
-    /// with `db::save`. Heartbeats alone change nothing stored, so they cause no writes.
-    #[must_use]
-    pub fn poll_snapshot(&mut self) -> Option<Snapshot> {
-        if !std::mem::take(&mut self.registry_save_ready) {
-            return None;
-        }
-        self.take_snapshot()
-    }
-
-    /// Some(snapshot) when anything changed since the last one, whether or not its save is
-    /// due: for a clean stop, so that nothing the tracker acknowledged is forgotten.
-    #[must_use]
-    pub fn poll_snapshot_at_stop(&mut self) -> Option<Snapshot> {
-        self.registry_save_ready = false;
-        self.take_snapshot()
-    }
-
-    fn take_snapshot(&mut self) -> Option<Snapshot> {
-        self.registry_save_due = None;
-        if !std::mem::take(&mut self.registry_changed) {
-            return None;
-        }
-        self.stats.snapshots += 1;
-        Some(self.snapshot())
-    }
-
     pub fn stats(&self) -> &TrackerStats {
         &self.stats
     }
@@ -361,118 +374,6 @@ impl Tracker {
     /// Standard BitTorrent peers and swarms known now (memory only).
     pub fn bep15_peer_and_swarm_counts(&self) -> (usize, usize) {
         (self.bep15.peer_count(), self.bep15.swarm_count())
-    }
-
-    /// The registry as stored, in a deterministic order.
-    pub fn snapshot(&self) -> Snapshot {
-        let nodes = self
-            .nodes
-            .iter()
-            .map(|(&node_id, node)| db::NodeEntry {
-                node_id,
-                addr: node.addr.to_string(),
-                token: db::token_to_text(node.token),
-                upload_credit_bytes: node.upload_credit_bytes,
-                token_confirmed: node.token_confirmed,
-            })
-            .collect();
-        let files = self
-            .files
-            .iter()
-            .map(|(info_hash, file)| db::FileEntry {
-                info_hash: wire::hex(info_hash),
-                name: file.name.clone(),
-                file_bytes: file.file_bytes,
-                chunk_bytes: file.chunk_bytes,
-                holders: file
-                    .holders
-                    .iter()
-                    .map(|(&node_id, &chunks_held)| db::FileHolder {
-                        node_id,
-                        chunks_held,
-                    })
-                    .collect(),
-            })
-            .collect();
-        Snapshot { nodes, files }
-    }
-
-    fn on_register(&mut self, now: Instant, from: SocketAddr, auth: &NodeAuth) {
-        let (node_id, token) = (auth.node_id.get(), auth.token.get());
-        let full = self.nodes.len() >= NODES_MAX;
-        let registered_event = match self.nodes.get_mut(&node_id) {
-            // Our Registered reply was lost: the node asks again from the same address with
-            // the token it had before (none, or one from before it expired). It gets the same
-            // new token again, until it has once used it.
-            Some(node) if node.token != token && !node.token_confirmed && node.addr == from => {
-                self.touch(node_id, now);
-                None
-            }
-            Some(node) if node.token != token => {
-                // The id belongs to another node (or to this one before it lost its token).
-                return self.refuse(from, Kind::Register, RefusedReason::BadToken);
-            }
-            Some(node) => {
-                let moved = node.addr != from;
-                // Stored, so that a restarted tracker knows whether to send it again.
-                let stored = moved || !node.token_confirmed;
-                self.registry_changed |= stored;
-                self.registry_save_ready |= stored;
-                node.addr = from;
-                node.token_confirmed = true;
-                self.touch(node_id, now);
-                moved.then_some(TrackerEvent::NodeRegistered {
-                    node_id,
-                    addr: from,
-                    returning: true,
-                })
-            }
-            None if full => {
-                return self.refuse(from, Kind::Register, RefusedReason::Full);
-            }
-            None => {
-                // A nonzero token for an unknown id is a node coming back after it expired or
-                // after the tracker lost its state. It still gets a fresh token: one it chose
-                // itself would let a forged Register (from a spoofed address) be followed by
-                // look-ups whose larger replies flood that address. A fresh token only
-                // reaches the real address.
-                let returning = token != 0;
-                let token = self.mint_token();
-                let node = Node {
-                    addr: from,
-                    token,
-                    token_confirmed: false,
-                    last_seen: now,
-                    upload_credit_bytes: 0,
-                    holdings: BTreeMap::new(),
-                };
-                self.nodes.insert(node_id, node);
-                self.by_last_seen.insert((now, node_id));
-                self.registry_changed = true;
-                // A token is stored before the reply that hands it out: a tracker restarted
-                // from a snapshot without it would refuse the node (the id known, the token not).
-                self.registry_save_ready = true;
-                Some(TrackerEvent::NodeRegistered {
-                    node_id,
-                    addr: from,
-                    returning,
-                })
-            }
-        };
-        if let Some(event) = registered_event {
-            self.event(event);
-        }
-        let token = self.nodes[&node_id].token;
-        let heartbeat_interval_ms =
-            u32::try_from(self.config.heartbeat_interval.as_millis()).unwrap_or(u32::MAX);
-        let registered = wire::Registered {
-            auth: NodeAuth {
-                node_id: U32::new(node_id),
-                token: U64::new(token),
-            },
-            heartbeat_interval_ms: U32::new(heartbeat_interval_ms),
-        };
-        self.reply(from, Outgoing::Registered(registered));
     }
 
     fn on_announce(&mut self, now: Instant, from: SocketAddr, fixed: &wire::Announce, name: &str) {
@@ -714,6 +615,7 @@ impl Tracker {
             return;
         };
         self.by_last_seen.remove(&(node.last_seen, node_id));
+        node.restored_unheard = false;
         // `now` never goes back in a real reactor; max() keeps the expiry order sound if it does.
         node.last_seen = node.last_seen.max(now);
         self.by_last_seen.insert((node.last_seen, node_id));
@@ -742,7 +644,8 @@ impl Tracker {
         }
         // An empty file has no chunks, so zero means "no longer holds it" only for others.
         if chunks_held == 0 && wire::chunk_count(file_bytes, chunk_bytes) > 0 {
-            if node.holdings.remove(&info_hash).is_some() {
+            if let Some(old) = node.holdings.remove(&info_hash) {
+                node.holdings_digest ^= wire::holding_digest_term(&info_hash, old);
                 self.release(node_id, info_hash);
                 self.registry_changed = true;
             }
@@ -768,7 +671,14 @@ impl Tracker {
                 .or_default()
                 .push(info_hash);
         }
-        node.holdings.insert(info_hash, chunks_held);
+        if let Some(old) = node.holdings.insert(info_hash, chunks_held) {
+            node.holdings_digest ^= wire::holding_digest_term(&info_hash, old);
+        }
+        node.holdings_digest ^= wire::holding_digest_term(&info_hash, chunks_held);
+        debug_assert_eq!(
+            node.holdings_digest,
+            wire::holdings_digest(node.holdings.iter().map(|(h, c)| (h, *c)))
+        );
         let previous = self
             .files
             .get_mut(&info_hash)
@@ -804,16 +714,6 @@ impl Tracker {
             self.release(node_id, *info_hash);
         }
         self.registry_changed = true;
-    }
-
-    fn mint_token(&mut self) -> u64 {
-        // Zero means "no token yet" on the wire, so it can never be one.
-        loop {
-            let token = self.rng.next_u64();
-            if token != 0 {
-                return token;
-            }
-        }
     }
 
     fn refuse(&mut self, to: SocketAddr, request_kind: Kind, reason: RefusedReason) {
@@ -862,6 +762,13 @@ impl Tracker {
 
 // For the simulation's checkers only: not part of the tracker's interface.
 impl Tracker {
+    /// What the tracker records `node_id` holding (info hash → chunks), `None` for a node it
+    /// does not know.
+    #[doc(hidden)]
+    pub fn debug_holdings(&self, node_id: u32) -> Option<BTreeMap<Hash, u32>> {
+        self.nodes.get(&node_id).map(|node| node.holdings.clone())
+    }
+
     /// Every bounded queue and table of the tracker, with its `*_MAX` limit:
     /// `(name, length now, limit)`.
     #[doc(hidden)]

@@ -21,7 +21,7 @@ use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 /// First four bytes of every datagram.
 pub const MAGIC: [u8; 4] = *b"TRNT";
 /// The protocol version this build speaks; others are refused.
-pub const VERSION: u8 = 1;
+pub const VERSION: u8 = 2;
 /// Largest UDP payload over IPv4 (65,535 − 20 IP − 8 UDP). No datagram we build is larger.
 pub const DATAGRAM_BYTES_MAX: usize = 65_507;
 /// Longest file name, in bytes of UTF-8.
@@ -90,6 +90,7 @@ pub enum Kind {
     Exit = 0x08,
     ExitAck = 0x09,
     Refused = 0x0a,
+    Challenge = 0x0b,
     Welcome = 0x10,
     HaveRequest = 0x11,
     HaveMap = 0x12,
@@ -103,7 +104,7 @@ pub enum Kind {
 }
 
 impl Kind {
-    const ALL: [Kind; 20] = [
+    const ALL: [Kind; 21] = [
         Kind::Register,
         Kind::Registered,
         Kind::Announce,
@@ -114,6 +115,7 @@ impl Kind {
         Kind::Exit,
         Kind::ExitAck,
         Kind::Refused,
+        Kind::Challenge,
         Kind::Welcome,
         Kind::HaveRequest,
         Kind::HaveMap,
@@ -150,12 +152,17 @@ pub struct NodeAuth {
     pub token: U64,
 }
 
-/// Node → tracker: register, and later heartbeat. Padded so that [`Registered`] is no larger.
+/// Node → tracker: register, and later heartbeat. No smaller than [`Registered`] or
+/// [`Challenge`], so that neither reply amplifies.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
 pub struct Register {
     pub auth: NodeAuth,
-    pub reserved: [u8; 4],
+    /// The last [`Challenge`] cookie the tracker sent this address, or zero. A tracker keeps
+    /// no state for a Register whose `auth` it does not accept until the cookie is echoed.
+    pub cookie: U64,
+    /// [`holdings_digest`] of what the tracker acknowledged holding for this node.
+    pub holdings_digest: U64,
 }
 
 /// Tracker → node: accepted; `auth.token` is the node's secret from now on.
@@ -164,6 +171,40 @@ pub struct Register {
 pub struct Registered {
     pub auth: NodeAuth,
     pub heartbeat_interval_ms: U32,
+    /// [`holdings_digest`] of what the tracker records the node holding: when it differs
+    /// from the node's own, the node announces every file again.
+    pub holdings_digest: U64,
+}
+
+/// Tracker → an address that sent a Register it cannot accept without proof that the
+/// address receives: send the Register again with this cookie (a keyed MAC of the address
+/// and the time, as BEP 15's connection id: the tracker keeps no state for it).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
+pub struct Challenge {
+    pub cookie: U64,
+}
+
+/// One holding's share of a holdings digest: a file and how many of its chunks are held.
+pub fn holding_digest_term(info_hash: &Hash, chunks_held: u32) -> u64 {
+    let mut words = [0u8; 8];
+    words.copy_from_slice(&info_hash[..8]);
+    let mut z = u64::from_be_bytes(words);
+    words.copy_from_slice(&info_hash[8..16]);
+    z ^= u64::from_be_bytes(words).rotate_left(17) ^ u64::from(chunks_held).rotate_left(40);
+    // SplitMix64's finaliser: every input bit reaches every output bit.
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// The digest of a set of holdings: the XOR of their [`holding_digest_term`]s, so that it is
+/// kept up to date one holding at a time (XOR a term in to add it, again to remove it), and
+/// zero for none. Not a secret: it only tells tracker and node apart when they disagree.
+pub fn holdings_digest<'a>(holdings: impl IntoIterator<Item = (&'a Hash, u32)>) -> u64 {
+    holdings.into_iter().fold(0, |digest, (hash, chunks)| {
+        digest ^ holding_digest_term(hash, chunks)
+    })
 }
 
 /// Node → tracker: "I hold `chunks_held` chunks of this file". Tail: the name.
@@ -428,8 +469,9 @@ pub struct Reject {
 const _: () = {
     assert!(size_of::<Header>() == 8);
     assert!(size_of::<NodeAuth>() == 12);
-    assert!(size_of::<Register>() == 16);
-    assert!(size_of::<Registered>() == 16);
+    assert!(size_of::<Register>() == 28);
+    assert!(size_of::<Registered>() == 24);
+    assert!(size_of::<Challenge>() == 8);
     assert!(size_of::<Announce>() == 48);
     assert!(size_of::<Announced>() == 24);
     assert!(size_of::<Lookup>() == 12);
@@ -453,6 +495,7 @@ const _: () = {
     // Anti-amplification: a Welcome is never larger than the request it answers.
     assert!(size_of::<Welcome>() <= size_of::<PeerAsk>());
     assert!(size_of::<Registered>() <= size_of::<Register>());
+    assert!(size_of::<Challenge>() <= size_of::<Register>());
     // A whole have-bitmap fits in one datagram.
     assert!(
         size_of::<Header>() + size_of::<HaveMap>() + (CHUNKS_MAX as usize).div_ceil(8)
@@ -594,6 +637,7 @@ pub fn bitmap_len(chunks: u32) -> usize {
 pub enum Message<'a> {
     Register(&'a Register),
     Registered(&'a Registered),
+    Challenge(&'a Challenge),
     Announce {
         fixed: &'a Announce,
         name: &'a str,
@@ -689,14 +733,9 @@ pub fn decode(bytes: &[u8]) -> Result<Message<'_>, DecodeError> {
         return Err(DecodeError::LengthMismatch(kind));
     }
     let message = match kind {
-        Kind::Register => {
-            let register: &Register = exact(body, kind)?;
-            if register.reserved != [0; 4] {
-                return Err(DecodeError::ReservedNotZero);
-            }
-            Message::Register(register)
-        }
+        Kind::Register => Message::Register(exact(body, kind)?),
         Kind::Registered => Message::Registered(exact(body, kind)?),
+        Kind::Challenge => Message::Challenge(exact(body, kind)?),
         Kind::Announce => {
             let (fixed, name): (&Announce, _) = split(body, kind)?;
             if !shape_ok(fixed.file_bytes.get(), fixed.chunk_bytes.get())
@@ -929,6 +968,7 @@ impl Message<'_> {
         match self {
             Message::Register(_) => Kind::Register,
             Message::Registered(_) => Kind::Registered,
+            Message::Challenge(_) => Kind::Challenge,
             Message::Announce { .. } => Kind::Announce,
             Message::Announced(_) => Kind::Announced,
             Message::Lookup { .. } => Kind::Lookup,
@@ -958,6 +998,7 @@ impl Message<'_> {
         match self {
             Message::Register(m) => w.put_pod(*m)?,
             Message::Registered(m) => w.put_pod(*m)?,
+            Message::Challenge(m) => w.put_pod(*m)?,
             Message::Announce { fixed, name } => {
                 w.put_pod(*fixed)?;
                 w.put(name.as_bytes())?;

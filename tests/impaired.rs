@@ -66,17 +66,25 @@ fn a_holder_serving_bad_chunks_is_avoided() {
         name,
         &[&chunk[..], &["--max-upload-rate", "2M"]].concat(),
     );
+    // Registered first (a new node's reply waits for the tracker's next save, up to a
+    // second), so that its look-up follows the corruption at once: holder 1 notices the
+    // change within a second (FILES_CHECK_INTERVAL) and stops serving the old version.
+    let mut downloader = node(&scratch, 3, tracker.addr, &chunk);
+    downloader.proc.expect_line("registered with tracker ");
     // Holder 1's file changes under it, same size: every chunk it serves is now wrong.
     let file = OpenOptions::new().write(true).open(&path1).unwrap();
     for offset in (0..data.len() as u64).step_by(64 * 1024) {
         file.write_all_at(b"corrupted", offset + 100).unwrap();
     }
     drop(file);
-    let mut downloader = downloader(&scratch, 3, tracker.addr, name, &chunk);
+    downloader
+        .proc
+        .send_line(&format!("torrent -setMode download {name}"));
     let line = downloader
         .proc
         .wait_line(|line| is_downloaded(line, name), DOWNLOAD_TIMEOUT)
         .unwrap_or_else(|e| panic!("{e}"));
+    downloader.proc.send_line("torrent -setMode exit");
     assert_eq!(downloader.proc.expect_exit(LINE_TIMEOUT), 0);
     // Every chunk verified came from the honest holder.
     assert!(!line.contains("node 1: "), "{line}");

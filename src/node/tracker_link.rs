@@ -1,8 +1,12 @@
 //! The node's side of the tracker protocol: register and heartbeat, announce, look-up,
 //! credit, exit. Every request is retried with backoff until the tracker answers; a tracker
 //! that forgot the node (expiry, lost state) is answered by registering again and
-//! re-announcing every file. With a standard tracker (`--tracker udp://`), requests go to
-//! `standard_tracker` instead.
+//! re-announcing every file. A tracker that forgot only some of what the node holds (it lost
+//! its last save) is found out at the next heartbeat: each reply carries the digest of what
+//! the tracker records the node holding, and a digest that differs from the node's own
+//! (of what the tracker acknowledged) makes the node announce every file again. A Register
+//! the tracker cannot accept yet is answered with a cookie to echo (`Challenge`). With a
+//! standard tracker (`--tracker udp://`), requests go to `standard_tracker` instead.
 
 use super::*;
 
@@ -32,6 +36,11 @@ pub(super) struct TrackerLink {
     pub(super) unanswered: u32,
     pub(super) told_user_silent: bool,
     pub(super) pending: Vec<PendingAsk>,
+    /// The tracker's last `Challenge` cookie, echoed in every Register (zero: none yet).
+    pub(super) cookie: u64,
+    /// Registers refused since the last answer because the tracker holds our id for another
+    /// token (the user is told at the second).
+    pub(super) id_refusals: u32,
 }
 
 impl Node {
@@ -39,7 +48,8 @@ impl Node {
         match message {
             Message::Registered(registered) => {
                 let token = registered.auth.token.get();
-                if token != self.tracker.token {
+                let token_changed = token != self.tracker.token;
+                if token_changed {
                     self.tracker.token = token;
                     if let Err(error) = self.state.save_token(token) {
                         self.out
@@ -47,7 +57,7 @@ impl Node {
                     }
                 }
                 let first = !self.tracker.registered;
-                if first || self.tracker.told_user_silent {
+                if first || self.tracker.told_user_silent || self.tracker.id_refusals > 1 {
                     self.out.say(format!(
                         "registered with tracker {} as node {}",
                         self.tracker.addr, self.config.node_id
@@ -56,11 +66,26 @@ impl Node {
                 self.tracker.registered = true;
                 self.tracker.unanswered = 0;
                 self.tracker.told_user_silent = false;
+                self.tracker.id_refusals = 0;
                 self.tracker.register_retry = TRACKER_RETRY_FIRST;
                 self.tracker.register_due = now + self.config.heartbeat_interval;
-                if first {
-                    // The tracker may not know what we hold (first contact, or it forgot us
-                    // after an expiry): tell it everything again.
+                let announcing = self
+                    .tracker
+                    .pending
+                    .iter()
+                    .any(|p| matches!(p.ask, TrackerAsk::Announce(_)));
+                // While an announce is in flight the digests may differ for a moment: the
+                // next heartbeat compares again.
+                let differs =
+                    !announcing && registered.holdings_digest.get() != self.acknowledged_digest();
+                if differs {
+                    log::info!(
+                        "the tracker's record of our files differs from what it acknowledged (it lost a save?): announcing them again"
+                    );
+                }
+                if first || token_changed || differs {
+                    // The tracker may not know what we hold (first contact, it forgot us after
+                    // an expiry or lost its state, or it lost a save): tell it everything.
                     let hashes: Vec<Hash> = self.files.keys().copied().collect();
                     for info_hash in hashes {
                         self.announce(now, info_hash);
@@ -107,6 +132,7 @@ impl Node {
                     download.handle_lookup(&mut ctx.parts, now, own, versions, holders);
                 }
             }
+            Message::Challenge(challenge) => self.handle_challenge(now, challenge.cookie.get()),
             Message::ExitAck(_) => {
                 self.tracker.pending.retain(|p| p.ask != TrackerAsk::Exit);
                 self.finish_exit();
@@ -119,11 +145,26 @@ impl Node {
                     self.tracker.register_due = now;
                 }
                 Some(RefusedReason::BadToken) => {
-                    self.out.say(format!(
-                        "the tracker refused node id {}: another node holds that id (its token differs); pick another --id",
-                        self.config.node_id
-                    ));
-                    self.begin_exit(now, 1);
+                    // Another process uses this id, or this node lost its identity (its
+                    // `.torrent` directory) while the tracker still remembers it. Either way
+                    // the tracker forgets the id once no one heartbeats it: keep asking. The
+                    // first time, at once: a tracker restored from a stale save gives a fresh
+                    // token to the address it recorded once that proves itself.
+                    self.tracker.id_refusals = self.tracker.id_refusals.saturating_add(1);
+                    if self.tracker.id_refusals == 2 {
+                        self.out.say(format!(
+                            "the tracker still holds node id {} for another token (another process with this --id, or this node's identity was lost); it forgets the id after its expiry ({} s by default) without heartbeats; retrying every {} s",
+                            self.config.node_id,
+                            crate::tracker::TrackerConfig::default().expiry.as_secs(),
+                            TRACKER_RETRY_MAX.as_secs()
+                        ));
+                    }
+                    self.tracker.registered = false;
+                    self.tracker.register_due = if self.tracker.id_refusals == 1 {
+                        now
+                    } else {
+                        now + TRACKER_RETRY_MAX
+                    };
                 }
                 Some(reason) => log::warn!(
                     "tracker refused a {:#04x}: {reason:?}",
@@ -141,10 +182,28 @@ impl Node {
         }
     }
 
+    /// The tracker asks us to prove our address: register again at once, echoing `cookie`.
+    pub(super) fn handle_challenge(&mut self, now: Instant, cookie: u64) {
+        self.tracker.cookie = cookie;
+        self.tracker.unanswered = 0;
+        self.send_register(now);
+    }
+
+    /// The digest of what the tracker acknowledged we hold ([`wire::holdings_digest`]), as
+    /// the tracker records it: files it answered with a chunk count (zero chunks of a file
+    /// that has some means it recorded a withdrawal).
+    pub(super) fn acknowledged_digest(&self) -> u64 {
+        wire::holdings_digest(self.files.iter().filter_map(|(hash, file)| {
+            let chunks = file.acknowledged_chunks?;
+            (chunks > 0 || file.manifest.chunk_count() == 0).then_some((hash, chunks))
+        }))
+    }
+
     pub(super) fn send_register(&mut self, now: Instant) {
         let register = wire::Register {
             auth: self.auth(),
-            reserved: [0; 4],
+            cookie: U64::new(self.tracker.cookie),
+            holdings_digest: U64::new(self.acknowledged_digest()),
         };
         self.out
             .send(self.tracker.addr, &Message::Register(&register));
@@ -260,6 +319,20 @@ impl Node {
             info_hash,
         };
         self.out.send(self.tracker.addr, &Message::Credit(&credit));
+    }
+}
+
+// For the simulation's checkers only: not part of the node's interface.
+impl Node {
+    /// What this node would announce: info hash → chunks held, for every file it holds
+    /// some of (or an empty file).
+    #[doc(hidden)]
+    pub fn debug_announceable(&self) -> BTreeMap<Hash, u32> {
+        self.files
+            .iter()
+            .filter(|(_, file)| file.have.count() > 0 || file.complete())
+            .map(|(hash, file)| (*hash, file.have.count()))
+            .collect()
     }
 }
 

@@ -11,7 +11,11 @@
 //!   [`SWARMS_MAX`], [`PEERS_PER_SWARM_MAX`] and [`PEERS_MAX`]; a peer is forgotten after
 //!   twice the announce interval without an announce (by a sweep, at most
 //!   [`EXPIRY_SWEEP_PERIOD`] late), or at once on `stopped`. The hash maps are keyed from the
-//!   tracker's seed: unguessable to clients, and replayable from the seed.
+//!   tracker's secrets: unguessable to clients, and replayable in a simulation.
+//! * **Fair admission.** A client announcing random info hashes must not lock the rest out:
+//!   a source address may have created at most [`SWARMS_PER_SOURCE_MAX`] swarms that still
+//!   exist, and when the table is full a new info hash takes the place of a one-peer swarm
+//!   of the address that created the most (when that is more than the newcomer's).
 //! * **One registry.** An announce or scrape for an info hash our nodes hold also sees those
 //!   nodes: they are listed as peers (seeders when they hold every chunk) and counted.
 //!   Standard clients learn their addresses but cannot download from them (our peer
@@ -19,17 +23,20 @@
 
 use super::{Outgoing, Tracker, TrackerEvent};
 use crate::bep15::{self as proto, AnnounceRequest, Event, Request, RequestError, ScrapeStats};
-use crate::rng::Rng;
+use crate::secrets::Secrets;
 use crate::wire::{self, Hash, U32};
 use std::collections::HashMap;
 use std::hash::BuildHasher;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 /// How long one connection-id epoch lasts; ids of this and the previous epoch are accepted.
 pub const CONNECTION_EPOCH: Duration = Duration::from_secs(120);
 /// Most BEP 15 swarms (info hashes with at least one standard peer).
 pub const SWARMS_MAX: usize = 16_384;
+/// Most swarms one source address (IP, any port) created that still exist: 64 such
+/// addresses fill [`SWARMS_MAX`], and then a newcomer evicts one of theirs.
+pub const SWARMS_PER_SOURCE_MAX: usize = 256;
 /// Most standard peers in one swarm.
 pub const PEERS_PER_SWARM_MAX: usize = 4_096;
 /// Most standard peers across all swarms.
@@ -79,11 +86,14 @@ struct Swarm {
     seeders: u32,
     /// `completed` events seen (the scrape's "downloaded" count).
     completed: u32,
+    /// The source address whose announce made this swarm.
+    creator: IpAddr,
 }
 
 impl Swarm {
-    fn new(hasher: KeyedHasher) -> Swarm {
+    fn new(hasher: KeyedHasher, creator: IpAddr) -> Swarm {
         Swarm {
+            creator,
             peers: Vec::new(),
             index: HashMap::with_hasher(hasher),
             seeders: 0,
@@ -112,6 +122,8 @@ pub(super) struct Swarms {
     epoch_start: Instant,
     hasher: KeyedHasher,
     swarms: KeyedMap<Hash, Swarm>,
+    /// Source address → swarms it created that still exist (never zero).
+    created: KeyedMap<IpAddr, u32>,
     /// Peers across all swarms.
     peer_count: usize,
     /// No peer announced before this (a lower bound: announces only move peers later);
@@ -170,6 +182,16 @@ impl Reply {
     }
 }
 
+/// One swarm `creator` made is gone.
+fn forget_creation(created: &mut KeyedMap<IpAddr, u32>, creator: IpAddr) {
+    if let std::collections::hash_map::Entry::Occupied(mut entry) = created.entry(creator) {
+        *entry.get_mut() -= 1;
+        if *entry.get() == 0 {
+            entry.remove();
+        }
+    }
+}
+
 /// An IPv4-mapped IPv6 address is IPv4 (a dual-stack socket reports IPv4 clients so).
 fn canonical(addr: SocketAddr) -> SocketAddr {
     SocketAddr::new(addr.ip().to_canonical(), addr.port())
@@ -185,20 +207,17 @@ fn put_peer(out: &mut Vec<u8>, addr: SocketAddr) {
 }
 
 impl Swarms {
-    pub(super) fn new(rng_seed: u64, now: Instant) -> Swarms {
-        // A stream of its own, so that node tokens do not depend on whether BEP 15 is used.
-        let mut rng = Rng::new(rng_seed ^ 0xb3b1_5bee_f00d_0015);
-        let mut secret = [0u8; 16];
-        secret[..8].copy_from_slice(&rng.next_u64().to_be_bytes());
-        secret[8..].copy_from_slice(&rng.next_u64().to_be_bytes());
+    pub(super) fn new(secrets: &mut Secrets, now: Instant) -> Swarms {
+        let secret = secrets.key16();
         let hasher = KeyedHasher {
-            keys: (rng.next_u64(), rng.next_u64()),
+            keys: (secrets.u64(), secrets.u64()),
         };
         Swarms {
             secret,
             epoch_start: now,
             hasher,
             swarms: HashMap::with_hasher(hasher),
+            created: HashMap::with_hasher(hasher),
             peer_count: 0,
             oldest_seen: None,
             last_sweep: None,
@@ -250,6 +269,7 @@ impl Swarms {
         }
         let mut oldest: Option<Instant> = None;
         let mut removed = 0;
+        let created = &mut self.created;
         self.swarms.retain(|_, swarm| {
             let mut place = 0;
             while let Some(peer) = swarm.peers.get(place) {
@@ -260,6 +280,9 @@ impl Swarms {
                     oldest = Some(oldest.map_or(peer.last_seen, |t| t.min(peer.last_seen)));
                     place += 1;
                 }
+            }
+            if swarm.peers.is_empty() {
+                forget_creation(created, swarm.creator);
             }
             !swarm.peers.is_empty()
         });
@@ -298,8 +321,40 @@ impl Swarms {
             }
         }
         if swarm.peers.is_empty() {
+            let creator = swarm.creator;
             self.swarms.remove(&info_hash);
+            forget_creation(&mut self.created, creator);
         }
+    }
+
+    /// Swarms `source` created that still exist.
+    fn created_by(&self, source: IpAddr) -> usize {
+        self.created.get(&source).map_or(0, |n| *n as usize)
+    }
+
+    /// Makes room for a swarm created by `newcomer` in a full table: removes a swarm whose
+    /// only peer is the address that created it, of the address that created the most,
+    /// when that is more than the newcomer created. Walks the tables (only when full).
+    fn evict_for(&mut self, newcomer: IpAddr) -> bool {
+        let mine = self.created_by(newcomer);
+        let Some((&heaviest, &count)) = self.created.iter().max_by_key(|(_, n)| **n) else {
+            return false;
+        };
+        if count as usize <= mine + 1 || heaviest == newcomer {
+            return false;
+        }
+        let victim = self.swarms.iter().find_map(|(hash, swarm)| {
+            (swarm.creator == heaviest
+                && swarm.peers.len() == 1
+                && swarm.peers[0].addr.ip() == heaviest)
+                .then_some(*hash)
+        });
+        let Some(victim) = victim else {
+            return false;
+        };
+        let addr = self.swarms[&victim].peers[0].addr;
+        self.remove_peer(victim, addr);
+        true
     }
 
     /// Records an announce (and a `completed` event); false when a table is full (the
@@ -313,15 +368,22 @@ impl Swarms {
         completed: bool,
     ) -> bool {
         use std::collections::hash_map::Entry;
-        let (swarm_count, peer_count) = (self.swarms.len(), self.peer_count);
+        if !self.swarms.contains_key(&info_hash) {
+            // A new swarm: only for a peer that fits, and within the creator's share.
+            let creator = addr.ip();
+            if self.peer_count >= PEERS_MAX
+                || self.created_by(creator) >= SWARMS_PER_SOURCE_MAX
+                || (self.swarms.len() >= SWARMS_MAX && !self.evict_for(creator))
+            {
+                return false;
+            }
+            *self.created.entry(creator).or_insert(0) += 1;
+        }
+        let peer_count = self.peer_count;
         let hasher = self.hasher;
         let swarm = match self.swarms.entry(info_hash) {
             Entry::Occupied(entry) => entry.into_mut(),
-            // A new swarm is made only for a peer that fits.
-            Entry::Vacant(_) if swarm_count >= SWARMS_MAX || peer_count >= PEERS_MAX => {
-                return false;
-            }
-            Entry::Vacant(entry) => entry.insert(Swarm::new(hasher)),
+            Entry::Vacant(entry) => entry.insert(Swarm::new(hasher, addr.ip())),
         };
         let swarm_peers = swarm.peers.len();
         let place = match swarm.index.entry(addr) {

@@ -79,51 +79,114 @@ pub fn token_from_text(text: &str) -> Option<u64> {
 impl NodeEntry {
     /// The entry's address and token, when both make sense.
     pub fn parse(&self) -> Option<(SocketAddr, u64)> {
-        Some((self.addr.parse().ok()?, token_from_text(&self.token)?))
+        self.check().ok()
+    }
+
+    /// The entry's address and token, or why the entry makes no sense.
+    fn check(&self) -> Result<(SocketAddr, u64), String> {
+        let addr = self
+            .addr
+            .parse()
+            .map_err(|_| format!("address {:?} is not an ip:port", self.addr))?;
+        let token = token_from_text(&self.token)
+            .ok_or_else(|| format!("token {:?} is not 16 hex digits (and not zero)", self.token))?;
+        Ok((addr, token))
     }
 }
 
 impl FileEntry {
     /// The entry's info hash, when it and the name and shape make sense.
     pub fn parse(&self) -> Option<Hash> {
-        wire::check_name(self.name.as_bytes()).ok()?;
+        self.check().ok()
+    }
+
+    /// The entry's info hash, or why the entry makes no sense.
+    fn check(&self) -> Result<Hash, String> {
+        wire::check_name(self.name.as_bytes())
+            .map_err(|_| "the name is not a safe file name".to_string())?;
         if !wire::shape_ok(self.file_bytes, self.chunk_bytes) {
-            return None;
+            return Err(format!(
+                "{} bytes in {}-byte chunks is not a possible file",
+                self.file_bytes, self.chunk_bytes
+            ));
         }
         wire::parse_hex(&self.info_hash)
+            .ok_or_else(|| "the info hash is not 40 hex digits".to_string())
     }
 }
+
+/// Most reasons [`Snapshot::sanitize`] lists (the rest are counted), so that a hand-mangled
+/// database of a million entries does not become a million log lines.
+pub const SKIPPED_REASONS_MAX: usize = 32;
 
 impl Snapshot {
     /// Keeps only the entries that make sense: parsable addresses, tokens, hashes, names and
     /// shapes, unique ids and hashes, holders that are restored nodes holding a possible number
-    /// of chunks, and files that still have a holder. Returns how many entries were skipped.
-    pub fn sanitize(&mut self) -> usize {
-        let entries = |snapshot: &Snapshot| {
-            let holders: usize = snapshot.files.iter().map(|file| file.holders.len()).sum();
-            snapshot.nodes.len() + snapshot.files.len() + holders
+    /// of chunks, and files that still have a holder. Returns how many entries were skipped
+    /// and, for the first [`SKIPPED_REASONS_MAX`], which and why.
+    pub fn sanitize(&mut self) -> (usize, Vec<String>) {
+        let mut reasons = Vec::new();
+        let mut skipped = 0;
+        let mut skip = |why: String| {
+            skipped += 1;
+            if reasons.len() < SKIPPED_REASONS_MAX {
+                reasons.push(why);
+            }
         };
-        let before = entries(self);
         let mut node_ids = std::collections::BTreeSet::new();
-        self.nodes
-            .retain(|node| node.parse().is_some() && node_ids.insert(node.node_id));
+        self.nodes.retain(|node| {
+            let why = match node.check() {
+                Err(why) => why,
+                Ok(_) if !node_ids.insert(node.node_id) => "its id appears twice".to_string(),
+                Ok(_) => return true,
+            };
+            skip(format!("node {}: {why}", node.node_id));
+            false
+        });
         let mut hashes = std::collections::BTreeSet::new();
-        self.files
-            .retain(|file| file.parse().is_some_and(|hash| hashes.insert(hash)));
+        self.files.retain(|file| {
+            let why = match file.check() {
+                Err(why) => why,
+                Ok(hash) if !hashes.insert(hash) => "its info hash appears twice".to_string(),
+                Ok(_) => return true,
+            };
+            skip(format!("file {:?} ({}): {why}", file.name, file.info_hash));
+            false
+        });
         for file in &mut self.files {
             let mut holder_ids = std::collections::BTreeSet::new();
-            let (file_bytes, chunk_bytes) = (file.file_bytes, file.chunk_bytes);
+            let chunk_count = wire::chunk_count(file.file_bytes, file.chunk_bytes);
+            let (name, info_hash) = (&file.name, &file.info_hash);
             file.holders.retain(|holder| {
-                let chunk_count = wire::chunk_count(file_bytes, chunk_bytes);
-                // Zero chunks held is a holder only of an empty file (which has no chunks).
-                node_ids.contains(&holder.node_id)
-                    && (holder.chunks_held > 0 || chunk_count == 0)
-                    && holder.chunks_held <= chunk_count
-                    && holder_ids.insert(holder.node_id)
+                let why = if !node_ids.contains(&holder.node_id) {
+                    "not a node of nodes.json".to_string()
+                } else if holder.chunks_held == 0 && chunk_count > 0 {
+                    // Zero chunks held is a holder only of an empty file (which has none).
+                    "holds no chunk".to_string()
+                } else if holder.chunks_held > chunk_count {
+                    format!("holds {} of {chunk_count} chunks", holder.chunks_held)
+                } else if !holder_ids.insert(holder.node_id) {
+                    "listed twice".to_string()
+                } else {
+                    return true;
+                };
+                skip(format!(
+                    "holder {} of file {name:?} ({info_hash}): {why}",
+                    holder.node_id
+                ));
+                false
             });
         }
-        self.files.retain(|file| !file.holders.is_empty());
-        before - entries(self)
+        self.files.retain(|file| {
+            if file.holders.is_empty() {
+                skip(format!(
+                    "file {:?} ({}): no holder left",
+                    file.name, file.info_hash
+                ));
+            }
+            !file.holders.is_empty()
+        });
+        (skipped, reasons)
     }
 }
 
@@ -134,6 +197,23 @@ pub fn save(dir: &Path, snapshot: &Snapshot) -> io::Result<()> {
     write_atomically(dir, NODES_FILE, &to_pretty_json(&snapshot.nodes)?)?;
     write_atomically(dir, FILES_FILE, &to_pretty_json(&snapshot.files)?)?;
     Ok(())
+}
+
+/// Checks that the registry can be saved in `dir`: creates, writes, fsyncs and removes a
+/// probe file, so that a read-only or full folder is an error at start rather than a
+/// registry silently lost at the next restart.
+pub fn check_writable(dir: &Path) -> io::Result<()> {
+    let probe = dir.join(".write-probe.tmp");
+    let result = File::create(&probe)
+        .and_then(|mut file| {
+            file.write_all(b"probe\n")?;
+            file.sync_all()
+        })
+        .and_then(|()| fs::remove_file(&probe));
+    if result.is_err() {
+        let _ = fs::remove_file(&probe);
+    }
+    result
 }
 
 /// Reads the snapshot in `dir`: `None` when neither file exists (a first start), an error
@@ -152,11 +232,15 @@ pub fn load(dir: &Path) -> io::Result<Option<Snapshot>> {
         nodes: nodes.unwrap_or_default(),
         files: files.unwrap_or_default(),
     };
-    let skipped = snapshot.sanitize();
-    if skipped > 0 {
+    let (skipped, reasons) = snapshot.sanitize();
+    for reason in &reasons {
+        log::warn!("{}: skipped {reason}", dir.display());
+    }
+    if skipped > reasons.len() {
         log::warn!(
-            "{}: skipped {skipped} entries that make no sense",
-            dir.display()
+            "{}: skipped {} more entries that make no sense",
+            dir.display(),
+            skipped - reasons.len()
         );
     }
     Ok(Some(snapshot))
@@ -189,10 +273,29 @@ fn read_list<T: serde::de::DeserializeOwned>(path: &Path) -> io::Result<Option<V
     };
     let values: Vec<serde_json::Value> = serde_json::from_slice(&bytes)
         .map_err(|error| corrupt(path, format!("not a JSON list: {error}")))?;
-    let list = values
-        .into_iter()
-        .filter_map(|value| serde_json::from_value(value).ok())
-        .collect();
+    let mut list = Vec::with_capacity(values.len());
+    let mut skipped = 0;
+    for (index, value) in values.into_iter().enumerate() {
+        match serde_json::from_value(value) {
+            Ok(entry) => list.push(entry),
+            Err(error) => {
+                skipped += 1;
+                if skipped <= SKIPPED_REASONS_MAX {
+                    log::warn!(
+                        "{}: skipped entry {index} (counting from 0): not of the right shape: {error}",
+                        path.display()
+                    );
+                }
+            }
+        }
+    }
+    if skipped > SKIPPED_REASONS_MAX {
+        log::warn!(
+            "{}: skipped {} more entries not of the right shape",
+            path.display(),
+            skipped - SKIPPED_REASONS_MAX
+        );
+    }
     Ok(Some(list))
 }
 

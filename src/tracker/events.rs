@@ -158,6 +158,14 @@ pub struct TrackerStats {
     pub events_dropped_queue_full: u64,
     /// Registry snapshots handed out to be saved (each one write and fsync per file).
     pub snapshots: u64,
+    /// Registers that did not prove their address yet: answered with a cookie, no state kept.
+    pub challenges_sent: u64,
+    /// Registers no known token vouched for, over their address's budget
+    /// ([`crate::budget::UNPROVEN_BURST`]): dropped unanswered.
+    pub dropped_unproven: u64,
+    /// Heartbeats whose holdings digest differed from the registry's: the node announces
+    /// again (after a lost save, or while an announce was in flight).
+    pub holdings_digest_mismatches: u64,
     /// BEP 15 requests answered, by kind.
     pub bep15_connects: u64,
     pub bep15_announces: u64,
@@ -176,7 +184,7 @@ impl fmt::Display for TrackerStats {
         write!(
             f,
             "received {}, malformed {}, over budget {}, unexpected kind {}, refused {}, replies sent {}, \
-             replies dropped (queue full {}, too long {}), events dropped {}, snapshots saved {}; BEP 15: \
+             replies dropped (queue full {}, too long {}), events dropped {}, snapshots saved {}, challenges {}, unproven dropped {}, digest mismatches {}; BEP 15: \
              connects {}, announces {}, scrapes {}, malformed {}, bad connection id {}, \
              full {}, errors sent {}",
             self.datagrams_received,
@@ -189,6 +197,9 @@ impl fmt::Display for TrackerStats {
             self.replies_dropped_too_long,
             self.events_dropped_queue_full,
             self.snapshots,
+            self.challenges_sent,
+            self.dropped_unproven,
+            self.holdings_digest_mismatches,
             self.bep15_connects,
             self.bep15_announces,
             self.bep15_scrapes,

@@ -33,19 +33,7 @@ fn drain(tracker: &mut Tracker) -> Vec<(SocketAddr, Vec<u8>)> {
 /// A node registers from `from` and announces [`HASH`] with `chunks_held` of 4 chunks.
 fn our_holder(tracker: &mut Tracker, now: Instant, from: SocketAddr, node_id: u32, held: u32) {
     let mut buf = [0u8; 1024];
-    let register = wire::Register {
-        auth: NodeAuth {
-            node_id: U32::new(node_id),
-            token: U64::new(0),
-        },
-        reserved: [0; 4],
-    };
-    let len = Message::Register(&register).encode(&mut buf).unwrap();
-    tracker.handle_datagram(now, from, &buf[..len]);
-    let token = match wire::decode(&drain(tracker)[0].1).unwrap() {
-        Message::Registered(registered) => registered.auth.token.get(),
-        other => panic!("expected Registered, got {other:?}"),
-    };
+    let token = crate::tracker::tests::register(tracker, now, from, node_id, 0);
     let announce = wire::Announce {
         auth: NodeAuth {
             node_id: U32::new(node_id),
@@ -451,4 +439,117 @@ fn a_full_swarm_refuses_newcomers_and_stopped_makes_room() {
         (PEERS_PER_SWARM_MAX, 1)
     );
     assert_eq!(tracker.stats().bep15_refused_full, 1);
+}
+
+/// Announces `info_hash` from `from` (connecting first); true when the announce was
+/// accepted, false when refused as full.
+fn announce_hash(tracker: &mut Tracker, now: Instant, from: SocketAddr, info_hash: Hash) -> bool {
+    let id = connect(tracker, now, from);
+    let mut bytes = announce_bytes(id, Event::Started, 1, 0, from.port());
+    // The info hash follows the 16-byte request header.
+    bytes[16..36].copy_from_slice(&info_hash);
+    tracker.handle_datagram(now, from, &bytes);
+    let replies = drain(tracker);
+    assert_eq!(replies.len(), 1, "expected one reply to the announce");
+    match decode_response(&replies[0].1, from.is_ipv6()) {
+        Ok(Response::Announce { .. }) => true,
+        Ok(Response::Error { .. }) => false,
+        other => panic!("expected an announce or error response, got {other:?}"),
+    }
+}
+
+/// The `n`-th random-looking info hash.
+fn nth_hash(n: u32) -> Hash {
+    crate::hash::sha1(&n.to_be_bytes())
+}
+
+fn source(ip: u32, port: u16) -> SocketAddr {
+    SocketAddr::from((std::net::Ipv4Addr::from(0x0a00_0000 + ip), port))
+}
+
+/// Issue 13, finding 9: one client announcing random info hashes filled every swarm and
+/// locked everyone else out. Now one source address creates at most its share.
+#[test]
+fn one_source_creates_at_most_its_share_of_swarms() {
+    let t0 = Instant::now();
+    let mut tracker = Tracker::new(TrackerConfig::default(), 1, t0);
+    let mut accepted = 0;
+    for n in 0..(SWARMS_PER_SOURCE_MAX as u32 + 50) {
+        // Many ports of one address: the cap is per address.
+        if announce_hash(
+            &mut tracker,
+            t0,
+            source(1, 6000 + (n % 500) as u16),
+            nth_hash(n),
+        ) {
+            accepted += 1;
+        }
+    }
+    assert_eq!(accepted, SWARMS_PER_SOURCE_MAX);
+    assert_eq!(
+        tracker.bep15_peer_and_swarm_counts().1,
+        SWARMS_PER_SOURCE_MAX
+    );
+    // Joining an existing swarm is not creating one.
+    assert!(announce_hash(
+        &mut tracker,
+        t0,
+        source(1, 7000),
+        nth_hash(0)
+    ));
+    // Another client is served.
+    assert!(announce_hash(&mut tracker, t0, source(2, 6881), HASH));
+    // A swarm its creator leaves gives its share back.
+    let stop = connect(&mut tracker, t0, source(1, 6005));
+    let mut bytes = announce_bytes(stop, Event::Stopped, 1, 0, 6005);
+    bytes[16..36].copy_from_slice(&nth_hash(5));
+    tracker.handle_datagram(t0, source(1, 6005), &bytes);
+    drain(&mut tracker);
+    let next = SWARMS_PER_SOURCE_MAX as u32 + 50;
+    assert!(announce_hash(
+        &mut tracker,
+        t0,
+        source(1, 6001),
+        nth_hash(next)
+    ));
+    assert!(!announce_hash(
+        &mut tracker,
+        t0,
+        source(1, 6001),
+        nth_hash(next + 1)
+    ));
+}
+
+/// When the table is full (many flooding addresses), a new info hash from an address with
+/// fewer swarms takes the place of a one-peer swarm of the heaviest creator.
+#[test]
+fn a_full_table_admits_a_newcomer() {
+    let t0 = Instant::now();
+    let mut tracker = Tracker::new(TrackerConfig::default(), 1, t0);
+    let flooders = (SWARMS_MAX / SWARMS_PER_SOURCE_MAX) as u32;
+    let mut n = 0;
+    for ip in 1..=flooders {
+        for port in 0..SWARMS_PER_SOURCE_MAX as u16 {
+            assert!(announce_hash(
+                &mut tracker,
+                t0,
+                source(ip, 10_000 + port),
+                nth_hash(n)
+            ));
+            n += 1;
+        }
+    }
+    assert_eq!(tracker.bep15_peer_and_swarm_counts().1, SWARMS_MAX);
+    // A flooder's next one is refused; a newcomer is let in, the table stays bounded.
+    assert!(!announce_hash(
+        &mut tracker,
+        t0,
+        source(1, 9000),
+        nth_hash(n)
+    ));
+    assert!(announce_hash(&mut tracker, t0, source(500, 6881), HASH));
+    assert_eq!(tracker.bep15_peer_and_swarm_counts().1, SWARMS_MAX);
+    let id = connect(&mut tracker, t0, source(501, 6881));
+    let (_, peers) = announce(&mut tracker, t0, source(501, 6881), id, Event::Started, 1);
+    assert_eq!(peers, vec![source(500, 6881)]);
 }

@@ -92,3 +92,37 @@ fn distinct_senders_beyond_the_table_are_all_served_and_the_flooder_stays_cut() 
         2 * TRACKER_SENDERS_MAX as u64
     );
 }
+
+/// Issue 13, finding 9: Registers no token vouches for are bounded per address, all its
+/// ports together; a node with its token is served from that address all the same, and
+/// another address is challenged as usual.
+#[test]
+fn unproven_registers_are_bounded_per_address_whatever_the_port() {
+    let t0 = Instant::now();
+    let mut tracker = new_tracker(t0);
+    let token = register(&mut tracker, t0, at([10, 0, 0, 1], 4000), 1, 0);
+    let flood = crate::budget::UNPROVEN_BURST as u16 * 2;
+    for port in 0..flood {
+        send(
+            &mut tracker,
+            t0,
+            at([10, 0, 0, 9], 20_000 + port),
+            Message::Register(&register_message(100 + u32::from(port), 0, 0)),
+        );
+    }
+    let challenged = drain(&mut tracker).len();
+    // The burst is answered (with cookies), the rest dropped unanswered.
+    assert_eq!(challenged, crate::budget::UNPROVEN_BURST as usize);
+    assert_eq!(
+        tracker.stats().dropped_unproven,
+        u64::from(flood) - u64::from(crate::budget::UNPROVEN_BURST)
+    );
+    assert_eq!(tracker.node_count(), 1);
+    // A known node on the flooded address still heartbeats; another address registers.
+    assert_eq!(
+        register(&mut tracker, t0, at([10, 0, 0, 9], 4001), 1, token),
+        token
+    );
+    register(&mut tracker, t0, at([10, 0, 0, 2], 4000), 2, 0);
+    assert_eq!(tracker.node_count(), 2);
+}

@@ -17,6 +17,7 @@ fn garbage_is_counted_and_not_answered() {
     let registered = Registered {
         auth: auth(1, 1),
         heartbeat_interval_ms: U32::new(1),
+        holdings_digest: U64::new(0),
     };
     send(
         &mut tracker,
@@ -24,15 +25,12 @@ fn garbage_is_counted_and_not_answered() {
         addr(6666),
         Message::Registered(&registered),
     );
-    // A register with nonzero reserved bytes.
+    // A register one byte short.
     let mut buf = [0u8; 64];
-    let len = Message::Register(&Register {
-        auth: auth(1, 0),
-        reserved: [1; 4],
-    })
-    .encode(&mut buf)
-    .unwrap();
-    tracker.handle_datagram(t0, addr(6666), &buf[..len]);
+    let len = Message::Register(&register_message(1, 0, 0))
+        .encode(&mut buf)
+        .unwrap();
+    tracker.handle_datagram(t0, addr(6666), &buf[..len - 1]);
     sent += 2;
 
     assert!(drain(&mut tracker).is_empty());
@@ -105,8 +103,9 @@ fn unauthenticated_lookup_gets_only_a_small_refusal() {
 }
 
 /// A spoofer forges a Register from a victim's address with a token of its choosing, then a
-/// look-up with that token: the tracker minted its own token instead, so the look-up gets
-/// only a small refusal, never a large reply aimed at the victim.
+/// look-up with that token: the tracker keeps nothing until the victim's address echoes a
+/// cookie (it never will), and would mint its own token anyway, so the victim gets only
+/// replies no larger than the requests.
 #[test]
 fn a_forged_register_does_not_unlock_replies_to_a_spoofed_address() {
     let t0 = Instant::now();
@@ -115,23 +114,36 @@ fn a_forged_register_does_not_unlock_replies_to_a_spoofed_address() {
     announce(&mut tracker, t0, addr(4001), 1, holder, hash(1), "f");
     let victim = addr(7777);
     let chosen = 0xfeed_u64;
+    let register_len = send(
+        &mut tracker,
+        t0,
+        victim,
+        Message::Register(&register_message(42, chosen, 0)),
+    );
+    let replies = drain(&mut tracker);
+    assert_eq!(replies.len(), 1);
+    assert!(replies[0].1.len() <= register_len);
+    assert!(matches!(decode(&replies[0].1), Ok(Message::Challenge(_))));
+    assert_eq!(tracker.node_count(), 1, "no state for an unproven address");
+    // A guessed cookie does not help either.
     send(
         &mut tracker,
         t0,
         victim,
-        Message::Register(&Register {
-            auth: auth(42, chosen),
-            reserved: [0; 4],
-        }),
+        Message::Register(&register_message(42, chosen, 0x1234_5678)),
     );
-    let minted = match decode(&drain(&mut tracker)[0].1).unwrap() {
-        Message::Registered(registered) => registered.auth.token.get(),
-        other => panic!("expected Registered, got {other:?}"),
-    };
+    assert!(matches!(
+        decode(&drain(&mut tracker)[0].1),
+        Ok(Message::Challenge(_))
+    ));
+    assert_eq!(tracker.node_count(), 1);
+    // Had the victim echoed the cookie, it would get a token of the tracker's choosing.
+    let minted = register(&mut tracker, t0, victim, 42, chosen);
     assert_ne!(
         minted, chosen,
         "the tracker must not adopt a token the sender chose"
     );
+    drain(&mut tracker);
     let request_len = send(
         &mut tracker,
         t0,

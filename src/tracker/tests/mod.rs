@@ -66,33 +66,62 @@ fn refused(tracker: &mut Tracker) -> RefusedReason {
     }
 }
 
-/// Registers and returns the token from the `Registered` reply.
-fn register(
+fn register_message(node_id: u32, token: u64, cookie: u64) -> Register {
+    Register {
+        auth: auth(node_id, token),
+        cookie: U64::new(cookie),
+        holdings_digest: U64::new(0),
+    }
+}
+
+/// Writes the snapshot now, as the reactor does, whether due or not: held replies go out.
+pub(in crate::tracker) fn save_now(tracker: &mut Tracker, now: Instant) -> Option<Snapshot> {
+    let snapshot = tracker.poll_snapshot_at_stop();
+    tracker.snapshot_written(now, true);
+    snapshot
+}
+
+/// Registers as a node does (echoing the cookie when challenged; the reply that hands out a
+/// new token comes once it is saved: saved at once here) and returns the token.
+pub(in crate::tracker) fn register(
     tracker: &mut Tracker,
     now: Instant,
     from: SocketAddr,
     node_id: u32,
     token: u64,
 ) -> u64 {
-    send(
-        tracker,
-        now,
-        from,
-        Message::Register(&Register {
-            auth: auth(node_id, token),
-            reserved: [0; 4],
-        }),
-    );
-    let replies = drain(tracker);
-    assert_eq!(replies.len(), 1);
-    assert_eq!(replies[0].0, from);
-    match decode(&replies[0].1).unwrap() {
-        Message::Registered(registered) => {
-            assert_eq!(registered.auth.node_id.get(), node_id);
-            registered.auth.token.get()
+    let registered = register_reply(tracker, now, from, node_id, token);
+    assert_eq!(registered.auth.node_id.get(), node_id);
+    registered.auth.token.get()
+}
+
+/// [`register`], returning the whole `Registered` reply.
+fn register_reply(
+    tracker: &mut Tracker,
+    now: Instant,
+    from: SocketAddr,
+    node_id: u32,
+    token: u64,
+) -> Registered {
+    let mut cookie = 0;
+    for _ in 0..2 {
+        let message = register_message(node_id, token, cookie);
+        let request_len = send(tracker, now, from, Message::Register(&message));
+        let mut replies = drain(tracker);
+        if replies.is_empty() {
+            save_now(tracker, now);
+            replies = drain(tracker);
         }
-        other => panic!("expected Registered, got {other:?}"),
+        assert_eq!(replies.len(), 1);
+        assert_eq!(replies[0].0, from);
+        assert!(replies[0].1.len() <= request_len, "no amplification");
+        match decode(&replies[0].1).unwrap() {
+            Message::Registered(registered) => return *registered,
+            Message::Challenge(challenge) => cookie = challenge.cookie.get(),
+            other => panic!("expected Registered, got {other:?}"),
+        }
     }
+    panic!("challenged twice")
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -20,11 +20,16 @@ const CHUNK_BYTES: u32 = CHUNK_BYTES_MIN;
 
 static REGISTER: Register = Register {
     auth: AUTH,
-    reserved: [0; 4],
+    cookie: U64::new(0x1112_1314_1516_1718),
+    holdings_digest: U64::new(0x2122_2324_2526_2728),
 };
 static REGISTERED: Registered = Registered {
     auth: AUTH,
     heartbeat_interval_ms: U32::new(20_000),
+    holdings_digest: U64::new(0x2122_2324_2526_2728),
+};
+static CHALLENGE: Challenge = Challenge {
+    cookie: U64::new(0x1112_1314_1516_1718),
 };
 static ANNOUNCE: Announce = Announce {
     auth: AUTH,
@@ -109,6 +114,14 @@ static PIECE_REQUEST: PieceRequest = PieceRequest {
     length: U32::new(CHUNK_BYTES),
     piece_bytes: U32::new(1400),
 };
+static MTU_PROBE: MtuProbe = MtuProbe {
+    ask: ASK,
+    probe_bytes: U32::new(1_472),
+};
+static MTU_PROBE_REPLY: MtuProbeReply = MtuProbeReply {
+    info_hash: INFO_HASH,
+    probe_bytes: U32::new(1_472),
+};
 static PIECE: Piece = Piece {
     info_hash: INFO_HASH,
     chunk: U32::new(1),
@@ -135,7 +148,7 @@ const fn holder(node_id: u32, version: u8, ip: [u8; 4]) -> HolderRecord {
 }
 
 /// One valid message of every kind, in [`Kind::ALL`] order.
-fn samples() -> [Message<'static>; 18] {
+fn samples() -> [Message<'static>; 21] {
     [
         Message::Register(&REGISTER),
         Message::Registered(&REGISTERED),
@@ -157,6 +170,7 @@ fn samples() -> [Message<'static>; 18] {
         Message::Exit(&EXIT),
         Message::ExitAck(&EXIT_ACK),
         Message::Refused(&REFUSED),
+        Message::Challenge(&CHALLENGE),
         Message::Welcome(&WELCOME),
         Message::HaveRequest(&HAVE_REQUEST),
         Message::HaveMap {
@@ -175,6 +189,8 @@ fn samples() -> [Message<'static>; 18] {
             data: b"some piece data",
         },
         Message::Reject(&REJECT),
+        Message::MtuProbe(&MTU_PROBE),
+        Message::MtuProbeReply(&MTU_PROBE_REPLY),
     ]
 }
 
@@ -192,7 +208,7 @@ fn refused(valid: &[u8], bytes: &[u8]) -> DecodeError {
 }
 
 fn header(kind: Kind) -> Vec<u8> {
-    vec![b'T', b'R', b'N', b'T', 1, kind as u8, 0, 0]
+    vec![b'T', b'R', b'N', b'T', VERSION, kind as u8, 0, 0]
 }
 
 fn with_name(fixed: &[u8], name: &[u8]) -> Vec<u8> {
