@@ -9,6 +9,8 @@
 //! Each test binary uses a part of this module, so unused items are allowed.
 #![allow(dead_code)]
 
+pub mod netns;
+
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 use std::fs;
 use std::io::{BufRead, BufReader, Write};
@@ -177,8 +179,15 @@ pub struct Proc {
 
 /// Starts `torrent ARGS...` in `cwd` (so that any default path stays in the scratch dir).
 pub fn spawn(name: &str, cwd: &Path, args: &[String]) -> Proc {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_torrent"))
-        .args(args)
+    let mut command = Command::new(env!("CARGO_BIN_EXE_torrent"));
+    command.args(args);
+    spawn_command(name, cwd, command)
+}
+
+/// Starts `command` (the binary, or a wrapper that execs it, such as `ip netns exec`, so
+/// that the PID is still the binary's) in `cwd`, its pipes read as [`spawn`]'s are.
+pub fn spawn_command(name: &str, cwd: &Path, mut command: Command) -> Proc {
+    let mut child = command
         .current_dir(cwd)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
