@@ -59,7 +59,8 @@ pub struct NodeArgs {
     pub log_dir: PathBuf,
     /// The log is moved to `node<N>.log.1` when it reaches this size.
     pub log_bytes_max: u64,
-    pub listen: SocketAddr,
+    /// `None`: the local address that routes to the tracker (see `reactor::listen_toward`).
+    pub listen: Option<SocketAddr>,
     pub send: Vec<String>,
     /// Names whose standard `.torrent` is written once the file is held.
     pub export: Vec<String>,
@@ -300,7 +301,7 @@ fn parse_node(args: &[String]) -> Result<Invocation, UsageError> {
     opts.optopt(
         "",
         "listen",
-        "address to listen on (default 127.0.0.1:0, any free port)",
+        "address to listen on (default: the local address that routes to the tracker, any free port; 127.0.0.1 for a tracker on loopback)",
         "ADDR",
     );
     opts.optmulti(
@@ -446,7 +447,10 @@ fn parse_node(args: &[String]) -> Result<Invocation, UsageError> {
         },
         log_dir: directory(&m, "log-dir", "logs")?,
         log_bytes_max: log_size(&m)?,
-        listen: address(&m, "listen", "127.0.0.1:0")?,
+        listen: match m.opt_str("listen") {
+            Some(_) => Some(address(&m, "listen", "")?),
+            None => None,
+        },
         send,
         export,
         download,

@@ -363,6 +363,25 @@ pub fn run_tracker(args: TrackerArgs) -> Result<i32, String> {
     }
 }
 
+/// Where a node listens when not told: the local address the kernel would send from to reach
+/// the tracker, any free port. Peers learn our address from the tracker, which sees it as the
+/// source of our datagrams, so this is the address they can reach (127.0.0.1 only when the
+/// tracker is on loopback too). With no route to the tracker yet, every address.
+fn listen_toward(tracker: SocketAddr) -> SocketAddr {
+    let unspecified: SocketAddr = match tracker {
+        SocketAddr::V4(_) => (std::net::Ipv4Addr::UNSPECIFIED, 0).into(),
+        SocketAddr::V6(_) => (std::net::Ipv6Addr::UNSPECIFIED, 0).into(),
+    };
+    // Connecting a UDP socket sends nothing: the kernel only looks up the route.
+    let routed = std::net::UdpSocket::bind(unspecified)
+        .and_then(|socket| socket.connect(tracker).map(|()| socket))
+        .and_then(|socket| socket.local_addr());
+    match routed {
+        Ok(local) => SocketAddr::new(local.ip(), 0),
+        Err(_) => unspecified,
+    }
+}
+
 /// Writes the registry and says so in the log (one line per save, which tests count); a
 /// failure goes to stderr too, and the tracker tries again no sooner than a second later.
 fn save_registry(db_dir: &std::path::Path, snapshot: &tracker::Snapshot) -> bool {
@@ -406,7 +425,8 @@ pub fn run_node(args: NodeArgs) -> Result<i32, String> {
         args.log_bytes_max,
     )
     .map_err(|e| format!("cannot open the log in {}: {e}", args.log_dir.display()))?;
-    let (mut io, granted_bytes) = Io::new(args.listen, args.socket_buffer_bytes, args.impair)?;
+    let listen = args.listen.unwrap_or_else(|| listen_toward(args.tracker));
+    let (mut io, granted_bytes) = Io::new(listen, args.socket_buffer_bytes, args.impair)?;
     let local = io.local_addr();
     if local.ip() != args.tracker.ip() && local.ip().is_loopback() {
         log::warn!(

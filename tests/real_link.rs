@@ -164,13 +164,12 @@ impl Network {
     }
 }
 
-/// The node command line: default flags but for where it listens (the default, 127.0.0.1,
-/// is not on the network), its tracker, directory and log directory.
-fn node_command(scratch: &Scratch, id: u32, tracker: SocketAddr, ip: &str) -> Vec<String> {
+/// The node command line: default flags but for its tracker, directory and log directory.
+/// Where it listens is the default too: its address that routes to the tracker.
+fn node_command(scratch: &Scratch, id: u32, tracker: SocketAddr) -> Vec<String> {
     let dir = scratch.node_dir(id).display().to_string();
     let logs = scratch.logs().display().to_string();
     let tracker = tracker.to_string();
-    let listen = format!("{ip}:0");
     args(&[
         "node",
         "--id",
@@ -181,8 +180,6 @@ fn node_command(scratch: &Scratch, id: u32, tracker: SocketAddr, ip: &str) -> Ve
         &dir,
         "--log-dir",
         &logs,
-        "--listen",
-        &listen,
     ])
 }
 
@@ -222,18 +219,20 @@ fn transfer(test: &str, path: Path, impairment: Impairment) {
         .trim_start_matches("tracker listening on ")
         .parse()
         .unwrap_or_else(|e| panic!("bad address in '{first}': {e}"));
-    let mut command = node_command(&scratch, 1, tracker_addr, HOLDER_IP);
+    let mut command = node_command(&scratch, 1, tracker_addr);
     command.extend(args(&["--send", FILE_NAME]));
     let mut holder = network.holder.spawn("holder", &scratch.root, &command);
-    holder.expect_line("node 1 listening on ");
+    // Not told where to listen, a node listens on its address toward the tracker.
+    holder.expect_line(&format!("node 1 listening on {HOLDER_IP}:"));
     holder.expect_line(&format!("sharing {FILE_NAME} "));
 
     let started = Instant::now();
-    let mut command = node_command(&scratch, 2, tracker_addr, network.downloader_ip);
+    let mut command = node_command(&scratch, 2, tracker_addr);
     command.extend(args(&["--download", FILE_NAME, "--exit-when-done"]));
     let mut downloader = network
         .downloader
         .spawn("downloader", &scratch.root, &command);
+    downloader.expect_line(&format!("node 2 listening on {}:", network.downloader_ip));
     let code = downloader.expect_exit(DOWNLOAD_TIMEOUT);
     let took = started.elapsed();
     // The holder and tracker go on answering; stop them before reading the counters, so
