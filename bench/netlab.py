@@ -19,7 +19,11 @@ For each case and run: ours (tracker in tr, holders in h1/h2, `torrent node --do
 --exit-when-done` in d) and TCP (`python3 -m http.server` in h1, `curl` in d), one after the
 other. Reported per case, medians over the runs with [min-max]:
 
-  goodput MB/s   file bytes / (downloader start to its verified copy; curl's time_total)
+  goodput MB/s   file bytes / time: ours, from the downloader's `registered with tracker`
+                 line to its `downloaded` line (look-up, manifest, transfer, verification
+                 and the final fsync; not the process start nor its registration, which a
+                 tracker may hold up to a second to save the node's token first); TCP,
+                 curl's time_total (connection included, written to /dev/null)
   ratio          ours / TCP
   drop %         packets dropped by the impairment / packets that reached it (nft and tc
                  counters, the kernel's own, not our logs)
@@ -453,9 +457,11 @@ class Bench:
             compete = None
             if case.get("compete"):
                 compete = self.start_competitor(down, downloader.started)
+            registered, _ = downloader.wait_line(
+                lambda t: t.startswith("registered with tracker"), READY_TIMEOUT)
             when, _ = downloader.wait_line(lambda t: t.startswith("downloaded "),
                                            self.args.timeout + 30)
-            seconds = when - downloader.started
+            seconds = when - registered
             after, _ = self.lab.counter("tr", "fromd")
             if not same_file(self.file, os.path.join(node_dir, FILE_NAME)):
                 raise RuntimeError("the downloaded copy differs from the original")
