@@ -102,7 +102,7 @@ fn a_full_disk_is_said_publishes_nothing_and_the_download_goes_on_once_space_is_
 
     let tracker = tracker(&scratch);
     let _holder = holder(&scratch, 1, tracker.addr, name, &["--chunk-size", "256K"]);
-    let mut node = downloader(&scratch, 2, tracker.addr, name, &["--give-up-after", "1"]);
+    let mut node = downloader(&scratch, 2, tracker.addr, name, &["--give-up-after", "3"]);
     let said = node
         .proc
         .wait_line(

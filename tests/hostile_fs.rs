@@ -308,7 +308,7 @@ fn a_failed_download_says_what_became_of_its_partial_and_status_shows_it() {
         &["--max-upload-rate", "1M", "--chunk-size", "64K"],
     );
     let dir = scratch.node_dir(2);
-    let mut first = downloader(&scratch, 2, tracker.addr, name, &["--give-up-after", "1"]);
+    let mut first = downloader(&scratch, 2, tracker.addr, name, &["--give-up-after", "3"]);
     first.wait_verified(&dir, 4);
     seeder.proc.kill();
     let line = first.proc.expect_line(&format!("download {name} failed: "));
@@ -340,7 +340,7 @@ fn a_failed_download_says_what_became_of_its_partial_and_status_shows_it() {
     );
     let dir = scratch.node_dir(4);
     let partial = dir.join(".torrent").join("partial");
-    let mut second = downloader(&scratch, 4, tracker.addr, name, &["--give-up-after", "1"]);
+    let mut second = downloader(&scratch, 4, tracker.addr, name, &["--give-up-after", "3"]);
     let has_part = || {
         fs::read_dir(&partial).is_ok_and(|entries| {
             entries
