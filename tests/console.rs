@@ -179,3 +179,37 @@ fn names_with_spaces_are_quoted_as_in_a_shell() {
     node2.proc.send_line("exit");
     assert_eq!(node2.proc.expect_exit(LINE_TIMEOUT), 0);
 }
+
+/// `status` during a download shows, for each peer, its rate, round trip, the pieces of it
+/// that were lost and the piece size its path carries.
+#[test]
+fn status_shows_each_peers_round_trip_loss_and_rate() {
+    let scratch = Scratch::new("console-peer-status");
+    let name = "peers.bin";
+    let data = random_bytes(21, 16 << 20);
+    scratch.put_file(1, name, &data);
+    let tracker = tracker(&scratch);
+    // Slow enough that the download is surely still running when `status` is asked.
+    let _holder = holder(
+        &scratch,
+        1,
+        tracker.addr,
+        name,
+        &["--max-upload-rate", "4M"],
+    );
+    let mut node2 = node(&scratch, 2, tracker.addr, &[]);
+    node2.proc.send_line(&format!("download {name}"));
+    node2.wait_verified(&scratch.node_dir(2), 1);
+    node2.proc.send_line("status");
+    let line = node2.proc.expect_line("    node 1 ");
+    for part in [
+        "MB/s",
+        "round trip ",
+        " ms",
+        "pieces lost (",
+        "-byte pieces",
+    ] {
+        assert!(line.contains(part), "'{part}' missing from: {line}");
+    }
+    node2.proc.kill();
+}

@@ -560,17 +560,42 @@ impl Download {
         })
     }
 
-    pub fn peer_lines(&self) -> Vec<String> {
+    /// One line per peer for `status`: what it sent, how fast, its round trip, how many of
+    /// its pieces were lost, and the size of pieces its path carries.
+    pub fn peer_lines(&self, piece_bytes_max: u32, now: Instant) -> Vec<String> {
         self.peers
             .iter()
             .map(|p| {
+                let seconds = p
+                    .first_piece_at
+                    .map_or(0.0, |at| now.saturating_duration_since(at).as_secs_f64());
+                let rate = if seconds > 0.0 {
+                    format!("{:.1} MB/s", p.bytes_received as f64 / seconds / 1e6)
+                } else {
+                    "no rate yet".to_string()
+                };
+                let asked = p.pieces_received + p.pieces_lost;
+                let lost = if asked > 0 {
+                    format!(
+                        "{} of {asked} pieces lost ({:.1}%)",
+                        p.pieces_lost,
+                        100.0 * p.pieces_lost as f64 / asked as f64
+                    )
+                } else {
+                    "no pieces yet".to_string()
+                };
+                let rtt = p.srtt.map_or("no round trip yet".to_string(), |srtt| {
+                    format!("round trip {:.1} ms", srtt.as_secs_f64() * 1e3)
+                });
                 format!(
-                    "node {} {}{}: {} bytes received, {} chunks verified, window {} pieces, {} in flight",
+                    "node {} {}{}: {} bytes received at {rate}, {} chunks verified, {rtt}, {lost}, \
+                     {}-byte pieces, window {} pieces, {} in flight",
                     p.node_id,
                     p.addr,
                     if p.dropped { " (dropped)" } else { "" },
                     p.bytes_received,
                     p.chunks_verified,
+                    p.piece_bytes(piece_bytes_max),
                     p.window,
                     p.in_flight
                 )

@@ -92,7 +92,7 @@ impl Node {
             );
         }
         for download in self.downloads.iter().filter(|d| !d.finished()) {
-            for line in download.peer_lines() {
+            for line in download.peer_lines(self.config.piece_bytes, now) {
                 let _ = writeln!(text, "    {line}");
             }
         }

@@ -215,6 +215,8 @@ impl Download {
         progress.last_from = peer.node_id;
         progress.last_piece_at = now;
         peer.bytes_received += data.len() as u64;
+        peer.pieces_received += 1;
+        peer.first_piece_at.get_or_insert(now);
         peer.busy_streak = 0;
         peer.pieces_lost_in_a_row = 0;
         peer.first_loss_in_a_row = None;

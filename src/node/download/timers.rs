@@ -169,6 +169,7 @@ impl Download {
                 peer.in_flight = peer.in_flight.saturating_sub(lost);
                 peer.window = (peer.window / 2).max(WINDOW_MIN);
                 peer.pieces_lost_in_a_row += lost;
+                peer.pieces_lost += u64::from(lost);
                 let first_loss = *peer.first_loss_in_a_row.get_or_insert(now);
                 log::debug!("{lost} pieces from node {} timed out", peer.node_id);
                 // A whole window can time out at once when pieces only queued longer than

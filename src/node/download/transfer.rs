@@ -57,6 +57,11 @@ pub(super) struct Peer {
     pub srtt: Option<Duration>,
     pub chunks_verified: u32,
     pub bytes_received: u64,
+    /// Pieces received from it, pieces of it that timed out, and when its first piece came:
+    /// the loss and rate `status` shows.
+    pub pieces_received: u64,
+    pub pieces_lost: u64,
+    pub first_piece_at: Option<Instant>,
     pub bad_chunks: u32,
     pub dropped: bool,
     /// It refused a request for want of an upload slot: not asked for pieces until then.
@@ -95,6 +100,9 @@ impl Peer {
             srtt: None,
             chunks_verified: 0,
             bytes_received: 0,
+            pieces_received: 0,
+            pieces_lost: 0,
+            first_piece_at: None,
             bad_chunks: 0,
             dropped: false,
             busy_until: None,
