@@ -339,7 +339,7 @@ fn parse_node(args: &[String]) -> Result<Invocation, UsageError> {
         "holders to download from at once (default 3)",
         "N",
     );
-    opts.optopt("", "piece-size", "data bytes per datagram (default 65471, the most one IPv4 datagram holds; 1400 for real networks)", "BYTES");
+    opts.optopt("", "piece-size", "data bytes per datagram at most (default 65471, the most one IPv4 datagram holds; toward a peer across a network, what the path carries)", "BYTES");
     opts.optopt(
         "",
         "chunk-size",
