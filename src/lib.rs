@@ -11,7 +11,10 @@
 //!  main.rs, cli.rs        the command line: flags in, a config out, exit code 2 on a bad one
 //!  reactor.rs             the only code with sockets, the clock, threads, signals, stdout:
 //!                         one mio loop per process around one sans-IO core
-//!  udp.rs                 many datagrams per system call (recvmmsg + GRO, sendmmsg, GSO)
+//!  udp.rs                 many datagrams per system call (recvmmsg + GRO, sendmmsg, GSO),
+//!                         sockets that never fragment, the kernel's route MTUs
+//!  mtu.rs                 how large a datagram may be toward each peer: 64 KiB on loopback,
+//!                         1,232 bytes for control, pieces sized by a DPLPMTUD search
 //!  tracker.rs, node.rs    sans-IO state machines: handle_datagram / handle_timeout /
 //!                         handle_command in, poll_transmit / poll_timeout / poll_event out;
 //!                         `now` and a random seed are passed in, never read
