@@ -29,6 +29,7 @@ use rustix::net::{MMsgHdr, SendAncillaryBuffer, SendFlags};
 use std::io::IoSlice;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 /// Most datagrams a second a flood may ask for.
@@ -223,11 +224,15 @@ pub fn consecutive_sources(base: Ipv4Addr, count: usize) -> Result<Vec<IpAddr>, 
         .collect()
 }
 
-/// Shared with the thread that runs a flood: stop it early, see that it is sending.
+/// Shared with the thread that runs a flood: stop it early, wait until it is sending.
 #[derive(Debug, Default)]
 pub struct FloodControl {
     stop: AtomicBool,
     sent: AtomicU64,
+    /// Whether the flood has sent its first batch, or ended (`(sending, ended)`), and the
+    /// condition a waiter sleeps on until either is true.
+    progress: Mutex<(bool, bool)>,
+    changed: Condvar,
 }
 
 impl FloodControl {
@@ -245,6 +250,23 @@ impl FloodControl {
     pub fn sent(&self) -> u64 {
         self.sent.load(Ordering::Relaxed)
     }
+
+    /// Waits until the flood sends (true) or ends without sending, or `timeout` passes
+    /// (false).
+    pub fn wait_sending(&self, timeout: Duration) -> bool {
+        let progress = self.progress.lock().unwrap_or_else(|e| e.into_inner());
+        let (progress, _) = self
+            .changed
+            .wait_timeout_while(progress, timeout, |(sending, ended)| !*sending && !*ended)
+            .unwrap_or_else(|e| e.into_inner());
+        progress.0
+    }
+
+    fn set(&self, update: impl FnOnce(&mut (bool, bool))) {
+        let mut progress = self.progress.lock().unwrap_or_else(|e| e.into_inner());
+        update(&mut progress);
+        self.changed.notify_all();
+    }
 }
 
 /// One source: its socket, its batching state for replies, and its BEP 15 connection id.
@@ -258,6 +280,12 @@ struct Source {
 /// BEP 15 handshakes) or `control` stops it; returns what it did. Fails only when it cannot
 /// start (a bad config, a source address that cannot be bound, no BEP 15 connect answered).
 pub fn run(config: &FloodConfig, control: &FloodControl) -> Result<FloodReport, String> {
+    let result = run_until_done(config, control);
+    control.set(|progress| progress.1 = true);
+    result
+}
+
+fn run_until_done(config: &FloodConfig, control: &FloodControl) -> Result<FloodReport, String> {
     config.check()?;
     let mut rng = Rng::new(config.seed);
     let mut sources = Vec::with_capacity(config.sources.len());
@@ -330,7 +358,9 @@ pub fn run(config: &FloodConfig, control: &FloodControl) -> Result<FloodReport, 
         }
         send_batch(&source.socket, &buffers, &lens[..count], &mut report);
         done += count as u64;
-        control.sent.store(report.sent, Ordering::Relaxed);
+        if control.sent.swap(report.sent, Ordering::Relaxed) == 0 && report.sent > 0 {
+            control.set(|progress| progress.0 = true);
+        }
         drain(
             source,
             config.kind,

@@ -309,28 +309,38 @@ impl TrackerProc {
             .arg(scratch.logs())
             .current_dir(&scratch.root)
             .stdin(Stdio::null())
-            .stdout(File::create(&stdout).expect("create the tracker's stdout file"))
+            .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
             .expect("start the tracker");
-        let deadline = Instant::now() + LINE_TIMEOUT;
-        let addr = loop {
-            let text = fs::read_to_string(&stdout).unwrap_or_default();
-            if let Some(line) = text.lines().next()
-                && let Some(addr) = line.strip_prefix("tracker listening on ")
-            {
-                break addr.parse().expect("the tracker's address");
+        // A thread hands over the first line and copies the rest to the file, so that the
+        // test waits on the line itself (with a deadline), not on a file it polls.
+        let pipe = child.stdout.take().expect("piped stdout");
+        let mut file = File::create(&stdout).expect("create the tracker's stdout file");
+        let (first_tx, first_rx) = crossbeam_channel::bounded::<String>(1);
+        std::thread::spawn(move || {
+            let mut reader = std::io::BufReader::new(pipe);
+            let mut first = String::new();
+            if std::io::BufRead::read_line(&mut reader, &mut first).is_ok() {
+                let _ = std::io::Write::write_all(&mut file, first.as_bytes());
+                let _ = first_tx.send(first);
             }
-            if let Ok(Some(status)) = child.try_wait() {
-                panic!("the tracker exited at start ({status}): {text}");
+            let _ = std::io::copy(&mut reader, &mut file);
+        });
+        let first = match first_rx.recv_timeout(LINE_TIMEOUT) {
+            Ok(first) => first,
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("the tracker never said where it listens");
             }
-            assert!(
-                Instant::now() < deadline,
-                "the tracker never said where it listens"
-            );
-            // Watching a file for a condition (its first line), with a deadline.
-            std::thread::sleep(Duration::from_millis(5));
         };
+        let Some(addr) = first.trim_end().strip_prefix("tracker listening on ") else {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the tracker's first line is not where it listens: {first:?}");
+        };
+        let addr = addr.parse().expect("the tracker's address");
         TrackerProc {
             child,
             addr,
@@ -470,15 +480,12 @@ impl Flood {
             thread: Some(thread),
             sending_since: Instant::now(),
         };
-        let deadline = Instant::now() + LINE_TIMEOUT;
-        while flood.control.sent() == 0 {
+        if !flood.control.wait_sending(LINE_TIMEOUT) {
             if flood.thread.as_ref().is_some_and(|t| t.is_finished()) {
                 let report = flood.finish();
                 panic!("the flood ended before it sent anything: {report}");
             }
-            assert!(Instant::now() < deadline, "the flood never started sending");
-            // Watching a counter for a condition, with a deadline.
-            std::thread::sleep(Duration::from_millis(1));
+            panic!("the flood never started sending");
         }
         flood.sending_since = Instant::now();
         flood
