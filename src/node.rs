@@ -165,8 +165,6 @@ pub struct NodeStats {
     pub requests_elsewhere: u64,
     /// Have-maps sent unasked, when a chunk verified, to peers that asked lately.
     pub haves_pushed: u64,
-    /// Path MTU probes echoed to peers.
-    pub mtu_probes_answered: u64,
     pub control_queue_full: u64,
 }
 

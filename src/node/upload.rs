@@ -300,7 +300,6 @@ impl Uploader {
                     out.stats.control_queue_full += 1;
                     return;
                 }
-                out.stats.mtu_probes_answered += 1;
                 let reply = wire::MtuProbeReply {
                     info_hash,
                     probe_bytes: probe.probe_bytes,
