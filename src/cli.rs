@@ -10,7 +10,7 @@ use crate::logging;
 use crate::wire;
 use getopts::{Matches, Options, ParsingStyle};
 use std::fmt;
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -61,6 +61,8 @@ pub struct NodeArgs {
     pub log_bytes_max: u64,
     /// `None`: the local address that routes to the tracker (see `reactor::listen_toward`).
     pub listen: Option<SocketAddr>,
+    /// `--advertise ADDR[:PORT]`: what trackers are asked to give peers (see [`Advertise`]).
+    pub advertise: Option<Advertise>,
     pub send: Vec<String>,
     /// Names whose standard `.torrent` is written once the file is held.
     pub export: Vec<String>,
@@ -78,6 +80,22 @@ pub struct NodeArgs {
     pub log_level: log::LevelFilter,
     pub progress: bool,
     pub impair: Option<ImpairConfig>,
+}
+
+/// `--advertise ADDR[:PORT]`: the address (and port) trackers are asked to give peers for
+/// this node, instead of the one they see its datagrams come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Advertise {
+    pub ip: IpAddr,
+    /// `None`: the port the node's socket is bound to.
+    pub port: Option<u16>,
+}
+
+impl Advertise {
+    /// The address, with the bound port when none was given.
+    pub fn addr(&self, bound_port: u16) -> SocketAddr {
+        SocketAddr::new(self.ip, self.port.unwrap_or(bound_port))
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -304,6 +322,12 @@ fn parse_node(args: &[String]) -> Result<Invocation, UsageError> {
         "address to listen on (default: the local address that routes to the tracker, any free port; 127.0.0.1 for a tracker on loopback)",
         "ADDR",
     );
+    opts.optopt(
+        "",
+        "advertise",
+        "the address (and port; default the one listened on) trackers give peers for this node, instead of the one they see it at: a NAT's outer address with a port forward, or another interface of a multi-homed host. Our tracker gives it out once a challenge sent there reaches this node (or when it is the address the tracker sees, another port); a standard tracker is told the port (and the IPv4 address, which most ignore)",
+        "ADDR[:PORT]",
+    );
     opts.optmulti(
         "",
         "send",
@@ -433,6 +457,13 @@ fn parse_node(args: &[String]) -> Result<Invocation, UsageError> {
         ));
     }
     let peers = count(&m, "peers", 3)?;
+    let advertise = match m.opt_str("advertise") {
+        Some(text) => Some(
+            advertise_address(&text, tracker)
+                .map_err(|e| UsageError(format!("--advertise: {e}")))?,
+        ),
+        None => None,
+    };
     Ok(Invocation::Node(NodeArgs {
         node_id,
         tracker,
@@ -451,6 +482,7 @@ fn parse_node(args: &[String]) -> Result<Invocation, UsageError> {
             Some(_) => Some(address(&m, "listen", "")?),
             None => None,
         },
+        advertise,
         send,
         export,
         download,
@@ -571,6 +603,61 @@ fn reachable(text: &str, addr: SocketAddr) -> Result<SocketAddr, String> {
         ));
     }
     Ok(addr)
+}
+
+/// `--advertise ADDR[:PORT]`: an IP address or host name, with or without a port (an IPv6
+/// address with a port in brackets). It must name one host that peers of `tracker` can
+/// send to: not the unspecified address, not multicast or broadcast, not port 0, and of the
+/// tracker's address family (peers reach us the way they reach the tracker).
+fn advertise_address(text: &str, tracker: SocketAddr) -> Result<Advertise, String> {
+    let advertise = if let Ok(addr) = text.parse::<SocketAddr>() {
+        Advertise {
+            ip: addr.ip(),
+            port: Some(addr.port()),
+        }
+    } else if let Ok(ip) = text.trim_matches(['[', ']']).parse::<IpAddr>() {
+        Advertise { ip, port: None }
+    } else {
+        // A host name, with a port after its last colon or without one.
+        let with_port = text
+            .rsplit_once(':')
+            .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
+        let addr = resolve_text(&if with_port {
+            text.to_string()
+        } else {
+            format!("{text}:0")
+        })?;
+        Advertise {
+            ip: addr.ip(),
+            port: with_port.then_some(addr.port()),
+        }
+    };
+    let ip = advertise.ip;
+    if advertise.port == Some(0) {
+        return Err(format!(
+            "'{text}' has port 0, which peers cannot send to; give the port peers should use, or none for the one listened on"
+        ));
+    }
+    if ip.is_unspecified() {
+        return Err(format!(
+            "'{text}' is the unspecified address {ip}, which names no host; give the address peers should send to"
+        ));
+    }
+    let broadcast = matches!(ip, IpAddr::V4(v4) if v4.is_broadcast());
+    if ip.is_multicast() || broadcast {
+        return Err(format!(
+            "'{text}' is a {} address, not one host's",
+            if broadcast { "broadcast" } else { "multicast" }
+        ));
+    }
+    if ip.to_canonical().is_ipv4() != tracker.ip().to_canonical().is_ipv4() {
+        return Err(format!(
+            "'{text}' is an {} address but the tracker ({tracker}) is {}: peers reach this node the way they reach the tracker",
+            if ip.is_ipv4() { "IPv4" } else { "IPv6" },
+            if tracker.is_ipv4() { "IPv4" } else { "IPv6" },
+        ));
+    }
+    Ok(advertise)
 }
 
 /// Without `--tracker`, the first `--download X.torrent` whose `announce` is a `udp://` URL

@@ -15,6 +15,8 @@
 //! * `jobs`: hashing jobs (sharing a file, checking a chunk) and their results;
 //! * `tracker_link`: register, heartbeat, announce, look-up, credit, exit, all with
 //!   retries and backoff;
+//! * `advertise`: the address we ask trackers to give out (`--advertise`), and recognising
+//!   ourselves in peer lists;
 //! * `standard_tracker`: the same node announcing to a standard BitTorrent tracker (BEP 15)
 //!   instead, when configured with one: no registration, credit, exit or ranking there;
 //! * `download` (and `download/transfer`): the receiver-driven transfer: manifest,
@@ -26,6 +28,8 @@
 //!
 //! Files on disk go through [`crate::storage`]; the node only decides what to read and write.
 
+mod advertise;
+pub use advertise::{INTERFACE_ADDRESSES_MAX, SelfAddresses};
 mod commands;
 mod dispatch;
 mod download;
@@ -88,6 +92,12 @@ pub struct NodeConfig {
     /// The address our socket is bound to: its port is told to a standard tracker as the
     /// peer port, and the tracker's lists are cleaned of it.
     pub local_addr: SocketAddr,
+    /// `--advertise`: the address (port filled in) trackers are asked to give peers instead
+    /// of the one they see us at (see `advertise.rs`).
+    pub advertise: Option<SocketAddr>,
+    /// This host's interface addresses, for recognising ourselves in a standard tracker's
+    /// peer list when bound to all addresses (read by the reactor; empty in a simulation).
+    pub interface_ips: Vec<std::net::IpAddr>,
     /// Holders a download pulls from at once (the seed's `MAX_SPLITTNES_RATE`).
     pub peers_max: usize,
     /// Data bytes per piece datagram (the seed's `CHUNK_PIECES_SIZE`).
@@ -116,6 +126,8 @@ impl NodeConfig {
             tracker,
             standard_tracker: false,
             local_addr: SocketAddr::from(([0, 0, 0, 0], 0)),
+            advertise: None,
+            interface_ips: Vec::new(),
             peers_max: 3,
             piece_bytes: wire::PIECE_BYTES_MAX as u32,
             chunk_bytes: crate::storage::CHUNK_BYTES_DEFAULT,
@@ -269,6 +281,10 @@ pub struct Node {
     tracker: TrackerLink,
     /// Set when the tracker is a standard one: then `tracker` stays idle.
     standard: Option<StandardTracker>,
+    /// Where peers may find us, and the addresses a peer list may name us by.
+    me: SelfAddresses,
+    /// How our tracker lists us, and the cookie for the advertised address.
+    listing: advertise::Listing,
     files: BTreeMap<Hash, LocalFile>,
     /// Names being hashed for sharing right now.
     /// Files whose manifest a hasher thread is building, with when it was asked.
@@ -315,12 +331,15 @@ impl Node {
             now,
         );
         let budgets = SenderBudgets::new(budget::NODE_SENDERS_MAX, secrets.u64(), now);
+        let me = SelfAddresses::new(config.local_addr, config.advertise, &config.interface_ips);
         let standard = config
             .standard_tracker
-            .then(|| StandardTracker::new(config.tracker, config.local_addr, secrets.u64()));
+            .then(|| StandardTracker::new(config.tracker, me.clone(), secrets.u64()));
         Node {
             budgets,
             standard,
+            me,
+            listing: advertise::Listing::default(),
             tracker: TrackerLink {
                 addr: config.tracker,
                 token,

@@ -382,6 +382,21 @@ fn listen_toward(tracker: SocketAddr) -> SocketAddr {
     }
 }
 
+/// This host's interface addresses when `local` is unspecified (bound to all of them), for
+/// the node to recognise itself in peer lists; none otherwise, or when they cannot be read
+/// (the node then recognises itself only at its bound and advertised addresses).
+fn interface_ips(local: SocketAddr) -> Vec<std::net::IpAddr> {
+    if !local.ip().is_unspecified() {
+        return Vec::new();
+    }
+    crate::udp::interface_addresses(crate::node::INTERFACE_ADDRESSES_MAX).unwrap_or_else(|error| {
+        log::warn!(
+            "cannot list this host's addresses ({error}): a peer list may name us unrecognised"
+        );
+        Vec::new()
+    })
+}
+
 /// Writes the registry and says so in the log (one line per save, which tests count); a
 /// failure goes to stderr too, and the tracker tries again no sooner than a second later.
 fn save_registry(db_dir: &std::path::Path, snapshot: &tracker::Snapshot) -> bool {
@@ -451,6 +466,8 @@ pub fn run_node(args: NodeArgs) -> Result<i32, String> {
         hash_threads: threads,
         standard_tracker: args.standard_tracker,
         local_addr: local,
+        advertise: args.advertise.map(|advertise| advertise.addr(local.port())),
+        interface_ips: interface_ips(local),
         routes: Routes::new(KernelRoutes::default()),
         ..NodeConfig::new(args.node_id, args.tracker)
     };
@@ -459,10 +476,17 @@ pub fn run_node(args: NodeArgs) -> Result<i32, String> {
         args.node_id,
         args.dir.display()
     );
+    let advertise = config.advertise;
     let now = Instant::now();
     let mut node = Node::new(config, state, Secrets::os(), now);
     node.set_exit_when_done(args.exit_when_done);
-    say(&format!("node {} listening on {local}", args.node_id));
+    match advertise {
+        Some(advertise) => say(&format!(
+            "node {} listening on {local}, advertising {advertise}",
+            args.node_id
+        )),
+        None => say(&format!("node {} listening on {local}", args.node_id)),
+    }
 
     let waker = Arc::new(
         Waker::new(io.poll.registry(), WAKER).map_err(|e| format!("cannot create a waker: {e}"))?,

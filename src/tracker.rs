@@ -83,7 +83,12 @@ pub const REGISTRY_SAVE_DELAY: Duration = Duration::from_secs(1);
 pub const HELD_REPLIES_MAX: usize = 4_096;
 
 struct Node {
+    /// Where the node speaks from: replies go here, and only here do look-ups get answered.
     addr: SocketAddr,
+    /// The address the node advertises (`--advertise`) once it is known to reach the node:
+    /// given to peers instead of `addr`. Not saved: a restarted tracker verifies it again at
+    /// the node's next heartbeat.
+    advertised: Option<SocketAddr>,
     token: u64,
     /// The node has presented its token at least once, so it surely received it.
     token_confirmed: bool,
@@ -98,6 +103,13 @@ struct Node {
     upload_credit_bytes: u64,
     /// Info hash → chunks held (never zero, except for an empty file).
     holdings: BTreeMap<Hash, u32>,
+}
+
+impl Node {
+    /// The address peers are given for this node.
+    fn listed(&self) -> SocketAddr {
+        self.advertised.unwrap_or(self.addr)
+    }
 }
 
 struct File {
@@ -217,6 +229,7 @@ impl Tracker {
             }
             let node = Node {
                 addr,
+                advertised: None,
                 token,
                 token_confirmed: entry.token_confirmed,
                 token_saved: true,
@@ -522,7 +535,7 @@ impl Tracker {
             .zip(&chosen)
             .filter(|(_, chosen)| **chosen)
             .map(|(c, _)| {
-                let addr = self.nodes[&c.node_id].addr;
+                let addr = self.nodes[&c.node_id].listed();
                 wire::HolderRecord {
                     node_id: U32::new(c.node_id),
                     version: c.version,

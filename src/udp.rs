@@ -16,8 +16,9 @@
 //! Both sides are safe wrappers from crates rather than hand-written `unsafe`: `quinn-udp`
 //! (QUIC's UDP layer: `recvmmsg` with GRO, `sendmsg` with GSO, and the fallback when a path
 //! refuses GSO) and `rustix::net::sendmmsg`. Where the kernel lacks GRO or GSO, a run is one
-//! datagram and everything still works, one `sendmmsg` at a time. The one `unsafe` call here
-//! is a `setsockopt` of options that neither crate offers (see [`set_int_option`]).
+//! datagram and everything still works, one `sendmmsg` at a time. The `unsafe` calls here
+//! are a `setsockopt` of options that neither crate offers (see [`set_int_option`]) and
+//! `getifaddrs` (see [`interface_addresses`]).
 //!
 //! The module never decides what is sent: every datagram the core produced is sent once, in
 //! order per destination, or dropped with a logged reason exactly where a plain `send_to` would
@@ -111,6 +112,49 @@ fn set_int_option(
     } else {
         Err(io::Error::last_os_error())
     }
+}
+
+/// The IPv4 and IPv6 addresses of this host's interfaces (`getifaddrs`), at most `max` of
+/// them: what a node bound to all addresses is reachable at, so that it recognises itself in
+/// a peer list. Std has no such call, and neither rustix nor quinn-udp offers one.
+pub fn interface_addresses(max: usize) -> io::Result<Vec<std::net::IpAddr>> {
+    let mut list: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: `list` is a valid place for the kernel's list head; on success it points at a
+    // list that stays valid until the `freeifaddrs` below, which is called exactly once.
+    if unsafe { libc::getifaddrs(&mut list) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let mut addresses = Vec::new();
+    let mut entry = list;
+    while !entry.is_null() && addresses.len() < max {
+        // SAFETY: `entry` is a non-null node of the list `getifaddrs` returned, not yet freed.
+        let ifaddrs = unsafe { &*entry };
+        let addr = ifaddrs.ifa_addr;
+        if !addr.is_null() {
+            // SAFETY: `ifa_addr` is non-null and points at a socket address whose family field
+            // says which type it is; each is read only as the type its family names.
+            let ip = unsafe {
+                match i32::from((*addr).sa_family) {
+                    libc::AF_INET => {
+                        let v4 = &*addr.cast::<libc::sockaddr_in>();
+                        // In network order in memory: its bytes are the octets.
+                        Some(std::net::IpAddr::from(v4.sin_addr.s_addr.to_ne_bytes()))
+                    }
+                    libc::AF_INET6 => {
+                        let v6 = &*addr.cast::<libc::sockaddr_in6>();
+                        Some(std::net::IpAddr::from(v6.sin6_addr.s6_addr))
+                    }
+                    _ => None,
+                }
+            };
+            addresses.extend(ip);
+        }
+        entry = ifaddrs.ifa_next;
+    }
+    // SAFETY: `list` came from a successful `getifaddrs` and is freed once; nothing read from
+    // it outlives this call (the addresses were copied).
+    unsafe { libc::freeifaddrs(list) };
+    Ok(addresses)
 }
 
 /// Route MTUs entries kept before the cache starts over.

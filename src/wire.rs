@@ -21,7 +21,7 @@ use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 /// First four bytes of every datagram.
 pub const MAGIC: [u8; 4] = *b"TRNT";
 /// The protocol version this build speaks; others are refused.
-pub const VERSION: u8 = 2;
+pub const VERSION: u8 = 3;
 /// Largest UDP payload over IPv4 (65,535 − 20 IP − 8 UDP). No datagram we build is larger.
 pub const DATAGRAM_BYTES_MAX: usize = 65_507;
 /// Longest file name, in bytes of UTF-8.
@@ -163,6 +163,24 @@ pub struct Register {
     pub cookie: U64,
     /// [`holdings_digest`] of what the tracker acknowledged holding for this node.
     pub holdings_digest: U64,
+    /// Where the node asks to be given out to peers (`--advertise`: a NAT's outer address, or
+    /// another interface of a multi-homed host), as [`ip_to_bytes`]; all zero (or port zero):
+    /// the source address of this datagram. A tracker lists an advertised address only once
+    /// it is known to reach this node (see [`Challenge`]), so that no one can send a swarm
+    /// toward an address they merely claim.
+    pub advertise_ip: [u8; 16],
+    pub advertise_port: U16,
+    pub reserved: [u8; 2],
+    /// The last [`Challenge`] cookie the tracker sent to the advertised address, or zero.
+    pub advertise_cookie: U64,
+}
+
+impl Register {
+    /// The advertised address, when one is given (a port and a specified address).
+    pub fn advertise(&self) -> Option<SocketAddr> {
+        let addr = socket_addr(self.advertise_ip, self.advertise_port.get());
+        (addr.port() != 0 && !addr.ip().is_unspecified()).then_some(addr)
+    }
 }
 
 /// Tracker → node: accepted; `auth.token` is the node's secret from now on.
@@ -174,6 +192,17 @@ pub struct Registered {
     /// [`holdings_digest`] of what the tracker records the node holding: when it differs
     /// from the node's own, the node announces every file again.
     pub holdings_digest: U64,
+    /// The address the tracker gives peers for this node, as [`ip_to_bytes`]: the advertised
+    /// one once it answered a [`Challenge`], otherwise the source of the node's datagrams.
+    pub listed_ip: [u8; 16],
+    pub listed_port: U16,
+    pub reserved: [u8; 2],
+}
+
+impl Registered {
+    pub fn listed(&self) -> SocketAddr {
+        socket_addr(self.listed_ip, self.listed_port.get())
+    }
 }
 
 /// Tracker → an address that sent a Register it cannot accept without proof that the
@@ -183,6 +212,18 @@ pub struct Registered {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
 pub struct Challenge {
     pub cookie: U64,
+    /// The address this cookie is for, as [`ip_to_bytes`]: the source of the node's Register
+    /// (echoed in [`Register::cookie`]) or the address it advertises (echoed in
+    /// [`Register::advertise_cookie`]).
+    pub ip: [u8; 16],
+    pub port: U16,
+    pub reserved: [u8; 2],
+}
+
+impl Challenge {
+    pub fn addr(&self) -> SocketAddr {
+        socket_addr(self.ip, self.port.get())
+    }
 }
 
 /// One holding's share of a holdings digest: a file and how many of its chunks are held.
@@ -469,9 +510,9 @@ pub struct Reject {
 const _: () = {
     assert!(size_of::<Header>() == 8);
     assert!(size_of::<NodeAuth>() == 12);
-    assert!(size_of::<Register>() == 28);
-    assert!(size_of::<Registered>() == 24);
-    assert!(size_of::<Challenge>() == 8);
+    assert!(size_of::<Register>() == 56);
+    assert!(size_of::<Registered>() == 44);
+    assert!(size_of::<Challenge>() == 28);
     assert!(size_of::<Announce>() == 48);
     assert!(size_of::<Announced>() == 24);
     assert!(size_of::<Lookup>() == 12);
@@ -733,9 +774,27 @@ pub fn decode(bytes: &[u8]) -> Result<Message<'_>, DecodeError> {
         return Err(DecodeError::LengthMismatch(kind));
     }
     let message = match kind {
-        Kind::Register => Message::Register(exact(body, kind)?),
-        Kind::Registered => Message::Registered(exact(body, kind)?),
-        Kind::Challenge => Message::Challenge(exact(body, kind)?),
+        Kind::Register => {
+            let register: &Register = exact(body, kind)?;
+            if register.reserved != [0; 2] {
+                return Err(DecodeError::ReservedNotZero);
+            }
+            Message::Register(register)
+        }
+        Kind::Registered => {
+            let registered: &Registered = exact(body, kind)?;
+            if registered.reserved != [0; 2] {
+                return Err(DecodeError::ReservedNotZero);
+            }
+            Message::Registered(registered)
+        }
+        Kind::Challenge => {
+            let challenge: &Challenge = exact(body, kind)?;
+            if challenge.reserved != [0; 2] {
+                return Err(DecodeError::ReservedNotZero);
+            }
+            Message::Challenge(challenge)
+        }
         Kind::Announce => {
             let (fixed, name): (&Announce, _) = split(body, kind)?;
             if !shape_ok(fixed.file_bytes.get(), fixed.chunk_bytes.get())

@@ -58,6 +58,7 @@ impl Client {
                 auth: auth(node_id, 0),
                 cookie: U64::new(cookie),
                 holdings_digest: U64::new(0),
+                ..bytemuck::Zeroable::zeroed()
             }));
             let reply = self.receive();
             match wire::decode(&reply) {
@@ -302,6 +303,7 @@ fn a_burst_of_registrations_is_saved_at_most_once_a_second() {
             auth: auth(node_id, 0),
             cookie: U64::new(cookie),
             holdings_digest: U64::new(0),
+            ..bytemuck::Zeroable::zeroed()
         }));
     };
     // One cookie per address serves every id.

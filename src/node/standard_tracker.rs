@@ -12,7 +12,7 @@
 //! * **Connect.** A connect request earns a connection id, used for at most
 //!   [`CONNECTION_ID_LIFETIME`] (BEP 15: one minute), then a new one is asked for.
 //! * **Announce.** Every file the node holds, whole or in part, and every download, is
-//!   announced under its info hash with the node's UDP port as the peer port: `started`
+//!   announced under its info hash with the node's UDP port (or the `--advertise`d one) as the peer port: `started`
 //!   first, `completed` when a download finishes, `stopped` when the node leaves, and
 //!   again every interval the tracker asks for (bounded to
 //!   [`INTERVAL_MIN`]..=[`INTERVAL_MAX`]). A download asks for [`NUM_WANT`] peers and may
@@ -137,8 +137,9 @@ struct Connecting {
 /// A BEP 15 client for every info hash the node announces. See the module documentation.
 pub struct StandardTracker {
     addr: SocketAddr,
-    /// Our socket's address: its port is the peer port we announce.
-    local: SocketAddr,
+    /// Our socket's address and the advertised one: the peer port we announce, and the
+    /// addresses at which a peer list names us.
+    me: SelfAddresses,
     peer_id: [u8; 20],
     key: u32,
     rng: Rng,
@@ -153,8 +154,9 @@ pub struct StandardTracker {
 }
 
 impl StandardTracker {
-    /// A client of the tracker at `addr`, for a node whose socket is bound to `local`.
-    pub fn new(addr: SocketAddr, local: SocketAddr, seed: u64) -> StandardTracker {
+    /// A client of the tracker at `addr`, for a node at `me` (its socket's address, or that
+    /// and the address it advertises).
+    pub fn new(addr: SocketAddr, me: impl Into<SelfAddresses>, seed: u64) -> StandardTracker {
         let mut rng = Rng::new(seed);
         let mut peer_id = [0u8; 20];
         peer_id[..8].copy_from_slice(PEER_ID_PREFIX);
@@ -165,7 +167,7 @@ impl StandardTracker {
         let key = rng.next_u64() as u32;
         StandardTracker {
             addr,
-            local,
+            me: me.into(),
             peer_id,
             key,
             rng,
@@ -291,17 +293,10 @@ impl StandardTracker {
         }
     }
 
-    /// Whether a listed peer is this node, as the tracker saw it: our port at our bound
-    /// address, or at loopback or unspecified (a node bound to all addresses seen over
-    /// loopback). Bound to all addresses and seen at a LAN address, it is not recognised; it
-    /// then asks itself for a have-map, which costs a request, not correctness. Port 0 is
-    /// nobody.
+    /// Whether a listed peer is this node, as the tracker saw it (see
+    /// [`SelfAddresses::contains`]).
     fn is_us(&self, peer: SocketAddr) -> bool {
-        peer.port() == 0
-            || (peer.port() == self.local.port()
-                && (peer.ip() == self.local.ip()
-                    || peer.ip().is_loopback()
-                    || peer.ip().is_unspecified()))
+        self.me.contains(peer)
     }
 
     fn valid_connection(&self, now: Instant) -> Option<u64> {
@@ -520,10 +515,15 @@ impl StandardTracker {
             left_bytes: U64::new(left),
             uploaded_bytes: U64::new(torrent.uploaded_bytes),
             event: U32::new(torrent.event as u32),
-            ip: [0; 4],
+            // BEP 15: zero means "the address this datagram came from". Most trackers ignore
+            // any other value (a client could name a victim), and list the source address.
+            ip: match self.me.advertise() {
+                Some(SocketAddr::V4(advertised)) => advertised.ip().octets(),
+                _ => [0; 4],
+            },
             key: U32::new(self.key),
             num_want: U32::new(num_want),
-            port: wire::U16::new(self.local.port()),
+            port: wire::U16::new(self.me.peer_port()),
         };
         self.queue(bytemuck::bytes_of(&request).to_vec());
     }

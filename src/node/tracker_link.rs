@@ -69,6 +69,9 @@ impl Node {
                 self.tracker.id_refusals = 0;
                 self.tracker.register_retry = TRACKER_RETRY_FIRST;
                 self.tracker.register_due = now + self.config.heartbeat_interval;
+                if self.handle_listed(registered.listed(), first) {
+                    self.tracker.register_due = now;
+                }
                 let announcing = self
                     .tracker
                     .pending
@@ -127,12 +130,25 @@ impl Node {
                     .pending
                     .retain(|p| p.ask != TrackerAsk::Lookup(name.to_string()));
                 let own = self.config.node_id;
+                // Our tracker leaves us out by id; an id we had before a restart may still be
+                // listed at our address until it expires.
+                let holders: Vec<wire::HolderRecord> = holders
+                    .iter()
+                    .filter(|h| !self.me.contains(wire::socket_addr(h.ip, h.port.get())))
+                    .copied()
+                    .collect();
                 let mut ctx = self.context();
                 for download in ctx.downloads.iter_mut().filter(|d| d.name() == name) {
-                    download.handle_lookup(&mut ctx.parts, now, own, versions, holders);
+                    download.handle_lookup(&mut ctx.parts, now, own, versions, &holders);
                 }
             }
-            Message::Challenge(challenge) => self.handle_challenge(now, challenge.cookie.get()),
+            Message::Challenge(challenge) => {
+                // The tracker asks us to prove an address (where we send from, or the one we
+                // advertise): register again at once, echoing its cookie.
+                self.take_challenge(challenge);
+                self.tracker.unanswered = 0;
+                self.send_register(now);
+            }
             Message::ExitAck(_) => {
                 self.tracker.pending.retain(|p| p.ask != TrackerAsk::Exit);
                 self.finish_exit();
@@ -182,13 +198,6 @@ impl Node {
         }
     }
 
-    /// The tracker asks us to prove our address: register again at once, echoing `cookie`.
-    pub(super) fn handle_challenge(&mut self, now: Instant, cookie: u64) {
-        self.tracker.cookie = cookie;
-        self.tracker.unanswered = 0;
-        self.send_register(now);
-    }
-
     /// The digest of what the tracker acknowledged we hold ([`wire::holdings_digest`]), as
     /// the tracker records it: files it answered with a chunk count (zero chunks of a file
     /// that has some means it recorded a withdrawal).
@@ -200,10 +209,15 @@ impl Node {
     }
 
     pub(super) fn send_register(&mut self, now: Instant) {
+        let (advertise_ip, advertise_port, advertise_cookie) = self.register_advertise();
         let register = wire::Register {
             auth: self.auth(),
             cookie: U64::new(self.tracker.cookie),
             holdings_digest: U64::new(self.acknowledged_digest()),
+            advertise_ip,
+            advertise_port: wire::U16::new(advertise_port),
+            reserved: [0; 2],
+            advertise_cookie: U64::new(advertise_cookie),
         };
         self.out
             .send(self.tracker.addr, &Message::Register(&register));

@@ -49,6 +49,12 @@ pub enum TrackerEvent {
         addr: SocketAddr,
         returning: bool,
     },
+    /// A node's advertised address (`--advertise`) answered the tracker's challenge (or
+    /// shares the node's source address): peers are given `addr` from now on.
+    NodeAdvertised {
+        node_id: u32,
+        addr: SocketAddr,
+    },
     NodeExpired {
         node_id: u32,
     },
@@ -96,6 +102,12 @@ impl fmt::Display for TrackerEvent {
                 } else {
                     Ok(())
                 }
+            }
+            TrackerEvent::NodeAdvertised { node_id, addr } => {
+                write!(
+                    f,
+                    "node {node_id} is given to peers at {addr} (its advertised address)"
+                )
             }
             TrackerEvent::NodeExpired { node_id } => write!(f, "node {node_id} expired"),
             TrackerEvent::NodeExited { node_id } => write!(f, "node {node_id} exited"),

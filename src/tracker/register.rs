@@ -58,6 +58,7 @@ impl Tracker {
                     addr: from,
                     returning: true,
                 });
+                self.take_advertised(now, node_id, from, register, false);
                 return self.hold_registered(node_id, from);
             }
             Some(node) if node.token != token && node.restored_unheard && node.addr == from => {
@@ -77,6 +78,11 @@ impl Tracker {
                 // Stored, so that a restarted tracker knows whether to send it again; saved
                 // with the next batch (no sooner than a second after the last).
                 self.registry_changed |= moved || !node.token_confirmed;
+                if moved {
+                    // An advertised address was verified for the node where it was: it is
+                    // verified again from here.
+                    node.advertised = None;
+                }
                 node.addr = from;
                 node.token_confirmed = true;
                 if register.holdings_digest.get() != node.holdings_digest {
@@ -103,6 +109,7 @@ impl Tracker {
                 let token = self.mint_token();
                 let node = Node {
                     addr: from,
+                    advertised: None,
                     token,
                     token_confirmed: false,
                     token_saved: false,
@@ -120,6 +127,7 @@ impl Tracker {
                     addr: from,
                     returning,
                 });
+                self.take_advertised(now, node_id, from, register, false);
                 // A token is stored before the reply that hands it out: a tracker restarted
                 // from a snapshot without it would refuse the node (the id known, the token not).
                 return self.hold_registered(node_id, from);
@@ -128,13 +136,60 @@ impl Tracker {
         if let Some(event) = registered_event {
             self.event(event);
         }
+        self.take_advertised(now, node_id, from, register, vouched);
         let registered = self.registered_reply(node_id);
         self.reply(from, Outgoing::Registered(registered));
     }
 
-    /// The Registered reply to `node_id`, with its token and the digest of its holdings.
+    /// What peers are given for `node_id` after its Register from `from`: the address it
+    /// advertises when that is known to reach it, else `from`. Known means the same host as
+    /// `from` (any port: a host may direct peers to any of its own ports, as BEP 15 lets
+    /// every client choose its port), or that it echoed a cookie the tracker sent to that
+    /// address. Anything else could be a victim's address: listing it would have a swarm
+    /// send requests there. A Register the node's token vouches for, from the address it
+    /// registered, earns one [`Challenge`](wire::Challenge) to the advertised address, no
+    /// larger than the Register; others earn none, so a forged Register cannot aim even that.
+    fn take_advertised(
+        &mut self,
+        now: Instant,
+        node_id: u32,
+        from: SocketAddr,
+        register: &wire::Register,
+        vouched: bool,
+    ) {
+        let wanted = register.advertise().filter(|addr| *addr != from);
+        let verified = wanted.is_some_and(|wanted| {
+            wanted.ip() == from.ip()
+                || self
+                    .bep15
+                    .connection_id_valid(now, wanted, register.advertise_cookie.get())
+        });
+        let Some(node) = self.nodes.get_mut(&node_id) else {
+            return;
+        };
+        let Some(wanted) = wanted else {
+            node.advertised = None;
+            return;
+        };
+        if node.advertised == Some(wanted) {
+            return;
+        }
+        if verified {
+            node.advertised = Some(wanted);
+            self.event(TrackerEvent::NodeAdvertised {
+                node_id,
+                addr: wanted,
+            });
+        } else if vouched && node.addr == from {
+            self.challenge(now, wanted);
+        }
+    }
+
+    /// The Registered reply to `node_id`, with its token, the digest of its holdings and the
+    /// address peers are given for it.
     pub(super) fn registered_reply(&self, node_id: u32) -> wire::Registered {
         let node = &self.nodes[&node_id];
+        let listed = node.listed();
         let heartbeat_interval_ms =
             u32::try_from(self.config.heartbeat_interval.as_millis()).unwrap_or(u32::MAX);
         wire::Registered {
@@ -144,6 +199,9 @@ impl Tracker {
             },
             heartbeat_interval_ms: U32::new(heartbeat_interval_ms),
             holdings_digest: U64::new(node.holdings_digest),
+            listed_ip: wire::ip_to_bytes(listed.ip()),
+            listed_port: U16::new(listed.port()),
+            reserved: [0; 2],
         }
     }
 
@@ -175,6 +233,9 @@ impl Tracker {
             to,
             Outgoing::Challenge(wire::Challenge {
                 cookie: U64::new(cookie),
+                ip: wire::ip_to_bytes(to.ip()),
+                port: U16::new(to.port()),
+                reserved: [0; 2],
             }),
         );
     }

@@ -229,3 +229,13 @@ fn a_batch_stops_filling_at_its_limit() {
         SEND_BATCH_BYTES_MAX / DATAGRAM_BYTES_MAX + 1
     );
 }
+
+#[test]
+fn interface_addresses_include_loopback_and_stop_at_the_limit() {
+    let all = interface_addresses(crate::node::INTERFACE_ADDRESSES_MAX).unwrap();
+    assert!(
+        all.contains(&std::net::IpAddr::from([127, 0, 0, 1])),
+        "no 127.0.0.1 among {all:?}"
+    );
+    assert_eq!(interface_addresses(1).unwrap().len(), 1);
+}

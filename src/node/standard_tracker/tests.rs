@@ -127,6 +127,53 @@ fn connect_then_announce_started() {
 }
 
 #[test]
+fn bound_to_all_addresses_with_an_advertised_one_recognises_itself() {
+    let now = Instant::now();
+    // Bound to every address, on a host at 10.0.0.9, behind a NAT at 203.0.113.7 that
+    // forwards port 6999 to us.
+    let lan: std::net::IpAddr = [10, 0, 0, 9].into();
+    let advertised: SocketAddr = "203.0.113.7:6999".parse().unwrap();
+    let me = SelfAddresses::new(
+        SocketAddr::from(([0, 0, 0, 0], PEER_PORT)),
+        Some(advertised),
+        &[lan],
+    );
+    let mut client = StandardTracker::new(tracker_addr(), me, 42);
+    client.set_torrent(now, HASH, None, true);
+    client.handle_timeout(now);
+    let connect = only_transmit(&mut client);
+    let announce = connected(&mut client, &connect, now);
+    assert_eq!(announce[84..88], [203, 0, 113, 7], "the advertised address");
+    assert_eq!(
+        announce[96..98],
+        6999u16.to_be_bytes(),
+        "the advertised port"
+    );
+    // Ourselves at the advertised address, at our LAN address with our port and with the
+    // advertised one (a tracker that lists the source address with the announced port), at
+    // loopback; then two others: our LAN address at another port, the NAT at another port.
+    let mut reply = vec![0, 0, 0, 1];
+    reply.extend_from_slice(&announce[12..16]);
+    reply.extend_from_slice(&[0, 0, 0, 60, 0, 0, 0, 1, 0, 0, 0, 2]);
+    reply.extend_from_slice(&[203, 0, 113, 7, 0x1b, 0x57, 10, 0, 0, 9, 0x1b, 0x58]);
+    reply.extend_from_slice(&[10, 0, 0, 9, 0x1b, 0x57, 127, 0, 0, 1, 0x1b, 0x58]);
+    reply.extend_from_slice(&[10, 0, 0, 9, 0x1a, 0xe1, 203, 0, 113, 7, 0x1a, 0xe1]);
+    client.handle_datagram(now, &reply).unwrap();
+    assert_eq!(
+        client.poll_event(),
+        Some(StandardEvent::Announced {
+            info_hash: HASH,
+            peers: vec![
+                "10.0.0.9:6881".parse().unwrap(),
+                "203.0.113.7:6881".parse().unwrap()
+            ],
+            seeders: 2,
+            leechers: 1,
+        })
+    );
+}
+
+#[test]
 fn error_reply_is_shown_and_retried_later() {
     let now = Instant::now();
     let (mut client, connect) = started(now);

@@ -18,6 +18,7 @@ fn garbage_is_counted_and_not_answered() {
         auth: auth(1, 1),
         heartbeat_interval_ms: U32::new(1),
         holdings_digest: U64::new(0),
+        ..bytemuck::Zeroable::zeroed()
     };
     send(
         &mut tracker,
@@ -26,7 +27,7 @@ fn garbage_is_counted_and_not_answered() {
         Message::Registered(&registered),
     );
     // A register one byte short.
-    let mut buf = [0u8; 64];
+    let mut buf = [0u8; 128];
     let len = Message::Register(&register_message(1, 0, 0))
         .encode(&mut buf)
         .unwrap();

@@ -1,6 +1,7 @@
 //! Unit tests of the tracker core, by subject; the fixtures they share are here: a tracker
 //! driven by encoded datagrams, and helpers that send one request and check its reply.
 
+mod advertise;
 mod budget;
 mod hostile;
 mod lookup;
@@ -71,6 +72,7 @@ fn register_message(node_id: u32, token: u64, cookie: u64) -> Register {
         auth: auth(node_id, token),
         cookie: U64::new(cookie),
         holdings_digest: U64::new(0),
+        ..bytemuck::Zeroable::zeroed()
     }
 }
 

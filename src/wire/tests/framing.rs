@@ -24,7 +24,7 @@ fn bad_magic() {
 #[test]
 fn bad_version() {
     let valid = encoded(&Message::ExitAck(&EXIT_ACK));
-    for version in [0, 1, 3, 0xff] {
+    for version in [0, 1, 2, 4, 0xff] {
         let mut bytes = valid.clone();
         bytes[4] = version;
         assert_eq!(refused(&valid, &bytes), DecodeError::BadVersion(version));
@@ -86,6 +86,21 @@ fn reserved_not_zero() {
         ..REJECT
     };
     altered.push(encoded(&Message::Reject(&reject)));
+    let register = Register {
+        reserved: [0, 1],
+        ..REGISTER
+    };
+    altered.push(encoded(&Message::Register(&register)));
+    let registered = Registered {
+        reserved: [1, 0],
+        ..REGISTERED
+    };
+    altered.push(encoded(&Message::Registered(&registered)));
+    let challenge = Challenge {
+        reserved: [0, 1],
+        ..CHALLENGE
+    };
+    altered.push(encoded(&Message::Challenge(&challenge)));
     for bytes in altered {
         assert_eq!(
             decode(&bytes),

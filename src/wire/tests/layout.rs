@@ -5,33 +5,56 @@ use super::*;
 #[test]
 fn register_bytes() {
     let expected = [
-        b'T', b'R', b'N', b'T', 2, 0x01, 0, 0, // header
+        b'T', b'R', b'N', b'T', 3, 0x01, 0, 0, // header
         0, 0, 0, 7, // node id
         1, 2, 3, 4, 5, 6, 7, 8, // token
         0x11, 0x12, 0x13, 0x14, 0x15, 0x16, 0x17, 0x18, // cookie
         0x21, 0x22, 0x23, 0x24, 0x25, 0x26, 0x27, 0x28, // holdings digest
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 192, 0, 2, 7, // advertised address
+        0x1a, 0xe1, // advertised port (6881)
+        0, 0, // reserved
+        0x31, 0x32, 0x33, 0x34, 0x35, 0x36, 0x37, 0x38, // advertise cookie
     ];
     assert_eq!(encoded(&Message::Register(&REGISTER)), expected);
     assert_eq!(decode(&expected), Ok(Message::Register(&REGISTER)));
+    assert_eq!(
+        REGISTER.advertise(),
+        Some("192.0.2.7:6881".parse().unwrap())
+    );
+    // All zero, or port zero: no advertised address (the source address is listed).
+    let mut plain = REGISTER;
+    plain.advertise_port = U16::new(0);
+    assert_eq!(plain.advertise(), None);
+    plain.advertise_ip = [0; 16];
+    plain.advertise_port = U16::new(6881);
+    assert_eq!(plain.advertise(), None);
 }
 
 #[test]
 fn registered_and_challenge_bytes() {
     let expected = [
-        b'T', b'R', b'N', b'T', 2, 0x02, 0, 0, // header
+        b'T', b'R', b'N', b'T', 3, 0x02, 0, 0, // header
         0, 0, 0, 7, // node id
         1, 2, 3, 4, 5, 6, 7, 8, // token
         0, 0, 0x4e, 0x20, // heartbeat interval, ms
         0x21, 0x22, 0x23, 0x24, 0x25, 0x26, 0x27, 0x28, // holdings digest
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 192, 0, 2, 7, // listed address
+        0x1a, 0xe1, // listed port
+        0, 0, // reserved
     ];
     assert_eq!(encoded(&Message::Registered(&REGISTERED)), expected);
     assert_eq!(decode(&expected), Ok(Message::Registered(&REGISTERED)));
+    assert_eq!(REGISTERED.listed(), "192.0.2.7:6881".parse().unwrap());
     let expected = [
-        b'T', b'R', b'N', b'T', 2, 0x0b, 0, 0, // header
+        b'T', b'R', b'N', b'T', 3, 0x0b, 0, 0, // header
         0x11, 0x12, 0x13, 0x14, 0x15, 0x16, 0x17, 0x18, // cookie
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 192, 0, 2, 7, // the address it is for
+        0x1a, 0xe1, // its port
+        0, 0, // reserved
     ];
     assert_eq!(encoded(&Message::Challenge(&CHALLENGE)), expected);
     assert_eq!(decode(&expected), Ok(Message::Challenge(&CHALLENGE)));
+    assert_eq!(CHALLENGE.addr(), "192.0.2.7:6881".parse().unwrap());
 }
 
 #[test]
@@ -52,17 +75,17 @@ fn holdings_digest_is_order_free_and_incremental() {
 fn exit_ack_and_welcome_bytes() {
     assert_eq!(
         encoded(&Message::ExitAck(&EXIT_ACK)),
-        *b"TRNT\x02\x09\0\0\0\0\0\x07"
+        *b"TRNT\x03\x09\0\0\0\0\0\x07"
     );
     assert_eq!(
         encoded(&Message::Welcome(&WELCOME)),
-        *b"TRNT\x02\x10\0\0\x11\x22\x33\x44\x55\x66\x77\x88"
+        *b"TRNT\x03\x10\0\0\x11\x22\x33\x44\x55\x66\x77\x88"
     );
 }
 
 #[test]
 fn refused_bytes() {
-    let expected = *b"TRNT\x02\x0a\0\0\x03\0\0\x04";
+    let expected = *b"TRNT\x03\x0a\0\0\x03\0\0\x04";
     assert_eq!(encoded(&Message::Refused(&REFUSED)), expected);
     let Ok(Message::Refused(refused)) = decode(&expected) else {
         panic!("not a Refused")
@@ -76,7 +99,7 @@ fn refused_bytes() {
 
 #[test]
 fn lookup_bytes_with_name_tail() {
-    let expected = *b"TRNT\x02\x05\0\0\0\0\0\x07\x01\x02\x03\x04\x05\x06\x07\x08file_A.txt";
+    let expected = *b"TRNT\x03\x05\0\0\0\0\0\x07\x01\x02\x03\x04\x05\x06\x07\x08file_A.txt";
     assert_eq!(
         encoded(&Message::Lookup {
             fixed: &LOOKUP,
@@ -212,13 +235,13 @@ fn largest_datagrams_round_trip() {
 
 #[test]
 fn encode_refuses_a_small_buffer() {
-    let mut buf = [0u8; 35];
+    let mut buf = [0u8; 63];
     assert_eq!(
         Message::Register(&REGISTER).encode(&mut buf),
         Err(EncodeError::TooLong)
     );
-    let mut buf = [0u8; 36];
-    assert_eq!(Message::Register(&REGISTER).encode(&mut buf), Ok(36));
+    let mut buf = [0u8; 64];
+    assert_eq!(Message::Register(&REGISTER).encode(&mut buf), Ok(64));
     let data = vec![0; PIECE_BYTES_MAX + 1];
     let mut buf = vec![0u8; 2 * DATAGRAM_BYTES_MAX];
     let piece = Message::Piece {

@@ -18,18 +18,30 @@ const AUTH: NodeAuth = NodeAuth {
 const INFO_HASH: Hash = [0xab; HASH_BYTES];
 const CHUNK_BYTES: u32 = CHUNK_BYTES_MIN;
 
+/// 192.0.2.7 as it travels (IPv4-mapped IPv6).
+const MAPPED_IP: [u8; 16] = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 192, 0, 2, 7];
 static REGISTER: Register = Register {
     auth: AUTH,
     cookie: U64::new(0x1112_1314_1516_1718),
     holdings_digest: U64::new(0x2122_2324_2526_2728),
+    advertise_ip: MAPPED_IP,
+    advertise_port: U16::new(6881),
+    reserved: [0; 2],
+    advertise_cookie: U64::new(0x3132_3334_3536_3738),
 };
 static REGISTERED: Registered = Registered {
     auth: AUTH,
     heartbeat_interval_ms: U32::new(20_000),
     holdings_digest: U64::new(0x2122_2324_2526_2728),
+    listed_ip: MAPPED_IP,
+    listed_port: U16::new(6881),
+    reserved: [0; 2],
 };
 static CHALLENGE: Challenge = Challenge {
     cookie: U64::new(0x1112_1314_1516_1718),
+    ip: MAPPED_IP,
+    port: U16::new(6881),
+    reserved: [0; 2],
 };
 static ANNOUNCE: Announce = Announce {
     auth: AUTH,
