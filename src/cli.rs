@@ -619,17 +619,27 @@ fn advertise_address(text: &str, tracker: SocketAddr) -> Result<Advertise, Strin
         Advertise { ip, port: None }
     } else {
         // A host name, with a port after its last colon or without one.
-        let with_port = text
-            .rsplit_once(':')
-            .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
-        let addr = resolve_text(&if with_port {
-            text.to_string()
-        } else {
-            format!("{text}:0")
-        })?;
+        let (host, port) = match text.rsplit_once(':') {
+            Some((host, port)) if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) => {
+                let port = port
+                    .parse::<u16>()
+                    .map_err(|_| format!("'{text}': port {port} is not one of 1 to 65535"))?;
+                (host, Some(port))
+            }
+            _ => (text, None),
+        };
+        let mut addrs: Vec<SocketAddr> = (host, port.unwrap_or(0))
+            .to_socket_addrs()
+            .map_err(|error| format!("cannot use '{text}': {error}"))?
+            .collect();
+        // Prefer the tracker's family, as peers reach us the way they reach it.
+        addrs.sort_by_key(|addr| addr.is_ipv4() != tracker.is_ipv4());
+        let addr = addrs
+            .first()
+            .ok_or_else(|| format!("'{text}' resolves to no address"))?;
         Advertise {
             ip: addr.ip(),
-            port: with_port.then_some(addr.port()),
+            port,
         }
     };
     let ip = advertise.ip;
@@ -945,6 +955,63 @@ mod tests {
         assert!(!long.standard_tracker);
         assert_eq!(long.peers, 5);
         assert_eq!(seed.tracker, "127.0.0.1:12345".parse().unwrap());
+    }
+
+    #[test]
+    fn advertise_takes_an_address_with_or_without_a_port() {
+        let advertise = |line: &str| match parse(&args(line)) {
+            Ok(Invocation::Node(node)) => node.advertise,
+            other => panic!("{line}: {other:?}"),
+        };
+        assert_eq!(advertise("node --id 1"), None);
+        let ip = |text: &str| text.parse::<IpAddr>().unwrap();
+        for (line, expected) in [
+            (
+                "node --id 1 --advertise 203.0.113.7",
+                (ip("203.0.113.7"), None),
+            ),
+            (
+                "node --id 1 --advertise 203.0.113.7:6881",
+                (ip("203.0.113.7"), Some(6881)),
+            ),
+            (
+                "node --id 1 --advertise localhost:6881",
+                (ip("127.0.0.1"), Some(6881)),
+            ),
+            (
+                "node --id 1 --tracker [::1]:6969 --advertise 2001:db8::7",
+                (ip("2001:db8::7"), None),
+            ),
+            (
+                "node --id 1 --tracker [::1]:6969 --advertise [2001:db8::7]:6881",
+                (ip("2001:db8::7"), Some(6881)),
+            ),
+        ] {
+            let advertise = advertise(line).unwrap_or_else(|| panic!("{line}: none"));
+            assert_eq!((advertise.ip, advertise.port), expected, "{line}");
+        }
+        let bound = advertise("node --id 1 --advertise 203.0.113.7").unwrap();
+        assert_eq!(bound.addr(4000), "203.0.113.7:4000".parse().unwrap());
+        for (line, says) in [
+            ("node --id 1 --advertise 0.0.0.0", "unspecified"),
+            ("node --id 1 --advertise 10.0.0.1:0", "port 0"),
+            ("node --id 1 --advertise 239.1.2.3", "multicast"),
+            ("node --id 1 --advertise 255.255.255.255", "broadcast"),
+            (
+                "node --id 1 --advertise 2001:db8::7",
+                "IPv6 address but the tracker",
+            ),
+            ("node --id 1 --advertise 10.0.0.1:70000", "port 70000"),
+            ("node --id 1 --advertise nowhere.invalid", "nowhere.invalid"),
+        ] {
+            match parse(&args(line)) {
+                Err(UsageError(text)) => {
+                    assert!(text.starts_with("--advertise: "), "{line}: {text}");
+                    assert!(text.contains(says), "{line}: {text}");
+                }
+                other => panic!("{line} was accepted: {other:?}"),
+            }
+        }
     }
 
     #[test]
