@@ -12,8 +12,9 @@
 //! * **Connect.** A connect request earns a connection id, used for at most
 //!   [`CONNECTION_ID_LIFETIME`] (BEP 15: one minute), then a new one is asked for.
 //! * **Announce.** Every file the node holds, whole or in part, and every download, is
-//!   announced under its info hash with the node's UDP port (or the `--advertise`d one) as the peer port: `started`
-//!   first, `completed` when a download finishes, `stopped` when the node leaves, and
+//!   announced under its info hash with the node's UDP port (or the `--advertise`d one) as
+//!   the peer port: `started` first, `completed` when a download finishes, `stopped` when
+//!   the node leaves, and
 //!   again every interval the tracker asks for (bounded to
 //!   [`INTERVAL_MIN`]..=[`INTERVAL_MAX`]). A download asks for [`NUM_WANT`] peers and may
 //!   announce again for fresh peers every [`PEER_REFRESH_MIN`]. `uploaded` and

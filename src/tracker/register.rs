@@ -157,9 +157,19 @@ impl Tracker {
         register: &wire::Register,
         vouched: bool,
     ) {
-        let wanted = register.advertise().filter(|addr| *addr != from);
+        // In the family of `from`: a tracker on `::` sees IPv4 nodes as mapped addresses, and
+        // sends from the same socket.
+        let wanted = register
+            .advertise()
+            .map(|addr| match (addr, from) {
+                (SocketAddr::V4(v4), SocketAddr::V6(_)) => {
+                    SocketAddr::new(v4.ip().to_ipv6_mapped().into(), v4.port())
+                }
+                _ => addr,
+            })
+            .filter(|addr| *addr != from);
         let verified = wanted.is_some_and(|wanted| {
-            wanted.ip() == from.ip()
+            wanted.ip().to_canonical() == from.ip().to_canonical()
                 || self
                     .bep15
                     .connection_id_valid(now, wanted, register.advertise_cookie.get())

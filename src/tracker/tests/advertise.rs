@@ -69,6 +69,45 @@ fn holder_addr(tracker: &mut Tracker, now: Instant, asker_token: u64) -> SocketA
     wire::socket_addr(holders[0].ip, holders[0].port.get())
 }
 
+/// Registers node 1 from `from` advertising `advertise`, echoing the cookie for `from`.
+fn register_advertising(
+    tracker: &mut Tracker,
+    now: Instant,
+    from: SocketAddr,
+    advertise: SocketAddr,
+) -> Registered {
+    let mut cookie = 0;
+    loop {
+        let replies = send_register(tracker, now, from, &advertising(1, 0, cookie, advertise, 0));
+        assert_eq!(replies.len(), 1, "{replies:?}");
+        match decode(&replies[0].1).unwrap() {
+            Message::Challenge(challenge) if cookie == 0 => cookie = challenge.cookie.get(),
+            Message::Registered(registered) => return *registered,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn a_tracker_on_both_families_compares_mapped_addresses() {
+    // A tracker bound to `::` sees an IPv4 node at its IPv4-mapped address.
+    let t0 = Instant::now();
+    let mut tracker = new_tracker(t0);
+    let from: SocketAddr = "[::ffff:127.0.0.1]:4001".parse().unwrap();
+    let registered = register_advertising(&mut tracker, t0, from, addr(6881));
+    assert_eq!(registered.listed(), addr(6881), "the same host");
+    let token = registered.auth.token.get();
+    // Another host: challenged at its mapped address, from the socket that sees `from`.
+    let replies = send_register(
+        &mut tracker,
+        t0,
+        from,
+        &advertising(1, token, 0, elsewhere(), 0),
+    );
+    let mapped: SocketAddr = "[::ffff:192.0.2.7]:6881".parse().unwrap();
+    assert!(replies.iter().any(|(to, _)| *to == mapped), "{replies:?}");
+}
+
 #[test]
 fn an_advertised_address_is_listed_once_it_answers_a_challenge() {
     let t0 = Instant::now();
@@ -211,21 +250,7 @@ fn another_port_of_the_same_host_is_listed_at_once() {
     let t0 = Instant::now();
     let mut tracker = new_tracker(t0);
     let forwarded = addr(6881);
-    let mut cookie = 0;
-    let registered = loop {
-        let replies = send_register(
-            &mut tracker,
-            t0,
-            addr(4001),
-            &advertising(1, 0, cookie, forwarded, 0),
-        );
-        assert_eq!(replies.len(), 1, "{replies:?}");
-        match decode(&replies[0].1).unwrap() {
-            Message::Challenge(challenge) => cookie = challenge.cookie.get(),
-            Message::Registered(registered) => break *registered,
-            other => panic!("unexpected {other:?}"),
-        }
-    };
+    let registered = register_advertising(&mut tracker, t0, addr(4001), forwarded);
     assert_eq!(registered.listed(), forwarded);
     let holder = registered.auth.token.get();
     let asker = register(&mut tracker, t0, addr(4002), 2, 0);
