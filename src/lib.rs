@@ -12,7 +12,8 @@
 //!  reactor.rs             the only code with sockets, the clock, threads, signals, stdout:
 //!                         one mio loop per process around one sans-IO core
 //!  udp.rs                 many datagrams per system call (recvmmsg + GRO, sendmmsg, GSO),
-//!                         sockets that never fragment, the kernel's route MTUs
+//!                         sockets that never fragment, the kernel's route MTUs, the
+//!                         host's interface addresses
 //!  mtu.rs                 how large a datagram may be toward each peer: 64 KiB on loopback,
 //!                         1,232 bytes for control, pieces sized by a DPLPMTUD search
 //!  tracker.rs, node.rs    sans-IO state machines: handle_datagram / handle_timeout /
