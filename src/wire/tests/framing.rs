@@ -24,7 +24,7 @@ fn bad_magic() {
 #[test]
 fn bad_version() {
     let valid = encoded(&Message::ExitAck(&EXIT_ACK));
-    for version in [0, 1, 3, 0xff] {
+    for version in [0, 1, 2, 4, 0xff] {
         let mut bytes = valid.clone();
         bytes[4] = version;
         assert_eq!(refused(&valid, &bytes), DecodeError::BadVersion(version));
@@ -34,7 +34,7 @@ fn bad_version() {
 #[test]
 fn unknown_kind() {
     let valid = encoded(&Message::ExitAck(&EXIT_ACK));
-    for kind in [0x00, 0x0c, 0x0f, 0x1a, 0xff] {
+    for kind in [0x00, 0x0c, 0x0f, 0x1c, 0xff] {
         let mut bytes = valid.clone();
         bytes[5] = kind;
         assert_eq!(refused(&valid, &bytes), DecodeError::UnknownKind(kind));
@@ -125,6 +125,7 @@ fn length_mismatch_of_fixed_kinds() {
                 | Kind::HaveMap
                 | Kind::ManifestPart
                 | Kind::Piece
+                | Kind::StampedPiece
         );
         if has_tail {
             continue;

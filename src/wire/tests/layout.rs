@@ -5,7 +5,7 @@ use super::*;
 #[test]
 fn register_bytes() {
     let expected = [
-        b'T', b'R', b'N', b'T', 2, 0x01, 0, 0, // header
+        b'T', b'R', b'N', b'T', 3, 0x01, 0, 0, // header
         0, 0, 0, 7, // node id
         1, 2, 3, 4, 5, 6, 7, 8, // token
         0x11, 0x12, 0x13, 0x14, 0x15, 0x16, 0x17, 0x18, // cookie
@@ -18,7 +18,7 @@ fn register_bytes() {
 #[test]
 fn registered_and_challenge_bytes() {
     let expected = [
-        b'T', b'R', b'N', b'T', 2, 0x02, 0, 0, // header
+        b'T', b'R', b'N', b'T', 3, 0x02, 0, 0, // header
         0, 0, 0, 7, // node id
         1, 2, 3, 4, 5, 6, 7, 8, // token
         0, 0, 0x4e, 0x20, // heartbeat interval, ms
@@ -27,7 +27,7 @@ fn registered_and_challenge_bytes() {
     assert_eq!(encoded(&Message::Registered(&REGISTERED)), expected);
     assert_eq!(decode(&expected), Ok(Message::Registered(&REGISTERED)));
     let expected = [
-        b'T', b'R', b'N', b'T', 2, 0x0b, 0, 0, // header
+        b'T', b'R', b'N', b'T', 3, 0x0b, 0, 0, // header
         0x11, 0x12, 0x13, 0x14, 0x15, 0x16, 0x17, 0x18, // cookie
     ];
     assert_eq!(encoded(&Message::Challenge(&CHALLENGE)), expected);
@@ -52,17 +52,17 @@ fn holdings_digest_is_order_free_and_incremental() {
 fn exit_ack_and_welcome_bytes() {
     assert_eq!(
         encoded(&Message::ExitAck(&EXIT_ACK)),
-        *b"TRNT\x02\x09\0\0\0\0\0\x07"
+        *b"TRNT\x03\x09\0\0\0\0\0\x07"
     );
     assert_eq!(
         encoded(&Message::Welcome(&WELCOME)),
-        *b"TRNT\x02\x10\0\0\x11\x22\x33\x44\x55\x66\x77\x88"
+        *b"TRNT\x03\x10\0\0\x11\x22\x33\x44\x55\x66\x77\x88"
     );
 }
 
 #[test]
 fn refused_bytes() {
-    let expected = *b"TRNT\x02\x0a\0\0\x03\0\0\x04";
+    let expected = *b"TRNT\x03\x0a\0\0\x03\0\0\x04";
     assert_eq!(encoded(&Message::Refused(&REFUSED)), expected);
     let Ok(Message::Refused(refused)) = decode(&expected) else {
         panic!("not a Refused")
@@ -76,7 +76,7 @@ fn refused_bytes() {
 
 #[test]
 fn lookup_bytes_with_name_tail() {
-    let expected = *b"TRNT\x02\x05\0\0\0\0\0\x07\x01\x02\x03\x04\x05\x06\x07\x08file_A.txt";
+    let expected = *b"TRNT\x03\x05\0\0\0\0\0\x07\x01\x02\x03\x04\x05\x06\x07\x08file_A.txt";
     assert_eq!(
         encoded(&Message::Lookup {
             fixed: &LOOKUP,
@@ -141,6 +141,50 @@ fn piece_bytes_with_data_tail() {
     };
     assert_eq!(encoded(&piece), expected);
     assert_eq!(decode(&expected), Ok(piece));
+}
+
+#[test]
+fn stamped_piece_bytes_with_data_tail() {
+    let mut expected = header(Kind::StampedPiece);
+    expected.extend_from_slice(&INFO_HASH);
+    expected.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0x05, 0x78, 1, 2, 3, 4]);
+    expected.extend_from_slice(b"some piece data");
+    let piece = Message::StampedPiece {
+        fixed: &STAMPED_PIECE,
+        data: b"some piece data",
+    };
+    assert_eq!(encoded(&piece), expected);
+    assert_eq!(decode(&expected), Ok(piece));
+}
+
+#[test]
+fn paced_piece_request_is_a_piece_request_and_a_pace() {
+    let mut expected = encoded(&Message::PieceRequest(&PIECE_REQUEST));
+    expected[5] = Kind::PacedPieceRequest as u8;
+    expected.extend_from_slice(&[0, 0, 0x30, 0]);
+    let paced = Message::PacedPieceRequest(&PACED_PIECE_REQUEST);
+    assert_eq!(encoded(&paced), expected);
+    assert_eq!(decode(&expected), Ok(paced));
+    // A pace of 0 would be an unpaced request, which has its own kind.
+    let mut zero = expected.clone();
+    let len = zero.len();
+    zero[len - 4..].fill(0);
+    assert_eq!(
+        refused(&expected, &zero),
+        DecodeError::BadShape(Kind::PacedPieceRequest)
+    );
+    // The same bounds as an unpaced request: here, pieces smaller than PIECE_BYTES_MIN.
+    let small = PacedPieceRequest {
+        request: PieceRequest {
+            piece_bytes: U32::new(PIECE_BYTES_MIN as u32 - 1),
+            ..PIECE_REQUEST
+        },
+        ..PACED_PIECE_REQUEST
+    };
+    assert_eq!(
+        refused(&expected, &encoded(&Message::PacedPieceRequest(&small))),
+        DecodeError::BadShape(Kind::PacedPieceRequest)
+    );
 }
 
 #[test]
