@@ -118,8 +118,10 @@ pub struct NodeConfig {
 pub enum PaceMode {
     Off,
     /// Peers across a network, not those on loopback-class routes (the default): on a real
-    /// link pacing keeps a bottleneck's queue from overflowing (bench/netlab.py); in swarms
-    /// on loopback and in the simulation it still slows the swarm (see the README).
+    /// link pacing keeps a bottleneck's queue from overflowing and random loss from slowing
+    /// the transfer (bench/netlab.py). Loopback-class routes, which include the simulation's,
+    /// stay unpaced: a paced swarm there finished later (bench/README.md, "Congestion
+    /// control").
     OffLoopback,
     Always,
 }
