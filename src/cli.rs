@@ -7,6 +7,7 @@
 use crate::console;
 use crate::impair::ImpairConfig;
 use crate::logging;
+use crate::node::PaceMode;
 use crate::wire;
 use getopts::{Matches, Options, ParsingStyle};
 use std::fmt;
@@ -77,6 +78,8 @@ pub struct NodeArgs {
     pub heartbeat_interval: Duration,
     pub socket_buffer_bytes: usize,
     pub max_upload_bytes_per_s: Option<u64>,
+    /// Which peers downloads ask for a pace (`--pace`).
+    pub pace: PaceMode,
     pub log_level: log::LevelFilter,
     pub progress: bool,
     pub impair: Option<ImpairConfig>,
@@ -390,6 +393,12 @@ fn parse_node(args: &[String]) -> Result<Invocation, UsageError> {
     );
     opts.optopt(
         "",
+        "pace",
+        "ask peers to pace their pieces at the rate that reaches us, measured as BBR does: net (default: peers across a network, not on loopback), all, off",
+        "WHICH",
+    );
+    opts.optopt(
+        "",
         "log-level",
         "error, warn, info, debug or trace (default info; debug logs pieces)",
         "LEVEL",
@@ -504,6 +513,16 @@ fn parse_node(args: &[String]) -> Result<Invocation, UsageError> {
                 }
                 _ => Some(size("max-upload-rate", &text, 1, u64::MAX >> 1)?),
             },
+        },
+        pace: match m.opt_str("pace").as_deref() {
+            None | Some("net") => PaceMode::OffLoopback,
+            Some("all") => PaceMode::Always,
+            Some("off") => PaceMode::Off,
+            Some(other) => {
+                return Err(UsageError(format!(
+                    "--pace: '{other}' is not one of net, all, off"
+                )));
+            }
         },
         log_level: log_level(&m)?,
         progress: m.opt_present("progress"),

@@ -22,7 +22,10 @@
 //!  node/download.rs       one download: look-up, manifest, peers, timeouts, verification
 //!                         (its peers, arrivals and timers in node/download/*.rs)
 //!  node/download/transfer.rs  which chunk from whom: rarest first, endgame, piece runs
-//!  node/upload.rs         serving peers (cookies, pieces read from the file, rate limit)
+//!  node/download/congestion.rs  the pace asked of each peer across a network: a BBR-like
+//!                         model of the path's bottleneck, run at the receiver
+//!  node/upload.rs         serving peers (cookies, pieces read from the file, rate limit;
+//!                         node/upload/pacer.rs keeps the pace each peer asked for)
 //!  node/standard_tracker.rs  the node as a BEP 15 client of a standard tracker (udp://)
 //!  node/*.rs              the node's other parts, one subject each (datagram dispatch,
 //!                         console commands, hashing jobs, tracker link, status, watching

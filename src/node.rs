@@ -117,6 +117,34 @@ pub struct NodeConfig {
     /// Route MTUs toward peers (the kernel's in a real process): how large a datagram to a
     /// peer may be (see [`crate::mtu`]).
     pub routes: Routes,
+    /// Which peers a download asks for a pace (`--pace`).
+    pub pace: PaceMode,
+}
+
+/// Which peers a download asks to pace their pieces at the rate it measures (see
+/// `node/download/congestion.rs`). Unpaced peers send as fast as they can, and the window of
+/// one that loses pieces halves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PaceMode {
+    Off,
+    /// Peers across a network, not those on loopback-class routes (the default): on a real
+    /// link pacing keeps a bottleneck's queue from overflowing and random loss from slowing
+    /// the transfer (bench/netlab.py). Loopback-class routes, which include the simulation's,
+    /// stay unpaced: a paced swarm there finished later (bench/README.md, "Congestion
+    /// control").
+    OffLoopback,
+    Always,
+}
+
+impl PaceMode {
+    /// Whether a peer whose route has `route_mtu` is paced.
+    pub fn applies(self, route_mtu: u32) -> bool {
+        match self {
+            PaceMode::Off => false,
+            PaceMode::OffLoopback => route_mtu < crate::mtu::LOOPBACK_MTU_MIN,
+            PaceMode::Always => true,
+        }
+    }
 }
 
 impl NodeConfig {
@@ -137,6 +165,7 @@ impl NodeConfig {
             window_pieces_max: 64,
             hash_threads: 2,
             routes: Routes::assumed(),
+            pace: PaceMode::OffLoopback,
         }
     }
 }

@@ -724,7 +724,9 @@ impl Sim {
     /// Flips one random data byte of a piece datagram; other datagrams pass untouched.
     fn corrupt_piece(&mut self, bytes: &mut [u8]) {
         let data_bytes = match wire::decode(bytes) {
-            Ok(wire::Message::Piece { data, .. }) => data.len(),
+            Ok(wire::Message::Piece { data, .. } | wire::Message::StampedPiece { data, .. }) => {
+                data.len()
+            }
             _ => return,
         };
         if data_bytes == 0 {

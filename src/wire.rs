@@ -101,10 +101,12 @@ pub enum Kind {
     Reject = 0x17,
     MtuProbe = 0x18,
     MtuProbeReply = 0x19,
+    PacedPieceRequest = 0x1a,
+    StampedPiece = 0x1b,
 }
 
 impl Kind {
-    const ALL: [Kind; 21] = [
+    const ALL: [Kind; 23] = [
         Kind::Register,
         Kind::Registered,
         Kind::Announce,
@@ -126,6 +128,8 @@ impl Kind {
         Kind::Reject,
         Kind::MtuProbe,
         Kind::MtuProbeReply,
+        Kind::PacedPieceRequest,
+        Kind::StampedPiece,
     ];
 
     pub fn from_u8(byte: u8) -> Option<Kind> {
@@ -426,7 +430,7 @@ pub struct ManifestPart {
 }
 
 /// Node → node: send `length` bytes of `chunk` from `offset`, in datagrams of at most
-/// `piece_bytes` of data each.
+/// `piece_bytes` of data each, as fast as you can.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
 pub struct PieceRequest {
@@ -437,6 +441,18 @@ pub struct PieceRequest {
     pub piece_bytes: U32,
 }
 
+/// Node → node: a [`PieceRequest`] from a downloader that paces this path: send its pieces
+/// at `pace_kib_per_s` KiB/s (at least 1), each as a [`StampedPiece`] when it fits one
+/// datagram. The asker measures what reaches it and sets the pace (see
+/// `node::download::congestion`). A kind of its own, so that unpaced paths (loopback, the
+/// simulation) keep the datagrams they had, to the byte.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
+pub struct PacedPieceRequest {
+    pub request: PieceRequest,
+    pub pace_kib_per_s: U32,
+}
+
 /// Node → node, fixed part. Tail: the data, at `offset` within `chunk`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
@@ -444,6 +460,16 @@ pub struct Piece {
     pub info_hash: Hash,
     pub chunk: U32,
     pub offset: U32,
+}
+
+/// Node → node: a [`Piece`] answering a [`PacedPieceRequest`], stamped with `sent_us`, the
+/// sender's clock when it sent the piece in microseconds (wrapping, from any start): the
+/// receiver measures one-way queueing delay from it, as uTP does. Tail: the data.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
+pub struct StampedPiece {
+    pub piece: Piece,
+    pub sent_us: U32,
 }
 
 /// Node → node: echo a datagram of `probe_bytes` (UDP payload), to learn whether the path
@@ -529,7 +555,9 @@ const _: () = {
     assert!(size_of::<ManifestRequest>() == 36);
     assert!(size_of::<ManifestPart>() == 40);
     assert!(size_of::<PieceRequest>() == 48);
+    assert!(size_of::<PacedPieceRequest>() == 52);
     assert!(size_of::<Piece>() == 28);
+    assert!(size_of::<StampedPiece>() == 32);
     assert!(size_of::<Reject>() == 28);
     assert!(size_of::<MtuProbe>() == 36);
     assert!(size_of::<MtuProbeReply>() == 24);
@@ -546,6 +574,9 @@ const _: () = {
 
 /// Bytes in front of a piece's data: header and [`Piece`].
 pub const PIECE_OVERHEAD_BYTES: usize = size_of::<Header>() + size_of::<Piece>();
+/// Bytes in front of a stamped piece's data: header and [`StampedPiece`]. A piece too large
+/// to carry the stamp in one datagram goes unstamped.
+pub const STAMPED_PIECE_OVERHEAD_BYTES: usize = size_of::<Header>() + size_of::<StampedPiece>();
 /// Largest piece payload: one piece and its header fill one IPv4 UDP datagram.
 pub const PIECE_BYTES_MAX: usize = DATAGRAM_BYTES_MAX - PIECE_OVERHEAD_BYTES;
 /// Smallest piece a [`PieceRequest`] may ask for: with 1-byte pieces one 56-byte request
@@ -710,8 +741,13 @@ pub enum Message<'a> {
         name: &'a str,
     },
     PieceRequest(&'a PieceRequest),
+    PacedPieceRequest(&'a PacedPieceRequest),
     Piece {
         fixed: &'a Piece,
+        data: &'a [u8],
+    },
+    StampedPiece {
+        fixed: &'a StampedPiece,
         data: &'a [u8],
     },
     Reject(&'a Reject),
@@ -732,6 +768,20 @@ fn split<T: Pod>(bytes: &[u8], kind: Kind) -> Result<(&T, &[u8]), DecodeError> {
 }
 
 /// A body that must be exactly one `T`.
+/// Bounds what one request can make the holder send (amplification): pieces of at least
+/// [`PIECE_BYTES_MIN`], at most [`PIECES_PER_REQUEST_MAX`] of them.
+fn check_piece_request(request: &PieceRequest, kind: Kind) -> Result<(), DecodeError> {
+    let piece_bytes = request.piece_bytes.get();
+    let length = request.length.get();
+    if !(PIECE_BYTES_MIN..=PIECE_BYTES_MAX).contains(&(piece_bytes as usize))
+        || length == 0
+        || length.div_ceil(piece_bytes) > PIECES_PER_REQUEST_MAX
+    {
+        return Err(DecodeError::BadShape(kind));
+    }
+    Ok(())
+}
+
 fn exact<T: Pod>(bytes: &[u8], kind: Kind) -> Result<&T, DecodeError> {
     let (view, rest) = split::<T>(bytes, kind)?;
     if !rest.is_empty() {
@@ -913,16 +963,17 @@ pub fn decode(bytes: &[u8]) -> Result<Message<'_>, DecodeError> {
         }
         Kind::PieceRequest => {
             let request: &PieceRequest = exact(body, kind)?;
-            let piece_bytes = request.piece_bytes.get();
-            let length = request.length.get();
-            // Bounds what one request can make the holder send (amplification).
-            if !(PIECE_BYTES_MIN..=PIECE_BYTES_MAX).contains(&(piece_bytes as usize))
-                || length == 0
-                || length.div_ceil(piece_bytes) > PIECES_PER_REQUEST_MAX
-            {
+            check_piece_request(request, kind)?;
+            Message::PieceRequest(request)
+        }
+        Kind::PacedPieceRequest => {
+            let paced: &PacedPieceRequest = exact(body, kind)?;
+            check_piece_request(&paced.request, kind)?;
+            // 0 would mean unpaced, which has a kind of its own.
+            if paced.pace_kib_per_s.get() == 0 {
                 return Err(DecodeError::BadShape(kind));
             }
-            Message::PieceRequest(request)
+            Message::PacedPieceRequest(paced)
         }
         Kind::Piece => {
             let (fixed, data) = split(body, kind)?;
@@ -930,6 +981,13 @@ pub fn decode(bytes: &[u8]) -> Result<Message<'_>, DecodeError> {
                 return Err(DecodeError::LengthMismatch(kind));
             }
             Message::Piece { fixed, data }
+        }
+        Kind::StampedPiece => {
+            let (fixed, data) = split(body, kind)?;
+            if data.is_empty() {
+                return Err(DecodeError::LengthMismatch(kind));
+            }
+            Message::StampedPiece { fixed, data }
         }
         Kind::Reject => {
             let reject: &Reject = exact(body, kind)?;
@@ -1042,7 +1100,9 @@ impl Message<'_> {
             Message::ManifestRequest(_) => Kind::ManifestRequest,
             Message::ManifestPart { .. } => Kind::ManifestPart,
             Message::PieceRequest(_) => Kind::PieceRequest,
+            Message::PacedPieceRequest(_) => Kind::PacedPieceRequest,
             Message::Piece { .. } => Kind::Piece,
+            Message::StampedPiece { .. } => Kind::StampedPiece,
             Message::Reject(_) => Kind::Reject,
             Message::MtuProbe(_) => Kind::MtuProbe,
             Message::MtuProbeReply(_) => Kind::MtuProbeReply,
@@ -1106,7 +1166,12 @@ impl Message<'_> {
                 w.put(name.as_bytes())?;
             }
             Message::PieceRequest(m) => w.put_pod(*m)?,
+            Message::PacedPieceRequest(m) => w.put_pod(*m)?,
             Message::Piece { fixed, data } => {
+                w.put_pod(*fixed)?;
+                w.put(data)?;
+            }
+            Message::StampedPiece { fixed, data } => {
                 w.put_pod(*fixed)?;
                 w.put(data)?;
             }

@@ -28,6 +28,7 @@ impl Node {
             Message::HaveRequest(_)
             | Message::ManifestRequest(_)
             | Message::PieceRequest(_)
+            | Message::PacedPieceRequest(_)
             | Message::MtuProbe(_)
                 if self.budgets.admit(now, from) == Verdict::Drop =>
             {
@@ -37,6 +38,7 @@ impl Node {
             Message::HaveRequest(_)
             | Message::ManifestRequest(_)
             | Message::PieceRequest(_)
+            | Message::PacedPieceRequest(_)
             | Message::MtuProbe(_) => {
                 self.uploader
                     .handle_request(&mut self.out, &self.files, now, from, &message);
@@ -52,6 +54,7 @@ impl Node {
             | Message::MtuProbeReply(_)
             | Message::ManifestPart { .. }
             | Message::Piece { .. }
+            | Message::StampedPiece { .. }
             | Message::Reject(_) => {
                 let mut ctx = self.context();
                 let mut progressed = None;
@@ -69,7 +72,7 @@ impl Node {
                         self.after_progress(now, info_hash)
                     }
                     None => {
-                        if let Message::Piece { .. } = message {
+                        if let Message::Piece { .. } | Message::StampedPiece { .. } = message {
                             self.out.stats.pieces_unrequested += 1;
                         } else {
                             self.out.stats.dropped_unexpected += 1;

@@ -20,11 +20,12 @@
 //! Files: this one holds the state and dispatches messages; `peers.rs` recruits and drops
 //! peers, `arrival.rs` takes manifest parts and pieces through to publishing, `timers.rs`
 //! fires the deadlines, `transfer.rs` picks chunks and runs of pieces (rarest first,
-//! endgame), `pace.rs` sizes request windows, `by_hash.rs` starts downloads found through a
+//! endgame), `pace.rs` sizes request windows, `congestion.rs` sets the pace asked of each peer, `by_hash.rs` starts downloads found through a
 //! standard tracker.
 
 mod arrival;
 mod by_hash;
+mod congestion;
 mod pace;
 mod peers;
 mod timers;
@@ -384,12 +385,16 @@ impl Download {
                 Some(self.manifest_part(parts, now, index, fixed, hashes, name))
             }
             Message::Piece { fixed, data } if fixed.info_hash == info_hash => {
+                self.piece(parts, now, index, fixed, None, data);
+                Some(Handled::Consumed)
+            }
+            Message::StampedPiece { fixed, data } if fixed.piece.info_hash == info_hash => {
                 self.piece(
                     parts,
                     now,
                     index,
-                    fixed.chunk.get(),
-                    fixed.offset.get(),
+                    &fixed.piece,
+                    Some(fixed.sent_us.get()),
                     data,
                 );
                 Some(Handled::Consumed)
@@ -472,10 +477,10 @@ impl Download {
             }
             // Ask in runs of a quarter window (at most REQUEST_PIECES_MAX pieces), not a
             // piece at a time as each arrives: half the datagrams, the same pipeline.
-            let batch = (self.peers[index].window / 4).clamp(1, REQUEST_PIECES_MAX);
+            let batch = (self.peers[index].request_window() / 4).clamp(1, REQUEST_PIECES_MAX);
             loop {
                 let peer = &self.peers[index];
-                let room = peer.window.saturating_sub(peer.in_flight);
+                let room = peer.request_window().saturating_sub(peer.in_flight);
                 if room == 0 || (room < batch && peer.in_flight > 0) {
                     break;
                 }
@@ -503,7 +508,21 @@ impl Download {
                     length: U32::new(length),
                     piece_bytes: U32::new(piece_bytes),
                 };
-                parts.out.send(peer.addr, &Message::PieceRequest(&request));
+                if peer.paced {
+                    let paced = wire::PacedPieceRequest {
+                        request,
+                        pace_kib_per_s: U32::new(
+                            u32::try_from(peer.congestion.pace() / 1024)
+                                .unwrap_or(u32::MAX)
+                                .max(1),
+                        ),
+                    };
+                    parts
+                        .out
+                        .send(peer.addr, &Message::PacedPieceRequest(&paced));
+                } else {
+                    parts.out.send(peer.addr, &Message::PieceRequest(&request));
+                }
                 peer.in_flight += count;
                 if transfer.scan_due.is_none() {
                     transfer.scan_due = Some(now + SCAN_INTERVAL);

@@ -29,6 +29,7 @@
 //! anything larger (the same idea as BEP 15's connection id).
 
 mod interest;
+mod pacer;
 mod rate;
 
 pub use interest::INTERESTED_MAX;
@@ -97,10 +98,40 @@ struct UploadTask {
     piece_bytes: u32,
 }
 
-/// The ranges queued for one peer, first asked first sent.
+/// The ranges queued for one peer, first asked first sent, at the pace it asked for.
 struct PeerQueue {
     to: SocketAddr,
     tasks: VecDeque<UploadTask>,
+    pacer: pacer::Pacer,
+}
+
+impl PeerQueue {
+    /// Bytes of the next datagram to this peer (payload and header), if any.
+    fn next_datagram_bytes(&self) -> Option<u64> {
+        let task = self.tasks.front()?;
+        let len = task.piece_bytes.min(task.end - task.offset);
+        Some(u64::from(len) + self.overhead_bytes(len) as u64)
+    }
+
+    /// Whether a piece of `len` data bytes to this peer carries the time it left: a paced
+    /// peer measures queueing delay from it, when it fits one datagram.
+    fn stamped(&self, len: u32) -> bool {
+        self.pacer.paced()
+            && len as usize + wire::STAMPED_PIECE_OVERHEAD_BYTES <= wire::DATAGRAM_BYTES_MAX
+    }
+
+    fn overhead_bytes(&self, len: u32) -> usize {
+        if self.stamped(len) {
+            wire::STAMPED_PIECE_OVERHEAD_BYTES
+        } else {
+            wire::PIECE_OVERHEAD_BYTES
+        }
+    }
+
+    fn ready(&self, now: Instant) -> bool {
+        self.next_datagram_bytes()
+            .is_some_and(|bytes| self.pacer.ready(now, bytes))
+    }
 }
 
 /// How many bytes of each chunk of one complete file were queued for peers, and when each
@@ -254,6 +285,7 @@ impl Uploader {
             Message::HaveRequest(ask) => *ask,
             Message::ManifestRequest(request) => &request.ask,
             Message::PieceRequest(request) => &request.ask,
+            Message::PacedPieceRequest(paced) => &paced.request.ask,
             Message::MtuProbe(probe) => &probe.ask,
             _ => return,
         };
@@ -338,7 +370,14 @@ impl Uploader {
                     },
                 );
             }
-            Message::PieceRequest(request) => {
+            Message::PieceRequest(_) | Message::PacedPieceRequest(_) => {
+                let (request, pace_kib_per_s) = match message {
+                    Message::PacedPieceRequest(paced) => {
+                        (&paced.request, paced.pace_kib_per_s.get())
+                    }
+                    Message::PieceRequest(request) => (*request, 0),
+                    _ => return,
+                };
                 // `wire::decode` already bounded what this request can cost: pieces of at
                 // least PIECE_BYTES_MIN, at most PIECES_PER_REQUEST_MAX of them.
                 debug_assert!(
@@ -385,10 +424,14 @@ impl Uploader {
                         self.queues.push_back(PeerQueue {
                             to: from,
                             tasks: VecDeque::new(),
+                            pacer: pacer::Pacer::new(now),
                         });
                         self.queues.len() - 1
                     }
                 };
+                // An unpaced request (0) ends the pace of earlier ones.
+                let pace = u64::from(pace_kib_per_s).saturating_mul(1024);
+                self.queues[queue].pacer.set_rate(pace);
                 self.task_count += 1;
                 if let Some(slot) = self.slots.iter_mut().find(|slot| slot.to == from) {
                     slot.mid_chunk = offset + length < chunk_len;
@@ -615,6 +658,9 @@ impl Uploader {
         buf: &mut [u8],
     ) -> Option<(Transmit, Hash, u32)> {
         loop {
+            // The first peer in round-robin order whose pace allows its next piece.
+            let ready = self.queues.iter().position(|q| q.ready(now))?;
+            self.queues.rotate_left(ready);
             let task = self.queues.front()?.tasks.front()?;
             let len = task.piece_bytes.min(task.end - task.offset);
             if let Some(budget) = &mut self.budget {
@@ -626,9 +672,16 @@ impl Uploader {
                 budget.tokens = budget.tokens.saturating_sub(cost);
             }
             let mut queue = self.queues.pop_front()?;
+            let datagram_bytes = u64::from(len) + queue.overhead_bytes(len) as u64;
+            // `ready` said the pace allows it.
+            let _paced = queue.pacer.try_take(now, datagram_bytes);
+            // Wraps every 71 minutes; the receiver only compares nearby stamps.
+            let sent_us = queue
+                .stamped(len)
+                .then(|| now.saturating_duration_since(self.epoch_start).as_micros() as u32);
             let to = queue.to;
             let task = queue.tasks.front_mut()?;
-            let written = write_piece(task, len, buf);
+            let written = write_piece(task, len, sent_us, buf);
             task.offset += len;
             let (node_id, info_hash) = (task.node_id, task.info_hash);
             if task.offset >= task.end {
@@ -682,7 +735,10 @@ impl Uploader {
     }
 
     pub fn has_piece(&self, now: Instant) -> bool {
-        let Some(task) = self.queues.front().and_then(|q| q.tasks.front()) else {
+        let Some(queue) = self.queues.iter().find(|q| q.ready(now)) else {
+            return false;
+        };
+        let Some(task) = queue.tasks.front() else {
             return false;
         };
         match &self.budget {
@@ -695,17 +751,30 @@ impl Uploader {
         }
     }
 
-    /// When the budget allows the next piece, if pieces wait on it.
+    /// When the budget, or the pace of a peer, allows the next piece, if pieces wait on it.
     pub fn poll_timeout(&self) -> Option<Instant> {
+        let paced = self
+            .queues
+            .iter()
+            .filter_map(|q| q.pacer.ready_at(q.next_datagram_bytes()?))
+            .min();
         let task = self.queues.front()?.tasks.front()?;
-        let budget = self.budget.as_ref()?;
-        let len = u64::from(task.piece_bytes.min(task.end - task.offset)).min(budget.burst_bytes);
-        (budget.tokens < len).then(|| budget.ready_at(len))
+        let budget = self.budget.as_ref().and_then(|budget| {
+            let len =
+                u64::from(task.piece_bytes.min(task.end - task.offset)).min(budget.burst_bytes);
+            (budget.tokens < len).then(|| budget.ready_at(len))
+        });
+        paced.into_iter().chain(budget).max()
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
         if let Some(budget) = &mut self.budget {
             budget.refill(now);
+        }
+        for queue in self.queues.iter_mut() {
+            if let Some(bytes) = queue.next_datagram_bytes() {
+                queue.pacer.refill(now, bytes);
+            }
         }
     }
 
@@ -742,14 +811,29 @@ impl Uploader {
 
 /// Encodes one piece of `task` (`len` data bytes) into `buf`; its length, or `None` when the
 /// range is outside the file (or the file shrank under us).
-fn write_piece(task: &UploadTask, len: u32, buf: &mut [u8]) -> Option<usize> {
-    let mut writer = wire::Writer::new(buf, Kind::Piece).ok()?;
-    let fixed = wire::Piece {
+/// With `sent_us`, a [`wire::StampedPiece`].
+fn write_piece(task: &UploadTask, len: u32, sent_us: Option<u32>, buf: &mut [u8]) -> Option<usize> {
+    let piece = wire::Piece {
         info_hash: task.info_hash,
         chunk: U32::new(task.chunk),
         offset: U32::new(task.offset),
     };
-    writer.put_pod(&fixed).ok()?;
+    let mut writer = match sent_us {
+        None => {
+            let mut writer = wire::Writer::new(buf, Kind::Piece).ok()?;
+            writer.put_pod(&piece).ok()?;
+            writer
+        }
+        Some(sent_us) => {
+            let mut writer = wire::Writer::new(buf, Kind::StampedPiece).ok()?;
+            let fixed = wire::StampedPiece {
+                piece,
+                sent_us: U32::new(sent_us),
+            };
+            writer.put_pod(&fixed).ok()?;
+            writer
+        }
+    };
     let data = writer.tail_mut(len as usize).ok()?;
     task.mapping
         .read_into(task.chunk_file_offset + u64::from(task.offset), data)

@@ -176,10 +176,11 @@ impl Download {
         parts: &mut Parts<'_>,
         now: Instant,
         index: usize,
-        chunk: u32,
-        offset: u32,
+        fixed: &wire::Piece,
+        sent_us: Option<u32>,
         data: &[u8],
     ) {
+        let (chunk, offset) = (fixed.chunk.get(), fixed.offset.get());
         let Phase::Transfer(transfer) = &mut self.phase else {
             parts.out.stats.pieces_unrequested += 1;
             return;
@@ -231,6 +232,8 @@ impl Download {
             }
         }
         let peer = &mut self.peers[index];
+        peer.congestion
+            .on_piece(now, data.len() as u64, sample, sent_us);
         let queued_too_long = peer.pace.on_piece(now, sample, peer.in_flight > 0);
         if sample.is_some()
             && let Some(owner) = progress.owner

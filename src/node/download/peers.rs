@@ -40,7 +40,10 @@ impl Download {
                     peer.busy_until = None;
                     peer.busy_streak = 0;
                     peer.pace = pace::Pace::default();
-                    peer.path = PathMtu::new(addr, parts.config.routes.mtu(addr), now);
+                    let route_mtu = parts.config.routes.mtu(addr);
+                    peer.path = PathMtu::new(addr, route_mtu, now);
+                    peer.congestion = congestion::Congestion::new(now);
+                    peer.paced = parts.config.pace.applies(route_mtu);
                     peer.pieces_lost_in_a_row = 0;
                     peer.first_loss_in_a_row = None;
                     index
@@ -48,8 +51,9 @@ impl Download {
                 Some(_) => continue,
                 None if self.peers.len() < PEERS_PER_DOWNLOAD_MAX => {
                     let route_mtu = parts.config.routes.mtu(addr);
+                    let pace = parts.config.pace;
                     self.peers
-                        .push(Peer::new(node_id, addr, complete, route_mtu, now));
+                        .push(Peer::new(node_id, addr, complete, route_mtu, pace, now));
                     self.peers.len() - 1
                 }
                 None => break,

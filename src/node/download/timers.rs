@@ -165,11 +165,16 @@ impl Download {
                 }
             }
             if lost > 0 {
+                // A paced peer's window stays: the pace answers congestion (see
+                // congestion.rs), and halving it for random loss would slow a clean path.
                 let peer = &mut self.peers[owner];
                 peer.in_flight = peer.in_flight.saturating_sub(lost);
-                peer.window = (peer.window / 2).max(WINDOW_MIN);
+                if !peer.paced {
+                    peer.window = (peer.window / 2).max(WINDOW_MIN);
+                }
                 peer.pieces_lost_in_a_row += lost;
                 peer.pieces_lost += u64::from(lost);
+                peer.congestion.on_loss(now, lost);
                 let first_loss = *peer.first_loss_in_a_row.get_or_insert(now);
                 log::debug!("{lost} pieces from node {} timed out", peer.node_id);
                 // A whole window can time out at once when pieces only queued longer than

@@ -29,7 +29,8 @@ pub const RAREST_WINDOW_CHUNKS: u32 = 4096;
 /// new chunk is started: when the disk or the hashers fall behind the network, the transfer
 /// slows to their pace instead of piling up pages in memory.
 pub const HASHING_BYTES_MAX: u64 = 32 << 20;
-/// Pieces in flight to a new peer; the window never shrinks below [`WINDOW_MIN`].
+/// Pieces in flight to a new peer; an unpaced peer's window never shrinks below
+/// [`WINDOW_MIN`].
 pub const WINDOW_START: u32 = 8;
 pub const WINDOW_MIN: u32 = 2;
 /// Retransmission timeout bounds, and its value before any round trip was measured.
@@ -72,6 +73,9 @@ pub(super) struct Peer {
     pub pace: super::pace::Pace,
     /// How large a datagram reaches us from it whole (see [`crate::mtu`]).
     pub path: PathMtu,
+    /// The pace we ask of it (see [`super::congestion`]), when it is paced at all.
+    pub congestion: super::congestion::Congestion,
+    pub paced: bool,
     /// Pieces of this peer that timed out since one last arrived, and when the first of
     /// them did: many in a row for a while mean large datagrams no longer cross the path.
     pub pieces_lost_in_a_row: u32,
@@ -84,6 +88,7 @@ impl Peer {
         addr: SocketAddr,
         complete: bool,
         route_mtu: u32,
+        pace: crate::node::PaceMode,
         now: Instant,
     ) -> Peer {
         Peer {
@@ -109,6 +114,8 @@ impl Peer {
             busy_streak: 0,
             pace: super::pace::Pace::default(),
             path: PathMtu::new(addr, route_mtu, now),
+            congestion: super::congestion::Congestion::new(now),
+            paced: pace.applies(route_mtu),
             pieces_lost_in_a_row: 0,
             first_loss_in_a_row: None,
         }
@@ -118,10 +125,28 @@ impl Peer {
     /// [`wire::PIECE_BYTES_MIN`] (a path narrower than that, 1,088 bytes of IPv4, is not
     /// served).
     pub fn piece_bytes(&self, configured: u32) -> u32 {
-        let fits = (self.path.datagram_bytes() as usize).saturating_sub(wire::PIECE_OVERHEAD_BYTES);
+        // A paced peer stamps its pieces (see `wire::StampedPiece`).
+        let overhead = if self.paced {
+            wire::STAMPED_PIECE_OVERHEAD_BYTES
+        } else {
+            wire::PIECE_OVERHEAD_BYTES
+        };
+        let fits = (self.path.datagram_bytes() as usize).saturating_sub(overhead);
         configured
             .min(fits as u32)
             .max(wire::PIECE_BYTES_MIN as u32)
+    }
+
+    /// Most pieces to keep in flight from this peer: its window, and for a paced peer no
+    /// more than its pace delivers in a short time (see [`super::congestion`]).
+    pub fn request_window(&self) -> u32 {
+        if !self.paced {
+            return self.window;
+        }
+        self.window.min(
+            self.congestion
+                .in_flight_pieces_max(self.path.datagram_bytes()),
+        )
     }
 
     pub fn rto(&self) -> Duration {

@@ -167,6 +167,50 @@ fn piece_bytes_with_data_tail() {
 }
 
 #[test]
+fn stamped_piece_bytes_with_data_tail() {
+    let mut expected = header(Kind::StampedPiece);
+    expected.extend_from_slice(&INFO_HASH);
+    expected.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0x05, 0x78, 1, 2, 3, 4]);
+    expected.extend_from_slice(b"some piece data");
+    let piece = Message::StampedPiece {
+        fixed: &STAMPED_PIECE,
+        data: b"some piece data",
+    };
+    assert_eq!(encoded(&piece), expected);
+    assert_eq!(decode(&expected), Ok(piece));
+}
+
+#[test]
+fn paced_piece_request_is_a_piece_request_and_a_pace() {
+    let mut expected = encoded(&Message::PieceRequest(&PIECE_REQUEST));
+    expected[5] = Kind::PacedPieceRequest as u8;
+    expected.extend_from_slice(&[0, 0, 0x30, 0]);
+    let paced = Message::PacedPieceRequest(&PACED_PIECE_REQUEST);
+    assert_eq!(encoded(&paced), expected);
+    assert_eq!(decode(&expected), Ok(paced));
+    // A pace of 0 would be an unpaced request, which has its own kind.
+    let mut zero = expected.clone();
+    let len = zero.len();
+    zero[len - 4..].fill(0);
+    assert_eq!(
+        refused(&expected, &zero),
+        DecodeError::BadShape(Kind::PacedPieceRequest)
+    );
+    // The same bounds as an unpaced request: here, pieces smaller than PIECE_BYTES_MIN.
+    let small = PacedPieceRequest {
+        request: PieceRequest {
+            piece_bytes: U32::new(PIECE_BYTES_MIN as u32 - 1),
+            ..PIECE_REQUEST
+        },
+        ..PACED_PIECE_REQUEST
+    };
+    assert_eq!(
+        refused(&expected, &encoded(&Message::PacedPieceRequest(&small))),
+        DecodeError::BadShape(Kind::PacedPieceRequest)
+    );
+}
+
+#[test]
 fn big_endian_fields() {
     assert_eq!(U16::new(0x0102).0, [1, 2]);
     assert_eq!(U32::new(0x0102_0304).0, [1, 2, 3, 4]);

@@ -139,6 +139,14 @@ static PIECE: Piece = Piece {
     chunk: U32::new(1),
     offset: U32::new(1400),
 };
+static PACED_PIECE_REQUEST: PacedPieceRequest = PacedPieceRequest {
+    request: PIECE_REQUEST,
+    pace_kib_per_s: U32::new(12 << 10),
+};
+static STAMPED_PIECE: StampedPiece = StampedPiece {
+    piece: PIECE,
+    sent_us: U32::new(0x0102_0304),
+};
 static REJECT: Reject = Reject {
     info_hash: INFO_HASH,
     chunk: U32::new(4),
@@ -160,7 +168,7 @@ const fn holder(node_id: u32, version: u8, ip: [u8; 4]) -> HolderRecord {
 }
 
 /// One valid message of every kind, in [`Kind::ALL`] order.
-fn samples() -> [Message<'static>; 21] {
+fn samples() -> [Message<'static>; 23] {
     [
         Message::Register(&REGISTER),
         Message::Registered(&REGISTERED),
@@ -203,6 +211,11 @@ fn samples() -> [Message<'static>; 21] {
         Message::Reject(&REJECT),
         Message::MtuProbe(&MTU_PROBE),
         Message::MtuProbeReply(&MTU_PROBE_REPLY),
+        Message::PacedPieceRequest(&PACED_PIECE_REQUEST),
+        Message::StampedPiece {
+            fixed: &STAMPED_PIECE,
+            data: b"some piece data",
+        },
     ]
 }
 

@@ -1,0 +1,162 @@
+//! Pacing one peer's pieces at the rate that peer asked for.
+//!
+//! A downloader measures what reaches it and asks each holder for a pace (see
+//! `node::download::congestion`); the holder spreads that peer's pieces over time instead of
+//! sending a whole window at line rate, which a shallow bottleneck queue would drop. As in
+//! quinn-proto's pacer, the bucket holds a short burst ([`BURST`], at least
+//! [`BURST_DATAGRAMS_MIN`] datagrams), because timers fire in milliseconds and a send of one
+//! datagram per wake-up could not reach a gigabyte per second.
+
+use std::time::{Duration, Instant};
+
+/// How long a burst may last at the peer's pace.
+pub const BURST: Duration = Duration::from_millis(2);
+/// A burst is at least this many datagrams, however slow the pace.
+pub const BURST_DATAGRAMS_MIN: u64 = 2;
+
+/// A token bucket of bytes for one peer. A pace of zero means unpaced.
+#[derive(Clone, Debug)]
+pub struct Pacer {
+    bytes_per_s: u64,
+    tokens: u64,
+    refilled_at: Instant,
+    /// Paced since the last unpaced moment: a new pace starts with a full burst.
+    started: bool,
+}
+
+impl Pacer {
+    pub fn new(now: Instant) -> Pacer {
+        Pacer {
+            bytes_per_s: 0,
+            tokens: 0,
+            refilled_at: now,
+            started: false,
+        }
+    }
+
+    /// Whether the peer asked for a pace.
+    pub fn paced(&self) -> bool {
+        self.bytes_per_s > 0
+    }
+
+    /// The pace the peer asked for last (bytes per second; 0: unpaced).
+    pub fn set_rate(&mut self, bytes_per_s: u64) {
+        self.bytes_per_s = bytes_per_s;
+        self.started &= bytes_per_s > 0;
+    }
+
+    fn burst_bytes(&self, datagram_bytes: u64) -> u64 {
+        let per_burst = u128::from(self.bytes_per_s) * BURST.as_nanos() / 1_000_000_000;
+        (per_burst.min(u128::from(u64::MAX)) as u64).max(BURST_DATAGRAMS_MIN * datagram_bytes)
+    }
+
+    /// Adds the tokens earned since the last refill (at most a burst of such datagrams).
+    pub fn refill(&mut self, now: Instant, datagram_bytes: u64) {
+        let elapsed = now.saturating_duration_since(self.refilled_at);
+        let earned = u128::from(self.bytes_per_s) * elapsed.as_nanos() / 1_000_000_000;
+        if earned > 0 {
+            let burst = self.burst_bytes(datagram_bytes);
+            self.tokens = (u128::from(self.tokens) + earned).min(u128::from(burst)) as u64;
+            self.refilled_at = now;
+        }
+    }
+
+    /// Takes `bytes` for one datagram if the pace allows it now.
+    pub fn try_take(&mut self, now: Instant, bytes: u64) -> bool {
+        if self.bytes_per_s == 0 {
+            return true;
+        }
+        if !self.started {
+            self.started = true;
+            self.tokens = self.burst_bytes(bytes);
+            self.refilled_at = now;
+        }
+        self.refill(now, bytes);
+        if self.tokens < bytes {
+            return false;
+        }
+        self.tokens -= bytes;
+        true
+    }
+
+    /// When a datagram of `bytes` may go, as of the last refill: `None` when unpaced, not
+    /// started or allowed already (at once, not a timer).
+    pub fn ready_at(&self, bytes: u64) -> Option<Instant> {
+        if self.bytes_per_s == 0 || !self.started || self.tokens >= bytes {
+            return None;
+        }
+        // Tokens grow linearly from `refilled_at`, and a datagram never needs more than a
+        // burst, so the cap cannot delay it. Rounded up, so that a refill then has enough.
+        let missing = u128::from(bytes - self.tokens);
+        let nanos = (missing * 1_000_000_000).div_ceil(u128::from(self.bytes_per_s));
+        Some(self.refilled_at + Duration::from_nanos(nanos.min(u128::from(u64::MAX)) as u64))
+    }
+
+    /// Whether a datagram of `bytes` may go at `now`.
+    pub fn ready(&self, now: Instant, bytes: u64) -> bool {
+        self.ready_at(bytes).is_none_or(|at| at <= now)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: Duration = Duration::from_millis(1);
+
+    #[test]
+    fn unpaced_sends_at_once() {
+        let now = Instant::now();
+        let mut pacer = Pacer::new(now);
+        assert!((0..1000).all(|_| pacer.try_take(now, 1_436)));
+        assert_eq!(pacer.ready_at(1_436), None);
+    }
+
+    #[test]
+    fn a_pace_spreads_datagrams_in_short_bursts() {
+        let start = Instant::now();
+        let mut pacer = Pacer::new(start);
+        // 12.5 MB/s, 1,436-byte datagrams: 25 KB per 2 ms burst, 8,700 datagrams a second.
+        pacer.set_rate(12_500_000);
+        let mut sent = 0u64;
+        let mut now = start;
+        let mut largest_burst = 0;
+        while now < start + Duration::from_secs(1) {
+            let mut burst = 0;
+            while pacer.try_take(now, 1_436) {
+                sent += 1_436;
+                burst += 1;
+            }
+            largest_burst = largest_burst.max(burst);
+            let next = pacer.ready_at(1_436).expect("paced");
+            assert!(next > now, "not ready right after it refused");
+            assert!(!pacer.ready(now, 1_436));
+            now = next.max(now + MS / 10);
+            pacer.refill(now, 1_436);
+            assert!(
+                pacer.ready(now, 1_436) && pacer.ready_at(1_436).is_none(),
+                "on time"
+            );
+        }
+        assert!(
+            (12_000_000..=12_600_000).contains(&sent),
+            "{sent} bytes in a second"
+        );
+        assert!(largest_burst <= 18, "a burst of {largest_burst} datagrams");
+    }
+
+    #[test]
+    fn a_slow_pace_still_allows_two_datagrams() {
+        let start = Instant::now();
+        let mut pacer = Pacer::new(start);
+        pacer.set_rate(10_000);
+        assert!(pacer.try_take(start, 1_436) && pacer.try_take(start, 1_436));
+        assert!(
+            !pacer.try_take(start, 1_436),
+            "a new pace starts with one burst"
+        );
+        let later = start + Duration::from_secs(10);
+        assert!(pacer.try_take(later, 1_436) && pacer.try_take(later, 1_436));
+        assert!(!pacer.try_take(later, 1_436), "the burst is two datagrams");
+    }
+}
