@@ -332,6 +332,7 @@ impl Node {
                 pending: Vec::new(),
                 cookie: 0,
                 id_refusals: 0,
+                waiting_since: None,
             },
             config,
             state,
@@ -627,6 +628,7 @@ impl Node {
     }
 
     fn context(&mut self) -> Context<'_> {
+        let tracker = self.tracker_heard();
         Context {
             downloads: &mut self.downloads,
             parts: Parts {
@@ -634,6 +636,7 @@ impl Node {
                 files: &mut self.files,
                 state: &self.state,
                 config: &self.config,
+                tracker,
             },
         }
     }
@@ -645,6 +648,8 @@ pub(crate) struct Parts<'a> {
     files: &'a mut BTreeMap<Hash, LocalFile>,
     state: &'a StateDir,
     config: &'a NodeConfig,
+    /// Whether the tracker answers, for downloads that must say why they cannot go on.
+    tracker: download::TrackerHeard,
 }
 
 struct Context<'a> {

@@ -25,6 +25,7 @@
 
 mod arrival;
 mod by_hash;
+mod diagnosis;
 mod pace;
 mod peers;
 mod timers;
@@ -36,6 +37,7 @@ use crate::storage::{Bitmap, Manifest};
 use crate::wire::{
     self, Hash, HolderRecord, Message, PeerAsk, RejectReason, U32, U64, VersionRecord,
 };
+pub(crate) use diagnosis::TrackerHeard;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -57,6 +59,10 @@ const BLACK_HOLE_LOSSES: u32 = 8;
 /// ... over at least this long (see [`BLACK_HOLE_LOSSES`]); well under [`PEER_SILENCE`], so
 /// that the peer is asked in smaller pieces before it is taken for gone.
 const BLACK_HOLE_SILENCE: Duration = Duration::from_millis(400);
+/// A peer we wait on that says nothing for this long is pinged (and again every
+/// [`ASK_RETRY`]), so that by [`PEER_SILENCE`] a peer that is gone is told apart from one
+/// whose pieces are lost.
+const PING_AFTER: Duration = Duration::from_secs(1);
 /// A peer dropped this long after it was last heard from may be asked again.
 const DROPPED_PEER_RETRY: Duration = Duration::from_secs(4);
 /// How often an unanswered have-map or manifest request is repeated.
@@ -154,6 +160,8 @@ pub(crate) struct Download {
     disk_retry_at: Option<Instant>,
     /// Look-up replies taken so far: varies the order partial holders are tried in.
     lookups: u32,
+    /// What the tracker's replies showed, and when to say why the download is slow.
+    diagnosis: diagnosis::Diagnosis,
 }
 
 impl Download {
@@ -175,6 +183,7 @@ impl Download {
             by_hash: None,
             disk_retry_at: None,
             lookups: 0,
+            diagnosis: diagnosis::Diagnosis::new(now),
         }
     }
 
@@ -233,6 +242,7 @@ impl Download {
                 .max_by_key(|&i| (versions[i].holder_count.get(), std::cmp::Reverse(i))),
         };
         let Some(chosen) = chosen else {
+            self.diagnosis.on_lookup(0);
             log::info!("no holder of {} yet; asking again", self.name);
             self.lookup_due = Some(now + LOOKUP_RETRY);
             return;
@@ -272,6 +282,7 @@ impl Download {
             let key = (salt ^ u64::from(node_id)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
             (!complete, if complete { 0 } else { key >> 16 })
         });
+        self.diagnosis.on_lookup(self.candidates.len());
         if self.candidates.is_empty() {
             self.lookup_due = Some(now + LOOKUP_RETRY);
             return;
@@ -310,6 +321,8 @@ impl Download {
     ) -> Option<Handled> {
         let info_hash = self.info_hash?;
         let index = self.peers.iter().position(|p| p.addr == from)?;
+        // Whatever it is, it shows the peer answers: see `diagnosis`.
+        self.peers[index].evidence.on_datagram(now);
         match message {
             Message::Welcome(welcome) => {
                 // Every request sent without the cookie brings a welcome; the first with a
