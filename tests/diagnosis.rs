@@ -210,8 +210,8 @@ const LOSS_PERCENT: u32 = 25;
 
 /// The tracker and the holder in namespace `h`, the downloader in `d`, a 1,500-byte veth
 /// between them, and what `rule` matches of the packets entering `d` dropped before
-/// reassembly. `Ok(None)`: this machine cannot make namespaces (a skip).
-fn impaired_pair(test: &str, rule: &str) -> Result<Option<(Netns, Netns)>, String> {
+/// reassembly (see [`drop_into`]). `Ok(None)`: this machine cannot make namespaces (a skip).
+fn impaired_pair(test: &str, rule: Option<&str>) -> Result<Option<(Netns, Netns)>, String> {
     let prefix = format!("dg{}{test}", std::process::id());
     let holder = match Netns::add(&format!("{prefix}-h")) {
         Ok(netns) => netns,
@@ -224,11 +224,19 @@ fn impaired_pair(test: &str, rule: &str) -> Result<Option<(Netns, Netns)>, Strin
     veth(&holder, "eth0", &downloader, "eth0", 1_500)?;
     holder.ip(&["addr", "add", &format!("{HOLDER_IP}/24"), "dev", "eth0"])?;
     downloader.ip(&["addr", "add", &format!("{DOWNLOADER_IP}/24"), "dev", "eth0"])?;
-    downloader.nft(&format!(
+    if let Some(rule) = rule {
+        drop_into(&downloader, rule)?;
+    }
+    Ok(Some((holder, downloader)))
+}
+
+/// Drops the packets entering `netns` that `rule` matches, in a prerouting chain at priority
+/// -450: before reassembly, so single fragments are seen, as a link or policer would.
+fn drop_into(netns: &Netns, rule: &str) -> Result<(), String> {
+    netns.nft(&format!(
         "table ip t {{\n chain pre {{\n  type filter hook prerouting priority -450;\n  \
          {rule} counter drop\n }}\n}}\n"
-    ))?;
-    Ok(Some((holder, downloader)))
+    ))
 }
 
 /// Node command line with default flags but for the tracker, directory and logs.
@@ -253,7 +261,7 @@ fn a_lossy_holder_is_named_and_never_called_gone() {
         return;
     }
     let rule = format!("numgen random mod 100 < {LOSS_PERCENT}");
-    let (holder_ns, downloader_ns) = match impaired_pair("loss", &rule) {
+    let (holder_ns, downloader_ns) = match impaired_pair("loss", Some(&rule)) {
         Ok(Some(pair)) => pair,
         Ok(None) => return,
         Err(error) => panic!("cannot build the test network: {error}"),
@@ -388,7 +396,7 @@ fn a_holder_whose_pieces_never_arrive_is_not_called_gone() {
         println!("SKIPPED: {reason} ({INSTALL})");
         return;
     }
-    let (holder_ns, downloader_ns) = match impaired_pair("large", "ip length > 600") {
+    let (holder_ns, downloader_ns) = match impaired_pair("large", Some("ip length > 600")) {
         Ok(Some(pair)) => pair,
         Ok(None) => return,
         Err(error) => panic!("cannot build the test network: {error}"),
@@ -463,6 +471,136 @@ fn a_holder_whose_pieces_never_arrive_is_not_called_gone() {
         }
     }
     println!("no pieces: exit {code}; {failure}");
+    assert!(
+        failures.is_empty(),
+        "- {}\n{}",
+        failures.join("\n- "),
+        downloader.describe()
+    );
+}
+
+/// Mid-transfer, packets over 1,300 bytes stop reaching the downloader (a route changed to a
+/// narrower link whose router sends no ICMP). Its 1,472-byte pieces stop arriving while its
+/// small datagrams still do: the node says so once smaller pieces arrive, with the sizes,
+/// and the download completes byte for byte, nobody called gone.
+#[test]
+fn a_path_that_narrows_mid_transfer_is_named() {
+    if let Some(reason) = netns::missing_requirement(&TOOLS) {
+        println!("SKIPPED: {reason} ({INSTALL})");
+        return;
+    }
+    let (holder_ns, downloader_ns) = match impaired_pair("narrow", None) {
+        Ok(Some(pair)) => pair,
+        Ok(None) => return,
+        Err(error) => panic!("cannot build the test network: {error}"),
+    };
+    let scratch = Scratch::new("diag-narrowed");
+    let name = "narrowed.bin";
+    let data = random_bytes(0x17, 4 << 20);
+    scratch.put_file(1, name, &data);
+    fs::create_dir_all(scratch.node_dir(2)).expect("create the downloader's directory");
+    let logs = scratch.logs().display().to_string();
+    let listen = format!("{HOLDER_IP}:0");
+    let mut tracker = holder_ns.spawn(
+        "tracker",
+        &scratch.root,
+        &args(&["tracker", "--listen", &listen, "--log-dir", &logs]),
+    );
+    let first = tracker.expect_line("tracker listening on ");
+    let tracker_addr: SocketAddr = first
+        .trim_start_matches("tracker listening on ")
+        .parse()
+        .unwrap_or_else(|e| panic!("bad address in '{first}': {e}"));
+    // About 4 s for the file, in 64 KiB chunks: the path narrows after the first.
+    let mut holder = holder_ns.spawn(
+        "holder",
+        &scratch.root,
+        &netns_node(
+            &scratch,
+            1,
+            tracker_addr,
+            &[
+                "--send",
+                name,
+                "--max-upload-rate",
+                "1M",
+                "--chunk-size",
+                "64K",
+            ],
+        ),
+    );
+    holder.expect_line(&format!("sharing {name} "));
+    let mut downloader = downloader_ns.spawn(
+        "downloader",
+        &scratch.root,
+        &netns_node(
+            &scratch,
+            2,
+            tracker_addr,
+            &["--download", name, "--exit-when-done"],
+        ),
+    );
+    // The search has confirmed 1,472-byte datagrams (its log says) before the path narrows.
+    let log_path = scratch.logs().join("node2.log");
+    let deadline = Instant::now() + LINE_TIMEOUT;
+    while !fs::read_to_string(&log_path)
+        .unwrap_or_default()
+        .contains("carries 1472-byte datagrams")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "no path search\n{}",
+            downloader.describe()
+        );
+        downloader.read_for(Duration::from_millis(20));
+    }
+    let dir = scratch.node_dir(2);
+    let deadline = Instant::now() + LINE_TIMEOUT;
+    while verified_chunks(&dir) < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "no progress\n{}",
+            downloader.describe()
+        );
+        downloader.read_for(Duration::from_millis(5));
+    }
+    drop_into(&downloader_ns, "ip length > 1300")
+        .unwrap_or_else(|e| panic!("cannot narrow the path: {e}"));
+    let told = downloader
+        .wait_line(|line| line.contains("stop arriving"), LINE_TIMEOUT)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let code = downloader.expect_exit(DOWNLOAD_TIMEOUT);
+    holder.kill();
+    tracker.kill();
+    let mut failures = Vec::new();
+    let expected = format!(
+        "{name}: large datagrams from node 1 stop arriving while small ones do: the path drops \
+         1472-byte datagrams (a fragmentation black hole?); using {}-byte pieces",
+        1_232 - torrent::wire::PIECE_OVERHEAD_BYTES
+    );
+    if told != expected {
+        failures.push(format!("told '{told}', not '{expected}'"));
+    }
+    if code != 0 {
+        failures.push(format!("the downloader exited with {code}, not 0"));
+    }
+    match fs::read(dir.join(name)) {
+        Ok(bytes) if bytes == data => {}
+        Ok(_) => failures.push("the copy differs from the original".to_string()),
+        Err(error) => failures.push(format!("no copy: {error}")),
+    }
+    let log = fs::read_to_string(&log_path).unwrap_or_default();
+    for line in downloader
+        .stdout_lines()
+        .iter()
+        .map(String::as_str)
+        .chain(log.lines())
+    {
+        if line.contains("stopped answering") || line.contains("gone") {
+            failures.push(format!("the holder answers, yet: {line}"));
+        }
+    }
+    println!("narrowed: exit {code}; {told}");
     assert!(
         failures.is_empty(),
         "- {}\n{}",
