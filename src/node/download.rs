@@ -11,7 +11,9 @@
 //!    handed chunks one after another: faster peers finish theirs sooner and get more. Pieces
 //!    are requested in runs, keeping at most `window` pieces in flight per peer; the window
 //!    grows with every piece that arrives and halves when one times out. A timed-out piece is
-//!    asked again; a peer silent for [`PEER_SILENCE`] is dropped and its chunks go to others.
+//!    asked again; a peer silent for [`PEER_SILENCE`] (pinged after [`PING_AFTER`]) is
+//!    dropped and its chunks go to others, as is one that answers while its pieces time out
+//!    for as long.
 //! 4. **Verification.** A chunk whose pieces are all in goes to a hasher thread; only when
 //!    its SHA-1 matches does it count. A bad chunk is fetched again, from another peer when
 //!    there is one, and a peer that sends [`BAD_CHUNKS_MAX`] bad chunks is dropped.
@@ -21,7 +23,8 @@
 //! peers, `arrival.rs` takes manifest parts and pieces through to publishing, `timers.rs`
 //! fires the deadlines, `transfer.rs` picks chunks and runs of pieces (rarest first,
 //! endgame), `pace.rs` sizes request windows, `by_hash.rs` starts downloads found through a
-//! standard tracker.
+//! standard tracker, `diagnosis.rs` gathers what peers and the tracker showed and says why a
+//! download is slow or failed.
 
 mod arrival;
 mod by_hash;
