@@ -489,6 +489,8 @@ impl Download {
             // Ask in runs of a quarter window (at most REQUEST_PIECES_MAX pieces), not a
             // piece at a time as each arrives: half the datagrams, the same pipeline.
             let batch = (self.peers[index].window / 4).clamp(1, REQUEST_PIECES_MAX);
+            // Asked nothing and holding no chunk: its wait for pieces starts afresh.
+            let mut idle = peer.in_flight == 0 && peer.chunks.is_empty();
             loop {
                 let peer = &self.peers[index];
                 let room = peer.window.saturating_sub(peer.in_flight);
@@ -520,6 +522,7 @@ impl Download {
                     piece_bytes: U32::new(piece_bytes),
                 };
                 parts.out.send(peer.addr, &Message::PieceRequest(&request));
+                peer.evidence.on_request(now, std::mem::take(&mut idle));
                 peer.in_flight += count;
                 if transfer.scan_due.is_none() {
                     transfer.scan_due = Some(now + SCAN_INTERVAL);

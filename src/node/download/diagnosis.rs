@@ -73,6 +73,8 @@ pub struct PeerEvidence {
     piece_at: Option<Instant>,
     /// It was dropped for saying nothing at all (pinged meanwhile), and nothing came since.
     silent: bool,
+    /// Since when pieces were in flight from it with none arriving (`None`: none in flight).
+    pieces_awaited_since: Option<Instant>,
     /// When a ping (a minimum-size MTU probe, which it echoes) last went to it.
     pinged_at: Option<Instant>,
     /// The last outcomes, one bit each (1: lost), oldest overwritten first.
@@ -107,6 +109,7 @@ impl Default for PeerEvidence {
             heard_at: None,
             piece_at: None,
             silent: false,
+            pieces_awaited_since: None,
             pinged_at: None,
             outcomes: [0; (LOSS_WINDOW_PIECES / 64) as usize],
             next_outcome: 0,
@@ -135,6 +138,9 @@ impl PeerEvidence {
         self.heard_at = Some(now);
         self.piece_at = Some(now);
         self.silent = false;
+        if self.pieces_awaited_since.is_some() {
+            self.pieces_awaited_since = Some(now);
+        }
         self.record(false);
         let narrowed = self.narrowed.as_mut()?;
         if narrowed.confirmed || datagram_bytes > narrowed.datagram_bytes {
@@ -152,6 +158,34 @@ impl PeerEvidence {
         }
         narrowed.confirmed = true;
         Some(*narrowed)
+    }
+
+    /// Whether it has work now (pieces in flight, or chunks it is asked for, whose pieces
+    /// timed out and wait to be asked again): starts or stops the clock of
+    /// [`PeerEvidence::pieces_awaited_for`].
+    pub fn note_in_flight(&mut self, now: Instant, has_work: bool) {
+        if has_work {
+            self.pieces_awaited_since.get_or_insert(now);
+        } else {
+            self.pieces_awaited_since = None;
+        }
+    }
+
+    /// Pieces were asked of it; `idle` when it had no work before: the clock of
+    /// [`PeerEvidence::pieces_awaited_for`] starts afresh then.
+    pub fn on_request(&mut self, now: Instant, idle: bool) {
+        if idle {
+            self.pieces_awaited_since = Some(now);
+        } else {
+            self.pieces_awaited_since.get_or_insert(now);
+        }
+    }
+
+    /// How long it has had work with no piece arriving (zero while it has none): a peer idle
+    /// for a while and asked again starts from zero.
+    pub fn pieces_awaited_for(&self, now: Instant) -> Duration {
+        self.pieces_awaited_since
+            .map_or(Duration::ZERO, |t| now.saturating_duration_since(t))
     }
 
     /// `count` pieces timed out.
@@ -755,6 +789,36 @@ mod tests {
                 1_232 - crate::wire::PIECE_OVERHEAD_BYTES
             )
         );
+    }
+
+    #[test]
+    fn pieces_are_awaited_only_while_some_are_in_flight() {
+        let start = Instant::now();
+        let mut evidence = PeerEvidence::default();
+        evidence.note_in_flight(start, true);
+        evidence.note_in_flight(start + S, true);
+        assert_eq!(evidence.pieces_awaited_for(start + 2 * S), 2 * S);
+        let _ = evidence.on_piece(start + 2 * S, 1_000);
+        assert_eq!(
+            evidence.pieces_awaited_for(start + 3 * S),
+            S,
+            "a piece restarts it"
+        );
+        evidence.note_in_flight(start + 3 * S, false);
+        assert_eq!(evidence.pieces_awaited_for(start + 9 * S), Duration::ZERO);
+        let _ = evidence.on_piece(start + 9 * S, 1_000);
+        assert_eq!(
+            evidence.pieces_awaited_for(start + 10 * S),
+            Duration::ZERO,
+            "a late piece starts no clock"
+        );
+        evidence.note_in_flight(start + 10 * S, true);
+        assert_eq!(evidence.pieces_awaited_for(start + 10 * S), Duration::ZERO);
+        // Idle between two timer calls, then asked again: the clock restarts at the request.
+        evidence.on_request(start + 15 * S, true);
+        assert_eq!(evidence.pieces_awaited_for(start + 16 * S), S);
+        evidence.on_request(start + 16 * S, false);
+        assert_eq!(evidence.pieces_awaited_for(start + 17 * S), 2 * S);
     }
 
     #[test]

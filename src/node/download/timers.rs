@@ -29,17 +29,18 @@ impl Download {
                 // Its refusal is over: the node fills windows after this.
                 self.peers[index].busy_until = None;
             }
+            let in_flight = self.peers[index].in_flight > 0;
+            let has_work = in_flight || !self.peers[index].chunks.is_empty();
+            self.peers[index].evidence.note_in_flight(now, has_work);
             let peer = &self.peers[index];
             let last_heard = peer.last_heard;
             let silence = now.saturating_duration_since(last_heard);
             let ping_wanted = peer.waiting() && peer.have.is_some();
-            // Pieces timed out for PEER_SILENCE, none arriving between: whether the peer is
-            // silent or only its pieces are lost, they are not coming.
-            let pieces_stopped = peer.in_flight > 0
+            // Pieces in flight for PEER_SILENCE, none arriving and many timing out: whether
+            // the peer is silent or only its pieces are lost, they are not coming.
+            let pieces_stopped = in_flight
                 && peer.pieces_lost_in_a_row >= BLACK_HOLE_LOSSES
-                && peer
-                    .first_loss_in_a_row
-                    .is_some_and(|t| now.saturating_duration_since(t) >= PEER_SILENCE);
+                && peer.evidence.pieces_awaited_for(now) >= PEER_SILENCE;
             if peer.waiting() && silence >= PEER_SILENCE {
                 // True: it was pinged (or asked for its have-map) meanwhile, and said nothing.
                 parts.out.say(format!(
