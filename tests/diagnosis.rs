@@ -198,6 +198,31 @@ fn a_holder_killed_is_called_silent() {
     assert!(!line.contains("tracker"), "the tracker answers: {line}");
 }
 
+/// The tracker lists a holder that never answers (killed without a word, so the tracker
+/// keeps it until its expiry; the same as a holder at an address this node cannot reach):
+/// the failure names it with its address, and does not say it stopped, since it never began.
+#[test]
+fn a_listed_holder_that_never_answers_is_named_with_its_address() {
+    let scratch = Scratch::new("diag-never-answered");
+    let tracker = tracker(&scratch);
+    let name = "far.bin";
+    scratch.put_file(1, name, &random_bytes(22, 100_000));
+    let mut holder = holder(&scratch, 1, tracker.addr, name, &[]);
+    let holder_addr = holder.addr;
+    holder.proc.kill();
+    let mut node = downloader(&scratch, 2, tracker.addr, name, &["--give-up-after", "3"]);
+    let code = node.proc.expect_exit(LINE_TIMEOUT);
+    assert_eq!(code, 1, "{}", node.proc.describe());
+    let line = failure_line(&node.proc, name);
+    assert_eq!(
+        line,
+        format!(
+            "download {name} failed: no holder the tracker listed ever answered (node 1 at \
+             {holder_addr}): is that address reachable from here?"
+        )
+    );
+}
+
 // ---- a holder that answers while its pieces are lost (namespaces) ---------------------
 
 const TOOLS: [&str; 3] = ["ip", "nft", "ethtool"];
