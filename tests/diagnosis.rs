@@ -146,13 +146,13 @@ fn a_name_nobody_holds_is_named_in_status_in_the_periodic_line_and_in_the_failur
     let periodic = node
         .proc
         .wait_line(
-            |line| line.starts_with(&format!("download {name} is waiting: ")),
+            |line| line.starts_with(&format!("waiting to download {name}: ")),
             LINE_TIMEOUT,
         )
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(
         periodic,
-        format!("download {name} is waiting: no node holds {name}")
+        format!("waiting to download {name}: no node holds {name}")
     );
     let code = node.proc.expect_exit(LINE_TIMEOUT);
     assert_eq!(code, 1, "{}", node.proc.describe());
@@ -350,13 +350,13 @@ fn a_lossy_holder_is_named_and_never_called_gone() {
     );
     let periodic = downloader
         .wait_line(
-            |line| line.starts_with(&format!("download {name} is slow: ")),
+            |line| line.starts_with(&format!("slow download of {name}: ")),
             2 * LINE_TIMEOUT,
         )
         .unwrap_or_else(|e| panic!("{e}"));
     assert!(
         periodic.starts_with(&format!(
-            "download {name} is slow: pieces from node 1 are lost ("
+            "slow download of {name}: pieces from node 1 are lost ("
         )),
         "{periodic}"
     );

@@ -166,14 +166,13 @@ impl Download {
         if self.diagnosis.take_slow_report(now)
             && let Some(reason) = self.why(&parts.tracker, now)
         {
-            let state = if self.transferring() {
-                "is slow"
+            // Not "download NAME ...": scripts and checkers take that for the end of one.
+            let line = if self.transferring() {
+                format!("slow download of {}: {reason}", self.name)
             } else {
-                "is waiting"
+                format!("waiting to download {}: {reason}", self.name)
             };
-            parts
-                .out
-                .say(format!("download {} {state}: {reason}", self.name));
+            parts.out.say(line);
         }
         if !active {
             self.recruit(parts, now);
