@@ -380,6 +380,7 @@ impl Node {
                 pending: Vec::new(),
                 cookie: 0,
                 id_refusals: 0,
+                waiting_since: None,
             },
             config,
             state,
@@ -675,6 +676,7 @@ impl Node {
     }
 
     fn context(&mut self) -> Context<'_> {
+        let tracker = self.tracker_heard();
         Context {
             downloads: &mut self.downloads,
             parts: Parts {
@@ -682,6 +684,7 @@ impl Node {
                 files: &mut self.files,
                 state: &self.state,
                 config: &self.config,
+                tracker,
             },
         }
     }
@@ -693,6 +696,8 @@ pub(crate) struct Parts<'a> {
     files: &'a mut BTreeMap<Hash, LocalFile>,
     state: &'a StateDir,
     config: &'a NodeConfig,
+    /// Whether the tracker answers, for downloads that must say why they cannot go on.
+    tracker: download::TrackerHeard,
 }
 
 struct Context<'a> {

@@ -11,7 +11,9 @@
 //!    handed chunks one after another: faster peers finish theirs sooner and get more. Pieces
 //!    are requested in runs, keeping at most `window` pieces in flight per peer; the window
 //!    grows with every piece that arrives and halves when one times out. A timed-out piece is
-//!    asked again; a peer silent for [`PEER_SILENCE`] is dropped and its chunks go to others.
+//!    asked again; a peer silent for [`PEER_SILENCE`] (pinged after [`PING_AFTER`]) is
+//!    dropped and its chunks go to others, as is one that answers while its pieces time out
+//!    for as long.
 //! 4. **Verification.** A chunk whose pieces are all in goes to a hasher thread; only when
 //!    its SHA-1 matches does it count. A bad chunk is fetched again, from another peer when
 //!    there is one, and a peer that sends [`BAD_CHUNKS_MAX`] bad chunks is dropped.
@@ -20,12 +22,14 @@
 //! Files: this one holds the state and dispatches messages; `peers.rs` recruits and drops
 //! peers, `arrival.rs` takes manifest parts and pieces through to publishing, `timers.rs`
 //! fires the deadlines, `transfer.rs` picks chunks and runs of pieces (rarest first,
-//! endgame), `pace.rs` sizes request windows, `congestion.rs` sets the pace asked of each peer, `by_hash.rs` starts downloads found through a
-//! standard tracker.
+//! endgame), `pace.rs` sizes request windows, `congestion.rs` sets the pace asked of each
+//! peer, `by_hash.rs` starts downloads found through a standard tracker, `diagnosis.rs`
+//! gathers what peers and the tracker showed and says why a download is slow or failed.
 
 mod arrival;
 mod by_hash;
 mod congestion;
+mod diagnosis;
 mod pace;
 mod peers;
 mod timers;
@@ -37,6 +41,7 @@ use crate::storage::{Bitmap, Manifest};
 use crate::wire::{
     self, Hash, HolderRecord, Message, PeerAsk, RejectReason, U32, U64, VersionRecord,
 };
+pub(crate) use diagnosis::TrackerHeard;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -58,6 +63,10 @@ const BLACK_HOLE_LOSSES: u32 = 8;
 /// ... over at least this long (see [`BLACK_HOLE_LOSSES`]); well under [`PEER_SILENCE`], so
 /// that the peer is asked in smaller pieces before it is taken for gone.
 const BLACK_HOLE_SILENCE: Duration = Duration::from_millis(400);
+/// A peer we wait on that says nothing for this long is pinged (and again every
+/// [`ASK_RETRY`]), so that by [`PEER_SILENCE`] a peer that is gone is told apart from one
+/// whose pieces are lost.
+const PING_AFTER: Duration = Duration::from_secs(1);
 /// A peer dropped this long after it was last heard from may be asked again.
 const DROPPED_PEER_RETRY: Duration = Duration::from_secs(4);
 /// How often an unanswered have-map or manifest request is repeated.
@@ -155,6 +164,8 @@ pub(crate) struct Download {
     disk_retry_at: Option<Instant>,
     /// Look-up replies taken so far: varies the order partial holders are tried in.
     lookups: u32,
+    /// What the tracker's replies showed, and when to say why the download is slow.
+    diagnosis: diagnosis::Diagnosis,
 }
 
 impl Download {
@@ -176,6 +187,7 @@ impl Download {
             by_hash: None,
             disk_retry_at: None,
             lookups: 0,
+            diagnosis: diagnosis::Diagnosis::new(now),
         }
     }
 
@@ -234,6 +246,7 @@ impl Download {
                 .max_by_key(|&i| (versions[i].holder_count.get(), std::cmp::Reverse(i))),
         };
         let Some(chosen) = chosen else {
+            self.diagnosis.on_lookup(0);
             log::info!("no holder of {} yet; asking again", self.name);
             self.lookup_due = Some(now + LOOKUP_RETRY);
             return;
@@ -273,6 +286,7 @@ impl Download {
             let key = (salt ^ u64::from(node_id)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
             (!complete, if complete { 0 } else { key >> 16 })
         });
+        self.diagnosis.on_lookup(self.candidates.len());
         if self.candidates.is_empty() {
             self.lookup_due = Some(now + LOOKUP_RETRY);
             return;
@@ -311,6 +325,8 @@ impl Download {
     ) -> Option<Handled> {
         let info_hash = self.info_hash?;
         let index = self.peers.iter().position(|p| p.addr == from)?;
+        // Whatever it is, it shows the peer answers: see `diagnosis`.
+        self.peers[index].evidence.on_datagram(now);
         match message {
             Message::Welcome(welcome) => {
                 // Every request sent without the cookie brings a welcome; the first with a
@@ -478,6 +494,8 @@ impl Download {
             // Ask in runs of a quarter window (at most REQUEST_PIECES_MAX pieces), not a
             // piece at a time as each arrives: half the datagrams, the same pipeline.
             let batch = (self.peers[index].request_window() / 4).clamp(1, REQUEST_PIECES_MAX);
+            // Asked nothing and holding no chunk: its wait for pieces starts afresh.
+            let mut idle = peer.in_flight == 0 && peer.chunks.is_empty();
             loop {
                 let peer = &self.peers[index];
                 let room = peer.request_window().saturating_sub(peer.in_flight);
@@ -523,6 +541,7 @@ impl Download {
                 } else {
                     parts.out.send(peer.addr, &Message::PieceRequest(&request));
                 }
+                peer.evidence.on_request(now, std::mem::take(&mut idle));
                 peer.in_flight += count;
                 if transfer.scan_due.is_none() {
                     transfer.scan_due = Some(now + SCAN_INTERVAL);

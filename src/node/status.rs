@@ -65,8 +65,18 @@ impl Node {
                 let _ = writeln!(text, "    {magnet}");
             }
         }
-        for progress in self.progress(now) {
-            let _ = writeln!(text, "  downloading {progress}");
+        let tracker = self.tracker_heard();
+        for download in self.downloads.iter().filter(|d| !d.finished()) {
+            let Some(progress) = download.progress(&self.files, now) else {
+                continue;
+            };
+            // The same reason the periodic line and a failure give (see download/diagnosis.rs).
+            let why = match download.why(&tracker, now) {
+                Some(reason) if download.transferring() => format!("; slow: {reason}"),
+                Some(reason) => format!("; waiting: {reason}"),
+                None => String::new(),
+            };
+            let _ = writeln!(text, "  downloading {progress}{why}");
         }
         // Partial files no download is working on (one failed, or an earlier run was
         // stopped): their space is taken, so they are shown, with how to go on.

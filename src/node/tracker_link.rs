@@ -41,10 +41,26 @@ pub(super) struct TrackerLink {
     /// Registers refused since the last answer because the tracker holds our id for another
     /// token (the user is told at the second).
     pub(super) id_refusals: u32,
+    /// The oldest request sent since the tracker last answered, if one waits: how long the
+    /// tracker has been silent, which a download that cannot find holders tells the user.
+    pub(super) waiting_since: Option<Instant>,
+}
+
+impl TrackerLink {
+    /// A request went to the tracker.
+    pub(super) fn asked(&mut self, now: Instant) {
+        self.waiting_since.get_or_insert(now);
+    }
+
+    /// A datagram from the tracker was taken: it answers.
+    pub(super) fn answered(&mut self) {
+        self.waiting_since = None;
+    }
 }
 
 impl Node {
     pub(super) fn handle_tracker_message(&mut self, now: Instant, message: Message<'_>) {
+        self.tracker.answered();
         match message {
             Message::Registered(registered) => {
                 let token = registered.auth.token.get();
@@ -198,6 +214,16 @@ impl Node {
         }
     }
 
+    /// What downloads are told of the tracker: see [`download::TrackerHeard`]. A standard
+    /// tracker has no registration: requests go to it at once.
+    pub(super) fn tracker_heard(&self) -> download::TrackerHeard {
+        download::TrackerHeard {
+            addr: self.tracker.addr,
+            registered: self.tracker.registered || self.standard.is_some(),
+            waiting_since: self.tracker.waiting_since,
+        }
+    }
+
     /// The digest of what the tracker acknowledged we hold ([`wire::holdings_digest`]), as
     /// the tracker records it: files it answered with a chunk count (zero chunks of a file
     /// that has some means it recorded a withdrawal).
@@ -221,6 +247,7 @@ impl Node {
         };
         self.out
             .send(self.tracker.addr, &Message::Register(&register));
+        self.tracker.asked(now);
         self.tracker.unanswered += 1;
         if self.tracker.unanswered > TRACKER_SILENT_ATTEMPTS && !self.tracker.told_user_silent {
             self.tracker.told_user_silent = true;
@@ -300,6 +327,7 @@ impl Node {
                 .out
                 .send(self.tracker.addr, &Message::Exit(&wire::Exit { auth })),
         }
+        self.tracker.asked(now);
         if let Some(pending) = self.tracker.pending.iter_mut().find(|p| p.ask == *ask) {
             pending.next_send = now + pending.retry;
             pending.retry = (pending.retry * 2).min(TRACKER_RETRY_MAX);

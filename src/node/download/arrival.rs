@@ -212,6 +212,19 @@ impl Download {
             return;
         }
         parts.out.stats.pieces_received += 1;
+        let datagram_bytes = (data.len() + wire::PIECE_OVERHEAD_BYTES) as u32;
+        if let Some(narrowed) = peer.evidence.on_piece(now, datagram_bytes) {
+            // Smaller pieces arrive where larger ones stopped: now that is known, not guessed.
+            parts.out.say(format!(
+                "{}: {}",
+                self.name,
+                diagnosis::Reason::BlackHole {
+                    node_id: peer.node_id,
+                    lost_bytes: narrowed.lost_bytes,
+                    piece_bytes: narrowed.datagram_bytes - wire::PIECE_OVERHEAD_BYTES as u32,
+                }
+            ));
+        }
         progress.received.set(piece);
         progress.last_from = peer.node_id;
         progress.last_piece_at = now;

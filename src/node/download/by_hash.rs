@@ -53,6 +53,7 @@ impl Download {
             .take(PEERS_PER_DOWNLOAD_MAX)
             .map(|&addr| (address_node_id(addr, own_node_id), addr, false))
             .collect();
+        self.diagnosis.on_lookup(self.candidates.len());
         if self.candidates.is_empty() {
             self.lookup_due = Some(now + LOOKUP_RETRY);
             return;

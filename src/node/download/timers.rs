@@ -29,11 +29,40 @@ impl Download {
                 // Its refusal is over: the node fills windows after this.
                 self.peers[index].busy_until = None;
             }
+            let in_flight = self.peers[index].in_flight > 0;
+            let has_work = in_flight || !self.peers[index].chunks.is_empty();
+            self.peers[index].evidence.note_in_flight(now, has_work);
             let peer = &self.peers[index];
-            if peer.waiting() && now.saturating_duration_since(peer.last_heard) >= PEER_SILENCE {
+            let last_heard = peer.last_heard;
+            let silence = now.saturating_duration_since(last_heard);
+            let ping_wanted = peer.waiting() && peer.have.is_some();
+            // Pieces in flight for PEER_SILENCE, none arriving and many timing out: whether
+            // the peer is silent or only its pieces are lost, they are not coming.
+            let pieces_stopped = in_flight
+                && peer.pieces_lost_in_a_row >= BLACK_HOLE_LOSSES
+                && peer.evidence.pieces_awaited_for(now) >= PEER_SILENCE;
+            if peer.waiting() && silence >= PEER_SILENCE {
+                // True: it was pinged (or asked for its have-map) meanwhile, and said nothing.
                 parts.out.say(format!(
-                    "node {} stopped answering; its chunks of {} go to others",
-                    peer.node_id, self.name
+                    "node {} stopped answering (nothing from it for {:.1} s); its chunks of {} \
+                     go to others",
+                    peer.node_id,
+                    silence.as_secs_f64(),
+                    self.name
+                ));
+                self.peers[index].evidence.on_silent();
+                self.drop_peer(parts, now, index);
+            } else if pieces_stopped {
+                // It answers (something came within PEER_SILENCE): only its pieces are lost.
+                let (lost, of) = peer.evidence.loss();
+                parts.out.say(format!(
+                    "{}: {}; its chunks go to others for a while",
+                    self.name,
+                    diagnosis::Reason::PiecesLost {
+                        node_id: peer.node_id,
+                        lost,
+                        of
+                    }
                 ));
                 self.drop_peer(parts, now, index);
             } else if !peer.dropped
@@ -42,6 +71,21 @@ impl Download {
                 && let Some(info_hash) = self.info_hash
             {
                 self.ask_have(parts, now, index, info_hash);
+            } else if ping_wanted
+                && let Some(info_hash) = self.info_hash
+                && self.peers[index]
+                    .evidence
+                    .ping_due(now, last_heard, PING_AFTER, ASK_RETRY)
+            {
+                // Silent while we wait on its pieces: a ping (the smallest MTU probe, which
+                // it echoes) tells a peer that is gone from one whose pieces are lost.
+                let probe = wire::MtuProbe {
+                    ask: self.ask(parts, index, info_hash),
+                    probe_bytes: U32::new(wire::MTU_PROBE_BYTES_MIN as u32),
+                };
+                parts
+                    .out
+                    .send(self.peers[index].addr, &Message::MtuProbe(&probe));
             }
         }
         if let Phase::Manifest(fetch) = &self.phase
@@ -109,17 +153,26 @@ impl Download {
         }
         let active = self.peers.iter().any(|p| !p.dropped);
         if !active && now >= self.give_up_at {
-            let reason = if self.peers.is_empty() {
+            let reason = self.why(&parts.tracker, now).unwrap_or_else(|| {
                 format!(
-                    "no holder of {} answered within {} s",
+                    "no holder of {} was found within {} s",
                     self.name,
                     self.give_up_after.as_secs()
                 )
-            } else {
-                format!("every holder of {} is gone", self.name)
-            };
+            });
             self.fail(parts, reason);
             return false;
+        }
+        if self.diagnosis.take_slow_report(now)
+            && let Some(reason) = self.why(&parts.tracker, now)
+        {
+            // Not "download NAME ...": scripts and checkers take that for the end of one.
+            let line = if self.transferring() {
+                format!("slow download of {}: {reason}", self.name)
+            } else {
+                format!("waiting to download {}: {reason}", self.name)
+            };
+            parts.out.say(line);
         }
         if !active {
             self.recruit(parts, now);
@@ -176,6 +229,7 @@ impl Download {
                 peer.pieces_lost += u64::from(lost);
                 peer.congestion.on_loss(now, lost);
                 let first_loss = *peer.first_loss_in_a_row.get_or_insert(now);
+                peer.evidence.on_lost(lost);
                 log::debug!("{lost} pieces from node {} timed out", peer.node_id);
                 // A whole window can time out at once when pieces only queued longer than
                 // the timeout; they then arrive late and end the run. Lost for a while, they
@@ -205,14 +259,17 @@ impl Download {
         }
         peer.pieces_lost_in_a_row = 0;
         peer.first_loss_in_a_row = None;
-        parts.out.say(format!(
-            "{}: pieces of {} bytes from node {} stopped arriving while its small datagrams \
-             still do: the path drops large datagrams; asking for {}-byte pieces",
+        peer.evidence
+            .on_narrowed(old_bytes, peer.path.datagram_bytes());
+        // The user is told once a smaller piece arrives (`arrival.rs`): only then is it known
+        // that small datagrams cross where large ones stopped, and not that nothing does.
+        log::info!(
+            "{}: pieces of {} bytes from node {} stopped arriving; asking for {}-byte pieces",
             self.name,
             old_bytes as usize - wire::PIECE_OVERHEAD_BYTES,
             peer.node_id,
             peer.piece_bytes(parts.config.piece_bytes),
-        ));
+        );
         for chunk in self.peers[index].chunks.clone() {
             self.release_chunk(index, chunk);
         }
@@ -254,9 +311,18 @@ impl Download {
         if self.disk_retry_at.is_some() {
             return earliest;
         }
+        if let Some(t) = self.diagnosis.slow_report_due() {
+            consider(t);
+        }
         for peer in self.peers.iter().filter(|p| !p.dropped) {
             if peer.waiting() {
                 consider(peer.last_heard + PEER_SILENCE);
+                if peer.have.is_some() {
+                    consider(
+                        peer.evidence
+                            .ping_deadline(peer.last_heard, PING_AFTER, ASK_RETRY),
+                    );
+                }
             }
             if peer.have.is_none() {
                 consider(peer.last_asked + ASK_RETRY);
@@ -294,5 +360,24 @@ impl Download {
             consider(self.lookup_due.unwrap_or(self.give_up_at));
         }
         earliest
+    }
+}
+
+impl Download {
+    /// Why this download is slow, waiting or failed, in a sentence (see [`diagnosis`]); `None`
+    /// when nothing stands out.
+    pub fn why(&self, tracker: &TrackerHeard, now: Instant) -> Option<String> {
+        let views: Vec<diagnosis::PeerView<'_>> = self
+            .peers
+            .iter()
+            .map(|p| diagnosis::PeerView {
+                node_id: p.node_id,
+                addr: p.addr,
+                active: !p.dropped,
+                datagram_bytes: p.path.datagram_bytes(),
+                evidence: &p.evidence,
+            })
+            .collect();
+        self.diagnosis.explain(&self.name, &views, tracker, now)
     }
 }

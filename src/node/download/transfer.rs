@@ -80,6 +80,8 @@ pub(super) struct Peer {
     /// them did: many in a row for a while mean large datagrams no longer cross the path.
     pub pieces_lost_in_a_row: u32,
     pub first_loss_in_a_row: Option<Instant>,
+    /// Whether it answers and what became of its pieces (see [`super::diagnosis`]).
+    pub evidence: super::diagnosis::PeerEvidence,
 }
 
 impl Peer {
@@ -118,6 +120,7 @@ impl Peer {
             paced: pace.applies(route_mtu),
             pieces_lost_in_a_row: 0,
             first_loss_in_a_row: None,
+            evidence: super::diagnosis::PeerEvidence::default(),
         }
     }
 

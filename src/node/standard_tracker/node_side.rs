@@ -10,12 +10,15 @@ impl Node {
         let Some(standard) = &mut self.standard else {
             return;
         };
-        if let Err(ignored) = standard.handle_datagram(now, bytes) {
-            match ignored {
-                Ignored::Malformed(_) => self.out.stats.dropped_malformed += 1,
-                _ => self.out.stats.dropped_unexpected += 1,
+        match standard.handle_datagram(now, bytes) {
+            Ok(()) => self.tracker.answered(),
+            Err(ignored) => {
+                match ignored {
+                    Ignored::Malformed(_) => self.out.stats.dropped_malformed += 1,
+                    _ => self.out.stats.dropped_unexpected += 1,
+                }
+                log::debug!("dropped a datagram from the tracker: {ignored:?}");
             }
-            log::debug!("dropped a datagram from the tracker: {ignored:?}");
         }
         self.after_standard(now);
     }
@@ -29,6 +32,7 @@ impl Node {
         let mut events = Vec::new();
         while let Some(bytes) = standard.poll_transmit() {
             self.out.send_bytes(addr, bytes);
+            self.tracker.asked(now);
         }
         while let Some(event) = standard.poll_event() {
             events.push(event);
