@@ -188,12 +188,18 @@ impl PeerEvidence {
             .map_or(Duration::ZERO, |t| now.saturating_duration_since(t))
     }
 
-    /// `count` pieces timed out.
-    pub fn on_lost(&mut self, count: u32) {
+    /// `count` pieces, asked in datagrams of `datagram_bytes`, timed out.
+    pub fn on_lost(&mut self, count: u32, datagram_bytes: u32) {
         for _ in 0..count.min(LOSS_WINDOW_PIECES) {
             self.record(true);
         }
-        if let Some(narrowed) = self.narrowed.as_mut().filter(|n| !n.confirmed) {
+        // Only pieces asked at the narrowed size or smaller tell whether it holds: large
+        // ones asked before the narrowing time out after it, as the narrowing expects.
+        if let Some(narrowed) = self
+            .narrowed
+            .as_mut()
+            .filter(|n| !n.confirmed && datagram_bytes <= n.datagram_bytes)
+        {
             let count = count.min(LOSS_WINDOW_PIECES);
             narrowed.after_count = narrowed.after_count.saturating_add(count);
             narrowed.after_lost = narrowed.after_lost.saturating_add(count);
@@ -574,7 +580,7 @@ mod tests {
         let mut evidence = PeerEvidence::default();
         let now = Instant::now();
         assert_eq!(evidence.loss(), (0, 0));
-        evidence.on_lost(3);
+        evidence.on_lost(3, 1_472);
         let _ = evidence.on_piece(now, 1_000);
         assert_eq!(evidence.loss(), (3, 4));
         assert_eq!(evidence.lossy(), None, "too few outcomes to tell");
@@ -586,7 +592,7 @@ mod tests {
             (0, LOSS_WINDOW_PIECES),
             "old losses roll out"
         );
-        evidence.on_lost(LOSS_WINDOW_PIECES / 4);
+        evidence.on_lost(LOSS_WINDOW_PIECES / 4, 1_472);
         assert_eq!(
             evidence.loss(),
             (LOSS_WINDOW_PIECES / 4, LOSS_WINDOW_PIECES)
@@ -596,13 +602,13 @@ mod tests {
             Some((LOSS_WINDOW_PIECES / 4, LOSS_WINDOW_PIECES))
         );
         // A huge count is bounded by the window, not looped over.
-        evidence.on_lost(u32::MAX);
+        evidence.on_lost(u32::MAX, 1_472);
         assert_eq!(evidence.loss(), (LOSS_WINDOW_PIECES, LOSS_WINDOW_PIECES));
         // 1% is no reason to call a download slow.
         let mut light = PeerEvidence::default();
         for i in 0..200 {
             if i % 100 == 0 {
-                light.on_lost(1);
+                light.on_lost(1, 1_472);
             } else {
                 let _ = light.on_piece(now, 1_000);
             }
@@ -622,6 +628,8 @@ mod tests {
             None,
             "a late large piece confirms nothing"
         );
+        // Large pieces asked before the narrowing time out after it: no evidence against it.
+        evidence.on_lost(NARROWED_EVIDENCE_PIECES, 1_472);
         for _ in 1..NARROWED_EVIDENCE_PIECES {
             assert_eq!(evidence.on_piece(now, 1_232), None, "too few to tell");
         }
@@ -641,7 +649,7 @@ mod tests {
         let mut lossy = PeerEvidence::default();
         lossy.on_narrowed(1_472, 1_232);
         for _ in 0..4 * NARROWED_EVIDENCE_PIECES {
-            lossy.on_lost(1);
+            lossy.on_lost(1, 1_232);
             assert_eq!(lossy.on_piece(now, 1_232), None);
         }
         assert_eq!(lossy.narrowed(1_232), None);
@@ -716,7 +724,7 @@ mod tests {
         for _ in 0..20 {
             let _ = killed.on_piece(now - 3 * S, 1_000);
         }
-        killed.on_lost(40);
+        killed.on_lost(40, 1_472);
         killed.on_silent();
         assert_eq!(
             diagnosis
@@ -736,7 +744,7 @@ mod tests {
         // A holder that answers and loses 3 pieces in 4: never called silent, even dropped.
         let mut lossy = PeerEvidence::default();
         for _ in 0..16 {
-            lossy.on_lost(3);
+            lossy.on_lost(3, 1_472);
             let _ = lossy.on_piece(now - S, 1_000);
         }
         lossy.on_datagram(now - S);

@@ -229,7 +229,9 @@ impl Download {
                 peer.pieces_lost += u64::from(lost);
                 peer.congestion.on_loss(now, lost);
                 let first_loss = *peer.first_loss_in_a_row.get_or_insert(now);
-                peer.evidence.on_lost(lost);
+                // The smallest datagram these pieces could have come in (unstamped).
+                let datagram_bytes = progress.piece_bytes + wire::PIECE_OVERHEAD_BYTES as u32;
+                peer.evidence.on_lost(lost, datagram_bytes);
                 log::debug!("{lost} pieces from node {} timed out", peer.node_id);
                 // A whole window can time out at once when pieces only queued longer than
                 // the timeout; they then arrive late and end the run. Lost for a while, they
