@@ -303,11 +303,7 @@ fn a_lossy_holder_is_named_and_never_called_gone() {
         &scratch.root,
         &args(&["tracker", "--listen", &listen, "--log-dir", &logs]),
     );
-    let first = tracker.expect_line("tracker listening on ");
-    let tracker_addr: SocketAddr = first
-        .trim_start_matches("tracker listening on ")
-        .parse()
-        .unwrap_or_else(|e| panic!("bad address in '{first}': {e}"));
+    let tracker_addr = tracker.expect_tracker_addr();
     // Slowed so that the transfer lasts past the first periodic line (10 s).
     let mut holder = holder_ns.spawn(
         "holder",
@@ -437,11 +433,7 @@ fn a_holder_whose_pieces_never_arrive_is_not_called_gone() {
         &scratch.root,
         &args(&["tracker", "--listen", &listen, "--log-dir", &logs]),
     );
-    let first = tracker.expect_line("tracker listening on ");
-    let tracker_addr: SocketAddr = first
-        .trim_start_matches("tracker listening on ")
-        .parse()
-        .unwrap_or_else(|e| panic!("bad address in '{first}': {e}"));
+    let tracker_addr = tracker.expect_tracker_addr();
     let mut holder = holder_ns.spawn(
         "holder",
         &scratch.root,
@@ -531,11 +523,7 @@ fn a_path_that_narrows_mid_transfer_is_named() {
         &scratch.root,
         &args(&["tracker", "--listen", &listen, "--log-dir", &logs]),
     );
-    let first = tracker.expect_line("tracker listening on ");
-    let tracker_addr: SocketAddr = first
-        .trim_start_matches("tracker listening on ")
-        .parse()
-        .unwrap_or_else(|e| panic!("bad address in '{first}': {e}"));
+    let tracker_addr = tracker.expect_tracker_addr();
     // About 4 s for the file, in 64 KiB chunks: the path narrows after the first.
     let mut holder = holder_ns.spawn(
         "holder",

@@ -214,11 +214,7 @@ fn transfer(test: &str, path: Path, impairment: Impairment) {
         &scratch.root,
         &args(&["tracker", "--listen", &listen, "--log-dir", &logs]),
     );
-    let first = tracker.expect_line("tracker listening on ");
-    let tracker_addr: SocketAddr = first
-        .trim_start_matches("tracker listening on ")
-        .parse()
-        .unwrap_or_else(|e| panic!("bad address in '{first}': {e}"));
+    let tracker_addr = tracker.expect_tracker_addr();
     let mut command = node_command(&scratch, 1, tracker_addr);
     command.extend(args(&["--send", FILE_NAME]));
     let mut holder = network.holder.spawn("holder", &scratch.root, &command);

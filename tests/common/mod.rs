@@ -331,6 +331,15 @@ impl Proc {
             .unwrap_or_else(|e| panic!("waiting for '{prefix}...': {e}"))
     }
 
+    /// Waits for a tracker's first line and returns the address it says it listens on.
+    pub fn expect_tracker_addr(&mut self) -> SocketAddr {
+        let first = self.expect_line("tracker listening on ");
+        first
+            .trim_start_matches("tracker listening on ")
+            .parse()
+            .unwrap_or_else(|e| panic!("bad address in '{first}': {e}"))
+    }
+
     /// Reads output for `duration` (or until the pipes close), taking no line.
     pub fn read_for(&mut self, duration: Duration) {
         let deadline = Instant::now() + duration;
@@ -472,11 +481,7 @@ pub fn tracker_on(scratch: &Scratch, listen: &str, extra: &[&str]) -> Tracker {
     list.push(scratch.logs().display().to_string());
     list.extend(args(extra));
     let mut proc = spawn("tracker", &scratch.root, &list);
-    let first = proc.expect_line("tracker listening on ");
-    let addr = first
-        .trim_start_matches("tracker listening on ")
-        .parse()
-        .unwrap_or_else(|e| panic!("bad address in '{first}': {e}"));
+    let addr = proc.expect_tracker_addr();
     Tracker { proc, addr }
 }
 
