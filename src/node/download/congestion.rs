@@ -321,6 +321,14 @@ impl Congestion {
             return;
         }
         let interval = std::mem::replace(&mut self.loss, LossInterval::new(now));
+        if interval.arrived == 0 {
+            // Nothing got through at all: a policer passes its rate, so this is a path that
+            // went dark (a route down, or a black hole for the size asked), which the
+            // timeouts and the path search answer. Pacing at what arrived, nothing, would
+            // only slow whatever comes after it.
+            self.lossy_intervals = 0;
+            return;
+        }
         let lossy =
             u64::from(interval.lost) * 100 > u64::from(settled) * u64::from(LOSS_PERCENT_POLICED);
         self.lossy_intervals = if lossy { self.lossy_intervals + 1 } else { 0 };
@@ -642,6 +650,20 @@ mod tests {
             out.sent
         );
         assert!(out.model.policed_intervals() >= 1);
+    }
+
+    #[test]
+    fn a_path_gone_dark_is_not_taken_for_a_policer() {
+        // 100 Mbit/s for a second, then nothing arrives (a black hole for the size asked):
+        // every piece asked times out. The pace stays where the link was measured.
+        let start = Instant::now();
+        let mut model = drive(&Path::clean(12_500_000), 1).model;
+        let before = model.pace();
+        for ms in 0..1_000u32 {
+            model.on_loss(start + Duration::from_secs(1) + MS * ms, 8);
+        }
+        assert_eq!(model.policed_intervals(), 0);
+        assert_eq!(model.pace(), before);
     }
 
     #[test]

@@ -39,7 +39,10 @@ pub const TRACKER_ANSWER_WITHIN: Duration = Duration::from_secs(2);
 pub const ANSWERED_WITHIN: Duration = Duration::from_secs(8);
 /// Outcomes of smaller pieces, after a path narrowed, that tell whether it did: a streak of
 /// losses at random (30% loss makes one every few thousand pieces) also narrows a path, and
-/// smaller pieces are then lost as often as the large ones were.
+/// smaller pieces are then lost as often as the large ones were. Only pieces asked once the
+/// first smaller one arrived are judged: the holder had sent all it was asked before then,
+/// and smaller pieces asked while it still sent large ones that the path dropped time out
+/// behind them without being lost.
 pub const NARROWED_EVIDENCE_PIECES: u32 = 16;
 /// How often a slow download says why (and so at most once in this long, per download).
 pub const SLOW_REPORT_INTERVAL: Duration = Duration::from_secs(10);
@@ -98,6 +101,8 @@ pub struct Narrowed {
     /// Smaller pieces arrived since, fewer than [`LOSS_REPORT_PERCENT`] of them lost: small
     /// datagrams do cross the path.
     pub confirmed: bool,
+    /// When the first smaller piece arrived: losses of pieces asked since are judged.
+    judged_since: Option<Instant>,
     /// Outcomes since the narrowing, and how many of them were losses.
     after_count: u32,
     after_lost: u32,
@@ -147,6 +152,7 @@ impl PeerEvidence {
             // Told already, or a late large piece, which confirms nothing.
             return None;
         }
+        narrowed.judged_since.get_or_insert(now);
         narrowed.after_count += 1;
         if narrowed.after_count < NARROWED_EVIDENCE_PIECES {
             return None;
@@ -188,8 +194,10 @@ impl PeerEvidence {
             .map_or(Duration::ZERO, |t| now.saturating_duration_since(t))
     }
 
-    /// `count` pieces, asked in datagrams of `datagram_bytes`, timed out.
-    pub fn on_lost(&mut self, count: u32, datagram_bytes: u32) {
+    /// `count` pieces, asked in datagrams of `datagram_bytes`, timed out; `judged` of them
+    /// were asked since [`PeerEvidence::judged_since`].
+    pub fn on_lost(&mut self, count: u32, judged: u32, datagram_bytes: u32) {
+        debug_assert!(judged <= count);
         for _ in 0..count.min(LOSS_WINDOW_PIECES) {
             self.record(true);
         }
@@ -200,10 +208,19 @@ impl PeerEvidence {
             .as_mut()
             .filter(|n| !n.confirmed && datagram_bytes <= n.datagram_bytes)
         {
-            let count = count.min(LOSS_WINDOW_PIECES);
-            narrowed.after_count = narrowed.after_count.saturating_add(count);
-            narrowed.after_lost = narrowed.after_lost.saturating_add(count);
+            let judged = judged.min(count).min(LOSS_WINDOW_PIECES);
+            narrowed.after_count = narrowed.after_count.saturating_add(judged);
+            narrowed.after_lost = narrowed.after_lost.saturating_add(judged);
         }
+    }
+
+    /// Since when pieces asked of it, once lost, count against a narrowing still to be
+    /// confirmed (see [`NARROWED_EVIDENCE_PIECES`]); `None` when none is being judged, or
+    /// before a smaller piece arrived.
+    pub fn judged_since(&self) -> Option<Instant> {
+        self.narrowed
+            .filter(|n| !n.confirmed)
+            .and_then(|n| n.judged_since)
     }
 
     fn record(&mut self, lost: bool) {
@@ -250,6 +267,7 @@ impl PeerEvidence {
             lost_bytes,
             datagram_bytes,
             confirmed: false,
+            judged_since: None,
             after_count: 0,
             after_lost: 0,
         });
@@ -580,7 +598,7 @@ mod tests {
         let mut evidence = PeerEvidence::default();
         let now = Instant::now();
         assert_eq!(evidence.loss(), (0, 0));
-        evidence.on_lost(3, 1_472);
+        evidence.on_lost(3, 0, 1_472);
         let _ = evidence.on_piece(now, 1_000);
         assert_eq!(evidence.loss(), (3, 4));
         assert_eq!(evidence.lossy(), None, "too few outcomes to tell");
@@ -592,7 +610,7 @@ mod tests {
             (0, LOSS_WINDOW_PIECES),
             "old losses roll out"
         );
-        evidence.on_lost(LOSS_WINDOW_PIECES / 4, 1_472);
+        evidence.on_lost(LOSS_WINDOW_PIECES / 4, 0, 1_472);
         assert_eq!(
             evidence.loss(),
             (LOSS_WINDOW_PIECES / 4, LOSS_WINDOW_PIECES)
@@ -602,13 +620,13 @@ mod tests {
             Some((LOSS_WINDOW_PIECES / 4, LOSS_WINDOW_PIECES))
         );
         // A huge count is bounded by the window, not looped over.
-        evidence.on_lost(u32::MAX, 1_472);
+        evidence.on_lost(u32::MAX, u32::MAX, 1_472);
         assert_eq!(evidence.loss(), (LOSS_WINDOW_PIECES, LOSS_WINDOW_PIECES));
         // 1% is no reason to call a download slow.
         let mut light = PeerEvidence::default();
         for i in 0..200 {
             if i % 100 == 0 {
-                light.on_lost(1, 1_472);
+                light.on_lost(1, 0, 1_472);
             } else {
                 let _ = light.on_piece(now, 1_000);
             }
@@ -629,7 +647,7 @@ mod tests {
             "a late large piece confirms nothing"
         );
         // Large pieces asked before the narrowing time out after it: no evidence against it.
-        evidence.on_lost(NARROWED_EVIDENCE_PIECES, 1_472);
+        evidence.on_lost(NARROWED_EVIDENCE_PIECES, NARROWED_EVIDENCE_PIECES, 1_472);
         for _ in 1..NARROWED_EVIDENCE_PIECES {
             assert_eq!(evidence.on_piece(now, 1_232), None, "too few to tell");
         }
@@ -645,14 +663,31 @@ mod tests {
             None,
             "a later search found the large size works again"
         );
-        // Random loss narrowed it: small pieces are lost as often. Never told.
+        // Random loss narrowed it: small pieces asked once small ones arrive are lost as
+        // often. Never told.
         let mut lossy = PeerEvidence::default();
         lossy.on_narrowed(1_472, 1_232);
+        assert_eq!(lossy.judged_since(), None, "nothing small arrived yet");
+        assert_eq!(lossy.on_piece(now, 1_232), None);
+        assert_eq!(
+            lossy.judged_since(),
+            Some(now),
+            "the first small piece starts it"
+        );
         for _ in 0..4 * NARROWED_EVIDENCE_PIECES {
-            lossy.on_lost(1, 1_232);
+            lossy.on_lost(1, 1, 1_232);
             assert_eq!(lossy.on_piece(now, 1_232), None);
         }
         assert_eq!(lossy.narrowed(1_232), None);
+        // Small pieces asked while the holder still sent the large ones time out behind
+        // them: not judged. Those asked once small ones arrive do arrive. Told.
+        let mut backlogged = PeerEvidence::default();
+        backlogged.on_narrowed(1_472, 1_232);
+        backlogged.on_lost(4 * NARROWED_EVIDENCE_PIECES, 0, 1_232);
+        for _ in 1..NARROWED_EVIDENCE_PIECES {
+            assert_eq!(backlogged.on_piece(now, 1_232), None);
+        }
+        assert!(backlogged.on_piece(now, 1_232).is_some());
     }
 
     #[test]
@@ -724,7 +759,7 @@ mod tests {
         for _ in 0..20 {
             let _ = killed.on_piece(now - 3 * S, 1_000);
         }
-        killed.on_lost(40, 1_472);
+        killed.on_lost(40, 0, 1_472);
         killed.on_silent();
         assert_eq!(
             diagnosis
@@ -744,7 +779,7 @@ mod tests {
         // A holder that answers and loses 3 pieces in 4: never called silent, even dropped.
         let mut lossy = PeerEvidence::default();
         for _ in 0..16 {
-            lossy.on_lost(3, 1_472);
+            lossy.on_lost(3, 0, 1_472);
             let _ = lossy.on_piece(now - S, 1_000);
         }
         lossy.on_datagram(now - S);

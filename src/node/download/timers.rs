@@ -205,10 +205,12 @@ impl Download {
                 continue;
             };
             let rto = self.peers[owner].rto();
-            let mut lost = 0;
+            let judged_since = self.peers[owner].evidence.judged_since();
+            let (mut lost, mut judged) = (0, 0);
             for (piece, slot) in progress.requested_at.iter_mut().enumerate() {
                 match slot {
                     Some(sent) if now.saturating_duration_since(*sent) >= rto => {
+                        judged += u32::from(judged_since.is_some_and(|t| *sent >= t));
                         *slot = None;
                         lost += 1;
                         progress.next_unrequested = progress.next_unrequested.min(piece as u32);
@@ -231,7 +233,7 @@ impl Download {
                 let first_loss = *peer.first_loss_in_a_row.get_or_insert(now);
                 // The smallest datagram these pieces could have come in (unstamped).
                 let datagram_bytes = progress.piece_bytes + wire::PIECE_OVERHEAD_BYTES as u32;
-                peer.evidence.on_lost(lost, datagram_bytes);
+                peer.evidence.on_lost(lost, judged, datagram_bytes);
                 log::debug!("{lost} pieces from node {} timed out", peer.node_id);
                 // A whole window can time out at once when pieces only queued longer than
                 // the timeout; they then arrive late and end the run. Lost for a while, they
