@@ -5,6 +5,7 @@ Scenarios, each run --runs times (interleaved, so that drift hits all alike):
 
   S1       tracker + 2 holders -> 1 downloader (torrent node ... --download F --exit-when-done)
   S2       tracker + 1 holder  -> 1 downloader
+  S1-1400  S1 in 1,400-byte pieces (what a 1,500-byte path carries), beside S1's large ones
   ceiling  examples/ceiling.rs: one sender thread -> one receiver mapping the copy and
            SHA-1ing its chunks, same datagram size, windowed so that it is never overrun
   rqbit    2 rqbit seeders -> 1 rqbit leecher (TCP on loopback, no tracker, DHT, LSD)
@@ -24,7 +25,7 @@ uploaded. Prints two tables (one downloader; eight): medians over the runs, and 
 Python 3 standard library only. Usage:
 
   python3 bench/loopback.py [--size 1G] [--s3-size 256M] [--runs 5] [--piece-size 65471]
-                            [--dir /tmp] [--scenarios S1,S2,ceiling,rqbit,S3,rqbit-S3] [--keep]
+                            [--dir /tmp] [--scenarios S1,S2,S1-1400,ceiling,rqbit,S3,rqbit-S3] [--keep]
                             [--before OLD_TARGET/release]   (also runs S1 etc. with an older build)
 """
 
@@ -299,7 +300,7 @@ class Scenario:
     """What one row runs: our swarm (kind "ours"), rqbit's, or the ceiling."""
 
     def __init__(self, key, label, kind, sources=0, downloaders=1, cap=None, swarm=False,
-                 before=False):
+                 before=False, piece_size=None):
         self.key = key  # as given to --scenarios
         self.label = label  # as shown in the table
         self.kind = kind
@@ -308,16 +309,20 @@ class Scenario:
         self.cap = cap  # the sources' upload rate, bytes/s (None: unlimited)
         self.swarm = swarm  # sized by --s3-size, shown in the second table
         self.before = before  # run with the binaries of --before
+        self.piece_size = piece_size  # bytes per piece (None: --piece-size)
 
     def as_before(self):
         """The same scenario run with the binaries of --before (an older build)."""
         return Scenario(self.key + "-before", self.label + " before", self.kind, self.sources,
-                        self.downloaders, self.cap, self.swarm, before=True)
+                        self.downloaders, self.cap, self.swarm, before=True,
+                        piece_size=self.piece_size)
 
 
 SCENARIOS = {s.key: s for s in (
     Scenario("S1", "S1", "ours", sources=2),
     Scenario("S2", "S2", "ours", sources=1),
+    # Issue 14 asks MTU-sized pieces (what a 1,500-byte path carries) to keep 0.8 of S1.
+    Scenario("S1-1400", "S1 1400 B", "ours", sources=2, piece_size=1400),
     Scenario("ceiling", "ceiling", "ceiling"),
     Scenario("rqbit", "rqbit S1", "rqbit", sources=2),
     Scenario("S3", "S3", "ours", sources=1, downloaders=SWARM_DOWNLOADERS,
@@ -500,7 +505,8 @@ class Bench:
                                         READY_TIMEOUT)
             addr = line.rsplit(" ", 1)[1]
             common = ["--tracker", addr, "--log-dir", node_logs,
-                      "--piece-size", str(self.args.piece_size)] + self.args.node_args.split()
+                      "--piece-size", str(sc.piece_size or self.args.piece_size)]
+            common += self.args.node_args.split()
             cap = ["--max-upload-rate", str(sc.cap)] if sc.cap else []
             holders = []
             for i in range(1, sc.sources + 1):
@@ -757,6 +763,7 @@ class Bench:
         pairs = [(ours, other) for ours in ("S1", "S2") for other in ("ceiling", "rqbit S1")]
         pairs += [(x + " before", "ceiling before") for x in ("S1", "S2")]
         pairs += [(x, x + " before") for x in ("S1", "S2", "ceiling")]
+        pairs += [("S1 1400 B", "S1")]
         for ours, other in pairs:
             if ours in medians and other in medians:
                 ratios.append(f"{ours}/{other} = {medians[ours] / medians[other]:.2f} "
