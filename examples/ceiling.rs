@@ -412,10 +412,11 @@ fn run(args: Args) -> Result<bool, String> {
             Some(torrent::Transmit {
                 to: rx_addr,
                 len: HEADER_BYTES + payload.len(),
+                source_as_for: None,
             })
         });
         loop {
-            match batch.flush(&tx_udp, &tx_socket) {
+            match batch.flush(&tx_udp, &tx_socket, &torrent::udp::ReplySources::default()) {
                 Ok(()) => break,
                 // A full send buffer on loopback: wait until there is room.
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {

@@ -111,4 +111,9 @@ use std::net::SocketAddr;
 pub struct Transmit {
     pub to: SocketAddr,
     pub len: usize,
+    /// Send it from the local address this remote's datagrams reach us at, not `to`'s: a
+    /// tracker's challenge to the address a node advertises must come from the address the
+    /// node asked. `None`: `to`'s own. (Matters only on a socket bound to all addresses; see
+    /// `udp::ReplySources`.)
+    pub source_as_for: Option<SocketAddr>,
 }

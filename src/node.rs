@@ -496,6 +496,7 @@ impl Node {
             return Some(Transmit {
                 to: outgoing.to,
                 len,
+                source_as_for: None,
             });
         }
         let sent = self.uploader.poll_piece(&mut self.out.stats, now, buf);

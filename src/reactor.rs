@@ -29,7 +29,7 @@ use crate::node::{self, Job, JobDone, Node, NodeConfig, NodeEvent};
 use crate::secrets::Secrets;
 use crate::storage::StateDir;
 use crate::tracker::{self, Tracker, TrackerConfig};
-use crate::udp::{KernelRoutes, RecvBatch, SendBatch, Udp};
+use crate::udp::{KernelRoutes, RecvBatch, ReplySources, SendBatch, Udp};
 use crate::wire;
 use crossbeam_channel::{Receiver, Sender};
 use mio::net::UdpSocket;
@@ -69,6 +69,8 @@ struct Io {
     /// Datagrams from the core not yet sent: what the socket refused with WouldBlock stays
     /// here and goes first when it is writable again.
     send_batch: SendBatch,
+    /// Which of our addresses each remote asked at, when bound to all of them.
+    reply_sources: ReplySources,
     /// Set when a receive loop stopped at its batch limit, not at WouldBlock: poll again at once.
     more_to_read: bool,
     /// The last send met a full socket buffer: wait for WRITABLE before sending more.
@@ -110,6 +112,7 @@ impl Io {
             udp,
             recv_batch: RecvBatch::new(),
             send_batch: SendBatch::new(),
+            reply_sources: ReplySources::new(listen),
             more_to_read: false,
             send_blocked: false,
             impairment: impair.map(Impairment::new),
@@ -185,6 +188,7 @@ impl Io {
         for _ in 0..RECV_CALLS_MAX {
             match self.recv_batch.recv(&self.udp, &self.socket) {
                 Ok(_) => {
+                    self.recv_batch.learn_sources(&mut self.reply_sources);
                     received += self.recv_batch.for_each(|from, bytes| {
                         match impairment.as_mut().map(|i| i.judge(now, from, bytes)) {
                             None | Some(Verdict::Deliver) => handle(from, bytes),
@@ -230,7 +234,10 @@ impl Io {
     /// Sends the batch; false when the socket is full (the rest is kept for later).
     fn flush(&mut self) -> bool {
         self.send_blocked = false;
-        match self.send_batch.flush(&self.udp, &self.socket) {
+        match self
+            .send_batch
+            .flush(&self.udp, &self.socket, &self.reply_sources)
+        {
             Ok(()) => true,
             // The socket buffer is full: keep the rest, wait for WRITABLE. (Interrupted calls
             // are retried inside, and a datagram the network refused is dropped there like

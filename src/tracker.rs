@@ -149,7 +149,9 @@ pub struct Tracker {
     files: BTreeMap<Hash, File>,
     /// Name → the info hashes announced under it.
     names: BTreeMap<String, Vec<Hash>>,
-    transmits: VecDeque<(SocketAddr, Outgoing)>,
+    /// Replies waiting: to, the remote whose local address they leave from (see
+    /// [`Transmit::source_as_for`]), what.
+    transmits: VecDeque<(SocketAddr, Option<SocketAddr>, Outgoing)>,
     events: VecDeque<TrackerEvent>,
     /// The registry changed since the last snapshot.
     registry_changed: bool,
@@ -322,7 +324,7 @@ impl Tracker {
     /// Writes the next reply into `buf`; replies that do not fit `buf` are dropped and counted.
     #[must_use]
     pub fn poll_transmit(&mut self, buf: &mut [u8]) -> Option<Transmit> {
-        while let Some((to, reply)) = self.transmits.pop_front() {
+        while let Some((to, source_as_for, reply)) = self.transmits.pop_front() {
             let encoded = match &reply {
                 Outgoing::Registered(m) => Message::Registered(m).encode(buf),
                 Outgoing::Challenge(m) => Message::Challenge(m).encode(buf),
@@ -344,7 +346,11 @@ impl Tracker {
             match encoded {
                 Ok(len) => {
                     self.stats.replies_sent += 1;
-                    return Some(Transmit { to, len });
+                    return Some(Transmit {
+                        to,
+                        len,
+                        source_as_for,
+                    });
                 }
                 Err(wire::EncodeError::TooLong) => self.stats.replies_dropped_too_long += 1,
             }
@@ -740,11 +746,17 @@ impl Tracker {
     }
 
     fn reply(&mut self, to: SocketAddr, reply: Outgoing) {
+        self.send_as_for(to, to, reply);
+    }
+
+    /// Queues `reply` to `to`, sent from the local address `asker` reached us at.
+    fn send_as_for(&mut self, to: SocketAddr, asker: SocketAddr, reply: Outgoing) {
         if self.transmits.len() >= TRANSMIT_QUEUE_MAX {
             self.stats.replies_dropped_queue_full += 1;
             return;
         }
-        self.transmits.push_back((to, reply));
+        self.transmits
+            .push_back((to, (asker != to).then_some(asker), reply));
     }
 
     /// Counts a datagram dropped for its sender's budget; says so at most once a second.

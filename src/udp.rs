@@ -20,6 +20,9 @@
 //! are a `setsockopt` of options that neither crate offers (see [`set_int_option`]) and
 //! `getifaddrs` (see [`interface_addresses`]).
 //!
+//! A socket bound to all addresses answers each remote from the address it was asked at
+//! ([`ReplySources`], in `udp/reply_sources.rs`).
+//!
 //! The module never decides what is sent: every datagram the core produced is sent once, in
 //! order per destination, or dropped with a logged reason exactly where a plain `send_to` would
 //! have failed.
@@ -31,6 +34,9 @@ use rustix::net::{MMsgHdr, SendAncillaryBuffer, SendFlags, SocketAddrAny};
 use std::io::{self, IoSlice, IoSliceMut};
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, AsRawFd};
+
+mod reply_sources;
+pub use reply_sources::{REPLY_SOURCES_MAX, ReplySources};
 
 /// Buffers one `recvmmsg` fills (quinn-udp's own batch size on Linux).
 pub const RECV_SLOTS: usize = 32;
@@ -67,12 +73,20 @@ impl Udp {
         // sizes every datagram to its path (see `crate::mtu`).
         let state = UdpSocketState::new(UdpSockRef::from(socket))?;
         // quinn-udp also asks for the destination address and the ECN bits of every datagram
-        // (control messages); we use neither, and the kernel's building them cost more than
-        // the batching saved on a tracker's small requests. Options the family lacks fail.
+        // (control messages); we do not use the ECN bits, and the kernel's building them cost
+        // more than the batching saved on a tracker's small requests. The destination address
+        // is kept on a socket bound to all addresses, which must answer from it (see
+        // `ReplySources`). Options the family lacks fail.
         let _ = sockopt::set_ip_recvtos(socket, false);
         let _ = sockopt::set_ipv6_recvtclass(socket, false);
-        let _ = set_int_option(socket, libc::IPPROTO_IP, libc::IP_PKTINFO, 0);
-        let _ = set_int_option(socket, libc::IPPROTO_IPV6, libc::IPV6_RECVPKTINFO, 0);
+        let bound_to_all = rustix::net::getsockname(socket)
+            .ok()
+            .and_then(|address| SocketAddr::try_from(address).ok())
+            .is_some_and(|address| address.ip().is_unspecified());
+        if !bound_to_all {
+            let _ = set_int_option(socket, libc::IPPROTO_IP, libc::IP_PKTINFO, 0);
+            let _ = set_int_option(socket, libc::IPPROTO_IPV6, libc::IPV6_RECVPKTINFO, 0);
+        }
         Ok(Udp { state })
     }
 
@@ -249,6 +263,16 @@ impl RecvBatch {
         Ok(self.filled)
     }
 
+    /// Tells `sources` which of our addresses each datagram of the last
+    /// [`recv`](Self::recv) was sent to.
+    pub fn learn_sources(&self, sources: &mut ReplySources) {
+        if sources.active() {
+            for meta in &self.meta[..self.filled] {
+                sources.learn(meta.addr, meta.dst_ip);
+            }
+        }
+    }
+
     /// Hands each datagram of the last [`recv`](Self::recv) to `handle`, in arrival order,
     /// cutting GRO runs at their stride. Returns how many datagrams there were.
     pub fn for_each(&self, mut handle: impl FnMut(SocketAddr, &[u8])) -> usize {
@@ -277,10 +301,12 @@ impl RecvBatch {
     }
 }
 
-/// One queued datagram: `len` bytes at `start` of the batch's bytes, to `to`.
+/// One queued datagram: `len` bytes at `start` of the batch's bytes, to `to`, from the local
+/// address `source_as_for` reached us at.
 #[derive(Clone, Copy, Debug)]
 struct Queued {
     to: SocketAddr,
+    source_as_for: SocketAddr,
     start: usize,
     len: usize,
 }
@@ -358,6 +384,7 @@ impl SendBatch {
             let len = transmit.len.min(DATAGRAM_BYTES_MAX);
             self.queued.push(Queued {
                 to: transmit.to,
+                source_as_for: transmit.source_as_for.unwrap_or(transmit.to),
                 start: self.used,
                 len,
             });
@@ -397,6 +424,7 @@ impl SendBatch {
         for next in &self.queued[index + 1..] {
             if count == gso_segments
                 || next.to != first.to
+                || next.source_as_for != first.source_as_for
                 || next.len > first.len
                 || next.len == 0
                 || next.start != first.start + bytes
@@ -414,31 +442,47 @@ impl SendBatch {
         count
     }
 
-    /// Sends everything queued. `Ok` when all is sent (a datagram the network refused is
+    /// Sends everything queued, each datagram from the address `sources` gives for its
+    /// destination, if any. `Ok` when all is sent (a datagram the network refused is
     /// dropped and logged, as a plain `send_to` error would be); `Err(WouldBlock)` when the
     /// socket buffer is full: what is left stays queued for the next flush.
-    pub fn flush(&mut self, udp: &Udp, socket: &impl AsFd) -> io::Result<()> {
+    pub fn flush(
+        &mut self,
+        udp: &Udp,
+        socket: &impl AsFd,
+        sources: &ReplySources,
+    ) -> io::Result<()> {
         while self.sent < self.queued.len() {
             let run = self.run_at(self.sent, udp.gso_segments());
-            if run > 1 {
-                self.send_run(udp, socket, run)?;
+            let source = sources.source_for(self.queued[self.sent].source_as_for);
+            if run > 1 || source.is_some() {
+                // A run, or a datagram that must leave from a given address (which
+                // `sendmmsg` here does not say): one `sendmsg`.
+                self.send_run(udp, socket, run, source)?;
             } else {
-                self.send_singles(udp, socket)?;
+                self.send_singles(udp, socket, sources)?;
             }
         }
         Ok(())
     }
 
-    /// One GSO `sendmsg` of the `run` datagrams at `sent`.
-    fn send_run(&mut self, udp: &Udp, socket: &impl AsFd, run: usize) -> io::Result<()> {
+    /// One `sendmsg` (GSO when `run` > 1) of the `run` datagrams at `sent`, from `source`
+    /// when given.
+    fn send_run(
+        &mut self,
+        udp: &Udp,
+        socket: &impl AsFd,
+        run: usize,
+        source: Option<std::net::IpAddr>,
+    ) -> io::Result<()> {
         let first = self.queued[self.sent];
         let last = self.queued[self.sent + run - 1];
         let transmit = quinn_udp::Transmit {
             destination: first.to,
             ecn: None,
             contents: &self.bytes[first.start..last.start + last.len],
-            segment_size: Some(first.len),
-            src_ip: None,
+            segment_size: (run > 1).then_some(first.len),
+            src_ip: source,
         };
         match udp.state.try_send(UdpSockRef::from(socket), &transmit) {
             Ok(()) => {
@@ -447,6 +491,13 @@ impl SendBatch {
             }
             // The socket buffer is full: the run stays queued.
             Err(error) if error.kind() == io::ErrorKind::WouldBlock => Err(error),
+            // One datagram the network refused: dropped, as a plain `send_to` would be (the
+            // core finds out by timeout).
+            Err(error) if run == 1 => {
+                log::debug!("send to {}: {error}", first.to);
+                self.sent += 1;
+                Ok(())
+            }
             // GSO refused (the path's MTU is below the segment, or the device cannot: quinn-udp
             // then stops offering GSO on this socket), or an error that would hit each datagram
             // alike: send the run one datagram at a time, where each error is dealt with alone.
@@ -458,13 +509,20 @@ impl SendBatch {
         }
     }
 
-    /// One `sendmmsg` of the datagrams from `sent` up to the next run worth a GSO send.
-    fn send_singles(&mut self, udp: &Udp, socket: &impl AsFd) -> io::Result<()> {
+    /// One `sendmmsg` of the datagrams from `sent` up to the next run worth a GSO send, or
+    /// the next that must leave from a given address.
+    fn send_singles(
+        &mut self,
+        udp: &Udp,
+        socket: &impl AsFd,
+        sources: &ReplySources,
+    ) -> io::Result<()> {
         let gso_segments = udp.gso_segments();
         let mut end = self.sent + 1;
         while end < self.queued.len()
             && end - self.sent < SENDMMSG_MAX
             && self.run_at(end, gso_segments) == 1
+            && sources.source_for(self.queued[end].source_as_for).is_none()
         {
             end += 1;
         }

@@ -13,6 +13,10 @@
 //! * A node bound to all addresses, with opentracker at a non-loopback address of a network
 //!   namespace made for the test, never takes itself for a peer (needs root and opentracker;
 //!   SKIPPED otherwise).
+//! * A tracker and a holder bound to all addresses answer each datagram from the address it
+//!   was sent to, not the one the kernel's routes pick: with the tracker asked at a second
+//!   address and the holder advertised at a third, the download completes (needs root for a
+//!   network namespace whose only link is its loopback; SKIPPED otherwise).
 //! * Bad values are refused with one line and exit code 2.
 
 mod common;
@@ -701,4 +705,81 @@ fn self_scenario() {
             "node {id} took itself ({me}) for a peer: {used:?}"
         );
     }
+}
+
+#[test]
+fn bound_to_all_addresses_replies_leave_from_the_address_asked() {
+    if let Some(why) = missing_requirement(&["ip"]) {
+        println!("SKIPPED: {why}");
+        return;
+    }
+    // Only loopback: binding to all addresses here opens nothing outside the test.
+    let netns = Netns::add(&format!("adv-reply-{}", std::process::id())).unwrap();
+    let scenario = std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                enter(&netns);
+                reply_source_scenario()
+            })
+            .join()
+    });
+    if let Err(panic) = scenario {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+/// The tracker listens on 0.0.0.0 and is asked at 127.0.0.2, which the kernel would answer
+/// from 127.0.0.1 (its source for loopback); the holder listens on 0.0.0.0 and is given to
+/// peers at 127.0.0.3. Every answer must come from the address asked, or the asker drops it:
+/// the nodes could not register, nor the download get a piece.
+fn reply_source_scenario() {
+    let scratch = Scratch::new("advertise-reply-source");
+    let data = random_bytes(18, FILE_BYTES);
+    scratch.put_file(1, NAME, &data);
+    let mut tracker = tracker_on(&scratch, "0.0.0.0:0", &[]);
+    let tracker_text = format!("127.0.0.2:{}", tracker.addr.port());
+    let (mut holder, _) = start_node(
+        &scratch,
+        1,
+        &node_command(
+            &scratch,
+            1,
+            &tracker_text,
+            &[
+                "--listen",
+                "0.0.0.0:0",
+                "--advertise",
+                "127.0.0.3",
+                "--send",
+                NAME,
+            ],
+        ),
+    );
+    holder.expect_line("the tracker gives peers our advertised address");
+    holder.expect_line(&format!("sharing {NAME} "));
+    let (mut downloader, _) = start_node(
+        &scratch,
+        2,
+        &node_command(
+            &scratch,
+            2,
+            &tracker_text,
+            &[
+                "--listen",
+                "127.0.0.1:0",
+                "--download",
+                NAME,
+                "--exit-when-done",
+            ],
+        ),
+    );
+    assert_eq!(downloader.expect_exit(DOWNLOAD_TIMEOUT), 0);
+    assert_file_is(&scratch.node_dir(2).join(NAME), &data);
+    let used = peers_used(&scratch, 2);
+    assert!(
+        !used.is_empty() && used.iter().all(|addr| addr.starts_with("127.0.0.3:")),
+        "node 2 used {used:?}, not the advertised 127.0.0.3"
+    );
+    holder.kill();
+    tracker.proc.kill();
 }

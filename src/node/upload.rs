@@ -708,7 +708,15 @@ impl Uploader {
             if self.sent_bytes.len() < PEERS_COUNTED_MAX || self.sent_bytes.contains_key(&node_id) {
                 *self.sent_bytes.entry(node_id).or_default() += u64::from(len);
             }
-            return Some((Transmit { to, len: total }, info_hash, len));
+            return Some((
+                Transmit {
+                    to,
+                    len: total,
+                    source_as_for: None,
+                },
+                info_hash,
+                len,
+            ));
         }
     }
 

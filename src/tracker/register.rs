@@ -62,7 +62,7 @@ impl Tracker {
                 return self.hold_registered(node_id, from);
             }
             Some(node) if node.token != token && node.restored_unheard && node.addr == from => {
-                return self.challenge(now, from);
+                return self.challenge(now, from, from);
             }
             Some(node) if node.token != token => {
                 // The id belongs to another node (or to this one before it lost its token).
@@ -73,7 +73,7 @@ impl Tracker {
                 let moved = node.addr != from;
                 if moved && !cookie_valid {
                     // Replies would go to the new address: it first proves it receives.
-                    return self.challenge(now, from);
+                    return self.challenge(now, from, from);
                 }
                 // Stored, so that a restarted tracker knows whether to send it again; saved
                 // with the next batch (no sooner than a second after the last).
@@ -95,7 +95,7 @@ impl Tracker {
                     returning: true,
                 })
             }
-            None if !cookie_valid => return self.challenge(now, from),
+            None if !cookie_valid => return self.challenge(now, from, from),
             None if full => {
                 return self.refuse(from, Kind::Register, RefusedReason::Full);
             }
@@ -191,7 +191,9 @@ impl Tracker {
                 addr: wanted,
             });
         } else if vouched && node.addr == from {
-            self.challenge(now, wanted);
+            // From the address the node asked at: a node takes a challenge only from its
+            // tracker.
+            self.challenge(now, wanted, from);
         }
     }
 
@@ -235,12 +237,14 @@ impl Tracker {
     }
 
     /// Asks `to` to prove it receives before anything is kept for it: the reply is no larger
-    /// than the Register, and the cookie is checked again without state.
-    pub(super) fn challenge(&mut self, now: Instant, to: SocketAddr) {
+    /// than the Register, and the cookie is checked again without state. It leaves from the
+    /// address `asker` (the node, at `to` or elsewhere) sent its Register to.
+    pub(super) fn challenge(&mut self, now: Instant, to: SocketAddr, asker: SocketAddr) {
         self.stats.challenges_sent += 1;
         let cookie = self.bep15.connection_id(now, to);
-        self.reply(
+        self.send_as_for(
             to,
+            asker,
             Outgoing::Challenge(wire::Challenge {
                 cookie: U64::new(cookie),
                 ip: wire::ip_to_bytes(to.ip()),

@@ -23,6 +23,7 @@ fn fill(batch: &mut SendBatch, datagrams: &[(SocketAddr, Vec<u8>)]) -> bool {
         Some(Transmit {
             to: *to,
             len: bytes.len(),
+            source_as_for: None,
         })
     })
 }
@@ -84,7 +85,9 @@ fn datagrams_to_several_destinations_arrive_whole_and_in_order() {
     let mut batch = SendBatch::new();
     assert!(!fill(&mut batch, &datagrams), "the core ran dry");
     assert_eq!(batch.pending(), 10);
-    batch.flush(&udp, &sender).unwrap();
+    batch
+        .flush(&udp, &sender, &ReplySources::default())
+        .unwrap();
     assert_eq!(batch.pending(), 0);
     let from = sender.local_addr().unwrap();
     let expect = |to| -> Summary {
@@ -121,7 +124,9 @@ fn a_run_of_equal_pieces_goes_as_one_gso_send_and_is_cut_apart_on_receipt() {
         );
         assert_eq!(batch.run_at(41, udp.gso_segments()), 1);
     }
-    batch.flush(&udp, &sender).unwrap();
+    batch
+        .flush(&udp, &sender, &ReplySources::default())
+        .unwrap();
     let from = sender.local_addr().unwrap();
     let sent: Vec<_> = datagrams
         .iter()
@@ -168,7 +173,9 @@ fn grouped_replies_go_by_destination_and_size_in_runs() {
             "runs of equal replies"
         );
     }
-    batch.flush(&udp, &sender).unwrap();
+    batch
+        .flush(&udp, &sender, &ReplySources::default())
+        .unwrap();
     let from = sender.local_addr().unwrap();
     for (to, udp_rx, rx) in [(to_a, &udp_a, &a), (to_b, &udp_b, &b)] {
         let sent: Vec<_> = datagrams
@@ -199,7 +206,9 @@ fn a_refused_datagram_is_dropped_and_the_rest_is_sent() {
     ];
     let mut batch = SendBatch::new();
     fill(&mut batch, &datagrams);
-    batch.flush(&udp, &sender).unwrap();
+    batch
+        .flush(&udp, &sender, &ReplySources::default())
+        .unwrap();
     assert_eq!(batch.pending(), 0);
     let from = sender.local_addr().unwrap();
     let (got, _) = receive(&udp_rx, &receiver, 2);
