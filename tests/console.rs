@@ -181,7 +181,8 @@ fn names_with_spaces_are_quoted_as_in_a_shell() {
 }
 
 /// `status` during a download shows, for each peer, its rate, round trip, the pieces of it
-/// that were lost and the piece size its path carries.
+/// that were lost, the piece size its path carries, and its pace (none on loopback, which
+/// `--pace net` leaves unpaced).
 #[test]
 fn status_shows_each_peers_round_trip_loss_and_rate() {
     let scratch = Scratch::new("console-peer-status");
@@ -208,6 +209,7 @@ fn status_shows_each_peers_round_trip_loss_and_rate() {
         " ms",
         "pieces lost (",
         "-byte pieces",
+        ", unpaced,",
     ] {
         assert!(line.contains(part), "'{part}' missing from: {line}");
     }

@@ -344,6 +344,9 @@ fn a_lossy_holder_is_named_and_never_called_gone() {
         status_line.contains("; slow: pieces from node 1 are lost ("),
         "{status_line}"
     );
+    // Its peer line follows, with the pace asked of a holder across a network.
+    let peer_line = downloader.expect_line("    node 1 ");
+    assert!(peer_line.contains(", paced at "), "{peer_line}");
     let periodic = downloader
         .wait_line(
             |line| line.starts_with(&format!("slow download of {name}: ")),

@@ -599,7 +599,8 @@ impl Download {
     }
 
     /// One line per peer for `status`: what it sent, how fast, its round trip, how many of
-    /// its pieces were lost, and the size of pieces its path carries.
+    /// its pieces were lost, the size of pieces its path carries, and the pace it is asked
+    /// to send at.
     pub fn peer_lines(&self, piece_bytes_max: u32, now: Instant) -> Vec<String> {
         self.peers
             .iter()
@@ -625,9 +626,14 @@ impl Download {
                 let rtt = p.srtt.map_or("no round trip yet".to_string(), |srtt| {
                     format!("round trip {:.1} ms", srtt.as_secs_f64() * 1e3)
                 });
+                let pace = if p.paced {
+                    format!("paced at {:.1} MB/s", p.congestion.pace() as f64 / 1e6)
+                } else {
+                    "unpaced".to_string()
+                };
                 format!(
                     "node {} {}{}: {} bytes received at {rate}, {} chunks verified, {rtt}, {lost}, \
-                     {}-byte pieces, window {} pieces, {} in flight",
+                     {}-byte pieces, {pace}, window {} pieces, {} in flight",
                     p.node_id,
                     p.addr,
                     if p.dropped { " (dropped)" } else { "" },
