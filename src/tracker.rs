@@ -39,7 +39,7 @@ pub use bep15::{
     SWARMS_PER_SOURCE_MAX as BEP15_SWARMS_PER_SOURCE_MAX,
 };
 pub use db::Snapshot;
-pub use events::{TrackerConfig, TrackerEvent, TrackerStats};
+pub use events::{DropReason, TrackerConfig, TrackerEvent, TrackerStats};
 
 use crate::Transmit;
 use crate::budget::{SenderBudgets, Verdict};
@@ -286,7 +286,7 @@ impl Tracker {
                 self.stats.dropped_malformed += 1;
                 self.event(TrackerEvent::Dropped {
                     from,
-                    reason: error.to_string(),
+                    reason: DropReason::Malformed(error),
                 });
                 return;
             }
@@ -299,8 +299,10 @@ impl Tracker {
             Message::Exit(exit) => self.on_exit(now, from, &exit.auth),
             other => {
                 self.stats.dropped_unexpected_kind += 1;
-                let reason = format!("unexpected kind {:?} at the tracker", other.kind());
-                self.event(TrackerEvent::Dropped { from, reason });
+                self.event(TrackerEvent::Dropped {
+                    from,
+                    reason: DropReason::UnexpectedKind(other.kind()),
+                });
             }
         }
     }

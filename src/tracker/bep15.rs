@@ -21,7 +21,7 @@
 //!   Standard clients learn their addresses but cannot download from them (our peer
 //!   protocol is our own).
 
-use super::{Outgoing, Tracker, TrackerEvent};
+use super::{DropReason, Outgoing, Tracker, TrackerEvent};
 use crate::bep15::{self as proto, AnnounceRequest, Event, Request, RequestError, ScrapeStats};
 use crate::secrets::Secrets;
 use crate::wire::{self, Hash, U32};
@@ -462,8 +462,10 @@ impl Tracker {
             return true;
         }
         self.stats.bep15_dropped_bad_connection_id += 1;
-        let reason = "BEP 15: unknown or expired connection id".to_string();
-        self.event(TrackerEvent::Dropped { from, reason });
+        self.event(TrackerEvent::Dropped {
+            from,
+            reason: DropReason::Bep15BadConnectionId,
+        });
         false
     }
 
@@ -471,7 +473,7 @@ impl Tracker {
         self.stats.bep15_dropped_malformed += 1;
         self.event(TrackerEvent::Dropped {
             from,
-            reason: error.to_string(),
+            reason: DropReason::Bep15Malformed(error),
         });
         if let RequestError::Sendable {
             connection_id,

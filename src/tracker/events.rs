@@ -71,7 +71,7 @@ pub enum TrackerEvent {
     },
     Dropped {
         from: SocketAddr,
-        reason: String,
+        reason: DropReason,
     },
     /// Datagrams from `from` (and maybe others) went over their sender's budget and were
     /// dropped; `dropped_total` since start. Reported at most once a second.
@@ -220,5 +220,70 @@ impl fmt::Display for TrackerStats {
             self.bep15_refused_full,
             self.bep15_errors_sent,
         )
+    }
+}
+
+/// Why a datagram was dropped: a value, not a string, so that junk costs no allocation (a
+/// flood of it is counted, and printed only at debug level).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DropReason {
+    /// It did not decode as one of our messages.
+    Malformed(wire::DecodeError),
+    /// It decoded, as a kind that nodes do not send a tracker.
+    UnexpectedKind(wire::Kind),
+    /// A BEP 15 request whose connection id is not one we gave, or expired.
+    Bep15BadConnectionId,
+    /// A BEP 15 request that did not parse.
+    Bep15Malformed(bep15::RequestError),
+}
+
+impl fmt::Display for DropReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DropReason::Malformed(error) => write!(f, "{error}"),
+            DropReason::UnexpectedKind(kind) => {
+                write!(f, "unexpected kind {kind:?} at the tracker")
+            }
+            DropReason::Bep15BadConnectionId => {
+                f.write_str("BEP 15: unknown or expired connection id")
+            }
+            DropReason::Bep15Malformed(error) => write!(f, "{error}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_drop_reason_reads_as_the_check_that_failed() {
+        let from: SocketAddr = "192.0.2.7:6881".parse().unwrap();
+        let cases = [
+            (
+                DropReason::Malformed(wire::DecodeError::BadMagic),
+                wire::DecodeError::BadMagic.to_string(),
+            ),
+            (
+                DropReason::UnexpectedKind(wire::Kind::Piece),
+                "unexpected kind Piece at the tracker".to_string(),
+            ),
+            (
+                DropReason::Bep15BadConnectionId,
+                "BEP 15: unknown or expired connection id".to_string(),
+            ),
+            (
+                DropReason::Bep15Malformed(bep15::RequestError::Unsendable(
+                    bep15::Malformed::Truncated,
+                )),
+                bep15::RequestError::Unsendable(bep15::Malformed::Truncated).to_string(),
+            ),
+        ];
+        for (reason, text) in cases {
+            assert_eq!(
+                TrackerEvent::Dropped { from, reason }.to_string(),
+                format!("dropped datagram from {from}: {text}")
+            );
+        }
     }
 }
