@@ -138,7 +138,9 @@ usage:
 /// Parses the whole command line (without the program name).
 pub fn parse(args: &[String]) -> Result<Invocation, UsageError> {
     let Some((command, rest)) = args.split_first() else {
-        return Ok(Invocation::Help(USAGE.to_string()));
+        // Nothing to do is a usage error, as for a tool run by scripts: a wrapper that lost
+        // its arguments must not look as though it succeeded.
+        return Err(UsageError(format!("no command given\n\n{USAGE}")));
     };
     match command.as_str() {
         "-h" | "--help" | "help" | "-help" => Ok(Invocation::Help(USAGE.to_string())),
@@ -147,7 +149,9 @@ pub fn parse(args: &[String]) -> Result<Invocation, UsageError> {
         "node" => parse_node(rest),
         "demo" => parse_demo(rest),
         other => Err(UsageError(format!(
-            "unknown command '{other}'; expected tracker, node or demo (see torrent --help)"
+            "unknown command '{other}'{}; expected tracker, node or demo (see torrent --help)",
+            did_you_mean(other, &["tracker", "node", "demo"])
+                .map_or(String::new(), |known| format!(" (did you mean '{known}'?)"))
         ))),
     }
 }
@@ -161,13 +165,75 @@ fn options() -> Options {
 }
 
 fn matches(opts: &Options, args: &[String]) -> Result<Matches, UsageError> {
-    let matches = opts
-        .parse(args)
-        .map_err(|error| UsageError(error.to_string()))?;
+    let matches = opts.parse(args).map_err(|error| {
+        let hint = match &error {
+            getopts::Fail::UnrecognizedOption(name) => {
+                let names = option_names(opts);
+                let names: Vec<&str> = names.iter().map(String::as_str).collect();
+                did_you_mean(name.trim_start_matches('-'), &names)
+                    .map_or(String::new(), |known| format!(" (did you mean --{known}?)"))
+            }
+            _ => String::new(),
+        };
+        UsageError(format!("{error}{hint}"))
+    })?;
     if let Some(free) = matches.free.first() {
         return Err(UsageError(format!("unexpected argument '{free}'")));
     }
     Ok(matches)
+}
+
+/// The long names of `opts`' options, read from its usage text (getopts keeps its list
+/// private): the lines that start with an option, up to the column of descriptions.
+fn option_names(opts: &Options) -> Vec<String> {
+    let usage = opts.usage("");
+    let mut names = Vec::new();
+    for line in usage.lines() {
+        let option = line.trim_start();
+        if !option.starts_with('-') || line.len() - option.len() > 8 {
+            continue;
+        }
+        let column = &option[..option.find("  ").unwrap_or(option.len())];
+        for name in column.split(", ") {
+            let name = name
+                .split_whitespace()
+                .next()
+                .unwrap_or("")
+                .trim_start_matches('-');
+            if name.len() > 1 {
+                names.push(name.to_string());
+            }
+        }
+    }
+    names
+}
+
+/// The known word closest to `typed`, when it is close enough to be what was meant: at most
+/// a third of its letters wrong (one for short words).
+fn did_you_mean<'a>(typed: &str, known: &[&'a str]) -> Option<&'a str> {
+    let allowed = (typed.chars().count() / 3).max(1);
+    known
+        .iter()
+        .map(|&word| (edit_distance(typed, word), word))
+        .filter(|&(distance, _)| distance <= allowed)
+        .min()
+        .map(|(_, word)| word)
+}
+
+/// Levenshtein distance: insertions, deletions and substitutions of one character.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, &cb) in b.iter().enumerate() {
+            let substitution = diagonal + usize::from(ca != cb);
+            diagonal = row[j + 1];
+            row[j + 1] = substitution.min(row[j] + 1).min(diagonal + 1);
+        }
+    }
+    row[b.len()]
 }
 
 fn help(opts: &Options, brief: &str) -> Invocation {
@@ -946,6 +1012,19 @@ fn log_level(m: &Matches) -> Result<log::LevelFilter, UsageError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_near_miss_is_named_and_a_far_one_is_not() {
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+        assert_eq!(edit_distance("", "node"), 4);
+        assert_eq!(edit_distance("node", "node"), 0);
+        let known = ["tracker", "listen", "piece-size", "peers"];
+        assert_eq!(did_you_mean("trackr", &known), Some("tracker"));
+        assert_eq!(did_you_mean("pieces-size", &known), Some("piece-size"));
+        assert_eq!(did_you_mean("peer", &known), Some("peers"));
+        assert_eq!(did_you_mean("zzzzzz", &known), None);
+        assert!(matches!(parse(&[]), Err(UsageError(text)) if text.contains("no command")));
+    }
 
     fn args(line: &str) -> Vec<String> {
         line.split_whitespace().map(String::from).collect()

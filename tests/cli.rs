@@ -100,6 +100,26 @@ fn bad_command_lines_exit_2_with_one_line() {
     );
     assert_refused(&["tracker", "--expiry", "soon"], "--expiry");
     assert_refused(&["tracker", "extra"], "extra");
+    // A near miss names what was probably meant.
+    assert_refused(
+        &["node", "--id", "1", "--trackr", "127.0.0.1:9"],
+        "'trackr' (did you mean --tracker?)",
+    );
+    assert_refused(&["tracker", "--lisen", "x"], "(did you mean --listen?)");
+    assert_refused(&["nod"], "unknown command 'nod' (did you mean 'node'?)");
+}
+
+/// No command at all is a usage error (a script that lost its arguments must not look
+/// as though it succeeded): exit code 2, the usage on stderr, nothing on stdout.
+#[test]
+fn no_command_exits_2_with_the_usage() {
+    let scratch = Scratch::new("cli-none");
+    let (code, proc) = run(&scratch, &[]);
+    assert_eq!(code, 2, "{}", proc.describe());
+    assert!(proc.stdout_lines().is_empty(), "{}", proc.describe());
+    let stderr = proc.stderr_lines().join("\n");
+    assert!(stderr.starts_with("torrent: no command given"), "{stderr}");
+    assert!(stderr.contains("torrent node --id N"), "{stderr}");
 }
 
 #[test]
