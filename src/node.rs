@@ -607,12 +607,15 @@ impl Node {
         for download in self.downloads.iter().filter(|d| !d.finished()) {
             let name = download.name();
             let line = match download.progress(&self.files, now) {
-                Some(p) if download.transferring() && p.total_bytes > 0 => {
+                Some(status::Progress {
+                    verified_bytes,
+                    total_bytes: Some(total_bytes),
+                    ..
+                }) if download.transferring() && total_bytes > 0 => {
                     let percent =
-                        (100 * u128::from(p.verified_bytes) / u128::from(p.total_bytes)) as u64;
+                        (100 * u128::from(verified_bytes) / u128::from(total_bytes)) as u64;
                     format!(
-                        "download {name} interrupted at {percent}% ({} of {} bytes verified; the partial file is kept, and downloading {name} again resumes it)",
-                        p.verified_bytes, p.total_bytes
+                        "download {name} interrupted at {percent}% ({verified_bytes} of {total_bytes} bytes verified; the partial file is kept, and downloading {name} again resumes it)"
                     )
                 }
                 _ => format!(

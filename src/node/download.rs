@@ -582,11 +582,11 @@ impl Download {
                 } else {
                     0.0
                 };
-                (verified, m.file_bytes, rate)
+                (verified, Some(m.file_bytes), rate)
             }
-            Phase::Manifest(fetch) => (0, fetch.version.file_bytes.get(), 0.0),
-            Phase::WaitingForSpace(manifest) => (0, manifest.file_bytes, 0.0),
-            _ => (0, 0, 0.0),
+            Phase::Manifest(fetch) => (0, Some(fetch.version.file_bytes.get()), 0.0),
+            Phase::WaitingForSpace(manifest) => (0, Some(manifest.file_bytes), 0.0),
+            _ => (0, None, 0.0),
         };
         Some(super::Progress {
             name: self.name.clone(),

@@ -136,7 +136,8 @@ impl Node {
 pub struct Progress {
     pub name: String,
     pub verified_bytes: u64,
-    pub total_bytes: u64,
+    /// `None` until a holder's answer says how large the file is.
+    pub total_bytes: Option<u64>,
     pub bytes_per_s: f64,
     pub peers: usize,
     /// The disk had no room (for the partial file, or for publishing); retried every second.
@@ -145,29 +146,83 @@ pub struct Progress {
 
 impl std::fmt::Display for Progress {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let percent = if self.total_bytes == 0 {
+        let peers = match self.peers {
+            1 => "1 peer".to_string(),
+            count => format!("{count} peers"),
+        };
+        let Some(total_bytes) = self.total_bytes else {
+            // An unknown size is not a complete file (it used to show as 100%).
+            write!(f, "{} size not known yet, {peers}", self.name)?;
+            return self.fmt_disk(f);
+        };
+        let percent = if total_bytes == 0 {
             100.0
         } else {
-            100.0 * self.verified_bytes as f64 / self.total_bytes as f64
+            100.0 * self.verified_bytes as f64 / total_bytes as f64
         };
         let left = if self.bytes_per_s > 0.0 {
             format!(
                 "{:.0} s left",
-                (self.total_bytes - self.verified_bytes) as f64 / self.bytes_per_s
+                total_bytes.saturating_sub(self.verified_bytes) as f64 / self.bytes_per_s
             )
         } else {
             "-".to_string()
         };
         write!(
             f,
-            "{} {percent:.1}% {:.1} MB/s {} peers {left}",
+            "{} {percent:.1}% {:.1} MB/s {peers} {left}",
             self.name,
             self.bytes_per_s / 1e6,
-            self.peers
         )?;
+        self.fmt_disk(f)
+    }
+}
+
+impl Progress {
+    fn fmt_disk(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         if self.waiting_for_disk {
             f.write_str(", waiting for disk space")?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn progress(total_bytes: Option<u64>, peers: usize) -> Progress {
+        Progress {
+            name: "f.bin".to_string(),
+            verified_bytes: 250_000,
+            total_bytes,
+            bytes_per_s: 125_000.0,
+            peers,
+            waiting_for_disk: false,
+        }
+    }
+
+    #[test]
+    fn the_progress_line_says_what_is_known() {
+        assert_eq!(
+            progress(Some(1_000_000), 2).to_string(),
+            "f.bin 25.0% 0.1 MB/s 2 peers 6 s left"
+        );
+        assert_eq!(
+            progress(Some(1_000_000), 1).to_string(),
+            "f.bin 25.0% 0.1 MB/s 1 peer 6 s left"
+        );
+        // Nobody answered yet: no size, so no percentage (not 100%).
+        assert_eq!(
+            progress(None, 0).to_string(),
+            "f.bin size not known yet, 0 peers"
+        );
+        let mut empty = progress(Some(0), 1);
+        empty.verified_bytes = 0;
+        empty.waiting_for_disk = true;
+        assert_eq!(
+            empty.to_string(),
+            "f.bin 100.0% 0.1 MB/s 1 peer 0 s left, waiting for disk space"
+        );
     }
 }
