@@ -433,7 +433,9 @@ impl Node {
             .is_some_and(|e| e.deadline.is_some_and(|t| now >= t))
         {
             // The tracker did not acknowledge in time: leave anyway.
-            self.finish_exit();
+            self.finish_exit(
+                "the tracker did not answer in time; it forgets this node when it expires",
+            );
         }
         if let Some(standard) = &mut self.standard {
             if self.exiting.is_none() {
@@ -653,21 +655,24 @@ impl Node {
             // BEP 15 has no acknowledged exit: `stopped` announces go out with the exit.
             standard.stop_all(now);
             self.after_standard(now);
-            self.finish_exit();
+            self.finish_exit("'stopped' announces sent to the tracker");
         } else if self.tracker.registered {
             self.tracker.pending.clear();
             self.ask_tracker(now, TrackerAsk::Exit);
         } else {
-            self.finish_exit();
+            self.finish_exit("not registered with the tracker");
         }
     }
 
-    /// Emits the exit event, once.
-    fn finish_exit(&mut self) {
+    /// Says how the node leaves (`how`: what became of the tracker's record of it) and emits
+    /// the exit event, once.
+    pub(super) fn finish_exit(&mut self, how: &str) {
         if let Some(exiting) = &mut self.exiting
             && exiting.deadline.take().is_some()
         {
             let code = exiting.code;
+            self.out
+                .say(format!("node {} leaving: {how}", self.config.node_id));
             self.out.event(NodeEvent::Exit(code));
         }
     }

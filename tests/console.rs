@@ -129,6 +129,10 @@ fn names_that_leave_the_node_directory_are_refused() {
     node1.proc.send_line("status");
     node1.proc.expect_line("datagrams: ");
     node1.proc.send_line("exit");
+    // `exit` says that the node leaves, and that the tracker knows.
+    node1
+        .proc
+        .expect_line("node 1 leaving: the tracker was told");
     assert_eq!(node1.proc.expect_exit(LINE_TIMEOUT), 0);
     drop(node1);
     // Nothing was written beside the node's directory, nor beside the scratch dirs.

@@ -262,6 +262,7 @@ fn swarm_through(tracker: SocketAddr, scratch: &Scratch, data: &[u8], info_hash:
         assert_file_is(&scratch.node_dir(*id).join(NAME), data);
     }
     holder.send_line("exit");
+    holder.expect_line("node 1 leaving: 'stopped' announces sent to the tracker");
     assert_eq!(holder.expect_exit(LINE_TIMEOUT), 0);
 }
 

@@ -167,7 +167,7 @@ impl Node {
             }
             Message::ExitAck(_) => {
                 self.tracker.pending.retain(|p| p.ask != TrackerAsk::Exit);
-                self.finish_exit();
+                self.finish_exit("the tracker was told");
             }
             Message::Refused(refused) => match RefusedReason::from_u16(refused.reason.get()) {
                 Some(RefusedReason::UnknownNode) => {
