@@ -209,7 +209,9 @@ impl Dir {
     }
 
     /// Writes a small file so that readers see the old or the new content, never a mix:
-    /// a new temporary file, synced, renamed over `name`.
+    /// a new temporary file, synced, renamed over `name`; then the directory is synced, so
+    /// that after a crash the rename itself is not lost (a restarted process would read the
+    /// old content, or none).
     pub fn write_atomically(&self, name: &str, bytes: &[u8]) -> io::Result<()> {
         check_component(name)?;
         let (tmp, mut file) = self.create_temporary()?;
@@ -223,7 +225,7 @@ impl Dir {
             let _ = self.remove(&tmp);
             return Err(at(&self.path_of(name), error));
         }
-        Ok(())
+        self.sync()
     }
 
     /// Reads a whole small regular file, refusing one larger than `limit_bytes`.

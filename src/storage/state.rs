@@ -126,6 +126,8 @@ impl StateDir {
             let _ = dirs.root.remove(&tmp);
             return Err(error);
         }
+        // The new entry survives a crash only once its directory is synced.
+        dirs.files.sync()?;
         Ok(path)
     }
 

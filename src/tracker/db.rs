@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 pub const NODES_FILE: &str = "nodes.json";
 pub const FILES_FILE: &str = "files.json";
@@ -193,9 +193,11 @@ impl Snapshot {
 /// Writes `nodes.json` and `files.json` into `dir` (created if missing), each atomically: a
 /// reader, or a tracker restarted after a crash, sees the old file or the new one, never half.
 pub fn save(dir: &Path, snapshot: &Snapshot) -> io::Result<()> {
-    fs::create_dir_all(dir)?;
-    write_atomically(dir, NODES_FILE, &to_pretty_json(&snapshot.nodes)?)?;
-    write_atomically(dir, FILES_FILE, &to_pretty_json(&snapshot.files)?)?;
+    // The node's directory handle does it: a temporary file no link can redirect, synced,
+    // renamed over the old one, the directory synced.
+    let dir = crate::storage::dir::Dir::open_root(dir)?;
+    dir.write_atomically(NODES_FILE, &to_pretty_json(&snapshot.nodes)?)?;
+    dir.write_atomically(FILES_FILE, &to_pretty_json(&snapshot.files)?)?;
     Ok(())
 }
 
@@ -297,24 +299,4 @@ fn read_list<T: serde::de::DeserializeOwned>(path: &Path) -> io::Result<Option<V
         );
     }
     Ok(Some(list))
-}
-
-/// Temp file in the same directory (so the rename cannot cross file systems), write, fsync,
-/// rename over the old file, then fsync the directory so that the rename itself is durable.
-fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
-    let final_path = dir.join(name);
-    let temp_path: PathBuf = dir.join(format!(".{name}.tmp"));
-    let with_path = |error: io::Error, path: &Path| {
-        io::Error::new(error.kind(), format!("{}: {error}", path.display()))
-    };
-    let mut file = File::create(&temp_path).map_err(|error| with_path(error, &temp_path))?;
-    file.write_all(bytes)
-        .map_err(|error| with_path(error, &temp_path))?;
-    file.sync_all()
-        .map_err(|error| with_path(error, &temp_path))?;
-    drop(file);
-    fs::rename(&temp_path, &final_path).map_err(|error| with_path(error, &final_path))?;
-    File::open(dir)
-        .and_then(|dir_file| dir_file.sync_all())
-        .map_err(|error| with_path(error, dir))
 }

@@ -388,3 +388,50 @@ fn db_corrupt_file_is_an_error_naming_it_and_bad_entries_are_skipped() {
     assert!(snapshot.files.is_empty());
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A local user who can write into the database folder plants links where a save writes:
+/// at the temporary names (ours and the ones an older build used) and at the final name.
+/// The save writes through none of them: the victim outside keeps its bytes, and the
+/// database files end up regular files of their own.
+#[test]
+fn db_save_never_writes_through_a_planted_link() {
+    let t0 = Instant::now();
+    let dir = temp_dir("planted-links");
+    std::fs::create_dir_all(&dir).unwrap();
+    let victim = dir.with_extension("victim");
+    std::fs::write(&victim, b"not yours").unwrap();
+    let mut planted = vec![
+        ".nodes.json.tmp".to_string(),
+        ".files.json.tmp".to_string(),
+        db::NODES_FILE.to_string(),
+    ];
+    planted.extend((0..64).map(|n| format!(".tmp{n}")));
+    for name in &planted {
+        std::os::unix::fs::symlink(&victim, dir.join(name)).unwrap();
+    }
+    let mut tracker = new_tracker(t0);
+    let token = register(&mut tracker, t0, addr(4001), 1, 0);
+    announce(
+        &mut tracker,
+        t0,
+        addr(4001),
+        1,
+        token,
+        hash(0xab),
+        "file_A.txt",
+    );
+    let snapshot = snapshot_when_due(&mut tracker, t0).unwrap();
+    db::save(&dir, &snapshot).unwrap();
+    assert_eq!(std::fs::read(&victim).unwrap(), b"not yours");
+    for name in [db::NODES_FILE, db::FILES_FILE] {
+        let meta = std::fs::symlink_metadata(dir.join(name)).unwrap();
+        assert!(
+            meta.file_type().is_file(),
+            "{name} is a {:?}",
+            meta.file_type()
+        );
+    }
+    assert_eq!(db::load(&dir).unwrap(), Some(snapshot));
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_file(&victim);
+}
