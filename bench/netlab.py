@@ -36,6 +36,12 @@ Usage (as root):
   python3 bench/netlab.py                          # every case, 5 runs, 256 MiB
   python3 bench/netlab.py --cases clean,loss1,tbf --runs 3 --size 64M
   python3 bench/netlab.py --node-args '--piece-size 1400' --cases policer12M
+  python3 bench/netlab.py --cases clean --variant 'off=--pace off' --variant 'main=bin:/tmp/t'
+
+A `--variant LABEL=ARGS` runs ours once more per case and run with other node arguments (and,
+when ARGS starts with `bin:PATH`, another binary), in the same rotation as ours and TCP, so
+that two builds or two settings are compared on the same link at the same moment; each gets
+its own row, its ratio taken against the TCP transfer of the same run.
   python3 bench/netlab.py --list                   # the cases
 
 Python 3 standard library only. Every wait is bounded; every process it started is stopped
@@ -357,6 +363,7 @@ class Bench:
                 f.write(block)
                 left -= len(block)
         self.node_id = 0
+        self.variants = variants(args, binary)
         self.http = {}  # holder namespace -> (Proc, port)
 
     def http_server(self, short):
@@ -396,7 +403,8 @@ class Bench:
             seconds = float(seconds)
             tracker_dgrams = 0
         else:
-            seconds, tracker_dgrams, compete = self.ours(case, down)
+            binary, node_args = self.variants.get(system, (self.binary, self.args.node_args))
+            seconds, tracker_dgrams, compete = self.ours(case, down, binary, node_args)
         rtts = pinger.stop() if pinger else []
         figures = dict(goodput=self.args.size / seconds / 1e6, seconds=seconds,
                        frags=self.lab.frag_creates() - frags0,
@@ -419,10 +427,10 @@ class Bench:
         port = self.http_server("h2")
         return Competitor(down, port, started, self.args.size)
 
-    def ours(self, case, down):
+    def ours(self, case, down, binary, node_args):
         tracker_ns = "tr"
         tracker = Proc("tracker", tracker_ns,
-                       [self.binary, "tracker", "--listen", f"{HOSTS['tr']}:0",
+                       [binary, "tracker", "--listen", f"{HOSTS['tr']}:0",
                         "--db-dir", os.path.join(self.scratch, "tracker_db"),
                         "--log-dir", self.logs], self.logs, cwd=self.scratch)
         procs = [tracker]
@@ -430,14 +438,14 @@ class Bench:
             _, line = tracker.wait_line(lambda t: t.startswith("tracker listening on "),
                                         READY_TIMEOUT)
             tracker_addr = line.split()[3]
-            node_args = self.args.node_args.split()
+            node_args = node_args.split()
             for short in ["h1", "h2"][: case.get("holders", 1)]:
                 self.node_id += 1
                 node_dir = os.path.join(self.scratch, "nodes", f"node{self.node_id}")
                 os.makedirs(node_dir, exist_ok=True)
                 os.link(self.file, os.path.join(node_dir, FILE_NAME))
                 holder = Proc(f"holder-{short}", short,
-                              [self.binary, "node", "--id", str(self.node_id), "--dir", node_dir,
+                              [binary, "node", "--id", str(self.node_id), "--dir", node_dir,
                                "--tracker", tracker_addr, "--listen", f"{HOSTS[short]}:0",
                                "--log-dir", self.logs, "--send", FILE_NAME, *node_args],
                               self.logs, cwd=self.scratch)
@@ -448,7 +456,7 @@ class Bench:
             listen = ROUTED if down == "dr" else HOSTS["d"]
             before, _ = self.lab.counter("tr", "fromd")
             downloader = Proc(f"downloader-{down}", down,
-                              [self.binary, "node", "--id", str(self.node_id), "--dir", node_dir,
+                              [binary, "node", "--id", str(self.node_id), "--dir", node_dir,
                                "--tracker", tracker_addr, "--listen", f"{listen}:0",
                                "--log-dir", self.logs, "--download", FILE_NAME,
                                "--exit-when-done", "--give-up-after", str(self.args.timeout),
@@ -509,6 +517,21 @@ def same_file(a, b):
 # ---------------------------------------------------------------- report
 
 
+def variants(args, binary):
+    """LABEL -> (binary, node args) of each --variant."""
+    out = {}
+    for spec in args.variant:
+        label, _, rest = spec.partition("=")
+        words = rest.split()
+        other = binary
+        if words and words[0].startswith("bin:"):
+            other = os.path.abspath(words.pop(0)[len("bin:"):])
+        if not label or label in ("ours", "tcp") or not os.path.exists(other):
+            raise SystemExit(f"bad --variant {spec!r}: LABEL=[bin:PATH] ARGS")
+        out[label] = (other, " ".join(words))
+    return out
+
+
 def spread(values, fmt="{:.1f}"):
     values = [v for v in values if v is not None]
     if not values:
@@ -525,10 +548,14 @@ def report(results, args):
     header = ("| case | ours MB/s | TCP MB/s | ours/TCP | ours drop % | TCP drop % | "
               "ours +delay ms | TCP +delay ms | ours frags | trk dgr/s | failed |")
     lines += [header, "|" + "---|" * (header.count("|") - 1)]
-    for name, by_system in results.items():
-        ours, tcp = by_system["ours"], by_system["tcp"]
+    rows = [(name, label, by_system[label], by_system["tcp"])
+            for name, by_system in results.items()
+            for label in by_system if label != "tcp"]
+    for name, label, ours, tcp in rows:
         ratios = [o["goodput"] / t["goodput"] for o, t in zip(ours, tcp) if o and t]
         ok_o, ok_t = [r for r in ours if r], [r for r in tcp if r]
+        if label != "ours":
+            name = f"{name} [{label}]"
         lines.append(
             f"| {name} | {spread([r['goodput'] for r in ok_o])} "
             f"| {spread([r['goodput'] for r in ok_t])} "
@@ -552,6 +579,8 @@ def main():
     parser.add_argument("--runs", default=5, type=int)
     parser.add_argument("--cases", default=",".join(CASES))
     parser.add_argument("--node-args", default="")
+    parser.add_argument("--variant", action="append", default=[],
+                        help="LABEL=[bin:PATH] ARGS: another build or setting, run alongside")
     parser.add_argument("--timeout", default=120, type=int, help="per download, seconds")
     parser.add_argument("--binary", help="torrent binary (default: build target/release)")
     parser.add_argument("--keep", action="store_true", help="keep the scratch dir and logs")
@@ -583,13 +612,16 @@ def main():
     scratch = tempfile.mkdtemp(prefix="torrent-netlab-")
     lab = Lab()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    results = {name: {"ours": [], "tcp": []} for name in cases}
+    systems = ["ours", "tcp"] + [spec.partition("=")[0] for spec in args.variant]
+    results = {name: {system: [] for system in systems} for name in cases}
     try:
         lab.build()
         bench = Bench(args, lab, scratch, binary)
         for run_index in range(args.runs):
             for name in cases:
-                for system in ("ours", "tcp") if run_index % 2 == 0 else ("tcp", "ours"):
+                # Each run starts with the next system: none always goes first.
+                shift = run_index % len(systems)
+                for system in systems[shift:] + systems[:shift]:
                     log(f"run {run_index + 1}/{args.runs} {name} {system} ...")
                     try:
                         figures = bench.measure(system, CASES[name])

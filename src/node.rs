@@ -196,6 +196,11 @@ pub struct NodeStats {
     pub pieces_received: u64,
     pub pieces_unrequested: u64,
     pub pieces_duplicate: u64,
+    /// Pieces taken for lost because their timeout passed.
+    pub pieces_timed_out: u64,
+    /// Pieces taken for lost because a piece asked later of the same paced holder arrived
+    /// first (see `download::timers::scan_timeouts`).
+    pub pieces_lost_out_of_order: u64,
     pub pieces_sent: u64,
     pub bytes_sent: u64,
     pub chunks_failed_hash: u64,

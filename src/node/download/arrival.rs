@@ -234,9 +234,20 @@ impl Download {
         peer.busy_streak = 0;
         peer.pieces_lost_in_a_row = 0;
         peer.first_loss_in_a_row = None;
-        let sample = progress.requested_at[piece as usize]
-            .take()
-            .map(|sent_at| now.saturating_duration_since(sent_at));
+        let asked_at = progress.requested_at[piece as usize].take();
+        let sample = asked_at.map(|sent_at| now.saturating_duration_since(sent_at));
+        if let Some(asked_at) = asked_at
+            && peer.paced
+            && progress.owner == Some(index)
+            && peer.newest_answered.is_none_or(|t| asked_at > t)
+        {
+            // A later request was answered: whatever was asked before it and is still
+            // missing was lost, and a scan soon finds it (see `scan_timeouts`). Only toward
+            // paced peers: the simulation and loopback keep their timing.
+            peer.newest_answered = Some(asked_at);
+            let soon = now + super::timers::GAP_SCAN_DELAY;
+            transfer.scan_due = Some(transfer.scan_due.map_or(soon, |t| t.min(soon)));
+        }
         if let Some(sample) = sample {
             peer.srtt = Some(peer.srtt.map_or(sample, |srtt| (srtt * 7 + sample) / 8));
             if let Some(owner) = progress.owner {

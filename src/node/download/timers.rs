@@ -4,6 +4,11 @@
 
 use super::*;
 
+/// How soon after a later request is answered the pieces asked before it are looked for:
+/// soon enough that a loss costs about a round trip, not a timeout (40 ms at least, found
+/// by a scan every 25 ms), and late enough that one scan covers many arrivals.
+pub(super) const GAP_SCAN_DELAY: Duration = Duration::from_millis(2);
+
 impl Download {
     /// Fires due timers. Returns true when the tracker should be asked for holders again.
     pub fn handle_timeout(&mut self, parts: &mut Parts<'_>, now: Instant) -> bool {
@@ -100,7 +105,7 @@ impl Download {
                 _ => self.ask_manifest(parts, now),
             }
         }
-        for index in self.scan_timeouts(now) {
+        for index in self.scan_timeouts(now, &mut parts.out.stats) {
             self.narrow_path(parts, now, index);
         }
         let mut ask_tracker = false;
@@ -185,10 +190,15 @@ impl Download {
         ask_tracker
     }
 
-    /// Pieces requested longer than the peer's timeout ago are asked again; the window of a
-    /// peer that lost some halves. Returns the peers whose large pieces stopped arriving
+    /// Pieces requested longer than the peer's timeout ago, or overtaken by pieces asked
+    /// later of the same paced peer, are asked again; the window of an unpaced peer that
+    /// lost some halves. Returns the peers whose large pieces stopped arriving
     /// (see [`BLACK_HOLE_LOSSES`]).
-    pub(super) fn scan_timeouts(&mut self, now: Instant) -> Vec<usize> {
+    pub(super) fn scan_timeouts(
+        &mut self,
+        now: Instant,
+        stats: &mut crate::node::NodeStats,
+    ) -> Vec<usize> {
         let Phase::Transfer(transfer) = &mut self.phase else {
             return Vec::new();
         };
@@ -206,18 +216,33 @@ impl Download {
             };
             let rto = self.peers[owner].rto();
             let judged_since = self.peers[owner].evidence.judged_since();
+            // A paced holder sends each peer's pieces in the order asked: a piece asked
+            // before one that arrived, and late by a little more than a smoothed round trip
+            // (the path may reorder a little), is not coming. TCP's duplicate
+            // acknowledgements and QUIC's packet and time thresholds say the same. Pieces
+            // asked in one go share a time and are not judged against each other.
+            let peer = &self.peers[owner];
+            let answered = peer.newest_answered.filter(|_| peer.paced);
+            let reorder_wait = peer.srtt.map_or(rto, |srtt| srtt * 9 / 8);
             let (mut lost, mut judged) = (0, 0);
             for (piece, slot) in progress.requested_at.iter_mut().enumerate() {
-                match slot {
-                    Some(sent) if now.saturating_duration_since(*sent) >= rto => {
-                        judged += u32::from(judged_since.is_some_and(|t| *sent >= t));
-                        *slot = None;
-                        lost += 1;
-                        progress.next_unrequested = progress.next_unrequested.min(piece as u32);
-                    }
-                    Some(_) => outstanding = true,
-                    None => {}
+                let Some(sent) = *slot else {
+                    continue;
+                };
+                let waited = now.saturating_duration_since(sent);
+                let overtaken = answered.is_some_and(|t| sent < t) && waited >= reorder_wait;
+                if waited >= rto {
+                    stats.pieces_timed_out += 1;
+                } else if overtaken {
+                    stats.pieces_lost_out_of_order += 1;
+                } else {
+                    outstanding = true;
+                    continue;
                 }
+                judged += u32::from(judged_since.is_some_and(|t| sent >= t));
+                *slot = None;
+                lost += 1;
+                progress.next_unrequested = progress.next_unrequested.min(piece as u32);
             }
             if lost > 0 {
                 // A paced peer's window stays: the pace answers congestion (see

@@ -76,6 +76,10 @@ pub(super) struct Peer {
     /// The pace we ask of it (see [`super::congestion`]), when it is paced at all.
     pub congestion: super::congestion::Congestion,
     pub paced: bool,
+    /// The latest time a piece was asked of this peer among those that arrived: a holder
+    /// sends what it is asked in order, so a piece asked before that and still missing
+    /// was lost (see `scan_timeouts`).
+    pub newest_answered: Option<Instant>,
     /// Pieces of this peer that timed out since one last arrived, and when the first of
     /// them did: many in a row for a while mean large datagrams no longer cross the path.
     pub pieces_lost_in_a_row: u32,
@@ -118,6 +122,7 @@ impl Peer {
             path: PathMtu::new(addr, route_mtu, now),
             congestion: super::congestion::Congestion::new(now),
             paced: pace.applies(route_mtu),
+            newest_answered: None,
             pieces_lost_in_a_row: 0,
             first_loss_in_a_row: None,
             evidence: super::diagnosis::PeerEvidence::default(),
