@@ -68,8 +68,10 @@ pub const TRANSMITS_PER_STEP_MAX: usize = 1 << 16;
 pub const SAVES_KEPT: usize = 8;
 /// Default bound on the steps of one [`Sim::run_until`].
 pub const STEPS_MAX: u64 = 2_000_000;
-/// Bound on the wall-clock time of one [`Sim::run_until`], so a test never hangs.
-pub const REAL_TIME_MAX: Duration = Duration::from_secs(120);
+/// Bound on the wall-clock time of one [`Sim::run_until`], so a test never hangs. Generous:
+/// the 200-node swarms take 20–45 s alone, and over 120 s on a 2-core machine shared with
+/// other builds, where a tighter bound failed runs that were only slow.
+pub const REAL_TIME_MAX: Duration = Duration::from_secs(300);
 /// Where the tracker listens.
 pub const TRACKER_ADDR: SocketAddr =
     SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 1), 12345));
