@@ -735,7 +735,7 @@ class Bench:
         return name + (f" ({failed} failed)" if failed else "")
 
     def single_table(self, results, out):
-        out.append("| scenario | wall s | MB/s | no-sync s | no-sync MB/s | CPU s (user+sys) per process | peak RSS MiB "
+        out.append("| scenario | wall s | MB/s [slowest–fastest run] | no-sync s | no-sync MB/s | CPU s (user+sys) per process | peak RSS MiB "
                    "per process | sha256 | UDP datagrams | RcvbufErrors | InErrors | drops |")
         out.append("| --- | ---: | ---: | ---: | ---: | --- | --- | --- | ---: | ---: | ---: | ---: |")
         medians, medians_xfer = {}, {}
@@ -754,8 +754,12 @@ class Bench:
             medians[sc.label] = size / wall / 1e6
             medians_xfer[sc.label] = size / xfer / 1e6
             ok = sum(r.ok for r in runs)
+            # The spread beside the median: the slowest and fastest run.
+            rates = sorted(size / r.wall / 1e6 for r in good)
+            spread = f" [{rates[0]:.0f}–{rates[-1]:.0f}]" if len(rates) > 1 else ""
             out.append(f"| {self.label(sc.label, runs, good)} | {wall:.3f} | "
-                       f"{medians[sc.label]:.0f} | {xfer:.3f} | {medians_xfer[sc.label]:.0f} | "
+                       f"{medians[sc.label]:.0f}{spread} | {xfer:.3f} | "
+                       f"{medians_xfer[sc.label]:.0f} | "
                        f"{self.per_process(good, 1)} | {self.per_process(good, 2)} | "
                        f"{ok}/{len(runs)} equal | {self.udp_cells(good)} |")
         out.append("")
