@@ -27,6 +27,7 @@ Python 3 standard library only. Usage:
   python3 bench/loopback.py [--size 1G] [--s3-size 256M] [--runs 5] [--piece-size 65471]
                             [--dir /tmp] [--scenarios S1,S2,S1-1400,ceiling,rqbit,S3,rqbit-S3] [--keep]
                             [--before OLD_TARGET/release]   (also runs S1 etc. with an older build)
+                            [--variant LABEL=ARGS]   (also runs S1 etc. with more node arguments)
 """
 
 import argparse
@@ -300,7 +301,7 @@ class Scenario:
     """What one row runs: our swarm (kind "ours"), rqbit's, or the ceiling."""
 
     def __init__(self, key, label, kind, sources=0, downloaders=1, cap=None, swarm=False,
-                 before=False, piece_size=None):
+                 before=False, piece_size=None, extra_args=()):
         self.key = key  # as given to --scenarios
         self.label = label  # as shown in the table
         self.kind = kind
@@ -310,12 +311,19 @@ class Scenario:
         self.swarm = swarm  # sized by --s3-size, shown in the second table
         self.before = before  # run with the binaries of --before
         self.piece_size = piece_size  # bytes per piece (None: --piece-size)
+        self.extra_args = list(extra_args)  # more node arguments (--variant)
 
     def as_before(self):
         """The same scenario run with the binaries of --before (an older build)."""
         return Scenario(self.key + "-before", self.label + " before", self.kind, self.sources,
                         self.downloaders, self.cap, self.swarm, before=True,
-                        piece_size=self.piece_size)
+                        piece_size=self.piece_size, extra_args=self.extra_args)
+
+    def as_variant(self, label, args):
+        """The same scenario with more node arguments (--variant LABEL=ARGS)."""
+        return Scenario(f"{self.key}-{label}", f"{self.label} {label}", self.kind, self.sources,
+                        self.downloaders, self.cap, self.swarm, before=self.before,
+                        piece_size=self.piece_size, extra_args=self.extra_args + args)
 
 
 SCENARIOS = {s.key: s for s in (
@@ -393,6 +401,11 @@ class Bench:
             # Each of ours and the ceiling twice, new beside old, interleaved in every run.
             self.scenarios = [x for sc in self.scenarios
                               for x in ([sc, sc.as_before()] if sc.kind != "rqbit" else [sc])]
+        for label, extra in args.variants:
+            # Each of ours again with more node arguments, interleaved in every run.
+            self.scenarios = [x for sc in self.scenarios
+                              for x in ([sc, sc.as_variant(label, extra)]
+                                        if sc.kind == "ours" else [sc])]
         self.scratch = tempfile.mkdtemp(prefix="torrent-bench-", dir=args.dir)
         self.logdir = os.path.join(self.scratch, "logs")
         os.makedirs(self.logdir)
@@ -506,7 +519,7 @@ class Bench:
             addr = line.rsplit(" ", 1)[1]
             common = ["--tracker", addr, "--log-dir", node_logs,
                       "--piece-size", str(sc.piece_size or self.args.piece_size)]
-            common += self.args.node_args.split()
+            common += self.args.node_args.split() + sc.extra_args
             cap = ["--max-upload-rate", str(sc.cap)] if sc.cap else []
             holders = []
             for i in range(1, sc.sources + 1):
@@ -768,6 +781,7 @@ class Bench:
         pairs += [(x + " before", "ceiling before") for x in ("S1", "S2")]
         pairs += [(x, x + " before") for x in ("S1", "S2", "ceiling")]
         pairs += [("S1 1400 B", "S1")]
+        pairs += [(f"{x} {label}", x) for label, _ in self.args.variants for x in ("S1", "S2")]
         for ours, other in pairs:
             if ours in medians and other in medians:
                 ratios.append(f"{ours}/{other} = {medians[ours] / medians[other]:.2f} "
@@ -915,7 +929,16 @@ def main():
                     help="a release directory of an older build (DIR/torrent, "
                          "DIR/examples/ceiling): each of our scenarios and the ceiling also "
                          "runs with it, as 'S1 before' etc., interleaved, with ratios")
+    ap.add_argument("--variant", action="append", default=[], metavar="LABEL=ARGS",
+                    help="each of our scenarios also runs with these node arguments, as "
+                         "'S1 LABEL' etc., interleaved, with ratios (e.g. 'paced=--pace all')")
     args = ap.parse_args()
+    args.variants = []
+    for text in args.variant:
+        label, sep, extra = text.partition("=")
+        if not sep or not label or " " in label:
+            ap.error(f"--variant {text!r}: expected LABEL=ARGS")
+        args.variants.append((label, extra.split()))
     args.size_bytes = parse_size(args.size)
     args.s3_size_bytes = parse_size(args.s3_size)
     args.scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]
