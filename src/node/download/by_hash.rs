@@ -54,10 +54,8 @@ impl Download {
             .map(|&addr| (address_node_id(addr, own_node_id), addr, false))
             .collect();
         if self.candidates.is_empty() {
-            self.lookup_due = Some(now + LOOKUP_RETRY);
             return;
         }
-        self.lookup_due = None;
         if let Phase::LookingUp = self.phase {
             match parts.state.partial_manifest(&info_hash) {
                 Some(manifest) => {

@@ -5,7 +5,7 @@ use super::*;
 #[test]
 fn register_bytes() {
     let expected = [
-        b'T', b'R', b'N', b'T', 2, 0x01, 0, 0, // header
+        b'T', b'R', b'N', b'T', 3, 0x01, 0, 0, // header
         0, 0, 0, 7, // node id
         1, 2, 3, 4, 5, 6, 7, 8, // token
         0x11, 0x12, 0x13, 0x14, 0x15, 0x16, 0x17, 0x18, // cookie
@@ -18,7 +18,7 @@ fn register_bytes() {
 #[test]
 fn registered_and_challenge_bytes() {
     let expected = [
-        b'T', b'R', b'N', b'T', 2, 0x02, 0, 0, // header
+        b'T', b'R', b'N', b'T', 3, 0x02, 0, 0, // header
         0, 0, 0, 7, // node id
         1, 2, 3, 4, 5, 6, 7, 8, // token
         0, 0, 0x4e, 0x20, // heartbeat interval, ms
@@ -27,7 +27,7 @@ fn registered_and_challenge_bytes() {
     assert_eq!(encoded(&Message::Registered(&REGISTERED)), expected);
     assert_eq!(decode(&expected), Ok(Message::Registered(&REGISTERED)));
     let expected = [
-        b'T', b'R', b'N', b'T', 2, 0x0b, 0, 0, // header
+        b'T', b'R', b'N', b'T', 3, 0x0b, 0, 0, // header
         0x11, 0x12, 0x13, 0x14, 0x15, 0x16, 0x17, 0x18, // cookie
     ];
     assert_eq!(encoded(&Message::Challenge(&CHALLENGE)), expected);
@@ -52,17 +52,17 @@ fn holdings_digest_is_order_free_and_incremental() {
 fn exit_ack_and_welcome_bytes() {
     assert_eq!(
         encoded(&Message::ExitAck(&EXIT_ACK)),
-        *b"TRNT\x02\x09\0\0\0\0\0\x07"
+        *b"TRNT\x03\x09\0\0\0\0\0\x07"
     );
     assert_eq!(
         encoded(&Message::Welcome(&WELCOME)),
-        *b"TRNT\x02\x10\0\0\x11\x22\x33\x44\x55\x66\x77\x88"
+        *b"TRNT\x03\x10\0\0\x11\x22\x33\x44\x55\x66\x77\x88"
     );
 }
 
 #[test]
 fn refused_bytes() {
-    let expected = *b"TRNT\x02\x0a\0\0\x03\0\0\x04";
+    let expected = *b"TRNT\x03\x0a\0\0\x03\0\0\x04";
     assert_eq!(encoded(&Message::Refused(&REFUSED)), expected);
     let Ok(Message::Refused(refused)) = decode(&expected) else {
         panic!("not a Refused")
@@ -76,7 +76,7 @@ fn refused_bytes() {
 
 #[test]
 fn lookup_bytes_with_name_tail() {
-    let expected = *b"TRNT\x02\x05\0\0\0\0\0\x07\x01\x02\x03\x04\x05\x06\x07\x08file_A.txt";
+    let expected = *b"TRNT\x03\x05\0\0\0\0\0\x07\x01\x02\x03\x04\x05\x06\x07\x08file_A.txt";
     assert_eq!(
         encoded(&Message::Lookup {
             fixed: &LOOKUP,

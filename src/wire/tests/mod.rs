@@ -64,11 +64,45 @@ static HOLDERS: [HolderRecord; 3] = [
 ];
 static CREDIT: Credit = Credit {
     auth: AUTH,
-    from_node: U32::new(3),
-    chunks: U32::new(2),
-    bytes: U64::new(2 * CHUNK_BYTES as u64),
-    info_hash: INFO_HASH,
+    record_count: U16::new(2),
+    reserved: [0; 2],
 };
+static CREDIT_RECORDS: [CreditRecord; 2] = [
+    CreditRecord {
+        from_node: U32::new(3),
+        chunks: U32::new(2),
+        bytes: U64::new(2 * CHUNK_BYTES as u64),
+        info_hash: INFO_HASH,
+    },
+    CreditRecord {
+        from_node: U32::new(4),
+        chunks: U32::new(1),
+        bytes: U64::new(CHUNK_BYTES as u64),
+        info_hash: [0xcd; HASH_BYTES],
+    },
+];
+static PEERS: Peers = Peers {
+    info_hash: INFO_HASH,
+    node_id: U32::new(9),
+    peer_count: U16::new(2),
+    reserved: [0; 2],
+};
+static PEER_RECORDS: [PeerRecord; 2] = [
+    PeerRecord {
+        node_id: U32::new(5),
+        port: U16::new(4000),
+        complete: 1,
+        reserved: 0,
+        ip: [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 10, 0, 0, 5],
+    },
+    PeerRecord {
+        node_id: U32::new(6),
+        port: U16::new(4001),
+        complete: 0,
+        reserved: 0,
+        ip: [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 10, 0, 0, 6],
+    },
+];
 static EXIT: Exit = Exit { auth: AUTH };
 static EXIT_ACK: ExitAck = ExitAck {
     node_id: U32::new(7),
@@ -148,7 +182,7 @@ const fn holder(node_id: u32, version: u8, ip: [u8; 4]) -> HolderRecord {
 }
 
 /// One valid message of every kind, in [`Kind::ALL`] order.
-fn samples() -> [Message<'static>; 21] {
+fn samples() -> [Message<'static>; 22] {
     [
         Message::Register(&REGISTER),
         Message::Registered(&REGISTERED),
@@ -166,7 +200,10 @@ fn samples() -> [Message<'static>; 21] {
             holders: &HOLDERS,
             name: "file_A.txt",
         },
-        Message::Credit(&CREDIT),
+        Message::Credit {
+            fixed: &CREDIT,
+            records: &CREDIT_RECORDS,
+        },
         Message::Exit(&EXIT),
         Message::ExitAck(&EXIT_ACK),
         Message::Refused(&REFUSED),
@@ -191,6 +228,10 @@ fn samples() -> [Message<'static>; 21] {
         Message::Reject(&REJECT),
         Message::MtuProbe(&MTU_PROBE),
         Message::MtuProbeReply(&MTU_PROBE_REPLY),
+        Message::Peers {
+            fixed: &PEERS,
+            peers: &PEER_RECORDS,
+        },
     ]
 }
 
