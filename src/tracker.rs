@@ -279,7 +279,11 @@ impl Tracker {
         match message {
             Message::Register(register) => self.on_register(now, from, register),
             Message::Announce { fixed, name } => self.on_announce(now, from, fixed, name),
-            Message::Lookup { fixed, name } => self.on_lookup(now, from, &fixed.auth, name),
+            Message::Lookup {
+                fixed,
+                credits,
+                name,
+            } => self.on_lookup(now, from, &fixed.auth, credits, name),
             Message::Credit { fixed, records } => self.on_credit(now, from, &fixed.auth, records),
             Message::Exit(exit) => self.on_exit(now, from, &exit.auth),
             other => {
@@ -409,10 +413,18 @@ impl Tracker {
         self.reply(from, Outgoing::Announced(announced));
     }
 
-    fn on_lookup(&mut self, now: Instant, from: SocketAddr, auth: &NodeAuth, name: &str) {
+    fn on_lookup(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        auth: &NodeAuth,
+        credits: &[wire::CreditRecord],
+        name: &str,
+    ) {
         let Some(asker) = self.authenticate(now, from, Some(Kind::Lookup), auth) else {
             return;
         };
+        self.add_credits(asker, credits);
         if self.nodes[&asker].addr != from {
             // The token is right but the address is not the one that registered: the large
             // reply would go where the node never proved it receives. Registering again from
@@ -550,6 +562,12 @@ impl Tracker {
         let Some(reporter) = self.authenticate(now, from, None, auth) else {
             return;
         };
+        self.add_credits(reporter, records);
+    }
+
+    /// Credit that node `reporter` reports (in a [`wire::Credit`] or a look-up): each
+    /// record counts, or is refused and counted, on its own.
+    fn add_credits(&mut self, reporter: u32, records: &[wire::CreditRecord]) {
         for record in records {
             let (from_node, chunks, bytes) = (
                 record.from_node.get(),

@@ -34,6 +34,9 @@ pub const LOOKUP_HOLDERS_MAX: usize = 64;
 /// every few seconds in one datagram, which stays under the 1,232 bytes of a safe control
 /// datagram (16 + 32 × 36 bytes after the header).
 pub const CREDIT_RECORDS_MAX: usize = 32;
+/// Most credit records a [`Lookup`] carries: with a full-length name it stays under the
+/// 1,232 bytes of a safe control datagram (8 + 16 + 24 × 36 + 255).
+pub const LOOKUP_CREDITS_MAX: usize = 24;
 /// Most peers one [`Peers`] datagram lists (420 bytes in all).
 pub const PEERS_PER_EXCHANGE_MAX: usize = 16;
 /// Most chunks a file may have: bounds every bitmap and every manifest we accept, and keeps
@@ -234,11 +237,16 @@ pub struct Announced {
     pub chunks_held: U32,
 }
 
-/// Node → tracker: who holds files of this name? Tail: the name.
+/// Node → tracker: who holds files of this name? Tail: `credit_count` [`CreditRecord`]s
+/// (at most [`LOOKUP_CREDITS_MAX`]), then the name. The credit the node gathered rides
+/// along, as in a [`Credit`]: the tracker ranks holders by credit, so it should hear of it
+/// soon, and a look-up goes anyway.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
 pub struct Lookup {
     pub auth: NodeAuth,
+    pub credit_count: U16,
+    pub reserved: [u8; 2],
 }
 
 /// Tracker → node, fixed part of the look-up reply. Tail: `version_count` [`VersionRecord`]s,
@@ -522,7 +530,14 @@ const _: () = {
     assert!(size_of::<Challenge>() == 8);
     assert!(size_of::<Announce>() == 48);
     assert!(size_of::<Announced>() == 24);
-    assert!(size_of::<Lookup>() == 12);
+    assert!(size_of::<Lookup>() == 16);
+    assert!(
+        size_of::<Header>()
+            + size_of::<Lookup>()
+            + LOOKUP_CREDITS_MAX * size_of::<CreditRecord>()
+            + NAME_BYTES_MAX
+            <= crate::mtu::SAFE_DATAGRAM_BYTES as usize
+    );
     assert!(size_of::<LookupReply>() == 4);
     assert!(size_of::<VersionRecord>() == 36);
     assert!(size_of::<HolderRecord>() == 36);
@@ -704,6 +719,7 @@ pub enum Message<'a> {
     Announced(&'a Announced),
     Lookup {
         fixed: &'a Lookup,
+        credits: &'a [CreditRecord],
         name: &'a str,
     },
     LookupReply {
@@ -817,9 +833,18 @@ pub fn decode(bytes: &[u8]) -> Result<Message<'_>, DecodeError> {
         }
         Kind::Announced => Message::Announced(exact(body, kind)?),
         Kind::Lookup => {
-            let (fixed, name) = split(body, kind)?;
+            let (fixed, rest): (&Lookup, _) = split(body, kind)?;
+            let count = usize::from(fixed.credit_count.get());
+            if count > LOOKUP_CREDITS_MAX {
+                return Err(DecodeError::CountOverLimit(kind));
+            }
+            if fixed.reserved != [0; 2] {
+                return Err(DecodeError::ReservedNotZero);
+            }
+            let (credits, name) = records::<CreditRecord>(rest, count, kind)?;
             Message::Lookup {
                 fixed,
+                credits,
                 name: check_name(name)?,
             }
         }
@@ -1109,8 +1134,13 @@ impl Message<'_> {
                 w.put(name.as_bytes())?;
             }
             Message::Announced(m) => w.put_pod(*m)?,
-            Message::Lookup { fixed, name } => {
+            Message::Lookup {
+                fixed,
+                credits,
+                name,
+            } => {
                 w.put_pod(*fixed)?;
+                w.put(bytemuck::cast_slice(credits))?;
                 w.put(name.as_bytes())?;
             }
             Message::LookupReply {

@@ -357,11 +357,19 @@ impl Node {
                 );
             }
             TrackerAsk::Lookup(name) => {
-                let lookup = wire::Lookup { auth };
+                // The credit gathered so far rides along (what does not fit waits).
+                let credits = self.take_credits(wire::LOOKUP_CREDITS_MAX);
+                let lookup = wire::Lookup {
+                    auth,
+                    // Fits: at most LOOKUP_CREDITS_MAX.
+                    credit_count: wire::U16::new(credits.len() as u16),
+                    reserved: [0; 2],
+                };
                 self.out.send(
                     self.tracker.addr,
                     &Message::Lookup {
                         fixed: &lookup,
+                        credits: &credits,
                         name,
                     },
                 );
@@ -412,24 +420,35 @@ impl Node {
         debug_assert!(self.tracker.credits.len() <= wire::CREDIT_RECORDS_MAX);
     }
 
+    /// Takes up to `max` of the credits gathered, as records to report; when none are left,
+    /// no report is due.
+    fn take_credits(&mut self, max: usize) -> Vec<wire::CreditRecord> {
+        let mut records = Vec::new();
+        while records.len() < max {
+            let Some(((from_node, info_hash), (chunks, bytes))) = self.tracker.credits.pop_first()
+            else {
+                break;
+            };
+            records.push(wire::CreditRecord {
+                from_node: U32::new(from_node),
+                chunks: U32::new(chunks),
+                bytes: U64::new(bytes),
+                info_hash,
+            });
+        }
+        if self.tracker.credits.is_empty() {
+            self.tracker.credit_due = None;
+        }
+        records
+    }
+
     /// Reports the credits gathered so far, if any (when the tracker is unreachable they are
     /// lost, as a lost datagram's would be: credit only ranks holders).
     pub(super) fn send_credits(&mut self, now: Instant) {
-        self.tracker.credit_due = None;
-        if self.tracker.credits.is_empty() {
+        let records = self.take_credits(wire::CREDIT_RECORDS_MAX);
+        if records.is_empty() {
             return;
         }
-        let records: Vec<wire::CreditRecord> = std::mem::take(&mut self.tracker.credits)
-            .into_iter()
-            .map(
-                |((from_node, info_hash), (chunks, bytes))| wire::CreditRecord {
-                    from_node: U32::new(from_node),
-                    chunks: U32::new(chunks),
-                    bytes: U64::new(bytes),
-                    info_hash,
-                },
-            )
-            .collect();
         if !self.tracker.registered || self.standard.is_some() {
             return;
         }

@@ -384,3 +384,54 @@ fn one_credit_report_carries_several_uploaders() {
         .collect();
     assert_eq!(credits, [2_000_000, 500_000, 0]);
 }
+
+/// A look-up carries the asker's credit: it counts before the reply is ranked.
+#[test]
+fn credit_riding_a_lookup_counts_before_the_reply() {
+    let t0 = Instant::now();
+    let mut tracker = new_tracker(t0);
+    let mut tokens = vec![0];
+    for id in 1..=3 {
+        tokens.push(register(&mut tracker, t0, addr(4000 + id as u16), id, 0));
+    }
+    for id in 1..=2 {
+        announce(
+            &mut tracker,
+            t0,
+            addr(4000 + id as u16),
+            id,
+            tokens[id as usize],
+            hash(1),
+            "f",
+        );
+    }
+    let credits = [CreditRecord {
+        from_node: U32::new(2),
+        chunks: U32::new(1),
+        bytes: U64::new(70_000),
+        info_hash: hash(1),
+    }];
+    let fixed = Lookup {
+        auth: auth(3, tokens[3]),
+        credit_count: U16::new(1),
+        reserved: [0; 2],
+    };
+    send(
+        &mut tracker,
+        t0,
+        addr(4003),
+        Message::Lookup {
+            fixed: &fixed,
+            credits: &credits,
+            name: "f",
+        },
+    );
+    let replies = drain(&mut tracker);
+    let Some(Ok(Message::LookupReply { holders, .. })) =
+        replies.first().map(|(_, bytes)| decode(bytes))
+    else {
+        panic!("no look-up reply: {replies:?}");
+    };
+    assert_eq!(holder_ids(holders), [2, 1]);
+    assert_eq!(holders[0].upload_credit_bytes.get(), 70_000);
+}

@@ -190,7 +190,10 @@ fn lookup(
         Message::Lookup {
             fixed: &Lookup {
                 auth: auth(node_id, token),
+                credit_count: U16::new(0),
+                reserved: [0; 2],
             },
+            credits: &[],
             name,
         },
     );

@@ -533,3 +533,32 @@ fn peers_bounded_and_checked() {
     };
     assert_eq!(decode(&encoded(&empty)), Ok(empty));
 }
+
+#[test]
+fn lookup_carries_bounded_credit() {
+    let credits = [CREDIT_RECORDS[0]; LOOKUP_CREDITS_MAX];
+    let fixed = Lookup {
+        auth: AUTH,
+        credit_count: U16::new(LOOKUP_CREDITS_MAX as u16),
+        reserved: [0; 2],
+    };
+    let name = "n".repeat(NAME_BYTES_MAX);
+    let full = Message::Lookup {
+        fixed: &fixed,
+        credits: &credits,
+        name: &name,
+    };
+    let valid = encoded(&full);
+    assert!(valid.len() <= crate::mtu::SAFE_DATAGRAM_BYTES as usize);
+    assert_eq!(decode(&valid), Ok(full));
+    // credit_count sits after the header and the 12-byte auth.
+    let mut bytes = valid.clone();
+    bytes[20..22].copy_from_slice(&((LOOKUP_CREDITS_MAX + 1) as u16).to_be_bytes());
+    assert_eq!(
+        refused(&valid, &bytes),
+        DecodeError::CountOverLimit(Kind::Lookup)
+    );
+    let mut bytes = valid.clone();
+    bytes[23] = 1;
+    assert_eq!(refused(&valid, &bytes), DecodeError::ReservedNotZero);
+}

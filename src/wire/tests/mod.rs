@@ -42,7 +42,11 @@ static ANNOUNCED: Announced = Announced {
     info_hash: INFO_HASH,
     chunks_held: U32::new(7),
 };
-static LOOKUP: Lookup = Lookup { auth: AUTH };
+static LOOKUP: Lookup = Lookup {
+    auth: AUTH,
+    credit_count: U16::new(0),
+    reserved: [0; 2],
+};
 static VERSIONS: [VersionRecord; 2] = [
     VersionRecord {
         info_hash: INFO_HASH,
@@ -193,6 +197,7 @@ fn samples() -> [Message<'static>; 22] {
         Message::Announced(&ANNOUNCED),
         Message::Lookup {
             fixed: &LOOKUP,
+            credits: &[],
             name: "file_A.txt",
         },
         Message::LookupReply {
