@@ -52,6 +52,9 @@ use transfer::{
 
 /// Most peers one download remembers (active or dropped).
 pub const PEERS_PER_DOWNLOAD_MAX: usize = 64;
+/// Most holders one download knows of and may recruit: the tracker's last list, and peers
+/// other peers told of (`Download::handle_exchange`).
+pub const CANDIDATES_MAX: usize = 2 * wire::LOOKUP_HOLDERS_MAX;
 /// How often in-flight pieces are checked for timeouts while a transfer runs.
 const SCAN_INTERVAL: Duration = Duration::from_millis(25);
 /// A peer we are waiting on that says nothing for this long is dropped.
@@ -75,18 +78,30 @@ const ASK_RETRY: Duration = Duration::from_millis(300);
 const MANIFEST_ATTEMPTS_MAX: u32 = 4;
 /// Bad chunks after which a peer is dropped.
 const BAD_CHUNKS_MAX: u32 = 3;
-/// Look-ups are repeated this often while no holder is usable.
+/// While no holder is usable, the tracker is asked again after this, doubling with every
+/// answer that brings no holder we did not know, up to [`LOOKUP_RETRY_MAX`]: a stalled
+/// download asked every second, for as long as it waited (issue 14).
 const LOOKUP_RETRY: Duration = Duration::from_secs(1);
+const LOOKUP_RETRY_MAX: Duration = Duration::from_secs(30);
 /// Most (chunk, peer) pairs remembered as "this peer sent a bad copy of this chunk".
 const BAD_PAIRS_MAX: usize = 4096;
 /// Peers holding only part of the file used at once, beside the `peers_max` complete
 /// holders: in a swarm a downloader talks to as many peers as help.
 const PARTIAL_PEERS_MAX: usize = 8;
-/// While a transfer runs, the tracker is asked this often for new holders (downloaders that
-/// have verified chunks); [`SWARM_REFRESH_SHORT`] while fewer than [`PARTIAL_PEERS_MAX`]
-/// partial holders are in use, as at the start of a swarm, when new ones appear every moment.
+/// While a transfer runs, partial holders that do not help are let go this often
+/// ([`Download::drop_unhelpful`]); [`SWARM_REFRESH_SHORT`] while fewer than
+/// [`PARTIAL_PEERS_MAX`] partial holders are in use, as at the start of a swarm, when new
+/// ones appear every moment.
 const SWARM_REFRESH: Duration = Duration::from_secs(1);
 const SWARM_REFRESH_SHORT: Duration = Duration::from_millis(250);
+/// While a transfer runs, the tracker is asked for new holders (downloaders that verified
+/// chunks) after [`SWARM_REFRESH_SHORT`] or [`SWARM_REFRESH`] (as for dropping unhelpful
+/// peers), doubling with every answer that brings no holder we could take, up to
+/// [`SWARM_LOOKUP_MAX`], and within the node's look-up budget (`LOOKUP_SPACING`). New
+/// partial holders are also learnt from peers ([`wire::Peers`]); asking the tracker every
+/// 250 ms whatever it said, as before, made look-ups half of a downloader's datagrams to it
+/// (issue 14's goal: at most 2 a second over any 10 s).
+const SWARM_LOOKUP_MAX: Duration = Duration::from_secs(16);
 /// Partial holders that hold nothing this download still needs are dropped for others the
 /// tracker listed, at most this many at each refresh.
 const UNHELPFUL_DROPS_MAX: usize = 2;
@@ -151,7 +166,10 @@ pub(crate) struct Download {
     /// Holders from the last look-up, best first: node id, address, holds every chunk.
     candidates: Vec<(u32, SocketAddr, bool)>,
     peers: Vec<Peer>,
+    /// When the tracker is asked for holders next (see [`LOOKUP_RETRY`], [`SWARM_LOOKUP`]).
     lookup_due: Option<Instant>,
+    /// The wait before the look-up after next: doubles while nothing changes.
+    lookup_backoff: Duration,
     /// While transferring: when to refresh partial holders' have-maps and the holder list.
     refresh_due: Option<Instant>,
     /// While transferring: when to ask partial holders for their have-maps again.
@@ -180,7 +198,9 @@ impl Download {
             phase: Phase::LookingUp,
             candidates: Vec::new(),
             peers: Vec::new(),
-            lookup_due: None,
+            // The first look-up goes with the `download` command (`Node::download`).
+            lookup_due: Some(now + LOOKUP_RETRY),
+            lookup_backoff: Duration::ZERO,
             refresh_due: None,
             have_refresh_due: None,
             told_versions: false,
@@ -248,7 +268,9 @@ impl Download {
         let Some(chosen) = chosen else {
             self.diagnosis.on_lookup(0);
             log::info!("no holder of {} yet; asking again", self.name);
-            self.lookup_due = Some(now + LOOKUP_RETRY);
+            // The holders listed before are gone: trying them again is for the peers we
+            // have, not for the candidates (see `recruit`).
+            self.candidates.clear();
             return;
         };
         let version = versions[chosen];
@@ -263,6 +285,12 @@ impl Download {
                 self.name
             ));
         }
+        let known_before: Vec<u32> = self
+            .candidates
+            .iter()
+            .map(|&(node_id, _, _)| node_id)
+            .chain(self.peers.iter().map(|p| p.node_id))
+            .collect();
         self.candidates = holders
             .iter()
             .filter(|h| usize::from(h.version) == chosen && h.node_id.get() != own_node_id)
@@ -288,10 +316,25 @@ impl Download {
         });
         self.diagnosis.on_lookup(self.candidates.len());
         if self.candidates.is_empty() {
-            self.lookup_due = Some(now + LOOKUP_RETRY);
             return;
         }
-        self.lookup_due = None;
+        // Something changed when the tracker lists a holder we did not know and could take:
+        // the backoff starts again (a new holder may be followed by others).
+        let room = self
+            .peers
+            .iter()
+            .filter(|p| !p.dropped && !p.complete)
+            .count()
+            < PARTIAL_PEERS_MAX
+            || !self.peers.iter().any(|p| !p.dropped);
+        let news = self
+            .candidates
+            .iter()
+            .any(|(node_id, _, _)| !known_before.contains(node_id));
+        if news && room {
+            self.lookup_backoff = Duration::ZERO;
+            self.lookup_due = Some(now + SWARM_REFRESH_SHORT);
+        }
         if let Phase::LookingUp = self.phase {
             self.info_hash = Some(version.info_hash);
             match parts.state.partial_manifest(&version.info_hash) {

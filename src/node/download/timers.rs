@@ -103,7 +103,6 @@ impl Download {
         for index in self.scan_timeouts(now) {
             self.narrow_path(parts, now, index);
         }
-        let mut ask_tracker = false;
         let transferring = matches!(self.phase, Phase::Transfer(_));
         if transferring && self.refresh_due.is_none_or(|t| t <= now) {
             // Swarming: new downloaders appear; the tracker knows them.
@@ -119,7 +118,26 @@ impl Download {
                 SWARM_REFRESH
             };
             self.refresh_due = Some(now + interval);
-            ask_tracker = true;
+            // Every peer we use holds nothing we still need (late in a swarm, or the peers
+            // we had left): the swarm changed, and the tracker may know better holders.
+            // (With no peer at all, the backoff of `LOOKUP_RETRY` applies instead.)
+            let stuck = match &self.phase {
+                Phase::Transfer(transfer) => {
+                    self.peers.iter().any(|p| !p.dropped)
+                        && !self.peers.iter().any(|p| {
+                            !p.dropped
+                                && (p.in_flight > 0
+                                    || p.have
+                                        .as_ref()
+                                        .is_none_or(|have| transfer.holds_needed(have)))
+                        })
+                }
+                _ => false,
+            };
+            if stuck && self.lookup_due.is_some_and(|t| t > now + interval) {
+                self.lookup_backoff = Duration::ZERO;
+                self.lookup_due = Some(now + interval);
+            }
         }
         if transferring && self.have_refresh_due.is_none_or(|t| t <= now) {
             // Partial holders gain chunks all the time: what they verified is worth having
@@ -177,12 +195,33 @@ impl Download {
         if !active {
             self.recruit(parts, now);
         }
+        // Look-ups: for holders while none is usable, for new holders while a transfer
+        // runs; each backs off while nothing changes (see `handle_lookup`).
         let need_holders = !self.peers.iter().any(|p| !p.dropped);
-        if need_holders && self.lookup_due.is_none_or(|t| t <= now) {
-            self.lookup_due = Some(now + LOOKUP_RETRY);
+        if (need_holders || transferring) && self.lookup_due.is_none_or(|t| t <= now) {
+            let partial = self
+                .peers
+                .iter()
+                .filter(|p| !p.dropped && !p.complete)
+                .count();
+            let (first, max) = if need_holders {
+                (LOOKUP_RETRY, LOOKUP_RETRY_MAX)
+            } else if partial < PARTIAL_PEERS_MAX {
+                (SWARM_REFRESH_SHORT, SWARM_LOOKUP_MAX)
+            } else {
+                (SWARM_REFRESH, SWARM_LOOKUP_MAX)
+            };
+            let wait = self.lookup_backoff.clamp(first, max);
+            self.lookup_due = Some(now + wait);
+            self.lookup_backoff = (wait * 2).min(max);
             return true;
         }
-        ask_tracker
+        false
+    }
+
+    /// The node's look-up budget holds the look-up this download wanted until `at`.
+    pub fn defer_lookup(&mut self, at: Instant) {
+        self.lookup_due = Some(at);
     }
 
     /// Pieces requested longer than the peer's timeout ago are asked again; the window of a
@@ -353,6 +392,7 @@ impl Download {
                     consider(t);
                 }
                 consider(self.refresh_due.unwrap_or(transfer.started_at));
+                consider(self.lookup_due.unwrap_or(transfer.started_at));
                 if self.peers.iter().any(|p| !p.dropped && !p.has_all()) {
                     consider(self.have_refresh_due.unwrap_or(transfer.started_at));
                 }
