@@ -468,8 +468,21 @@ impl Node {
                 self.send_ask(now, &ask);
             }
         }
-        if self.tracker.credit_due.is_some_and(|t| t <= now) {
-            self.send_credits(now);
+        // Credit that is due goes now in any case: when the look-up budget allows, it goes
+        // inside the look-up a download would send soonest, so that the datagram also brings
+        // news of holders (the window of recent datagrams, full in a busy swarm, holds back
+        // only look-ups that would add a datagram).
+        let credit_rides = self.standard.is_none()
+            && self.tracker.registered
+            && self.tracker.credit_due.is_some_and(|t| t <= now)
+            && self.tracker.lookup_budget_allows(now);
+        if credit_rides
+            && let Some(index) = (0..self.downloads.len())
+                .filter_map(|i| Some((self.downloads[i].lookup_wanted_at()?, i)))
+                .min()
+                .map(|(_, i)| i)
+        {
+            self.downloads[index].bring_lookup_forward(now);
         }
         let due: Vec<Hash> = self
             .files
@@ -493,13 +506,19 @@ impl Node {
                 Some(_) => now,
                 None => self.tracker.lookup_allowed_at(now),
             };
-            if allowed_at > now {
+            let carries_credit = self.standard.is_none()
+                && self.tracker.credit_due.is_some_and(|t| t <= now)
+                && self.tracker.lookup_budget_allows(now);
+            if allowed_at > now && !carries_credit {
                 self.downloads[index].defer_lookup(allowed_at);
                 continue;
             }
             self.tracker.lookup_spent(now);
             let name = self.downloads[index].name().to_string();
             self.ask_tracker(now, TrackerAsk::Lookup(name));
+        }
+        if self.tracker.credit_due.is_some_and(|t| t <= now) {
+            self.send_credits(now);
         }
         self.standard_forget_failed(now);
         self.check_done(now);

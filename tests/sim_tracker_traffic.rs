@@ -187,6 +187,62 @@ fn swarm_download_keeps_tracker_traffic_under_two_a_second() {
     }
 }
 
+/// Downloads that begin together do not ask the tracker in step. Each look-up's reply
+/// comes a moment after the same command, so look-ups scheduled a fixed time after it went
+/// to the tracker in rounds, every downloader at once, and a partial holder that appeared
+/// between two rounds stayed unknown to all until the next (the 200-node swarm of
+/// tests/sim_tstar.rs spread its first chunks several times slower). Over the first
+/// seconds of a 24-downloader swarm, no [`STEP`] holds the datagrams of more than a third
+/// of the downloaders (in step: all 24 at every round).
+#[test]
+fn downloads_begun_together_ask_the_tracker_out_of_step() {
+    const DOWNLOADERS: usize = 24;
+    const FILE_BYTES: usize = 3 << 20;
+    /// Datagrams sent within this of each other count as sent together.
+    const STEP: Duration = Duration::from_millis(20);
+    /// The stretch looked at: after the first look-up, while the swarm forms.
+    const FROM: Duration = Duration::from_millis(100);
+    const TO: Duration = Duration::from_secs(3);
+    let seed = seed();
+    let bytes = content(FILE_BYTES, seed);
+    let configure = |config: &mut NodeConfig| {
+        config.chunk_bytes = 64 << 10;
+        config.piece_bytes = 8 << 10;
+    };
+    let (mut sim, _holder, downloaders) = swarm(seed, &bytes, DOWNLOADERS, 256 << 10, configure);
+    let start = sim.elapsed();
+    for &node in &downloaders {
+        download(&mut sim, node);
+    }
+    sim.run_for(TO);
+    let mut per_step = std::collections::BTreeMap::<u128, usize>::new();
+    let mut sends = 0;
+    for &node in &downloaders {
+        for &at in sim.tracker_sends(node) {
+            if at >= start + FROM && at < start + TO {
+                *per_step
+                    .entry((at - start).as_nanos() / STEP.as_nanos())
+                    .or_default() += 1;
+                sends += 1;
+            }
+        }
+    }
+    let together = per_step.values().copied().max().unwrap_or(0);
+    eprintln!(
+        "seed {seed}: {sends} datagrams to the tracker from {DOWNLOADERS} downloaders between \
+         {FROM:?} and {TO:?} after they began; at most {together} within one {STEP:?}"
+    );
+    assert!(
+        sends >= DOWNLOADERS,
+        "seed {seed}: the downloaders asked the tracker only {sends} times"
+    );
+    assert!(
+        together <= DOWNLOADERS / 3,
+        "seed {seed}: {together} datagrams to the tracker within one {STEP:?} from \
+         {DOWNLOADERS} downloaders: they ask in step"
+    );
+}
+
 /// One holder and one downloader; the holder crashes a few seconds into the download, so
 /// no holder is alive. The downloader (told to wait for 10 minutes) keeps to the goal
 /// throughout, and after a minute of backing off sends at most one datagram per 10 s on

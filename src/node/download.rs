@@ -52,8 +52,8 @@ use transfer::{
 
 /// Most peers one download remembers (active or dropped).
 pub const PEERS_PER_DOWNLOAD_MAX: usize = 64;
-/// Most holders one download knows of and may recruit: the tracker's last list, and peers
-/// other peers told of (`Download::handle_exchange`).
+/// Most holders one download knows of and may recruit: the tracker's lists (the last one
+/// first) and peers other peers told of (`Download::handle_exchange`).
 pub const CANDIDATES_MAX: usize = 2 * wire::LOOKUP_HOLDERS_MAX;
 /// How often in-flight pieces are checked for timeouts while a transfer runs.
 const SCAN_INTERVAL: Duration = Duration::from_millis(25);
@@ -96,12 +96,21 @@ const SWARM_REFRESH: Duration = Duration::from_secs(1);
 const SWARM_REFRESH_SHORT: Duration = Duration::from_millis(250);
 /// While a transfer runs, the tracker is asked for new holders (downloaders that verified
 /// chunks) after [`SWARM_REFRESH_SHORT`] or [`SWARM_REFRESH`] (as for dropping unhelpful
-/// peers), doubling with every answer that brings no holder we could take, up to
-/// [`SWARM_LOOKUP_MAX`], and within the node's look-up budget (`LOOKUP_SPACING`). New
+/// peers), spread between half and one and a half times that ([`Download::spread`]),
+/// doubling once the answer has not changed for [`LOOKUP_STEADY`], up to
+/// [`SWARM_LOOKUP_MAX`], and within the node's look-up budget (`LOOKUP_SPACING`; credit
+/// that is due goes inside a look-up, `Node::handle_timeout`). New
 /// partial holders are also learnt from peers ([`wire::Peers`]); asking the tracker every
 /// 250 ms whatever it said, as before, made look-ups half of a downloader's datagrams to it
 /// (issue 14's goal: at most 2 a second over any 10 s).
 const SWARM_LOOKUP_MAX: Duration = Duration::from_secs(16);
+/// Look-ups back off only once the tracker's answer has stayed the same (no holder we did
+/// not know, the same number of holders) this long. At a swarm's start the answer stays the
+/// same for the half second before the holder's first chunks verify, then changes every
+/// moment: doubling at once made each downloader ask at 0.25, 0.5, 1 s and so miss the
+/// first partial holders, and the simulated 200-node swarm's downloaders got their first
+/// chunk 0.8 s later than when they asked every 250 ms (tests/sim_tstar.rs, seed 2).
+const LOOKUP_STEADY: Duration = Duration::from_secs(2);
 /// Partial holders that hold nothing this download still needs are dropped for others the
 /// tracker listed, at most this many at each refresh.
 const UNHELPFUL_DROPS_MAX: usize = 2;
@@ -170,6 +179,11 @@ pub(crate) struct Download {
     lookup_due: Option<Instant>,
     /// The wait before the look-up after next: doubles while nothing changes.
     lookup_backoff: Duration,
+    /// When the tracker's answer last changed (or the download began): see
+    /// [`LOOKUP_STEADY`].
+    lookup_changed_at: Instant,
+    /// How many holders of the chosen version the tracker counted in its last answer.
+    holders_counted: u32,
     /// While transferring: when to refresh partial holders' have-maps and the holder list.
     refresh_due: Option<Instant>,
     /// While transferring: when to ask partial holders for their have-maps again.
@@ -182,6 +196,8 @@ pub(crate) struct Download {
     disk_retry_at: Option<Instant>,
     /// Look-up replies taken so far: varies the order partial holders are tried in.
     lookups: u32,
+    /// Look-ups scheduled so far: varies their spacing (see [`Download::spread`]).
+    lookups_scheduled: u32,
     /// What the tracker's replies showed, and when to say why the download is slow.
     diagnosis: diagnosis::Diagnosis,
 }
@@ -201,14 +217,32 @@ impl Download {
             // The first look-up goes with the `download` command (`Node::download`).
             lookup_due: Some(now + LOOKUP_RETRY),
             lookup_backoff: Duration::ZERO,
+            lookup_changed_at: now,
+            holders_counted: 0,
             refresh_due: None,
             have_refresh_due: None,
             told_versions: false,
             by_hash: None,
             disk_retry_at: None,
             lookups: 0,
+            lookups_scheduled: 0,
             diagnosis: diagnosis::Diagnosis::new(now),
         }
+    }
+
+    /// `wait` made different for every node and every look-up, between half and one and a
+    /// half times it. Downloads that began together would otherwise ask the tracker in step
+    /// (every reply comes a moment after the same command), so that a partial holder that
+    /// appears between two rounds stays unknown to all until the next: 200 simulated
+    /// downloaders asking every 250 ms in step spread the first chunks several times slower
+    /// than the same asking spread out (tests/sim_tstar.rs). Derived from the node id, as the
+    /// order of candidates is, so that a simulation stays replayable.
+    fn spread(&mut self, wait: Duration, own_node_id: u32) -> Duration {
+        self.lookups_scheduled = self.lookups_scheduled.wrapping_add(1);
+        let key = (u64::from(own_node_id) << 32) | u64::from(self.lookups_scheduled);
+        // The top 16 bits of a well-mixed draw: a fraction of 1 in steps of 1/65,536.
+        let fraction = (crate::rng::Rng::new(key).next_u64() >> 48) as f64 / 65_536.0;
+        wait.mul_f64(0.5 + fraction)
     }
 
     pub fn name(&self) -> &str {
@@ -291,6 +325,7 @@ impl Download {
             .map(|&(node_id, _, _)| node_id)
             .chain(self.peers.iter().map(|p| p.node_id))
             .collect();
+        let previous = std::mem::take(&mut self.candidates);
         self.candidates = holders
             .iter()
             .filter(|h| usize::from(h.version) == chosen && h.node_id.get() != own_node_id)
@@ -314,6 +349,21 @@ impl Download {
             let key = (salt ^ u64::from(node_id)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
             (!complete, if complete { 0 } else { key >> 16 })
         });
+        // The holders known before and not listed this time stay candidates, after the
+        // listed ones: look-ups are seconds apart now, and a partial holder another peer told
+        // of (`handle_exchange`), or one the tracker listed before in its sample of a large
+        // swarm, is as good a holder as before. Without them, the 200-node simulated swarm
+        // often had no holder to take in place of one that had nothing left for it.
+        if !self.candidates.is_empty() {
+            for old in previous {
+                if self.candidates.len() >= CANDIDATES_MAX {
+                    break;
+                }
+                if !self.candidates.iter().any(|c| c.0 == old.0) {
+                    self.candidates.push(old);
+                }
+            }
+        }
         self.diagnosis.on_lookup(self.candidates.len());
         if self.candidates.is_empty() {
             return;
@@ -331,9 +381,17 @@ impl Download {
             .candidates
             .iter()
             .any(|(node_id, _, _)| !known_before.contains(node_id));
-        if news && room {
+        // The tracker counting more (or fewer) holders is a change too: it lists only a
+        // sample of a large swarm, and the holders it did not list are new to us.
+        let counted = version.holder_count.get();
+        let changed = news || counted != self.holders_counted;
+        self.holders_counted = counted;
+        if changed {
+            self.lookup_changed_at = now;
+        }
+        if changed && room {
             self.lookup_backoff = Duration::ZERO;
-            self.lookup_due = Some(now + SWARM_REFRESH_SHORT);
+            self.lookup_due = Some(now + self.spread(SWARM_REFRESH_SHORT, own_node_id));
         }
         if let Phase::LookingUp = self.phase {
             self.info_hash = Some(version.info_hash);

@@ -111,8 +111,10 @@ impl TrackerLink {
     /// [`TRACKER_WINDOW`] (then when the oldest of them leaves it). Heartbeats, announces,
     /// credit and exits are never held back; at most [`ANNOUNCE_INTERVAL`] and
     /// [`CREDIT_INTERVAL`] apart, they take the rest of issue 14's 20 in any 10 s (a busy
-    /// downloader of the simulation's swarm sends 12 or 13 in its busiest window,
-    /// `tests/sim_tracker_traffic.rs`).
+    /// downloader of the simulation's swarm sends 11 to 13 in its busiest window,
+    /// `tests/sim_tracker_traffic.rs`). Credit that is due goes inside a look-up when the
+    /// budget alone allows one ([`TrackerLink::lookup_budget_allows`]): the datagram goes
+    /// anyway, and a look-up also brings news of holders.
     pub(super) fn lookup_allowed_at(&self, now: Instant) -> Instant {
         let by_budget = self
             .lookup_full_at
@@ -131,6 +133,15 @@ impl TrackerLink {
             recent[recent.len() - LOOKUP_WINDOW_SENDS_MAX] + TRACKER_WINDOW
         };
         by_budget.max(by_window)
+    }
+
+    /// Whether the look-up budget alone (not the window of recent datagrams) lets a look-up
+    /// go now: for a look-up that replaces a datagram going anyway (credit that is due), so
+    /// that it adds nothing to the window.
+    pub(super) fn lookup_budget_allows(&self, now: Instant) -> bool {
+        self.lookup_full_at
+            .and_then(|t| t.checked_sub(LOOKUP_SPACING * (LOOKUP_BURST - 1)))
+            .is_none_or(|t| t <= now)
     }
 
     /// A look-up for new holders went at `now` (see [`TrackerLink::lookup_allowed_at`]).
@@ -555,6 +566,8 @@ mod tests {
             link.sent(t0);
         }
         assert_eq!(link.lookup_allowed_at(t0), t0 + LOOKUP_SPACING);
+        assert!(!link.lookup_budget_allows(t0));
+        assert!(link.lookup_budget_allows(t0 + LOOKUP_SPACING));
         let t1 = t0 + LOOKUP_SPACING;
         link.lookup_spent(t1);
         link.sent(t1);
@@ -576,6 +589,9 @@ mod tests {
         }
         let now = t0 + step * LOOKUP_WINDOW_SENDS_MAX as u32;
         assert_eq!(link.lookup_allowed_at(now), t0 + TRACKER_WINDOW);
+        // A look-up that replaces a datagram going anyway (credit) is held by the budget
+        // alone, which no look-up spent.
+        assert!(link.lookup_budget_allows(now));
         assert_eq!(
             link.lookup_allowed_at(t0 + TRACKER_WINDOW),
             t0 + TRACKER_WINDOW

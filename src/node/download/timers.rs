@@ -212,8 +212,17 @@ impl Download {
                 (SWARM_REFRESH, SWARM_LOOKUP_MAX)
             };
             let wait = self.lookup_backoff.clamp(first, max);
-            self.lookup_due = Some(now + wait);
-            self.lookup_backoff = (wait * 2).min(max);
+            // Spread while a swarm runs, where asking in step delays everyone's news of new
+            // holders; not while no holder is usable, where it would only make the backoff
+            // less regular (the stall's one per 10 s on average).
+            let spread = self.spread(wait, parts.config.node_id);
+            self.lookup_due = Some(now + if need_holders { wait } else { spread });
+            let steady = now.saturating_duration_since(self.lookup_changed_at) >= LOOKUP_STEADY;
+            self.lookup_backoff = if steady {
+                (wait * 2).min(max)
+            } else {
+                Duration::ZERO
+            };
             return true;
         }
         false
@@ -222,6 +231,23 @@ impl Download {
     /// The node's look-up budget holds the look-up this download wanted until `at`.
     pub fn defer_lookup(&mut self, at: Instant) {
         self.lookup_due = Some(at);
+    }
+
+    /// When this download would ask the tracker for holders next, if it looks up at all
+    /// now (for holders while none is usable, for new holders while a transfer runs).
+    pub fn lookup_wanted_at(&self) -> Option<Instant> {
+        let need_holders = !self.peers.iter().any(|p| !p.dropped);
+        let transferring = matches!(self.phase, Phase::Transfer(_));
+        if self.finished() || !(need_holders || transferring) {
+            return None;
+        }
+        self.lookup_due
+    }
+
+    /// A datagram goes to the tracker now anyway (credit that is due): the look-up this
+    /// download wanted later goes with it instead (see `Node::handle_timeout`).
+    pub fn bring_lookup_forward(&mut self, now: Instant) {
+        self.lookup_due = Some(now);
     }
 
     /// Pieces requested longer than the peer's timeout ago are asked again; the window of a
