@@ -85,6 +85,9 @@ const CHECK_UNPUBLISHED_STEPS: u64 = 64;
 const CHECK_UNPUBLISHED_QUIET: Duration = Duration::from_millis(1);
 /// Steps between two re-reads of every completed file.
 const CHECK_CLAIMS_STEPS: u64 = 16_384;
+/// Most send times of datagrams to the tracker kept per node (the oldest are forgotten):
+/// at the goal of issue 14 (2 a second) some 9 hours of them.
+pub const TRACKER_SENDS_KEPT_MAX: usize = 1 << 16;
 
 /// Simulations made by this process so far: gives each its own scratch directory.
 static INSTANCES: AtomicU64 = AtomicU64::new(0);
@@ -116,6 +119,9 @@ struct SimNode {
     blocked_until: Option<Duration>,
     /// When its directory was last checked for files published early.
     unpublished_checked_at: Option<Duration>,
+    /// Virtual times at which it sent a datagram to the tracker, oldest first (at most
+    /// [`TRACKER_SENDS_KEPT_MAX`]), lost ones included: what the tracker is asked to bear.
+    tracker_sends: std::collections::VecDeque<Duration>,
 }
 
 impl SimNode {
@@ -255,6 +261,7 @@ impl Sim {
             link: Link::default(),
             blocked_until: None,
             unpublished_checked_at: None,
+            tracker_sends: std::collections::VecDeque::new(),
         });
         self.flush();
         index
@@ -279,6 +286,12 @@ impl Sim {
     /// What a node's upload and download queues did since the simulation began.
     pub fn link_stats(&self, node: usize) -> LinkStats {
         self.nodes[node].link.stats(self.now)
+    }
+
+    /// Virtual times (since the simulation began) at which a node sent a datagram to the
+    /// tracker, oldest first, in every life of the node (see [`TRACKER_SENDS_KEPT_MAX`]).
+    pub fn tracker_sends(&self, node: usize) -> &std::collections::VecDeque<Duration> {
+        &self.nodes[node].tracker_sends
     }
 
     /// Writes a file into a node's directory (as a user would before `send`). Its bytes
@@ -692,6 +705,15 @@ impl Sim {
     /// delayed, maybe duplicated.
     fn send(&mut self, from: SocketAddr, to: SocketAddr, bytes: Vec<u8>) {
         self.stats.sent += 1;
+        if to == TRACKER_ADDR
+            && let Some(Endpoint::Node(index)) = self.addrs.get(&from)
+        {
+            let sends = &mut self.nodes[*index].tracker_sends;
+            if sends.len() >= TRACKER_SENDS_KEPT_MAX {
+                sends.pop_front();
+            }
+            sends.push_back(self.now);
+        }
         let departs = match self.addrs.get(&from) {
             Some(Endpoint::Node(index)) if self.nodes[*index].disconnected => {
                 self.stats.dropped_disconnected += 1;

@@ -294,8 +294,12 @@ impl Tracker {
         match message {
             Message::Register(register) => self.on_register(now, from, register),
             Message::Announce { fixed, name } => self.on_announce(now, from, fixed, name),
-            Message::Lookup { fixed, name } => self.on_lookup(now, from, &fixed.auth, name),
-            Message::Credit(credit) => self.on_credit(now, from, credit),
+            Message::Lookup {
+                fixed,
+                credits,
+                name,
+            } => self.on_lookup(now, from, &fixed.auth, credits, name),
+            Message::Credit { fixed, records } => self.on_credit(now, from, &fixed.auth, records),
             Message::Exit(exit) => self.on_exit(now, from, &exit.auth),
             other => {
                 self.stats.dropped_unexpected_kind += 1;
@@ -430,10 +434,18 @@ impl Tracker {
         self.reply(from, Outgoing::Announced(announced));
     }
 
-    fn on_lookup(&mut self, now: Instant, from: SocketAddr, auth: &NodeAuth, name: &str) {
+    fn on_lookup(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        auth: &NodeAuth,
+        credits: &[wire::CreditRecord],
+        name: &str,
+    ) {
         let Some(asker) = self.authenticate(now, from, Some(Kind::Lookup), auth) else {
             return;
         };
+        self.add_credits(asker, credits);
         if self.nodes[&asker].addr != from {
             // The token is right but the address is not the one that registered: the large
             // reply would go where the node never proved it receives. Registering again from
@@ -558,23 +570,40 @@ impl Tracker {
         (versions, holders)
     }
 
-    fn on_credit(&mut self, now: Instant, from: SocketAddr, credit: &wire::Credit) {
+    /// A node reports what it verified from others (several uploaders and files in one
+    /// datagram, [`wire::CREDIT_RECORDS_MAX`] at most); each record is judged on its own.
+    fn on_credit(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        auth: &NodeAuth,
+        records: &[wire::CreditRecord],
+    ) {
         // Credit reports get no reply, so a refused one is only counted.
-        let Some(reporter) = self.authenticate(now, from, None, &credit.auth) else {
+        let Some(reporter) = self.authenticate(now, from, None, auth) else {
             return;
         };
-        let (from_node, chunks, bytes) = (
-            credit.from_node.get(),
-            credit.chunks.get(),
-            credit.bytes.get(),
-        );
-        let possible = bytes <= u64::from(chunks) * u64::from(wire::CHUNK_BYTES_MAX);
-        match self.nodes.get_mut(&from_node) {
-            Some(uploader) if from_node != reporter && possible => {
-                uploader.upload_credit_bytes = uploader.upload_credit_bytes.saturating_add(bytes);
-                self.registry_changed = true;
+        self.add_credits(reporter, records);
+    }
+
+    /// Credit that node `reporter` reports (in a [`wire::Credit`] or a look-up): each
+    /// record counts, or is refused and counted, on its own.
+    fn add_credits(&mut self, reporter: u32, records: &[wire::CreditRecord]) {
+        for record in records {
+            let (from_node, chunks, bytes) = (
+                record.from_node.get(),
+                record.chunks.get(),
+                record.bytes.get(),
+            );
+            let possible = bytes <= u64::from(chunks) * u64::from(wire::CHUNK_BYTES_MAX);
+            match self.nodes.get_mut(&from_node) {
+                Some(uploader) if from_node != reporter && possible => {
+                    uploader.upload_credit_bytes =
+                        uploader.upload_credit_bytes.saturating_add(bytes);
+                    self.registry_changed = true;
+                }
+                _ => self.stats.refused += 1,
             }
-            _ => self.stats.refused += 1,
         }
     }
 

@@ -30,6 +30,15 @@ pub const NAME_BYTES_MAX: usize = 255;
 pub const LOOKUP_VERSIONS_MAX: usize = 8;
 /// Most holders a look-up reply lists.
 pub const LOOKUP_HOLDERS_MAX: usize = 64;
+/// Most (uploader, file) records one [`Credit`] carries: a node reports what it verified
+/// every few seconds in one datagram, which stays under the 1,232 bytes of a safe control
+/// datagram (16 + 32 × 36 bytes after the header).
+pub const CREDIT_RECORDS_MAX: usize = 32;
+/// Most credit records a [`Lookup`] carries: with a full-length name it stays under the
+/// 1,232 bytes of a safe control datagram (8 + 16 + 24 × 36 + 255).
+pub const LOOKUP_CREDITS_MAX: usize = 24;
+/// Most peers one [`Peers`] datagram lists (420 bytes in all).
+pub const PEERS_PER_EXCHANGE_MAX: usize = 16;
 /// Most chunks a file may have: bounds every bitmap and every manifest we accept, and keeps
 /// a whole have-bitmap (32 KiB) inside one datagram.
 pub const CHUNKS_MAX: u32 = 1 << 18;
@@ -103,10 +112,11 @@ pub enum Kind {
     MtuProbeReply = 0x19,
     PacedPieceRequest = 0x1a,
     StampedPiece = 0x1b,
+    Peers = 0x1c,
 }
 
 impl Kind {
-    const ALL: [Kind; 23] = [
+    const ALL: [Kind; 24] = [
         Kind::Register,
         Kind::Registered,
         Kind::Announce,
@@ -130,6 +140,7 @@ impl Kind {
         Kind::MtuProbeReply,
         Kind::PacedPieceRequest,
         Kind::StampedPiece,
+        Kind::Peers,
     ];
 
     pub fn from_u8(byte: u8) -> Option<Kind> {
@@ -271,11 +282,16 @@ pub struct Announced {
     pub chunks_held: U32,
 }
 
-/// Node → tracker: who holds files of this name? Tail: the name.
+/// Node → tracker: who holds files of this name? Tail: `credit_count` [`CreditRecord`]s
+/// (at most [`LOOKUP_CREDITS_MAX`]), then the name. The credit the node gathered rides
+/// along, as in a [`Credit`]: the tracker ranks holders by credit, so it should hear of it
+/// soon, and a look-up goes anyway.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
 pub struct Lookup {
     pub auth: NodeAuth,
+    pub credit_count: U16,
+    pub reserved: [u8; 2],
 }
 
 /// Tracker → node, fixed part of the look-up reply. Tail: `version_count` [`VersionRecord`]s,
@@ -314,11 +330,23 @@ pub struct HolderRecord {
     pub chunks_held: U32,
 }
 
-/// Node → tracker: "I received and verified these chunks from `from_node`".
+/// Node → tracker, fixed part: "I received and verified these chunks". Tail:
+/// `record_count` [`CreditRecord`]s (1 to [`CREDIT_RECORDS_MAX`]). A node gathers what it
+/// verified for a few seconds and reports it in one datagram (issue 14: one per verified
+/// chunk made a downloader send the tracker several a second).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
 pub struct Credit {
     pub auth: NodeAuth,
+    pub record_count: U16,
+    pub reserved: [u8; 2],
+}
+
+/// One uploader's share of a [`Credit`]: `chunks` chunks of `info_hash`, `bytes` in all,
+/// received from `from_node` and verified.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
+pub struct CreditRecord {
     pub from_node: U32,
     pub chunks: U32,
     pub bytes: U64,
@@ -490,6 +518,34 @@ pub struct MtuProbeReply {
     pub probe_bytes: U32,
 }
 
+/// Node → node, fixed part (peer exchange): other nodes that hold some of `info_hash` and
+/// answered the sender. Tail: `peer_count` [`PeerRecord`]s (at most
+/// [`PEERS_PER_EXCHANGE_MAX`]). Sent beside a have-map, to an address that proved with its
+/// cookie that it receives, so that a swarm learns of new partial holders from each other
+/// instead of asking the tracker every moment. What it lists is only a hint: the receiver
+/// asks each listed address for its have-map like any other, and believes nothing else.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
+pub struct Peers {
+    pub info_hash: Hash,
+    pub node_id: U32,
+    pub peer_count: U16,
+    pub reserved: [u8; 2],
+}
+
+/// One peer of a [`Peers`] list: its id and address, and whether it holds every chunk.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
+pub struct PeerRecord {
+    pub node_id: U32,
+    pub port: U16,
+    /// 1: it holds the whole file; 0: part of it.
+    pub complete: u8,
+    pub reserved: u8,
+    /// IPv6, or IPv4-mapped IPv6.
+    pub ip: [u8; 16],
+}
+
 /// Smallest probe: an [`MtuProbeReply`] without padding.
 pub const MTU_PROBE_BYTES_MIN: usize = size_of::<Header>() + size_of::<MtuProbeReply>();
 
@@ -541,11 +597,29 @@ const _: () = {
     assert!(size_of::<Challenge>() == 28);
     assert!(size_of::<Announce>() == 48);
     assert!(size_of::<Announced>() == 24);
-    assert!(size_of::<Lookup>() == 12);
+    assert!(size_of::<Lookup>() == 16);
+    assert!(
+        size_of::<Header>()
+            + size_of::<Lookup>()
+            + LOOKUP_CREDITS_MAX * size_of::<CreditRecord>()
+            + NAME_BYTES_MAX
+            <= crate::mtu::SAFE_DATAGRAM_BYTES as usize
+    );
     assert!(size_of::<LookupReply>() == 4);
     assert!(size_of::<VersionRecord>() == 36);
     assert!(size_of::<HolderRecord>() == 36);
-    assert!(size_of::<Credit>() == 48);
+    assert!(size_of::<Credit>() == 16);
+    assert!(size_of::<CreditRecord>() == 36);
+    assert!(
+        size_of::<Header>() + size_of::<Credit>() + CREDIT_RECORDS_MAX * size_of::<CreditRecord>()
+            <= crate::mtu::SAFE_DATAGRAM_BYTES as usize
+    );
+    assert!(size_of::<Peers>() == 28);
+    assert!(size_of::<PeerRecord>() == 24);
+    assert!(
+        size_of::<Header>() + size_of::<Peers>() + PEERS_PER_EXCHANGE_MAX * size_of::<PeerRecord>()
+            <= crate::mtu::SAFE_DATAGRAM_BYTES as usize
+    );
     assert!(size_of::<Exit>() == 12);
     assert!(size_of::<ExitAck>() == 4);
     assert!(size_of::<Refused>() == 4);
@@ -717,6 +791,7 @@ pub enum Message<'a> {
     Announced(&'a Announced),
     Lookup {
         fixed: &'a Lookup,
+        credits: &'a [CreditRecord],
         name: &'a str,
     },
     LookupReply {
@@ -724,7 +799,10 @@ pub enum Message<'a> {
         holders: &'a [HolderRecord],
         name: &'a str,
     },
-    Credit(&'a Credit),
+    Credit {
+        fixed: &'a Credit,
+        records: &'a [CreditRecord],
+    },
     Exit(&'a Exit),
     ExitAck(&'a ExitAck),
     Refused(&'a Refused),
@@ -754,6 +832,10 @@ pub enum Message<'a> {
     MtuProbe(&'a MtuProbe),
     /// The padding is zeros and not kept: `probe_bytes` says how long the datagram was.
     MtuProbeReply(&'a MtuProbeReply),
+    Peers {
+        fixed: &'a Peers,
+        peers: &'a [PeerRecord],
+    },
 }
 
 /// Splits `bytes` into a `T` view and the rest, or says which kind was short.
@@ -860,9 +942,18 @@ pub fn decode(bytes: &[u8]) -> Result<Message<'_>, DecodeError> {
         }
         Kind::Announced => Message::Announced(exact(body, kind)?),
         Kind::Lookup => {
-            let (fixed, name) = split(body, kind)?;
+            let (fixed, rest): (&Lookup, _) = split(body, kind)?;
+            let count = usize::from(fixed.credit_count.get());
+            if count > LOOKUP_CREDITS_MAX {
+                return Err(DecodeError::CountOverLimit(kind));
+            }
+            if fixed.reserved != [0; 2] {
+                return Err(DecodeError::ReservedNotZero);
+            }
+            let (credits, name) = records::<CreditRecord>(rest, count, kind)?;
             Message::Lookup {
                 fixed,
+                credits,
                 name: check_name(name)?,
             }
         }
@@ -896,7 +987,24 @@ pub fn decode(bytes: &[u8]) -> Result<Message<'_>, DecodeError> {
                 name: check_name(name)?,
             }
         }
-        Kind::Credit => Message::Credit(exact(body, kind)?),
+        Kind::Credit => {
+            let (fixed, rest): (&Credit, _) = split(body, kind)?;
+            let count = usize::from(fixed.record_count.get());
+            if count > CREDIT_RECORDS_MAX {
+                return Err(DecodeError::CountOverLimit(kind));
+            }
+            if fixed.reserved != [0; 2] {
+                return Err(DecodeError::ReservedNotZero);
+            }
+            if count == 0 {
+                return Err(DecodeError::BadShape(kind));
+            }
+            let (records, rest) = records::<CreditRecord>(rest, count, kind)?;
+            if !rest.is_empty() {
+                return Err(DecodeError::LengthMismatch(kind));
+            }
+            Message::Credit { fixed, records }
+        }
         Kind::Exit => Message::Exit(exact(body, kind)?),
         Kind::ExitAck => Message::ExitAck(exact(body, kind)?),
         Kind::Refused => {
@@ -1017,6 +1125,27 @@ pub fn decode(bytes: &[u8]) -> Result<Message<'_>, DecodeError> {
             }
             Message::MtuProbeReply(fixed)
         }
+        Kind::Peers => {
+            let (fixed, rest): (&Peers, _) = split(body, kind)?;
+            let count = usize::from(fixed.peer_count.get());
+            if count > PEERS_PER_EXCHANGE_MAX {
+                return Err(DecodeError::CountOverLimit(kind));
+            }
+            if fixed.reserved != [0; 2] {
+                return Err(DecodeError::ReservedNotZero);
+            }
+            let (peers, rest) = records::<PeerRecord>(rest, count, kind)?;
+            if !rest.is_empty() {
+                return Err(DecodeError::LengthMismatch(kind));
+            }
+            if peers.iter().any(|p| p.reserved != 0) {
+                return Err(DecodeError::ReservedNotZero);
+            }
+            if peers.iter().any(|p| p.complete > 1 || p.port.get() == 0) {
+                return Err(DecodeError::BadShape(kind));
+            }
+            Message::Peers { fixed, peers }
+        }
     };
     Ok(message)
 }
@@ -1090,7 +1219,7 @@ impl Message<'_> {
             Message::Announced(_) => Kind::Announced,
             Message::Lookup { .. } => Kind::Lookup,
             Message::LookupReply { .. } => Kind::LookupReply,
-            Message::Credit(_) => Kind::Credit,
+            Message::Credit { .. } => Kind::Credit,
             Message::Exit(_) => Kind::Exit,
             Message::ExitAck(_) => Kind::ExitAck,
             Message::Refused(_) => Kind::Refused,
@@ -1106,6 +1235,7 @@ impl Message<'_> {
             Message::Reject(_) => Kind::Reject,
             Message::MtuProbe(_) => Kind::MtuProbe,
             Message::MtuProbeReply(_) => Kind::MtuProbeReply,
+            Message::Peers { .. } => Kind::Peers,
         }
     }
 
@@ -1123,8 +1253,13 @@ impl Message<'_> {
                 w.put(name.as_bytes())?;
             }
             Message::Announced(m) => w.put_pod(*m)?,
-            Message::Lookup { fixed, name } => {
+            Message::Lookup {
+                fixed,
+                credits,
+                name,
+            } => {
                 w.put_pod(*fixed)?;
+                w.put(bytemuck::cast_slice(credits))?;
                 w.put(name.as_bytes())?;
             }
             Message::LookupReply {
@@ -1145,7 +1280,10 @@ impl Message<'_> {
                 w.put(bytemuck::cast_slice(holders))?;
                 w.put(name.as_bytes())?;
             }
-            Message::Credit(m) => w.put_pod(*m)?,
+            Message::Credit { fixed, records } => {
+                w.put_pod(*fixed)?;
+                w.put(bytemuck::cast_slice(records))?;
+            }
             Message::Exit(m) => w.put_pod(*m)?,
             Message::ExitAck(m) => w.put_pod(*m)?,
             Message::Refused(m) => w.put_pod(*m)?,
@@ -1183,6 +1321,10 @@ impl Message<'_> {
                     .checked_sub(MTU_PROBE_BYTES_MIN)
                     .ok_or(EncodeError::TooLong)?;
                 w.tail_mut(padding)?.fill(0);
+            }
+            Message::Peers { fixed, peers } => {
+                w.put_pod(*fixed)?;
+                w.put(bytemuck::cast_slice(peers))?;
             }
         }
         Ok(w.finish())

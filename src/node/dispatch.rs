@@ -40,8 +40,25 @@ impl Node {
             | Message::PieceRequest(_)
             | Message::PacedPieceRequest(_)
             | Message::MtuProbe(_) => {
-                self.uploader
-                    .handle_request(&mut self.out, &self.files, now, from, &message);
+                if let Some((info_hash, asker)) =
+                    self.uploader
+                        .handle_request(&mut self.out, &self.files, now, from, &message)
+                {
+                    self.exchange_peers(now, from, info_hash, asker);
+                }
+            }
+            Message::Peers { fixed, peers } => {
+                let own = self.config.node_id;
+                let mut ctx = self.context();
+                if let Some(download) = ctx
+                    .downloads
+                    .iter_mut()
+                    .find(|d| d.info_hash() == Some(fixed.info_hash) && !d.finished())
+                {
+                    download.handle_exchange(&mut ctx.parts, now, from, own, peers);
+                } else {
+                    self.out.stats.dropped_unexpected += 1;
+                }
             }
             Message::Welcome(_) => {
                 // A cookie is per address: every download using this peer needs it.

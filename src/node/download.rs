@@ -52,6 +52,9 @@ use transfer::{
 
 /// Most peers one download remembers (active or dropped).
 pub const PEERS_PER_DOWNLOAD_MAX: usize = 64;
+/// Most holders one download knows of and may recruit: the tracker's lists (the last one
+/// first) and peers other peers told of (`Download::handle_exchange`).
+pub const CANDIDATES_MAX: usize = 2 * wire::LOOKUP_HOLDERS_MAX;
 /// How often in-flight pieces are checked for timeouts while a transfer runs.
 const SCAN_INTERVAL: Duration = Duration::from_millis(25);
 /// A peer we are waiting on that says nothing for this long is dropped.
@@ -75,18 +78,39 @@ const ASK_RETRY: Duration = Duration::from_millis(300);
 const MANIFEST_ATTEMPTS_MAX: u32 = 4;
 /// Bad chunks after which a peer is dropped.
 const BAD_CHUNKS_MAX: u32 = 3;
-/// Look-ups are repeated this often while no holder is usable.
+/// While no holder is usable, the tracker is asked again after this, doubling with every
+/// answer that brings no holder we did not know, up to [`LOOKUP_RETRY_MAX`]: a stalled
+/// download asked every second, for as long as it waited (issue 14).
 const LOOKUP_RETRY: Duration = Duration::from_secs(1);
+const LOOKUP_RETRY_MAX: Duration = Duration::from_secs(30);
 /// Most (chunk, peer) pairs remembered as "this peer sent a bad copy of this chunk".
 const BAD_PAIRS_MAX: usize = 4096;
 /// Peers holding only part of the file used at once, beside the `peers_max` complete
 /// holders: in a swarm a downloader talks to as many peers as help.
 const PARTIAL_PEERS_MAX: usize = 8;
-/// While a transfer runs, the tracker is asked this often for new holders (downloaders that
-/// have verified chunks); [`SWARM_REFRESH_SHORT`] while fewer than [`PARTIAL_PEERS_MAX`]
-/// partial holders are in use, as at the start of a swarm, when new ones appear every moment.
+/// While a transfer runs, partial holders that do not help are let go this often
+/// ([`Download::drop_unhelpful`]); [`SWARM_REFRESH_SHORT`] while fewer than
+/// [`PARTIAL_PEERS_MAX`] partial holders are in use, as at the start of a swarm, when new
+/// ones appear every moment.
 const SWARM_REFRESH: Duration = Duration::from_secs(1);
 const SWARM_REFRESH_SHORT: Duration = Duration::from_millis(250);
+/// While a transfer runs, the tracker is asked for new holders (downloaders that verified
+/// chunks) after [`SWARM_REFRESH_SHORT`] or [`SWARM_REFRESH`] (as for dropping unhelpful
+/// peers), spread between half and one and a half times that ([`Download::spread`]),
+/// doubling once the answer has not changed for [`LOOKUP_STEADY`], up to
+/// [`SWARM_LOOKUP_MAX`], and within the node's look-up budget (`LOOKUP_SPACING`; credit
+/// that is due goes inside a look-up, `Node::handle_timeout`). New
+/// partial holders are also learnt from peers ([`wire::Peers`]); asking the tracker every
+/// 250 ms whatever it said, as before, made look-ups half of a downloader's datagrams to it
+/// (issue 14's goal: at most 2 a second over any 10 s).
+const SWARM_LOOKUP_MAX: Duration = Duration::from_secs(16);
+/// Look-ups back off only once the tracker's answer has stayed the same (no holder we did
+/// not know, the same number of holders) this long. At a swarm's start the answer stays the
+/// same for the half second before the holder's first chunks verify, then changes every
+/// moment: doubling at once made each downloader ask at 0.25, 0.5, 1 s and so miss the
+/// first partial holders, and the simulated 200-node swarm's downloaders got their first
+/// chunk 0.8 s later than when they asked every 250 ms (tests/sim_tstar.rs, seed 2).
+const LOOKUP_STEADY: Duration = Duration::from_secs(2);
 /// Partial holders that hold nothing this download still needs are dropped for others the
 /// tracker listed, at most this many at each refresh.
 const UNHELPFUL_DROPS_MAX: usize = 2;
@@ -151,7 +175,15 @@ pub(crate) struct Download {
     /// Holders from the last look-up, best first: node id, address, holds every chunk.
     candidates: Vec<(u32, SocketAddr, bool)>,
     peers: Vec<Peer>,
+    /// When the tracker is asked for holders next (see [`LOOKUP_RETRY`], [`SWARM_LOOKUP`]).
     lookup_due: Option<Instant>,
+    /// The wait before the look-up after next: doubles while nothing changes.
+    lookup_backoff: Duration,
+    /// When the tracker's answer last changed (or the download began): see
+    /// [`LOOKUP_STEADY`].
+    lookup_changed_at: Instant,
+    /// How many holders of the chosen version the tracker counted in its last answer.
+    holders_counted: u32,
     /// While transferring: when to refresh partial holders' have-maps and the holder list.
     refresh_due: Option<Instant>,
     /// While transferring: when to ask partial holders for their have-maps again.
@@ -164,6 +196,8 @@ pub(crate) struct Download {
     disk_retry_at: Option<Instant>,
     /// Look-up replies taken so far: varies the order partial holders are tried in.
     lookups: u32,
+    /// Look-ups scheduled so far: varies their spacing (see [`Download::spread`]).
+    lookups_scheduled: u32,
     /// What the tracker's replies showed, and when to say why the download is slow.
     diagnosis: diagnosis::Diagnosis,
 }
@@ -180,15 +214,35 @@ impl Download {
             phase: Phase::LookingUp,
             candidates: Vec::new(),
             peers: Vec::new(),
-            lookup_due: None,
+            // The first look-up goes with the `download` command (`Node::download`).
+            lookup_due: Some(now + LOOKUP_RETRY),
+            lookup_backoff: Duration::ZERO,
+            lookup_changed_at: now,
+            holders_counted: 0,
             refresh_due: None,
             have_refresh_due: None,
             told_versions: false,
             by_hash: None,
             disk_retry_at: None,
             lookups: 0,
+            lookups_scheduled: 0,
             diagnosis: diagnosis::Diagnosis::new(now),
         }
+    }
+
+    /// `wait` made different for every node and every look-up, between half and one and a
+    /// half times it. Downloads that began together would otherwise ask the tracker in step
+    /// (every reply comes a moment after the same command), so that a partial holder that
+    /// appears between two rounds stays unknown to all until the next: 200 simulated
+    /// downloaders asking every 250 ms in step spread the first chunks several times slower
+    /// than the same asking spread out (tests/sim_tstar.rs). Derived from the node id, as the
+    /// order of candidates is, so that a simulation stays replayable.
+    fn spread(&mut self, wait: Duration, own_node_id: u32) -> Duration {
+        self.lookups_scheduled = self.lookups_scheduled.wrapping_add(1);
+        let key = (u64::from(own_node_id) << 32) | u64::from(self.lookups_scheduled);
+        // The top 16 bits of a well-mixed draw: a fraction of 1 in steps of 1/65,536.
+        let fraction = (crate::rng::Rng::new(key).next_u64() >> 48) as f64 / 65_536.0;
+        wait.mul_f64(0.5 + fraction)
     }
 
     pub fn name(&self) -> &str {
@@ -248,7 +302,9 @@ impl Download {
         let Some(chosen) = chosen else {
             self.diagnosis.on_lookup(0);
             log::info!("no holder of {} yet; asking again", self.name);
-            self.lookup_due = Some(now + LOOKUP_RETRY);
+            // The holders listed before are gone: trying them again is for the peers we
+            // have, not for the candidates (see `recruit`).
+            self.candidates.clear();
             return;
         };
         let version = versions[chosen];
@@ -263,6 +319,13 @@ impl Download {
                 self.name
             ));
         }
+        let known_before: Vec<u32> = self
+            .candidates
+            .iter()
+            .map(|&(node_id, _, _)| node_id)
+            .chain(self.peers.iter().map(|p| p.node_id))
+            .collect();
+        let previous = std::mem::take(&mut self.candidates);
         self.candidates = holders
             .iter()
             .filter(|h| usize::from(h.version) == chosen && h.node_id.get() != own_node_id)
@@ -286,12 +349,50 @@ impl Download {
             let key = (salt ^ u64::from(node_id)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
             (!complete, if complete { 0 } else { key >> 16 })
         });
+        // The holders known before and not listed this time stay candidates, after the
+        // listed ones: look-ups are seconds apart now, and a partial holder another peer told
+        // of (`handle_exchange`), or one the tracker listed before in its sample of a large
+        // swarm, is as good a holder as before. Without them, the 200-node simulated swarm
+        // often had no holder to take in place of one that had nothing left for it.
+        if !self.candidates.is_empty() {
+            for old in previous {
+                if self.candidates.len() >= CANDIDATES_MAX {
+                    break;
+                }
+                if !self.candidates.iter().any(|c| c.0 == old.0) {
+                    self.candidates.push(old);
+                }
+            }
+        }
         self.diagnosis.on_lookup(self.candidates.len());
         if self.candidates.is_empty() {
-            self.lookup_due = Some(now + LOOKUP_RETRY);
             return;
         }
-        self.lookup_due = None;
+        // Something changed when the tracker lists a holder we did not know and could take:
+        // the backoff starts again (a new holder may be followed by others).
+        let room = self
+            .peers
+            .iter()
+            .filter(|p| !p.dropped && !p.complete)
+            .count()
+            < PARTIAL_PEERS_MAX
+            || !self.peers.iter().any(|p| !p.dropped);
+        let news = self
+            .candidates
+            .iter()
+            .any(|(node_id, _, _)| !known_before.contains(node_id));
+        // The tracker counting more (or fewer) holders is a change too: it lists only a
+        // sample of a large swarm, and the holders it did not list are new to us.
+        let counted = version.holder_count.get();
+        let changed = news || counted != self.holders_counted;
+        self.holders_counted = counted;
+        if changed {
+            self.lookup_changed_at = now;
+        }
+        if changed && room {
+            self.lookup_backoff = Duration::ZERO;
+            self.lookup_due = Some(now + self.spread(SWARM_REFRESH_SHORT, own_node_id));
+        }
         if let Phase::LookingUp = self.phase {
             self.info_hash = Some(version.info_hash);
             match parts.state.partial_manifest(&version.info_hash) {

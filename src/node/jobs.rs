@@ -138,7 +138,7 @@ impl Node {
                         .files
                         .get(&info_hash)
                         .map_or(0, |f| u64::from(f.manifest.chunk_len(chunk)));
-                    self.credit(from_node, info_hash, bytes);
+                    self.credit(now, from_node, info_hash, bytes);
                     if let Some(standard) = &mut self.standard {
                         standard.count_downloaded(info_hash, bytes);
                     }

@@ -44,6 +44,18 @@ pub(super) struct TrackerLink {
     /// The oldest request sent since the tracker last answered, if one waits: how long the
     /// tracker has been silent, which a download that cannot find holders tells the user.
     pub(super) waiting_since: Option<Instant>,
+    /// Verified chunks not yet reported to the tracker: (uploader, file) → (chunks, bytes),
+    /// at most [`wire::CREDIT_RECORDS_MAX`] pairs (one [`wire::Credit`]'s worth).
+    pub(super) credits: BTreeMap<(u32, Hash), (u32, u64)>,
+    /// When the credits gathered so far are reported ([`CREDIT_INTERVAL`] after the first).
+    pub(super) credit_due: Option<Instant>,
+    /// When each datagram of the last [`TRACKER_WINDOW`] went to the tracker, oldest first
+    /// (at most [`TRACKER_WINDOW_SENDS_MAX`] kept): look-ups for new holders go only while
+    /// few went (see [`TrackerLink::lookup_allowed_at`]).
+    sent_at: VecDeque<Instant>,
+    /// The look-up budget as a GCRA (a token bucket kept as one time): the moment the
+    /// bucket would be empty if no look-up went meanwhile.
+    lookup_full_at: Option<Instant>,
 }
 
 impl TrackerLink {
@@ -55,6 +67,87 @@ impl TrackerLink {
     /// A datagram from the tracker was taken: it answers.
     pub(super) fn answered(&mut self) {
         self.waiting_since = None;
+    }
+
+    pub(super) fn new(addr: SocketAddr, token: u64, now: Instant) -> TrackerLink {
+        TrackerLink {
+            addr,
+            token,
+            registered: false,
+            register_due: now,
+            register_retry: TRACKER_RETRY_FIRST,
+            unanswered: 0,
+            told_user_silent: false,
+            pending: Vec::new(),
+            cookie: 0,
+            id_refusals: 0,
+            credits: BTreeMap::new(),
+            credit_due: None,
+            sent_at: VecDeque::new(),
+            lookup_full_at: None,
+            waiting_since: None,
+        }
+    }
+
+    /// A datagram went to the tracker at `now`.
+    fn sent(&mut self, now: Instant) {
+        while self
+            .sent_at
+            .front()
+            .is_some_and(|&t| now.saturating_duration_since(t) >= TRACKER_WINDOW)
+        {
+            self.sent_at.pop_front();
+        }
+        if self.sent_at.len() >= TRACKER_WINDOW_SENDS_MAX {
+            self.sent_at.pop_front();
+        }
+        self.sent_at.push_back(now);
+    }
+
+    /// When a look-up for new holders may go. Look-ups are the one request a node could
+    /// send at will (a swarm changes all the time), so they have a budget: one per
+    /// [`LOOKUP_SPACING`] on average, [`LOOKUP_BURST`] at once, and none while
+    /// [`LOOKUP_WINDOW_SENDS_MAX`] datagrams of any kind went to the tracker in the last
+    /// [`TRACKER_WINDOW`] (then when the oldest of them leaves it). Heartbeats, announces,
+    /// credit and exits are never held back; at most [`ANNOUNCE_INTERVAL`] and
+    /// [`CREDIT_INTERVAL`] apart, they take the rest of issue 14's 20 in any 10 s (a busy
+    /// downloader of the simulation's swarm sends 11 to 13 in its busiest window,
+    /// `tests/sim_tracker_traffic.rs`). Credit that is due goes inside a look-up when the
+    /// budget alone allows one ([`TrackerLink::lookup_budget_allows`]): the datagram goes
+    /// anyway, and a look-up also brings news of holders.
+    pub(super) fn lookup_allowed_at(&self, now: Instant) -> Instant {
+        let by_budget = self
+            .lookup_full_at
+            .and_then(|t| t.checked_sub(LOOKUP_SPACING * (LOOKUP_BURST - 1)))
+            .unwrap_or(now)
+            .max(now);
+        let recent: Vec<Instant> = self
+            .sent_at
+            .iter()
+            .copied()
+            .filter(|&t| now.saturating_duration_since(t) < TRACKER_WINDOW)
+            .collect();
+        let by_window = if recent.len() < LOOKUP_WINDOW_SENDS_MAX {
+            now
+        } else {
+            recent[recent.len() - LOOKUP_WINDOW_SENDS_MAX] + TRACKER_WINDOW
+        };
+        by_budget.max(by_window)
+    }
+
+    /// Whether the look-up budget alone (not the window of recent datagrams) lets a look-up
+    /// go now: for a look-up that replaces a datagram going anyway (credit that is due), so
+    /// that it adds nothing to the window.
+    pub(super) fn lookup_budget_allows(&self, now: Instant) -> bool {
+        self.lookup_full_at
+            .and_then(|t| t.checked_sub(LOOKUP_SPACING * (LOOKUP_BURST - 1)))
+            .is_none_or(|t| t <= now)
+    }
+
+    /// A look-up for new holders went at `now` (see [`TrackerLink::lookup_allowed_at`]).
+    pub(super) fn lookup_spent(&mut self, now: Instant) {
+        self.lookup_full_at =
+            Some(self.lookup_full_at.map_or(now, |t| t.max(now)) + LOOKUP_SPACING);
     }
 }
 
@@ -248,6 +341,7 @@ impl Node {
         self.out
             .send(self.tracker.addr, &Message::Register(&register));
         self.tracker.asked(now);
+        self.tracker.sent(now);
         self.tracker.unanswered += 1;
         if self.tracker.unanswered > TRACKER_SILENT_ATTEMPTS && !self.tracker.told_user_silent {
             self.tracker.told_user_silent = true;
@@ -314,11 +408,19 @@ impl Node {
                 );
             }
             TrackerAsk::Lookup(name) => {
-                let lookup = wire::Lookup { auth };
+                // The credit gathered so far rides along (what does not fit waits).
+                let credits = self.take_credits(wire::LOOKUP_CREDITS_MAX);
+                let lookup = wire::Lookup {
+                    auth,
+                    // Fits: at most LOOKUP_CREDITS_MAX.
+                    credit_count: wire::U16::new(credits.len() as u16),
+                    reserved: [0; 2],
+                };
                 self.out.send(
                     self.tracker.addr,
                     &Message::Lookup {
                         fixed: &lookup,
+                        credits: &credits,
                         name,
                     },
                 );
@@ -328,6 +430,7 @@ impl Node {
                 .send(self.tracker.addr, &Message::Exit(&wire::Exit { auth })),
         }
         self.tracker.asked(now);
+        self.tracker.sent(now);
         if let Some(pending) = self.tracker.pending.iter_mut().find(|p| p.ask == *ask) {
             pending.next_send = now + pending.retry;
             pending.retry = (pending.retry * 2).min(TRACKER_RETRY_MAX);
@@ -348,19 +451,73 @@ impl Node {
         self.ask_tracker(now, TrackerAsk::Announce(info_hash));
     }
 
-    /// Tells the tracker that `from_node` uploaded a verified chunk to us.
-    pub(super) fn credit(&mut self, from_node: u32, info_hash: Hash, bytes: u64) {
+    /// Counts a verified chunk of `bytes` that `from_node` uploaded to us. The tracker is
+    /// told [`CREDIT_INTERVAL`] after the first chunk not yet reported, of everything
+    /// gathered by then, in one datagram (at once when a report is full): one datagram per
+    /// chunk was 5 to 10 a second while a download ran (issue 14).
+    pub(super) fn credit(&mut self, now: Instant, from_node: u32, info_hash: Hash, bytes: u64) {
         if !self.tracker.registered || from_node == self.config.node_id {
             return;
         }
-        let credit = wire::Credit {
+        let key = (from_node, info_hash);
+        if !self.tracker.credits.contains_key(&key)
+            && self.tracker.credits.len() >= wire::CREDIT_RECORDS_MAX
+        {
+            self.send_credits(now);
+        }
+        let (chunks, total_bytes) = self.tracker.credits.entry(key).or_insert((0, 0));
+        *chunks = chunks.saturating_add(1);
+        *total_bytes = total_bytes.saturating_add(bytes);
+        self.tracker.credit_due.get_or_insert(now + CREDIT_INTERVAL);
+        debug_assert!(self.tracker.credits.len() <= wire::CREDIT_RECORDS_MAX);
+    }
+
+    /// Takes up to `max` of the credits gathered, as records to report; when none are left,
+    /// no report is due.
+    fn take_credits(&mut self, max: usize) -> Vec<wire::CreditRecord> {
+        let mut records = Vec::new();
+        while records.len() < max {
+            let Some(((from_node, info_hash), (chunks, bytes))) = self.tracker.credits.pop_first()
+            else {
+                break;
+            };
+            records.push(wire::CreditRecord {
+                from_node: U32::new(from_node),
+                chunks: U32::new(chunks),
+                bytes: U64::new(bytes),
+                info_hash,
+            });
+        }
+        if self.tracker.credits.is_empty() {
+            self.tracker.credit_due = None;
+        }
+        records
+    }
+
+    /// Reports the credits gathered so far, if any (when the tracker is unreachable they are
+    /// lost, as a lost datagram's would be: credit only ranks holders).
+    pub(super) fn send_credits(&mut self, now: Instant) {
+        let records = self.take_credits(wire::CREDIT_RECORDS_MAX);
+        if records.is_empty() {
+            return;
+        }
+        if !self.tracker.registered || self.standard.is_some() {
+            return;
+        }
+        let fixed = wire::Credit {
             auth: self.auth(),
-            from_node: U32::new(from_node),
-            chunks: U32::new(1),
-            bytes: U64::new(bytes),
-            info_hash,
+            // Fits: at most CREDIT_RECORDS_MAX records.
+            record_count: wire::U16::new(records.len() as u16),
+            reserved: [0; 2],
         };
-        self.out.send(self.tracker.addr, &Message::Credit(&credit));
+        self.out.send(
+            self.tracker.addr,
+            &Message::Credit {
+                fixed: &fixed,
+                records: &records,
+            },
+        );
+        self.tracker.sent(now);
     }
 }
 
@@ -388,4 +545,61 @@ pub(super) fn sharing_line(manifest: &Manifest) -> String {
         manifest.file_bytes,
         manifest.chunk_count()
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn link(now: Instant) -> TrackerLink {
+        TrackerLink::new(SocketAddr::from(([10, 0, 0, 1], 1)), 0, now)
+    }
+
+    /// Look-ups come in bursts of LOOKUP_BURST, then one per LOOKUP_SPACING.
+    #[test]
+    fn lookup_budget_allows_bursts_then_spaces_them() {
+        let t0 = Instant::now();
+        let mut link = link(t0);
+        for _ in 0..LOOKUP_BURST {
+            assert_eq!(link.lookup_allowed_at(t0), t0);
+            link.lookup_spent(t0);
+            link.sent(t0);
+        }
+        assert_eq!(link.lookup_allowed_at(t0), t0 + LOOKUP_SPACING);
+        assert!(!link.lookup_budget_allows(t0));
+        assert!(link.lookup_budget_allows(t0 + LOOKUP_SPACING));
+        let t1 = t0 + LOOKUP_SPACING;
+        link.lookup_spent(t1);
+        link.sent(t1);
+        assert_eq!(link.lookup_allowed_at(t1), t1 + LOOKUP_SPACING);
+        // Idle long enough, the whole burst is back.
+        let t2 = t1 + LOOKUP_SPACING * LOOKUP_BURST;
+        assert_eq!(link.lookup_allowed_at(t2), t2);
+    }
+
+    /// Whatever the budget, no look-up goes while LOOKUP_WINDOW_SENDS_MAX datagrams went to
+    /// the tracker in the last TRACKER_WINDOW; it may go when the oldest leaves the window.
+    #[test]
+    fn lookups_wait_while_the_window_is_full() {
+        let t0 = Instant::now();
+        let mut link = link(t0);
+        let step = Duration::from_millis(100);
+        for i in 0..LOOKUP_WINDOW_SENDS_MAX as u32 {
+            link.sent(t0 + step * i);
+        }
+        let now = t0 + step * LOOKUP_WINDOW_SENDS_MAX as u32;
+        assert_eq!(link.lookup_allowed_at(now), t0 + TRACKER_WINDOW);
+        // A look-up that replaces a datagram going anyway (credit) is held by the budget
+        // alone, which no look-up spent.
+        assert!(link.lookup_budget_allows(now));
+        assert_eq!(
+            link.lookup_allowed_at(t0 + TRACKER_WINDOW),
+            t0 + TRACKER_WINDOW
+        );
+        // The record stays bounded whatever is sent.
+        for i in 0..(3 * TRACKER_WINDOW_SENDS_MAX) as u32 {
+            link.sent(now + Duration::from_micros(u64::from(i)));
+        }
+        assert!(link.sent_at.len() <= TRACKER_WINDOW_SENDS_MAX);
+    }
 }

@@ -32,7 +32,7 @@ mod interest;
 mod pacer;
 mod rate;
 
-pub use interest::INTERESTED_MAX;
+pub use interest::{INTERESTED_MAX, SERVED_MAX};
 
 use super::{LocalFile, NodeStats, Outbox};
 use crate::Transmit;
@@ -198,6 +198,8 @@ pub(crate) struct Uploader {
     rate: rate::RateMeter,
     /// Who asked lately for the have-map of a partial file (told of new chunks at once).
     interested: interest::Interested,
+    /// Who started a chunk from us lately: told to other peers as holders (`exchange`).
+    served: interest::Served,
     /// When a piece request was last refused for want of a slot.
     refused_at: Option<Instant>,
     /// Most recently served first; at most [`SPREAD_FILES_MAX`].
@@ -243,6 +245,7 @@ impl Uploader {
             slots_allowed: UPLOAD_SLOTS_MAX,
             rate: rate::RateMeter::default(),
             interested: interest::Interested::default(),
+            served: interest::Served::default(),
             refused_at: None,
             spread: VecDeque::new(),
             shown: None,
@@ -272,7 +275,9 @@ impl Uploader {
         cookie == self.cookie(addr, epoch) || (epoch > 0 && cookie == self.cookie(addr, epoch - 1))
     }
 
-    /// A peer asked for a have-map, a manifest part or pieces.
+    /// A peer asked for a have-map, a manifest part or pieces. Returns the file and the
+    /// asker's node id when a have-map went to an address that proved it receives (the node
+    /// may then tell it of other peers: `exchange`).
     pub fn handle_request(
         &mut self,
         out: &mut Outbox,
@@ -280,14 +285,14 @@ impl Uploader {
         now: Instant,
         from: SocketAddr,
         message: &Message<'_>,
-    ) {
+    ) -> Option<(Hash, u32)> {
         let ask = match message {
             Message::HaveRequest(ask) => *ask,
             Message::ManifestRequest(request) => &request.ask,
             Message::PieceRequest(request) => &request.ask,
             Message::PacedPieceRequest(paced) => &paced.request.ask,
             Message::MtuProbe(probe) => &probe.ask,
-            _ => return,
+            _ => return None,
         };
         if !self.cookie_ok(ask.cookie.get(), from, now) {
             out.stats.welcomes_sent += 1;
@@ -295,7 +300,7 @@ impl Uploader {
                 cookie: U64::new(self.cookie(from, self.epoch(now))),
             };
             out.send(from, &Message::Welcome(&welcome));
-            return;
+            return None;
         }
         let info_hash = ask.info_hash;
         let reject = |out: &mut Outbox, chunk: u32, reason: RejectReason| {
@@ -310,7 +315,7 @@ impl Uploader {
         };
         let Some(file) = files.get(&info_hash) else {
             reject(out, 0, RejectReason::UnknownFile);
-            return;
+            return None;
         };
         let manifest = &file.manifest;
         match message {
@@ -325,12 +330,13 @@ impl Uploader {
                     None => file.have.as_bytes(),
                 };
                 send_have_map(out, from, control_bytes_max, node_id, manifest, bitmap);
+                return Some((info_hash, ask.node_id.get()));
             }
             Message::MtuProbe(probe) => {
                 // Echoes are up to 64 KiB each: only a few wait at once.
                 if out.control_len() >= MTU_PROBE_REPLIES_QUEUED_MAX {
                     out.stats.control_queue_full += 1;
-                    return;
+                    return None;
                 }
                 let reply = wire::MtuProbeReply {
                     info_hash,
@@ -343,7 +349,7 @@ impl Uploader {
                 let count = manifest.chunk_count();
                 if first > count {
                     reject(out, first, RejectReason::BadRange);
-                    return;
+                    return None;
                 }
                 // As many hashes as fit the path, with the name after them.
                 let room = self.routes.control_bytes_max(from)
@@ -376,7 +382,7 @@ impl Uploader {
                         (&paced.request, paced.pace_kib_per_s.get())
                     }
                     Message::PieceRequest(request) => (*request, 0),
-                    _ => return,
+                    _ => return None,
                 };
                 // `wire::decode` already bounded what this request can cost: pieces of at
                 // least PIECE_BYTES_MIN, at most PIECES_PER_REQUEST_MAX of them.
@@ -387,31 +393,34 @@ impl Uploader {
                 let chunk = request.chunk.get();
                 if !file.have.get(chunk) {
                     reject(out, chunk, RejectReason::MissingChunk);
-                    return;
+                    return None;
                 }
                 let (offset, length) = (request.offset.get(), request.length.get());
                 let chunk_len = manifest.chunk_len(chunk);
                 if offset.checked_add(length).is_none_or(|end| end > chunk_len) {
                     reject(out, chunk, RejectReason::BadRange);
-                    return;
+                    return None;
                 }
                 if offset == 0 && !self.least_sent_chunk(now, file, chunk) {
                     out.stats.requests_elsewhere += 1;
                     reject(out, chunk, RejectReason::Elsewhere);
-                    return;
+                    return None;
                 }
                 if !self.take_slot(now, from, manifest.chunk_bytes) {
                     // It asks again later, or asks another peer.
                     out.stats.requests_busy += 1;
                     reject(out, chunk, RejectReason::Busy);
-                    return;
+                    return None;
                 }
                 let queue = self.queues.iter().position(|q| q.to == from);
                 let queued = queue.map_or(0, |q| self.queues[q].tasks.len());
                 if self.task_count >= UPLOAD_TASKS_MAX || queued >= UPLOAD_TASKS_PER_PEER_MAX {
                     out.stats.upload_queue_full += 1;
                     reject(out, chunk, RejectReason::Busy);
-                    return;
+                    return None;
+                }
+                if offset == 0 {
+                    self.served.served(info_hash, ask.node_id.get(), from, now);
                 }
                 log::debug!(
                     "peer {from} (node {}) asks chunk {chunk} [{offset}+{length}] of {}",
@@ -453,6 +462,18 @@ impl Uploader {
             }
             _ => {}
         }
+        None
+    }
+
+    /// Peers that started a chunk of `info_hash` from us lately, newest first: (node id,
+    /// address). Their addresses proved they receive (their requests carried our cookie).
+    pub fn served_peers(&mut self, info_hash: Hash, now: Instant) -> Vec<(u32, SocketAddr)> {
+        self.served.peers(info_hash, now)
+    }
+
+    /// Peers remembered as served (bounded by [`SERVED_MAX`]).
+    pub fn served_count(&self) -> usize {
+        self.served.len()
     }
 
     /// A chunk of `file` verified here: its have-map goes at once to the peers that asked

@@ -55,10 +55,8 @@ impl Download {
             .collect();
         self.diagnosis.on_lookup(self.candidates.len());
         if self.candidates.is_empty() {
-            self.lookup_due = Some(now + LOOKUP_RETRY);
             return;
         }
-        self.lookup_due = None;
         if let Phase::LookingUp = self.phase {
             match parts.state.partial_manifest(&info_hash) {
                 Some(manifest) => {

@@ -108,7 +108,6 @@ impl Download {
         for index in self.scan_timeouts(now, &mut parts.out.stats) {
             self.narrow_path(parts, now, index);
         }
-        let mut ask_tracker = false;
         let transferring = matches!(self.phase, Phase::Transfer(_));
         if transferring && self.refresh_due.is_none_or(|t| t <= now) {
             // Swarming: new downloaders appear; the tracker knows them.
@@ -124,7 +123,26 @@ impl Download {
                 SWARM_REFRESH
             };
             self.refresh_due = Some(now + interval);
-            ask_tracker = true;
+            // Every peer we use holds nothing we still need (late in a swarm, or the peers
+            // we had left): the swarm changed, and the tracker may know better holders.
+            // (With no peer at all, the backoff of `LOOKUP_RETRY` applies instead.)
+            let stuck = match &self.phase {
+                Phase::Transfer(transfer) => {
+                    self.peers.iter().any(|p| !p.dropped)
+                        && !self.peers.iter().any(|p| {
+                            !p.dropped
+                                && (p.in_flight > 0
+                                    || p.have
+                                        .as_ref()
+                                        .is_none_or(|have| transfer.holds_needed(have)))
+                        })
+                }
+                _ => false,
+            };
+            if stuck && self.lookup_due.is_some_and(|t| t > now + interval) {
+                self.lookup_backoff = Duration::ZERO;
+                self.lookup_due = Some(now + interval);
+            }
         }
         if transferring && self.have_refresh_due.is_none_or(|t| t <= now) {
             // Partial holders gain chunks all the time: what they verified is worth having
@@ -182,12 +200,59 @@ impl Download {
         if !active {
             self.recruit(parts, now);
         }
+        // Look-ups: for holders while none is usable, for new holders while a transfer
+        // runs; each backs off while nothing changes (see `handle_lookup`).
         let need_holders = !self.peers.iter().any(|p| !p.dropped);
-        if need_holders && self.lookup_due.is_none_or(|t| t <= now) {
-            self.lookup_due = Some(now + LOOKUP_RETRY);
+        if (need_holders || transferring) && self.lookup_due.is_none_or(|t| t <= now) {
+            let partial = self
+                .peers
+                .iter()
+                .filter(|p| !p.dropped && !p.complete)
+                .count();
+            let (first, max) = if need_holders {
+                (LOOKUP_RETRY, LOOKUP_RETRY_MAX)
+            } else if partial < PARTIAL_PEERS_MAX {
+                (SWARM_REFRESH_SHORT, SWARM_LOOKUP_MAX)
+            } else {
+                (SWARM_REFRESH, SWARM_LOOKUP_MAX)
+            };
+            let wait = self.lookup_backoff.clamp(first, max);
+            // Spread while a swarm runs, where asking in step delays everyone's news of new
+            // holders; not while no holder is usable, where it would only make the backoff
+            // less regular (the stall's one per 10 s on average).
+            let spread = self.spread(wait, parts.config.node_id);
+            self.lookup_due = Some(now + if need_holders { wait } else { spread });
+            let steady = now.saturating_duration_since(self.lookup_changed_at) >= LOOKUP_STEADY;
+            self.lookup_backoff = if steady {
+                (wait * 2).min(max)
+            } else {
+                Duration::ZERO
+            };
             return true;
         }
-        ask_tracker
+        false
+    }
+
+    /// The node's look-up budget holds the look-up this download wanted until `at`.
+    pub fn defer_lookup(&mut self, at: Instant) {
+        self.lookup_due = Some(at);
+    }
+
+    /// When this download would ask the tracker for holders next, if it looks up at all
+    /// now (for holders while none is usable, for new holders while a transfer runs).
+    pub fn lookup_wanted_at(&self) -> Option<Instant> {
+        let need_holders = !self.peers.iter().any(|p| !p.dropped);
+        let transferring = matches!(self.phase, Phase::Transfer(_));
+        if self.finished() || !(need_holders || transferring) {
+            return None;
+        }
+        self.lookup_due
+    }
+
+    /// A datagram goes to the tracker now anyway (credit that is due): the look-up this
+    /// download wanted later goes with it instead (see `Node::handle_timeout`).
+    pub fn bring_lookup_forward(&mut self, now: Instant) {
+        self.lookup_due = Some(now);
     }
 
     /// Pieces requested longer than the peer's timeout ago, or overtaken by pieces asked
@@ -378,6 +443,7 @@ impl Download {
                     consider(t);
                 }
                 consider(self.refresh_due.unwrap_or(transfer.started_at));
+                consider(self.lookup_due.unwrap_or(transfer.started_at));
                 if self.peers.iter().any(|p| !p.dropped && !p.has_all()) {
                     consider(self.have_refresh_due.unwrap_or(transfer.started_at));
                 }

@@ -55,6 +55,48 @@ impl Interested {
     }
 }
 
+/// Most (file, peer) pairs remembered as served lately; the oldest is forgotten first.
+pub const SERVED_MAX: usize = 64;
+/// A peer that started a chunk from us this recently is told to others as a holder: it
+/// holds that chunk a moment later, and is a downloader of the file for a while.
+pub const SERVED_FOR: Duration = Duration::from_secs(10);
+
+/// Who started a chunk of a file from us lately: the swarm's newest partial holders, which
+/// the tracker hears of only at their next announce.
+#[derive(Default)]
+pub struct Served {
+    /// Oldest first: (file, node id, address, when it last started a chunk).
+    served: VecDeque<(Hash, u32, SocketAddr, Instant)>,
+}
+
+impl Served {
+    pub fn served(&mut self, info_hash: Hash, node_id: u32, peer: SocketAddr, now: Instant) {
+        self.served
+            .retain(|&(hash, _, addr, _)| addr != peer || hash != info_hash);
+        if self.served.len() >= SERVED_MAX {
+            self.served.pop_front();
+        }
+        self.served.push_back((info_hash, node_id, peer, now));
+    }
+
+    /// Peers served a chunk of `info_hash` within [`SERVED_FOR`], newest first; forgets
+    /// those served longer ago.
+    pub fn peers(&mut self, info_hash: Hash, now: Instant) -> Vec<(u32, SocketAddr)> {
+        self.served
+            .retain(|&(_, _, _, at)| now.saturating_duration_since(at) < SERVED_FOR);
+        self.served
+            .iter()
+            .rev()
+            .filter(|&&(hash, ..)| hash == info_hash)
+            .map(|&(_, node_id, addr, _)| (node_id, addr))
+            .collect()
+    }
+
+    pub fn len(&self) -> usize {
+        self.served.len()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

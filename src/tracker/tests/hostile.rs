@@ -70,7 +70,10 @@ fn unauthenticated_lookup_gets_only_a_small_refusal() {
             Message::Lookup {
                 fixed: &Lookup {
                     auth: auth(node_id, token),
+                    credit_count: U16::new(0),
+                    reserved: [0; 2],
                 },
+                credits: &[],
                 name: "f",
             },
         );
@@ -96,7 +99,12 @@ fn unauthenticated_lookup_gets_only_a_small_refusal() {
         t0,
         addr(6666),
         Message::Lookup {
-            fixed: &Lookup { auth: auth(1, a) },
+            fixed: &Lookup {
+                auth: auth(1, a),
+                credit_count: U16::new(0),
+                reserved: [0; 2],
+            },
+            credits: &[],
             name: "f",
         },
     );
@@ -152,7 +160,10 @@ fn a_forged_register_does_not_unlock_replies_to_a_spoofed_address() {
         Message::Lookup {
             fixed: &Lookup {
                 auth: auth(42, chosen),
+                credit_count: U16::new(0),
+                reserved: [0; 2],
             },
+            credits: &[],
             name: "f",
         },
     );

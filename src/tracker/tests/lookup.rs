@@ -321,3 +321,117 @@ fn lookups_past_the_best_by_credit_are_sampled() {
         "the samples should differ"
     );
 }
+
+/// One report carries several uploaders' credit (a node reports every few seconds); each
+/// record counts, or is refused, on its own.
+#[test]
+fn one_credit_report_carries_several_uploaders() {
+    let t0 = Instant::now();
+    let mut tracker = new_tracker(t0);
+    let mut tokens = vec![0];
+    for id in 1..=4 {
+        tokens.push(register(&mut tracker, t0, addr(4000 + id as u16), id, 0));
+    }
+    for id in 1..=3 {
+        announce(
+            &mut tracker,
+            t0,
+            addr(4000 + id as u16),
+            id,
+            tokens[id as usize],
+            hash(1),
+            "f",
+        );
+    }
+    let record = |from_node: u32, chunks: u32, bytes: u64| CreditRecord {
+        from_node: U32::new(from_node),
+        chunks: U32::new(chunks),
+        bytes: U64::new(bytes),
+        info_hash: hash(1),
+    };
+    // Node 3's and node 1's chunks count; node 4's own and an impossible one do not.
+    let records = [
+        record(3, 2, 2_000_000),
+        record(1, 1, 500_000),
+        record(4, 1, 9_000_000),
+        record(2, 1, u64::from(wire::CHUNK_BYTES_MAX) + 1),
+    ];
+    let fixed = Credit {
+        auth: auth(4, tokens[4]),
+        record_count: U16::new(records.len() as u16),
+        reserved: [0; 2],
+    };
+    let refused_before = tracker.stats().refused;
+    send(
+        &mut tracker,
+        t0,
+        addr(4004),
+        Message::Credit {
+            fixed: &fixed,
+            records: &records,
+        },
+    );
+    assert!(
+        drain(&mut tracker).is_empty(),
+        "credit reports get no reply"
+    );
+    assert_eq!(tracker.stats().refused, refused_before + 2);
+    let (_, holders) = lookup(&mut tracker, t0, addr(4004), 4, tokens[4], "f");
+    assert_eq!(holder_ids(&holders), [3, 1, 2]);
+    let credits: Vec<u64> = holders
+        .iter()
+        .map(|h| h.upload_credit_bytes.get())
+        .collect();
+    assert_eq!(credits, [2_000_000, 500_000, 0]);
+}
+
+/// A look-up carries the asker's credit: it counts before the reply is ranked.
+#[test]
+fn credit_riding_a_lookup_counts_before_the_reply() {
+    let t0 = Instant::now();
+    let mut tracker = new_tracker(t0);
+    let mut tokens = vec![0];
+    for id in 1..=3 {
+        tokens.push(register(&mut tracker, t0, addr(4000 + id as u16), id, 0));
+    }
+    for id in 1..=2 {
+        announce(
+            &mut tracker,
+            t0,
+            addr(4000 + id as u16),
+            id,
+            tokens[id as usize],
+            hash(1),
+            "f",
+        );
+    }
+    let credits = [CreditRecord {
+        from_node: U32::new(2),
+        chunks: U32::new(1),
+        bytes: U64::new(70_000),
+        info_hash: hash(1),
+    }];
+    let fixed = Lookup {
+        auth: auth(3, tokens[3]),
+        credit_count: U16::new(1),
+        reserved: [0; 2],
+    };
+    send(
+        &mut tracker,
+        t0,
+        addr(4003),
+        Message::Lookup {
+            fixed: &fixed,
+            credits: &credits,
+            name: "f",
+        },
+    );
+    let replies = drain(&mut tracker);
+    let Some(Ok(Message::LookupReply { holders, .. })) =
+        replies.first().map(|(_, bytes)| decode(bytes))
+    else {
+        panic!("no look-up reply: {replies:?}");
+    };
+    assert_eq!(holder_ids(holders), [2, 1]);
+    assert_eq!(holders[0].upload_credit_bytes.get(), 70_000);
+}

@@ -10,7 +10,8 @@ mod registry;
 
 use super::*;
 use crate::wire::{
-    Announce, Credit, Exit, HolderRecord, Lookup, Register, Registered, VersionRecord, decode,
+    Announce, Credit, CreditRecord, Exit, HolderRecord, Lookup, Register, Registered,
+    VersionRecord, decode,
 };
 use std::time::Duration;
 
@@ -191,7 +192,10 @@ fn lookup(
         Message::Lookup {
             fixed: &Lookup {
                 auth: auth(node_id, token),
+                credit_count: U16::new(0),
+                reserved: [0; 2],
             },
+            credits: &[],
             name,
         },
     );
@@ -219,14 +223,26 @@ fn credit(
     from_node: u32,
     bytes: u64,
 ) {
-    let message = Credit {
+    let fixed = Credit {
         auth: auth(reporter.0, reporter.1),
+        record_count: U16::new(1),
+        reserved: [0; 2],
+    };
+    let records = [CreditRecord {
         from_node: U32::new(from_node),
         chunks: U32::new(1),
         bytes: U64::new(bytes),
         info_hash: hash(1),
-    };
-    send(tracker, now, from, Message::Credit(&message));
+    }];
+    send(
+        tracker,
+        now,
+        from,
+        Message::Credit {
+            fixed: &fixed,
+            records: &records,
+        },
+    );
 }
 
 fn holder_ids(holders: &[HolderRecord]) -> Vec<u32> {

@@ -459,3 +459,106 @@ fn mtu_probes() {
     dirty[1_000] = 1;
     assert_eq!(decode(&dirty), Err(DecodeError::ReservedNotZero));
 }
+
+#[test]
+fn credit_records_bounded_and_checked() {
+    let valid = encoded(&Message::Credit {
+        fixed: &CREDIT,
+        records: &CREDIT_RECORDS,
+    });
+    let mut bytes = valid.clone();
+    // record_count sits after the header and the 12-byte auth.
+    bytes[20..22].copy_from_slice(&((CREDIT_RECORDS_MAX + 1) as u16).to_be_bytes());
+    assert_eq!(
+        refused(&valid, &bytes),
+        DecodeError::CountOverLimit(Kind::Credit)
+    );
+    let mut bytes = valid.clone();
+    bytes[20..22].copy_from_slice(&0u16.to_be_bytes());
+    bytes.truncate(size_of::<Header>() + size_of::<Credit>());
+    assert_eq!(refused(&valid, &bytes), DecodeError::BadShape(Kind::Credit));
+    let mut bytes = valid.clone();
+    bytes[22] = 1;
+    assert_eq!(refused(&valid, &bytes), DecodeError::ReservedNotZero);
+    // A full report round-trips.
+    let records = [CREDIT_RECORDS[0]; CREDIT_RECORDS_MAX];
+    let fixed = Credit {
+        auth: AUTH,
+        record_count: U16::new(CREDIT_RECORDS_MAX as u16),
+        reserved: [0; 2],
+    };
+    let full = Message::Credit {
+        fixed: &fixed,
+        records: &records,
+    };
+    let bytes = encoded(&full);
+    assert!(bytes.len() <= crate::mtu::SAFE_DATAGRAM_BYTES as usize);
+    assert_eq!(decode(&bytes), Ok(full));
+}
+
+#[test]
+fn peers_bounded_and_checked() {
+    let valid = encoded(&Message::Peers {
+        fixed: &PEERS,
+        peers: &PEER_RECORDS,
+    });
+    // Offsets: header 8, info hash 20, node id 4, then peer_count (2) and reserved (2);
+    // the first record follows at 36: node id 4, port 2, complete, reserved, address 16.
+    let mut bytes = valid.clone();
+    bytes[32..34].copy_from_slice(&((PEERS_PER_EXCHANGE_MAX + 1) as u16).to_be_bytes());
+    assert_eq!(
+        refused(&valid, &bytes),
+        DecodeError::CountOverLimit(Kind::Peers)
+    );
+    let mut bytes = valid.clone();
+    bytes[34] = 1;
+    assert_eq!(refused(&valid, &bytes), DecodeError::ReservedNotZero);
+    let mut bytes = valid.clone();
+    bytes[43] = 1;
+    assert_eq!(refused(&valid, &bytes), DecodeError::ReservedNotZero);
+    let mut bytes = valid.clone();
+    bytes[42] = 2;
+    assert_eq!(refused(&valid, &bytes), DecodeError::BadShape(Kind::Peers));
+    let mut bytes = valid.clone();
+    bytes[40..42].copy_from_slice(&0u16.to_be_bytes());
+    assert_eq!(refused(&valid, &bytes), DecodeError::BadShape(Kind::Peers));
+    // None listed is a valid (empty) list.
+    let fixed = Peers {
+        peer_count: U16::new(0),
+        ..PEERS
+    };
+    let empty = Message::Peers {
+        fixed: &fixed,
+        peers: &[],
+    };
+    assert_eq!(decode(&encoded(&empty)), Ok(empty));
+}
+
+#[test]
+fn lookup_carries_bounded_credit() {
+    let credits = [CREDIT_RECORDS[0]; LOOKUP_CREDITS_MAX];
+    let fixed = Lookup {
+        auth: AUTH,
+        credit_count: U16::new(LOOKUP_CREDITS_MAX as u16),
+        reserved: [0; 2],
+    };
+    let name = "n".repeat(NAME_BYTES_MAX);
+    let full = Message::Lookup {
+        fixed: &fixed,
+        credits: &credits,
+        name: &name,
+    };
+    let valid = encoded(&full);
+    assert!(valid.len() <= crate::mtu::SAFE_DATAGRAM_BYTES as usize);
+    assert_eq!(decode(&valid), Ok(full));
+    // credit_count sits after the header and the 12-byte auth.
+    let mut bytes = valid.clone();
+    bytes[20..22].copy_from_slice(&((LOOKUP_CREDITS_MAX + 1) as u16).to_be_bytes());
+    assert_eq!(
+        refused(&valid, &bytes),
+        DecodeError::CountOverLimit(Kind::Lookup)
+    );
+    let mut bytes = valid.clone();
+    bytes[23] = 1;
+    assert_eq!(refused(&valid, &bytes), DecodeError::ReservedNotZero);
+}

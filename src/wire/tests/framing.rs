@@ -34,7 +34,7 @@ fn bad_version() {
 #[test]
 fn unknown_kind() {
     let valid = encoded(&Message::ExitAck(&EXIT_ACK));
-    for kind in [0x00, 0x0c, 0x0f, 0x1c, 0xff] {
+    for kind in [0x00, 0x0c, 0x0f, 0x1d, 0xff] {
         let mut bytes = valid.clone();
         bytes[5] = kind;
         assert_eq!(refused(&valid, &bytes), DecodeError::UnknownKind(kind));
@@ -123,9 +123,24 @@ fn short_body() {
             );
         }
     }
-    let valid = encoded(&Message::Credit(&CREDIT));
-    let short = &valid[..valid.len() - 1];
-    assert_eq!(refused(&valid, short), DecodeError::ShortBody(Kind::Credit));
+    // A record cut short: the count says more than arrived.
+    for message in [
+        Message::Credit {
+            fixed: &CREDIT,
+            records: &CREDIT_RECORDS,
+        },
+        Message::Peers {
+            fixed: &PEERS,
+            peers: &PEER_RECORDS,
+        },
+    ] {
+        let valid = encoded(&message);
+        let short = &valid[..valid.len() - 1];
+        assert_eq!(
+            refused(&valid, short),
+            DecodeError::LengthMismatch(message.kind())
+        );
+    }
 }
 
 #[test]

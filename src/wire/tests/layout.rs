@@ -99,10 +99,11 @@ fn refused_bytes() {
 
 #[test]
 fn lookup_bytes_with_name_tail() {
-    let expected = *b"TRNT\x03\x05\0\0\0\0\0\x07\x01\x02\x03\x04\x05\x06\x07\x08file_A.txt";
+    let expected = *b"TRNT\x03\x05\0\0\0\0\0\x07\x01\x02\x03\x04\x05\x06\x07\x08\0\0\0\0file_A.txt";
     assert_eq!(
         encoded(&Message::Lookup {
             fixed: &LOOKUP,
+            credits: &[],
             name: "file_A.txt"
         }),
         expected
@@ -111,6 +112,7 @@ fn lookup_bytes_with_name_tail() {
         decode(&expected),
         Ok(Message::Lookup {
             fixed: &LOOKUP,
+            credits: &[],
             name: "file_A.txt"
         })
     );

@@ -54,7 +54,11 @@ static ANNOUNCED: Announced = Announced {
     info_hash: INFO_HASH,
     chunks_held: U32::new(7),
 };
-static LOOKUP: Lookup = Lookup { auth: AUTH };
+static LOOKUP: Lookup = Lookup {
+    auth: AUTH,
+    credit_count: U16::new(0),
+    reserved: [0; 2],
+};
 static VERSIONS: [VersionRecord; 2] = [
     VersionRecord {
         info_hash: INFO_HASH,
@@ -76,11 +80,45 @@ static HOLDERS: [HolderRecord; 3] = [
 ];
 static CREDIT: Credit = Credit {
     auth: AUTH,
-    from_node: U32::new(3),
-    chunks: U32::new(2),
-    bytes: U64::new(2 * CHUNK_BYTES as u64),
-    info_hash: INFO_HASH,
+    record_count: U16::new(2),
+    reserved: [0; 2],
 };
+static CREDIT_RECORDS: [CreditRecord; 2] = [
+    CreditRecord {
+        from_node: U32::new(3),
+        chunks: U32::new(2),
+        bytes: U64::new(2 * CHUNK_BYTES as u64),
+        info_hash: INFO_HASH,
+    },
+    CreditRecord {
+        from_node: U32::new(4),
+        chunks: U32::new(1),
+        bytes: U64::new(CHUNK_BYTES as u64),
+        info_hash: [0xcd; HASH_BYTES],
+    },
+];
+static PEERS: Peers = Peers {
+    info_hash: INFO_HASH,
+    node_id: U32::new(9),
+    peer_count: U16::new(2),
+    reserved: [0; 2],
+};
+static PEER_RECORDS: [PeerRecord; 2] = [
+    PeerRecord {
+        node_id: U32::new(5),
+        port: U16::new(4000),
+        complete: 1,
+        reserved: 0,
+        ip: [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 10, 0, 0, 5],
+    },
+    PeerRecord {
+        node_id: U32::new(6),
+        port: U16::new(4001),
+        complete: 0,
+        reserved: 0,
+        ip: [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 10, 0, 0, 6],
+    },
+];
 static EXIT: Exit = Exit { auth: AUTH };
 static EXIT_ACK: ExitAck = ExitAck {
     node_id: U32::new(7),
@@ -168,7 +206,7 @@ const fn holder(node_id: u32, version: u8, ip: [u8; 4]) -> HolderRecord {
 }
 
 /// One valid message of every kind, in [`Kind::ALL`] order.
-fn samples() -> [Message<'static>; 23] {
+fn samples() -> [Message<'static>; 24] {
     [
         Message::Register(&REGISTER),
         Message::Registered(&REGISTERED),
@@ -179,6 +217,7 @@ fn samples() -> [Message<'static>; 23] {
         Message::Announced(&ANNOUNCED),
         Message::Lookup {
             fixed: &LOOKUP,
+            credits: &[],
             name: "file_A.txt",
         },
         Message::LookupReply {
@@ -186,7 +225,10 @@ fn samples() -> [Message<'static>; 23] {
             holders: &HOLDERS,
             name: "file_A.txt",
         },
-        Message::Credit(&CREDIT),
+        Message::Credit {
+            fixed: &CREDIT,
+            records: &CREDIT_RECORDS,
+        },
         Message::Exit(&EXIT),
         Message::ExitAck(&EXIT_ACK),
         Message::Refused(&REFUSED),
@@ -215,6 +257,10 @@ fn samples() -> [Message<'static>; 23] {
         Message::StampedPiece {
             fixed: &STAMPED_PIECE,
             data: b"some piece data",
+        },
+        Message::Peers {
+            fixed: &PEERS,
+            peers: &PEER_RECORDS,
         },
     ]
 }
