@@ -730,8 +730,8 @@ fn bound_to_all_addresses_replies_leave_from_the_address_asked() {
 
 /// The tracker listens on 0.0.0.0 and is asked at 127.0.0.2, which the kernel would answer
 /// from 127.0.0.1 (its source for loopback); the holder listens on 0.0.0.0 and is given to
-/// peers at 127.0.0.3. Every answer must come from the address asked, or the asker drops it:
-/// the nodes could not register, nor the download get a piece.
+/// peers at 127.0.0.3 (its `status` says so). Every answer must come from the address
+/// asked, or the asker drops it: the nodes could not register, nor the download get a piece.
 fn reply_source_scenario() {
     let scratch = Scratch::new("advertise-reply-source");
     let data = random_bytes(18, FILE_BYTES);
@@ -757,6 +757,10 @@ fn reply_source_scenario() {
     );
     holder.expect_line("the tracker gives peers our advertised address");
     holder.expect_line(&format!("sharing {NAME} "));
+    // `status` says where peers are sent.
+    holder.send_line("status");
+    let listed = holder.expect_line("the tracker gives peers 127.0.0.3:");
+    assert!(listed.ends_with(" (our advertised address)"), "{listed}");
     let (mut downloader, _) = start_node(
         &scratch,
         2,

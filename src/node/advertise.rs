@@ -120,6 +120,13 @@ pub(super) struct Listing {
     listed_elsewhere: u32,
 }
 
+impl Listing {
+    /// The address our tracker gives peers for this node, once a Registered reply said.
+    pub(super) fn listed(&self) -> Option<SocketAddr> {
+        self.listed
+    }
+}
+
 impl Node {
     /// The address fields of a Register: what we advertise, and the cookie that proves it.
     pub(super) fn register_advertise(&self) -> ([u8; 16], u16, u64) {

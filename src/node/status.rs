@@ -46,6 +46,17 @@ impl Node {
             self.tracker.addr,
             self.state.files_dir().display()
         );
+        if let Some(listed) = self.listing.listed() {
+            // Where peers are sent to reach us, and whether that is what we advertise.
+            let advertised = match self.me.advertise() {
+                Some(advertise) if advertise == listed => " (our advertised address)".to_string(),
+                Some(advertise) => {
+                    format!(" (not our advertised {advertise}: the tracker has not verified it)")
+                }
+                None => String::new(),
+            };
+            let _ = writeln!(text, "the tracker gives peers {listed}{advertised}");
+        }
         let mut files: Vec<&LocalFile> = self.files.values().collect();
         files.sort_by(|a, b| a.manifest.name.cmp(&b.manifest.name));
         let _ = writeln!(text, "files held: {}", files.len());
