@@ -276,25 +276,40 @@ fn netns_node(scratch: &Scratch, id: u32, tracker: SocketAddr, extra: &[&str]) -
     list
 }
 
-/// 25% of the packets into the downloader are lost. The download completes, byte for byte;
-/// `status` and the periodic line name the loss, with a rate near the one nftables drops; and
-/// nothing ever calls the holder gone or silent, since it answers all along.
-#[test]
-fn a_lossy_holder_is_named_and_never_called_gone() {
+/// A tracker and a holder of `data` (as `name`) in one namespace, a downloader in the other,
+/// the path into the downloader impaired by `rule`: the processes and what they run in.
+/// Fields drop in order, the processes before the namespaces they run in.
+struct NetnsSwarm {
+    downloader: Proc,
+    holder: Proc,
+    tracker: Proc,
+    scratch: Scratch,
+    downloader_ns: Netns,
+    _holder_ns: Netns,
+}
+
+/// Starts a [`NetnsSwarm`] (the holder with `holder_extra` flags, sharing once this
+/// returns; the downloader with `--download NAME --exit-when-done` and `downloader_extra`),
+/// or `None` after printing SKIPPED when this machine cannot build the network.
+fn netns_swarm(
+    test: &str,
+    rule: Option<&str>,
+    name: &str,
+    data: &[u8],
+    holder_extra: &[&str],
+    downloader_extra: &[&str],
+) -> Option<NetnsSwarm> {
     if let Some(reason) = netns::missing_requirement(&TOOLS) {
         println!("SKIPPED: {reason} ({INSTALL})");
-        return;
+        return None;
     }
-    let rule = format!("numgen random mod 100 < {LOSS_PERCENT}");
-    let (holder_ns, downloader_ns) = match impaired_pair("loss", Some(&rule)) {
+    let (holder_ns, downloader_ns) = match impaired_pair(test, rule) {
         Ok(Some(pair)) => pair,
-        Ok(None) => return,
+        Ok(None) => return None,
         Err(error) => panic!("cannot build the test network: {error}"),
     };
-    let scratch = Scratch::new("diag-lossy");
-    let name = "lossy.bin";
-    let data = random_bytes(0x15, 4 << 20);
-    scratch.put_file(1, name, &data);
+    let scratch = Scratch::new(&format!("diag-{test}"));
+    scratch.put_file(1, name, data);
     fs::create_dir_all(scratch.node_dir(2)).expect("create the downloader's directory");
     let logs = scratch.logs().display().to_string();
     let listen = format!("{HOLDER_IP}:0");
@@ -304,28 +319,58 @@ fn a_lossy_holder_is_named_and_never_called_gone() {
         &args(&["tracker", "--listen", &listen, "--log-dir", &logs]),
     );
     let tracker_addr = tracker.expect_tracker_addr();
-    // Slowed so that the transfer lasts past the first periodic line (10 s).
+    let mut holder_flags = vec!["--send", name];
+    holder_flags.extend_from_slice(holder_extra);
     let mut holder = holder_ns.spawn(
         "holder",
         &scratch.root,
-        &netns_node(
-            &scratch,
-            1,
-            tracker_addr,
-            &["--send", name, "--max-upload-rate", "256K"],
-        ),
+        &netns_node(&scratch, 1, tracker_addr, &holder_flags),
     );
     holder.expect_line(&format!("sharing {name} "));
-    let mut downloader = downloader_ns.spawn(
+    let mut downloader_flags = vec!["--download", name, "--exit-when-done"];
+    downloader_flags.extend_from_slice(downloader_extra);
+    let downloader = downloader_ns.spawn(
         "downloader",
         &scratch.root,
-        &netns_node(
-            &scratch,
-            2,
-            tracker_addr,
-            &["--download", name, "--exit-when-done"],
-        ),
+        &netns_node(&scratch, 2, tracker_addr, &downloader_flags),
     );
+    Some(NetnsSwarm {
+        downloader,
+        holder,
+        tracker,
+        scratch,
+        downloader_ns,
+        _holder_ns: holder_ns,
+    })
+}
+
+/// 25% of the packets into the downloader are lost. The download completes, byte for byte;
+/// `status` and the periodic line name the loss, with a rate near the one nftables drops; and
+/// nothing ever calls the holder gone or silent, since it answers all along.
+#[test]
+fn a_lossy_holder_is_named_and_never_called_gone() {
+    let rule = format!("numgen random mod 100 < {LOSS_PERCENT}");
+    let name = "lossy.bin";
+    let data = random_bytes(0x15, 4 << 20);
+    // The holder slowed so that the transfer lasts past the first periodic line (10 s).
+    let Some(swarm) = netns_swarm(
+        "lossy",
+        Some(&rule),
+        name,
+        &data,
+        &["--max-upload-rate", "256K"],
+        &[],
+    ) else {
+        return;
+    };
+    let NetnsSwarm {
+        _holder_ns,
+        downloader_ns,
+        scratch,
+        mut tracker,
+        mut holder,
+        mut downloader,
+    } = swarm;
     downloader.expect_line(&format!("node 2 listening on {DOWNLOADER_IP}:"));
     // `status` names the loss on the download's line.
     let expected = format!("  downloading {name} ");
@@ -416,49 +461,25 @@ fn a_lossy_holder_is_named_and_never_called_gone() {
 /// the node said before: "node 1 stopped answering", then "every holder ... is gone").
 #[test]
 fn a_holder_whose_pieces_never_arrive_is_not_called_gone() {
-    if let Some(reason) = netns::missing_requirement(&TOOLS) {
-        println!("SKIPPED: {reason} ({INSTALL})");
-        return;
-    }
-    let (holder_ns, downloader_ns) = match impaired_pair("large", Some("ip length > 600")) {
-        Ok(Some(pair)) => pair,
-        Ok(None) => return,
-        Err(error) => panic!("cannot build the test network: {error}"),
-    };
-    let scratch = Scratch::new("diag-no-pieces");
     let name = "narrow.bin";
-    scratch.put_file(1, name, &random_bytes(0x16, 1 << 20));
-    fs::create_dir_all(scratch.node_dir(2)).expect("create the downloader's directory");
-    let logs = scratch.logs().display().to_string();
-    let listen = format!("{HOLDER_IP}:0");
-    let mut tracker = holder_ns.spawn(
-        "tracker",
-        &scratch.root,
-        &args(&["tracker", "--listen", &listen, "--log-dir", &logs]),
-    );
-    let tracker_addr = tracker.expect_tracker_addr();
-    let mut holder = holder_ns.spawn(
-        "holder",
-        &scratch.root,
-        &netns_node(&scratch, 1, tracker_addr, &["--send", name]),
-    );
-    holder.expect_line(&format!("sharing {name} "));
-    let mut downloader = downloader_ns.spawn(
-        "downloader",
-        &scratch.root,
-        &netns_node(
-            &scratch,
-            2,
-            tracker_addr,
-            &[
-                "--download",
-                name,
-                "--exit-when-done",
-                "--give-up-after",
-                "3",
-            ],
-        ),
-    );
+    let Some(swarm) = netns_swarm(
+        "large",
+        Some("ip length > 600"),
+        name,
+        &random_bytes(0x16, 1 << 20),
+        &[],
+        &["--give-up-after", "3"],
+    ) else {
+        return;
+    };
+    let NetnsSwarm {
+        _holder_ns,
+        downloader_ns: _downloader_ns,
+        scratch,
+        mut tracker,
+        mut holder,
+        mut downloader,
+    } = swarm;
     let code = downloader.expect_exit(DOWNLOAD_TIMEOUT);
     holder.kill();
     tracker.kill();
@@ -505,57 +526,27 @@ fn a_holder_whose_pieces_never_arrive_is_not_called_gone() {
 /// and the download completes byte for byte, nobody called gone.
 #[test]
 fn a_path_that_narrows_mid_transfer_is_named() {
-    if let Some(reason) = netns::missing_requirement(&TOOLS) {
-        println!("SKIPPED: {reason} ({INSTALL})");
-        return;
-    }
-    let (holder_ns, downloader_ns) = match impaired_pair("narrow", None) {
-        Ok(Some(pair)) => pair,
-        Ok(None) => return,
-        Err(error) => panic!("cannot build the test network: {error}"),
-    };
-    let scratch = Scratch::new("diag-narrowed");
     let name = "narrowed.bin";
     let data = random_bytes(0x17, 4 << 20);
-    scratch.put_file(1, name, &data);
-    fs::create_dir_all(scratch.node_dir(2)).expect("create the downloader's directory");
-    let logs = scratch.logs().display().to_string();
-    let listen = format!("{HOLDER_IP}:0");
-    let mut tracker = holder_ns.spawn(
-        "tracker",
-        &scratch.root,
-        &args(&["tracker", "--listen", &listen, "--log-dir", &logs]),
-    );
-    let tracker_addr = tracker.expect_tracker_addr();
     // About 4 s for the file, in 64 KiB chunks: the path narrows after the first.
-    let mut holder = holder_ns.spawn(
-        "holder",
-        &scratch.root,
-        &netns_node(
-            &scratch,
-            1,
-            tracker_addr,
-            &[
-                "--send",
-                name,
-                "--max-upload-rate",
-                "1M",
-                "--chunk-size",
-                "64K",
-            ],
-        ),
-    );
-    holder.expect_line(&format!("sharing {name} "));
-    let mut downloader = downloader_ns.spawn(
-        "downloader",
-        &scratch.root,
-        &netns_node(
-            &scratch,
-            2,
-            tracker_addr,
-            &["--download", name, "--exit-when-done"],
-        ),
-    );
+    let Some(swarm) = netns_swarm(
+        "narrow",
+        None,
+        name,
+        &data,
+        &["--max-upload-rate", "1M", "--chunk-size", "64K"],
+        &[],
+    ) else {
+        return;
+    };
+    let NetnsSwarm {
+        _holder_ns,
+        downloader_ns,
+        scratch,
+        mut tracker,
+        mut holder,
+        mut downloader,
+    } = swarm;
     // The search has confirmed 1,472-byte datagrams (its log says) before the path narrows.
     let log_path = scratch.logs().join("node2.log");
     let deadline = Instant::now() + LINE_TIMEOUT;
