@@ -276,6 +276,19 @@ fn netns_node(scratch: &Scratch, id: u32, tracker: SocketAddr, extra: &[&str]) -
     list
 }
 
+/// Every line, printed or logged by `downloader` (whose log is `log`), that calls a holder
+/// gone or silent: none may, in a test where the holder answers all along.
+fn called_gone(downloader: &Proc, log: &str) -> Vec<String> {
+    downloader
+        .stdout_lines()
+        .iter()
+        .map(String::as_str)
+        .chain(log.lines())
+        .filter(|line| line.contains("stopped answering") || line.contains("gone"))
+        .map(|line| format!("the holder answers, yet: {line}"))
+        .collect()
+}
+
 /// A tracker and a holder of `data` (as `name`) in one namespace, a downloader in the other,
 /// the path into the downloader impaired by `rule`: the processes and what they run in.
 /// Fields drop in order, the processes before the namespaces they run in.
@@ -432,16 +445,7 @@ fn a_lossy_holder_is_named_and_never_called_gone() {
         ));
     }
     let log = fs::read_to_string(scratch.logs().join("node2.log")).unwrap_or_default();
-    for line in downloader
-        .stdout_lines()
-        .iter()
-        .map(String::as_str)
-        .chain(log.lines())
-    {
-        if line.contains("stopped answering") || line.contains("gone") {
-            failures.push(format!("the holder answers, yet: {line}"));
-        }
-    }
+    failures.extend(called_gone(&downloader, &log));
     println!(
         "lossy: exit {code}; told: {periodic}; nftables: {}",
         dropped.split_whitespace().collect::<Vec<_>>().join(" ")
@@ -501,16 +505,7 @@ fn a_holder_whose_pieces_never_arrive_is_not_called_gone() {
         ));
     }
     let log = fs::read_to_string(scratch.logs().join("node2.log")).unwrap_or_default();
-    for line in downloader
-        .stdout_lines()
-        .iter()
-        .map(String::as_str)
-        .chain(log.lines())
-    {
-        if line.contains("stopped answering") || line.contains("gone") {
-            failures.push(format!("the holder answers, yet: {line}"));
-        }
-    }
+    failures.extend(called_gone(&downloader, &log));
     println!("no pieces: exit {code}; {failure}");
     assert!(
         failures.is_empty(),
@@ -597,16 +592,7 @@ fn a_path_that_narrows_mid_transfer_is_named() {
         Err(error) => failures.push(format!("no copy: {error}")),
     }
     let log = fs::read_to_string(&log_path).unwrap_or_default();
-    for line in downloader
-        .stdout_lines()
-        .iter()
-        .map(String::as_str)
-        .chain(log.lines())
-    {
-        if line.contains("stopped answering") || line.contains("gone") {
-            failures.push(format!("the holder answers, yet: {line}"));
-        }
-    }
+    failures.extend(called_gone(&downloader, &log));
     println!("narrowed: exit {code}; {told}");
     assert!(
         failures.is_empty(),

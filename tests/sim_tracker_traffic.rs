@@ -120,6 +120,21 @@ fn download(sim: &mut Sim, node: usize) {
     );
 }
 
+/// A swarm of `downloaders` at 256 KiB/s each, in 64 KiB chunks of 8 KiB pieces, every
+/// download begun together; returns the sim, the downloaders and when they began.
+fn swarm_downloading(seed: u64, bytes: &[u8], downloaders: usize) -> (Sim, Vec<usize>, Duration) {
+    let configure = |config: &mut NodeConfig| {
+        config.chunk_bytes = 64 << 10;
+        config.piece_bytes = 8 << 10;
+    };
+    let (mut sim, _holder, downloaders) = swarm(seed, bytes, downloaders, 256 << 10, configure);
+    let start = sim.elapsed();
+    for &node in &downloaders {
+        download(&mut sim, node);
+    }
+    (sim, downloaders, start)
+}
+
 /// A holder and 24 downloaders, every upload at 256 KiB/s: the swarm takes some 20 s of
 /// virtual time, long enough for many windows. Every downloader keeps to the goal from its
 /// start until 40 s after the last one finished; in that last stretch nothing changes, and
@@ -130,15 +145,7 @@ fn swarm_download_keeps_tracker_traffic_under_two_a_second() {
     const FILE_BYTES: usize = 3 << 20;
     let seed = seed();
     let bytes = content(FILE_BYTES, seed);
-    let configure = |config: &mut NodeConfig| {
-        config.chunk_bytes = 64 << 10;
-        config.piece_bytes = 8 << 10;
-    };
-    let (mut sim, _holder, downloaders) = swarm(seed, &bytes, DOWNLOADERS, 256 << 10, configure);
-    let start = sim.elapsed();
-    for &node in &downloaders {
-        download(&mut sim, node);
-    }
+    let (mut sim, downloaders, start) = swarm_downloading(seed, &bytes, DOWNLOADERS);
     sim.run_until(
         |sim| downloaders.iter().all(|&node| sim.completed(node, NAME)),
         Duration::from_secs(300),
@@ -205,15 +212,7 @@ fn downloads_begun_together_ask_the_tracker_out_of_step() {
     const TO: Duration = Duration::from_secs(3);
     let seed = seed();
     let bytes = content(FILE_BYTES, seed);
-    let configure = |config: &mut NodeConfig| {
-        config.chunk_bytes = 64 << 10;
-        config.piece_bytes = 8 << 10;
-    };
-    let (mut sim, _holder, downloaders) = swarm(seed, &bytes, DOWNLOADERS, 256 << 10, configure);
-    let start = sim.elapsed();
-    for &node in &downloaders {
-        download(&mut sim, node);
-    }
+    let (mut sim, downloaders, start) = swarm_downloading(seed, &bytes, DOWNLOADERS);
     sim.run_for(TO);
     let mut per_step = std::collections::BTreeMap::<u128, usize>::new();
     let mut sends = 0;
@@ -331,15 +330,7 @@ fn a_forming_swarm_keeps_asking_for_new_holders() {
     const EARLY_SENDS_MIN: usize = 6;
     let seed = seed();
     let bytes = content(FILE_BYTES, seed);
-    let configure = |config: &mut NodeConfig| {
-        config.chunk_bytes = 64 << 10;
-        config.piece_bytes = 8 << 10;
-    };
-    let (mut sim, _holder, downloaders) = swarm(seed, &bytes, DOWNLOADERS, 256 << 10, configure);
-    let start = sim.elapsed();
-    for &node in &downloaders {
-        download(&mut sim, node);
-    }
+    let (mut sim, downloaders, start) = swarm_downloading(seed, &bytes, DOWNLOADERS);
     sim.run_for(EARLY);
     let mut early: Vec<usize> = downloaders
         .iter()
