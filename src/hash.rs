@@ -3,7 +3,8 @@
 //! The design card named `sha1_smol`; it hashed 362 MiB/s against 1.2 GiB/s for RustCrypto's
 //! `sha1` (which uses the CPU's SHA instructions when it has them) in `cargo bench --bench
 //! throughput -- sha1` on this machine class, and hashing is most of a downloader's CPU time
-//! after copying. Hence this crate; the README records the figures.
+//! after copying. Hence this crate; bench/README.md ("Choices the figures forced") records
+//! the figures.
 
 use crate::wire::Hash;
 use sha1::Digest;

@@ -43,7 +43,7 @@ const GOAL_RATIO: f64 = 2.0;
 /// Whether each case meets the goal: from then on the test asserts it. Until then the test
 /// checks completion and the bytes only, and prints the ratio.
 /// At seeds 1 to 20 (2026-11-30): equal 1.84-1.98 T*, mixed 1.71-1.92 T* except seeds 7 and
-/// 13 (2.06 each): met, with a thin margin (README, Performance).
+/// 13 (2.06 each): met, with a thin margin (bench/README.md).
 const EQUAL_GOAL_MET: bool = true;
 const MIXED_GOAL_MET: bool = true;
 /// The seeds `cargo test` runs each case at (some 20 s of real time each; three made the
