@@ -7,7 +7,8 @@
 use crate::console;
 use crate::impair::ImpairConfig;
 use crate::logging;
-use crate::node::PaceMode;
+use crate::node::{NodeConfig, PaceMode};
+use crate::tracker::TrackerConfig;
 use crate::wire;
 use getopts::{Matches, Options, ParsingStyle};
 use std::fmt;
@@ -289,11 +290,12 @@ fn double_dash(usage: &str) -> String {
 }
 
 fn parse_tracker(args: &[String]) -> Result<Invocation, UsageError> {
+    let tracker_defaults = TrackerConfig::default();
     let mut opts = options();
     opts.optopt(
         "",
         "listen",
-        "address to listen on (default 127.0.0.1:12345; port 0 picks one)",
+        &format!("address to listen on (default {TRACKER_ADDRESS_DEFAULT}; port 0 picks one)"),
         "ADDR",
     );
     opts.optopt(
@@ -308,23 +310,32 @@ fn parse_tracker(args: &[String]) -> Result<Invocation, UsageError> {
         "where _tracker.log goes (default logs)",
         "DIR",
     );
-    opts.optopt("", "log-size", LOG_SIZE_HELP, "BYTES");
+    opts.optopt("", "log-size", &log_size_help(), "BYTES");
     opts.optopt(
         "",
         "expiry",
-        "forget a node silent this long, seconds (default 22)",
+        &format!(
+            "forget a node silent this long, seconds (default {})",
+            tracker_defaults.expiry.as_secs()
+        ),
         "SECS",
     );
     opts.optopt(
         "",
         "heartbeat-interval",
-        "heartbeat interval told to nodes, seconds (default 20)",
+        &format!(
+            "heartbeat interval told to nodes, seconds (default {})",
+            tracker_defaults.heartbeat_interval.as_secs()
+        ),
         "SECS",
     );
     opts.optopt(
         "",
         "announce-interval",
-        "announce interval told to standard BitTorrent clients, seconds (default 120)",
+        &format!(
+            "announce interval told to standard BitTorrent clients, seconds (default {})",
+            tracker_defaults.announce_interval.as_secs()
+        ),
         "SECS",
     );
     opts.optopt(
@@ -339,19 +350,24 @@ fn parse_tracker(args: &[String]) -> Result<Invocation, UsageError> {
         return Ok(help(&opts, "usage: torrent tracker [options]"));
     }
     Ok(Invocation::Tracker(TrackerArgs {
-        listen: address(&m, "listen", "127.0.0.1:12345")?,
+        listen: address(&m, "listen", TRACKER_ADDRESS_DEFAULT)?,
         db_dir: directory(&m, "db-dir", "tracker_db")?,
         log_dir: directory(&m, "log-dir", "logs")?,
         log_bytes_max: log_size(&m)?,
-        expiry: seconds(&m, "expiry", 22.0)?,
-        heartbeat_interval: seconds(&m, "heartbeat-interval", 20.0)?,
-        announce_interval: seconds(&m, "announce-interval", 120.0)?,
+        expiry: seconds(&m, "expiry", tracker_defaults.expiry)?,
+        heartbeat_interval: seconds(
+            &m,
+            "heartbeat-interval",
+            tracker_defaults.heartbeat_interval,
+        )?,
+        announce_interval: seconds(&m, "announce-interval", tracker_defaults.announce_interval)?,
         log_level: log_level(&m)?,
         impair: impair(&m)?,
     }))
 }
 
 fn parse_node(args: &[String]) -> Result<Invocation, UsageError> {
+    let node_defaults = NodeConfig::new(0, SocketAddr::from(([127, 0, 0, 1], 0)));
     let mut opts = options();
     opts.optopt(
         "",
@@ -363,7 +379,7 @@ fn parse_node(args: &[String]) -> Result<Invocation, UsageError> {
     opts.optopt(
         "",
         "tracker",
-        "our tracker at HOST:PORT (default 127.0.0.1:12345), or a standard BitTorrent tracker at udp://HOST:PORT (BEP 15: opentracker, aquatic_udp; files are then found by info hash, and there is no credit, exit or ranking)",
+        &format!("our tracker at HOST:PORT (default {TRACKER_ADDRESS_DEFAULT}), or a standard BitTorrent tracker at udp://HOST:PORT (BEP 15: opentracker, aquatic_udp; files are then found by info hash, and there is no credit, exit or ranking)"),
         "ADDR",
     );
     opts.optopt(
@@ -384,7 +400,7 @@ fn parse_node(args: &[String]) -> Result<Invocation, UsageError> {
         "where node<N>.log goes (default logs)",
         "DIR",
     );
-    opts.optopt("", "log-size", LOG_SIZE_HELP, "BYTES");
+    opts.optopt("", "log-size", &log_size_help(), "BYTES");
     opts.optopt(
         "",
         "listen",
@@ -423,32 +439,49 @@ fn parse_node(args: &[String]) -> Result<Invocation, UsageError> {
     opts.optopt(
         "",
         "give-up-after",
-        "fail a download with no usable holder for this long, seconds (default 30)",
+        &format!(
+            "fail a download with no usable holder for this long, seconds (default {})",
+            node_defaults.give_up_after.as_secs()
+        ),
         "SECS",
     );
     opts.optopt(
         "",
         "peers",
-        "holders to download from at once (default 3)",
+        &format!(
+            "holders to download from at once (default {})",
+            node_defaults.peers_max
+        ),
         "N",
     );
-    opts.optopt("", "piece-size", "data bytes per datagram at most (default 65471, the most one IPv4 datagram holds; toward a peer across a network, what the path carries)", "BYTES");
+    opts.optopt("", "piece-size", &format!("data bytes per datagram at most (default {}, the most one IPv4 datagram holds; toward a peer across a network, what the path carries)", node_defaults.piece_bytes), "BYTES");
     opts.optopt(
         "",
         "chunk-size",
-        "chunk size for shared files, a power of two, 16K to 64M (default 1M)",
+        &format!(
+            "chunk size for shared files, a power of two, {} to {} (default {})",
+            show_bytes(wire::CHUNK_BYTES_MIN.into()),
+            show_bytes(wire::CHUNK_BYTES_MAX.into()),
+            show_bytes(node_defaults.chunk_bytes.into())
+        ),
         "BYTES",
     );
     opts.optopt(
         "",
         "heartbeat-interval",
-        "seconds between heartbeats to the tracker (default 20)",
+        &format!(
+            "seconds between heartbeats to the tracker (default {})",
+            node_defaults.heartbeat_interval.as_secs()
+        ),
         "SECS",
     );
     opts.optopt(
         "",
         "socket-buffer",
-        "socket buffer to ask the kernel for (default 4M)",
+        &format!(
+            "socket buffer to ask the kernel for (default {})",
+            show_bytes(SOCKET_BUFFER_BYTES_DEFAULT)
+        ),
         "BYTES",
     );
     opts.optopt(
@@ -515,7 +548,7 @@ fn parse_node(args: &[String]) -> Result<Invocation, UsageError> {
                     "the tracker of {path}, {url}, cannot be used ({e}); give --tracker"
                 ))
             })?,
-            None => (resolve("tracker", "127.0.0.1:12345")?, false),
+            None => (resolve("tracker", TRACKER_ADDRESS_DEFAULT)?, false),
         },
     };
     let piece_bytes = piece_size(&m, wire::PIECE_BYTES_MAX as u64)?;
@@ -531,7 +564,7 @@ fn parse_node(args: &[String]) -> Result<Invocation, UsageError> {
             "--chunk-size: must be a power of two from 16K to 64M".into(),
         ));
     }
-    let peers = count(&m, "peers", 3)?;
+    let peers = count(&m, "peers", node_defaults.peers_max)?;
     let advertise = match m.opt_str("advertise") {
         Some(text) => Some(
             advertise_address(&text, tracker)
@@ -562,13 +595,18 @@ fn parse_node(args: &[String]) -> Result<Invocation, UsageError> {
         export,
         download,
         exit_when_done: m.opt_present("exit-when-done"),
-        give_up_after: seconds(&m, "give-up-after", 30.0)?,
+        give_up_after: seconds(&m, "give-up-after", node_defaults.give_up_after)?,
         peers,
         piece_bytes,
         chunk_bytes: chunk_bytes as u32,
-        heartbeat_interval: seconds(&m, "heartbeat-interval", 20.0)?,
-        socket_buffer_bytes: bytes(&m, "socket-buffer", 4 << 20, 1, SOCKET_BUFFER_BYTES_MAX)?
-            as usize,
+        heartbeat_interval: seconds(&m, "heartbeat-interval", node_defaults.heartbeat_interval)?,
+        socket_buffer_bytes: bytes(
+            &m,
+            "socket-buffer",
+            SOCKET_BUFFER_BYTES_DEFAULT,
+            1,
+            SOCKET_BUFFER_BYTES_MAX,
+        )? as usize,
         max_upload_bytes_per_s: match m.opt_str("max-upload-rate") {
             None => None,
             Some(text) => match parse_size(&text) {
@@ -785,8 +823,12 @@ fn piece_size(m: &Matches, default: u64) -> Result<u32, UsageError> {
     .map(|n| n as u32)
 }
 
-const LOG_SIZE_HELP: &str =
-    "move the log to LOG.1 (replacing the last one) when it reaches this size (default 64M)";
+fn log_size_help() -> String {
+    format!(
+        "move the log to LOG.1 (replacing the last one) when it reaches this size (default {})",
+        show_bytes(logging::LOG_BYTES_MAX)
+    )
+}
 
 /// `--log-size`: from [`logging::LOG_BYTES_MIN`] to any size.
 fn log_size(m: &Matches) -> Result<u64, UsageError> {
@@ -855,6 +897,13 @@ fn resolve_text(text: &str) -> Result<SocketAddr, String> {
         .ok_or_else(|| format!("'{text}' resolves to no address"))
 }
 
+/// Where our tracker listens, and where a node looks for it, unless told otherwise (the
+/// seed's `TRACKER_ADDR`). The other defaults are the configurations' own
+/// ([`TrackerConfig::default`], [`NodeConfig::new`]), so that each is written once.
+pub const TRACKER_ADDRESS_DEFAULT: &str = "127.0.0.1:12345";
+/// The socket buffer asked of the kernel (the seed's `BUFFER_SIZE`); the log says when the
+/// kernel grants less.
+pub const SOCKET_BUFFER_BYTES_DEFAULT: u64 = 4 << 20;
 /// Longest duration a flag takes, in seconds (about four months).
 pub const SECONDS_MAX: f64 = 1e7;
 /// Shortest duration a flag takes, in seconds: shorter timers would only spin the loop.
@@ -866,9 +915,9 @@ pub const SOCKET_BUFFER_BYTES_MAX: u64 = 1 << 30;
 /// Largest file `torrent demo` makes.
 pub const DEMO_BYTES_MAX: u64 = 1 << 40;
 
-fn seconds(m: &Matches, name: &str, default: f64) -> Result<Duration, UsageError> {
+fn seconds(m: &Matches, name: &str, default: Duration) -> Result<Duration, UsageError> {
     let Some(text) = m.opt_str(name) else {
-        return Ok(Duration::from_secs_f64(default));
+        return Ok(default);
     };
     match text.parse::<f64>() {
         Ok(s) if s.is_finite() && s > SECONDS_MAX => Err(UsageError(format!(

@@ -20,7 +20,7 @@
 //! Helper threads (hashers, the console) never touch the core: they talk to the reactor
 //! through crossbeam channels and wake it with a [`mio::Waker`].
 
-use crate::cli::{NodeArgs, TrackerArgs};
+use crate::cli::{self, NodeArgs, TrackerArgs};
 use crate::console;
 use crate::impair::{ImpairConfig, Impairment, Verdict};
 use crate::logging;
@@ -318,7 +318,11 @@ pub fn run_tracker(args: TrackerArgs) -> Result<i32, String> {
         );
         return Ok(2);
     }
-    let (mut io, _) = Io::new(args.listen, 4 << 20, args.impair)?;
+    let (mut io, _) = Io::new(
+        args.listen,
+        cli::SOCKET_BUFFER_BYTES_DEFAULT as usize,
+        args.impair,
+    )?;
     // Replies answer separate requests: equal ones to one client may go as one GSO send.
     io.send_batch.group_replies();
     let now = Instant::now();
