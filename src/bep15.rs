@@ -25,7 +25,7 @@
 //! error response     action 4 (3), transaction id 4, message (UTF-8, the rest of the datagram)
 //! ```
 
-use crate::wire::{Hash, MAGIC, U16, U32, U64};
+use crate::wire::{Hash, MAGIC, U16, U32, U64, wire_enum};
 use bytemuck::{Pod, Zeroable};
 use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -79,7 +79,7 @@ pub struct AnnounceRequest {
 impl AnnounceRequest {
     pub fn event(&self) -> Event {
         // Checked by decode_request; a view built by hand with a bad value reads as None.
-        Event::from_u32(self.event.get()).unwrap_or(Event::None)
+        Event::from_repr(self.event.get()).unwrap_or(Event::None)
     }
 
     /// How many peers the client wants; `None` for the tracker's default (any negative).
@@ -151,25 +151,13 @@ const _: () = {
     assert!(REQUEST_BYTES_MAX == 1_496);
 };
 
-/// BEP 15's announce events.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Event {
-    None = 0,
-    Completed = 1,
-    Started = 2,
-    Stopped = 3,
-}
-
-impl Event {
-    pub fn from_u32(value: u32) -> Option<Event> {
-        [
-            Event::None,
-            Event::Completed,
-            Event::Started,
-            Event::Stopped,
-        ]
-        .into_iter()
-        .find(|event| *event as u32 == value)
+wire_enum! {
+    /// BEP 15's announce events.
+    pub enum Event: u32 {
+        None = 0,
+        Completed = 1,
+        Started = 2,
+        Stopped = 3,
     }
 }
 
@@ -315,7 +303,7 @@ pub fn decode_request(bytes: &[u8]) -> Result<Request<'_>, RequestError> {
             if options.len() > ANNOUNCE_OPTIONS_BYTES_MAX {
                 return Err(sendable(Malformed::AnnounceTooLong));
             }
-            if Event::from_u32(announce.event.get()).is_none() {
+            if Event::from_repr(announce.event.get()).is_none() {
                 return Err(sendable(Malformed::BadEvent(announce.event.get())));
             }
             Ok(Request::Announce(announce))

@@ -85,66 +85,66 @@ big_endian!(U16, u16, 2);
 big_endian!(U32, u32, 4);
 big_endian!(U64, u64, 8);
 
-/// Kinds of datagram. Tracker protocol below 0x10, peer protocol from 0x10.
-#[repr(u8)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Kind {
-    Register = 0x01,
-    Registered = 0x02,
-    Announce = 0x03,
-    Announced = 0x04,
-    Lookup = 0x05,
-    LookupReply = 0x06,
-    Credit = 0x07,
-    Exit = 0x08,
-    ExitAck = 0x09,
-    Refused = 0x0a,
-    Challenge = 0x0b,
-    Welcome = 0x10,
-    HaveRequest = 0x11,
-    HaveMap = 0x12,
-    ManifestRequest = 0x13,
-    ManifestPart = 0x14,
-    PieceRequest = 0x15,
-    Piece = 0x16,
-    Reject = 0x17,
-    MtuProbe = 0x18,
-    MtuProbeReply = 0x19,
-    PacedPieceRequest = 0x1a,
-    StampedPiece = 0x1b,
-    Peers = 0x1c,
+/// Declares a field-less enum that travels on the wire as a `$repr` number, with `ALL` (every
+/// value, in declaration order) and `from_repr` (the value a received number stands for, or
+/// `None`), so that no lookup is written out by hand and none can miss a variant.
+macro_rules! wire_enum {
+    (
+        $(#[$meta:meta])*
+        $vis:vis enum $name:ident: $repr:ident {
+            $($(#[$variant_meta:meta])* $variant:ident = $value:literal,)+
+        }
+    ) => {
+        $(#[$meta])*
+        #[repr($repr)]
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        $vis enum $name {
+            $($(#[$variant_meta])* $variant = $value,)+
+        }
+
+        impl $name {
+            /// Every value, in declaration order.
+            pub const ALL: [$name; [$(stringify!($variant)),+].len()] = [$($name::$variant),+];
+
+            /// The value `number` stands for on the wire, if any.
+            pub fn from_repr(number: $repr) -> Option<$name> {
+                match number {
+                    $($value => Some($name::$variant),)+
+                    _ => None,
+                }
+            }
+        }
+    };
 }
+pub(crate) use wire_enum;
 
-impl Kind {
-    const ALL: [Kind; 24] = [
-        Kind::Register,
-        Kind::Registered,
-        Kind::Announce,
-        Kind::Announced,
-        Kind::Lookup,
-        Kind::LookupReply,
-        Kind::Credit,
-        Kind::Exit,
-        Kind::ExitAck,
-        Kind::Refused,
-        Kind::Challenge,
-        Kind::Welcome,
-        Kind::HaveRequest,
-        Kind::HaveMap,
-        Kind::ManifestRequest,
-        Kind::ManifestPart,
-        Kind::PieceRequest,
-        Kind::Piece,
-        Kind::Reject,
-        Kind::MtuProbe,
-        Kind::MtuProbeReply,
-        Kind::PacedPieceRequest,
-        Kind::StampedPiece,
-        Kind::Peers,
-    ];
-
-    pub fn from_u8(byte: u8) -> Option<Kind> {
-        Kind::ALL.into_iter().find(|kind| *kind as u8 == byte)
+wire_enum! {
+    /// Kinds of datagram. Tracker protocol below 0x10, peer protocol from 0x10.
+    pub enum Kind: u8 {
+        Register = 0x01,
+        Registered = 0x02,
+        Announce = 0x03,
+        Announced = 0x04,
+        Lookup = 0x05,
+        LookupReply = 0x06,
+        Credit = 0x07,
+        Exit = 0x08,
+        ExitAck = 0x09,
+        Refused = 0x0a,
+        Challenge = 0x0b,
+        Welcome = 0x10,
+        HaveRequest = 0x11,
+        HaveMap = 0x12,
+        ManifestRequest = 0x13,
+        ManifestPart = 0x14,
+        PieceRequest = 0x15,
+        Piece = 0x16,
+        Reject = 0x17,
+        MtuProbe = 0x18,
+        MtuProbeReply = 0x19,
+        PacedPieceRequest = 0x1a,
+        StampedPiece = 0x1b,
+        Peers = 0x1c,
     }
 }
 
@@ -367,30 +367,17 @@ pub struct ExitAck {
     pub node_id: U32,
 }
 
-/// Why the tracker refused a request.
-#[repr(u16)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RefusedReason {
-    /// The node id is not registered (never was, expired, or exited): register again.
-    UnknownNode = 1,
-    /// The token does not match the one the tracker handed this node id.
-    BadToken = 2,
-    /// The tracker's tables are full.
-    Full = 3,
-    /// The announce contradicts what the tracker knows of this info hash.
-    Conflict = 4,
-}
-
-impl RefusedReason {
-    pub fn from_u16(value: u16) -> Option<Self> {
-        [
-            Self::UnknownNode,
-            Self::BadToken,
-            Self::Full,
-            Self::Conflict,
-        ]
-        .into_iter()
-        .find(|reason| *reason as u16 == value)
+wire_enum! {
+    /// Why the tracker refused a request.
+    pub enum RefusedReason: u16 {
+        /// The node id is not registered (never was, expired, or exited): register again.
+        UnknownNode = 1,
+        /// The token does not match the one the tracker handed this node id.
+        BadToken = 2,
+        /// The tracker's tables are full.
+        Full = 3,
+        /// The announce contradicts what the tracker knows of this info hash.
+        Conflict = 4,
     }
 }
 
@@ -549,33 +536,19 @@ pub struct PeerRecord {
 /// Smallest probe: an [`MtuProbeReply`] without padding.
 pub const MTU_PROBE_BYTES_MIN: usize = size_of::<Header>() + size_of::<MtuProbeReply>();
 
-/// Why a peer refused a request.
-#[repr(u16)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RejectReason {
-    /// I do not share this info hash (any more).
-    UnknownFile = 1,
-    /// I do not hold this chunk (yet).
-    MissingChunk = 2,
-    /// The request does not fit the file (offset, length, piece size).
-    BadRange = 3,
-    /// I serve other peers now: ask again later, or ask another peer.
-    Busy = 4,
-    /// I hold this chunk but send the chunks others lack first: get it from another peer.
-    Elsewhere = 5,
-}
-
-impl RejectReason {
-    pub fn from_u16(value: u16) -> Option<Self> {
-        [
-            Self::UnknownFile,
-            Self::MissingChunk,
-            Self::BadRange,
-            Self::Busy,
-            Self::Elsewhere,
-        ]
-        .into_iter()
-        .find(|reason| *reason as u16 == value)
+wire_enum! {
+    /// Why a peer refused a request.
+    pub enum RejectReason: u16 {
+        /// I do not share this info hash (any more).
+        UnknownFile = 1,
+        /// I do not hold this chunk (yet).
+        MissingChunk = 2,
+        /// The request does not fit the file (offset, length, piece size).
+        BadRange = 3,
+        /// I serve other peers now: ask again later, or ask another peer.
+        Busy = 4,
+        /// I hold this chunk but send the chunks others lack first: get it from another peer.
+        Elsewhere = 5,
     }
 }
 
@@ -896,7 +869,7 @@ pub fn decode(bytes: &[u8]) -> Result<Message<'_>, DecodeError> {
     if header.version != VERSION {
         return Err(DecodeError::BadVersion(header.version));
     }
-    let kind = Kind::from_u8(header.kind).ok_or(DecodeError::UnknownKind(header.kind))?;
+    let kind = Kind::from_repr(header.kind).ok_or(DecodeError::UnknownKind(header.kind))?;
     if header.reserved != [0; 2] {
         return Err(DecodeError::ReservedNotZero);
     }
@@ -1012,7 +985,7 @@ pub fn decode(bytes: &[u8]) -> Result<Message<'_>, DecodeError> {
             if refused.reserved != 0 {
                 return Err(DecodeError::ReservedNotZero);
             }
-            if RefusedReason::from_u16(refused.reason.get()).is_none() {
+            if RefusedReason::from_repr(refused.reason.get()).is_none() {
                 return Err(DecodeError::UnknownReason);
             }
             Message::Refused(refused)
@@ -1102,7 +1075,7 @@ pub fn decode(bytes: &[u8]) -> Result<Message<'_>, DecodeError> {
             if reject.reserved != [0; 2] {
                 return Err(DecodeError::ReservedNotZero);
             }
-            if RejectReason::from_u16(reject.reason.get()).is_none() {
+            if RejectReason::from_repr(reject.reason.get()).is_none() {
                 return Err(DecodeError::UnknownReason);
             }
             Message::Reject(reject)

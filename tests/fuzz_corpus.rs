@@ -45,7 +45,7 @@ fn wire_decode_corpus() {
         }
     }
     // The corpus seeds the fuzzer with every kind, and with refusals.
-    let known = (0..=u8::MAX).filter(|byte| wire::Kind::from_u8(*byte).is_some());
+    let known = (0..=u8::MAX).filter(|byte| wire::Kind::from_repr(*byte).is_some());
     assert_eq!(kinds, known.collect::<BTreeSet<_>>());
     assert!(refused > 0);
 }

@@ -519,7 +519,7 @@ impl Download {
             Message::Reject(reject) if reject.info_hash == info_hash => {
                 self.peers[index].last_heard = now;
                 let chunk = reject.chunk.get();
-                match RejectReason::from_u16(reject.reason.get()) {
+                match RejectReason::from_repr(reject.reason.get()) {
                     // "Get it from another peer": as if it did not hold it, until its next
                     // have-map.
                     Some(reason @ (RejectReason::MissingChunk | RejectReason::Elsewhere)) => {

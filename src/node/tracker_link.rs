@@ -262,7 +262,7 @@ impl Node {
                 self.tracker.pending.retain(|p| p.ask != TrackerAsk::Exit);
                 self.finish_exit("the tracker was told");
             }
-            Message::Refused(refused) => match RefusedReason::from_u16(refused.reason.get()) {
+            Message::Refused(refused) => match RefusedReason::from_repr(refused.reason.get()) {
                 Some(RefusedReason::UnknownNode) => {
                     // The tracker forgot us (expiry, or it lost its state): register again at
                     // once; on success every file is announced again.

@@ -325,13 +325,13 @@ fn unknown_reason() {
     }
     for reason in 1..=4 {
         assert_eq!(
-            RefusedReason::from_u16(reason).map(|r| r as u16),
+            RefusedReason::from_repr(reason).map(|r| r as u16),
             Some(reason)
         );
     }
     for reason in 1..=5 {
         assert_eq!(
-            RejectReason::from_u16(reason).map(|r| r as u16),
+            RejectReason::from_repr(reason).map(|r| r as u16),
             Some(reason)
         );
     }

@@ -92,7 +92,7 @@ fn refused_bytes() {
     };
     assert_eq!(refused.request_kind, Kind::Announce as u8);
     assert_eq!(
-        RefusedReason::from_u16(refused.reason.get()),
+        RefusedReason::from_repr(refused.reason.get()),
         Some(RefusedReason::Conflict)
     );
 }
@@ -242,10 +242,10 @@ fn every_kind_round_trips() {
 #[test]
 fn kind_bytes_round_trip() {
     for kind in Kind::ALL {
-        assert_eq!(Kind::from_u8(kind as u8), Some(kind));
+        assert_eq!(Kind::from_repr(kind as u8), Some(kind));
     }
     let known = (0..=u8::MAX)
-        .filter(|byte| Kind::from_u8(*byte).is_some())
+        .filter(|byte| Kind::from_repr(*byte).is_some())
         .count();
     assert_eq!(known, Kind::ALL.len());
 }
