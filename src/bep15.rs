@@ -25,7 +25,7 @@
 //! error response     action 4 (3), transaction id 4, message (UTF-8, the rest of the datagram)
 //! ```
 
-use crate::wire::{Hash, MAGIC, U16, U32, U64, wire_enum};
+use crate::wire::{EncodeError, Hash, MAGIC, U16, U32, U64, Writer, wire_enum};
 use bytemuck::{Pod, Zeroable};
 use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -421,36 +421,6 @@ pub fn decode_response(bytes: &[u8], ipv6: bool) -> Result<Response<'_>, Malform
     }
 }
 
-/// The buffer given to an `encode_*` function is too small.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct TooLong;
-
-/// Appends byte strings to a buffer without passing its end.
-struct Writer<'b> {
-    buf: &'b mut [u8],
-    len: usize,
-}
-
-impl<'b> Writer<'b> {
-    fn new(buf: &'b mut [u8]) -> Self {
-        Writer { buf, len: 0 }
-    }
-
-    fn put(&mut self, bytes: &[u8]) -> Result<(), TooLong> {
-        let end = self.len.checked_add(bytes.len()).ok_or(TooLong)?;
-        self.buf
-            .get_mut(self.len..end)
-            .ok_or(TooLong)?
-            .copy_from_slice(bytes);
-        self.len = end;
-        Ok(())
-    }
-
-    fn put_pod<T: Pod>(&mut self, value: &T) -> Result<(), TooLong> {
-        self.put(bytemuck::bytes_of(value))
-    }
-}
-
 fn response_header(action: u32, transaction_id: u32) -> ResponseHeader {
     ResponseHeader {
         action: U32::new(action),
@@ -462,13 +432,13 @@ pub fn encode_connect_response(
     buf: &mut [u8],
     transaction_id: u32,
     connection_id: u64,
-) -> Result<usize, TooLong> {
-    let mut w = Writer::new(buf);
+) -> Result<usize, EncodeError> {
+    let mut w = Writer::raw(buf);
     w.put_pod(&ConnectResponse {
         header: response_header(ACTION_CONNECT, transaction_id),
         connection_id: U64::new(connection_id),
     })?;
-    Ok(w.len)
+    Ok(w.finish())
 }
 
 /// An announce response. Peers of the other family than `ipv6` says are skipped: BEP 15
@@ -478,8 +448,8 @@ pub fn encode_announce_response(
     fixed: &AnnounceResponse,
     ipv6: bool,
     peers: &[SocketAddr],
-) -> Result<usize, TooLong> {
-    let mut w = Writer::new(buf);
+) -> Result<usize, EncodeError> {
+    let mut w = Writer::raw(buf);
     w.put_pod(fixed)?;
     for peer in peers {
         match (peer, ipv6) {
@@ -494,18 +464,18 @@ pub fn encode_announce_response(
             _ => {}
         }
     }
-    Ok(w.len)
+    Ok(w.finish())
 }
 
 pub fn encode_scrape_response(
     buf: &mut [u8],
     transaction_id: u32,
     stats: &[ScrapeStats],
-) -> Result<usize, TooLong> {
-    let mut w = Writer::new(buf);
+) -> Result<usize, EncodeError> {
+    let mut w = Writer::raw(buf);
     w.put_pod(&response_header(ACTION_SCRAPE, transaction_id))?;
     w.put(bytemuck::cast_slice(stats))?;
-    Ok(w.len)
+    Ok(w.finish())
 }
 
 /// An error response; the message is cut to [`ERROR_MESSAGE_BYTES_MAX`] (at a character).
@@ -513,26 +483,26 @@ pub fn encode_error_response(
     buf: &mut [u8],
     transaction_id: u32,
     message: &str,
-) -> Result<usize, TooLong> {
+) -> Result<usize, EncodeError> {
     let mut end = message.len().min(ERROR_MESSAGE_BYTES_MAX);
     while !message.is_char_boundary(end) {
         end -= 1;
     }
-    let mut w = Writer::new(buf);
+    let mut w = Writer::raw(buf);
     w.put_pod(&response_header(ACTION_ERROR, transaction_id))?;
     w.put(&message.as_bytes()[..end])?;
-    Ok(w.len)
+    Ok(w.finish())
 }
 
 /// A connect request, as a client sends it.
-pub fn encode_connect_request(buf: &mut [u8], transaction_id: u32) -> Result<usize, TooLong> {
-    let mut w = Writer::new(buf);
+pub fn encode_connect_request(buf: &mut [u8], transaction_id: u32) -> Result<usize, EncodeError> {
+    let mut w = Writer::raw(buf);
     w.put_pod(&RequestHeader {
         connection_id: U64::new(PROTOCOL_ID),
         action: U32::new(ACTION_CONNECT),
         transaction_id: U32::new(transaction_id),
     })?;
-    Ok(w.len)
+    Ok(w.finish())
 }
 
 /// A scrape request, as a client sends it.
@@ -541,15 +511,15 @@ pub fn encode_scrape_request(
     connection_id: u64,
     transaction_id: u32,
     info_hashes: &[Hash],
-) -> Result<usize, TooLong> {
-    let mut w = Writer::new(buf);
+) -> Result<usize, EncodeError> {
+    let mut w = Writer::raw(buf);
     w.put_pod(&RequestHeader {
         connection_id: U64::new(connection_id),
         action: U32::new(ACTION_SCRAPE),
         transaction_id: U32::new(transaction_id),
     })?;
     w.put(bytemuck::cast_slice(info_hashes))?;
-    Ok(w.len)
+    Ok(w.finish())
 }
 
 #[cfg(test)]

@@ -347,7 +347,7 @@ impl Tracker {
                 .encode(buf),
                 Outgoing::ExitAck(m) => Message::ExitAck(m).encode(buf),
                 Outgoing::Refused(m) => Message::Refused(m).encode(buf),
-                Outgoing::Bep15(m) => m.encode(buf).map_err(|_| wire::EncodeError::TooLong),
+                Outgoing::Bep15(m) => m.encode(buf),
             };
             match encoded {
                 Ok(len) => {

@@ -1130,33 +1130,34 @@ pub enum EncodeError {
     TooLong,
 }
 
-/// Appends byte strings to a buffer, refusing to pass its end or the datagram limit.
+/// Appends byte strings to a buffer, refusing to pass its end or the datagram limit: the one
+/// writer of both protocols' datagrams (ours, and BEP 15's in `bep15.rs`).
 pub struct Writer<'b> {
     buf: &'b mut [u8],
     len: usize,
 }
 
 impl<'b> Writer<'b> {
-    /// Starts a datagram of `kind` in `buf`.
+    /// Starts a datagram of ours, of `kind`, in `buf`: its header is written.
     pub fn new(buf: &'b mut [u8], kind: Kind) -> Result<Self, EncodeError> {
-        let mut writer = Writer { buf, len: 0 };
+        let mut writer = Writer::raw(buf);
         let header = Header {
             magic: MAGIC,
             version: VERSION,
             kind: kind as u8,
             reserved: [0; 2],
         };
-        writer.put(bytemuck::bytes_of(&header))?;
+        writer.put_pod(&header)?;
         Ok(writer)
     }
 
+    /// Starts an empty datagram in `buf`, with no header (BEP 15's have their own).
+    pub fn raw(buf: &'b mut [u8]) -> Self {
+        Writer { buf, len: 0 }
+    }
+
     pub fn put(&mut self, bytes: &[u8]) -> Result<(), EncodeError> {
-        let end = self.len + bytes.len();
-        if end > self.buf.len() || end > DATAGRAM_BYTES_MAX {
-            return Err(EncodeError::TooLong);
-        }
-        self.buf[self.len..end].copy_from_slice(bytes);
-        self.len = end;
+        self.tail_mut(bytes.len())?.copy_from_slice(bytes);
         Ok(())
     }
 
@@ -1165,15 +1166,16 @@ impl<'b> Writer<'b> {
     }
 
     /// Room left for a tail, and a way to fill it in place (piece data is copied once,
-    /// from the mapping straight into the datagram).
+    /// from the file straight into the datagram).
     pub fn tail_mut(&mut self, len: usize) -> Result<&mut [u8], EncodeError> {
-        let end = self.len + len;
-        if end > self.buf.len() || end > DATAGRAM_BYTES_MAX {
-            return Err(EncodeError::TooLong);
-        }
         let start = self.len;
+        let end = start
+            .checked_add(len)
+            .filter(|end| *end <= DATAGRAM_BYTES_MAX)
+            .ok_or(EncodeError::TooLong)?;
+        let tail = self.buf.get_mut(start..end).ok_or(EncodeError::TooLong)?;
         self.len = end;
-        Ok(&mut self.buf[start..end])
+        Ok(tail)
     }
 
     /// The datagram's length.

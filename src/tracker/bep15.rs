@@ -24,7 +24,7 @@
 use super::{DropReason, Outgoing, Tracker, TrackerEvent};
 use crate::bep15::{self as proto, AnnounceRequest, Event, Request, RequestError, ScrapeStats};
 use crate::secrets::Secrets;
-use crate::wire::{self, Hash, U32};
+use crate::wire::{self, EncodeError, Hash, U32};
 use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::net::{IpAddr, SocketAddr};
@@ -156,7 +156,7 @@ pub(super) enum Reply {
 }
 
 impl Reply {
-    pub(super) fn encode(&self, buf: &mut [u8]) -> Result<usize, proto::TooLong> {
+    pub(super) fn encode(&self, buf: &mut [u8]) -> Result<usize, EncodeError> {
         match self {
             Reply::Connect {
                 transaction_id,
@@ -166,7 +166,7 @@ impl Reply {
                 let len = proto::encode_announce_response(buf, fixed, *ipv6, &[])?;
                 let end = len + peers.len();
                 buf.get_mut(len..end)
-                    .ok_or(proto::TooLong)?
+                    .ok_or(EncodeError::TooLong)?
                     .copy_from_slice(peers);
                 Ok(end)
             }
