@@ -208,24 +208,42 @@ impl Dir {
         Ok((name, File::from(fd)))
     }
 
-    /// Writes a small file so that readers see the old or the new content, never a mix:
-    /// a new temporary file, synced, renamed over `name`; then the directory is synced, so
-    /// that after a crash the rename itself is not lost (a restarted process would read the
-    /// old content, or none).
+    /// Writes a small file so that readers see the old or the new content, never a mix, and
+    /// a crash loses neither (see [`Dir::write_whole`]).
     pub fn write_atomically(&self, name: &str, bytes: &[u8]) -> io::Result<()> {
+        self.write_whole(self, name, bytes, Existing::Replace)
+    }
+
+    /// Writes `name` in `target` whole, the one way this program writes a small file: the
+    /// bytes go to a new temporary file here (on `target`'s file system, under a name no
+    /// user file can have), are synced, and are moved into place, replacing what was there
+    /// or, with [`Existing::Keep`], failing with [`io::ErrorKind::AlreadyExists`] (see
+    /// [`Dir::publish`]); then `target` is synced, so that after a crash the move itself is
+    /// not lost. Readers see the old content (or none) or the new, never a mix.
+    pub fn write_whole(
+        &self,
+        target: &Dir,
+        name: &str,
+        bytes: &[u8],
+        existing: Existing,
+    ) -> io::Result<()> {
         check_component(name)?;
+        let path = target.path_of(name);
         let (tmp, mut file) = self.create_temporary()?;
-        let written = file
+        let moved = file
             .write_all(bytes)
             .and_then(|()| file.sync_all())
-            .and_then(|()| {
-                rustix::fs::renameat(&self.fd, tmp.as_str(), &self.fd, name).map_err(Into::into)
+            .map_err(|error| at(&path, error))
+            .and_then(|()| match existing {
+                Existing::Replace => rustix::fs::renameat(&self.fd, tmp.as_str(), &target.fd, name)
+                    .map_err(|error| at(&path, error.into())),
+                Existing::Keep => self.publish(&tmp, &file, target, name),
             });
-        if let Err(error) = written {
+        if let Err(error) = moved {
             let _ = self.remove(&tmp);
-            return Err(at(&self.path_of(name), error));
+            return Err(error);
         }
-        self.sync()
+        target.sync()
     }
 
     /// Reads a whole small regular file, refusing one larger than `limit_bytes`.
@@ -434,6 +452,15 @@ fn refused(path: &Path, what: &str) -> io::Error {
 }
 
 /// The error, with the path it concerns in front.
+/// What [`Dir::write_whole`] does when the name is taken.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Existing {
+    /// Replace it (the program's own state: a registry, a have-map).
+    Replace,
+    /// Keep it and fail (a file in the user's directory is never replaced).
+    Keep,
+}
+
 fn at(path: &Path, error: io::Error) -> io::Error {
     io::Error::new(error.kind(), format!("{}: {error}", path.display()))
 }

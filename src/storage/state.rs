@@ -2,14 +2,14 @@
 //! identity, cached manifests, partial downloads, publishing and exports. The layout is in
 //! the parent module's documentation; how each file is opened, in [`super::dir`].
 
-use super::dir::{self, Access, Dir};
+use super::dir::{self, Access, Dir, Existing};
 use super::{
     Bitmap, FileStamp, MANIFEST_FILE_BYTES_MAX, Manifest, Mapping, STATE_DIR_NAME,
     changed_while_hashed, hash_chunks, missing_bytes, reserve,
 };
 use crate::wire::{self, Hash};
 use std::fs::File;
-use std::io::{self, Write};
+use std::io;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -107,27 +107,17 @@ impl StateDir {
         format!("{}.{extension}", wire::hex(info_hash))
     }
 
-    /// Writes `DIR/name` whole (a `.torrent` export): the bytes go to a new temporary file
-    /// in the state directory first (same file system, and no user file can be named so),
-    /// are synced, then moved into place, so a reader never sees half a file. An existing
-    /// `DIR/name` is never replaced: the error is [`io::ErrorKind::AlreadyExists`].
+    /// Writes `DIR/name` whole (a `.torrent` export), through a temporary file in the state
+    /// directory (see [`Dir::write_whole`]). An existing `DIR/name` is never replaced: the
+    /// error is [`io::ErrorKind::AlreadyExists`].
     pub fn write_file(&self, name: &str, bytes: &[u8]) -> io::Result<PathBuf> {
         let dirs = &self.dirs;
         let path = self.file_path(name);
         if dirs.files.contains(name) {
             return Err(already_exists(&path));
         }
-        let (tmp, mut file) = dirs.root.create_temporary()?;
-        let published = file
-            .write_all(bytes)
-            .and_then(|()| file.sync_all())
-            .and_then(|()| dirs.root.publish(&tmp, &file, &dirs.files, name));
-        if let Err(error) = published {
-            let _ = dirs.root.remove(&tmp);
-            return Err(error);
-        }
-        // The new entry survives a crash only once its directory is synced.
-        dirs.files.sync()?;
+        dirs.root
+            .write_whole(&dirs.files, name, bytes, Existing::Keep)?;
         Ok(path)
     }
 
