@@ -44,16 +44,21 @@
 //!                         handle, never through a link, never a FIFO or device; the lock
 //!  storage/mapping.rs     memory mappings: one of two modules allowed `unsafe` (with udp.rs)
 //!  hash.rs                SHA-1 (the SHA-NI one: see the module doc for the figures)
-//!  flood.rs               a sendmmsg flood sender for measuring the tracker under abuse
-//!                         (examples/flood.rs, tests/flood.rs)
 //!  impair.rs              seeded loss, duplication, reordering for fault tests (`--impair`)
 //!  rng.rs, logging.rs     the injected random source; the log file (rotated at a size)
 //!  secrets.rs             tokens and keys: getrandom in processes, seeded SHA-1 in simulations
 //!  console.rs             the seed's console commands (`torrent -setMode send <file>`)
 //!  demo.rs                a tracker and nodes as child processes, verified end to end
+//!
+//!  test tools, built only with the `testing` feature (which the tests, benches, examples
+//!  and fuzz targets turn on), not part of the product:
 //!  sim.rs, sim/           a tracker and many nodes in one process: virtual clock, seeded
 //!                         network and faults (sim/link.rs: capacities, delays, queues),
 //!                         checkers (see tests/sim_swarm.rs)
+//!  fuzz_checks.rs         the invariants the fuzz targets check, replayed by
+//!                         tests/fuzz_corpus.rs
+//!  flood.rs               a sendmmsg flood sender for measuring the tracker under abuse
+//!                         (examples/flood.rs, tests/flood.rs)
 //! ```
 //!
 //! ## One piece's path
@@ -83,9 +88,9 @@ pub mod budget;
 pub mod cli;
 pub mod console;
 pub mod demo;
-#[doc(hidden)]
+#[cfg(any(test, feature = "testing"))]
 pub mod flood;
-#[doc(hidden)]
+#[cfg(any(test, feature = "testing"))]
 pub mod fuzz_checks;
 pub mod hash;
 pub mod impair;
@@ -96,7 +101,7 @@ pub mod node;
 pub mod reactor;
 pub mod rng;
 pub mod secrets;
-#[doc(hidden)]
+#[cfg(any(test, feature = "testing"))]
 pub mod sim;
 pub mod storage;
 pub mod tracker;
