@@ -252,9 +252,8 @@ pub(crate) struct Outbox {
 }
 
 impl Outbox {
-    /// Queues a small datagram; dropped and counted when the queue is full (it is bounded,
-    /// and every request it carries is retried on a timer).
-    /// Queues a datagram already encoded (a standard tracker's), under the same bound.
+    /// Queues a datagram already encoded (a standard tracker's), under the same bound as
+    /// [`Outbox::send`].
     fn send_bytes(&mut self, to: SocketAddr, bytes: Vec<u8>) {
         if self.control.len() >= CONTROL_QUEUE_MAX {
             self.stats.control_queue_full += 1;
@@ -268,6 +267,8 @@ impl Outbox {
         self.control.len()
     }
 
+    /// Queues a small datagram; dropped and counted when the queue is full (it is bounded,
+    /// and every request it carries is retried on a timer).
     fn send(&mut self, to: SocketAddr, message: &Message<'_>) {
         if self.control.len() >= CONTROL_QUEUE_MAX {
             self.stats.control_queue_full += 1;
@@ -342,8 +343,8 @@ pub struct Node {
     /// How our tracker lists us, and the cookie for the advertised address.
     listing: advertise::Listing,
     files: BTreeMap<Hash, LocalFile>,
-    /// Names being hashed for sharing right now.
-    /// Files whose manifest a hasher thread is building, with when it was asked.
+    /// Files being hashed for sharing right now: each name, with when a hasher thread was
+    /// asked for its manifest.
     hashing: Vec<(String, Instant)>,
     downloads: Vec<Download>,
     uploader: Uploader,
