@@ -21,6 +21,10 @@ const FILE_NAME: &str = "demo.bin";
 const READY_TIMEOUT: Duration = Duration::from_secs(120);
 /// How long the downloads may take in all.
 const DOWNLOAD_TIMEOUT: Duration = Duration::from_secs(600);
+/// Lines from the children waiting to be read. When it is full a child's reader thread
+/// waits, and the child with it once its pipe fills; the demo reads lines all the time,
+/// except while it checks a copy, and the nodes print a few lines each.
+const LINES_QUEUED_MAX: usize = 1024;
 
 /// A line a child printed, tagged with the child's name.
 struct Line {
@@ -150,7 +154,7 @@ pub fn run_demo(args: DemoArgs) -> Result<i32, String> {
     let files_dir = dir.join("node_files");
     let log_dir = dir.join("logs");
     let log_dir_text = log_dir.display().to_string();
-    let (tx, lines) = crossbeam_channel::unbounded::<Line>();
+    let (tx, lines) = crossbeam_channel::bounded::<Line>(LINES_QUEUED_MAX);
     let mut children = Children { list: Vec::new() };
 
     println!(

@@ -31,11 +31,12 @@ use crate::storage::StateDir;
 use crate::tracker::{self, Tracker, TrackerConfig};
 use crate::udp::{KernelRoutes, RecvBatch, ReplySources, SendBatch, Udp};
 use crate::wire;
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::{Receiver, Sender, TrySendError};
 use mio::net::UdpSocket;
 use mio::{Events, Interest, Poll, Token, Waker};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
+use std::collections::VecDeque;
 use std::io::{self, BufRead, IsTerminal, Read, Write};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -54,6 +55,15 @@ const RECV_CALLS_MAX: usize = 16;
 const SEND_ROUNDS_MAX: usize = 4;
 /// Longest console line; longer input is cut and refused by the parser.
 const CONSOLE_LINE_BYTES_MAX: u64 = 4096;
+/// Console lines waiting for the reactor. When it is full the console thread waits, and so
+/// stops reading stdin: a script piping in thousands of commands is held back, not buffered.
+const CONSOLE_LINES_QUEUED_MAX: usize = 64;
+/// Jobs in the hashers' channel: enough to keep every hasher busy. When it is full, a job
+/// waits in the reactor's own queue ([`Hashers`]), whose length the node bounds (at most
+/// `transfer::HASHING_BYTES_MAX` of chunks per download, one job per file shared).
+const JOBS_QUEUED_MAX: usize = 64;
+/// Results waiting for the reactor. When it is full, a hasher waits with its result.
+const RESULTS_QUEUED_MAX: usize = 64;
 /// How often the live progress line is redrawn on a terminal, and printed with `--progress`.
 const PROGRESS_TTY_INTERVAL: Duration = Duration::from_millis(250);
 const PROGRESS_PIPE_INTERVAL: Duration = Duration::from_secs(1);
@@ -503,7 +513,7 @@ pub fn run_node(args: NodeArgs) -> Result<i32, String> {
     let waker = Arc::new(
         Waker::new(io.poll.registry(), WAKER).map_err(|e| format!("cannot create a waker: {e}"))?,
     );
-    let (jobs, done) = start_hashers(threads, &waker);
+    let mut hashers = Hashers::start(threads, &waker, node::run_job);
     let console = start_console(&waker);
     for name in &args.send {
         node.handle_command(now, console::Command::Send { name: name.clone() });
@@ -524,7 +534,7 @@ pub fn run_node(args: NodeArgs) -> Result<i32, String> {
         let stop = io.wait(deadline);
         let now = Instant::now();
         io.receive(now, |from, bytes| node.handle_datagram(now, from, bytes));
-        while let Ok(result) = done.try_recv() {
+        while let Some(result) = hashers.result() {
             node.handle_job_done(now, result);
         }
         while let Ok(line) = console.try_recv() {
@@ -538,10 +548,7 @@ pub fn run_node(args: NodeArgs) -> Result<i32, String> {
             match event {
                 NodeEvent::Say(line) => progress.say(&line),
                 NodeEvent::Print(text) => progress.print(&text),
-                NodeEvent::Job(job) => {
-                    // The hashers live as long as this loop; a send cannot fail.
-                    let _ = jobs.send(job);
-                }
+                NodeEvent::Job(job) => hashers.submit(job),
                 NodeEvent::Exit(code) => {
                     while io.transmit(|buf| node.poll_transmit(now, buf)) {}
                     progress.clear();
@@ -561,34 +568,78 @@ pub fn run_node(args: NodeArgs) -> Result<i32, String> {
     }
 }
 
-/// Hasher threads: jobs in, results out, the reactor woken for each result.
-fn start_hashers(threads: usize, waker: &Arc<Waker>) -> (Sender<Job>, Receiver<JobDone>) {
-    let (job_tx, job_rx) = crossbeam_channel::unbounded::<Job>();
-    let (done_tx, done_rx) = crossbeam_channel::unbounded::<JobDone>();
-    for index in 0..threads.max(1) {
-        let (job_rx, done_tx, waker) = (job_rx.clone(), done_tx.clone(), Arc::clone(waker));
-        let spawned = std::thread::Builder::new()
-            .name(format!("hasher-{index}"))
-            .spawn(move || {
-                // Ends when the reactor drops the sender, i.e. when the process leaves.
-                for job in job_rx.iter() {
-                    if done_tx.send(node::run_job(job)).is_err() {
-                        return;
+/// The hasher threads: jobs in, results out, the reactor woken for each result. The
+/// channels are bounded; jobs beyond [`JOBS_QUEUED_MAX`] wait in `waiting`, so that the
+/// reactor never blocks on a send.
+/// Generic over the job so that a test can run it with numbers.
+struct Hashers<J = Job, R = JobDone> {
+    jobs: Sender<J>,
+    waiting: VecDeque<J>,
+    results: Receiver<R>,
+}
+
+impl<J: Send + 'static, R: Send + 'static> Hashers<J, R> {
+    /// Starts `threads` threads that run `run` on each job.
+    fn start(threads: usize, waker: &Arc<Waker>, run: fn(J) -> R) -> Hashers<J, R> {
+        let (job_tx, job_rx) = crossbeam_channel::bounded::<J>(JOBS_QUEUED_MAX);
+        let (done_tx, done_rx) = crossbeam_channel::bounded::<R>(RESULTS_QUEUED_MAX);
+        for index in 0..threads.max(1) {
+            let (job_rx, done_tx, waker) = (job_rx.clone(), done_tx.clone(), Arc::clone(waker));
+            let spawned = std::thread::Builder::new()
+                .name(format!("hasher-{index}"))
+                .spawn(move || {
+                    // Ends when the reactor drops the sender, i.e. when the process leaves.
+                    for job in job_rx.iter() {
+                        if done_tx.send(run(job)).is_err() {
+                            return;
+                        }
+                        let _ = waker.wake();
                     }
-                    let _ = waker.wake();
-                }
-            });
-        if let Err(error) = spawned {
-            log::error!("cannot start a hasher thread: {error}");
+                });
+            if let Err(error) = spawned {
+                log::error!("cannot start a hasher thread: {error}");
+            }
+        }
+        Hashers {
+            jobs: job_tx,
+            waiting: VecDeque::new(),
+            results: done_rx,
         }
     }
-    (job_tx, done_rx)
+
+    /// Hands `job` to the hashers, or queues it behind the others when their channel is full.
+    fn submit(&mut self, job: J) {
+        self.waiting.push_back(job);
+        self.offer_waiting();
+    }
+
+    /// A finished job's result, if one is waiting; each frees a place for a queued job.
+    fn result(&mut self) -> Option<R> {
+        let result = self.results.try_recv().ok();
+        self.offer_waiting();
+        result
+    }
+
+    fn offer_waiting(&mut self) {
+        while let Some(job) = self.waiting.pop_front() {
+            match self.jobs.try_send(job) {
+                Ok(()) => {}
+                Err(TrySendError::Full(job)) => {
+                    self.waiting.push_front(job);
+                    return;
+                }
+                // The hashers live as long as the reactor: they are gone only if none could
+                // be started, which was logged.
+                Err(TrySendError::Disconnected(_)) => return,
+            }
+        }
+    }
 }
 
 /// The console thread: reads stdin a line at a time; at end of input it stops reading and
 /// the node keeps serving (until a signal or `exit`).
 fn start_console(waker: &Arc<Waker>) -> Receiver<String> {
-    let (tx, rx) = crossbeam_channel::unbounded::<String>();
+    let (tx, rx) = crossbeam_channel::bounded::<String>(CONSOLE_LINES_QUEUED_MAX);
     let waker = Arc::clone(waker);
     let _ = std::thread::Builder::new()
         .name("console".into())
@@ -720,5 +771,40 @@ impl ProgressLine {
         if self.tty {
             self.next_draw = None;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Far more jobs than the channels hold, submitted by a reactor that must never block:
+    /// every job is run, once, and its result comes back.
+    #[test]
+    fn hashers_run_every_job_when_more_are_submitted_than_their_channel_holds() {
+        let mut poll = mio::Poll::new().unwrap();
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER).unwrap());
+        let mut hashers = Hashers::start(2, &waker, |n: u32| n * 2);
+        let jobs = 4 * (JOBS_QUEUED_MAX + RESULTS_QUEUED_MAX) as u32;
+        for n in 0..jobs {
+            hashers.submit(n);
+        }
+        let mut results = Vec::new();
+        let mut events = mio::Events::with_capacity(4);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while results.len() < jobs as usize {
+            assert!(
+                Instant::now() < deadline,
+                "{} of {jobs} results came back",
+                results.len()
+            );
+            while let Some(result) = hashers.result() {
+                results.push(result);
+            }
+            poll.poll(&mut events, Some(Duration::from_millis(100)))
+                .unwrap();
+        }
+        results.sort_unstable();
+        assert_eq!(results, (0..jobs).map(|n| n * 2).collect::<Vec<_>>());
     }
 }
