@@ -31,13 +31,13 @@
 
 mod advertise;
 pub use advertise::{INTERFACE_ADDRESSES_MAX, SelfAddresses};
+mod bep15_client;
 mod commands;
 mod dispatch;
 mod download;
 mod exchange;
 mod jobs;
-mod standard_tracker;
-use standard_tracker::StandardTracker;
+use bep15_client::Bep15Client;
 mod status;
 #[cfg(test)]
 mod tests_budget;
@@ -337,7 +337,7 @@ pub struct Node {
     state: StateDir,
     tracker: TrackerLink,
     /// Set when the tracker is a standard one: then `tracker` stays idle.
-    standard: Option<StandardTracker>,
+    standard: Option<Bep15Client>,
     /// Where peers may find us, and the addresses a peer list may name us by.
     me: SelfAddresses,
     /// How our tracker lists us, and the cookie for the advertised address.
@@ -393,7 +393,7 @@ impl Node {
         let me = SelfAddresses::new(config.local_addr, config.advertise, &config.interface_ips);
         let standard = config
             .standard_tracker
-            .then(|| StandardTracker::new(config.tracker, me.clone(), secrets.u64()));
+            .then(|| Bep15Client::new(config.tracker, me.clone(), secrets.u64()));
         Node {
             budgets,
             exchange: exchange::Exchange::default(),

@@ -22,10 +22,10 @@
 //! holding, so a tracker that lost saves (`tracker/saving.rs`: at most one a second) learns
 //! every file again within one heartbeat: the node's own digest differs, and it announces.
 //!
-//! The same port answers standard BitTorrent clients (BEP 15, in `tracker/bep15.rs`); datagrams are
+//! The same port answers standard BitTorrent clients (BEP 15, in `tracker/bep15_server.rs`); datagrams are
 //! told apart by their first bytes ([`crate::bep15::is_bep15`]).
 
-mod bep15;
+mod bep15_server;
 pub mod db;
 mod events;
 mod register;
@@ -33,7 +33,7 @@ mod saving;
 #[cfg(test)]
 mod tests;
 
-pub use bep15::{
+pub use bep15_server::{
     CONNECTION_EPOCH, NUM_WANT_DEFAULT, NUM_WANT_MAX, PEERS_MAX as BEP15_PEERS_MAX,
     PEERS_PER_SWARM_MAX as BEP15_PEERS_PER_SWARM_MAX, SWARMS_MAX as BEP15_SWARMS_MAX,
     SWARMS_PER_SOURCE_MAX as BEP15_SWARMS_PER_SOURCE_MAX,
@@ -132,7 +132,7 @@ enum Outgoing {
     },
     ExitAck(wire::ExitAck),
     Refused(wire::Refused),
-    Bep15(bep15::Reply),
+    Bep15(bep15_server::Reply),
 }
 
 pub struct Tracker {
@@ -168,7 +168,7 @@ pub struct Tracker {
     held_covered: usize,
     stats: TrackerStats,
     /// Standard BitTorrent swarms (memory only) and the connection-id secret.
-    bep15: bep15::Swarms,
+    bep15: bep15_server::Swarms,
     /// Datagrams each (address, port) may send; the rest are dropped before decoding.
     budgets: SenderBudgets,
     /// Registers each address (all ports) may send that no known token vouches for.
@@ -183,7 +183,7 @@ impl Tracker {
     pub fn new(config: TrackerConfig, secrets: impl Into<Secrets>, now: Instant) -> Self {
         let mut secrets = secrets.into();
         Tracker {
-            bep15: bep15::Swarms::new(&mut secrets, now),
+            bep15: bep15_server::Swarms::new(&mut secrets, now),
             budgets: SenderBudgets::new(crate::budget::TRACKER_SENDERS_MAX, secrets.u64(), now),
             unproven: SenderBudgets::with_limits(
                 crate::budget::TRACKER_SENDERS_MAX,

@@ -1,5 +1,5 @@
 //! Console commands: `help`, `status`, sharing, downloading by name, exporting `.torrent`
-//! files, exiting. (Downloads by info hash or `.torrent` are in `standard_tracker`.)
+//! files, exiting. (Downloads by info hash or `.torrent` are in `bep15_client`.)
 
 use super::*;
 

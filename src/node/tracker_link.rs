@@ -6,7 +6,7 @@
 //! the tracker records the node holding, and a digest that differs from the node's own
 //! (of what the tracker acknowledged) makes the node announce every file again. A Register
 //! the tracker cannot accept yet is answered with a cookie to echo (`Challenge`). With a
-//! standard tracker (`--tracker udp://`), requests go to `standard_tracker` instead.
+//! standard tracker (`--tracker udp://`), requests go to `bep15_client` instead.
 
 use super::*;
 
@@ -362,7 +362,7 @@ impl Node {
 
     /// Sends `ask` now (when registered) and keeps it until the tracker answers. With a
     /// standard tracker, an announce updates what it is told, a look-up asks it for peers,
-    /// and there is no exit message (see `standard_tracker`).
+    /// and there is no exit message (see `bep15_client`).
     pub(super) fn ask_tracker(&mut self, now: Instant, ask: TrackerAsk) {
         if self.standard.is_some() {
             match ask {

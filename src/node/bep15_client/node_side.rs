@@ -1,4 +1,4 @@
-//! The node's use of its [`StandardTracker`]: datagrams and events to and from it, what is
+//! The node's use of its [`Bep15Client`]: datagrams and events to and from it, what is
 //! announced when, and downloads by info hash or `.torrent`.
 
 use super::*;

@@ -23,15 +23,15 @@ fn u64_at(bytes: &[u8], at: usize) -> u64 {
     u64::from_be_bytes(bytes[at..at + 8].try_into().unwrap())
 }
 
-fn only_transmit(client: &mut StandardTracker) -> Vec<u8> {
+fn only_transmit(client: &mut Bep15Client) -> Vec<u8> {
     let bytes = client.poll_transmit().expect("a datagram");
     assert_eq!(client.poll_transmit(), None, "one datagram only");
     bytes
 }
 
 /// A client holding one complete file of 100 bytes, and the connect it sent.
-fn started(now: Instant) -> (StandardTracker, Vec<u8>) {
-    let mut client = StandardTracker::new(tracker_addr(), local(), 42);
+fn started(now: Instant) -> (Bep15Client, Vec<u8>) {
+    let mut client = Bep15Client::new(tracker_addr(), local(), 42);
     client.set_torrent(now, HASH, Some(0), false);
     client.handle_timeout(now);
     let connect = only_transmit(&mut client);
@@ -46,7 +46,7 @@ fn connect_reply(transaction_id: u32) -> Vec<u8> {
 }
 
 /// Connects the client and returns the announce it then sent.
-fn connected(client: &mut StandardTracker, connect: &[u8], now: Instant) -> Vec<u8> {
+fn connected(client: &mut Bep15Client, connect: &[u8], now: Instant) -> Vec<u8> {
     client
         .handle_datagram(now, &connect_reply(u32_at(connect, 12)))
         .unwrap();
@@ -138,7 +138,7 @@ fn bound_to_all_addresses_with_an_advertised_one_recognises_itself() {
         Some(advertised),
         &[lan],
     );
-    let mut client = StandardTracker::new(tracker_addr(), me, 42);
+    let mut client = Bep15Client::new(tracker_addr(), me, 42);
     client.set_torrent(now, HASH, None, true);
     client.handle_timeout(now);
     let connect = only_transmit(&mut client);
@@ -284,7 +284,7 @@ fn unanswered_requests_are_retried_with_backoff() {
 #[test]
 fn a_download_completes_and_everything_stops() {
     let now = Instant::now();
-    let mut client = StandardTracker::new(tracker_addr(), local(), 7);
+    let mut client = Bep15Client::new(tracker_addr(), local(), 7);
     client.set_torrent(now, HASH, None, true);
     client.handle_timeout(now);
     let connect = only_transmit(&mut client);
@@ -325,7 +325,7 @@ fn a_download_completes_and_everything_stops() {
 #[test]
 fn a_download_finished_before_started_is_answered_still_announces_completed() {
     let now = Instant::now();
-    let mut client = StandardTracker::new(tracker_addr(), local(), 8);
+    let mut client = Bep15Client::new(tracker_addr(), local(), 8);
     client.set_torrent(now, HASH, Some(100), true);
     client.handle_timeout(now);
     let connect = only_transmit(&mut client);

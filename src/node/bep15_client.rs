@@ -1,10 +1,10 @@
 //! The node's side of a standard BitTorrent UDP tracker (BEP 15): opentracker, aquatic_udp,
 //! or the BEP 15 side of our own tracker, chosen with `--tracker udp://HOST:PORT`.
 //!
-//! [`StandardTracker`] is sans-IO like the rest of the node: datagrams in
-//! ([`StandardTracker::handle_datagram`]), timers ([`StandardTracker::handle_timeout`],
-//! [`StandardTracker::poll_timeout`]), datagrams and events out
-//! ([`StandardTracker::poll_transmit`], [`StandardTracker::poll_event`]); `now` and a seed are
+//! [`Bep15Client`] is sans-IO like the rest of the node: datagrams in
+//! ([`Bep15Client::handle_datagram`]), timers ([`Bep15Client::handle_timeout`],
+//! [`Bep15Client::poll_timeout`]), datagrams and events out
+//! ([`Bep15Client::poll_transmit`], [`Bep15Client::poll_event`]); `now` and a seed are
 //! passed in. `node_side` connects it to the node.
 //!
 //! What it does, per BEP 15:
@@ -19,8 +19,8 @@
 //!   [`INTERVAL_MIN`]..=[`INTERVAL_MAX`]). A download asks for [`NUM_WANT`] peers and may
 //!   announce again for fresh peers every [`PEER_REFRESH_MIN`]. `uploaded` and
 //!   `downloaded` are the payload bytes this node served and verified for that info hash
-//!   since its `started` (counted by the node: [`StandardTracker::count_uploaded`],
-//!   [`StandardTracker::count_downloaded`]); a file shared from the directory downloaded 0.
+//!   since its `started` (counted by the node: [`Bep15Client::count_uploaded`],
+//!   [`Bep15Client::count_downloaded`]); a file shared from the directory downloaded 0.
 //! * **Retries.** An unanswered request is sent again after [`RETRY_FIRST`], doubling up to
 //!   [`RETRY_MAX`] (BEP 15's 15 s × 2ⁿ is meant for the Internet; this is for a LAN). An
 //!   unanswered announce also drops the connection id (a restarted tracker forgot it).
@@ -136,7 +136,7 @@ struct Connecting {
 }
 
 /// A BEP 15 client for every info hash the node announces. See the module documentation.
-pub struct StandardTracker {
+pub struct Bep15Client {
     addr: SocketAddr,
     /// Our socket's address and the advertised one: the peer port we announce, and the
     /// addresses at which a peer list names us.
@@ -154,10 +154,10 @@ pub struct StandardTracker {
     ever_connected: bool,
 }
 
-impl StandardTracker {
+impl Bep15Client {
     /// A client of the tracker at `addr`, for a node at `me` (its socket's address, or that
     /// and the address it advertises).
-    pub fn new(addr: SocketAddr, me: impl Into<SelfAddresses>, seed: u64) -> StandardTracker {
+    pub fn new(addr: SocketAddr, me: impl Into<SelfAddresses>, seed: u64) -> Bep15Client {
         let mut rng = Rng::new(seed);
         let mut peer_id = [0u8; 20];
         peer_id[..8].copy_from_slice(PEER_ID_PREFIX);
@@ -166,7 +166,7 @@ impl StandardTracker {
             *byte = b"0123456789abcdefghijklmnopqrstuvwxyz"[rng.below(36) as usize];
         }
         let key = rng.next_u64() as u32;
-        StandardTracker {
+        Bep15Client {
             addr,
             me: me.into(),
             peer_id,
