@@ -17,7 +17,7 @@
 //!   retries and backoff;
 //! * `advertise`: the address we ask trackers to give out (`--advertise`), and recognising
 //!   ourselves in peer lists;
-//! * `standard_tracker`: the same node announcing to a standard BitTorrent tracker (BEP 15)
+//! * `bep15_client`: the same node announcing to a standard BitTorrent tracker (BEP 15)
 //!   instead, when configured with one: no registration, credit, exit or ranking there;
 //! * `download` (and `download/transfer`): the receiver-driven transfer: manifest,
 //!   have-maps, chunk scheduling, per-peer windows, timeouts, verification, publishing;
