@@ -1,7 +1,7 @@
 //! The command line: `torrent tracker ...`, `torrent node ...`, `torrent demo ...`.
 //!
-//! Parsed with getopts in long-only mode, so the seed's single-dash spelling
-//! (`torrent node -node_id 1`) works beside `--id 1`. Every constant of the seed's
+//! Parsed with getopts in long-only mode, so the original's single-dash spelling
+//! (`torrent node -node_id 1`) works beside `--id 1`. Every constant of the original's
 //! `configs.py` has a flag. A bad flag or value is a [`UsageError`]: one line, exit code 2.
 
 use crate::console;
@@ -372,7 +372,7 @@ fn parse_node(args: &[String]) -> Result<Invocation, UsageError> {
     opts.optopt(
         "",
         "id",
-        "this node's id (also -node_id, the seed's spelling)",
+        "this node's id (also -node_id, the original's spelling)",
         "N",
     );
     opts.optopt("", "node_id", "same as --id", "N");
@@ -889,7 +889,7 @@ fn resolve_text(text: &str) -> Result<SocketAddr, String> {
         .to_socket_addrs()
         .map_err(|error| format!("cannot use '{text}': {error}"))?
         .collect();
-    // Prefer IPv4: "localhost" resolves to both, and the seed's tracker is IPv4.
+    // Prefer IPv4: "localhost" resolves to both, and the original's tracker is IPv4.
     addrs.sort_by_key(|addr| !addr.is_ipv4());
     addrs
         .first()
@@ -898,10 +898,10 @@ fn resolve_text(text: &str) -> Result<SocketAddr, String> {
 }
 
 /// Where our tracker listens, and where a node looks for it, unless told otherwise (the
-/// seed's `TRACKER_ADDR`). The other defaults are the configurations' own
+/// original's `TRACKER_ADDR`). The other defaults are the configurations' own
 /// ([`TrackerConfig::default`], [`NodeConfig::new`]), so that each is written once.
 pub const TRACKER_ADDRESS_DEFAULT: &str = "127.0.0.1:12345";
-/// The socket buffer asked of the kernel (the seed's `BUFFER_SIZE`); the log says when the
+/// The socket buffer asked of the kernel (the original's `BUFFER_SIZE`); the log says when the
 /// kernel grants less.
 pub const SOCKET_BUFFER_BYTES_DEFAULT: u64 = 4 << 20;
 /// Longest duration a flag takes, in seconds (about four months).

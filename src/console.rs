@@ -2,7 +2,7 @@
 //! bounded by [`LINE_BYTES_MAX`] before anything else is looked at (so are the words copied
 //! out of them).
 //!
-//! The seed's syntax, `torrent -setMode send|download|exit ...`, and short forms of it.
+//! The original's syntax, `torrent -setMode send|download|exit ...`, and short forms of it.
 //! Words are separated by any run of whitespace (spaces, tabs, a trailing `\r`) and quoted as
 //! a shell quotes them, so that names with spaces can be typed: `send "my file.bin"`,
 //! `send 'my file.bin'`, `send my\ file.bin` ([`words`]). Keywords are matched without regard

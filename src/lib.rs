@@ -48,7 +48,7 @@
 //!  impair.rs              seeded loss, duplication, reordering for fault tests (`--impair`)
 //!  rng.rs, logging.rs     the injected random source; the log file (rotated at a size)
 //!  secrets.rs             tokens and keys: getrandom in processes, seeded SHA-1 in simulations
-//!  console.rs             the seed's console commands (`torrent -setMode send <file>`)
+//!  console.rs             the original's console commands (`torrent -setMode send <file>`)
 //!  demo.rs                a tracker and nodes as child processes, verified end to end
 //!
 //!  test tools, built only with the `testing` feature (which the tests, benches, examples

@@ -104,7 +104,7 @@ const LOOKUP_BURST: u32 = 8;
 /// Send times remembered (more than any window holds at the goal).
 const TRACKER_WINDOW_SENDS_MAX: usize = 64;
 
-/// Everything a node is told on its command line (the seed's `configs.py`, per node).
+/// Everything a node is told on its command line (the original's `configs.py`, per node).
 #[derive(Clone, Debug)]
 pub struct NodeConfig {
     pub node_id: u32,
@@ -120,13 +120,13 @@ pub struct NodeConfig {
     /// This host's interface addresses, for recognising ourselves in a standard tracker's
     /// peer list when bound to all addresses (read by the reactor; empty in a simulation).
     pub interface_ips: Vec<std::net::IpAddr>,
-    /// Holders a download pulls from at once (the seed's `MAX_SPLITTNES_RATE`).
+    /// Holders a download pulls from at once (the original's `MAX_SPLITTNES_RATE`).
     pub peers_max: usize,
-    /// Data bytes per piece datagram (the seed's `CHUNK_PIECES_SIZE`).
+    /// Data bytes per piece datagram (the original's `CHUNK_PIECES_SIZE`).
     pub piece_bytes: u32,
     /// Chunk size for files this node shares (raised automatically for huge files).
     pub chunk_bytes: u32,
-    /// How often the node tells the tracker it is alive (the seed's `NODE_TIME_INTERVAL`).
+    /// How often the node tells the tracker it is alive (the original's `NODE_TIME_INTERVAL`).
     pub heartbeat_interval: Duration,
     /// A download with no usable holder for this long fails.
     pub give_up_after: Duration,

@@ -533,7 +533,7 @@ impl Tracker {
         let holders_max = wire::LOOKUP_HOLDERS_MAX
             .min((room_bytes - versions.len() * size_of::<wire::VersionRecord>()) / record_bytes);
         let mut room = holders_max.saturating_sub(chosen.iter().filter(|c| **c).count());
-        // The seed's rule first: the holders with the most credit.
+        // The original's rule first: the holders with the most credit.
         let mut by_credit = LOOKUP_BY_CREDIT_MAX.min(room);
         for chosen in chosen.iter_mut().filter(|chosen| !**chosen) {
             if by_credit == 0 {

@@ -1,5 +1,5 @@
 //! The console path with the real binary: nodes started without `--send`/`--download` are
-//! driven by the seed's commands on stdin, survive junk, and leave on `exit`.
+//! driven by the original's commands on stdin, survive junk, and leave on `exit`.
 
 mod common;
 

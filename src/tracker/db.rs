@@ -1,5 +1,5 @@
 //! The tracker's database: its registry as two human-readable JSON files, `nodes.json` and
-//! `files.json`, in the tracker database folder (the seed's `tracker_db/`).
+//! `files.json`, in the tracker database folder (the original's `tracker_db/`).
 //!
 //! The tracker core never touches the disk: it hands out a [`Snapshot`] when its registry
 //! changed, and the reactor writes it with [`save`]. At start the reactor reads one with

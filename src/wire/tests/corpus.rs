@@ -1,4 +1,4 @@
-//! The seed corpus of the `wire_decode` fuzz target, written from the samples here.
+//! The starting corpus of the `wire_decode` fuzz target, written from the samples here.
 
 use super::*;
 

@@ -1,4 +1,4 @@
-//! The seed's scenario with the real binary: a tracker; nodes 1 and 2 hold a file; node 3
+//! The original's scenario with the real binary: a tracker; nodes 1 and 2 hold a file; node 3
 //! downloads it and exits. The copy must be byte-identical, and must never be visible under
 //! its final name before it is complete (the partial file lives in `DIR/.torrent/partial/`).
 
@@ -7,7 +7,7 @@ mod common;
 use common::*;
 use std::fs;
 
-fn seed_scenario(label: &str, size: usize, seed: u64) {
+fn original_scenario(label: &str, size: usize, seed: u64) {
     let scratch = Scratch::new(label);
     let name = "file_A.bin";
     let data = random_bytes(seed, size);
@@ -76,20 +76,20 @@ fn seed_scenario(label: &str, size: usize, seed: u64) {
 
 #[test]
 fn empty_file() {
-    seed_scenario("empty", 0, 1);
+    original_scenario("empty", 0, 1);
 }
 
 #[test]
 fn one_byte() {
-    seed_scenario("one-byte", 1, 2);
+    original_scenario("one-byte", 1, 2);
 }
 
 #[test]
 fn one_mebibyte_and_one() {
-    seed_scenario("1m-plus-1", (1 << 20) + 1, 3);
+    original_scenario("1m-plus-1", (1 << 20) + 1, 3);
 }
 
 #[test]
 fn sixty_four_mebibytes() {
-    seed_scenario("64m", 64 << 20, 4);
+    original_scenario("64m", 64 << 20, 4);
 }
