@@ -7,11 +7,15 @@
 //! into a batch, as the node copies a piece into its send buffer, then one GSO `sendmsg`
 //! per run); larger ones, which gain nothing from it, go with one `sendmsg` each, header
 //! and payload gathered straight from the mapping (the least work). One receiver thread
-//! takes them with `recvmmsg` (and GRO), and copies each payload into a memory mapping of a
-//! pre-sized (fallocated) file; a completed chunk goes to hasher threads (as many as cores,
-//! as the node has) that SHA-1 it with the fastest SHA-1 at hand (RustCrypto `sha1`, which
-//! uses SHA-NI where the CPU has it) and compare it with the source's chunk hash. At the end
-//! the copy is synced, as the node syncs a finished download.
+//! takes them with `recvmmsg` (and GRO) and writes each payload into a pre-sized
+//! (fallocated) file with the node's own writer ([`torrent::storage::PieceWriter`]: `pwrite`,
+//! small adjacent pieces gathered into one call); a completed chunk goes to hasher threads
+//! (as many as cores, as the node has) that SHA-1 it through the node's mapping of the file
+//! ([`torrent::storage::Mapping::sha1`]), compare it with the source's chunk hash and, as
+//! the node does with a verified chunk, release its pages and start their write-back. At
+//! the end the copy is synced, as the node syncs a finished download. So the ceiling does
+//! the work a verifying downloader cannot avoid, in the node's own code, and none of the
+//! protocol: no requests, no bookkeeping of peers, no tracker.
 //!
 //! Flow control, simple but enough that the receiver is never overrun: the receiver acks
 //! every `window / 4` datagrams with the count it has received, and the sender never has
@@ -27,7 +31,7 @@
 //!
 //! Prints one line: `ceiling: BYTES bytes in S s (transfer T s, sync Y s), MB/s, ...`.
 
-use memmap2::{Mmap, MmapRaw};
+use memmap2::Mmap;
 use rustix::event::{PollFd, PollFlags, Timespec};
 use sha1::{Digest, Sha1};
 use std::fs::{File, OpenOptions};
@@ -37,6 +41,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+use torrent::storage::{Mapping, PieceWriter};
 use torrent::udp::{GSO_BYTES_MAX, RecvBatch, SEND_BATCH_MAX, SendBatch, Udp};
 
 /// The node's piece header: 8 bytes common header, info hash 20, chunk 4, offset 4.
@@ -219,7 +224,9 @@ fn run(args: Args) -> Result<bool, String> {
                 .map_err(|e| format!("reserve {size} bytes: {e}"))?;
         }
     }
-    let target = Arc::new(MmapRaw::map_raw(&out).map_err(|e| format!("map copy: {e}"))?);
+    let target = Arc::new(
+        Mapping::read_write(&out, &args.out, size as u64).map_err(|e| format!("map copy: {e}"))?,
+    );
 
     let rx_socket = socket(args.socket_buffer)?;
     let tx_socket = socket(args.socket_buffer)?;
@@ -263,14 +270,11 @@ fn run(args: Args) -> Result<bool, String> {
                 for chunk in job_rx {
                     let start = chunk * chunk_bytes;
                     let len = chunk_bytes.min(size - start);
-                    // SAFETY: the receiver wrote this chunk completely before sending its
-                    // index (the channel orders the writes before this read) and never
-                    // writes it again; the mapping outlives the thread (joined below).
-                    let data =
-                        unsafe { std::slice::from_raw_parts(target.as_ptr().add(start), len) };
-                    let digest: [u8; 20] = Sha1::digest(data).into();
-                    if digest == expected[chunk] {
+                    // The receiver wrote this chunk whole (and flushed its writer) before
+                    // sending its index, and never writes it again.
+                    if target.sha1(start as u64, len) == Some(expected[chunk]) {
                         verified.fetch_add(1, Ordering::Relaxed);
+                        let _ = target.release(start as u64, len);
                     } else {
                         bad.fetch_add(1, Ordering::Relaxed);
                     }
@@ -286,6 +290,10 @@ fn run(args: Args) -> Result<bool, String> {
         let (piece_bytes, chunk_bytes) = (args.piece_bytes, args.chunk_bytes);
         std::thread::spawn(move || -> Result<u64, String> {
             let mut batch = RecvBatch::new();
+            let mut writer = PieceWriter::new(target);
+            // Chunks complete in this batch: handed to the hashers once their bytes are
+            // written, after the batch.
+            let mut complete = Vec::new();
             let mut received = 0u64;
             let mut chunk_left: Vec<usize> = (0..chunks)
                 .map(|c| chunk_bytes.min(size - c * chunk_bytes))
@@ -320,14 +328,8 @@ fn run(args: Args) -> Result<bool, String> {
                     if offset + payload.len() > size {
                         return;
                     }
-                    // SAFETY: in bounds (checked above); no hasher reads this range until its
-                    // chunk is complete, which is after this write.
-                    unsafe {
-                        std::ptr::copy_nonoverlapping(
-                            payload.as_ptr(),
-                            target.as_mut_ptr().add(offset),
-                            payload.len(),
-                        );
+                    if !writer.write(offset as u64, payload) {
+                        return;
                     }
                     received += 1;
                     // A piece may straddle a chunk boundary when the piece size does not
@@ -338,7 +340,7 @@ fn run(args: Args) -> Result<bool, String> {
                         let upto = end.min((chunk + 1) * chunk_bytes);
                         chunk_left[chunk] -= upto - at;
                         if chunk_left[chunk] == 0 {
-                            let _ = jobs.send(chunk);
+                            complete.push(chunk);
                         }
                         at = upto;
                     }
@@ -346,6 +348,12 @@ fn run(args: Args) -> Result<bool, String> {
                         let _ = rx_socket.send(&header(KIND_ACK, received, 0));
                     }
                 });
+                if !complete.is_empty() {
+                    writer.flush();
+                    for chunk in complete.drain(..) {
+                        let _ = jobs.send(chunk);
+                    }
+                }
             }
             Ok(received)
         })
