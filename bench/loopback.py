@@ -572,7 +572,7 @@ class Bench:
                 when, line = p.wait_line(lambda t: t.startswith("downloaded "),
                                          max(1.0, deadline - time.monotonic()))
                 done.append(when - t0)
-                # "downloaded NAME (HASH) BYTES bytes in S s (R MB/s) from node 1: K chunks, ...":
+                # "downloaded NAME (HASH) BYTES bytes in S s (R MiB/s) from node 1: K chunks, ...":
                 # the node's own time, from the download's start (the process's) to the last
                 # chunk verified, before data and directory are synced; less its wait for
                 # the registration.

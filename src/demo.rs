@@ -161,7 +161,7 @@ pub fn run_demo(args: DemoArgs) -> Result<i32, String> {
         "demo: 1 tracker, {} holders, {} downloaders, a {} file of random bytes, in {}",
         args.holders,
         args.nodes - args.holders,
-        human_bytes(args.size_bytes),
+        crate::units::bytes(args.size_bytes),
         dir.display()
     );
     let tracker_args: Vec<String> = [
@@ -212,7 +212,7 @@ pub fn run_demo(args: DemoArgs) -> Result<i32, String> {
     }
     println!(
         "wrote {} into {} holders in {:.2} s",
-        human_bytes(args.size_bytes),
+        crate::units::bytes(args.size_bytes),
         args.holders,
         started.elapsed().as_secs_f64()
     );
@@ -260,14 +260,14 @@ pub fn run_demo(args: DemoArgs) -> Result<i32, String> {
     println!("\nsummary");
     println!(
         "  file           {} ({} bytes)",
-        human_bytes(args.size_bytes),
+        crate::units::bytes(args.size_bytes),
         args.size_bytes
     );
     println!(
-        "  downloads      {} in {:.3} s, {:.1} MB/s together",
+        "  downloads      {} in {:.3} s, {} together",
         downloaders.len(),
         elapsed.as_secs_f64(),
-        total as f64 / elapsed.as_secs_f64().max(1e-9) / 1e6
+        crate::units::rate(total as f64 / elapsed.as_secs_f64().max(1e-9))
     );
     for (who, line) in &results {
         println!("  {who:<14} {}", line.trim_start_matches("downloaded "));
@@ -339,7 +339,7 @@ fn follow_downloads(
             if tty {
                 print!(
                     "\rdownloading {}: {}\x1b[K",
-                    human_bytes(size_bytes),
+                    crate::units::bytes(size_bytes),
                     status.join("  ")
                 );
                 let _ = io::stdout().flush();
@@ -419,19 +419,4 @@ fn read_full(file: &mut File, buf: &mut [u8]) -> io::Result<usize> {
         }
     }
     Ok(filled)
-}
-
-fn human_bytes(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
-    }
 }

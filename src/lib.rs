@@ -47,6 +47,7 @@
 //!  hash.rs                SHA-1 (the SHA-NI one: see the module doc for the figures)
 //!  impair.rs              seeded loss, duplication, reordering for fault tests (`--impair`)
 //!  rng.rs, logging.rs     the injected random source; the log file (rotated at a size)
+//!  units.rs               rates and sizes as the user sees them (binary, as flags take them)
 //!  secrets.rs             tokens and keys: getrandom in processes, seeded SHA-1 in simulations
 //!  console.rs             the original's console commands (`torrent -setMode send <file>`)
 //!  demo.rs                a tracker and nodes as child processes, verified end to end
@@ -107,6 +108,7 @@ pub mod sim;
 pub mod storage;
 pub mod tracker;
 pub mod udp;
+pub mod units;
 pub mod wire;
 
 use std::net::SocketAddr;

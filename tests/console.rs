@@ -208,7 +208,7 @@ fn status_shows_each_peers_round_trip_loss_and_rate() {
     node2.proc.send_line("status");
     let line = node2.proc.expect_line("    node 1 ");
     for part in [
-        "MB/s",
+        "MiB/s",
         "round trip ",
         " ms",
         "pieces lost (",

@@ -710,7 +710,7 @@ impl Download {
                     .first_piece_at
                     .map_or(0.0, |at| now.saturating_duration_since(at).as_secs_f64());
                 let rate = if seconds > 0.0 {
-                    format!("{:.1} MB/s", p.bytes_received as f64 / seconds / 1e6)
+                    crate::units::rate(p.bytes_received as f64 / seconds)
                 } else {
                     "no rate yet".to_string()
                 };
@@ -728,7 +728,10 @@ impl Download {
                     format!("round trip {:.1} ms", srtt.as_secs_f64() * 1e3)
                 });
                 let pace = if p.paced {
-                    format!("paced at {:.1} MB/s", p.congestion.pace() as f64 / 1e6)
+                    format!(
+                        "paced at {}",
+                        crate::units::rate(p.congestion.pace() as f64)
+                    )
                 } else {
                     "unpaced".to_string()
                 };

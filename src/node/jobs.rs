@@ -93,10 +93,10 @@ impl Node {
                         // hashed on every hasher thread.
                         let seconds = asked.map_or(0.0, |t| (now - t).as_secs_f64());
                         log::info!(
-                            "manifest of {name} ready in {seconds:.3} s ({} bytes, {} chunks, {:.0} MB/s)",
+                            "manifest of {name} ready in {seconds:.3} s ({} bytes, {} chunks, {})",
                             manifest.file_bytes,
                             manifest.chunk_count(),
-                            manifest.file_bytes as f64 / seconds.max(1e-6) / 1e6
+                            crate::units::rate(manifest.file_bytes as f64 / seconds.max(1e-6))
                         );
                         let info_hash = manifest.info_hash;
                         let have = Bitmap::full(manifest.chunk_count());

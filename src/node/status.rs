@@ -181,9 +181,9 @@ impl std::fmt::Display for Progress {
         };
         write!(
             f,
-            "{} {percent:.1}% {:.1} MB/s {peers} {left}",
+            "{} {percent:.1}% {} {peers} {left}",
             self.name,
-            self.bytes_per_s / 1e6,
+            crate::units::rate(self.bytes_per_s),
         )?;
         self.fmt_disk(f)
     }
@@ -217,11 +217,11 @@ mod tests {
     fn the_progress_line_says_what_is_known() {
         assert_eq!(
             progress(Some(1_000_000), 2).to_string(),
-            "f.bin 25.0% 0.1 MB/s 2 peers 6 s left"
+            "f.bin 25.0% 122.1 KiB/s 2 peers 6 s left"
         );
         assert_eq!(
             progress(Some(1_000_000), 1).to_string(),
-            "f.bin 25.0% 0.1 MB/s 1 peer 6 s left"
+            "f.bin 25.0% 122.1 KiB/s 1 peer 6 s left"
         );
         // Nobody answered yet: no size, so no percentage (not 100%).
         assert_eq!(
@@ -233,7 +233,7 @@ mod tests {
         empty.waiting_for_disk = true;
         assert_eq!(
             empty.to_string(),
-            "f.bin 100.0% 0.1 MB/s 1 peer 0 s left, waiting for disk space"
+            "f.bin 100.0% 122.1 KiB/s 1 peer 0 s left, waiting for disk space"
         );
     }
 }

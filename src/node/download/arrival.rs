@@ -400,7 +400,7 @@ impl Download {
             file.stamp = Some(stamp);
         }
         let seconds = now.saturating_duration_since(self.started).as_secs_f64();
-        let rate = manifest.file_bytes as f64 / seconds.max(1e-6) / 1e6;
+        let rate = crate::units::rate(manifest.file_bytes as f64 / seconds.max(1e-6));
         let mut sources: Vec<String> = self
             .peers
             .iter()
@@ -417,7 +417,7 @@ impl Download {
             sources.push("no peer (resumed from disk)".to_string());
         }
         parts.out.say(format!(
-            "downloaded {} ({}) {} bytes in {seconds:.3} s ({rate:.1} MB/s) from {}",
+            "downloaded {} ({}) {} bytes in {seconds:.3} s ({rate}) from {}",
             manifest.name,
             wire::hex(&manifest.info_hash),
             manifest.file_bytes,
