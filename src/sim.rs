@@ -130,6 +130,10 @@ impl SimNode {
     }
 }
 
+/// Bytes of each delivered datagram that go into the trace digest ([`Sim::trace_digest`]):
+/// every header of ours is shorter.
+pub const TRACE_BYTES_MAX: usize = 96;
+
 pub struct Sim {
     seed: u64,
     rng: Rng,
@@ -157,6 +161,8 @@ pub struct Sim {
     /// The first checker failure, if any: the run stops there.
     violation: Option<String>,
     steps: u64,
+    /// Every delivery so far, digested: see [`Sim::trace_digest`].
+    trace: crate::hash::Sha1,
     /// How long a hashing job takes in virtual time.
     pub job_delay: Duration,
     /// Bound on the steps of one [`Sim::run_until`].
@@ -208,6 +214,7 @@ impl Sim {
             originals: Originals::default(),
             violation: None,
             steps: 0,
+            trace: crate::hash::Sha1::new(),
             job_delay: Duration::ZERO,
             steps_max: STEPS_MAX,
             stats: NetStats::default(),
@@ -603,6 +610,58 @@ impl Sim {
     fn count_delivered(&mut self, datagram: &Datagram) {
         self.stats.delivered += 1;
         self.stats.bytes_delivered += datagram.bytes.len() as u64;
+        // When, between whom, how long, and the header: a piece's data is the file's, so
+        // its first bytes say as much as all of them, at a fraction of the hashing.
+        let head = &datagram.bytes[..datagram.bytes.len().min(TRACE_BYTES_MAX)];
+        self.trace.update(&self.now.as_nanos().to_be_bytes());
+        for addr in [datagram.from, datagram.to] {
+            match addr.ip() {
+                std::net::IpAddr::V4(ip) => self.trace.update(&ip.octets()),
+                std::net::IpAddr::V6(ip) => self.trace.update(&ip.octets()),
+            }
+            self.trace.update(&addr.port().to_be_bytes());
+        }
+        self.trace
+            .update(&(datagram.bytes.len() as u64).to_be_bytes());
+        self.trace.update(head);
+    }
+
+    /// A digest of every datagram delivered so far: its virtual time, sender, receiver,
+    /// length and first [`TRACE_BYTES_MAX`] bytes. Two runs of the same seed that behave
+    /// alike to the nanosecond give the same digest, so a change meant to alter no
+    /// behaviour (the node redesign of issue 15) can show that it did not.
+    pub fn trace_digest(&self) -> String {
+        wire::hex(&self.trace.clone().finish())
+    }
+
+    /// With `SIM_FINGERPRINT=FILE`, appends this run's line to FILE: the test (the
+    /// thread's name), the seed, the virtual time, the datagrams and bytes delivered and the
+    /// trace digest. `bench/sim_fingerprint.py` collects them for seeds 1 to 20.
+    fn record_fingerprint(&self) {
+        let Some(path) = std::env::var_os("SIM_FINGERPRINT") else {
+            return;
+        };
+        let test = std::thread::current()
+            .name()
+            .unwrap_or("unnamed")
+            .to_string();
+        let line = format!(
+            "{test} seed {} at {:.6} s: {} datagrams, {} bytes delivered, trace {}\n",
+            self.seed,
+            self.now.as_secs_f64(),
+            self.stats.delivered,
+            self.stats.bytes_delivered,
+            self.trace_digest()
+        );
+        // O_APPEND: tests running at once each add whole lines.
+        let appended = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .and_then(|mut file| std::io::Write::write_all(&mut file, line.as_bytes()));
+        if let Err(error) = appended {
+            eprintln!("SIM_FINGERPRINT {}: {error}", Path::new(&path).display());
+        }
     }
 
     /// Moves every core's waiting datagrams into the network and its events into the logs,
@@ -837,6 +896,9 @@ impl Sim {
 
 impl Drop for Sim {
     fn drop(&mut self) {
+        if !std::thread::panicking() {
+            self.record_fingerprint();
+        }
         remove_scratch(&self.scratch);
     }
 }
