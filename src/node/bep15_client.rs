@@ -543,10 +543,28 @@ impl Bep15Client {
 
     // ---- outputs ------------------------------------------------------------------------
 
-    /// The next datagram for the tracker.
+    /// Writes the next datagram for the tracker into `buf`, as every core's
+    /// `poll_transmit` does. Requests are at most [`bep15::REQUEST_BYTES_MAX`] bytes; one
+    /// that does not fit `buf` is dropped (and logged) rather than cut.
     #[must_use]
-    pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
-        self.outgoing.pop_front()
+    pub fn poll_transmit(&mut self, buf: &mut [u8]) -> Option<Transmit> {
+        while let Some(bytes) = self.outgoing.pop_front() {
+            let Some(room) = buf.get_mut(..bytes.len()) else {
+                log::error!(
+                    "a {}-byte request does not fit a {}-byte buffer",
+                    bytes.len(),
+                    buf.len()
+                );
+                continue;
+            };
+            room.copy_from_slice(&bytes);
+            return Some(Transmit {
+                to: self.addr,
+                len: bytes.len(),
+                source_as_for: None,
+            });
+        }
+        None
     }
 
     #[must_use]

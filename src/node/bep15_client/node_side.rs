@@ -30,8 +30,9 @@ impl Node {
         };
         let addr = standard.addr();
         let mut events = Vec::new();
-        while let Some(bytes) = standard.poll_transmit() {
-            self.out.send_bytes(addr, bytes);
+        let mut buf = [0u8; crate::bep15::REQUEST_BYTES_MAX];
+        while let Some(transmit) = standard.poll_transmit(&mut buf) {
+            self.out.send_bytes(transmit.to, buf[..transmit.len].to_vec());
             self.tracker.asked(now);
         }
         while let Some(event) = standard.poll_event() {

@@ -24,8 +24,11 @@ fn u64_at(bytes: &[u8], at: usize) -> u64 {
 }
 
 fn only_transmit(client: &mut Bep15Client) -> Vec<u8> {
-    let bytes = client.poll_transmit().expect("a datagram");
-    assert_eq!(client.poll_transmit(), None, "one datagram only");
+    let mut buf = [0u8; crate::bep15::REQUEST_BYTES_MAX];
+    let transmit = client.poll_transmit(&mut buf).expect("a datagram");
+    assert_eq!(transmit.to, tracker_addr());
+    let bytes = buf[..transmit.len].to_vec();
+    assert_eq!(client.poll_transmit(&mut buf), None, "one datagram only");
     bytes
 }
 
