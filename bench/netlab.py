@@ -23,7 +23,10 @@ other. Reported per case, medians over the runs with [min-max]:
                  line to its `downloaded` line (look-up, manifest, transfer, verification
                  and the final fsync; not the process start nor its registration, which a
                  tracker may hold up to a second to save the node's token first); TCP,
-                 curl's time_total (connection included, written to /dev/null)
+                 curl's time_total (connection included, written to /dev/null); with
+                 --tcp-to-file, curl writes a file beside ours and `sync`s it, timed from
+                 before curl starts to after the sync (as ours ends with its fsync; the
+                 few milliseconds of starting curl in the namespace count against TCP)
   ratio          ours / TCP
   drop %         packets dropped by the impairment / packets that reached it (nft and tc
                  counters, the kernel's own, not our logs)
@@ -396,13 +399,22 @@ class Bench:
             started = time.monotonic()
             if case.get("compete"):
                 compete = self.start_competitor(down, started)
-            out = run(in_ns(down, ["curl", "-s", "-o", "/dev/null", "-w",
+            dest = (os.path.join(self.scratch, f"tcp-{FILE_NAME}") if self.args.tcp_to_file
+                    else "/dev/null")
+            out = run(in_ns(down, ["curl", "-s", "-o", dest, "-w",
                                    "%{size_download} %{time_total}",
                                    f"http://{HOSTS['h1']}:{port}/{FILE_NAME}"]))
             got, seconds = out.split()
             if int(got) != self.args.size:
                 raise RuntimeError(f"curl got {got} bytes of {self.args.size}")
             seconds = float(seconds)
+            if self.args.tcp_to_file:
+                # Ours is timed to after its fsync: so is TCP, and the copy is checked.
+                run(["sync", dest])
+                seconds = time.monotonic() - started
+                if not same_file(self.file, dest):
+                    raise RuntimeError("curl's copy differs from the original")
+                os.remove(dest)
             tracker_dgrams = 0
         else:
             binary, node_args = self.variants.get(system, (self.binary, self.args.node_args))
@@ -547,7 +559,8 @@ def spread(values, fmt="{:.1f}"):
 
 def report(results, args):
     lines = [f"netlab: {args.size >> 20} MiB, {args.runs} run(s) each, ours vs TCP interleaved; "
-             f"node args: {args.node_args or '(defaults)'}", ""]
+             f"node args: {args.node_args or '(defaults)'}; TCP written to "
+             f"{'a file, synced' if args.tcp_to_file else '/dev/null'}", ""]
     header = ("| case | ours MB/s | TCP MB/s | ours/TCP | ours drop % | TCP drop % | "
               "ours +delay ms | TCP +delay ms | ours frags | trk dgr | trk dgr per 10 s | failed |")
     lines += [header, "|" + "---|" * (header.count("|") - 1)]
@@ -588,6 +601,8 @@ def main():
     parser.add_argument("--timeout", default=120, type=int, help="per download, seconds")
     parser.add_argument("--binary", help="torrent binary (default: build target/release)")
     parser.add_argument("--keep", action="store_true", help="keep the scratch dir and logs")
+    parser.add_argument("--tcp-to-file", action="store_true",
+                        help="curl writes a file and syncs it, as ours does (default /dev/null)")
     parser.add_argument("--list", action="store_true")
     args = parser.parse_args()
     if args.list:

@@ -70,8 +70,8 @@
 //! it. The holder's reactor receives the datagram and hands the bytes to its node's
 //! `handle_datagram`; [`wire::decode`] checks it (magic, version, kind, lengths, cookie
 //! comes next) without copying; the uploader queues the range and, one `poll_transmit` at a
-//! time, reads each piece from the file (`pread`) straight into the send buffer behind a
-//! [`wire::Piece`] header. Back at the downloader, the piece is written in place into the
+//! time, reads each piece from the file (`pread`; MTU-sized pieces a block of the range at
+//! a time) into the send buffer behind a [`wire::Piece`] header. Back at the downloader, the piece is written in place into the
 //! partial file (`pwrite`; the file is also mapped, for hashing). When all of chunk 7's pieces are in, a hasher thread computes its
 //! SHA-1 (the reactor goes on); only if it matches the manifest does the chunk count, get
 //! recorded in the have-file, credited to the sender at the tracker, and served to others.

@@ -2,8 +2,9 @@
 //!
 //! The uploader is nearly stateless. A request that carries a valid cookie becomes an
 //! [`UploadTask`] (which bytes, to whom); [`Uploader::poll_piece`] turns tasks into piece
-//! datagrams one at a time, reading each piece once from the file (`pread`) into the send
-//! buffer: round-robin over peers, and for each peer its ranges in the order asked, so that
+//! datagrams one at a time, reading each piece once from the file (`pread`, a block of a
+//! peer's range at a time for small pieces: see `read_ahead`) into the send buffer:
+//! round-robin over peers, and for each peer its ranges in the order asked, so that
 //! the chunk a peer asked for first is complete first.
 //!
 //! **Upload slots.** At most [`UPLOAD_SLOTS_MAX`] peers are served at once; a piece request
@@ -31,6 +32,7 @@
 mod interest;
 mod pacer;
 mod rate;
+mod read_ahead;
 
 pub use interest::{INTERESTED_MAX, SERVED_MAX};
 
@@ -196,6 +198,8 @@ pub(crate) struct Uploader {
     /// How many slots the measured upload rate allows (see [`rate::slots_for`]).
     slots_allowed: usize,
     rate: rate::RateMeter,
+    /// Blocks of files read ahead for the peers served (see `read_ahead`).
+    read_ahead: read_ahead::ReadAhead,
     /// Who asked lately for the have-map of a partial file (told of new chunks at once).
     interested: interest::Interested,
     /// Who started a chunk from us lately: told to other peers as holders (`exchange`).
@@ -244,6 +248,7 @@ impl Uploader {
             slots: Vec::new(),
             slots_allowed: UPLOAD_SLOTS_MAX,
             rate: rate::RateMeter::default(),
+            read_ahead: read_ahead::ReadAhead::default(),
             interested: interest::Interested::default(),
             served: interest::Served::default(),
             refused_at: None,
@@ -702,7 +707,15 @@ impl Uploader {
                 .then(|| now.saturating_duration_since(self.epoch_start).as_micros() as u32);
             let to = queue.to;
             let task = queue.tasks.front_mut()?;
-            let written = write_piece(task, len, sent_us, buf);
+            let read_ahead = &mut self.read_ahead;
+            // Blocks taken from each other in turn would be read many times over.
+            if self.queues.len() >= read_ahead::READ_AHEAD_PEERS_MAX {
+                read_ahead.clear();
+            }
+            let written = write_piece(task, len, sent_us, buf, |task, file_offset, data| {
+                let range_end = task.chunk_file_offset + u64::from(task.end);
+                read_ahead.read(now, to, &task.mapping, file_offset, range_end, data)
+            });
             task.offset += len;
             let (node_id, info_hash) = (task.node_id, task.info_hash);
             if task.offset >= task.end {
@@ -712,6 +725,8 @@ impl Uploader {
             if !queue.tasks.is_empty() {
                 // Round-robin: this peer's next piece waits behind the other peers'.
                 self.queues.push_back(queue);
+            } else if self.queues.is_empty() {
+                self.read_ahead.clear();
             }
             let Some(total) = written else {
                 // The file is shorter than its manifest says: changed under us. Stop serving
@@ -749,6 +764,7 @@ impl Uploader {
         }
         self.queues.retain(|q| !q.tasks.is_empty());
         self.task_count = self.queues.iter().map(|q| q.tasks.len()).sum();
+        self.read_ahead.clear();
         if self
             .shown
             .as_ref()
@@ -841,7 +857,15 @@ impl Uploader {
 /// Encodes one piece of `task` (`len` data bytes) into `buf`; its length, or `None` when the
 /// range is outside the file (or the file shrank under us).
 /// With `sent_us`, a [`wire::StampedPiece`].
-fn write_piece(task: &UploadTask, len: u32, sent_us: Option<u32>, buf: &mut [u8]) -> Option<usize> {
+/// Writes the piece datagram for `len` bytes at `task`'s offset into `buf`; `read` fills the
+/// data from the file (file offset, bytes), `false` when the file is shorter than that.
+fn write_piece(
+    task: &UploadTask,
+    len: u32,
+    sent_us: Option<u32>,
+    buf: &mut [u8],
+    read: impl FnOnce(&UploadTask, u64, &mut [u8]) -> bool,
+) -> Option<usize> {
     let piece = wire::Piece {
         info_hash: task.info_hash,
         chunk: U32::new(task.chunk),
@@ -864,9 +888,7 @@ fn write_piece(task: &UploadTask, len: u32, sent_us: Option<u32>, buf: &mut [u8]
         }
     };
     let data = writer.tail_mut(len as usize).ok()?;
-    task.mapping
-        .read_into(task.chunk_file_offset + u64::from(task.offset), data)
-        .then_some(())?;
+    read(task, task.chunk_file_offset + u64::from(task.offset), data).then_some(())?;
     Some(writer.finish())
 }
 
