@@ -777,6 +777,14 @@ pub type QueueLen = (&'static str, usize, usize);
 
 // For the simulation's checkers only: not part of the node's interface.
 impl Node {
+    /// How many bytes of each chunk of the complete file `name` were queued for peers (see
+    /// `upload::Spread`): how many times the holder sent each chunk.
+    #[doc(hidden)]
+    pub fn debug_chunk_sends(&self, name: &str) -> Option<Vec<u64>> {
+        let file = self.files.values().find(|f| f.manifest.name == name)?;
+        self.uploader.debug_chunk_sends(file.manifest.info_hash)
+    }
+
     /// Every bounded queue and table of the node, with its `*_MAX` limit.
     #[doc(hidden)]
     pub fn debug_queue_lens(&self) -> Vec<QueueLen> {

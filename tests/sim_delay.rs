@@ -10,8 +10,9 @@
 //!   are not asserted yet: congestion control (issue 14) will assert "drops at the queue
 //!   ≤ 1% of packets" and "queueing delay added ≤ 25 ms" on them; the same with a deep
 //!   (4 MB) queue at RTT 1 and 20 ms;
-//! * the 200-node swarm of `tests/sim_tstar.rs` at RTT 20 ms prints its ratio to T* (the
-//!   issue's goal is ≤ 2 T* at seeds 1 to 10); it asserts completion and the bytes only.
+//! * the 200-node swarm of `tests/sim_tstar.rs` at RTT 20 ms completes within 2 T* (the
+//!   issue's goal, at seeds 1 to 10; ignored by default for its run time), and the shape of
+//!   the loopback scenario S3 at RTT 20 ms takes about one copy from the holder.
 //!
 //! `SIM_SEED=n` replays one seed (a failure names it); `cargo test --release --test
 //! sim_delay -- --nocapture` shows the figures; the ignored T* run is `cargo test --release
@@ -360,7 +361,42 @@ fn tstar_at_rtt_20_ms(seed: u64) -> f64 {
     let n = TSTAR_DOWNLOADERS as f64;
     let t_star = (file / upload).max(n * file / ((n + 1.0) * upload));
     let limit = Duration::from_secs_f64(t_star * 20.0 + 30.0);
+    let mut trace = std::env::var_os("SIM_TRACE").map(|_| Trace::new(downloaders.len()));
+    if let Some(trace) = &mut trace {
+        let result = sim.run_until(|sim| trace.sample(sim, holder, downloaders, start), limit);
+        if let Err(error) = result {
+            panic!("T* at RTT 20 ms: {error}");
+        }
+    }
     finish(&mut sim, downloaders, &bytes, "T* at RTT 20 ms", limit);
+    if let Some(trace) = &trace {
+        trace.print(seed);
+        let sum = |f: fn(&torrent::node::NodeStats) -> u64| -> u64 {
+            downloaders.iter().map(|&n| f(sim.node(n).stats())).sum()
+        };
+        let chunk_bytes = 64u64 << 10;
+        let sends: Vec<String> = sim
+            .node(holder)
+            .debug_chunk_sends(NAME)
+            .unwrap_or_default()
+            .iter()
+            .map(|&bytes| format!("{:.1}", bytes as f64 / chunk_bytes as f64))
+            .collect();
+        let stats = sim.node(holder).stats();
+        eprintln!(
+            "trace seed {seed}: downloaders' pieces timed out {}, duplicate {}, unrequested {}, \
+             refused busy {}; the holder refused {} elsewhere, {} busy, sent {} pieces; copies of \
+             each chunk the holder queued: {}",
+            sum(|s| s.pieces_timed_out),
+            sum(|s| s.pieces_duplicate),
+            sum(|s| s.pieces_unrequested),
+            sum(|s| s.requests_busy),
+            stats.requests_elsewhere,
+            stats.requests_busy,
+            stats.pieces_sent,
+            sends.join(" ")
+        );
+    }
     let took = (sim.elapsed() - start).as_secs_f64();
     let ratio = took / t_star;
     eprintln!(
@@ -374,14 +410,17 @@ fn tstar_at_rtt_20_ms(seed: u64) -> f64 {
     ratio
 }
 
-/// Some 45 s of real time a seed (93 s for the two, release, on a shared machine): ignored
-/// by default; `cargo test --release --test sim_delay -- --ignored --nocapture` runs it.
+/// Some 25-45 s of real time a seed, release, on a shared machine: ignored by default;
+/// `cargo test --release --test sim_delay -- --ignored --nocapture` runs it (`SIM_TRACE=1`
+/// prints where the time goes: see [`Trace`]). The goal is ≤ 2 T* at seeds 1 to 10.
 /// At seeds 1 to 10 (2026-12-06): 2.03, 1.97, 2.00, 1.96, 2.05, 1.96, 2.01, 2.05, 1.99,
-/// 1.94 T* (at RTT 2.4 ms, `sim_tstar.rs` gives 1.87 and 1.95 at seeds 1 and 2): the
-/// goal of ≤ 2 T* is missed at 4 seeds of 10, by up to 2.5%; assert it once it is met.
-/// With the tracker-traffic backoff (2026-12-07, 02:52 UTC): 2.02, 2.09, 2.01, 1.92, 2.01,
-/// 2.06, 2.02, 2.01, 2.00, 2.07 (mean 2.02; missed at 8 seeds, by up to 4.5%). Main just
-/// before it gave 2.02, 1.95, 2.03, 1.98, 2.09 at seeds 1 to 5.
+/// 1.94 T*. With the tracker-traffic backoff (2026-12-07, 02:52 UTC): 2.02, 2.09, 2.01, 1.92,
+/// 2.01, 2.06, 2.02, 2.01, 2.00, 2.07 (mean 2.02; missed at 8 seeds). Most of the time over
+/// T* was the holder sending chunks twice or more before every chunk had reached the swarm
+/// once (1.8 copies, the last chunk first verified at 7.3 s of 8.4, seed 2). Since a
+/// downloader starts one chunk at a time from a spreading holder and keeps its upload slot
+/// while its pieces travel (2026-12-07, 04:30 UTC): 1.83, 1.88, 1.89, 1.80, 1.84, 1.87, 1.83,
+/// 1.84, 1.91, 1.84 (mean 1.85): met at every seed, asserted.
 #[test]
 #[ignore = "over 60 s of real time; run with --ignored"]
 fn tstar_swarm_at_rtt_20_ms() {
@@ -390,6 +429,89 @@ fn tstar_swarm_at_rtt_20_ms() {
         .map(|seed| (seed, tstar_at_rtt_20_ms(seed)))
         .collect();
     eprintln!("T* at RTT 20 ms: (seed, ratio to T*) {ratios:.2?}");
+    for (seed, ratio) in ratios {
+        assert!(
+            ratio <= 2.0,
+            "seed {seed} (replay with SIM_SEED={seed}): {ratio:.2} × T* at RTT 20 ms, the goal is 2"
+        );
+    }
+}
+
+/// The shape of the loopback scenario S3 (`tests/sim_tstar.rs`,
+/// `fast_downloaders_take_one_copy_from_the_holder`) at RTT 20 ms: a holder uploading
+/// 1 MiB/s and 8 downloaders uploading 64 times faster, so that the holder's upload is all
+/// that limits the swarm (T* = F / u_holder = 4 s). A spreading holder must send each chunk
+/// about once; more copies are its upload spent twice on the same chunk.
+fn fast_downloaders_at_rtt_20_ms(seed: u64) -> (f64, f64) {
+    const DOWNLOADERS: usize = 8;
+    const FAST_FACTOR: u64 = 64;
+    let net = NetConfig {
+        latency: MS,
+        jitter: Duration::from_micros(200),
+        ..NetConfig::default()
+    };
+    let mut sim = Sim::new(seed, net);
+    let link = |upload_bytes_per_s| LinkSpec {
+        capacity: Capacity {
+            upload_bytes_per_s: Some(upload_bytes_per_s),
+            download_bytes_per_s: None,
+        },
+        one_way_delay: Duration::from_micros(4_500),
+        ..LinkSpec::default()
+    };
+    let holder = sim.add_node(pieces(64 << 10, 8 << 10));
+    sim.set_link(holder, link(TSTAR_UPLOAD_BYTES_PER_S));
+    let downloaders: Vec<usize> = (0..DOWNLOADERS)
+        .map(|_| {
+            let node = sim.add_node(pieces(64 << 10, 8 << 10));
+            sim.set_link(node, link(TSTAR_UPLOAD_BYTES_PER_S * FAST_FACTOR));
+            node
+        })
+        .collect();
+    let bytes = content(TSTAR_FILE_BYTES, seed);
+    share(&mut sim, holder, &bytes);
+    let start = sim.elapsed();
+    for &node in &downloaders {
+        download(&mut sim, node);
+    }
+    let t_star = TSTAR_FILE_BYTES as f64 / TSTAR_UPLOAD_BYTES_PER_S as f64;
+    let limit = Duration::from_secs_f64(t_star * 20.0 + 30.0);
+    finish(
+        &mut sim,
+        &downloaders,
+        &bytes,
+        "S3 shape at RTT 20 ms",
+        limit,
+    );
+    let ratio = (sim.elapsed() - start).as_secs_f64() / t_star;
+    let copies = sim.node(holder).stats().bytes_sent as f64 / TSTAR_FILE_BYTES as f64;
+    eprintln!(
+        "S3 shape at RTT 20 ms: seed {seed}: all verified at {ratio:.2} T*; the holder \
+         uploaded {copies:.2} copies"
+    );
+    (ratio, copies)
+}
+
+/// A downloader that started a chunk from a spreading holder waits for its first piece
+/// before asking for the rest; meanwhile it used to start chunk after chunk, and its upload
+/// slot went to another peer while that first piece was on its way. The chunks it held up
+/// were offered to others again. At seeds 1-10 (2026-12-07) the holder sent 1.07-1.23
+/// copies (median 1.14) and the swarm took 1.09-1.25 T* (median 1.17); since a downloader
+/// starts one chunk at a time there and keeps its slot while its pieces travel, 1.04-1.08
+/// copies and 1.06-1.11 T*.
+#[test]
+fn fast_downloaders_take_one_copy_from_the_holder_at_rtt_20_ms() {
+    for seed in seeds(2) {
+        let (ratio, copies) = fast_downloaders_at_rtt_20_ms(seed);
+        assert!(
+            copies <= 1.10,
+            "seed {seed} (replay with SIM_SEED={seed}): the holder sent {copies:.2} copies"
+        );
+        assert!(
+            ratio <= 1.15,
+            "seed {seed} (replay with SIM_SEED={seed}): {ratio:.2} × T*"
+        );
+    }
 }
 
 /// A deep queue: what the window alone adds to the delay of everything else on the link.
@@ -398,5 +520,153 @@ fn deep_queue_at_rtt_1_and_20_ms() {
     for seed in seeds(1) {
         bottleneck(seed, MS, DEEP_QUEUE_BYTES);
         bottleneck(seed, 20 * MS, DEEP_QUEUE_BYTES);
+    }
+}
+
+/// What `SIM_TRACE=1` prints of the T* swarm at RTT 20 ms: where the time over T* goes.
+/// Every [`Trace::EVERY`] of virtual time it looks at how busy the holder's upload was,
+/// how many distinct chunks the downloaders hold between them, how many copies they
+/// verified, and how busy their uploads were; at the end, when each downloader got its
+/// first chunk and finished, and when each chunk first reached a downloader.
+struct Trace {
+    next: Duration,
+    holder_sent_bytes: u64,
+    downloaders_sent_bytes: u64,
+    /// Per line: (t, holder busy, downloaders busy, distinct chunks in the swarm, copies
+    /// verified, done).
+    lines: Vec<(f64, f64, f64, u32, f64, usize)>,
+    /// Holder bytes and downloader bytes sent since the last line, and samples in it.
+    window: (u64, u64, u32),
+    first_chunk_s: Vec<Option<f64>>,
+    done_s: Vec<Option<f64>>,
+    chunk_first_s: Vec<Option<f64>>,
+    holder_idle_s: f64,
+}
+
+impl Trace {
+    const EVERY: Duration = Duration::from_millis(10);
+    const LINE_SAMPLES: u32 = 25;
+
+    fn new(downloaders: usize) -> Trace {
+        let chunks = TSTAR_FILE_BYTES / (64 << 10);
+        Trace {
+            next: Duration::ZERO,
+            holder_sent_bytes: 0,
+            downloaders_sent_bytes: 0,
+            lines: Vec::new(),
+            window: (0, 0, 0),
+            first_chunk_s: vec![None; downloaders],
+            done_s: vec![None; downloaders],
+            chunk_first_s: vec![None; chunks],
+            holder_idle_s: 0.0,
+        }
+    }
+
+    /// Takes a sample when one is due; true once every downloader is done.
+    fn sample(&mut self, sim: &Sim, holder: usize, downloaders: &[usize], start: Duration) -> bool {
+        let elapsed = sim.elapsed() - start;
+        if elapsed < self.next {
+            return false;
+        }
+        if self.next == Duration::ZERO {
+            self.holder_sent_bytes = sim.node(holder).stats().bytes_sent;
+            self.downloaders_sent_bytes = downloaders
+                .iter()
+                .map(|&n| sim.node(n).stats().bytes_sent)
+                .sum();
+        }
+        self.next = elapsed + Self::EVERY;
+        let t = elapsed.as_secs_f64();
+        let holder_sent = sim.node(holder).stats().bytes_sent;
+        let holder_delta = holder_sent - self.holder_sent_bytes;
+        self.holder_sent_bytes = holder_sent;
+        let capacity = TSTAR_UPLOAD_BYTES_PER_S as f64 * Self::EVERY.as_secs_f64();
+        self.holder_idle_s +=
+            (1.0 - holder_delta as f64 / capacity).max(0.0) * Self::EVERY.as_secs_f64();
+        let sent: u64 = downloaders
+            .iter()
+            .map(|&n| sim.node(n).stats().bytes_sent)
+            .sum();
+        let downloaders_delta = sent - self.downloaders_sent_bytes;
+        self.downloaders_sent_bytes = sent;
+        let mut copies = 0.0;
+        let mut present = vec![false; self.chunk_first_s.len()];
+        let mut done = 0;
+        for (i, &n) in downloaders.iter().enumerate() {
+            if sim.completed(n, NAME) {
+                self.done_s[i].get_or_insert(t);
+                self.first_chunk_s[i].get_or_insert(t);
+                present.iter_mut().for_each(|p| *p = true);
+                copies += 1.0;
+                done += 1;
+                continue;
+            }
+            if let Some(have) = sim.node(n).chunks_held(NAME) {
+                let held = have.count();
+                if held > 0 {
+                    self.first_chunk_s[i].get_or_insert(t);
+                }
+                copies += f64::from(held) / present.len() as f64;
+                for (chunk, slot) in present.iter_mut().enumerate() {
+                    *slot |= have.get(chunk as u32);
+                }
+            }
+        }
+        for (chunk, &held) in present.iter().enumerate() {
+            if held {
+                self.chunk_first_s[chunk].get_or_insert(t);
+            }
+        }
+        self.window.0 += holder_delta;
+        self.window.1 += downloaders_delta;
+        self.window.2 += 1;
+        if self.window.2 == Self::LINE_SAMPLES || done == downloaders.len() {
+            let span = capacity * f64::from(self.window.2);
+            self.lines.push((
+                t,
+                self.window.0 as f64 / span,
+                self.window.1 as f64 / (span * downloaders.len() as f64),
+                present.iter().filter(|&&p| p).count() as u32,
+                copies,
+                done,
+            ));
+            self.window = (0, 0, 0);
+        }
+        done == downloaders.len()
+    }
+
+    fn print(&self, seed: u64) {
+        for &(t, holder, peers, distinct, copies, done) in &self.lines {
+            eprintln!(
+                "trace seed {seed} t={t:.2}: holder busy {holder:.2}, downloaders busy \
+                 {peers:.2}, {distinct} distinct chunks in the swarm, {copies:.1} copies, {done} done"
+            );
+        }
+        let sorted = |values: &[Option<f64>]| {
+            let mut v: Vec<f64> = values.iter().flatten().copied().collect();
+            v.sort_by(f64::total_cmp);
+            v
+        };
+        let at = |v: &[f64], share: f64| v[((v.len() - 1) as f64 * share) as usize];
+        let firsts = sorted(&self.first_chunk_s);
+        let done = sorted(&self.done_s);
+        let chunks = sorted(&self.chunk_first_s);
+        eprintln!(
+            "trace seed {seed}: first chunk at p10 {:.2} median {:.2} p90 {:.2} max {:.2} s; \
+             done at first {:.2} p10 {:.2} median {:.2} p90 {:.2} last {:.2} s; every chunk in \
+             the swarm by {:.2} s (half by {:.2}); holder idle {:.2} s",
+            at(&firsts, 0.1),
+            at(&firsts, 0.5),
+            at(&firsts, 0.9),
+            at(&firsts, 1.0),
+            at(&done, 0.0),
+            at(&done, 0.1),
+            at(&done, 0.5),
+            at(&done, 0.9),
+            at(&done, 1.0),
+            at(&chunks, 1.0),
+            at(&chunks, 0.5),
+            self.holder_idle_s,
+        );
     }
 }

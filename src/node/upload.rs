@@ -68,7 +68,12 @@ pub const UPLOAD_SLOTS_MAX: usize = 4;
 const SLOT_TURN: Duration = Duration::from_millis(500);
 const SLOT_TURN_CHUNKS: u32 = 2;
 const SLOT_TURN_MAX: Duration = Duration::from_secs(4);
-/// A slot whose peer has nothing queued and asked nothing for this long is free again.
+/// A slot whose peer has had nothing queued and asked nothing for this long is free again.
+/// Counted from its last piece sent as well as from its last request: a downloader asks for
+/// more as pieces arrive, a round trip after they leave, and one that asked for the start of
+/// a chunk waits for its first piece before asking for the rest (see `transfer.rs`); counted
+/// from the request alone, the slot went to another peer while that piece was on its way,
+/// at a round trip of 20 ms mid-chunk, and the chunk's rest waited seconds for a new slot.
 const SLOT_IDLE: Duration = Duration::from_millis(100);
 /// A peer refused this recently counts as waiting for a slot.
 const WAITING_RECENT: Duration = Duration::from_secs(1);
@@ -153,7 +158,8 @@ struct Slot {
     /// Its last range accepted stops short of the chunk's end: its turn waits for the rest
     /// (a chunk left half-sent helps nobody, and a spreading holder would offer it again).
     mid_chunk: bool,
-    last_asked: Instant,
+    /// When it last asked for pieces, or its last queued piece left: see [`SLOT_IDLE`].
+    last_active: Instant,
 }
 
 /// The node's upload budget: a token bucket of bytes.
@@ -476,6 +482,14 @@ impl Uploader {
         self.served.peers(info_hash, now)
     }
 
+    /// Bytes of each chunk of the complete file `info_hash` queued for peers so far.
+    pub fn debug_chunk_sends(&self, info_hash: Hash) -> Option<Vec<u64>> {
+        self.spread
+            .iter()
+            .find(|s| s.info_hash == info_hash)
+            .map(|s| s.queued_bytes.clone())
+    }
+
     /// Peers remembered as served (bounded by [`SERVED_MAX`]).
     pub fn served_count(&self) -> usize {
         self.served.len()
@@ -522,7 +536,7 @@ impl Uploader {
 
     /// Nothing queued for the slot's peer, and it asked nothing for [`SLOT_IDLE`].
     fn slot_idle(&self, slot: &Slot, now: Instant) -> bool {
-        now.saturating_duration_since(slot.last_asked) >= SLOT_IDLE
+        now.saturating_duration_since(slot.last_active) >= SLOT_IDLE
             && !self.queues.iter().any(|q| q.to == slot.to)
     }
 
@@ -652,7 +666,7 @@ impl Uploader {
             })
             .collect();
         if let Some(slot) = self.slots.iter_mut().find(|slot| slot.to == from) {
-            slot.last_asked = now;
+            slot.last_active = now;
             return true;
         }
         if self.slots.len() < self.slots_allowed {
@@ -667,7 +681,7 @@ impl Uploader {
                 granted_at: now,
                 turn,
                 mid_chunk: false,
-                last_asked: now,
+                last_active: now,
             });
             return true;
         }
@@ -725,8 +739,13 @@ impl Uploader {
             if !queue.tasks.is_empty() {
                 // Round-robin: this peer's next piece waits behind the other peers'.
                 self.queues.push_back(queue);
-            } else if self.queues.is_empty() {
-                self.read_ahead.clear();
+            } else {
+                if let Some(slot) = self.slots.iter_mut().find(|slot| slot.to == to) {
+                    slot.last_active = now;
+                }
+                if self.queues.is_empty() {
+                    self.read_ahead.clear();
+                }
             }
             let Some(total) = written else {
                 // The file is shorter than its manifest says: changed under us. Stop serving
@@ -926,5 +945,116 @@ fn send_have_map(
         if first_byte >= bitmap.len() {
             break;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::{Manifest, StateDir};
+    use crate::wire::PeerAsk;
+
+    const CHUNK_BYTES: u32 = 16 << 10;
+    const PIECE_BYTES: u32 = 8 << 10;
+    const MS: Duration = Duration::from_millis(1);
+
+    /// A partial file of 2 chunks holding both (not complete: no spreading), opened in a
+    /// scratch directory as a download opens it.
+    fn file(tag: &str) -> (BTreeMap<Hash, LocalFile>, Hash) {
+        let dir = std::env::temp_dir().join(format!("torrent-upload-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let state = StateDir::open(&dir).unwrap();
+        let manifest = Manifest::new(
+            "f.bin".into(),
+            3 * u64::from(CHUNK_BYTES),
+            CHUNK_BYTES,
+            vec![[0; 20]; 3],
+        );
+        let (mapping, _) = state.open_partial(&manifest).unwrap();
+        let mut have = Bitmap::new(3);
+        have.set(0);
+        have.set(1);
+        let info_hash = manifest.info_hash;
+        let file = LocalFile {
+            manifest: Arc::new(manifest),
+            mapping,
+            have,
+            acknowledged_chunks: None,
+            announce_due: None,
+            stamp: None,
+        };
+        (BTreeMap::from([(info_hash, file)]), info_hash)
+    }
+
+    fn outbox() -> Outbox {
+        Outbox {
+            control: VecDeque::new(),
+            events: VecDeque::new(),
+            stats: NodeStats::default(),
+            scratch: Vec::new(),
+        }
+    }
+
+    /// Peer `port` asks for the first piece of chunk 0; returns whether it was refused busy.
+    fn ask(
+        uploader: &mut Uploader,
+        files: &BTreeMap<Hash, LocalFile>,
+        info_hash: Hash,
+        port: u16,
+        now: Instant,
+    ) -> bool {
+        let from = SocketAddr::from(([10, 0, 0, 2], port));
+        let request = wire::PieceRequest {
+            ask: PeerAsk {
+                cookie: U64::new(uploader.cookie(from, uploader.epoch(now))),
+                node_id: U32::new(u32::from(port)),
+                info_hash,
+            },
+            chunk: U32::new(0),
+            offset: U32::new(0),
+            length: U32::new(PIECE_BYTES),
+            piece_bytes: U32::new(PIECE_BYTES),
+        };
+        let mut out = outbox();
+        uploader.handle_request(&mut out, files, now, from, &Message::PieceRequest(&request));
+        out.stats.requests_busy > 0
+    }
+
+    /// A peer whose pieces all left a moment ago keeps its upload slot while its next request
+    /// is on the way, however long ago it last asked: at a round trip of 20 ms, a downloader
+    /// waits for a chunk's first piece before asking for its rest, and lost its slot
+    /// mid-chunk when the slot's idleness was counted from its last request.
+    #[test]
+    fn a_slot_stays_with_a_peer_whose_pieces_just_left() {
+        let (files, info_hash) = file("slot");
+        let start = Instant::now();
+        let mut rng = Rng::new(1);
+        let mut uploader = Uploader::new(9, &mut rng, None, Routes::fixed(65_536), start);
+        // Four peers take the four slots; the first one's piece leaves 80 ms later.
+        for port in 1..=UPLOAD_SLOTS_MAX as u16 {
+            assert!(!ask(&mut uploader, &files, info_hash, port, start));
+        }
+        let mut buf = vec![0u8; wire::DATAGRAM_BYTES_MAX];
+        let mut stats = NodeStats::default();
+        let (sent, _, _) = uploader
+            .poll_piece(&mut stats, start + 80 * MS, &mut buf)
+            .unwrap();
+        assert_eq!(sent.to.port(), 1);
+        // 150 ms after its request, 70 ms after its piece left: a fifth peer is refused, and
+        // the first one's next request is served.
+        assert!(ask(&mut uploader, &files, info_hash, 5, start + 150 * MS));
+        assert!(!ask(&mut uploader, &files, info_hash, 1, start + 155 * MS));
+        // Nothing queued and nothing asked for SLOT_IDLE: the slot is free again.
+        while uploader
+            .poll_piece(&mut stats, start + 160 * MS, &mut buf)
+            .is_some()
+        {}
+        assert!(!ask(
+            &mut uploader,
+            &files,
+            info_hash,
+            5,
+            start + 160 * MS + SLOT_IDLE
+        ));
     }
 }

@@ -32,7 +32,8 @@ impl Node {
         let mut events = Vec::new();
         let mut buf = [0u8; crate::bep15::REQUEST_BYTES_MAX];
         while let Some(transmit) = standard.poll_transmit(&mut buf) {
-            self.out.send_bytes(transmit.to, buf[..transmit.len].to_vec());
+            self.out
+                .send_bytes(transmit.to, buf[..transmit.len].to_vec());
             self.tracker.asked(now);
         }
         while let Some(event) = standard.poll_event() {

@@ -331,16 +331,29 @@ pub(super) fn next_request(
     // to start a chunk ("elsewhere") yet accept the rest of it asked in the same breath, and
     // count the chunk as sent while nobody gets all of it. Ask for the rest once a piece came.
     let spreading = peers[index].complete && !peers[index].has_all();
+    // A chunk started from a spreading holder whose rest waits for its first piece.
+    let mut awaiting_first_piece = false;
     for &chunk in &peers[index].chunks {
-        if let Some(ChunkState::Active(progress)) = transfer.chunks.get_mut(chunk as usize)
-            && !(spreading && progress.received.count() == 0)
-            && let Some(run) = unrequested_run(progress, limit)
-        {
+        let Some(ChunkState::Active(progress)) = transfer.chunks.get_mut(chunk as usize) else {
+            continue;
+        };
+        if spreading && progress.received.count() == 0 {
+            awaiting_first_piece |= unrequested_run(progress, 1).is_some();
+            continue;
+        }
+        if let Some(run) = unrequested_run(progress, limit) {
             return Some((chunk, run.0, run.1));
         }
     }
+    // Nor is another chunk started from it meanwhile: each start counts at the holder as a
+    // copy sent, and one downloader starting chunk after chunk during the round trip before
+    // the first piece claimed several at once; when its upload slot then went to another
+    // peer, their rests waited seconds, the holder offered them again to others after
+    // `SPREAD_START_HOLD`, and sent some chunks 4-9 times (tests/sim_delay.rs at RTT 20 ms:
+    // the holder uploaded 1.8 copies, and the last chunk first reached the swarm at 7.3 s).
     let hashing_max = (HASHING_BYTES_MAX / u64::from(transfer.manifest.chunk_bytes)).max(2);
-    if peers[index].chunks.len() >= CHUNKS_PER_PEER_MAX
+    if awaiting_first_piece
+        || peers[index].chunks.len() >= CHUNKS_PER_PEER_MAX
         || u64::from(transfer.hashing) >= hashing_max
     {
         return None;
@@ -573,6 +586,47 @@ mod tests {
         );
         transfer.chunks[0] = active(None);
         assert!(transfer.offers_unclaimed(&bitmap(&[0])), "chunk 0 was left");
+    }
+
+    /// From a holder spreading its chunks (complete, showing only some), the rest of a chunk
+    /// is asked once its first piece came; until then no other chunk is started from it, so
+    /// that a downloader claims one chunk at a time there (see `next_request`).
+    #[test]
+    fn a_spreading_holder_is_asked_one_chunk_at_a_time() {
+        let mut transfer = transfer("spreading");
+        let now = Instant::now();
+        let addr = SocketAddr::from(([10, 0, 0, 2], 4000));
+        let mut peer = Peer::new(3, addr, true, 65_536, crate::node::PaceMode::Off, now);
+        peer.have = Some(bitmap(&[0, 1]));
+        let mut peers = vec![peer];
+        // Room for one piece: the chunk's second piece is left for later.
+        let (chunk, first, count) = next_request(&mut transfer, &mut peers, 0, 1, now).unwrap();
+        assert_eq!((first, count), (0, 1));
+        fn chunk_progress(transfer: &mut Transfer, chunk: u32) -> &mut ChunkProgress {
+            match transfer.chunks.get_mut(chunk as usize) {
+                Some(ChunkState::Active(progress)) => progress,
+                _ => panic!("chunk {chunk} is not active"),
+            }
+        }
+        // What `fill_windows` records of a request sent.
+        chunk_progress(&mut transfer, chunk).requested_at[0] = Some(now);
+        assert_eq!(
+            next_request(&mut transfer, &mut peers, 0, 8, now),
+            None,
+            "another chunk was started before the first piece of chunk {chunk} came"
+        );
+        // The first piece came: the rest of the chunk is asked, and only then a new one.
+        let progress = chunk_progress(&mut transfer, chunk);
+        progress.requested_at[0] = None;
+        progress.received.set(0);
+        assert_eq!(
+            next_request(&mut transfer, &mut peers, 0, 8, now),
+            Some((chunk, 1, 1))
+        );
+        chunk_progress(&mut transfer, chunk).requested_at[1] = Some(now);
+        let (other, first, _) = next_request(&mut transfer, &mut peers, 0, 8, now).unwrap();
+        assert_ne!(other, chunk);
+        assert_eq!(first, 0);
     }
 
     /// A chunk a peer refused leaves its have-map and the availability count together, so
