@@ -260,6 +260,11 @@ class Lab:
         self.clear()
         down = "dr" if case.get("routed") else "d"
         rules = ["ip version 4 counter name seen"]
+        if case.get("compete"):
+            # Bytes that crossed the bottleneck from each holder's namespace: h1 carries the
+            # measured flow (ours, or TCP's baseline), h2 the competing TCP flow.
+            rules += [f"ip saddr {HOSTS['h1']} counter name from_h1",
+                      f"ip saddr {HOSTS['h2']} counter name from_h2"]
         if "loss" in case:
             rules.append(f"numgen random mod 100000 < {case['loss']} counter name dropped drop")
         if "police" in case:
@@ -268,6 +273,7 @@ class Lab:
             rules.append(f"limit rate over {rate} bytes/second burst {burst} bytes "
                          f"counter name dropped drop")
         nft = (f"table ip netlab {{\n counter seen {{}}\n counter dropped {{}}\n"
+               f" counter from_h1 {{}}\n counter from_h2 {{}}\n"
                f" chain pre {{ type filter hook prerouting priority -450; policy accept;\n"
                + "\n".join(f"  {r}" for r in rules) + "\n }\n}\n")
         self.nft(down, nft)
@@ -349,6 +355,52 @@ class Pinger:
         return self.rtts
 
 
+class ShareSampler:
+    """Samples the downloader's per-holder byte counters (nft, after the bottleneck) every
+    100 ms until stopped, so that each flow's rate over the overlap of the two can be read
+    afterwards: (monotonic time, bytes from h1, bytes from h2)."""
+
+    INTERVAL = 0.1
+
+    def __init__(self, down):
+        self.down = down
+        self.samples = []
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        while not self.stopped.is_set():
+            out = run(in_ns(self.down, ["nft", "list", "table", "ip", "netlab"]), check=False)
+            got = dict(re.findall(r"counter (from_h[12]) \{\s*packets \d+ bytes (\d+)", out))
+            if len(got) == 2:
+                self.samples.append((time.monotonic(), int(got["from_h1"]),
+                                     int(got["from_h2"])))
+            self.stopped.wait(self.INTERVAL)
+
+    def stop(self):
+        self.stopped.set()
+        self.thread.join(timeout=STOP_TIMEOUT)
+
+    def at(self, when):
+        """Both counters at `when`, interpolated between the samples around it."""
+        before = [s for s in self.samples if s[0] <= when]
+        after = [s for s in self.samples if s[0] >= when]
+        if not before or not after:
+            return None
+        (t0, a0, b0), (t1, a1, b1) = before[-1], after[0]
+        f = (when - t0) / (t1 - t0) if t1 > t0 else 0.0
+        return a0 + f * (a1 - a0), b0 + f * (b1 - b0)
+
+    def shares(self, start, end):
+        """Each flow's rate over [start, end] as a share of the bottleneck's rate."""
+        first, last = self.at(start), self.at(end)
+        if first is None or last is None or end - start < 0.2:
+            return None
+        rate = BOTTLENECK_BYTES_PER_S * (end - start)
+        return (last[0] - first[0]) / rate, (last[1] - first[1]) / rate, end - start
+
+
 def idle_rtt(lab, target):
     out = run(in_ns("h1", ["ping", "-n", "-c", "10", "-i", "0.05", target]), check=False)
     rtts = [float(x) for x in re.findall(r"time=([0-9.]+) ms", out)]
@@ -394,6 +446,7 @@ class Bench:
         frags0 = self.lab.frag_creates()
         compete = None
         pinger = Pinger(target) if "tbf" in case else None
+        sampler = ShareSampler(down) if case.get("compete") else None
         if system == "tcp":
             port = self.http_server("h1")
             started = time.monotonic()
@@ -404,6 +457,7 @@ class Bench:
             out = run(in_ns(down, ["curl", "-s", "-o", dest, "-w",
                                    "%{size_download} %{time_total}",
                                    f"http://{HOSTS['h1']}:{port}/{FILE_NAME}"]))
+            ended = time.monotonic()
             got, seconds = out.split()
             if int(got) != self.args.size:
                 raise RuntimeError(f"curl got {got} bytes of {self.args.size}")
@@ -418,7 +472,7 @@ class Bench:
             tracker_dgrams = 0
         else:
             binary, node_args = self.variants.get(system, (self.binary, self.args.node_args))
-            seconds, tracker_dgrams, compete = self.ours(case, down, binary, node_args)
+            seconds, tracker_dgrams, compete, ended = self.ours(case, down, binary, node_args)
         rtts = pinger.stop() if pinger else []
         figures = dict(goodput=self.args.size / seconds / 1e6, seconds=seconds,
                        frags=self.lab.frag_creates() - frags0,
@@ -426,6 +480,15 @@ class Bench:
                        tracker_per_10s=tracker_dgrams * 10.0 / max(seconds, 10.0))
         if compete is not None:
             figures["compete_mbs"] = compete.finish()
+        if sampler is not None:
+            # Wait for the competitor first (finish() above), so that the samples cover the
+            # whole overlap: from the competing curl's start to whichever flow ended first.
+            sampler.stop()
+            if compete is not None and compete.started_at is not None:
+                end = min(ended, compete.ended_at or ended)
+                shares = sampler.shares(compete.started_at, end)
+                if shares:
+                    figures["share_ours"], figures["share_tcp"], figures["overlap_s"] = shares
         seen, _ = self.lab.counter(down, "seen")
         dropped, _ = self.lab.counter(down, "dropped")
         if "tbf" in case:
@@ -489,7 +552,7 @@ class Bench:
             if not same_file(self.file, os.path.join(node_dir, FILE_NAME)):
                 raise RuntimeError("the downloaded copy differs from the original")
             shutil.rmtree(node_dir)
-            return seconds, after - before, compete
+            return seconds, after - before, compete, when
         finally:
             for p in reversed(procs):
                 p.stop()
@@ -500,6 +563,7 @@ class Competitor:
 
     def __init__(self, down, port, started, size):
         self.result = None
+        self.started_at = self.ended_at = None
         self.thread = threading.Thread(target=self._run, args=(down, port, started, size),
                                        daemon=True)
         self.thread.start()
@@ -507,9 +571,11 @@ class Competitor:
     def _run(self, down, port, started, size):
         delay = 0.25 * size / BOTTLENECK_BYTES_PER_S
         time.sleep(max(0.0, started + delay - time.monotonic()))  # pacing, not synchronising
+        self.started_at = time.monotonic()
         out = run(in_ns(down, ["curl", "-s", "-o", "/dev/null", "--max-time", "600", "-w",
                                "%{size_download} %{time_total}",
                                f"http://{HOSTS['h2']}:{port}/{FILE_NAME}"]), check=False)
+        self.ended_at = time.monotonic()
         parts = out.split()
         if len(parts) == 2 and float(parts[1]) > 0:
             self.result = int(parts[0]) / float(parts[1]) / 1e6
@@ -587,6 +653,15 @@ def report(results, args):
         competing = [r["compete_mbs"] for r in ok_o if r.get("compete_mbs")]
         if competing:
             lines.append(f"|   competing TCP flow during ours | {spread(competing)} MB/s |")
+        for who, runs in ((label, ok_o), ("tcp", ok_t)):
+            shared = [r for r in runs if r.get("share_ours") is not None]
+            if shared:
+                lines.append(
+                    f"|   overlap with the competing TCP flow, {who}: "
+                    f"{who} {spread([r['share_ours'] for r in shared], '{:.2f}')} "
+                    f"of the link, competing TCP {spread([r['share_tcp'] for r in shared], '{:.2f}')}, "
+                    f"sum {spread([r['share_ours'] + r['share_tcp'] for r in shared], '{:.2f}')} "
+                    f"over {spread([r['overlap_s'] for r in shared])} s |")
     return "\n".join(lines)
 
 

@@ -18,8 +18,10 @@
 //!
 //! **What it trusts.**
 //! * *Delivery rate*: each round (about a round trip, at least [`ROUND_MIN`]) gives the bytes
-//!   that arrived over its length; the bottleneck estimate is the largest sample of the last
-//!   [`BANDWIDTH_ROUNDS`] rounds. Pieces that arrive after their request timed out count:
+//!   that arrived over its length, or over the time the holder took to send them when that
+//!   was longer (its stamps say; a receiver that read a batch late would otherwise count a
+//!   few milliseconds of the path twice); the bottleneck estimate is the largest sample of
+//!   the last [`BANDWIDTH_ROUNDS`] rounds. Pieces that arrive after their request timed out count:
 //!   they crossed the bottleneck. A round that is short of requests gives a low sample that
 //!   the maximum ignores.
 //! * *Loss, as a rate over enough pieces*: losses (time-outs) are counted over intervals of
@@ -28,7 +30,16 @@
 //!   a clean link do not slow it. Above it, something drops what exceeds a rate (a policer,
 //!   a shallow queue overflowing): the pace is held at the rate delivered during that
 //!   interval for [`POLICED_HOLD_ROUNDS`] rounds without probing (BBRv1's long-term rate,
-//!   BBRv2's loss threshold), so that probing does not keep feeding the policer.
+//!   BBRv2's loss threshold), so that probing does not keep feeding the policer. An interval
+//!   during which a queue stood is not a policer (a policer queues nothing) but a queue
+//!   overflowing, answered below.
+//! * *Loss while a queue stands*: the queue overflows. Alone on the path, our own probe
+//!   did it; beside a flow that fills every queue until it loses (TCP), holding the rate
+//!   that gets through cedes the link to it a little more at each of its slow starts and
+//!   cuts (ours got 7-15% of a shared tbf, 2026-12-07). So the shared phase does what that
+//!   flow does: cut ([`SHARED_DECREASE_PERCENT`], at most once per
+//!   [`SHARED_CUT_ROUNDS_MIN`] rounds) and grow by a datagram per round trip, never above
+//!   the estimate, until the queue is gone.
 //! * *One-way queueing delay*, as uTP and LEDBAT measure it: each piece carries the holder's
 //!   clock when it left; our clock at arrival less that stamp is the delay plus an unknown
 //!   offset, which cancels against the smallest such difference seen. A round trip would
@@ -111,6 +122,15 @@ pub const IN_FLIGHT_EXTRA: Duration = Duration::from_millis(20);
 pub const IN_FLIGHT_PIECES_MIN: u32 = 4;
 /// A standing queue longer than this makes the next round go at the delivery rate.
 pub const QUEUE_DELAY_MAX: Duration = Duration::from_millis(10);
+/// In a queue shared with a flow that fills it (TCP), a round that lost pieces cuts the
+/// pace to this share (in percent) of what it was. TCP's CUBIC cuts its window to 70%.
+pub const SHARED_DECREASE_PERCENT: u64 = 85;
+/// Rounds between two cuts. A paced flow loses a piece at nearly every overflow of a
+/// tail-drop queue, since its pieces arrive evenly, while TCP's arrive in bursts and a
+/// whole window's losses cost it one cut: on the netlab's tbf, cut once per loss every
+/// other round, ours settled at 2 MB/s beside TCP's 10 (2026-12-07). With this many rounds
+/// between cuts, growing as TCP grows, the two settle near halves of the link.
+pub const SHARED_CUT_ROUNDS_MIN: u32 = 40;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Phase {
@@ -129,6 +149,13 @@ enum Phase {
         rate: u64,
         rounds_left: u32,
     },
+    /// A queue stands and overflows: another flow fills it (a TCP flow does, until it
+    /// loses). Pace at `rate`, grown by a datagram per round trip and cut on loss, as TCP
+    /// grows and cuts its window, so that the two converge to halves of the link.
+    Shared {
+        rate: u64,
+        rounds_since_cut: u32,
+    },
 }
 
 /// One round being measured.
@@ -138,6 +165,11 @@ struct Round {
     bytes: u64,
     /// Smallest one-way delay of the round above the path's base, microseconds.
     queue_delay_us: Option<u32>,
+    /// Pieces found lost during the round.
+    lost: u32,
+    /// The holder's stamps of the earliest and latest piece sent of those that arrived in
+    /// the round, microseconds of its clock (wrapping).
+    sent_us: Option<(u32, u32)>,
 }
 
 impl Round {
@@ -146,6 +178,8 @@ impl Round {
             started_at: now,
             bytes: 0,
             queue_delay_us: None,
+            lost: 0,
+            sent_us: None,
         }
     }
 }
@@ -157,6 +191,9 @@ struct LossInterval {
     bytes: u64,
     arrived: u32,
     lost: u32,
+    /// A round of the interval ended with a standing queue (above [`QUEUE_DELAY_MAX`]):
+    /// its losses are a queue overflowing, not a policer, which queues nothing.
+    queue_stood: bool,
 }
 
 impl LossInterval {
@@ -166,6 +203,7 @@ impl LossInterval {
             bytes: 0,
             arrived: 0,
             lost: 0,
+            queue_stood: false,
         }
     }
 }
@@ -191,6 +229,10 @@ pub struct Congestion {
     late_since: Option<Instant>,
     /// The last round's delivery rate.
     last_delivered: u64,
+    /// The last round's queueing delay (its smallest one-way delay above the base).
+    last_queue_delay: Duration,
+    /// The size of the last piece's datagram: what TCP would add per round trip.
+    datagram_bytes: u64,
     /// Loss intervals judged policed, for tests.
     policed_intervals: u32,
     /// Loss intervals in a row above [`LOSS_PERCENT_POLICED`].
@@ -214,6 +256,8 @@ impl Congestion {
             queued: false,
             late_since: None,
             last_delivered: 0,
+            last_queue_delay: Duration::ZERO,
+            datagram_bytes: 0,
             policed_intervals: 0,
             lossy_intervals: 0,
         }
@@ -237,7 +281,7 @@ impl Congestion {
             Phase::Startup { .. } if bandwidth == 0 => PACE_START,
             Phase::Startup { .. } => bandwidth * STARTUP_GAIN_PERCENT / 100,
             Phase::Drain { .. } => bandwidth * 100 / STARTUP_GAIN_PERCENT,
-            Phase::Policed { rate, .. } => rate,
+            Phase::Policed { rate, .. } | Phase::Shared { rate, .. } => rate,
             Phase::Probe { .. } if self.queued => self.last_delivered.min(bandwidth),
             Phase::Probe { cycle } => bandwidth * PROBE_GAINS[cycle] / 100,
         };
@@ -245,9 +289,12 @@ impl Congestion {
     }
 
     /// Most pieces to keep in flight from this path when each takes `datagram_bytes`: what
-    /// the pace delivers in two smallest round trips and [`IN_FLIGHT_EXTRA`].
+    /// the pace delivers in two smallest round trips, the queue that stood in the last round
+    /// and [`IN_FLIGHT_EXTRA`]. A queue another flow keeps standing delays every piece by as
+    /// much; without it in the cap, pieces in flight, not the pace, would bound the rate.
     pub fn in_flight_pieces_max(&self, datagram_bytes: u32) -> u32 {
-        let time = self.rtt_min.unwrap_or(Duration::ZERO) * 2 + IN_FLIGHT_EXTRA;
+        let time =
+            self.rtt_min.unwrap_or(Duration::ZERO) * 2 + self.last_queue_delay + IN_FLIGHT_EXTRA;
         let bytes = u128::from(self.pace()) * time.as_nanos() / 1_000_000_000;
         let pieces = bytes / u128::from(datagram_bytes.max(1));
         (pieces.min(u128::from(u32::MAX)) as u32).max(IN_FLIGHT_PIECES_MIN)
@@ -266,6 +313,7 @@ impl Congestion {
     ) {
         self.end_round_if_due(now);
         self.round.bytes += bytes;
+        self.datagram_bytes = bytes;
         self.loss.bytes += bytes;
         self.loss.arrived += 1;
         if rtt.is_none() {
@@ -280,6 +328,22 @@ impl Congestion {
         let Some(sent_us) = sent_us else {
             return;
         };
+        self.round.sent_us = Some(match self.round.sent_us {
+            None => (sent_us, sent_us),
+            // Differences of nearby stamps, read as signed, as below.
+            Some((first, last)) => (
+                if (sent_us.wrapping_sub(first) as i32) < 0 {
+                    sent_us
+                } else {
+                    first
+                },
+                if (sent_us.wrapping_sub(last) as i32) > 0 {
+                    sent_us
+                } else {
+                    last
+                },
+            ),
+        });
         let local_us = now.saturating_duration_since(self.epoch).as_micros() as u32;
         let offset = local_us.wrapping_sub(sent_us);
         let base = *self.base_offset_us.get_or_insert(offset);
@@ -311,6 +375,7 @@ impl Congestion {
     /// `pieces` requested from this path timed out.
     pub fn on_loss(&mut self, now: Instant, pieces: u32) {
         self.end_round_if_due(now);
+        self.round.lost = self.round.lost.saturating_add(pieces);
         self.loss.lost = self.loss.lost.saturating_add(pieces);
         self.end_loss_interval_if_due(now);
     }
@@ -339,8 +404,11 @@ impl Congestion {
             self.lossy_intervals = 0;
             return;
         }
-        let lossy =
-            u64::from(interval.lost) * 100 > u64::from(settled) * u64::from(LOSS_PERCENT_POLICED);
+        // A policer queues nothing: loss with a standing queue is a queue overflowing,
+        // which the shared phase answers round by round.
+        let lossy = !interval.queue_stood
+            && u64::from(interval.lost) * 100
+                > u64::from(settled) * u64::from(LOSS_PERCENT_POLICED);
         self.lossy_intervals = if lossy { self.lossy_intervals + 1 } else { 0 };
         if self.lossy_intervals < POLICED_INTERVALS {
             return;
@@ -398,8 +466,17 @@ impl Congestion {
         if round.bytes == 0 {
             return;
         }
-        let delivered =
-            (u128::from(round.bytes) * 1_000_000_000 / elapsed.as_nanos().max(1)) as u64;
+        // What arrived over the longer of the round and the time the holder took to send it
+        // (BBR's guard against compressed acknowledgements): a receiver not scheduled for a
+        // few milliseconds reads a batch late, and a round that ends just after it holds more
+        // than the path carried in the round. The holder's clock says how long that batch
+        // took to send; on the netlab's 12.5 MB/s bottleneck, rounds read up to 21 MB/s
+        // without this, and the probes that followed overflowed its queue (2026-12-07).
+        let send_span = round.sent_us.map_or(Duration::ZERO, |(first, last)| {
+            Duration::from_micros(u64::from(last.wrapping_sub(first)))
+        });
+        let span = elapsed.max(send_span);
+        let delivered = (u128::from(round.bytes) * 1_000_000_000 / span.as_nanos().max(1)) as u64;
         let bandwidth_before = self.bandwidth();
         let asked = self.pace();
         self.samples[self.rounds % BANDWIDTH_ROUNDS] = delivered;
@@ -407,7 +484,51 @@ impl Congestion {
         self.last_delivered = delivered;
         let queue_delay = Duration::from_micros(u64::from(round.queue_delay_us.unwrap_or(0)));
         self.queued = queue_delay > QUEUE_DELAY_MAX;
+        self.last_queue_delay = queue_delay;
+        self.loss.queue_stood |= self.queued;
+        let overflowing = self.queued && round.lost > 0;
         self.phase = match self.phase {
+            // Pieces lost while a queue stands: the queue overflows. Alone on the path, our
+            // own probe did that, and the cut drains it; beside a flow that fills every
+            // queue, only a cut on loss, as that flow's own, leaves room for both.
+            Phase::Probe { .. } | Phase::Drain { .. } | Phase::Policed { .. } if overflowing => {
+                Phase::Shared {
+                    rate: (delivered * SHARED_DECREASE_PERCENT / 100).max(PACE_MIN),
+                    rounds_since_cut: 0,
+                }
+            }
+            // The queue is gone: we are alone again, or the other flow backed off. Probe
+            // from the estimate.
+            Phase::Shared { .. } if queue_delay <= STARTUP_QUEUE_DELAY / 2 => {
+                Phase::Probe { cycle: 0 }
+            }
+            Phase::Shared {
+                rate,
+                rounds_since_cut,
+            } if overflowing && rounds_since_cut >= SHARED_CUT_ROUNDS_MIN => Phase::Shared {
+                rate: (rate * SHARED_DECREASE_PERCENT / 100).max(PACE_MIN),
+                rounds_since_cut: 0,
+            },
+            Phase::Shared {
+                rate,
+                rounds_since_cut,
+            } => {
+                // A datagram more per round trip, as TCP's window grows: per second, a
+                // datagram per round trip squared (a round trip of at least a round, so that
+                // a queue that almost drained does not make it leap). Never above the
+                // largest delivery of the last rounds: alone on the path, that is the
+                // bottleneck, and more would only overflow the queue again; beside another
+                // flow, what we deliver grows with what we send, and the estimate with it.
+                let rtt = (self.rtt_min.unwrap_or(Duration::ZERO) + queue_delay).max(ROUND_MIN);
+                let rtt_us = rtt.as_micros().max(1);
+                let increase = u128::from(self.datagram_bytes) * elapsed.as_micros() * 1_000_000
+                    / (rtt_us * rtt_us);
+                let grown = rate.saturating_add(increase.min(u128::from(u64::MAX)) as u64);
+                Phase::Shared {
+                    rate: grown.min(self.bandwidth().max(rate)),
+                    rounds_since_cut: rounds_since_cut.saturating_add(1),
+                }
+            }
             Phase::Startup { flat_rounds, best } => {
                 let grew = delivered > best + best / 4;
                 let flat_rounds = if grew { 0 } else { flat_rounds + 1 };
@@ -751,5 +872,105 @@ mod tests {
             "{}",
             out.model.bandwidth()
         );
+    }
+
+    /// A piece stamped as its holder would stamp it: sent at `sent_at`, the holder's clock
+    /// 5 s ahead of ours.
+    fn stamp(start: Instant, sent_at: Instant) -> u32 {
+        (sent_at.duration_since(start).as_micros() as u32).wrapping_add(5_000_000)
+    }
+
+    /// A model that has found a 12.5 MB/s bottleneck, 0.3 ms away, and its clock's zero.
+    fn settled_at_100_mbit() -> (Congestion, Instant, Instant) {
+        let start = Instant::now();
+        let out = drive(&Path::clean(12_500_000), 2);
+        (out.model, start, start + Duration::from_secs(2))
+    }
+
+    #[test]
+    fn an_overflowing_queue_is_not_taken_for_a_policer() {
+        // A TCP flow joins ours at a 256 KB tbf: its slow start fills the queue (18 ms)
+        // and a fifth of our pieces are dropped at its tail for a second. Before, that read
+        // as a policer and held the pace at what arrived meanwhile for 100 rounds, and the
+        // standing queue kept it from probing again: ours got 7-15% of the link on the
+        // netlab (2026-12-07). A policer queues nothing: this is a queue overflowing.
+        let (mut model, start, from) = settled_at_100_mbit();
+        let queue = MS * 18;
+        let mut paces = Vec::new();
+        for ms in 0..1_000u32 {
+            let now = from + MS * ms;
+            for _ in 0..4 {
+                model.on_piece(now, PIECE, Some(queue), Some(stamp(start, now - queue)));
+            }
+            model.on_loss(now, 1);
+            paces.push(model.pace());
+        }
+        assert_eq!(model.policed_intervals(), 0);
+        assert!(
+            matches!(model.phase, Phase::Shared { .. }),
+            "{:?}",
+            model.phase
+        );
+        // It goes to what gets through, then yields by TCP's rule, a cut at most every
+        // SHARED_CUT_ROUNDS_MIN rounds of 10 ms, growing in between: three cuts in a second.
+        let cuts = paces.windows(2).filter(|w| w[1] < w[0] * 95 / 100).count();
+        assert!((2..=3).contains(&cuts), "{cuts} cuts: {paces:?}");
+        let grew = paces.windows(2).filter(|w| w[1] > w[0]).count();
+        assert!(grew >= 50, "grew {grew} times");
+        let pace = model.pace();
+        assert!((4_000_000..=11_000_000).contains(&pace), "{pace}");
+        // The queue gone (the other flow finished), it probes from its estimate at once.
+        let later = from + Duration::from_secs(1);
+        for ms in 0..100u32 {
+            let now = later + MS * ms;
+            for _ in 0..8 {
+                model.on_piece(now, PIECE, Some(MS * 3 / 10), Some(stamp(start, now)));
+            }
+        }
+        assert!(
+            matches!(model.phase, Phase::Probe { .. }),
+            "{:?}",
+            model.phase
+        );
+    }
+
+    #[test]
+    fn a_receiver_reading_in_late_batches_does_not_inflate_the_estimate() {
+        // The holder sends evenly at 12.5 MB/s; the receiver, not scheduled in between, reads
+        // what arrived at once, after 1 to 8 ms. A round that begins with a batch gathered
+        // over a long wait and ends before one gathered over a short one holds more than the
+        // path carried in it: read over the round, up to 20 MB/s, and probes paced at 1.25
+        // times the largest such reading overflowed a shallow queue. Read over the time the
+        // holder took to send them, it is the path's rate. Nor is the batching a queue: the
+        // pace holds.
+        let (mut model, start, from) = settled_at_100_mbit();
+        let gap = Duration::from_nanos(PIECE * 1_000_000_000 / 12_500_000);
+        let mut sent_at = from;
+        let mut least_pace = u64::MAX;
+        let mut now = from;
+        let mut seed = 7u64;
+        for _ in 0..500 {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            now += MS * (1 + (seed >> 33) as u32 % 8);
+            while sent_at + MS * 3 / 20 <= now {
+                let delay = now - sent_at;
+                model.on_piece(now, PIECE, Some(delay * 2), Some(stamp(start, sent_at)));
+                sent_at += gap;
+            }
+            least_pace = least_pace.min(model.pace());
+        }
+        let bandwidth = model.bandwidth();
+        assert!(
+            (11_500_000..=13_500_000).contains(&bandwidth),
+            "{bandwidth}"
+        );
+        assert!(
+            matches!(model.phase, Phase::Probe { .. }),
+            "{:?}",
+            model.phase
+        );
+        assert!(least_pace >= bandwidth * 7 / 10, "{least_pace}");
     }
 }
