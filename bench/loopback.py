@@ -8,7 +8,10 @@ Scenarios, each run --runs times (interleaved, so that drift hits all alike):
   S1-1400  S1 in 1,400-byte pieces (what a 1,500-byte path carries), beside S1's large ones
   ceiling  examples/ceiling.rs: one sender thread -> one receiver mapping the copy and
            SHA-1ing its chunks, same datagram size, windowed so that it is never overrun
-  rqbit    2 rqbit seeders -> 1 rqbit leecher (TCP on loopback, no tracker, DHT, LSD)
+  rqbit    2 rqbit seeders -> 1 rqbit leecher (TCP on loopback, no tracker, DHT, LSD);
+           seeders re-check the file with `download --overwrite` of the .torrent
+  rqbit-share  the same as rqbit's users share: seeders run `rqbit share FILE`, the leecher
+           is given the magnet link it prints and the seeders as --initial-peers
   S3       tracker + 1 holder capped at 64 MiB/s -> 8 downloaders started together
            (--s3-size, 256 MiB by default); they should trade chunks among themselves
   rqbit-S3 1 rqbit seeder capped at 64 MiB/s -> 8 rqbit leechers started together, each
@@ -25,7 +28,7 @@ uploaded. Prints two tables (one downloader; eight): medians over the runs, and 
 Python 3 standard library only. Usage:
 
   python3 bench/loopback.py [--size 1G] [--s3-size 256M] [--runs 5] [--piece-size 65471]
-                            [--dir /tmp] [--scenarios S1,S2,S1-1400,ceiling,rqbit,S3,rqbit-S3] [--keep]
+                            [--dir /tmp] [--scenarios S1,S2,S1-1400,ceiling,rqbit,rqbit-share,S3,rqbit-S3] [--keep]
                             [--before OLD_TARGET/release]   (also runs S1 etc. with an older build)
                             [--variant LABEL=ARGS]   (also runs S1 etc. with more node arguments)
 """
@@ -301,7 +304,7 @@ class Scenario:
     """What one row runs: our swarm (kind "ours"), rqbit's, or the ceiling."""
 
     def __init__(self, key, label, kind, sources=0, downloaders=1, cap=None, swarm=False,
-                 before=False, piece_size=None, extra_args=()):
+                 before=False, piece_size=None, extra_args=(), share=False):
         self.key = key  # as given to --scenarios
         self.label = label  # as shown in the table
         self.kind = kind
@@ -312,6 +315,10 @@ class Scenario:
         self.before = before  # run with the binaries of --before
         self.piece_size = piece_size  # bytes per piece (None: --piece-size)
         self.extra_args = list(extra_args)  # more node arguments (--variant)
+        # rqbit as its users share: seeders run `rqbit share FILE`, leechers are given the
+        # magnet link it prints (else seeders re-check the file with `download --overwrite`
+        # of the .torrent, and leechers are given the .torrent).
+        self.share = share
 
     def as_before(self):
         """The same scenario run with the binaries of --before (an older build)."""
@@ -333,6 +340,7 @@ SCENARIOS = {s.key: s for s in (
     Scenario("S1-1400", "S1 1400 B", "ours", sources=2, piece_size=1400),
     Scenario("ceiling", "ceiling", "ceiling"),
     Scenario("rqbit", "rqbit S1", "rqbit", sources=2),
+    Scenario("rqbit-share", "rqbit S1 share", "rqbit", sources=2, share=True),
     Scenario("S3", "S3", "ours", sources=1, downloaders=SWARM_DOWNLOADERS,
              cap=SWARM_UPLOAD_CAP, swarm=True),
     Scenario("rqbit-S3", "rqbit S3", "rqbit", sources=1, downloaders=SWARM_DOWNLOADERS,
@@ -652,14 +660,20 @@ class Bench:
 
     # -- rqbit
 
-    def rqbit_argv(self, payload, port, out_dir, extra, cap=None):
+    def rqbit_argv(self, payload, port, out_dir, extra, cap=None, what=None):
+        """A leecher (or an old-style seeder) downloading `what` (default: the .torrent)."""
+        return self.rqbit_global(port, cap) + [
+            "download", "--disable-http-api", "--output-folder", out_dir] + extra + [
+            what or payload.torrent]
+
+    def rqbit_global(self, port, cap=None):
         limit = ["--ratelimit-upload", str(cap)] if cap else []
         return [self.rqbit_bin,
                 "--disable-dht", "--disable-dht-persistence", "--disable-lsd",
                 "--disable-trackers", "--disable-upnp-port-forward",
-                "--listen-ip", "127.0.0.1", "--listen-port", str(port)] + limit + [
-                    "download", "--disable-http-api", "--output-folder", out_dir] + extra + [
-                    payload.torrent]
+                # `share` serves an HTTP API it cannot be told to drop: loopback only.
+                "--http-api-listen-addr", "127.0.0.1:0",
+                "--listen-ip", "127.0.0.1", "--listen-port", str(port)] + limit
 
     @staticmethod
     def rqbit_uploaded(seeder, after):
@@ -683,10 +697,20 @@ class Bench:
                 self.place(payload, d)
                 port, = free_ports(1)
                 seed_ports.append(port)
-                p = Proc(f"{base}-seed{i}", self.rqbit_argv(
-                    payload, port, d, ["--overwrite"], sc.cap), self.logdir)
+                if sc.share:
+                    argv = self.rqbit_global(port, sc.cap) + [
+                        "share", self.place(payload, d)]
+                else:
+                    argv = self.rqbit_argv(payload, port, d, ["--overwrite"], sc.cap)
+                p = Proc(f"{base}-seed{i}", argv, self.logdir)
                 procs.append((f"seeder{i}", p))
                 seeders.append(p)
+            magnet = None
+            if sc.share:
+                # "share this magnet link: magnet:?xt=urn:btih:..." (the same for every
+                # seeder of the same file).
+                _, line = seeders[0].wait_line(lambda t: "magnet:?" in t, READY_TIMEOUT)
+                magnet = "magnet:?" + line.split("magnet:?", 1)[1].split()[0]
             for p in seeders:
                 # The stats line of a checked, complete torrent.
                 p.wait_line(lambda t: "100.00%" in t and "initializing" not in t,
@@ -703,7 +727,7 @@ class Bench:
                 peers = ",".join(f"127.0.0.1:{q}" for q in seed_ports + ports if q != port)
                 role = "leecher" if n == 1 else f"leecher{i + 1}"
                 p = Proc(f"{base}-{role}", self.rqbit_argv(payload, port, d, [
-                    "--initial-peers", peers, "--exit-on-finish"]), self.logdir)
+                    "--initial-peers", peers, "--exit-on-finish"], what=magnet), self.logdir)
                 procs.append((role, p))
                 leechers.append(p)
             t0 = leechers[0].started
@@ -797,7 +821,8 @@ class Bench:
                        f"{ok}/{len(runs)} equal | {self.udp_cells(good)} |")
         out.append("")
         ratios = []
-        pairs = [(ours, other) for ours in ("S1", "S2") for other in ("ceiling", "rqbit S1")]
+        pairs = [(ours, other) for ours in ("S1", "S2")
+                 for other in ("ceiling", "rqbit S1", "rqbit S1 share")]
         pairs += [(x + " before", "ceiling before") for x in ("S1", "S2")]
         pairs += [(x, x + " before") for x in ("S1", "S2", "ceiling")]
         pairs += [("S1 1400 B", "S1")]
@@ -806,6 +831,12 @@ class Bench:
             if ours in medians and other in medians:
                 ratios.append(f"{ours}/{other} = {medians[ours] / medians[other]:.2f} "
                               f"(no-sync {medians_xfer[ours] / medians_xfer[other]:.2f})")
+        # rqbit driven both ways: we are compared with the faster, as its users would pick.
+        rqbits = [x for x in ("rqbit S1", "rqbit S1 share") if x in medians]
+        if len(rqbits) > 1 and "S1" in medians:
+            fastest = max(rqbits, key=lambda x: medians[x])
+            ratios.append(f"S1 / the faster rqbit ({fastest}) = "
+                          f"{medians['S1'] / medians[fastest]:.2f}")
         if ratios:
             out.append("ratios of MB/s: " + ", ".join(ratios))
 
