@@ -401,6 +401,13 @@ impl Tracker {
         (self.bep15.peer_count(), self.bep15.swarm_count())
     }
 
+    /// Whether `id` is a BEP 15 connection id this tracker handed `client` (this epoch or
+    /// the last): such a client proved it receives at its address. For the fuzz checks.
+    #[cfg(any(test, feature = "testing"))]
+    pub fn bep15_connection_id_valid(&self, now: Instant, client: SocketAddr, id: u64) -> bool {
+        self.bep15.connection_id_valid(now, client, id)
+    }
+
     fn on_announce(&mut self, now: Instant, from: SocketAddr, fixed: &wire::Announce, name: &str) {
         let Some(node_id) = self.authenticate(now, from, Some(Kind::Announce), &fixed.auth) else {
             return;
