@@ -14,10 +14,11 @@
 //! whole chunks quickly and can pass them on, which is what makes a swarm grow. A slow node
 //! serves fewer: as many as it can send a chunk each in [`rate::SLOT_CHUNK_TIME`], at the
 //! rate measured while pieces wait (one peer at a time on a link that sends 100 KiB/s and
-//! chunks of 64 KiB). While peers are being refused, a slot is held for a turn ([`SLOT_TURN`],
-//! longer on a slow node: two chunks' worth), then goes to the next asker once the chunk the
-//! peer is in the middle of has been asked whole; a peer that stops asking for
-//! [`SLOT_IDLE`] gives its slot up.
+//! chunks of 64 KiB). While peers are being refused, a slot is held for a turn
+//! ([`slots::SLOT_TURN`], longer on a slow node: two chunks' worth), then goes to the next
+//! asker once the chunk the peer is in the middle of has been asked whole; a peer that stops
+//! asking for [`slots::SLOT_IDLE`] gives its slot up. `slots.rs` keeps the slots, and
+//! `spread.rs` the counts behind spreading a complete file (below).
 //!
 //! **Spreading a complete file** (BitTorrent's "super-seeding"). While its upload is in
 //! demand (every slot taken, or a peer refused lately, and something to send), a node holding a whole file shows
@@ -33,8 +34,13 @@ mod interest;
 mod pacer;
 mod rate;
 mod read_ahead;
+mod slots;
+mod spread;
 
 pub use interest::{INTERESTED_MAX, SERVED_MAX};
+#[cfg(test)]
+use slots::SLOT_IDLE;
+pub use slots::UPLOAD_SLOTS_MAX;
 
 use super::{LocalFile, NodeStats, Outbox};
 use crate::Transmit;
@@ -59,33 +65,6 @@ const DAMAGED_MAX: usize = 64;
 /// Most piece ranges queued for one peer (address and port): one peer cannot fill the
 /// queue, and peers sharing a host are not punished for each other.
 pub const UPLOAD_TASKS_PER_PEER_MAX: usize = 256;
-/// Most peers served pieces at once (see the module doc). Peers whose slot ended keep
-/// being sent what they asked before, so [`UPLOAD_TASKS_MAX`] bounds those.
-pub const UPLOAD_SLOTS_MAX: usize = 4;
-/// How long a peer holds a slot while others are refused, at least; a slow uploader keeps
-/// it longer, for [`SLOT_TURN_CHUNKS`] chunks of the peer's share of the measured rate, at
-/// most [`SLOT_TURN_MAX`].
-const SLOT_TURN: Duration = Duration::from_millis(500);
-const SLOT_TURN_CHUNKS: u32 = 2;
-const SLOT_TURN_MAX: Duration = Duration::from_secs(4);
-/// A slot whose peer has had nothing queued and asked nothing for this long is free again.
-/// Counted from its last piece sent as well as from its last request: a downloader asks for
-/// more as pieces arrive, a round trip after they leave, and one that asked for the start of
-/// a chunk waits for its first piece before asking for the rest (see `transfer.rs`); counted
-/// from the request alone, the slot went to another peer while that piece was on its way,
-/// at a round trip of 20 ms mid-chunk, and the chunk's rest waited seconds for a new slot.
-const SLOT_IDLE: Duration = Duration::from_millis(100);
-/// A peer refused this recently counts as waiting for a slot.
-const WAITING_RECENT: Duration = Duration::from_secs(1);
-/// Complete files whose chunks' sending is counted (the least recently served is
-/// forgotten): what a have-map shows while the upload is in demand.
-pub const SPREAD_FILES_MAX: usize = 64;
-/// A chunk started this recently and not yet queued whole counts as sent: another peer does
-/// not start it meanwhile. Past this, the peer may have given it up, and it is offered again.
-const SPREAD_START_HOLD: Duration = Duration::from_secs(1);
-/// The least-sent chunks are worked out again at most this often (it looks at every chunk
-/// of the file, up to [`wire::CHUNKS_MAX`], for every request that starts a chunk).
-const SPREAD_RECOMPUTE: Duration = Duration::from_millis(5);
 /// A cookie is valid for this epoch and the next.
 const COOKIE_EPOCH: Duration = Duration::from_secs(120);
 /// Largest burst of the upload budget: about 100 ms worth.
@@ -141,27 +120,6 @@ impl PeerQueue {
     }
 }
 
-/// How many bytes of each chunk of one complete file were queued for peers, and when each
-/// was last started (milliseconds since the uploader's start, plus one; 0: never).
-struct Spread {
-    info_hash: Hash,
-    queued_bytes: Vec<u64>,
-    started_ms: Vec<u32>,
-}
-
-/// A peer allowed to queue pieces.
-struct Slot {
-    to: SocketAddr,
-    granted_at: Instant,
-    /// How long it keeps the slot while others are refused.
-    turn: Duration,
-    /// Its last range accepted stops short of the chunk's end: its turn waits for the rest
-    /// (a chunk left half-sent helps nobody, and a spreading holder would offer it again).
-    mid_chunk: bool,
-    /// When it last asked for pieces, or its last queued piece left: see [`SLOT_IDLE`].
-    last_active: Instant,
-}
-
 /// The node's upload budget: a token bucket of bytes.
 struct Budget {
     bytes_per_s: u64,
@@ -199,10 +157,8 @@ pub(crate) struct Uploader {
     queues: VecDeque<PeerQueue>,
     /// Ranges in all queues (bounded by [`UPLOAD_TASKS_MAX`]).
     task_count: usize,
-    /// At most [`UPLOAD_SLOTS_MAX`].
-    slots: Vec<Slot>,
-    /// How many slots the measured upload rate allows (see [`rate::slots_for`]).
-    slots_allowed: usize,
+    /// The peers being served (see `slots`).
+    slots: slots::Slots,
     rate: rate::RateMeter,
     /// Blocks of files read ahead for the peers served (see `read_ahead`).
     read_ahead: read_ahead::ReadAhead,
@@ -210,12 +166,8 @@ pub(crate) struct Uploader {
     interested: interest::Interested,
     /// Who started a chunk from us lately: told to other peers as holders (`exchange`).
     served: interest::Served,
-    /// When a piece request was last refused for want of a slot.
-    refused_at: Option<Instant>,
-    /// Most recently served first; at most [`SPREAD_FILES_MAX`].
-    spread: VecDeque<Spread>,
-    /// The last have-map of least-sent chunks computed, for which file and when.
-    shown: Option<(Hash, Instant, Bitmap)>,
+    /// How often each chunk of the complete files served lately was sent (see `spread`).
+    spread: spread::Spread,
     budget: Option<Budget>,
     /// Bytes sent per peer node id.
     sent_bytes: HashMap<u32, u64>,
@@ -251,15 +203,12 @@ impl Uploader {
             epoch_start: now,
             queues: VecDeque::new(),
             task_count: 0,
-            slots: Vec::new(),
-            slots_allowed: UPLOAD_SLOTS_MAX,
+            slots: slots::Slots::default(),
             rate: rate::RateMeter::default(),
             read_ahead: read_ahead::ReadAhead::default(),
             interested: interest::Interested::default(),
             served: interest::Served::default(),
-            refused_at: None,
-            spread: VecDeque::new(),
-            shown: None,
+            spread: spread::Spread::default(),
             budget,
             sent_bytes: HashMap::new(),
             damaged: Vec::new(),
@@ -453,12 +402,16 @@ impl Uploader {
                 let pace = u64::from(pace_kib_per_s).saturating_mul(1024);
                 self.queues[queue].pacer.set_rate(pace);
                 self.task_count += 1;
-                if let Some(slot) = self.slots.iter_mut().find(|slot| slot.to == from) {
-                    slot.mid_chunk = offset + length < chunk_len;
-                }
+                self.slots.set_mid_chunk(from, offset + length < chunk_len);
                 if file.have.is_full() {
                     let started_ms = (offset == 0).then(|| self.millis(now));
-                    self.count_sent(info_hash, manifest.chunk_count(), chunk, length, started_ms);
+                    self.spread.count_sent(
+                        info_hash,
+                        manifest.chunk_count(),
+                        chunk,
+                        length,
+                        started_ms,
+                    );
                 }
                 self.queues[queue].tasks.push_back(UploadTask {
                     node_id: ask.node_id.get(),
@@ -484,10 +437,7 @@ impl Uploader {
 
     /// Bytes of each chunk of the complete file `info_hash` queued for peers so far.
     pub fn debug_chunk_sends(&self, info_hash: Hash) -> Option<Vec<u64>> {
-        self.spread
-            .iter()
-            .find(|s| s.info_hash == info_hash)
-            .map(|s| s.queued_bytes.clone())
+        self.spread.chunk_sends(info_hash)
     }
 
     /// Peers remembered as served (bounded by [`SERVED_MAX`]).
@@ -515,29 +465,12 @@ impl Uploader {
         self.interested.len()
     }
 
-    /// Every slot is in use, or a peer was refused lately; but a node with nothing queued
-    /// and every slot idle is not in demand, whoever was refused a moment ago: showing only its least-sent chunks then leaves its upload idle while the swarm
-    /// waits on chunks it does not show (the simulation had the holder idle for 0.5 s while
-    /// 198 downloaders lacked a chunk two slow ones held).
+    /// Whether the upload is in demand (see [`slots::Slots::in_demand`]).
     fn in_demand(&self, now: Instant) -> bool {
-        let in_use = self
-            .slots
-            .iter()
-            .filter(|slot| !self.slot_idle(slot, now))
-            .count();
-        if in_use == 0 && self.task_count == 0 {
-            return false;
-        }
-        in_use >= self.slots_allowed
-            || self
-                .refused_at
-                .is_some_and(|t| now.saturating_duration_since(t) < WAITING_RECENT)
-    }
-
-    /// Nothing queued for the slot's peer, and it asked nothing for [`SLOT_IDLE`].
-    fn slot_idle(&self, slot: &Slot, now: Instant) -> bool {
-        now.saturating_duration_since(slot.last_active) >= SLOT_IDLE
-            && !self.queues.iter().any(|q| q.to == slot.to)
+        let queues = &self.queues;
+        self.slots.in_demand(now, self.task_count, |peer| {
+            queues.iter().any(|q| q.to == peer)
+        })
     }
 
     fn millis(&self, now: Instant) -> u32 {
@@ -546,48 +479,13 @@ impl Uploader {
     }
 
     /// The have-map a complete file shows while the upload is in demand: the chunks sent
-    /// the fewest times (a chunk counts as sent once any of it was queued). `None`: show
-    /// the real one.
-    /// Computed at most every [`SPREAD_RECOMPUTE`] per file: it looks at every chunk.
+    /// the fewest times (see `spread`). `None`: show the real one.
     fn least_sent(&mut self, now: Instant, file: &LocalFile) -> Option<&Bitmap> {
-        let manifest = &file.manifest;
         if !file.have.is_full() || !self.in_demand(now) {
             return None;
         }
-        let fresh = self.shown.as_ref().is_some_and(|(info_hash, at, shown)| {
-            *info_hash == manifest.info_hash
-                && now.saturating_duration_since(*at) < SPREAD_RECOMPUTE
-                && shown.count() > 0
-        });
-        if !fresh {
-            let shown = self.compute_least_sent(now, file)?;
-            self.shown = Some((manifest.info_hash, now, shown));
-        }
-        self.shown.as_ref().map(|(_, _, shown)| shown)
-    }
-
-    fn compute_least_sent(&self, now: Instant, file: &LocalFile) -> Option<Bitmap> {
-        let manifest = &file.manifest;
-        let spread = self
-            .spread
-            .iter()
-            .find(|s| s.info_hash == manifest.info_hash)?;
         let now_ms = self.millis(now);
-        let hold_ms = SPREAD_START_HOLD.as_millis() as u32;
-        let times = |chunk: u32| {
-            let len = u64::from(manifest.chunk_len(chunk).max(1));
-            let queued = spread.queued_bytes[chunk as usize];
-            let started = spread.started_ms[chunk as usize];
-            let sending = queued % len != 0 && started > 0 && now_ms - started < hold_ms;
-            queued / len + u64::from(sending)
-        };
-        let count = manifest.chunk_count();
-        let fewest = (0..count).map(times).min()?;
-        let mut shown = Bitmap::new(count);
-        for chunk in (0..count).filter(|&chunk| times(chunk) == fewest) {
-            shown.set(chunk);
-        }
-        Some(shown)
+        self.spread.least_sent(now, now_ms, &file.manifest)
     }
 
     /// Whether `chunk` may be started now: the upload is not in demand, the file is not
@@ -597,96 +495,14 @@ impl Uploader {
             .is_none_or(|shown| shown.get(chunk))
     }
 
-    /// Counts `bytes` of `chunk` of a complete file as queued for a peer; `started_ms` when
-    /// the range starts the chunk.
-    fn count_sent(
-        &mut self,
-        info_hash: Hash,
-        chunk_count: u32,
-        chunk: u32,
-        bytes: u32,
-        started_ms: Option<u32>,
-    ) {
-        let index = match self.spread.iter().position(|s| s.info_hash == info_hash) {
-            Some(index) => index,
-            None => {
-                if self.spread.len() >= SPREAD_FILES_MAX {
-                    self.spread.pop_back();
-                }
-                self.spread.push_front(Spread {
-                    info_hash,
-                    queued_bytes: vec![0; chunk_count as usize],
-                    started_ms: vec![0; chunk_count as usize],
-                });
-                0
-            }
-        };
-        let spread = &mut self.spread[index];
-        if let Some(queued) = spread.queued_bytes.get_mut(chunk as usize) {
-            *queued += u64::from(bytes);
-        }
-        if let (Some(started), Some(ms)) = (spread.started_ms.get_mut(chunk as usize), started_ms) {
-            *started = ms;
-            // Sent once more than the others now: a second peer asking for it before the
-            // next recompute is sent elsewhere (two downloaders often ask for the same
-            // least-sent chunk within a millisecond; serving both cost the capped holder of
-            // S3 a quarter of its upload).
-            if let Some((shown_hash, _, shown)) = &mut self.shown
-                && *shown_hash == info_hash
-                && chunk < shown.len()
-            {
-                shown.clear(chunk);
-            }
-        }
-        if index > 0 {
-            // Most recently served first, so that the least recent is forgotten.
-            self.spread.swap(0, index);
-        }
-    }
-
-    /// Whether `from` may queue pieces now: it holds a slot, or one is free and it gets it.
-    /// How many are free depends on the measured upload rate: a node that can send only a
-    /// chunk or so in [`rate::SLOT_CHUNK_TIME`] serves one peer at a time (shared by four,
-    /// each would wait four times as long for every chunk, and pass it on that much later).
+    /// Whether `from` may queue pieces now (see [`slots::Slots::take`]).
     fn take_slot(&mut self, now: Instant, from: SocketAddr, chunk_bytes: u32) -> bool {
         let bytes_per_s = self.rate.bytes_per_s();
-        self.slots_allowed = rate::slots_for(bytes_per_s, chunk_bytes, UPLOAD_SLOTS_MAX);
-        let waiting = self
-            .refused_at
-            .is_some_and(|t| now.saturating_duration_since(t) < WAITING_RECENT);
-        let slots = std::mem::take(&mut self.slots);
-        self.slots = slots
-            .into_iter()
-            .filter(|slot| {
-                // Its turn is over while others wait: what it asked before is still sent.
-                let held = now.saturating_duration_since(slot.granted_at);
-                let over =
-                    waiting && held >= slot.turn && (!slot.mid_chunk || held >= SLOT_TURN_MAX);
-                !self.slot_idle(slot, now) && !over
+        let queues = &self.queues;
+        self.slots
+            .take(now, from, chunk_bytes, bytes_per_s, |peer| {
+                queues.iter().any(|q| q.to == peer)
             })
-            .collect();
-        if let Some(slot) = self.slots.iter_mut().find(|slot| slot.to == from) {
-            slot.last_active = now;
-            return true;
-        }
-        if self.slots.len() < self.slots_allowed {
-            let turn = bytes_per_s.map_or(SLOT_TURN, |rate| {
-                let share = (rate / self.slots_allowed as u64).max(1);
-                let nanos = u128::from(chunk_bytes) * u128::from(SLOT_TURN_CHUNKS) * 1_000_000_000
-                    / u128::from(share);
-                Duration::from_nanos(nanos.min(SLOT_TURN_MAX.as_nanos()) as u64).max(SLOT_TURN)
-            });
-            self.slots.push(Slot {
-                to: from,
-                granted_at: now,
-                turn,
-                mid_chunk: false,
-                last_active: now,
-            });
-            return true;
-        }
-        self.refused_at = Some(now);
-        false
     }
 
     /// Writes the next piece datagram into `buf`, if a task is waiting and the budget allows;
@@ -740,9 +556,7 @@ impl Uploader {
                 // Round-robin: this peer's next piece waits behind the other peers'.
                 self.queues.push_back(queue);
             } else {
-                if let Some(slot) = self.slots.iter_mut().find(|slot| slot.to == to) {
-                    slot.last_active = now;
-                }
+                self.slots.sent_last(to, now);
                 if self.queues.is_empty() {
                     self.read_ahead.clear();
                 }
@@ -784,13 +598,7 @@ impl Uploader {
         self.queues.retain(|q| !q.tasks.is_empty());
         self.task_count = self.queues.iter().map(|q| q.tasks.len()).sum();
         self.read_ahead.clear();
-        if self
-            .shown
-            .as_ref()
-            .is_some_and(|(shown, _, _)| *shown == info_hash)
-        {
-            self.shown = None;
-        }
+        self.spread.forget_shown(info_hash);
     }
 
     /// Files that turned out shorter than their manifests since the last call.
