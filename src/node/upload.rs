@@ -31,6 +31,7 @@
 //! anything larger (the same idea as BEP 15's connection id).
 
 mod interest;
+mod limit;
 mod pacer;
 mod rate;
 mod read_ahead;
@@ -67,8 +68,6 @@ const DAMAGED_MAX: usize = 64;
 pub const UPLOAD_TASKS_PER_PEER_MAX: usize = 256;
 /// A cookie is valid for this epoch and the next.
 const COOKIE_EPOCH: Duration = Duration::from_secs(120);
-/// Largest burst of the upload budget: about 100 ms worth.
-const BURST: Duration = Duration::from_millis(100);
 
 /// A range of one chunk to send to one peer, a piece at a time.
 struct UploadTask {
@@ -120,32 +119,6 @@ impl PeerQueue {
     }
 }
 
-/// The node's upload budget: a token bucket of bytes.
-struct Budget {
-    bytes_per_s: u64,
-    burst_bytes: u64,
-    tokens: u64,
-    refilled_at: Instant,
-}
-
-impl Budget {
-    fn refill(&mut self, now: Instant) {
-        let elapsed = now.saturating_duration_since(self.refilled_at);
-        let earned = (u128::from(self.bytes_per_s) * elapsed.as_nanos() / 1_000_000_000) as u64;
-        if earned > 0 {
-            self.tokens = (self.tokens + earned).min(self.burst_bytes);
-            self.refilled_at = now;
-        }
-    }
-
-    /// When `bytes` tokens will be there.
-    fn ready_at(&self, bytes: u64) -> Instant {
-        let missing = bytes.saturating_sub(self.tokens);
-        let nanos = u128::from(missing) * 1_000_000_000 / u128::from(self.bytes_per_s.max(1));
-        self.refilled_at + Duration::from_nanos(nanos.min(u128::from(u64::MAX)) as u64)
-    }
-}
-
 pub(crate) struct Uploader {
     /// This node's id, told to peers in have-maps.
     node_id: u32,
@@ -168,7 +141,8 @@ pub(crate) struct Uploader {
     served: interest::Served,
     /// How often each chunk of the complete files served lately was sent (see `spread`).
     spread: spread::Spread,
-    budget: Option<Budget>,
+    /// The node's upload limit (`--max-upload-rate`), if it has one.
+    budget: Option<limit::UploadLimit>,
     /// Bytes sent per peer node id.
     sent_bytes: HashMap<u32, u64>,
     /// Files found shorter than their manifests while serving, for the node to withdraw.
@@ -186,16 +160,8 @@ impl Uploader {
         let mut cookie_key = [0u8; 16];
         cookie_key[..8].copy_from_slice(&rng.next_u64().to_le_bytes());
         cookie_key[8..].copy_from_slice(&rng.next_u64().to_le_bytes());
-        let budget = max_upload_bytes_per_s.map(|bytes_per_s| {
-            let burst_bytes = (bytes_per_s / (1_000 / BURST.as_millis() as u64))
-                .max(wire::DATAGRAM_BYTES_MAX as u64);
-            Budget {
-                bytes_per_s,
-                burst_bytes,
-                tokens: burst_bytes,
-                refilled_at: now,
-            }
-        });
+        let budget =
+            max_upload_bytes_per_s.map(|bytes_per_s| limit::UploadLimit::new(bytes_per_s, now));
         Uploader {
             node_id,
             routes,
@@ -519,13 +485,10 @@ impl Uploader {
             self.queues.rotate_left(ready);
             let task = self.queues.front()?.tasks.front()?;
             let len = task.piece_bytes.min(task.end - task.offset);
-            if let Some(budget) = &mut self.budget {
-                budget.refill(now);
-                let cost = u64::from(len);
-                if budget.tokens < cost.min(budget.burst_bytes) {
-                    return None;
-                }
-                budget.tokens = budget.tokens.saturating_sub(cost);
+            if let Some(budget) = &mut self.budget
+                && !budget.try_spend(now, u64::from(len))
+            {
+                return None;
             }
             let mut queue = self.queues.pop_front()?;
             let datagram_bytes = u64::from(len) + queue.overhead_bytes(len) as u64;
@@ -616,9 +579,7 @@ impl Uploader {
         match &self.budget {
             None => true,
             Some(budget) => {
-                budget.ready_at(
-                    u64::from(task.piece_bytes.min(task.end - task.offset)).min(budget.burst_bytes),
-                ) <= now
+                budget.ready_at(u64::from(task.piece_bytes.min(task.end - task.offset))) <= now
             }
         }
     }
@@ -632,9 +593,7 @@ impl Uploader {
             .min();
         let task = self.queues.front()?.tasks.front()?;
         let budget = self.budget.as_ref().and_then(|budget| {
-            let len =
-                u64::from(task.piece_bytes.min(task.end - task.offset)).min(budget.burst_bytes);
-            (budget.tokens < len).then(|| budget.ready_at(len))
+            budget.waiting_until(u64::from(task.piece_bytes.min(task.end - task.offset)))
         });
         paced.into_iter().chain(budget).max()
     }
