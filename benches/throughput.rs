@@ -7,7 +7,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 use torrent::console::Command;
 use torrent::sim::{NetConfig, Sim};
-use torrent::storage::Mapping;
+use torrent::storage::{Content, Mapping};
 use torrent::wire::{self, Message, PeerAsk, U32, U64};
 
 const MIB: usize = 1024 * 1024;
@@ -130,10 +130,11 @@ fn mapping_write_and_hash(c: &mut Criterion) {
     for size in PIECE_SIZES {
         let piece = pattern(size);
         group.bench_with_input(BenchmarkId::from_parameter(size), &piece, |b, piece| {
+            let now = Instant::now();
             b.iter(|| {
                 for offset in (0..MIB).step_by(size) {
                     let len = size.min(MIB - offset);
-                    assert!(mapping.write(offset as u64, &piece[..len]));
+                    assert!(mapping.write(now, offset as u64, &piece[..len]));
                 }
                 black_box(mapping.sha1(0, MIB))
             })

@@ -41,7 +41,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
-use torrent::storage::{Mapping, PieceWriter};
+use torrent::storage::{Content, Mapping, PieceWriter};
 use torrent::udp::{GSO_BYTES_MAX, RecvBatch, SEND_BATCH_MAX, SendBatch, Udp};
 
 /// The node's piece header: 8 bytes common header, info hash 20, chunk 4, offset 4.
@@ -310,6 +310,8 @@ fn run(args: Args) -> Result<bool, String> {
                     }
                     Err(e) => return Err(format!("receiver: {e}")),
                 }
+                // For the log of a failing disk only: one clock reading per batch.
+                let now = Instant::now();
                 batch.for_each(|_, datagram| {
                     let Some((kind, seq, _)) = parse_header(datagram) else {
                         return;
@@ -328,7 +330,7 @@ fn run(args: Args) -> Result<bool, String> {
                     if offset + payload.len() > size {
                         return;
                     }
-                    if !writer.write(offset as u64, payload) {
+                    if !writer.write(now, offset as u64, payload) {
                         return;
                     }
                     received += 1;
@@ -349,7 +351,7 @@ fn run(args: Args) -> Result<bool, String> {
                     }
                 });
                 if !complete.is_empty() {
-                    writer.flush();
+                    writer.flush(now);
                     for chunk in complete.drain(..) {
                         let _ = jobs.send(chunk);
                     }

@@ -10,7 +10,7 @@
 
 use std::sync::Arc;
 use std::time::Instant;
-use torrent::storage::{Manifest, PieceWriter, StateDir};
+use torrent::storage::{Manifest, StateDir, Storage};
 
 const CHUNK_BYTES: u32 = 1 << 20;
 
@@ -57,21 +57,23 @@ fn main() {
     let started = Instant::now();
     let cpu_before = cpu_seconds();
     let (mapping, _) = state.open_partial(&manifest).expect("partial file");
-    let mut writer = PieceWriter::new(Arc::clone(&mapping));
+    let mut writer = Arc::clone(&mapping).writer();
     let per_stream = chunk_count / streams;
     for round in 0..per_stream {
         let chunks: Vec<u32> = (0..streams).map(|s| s * per_stream + round).collect();
         let mut offset = 0usize;
+        // For the log of a failing disk only: one clock reading per round.
+        let now = Instant::now();
         while offset < CHUNK_BYTES as usize {
             let len = piece_bytes.min(CHUNK_BYTES as usize - offset);
             for &chunk in &chunks {
                 let at = u64::from(chunk) * u64::from(CHUNK_BYTES) + offset as u64;
-                assert!(writer.write(at, &piece[..len]));
+                assert!(writer.write(now, at, &piece[..len]));
             }
             offset += len;
         }
         // As the download does before it hands complete chunks to the hashers.
-        writer.flush();
+        writer.flush(now);
         for &chunk in &chunks {
             let at = u64::from(chunk) * u64::from(CHUNK_BYTES);
             let hash = mapping.sha1(at, CHUNK_BYTES as usize);

@@ -51,7 +51,7 @@ use crate::console::{self, Command};
 use crate::mtu::Routes;
 use crate::rng::Rng;
 use crate::secrets::Secrets;
-use crate::storage::{Bitmap, FileStamp, Manifest, Mapping, StateDir};
+use crate::storage::{Bitmap, Content, FileStamp, Manifest, Storage};
 use crate::wire::{self, Hash, Message, NodeAuth, RefusedReason, U32, U64};
 use download::Download;
 pub use jobs::{Job, JobDone, run_job};
@@ -304,7 +304,7 @@ impl Outbox {
 /// A file this node holds, whole or in part.
 pub(crate) struct LocalFile {
     manifest: Arc<Manifest>,
-    mapping: Arc<Mapping>,
+    mapping: Arc<dyn Content>,
     /// Verified chunks; a complete file has them all.
     have: Bitmap,
     /// Chunk count the tracker last acknowledged for this file, if any.
@@ -334,7 +334,7 @@ struct Exiting {
 /// A node's state. See the module documentation.
 pub struct Node {
     config: NodeConfig,
-    state: StateDir,
+    state: Arc<dyn Storage>,
     tracker: TrackerLink,
     /// Set when the tracker is a standard one: then `tracker` stays idle.
     standard: Option<Bep15Client>,
@@ -372,12 +372,11 @@ impl Node {
     /// `secrets`: [`Secrets::Os`] in a process, a seed in a simulation (see `secrets.rs`).
     pub fn new(
         config: NodeConfig,
-        state: StateDir,
+        state: Arc<dyn Storage>,
         secrets: impl Into<Secrets>,
         now: Instant,
     ) -> Node {
-        let state = state.for_node(config.node_id);
-        let token = state.load_token();
+        let token = state.load_token(config.node_id);
         let mut secrets = secrets.into();
         // The uploader draws its cookie key (and nothing else) from this generator, seeded
         // by a secret of its own: the key never leaves the process but through SHA-1.
@@ -749,7 +748,7 @@ impl Node {
             parts: Parts {
                 out: &mut self.out,
                 files: &mut self.files,
-                state: &self.state,
+                state: &*self.state,
                 config: &self.config,
                 tracker,
             },
@@ -761,7 +760,7 @@ impl Node {
 pub(crate) struct Parts<'a> {
     out: &'a mut Outbox,
     files: &'a mut BTreeMap<Hash, LocalFile>,
-    state: &'a StateDir,
+    state: &'a dyn Storage,
     config: &'a NodeConfig,
     /// Whether the tracker answers, for downloads that must say why they cannot go on.
     tracker: download::TrackerHeard,

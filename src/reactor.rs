@@ -500,7 +500,7 @@ pub fn run_node(args: NodeArgs) -> Result<i32, String> {
     );
     let advertise = config.advertise;
     let now = Instant::now();
-    let mut node = Node::new(config, state, Secrets::os(), now);
+    let mut node = Node::new(config, Arc::new(state), Secrets::os(), now);
     node.set_exit_when_done(args.exit_when_done);
     match advertise {
         Some(advertise) => say(&format!(

@@ -249,7 +249,12 @@ impl Sim {
         let host = index + 2;
         let ip = Ipv4Addr::new(10, 0, (host / 256) as u8, (host % 256) as u8);
         let addr = SocketAddr::V4(SocketAddrV4::new(ip, 4000));
-        let node = Node::new(config.clone(), state, self.rng.next_u64(), self.now());
+        let node = Node::new(
+            config.clone(),
+            std::sync::Arc::new(state),
+            self.rng.next_u64(),
+            self.now(),
+        );
         self.addrs.insert(addr, Endpoint::Node(index));
         self.nodes.push(SimNode {
             node,

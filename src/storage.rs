@@ -1,4 +1,16 @@
-//! Files on disk: manifests, memory-mapped data, and the node's state directory.
+//! The node's storage: manifests, have-bitmaps, stamps of shared files, and the two traits
+//! through which the node reaches its directory and its files' bytes.
+//!
+//! The node core does no file I/O of its own: it asks a [`Storage`] (the node's directory:
+//! identity, shared files, partial downloads, publishing) and reads and writes a file's
+//! bytes through a [`Content`] it was given (pieces written through a [`ContentWriter`],
+//! read by the uploader, hashed by the hasher threads). The filesystem implements them,
+//! [`StateDir`] and [`Mapping`] (in `state.rs`, `mapping.rs`, `writer.rs`): memory-mapped
+//! partial files written with batched `pwrite`, page-cache handling, directory handles that
+//! never follow a link. What follows describes it.
+//!
+//! The storage does not read the clock: a write that fails is logged at most once a second, by the
+//! `now` the caller passes in.
 //!
 //! A node's directory holds the files it shares under their own names, and one hidden
 //! directory of its own state (names starting with '.' are refused from the network, so no
@@ -35,13 +47,152 @@ mod write_errors;
 mod writer;
 
 pub use mapping::Mapping;
-pub use state::{PartialSummary, StateDir, percent};
+pub use state::{StateDir, percent};
 pub use writer::PieceWriter;
 
 use crate::wire::{self, Hash};
 use std::fs::{self, File};
 use std::io;
 use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// The node's directory, as the node sees it: its identity, the files it shares, its
+/// partial downloads and their publishing. Shared between the reactor thread and the
+/// hasher threads (a share job hashes a file with [`Storage::manifest_of`]).
+///
+/// Names given to it are single path components that passed [`wire::check_name`] (from the
+/// network or the console); an implementation still refuses any other (see
+/// [`dir::check_component`]), so that no caller can reach outside the directory.
+pub trait Storage: Send + Sync {
+    /// Where the node's files are, for messages only: the node opens nothing by path.
+    fn files_dir(&self) -> &Path;
+
+    /// Whether anything is called `name` in the node's directory (a file, a directory, a
+    /// link, even one that points nowhere; and any name that is no plain file name). A
+    /// download never replaces any of them.
+    fn name_taken(&self, name: &str) -> bool;
+
+    /// The token the tracker gave node `node_id`, or 0 when it has none yet.
+    fn load_token(&self, node_id: u32) -> u64;
+
+    /// Keeps node `node_id`'s token for its next run.
+    fn save_token(&self, node_id: u32, token: u64) -> io::Result<()>;
+
+    /// The manifest of the file `name`, from the cache when the file has not changed since
+    /// it was hashed, otherwise by hashing it on `threads` threads; with the file's stamp
+    /// and its bytes for serving. A file that changes while it is hashed is refused.
+    fn manifest_of(&self, name: &str, chunk_bytes: u32, threads: usize) -> io::Result<Shared>;
+
+    /// The stamp the file `name` has now; an error when it is gone or no regular file.
+    fn stamp_of(&self, name: &str) -> io::Result<FileStamp>;
+
+    /// Writes the file `name` whole (a `.torrent` export), never replacing one: then the
+    /// error is [`io::ErrorKind::AlreadyExists`]. Returns where it is, for messages.
+    fn write_file(&self, name: &str, bytes: &[u8]) -> io::Result<PathBuf>;
+
+    /// Reads at most `limit_bytes` of a file the user named by a path (a `.torrent` given to
+    /// `download`): a relative path not found as it is is looked for in the node's
+    /// directory. Only a regular file is read, never one that could block.
+    fn read_named_file(&self, path: &str, limit_bytes: u64) -> io::Result<Vec<u8>>;
+
+    /// The manifest of an interrupted download of `info_hash`, if one was saved and checks.
+    fn partial_manifest(&self, info_hash: &Hash) -> Option<Manifest>;
+
+    /// Opens the partial file of a download, creating it (its space reserved) or resuming
+    /// it: its bytes, and the chunks an earlier run recorded as verified (the caller checks
+    /// them again before counting them). When there is no room, the error is
+    /// [`io::ErrorKind::StorageFull`] and calling again later carries on.
+    fn open_partial(&self, manifest: &Manifest) -> io::Result<(Arc<dyn Content>, Bitmap)>;
+
+    /// Records that `chunk` of a download verified; `have` holds it already.
+    fn record_verified(&self, info_hash: &Hash, have: &Bitmap, chunk: u32) -> io::Result<()>;
+
+    /// The partial downloads kept, by name: failed, left by an earlier run, or running.
+    fn partials(&self) -> Vec<PartialSummary>;
+
+    /// What is kept of a download of `info_hash`, if its manifest and partial file are.
+    fn partial_summary(&self, info_hash: &Hash) -> Option<PartialSummary>;
+
+    /// Where a download's partial file is, for messages.
+    fn partial_path(&self, info_hash: &Hash) -> PathBuf;
+
+    /// Removes a download's partial state, releasing its space.
+    fn remove_partial(&self, info_hash: &Hash) -> io::Result<()>;
+
+    /// Publishes a verified download (`content`, opened by [`Storage::open_partial`]) under
+    /// its name, never replacing anything, and forgets its partial state. Returns the
+    /// published file's bytes for serving and its stamp, taken from the very file verified.
+    /// [`io::ErrorKind::StorageFull`] when the data found no room: publishing again later
+    /// carries on.
+    fn publish(
+        &self,
+        manifest: &Manifest,
+        content: &dyn Content,
+    ) -> io::Result<(Arc<dyn Content>, FileStamp)>;
+}
+
+/// What [`Storage::manifest_of`] gives for a shared file: its manifest, its stamp, and its
+/// bytes opened for serving.
+pub type Shared = (Manifest, FileStamp, Arc<dyn Content>);
+
+/// One file's bytes: a download in progress (written through [`Content::writer`], hashed,
+/// read), or a whole file being served (read, hashed).
+///
+/// Reads and hashes may come from any thread. Nobody writes a chunk while it is hashed or
+/// served: the node's chunk states uphold that (see `mapping.rs`).
+pub trait Content: Send + Sync {
+    /// The file's length when it was opened.
+    fn len(&self) -> u64;
+
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Copies `out.len()` bytes from `offset` into `out`. False when the range does not
+    /// lie inside the file or cannot be read (the file shrank under us).
+    fn read_into(&self, offset: u64, out: &mut [u8]) -> bool;
+
+    /// SHA-1 of `len` bytes from `offset`; `None` when the range is not inside the file.
+    /// An empty range hashes to the SHA-1 of nothing.
+    fn sha1(&self, offset: u64, len: usize) -> Option<Hash>;
+
+    /// Says that `offset..offset + len` is verified and will not be written again, so its
+    /// memory may go (a verified chunk).
+    fn release(&self, offset: u64, len: usize) -> io::Result<()>;
+
+    /// Makes every byte written so far durable, waiting for it.
+    fn flush(&self) -> io::Result<()>;
+
+    /// A writer of pieces into this file (one per download). A file opened for serving
+    /// refuses every write.
+    fn writer(self: Arc<Self>) -> Box<dyn ContentWriter>;
+}
+
+/// Writes pieces of one download into its file. A piece may stay in the writer until
+/// [`ContentWriter::flush`]: whoever reads the file (the hasher, once a chunk is complete)
+/// flushes first.
+pub trait ContentWriter: Send {
+    /// Writes `data` at `offset`. False (nothing kept) when the range does not lie inside
+    /// the file or the write failed; `now` is when, for the log of a failing disk.
+    fn write(&mut self, now: Instant, offset: u64, data: &[u8]) -> bool;
+
+    /// Writes what is kept. False when that write failed (the bytes are dropped).
+    fn flush(&mut self, now: Instant) -> bool;
+}
+
+/// A partial download found in the storage: what `status` says of it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PartialSummary {
+    pub info_hash: Hash,
+    pub name: String,
+    pub file_bytes: u64,
+    /// Bytes of the chunks its have-file records as verified.
+    pub verified_bytes: u64,
+    /// Bytes the partial file takes on disk.
+    pub disk_bytes: u64,
+}
 
 /// Name of the node's private state directory inside its files directory.
 pub const STATE_DIR_NAME: &str = ".torrent";
@@ -170,8 +321,8 @@ pub fn info_hash(name: &str, file_bytes: u64, chunk_bytes: u32, hashes: &[Hash])
     sha.finish()
 }
 
-/// Hashes every chunk of a mapped file, on `threads` threads at once.
-pub fn hash_chunks(mapping: &Mapping, chunk_bytes: u32, threads: usize) -> Vec<Hash> {
+/// Hashes every chunk of a file, on `threads` threads at once.
+pub fn hash_chunks(mapping: &dyn Content, chunk_bytes: u32, threads: usize) -> Vec<Hash> {
     let count = wire::chunk_count(mapping.len(), chunk_bytes);
     let mut hashes = vec![[0u8; 20]; count as usize];
     let threads = threads.clamp(1, 64);
@@ -339,6 +490,30 @@ impl FileStamp {
         let digest = crate::hash::sha1(&bytes);
         u64::from_le_bytes(digest[..8].try_into().unwrap_or([0; 8]))
     }
+}
+
+/// The configured chunk size, doubled until the file fits in [`wire::CHUNKS_MAX`] chunks.
+fn chunk_bytes_for(file_bytes: u64, configured: u32) -> u32 {
+    let mut chunk_bytes = configured;
+    while !wire::shape_ok(file_bytes, chunk_bytes) && chunk_bytes < wire::CHUNK_BYTES_MAX {
+        chunk_bytes *= 2;
+    }
+    chunk_bytes
+}
+
+/// Why a file is not shared: too many chunks even at the largest chunk size.
+fn too_large(name: &str, chunk_bytes: u32) -> io::Error {
+    io::Error::other(format!(
+        "{name} is too large for {chunk_bytes}-byte chunks (at most {} chunks)",
+        wire::CHUNKS_MAX
+    ))
+}
+
+fn already_exists(path: &Path) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::AlreadyExists,
+        format!("{} already exists; not replacing it", path.display()),
+    )
 }
 
 fn changed_while_hashed(name: &str) -> io::Error {

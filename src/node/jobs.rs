@@ -8,7 +8,7 @@ use super::*;
 pub enum Job {
     /// Build (or load from cache) the manifest of a file in the node's directory.
     Share {
-        state: StateDir,
+        state: Arc<dyn Storage>,
         name: String,
         chunk_bytes: u32,
         threads: usize,
@@ -17,7 +17,7 @@ pub enum Job {
     CheckChunk {
         info_hash: Hash,
         chunk: u32,
-        mapping: Arc<Mapping>,
+        mapping: Arc<dyn Content>,
         offset: u64,
         len: usize,
         expected: Hash,
@@ -31,7 +31,7 @@ pub enum JobDone {
         /// The manifest, the file's stamp, and the file opened for serving: opened once, by
         /// the hasher, so that the reactor thread never opens a file the user named (a FIFO
         /// put in its place would block it).
-        result: Result<(Manifest, FileStamp, Arc<Mapping>), String>,
+        result: Result<(Manifest, FileStamp, Arc<dyn Content>), String>,
     },
     ChunkChecked {
         info_hash: Hash,

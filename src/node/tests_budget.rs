@@ -31,10 +31,10 @@ fn sent(node: &mut Node, now: Instant) -> usize {
 fn requests_over_a_senders_budget_are_dropped_and_counted_and_a_neighbour_is_served() {
     let dir = std::env::temp_dir().join(format!("torrent-node-budget-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let state = StateDir::open(&dir).unwrap();
+    let state = crate::storage::StateDir::open(&dir).unwrap();
     let t0 = Instant::now();
     let config = NodeConfig::new(2, SocketAddr::from(([127, 0, 0, 1], 1)));
-    let mut node = Node::new(config, state, 5, t0);
+    let mut node = Node::new(config, Arc::new(state), 5, t0);
     let request = have_request();
     let extra = 500;
     let mut answered = 0;

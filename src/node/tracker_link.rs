@@ -160,7 +160,7 @@ impl Node {
                 let token_changed = token != self.tracker.token;
                 if token_changed {
                     self.tracker.token = token;
-                    if let Err(error) = self.state.save_token(token) {
+                    if let Err(error) = self.state.save_token(self.config.node_id, token) {
                         self.out
                             .say(format!("cannot save the node's identity: {error}"));
                     }

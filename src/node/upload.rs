@@ -47,7 +47,7 @@ use super::{LocalFile, NodeStats, Outbox};
 use crate::Transmit;
 use crate::mtu::Routes;
 use crate::rng::Rng;
-use crate::storage::{Bitmap, Mapping};
+use crate::storage::{Bitmap, Content};
 use crate::wire::{self, Hash, Kind, Message, RejectReason, U16, U32, U64};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -72,7 +72,7 @@ const COOKIE_EPOCH: Duration = Duration::from_secs(120);
 /// A range of one chunk to send to one peer, a piece at a time.
 struct UploadTask {
     node_id: u32,
-    mapping: Arc<Mapping>,
+    mapping: Arc<dyn Content>,
     info_hash: Hash,
     chunk: u32,
     /// File offset of the chunk's first byte.
@@ -718,7 +718,7 @@ fn send_have_map(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::storage::{Manifest, StateDir};
+    use crate::storage::{Manifest, StateDir, Storage};
     use crate::wire::PeerAsk;
 
     const CHUNK_BYTES: u32 = 16 << 10;

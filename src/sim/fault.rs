@@ -150,7 +150,12 @@ impl Sim {
         }
         let state = StateDir::open(&sim_node.dir)
             .unwrap_or_else(|error| panic!("cannot open {}: {error}", sim_node.dir.display()));
-        sim_node.node = Node::new(sim_node.config.clone(), state, self.rng.next_u64(), now);
+        sim_node.node = Node::new(
+            sim_node.config.clone(),
+            std::sync::Arc::new(state),
+            self.rng.next_u64(),
+            now,
+        );
         sim_node.down = false;
         sim_node.exited = None;
         sim_node.dirty = true;

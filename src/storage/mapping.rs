@@ -1,11 +1,13 @@
 //! Memory mappings of file data: one of the two modules allowed `unsafe` (the other is
 //! `udp.rs`, for one socket option).
 //!
+//! The filesystem's [`Content`]: a download's partial file, or a shared file.
+//!
 //! A [`Mapping`] never hands out a reference into the mapped bytes that outlives a call.
 //! The only reads through the mapping are hashes ([`Mapping::sha1`]), after a bounds check;
 //! pieces go in and out through the file ([`Mapping::write`] with `pwrite`, cheaper than
-//! faulting fresh pages in; [`Mapping::read_into`] with `pread`, which leaves no pages in
-//! the process's RSS). That keeps the safety argument local:
+//! faulting fresh pages in; `read_into` with `pread`, which leaves no pages in the
+//! process's RSS). That keeps the safety argument local:
 //!
 //! * **Bounds.** Every access is checked against the length the mapping was made with.
 //! * **No data race.** The reactor writes pieces only into chunks that are being downloaded;
@@ -18,6 +20,8 @@
 #![allow(unsafe_code)]
 
 use super::write_errors::{WriteErrorLine, WriteErrorLog};
+use super::writer::PieceWriter;
+use super::{Content, ContentWriter};
 use crate::wire::Hash;
 use memmap2::{MmapOptions, MmapRaw, UncheckedAdvice};
 use std::collections::VecDeque;
@@ -26,7 +30,7 @@ use std::io;
 use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
 /// Bytes read at a time when hashing a file read with `pread`.
@@ -90,14 +94,6 @@ impl Mapping {
         Ok(Mapping { backing, len })
     }
 
-    pub fn len(&self) -> u64 {
-        self.len
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
     /// Whether `offset..offset + len` lies inside the file (and is not empty).
     fn inside(&self, offset: u64, len: usize) -> bool {
         len > 0
@@ -116,14 +112,15 @@ impl Mapping {
     }
 
     /// Copies `data` into the file at `offset`. False (and nothing written) when the range
-    /// does not lie inside the file, the mapping is read-only, or the write failed.
+    /// does not lie inside the file, the mapping is read-only, or the write failed; `now` is
+    /// when, for the log (a failing disk is reported at most once a second).
     ///
     /// With `pwrite`, not through the mapping: a first write into a page of the mapping is a
     /// page fault that reads the page in before it is overwritten, and on a fresh
     /// (fallocated) file the kernel's read-around then fills up to `read_ahead_kb` of large
     /// page-cache folios with zeros. That zeroing was 60 % of a downloader's CPU (perf, S1);
     /// `pwrite` allocates the cache pages as it copies (see `examples/write_pieces.rs`).
-    pub fn write(&self, offset: u64, data: &[u8]) -> bool {
+    pub fn write(&self, now: Instant, offset: u64, data: &[u8]) -> bool {
         let Backing::Mapped {
             file,
             path,
@@ -142,7 +139,6 @@ impl Mapping {
         // The space is reserved (fallocate), so this is an I/O error of the disk: the piece
         // is as good as lost, and is asked for again. A failing disk fails every write, so
         // the log gets the first error and then a count at most once a second.
-        let now = Instant::now();
         let line = write_errors
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -160,15 +156,18 @@ impl Mapping {
         }
         false
     }
+}
 
-    /// Copies `out.len()` bytes of the file from `offset` into `out`. False when the range
-    /// does not lie inside the file.
-    ///
+impl Content for Mapping {
+    fn len(&self) -> u64 {
+        self.len
+    }
+
     /// Read with `pread` from either backing, not copied out of the mapping: pages touched
     /// through a mapping count in the process's RSS until released, and a downloader
     /// serving its verified chunks to a swarm touched most of its file again (S3's
     /// downloaders peaked at 130-180 MiB for a 256 MiB file). The copy costs the same.
-    pub fn read_into(&self, offset: u64, out: &mut [u8]) -> bool {
+    fn read_into(&self, offset: u64, out: &mut [u8]) -> bool {
         let file = match &self.backing {
             Backing::Empty => return false,
             Backing::Mapped { file, .. } | Backing::Read(file) => file,
@@ -177,9 +176,8 @@ impl Mapping {
         self.inside(offset, out.len()) && file.read_exact_at(out, offset).is_ok()
     }
 
-    /// SHA-1 of `len` bytes from `offset`; `None` when the range is not inside the file.
-    /// An empty range hashes to the SHA-1 of nothing.
-    pub fn sha1(&self, offset: u64, len: usize) -> Option<Hash> {
+    /// A mapped file is hashed through the mapping, a file being shared read with `pread`.
+    fn sha1(&self, offset: u64, len: usize) -> Option<Hash> {
         if len == 0 {
             return (offset <= self.len).then(|| crate::hash::sha1(&[]));
         }
@@ -214,7 +212,7 @@ impl Mapping {
     ///
     /// Ranges released [`DROP_LAG_BYTES`] earlier, written back by now, also leave the page
     /// cache: see [`Released`].
-    pub fn release(&self, offset: u64, len: usize) -> io::Result<()> {
+    fn release(&self, offset: u64, len: usize) -> io::Result<()> {
         let (Some((raw, start)), Backing::Mapped { file, released, .. }) =
             (self.range(offset, len), &self.backing)
         else {
@@ -249,11 +247,16 @@ impl Mapping {
     }
 
     /// Writes dirty pages of the whole file back to disk and waits for it.
-    pub fn flush(&self) -> io::Result<()> {
+    fn flush(&self) -> io::Result<()> {
         match &self.backing {
             Backing::Mapped { raw, .. } => raw.flush(),
             Backing::Empty | Backing::Read(_) => Ok(()),
         }
+    }
+
+    /// Gathers small adjacent pieces into one `pwrite` (see [`PieceWriter`]).
+    fn writer(self: Arc<Self>) -> Box<dyn ContentWriter> {
+        Box::new(PieceWriter::new(self))
     }
 }
 

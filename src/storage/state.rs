@@ -1,11 +1,13 @@
-//! The node's state directory, `DIR/.torrent`, and the node's directory around it: the
-//! identity, cached manifests, partial downloads, publishing and exports. The layout is in
-//! the parent module's documentation; how each file is opened, in [`super::dir`].
+//! The node's storage on the filesystem: its state directory, `DIR/.torrent`, and the
+//! node's directory around it: the identity, cached manifests, partial downloads,
+//! publishing and exports. The layout is in the parent module's documentation; how each
+//! file is opened, in [`super::dir`].
 
 use super::dir::{self, Access, Dir, Existing};
 use super::{
-    Bitmap, FileStamp, MANIFEST_FILE_BYTES_MAX, Manifest, Mapping, STATE_DIR_NAME,
-    changed_while_hashed, hash_chunks, missing_bytes, reserve,
+    Bitmap, Content, FileStamp, MANIFEST_FILE_BYTES_MAX, Manifest, Mapping, PartialSummary,
+    STATE_DIR_NAME, Shared, Storage, already_exists, changed_while_hashed, chunk_bytes_for,
+    hash_chunks, missing_bytes, reserve, too_large,
 };
 use crate::wire::{self, Hash};
 use std::fs::File;
@@ -15,14 +17,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// The node's directory and its state directory, `DIR/.torrent`, opened by handle (see
-/// [`dir`]): cloned cheaply (hasher threads get a clone), and while any clone of a state
-/// directory opened with [`StateDir::open_exclusive`] lives, no other process uses `DIR`.
+/// [`dir`]): cloned cheaply, and while any clone of a state directory opened with
+/// [`StateDir::open_exclusive`] lives, no other process uses `DIR`.
 #[derive(Clone, Debug)]
 pub struct StateDir {
     dirs: Arc<Dirs>,
-    /// The node id whose identity [`StateDir::load_token`] and [`StateDir::save_token`]
-    /// keep (see [`StateDir::for_node`]).
-    node_id: u32,
 }
 
 #[derive(Debug)]
@@ -33,18 +32,6 @@ struct Dirs {
     partial: Dir,
     /// The lock on `.torrent/lock`, held while this lives (when taken).
     _lock: Option<File>,
-}
-
-/// A partial download found in the state directory: what `status` says of it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PartialSummary {
-    pub info_hash: Hash,
-    pub name: String,
-    pub file_bytes: u64,
-    /// Bytes of the chunks its have-file records as verified.
-    pub verified_bytes: u64,
-    /// Bytes the partial file takes on disk.
-    pub disk_bytes: u64,
 }
 
 impl StateDir {
@@ -77,17 +64,7 @@ impl StateDir {
                 partial,
                 _lock: lock,
             }),
-            node_id: 0,
         })
-    }
-
-    /// The same directories, keeping the identity of node `node_id`.
-    pub fn for_node(self, node_id: u32) -> StateDir {
-        StateDir { node_id, ..self }
-    }
-
-    pub fn files_dir(&self) -> &Path {
-        self.dirs.files.path()
     }
 
     /// Where a shared file lives, for messages. `name` must have passed `wire::check_name`,
@@ -97,20 +74,52 @@ impl StateDir {
         self.dirs.files.path_of(name)
     }
 
-    /// Whether anything is called `name` in the node's directory: a file, a directory, a
-    /// link (even one that points nowhere). A download never replaces any of them.
-    pub fn name_taken(&self, name: &str) -> bool {
-        self.dirs.files.contains(name)
-    }
-
     fn partial_name(info_hash: &Hash, extension: &str) -> String {
         format!("{}.{extension}", wire::hex(info_hash))
     }
 
-    /// Writes `DIR/name` whole (a `.torrent` export), through a temporary file in the state
-    /// directory (see [`Dir::write_whole`]). An existing `DIR/name` is never replaced: the
-    /// error is [`io::ErrorKind::AlreadyExists`].
-    pub fn write_file(&self, name: &str, bytes: &[u8]) -> io::Result<PathBuf> {
+    fn identity_name(node_id: u32) -> String {
+        format!("identity.{node_id}")
+    }
+
+    /// A "disk full" error that says where and how much is missing; others unchanged.
+    fn explain_full(&self, error: io::Error, needed_bytes: u64) -> io::Error {
+        if error.kind() != io::ErrorKind::StorageFull {
+            return error;
+        }
+        let stat = self.dirs.files.statvfs().ok();
+        let free = match stat {
+            // Room for bytes, none for another file.
+            Some(stat) if stat.f_files > 0 && stat.f_favail == 0 => "no file (inode)".to_string(),
+            Some(stat) => stat.f_bavail.saturating_mul(stat.f_frsize).to_string(),
+            None => "unknown".to_string(),
+        };
+        let needed = match needed_bytes {
+            0 => String::new(),
+            bytes => format!("{bytes} more bytes needed, "),
+        };
+        io::Error::new(
+            io::ErrorKind::StorageFull,
+            format!(
+                "not enough disk space in {}: {needed}{free} free ({error})",
+                self.files_dir().display()
+            ),
+        )
+    }
+}
+
+impl Storage for StateDir {
+    fn files_dir(&self) -> &Path {
+        self.dirs.files.path()
+    }
+
+    fn name_taken(&self, name: &str) -> bool {
+        self.dirs.files.contains(name)
+    }
+
+    /// Writes `DIR/name` through a temporary file in the state directory (see
+    /// [`Dir::write_whole`]).
+    fn write_file(&self, name: &str, bytes: &[u8]) -> io::Result<PathBuf> {
         let dirs = &self.dirs;
         let path = self.file_path(name);
         if dirs.files.contains(name) {
@@ -121,17 +130,22 @@ impl StateDir {
         Ok(path)
     }
 
-    fn identity_name(&self) -> String {
-        format!("identity.{}", self.node_id)
+    /// A relative path is looked for in the working directory, then in `DIR`; links on the
+    /// path are followed, as the user asked (see [`dir::read_named_file`]).
+    fn read_named_file(&self, path: &str, limit_bytes: u64) -> io::Result<Vec<u8>> {
+        let mut full = PathBuf::from(path);
+        if full.is_relative() && !full.exists() {
+            full = self.files_dir().join(path);
+        }
+        dir::read_named_file(&full, limit_bytes)
     }
 
-    /// The token this node id was given by the tracker, or 0 when it has none yet. Each
-    /// node id run on this directory keeps its own (`.torrent/identity.ID`), so ids used one
-    /// after another do not take each other's. A `.torrent/identity` of an older version
-    /// (one token, no id) is taken over by the first id that runs, once.
-    pub fn load_token(&self) -> u64 {
+    /// Each node id run on this directory keeps its own token (`.torrent/identity.ID`), so
+    /// ids used one after another do not take each other's. A `.torrent/identity` of an
+    /// older version (one token, no id) is taken over by the first id that runs, once.
+    fn load_token(&self, node_id: u32) -> u64 {
         let root = &self.dirs.root;
-        let name = self.identity_name();
+        let name = StateDir::identity_name(node_id);
         if !root.contains(&name) && root.contains("identity") {
             // Renamed, not copied: a second id must not take the same token.
             if let Err(error) = root.rename("identity", &name) {
@@ -143,28 +157,23 @@ impl StateDir {
         u64::from_str_radix(text.trim(), 16).unwrap_or(0)
     }
 
-    pub fn save_token(&self, token: u64) -> io::Result<()> {
-        self.dirs
-            .root
-            .write_atomically(&self.identity_name(), format!("{token:016x}\n").as_bytes())
+    fn save_token(&self, node_id: u32, token: u64) -> io::Result<()> {
+        self.dirs.root.write_atomically(
+            &StateDir::identity_name(node_id),
+            format!("{token:016x}\n").as_bytes(),
+        )
     }
 
-    /// The manifest of `DIR/name`, from the cache when the file has not changed since,
-    /// otherwise by hashing it (on `threads` threads) and caching the result, with its stamp
-    /// and the file opened for serving (read with `pread`: once it is the user's, a mapping
-    /// of it could raise SIGBUS if they truncate it). The chunk size is `chunk_bytes`, or
-    /// larger for a file with more than [`wire::CHUNKS_MAX`] chunks of it.
+    /// The manifest of `DIR/name`; the cache is `DIR/.torrent/manifests/NAME`, and the file
+    /// is opened for serving with `pread` (once it is the user's, a mapping of it could
+    /// raise SIGBUS if they truncate it). The chunk size is `chunk_bytes`, or larger for a
+    /// file with more than [`wire::CHUNKS_MAX`] chunks of it.
     ///
     /// Only a regular file is shared: a link (which could lead out of the directory), a
     /// FIFO, socket or device is refused at once, never opened in a way that could block.
     /// A file that changes while it is being hashed is refused: its hashes would describe
     /// neither version.
-    pub fn manifest_of(
-        &self,
-        name: &str,
-        chunk_bytes: u32,
-        threads: usize,
-    ) -> io::Result<(Manifest, FileStamp, Arc<Mapping>)> {
+    fn manifest_of(&self, name: &str, chunk_bytes: u32, threads: usize) -> io::Result<Shared> {
         let dirs = &self.dirs;
         if dirs.files.entry(name).is_ok_and(|meta| meta.is_symlink()) {
             return Err(io::Error::other(format!(
@@ -175,7 +184,7 @@ impl StateDir {
         let file = dirs.files.open_regular(name, Access::Read)?;
         let meta = file.metadata()?;
         let stamp = FileStamp::of(&meta);
-        let serving = Arc::new(Mapping::read_only(&file, meta.len())?);
+        let serving: Arc<dyn Content> = Arc::new(Mapping::read_only(&file, meta.len())?);
         if let Some((manifest, cached)) = dirs
             .manifests
             .read_bounded(name, MANIFEST_FILE_BYTES_MAX)
@@ -190,12 +199,9 @@ impl StateDir {
         }
         let chunk_bytes = chunk_bytes_for(meta.len(), chunk_bytes);
         if !wire::shape_ok(meta.len(), chunk_bytes) {
-            return Err(io::Error::other(format!(
-                "{name} is too large for {chunk_bytes}-byte chunks (at most {} chunks)",
-                wire::CHUNKS_MAX
-            )));
+            return Err(too_large(name, chunk_bytes));
         }
-        let hashes = hash_chunks(&serving, chunk_bytes, threads);
+        let hashes = hash_chunks(&*serving, chunk_bytes, threads);
         if FileStamp::of(&file.metadata()?) != stamp {
             return Err(changed_while_hashed(name));
         }
@@ -207,9 +213,8 @@ impl StateDir {
         Ok((manifest, stamp, serving))
     }
 
-    /// The stamp `DIR/name` has now; an error when it is gone or is no regular file (a
-    /// link is not followed: a file replaced by a link is no longer the file shared).
-    pub fn stamp_of(&self, name: &str) -> io::Result<FileStamp> {
+    /// A link is not followed: a file replaced by a link is no longer the file shared.
+    fn stamp_of(&self, name: &str) -> io::Result<FileStamp> {
         let meta = self.dirs.files.entry(name)?;
         if !meta.is_file() {
             return Err(io::Error::other(format!(
@@ -221,8 +226,7 @@ impl StateDir {
         Ok(FileStamp::of(&meta))
     }
 
-    /// The manifest of an interrupted download of `info_hash`, if one was saved and checks.
-    pub fn partial_manifest(&self, info_hash: &Hash) -> Option<Manifest> {
+    fn partial_manifest(&self, info_hash: &Hash) -> Option<Manifest> {
         let bytes = self
             .dirs
             .partial
@@ -236,16 +240,12 @@ impl StateDir {
             .filter(|m| m.info_hash == *info_hash)
     }
 
-    /// Opens the partial file of a download, creating it (space reserved up front) or
-    /// resuming it. Returns the mapping and the chunks an earlier run recorded as verified;
-    /// the caller re-checks those before counting them.
-    ///
-    /// When the disk has too little room (for the reservation or the small state files), the
-    /// error is [`io::ErrorKind::StorageFull`] and says how many bytes are missing; nothing
-    /// was published, and calling again once there is room carries on. Anything but a
-    /// regular file of this node's own under the partial file's name (a link, a FIFO, a
-    /// hard link to another name) is refused, never written through.
-    pub fn open_partial(&self, manifest: &Manifest) -> io::Result<(Arc<Mapping>, Bitmap)> {
+    /// The partial file is mapped, its space reserved up front (`fallocate`). When the disk
+    /// has too little room (for the reservation or the small state files), the error says
+    /// how many bytes are missing. Anything but a regular file of this node's own under the
+    /// partial file's name (a link, a FIFO, a hard link to another name) is refused, never
+    /// written through.
+    fn open_partial(&self, manifest: &Manifest) -> io::Result<(Arc<dyn Content>, Bitmap)> {
         let partial = &self.dirs.partial;
         let part_name = StateDir::partial_name(&manifest.info_hash, "part");
         let have_name = StateDir::partial_name(&manifest.info_hash, "have");
@@ -282,43 +282,16 @@ impl StateDir {
             reserve(&file, manifest.file_bytes)
                 .map_err(|error| self.explain_full(error, missing_bytes(&file, manifest)))?;
         }
-        Ok((
-            Arc::new(Mapping::read_write(
-                &file,
-                &partial.path_of(&part_name),
-                manifest.file_bytes,
-            )?),
-            claimed,
-        ))
+        let mapping: Arc<dyn Content> = Arc::new(Mapping::read_write(
+            &file,
+            &partial.path_of(&part_name),
+            manifest.file_bytes,
+        )?);
+        Ok((mapping, claimed))
     }
 
-    /// A "disk full" error that says where and how much is missing; others unchanged.
-    fn explain_full(&self, error: io::Error, needed_bytes: u64) -> io::Error {
-        if error.kind() != io::ErrorKind::StorageFull {
-            return error;
-        }
-        let stat = self.dirs.files.statvfs().ok();
-        let free = match stat {
-            // Room for bytes, none for another file.
-            Some(stat) if stat.f_files > 0 && stat.f_favail == 0 => "no file (inode)".to_string(),
-            Some(stat) => stat.f_bavail.saturating_mul(stat.f_frsize).to_string(),
-            None => "unknown".to_string(),
-        };
-        let needed = match needed_bytes {
-            0 => String::new(),
-            bytes => format!("{bytes} more bytes needed, "),
-        };
-        io::Error::new(
-            io::ErrorKind::StorageFull,
-            format!(
-                "not enough disk space in {}: {needed}{free} free ({error})",
-                self.files_dir().display()
-            ),
-        )
-    }
-
-    /// Records in the have-file that `chunk` of a download verified.
-    pub fn record_verified(&self, info_hash: &Hash, have: &Bitmap, chunk: u32) -> io::Result<()> {
+    /// Writes the one byte of the have-file that holds `chunk`.
+    fn record_verified(&self, info_hash: &Hash, have: &Bitmap, chunk: u32) -> io::Result<()> {
         let byte_index = (chunk / 8) as usize;
         let file = self
             .dirs
@@ -330,10 +303,8 @@ impl StateDir {
         )
     }
 
-    /// The partial downloads in the state directory (at most [`dir::DIR_ENTRIES_MAX`]
-    /// entries are looked at), by name: left by a download that failed or by an earlier
-    /// run, or in progress.
-    pub fn partials(&self) -> Vec<PartialSummary> {
+    /// At most [`dir::DIR_ENTRIES_MAX`] entries of the state directory are looked at.
+    fn partials(&self) -> Vec<PartialSummary> {
         let mut found: Vec<PartialSummary> = self
             .dirs
             .partial
@@ -348,9 +319,7 @@ impl StateDir {
         found
     }
 
-    /// What the state directory holds of a download of `info_hash`, if its manifest and
-    /// partial file are there.
-    pub fn partial_summary(&self, info_hash: &Hash) -> Option<PartialSummary> {
+    fn partial_summary(&self, info_hash: &Hash) -> Option<PartialSummary> {
         let partial = &self.dirs.partial;
         let manifest = self.partial_manifest(info_hash)?;
         let part = partial
@@ -374,8 +343,8 @@ impl StateDir {
         })
     }
 
-    /// Removes a download's partial state (file, have-file, manifest), releasing its space.
-    pub fn remove_partial(&self, info_hash: &Hash) -> io::Result<()> {
+    /// Removes the partial file, the have-file and the manifest.
+    fn remove_partial(&self, info_hash: &Hash) -> io::Result<()> {
         let partial = &self.dirs.partial;
         let mut result = Ok(());
         for extension in ["part", "have", "manifest"] {
@@ -387,26 +356,24 @@ impl StateDir {
         result
     }
 
-    /// Where a download's partial file is, for messages.
-    pub fn partial_path(&self, info_hash: &Hash) -> PathBuf {
+    fn partial_path(&self, info_hash: &Hash) -> PathBuf {
         self.dirs
             .partial
             .path_of(&StateDir::partial_name(info_hash, "part"))
     }
 
-    /// Publishes a verified download as `DIR/NAME`: data synced, moved into place (never
-    /// replacing anything, and only if the partial file's name still is the file the node
-    /// wrote: see [`Dir::publish`]), directory synced; then the manifest is cached and the
-    /// partial state removed.
+    /// As `DIR/NAME`: data synced, moved into place (never replacing anything, and only if
+    /// the partial file's name still is the file the node wrote: see [`Dir::publish`]),
+    /// directory synced; then the manifest is cached and the partial state removed.
     ///
-    /// Returns the published file opened for serving with `pread` (once it is the user's
-    /// file, a mapping of it could raise SIGBUS if they truncate it) and its stamp, taken from
-    /// the very file that was verified, so that a file put in its place later is noticed.
-    pub fn publish(
+    /// The published file is opened for serving with `pread` (once it is the user's file, a
+    /// mapping of it could raise SIGBUS if they truncate it), and its stamp is taken from the
+    /// very file that was verified, so that a file put in its place later is noticed.
+    fn publish(
         &self,
         manifest: &Manifest,
-        mapping: &Mapping,
-    ) -> io::Result<(Arc<Mapping>, FileStamp)> {
+        mapping: &dyn Content,
+    ) -> io::Result<(Arc<dyn Content>, FileStamp)> {
         let dirs = &self.dirs;
         let part_name = StateDir::partial_name(&manifest.info_hash, "part");
         // On a file system that allocates on write back (copy on write, thin provisioning)
@@ -433,7 +400,8 @@ impl StateDir {
         let _ = dirs
             .manifests
             .write_atomically(&manifest.name, &manifest.to_bytes(stamp.fingerprint()));
-        let serving = Arc::new(Mapping::read_only(&verified, manifest.file_bytes)?);
+        let serving: Arc<dyn Content> =
+            Arc::new(Mapping::read_only(&verified, manifest.file_bytes)?);
         Ok((serving, stamp))
     }
 }
@@ -449,20 +417,4 @@ pub fn percent(part: u64, whole: u64) -> String {
     } else {
         format!("{:.0}%", percent.floor())
     }
-}
-
-fn already_exists(path: &Path) -> io::Error {
-    io::Error::new(
-        io::ErrorKind::AlreadyExists,
-        format!("{} already exists; not replacing it", path.display()),
-    )
-}
-
-/// The configured chunk size, doubled until the file fits in [`wire::CHUNKS_MAX`] chunks.
-fn chunk_bytes_for(file_bytes: u64, configured: u32) -> u32 {
-    let mut chunk_bytes = configured;
-    while !wire::shape_ok(file_bytes, chunk_bytes) && chunk_bytes < wire::CHUNK_BYTES_MAX {
-        chunk_bytes *= 2;
-    }
-    chunk_bytes
 }

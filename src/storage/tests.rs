@@ -55,9 +55,11 @@ fn manifest_is_cached_and_partial_is_published() {
     let state2 = StateDir::open(&dir2).unwrap();
     let (mapping, claimed) = state2.open_partial(&manifest).unwrap();
     assert_eq!(claimed.count(), 0);
-    assert!(mapping.write(0, &data));
+    let now = std::time::Instant::now();
+    let mut writer = Arc::clone(&mapping).writer();
+    assert!(writer.write(now, 0, &data) && writer.flush(now));
     assert!(
-        !mapping.write(99_999, &[1, 2]),
+        !writer.write(now, 99_999, &[1, 2]),
         "a write past the end is refused"
     );
     for chunk in 0..manifest.chunk_count() {
@@ -67,14 +69,14 @@ fn manifest_is_cached_and_partial_is_published() {
             Some(manifest.hashes[chunk as usize])
         );
     }
-    let (serving, stamp) = state2.publish(&manifest, &mapping).unwrap();
+    let (serving, stamp) = state2.publish(&manifest, &*mapping).unwrap();
     assert_eq!(fs::read(dir2.join("data.bin")).unwrap(), data);
     assert_eq!(state2.stamp_of("data.bin").unwrap(), stamp);
     let mut back = vec![0; data.len()];
     assert!(serving.read_into(0, &mut back));
     assert_eq!(back, data, "the published file is served from disk");
     assert!(
-        state2.publish(&manifest, &mapping).is_err(),
+        state2.publish(&manifest, &*mapping).is_err(),
         "publishing twice fails"
     );
     fs::remove_dir_all(&dir).unwrap();
@@ -286,13 +288,13 @@ fn each_node_id_keeps_its_identity() {
     let dir = scratch_dir("identity");
     fs::create_dir_all(dir.join(".torrent")).unwrap();
     fs::write(dir.join(".torrent/identity"), "00000000000000aa\n").unwrap();
-    let one = StateDir::open(&dir).unwrap().for_node(1);
-    let two = StateDir::open(&dir).unwrap().for_node(2);
-    assert_eq!(one.load_token(), 0xaa);
-    assert_eq!(two.load_token(), 0);
-    two.save_token(0xbb).unwrap();
-    assert_eq!(one.load_token(), 0xaa);
-    assert_eq!(two.load_token(), 0xbb);
+    let one = StateDir::open(&dir).unwrap();
+    let two = StateDir::open(&dir).unwrap();
+    assert_eq!(one.load_token(1), 0xaa);
+    assert_eq!(two.load_token(2), 0);
+    two.save_token(2, 0xbb).unwrap();
+    assert_eq!(one.load_token(1), 0xaa);
+    assert_eq!(two.load_token(2), 0xbb);
     fs::remove_dir_all(&dir).unwrap();
 }
 

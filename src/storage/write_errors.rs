@@ -4,8 +4,8 @@
 //! fails fails thousands of times a second, and a warning per write buried everything else
 //! in the log. The first error is logged whole; later ones are counted and summed up in at
 //! most one line per [`WRITE_ERROR_REPORT_INTERVAL`]; what is still counted when the file
-//! is closed goes in a last line. The caller reads the clock (only when a write failed) and
-//! passes it in, so that this logic is tested without one.
+//! is closed goes in a last line. The time of each error is passed in (the node's `now`), so
+//! that neither the storage nor this logic reads a clock.
 
 use std::time::{Duration, Instant};
 

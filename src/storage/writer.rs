@@ -1,6 +1,7 @@
 //! Pieces of a download gathered into fewer writes.
 //!
-//! Each piece is written with `pwrite` ([`Mapping::write`]); for pieces of MTU size (1,400
+//! The filesystem's [`ContentWriter`]. Each piece is written with `pwrite`
+//! ([`Mapping::write`]); for pieces of MTU size (1,400
 //! bytes) that is a system call per 1,400 bytes on the reactor thread, which made a 512 MiB
 //! transfer 0.87x as fast as writing through the mapping did. Pieces arrive mostly in runs
 //! of one chunk in order (a GRO run is one sender's consecutive datagrams), so a run of
@@ -8,8 +9,9 @@
 //! with one `pwrite`. Large pieces go straight through: their copy costs far more than the
 //! call.
 
-use super::Mapping;
+use super::{Content, ContentWriter, Mapping};
 use std::sync::Arc;
+use std::time::Instant;
 
 /// Most bytes gathered before they are written.
 pub const PENDING_BYTES_MAX: usize = 256 << 10;
@@ -40,7 +42,7 @@ impl PieceWriter {
     /// when the range does not lie inside the file, or a direct write failed. A failed
     /// deferred write is logged by [`Mapping::write`]; the chunk then fails its hash and is
     /// fetched again.
-    pub fn write(&mut self, offset: u64, data: &[u8]) -> bool {
+    pub fn write(&mut self, now: Instant, offset: u64, data: &[u8]) -> bool {
         let inside = offset
             .checked_add(data.len() as u64)
             .is_some_and(|end| end <= self.mapping.len());
@@ -48,11 +50,11 @@ impl PieceWriter {
             return false;
         }
         if data.len() >= DIRECT_BYTES_MIN {
-            return self.mapping.write(offset, data);
+            return self.mapping.write(now, offset, data);
         }
         let follows = self.pending_offset + self.pending.len() as u64 == offset;
         if !follows || self.pending.len() + data.len() > PENDING_BYTES_MAX {
-            self.flush();
+            self.flush(now);
         }
         if self.pending.is_empty() {
             self.pending_offset = offset;
@@ -62,11 +64,11 @@ impl PieceWriter {
     }
 
     /// Writes what is gathered. False when that write failed (the bytes are dropped).
-    pub fn flush(&mut self) -> bool {
+    pub fn flush(&mut self, now: Instant) -> bool {
         if self.pending.is_empty() {
             return true;
         }
-        let written = self.mapping.write(self.pending_offset, &self.pending);
+        let written = self.mapping.write(now, self.pending_offset, &self.pending);
         self.pending.clear();
         written
     }
@@ -74,6 +76,16 @@ impl PieceWriter {
     /// Bytes waiting to be written (at most [`PENDING_BYTES_MAX`]).
     pub fn pending_bytes(&self) -> usize {
         self.pending.len()
+    }
+}
+
+impl ContentWriter for PieceWriter {
+    fn write(&mut self, now: Instant, offset: u64, data: &[u8]) -> bool {
+        PieceWriter::write(self, now, offset, data)
+    }
+
+    fn flush(&mut self, now: Instant) -> bool {
+        PieceWriter::flush(self, now)
     }
 }
 
@@ -109,15 +121,16 @@ mod tests {
     fn adjacent_small_pieces_wait_for_one_write() {
         let (dir, mapping) = partial("adjacent", 10_000);
         let mut writer = PieceWriter::new(Arc::clone(&mapping));
-        assert!(writer.write(100, &[1; 1400]));
-        assert!(writer.write(1500, &[2; 1400]));
+        let now = Instant::now();
+        assert!(writer.write(now, 100, &[1; 1400]));
+        assert!(writer.write(now, 1500, &[2; 1400]));
         assert_eq!(writer.pending_bytes(), 2800);
         // Nothing reached the file yet: readers flush first.
         assert_eq!(read(&mapping, 100, 2800), vec![0; 2800]);
         // A piece elsewhere writes the gathered run and starts a new one.
-        assert!(writer.write(5000, &[3; 100]));
+        assert!(writer.write(now, 5000, &[3; 100]));
         assert_eq!(writer.pending_bytes(), 100);
-        assert!(writer.flush());
+        assert!(writer.flush(now));
         assert_eq!(writer.pending_bytes(), 0);
         let mut expected = vec![1; 1400];
         expected.extend_from_slice(&[2; 1400]);
@@ -131,27 +144,28 @@ mod tests {
         let len = (PENDING_BYTES_MAX * 2) as u64;
         let (dir, mapping) = partial("large", len);
         let mut writer = PieceWriter::new(Arc::clone(&mapping));
-        assert!(writer.write(0, &vec![7; DIRECT_BYTES_MIN]));
+        let now = Instant::now();
+        assert!(writer.write(now, 0, &vec![7; DIRECT_BYTES_MIN]));
         assert_eq!(writer.pending_bytes(), 0);
         assert_eq!(
             read(&mapping, 0, DIRECT_BYTES_MIN),
             vec![7; DIRECT_BYTES_MIN]
         );
         // Outside the file, or past its end: refused, nothing kept.
-        assert!(!writer.write(len, &[1]));
-        assert!(!writer.write(len - 1, &[1, 2]));
-        assert!(!writer.write(u64::MAX, &[1]));
-        assert!(!writer.write(0, &[]));
+        assert!(!writer.write(now, len, &[1]));
+        assert!(!writer.write(now, len - 1, &[1, 2]));
+        assert!(!writer.write(now, u64::MAX, &[1]));
+        assert!(!writer.write(now, 0, &[]));
         assert_eq!(writer.pending_bytes(), 0);
         // A run never grows past its bound.
         let piece = vec![9; DIRECT_BYTES_MIN - 1];
         let mut offset = 0;
         while offset + piece.len() as u64 <= len {
-            assert!(writer.write(offset, &piece));
+            assert!(writer.write(now, offset, &piece));
             assert!(writer.pending_bytes() <= PENDING_BYTES_MAX);
             offset += piece.len() as u64;
         }
-        assert!(writer.flush());
+        assert!(writer.flush(now));
         assert_eq!(read(&mapping, offset - 10, 10), vec![9; 10]);
         let _ = std::fs::remove_dir_all(dir);
     }

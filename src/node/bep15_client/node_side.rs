@@ -166,7 +166,7 @@ impl Node {
                 .say(format!("this node already holds {label} ({hex})"));
         }
         if let Some(name) = &name
-            && self.state.file_path(name).exists()
+            && self.state.name_taken(name)
         {
             let line = format!(
                 "download {name} failed: {name} already exists in {}",
@@ -193,15 +193,10 @@ impl Node {
     /// Downloads what the `.torrent` at `path` describes. A relative path is looked for in the
     /// working directory, then in the node's files directory.
     pub(in crate::node) fn download_torrent(&mut self, now: Instant, path: &str) {
-        let mut full = std::path::PathBuf::from(path);
-        if full.is_relative() && !full.exists() {
-            full = self.state.files_dir().join(path);
-        }
         // Never blocks the reactor: a FIFO or device under that name is refused.
-        let read = crate::storage::dir::read_named_file(
-            &full,
-            crate::metainfo::TORRENT_BYTES_MAX as u64 + 1,
-        );
+        let read = self
+            .state
+            .read_named_file(path, crate::metainfo::TORRENT_BYTES_MAX as u64 + 1);
         let torrent = read
             .map_err(|error| error.to_string())
             .and_then(|bytes| crate::metainfo::parse_torrent(&bytes));

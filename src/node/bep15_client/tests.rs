@@ -390,14 +390,14 @@ fn run_jobs(node: &mut Node, now: Instant) {
 /// `f` of 5,000 bytes when `sharing` (shared, its hashing done).
 fn standard_node(dir: &std::path::Path, addr: SocketAddr, sharing: bool, now: Instant) -> Node {
     let _ = std::fs::remove_dir_all(dir);
-    let state = StateDir::open(dir).unwrap();
+    let state = crate::storage::StateDir::open(dir).unwrap();
     let mut config = NodeConfig::new(u32::from(addr.port()), tracker_addr());
     config.standard_tracker = true;
     config.local_addr = addr;
     if sharing {
         std::fs::write(state.files_dir().join("f"), vec![7u8; 5000]).unwrap();
     }
-    let mut node = Node::new(config, state, 5, now);
+    let mut node = Node::new(config, Arc::new(state), 5, now);
     if sharing {
         node.handle_command(now, Command::Send { name: "f".into() });
         run_jobs(&mut node, now);

@@ -207,7 +207,7 @@ impl Download {
             return;
         }
         let file_offset = transfer.manifest.chunk_offset(chunk) + u64::from(offset);
-        if !transfer.writer.write(file_offset, data) {
+        if !transfer.writer.write(now, file_offset, data) {
             parts.out.stats.pieces_unrequested += 1;
             return;
         }
@@ -281,7 +281,7 @@ impl Download {
         }
         // Every piece is in: stop writing this chunk and hash it off the reactor thread,
         // once its last pieces are in the file.
-        transfer.writer.flush();
+        transfer.writer.flush(now);
         let from = progress.last_from;
         if let Some(owner) = progress.owner {
             self.peers[owner].chunks.retain(|&c| c != chunk);
@@ -380,7 +380,7 @@ impl Download {
             return;
         };
         let manifest = Arc::clone(&transfer.manifest);
-        let (serving, stamp) = match parts.state.publish(&manifest, &transfer.mapping) {
+        let (serving, stamp) = match parts.state.publish(&manifest, &*transfer.mapping) {
             Ok(published) => published,
             Err(error) if error.kind() == std::io::ErrorKind::StorageFull => {
                 // Every chunk verified and recorded: keep them, and publish once there is room.

@@ -12,7 +12,7 @@
 //!   [`REQUEST_PIECES_MAX`] per request.
 
 use crate::mtu::PathMtu;
-use crate::storage::{Bitmap, Manifest, Mapping, PieceWriter};
+use crate::storage::{Bitmap, Content, ContentWriter, Manifest};
 use crate::wire;
 use std::collections::HashSet;
 use std::net::SocketAddr;
@@ -227,9 +227,9 @@ impl ChunkState {
 
 pub(super) struct Transfer {
     pub manifest: Arc<Manifest>,
-    pub mapping: Arc<Mapping>,
+    pub mapping: Arc<dyn Content>,
     /// Writes pieces into the mapping's file; flushed before a chunk is hashed.
-    pub writer: PieceWriter,
+    pub writer: Box<dyn ContentWriter>,
     pub chunks: Vec<ChunkState>,
     /// How many known peers hold each chunk.
     pub availability: Vec<u16>,
@@ -249,7 +249,7 @@ pub(super) struct Transfer {
 impl Transfer {
     pub fn new(
         manifest: Arc<Manifest>,
-        mapping: Arc<Mapping>,
+        mapping: Arc<dyn Content>,
         piece_bytes_max: u32,
         own_node_id: u32,
         now: Instant,
@@ -259,7 +259,7 @@ impl Transfer {
             chunks: (0..count).map(|_| ChunkState::Missing).collect(),
             availability: vec![0; count],
             manifest,
-            writer: PieceWriter::new(Arc::clone(&mapping)),
+            writer: Arc::clone(&mapping).writer(),
             mapping,
             piece_bytes_max,
             bad_pairs: HashSet::new(),
@@ -526,6 +526,7 @@ fn take_over(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::storage::Storage;
 
     const CHUNK_BYTES: u32 = 16 << 10;
 

@@ -14,7 +14,7 @@
 //! SHA-1 check catches both. A block is tied to the file's [`Mapping`] (held, so that its
 //! address names only it), so a new version of a file never reads an old block.
 
-use crate::storage::Mapping;
+use crate::storage::Content;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -35,7 +35,7 @@ pub struct ReadAhead {
 
 struct Block {
     to: SocketAddr,
-    mapping: Arc<Mapping>,
+    mapping: Arc<dyn Content>,
     /// File offset of `bytes[0]`.
     file_offset: u64,
     bytes: Vec<u8>,
@@ -45,7 +45,7 @@ struct Block {
 
 impl Block {
     /// The block's bytes at `file_offset..file_offset + len`, if it holds them all.
-    fn get(&self, mapping: &Arc<Mapping>, file_offset: u64, len: usize) -> Option<&[u8]> {
+    fn get(&self, mapping: &Arc<dyn Content>, file_offset: u64, len: usize) -> Option<&[u8]> {
         if !Arc::ptr_eq(&self.mapping, mapping) {
             return None;
         }
@@ -63,7 +63,7 @@ impl ReadAhead {
         &mut self,
         now: Instant,
         to: SocketAddr,
-        mapping: &Arc<Mapping>,
+        mapping: &Arc<dyn Content>,
         file_offset: u64,
         range_end: u64,
         out: &mut [u8],
@@ -143,7 +143,7 @@ mod tests {
     use super::*;
     use std::io::Write;
 
-    fn file_of(bytes: &[u8]) -> (tempfile_like::Dir, Arc<Mapping>, std::fs::File) {
+    fn file_of(bytes: &[u8]) -> (tempfile_like::Dir, Arc<dyn Content>, std::fs::File) {
         let dir = tempfile_like::Dir::new();
         let path = dir.path.join("f");
         let mut file = std::fs::File::create(&path).unwrap();
@@ -153,7 +153,8 @@ mod tests {
             .write(true)
             .open(&path)
             .unwrap();
-        let mapping = Arc::new(Mapping::read_only(&file, bytes.len() as u64).unwrap());
+        let mapping =
+            Arc::new(crate::storage::Mapping::read_only(&file, bytes.len() as u64).unwrap());
         (dir, mapping, file)
     }
 
@@ -227,7 +228,8 @@ mod tests {
         assert!(ahead.read(later, a, &mapping, 1_000, 50_000, &mut out));
         assert_eq!(out, vec![0xAA; 1_000]);
         // Another mapping of the same file (a new version) never reads a's block.
-        let other = Arc::new(Mapping::read_only(&file, bytes.len() as u64).unwrap());
+        let other: Arc<dyn Content> =
+            Arc::new(crate::storage::Mapping::read_only(&file, bytes.len() as u64).unwrap());
         file.write_all_at(&[0xBB; 1_000], 2_000).unwrap();
         assert!(ahead.read(later, a, &other, 2_000, 50_000, &mut out));
         assert_eq!(out, vec![0xBB; 1_000]);
