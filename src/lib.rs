@@ -39,11 +39,17 @@
 //!                         protocol, and node/bep15_client.rs its client
 //!  bencode.rs, metainfo.rs  `.torrent` files and magnet links: written by `export`, read
 //!                         by `download`
-//!  storage.rs             manifests, have-bitmaps, stamps of shared files
-//!  storage/state.rs       the node's state directory: identity, partial files, publishing
+//!  storage.rs             manifests, have-bitmaps, stamps of shared files, and the traits
+//!                         the node does all its file work through: Storage (its
+//!                         directory) and Content (one file's bytes)
+//!  storage/state.rs       Storage on the filesystem: the node's state directory, identity,
+//!                         partial files, publishing
+//!  storage/memory.rs      Storage in memory, for the simulation and tests
 //!  storage/dir.rs         every file under the node's directory opened by a directory
 //!                         handle, never through a link, never a FIFO or device; the lock
-//!  storage/mapping.rs     memory mappings: one of two modules allowed `unsafe` (with udp.rs)
+//!  storage/mapping.rs     Content on the filesystem, memory mappings (storage/writer.rs
+//!                         batches pieces into fewer writes): one of two modules allowed
+//!                         `unsafe` (with udp.rs)
 //!  hash.rs                SHA-1 (the SHA-NI one: see the module doc for the figures)
 //!  impair.rs              seeded loss, duplication, reordering for fault tests (`--impair`)
 //!  rng.rs, logging.rs     the injected random source; the log file (rotated at a size)

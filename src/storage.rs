@@ -4,12 +4,15 @@
 //! The node core does no file I/O of its own: it asks a [`Storage`] (the node's directory:
 //! identity, shared files, partial downloads, publishing) and reads and writes a file's
 //! bytes through a [`Content`] it was given (pieces written through a [`ContentWriter`],
-//! read by the uploader, hashed by the hasher threads). The filesystem implements them,
-//! [`StateDir`] and [`Mapping`] (in `state.rs`, `mapping.rs`, `writer.rs`): memory-mapped
-//! partial files written with batched `pwrite`, page-cache handling, directory handles that
-//! never follow a link. What follows describes it.
+//! read by the uploader, hashed by the hasher threads). Two implementations:
 //!
-//! The storage does not read the clock: a write that fails is logged at most once a second, by the
+//! * the filesystem, [`StateDir`] and [`Mapping`] (in `state.rs`, `mapping.rs`,
+//!   `writer.rs`): memory-mapped partial files written with batched `pwrite`, page-cache
+//!   handling, directory handles that never follow a link. What follows describes it;
+//! * memory, [`MemoryStorage`] (`memory.rs`): the same answers without a file system, for
+//!   the simulation and tests (`both_tests.rs` holds them to the same results).
+//!
+//! Neither reads the clock: a write that fails is logged at most once a second, by the
 //! `now` the caller passes in.
 //!
 //! A node's directory holds the files it shares under their own names, and one hidden
@@ -42,11 +45,13 @@
 
 pub mod dir;
 mod mapping;
+mod memory;
 mod state;
 mod write_errors;
 mod writer;
 
 pub use mapping::Mapping;
+pub use memory::{MEMORY_FILES_MAX, MemoryStorage};
 pub use state::{StateDir, percent};
 pub use writer::PieceWriter;
 
@@ -469,6 +474,22 @@ impl FileStamp {
         }
     }
 
+    /// The stamp of a file kept in memory ([`MemoryStorage`]): `file_id` stands for the
+    /// inode (another file), `version` for the modification time (written in place).
+    fn in_memory(file_id: u64, len: u64, version: u64) -> FileStamp {
+        FileStamp {
+            device: 0,
+            inode: file_id,
+            len,
+            modified: (version as i64, 0),
+        }
+    }
+
+    /// The file's length when the stamp was taken.
+    pub fn file_bytes(&self) -> u64 {
+        self.len
+    }
+
     /// Whether the file at the path is another file now, not the same one written to.
     pub fn replaced_by(&self, now: &FileStamp) -> bool {
         (self.device, self.inode) != (now.device, now.inode)
@@ -543,5 +564,7 @@ fn missing_bytes(file: &File, manifest: &Manifest) -> u64 {
     manifest.file_bytes.saturating_sub(allocated)
 }
 
+#[cfg(test)]
+mod both_tests;
 #[cfg(test)]
 mod tests;
