@@ -25,9 +25,13 @@
 //! into the network and its events into the log. The checkers of `check` run as it goes;
 //! the first violation ends the run with a message that names the seed.
 //!
-//! Nodes keep their files in a scratch directory, `<root>/torrent-sim-<seed>-<pid>-<instance>/
-//! node<id>`, removed on drop; the root is `SIM_DIR`, else `/dev/shm` when there is one (the
-//! cores fsync, which on a disk would cost more than the rest of the run), else `temp_dir()`.
+//! Nodes keep their files in memory ([`MemoryStorage`], one per node, kept across its
+//! crashes as a directory is): no file system is needed, and a run leaves nothing behind.
+//! Only the tracker's database goes through a disk, written and read back the way the
+//! reactor does (that is what a tracker restart tests), in a scratch directory,
+//! `<root>/torrent-sim-<seed>-<pid>-<instance>/tracker_db`, removed on drop; the root is
+//! `SIM_DIR`, else `/dev/shm` when there is one (the tracker syncs what it saves, which on a
+//! disk would cost more than the rest of the run), else `temp_dir()`.
 
 mod check;
 mod fault;
@@ -42,7 +46,7 @@ use crate::console::Command;
 use crate::mtu::Routes;
 use crate::node::{self, JobDone, Node, NodeConfig, NodeEvent};
 use crate::rng::Rng;
-use crate::storage::StateDir;
+use crate::storage::MemoryStorage;
 use crate::tracker::{Snapshot, Tracker, TrackerConfig};
 use crate::wire::{self, Hash};
 use check::Originals;
@@ -52,6 +56,7 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
 use std::time::{Duration, Instant};
 
@@ -96,7 +101,8 @@ struct SimNode {
     node: Node,
     config: NodeConfig,
     addr: SocketAddr,
-    dir: PathBuf,
+    /// Its directory: its files and its state, kept when it crashes.
+    storage: Arc<MemoryStorage>,
     said: Vec<String>,
     exited: Option<i32>,
     /// Cut off from the network: nothing reaches it, nothing it sends leaves.
@@ -242,16 +248,15 @@ impl Sim {
         let mut config = NodeConfig::new(node_id, TRACKER_ADDR);
         config.routes = Routes::fixed(SIM_ROUTE_MTU);
         configure(&mut config);
-        let dir = self.scratch.join(format!("node{node_id}"));
-        let state = StateDir::open(&dir)
-            .unwrap_or_else(|error| panic!("cannot create {}: {error}", dir.display()));
+        // The path only names the directory in the node's messages.
+        let storage = Arc::new(MemoryStorage::new(format!("memory/node{node_id}")));
         // 10.0.x.y, starting at 10.0.0.2 so that no node takes the tracker's address.
         let host = index + 2;
         let ip = Ipv4Addr::new(10, 0, (host / 256) as u8, (host % 256) as u8);
         let addr = SocketAddr::V4(SocketAddrV4::new(ip, 4000));
         let node = Node::new(
             config.clone(),
-            std::sync::Arc::new(state),
+            Arc::clone(&storage) as Arc<dyn crate::storage::Storage>,
             self.rng.next_u64(),
             self.now(),
         );
@@ -260,7 +265,7 @@ impl Sim {
             node,
             config,
             addr,
-            dir,
+            storage,
             said: Vec::new(),
             exited: None,
             disconnected: false,
@@ -310,14 +315,15 @@ impl Sim {
     /// become an original that every download of the name is checked against.
     pub fn write_file(&mut self, node: usize, name: &str, bytes: &[u8]) {
         self.originals.add(name, bytes);
-        let path = self.nodes[node].dir.join(name);
-        std::fs::write(&path, bytes)
-            .unwrap_or_else(|error| panic!("cannot write {}: {error}", path.display()));
+        self.nodes[node]
+            .storage
+            .put_file(name, bytes)
+            .unwrap_or_else(|error| panic!("cannot write {name}: {error}"));
     }
 
     /// A file of a node's directory, if it exists.
     pub fn file(&self, node: usize, name: &str) -> Option<Vec<u8>> {
-        std::fs::read(self.nodes[node].dir.join(name)).ok()
+        self.nodes[node].storage.file(name)
     }
 
     /// Types a command at a node's console. `send` and `download` are remembered as the
@@ -757,7 +763,7 @@ impl Sim {
         if let Some(name) = check::downloaded_name(&line) {
             let sim_node = &mut self.nodes[index];
             sim_node.completed.insert(name.to_string());
-            if let Err(error) = self.originals.check_claim(&sim_node.dir, name) {
+            if let Err(error) = self.originals.check_claim(&sim_node.storage, name) {
                 let node_id = sim_node.config.node_id;
                 self.violated(format!("node {node_id}: {error}"));
             }

@@ -10,8 +10,8 @@
 //! * **Bounds.** No queue or table of a core is longer than its named `*_MAX` limit.
 
 use super::Sim;
+use crate::storage::{MemoryStorage, Storage};
 use std::collections::BTreeMap;
-use std::path::Path;
 
 /// The contents each name may have: every version written by the test.
 #[derive(Default)]
@@ -28,10 +28,11 @@ impl Originals {
     }
 
     /// `DIR/NAME` exists and equals one of the versions of NAME.
-    pub fn check_claim(&self, dir: &Path, name: &str) -> Result<(), String> {
-        let path = dir.join(name);
-        let got = std::fs::read(&path)
-            .map_err(|error| format!("claimed complete, but {}: {error}", path.display()))?;
+    pub fn check_claim(&self, storage: &MemoryStorage, name: &str) -> Result<(), String> {
+        let path = storage.files_dir().join(name);
+        let got = storage
+            .file(name)
+            .ok_or_else(|| format!("claimed complete, but {} is missing", path.display()))?;
         let versions = self
             .versions
             .get(name)
@@ -67,16 +68,14 @@ pub(super) fn downloaded_name(line: &str) -> Option<&str> {
 }
 
 /// A download that has not finished must not have published its file yet.
-pub(super) fn check_unpublished(dir: &Path, name: &str) -> Result<(), String> {
-    let path = dir.join(name);
-    match path.try_exists() {
-        Ok(false) => Ok(()),
-        Ok(true) => Err(format!(
-            "{} exists, but the node has not said it downloaded {name}",
-            path.display()
-        )),
-        Err(error) => Err(format!("cannot look at {}: {error}", path.display())),
+pub(super) fn check_unpublished(storage: &MemoryStorage, name: &str) -> Result<(), String> {
+    if !storage.name_taken(name) {
+        return Ok(());
     }
+    Err(format!(
+        "{} exists, but the node has not said it downloaded {name}",
+        storage.files_dir().join(name).display()
+    ))
 }
 
 /// Every `(name, length, limit)` has `length <= limit`.
@@ -103,14 +102,14 @@ impl Sim {
             for name in sim_node.downloads.keys() {
                 let result = if sim_node.completed.contains(name) {
                     if claims {
-                        self.originals.check_claim(&sim_node.dir, name)
+                        self.originals.check_claim(&sim_node.storage, name)
                     } else {
                         Ok(())
                     }
                 } else if sim_node.shares.contains(name) {
                     Ok(())
                 } else {
-                    check_unpublished(&sim_node.dir, name)
+                    check_unpublished(&sim_node.storage, name)
                 };
                 if let Err(error) = result {
                     found.get_or_insert(format!("node {}: {error}", sim_node.config.node_id));
@@ -130,7 +129,7 @@ impl Sim {
             .downloads
             .keys()
             .filter(|name| !sim_node.completed.contains(*name) && !sim_node.shares.contains(*name))
-            .find_map(|name| check_unpublished(&sim_node.dir, name).err());
+            .find_map(|name| check_unpublished(&sim_node.storage, name).err());
         if let Some(error) = found {
             let node_id = sim_node.config.node_id;
             self.violated(format!("node {node_id}: {error}"));

@@ -5,7 +5,6 @@ use super::net::{Endpoint, Partition};
 use crate::console::Command;
 use crate::node::Node;
 use crate::rng::Rng;
-use crate::storage::StateDir;
 use crate::tracker::{self, Tracker};
 use crate::wire::Hash;
 use std::time::Duration;
@@ -148,11 +147,9 @@ impl Sim {
         if !sim_node.down {
             return;
         }
-        let state = StateDir::open(&sim_node.dir)
-            .unwrap_or_else(|error| panic!("cannot open {}: {error}", sim_node.dir.display()));
         sim_node.node = Node::new(
             sim_node.config.clone(),
-            std::sync::Arc::new(state),
+            std::sync::Arc::clone(&sim_node.storage) as std::sync::Arc<dyn crate::storage::Storage>,
             self.rng.next_u64(),
             now,
         );
