@@ -26,17 +26,20 @@
 //!                         model of the path's bottleneck, run at the receiver
 //!  node/upload.rs         serving peers (cookies, pieces read from the file, rate limit;
 //!                         node/upload/pacer.rs keeps the pace each peer asked for)
-//!  node/bep15_client.rs  the node as a BEP 15 client of a standard tracker (udp://)
+//!  node/tracker_client.rs  the node's tracker client, one type with two variants: ours
+//!                         (tracker_client/ours.rs) and BEP 15 for a standard tracker
+//!                         (tracker_client/bep15.rs, `--tracker udp://`), and one set of
+//!                         news for the node
 //!  node/*.rs              the node's other parts, one subject each (datagram dispatch,
-//!                         console commands, hashing jobs, tracker link, status, watching
-//!                         the directory): the map is in node.rs's module doc
+//!                         console commands, hashing jobs, status, watching the
+//!                         directory): the map is in node.rs's module doc
 //!  tracker/register.rs, tracker/saving.rs  registration (cookies, tokens) and registry
 //!                         saves (at most one a second; replies wait for their token's save)
 //!  budget.rs              per-sender datagram budgets at the door (tracker, node)
 //!  wire.rs                every datagram of ours: fixed-layout big-endian views, checked decode
 //!  bep15.rs               the standard BitTorrent UDP tracker protocol (BEP 15) on the wire,
 //!                         same style; tracker/bep15_server.rs is its server, beside our own
-//!                         protocol, and node/bep15_client.rs its client
+//!                         protocol, and node/tracker_client/bep15.rs its client
 //!  bencode.rs, metainfo.rs  `.torrent` files and magnet links: written by `export`, read
 //!                         by `download`
 //!  storage.rs             manifests, have-bitmaps, stamps of shared files, and the traits

@@ -13,12 +13,11 @@
 //! * `dispatch`: which part an arriving datagram goes to, after the per-sender budget;
 //! * `commands`: the console's commands: sharing, downloading by name, exporting;
 //! * `jobs`: hashing jobs (sharing a file, checking a chunk) and their results;
-//! * `tracker_link`: register, heartbeat, announce, look-up, credit, exit, all with
-//!   retries and backoff;
+//! * `tracker_client`: the tracker, whichever protocol it speaks: ours (register, heartbeat,
+//!   announce, look-up, credit, exit, all with retries and backoff) or a standard BitTorrent
+//!   tracker's (BEP 15: no registration, credit, exit or ranking there);
 //! * `advertise`: the address we ask trackers to give out (`--advertise`), and recognising
 //!   ourselves in peer lists;
-//! * `bep15_client`: the same node announcing to a standard BitTorrent tracker (BEP 15)
-//!   instead, when configured with one: no registration, credit, exit or ranking there;
 //! * `download` (and `download/transfer`): the receiver-driven transfer: manifest,
 //!   have-maps, chunk scheduling, per-peer windows, timeouts, verification, publishing;
 //! * `exchange`: telling a peer that asked for a have-map of other peers holding the file;
@@ -31,17 +30,15 @@
 
 mod advertise;
 pub use advertise::{INTERFACE_ADDRESSES_MAX, SelfAddresses};
-mod bep15_client;
 mod commands;
 mod dispatch;
 mod download;
 mod exchange;
 mod jobs;
-use bep15_client::Bep15Client;
 mod status;
 #[cfg(test)]
 mod tests_budget;
-mod tracker_link;
+mod tracker_client;
 mod upload;
 mod watch;
 
@@ -52,7 +49,7 @@ use crate::mtu::Routes;
 use crate::rng::Rng;
 use crate::secrets::Secrets;
 use crate::storage::{Bitmap, Content, FileStamp, Manifest, Storage};
-use crate::wire::{self, Hash, Message, NodeAuth, RefusedReason, U32, U64};
+use crate::wire::{self, Hash, Message};
 use download::Download;
 pub use jobs::{Job, JobDone, run_job};
 pub use status::Progress;
@@ -61,7 +58,7 @@ use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tracker_link::{TrackerAsk, TrackerLink};
+use tracker_client::{Leaving, TrackerClient, TrackerNews};
 use upload::Uploader;
 
 /// Most files a node holds (shared or downloading).
@@ -72,11 +69,6 @@ pub const DOWNLOADS_MAX: usize = 64;
 pub const CONTROL_QUEUE_MAX: usize = 8192;
 /// Most lines, jobs and other events waiting to be polled.
 pub const EVENT_QUEUE_MAX: usize = 8192;
-/// First retry of an unanswered tracker request; doubles up to [`TRACKER_RETRY_MAX`].
-const TRACKER_RETRY_FIRST: Duration = Duration::from_millis(500);
-const TRACKER_RETRY_MAX: Duration = Duration::from_secs(8);
-/// Unanswered attempts after which the user is told the tracker is not answering.
-const TRACKER_SILENT_ATTEMPTS: u32 = 3;
 /// How long `exit` waits for the tracker's acknowledgement before leaving anyway.
 const EXIT_WAIT: Duration = Duration::from_secs(1);
 /// Most `.torrent` exports waiting for their file to be hashed or downloaded.
@@ -87,23 +79,6 @@ pub const EXPORTS_WAITING_MAX: usize = 64;
 /// (`wire::Peers`): at 500 ms, announces were a third of a downloader's datagrams to the
 /// tracker (issue 14).
 const ANNOUNCE_INTERVAL: Duration = Duration::from_secs(10);
-/// How long verified chunks are gathered before they are reported to the tracker as credit
-/// for their uploaders, in one datagram, unless a look-up carries them first (see
-/// `tracker_link`). The tracker ranks holders by credit, so it must not lag far: at 5 s,
-/// the simulated swarm with a quarter of its downloaders 10x slower took 0.1-0.2 T* longer.
-const CREDIT_INTERVAL: Duration = Duration::from_secs(2);
-/// The window of issue 14's goal for datagrams to the tracker (at most 20 in any 10 s).
-const TRACKER_WINDOW: Duration = Duration::from_secs(10);
-/// Look-ups for new holders go only while fewer datagrams than this went to the tracker in
-/// the last [`TRACKER_WINDOW`] (a guard: the budget below keeps them fewer).
-const LOOKUP_WINDOW_SENDS_MAX: usize = 13;
-/// The look-up budget: one per this on average, [`LOOKUP_BURST`] at once (see
-/// `TrackerLink::lookup_allowed_at`).
-const LOOKUP_SPACING: Duration = Duration::from_millis(750);
-const LOOKUP_BURST: u32 = 8;
-/// Send times remembered (more than any window holds at the goal).
-const TRACKER_WINDOW_SENDS_MAX: usize = 64;
-
 /// Everything a node is told on its command line (the original's `configs.py`, per node).
 #[derive(Clone, Debug)]
 pub struct NodeConfig {
@@ -335,13 +310,7 @@ struct Exiting {
 pub struct Node {
     config: NodeConfig,
     state: Arc<dyn Storage>,
-    tracker: TrackerLink,
-    /// Set when the tracker is a standard one: then `tracker` stays idle.
-    standard: Option<Bep15Client>,
-    /// Where peers may find us, and the addresses a peer list may name us by.
-    me: SelfAddresses,
-    /// How our tracker lists us, and the cookie for the advertised address.
-    listing: advertise::Listing,
+    tracker: TrackerClient,
     files: BTreeMap<Hash, LocalFile>,
     /// Files being hashed for sharing right now: each name, with when a hasher thread was
     /// asked for its manifest.
@@ -390,16 +359,11 @@ impl Node {
         );
         let budgets = SenderBudgets::new(budget::NODE_SENDERS_MAX, secrets.u64(), now);
         let me = SelfAddresses::new(config.local_addr, config.advertise, &config.interface_ips);
-        let standard = config
-            .standard_tracker
-            .then(|| Bep15Client::new(config.tracker, me.clone(), secrets.u64()));
+        let tracker = TrackerClient::new(&config, me, token, || secrets.u64(), now);
         Node {
             budgets,
             exchange: exchange::Exchange::default(),
-            standard,
-            me,
-            listing: advertise::Listing::default(),
-            tracker: TrackerLink::new(config.tracker, token, now),
+            tracker,
             config,
             state,
             files: BTreeMap::new(),
@@ -435,13 +399,6 @@ impl Node {
         self.config.node_id
     }
 
-    fn auth(&self) -> NodeAuth {
-        NodeAuth {
-            node_id: U32::new(self.config.node_id),
-            token: U64::new(self.tracker.token),
-        }
-    }
-
     // ---- inputs (datagrams: `dispatch`; commands: `commands`; jobs: `jobs`) --------------
 
     /// Timers that are due fire; a call with nothing due does nothing.
@@ -455,34 +412,15 @@ impl Node {
                 "the tracker did not answer in time; it forgets this node when it expires",
             );
         }
-        if let Some(standard) = &mut self.standard {
-            if self.exiting.is_none() {
-                standard.handle_timeout(now);
-                self.after_standard(now);
-            }
-        } else if now >= self.tracker.register_due && self.exiting.is_none() {
-            self.send_register(now);
-        }
-        if self.tracker.registered {
-            let due: Vec<TrackerAsk> = self
-                .tracker
-                .pending
-                .iter()
-                .filter(|p| p.next_send <= now)
-                .map(|p| p.ask.clone())
-                .collect();
-            for ask in due {
-                self.send_ask(now, &ask);
-            }
-        }
+        let leaving = self.exiting.is_some();
+        self.tracker
+            .handle_timeout(now, &mut self.out, &self.files, leaving);
+        self.take_tracker_news(now);
         // Credit that is due goes now in any case: when the look-up budget allows, it goes
         // inside the look-up a download would send soonest, so that the datagram also brings
         // news of holders (the window of recent datagrams, full in a busy swarm, holds back
         // only look-ups that would add a datagram).
-        let credit_rides = self.standard.is_none()
-            && self.tracker.registered
-            && self.tracker.credit_due.is_some_and(|t| t <= now)
-            && self.tracker.lookup_budget_allows(now);
+        let credit_rides = self.tracker.registered() && self.tracker.credit_may_ride(now);
         if credit_rides
             && let Some(index) = (0..self.downloads.len())
                 .filter_map(|i| Some((self.downloads[i].lookup_wanted_at()?, i)))
@@ -508,26 +446,19 @@ impl Node {
             }
         }
         for index in lookups {
-            // A standard tracker's announces are spaced by `standard_tracker` itself.
-            let allowed_at = match self.standard {
-                Some(_) => now,
-                None => self.tracker.lookup_allowed_at(now),
-            };
-            let carries_credit = self.standard.is_none()
-                && self.tracker.credit_due.is_some_and(|t| t <= now)
-                && self.tracker.lookup_budget_allows(now);
-            if allowed_at > now && !carries_credit {
+            let allowed_at = self.tracker.lookup_allowed_at(now);
+            if allowed_at > now && !self.tracker.credit_may_ride(now) {
                 self.downloads[index].defer_lookup(allowed_at);
                 continue;
             }
             self.tracker.lookup_spent(now);
             let name = self.downloads[index].name().to_string();
-            self.ask_tracker(now, TrackerAsk::Lookup(name));
+            self.want_holders(now, &name);
         }
-        if self.tracker.credit_due.is_some_and(|t| t <= now) {
-            self.send_credits(now);
+        if self.tracker.credit_due(now) {
+            self.tracker.send_credits(now, &mut self.out);
         }
-        self.standard_forget_failed(now);
+        self.forget_failed(now);
         self.check_done(now);
         if now >= self.files_check_due {
             self.files_check_due = now + watch::FILES_CHECK_INTERVAL;
@@ -557,9 +488,7 @@ impl Node {
             self.file_changed(now, info_hash, watch::Change::Short);
         }
         let (transmit, info_hash, payload_bytes) = sent?;
-        if let Some(standard) = &mut self.standard {
-            standard.count_uploaded(info_hash, u64::from(payload_bytes));
-        }
+        self.tracker.uploaded(info_hash, u64::from(payload_bytes));
         Some(transmit)
     }
 
@@ -572,16 +501,8 @@ impl Node {
                 earliest = Some(earliest.map_or(t, |e: Instant| e.min(t)));
             }
         };
-        match &self.standard {
-            Some(standard) if self.exiting.is_none() => consider(standard.poll_timeout()),
-            None if self.exiting.is_none() => consider(Some(self.tracker.register_due)),
-            _ => {}
-        }
-        if self.tracker.registered {
-            consider(self.tracker.pending.iter().map(|p| p.next_send).min());
-        }
+        consider(self.tracker.poll_timeout(self.exiting.is_some()));
         consider(self.files.values().filter_map(|f| f.announce_due).min());
-        consider(self.tracker.credit_due);
         consider(self.downloads.iter().filter_map(|d| d.poll_timeout()).min());
         consider(self.uploader.poll_timeout());
         if self.files.values().any(|f| f.stamp.is_some()) {
@@ -615,7 +536,7 @@ impl Node {
         if file.complete() || (file.have.count() == 1 && file.announce_due.is_none()) {
             if file.complete() {
                 // What the download owes its uploaders is told with its end, not later.
-                self.send_credits(now);
+                self.tracker.send_credits(now, &mut self.out);
             }
             self.announce(now, info_hash);
         } else if file.announce_due.is_none() && file.have.count() > 0 {
@@ -707,17 +628,10 @@ impl Node {
             code,
             deadline: Some(now + EXIT_WAIT),
         });
-        if let Some(standard) = &mut self.standard {
-            // BEP 15 has no acknowledged exit: `stopped` announces go out with the exit.
-            standard.stop_all(now);
-            self.after_standard(now);
-            self.finish_exit("'stopped' announces sent to the tracker");
-        } else if self.tracker.registered {
-            self.tracker.pending.clear();
-            self.send_credits(now);
-            self.ask_tracker(now, TrackerAsk::Exit);
-        } else {
-            self.finish_exit("not registered with the tracker");
+        let leaving = self.tracker.exit(now, &mut self.out, &self.files);
+        self.take_tracker_news(now);
+        if let Leaving::Done(how) = leaving {
+            self.finish_exit(how);
         }
     }
 
@@ -734,6 +648,140 @@ impl Node {
         }
     }
 
+    // ---- the tracker ----------------------------------------------------------------------
+
+    /// Acts on what the tracker said (see [`TrackerNews`]): taken after every call to the
+    /// tracker client, so that it happens in the order the client met it.
+    fn take_tracker_news(&mut self, now: Instant) {
+        for news in self.tracker.take_news() {
+            match news {
+                TrackerNews::Say(line) => self.out.say(line),
+                TrackerNews::SaveToken(token) => {
+                    if let Err(error) = self.state.save_token(self.config.node_id, token) {
+                        self.out
+                            .say(format!("cannot save the node's identity: {error}"));
+                    }
+                }
+                TrackerNews::AnnounceAll => {
+                    let hashes: Vec<Hash> = self.files.keys().copied().collect();
+                    for info_hash in hashes {
+                        self.announce(now, info_hash);
+                    }
+                    self.tracker.resend_pending(now);
+                }
+                TrackerNews::Acknowledged {
+                    info_hash,
+                    chunks_held,
+                } => self.acknowledged(now, info_hash, chunks_held),
+                TrackerNews::Holders {
+                    name,
+                    versions,
+                    holders,
+                } => {
+                    let own = self.config.node_id;
+                    let mut ctx = self.context();
+                    for download in ctx.downloads.iter_mut().filter(|d| d.name() == name) {
+                        download.handle_lookup(&mut ctx.parts, now, own, &versions, &holders);
+                    }
+                }
+                TrackerNews::Peers { info_hash, peers } => {
+                    if let Some(file) = self.files.get_mut(&info_hash)
+                        && file.complete()
+                        && file.acknowledged_chunks != Some(file.have.count())
+                    {
+                        file.acknowledged_chunks = Some(file.have.count());
+                        self.out.say(sharing_line(&file.manifest));
+                    }
+                    let own = self.config.node_id;
+                    let mut ctx = self.context();
+                    for download in ctx
+                        .downloads
+                        .iter_mut()
+                        .filter(|d| d.info_hash() == Some(info_hash))
+                    {
+                        download.handle_peers(&mut ctx.parts, now, own, &peers);
+                    }
+                }
+                TrackerNews::ExitAcknowledged => self.finish_exit("the tracker was told"),
+            }
+        }
+    }
+
+    /// Our tracker recorded `chunks_held` chunks of `info_hash` for us.
+    fn acknowledged(&mut self, now: Instant, info_hash: Hash, chunks_held: u32) {
+        if self
+            .files
+            .get(&info_hash)
+            .is_some_and(|f| f.have.count() == 0 && !f.complete())
+        {
+            // The tracker recorded a withdrawal: forget the file.
+            self.files.remove(&info_hash);
+        } else if let Some(file) = self.files.get_mut(&info_hash) {
+            let first_complete =
+                file.complete() && file.acknowledged_chunks != Some(file.have.count());
+            file.acknowledged_chunks = Some(chunks_held);
+            if file.acknowledged_chunks != Some(file.have.count()) {
+                file.announce_due = Some(now);
+            } else if first_complete {
+                self.out.say(sharing_line(&file.manifest));
+            }
+        }
+    }
+
+    /// Tells the tracker how many chunks of `info_hash` we hold (now, or soon when the count
+    /// is growing fast).
+    fn announce(&mut self, now: Instant, info_hash: Hash) {
+        let Some(file) = self.files.get_mut(&info_hash) else {
+            return;
+        };
+        // An empty file has no chunks: complete, it is announced all the same.
+        if file.have.count() == 0 && !file.complete() {
+            return;
+        }
+        file.announce_due = None;
+        self.update_tracker(now, info_hash);
+    }
+
+    /// Tells the tracker what we hold of `info_hash` now, and whether we download it.
+    fn update_tracker(&mut self, now: Instant, info_hash: Hash) {
+        let downloading = self
+            .downloads
+            .iter()
+            .any(|d| d.info_hash() == Some(info_hash) && !d.finished());
+        self.tracker
+            .update(now, &mut self.out, &self.files, info_hash, downloading);
+        self.take_tracker_news(now);
+    }
+
+    /// The download of `name` asks for holders.
+    fn want_holders(&mut self, now: Instant, name: &str) {
+        let info_hashes: Vec<Hash> = self
+            .downloads
+            .iter()
+            .filter(|d| d.name() == name && !d.finished())
+            .filter_map(|d| d.info_hash())
+            .collect();
+        self.tracker
+            .want_holders(now, &mut self.out, &self.files, name, &info_hashes);
+        self.take_tracker_news(now);
+    }
+
+    /// A failed download stops asking a standard tracker for peers; what it verified stays
+    /// announced (it is served), and with nothing verified the info hash is no longer
+    /// announced.
+    fn forget_failed(&mut self, now: Instant) {
+        let failed: Vec<Hash> = self
+            .downloads
+            .iter()
+            .filter(|d| d.failed())
+            .filter_map(|d| d.info_hash())
+            .filter(|h| self.tracker.wants_peers(h))
+            .collect();
+        for info_hash in failed {
+            self.update_tracker(now, info_hash);
+        }
+    }
+
     fn fill_windows(&mut self, now: Instant) {
         let mut ctx = self.context();
         for download in ctx.downloads.iter_mut() {
@@ -742,7 +790,7 @@ impl Node {
     }
 
     fn context(&mut self) -> Context<'_> {
-        let tracker = self.tracker_heard();
+        let tracker = self.tracker.heard();
         Context {
             downloads: &mut self.downloads,
             parts: Parts {
@@ -771,6 +819,18 @@ struct Context<'a> {
     parts: Parts<'a>,
 }
 
+/// What the user sees once the tracker knows the node holds a whole file: the line tests,
+/// the demo and scripts wait for.
+fn sharing_line(manifest: &Manifest) -> String {
+    format!(
+        "sharing {} ({}, {} bytes, {} chunks)",
+        manifest.name,
+        wire::hex(&manifest.info_hash),
+        manifest.file_bytes,
+        manifest.chunk_count()
+    )
+}
+
 /// A bounded queue or table: its name, how long it is now and its named limit.
 pub type QueueLen = (&'static str, usize, usize);
 
@@ -782,6 +842,17 @@ impl Node {
     pub fn debug_chunk_sends(&self, name: &str) -> Option<Vec<u64>> {
         let file = self.files.values().find(|f| f.manifest.name == name)?;
         self.uploader.debug_chunk_sends(file.manifest.info_hash)
+    }
+
+    /// What this node would announce: info hash → chunks held, for every file it holds
+    /// some of (or an empty file).
+    #[doc(hidden)]
+    pub fn debug_announceable(&self) -> BTreeMap<Hash, u32> {
+        self.files
+            .iter()
+            .filter(|(_, file)| file.have.count() > 0 || file.complete())
+            .map(|(hash, file)| (*hash, file.have.count()))
+            .collect()
     }
 
     /// Every bounded queue and table of the node, with its `*_MAX` limit.

@@ -2,6 +2,11 @@
 //! that serves a peer, telling the tracker what it uploaded.
 
 use super::*;
+use crate::console::Command;
+use crate::node::{Node, NodeConfig, NodeEvent, run_job};
+use crate::storage::{StateDir, Storage};
+use crate::wire::Message;
+use std::sync::Arc;
 
 const HASH: Hash = [0xab; 20];
 const PEER_PORT: u16 = 7000; // 0x1b58
@@ -390,7 +395,7 @@ fn run_jobs(node: &mut Node, now: Instant) {
 /// `f` of 5,000 bytes when `sharing` (shared, its hashing done).
 fn standard_node(dir: &std::path::Path, addr: SocketAddr, sharing: bool, now: Instant) -> Node {
     let _ = std::fs::remove_dir_all(dir);
-    let state = crate::storage::StateDir::open(dir).unwrap();
+    let state = StateDir::open(dir).unwrap();
     let mut config = NodeConfig::new(u32::from(addr.port()), tracker_addr());
     config.standard_tracker = true;
     config.local_addr = addr;
