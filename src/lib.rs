@@ -16,6 +16,7 @@
 //!                         host's interface addresses
 //!  mtu.rs                 how large a datagram may be toward each peer: 64 KiB on loopback,
 //!                         1,232 bytes for control, pieces sized by a DPLPMTUD search
+//!  sans_io.rs             what every core offers its driver: the `Core` trait and `Transmit`
 //!  tracker.rs, node.rs    sans-IO state machines: handle_datagram / handle_timeout /
 //!                         handle_command in, poll_transmit / poll_timeout / poll_event out;
 //!                         `now` and a random seed are passed in, never read
@@ -111,6 +112,7 @@ pub mod mtu;
 pub mod node;
 pub mod reactor;
 pub mod rng;
+pub mod sans_io;
 pub mod secrets;
 #[cfg(any(test, feature = "testing"))]
 pub mod sim;
@@ -120,17 +122,4 @@ pub mod udp;
 pub mod units;
 pub mod wire;
 
-use std::net::SocketAddr;
-
-/// One datagram a sans-IO core wants sent: `len` bytes at the front of the buffer it was
-/// given by `poll_transmit`, to `to`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Transmit {
-    pub to: SocketAddr,
-    pub len: usize,
-    /// Send it from the local address this remote's datagrams reach us at, not `to`'s: a
-    /// tracker's challenge to the address a node advertises must come from the address the
-    /// node asked. `None`: `to`'s own. (Matters only on a socket bound to all addresses; see
-    /// `udp::ReplySources`.)
-    pub source_as_for: Option<SocketAddr>,
-}
+pub use sans_io::{Core, Transmit};

@@ -804,6 +804,24 @@ impl Node {
     }
 }
 
+impl crate::Core for Node {
+    fn handle_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
+        Node::handle_datagram(self, now, from, bytes);
+    }
+
+    fn handle_timeout(&mut self, now: Instant) {
+        Node::handle_timeout(self, now);
+    }
+
+    fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit> {
+        Node::poll_transmit(self, now, buf)
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        Node::poll_timeout(self)
+    }
+}
+
 /// The node's state that a download works with, borrowed apart from the download list.
 pub(crate) struct Parts<'a> {
     out: &'a mut Outbox,
