@@ -289,10 +289,16 @@ fn stamps_tell_a_rewrite_from_a_replacement_and_renew_the_manifest() {
     on_both("stamps", |user| {
         let storage = user.storage();
         user.put("d.bin", &data());
-        let (manifest, stamp, _) = storage.manifest_of("d.bin", CHUNK_BYTES, 1).unwrap();
+        let (manifest, stamp, serving) = storage.manifest_of("d.bin", CHUNK_BYTES, 1).unwrap();
         assert_eq!(storage.stamp_of("d.bin").unwrap(), stamp);
         // Written in place (another length, so that no clock granularity hides it).
         user.put("d.bin", &data()[..30_000]);
+        // What is served is what is there now: past the new end, a read fails (no crash).
+        let mut piece = vec![0; 1400];
+        assert!(!serving.read_into(38_600, &mut piece));
+        assert_eq!(serving.sha1(0, 40_000), None);
+        assert!(serving.read_into(28_600, &mut piece));
+        assert_eq!(piece, data()[28_600..30_000]);
         let rewritten = storage.stamp_of("d.bin").unwrap();
         assert_ne!(rewritten, stamp);
         assert!(!stamp.replaced_by(&rewritten));

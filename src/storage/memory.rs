@@ -211,7 +211,7 @@ impl Storage for MemoryStorage {
         };
         let file = file.ok_or_else(|| self.not_found(name))?;
         let stamp = file.stamp();
-        let len = file.bytes.read().map_or(0, |bytes| bytes.data.len() as u64);
+        let len = stamp.file_bytes();
         let serving = Arc::new(MemoryContent {
             file: Arc::clone(&file),
             len,
