@@ -31,10 +31,15 @@
 mod advertise;
 pub use advertise::{INTERFACE_ADDRESSES_MAX, SelfAddresses};
 mod commands;
+mod config;
+pub use config::{NodeConfig, PaceMode};
 mod dispatch;
 mod download;
 mod exchange;
 mod jobs;
+mod outbox;
+pub(crate) use outbox::Outbox;
+pub use outbox::{NodeEvent, NodeStats};
 mod status;
 #[cfg(test)]
 mod tests_budget;
@@ -45,7 +50,6 @@ mod watch;
 use crate::Transmit;
 use crate::budget::{self, SenderBudgets, Verdict};
 use crate::console::{self, Command};
-use crate::mtu::Routes;
 use crate::rng::Rng;
 use crate::secrets::Secrets;
 use crate::storage::{Bitmap, FileStamp, Manifest, Mapping, StateDir};
@@ -79,202 +83,6 @@ pub const EXPORTS_WAITING_MAX: usize = 64;
 /// (`wire::Peers`): at 500 ms, announces were a third of a downloader's datagrams to the
 /// tracker (issue 14).
 const ANNOUNCE_INTERVAL: Duration = Duration::from_secs(10);
-/// Everything a node is told on its command line (the original's `configs.py`, per node).
-#[derive(Clone, Debug)]
-pub struct NodeConfig {
-    pub node_id: u32,
-    pub tracker: SocketAddr,
-    /// The tracker is a standard BitTorrent one (BEP 15, `udp://`), not ours.
-    pub standard_tracker: bool,
-    /// The address our socket is bound to: its port is told to a standard tracker as the
-    /// peer port, and the tracker's lists are cleaned of it.
-    pub local_addr: SocketAddr,
-    /// `--advertise`: the address (port filled in) trackers are asked to give peers instead
-    /// of the one they see us at (see `advertise.rs`).
-    pub advertise: Option<SocketAddr>,
-    /// This host's interface addresses, for recognising ourselves in a standard tracker's
-    /// peer list when bound to all addresses (read by the reactor; empty in a simulation).
-    pub interface_ips: Vec<std::net::IpAddr>,
-    /// Holders a download pulls from at once (the original's `MAX_SPLITTNES_RATE`).
-    pub peers_max: usize,
-    /// Data bytes per piece datagram (the original's `CHUNK_PIECES_SIZE`).
-    pub piece_bytes: u32,
-    /// Chunk size for files this node shares (raised automatically for huge files).
-    pub chunk_bytes: u32,
-    /// How often the node tells the tracker it is alive (the original's `NODE_TIME_INTERVAL`).
-    pub heartbeat_interval: Duration,
-    /// A download with no usable holder for this long fails.
-    pub give_up_after: Duration,
-    /// Upload budget for the whole node, bytes per second.
-    pub max_upload_bytes_per_s: Option<u64>,
-    /// Most pieces in flight from one peer: bounded by the receive buffer the kernel granted.
-    pub window_pieces_max: u32,
-    /// Threads used to hash a file being shared.
-    pub hash_threads: usize,
-    /// Route MTUs toward peers (the kernel's in a real process): how large a datagram to a
-    /// peer may be (see [`crate::mtu`]).
-    pub routes: Routes,
-    /// Which peers a download asks for a pace (`--pace`).
-    pub pace: PaceMode,
-}
-
-/// Which peers a download asks to pace their pieces at the rate it measures (see
-/// `node/download/congestion.rs`). Unpaced peers send as fast as they can, and the window of
-/// one that loses pieces halves.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum PaceMode {
-    Off,
-    /// Peers across a network, not those on loopback-class routes (the default): on a real
-    /// link pacing keeps a bottleneck's queue from overflowing and random loss from slowing
-    /// the transfer (bench/netlab.py). Loopback-class routes, which include the simulation's,
-    /// stay unpaced: a paced swarm there finished later (bench/README.md, "Congestion
-    /// control").
-    OffLoopback,
-    Always,
-}
-
-impl PaceMode {
-    /// Whether a peer whose route has `route_mtu` is paced.
-    pub fn applies(self, route_mtu: u32) -> bool {
-        match self {
-            PaceMode::Off => false,
-            PaceMode::OffLoopback => route_mtu < crate::mtu::LOOPBACK_MTU_MIN,
-            PaceMode::Always => true,
-        }
-    }
-}
-
-impl NodeConfig {
-    pub fn new(node_id: u32, tracker: SocketAddr) -> NodeConfig {
-        NodeConfig {
-            node_id,
-            tracker,
-            standard_tracker: false,
-            local_addr: SocketAddr::from(([0, 0, 0, 0], 0)),
-            advertise: None,
-            interface_ips: Vec::new(),
-            peers_max: 3,
-            piece_bytes: wire::PIECE_BYTES_MAX as u32,
-            chunk_bytes: crate::storage::CHUNK_BYTES_DEFAULT,
-            heartbeat_interval: Duration::from_secs(20),
-            give_up_after: Duration::from_secs(30),
-            max_upload_bytes_per_s: None,
-            window_pieces_max: 64,
-            hash_threads: 2,
-            routes: Routes::assumed(),
-            pace: PaceMode::OffLoopback,
-        }
-    }
-}
-
-/// What the node tells the process around it.
-pub enum NodeEvent {
-    /// A line for the user (stdout) and the log.
-    Say(String),
-    /// Lines for the user only (stdout), not the log: the answers to `status` and `help`,
-    /// which a script may ask for thousands of times (each `status` is kilobytes).
-    Print(String),
-    /// Run this on a hasher thread and hand the result to `handle_job_done`.
-    Job(Job),
-    /// The node is done; exit the process with this code.
-    Exit(i32),
-}
-
-/// Counters of what arrived and what was dropped, shown by `status`.
-#[derive(Clone, Debug, Default)]
-pub struct NodeStats {
-    pub datagrams_received: u64,
-    pub dropped_malformed: u64,
-    pub dropped_unexpected: u64,
-    /// Requests dropped because their sender went over its budget ([`crate::budget`]).
-    pub dropped_over_budget: u64,
-    pub welcomes_sent: u64,
-    pub requests_rejected: u64,
-    pub pieces_received: u64,
-    pub pieces_unrequested: u64,
-    pub pieces_duplicate: u64,
-    /// Pieces taken for lost because their timeout passed.
-    pub pieces_timed_out: u64,
-    /// Pieces taken for lost because a piece asked later of the same paced holder arrived
-    /// first (see `download::timers::scan_timeouts`).
-    pub pieces_lost_out_of_order: u64,
-    pub pieces_sent: u64,
-    pub bytes_sent: u64,
-    pub chunks_failed_hash: u64,
-    pub upload_queue_full: u64,
-    /// Piece requests refused for want of an upload slot.
-    pub requests_busy: u64,
-    /// Requests to start a chunk refused while chunks sent fewer times wait (spreading).
-    pub requests_elsewhere: u64,
-    /// Have-maps sent unasked, when a chunk verified, to peers that asked lately.
-    pub haves_pushed: u64,
-    pub control_queue_full: u64,
-}
-
-/// A small datagram waiting to be sent.
-struct Outgoing {
-    to: SocketAddr,
-    bytes: Vec<u8>,
-}
-
-/// Queues shared by the node's parts: what to send, what to tell, what was counted.
-pub(crate) struct Outbox {
-    control: VecDeque<Outgoing>,
-    events: VecDeque<NodeEvent>,
-    stats: NodeStats,
-    /// Where a datagram is encoded before it is copied, at its length, into the queue.
-    scratch: Vec<u8>,
-}
-
-impl Outbox {
-    /// Queues a datagram already encoded (a standard tracker's), under the same bound as
-    /// [`Outbox::send`].
-    fn send_bytes(&mut self, to: SocketAddr, bytes: Vec<u8>) {
-        if self.control.len() >= CONTROL_QUEUE_MAX {
-            self.stats.control_queue_full += 1;
-            return;
-        }
-        self.control.push_back(Outgoing { to, bytes });
-    }
-
-    /// Datagrams waiting in the control queue.
-    fn control_len(&self) -> usize {
-        self.control.len()
-    }
-
-    /// Queues a small datagram; dropped and counted when the queue is full (it is bounded,
-    /// and every request it carries is retried on a timer).
-    fn send(&mut self, to: SocketAddr, message: &Message<'_>) {
-        if self.control.len() >= CONTROL_QUEUE_MAX {
-            self.stats.control_queue_full += 1;
-            return;
-        }
-        match message.encode(&mut self.scratch) {
-            Ok(len) => self.control.push_back(Outgoing {
-                to,
-                bytes: self.scratch[..len].to_vec(),
-            }),
-            Err(error) => log::error!("cannot encode {:?}: {error:?}", message.kind()),
-        }
-    }
-
-    fn say(&mut self, line: String) {
-        self.event(NodeEvent::Say(line));
-    }
-
-    /// Lines for stdout alone: see [`NodeEvent::Print`].
-    fn print(&mut self, text: String) {
-        self.event(NodeEvent::Print(text));
-    }
-
-    fn event(&mut self, event: NodeEvent) {
-        if self.events.len() < EVENT_QUEUE_MAX {
-            self.events.push_back(event);
-        } else {
-            log::warn!("event queue full; an event was dropped");
-        }
-    }
-}
 
 /// A file this node holds, whole or in part.
 pub(crate) struct LocalFile {
@@ -371,12 +179,7 @@ impl Node {
             hashing: Vec::new(),
             downloads: Vec::new(),
             uploader,
-            out: Outbox {
-                control: VecDeque::new(),
-                events: VecDeque::new(),
-                stats: NodeStats::default(),
-                scratch: vec![0; wire::DATAGRAM_BYTES_MAX],
-            },
+            out: Outbox::new(),
             exiting: None,
             exit_when_done: false,
             refused: false,
@@ -475,11 +278,9 @@ impl Node {
     /// Control datagrams go first: requests and replies are small and keep transfers moving.
     #[must_use]
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit> {
-        if let Some(outgoing) = self.out.control.pop_front() {
-            let len = outgoing.bytes.len();
-            buf[..len].copy_from_slice(&outgoing.bytes);
+        if let Some((to, len)) = self.out.pop_control(buf) {
             return Some(Transmit {
-                to: outgoing.to,
+                to,
                 len,
                 source_as_for: None,
             });
@@ -518,12 +319,12 @@ impl Node {
 
     #[must_use]
     pub fn poll_event(&mut self) -> Option<NodeEvent> {
-        self.out.events.pop_front()
+        self.out.pop_event()
     }
 
     /// Whether datagrams are waiting (the reactor keeps sending while this holds).
     pub fn has_transmit(&self, now: Instant) -> bool {
-        !self.out.control.is_empty() || self.uploader.has_piece(now)
+        self.out.control_len() > 0 || self.uploader.has_piece(now)
     }
 
     /// After a chunk verified or a download started: announce (rate-limited), publish.
@@ -880,10 +681,10 @@ impl Node {
         vec![
             (
                 "node control queue",
-                self.out.control.len(),
+                self.out.control_len(),
                 CONTROL_QUEUE_MAX,
             ),
-            ("node event queue", self.out.events.len(), EVENT_QUEUE_MAX),
+            ("node event queue", self.out.events_len(), EVENT_QUEUE_MAX),
             (
                 "node files (held and hashing)",
                 self.files.len() + self.hashing.len(),
