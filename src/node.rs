@@ -9,8 +9,12 @@
 //!
 //! The parts, one file each:
 //!
-//! * this file: the node's state, timers, outputs, progress and exiting;
-//! * `dispatch`: which part an arriving datagram goes to, after the per-sender budget;
+//! * this file: the node's state, and the router between its parts: which part an arriving
+//!   datagram goes to (after the per-sender budget at the door), what the tracker's news
+//!   means for files and downloads, timers, outputs, progress and exiting;
+//! * `config`: what the node is told when it starts, with its defaults;
+//! * `outbox`: the bounded queues the parts send into (datagrams, lines, jobs) and the
+//!   counters `status` shows;
 //! * `commands`: the console's commands: sharing, downloading by name, exporting;
 //! * `jobs`: hashing jobs (sharing a file, checking a chunk) and their results;
 //! * `tracker_client`: the tracker, whichever protocol it speaks: ours (register, heartbeat,
@@ -33,7 +37,6 @@ pub use advertise::{INTERFACE_ADDRESSES_MAX, SelfAddresses};
 mod commands;
 mod config;
 pub use config::{NodeConfig, PaceMode};
-mod dispatch;
 mod download;
 mod exchange;
 mod jobs;
@@ -57,7 +60,7 @@ use crate::wire::{self, Hash, Message};
 use download::Download;
 pub use jobs::{Job, JobDone, run_job};
 pub use status::Progress;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -171,7 +174,7 @@ impl Node {
         let tracker = TrackerClient::new(&config, me, token, || secrets.u64(), now);
         Node {
             budgets,
-            exchange: exchange::Exchange::default(),
+            exchange: exchange::Exchange::new(config.node_id),
             tracker,
             config,
             state,
@@ -204,6 +207,139 @@ impl Node {
     }
 
     // ---- inputs (datagrams: `dispatch`; commands: `commands`; jobs: `jobs`) --------------
+
+    /// A datagram arrived from `from`: to the tracker client when it comes from the
+    /// tracker's address; requests to the uploader, after the per-sender budget at the door;
+    /// answers to our requests to the downloads.
+    pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
+        self.out.stats.datagrams_received += 1;
+        if from == self.tracker.addr() {
+            let handled = self
+                .tracker
+                .handle_datagram(now, &mut self.out, &self.files, bytes);
+            match handled {
+                Ok(()) => {}
+                Err(tracker_client::Dropped::Malformed) => self.out.stats.dropped_malformed += 1,
+                Err(tracker_client::Dropped::Unexpected) => self.out.stats.dropped_unexpected += 1,
+            }
+            self.take_tracker_news(now);
+            return;
+        }
+        let message = match wire::decode(bytes) {
+            Ok(message) => message,
+            Err(error) => {
+                self.out.stats.dropped_malformed += 1;
+                log::debug!("dropped datagram from {from}: {error}");
+                return;
+            }
+        };
+        match message {
+            Message::HaveRequest(_)
+            | Message::ManifestRequest(_)
+            | Message::PieceRequest(_)
+            | Message::PacedPieceRequest(_)
+            | Message::MtuProbe(_)
+                if self.budgets.admit(now, from) == Verdict::Drop =>
+            {
+                // Only requests count: what we asked for is never dropped here.
+                self.out.stats.dropped_over_budget += 1;
+            }
+            Message::HaveRequest(_)
+            | Message::ManifestRequest(_)
+            | Message::PieceRequest(_)
+            | Message::PacedPieceRequest(_)
+            | Message::MtuProbe(_) => {
+                let served =
+                    self.uploader
+                        .handle_request(&mut self.out, &self.files, now, from, &message);
+                if let Some((info_hash, asker)) = served {
+                    self.tell_of_peers(now, from, info_hash, asker);
+                }
+            }
+            Message::Peers { fixed, peers } => {
+                let own = self.config.node_id;
+                let mut ctx = self.context();
+                if let Some(download) = ctx
+                    .downloads
+                    .iter_mut()
+                    .find(|d| d.info_hash() == Some(fixed.info_hash) && !d.finished())
+                {
+                    download.handle_exchange(&mut ctx.parts, now, from, own, peers);
+                } else {
+                    self.out.stats.dropped_unexpected += 1;
+                }
+            }
+            Message::Welcome(_) => {
+                // A cookie is per address: every download using this peer needs it.
+                let mut ctx = self.context();
+                for download in ctx.downloads.iter_mut() {
+                    let _ = download.handle_peer_message(&mut ctx.parts, now, from, &message);
+                }
+            }
+            Message::HaveMap { .. }
+            | Message::MtuProbeReply(_)
+            | Message::ManifestPart { .. }
+            | Message::Piece { .. }
+            | Message::StampedPiece { .. }
+            | Message::Reject(_) => {
+                let mut ctx = self.context();
+                let mut progressed = None;
+                for download in ctx.downloads.iter_mut() {
+                    if let Some(result) =
+                        download.handle_peer_message(&mut ctx.parts, now, from, &message)
+                    {
+                        progressed = Some(result);
+                        break;
+                    }
+                }
+                match progressed {
+                    Some(download::Handled::Consumed) => {}
+                    Some(download::Handled::ManifestReady(info_hash)) => {
+                        self.after_progress(now, info_hash)
+                    }
+                    None => {
+                        if let Message::Piece { .. } | Message::StampedPiece { .. } = message {
+                            self.out.stats.pieces_unrequested += 1;
+                        } else {
+                            self.out.stats.dropped_unexpected += 1;
+                        }
+                    }
+                }
+            }
+            _ => {
+                self.out.stats.dropped_unexpected += 1;
+                log::debug!(
+                    "dropped {:?} from {from}: not a peer message",
+                    message.kind()
+                );
+            }
+        }
+        self.fill_windows(now);
+    }
+
+    /// A have-map of `info_hash` went to `to` (node `asker`), whose cookie proved that it
+    /// receives: with our tracker, tell it of other peers holding some of the file (see
+    /// `exchange.rs`): those our own download of it uses, then those we served lately.
+    fn tell_of_peers(&mut self, now: Instant, to: SocketAddr, info_hash: Hash, asker: u32) {
+        if !self.tracker.exchanges_peers() {
+            return;
+        }
+        let (downloads, uploader) = (&self.downloads, &mut self.uploader);
+        let known = || {
+            let mut known: Vec<(u32, SocketAddr, bool)> = Vec::new();
+            if let Some(download) = downloads
+                .iter()
+                .find(|d| d.info_hash() == Some(info_hash) && !d.finished())
+            {
+                known.extend(download.useful_peers());
+            }
+            let served = uploader.served_peers(info_hash, now).into_iter();
+            known.extend(served.map(|(node_id, addr)| (node_id, addr, false)));
+            known
+        };
+        self.exchange
+            .tell(&mut self.out, now, to, info_hash, asker, known);
+    }
 
     /// Timers that are due fire; a call with nothing due does nothing.
     pub fn handle_timeout(&mut self, now: Instant) {
