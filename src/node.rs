@@ -61,7 +61,6 @@ use download::Download;
 pub use jobs::{Job, JobDone, run_job};
 pub use status::Progress;
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -461,6 +460,45 @@ impl Node {
     /// Whether datagrams are waiting (the reactor keeps sending while this holds).
     pub fn has_transmit(&self, now: Instant) -> bool {
         self.out.control_len() > 0 || self.uploader.has_piece(now)
+    }
+
+    /// Whether a download is running (so that progress is worth showing).
+    pub fn downloading(&self) -> bool {
+        self.downloads.iter().any(|d| !d.finished())
+    }
+
+    /// Progress of each running download, for progress lines.
+    pub fn progress(&self, now: Instant) -> Vec<Progress> {
+        self.downloads
+            .iter()
+            .filter_map(|d| d.progress(&self.files, now))
+            .collect()
+    }
+
+    /// The verified chunks of the file called `name` (whole or partial), if the node has one:
+    /// what a simulation reports about how a swarm fills.
+    pub fn chunks_held(&self, name: &str) -> Option<&crate::storage::Bitmap> {
+        self.files
+            .values()
+            .find(|file| file.manifest.name == name)
+            .map(|file| &file.have)
+    }
+
+    /// The `status` command's text (see `status.rs`).
+    pub fn status(&self, now: Instant) -> String {
+        status::Report {
+            node_id: self.config.node_id,
+            started: self.started,
+            tracker: &self.tracker,
+            dir: self.state.files_dir(),
+            files: &self.files,
+            downloads: &self.downloads,
+            partials: self.state.partials(),
+            piece_bytes: self.config.piece_bytes,
+            stats: &self.out.stats,
+            uploads: self.uploader.peer_summary(),
+        }
+        .text(now)
     }
 
     /// After a chunk verified or a download started: announce (rate-limited), publish.
