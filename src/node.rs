@@ -558,37 +558,13 @@ impl Node {
 
     /// One line for each piece of work the exit cuts short, saying what is kept.
     fn report_interrupted(&mut self, now: Instant) {
-        let mut lines = Vec::new();
-        for download in self.downloads.iter().filter(|d| !d.finished()) {
-            let name = download.name();
-            let line = match download.progress(&self.files, now) {
-                Some(status::Progress {
-                    verified_bytes,
-                    total_bytes: Some(total_bytes),
-                    ..
-                }) if download.transferring() && total_bytes > 0 => {
-                    let percent =
-                        (100 * u128::from(verified_bytes) / u128::from(total_bytes)) as u64;
-                    format!(
-                        "download {name} interrupted at {percent}% ({verified_bytes} of {total_bytes} bytes verified; the partial file is kept, and downloading {name} again resumes it)"
-                    )
-                }
-                _ => format!(
-                    "download {name} interrupted before its transfer began (nothing was written)"
-                ),
-            };
-            lines.push(line);
-        }
-        for (name, _) in &self.hashing {
-            lines.push(format!(
-                "send {name} interrupted while it was being hashed (not shared)"
-            ));
-        }
-        for name in &self.exports_waiting {
-            lines.push(format!(
-                "export {name} not written: the node stopped before it held {name}"
-            ));
-        }
+        let lines = status::interrupted(
+            &self.downloads,
+            &self.files,
+            &self.hashing,
+            &self.exports_waiting,
+            now,
+        );
         for line in lines {
             self.out.say(line);
         }
@@ -852,49 +828,15 @@ impl Node {
     /// Every bounded queue and table of the node, with its `*_MAX` limit.
     #[doc(hidden)]
     pub fn debug_queue_lens(&self) -> Vec<QueueLen> {
-        vec![
-            (
-                "node control queue",
-                self.out.control_len(),
-                CONTROL_QUEUE_MAX,
-            ),
-            ("node event queue", self.out.events_len(), EVENT_QUEUE_MAX),
-            (
-                "node files (held and hashing)",
-                self.files.len() + self.hashing.len(),
-                FILES_MAX,
-            ),
-            ("node downloads", self.downloads.len(), DOWNLOADS_MAX),
-            (
-                "node upload tasks",
-                self.uploader.task_count(),
-                upload::UPLOAD_TASKS_MAX,
-            ),
-            (
-                "node upload slots",
-                self.uploader.slot_count(),
-                upload::UPLOAD_SLOTS_MAX,
-            ),
-            (
-                "node upload peers counted",
-                self.uploader.peers_counted(),
-                upload::PEERS_COUNTED_MAX,
-            ),
-            (
-                "node peers told of new chunks",
-                self.uploader.interested_count(),
-                upload::INTERESTED_MAX,
-            ),
-            (
-                "node peers served lately",
-                self.uploader.served_count(),
-                upload::SERVED_MAX,
-            ),
-            (
-                "node peers told of other peers",
-                self.exchange.len(),
-                exchange::EXCHANGE_TOLD_MAX,
-            ),
-        ]
+        let mut lens = Vec::from(self.out.queue_lens());
+        lens.push((
+            "node files (held and hashing)",
+            self.files.len() + self.hashing.len(),
+            FILES_MAX,
+        ));
+        lens.push(("node downloads", self.downloads.len(), DOWNLOADS_MAX));
+        lens.extend(self.uploader.queue_lens());
+        lens.push(self.exchange.queue_len());
+        lens
     }
 }

@@ -129,7 +129,12 @@ impl Exchange {
         );
     }
 
-    pub(super) fn len(&self) -> usize {
-        self.told.len()
+    /// The table of whom we told, with its `*_MAX` limit (for the simulation's checkers).
+    pub(super) fn queue_len(&self) -> super::QueueLen {
+        (
+            "node peers told of other peers",
+            self.told.len(),
+            EXCHANGE_TOLD_MAX,
+        )
     }
 }

@@ -124,6 +124,48 @@ impl Report<'_> {
         text
     }
 }
+/// One line for each piece of work an exit cuts short (downloads, files being hashed,
+/// exports waiting for their file), saying what is kept.
+pub(super) fn interrupted(
+    downloads: &[Download],
+    files: &BTreeMap<Hash, LocalFile>,
+    hashing: &[(String, Instant)],
+    exports_waiting: &[String],
+    now: Instant,
+) -> Vec<String> {
+    let mut lines = Vec::new();
+    for download in downloads.iter().filter(|d| !d.finished()) {
+        let name = download.name();
+        let line = match download.progress(files, now) {
+            Some(Progress {
+                verified_bytes,
+                total_bytes: Some(total_bytes),
+                ..
+            }) if download.transferring() && total_bytes > 0 => {
+                let percent = (100 * u128::from(verified_bytes) / u128::from(total_bytes)) as u64;
+                format!(
+                    "download {name} interrupted at {percent}% ({verified_bytes} of {total_bytes} bytes verified; the partial file is kept, and downloading {name} again resumes it)"
+                )
+            }
+            _ => format!(
+                "download {name} interrupted before its transfer began (nothing was written)"
+            ),
+        };
+        lines.push(line);
+    }
+    for (name, _) in hashing {
+        lines.push(format!(
+            "send {name} interrupted while it was being hashed (not shared)"
+        ));
+    }
+    for name in exports_waiting {
+        lines.push(format!(
+            "export {name} not written: the node stopped before it held {name}"
+        ));
+    }
+    lines
+}
+
 /// One download's progress, for the live line and `--progress`.
 #[derive(Clone, Debug)]
 pub struct Progress {
