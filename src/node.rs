@@ -66,6 +66,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tracker_client::{Leaving, TrackerClient, TrackerNews};
 use upload::Uploader;
+use watch::Change;
 
 /// Most files a node holds (shared or downloading).
 pub const FILES_MAX: usize = 4096;
@@ -401,7 +402,9 @@ impl Node {
         self.check_done(now);
         if now >= self.files_check_due {
             self.files_check_due = now + watch::FILES_CHECK_INTERVAL;
-            self.check_files(now);
+            for (info_hash, change) in watch::changes(&self.files, &self.state) {
+                self.file_changed(now, info_hash, change);
+            }
         }
         self.uploader.handle_timeout(now);
         self.fill_windows(now);
@@ -422,7 +425,7 @@ impl Node {
         }
         let sent = self.uploader.poll_piece(&mut self.out.stats, now, buf);
         for info_hash in self.uploader.take_damaged() {
-            self.file_changed(now, info_hash, watch::Change::Short);
+            self.file_changed(now, info_hash, Change::Short);
         }
         let (transmit, info_hash, payload_bytes) = sent?;
         self.tracker.uploaded(info_hash, u64::from(payload_bytes));
@@ -597,6 +600,49 @@ impl Node {
             self.out
                 .say(format!("node {} leaving: {how}", self.config.node_id));
             self.out.event(NodeEvent::Exit(code));
+        }
+    }
+
+    /// Stops serving the version of a file the node hashed, tells the tracker, and hashes
+    /// the file again when there still is one.
+    fn file_changed(&mut self, now: Instant, info_hash: Hash, change: Change) {
+        let Some(file) = self.files.get_mut(&info_hash) else {
+            return;
+        };
+        // Already withdrawn, or a download still in progress (its partial file is private).
+        if file.stamp.take().is_none() {
+            return;
+        }
+        let name = file.manifest.name.clone();
+        log::info!(
+            "{name} ({}) {change:?} on disk",
+            crate::wire::hex(&info_hash)
+        );
+        self.uploader.forget_file(info_hash);
+        if file.manifest.chunk_count() == 0 {
+            // An empty file has no chunk to withdraw: the tracker cannot be told, and there
+            // is nothing stale to serve. Forget it.
+            self.files.remove(&info_hash);
+        } else {
+            file.have = Bitmap::new(file.manifest.chunk_count());
+            file.announce_due = None;
+            self.update_tracker(now, info_hash);
+        }
+        let still_there = change != Change::Removed && self.state.stamp_of(&name).is_ok();
+        let what = change.describe();
+        if !still_there {
+            self.out.say(format!(
+                "{name} changed on disk ({what}); no longer sharing it"
+            ));
+        } else if self.is_hashing(&name) {
+            self.out.say(format!(
+                "{name} changed on disk ({what}); no longer sharing the old version"
+            ));
+        } else {
+            self.out.say(format!(
+                "{name} changed on disk ({what}); no longer sharing the old version, hashing the new one"
+            ));
+            self.share(now, name);
         }
     }
 
