@@ -401,7 +401,7 @@ impl Node {
         self.check_done(now);
         if now >= self.files_check_due {
             self.files_check_due = now + watch::FILES_CHECK_INTERVAL;
-            for (info_hash, change) in watch::changes(&self.files, &self.state) {
+            for (info_hash, change) in watch::changes(&self.files, &*self.state) {
                 self.file_changed(now, info_hash, change);
             }
         }

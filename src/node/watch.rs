@@ -10,7 +10,7 @@
 //! hashes the file again to share the new version (unless it is gone).
 
 use super::LocalFile;
-use crate::storage::StateDir;
+use crate::storage::Storage;
 use crate::wire::Hash;
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -44,7 +44,10 @@ impl Change {
 }
 
 /// Compares each whole file's stamp with the disk: the ones that changed, and how.
-pub(super) fn changes(files: &BTreeMap<Hash, LocalFile>, state: &StateDir) -> Vec<(Hash, Change)> {
+pub(super) fn changes(
+    files: &BTreeMap<Hash, LocalFile>,
+    state: &dyn Storage,
+) -> Vec<(Hash, Change)> {
     files
         .iter()
         .filter_map(|(info_hash, file)| {
