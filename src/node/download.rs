@@ -31,41 +31,32 @@ mod by_hash;
 mod congestion;
 mod diagnosis;
 mod pace;
+mod peer;
 mod peers;
 mod timers;
 mod transfer;
 
-use super::{Job, LocalFile, Parts};
+use super::{LocalFile, Parts};
 use crate::mtu::PathMtu;
 use crate::storage::{Bitmap, Manifest};
 use crate::wire::{
     self, Hash, HolderRecord, Message, PeerAsk, RejectReason, U32, U64, VersionRecord,
 };
 pub(crate) use diagnosis::TrackerHeard;
+use peer::Peer;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use transfer::{
-    ChunkState, Peer, REQUEST_PIECES_MAX, Transfer, WINDOW_MIN, WINDOW_START, next_request,
-};
+use transfer::{REQUEST_PIECES_MAX, Transfer, WINDOW_START};
 
 /// Most peers one download remembers (active or dropped).
 pub const PEERS_PER_DOWNLOAD_MAX: usize = 64;
 /// Most holders one download knows of and may recruit: the tracker's lists (the last one
 /// first) and peers other peers told of (`Download::handle_exchange`).
 pub const CANDIDATES_MAX: usize = 2 * wire::LOOKUP_HOLDERS_MAX;
-/// How often in-flight pieces are checked for timeouts while a transfer runs.
-const SCAN_INTERVAL: Duration = Duration::from_millis(25);
 /// A peer we are waiting on that says nothing for this long is dropped.
 const PEER_SILENCE: Duration = Duration::from_secs(2);
-/// Pieces lost in a row, none arriving between, after which a path that carried large
-/// pieces is taken to have narrowed (see [`Download::narrow_path`]). At 3% random loss, 8
-/// in a row happen once in 10^12 pieces.
-const BLACK_HOLE_LOSSES: u32 = 8;
-/// ... over at least this long (see [`BLACK_HOLE_LOSSES`]); well under [`PEER_SILENCE`], so
-/// that the peer is asked in smaller pieces before it is taken for gone.
-const BLACK_HOLE_SILENCE: Duration = Duration::from_millis(400);
 /// A peer we wait on that says nothing for this long is pinged (and again every
 /// [`ASK_RETRY`]), so that by [`PEER_SILENCE`] a peer that is gone is told apart from one
 /// whose pieces are lost.
@@ -83,8 +74,6 @@ const BAD_CHUNKS_MAX: u32 = 3;
 /// download asked every second, for as long as it waited (issue 14).
 const LOOKUP_RETRY: Duration = Duration::from_secs(1);
 const LOOKUP_RETRY_MAX: Duration = Duration::from_secs(30);
-/// Most (chunk, peer) pairs remembered as "this peer sent a bad copy of this chunk".
-const BAD_PAIRS_MAX: usize = 4096;
 /// Peers holding only part of the file used at once, beside the `peers_max` complete
 /// holders: in a swarm a downloader talks to as many peers as help.
 const PARTIAL_PEERS_MAX: usize = 8;
@@ -282,7 +271,7 @@ impl Download {
 
     // ---- look-up ------------------------------------------------------------------------
 
-    pub fn handle_lookup(
+    fn take_lookup(
         &mut self,
         parts: &mut Parts<'_>,
         now: Instant,
@@ -417,7 +406,7 @@ impl Download {
     // ---- messages from peers ------------------------------------------------------------
 
     /// Offers a peer message to this download; `None` when it is not for it.
-    pub fn handle_peer_message(
+    fn take_peer_message(
         &mut self,
         parts: &mut Parts<'_>,
         now: Instant,
@@ -463,7 +452,7 @@ impl Download {
                 if let Phase::Transfer(transfer) = &mut self.phase {
                     if have
                         .as_ref()
-                        .is_none_or(|have| have.len() != transfer.manifest.chunk_count())
+                        .is_none_or(|have| have.len() != transfer.manifest().chunk_count())
                     {
                         log::warn!(
                             "node {} sent a have-map of the wrong length; dropping it",
@@ -581,12 +570,12 @@ impl Download {
     // ---- requests -----------------------------------------------------------------------
 
     /// Sends piece requests until every usable peer's window is full.
-    pub fn fill_windows(&mut self, parts: &mut Parts<'_>, now: Instant) {
+    fn send_requests(&mut self, parts: &mut Parts<'_>, now: Instant) {
         self.probe_paths(parts, now);
         let Phase::Transfer(transfer) = &mut self.phase else {
             return;
         };
-        let info_hash = transfer.manifest.info_hash;
+        let info_hash = transfer.manifest().info_hash;
         for index in 0..self.peers.len() {
             let peer = &self.peers[index];
             if peer.dropped || peer.cookie == 0 || peer.have.is_none() || peer.busy(now) {
@@ -594,27 +583,19 @@ impl Download {
             }
             // Ask in runs of a quarter window (at most REQUEST_PIECES_MAX pieces), not a
             // piece at a time as each arrives: half the datagrams, the same pipeline.
-            let batch = (self.peers[index].request_window() / 4).clamp(1, REQUEST_PIECES_MAX);
+            let batch = (peer.request_window() / 4).clamp(1, REQUEST_PIECES_MAX);
             // Asked nothing and holding no chunk: its wait for pieces starts afresh.
-            let mut idle = peer.in_flight == 0 && peer.chunks.is_empty();
+            let mut idle = transfer.in_flight(index) == 0 && transfer.chunks_of(index).is_empty();
             loop {
-                let peer = &self.peers[index];
-                let room = peer.request_window().saturating_sub(peer.in_flight);
-                if room == 0 || (room < batch && peer.in_flight > 0) {
+                let in_flight = transfer.in_flight(index);
+                // The window may have shrunk below what is in flight.
+                let room = self.peers[index].request_window().saturating_sub(in_flight);
+                if room == 0 || (room < batch && in_flight > 0) {
                     break;
                 }
-                let Some((chunk, first, count)) =
-                    next_request(transfer, &mut self.peers, index, room, now)
-                else {
+                let Some(asked) = transfer.request(&self.peers, index, room, now) else {
                     break;
                 };
-                let Some(ChunkState::Active(progress)) = transfer.chunks.get(chunk as usize) else {
-                    break;
-                };
-                let piece_bytes = progress.piece_bytes;
-                let chunk_len = transfer.manifest.chunk_len(chunk);
-                let offset = first * piece_bytes;
-                let length = (count * piece_bytes).min(chunk_len - offset);
                 let peer = &mut self.peers[index];
                 let request = wire::PieceRequest {
                     ask: PeerAsk {
@@ -622,10 +603,10 @@ impl Download {
                         node_id: U32::new(parts.config.node_id),
                         info_hash,
                     },
-                    chunk: U32::new(chunk),
-                    offset: U32::new(offset),
-                    length: U32::new(length),
-                    piece_bytes: U32::new(piece_bytes),
+                    chunk: U32::new(asked.chunk),
+                    offset: U32::new(asked.offset),
+                    length: U32::new(asked.length),
+                    piece_bytes: U32::new(asked.piece_bytes),
                 };
                 if peer.paced {
                     let paced = wire::PacedPieceRequest {
@@ -643,18 +624,114 @@ impl Download {
                     parts.out.send(peer.addr, &Message::PieceRequest(&request));
                 }
                 peer.evidence.on_request(now, std::mem::take(&mut idle));
-                peer.in_flight += count;
-                if transfer.scan_due.is_none() {
-                    transfer.scan_due = Some(now + SCAN_INTERVAL);
-                }
-                if let Some(ChunkState::Active(progress)) = transfer.chunks.get_mut(chunk as usize)
-                {
-                    for piece in first..first + count {
-                        progress.requested_at[piece as usize] = Some(now);
-                    }
-                    progress.next_unrequested = first + count;
-                }
             }
+        }
+    }
+
+    // ---- inputs: each checks the transfer's account when it is done ---------------------
+
+    /// The tracker's answer to a look-up: the versions of the name and their holders.
+    pub fn handle_lookup(
+        &mut self,
+        parts: &mut Parts<'_>,
+        now: Instant,
+        own_node_id: u32,
+        versions: &[VersionRecord],
+        holders: &[HolderRecord],
+    ) {
+        self.take_lookup(parts, now, own_node_id, versions, holders);
+        self.check_invariants();
+    }
+
+    /// Peers of our info hash from a standard tracker (see `by_hash.rs`).
+    pub fn handle_peers(
+        &mut self,
+        parts: &mut Parts<'_>,
+        now: Instant,
+        own_node_id: u32,
+        peers: &[SocketAddr],
+    ) {
+        self.take_peers(parts, now, own_node_id, peers);
+        self.check_invariants();
+    }
+
+    /// Offers a peer message to this download; `None` when it is not for it.
+    pub fn handle_peer_message(
+        &mut self,
+        parts: &mut Parts<'_>,
+        now: Instant,
+        from: SocketAddr,
+        message: &Message<'_>,
+    ) -> Option<Handled> {
+        let handled = self.take_peer_message(parts, now, from, message);
+        self.check_invariants();
+        handled
+    }
+
+    /// Peer `from` told us of other peers holding some of the file (see `peers.rs`).
+    pub fn handle_exchange(
+        &mut self,
+        parts: &mut Parts<'_>,
+        now: Instant,
+        from: SocketAddr,
+        own_node_id: u32,
+        listed: &[wire::PeerRecord],
+    ) {
+        self.take_exchange(parts, now, from, own_node_id, listed);
+        self.check_invariants();
+    }
+
+    /// Fires due timers. Returns true when the tracker should be asked for holders again.
+    pub fn handle_timeout(&mut self, parts: &mut Parts<'_>, now: Instant) -> bool {
+        let look_up = self.fire_timers(parts, now);
+        self.check_invariants();
+        look_up
+    }
+
+    /// A hasher thread checked `chunk`. Returns the node to credit when it verified.
+    pub fn chunk_checked(
+        &mut self,
+        parts: &mut Parts<'_>,
+        now: Instant,
+        chunk: u32,
+        ok: bool,
+    ) -> Option<u32> {
+        let credit = self.take_hash_result(parts, now, chunk, ok);
+        self.check_invariants();
+        credit
+    }
+
+    /// Sends piece requests until every usable peer's window is full.
+    pub fn fill_windows(&mut self, parts: &mut Parts<'_>, now: Instant) {
+        self.send_requests(parts, now);
+        self.check_invariants();
+    }
+
+    /// Pieces requested of peer `index` and not in (none outside a transfer).
+    fn in_flight(&self, index: usize) -> u32 {
+        match &self.phase {
+            Phase::Transfer(transfer) => transfer.in_flight(index),
+            _ => 0,
+        }
+    }
+
+    /// Whether peer `index` owns chunks or has pieces in flight.
+    fn has_work(&self, index: usize) -> bool {
+        match &self.phase {
+            Phase::Transfer(transfer) => {
+                transfer.in_flight(index) > 0 || !transfer.chunks_of(index).is_empty()
+            }
+            _ => false,
+        }
+    }
+
+    /// Asserts the transfer's account (see [`Transfer::check_invariants`]) in debug
+    /// builds: run at the end of every input.
+    fn check_invariants(&self) {
+        if cfg!(debug_assertions)
+            && let Phase::Transfer(transfer) = &self.phase
+        {
+            transfer.check_invariants(&self.peers);
         }
     }
 
@@ -673,10 +750,10 @@ impl Download {
         let peers = self.peers.iter().filter(|p| !p.dropped).count();
         let (verified_bytes, total_bytes, bytes_per_s) = match &self.phase {
             Phase::Transfer(transfer) => {
-                let m = &transfer.manifest;
+                let m = transfer.manifest();
                 let verified = files.get(&m.info_hash).map_or(0, |f| m.held_bytes(&f.have));
                 let seconds = now
-                    .saturating_duration_since(transfer.started_at)
+                    .saturating_duration_since(transfer.started_at())
                     .as_secs_f64();
                 let rate = if seconds > 0.0 {
                     verified as f64 / seconds
@@ -705,7 +782,8 @@ impl Download {
     pub fn peer_lines(&self, piece_bytes_max: u32, now: Instant) -> Vec<String> {
         self.peers
             .iter()
-            .map(|p| {
+            .enumerate()
+            .map(|(index, p)| {
                 let seconds = p
                     .first_piece_at
                     .map_or(0.0, |at| now.saturating_duration_since(at).as_secs_f64());
@@ -745,7 +823,7 @@ impl Download {
                     p.chunks_verified,
                     p.piece_bytes(piece_bytes_max),
                     p.window,
-                    p.in_flight
+                    self.in_flight(index)
                 )
             })
             .collect()

@@ -134,18 +134,10 @@ impl Download {
         );
         for chunk in (0..count).filter(|&c| claimed.get(c)) {
             // Verified by an earlier run: checked again before it counts.
-            transfer.chunks[chunk as usize] = ChunkState::Hashing(parts.config.node_id);
-            transfer.hashing += 1;
+            transfer.recheck(chunk);
             parts
                 .out
-                .event(crate::node::NodeEvent::Job(Job::CheckChunk {
-                    info_hash: manifest.info_hash,
-                    chunk,
-                    mapping: Arc::clone(&mapping),
-                    offset: manifest.chunk_offset(chunk),
-                    len: manifest.chunk_len(chunk) as usize,
-                    expected: manifest.hashes[chunk as usize],
-                }));
+                .event(crate::node::NodeEvent::Job(transfer.check_job(chunk)));
         }
         parts.files.insert(
             manifest.info_hash,
@@ -187,30 +179,17 @@ impl Download {
         };
         let peer = &mut self.peers[index];
         peer.last_heard = now;
-        let Some(ChunkState::Active(progress)) = transfer.chunks.get_mut(chunk as usize) else {
-            parts.out.stats.pieces_unrequested += 1;
-            return;
+        let taken = match transfer.take_piece(peer.node_id, chunk, offset, data, now) {
+            Ok(taken) => taken,
+            Err(transfer::Refused::Unrequested) => {
+                parts.out.stats.pieces_unrequested += 1;
+                return;
+            }
+            Err(transfer::Refused::Duplicate) => {
+                parts.out.stats.pieces_duplicate += 1;
+                return;
+            }
         };
-        let chunk_len = transfer.manifest.chunk_len(chunk);
-        let piece_bytes = progress.piece_bytes;
-        let piece = offset / piece_bytes;
-        let expected_len = piece_bytes.min(chunk_len.saturating_sub(offset));
-        if !offset.is_multiple_of(piece_bytes)
-            || data.len() != expected_len as usize
-            || piece >= progress.received.len()
-        {
-            parts.out.stats.pieces_unrequested += 1;
-            return;
-        }
-        if progress.received.get(piece) {
-            parts.out.stats.pieces_duplicate += 1;
-            return;
-        }
-        let file_offset = transfer.manifest.chunk_offset(chunk) + u64::from(offset);
-        if !transfer.writer.write(file_offset, data) {
-            parts.out.stats.pieces_unrequested += 1;
-            return;
-        }
         parts.out.stats.pieces_received += 1;
         let datagram_bytes = (data.len() + wire::PIECE_OVERHEAD_BYTES) as u32;
         if let Some(narrowed) = peer.evidence.on_piece(now, datagram_bytes) {
@@ -225,42 +204,35 @@ impl Download {
                 }
             ));
         }
-        progress.received.set(piece);
-        progress.last_from = peer.node_id;
-        progress.last_piece_at = now;
         peer.bytes_received += data.len() as u64;
         peer.pieces_received += 1;
         peer.first_piece_at.get_or_insert(now);
         peer.busy_streak = 0;
         peer.pieces_lost_in_a_row = 0;
         peer.first_loss_in_a_row = None;
-        let asked_at = progress.requested_at[piece as usize].take();
-        let sample = asked_at.map(|sent_at| now.saturating_duration_since(sent_at));
-        if let Some(asked_at) = asked_at
+        let sample = taken
+            .asked_at
+            .map(|sent_at| now.saturating_duration_since(sent_at));
+        if let Some(asked_at) = taken.asked_at
             && peer.paced
-            && progress.owner == Some(index)
+            && taken.owner == Some(index)
             && peer.newest_answered.is_none_or(|t| asked_at > t)
         {
             // A later request was answered: whatever was asked before it and is still
             // missing was lost, and a scan soon finds it (see `scan_timeouts`). Only toward
             // paced peers: the simulation and loopback keep their timing.
             peer.newest_answered = Some(asked_at);
-            let soon = now + super::timers::GAP_SCAN_DELAY;
-            transfer.scan_due = Some(transfer.scan_due.map_or(soon, |t| t.min(soon)));
+            transfer.scan_soon(now);
         }
         if let Some(sample) = sample {
             peer.srtt = Some(peer.srtt.map_or(sample, |srtt| (srtt * 7 + sample) / 8));
-            if let Some(owner) = progress.owner {
-                let owner = &mut self.peers[owner];
-                owner.in_flight = owner.in_flight.saturating_sub(1);
-            }
         }
-        let peer = &mut self.peers[index];
         peer.congestion
             .on_piece(now, data.len() as u64, sample, sent_us);
-        let queued_too_long = peer.pace.on_piece(now, sample, peer.in_flight > 0);
+        let more_in_flight = transfer.in_flight(index) > 0;
+        let queued_too_long = peer.pace.on_piece(now, sample, more_in_flight);
         if sample.is_some()
-            && let Some(owner) = progress.owner
+            && let Some(owner) = taken.owner
         {
             // Only the owner's own pieces say how long its queue is.
             let queued_too_long = queued_too_long && owner == index;
@@ -268,40 +240,24 @@ impl Download {
             let window_max = pace::window_max(
                 parts.config.window_pieces_max,
                 parts.config.piece_bytes,
-                progress.piece_bytes,
+                taken.piece_bytes,
             );
             owner.window = pace::next_window(owner.window, queued_too_long, window_max);
         }
         log::debug!(
-            "piece {piece} of chunk {chunk} from node {}",
+            "piece {} of chunk {chunk} from node {}",
+            taken.piece,
             self.peers[index].node_id
         );
-        if !progress.received.is_full() {
-            return;
+        if taken.chunk_complete {
+            parts
+                .out
+                .event(crate::node::NodeEvent::Job(transfer.check_job(chunk)));
         }
-        // Every piece is in: stop writing this chunk and hash it off the reactor thread,
-        // once its last pieces are in the file.
-        transfer.writer.flush();
-        let from = progress.last_from;
-        if let Some(owner) = progress.owner {
-            self.peers[owner].chunks.retain(|&c| c != chunk);
-        }
-        transfer.chunks[chunk as usize] = ChunkState::Hashing(from);
-        transfer.hashing += 1;
-        parts
-            .out
-            .event(crate::node::NodeEvent::Job(Job::CheckChunk {
-                info_hash: transfer.manifest.info_hash,
-                chunk,
-                mapping: Arc::clone(&transfer.mapping),
-                offset: transfer.manifest.chunk_offset(chunk),
-                len: chunk_len as usize,
-                expected: transfer.manifest.hashes[chunk as usize],
-            }));
     }
 
     /// A hasher thread checked `chunk`. Returns the node to credit when it verified.
-    pub fn chunk_checked(
+    pub(super) fn take_hash_result(
         &mut self,
         parts: &mut Parts<'_>,
         now: Instant,
@@ -311,15 +267,12 @@ impl Download {
         let Phase::Transfer(transfer) = &mut self.phase else {
             return None;
         };
-        let Some(ChunkState::Hashing(from)) = transfer.chunks.get(chunk as usize) else {
+        let Some(from) = transfer.hash_checked(chunk, ok) else {
             // Not hashing (a late duplicate result): nothing to do.
             return None;
         };
-        let from = *from;
-        let info_hash = transfer.manifest.info_hash;
-        transfer.hashing -= 1;
+        let info_hash = transfer.manifest().info_hash;
         if !ok {
-            transfer.chunks[chunk as usize] = ChunkState::Missing;
             if from == parts.config.node_id {
                 // A chunk an earlier run recorded, not intact after all: fetch it.
                 return None;
@@ -329,9 +282,7 @@ impl Download {
                 "chunk {chunk} of {} from node {from} failed its SHA-1; fetching it again",
                 self.name
             );
-            if transfer.bad_pairs.len() < BAD_PAIRS_MAX {
-                transfer.bad_pairs.insert((chunk, from));
-            }
+            transfer.remember_bad(chunk, from);
             if let Some(index) = self.peers.iter().position(|p| p.node_id == from) {
                 self.peers[index].bad_chunks += 1;
                 if self.peers[index].bad_chunks >= BAD_CHUNKS_MAX {
@@ -341,7 +292,6 @@ impl Download {
             }
             return None;
         }
-        transfer.chunks[chunk as usize] = ChunkState::Verified;
         let file = parts.files.get_mut(&info_hash)?;
         file.have.set(chunk);
         if let Err(error) = parts.state.record_verified(&info_hash, &file.have, chunk) {
@@ -379,8 +329,8 @@ impl Download {
         let Phase::Transfer(transfer) = &self.phase else {
             return;
         };
-        let manifest = Arc::clone(&transfer.manifest);
-        let (serving, stamp) = match parts.state.publish(&manifest, &transfer.mapping) {
+        let manifest = Arc::clone(transfer.manifest());
+        let (serving, stamp) = match parts.state.publish(&manifest, transfer.mapping()) {
             Ok(published) => published,
             Err(error) if error.kind() == std::io::ErrorKind::StorageFull => {
                 // Every chunk verified and recorded: keep them, and publish once there is room.

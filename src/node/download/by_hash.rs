@@ -34,7 +34,7 @@ impl Download {
     /// Peers of our info hash from a standard tracker: addresses only. Each gets a node id
     /// made from its address (only logs and bad-chunk bookkeeping use it here), and counts as
     /// a partial holder until its have-map says more.
-    pub fn handle_peers(
+    pub(super) fn take_peers(
         &mut self,
         parts: &mut Parts<'_>,
         now: Instant,

@@ -132,38 +132,15 @@ impl Download {
 
     /// Forgets what was requested from peer `index` (it will be asked again).
     pub(super) fn release_peer_requests(&mut self, index: usize) {
-        let Phase::Transfer(transfer) = &mut self.phase else {
-            return;
-        };
-        for &chunk in &self.peers[index].chunks {
-            if let Some(ChunkState::Active(progress)) = transfer.chunks.get_mut(chunk as usize) {
-                for slot in progress.requested_at.iter_mut() {
-                    *slot = None;
-                }
-                progress.next_unrequested = 0;
-            }
+        if let Phase::Transfer(transfer) = &mut self.phase {
+            transfer.forget_requests(index);
         }
-        self.peers[index].in_flight = 0;
     }
 
     /// Takes `chunk` away from peer `index`, keeping the pieces already received.
     pub(super) fn release_chunk(&mut self, index: usize, chunk: u32) {
-        let Phase::Transfer(transfer) = &mut self.phase else {
-            return;
-        };
-        if let Some(ChunkState::Active(progress)) = transfer.chunks.get_mut(chunk as usize)
-            && progress.owner == Some(index)
-        {
-            let outstanding = progress
-                .requested_at
-                .iter_mut()
-                .filter_map(Option::take)
-                .count() as u32;
-            progress.owner = None;
-            progress.next_unrequested = 0;
-            let peer = &mut self.peers[index];
-            peer.in_flight = peer.in_flight.saturating_sub(outstanding);
-            peer.chunks.retain(|&c| c != chunk);
+        if let Phase::Transfer(transfer) = &mut self.phase {
+            transfer.release_chunk(index, chunk);
         }
     }
 
@@ -177,14 +154,10 @@ impl Download {
             self.peers[index].node_id,
             self.peers[index].addr
         );
-        for chunk in self.peers[index].chunks.clone() {
-            self.release_chunk(index, chunk);
-        }
         let peer = &mut self.peers[index];
         peer.dropped = true;
-        peer.in_flight = 0;
-        peer.chunks.clear();
         if let Phase::Transfer(transfer) = &mut self.phase {
+            transfer.release_peer(index);
             transfer.replace_have(peer.have.take().as_ref(), None);
         }
         self.recruit(parts, now);
@@ -204,8 +177,8 @@ impl Download {
                 let peer = &self.peers[index];
                 !peer.dropped
                     && !peer.complete
-                    && peer.chunks.is_empty()
-                    && peer.in_flight == 0
+                    && transfer.chunks_of(index).is_empty()
+                    && transfer.in_flight(index) == 0
                     && peer
                         .have
                         .as_ref()
@@ -240,7 +213,7 @@ impl Download {
     /// room. A listed id we already know keeps the address we know it by (a peer cannot
     /// redirect us from a holder), and nothing but a have-map request goes to a new address
     /// before it answers, so a lying list costs us a few small requests and nothing more.
-    pub fn handle_exchange(
+    pub(super) fn take_exchange(
         &mut self,
         parts: &mut Parts<'_>,
         now: Instant,

@@ -4,14 +4,11 @@
 
 use super::*;
 
-/// How soon after a later request is answered the pieces asked before it are looked for:
-/// soon enough that a loss costs about a round trip, not a timeout (40 ms at least, found
-/// by a scan every 25 ms), and late enough that one scan covers many arrivals.
-pub(super) const GAP_SCAN_DELAY: Duration = Duration::from_millis(2);
+use super::peer::BLACK_HOLE_LOSSES;
 
 impl Download {
     /// Fires due timers. Returns true when the tracker should be asked for holders again.
-    pub fn handle_timeout(&mut self, parts: &mut Parts<'_>, now: Instant) -> bool {
+    pub(super) fn fire_timers(&mut self, parts: &mut Parts<'_>, now: Instant) -> bool {
         if self.finished() {
             return false;
         }
@@ -34,19 +31,20 @@ impl Download {
                 // Its refusal is over: the node fills windows after this.
                 self.peers[index].busy_until = None;
             }
-            let in_flight = self.peers[index].in_flight > 0;
-            let has_work = in_flight || !self.peers[index].chunks.is_empty();
+            let in_flight = self.in_flight(index) > 0;
+            let has_work = self.has_work(index);
             self.peers[index].evidence.note_in_flight(now, has_work);
             let peer = &self.peers[index];
             let last_heard = peer.last_heard;
             let silence = now.saturating_duration_since(last_heard);
-            let ping_wanted = peer.waiting() && peer.have.is_some();
+            let waiting = peer.waiting(self.in_flight(index));
+            let ping_wanted = waiting && peer.have.is_some();
             // Pieces in flight for PEER_SILENCE, none arriving and many timing out: whether
             // the peer is silent or only its pieces are lost, they are not coming.
             let pieces_stopped = in_flight
                 && peer.pieces_lost_in_a_row >= BLACK_HOLE_LOSSES
                 && peer.evidence.pieces_awaited_for(now) >= PEER_SILENCE;
-            if peer.waiting() && silence >= PEER_SILENCE {
+            if waiting && silence >= PEER_SILENCE {
                 // True: it was pinged (or asked for its have-map) meanwhile, and said nothing.
                 parts.out.say(format!(
                     "node {} stopped answering (nothing from it for {:.1} s); its chunks of {} \
@@ -129,9 +127,9 @@ impl Download {
             let stuck = match &self.phase {
                 Phase::Transfer(transfer) => {
                     self.peers.iter().any(|p| !p.dropped)
-                        && !self.peers.iter().any(|p| {
+                        && !self.peers.iter().enumerate().any(|(index, p)| {
                             !p.dropped
-                                && (p.in_flight > 0
+                                && (transfer.in_flight(index) > 0
                                     || p.have
                                         .as_ref()
                                         .is_none_or(|have| transfer.holds_needed(have)))
@@ -255,10 +253,8 @@ impl Download {
         self.lookup_due = Some(now);
     }
 
-    /// Pieces requested longer than the peer's timeout ago, or overtaken by pieces asked
-    /// later of the same paced peer, are asked again; the window of an unpaced peer that
-    /// lost some halves. Returns the peers whose large pieces stopped arriving
-    /// (see [`BLACK_HOLE_LOSSES`]).
+    /// Pieces lost in flight are asked again (see [`Transfer::scan_timeouts`]). Returns the
+    /// peers whose large pieces stopped arriving (see [`BLACK_HOLE_LOSSES`]).
     pub(super) fn scan_timeouts(
         &mut self,
         now: Instant,
@@ -267,79 +263,7 @@ impl Download {
         let Phase::Transfer(transfer) = &mut self.phase else {
             return Vec::new();
         };
-        if transfer.scan_due.is_none_or(|t| t > now) {
-            return Vec::new();
-        }
-        let mut narrowed = Vec::new();
-        let mut outstanding = false;
-        for chunk in transfer.chunks.iter_mut() {
-            let ChunkState::Active(progress) = chunk else {
-                continue;
-            };
-            let Some(owner) = progress.owner else {
-                continue;
-            };
-            let rto = self.peers[owner].rto();
-            let judged_since = self.peers[owner].evidence.judged_since();
-            // A paced holder sends each peer's pieces in the order asked: a piece asked
-            // before one that arrived, and late by a little more than a smoothed round trip
-            // (the path may reorder a little), is not coming. TCP's duplicate
-            // acknowledgements and QUIC's packet and time thresholds say the same. Pieces
-            // asked in one go share a time and are not judged against each other.
-            let peer = &self.peers[owner];
-            let answered = peer.newest_answered.filter(|_| peer.paced);
-            let reorder_wait = peer.srtt.map_or(rto, |srtt| srtt * 9 / 8);
-            let (mut lost, mut judged) = (0, 0);
-            for (piece, slot) in progress.requested_at.iter_mut().enumerate() {
-                let Some(sent) = *slot else {
-                    continue;
-                };
-                let waited = now.saturating_duration_since(sent);
-                let overtaken = answered.is_some_and(|t| sent < t) && waited >= reorder_wait;
-                if waited >= rto {
-                    stats.pieces_timed_out += 1;
-                } else if overtaken {
-                    stats.pieces_lost_out_of_order += 1;
-                } else {
-                    outstanding = true;
-                    continue;
-                }
-                judged += u32::from(judged_since.is_some_and(|t| sent >= t));
-                *slot = None;
-                lost += 1;
-                progress.next_unrequested = progress.next_unrequested.min(piece as u32);
-            }
-            if lost > 0 {
-                // A paced peer's window stays: the pace answers congestion (see
-                // congestion.rs), and halving it for random loss would slow a clean path.
-                let peer = &mut self.peers[owner];
-                peer.in_flight = peer.in_flight.saturating_sub(lost);
-                if !peer.paced {
-                    peer.window = (peer.window / 2).max(WINDOW_MIN);
-                }
-                peer.pieces_lost_in_a_row += lost;
-                peer.pieces_lost += u64::from(lost);
-                peer.congestion.on_loss(now, lost);
-                let first_loss = *peer.first_loss_in_a_row.get_or_insert(now);
-                // The smallest datagram these pieces could have come in (unstamped).
-                let datagram_bytes = progress.piece_bytes + wire::PIECE_OVERHEAD_BYTES as u32;
-                peer.evidence.on_lost(lost, judged, datagram_bytes);
-                log::debug!("{lost} pieces from node {} timed out", peer.node_id);
-                // A whole window can time out at once when pieces only queued longer than
-                // the timeout; they then arrive late and end the run. Lost for a while, they
-                // are not coming.
-                if peer.pieces_lost_in_a_row >= BLACK_HOLE_LOSSES
-                    && now.saturating_duration_since(first_loss) >= BLACK_HOLE_SILENCE
-                    && peer.path.datagram_bytes() > crate::mtu::SAFE_DATAGRAM_BYTES
-                    && !narrowed.contains(&owner)
-                {
-                    narrowed.push(owner);
-                }
-            }
-        }
-        let waiting = self.peers.iter().any(|p| p.in_flight > 0);
-        transfer.scan_due = (outstanding || waiting).then_some(now + SCAN_INTERVAL);
-        narrowed
+        transfer.scan_timeouts(&mut self.peers, now, stats)
     }
 
     /// Peer `index` lost [`BLACK_HOLE_LOSSES`] pieces in a row at a size above the safe one:
@@ -364,8 +288,8 @@ impl Download {
             peer.node_id,
             peer.piece_bytes(parts.config.piece_bytes),
         );
-        for chunk in self.peers[index].chunks.clone() {
-            self.release_chunk(index, chunk);
+        if let Phase::Transfer(transfer) = &mut self.phase {
+            transfer.release_peer(index);
         }
     }
 
@@ -408,8 +332,8 @@ impl Download {
         if let Some(t) = self.diagnosis.slow_report_due() {
             consider(t);
         }
-        for peer in self.peers.iter().filter(|p| !p.dropped) {
-            if peer.waiting() {
+        for (index, peer) in self.peers.iter().enumerate().filter(|(_, p)| !p.dropped) {
+            if peer.waiting(self.in_flight(index)) {
                 consider(peer.last_heard + PEER_SILENCE);
                 if peer.have.is_some() {
                     consider(
@@ -439,13 +363,13 @@ impl Download {
                 }
             }
             Phase::Transfer(transfer) => {
-                if let Some(t) = transfer.scan_due {
+                if let Some(t) = transfer.scan_due() {
                     consider(t);
                 }
-                consider(self.refresh_due.unwrap_or(transfer.started_at));
-                consider(self.lookup_due.unwrap_or(transfer.started_at));
+                consider(self.refresh_due.unwrap_or(transfer.started_at()));
+                consider(self.lookup_due.unwrap_or(transfer.started_at()));
                 if self.peers.iter().any(|p| !p.dropped && !p.has_all()) {
-                    consider(self.have_refresh_due.unwrap_or(transfer.started_at));
+                    consider(self.have_refresh_due.unwrap_or(transfer.started_at()));
                 }
             }
             _ => {}
