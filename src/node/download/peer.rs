@@ -11,6 +11,25 @@ use crate::wire;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+/// A peer we are waiting on that says nothing for this long is dropped.
+pub(super) const PEER_SILENCE: Duration = Duration::from_secs(2);
+/// A peer we wait on that says nothing for this long is pinged (and again every
+/// [`ASK_RETRY`]), so that by [`PEER_SILENCE`] a peer that is gone is told apart from one
+/// whose pieces are lost.
+pub(super) const PING_AFTER: Duration = Duration::from_secs(1);
+/// A peer dropped this long after it was last heard from may be asked again.
+const DROPPED_PEER_RETRY: Duration = Duration::from_secs(4);
+/// How often an unanswered have-map or manifest request is repeated.
+pub(super) const ASK_RETRY: Duration = Duration::from_millis(300);
+/// Bad chunks after which a peer is dropped.
+pub(super) const BAD_CHUNKS_MAX: u32 = 3;
+/// A peer that refused a piece request for want of an upload slot is asked again after
+/// this, doubled with every refusal in a row up to [`BUSY_RETRY_MAX`].
+const BUSY_RETRY: Duration = Duration::from_millis(50);
+const BUSY_RETRY_MAX: Duration = Duration::from_millis(800);
+/// A partial holder that refused this many times in a row is dropped for another one, if
+/// there is another.
+const BUSY_STREAK_MAX: u32 = 4;
 /// Retransmission timeout bounds, and its value before any round trip was measured.
 pub(super) const RTO_MIN: Duration = Duration::from_millis(40);
 const RTO_MAX: Duration = Duration::from_secs(1);
@@ -157,8 +176,8 @@ impl Peer {
     pub fn may_return(&self, addr: SocketAddr, now: Instant) -> bool {
         self.dropped
             && (self.addr != addr
-                || (self.bad_chunks < super::BAD_CHUNKS_MAX
-                    && now.saturating_duration_since(self.last_heard) >= super::DROPPED_PEER_RETRY))
+                || (self.bad_chunks < BAD_CHUNKS_MAX
+                    && now.saturating_duration_since(self.last_heard) >= DROPPED_PEER_RETRY))
     }
 
     /// Holds every chunk (so its have-map never needs refreshing).
@@ -194,5 +213,171 @@ impl Peer {
         self.pieces_lost_in_a_row >= BLACK_HOLE_LOSSES
             && now.saturating_duration_since(first_loss) >= BLACK_HOLE_SILENCE
             && self.path.datagram_bytes() > crate::mtu::SAFE_DATAGRAM_BYTES
+    }
+
+    /// Taken back after it was dropped: it starts afresh at `addr`, as a new peer would,
+    /// keeping only what it sent us before (for `status` and the diagnosis).
+    pub fn rejoin(
+        &mut self,
+        addr: SocketAddr,
+        complete: bool,
+        route_mtu: u32,
+        pace: crate::node::PaceMode,
+        now: Instant,
+    ) {
+        self.addr = addr;
+        self.dropped = false;
+        self.have = None;
+        self.cookie = 0;
+        self.last_heard = now;
+        self.window = WINDOW_START;
+        self.complete = complete;
+        self.busy_until = None;
+        self.busy_streak = 0;
+        self.pace = super::pace::Pace::default();
+        self.path = PathMtu::new(addr, route_mtu, now);
+        self.congestion = super::congestion::Congestion::new(now);
+        self.paced = pace.applies(route_mtu);
+        self.pieces_lost_in_a_row = 0;
+        self.first_loss_in_a_row = None;
+    }
+
+    /// A piece asked at `asked_at`, of a chunk this peer owns, arrived. Returns whether it
+    /// was asked later than any piece answered before, of a paced peer: then what was asked
+    /// before it and is still missing was lost (see `Transfer::scan_timeouts`). Only toward
+    /// paced peers: the simulation and loopback keep their timing.
+    pub fn on_answer(&mut self, asked_at: Instant) -> bool {
+        if self.paced && self.newest_answered.is_none_or(|t| asked_at > t) {
+            self.newest_answered = Some(asked_at);
+            return true;
+        }
+        false
+    }
+
+    /// `data_bytes` of a piece arrived from it; `sample` is the round trip when it answered
+    /// a request still counted, `sent_us` its stamp when paced, `more_in_flight` whether
+    /// pieces remain in flight from it. Returns whether the request waited too long in its
+    /// queue (see [`super::pace::Pace::on_piece`]).
+    pub fn on_piece(
+        &mut self,
+        now: Instant,
+        data_bytes: usize,
+        sample: Option<Duration>,
+        sent_us: Option<u32>,
+        more_in_flight: bool,
+    ) -> bool {
+        self.bytes_received += data_bytes as u64;
+        self.pieces_received += 1;
+        self.first_piece_at.get_or_insert(now);
+        self.busy_streak = 0;
+        self.pieces_lost_in_a_row = 0;
+        self.first_loss_in_a_row = None;
+        if let Some(sample) = sample {
+            self.srtt = Some(self.srtt.map_or(sample, |srtt| (srtt * 7 + sample) / 8));
+        }
+        self.congestion
+            .on_piece(now, data_bytes as u64, sample, sent_us);
+        self.pace.on_piece(now, sample, more_in_flight)
+    }
+
+    /// The size of a path MTU probe due now (see [`crate::mtu`]), to a peer that handed us
+    /// a cookie.
+    pub fn poll_probe(&mut self, now: Instant) -> Option<u32> {
+        if self.dropped || self.cookie == 0 {
+            return None;
+        }
+        let timeout = self.rto().max(crate::mtu::PROBE_TIMEOUT_MIN);
+        self.path.poll_probe(now, timeout)
+    }
+
+    /// The earliest of this peer's deadlines, with `in_flight` pieces asked of it: its
+    /// silence, the ping, the repeated have-map request, the end of its refusal, the next
+    /// path probe.
+    pub fn poll_timeout(&self, in_flight: u32) -> Option<Instant> {
+        let mut earliest: Option<Instant> = None;
+        let mut consider = |t: Instant| earliest = Some(earliest.map_or(t, |e| e.min(t)));
+        if self.waiting(in_flight) {
+            consider(self.last_heard + PEER_SILENCE);
+            if self.have.is_some() {
+                consider(
+                    self.evidence
+                        .ping_deadline(self.last_heard, PING_AFTER, ASK_RETRY),
+                );
+            }
+        }
+        if self.have.is_none() {
+            consider(self.last_asked + ASK_RETRY);
+        }
+        if let Some(t) = self.busy_until {
+            consider(t);
+        }
+        if self.cookie != 0
+            && let Some(t) = self
+                .path
+                .poll_timeout(self.rto().max(crate::mtu::PROBE_TIMEOUT_MIN))
+        {
+            consider(t);
+        }
+        earliest
+    }
+
+    /// One line for `status`: what it sent, how fast, its round trip, how many of its
+    /// pieces were lost, the size of pieces its path carries, the pace it is asked to send
+    /// at, its window and the `in_flight` pieces asked of it.
+    pub fn status_line(&self, piece_bytes_max: u32, now: Instant, in_flight: u32) -> String {
+        let seconds = self
+            .first_piece_at
+            .map_or(0.0, |at| now.saturating_duration_since(at).as_secs_f64());
+        let rate = if seconds > 0.0 {
+            crate::units::rate(self.bytes_received as f64 / seconds)
+        } else {
+            "no rate yet".to_string()
+        };
+        let asked = self.pieces_received + self.pieces_lost;
+        let lost = if asked > 0 {
+            format!(
+                "{} of {asked} pieces lost ({:.1}%)",
+                self.pieces_lost,
+                100.0 * self.pieces_lost as f64 / asked as f64
+            )
+        } else {
+            "no pieces yet".to_string()
+        };
+        let rtt = self.srtt.map_or("no round trip yet".to_string(), |srtt| {
+            format!("round trip {:.1} ms", srtt.as_secs_f64() * 1e3)
+        });
+        let pace = if self.paced {
+            format!(
+                "paced at {}",
+                crate::units::rate(self.congestion.pace() as f64)
+            )
+        } else {
+            "unpaced".to_string()
+        };
+        format!(
+            "node {} {}{}: {} bytes received at {rate}, {} chunks verified, {rtt}, {lost}, \
+             {}-byte pieces, {pace}, window {} pieces, {in_flight} in flight",
+            self.node_id,
+            self.addr,
+            if self.dropped { " (dropped)" } else { "" },
+            self.bytes_received,
+            self.chunks_verified,
+            self.piece_bytes(piece_bytes_max),
+            self.window,
+        )
+    }
+
+    /// It refused a request for want of an upload slot: it is not asked for pieces for a
+    /// while, longer with every refusal in a row (one per attempt counts: several requests
+    /// may be refused). Returns whether it is a partial holder that stays busy, and so worth
+    /// replacing.
+    pub fn on_busy(&mut self, now: Instant) -> bool {
+        if self.busy(now) {
+            return false;
+        }
+        let backoff = BUSY_RETRY * 2u32.pow(self.busy_streak.min(8));
+        self.busy_until = Some(now + backoff.min(BUSY_RETRY_MAX));
+        self.busy_streak += 1;
+        !self.complete && self.busy_streak >= BUSY_STREAK_MAX
     }
 }

@@ -36,8 +36,10 @@
 //! simulated swarms under faults show the first (tests/sim_swarm.rs, in a debug build).
 
 use super::peer::Peer;
-use crate::node::Job;
+use super::{diagnosis, pace};
+use crate::node::{Job, Parts};
 use crate::storage::{Bitmap, Manifest, Mapping, PieceWriter};
+use crate::wire;
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -45,7 +47,7 @@ use std::time::{Duration, Instant};
 /// Most chunks one peer is working on at once.
 pub const CHUNKS_PER_PEER_MAX: usize = 16;
 /// Most pieces one request asks for: as many as a holder serves for one request.
-pub const REQUEST_PIECES_MAX: u32 = crate::wire::PIECES_PER_REQUEST_MAX;
+pub const REQUEST_PIECES_MAX: u32 = wire::PIECES_PER_REQUEST_MAX;
 /// Chunks looked at when searching for the rarest one.
 pub const RAREST_WINDOW_CHUNKS: u32 = 4096;
 /// Bytes of complete chunks that may wait for their hash check and write-back before no
@@ -145,8 +147,27 @@ pub(super) struct Request {
     pub piece_bytes: u32,
 }
 
+/// A piece as it arrived: where it goes, its stamp (from a paced peer), its data.
+pub(super) struct Arrived<'a> {
+    chunk: u32,
+    offset: u32,
+    sent_us: Option<u32>,
+    data: &'a [u8],
+}
+
+impl<'a> Arrived<'a> {
+    pub fn new(fixed: &wire::Piece, sent_us: Option<u32>, data: &'a [u8]) -> Arrived<'a> {
+        Arrived {
+            chunk: fixed.chunk.get(),
+            offset: fixed.offset.get(),
+            sent_us,
+            data,
+        }
+    }
+}
+
 /// Why a piece was not taken (counted in the node's statistics).
-pub(super) enum Refused {
+enum Refused {
     /// Not a piece of a chunk that is arriving, or not where one fits, or not writable.
     Unrequested,
     /// Received before.
@@ -154,7 +175,7 @@ pub(super) enum Refused {
 }
 
 /// A piece taken: written, and counted.
-pub(super) struct Taken {
+struct Taken {
     pub piece: u32,
     /// The data bytes per piece of its chunk.
     pub piece_bytes: u32,
@@ -349,7 +370,7 @@ impl Transfer {
     /// A piece of `chunk` at `offset` came from node `node_id`: written into
     /// the file and counted when it is one we asked for and lack. When it completes its
     /// chunk, the chunk stops being written and waits for its hash check.
-    pub fn take_piece(
+    fn take_piece(
         &mut self,
         node_id: u32,
         chunk: u32,
@@ -405,6 +426,89 @@ impl Transfer {
             asked_at,
             chunk_complete,
         })
+    }
+
+    /// A piece from peer `index` arrived: see "One piece, from arrival to disk" in
+    /// `download.rs`. Taken in ([`Transfer::take_piece`]), it tells its sender's model of
+    /// the path ([`Peer::on_piece`]) and its owner's window; a chunk it completes goes to a
+    /// hasher thread.
+    pub fn receive(
+        &mut self,
+        parts: &mut Parts<'_>,
+        now: Instant,
+        name: &str,
+        peers: &mut [Peer],
+        index: usize,
+        piece: Arrived<'_>,
+    ) {
+        let Arrived {
+            chunk,
+            offset,
+            sent_us,
+            data,
+        } = piece;
+        let peer = &mut peers[index];
+        peer.last_heard = now;
+        let taken = match self.take_piece(peer.node_id, chunk, offset, data, now) {
+            Ok(taken) => taken,
+            Err(Refused::Unrequested) => {
+                parts.out.stats.pieces_unrequested += 1;
+                return;
+            }
+            Err(Refused::Duplicate) => {
+                parts.out.stats.pieces_duplicate += 1;
+                return;
+            }
+        };
+        parts.out.stats.pieces_received += 1;
+        let datagram_bytes = (data.len() + wire::PIECE_OVERHEAD_BYTES) as u32;
+        if let Some(narrowed) = peer.evidence.on_piece(now, datagram_bytes) {
+            // Smaller pieces arrive where larger ones stopped: now that is known, not guessed.
+            parts.out.say(format!(
+                "{}: {}",
+                name,
+                diagnosis::Reason::BlackHole {
+                    node_id: peer.node_id,
+                    lost_bytes: narrowed.lost_bytes,
+                    piece_bytes: narrowed.datagram_bytes - wire::PIECE_OVERHEAD_BYTES as u32,
+                }
+            ));
+        }
+        if let Some(asked_at) = taken.asked_at
+            && taken.owner == Some(index)
+            && peer.on_answer(asked_at)
+        {
+            self.scan_soon(now);
+        }
+        let sample = taken
+            .asked_at
+            .map(|sent_at| now.saturating_duration_since(sent_at));
+        let more_in_flight = self.in_flight(index) > 0;
+        let queued_too_long = peer.on_piece(now, data.len(), sample, sent_us, more_in_flight);
+        if sample.is_some()
+            && let Some(owner) = taken.owner
+        {
+            // Only the owner's own pieces say how long its queue is.
+            let queued_too_long = queued_too_long && owner == index;
+            let owner = &mut peers[owner];
+            let window_max = pace::window_max(
+                parts.config.window_pieces_max,
+                parts.config.piece_bytes,
+                taken.piece_bytes,
+            );
+            owner.window = pace::next_window(owner.window, queued_too_long, window_max);
+        }
+        log::debug!(
+            "piece {} of chunk {chunk} from node {}",
+            taken.piece,
+            peers[index].node_id
+        );
+        if taken.chunk_complete {
+            // Hashed off the reactor thread: the answer comes to `chunk_checked`.
+            parts
+                .out
+                .event(crate::node::NodeEvent::Job(self.check_job(chunk)));
+        }
     }
 
     /// A piece asked of a paced peer at `asked_at` arrived, later than any before: what was
@@ -707,8 +811,7 @@ impl Transfer {
             if lost > 0 {
                 self.loads[owner].settle(lost);
                 // The smallest datagram these pieces could have come in (unstamped).
-                let datagram_bytes =
-                    progress.piece_bytes + crate::wire::PIECE_OVERHEAD_BYTES as u32;
+                let datagram_bytes = progress.piece_bytes + wire::PIECE_OVERHEAD_BYTES as u32;
                 if peers[owner].on_pieces_lost(now, lost, judged, datagram_bytes)
                     && !narrowed.contains(&owner)
                 {
@@ -811,131 +914,4 @@ fn unrequested_run(progress: &mut ChunkProgress, limit: u32) -> Option<(u32, u32
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::net::SocketAddr;
-
-    const CHUNK_BYTES: u32 = 16 << 10;
-
-    /// A transfer of a 3-chunk file, its partial file opened as a download opens it, in a
-    /// scratch node directory.
-    fn transfer(tag: &str) -> Transfer {
-        let dir =
-            std::env::temp_dir().join(format!("torrent-transfer-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        let state = crate::storage::StateDir::open(&dir).unwrap();
-        let hashes = vec![[0u8; 20]; 3];
-        let manifest = Manifest::new(
-            "f.bin".into(),
-            3 * u64::from(CHUNK_BYTES),
-            CHUNK_BYTES,
-            hashes,
-        );
-        let (mapping, _) = state.open_partial(&manifest).unwrap();
-        Transfer::new(Arc::new(manifest), mapping, 8 << 10, 7, Instant::now())
-    }
-
-    fn active(owner: Option<usize>) -> ChunkState {
-        ChunkState::Active(Box::new(ChunkProgress {
-            owner,
-            piece_bytes: 8 << 10,
-            received: Bitmap::new(2),
-            requested_at: vec![None; 2],
-            next_unrequested: 0,
-            last_from: 0,
-            last_piece_at: Instant::now(),
-        }))
-    }
-
-    fn bitmap(chunks: &[u32]) -> Bitmap {
-        let mut have = Bitmap::new(3);
-        for &chunk in chunks {
-            have.set(chunk);
-        }
-        have
-    }
-
-    /// A spreading holder's map is asked again once it offers nothing this download could
-    /// ask for now: a chunk another peer is sending us does not count, one left by its
-    /// peer does.
-    #[test]
-    fn a_map_offers_only_chunks_nobody_is_sending_us() {
-        let mut transfer = transfer("offers");
-        transfer.chunks[0] = active(Some(0));
-        transfer.chunks[1] = ChunkState::Verified;
-        assert!(!transfer.offers_unclaimed(&bitmap(&[0, 1])));
-        assert!(
-            transfer.holds_needed(&bitmap(&[0, 1])),
-            "still needed, though"
-        );
-        assert!(
-            transfer.offers_unclaimed(&bitmap(&[0, 2])),
-            "chunk 2 is missing"
-        );
-        transfer.chunks[0] = active(None);
-        assert!(transfer.offers_unclaimed(&bitmap(&[0])), "chunk 0 was left");
-    }
-
-    /// From a holder spreading its chunks (complete, showing only some), the rest of a chunk
-    /// is asked once its first piece came; until then no other chunk is started from it, so
-    /// that a downloader claims one chunk at a time there (see `next_request`).
-    #[test]
-    fn a_spreading_holder_is_asked_one_chunk_at_a_time() {
-        let mut transfer = transfer("spreading");
-        let now = Instant::now();
-        let addr = SocketAddr::from(([10, 0, 0, 2], 4000));
-        let mut peer = Peer::new(3, addr, true, 65_536, crate::node::PaceMode::Off, now);
-        peer.have = Some(bitmap(&[0, 1]));
-        transfer.replace_have(None, peer.have.as_ref());
-        let peers = vec![peer];
-        // Room for one piece: the chunk's second piece is left for later.
-        let request = transfer.request(&peers, 0, 1, now).unwrap();
-        let chunk = request.chunk;
-        assert_eq!((request.offset, request.length), (0, 8 << 10));
-        transfer.check_invariants(&peers);
-        assert_eq!(
-            transfer.request(&peers, 0, 8, now),
-            None,
-            "another chunk was started before the first piece of chunk {chunk} came"
-        );
-        // The first piece came: the rest of the chunk is asked, and only then a new one.
-        let taken = transfer.take_piece(3, chunk, 0, &[0; 8 << 10], now);
-        assert!(taken.is_ok_and(|taken| taken.asked_at == Some(now) && !taken.chunk_complete));
-        assert_eq!(transfer.in_flight(0), 0);
-        assert_eq!(
-            transfer.request(&peers, 0, 8, now),
-            Some(Request {
-                chunk,
-                offset: 8 << 10,
-                length: 8 << 10,
-                piece_bytes: 8 << 10
-            })
-        );
-        let other = transfer.request(&peers, 0, 8, now).unwrap();
-        assert_ne!(other.chunk, chunk);
-        assert_eq!(other.offset, 0);
-        assert_eq!(transfer.in_flight(0), 3);
-        assert_eq!(transfer.chunks_of(0), [chunk, other.chunk]);
-        transfer.check_invariants(&peers);
-    }
-
-    /// A chunk a peer refused leaves its have-map and the availability count together, so
-    /// that its next have-map counts it once, not twice.
-    #[test]
-    fn availability_counts_each_peer_showing_a_chunk_once() {
-        let mut transfer = transfer("availability");
-        let first = bitmap(&[1, 2]);
-        transfer.replace_have(None, Some(&first));
-        assert_eq!(transfer.availability, [0, 1, 1]);
-        // Refused chunk 1 ("elsewhere"): the download clears the bit and forgets the holder.
-        let mut refused = first.clone();
-        refused.clear(1);
-        transfer.forget_holder_of(1);
-        assert_eq!(transfer.availability, [0, 0, 1]);
-        // Its next have-map shows chunk 1 again.
-        transfer.replace_have(Some(&refused), Some(&first));
-        assert_eq!(transfer.availability, [0, 1, 1]);
-        transfer.replace_have(Some(&first), None);
-        assert_eq!(transfer.availability, [0, 0, 0]);
-    }
-}
+mod tests;
