@@ -11,12 +11,12 @@
 //!    handed chunks one after another: faster peers finish theirs sooner and get more. Pieces
 //!    are requested in runs, keeping at most `window` pieces in flight per peer; the window
 //!    grows with every piece that arrives and halves when one times out. A timed-out piece is
-//!    asked again; a peer silent for [`PEER_SILENCE`] (pinged after [`PING_AFTER`]) is
+//!    asked again; a peer silent for [`peer::PEER_SILENCE`] (pinged after [`peer::PING_AFTER`]) is
 //!    dropped and its chunks go to others, as is one that answers while its pieces time out
 //!    for as long.
 //! 4. **Verification.** A chunk whose pieces are all in goes to a hasher thread; only when
 //!    its SHA-1 matches does it count. A bad chunk is fetched again, from another peer when
-//!    there is one, and a peer that sends [`BAD_CHUNKS_MAX`] bad chunks is dropped.
+//!    there is one, and a peer that sends [`peer::BAD_CHUNKS_MAX`] bad chunks is dropped.
 //! 5. **Publishing.** When every chunk verified, the partial file is synced and renamed.
 //!
 //! ## Who owns what
@@ -67,8 +67,7 @@ use crate::storage::{Bitmap, Manifest};
 use crate::wire::{self, Hash, HolderRecord, Message, VersionRecord};
 pub(crate) use diagnosis::TrackerHeard;
 pub(crate) use finish::resume_command;
-use manifest::{ByHash, ManifestFetch, Part};
-use peer::BAD_CHUNKS_MAX;
+use manifest::{ByHash, ManifestFetch};
 use peers::{Of, Peers};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -110,6 +109,20 @@ enum Phase {
 impl Phase {
     fn finished(&self) -> bool {
         matches!(self, Phase::Done | Phase::Failed)
+    }
+
+    /// Bytes verified and the file's size (once known), and the rate since the transfer
+    /// began.
+    fn progress(&self, files: &BTreeMap<Hash, LocalFile>, now: Instant) -> (u64, Option<u64>, f64) {
+        match self {
+            Phase::Transfer(transfer) => {
+                let (verified, rate) = transfer.verified_bytes_and_rate(files, now);
+                (verified, Some(transfer.manifest().file_bytes), rate)
+            }
+            Phase::Manifest(fetch) => (0, Some(fetch.file_bytes()), 0.0),
+            Phase::WaitingForSpace(manifest) => (0, Some(manifest.file_bytes), 0.0),
+            _ => (0, None, 0.0),
+        }
     }
 
     /// Pieces requested of peer `index` and not in (none outside a transfer).
@@ -319,8 +332,9 @@ impl Download {
     /// The peers, and what their operations take of the rest of the download (see [`Of`]).
     fn peers_of(&mut self) -> (&mut Peers, Of<'_>) {
         let of = Of {
-            name: &self.name,
+            name: &mut self.name,
             info_hash: self.info_hash,
+            by_hash: self.by_hash.as_ref(),
             phase: &mut self.phase,
         };
         (&mut self.peers, of)
@@ -359,13 +373,7 @@ impl Download {
         if self.finished() {
             return;
         }
-        // Once a version is chosen (or pinned), later look-ups only refresh its holders.
-        let chosen = match self.info_hash {
-            Some(info_hash) => versions.iter().position(|v| v.info_hash == info_hash),
-            None => (0..versions.len())
-                .max_by_key(|&i| (versions[i].holder_count.get(), std::cmp::Reverse(i))),
-        };
-        let Some(chosen) = chosen else {
+        let Some(chosen) = lookup::choose_version(versions, self.info_hash) else {
             self.diagnosis.on_lookup(0);
             log::info!("no holder of {} yet; asking again", self.name);
             self.peers.lookups.forget_candidates();
@@ -398,14 +406,30 @@ impl Download {
         if candidates == 0 {
             return;
         }
+        let fetch = ManifestFetch::new(version);
+        self.begin(parts, now, version.info_hash, fetch);
+    }
+
+    /// Holders are known: a download still looking up resumes from its partial file, if
+    /// one is there, or fetches the manifest (`fetch`); then peers are recruited.
+    fn begin(
+        &mut self,
+        parts: &mut Parts<'_>,
+        now: Instant,
+        info_hash: Hash,
+        fetch: ManifestFetch,
+    ) {
         if let Phase::LookingUp = self.phase {
-            self.info_hash = Some(version.info_hash);
-            match parts.state.partial_manifest(&version.info_hash) {
+            self.info_hash = Some(info_hash);
+            match parts.state.partial_manifest(&info_hash) {
                 Some(manifest) => {
-                    log::info!("resuming {} from its partial file", self.name);
+                    log::info!("resuming {} from its partial file", manifest.name);
+                    if self.by_hash.is_some() {
+                        self.name = manifest.name.clone();
+                    }
                     self.start_transfer(parts, now, manifest);
                 }
-                None => self.phase = Phase::Manifest(ManifestFetch::new(version)),
+                None => self.phase = Phase::Manifest(fetch),
             }
         }
         self.recruit(parts, now);
@@ -430,17 +454,12 @@ impl Download {
         if candidates == 0 {
             return;
         }
-        if let Phase::LookingUp = self.phase {
-            match parts.state.partial_manifest(&info_hash) {
-                Some(manifest) => {
-                    log::info!("resuming {} from its partial file", manifest.name);
-                    self.name = manifest.name.clone();
-                    self.start_transfer(parts, now, manifest);
-                }
-                None => self.phase = Phase::Manifest(ManifestFetch::by_hash(info_hash, shape)),
-            }
-        }
-        self.recruit(parts, now);
+        self.begin(
+            parts,
+            now,
+            info_hash,
+            ManifestFetch::by_hash(info_hash, shape),
+        );
     }
 
     // ---- messages from peers ------------------------------------------------------------
@@ -536,16 +555,8 @@ impl Download {
                 _ => self.ask_manifest(parts, now),
             }
         }
-        let narrowed = match &mut self.phase {
-            Phase::Transfer(transfer) => {
-                transfer.scan_timeouts(&mut self.peers, now, &mut parts.out.stats)
-            }
-            _ => Vec::new(),
-        };
-        for index in narrowed {
-            let (peers, mut of) = self.peers_of();
-            peers.narrow_path(parts, now, &mut of, index);
-        }
+        let (peers, mut of) = self.peers_of();
+        peers.scan_timeouts(parts, now, &mut of);
         let transferring = matches!(self.phase, Phase::Transfer(_));
         if transferring {
             let (peers, mut of) = self.peers_of();
@@ -627,38 +638,19 @@ impl Download {
         if let Some(t) = self.diagnosis.slow_report_due() {
             consider(t);
         }
-        for (index, peer) in self.peers.iter().enumerate() {
-            if !peer.dropped
-                && let Some(t) = peer.poll_timeout(self.phase.in_flight(index))
-            {
-                consider(t);
-            }
+        if let Some(t) = self.peers.poll_timeout(&self.phase) {
+            consider(t);
         }
-        match &self.phase {
-            Phase::Manifest(fetch) => {
-                if let Some(t) = fetch.retry_at() {
-                    consider(t);
-                }
-            }
-            Phase::Transfer(transfer) => {
-                if let Some(t) = transfer.scan_due() {
-                    consider(t);
-                }
-                consider(self.peers.refresh_due().unwrap_or(transfer.started_at()));
-                consider(self.peers.lookups.due().unwrap_or(transfer.started_at()));
-                if self.peers.iter().any(|p| !p.dropped && !p.has_all()) {
-                    consider(
-                        self.peers
-                            .have_refresh_due()
-                            .unwrap_or(transfer.started_at()),
-                    );
-                }
-            }
-            _ => {}
+        let phase_due = match &self.phase {
+            Phase::Manifest(fetch) => fetch.retry_at(),
+            Phase::Transfer(transfer) => transfer.scan_due(),
+            _ => None,
+        };
+        if let Some(t) = phase_due {
+            consider(t);
         }
         if !self.peers.iter().any(|p| !p.dropped) {
             consider(self.give_up_at);
-            consider(self.peers.lookups.due().unwrap_or(self.give_up_at));
         }
         earliest
     }
@@ -674,50 +666,14 @@ impl Download {
         hashes: &[Hash],
         name: &str,
     ) -> Handled {
-        let Phase::Manifest(fetch) = &mut self.phase else {
-            return Handled::Consumed;
-        };
-        if !fetch.learn(self.by_hash.as_ref(), fixed, name, &mut self.name) {
-            log::debug!(
-                "manifest part from node {} is no manifest we accept; ignored",
-                self.peers[index].node_id
-            );
-            return Handled::Consumed;
-        }
-        let taken = fetch.take_part(fixed, hashes, name, &self.name);
-        if !matches!(taken, Part::Ignored) {
+        let (peers, mut of) = self.peers_of();
+        let (progressed, manifest) =
+            peers.manifest_part(parts, now, &mut of, index, fixed, hashes, name);
+        if progressed {
             self.give_up_at = now + self.give_up_after;
         }
-        let manifest = match taken {
-            Part::Ignored => {
-                log::debug!(
-                    "manifest part from node {} does not fit; ignored",
-                    self.peers[index].node_id
-                );
-                return Handled::Consumed;
-            }
-            Part::More => {
-                self.ask_manifest(parts, now);
-                return Handled::Consumed;
-            }
-            // A part that moves nothing forward: this peer cannot help with the manifest.
-            Part::Useless => {
-                self.drop_peer(parts, now, index);
-                return Handled::Consumed;
-            }
-            Part::Mismatch => {
-                log::warn!(
-                    "node {} sent a manifest that does not match the info hash; dropping it",
-                    self.peers[index].node_id
-                );
-                self.drop_peer(parts, now, index);
-                if let Phase::Manifest(fetch) = &mut self.phase {
-                    fetch.forget_source(self.by_hash.as_ref(), &mut self.name);
-                }
-                self.recruit(parts, now);
-                return Handled::Consumed;
-            }
-            Part::Complete(manifest) => manifest,
+        let Some(manifest) = manifest else {
+            return Handled::Consumed;
         };
         if self.by_hash.is_some() && parts.state.name_taken(&self.name) {
             let reason = format!(
@@ -788,13 +744,7 @@ impl Download {
                 stamp: None,
             },
         );
-        // Have-maps that arrived while the manifest was fetched count from now on.
-        for peer in self.peers.iter_mut().filter(|p| !p.dropped) {
-            if peer.have.as_ref().is_some_and(|have| have.len() != count) {
-                peer.have = None;
-            }
-            transfer.replace_have(None, peer.have.as_ref());
-        }
+        self.peers.count_have_maps(&mut transfer);
         self.phase = Phase::Transfer(transfer);
         if count == 0 {
             self.publish(parts, now);
@@ -835,13 +785,8 @@ impl Download {
                 self.name
             );
             transfer.remember_bad(chunk, from);
-            if let Some(index) = self.peers.iter().position(|p| p.node_id == from) {
-                self.peers[index].bad_chunks += 1;
-                if self.peers[index].bad_chunks >= BAD_CHUNKS_MAX {
-                    log::warn!("node {from} sent {BAD_CHUNKS_MAX} bad chunks; dropping it");
-                    self.drop_peer(parts, now, index);
-                }
-            }
+            let (peers, mut of) = self.peers_of();
+            peers.bad_chunk(parts, now, &mut of, from);
             return None;
         }
         let file = parts.files.get_mut(&info_hash)?;
@@ -914,24 +859,7 @@ impl Download {
             return None;
         }
         let peers = self.peers.iter().filter(|p| !p.dropped).count();
-        let (verified_bytes, total_bytes, bytes_per_s) = match &self.phase {
-            Phase::Transfer(transfer) => {
-                let m = transfer.manifest();
-                let verified = files.get(&m.info_hash).map_or(0, |f| m.held_bytes(&f.have));
-                let seconds = now
-                    .saturating_duration_since(transfer.started_at())
-                    .as_secs_f64();
-                let rate = if seconds > 0.0 {
-                    verified as f64 / seconds
-                } else {
-                    0.0
-                };
-                (verified, Some(m.file_bytes), rate)
-            }
-            Phase::Manifest(fetch) => (0, Some(fetch.file_bytes()), 0.0),
-            Phase::WaitingForSpace(manifest) => (0, Some(manifest.file_bytes), 0.0),
-            _ => (0, None, 0.0),
-        };
+        let (verified_bytes, total_bytes, bytes_per_s) = self.phase.progress(files, now);
         Some(super::Progress {
             name: self.name.clone(),
             verified_bytes,
@@ -954,17 +882,7 @@ impl Download {
     /// Why this download is slow, waiting or failed, in a sentence (see [`diagnosis`]); `None`
     /// when nothing stands out.
     pub fn why(&self, tracker: &TrackerHeard, now: Instant) -> Option<String> {
-        let views: Vec<diagnosis::PeerView<'_>> = self
-            .peers
-            .iter()
-            .map(|p| diagnosis::PeerView {
-                node_id: p.node_id,
-                addr: p.addr,
-                active: !p.dropped,
-                datagram_bytes: p.path.datagram_bytes(),
-                evidence: &p.evidence,
-            })
-            .collect();
+        let views: Vec<diagnosis::PeerView<'_>> = self.peers.iter().map(peer::Peer::view).collect();
         self.diagnosis.explain(&self.name, &views, tracker, now)
     }
 }

@@ -3,7 +3,7 @@
 //! the tracker's answer stays the same.
 
 use super::peer::Peer;
-use crate::wire::{self, HolderRecord, VersionRecord};
+use crate::wire::{self, Hash, HolderRecord, VersionRecord};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -296,6 +296,16 @@ impl Lookups {
             Duration::ZERO
         };
         true
+    }
+}
+
+/// The version a look-up reply is taken for: once one is chosen (or pinned), `info_hash`,
+/// and later look-ups only refresh its holders; before, the one most holders have.
+pub(super) fn choose_version(versions: &[VersionRecord], info_hash: Option<Hash>) -> Option<usize> {
+    match info_hash {
+        Some(info_hash) => versions.iter().position(|v| v.info_hash == info_hash),
+        None => (0..versions.len())
+            .max_by_key(|&i| (versions[i].holder_count.get(), std::cmp::Reverse(i))),
     }
 }
 

@@ -380,4 +380,15 @@ impl Peer {
         self.busy_streak += 1;
         !self.complete && self.busy_streak >= BUSY_STREAK_MAX
     }
+
+    /// What the diagnosis reads of this peer.
+    pub fn view(&self) -> super::diagnosis::PeerView<'_> {
+        super::diagnosis::PeerView {
+            node_id: self.node_id,
+            addr: self.addr,
+            active: !self.dropped,
+            datagram_bytes: self.path.datagram_bytes(),
+            evidence: &self.evidence,
+        }
+    }
 }

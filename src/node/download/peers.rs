@@ -11,11 +11,12 @@
 
 use super::diagnosis;
 use super::lookup::{Lookups, SWARM_REFRESH, SWARM_REFRESH_SHORT};
-use super::peer::{ASK_RETRY, BLACK_HOLE_LOSSES, PEER_SILENCE, PING_AFTER, Peer};
-use super::transfer::REQUEST_PIECES_MAX;
+use super::manifest::{ByHash, Part};
+use super::peer::{ASK_RETRY, BAD_CHUNKS_MAX, BLACK_HOLE_LOSSES, PEER_SILENCE, PING_AFTER, Peer};
+use super::transfer::{REQUEST_PIECES_MAX, Transfer};
 use super::{HAVE_REFRESH, PARTIAL_PEERS_MAX, PEERS_PER_DOWNLOAD_MAX, Phase, UNHELPFUL_DROPS_MAX};
 use crate::node::Parts;
-use crate::storage::Bitmap;
+use crate::storage::{Bitmap, Manifest};
 use crate::wire::{self, Hash, Message, PeerAsk, RejectReason, U32, U64};
 use std::net::SocketAddr;
 use std::ops::{Deref, DerefMut};
@@ -23,8 +24,10 @@ use std::time::Instant;
 
 /// The download a peer operation is for (see the module doc).
 pub(super) struct Of<'a> {
-    pub name: &'a str,
+    pub name: &'a mut String,
     pub info_hash: Option<Hash>,
+    /// What a download by info hash knew before its manifest.
+    pub by_hash: Option<&'a ByHash>,
     pub phase: &'a mut Phase,
 }
 
@@ -67,14 +70,6 @@ impl Peers {
     /// The peers, and the candidates and schedule beside them.
     pub fn with_lookups(&mut self) -> (&[Peer], &mut Lookups) {
         (&self.list, &mut self.lookups)
-    }
-
-    pub fn refresh_due(&self) -> Option<Instant> {
-        self.refresh_due
-    }
-
-    pub fn have_refresh_due(&self) -> Option<Instant> {
-        self.have_refresh_due
     }
 
     /// While a transfer runs: the swarm's refreshes that are due (the holder list, the
@@ -659,5 +654,119 @@ impl Peers {
                 peer.piece_bytes(parts.config.piece_bytes)
             );
         }
+    }
+
+    /// Have-maps that arrived while the manifest was fetched count from now on, in the new
+    /// `transfer`'s availability (those of another length are forgotten).
+    pub fn count_have_maps(&mut self, transfer: &mut Transfer) {
+        let count = transfer.manifest().chunk_count();
+        for peer in self.list.iter_mut().filter(|p| !p.dropped) {
+            if peer.have.as_ref().is_some_and(|have| have.len() != count) {
+                peer.have = None;
+            }
+            transfer.replace_have(None, peer.have.as_ref());
+        }
+    }
+
+    /// The earliest of the peers' deadlines (see [`Peer::poll_timeout`]), of the swarm's
+    /// refreshes while a transfer runs, and of the next look-up while one is wanted.
+    pub fn poll_timeout(&self, phase: &Phase) -> Option<Instant> {
+        let peers = self
+            .list
+            .iter()
+            .enumerate()
+            .filter(|(_, peer)| !peer.dropped)
+            .filter_map(|(index, peer)| peer.poll_timeout(phase.in_flight(index)));
+        let refreshes = match phase {
+            Phase::Transfer(transfer) => {
+                let start = transfer.started_at();
+                let partial = self.list.iter().any(|p| !p.dropped && !p.has_all());
+                [
+                    Some(self.refresh_due.unwrap_or(start)),
+                    Some(self.lookups.due().unwrap_or(start)),
+                    partial.then(|| self.have_refresh_due.unwrap_or(start)),
+                ]
+            }
+            _ => [None; 3],
+        };
+        let lookup = self
+            .lookups
+            .due()
+            .filter(|_| !self.list.iter().any(|p| !p.dropped));
+        peers
+            .chain(refreshes.into_iter().flatten())
+            .chain(lookup)
+            .min()
+    }
+
+    /// Node `from` sent a chunk that failed its hash check: after [`BAD_CHUNKS_MAX`] of
+    /// them it is dropped.
+    pub fn bad_chunk(&mut self, parts: &mut Parts<'_>, now: Instant, of: &mut Of<'_>, from: u32) {
+        if let Some(index) = self.list.iter().position(|p| p.node_id == from) {
+            self.list[index].bad_chunks += 1;
+            if self.list[index].bad_chunks >= BAD_CHUNKS_MAX {
+                log::warn!("node {from} sent {BAD_CHUNKS_MAX} bad chunks; dropping it");
+                self.drop_peer(parts, now, of, index);
+            }
+        }
+    }
+
+    /// Pieces lost in flight are asked again (see [`Transfer::scan_timeouts`]), and peers
+    /// whose large pieces stopped arriving are asked in smaller ones.
+    pub fn scan_timeouts(&mut self, parts: &mut Parts<'_>, now: Instant, of: &mut Of<'_>) {
+        let narrowed = match &mut *of.phase {
+            Phase::Transfer(transfer) => {
+                transfer.scan_timeouts(&mut self.list, now, &mut parts.out.stats)
+            }
+            _ => Vec::new(),
+        };
+        for index in narrowed {
+            self.narrow_path(parts, now, of, index);
+        }
+    }
+
+    /// A manifest part from peer `index` (see [`super::manifest::ManifestFetch::take_part`]):
+    /// the next is asked for, or its sender dropped when it cannot help. Returns whether it
+    /// moved the manifest forward, and the manifest once it is whole and hashes right.
+    #[allow(clippy::too_many_arguments)]
+    pub fn manifest_part(
+        &mut self,
+        parts: &mut Parts<'_>,
+        now: Instant,
+        of: &mut Of<'_>,
+        index: usize,
+        fixed: &wire::ManifestPart,
+        hashes: &[Hash],
+        part_name: &str,
+    ) -> (bool, Option<Manifest>) {
+        let Phase::Manifest(fetch) = &mut *of.phase else {
+            return (false, None);
+        };
+        let node_id = self.list[index].node_id;
+        if !fetch.learn(of.by_hash, fixed, part_name, of.name) {
+            log::debug!("manifest part from node {node_id} is no manifest we accept; ignored");
+            return (false, None);
+        }
+        match fetch.take_part(fixed, hashes, part_name, of.name) {
+            Part::Ignored => {
+                log::debug!("manifest part from node {node_id} does not fit; ignored");
+                return (false, None);
+            }
+            Part::More => self.ask_manifest(parts, now, of.phase),
+            // A part that moves nothing forward: this peer cannot help with the manifest.
+            Part::Useless => self.drop_peer(parts, now, of, index),
+            Part::Mismatch => {
+                log::warn!(
+                    "node {node_id} sent a manifest that does not match the info hash; dropping it"
+                );
+                self.drop_peer(parts, now, of, index);
+                if let Phase::Manifest(fetch) = &mut *of.phase {
+                    fetch.forget_source(of.by_hash, of.name);
+                }
+                self.recruit(parts, now, of);
+            }
+            Part::Complete(manifest) => return (true, Some(manifest)),
+        }
+        (true, None)
     }
 }

@@ -35,11 +35,16 @@
 //! was never counted, and its next one uncounts it (`replace_have` saturates at zero). The
 //! simulated swarms under faults show the first (tests/sim_swarm.rs, in a debug build).
 
+mod chunk;
+mod pick;
+
 use super::peer::Peer;
 use super::{diagnosis, pace};
 use crate::node::{Job, Parts};
 use crate::storage::{Bitmap, Manifest, Mapping, PieceWriter};
 use crate::wire;
+use chunk::ChunkState;
+use chunk::{ChunkProgress, unrequested_run};
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -58,8 +63,6 @@ pub const HASHING_BYTES_MAX: u64 = 32 << 20;
 /// [`WINDOW_MIN`].
 pub const WINDOW_START: u32 = 8;
 pub const WINDOW_MIN: u32 = 2;
-/// A chunk whose owner sent nothing for this many of its timeouts may be taken over.
-const STALE_RTOS: u32 = 4;
 /// Most (chunk, peer) pairs remembered as "this peer sent a bad copy of this chunk".
 const BAD_PAIRS_MAX: usize = 4096;
 /// How often in-flight pieces are checked for timeouts while a transfer runs.
@@ -68,57 +71,6 @@ const SCAN_INTERVAL: Duration = Duration::from_millis(25);
 /// soon enough that a loss costs about a round trip, not a timeout (40 ms at least, found
 /// by a scan every 25 ms), and late enough that one scan covers many arrivals.
 const GAP_SCAN_DELAY: Duration = Duration::from_millis(2);
-
-/// A chunk whose pieces are arriving.
-pub(super) struct ChunkProgress {
-    /// The peer (index) asked for it, if any right now.
-    owner: Option<usize>,
-    /// Data bytes per piece of this chunk: what its first owner's path carried (peers on
-    /// different paths use different sizes; a chunk keeps one).
-    piece_bytes: u32,
-    received: Bitmap,
-    /// When each piece was last requested; `None` when not requested (or received).
-    requested_at: Vec<Option<Instant>>,
-    /// First piece that may still need a request.
-    next_unrequested: u32,
-    /// Node that sent most recently, credited when the chunk verifies.
-    last_from: u32,
-    /// When the last piece arrived (or the chunk was assigned).
-    last_piece_at: Instant,
-}
-
-impl ChunkProgress {
-    /// Forgets every request of this chunk (they will be asked again); returns how many
-    /// there were.
-    fn forget_requests(&mut self) -> u32 {
-        let outstanding = self
-            .requested_at
-            .iter_mut()
-            .filter_map(Option::take)
-            .count() as u32;
-        self.next_unrequested = 0;
-        outstanding
-    }
-}
-
-pub(super) enum ChunkState {
-    Missing,
-    Active(Box<ChunkProgress>),
-    /// Complete and being hashed; credited to this node if it verifies.
-    Hashing(u32),
-    Verified,
-}
-
-impl ChunkState {
-    /// Free for a peer to be asked for: missing, or started and left by the peer that had it.
-    fn claimable(&self) -> bool {
-        match self {
-            ChunkState::Missing => true,
-            ChunkState::Active(progress) => progress.owner.is_none(),
-            _ => false,
-        }
-    }
-}
 
 /// What the transfer asked of one peer: the chunks it owns (assigned to it and not
 /// complete), and how many of their pieces are requested and not in.
@@ -253,6 +205,24 @@ impl Transfer {
     /// When in-flight pieces are next checked for timeouts, while any are.
     pub fn scan_due(&self) -> Option<Instant> {
         self.scan_due
+    }
+
+    /// The bytes of chunks verified so far (by `files`, the node's), and the rate since
+    /// the transfer began.
+    pub fn verified_bytes_and_rate(
+        &self,
+        files: &std::collections::BTreeMap<wire::Hash, crate::node::LocalFile>,
+        now: Instant,
+    ) -> (u64, f64) {
+        let m = &self.manifest;
+        let verified = files.get(&m.info_hash).map_or(0, |f| m.held_bytes(&f.have));
+        let seconds = now.saturating_duration_since(self.started_at).as_secs_f64();
+        let rate = if seconds > 0.0 {
+            verified as f64 / seconds
+        } else {
+            0.0
+        };
+        (verified, rate)
     }
 
     /// Pieces requested of peer `index` and not in.
@@ -626,10 +596,19 @@ impl Transfer {
         {
             return None;
         }
-        let chunk = match self.pick_chunk(&peers[index]) {
+        let chunk = match pick::pick_chunk(self, &peers[index]) {
             Some(chunk) => chunk,
             // Nothing unclaimed: help where a chunk waits on a busy or slow peer.
-            None if self.loads[index].chunks.is_empty() => self.take_over(peers, index, now)?,
+            None if self.loads[index].chunks.is_empty() => {
+                let (chunk, owner) = pick::chunk_to_take_over(self, peers, index, now)?;
+                self.release_chunk(owner, chunk);
+                log::debug!(
+                    "endgame: node {} takes chunk {chunk} over from node {}",
+                    peers[index].node_id,
+                    peers[owner].node_id
+                );
+                chunk
+            }
             None => return None,
         };
         let piece_bytes = peers[index].piece_bytes(self.piece_bytes_max);
@@ -661,99 +640,6 @@ impl Transfer {
         };
         let (first, count) = unrequested_run(progress, limit)?;
         Some((chunk, first, count))
-    }
-
-    /// A chunk for this peer: an abandoned active one first, else the rarest missing one it
-    /// holds (and did not send us a bad copy of).
-    fn pick_chunk(&self, peer: &Peer) -> Option<u32> {
-        let count = self.chunks.len() as u32;
-        if count == 0 {
-            return None;
-        }
-        let mut abandoned = None;
-        let mut rarest: Option<(u16, u32)> = None;
-        // Every (downloader, peer) pair starts its search at its own chunk (Fibonacci
-        // hashing of both ids): downloaders served by the same holder then fetch different
-        // chunks from it, and have something to trade.
-        let pair = (u64::from(self.own_node_id) << 32) | u64::from(peer.node_id);
-        let start = ((pair.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32) % u64::from(count)) as u32;
-        let mut looked = 0;
-        for step in 0..count {
-            let chunk = (start + step) % count;
-            match &self.chunks[chunk as usize] {
-                ChunkState::Active(progress)
-                    if progress.owner.is_none() && self.usable(peer, chunk) =>
-                {
-                    abandoned = Some(chunk);
-                    break;
-                }
-                ChunkState::Missing if self.usable(peer, chunk) => {
-                    let holders = self.availability[chunk as usize];
-                    if rarest.is_none_or(|(best, _)| holders < best) {
-                        rarest = Some((holders, chunk));
-                    }
-                    looked += 1;
-                    // A chunk only this peer holds cannot be beaten; past the window, settle.
-                    if holders <= 1 || looked >= RAREST_WINDOW_CHUNKS {
-                        break;
-                    }
-                }
-                _ => {}
-            }
-        }
-        abandoned.or(rarest.map(|(_, chunk)| chunk)).or_else(|| {
-            // A bad copy may have been damaged on the way: when this peer has nothing else
-            // to give, it may try a chunk it sent badly again (it is dropped after
-            // BAD_CHUNKS_MAX bad chunks), rather than leave the download stuck when no other
-            // peer holds it.
-            let have = peer.have.as_ref()?;
-            (0..count).find(|&chunk| have.get(chunk) && self.chunks[chunk as usize].claimable())
-        })
-    }
-
-    /// Endgame: takes a chunk peer `index` holds away from a peer that has several, or that
-    /// has sent nothing for a while. The pieces already received stay.
-    fn take_over(&mut self, peers: &[Peer], index: usize, now: Instant) -> Option<u32> {
-        let mut best: Option<(u32, u32)> = None;
-        let typical_gap = super::pace::typical_gap(peers).unwrap_or(super::peer::RTO_MIN);
-        for chunk in 0..self.chunks.len() as u32 {
-            let ChunkState::Active(progress) = &self.chunks[chunk as usize] else {
-                continue;
-            };
-            let Some(owner) = progress.owner else {
-                continue;
-            };
-            if owner == index || !self.usable(&peers[index], chunk) {
-                continue;
-            }
-            let stale = now.saturating_duration_since(progress.last_piece_at)
-                >= peers[owner].rto() * STALE_RTOS;
-            // A chunk the owner has not asked for yet costs nothing to take; one in flight is
-            // taken only when it stalled, or the pieces already on their way would be wasted.
-            let untouched =
-                progress.received.count() == 0 && progress.requested_at.iter().all(Option::is_none);
-            let missing = progress.received.len() - progress.received.count();
-            let outpaced =
-                super::pace::outpaced(&peers[owner], &peers[index], missing, typical_gap);
-            if stale || outpaced || (untouched && self.loads[owner].chunks.len() > 1) {
-                let received = progress.received.count();
-                if best.is_none_or(|(fewest, _)| received < fewest) {
-                    best = Some((received, chunk));
-                }
-            }
-        }
-        let (_, chunk) = best?;
-        let ChunkState::Active(progress) = &self.chunks[chunk as usize] else {
-            return None;
-        };
-        let owner = progress.owner?;
-        self.release_chunk(owner, chunk);
-        log::debug!(
-            "endgame: node {} takes chunk {chunk} over from node {}",
-            peers[index].node_id,
-            peers[owner].node_id
-        );
-        Some(chunk)
     }
 
     /// Pieces requested longer than the peer's timeout ago, or overtaken by pieces asked
@@ -887,30 +773,6 @@ impl Transfer {
             }
         }
     }
-}
-
-/// First run of pieces neither received nor requested, at most `limit` long.
-fn unrequested_run(progress: &mut ChunkProgress, limit: u32) -> Option<(u32, u32)> {
-    let pieces = progress.received.len();
-    let mut first = progress.next_unrequested;
-    while first < pieces
-        && (progress.received.get(first) || progress.requested_at[first as usize].is_some())
-    {
-        first += 1;
-    }
-    progress.next_unrequested = first;
-    if first >= pieces {
-        return None;
-    }
-    let mut count = 1;
-    while count < limit
-        && first + count < pieces
-        && !progress.received.get(first + count)
-        && progress.requested_at[(first + count) as usize].is_none()
-    {
-        count += 1;
-    }
-    Some((first, count))
 }
 
 #[cfg(test)]

@@ -123,3 +123,117 @@ fn availability_counts_each_peer_showing_a_chunk_once() {
     transfer.replace_have(Some(&first), None);
     assert_eq!(transfer.availability, [0, 0, 0]);
 }
+
+/// Two peers holding the whole 3-chunk file, both with a cookie and its have-map counted.
+fn two_holders(transfer: &mut Transfer, now: Instant) -> Vec<Peer> {
+    (0..2u16)
+        .map(|i| {
+            let addr = SocketAddr::from(([10, 0, 0, 2], 4000 + i));
+            let mut peer = Peer::new(
+                3 + u32::from(i),
+                addr,
+                false,
+                65_536,
+                crate::node::PaceMode::Off,
+                now,
+            );
+            peer.have = Some(bitmap(&[0, 1, 2]));
+            transfer.replace_have(None, peer.have.as_ref());
+            peer
+        })
+        .collect()
+}
+
+/// The account follows every change of hands: requests, a piece in, an endgame take-over
+/// (the old owner's pieces in flight are settled, and the new owner goes on where it
+/// stopped), a timeout scan and a dropped peer.
+#[test]
+fn the_account_follows_chunks_from_peer_to_peer() {
+    let mut transfer = transfer("account");
+    let start = Instant::now();
+    let mut peers = two_holders(&mut transfer, start);
+    // Peer 0 takes all three chunks, one request of two pieces each.
+    let mut asked = Vec::new();
+    while let Some(request) = transfer.request(&peers, 0, 64, start) {
+        asked.push(request.chunk);
+    }
+    asked.sort_unstable();
+    assert_eq!(asked, [0, 1, 2]);
+    assert_eq!(transfer.in_flight(0), 6);
+    transfer.check_invariants(&peers);
+    // The first piece of one of them comes in.
+    let first = transfer.chunks_of(0)[0];
+    let taken = transfer.take_piece(3, first, 0, &[1; 8 << 10], start);
+    assert!(taken.is_ok_and(|taken| taken.owner == Some(0)));
+    assert_eq!(transfer.in_flight(0), 5);
+    transfer.check_invariants(&peers);
+    // Long after, peer 1 is idle and nothing is unclaimed: it takes over the chunk of
+    // peer 0 with the fewest pieces in, stalled for four of peer 0's timeouts.
+    let later = start + Duration::from_secs(2);
+    let request = transfer.request(&peers, 1, 64, later).unwrap();
+    assert_ne!(
+        request.chunk, first,
+        "the chunk with a piece in is taken last"
+    );
+    assert_eq!(
+        transfer.in_flight(0),
+        3,
+        "the taken chunk's requests are settled"
+    );
+    assert_eq!(transfer.chunks_of(1), [request.chunk]);
+    transfer.check_invariants(&peers);
+    // Every request of peer 0 timed out by now: the scan settles them.
+    let lost = transfer.scan_timeouts(&mut peers, later, &mut Default::default());
+    assert!(lost.is_empty(), "a loopback path is not narrowed");
+    assert_eq!(transfer.in_flight(0), 0);
+    assert_eq!(peers[0].pieces_lost, 3);
+    transfer.check_invariants(&peers);
+    // Peer 1 is dropped: its chunk is free for others, keeping the pieces in.
+    peers[1].dropped = true;
+    transfer.release_peer(1);
+    transfer.replace_have(peers[1].have.take().as_ref(), None);
+    assert_eq!((transfer.in_flight(1), transfer.chunks_of(1)), (0, &[][..]));
+    transfer.check_invariants(&peers);
+}
+
+/// A chunk a peer finished leaves its account, and its hash check settles the count of
+/// chunks hashing.
+#[test]
+fn a_complete_chunk_leaves_its_owner_and_is_hashed_once() {
+    let mut transfer = transfer("complete");
+    let now = Instant::now();
+    let peers = two_holders(&mut transfer, now);
+    let request = transfer.request(&peers, 0, 2, now).unwrap();
+    let chunk = request.chunk;
+    for offset in [0, 8 << 10] {
+        let taken = transfer.take_piece(3, chunk, offset, &[1; 8 << 10], now);
+        assert!(taken.is_ok());
+    }
+    assert!(transfer.chunks_of(0).is_empty());
+    assert_eq!(transfer.in_flight(0), 0);
+    assert!(matches!(
+        transfer.take_piece(3, chunk, 0, &[1; 8 << 10], now),
+        Err(Refused::Unrequested)
+    ));
+    transfer.check_invariants(&peers);
+    assert_eq!(transfer.hash_checked(chunk, true), Some(3));
+    assert_eq!(
+        transfer.hash_checked(chunk, true),
+        None,
+        "a late duplicate result"
+    );
+    transfer.check_invariants(&peers);
+}
+
+/// The check catches an account that does not add up: pieces counted in flight that no
+/// chunk of the peer has requested.
+#[test]
+#[should_panic(expected = "in-flight count")]
+fn an_account_that_does_not_add_up_is_caught() {
+    let mut transfer = transfer("broken");
+    let now = Instant::now();
+    let peers = two_holders(&mut transfer, now);
+    transfer.request(&peers, 0, 2, now).unwrap();
+    transfer.loads[0].in_flight += 1;
+    transfer.check_invariants(&peers);
+}
