@@ -23,32 +23,38 @@
 //!
 //! [`Download`] (this file) is a router: every input the node hands a download lands in one
 //! of its `handle_*` methods, which passes it on to the part that owns the state, and acts
-//! on what that part answers (drop a peer, recruit another, send a request). The parts are
-//! types of their own, each in its file, with private fields:
+//! on what that part answers (fail, publish, start the transfer). The parts are types of
+//! their own, each in its file; operations that need more than their own state are handed
+//! it explicitly:
 //!
-//! * `peer.rs`: [`Peer`], one holder as this download sees it (address, cookie, have-map,
-//!   round trip, pace, path MTU, congestion, what it sent). Peers are never removed from the
-//!   download's list, only marked dropped, so a peer's index names it for good.
+//! * `phase.rs`: [`Phase`], where the download stands; each phase's state is its own type.
+//! * `peers.rs`: [`Peers`], the peers in use and the candidates: recruiting, asking (have-
+//!   maps, manifest parts, pieces), their deadlines, dropping. A peer is never removed from
+//!   the list, only marked dropped, so its index names it for good. Its operations take the
+//!   rest of the download they touch as an [`Of`] (name, info hash, phase).
+//! * `peer.rs`: [`peer::Peer`], one holder as this download sees it (address, cookie,
+//!   have-map, round trip, pace, path MTU, congestion, what it sent). It is a record the
+//!   other files read and write; what must add up across peers is not in it.
 //! * `transfer.rs`: [`Transfer`], the chunk table and the whole account of what was asked
-//!   of whom (each chunk's owner, each peer's chunks and pieces in flight), with its
-//!   invariants asserted after every input in debug builds; it picks chunks and runs of
-//!   pieces, takes pieces in, and finds lost ones.
+//!   of whom (each chunk's owner, each peer's chunks and pieces in flight), behind private
+//!   fields, with its invariants asserted after every input in debug builds; it picks
+//!   chunks and runs of pieces (`transfer/pick.rs`), takes pieces in, and finds lost ones.
 //! * `lookup.rs`: [`lookup::Lookups`], the holders we may recruit and when the tracker is
-//!   asked again; `manifest.rs`: [`manifest::ManifestFetch`], the manifest part by part.
+//!   asked again; `manifest.rs`: [`ManifestFetch`], the manifest part by part.
 //! * `pace.rs` sizes request windows, `congestion.rs` sets the pace asked of each peer,
 //!   `diagnosis.rs` gathers what peers and the tracker showed and says why a download is
-//!   slow or failed, `finish.rs` says what becomes of a partial file.
+//!   slow or failed, `finish.rs` says how a download ended and what became of its file.
 //!
 //! ## One piece, from arrival to disk
 //!
 //! The node hands a `Piece` datagram to [`Download::handle_peer_message`], which finds the
-//! sender among the peers and calls `Download::piece`. There [`Transfer::take_piece`] checks
-//! that the piece is one of a chunk arriving, where one fits, and not in yet; writes it into
-//! the partial file (the `PieceWriter`); marks it received; and settles the owner's
-//! in-flight count. The sender's [`Peer::on_piece`] then updates its round trip, pace and
+//! sender among the peers and gives the piece to [`Transfer::receive`]. That checks the
+//! piece is one of a chunk arriving, where one fits, and not in yet; writes it into the
+//! partial file (the `PieceWriter`); marks it received; and settles the owner's in-flight
+//! count. The sender's [`peer::Peer::on_piece`] then updates its round trip, pace and
 //! congestion model, and the owner's window follows. When the piece completes its chunk,
-//! the transfer flushes the writer and marks the chunk hashing, and the download hands a
-//! hash check ([`Transfer::check_job`]) to a hasher thread. Its answer comes back through
+//! the transfer flushes the writer, marks the chunk hashing, and hands a hash check
+//! ([`Transfer::check_job`]) to a hasher thread. Its answer comes back through
 //! [`Download::chunk_checked`]: a chunk that verified is recorded in the have-file and
 //! credited to its sender; when every chunk did, `Download::publish` renames the file.
 
@@ -60,6 +66,7 @@ mod manifest;
 mod pace;
 mod peer;
 mod peers;
+mod phase;
 mod transfer;
 
 use super::{LocalFile, Parts};
@@ -69,6 +76,7 @@ pub(crate) use diagnosis::TrackerHeard;
 pub(crate) use finish::resume_command;
 use manifest::{ByHash, ManifestFetch};
 use peers::{Of, Peers};
+use phase::Phase;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -93,45 +101,6 @@ pub(crate) enum Handled {
     Consumed,
     /// The manifest checked and the partial file exists: the node may announce.
     ManifestReady(Hash),
-}
-
-enum Phase {
-    LookingUp,
-    Manifest(ManifestFetch),
-    Transfer(Transfer),
-    /// The manifest checked, but the disk has no room for the partial file: tried again
-    /// every [`DISK_RETRY`], never given up.
-    WaitingForSpace(Manifest),
-    Done,
-    Failed,
-}
-
-impl Phase {
-    fn finished(&self) -> bool {
-        matches!(self, Phase::Done | Phase::Failed)
-    }
-
-    /// Bytes verified and the file's size (once known), and the rate since the transfer
-    /// began.
-    fn progress(&self, files: &BTreeMap<Hash, LocalFile>, now: Instant) -> (u64, Option<u64>, f64) {
-        match self {
-            Phase::Transfer(transfer) => {
-                let (verified, rate) = transfer.verified_bytes_and_rate(files, now);
-                (verified, Some(transfer.manifest().file_bytes), rate)
-            }
-            Phase::Manifest(fetch) => (0, Some(fetch.file_bytes()), 0.0),
-            Phase::WaitingForSpace(manifest) => (0, Some(manifest.file_bytes), 0.0),
-            _ => (0, None, 0.0),
-        }
-    }
-
-    /// Pieces requested of peer `index` and not in (none outside a transfer).
-    fn in_flight(&self, index: usize) -> u32 {
-        match self {
-            Phase::Transfer(transfer) => transfer.in_flight(index),
-            _ => 0,
-        }
-    }
 }
 
 pub(crate) struct Download {

@@ -16,7 +16,7 @@ pub const CANDIDATES_MAX: usize = 2 * wire::LOOKUP_HOLDERS_MAX;
 pub const LOOKUP_RETRY: Duration = Duration::from_secs(1);
 pub const LOOKUP_RETRY_MAX: Duration = Duration::from_secs(30);
 /// While a transfer runs, partial holders that do not help are let go this often
-/// (`Download::drop_unhelpful`); [`SWARM_REFRESH_SHORT`] while fewer than
+/// (`Peers::drop_unhelpful`); [`SWARM_REFRESH_SHORT`] while fewer than
 /// `PARTIAL_PEERS_MAX` partial holders are in use, as at the start of a swarm, when new
 /// ones appear every moment.
 pub const SWARM_REFRESH: Duration = Duration::from_secs(1);
@@ -79,7 +79,7 @@ impl Lookups {
     }
 
     /// The holders listed before are gone: trying them again is for the peers we have, not
-    /// for the candidates (see `Download::recruit`).
+    /// for the candidates (see `Peers::recruit`).
     pub fn forget_candidates(&mut self) {
         self.candidates.clear();
     }
@@ -219,7 +219,7 @@ impl Lookups {
         added
     }
 
-    /// How many partial holders of the last look-up `Download::recruit` would take now if
+    /// How many partial holders of the last look-up `Peers::recruit` would take now if
     /// there were room: not in use, and not dropped lately. Dropping a partial holder for
     /// another makes sense only when there is another: in a small swarm, where every
     /// downloader already uses every other, a peer dropped for holding nothing we need (or

@@ -35,7 +35,7 @@ pub(super) const RTO_MIN: Duration = Duration::from_millis(40);
 const RTO_MAX: Duration = Duration::from_secs(1);
 const RTO_START: Duration = Duration::from_millis(250);
 /// Pieces lost in a row, none arriving between, after which a path that carried large
-/// pieces is taken to have narrowed (see `Download::narrow_path`). At 3% random loss, 8
+/// pieces is taken to have narrowed (see `Peers::narrow_path`). At 3% random loss, 8
 /// in a row happen once in 10^12 pieces.
 pub(super) const BLACK_HOLE_LOSSES: u32 = 8;
 /// ... over at least this long (see [`BLACK_HOLE_LOSSES`]); well under `PEER_SILENCE`, so

@@ -13,8 +13,9 @@ use super::diagnosis;
 use super::lookup::{Lookups, SWARM_REFRESH, SWARM_REFRESH_SHORT};
 use super::manifest::{ByHash, Part};
 use super::peer::{ASK_RETRY, BAD_CHUNKS_MAX, BLACK_HOLE_LOSSES, PEER_SILENCE, PING_AFTER, Peer};
+use super::phase::Phase;
 use super::transfer::{REQUEST_PIECES_MAX, Transfer};
-use super::{HAVE_REFRESH, PARTIAL_PEERS_MAX, PEERS_PER_DOWNLOAD_MAX, Phase, UNHELPFUL_DROPS_MAX};
+use super::{HAVE_REFRESH, PARTIAL_PEERS_MAX, PEERS_PER_DOWNLOAD_MAX, UNHELPFUL_DROPS_MAX};
 use crate::node::Parts;
 use crate::storage::{Bitmap, Manifest};
 use crate::wire::{self, Hash, Message, PeerAsk, RejectReason, U32, U64};
@@ -548,7 +549,7 @@ impl Peers {
         peer.first_loss_in_a_row = None;
         peer.evidence
             .on_narrowed(old_bytes, peer.path.datagram_bytes());
-        // The user is told once a smaller piece arrives (`Download::piece`): only then is it
+        // The user is told once a smaller piece arrives (`Transfer::receive`): only then is it
         // known that small datagrams cross where large ones stopped, and not that nothing
         // does.
         log::info!(

@@ -30,7 +30,7 @@
 //! Not asserted: that a chunk's availability equals the number of peers not dropped whose
 //! have-map shows it. It does not, today, and making it so would change which chunks are
 //! picked: a have-map that arrives from a peer after it was dropped is counted, and
-//! forgotten uncounted when the peer is taken back (`Download::recruit` clears its map), so
+//! forgotten uncounted when the peer is taken back (`Peer::rejoin` clears its map), so
 //! the count stays one too high; one dropped while the manifest was fetched keeps a map that
 //! was never counted, and its next one uncounts it (`replace_have` saturates at zero). The
 //! simulated swarms under faults show the first (tests/sim_swarm.rs, in a debug build).
