@@ -83,7 +83,7 @@ pub fn check_tracker_datagram(bytes: &[u8]) {
     tracker.handle_datagram(now, from, bytes);
     tracker.handle_timeout(now);
     let mut buf = vec![0u8; wire::DATAGRAM_BYTES_MAX];
-    while let Some(transmit) = tracker.poll_transmit(&mut buf) {
+    while let Some(transmit) = tracker.poll_transmit(now, &mut buf) {
         assert_eq!(transmit.to, from, "a reply went to another address");
         assert!(
             proven || transmit.len <= bytes.len(),

@@ -16,6 +16,7 @@
 //!                         host's interface addresses
 //!  mtu.rs                 how large a datagram may be toward each peer: 64 KiB on loopback,
 //!                         1,232 bytes for control, pieces sized by a DPLPMTUD search
+//!  sans_io.rs             what every core offers its driver: the `Core` trait and `Transmit`
 //!  tracker.rs, node.rs    sans-IO state machines: handle_datagram / handle_timeout /
 //!                         handle_command in, poll_transmit / poll_timeout / poll_event out;
 //!                         `now` and a random seed are passed in, never read
@@ -28,17 +29,20 @@
 //!                         model of the path's bottleneck, run at the receiver
 //!  node/upload.rs         serving peers (cookies, pieces read from the file, rate limit;
 //!                         node/upload/pacer.rs keeps the pace each peer asked for)
-//!  node/bep15_client.rs  the node as a BEP 15 client of a standard tracker (udp://)
+//!  node/tracker_client.rs  the node's tracker client, one type with two variants: ours
+//!                         (tracker_client/ours.rs) and BEP 15 for a standard tracker
+//!                         (tracker_client/bep15.rs, `--tracker udp://`), and one set of
+//!                         news for the node
 //!  node/*.rs              the node's other parts, one subject each (datagram dispatch,
-//!                         console commands, hashing jobs, tracker link, status, watching
-//!                         the directory): the map is in node.rs's module doc
+//!                         console commands, hashing jobs, status, watching the
+//!                         directory): the map is in node.rs's module doc
 //!  tracker/register.rs, tracker/saving.rs  registration (cookies, tokens) and registry
 //!                         saves (at most one a second; replies wait for their token's save)
 //!  budget.rs              per-sender datagram budgets at the door (tracker, node)
 //!  wire.rs                every datagram of ours: fixed-layout big-endian views, checked decode
 //!  bep15.rs               the standard BitTorrent UDP tracker protocol (BEP 15) on the wire,
 //!                         same style; tracker/bep15_server.rs is its server, beside our own
-//!                         protocol, and node/bep15_client.rs its client
+//!                         protocol, and node/tracker_client/bep15.rs its client
 //!  bencode.rs, metainfo.rs  `.torrent` files and magnet links: written by `export`, read
 //!                         by `download`
 //!  storage.rs             manifests, have-bitmaps, stamps of shared files
@@ -104,6 +108,7 @@ pub mod mtu;
 pub mod node;
 pub mod reactor;
 pub mod rng;
+pub mod sans_io;
 pub mod secrets;
 #[cfg(any(test, feature = "testing"))]
 pub mod sim;
@@ -113,17 +118,4 @@ pub mod udp;
 pub mod units;
 pub mod wire;
 
-use std::net::SocketAddr;
-
-/// One datagram a sans-IO core wants sent: `len` bytes at the front of the buffer it was
-/// given by `poll_transmit`, to `to`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Transmit {
-    pub to: SocketAddr,
-    pub len: usize,
-    /// Send it from the local address this remote's datagrams reach us at, not `to`'s: a
-    /// tracker's challenge to the address a node advertises must come from the address the
-    /// node asked. `None`: `to`'s own. (Matters only on a socket bound to all addresses; see
-    /// `udp::ReplySources`.)
-    pub source_as_for: Option<SocketAddr>,
-}
+pub use sans_io::{Core, Transmit};

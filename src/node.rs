@@ -13,12 +13,11 @@
 //! * `dispatch`: which part an arriving datagram goes to, after the per-sender budget;
 //! * `commands`: the console's commands: sharing, downloading by name, exporting;
 //! * `jobs`: hashing jobs (sharing a file, checking a chunk) and their results;
-//! * `tracker_link`: register, heartbeat, announce, look-up, credit, exit, all with
-//!   retries and backoff;
+//! * `tracker_client`: the tracker, whichever protocol it speaks: ours (register, heartbeat,
+//!   announce, look-up, credit, exit, all with retries and backoff) or a standard BitTorrent
+//!   tracker's (BEP 15: no registration, credit, exit or ranking there);
 //! * `advertise`: the address we ask trackers to give out (`--advertise`), and recognising
 //!   ourselves in peer lists;
-//! * `bep15_client`: the same node announcing to a standard BitTorrent tracker (BEP 15)
-//!   instead, when configured with one: no registration, credit, exit or ranking there;
 //! * `download` (and `download/transfer`): the receiver-driven transfer: manifest,
 //!   have-maps, chunk scheduling, per-peer windows, timeouts, verification, publishing;
 //! * `exchange`: telling a peer that asked for a have-map of other peers holding the file;
@@ -31,28 +30,30 @@
 
 mod advertise;
 pub use advertise::{INTERFACE_ADDRESSES_MAX, SelfAddresses};
-mod bep15_client;
 mod commands;
+mod config;
+pub use config::{NodeConfig, PaceMode};
 mod dispatch;
 mod download;
 mod exchange;
 mod jobs;
-use bep15_client::Bep15Client;
+mod outbox;
+pub(crate) use outbox::Outbox;
+pub use outbox::{NodeEvent, NodeStats};
 mod status;
 #[cfg(test)]
 mod tests_budget;
-mod tracker_link;
+mod tracker_client;
 mod upload;
 mod watch;
 
 use crate::Transmit;
 use crate::budget::{self, SenderBudgets, Verdict};
 use crate::console::{self, Command};
-use crate::mtu::Routes;
 use crate::rng::Rng;
 use crate::secrets::Secrets;
 use crate::storage::{Bitmap, FileStamp, Manifest, Mapping, StateDir};
-use crate::wire::{self, Hash, Message, NodeAuth, RefusedReason, U32, U64};
+use crate::wire::{self, Hash, Message};
 use download::Download;
 pub use jobs::{Job, JobDone, run_job};
 pub use status::Progress;
@@ -61,7 +62,7 @@ use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tracker_link::{TrackerAsk, TrackerLink};
+use tracker_client::{Leaving, TrackerClient, TrackerNews};
 use upload::Uploader;
 
 /// Most files a node holds (shared or downloading).
@@ -72,11 +73,6 @@ pub const DOWNLOADS_MAX: usize = 64;
 pub const CONTROL_QUEUE_MAX: usize = 8192;
 /// Most lines, jobs and other events waiting to be polled.
 pub const EVENT_QUEUE_MAX: usize = 8192;
-/// First retry of an unanswered tracker request; doubles up to [`TRACKER_RETRY_MAX`].
-const TRACKER_RETRY_FIRST: Duration = Duration::from_millis(500);
-const TRACKER_RETRY_MAX: Duration = Duration::from_secs(8);
-/// Unanswered attempts after which the user is told the tracker is not answering.
-const TRACKER_SILENT_ATTEMPTS: u32 = 3;
 /// How long `exit` waits for the tracker's acknowledgement before leaving anyway.
 const EXIT_WAIT: Duration = Duration::from_secs(1);
 /// Most `.torrent` exports waiting for their file to be hashed or downloaded.
@@ -87,219 +83,6 @@ pub const EXPORTS_WAITING_MAX: usize = 64;
 /// (`wire::Peers`): at 500 ms, announces were a third of a downloader's datagrams to the
 /// tracker (issue 14).
 const ANNOUNCE_INTERVAL: Duration = Duration::from_secs(10);
-/// How long verified chunks are gathered before they are reported to the tracker as credit
-/// for their uploaders, in one datagram, unless a look-up carries them first (see
-/// `tracker_link`). The tracker ranks holders by credit, so it must not lag far: at 5 s,
-/// the simulated swarm with a quarter of its downloaders 10x slower took 0.1-0.2 T* longer.
-const CREDIT_INTERVAL: Duration = Duration::from_secs(2);
-/// The window of issue 14's goal for datagrams to the tracker (at most 20 in any 10 s).
-const TRACKER_WINDOW: Duration = Duration::from_secs(10);
-/// Look-ups for new holders go only while fewer datagrams than this went to the tracker in
-/// the last [`TRACKER_WINDOW`] (a guard: the budget below keeps them fewer).
-const LOOKUP_WINDOW_SENDS_MAX: usize = 13;
-/// The look-up budget: one per this on average, [`LOOKUP_BURST`] at once (see
-/// `TrackerLink::lookup_allowed_at`).
-const LOOKUP_SPACING: Duration = Duration::from_millis(750);
-const LOOKUP_BURST: u32 = 8;
-/// Send times remembered (more than any window holds at the goal).
-const TRACKER_WINDOW_SENDS_MAX: usize = 64;
-
-/// Everything a node is told on its command line (the original's `configs.py`, per node).
-#[derive(Clone, Debug)]
-pub struct NodeConfig {
-    pub node_id: u32,
-    pub tracker: SocketAddr,
-    /// The tracker is a standard BitTorrent one (BEP 15, `udp://`), not ours.
-    pub standard_tracker: bool,
-    /// The address our socket is bound to: its port is told to a standard tracker as the
-    /// peer port, and the tracker's lists are cleaned of it.
-    pub local_addr: SocketAddr,
-    /// `--advertise`: the address (port filled in) trackers are asked to give peers instead
-    /// of the one they see us at (see `advertise.rs`).
-    pub advertise: Option<SocketAddr>,
-    /// This host's interface addresses, for recognising ourselves in a standard tracker's
-    /// peer list when bound to all addresses (read by the reactor; empty in a simulation).
-    pub interface_ips: Vec<std::net::IpAddr>,
-    /// Holders a download pulls from at once (the original's `MAX_SPLITTNES_RATE`).
-    pub peers_max: usize,
-    /// Data bytes per piece datagram (the original's `CHUNK_PIECES_SIZE`).
-    pub piece_bytes: u32,
-    /// Chunk size for files this node shares (raised automatically for huge files).
-    pub chunk_bytes: u32,
-    /// How often the node tells the tracker it is alive (the original's `NODE_TIME_INTERVAL`).
-    pub heartbeat_interval: Duration,
-    /// A download with no usable holder for this long fails.
-    pub give_up_after: Duration,
-    /// Upload budget for the whole node, bytes per second.
-    pub max_upload_bytes_per_s: Option<u64>,
-    /// Most pieces in flight from one peer: bounded by the receive buffer the kernel granted.
-    pub window_pieces_max: u32,
-    /// Threads used to hash a file being shared.
-    pub hash_threads: usize,
-    /// Route MTUs toward peers (the kernel's in a real process): how large a datagram to a
-    /// peer may be (see [`crate::mtu`]).
-    pub routes: Routes,
-    /// Which peers a download asks for a pace (`--pace`).
-    pub pace: PaceMode,
-}
-
-/// Which peers a download asks to pace their pieces at the rate it measures (see
-/// `node/download/congestion.rs`). Unpaced peers send as fast as they can, and the window of
-/// one that loses pieces halves.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum PaceMode {
-    Off,
-    /// Peers across a network, not those on loopback-class routes (the default): on a real
-    /// link pacing keeps a bottleneck's queue from overflowing and random loss from slowing
-    /// the transfer (bench/netlab.py). Loopback-class routes, which include the simulation's,
-    /// stay unpaced: a paced swarm there finished later (bench/README.md, "Congestion
-    /// control").
-    OffLoopback,
-    Always,
-}
-
-impl PaceMode {
-    /// Whether a peer whose route has `route_mtu` is paced.
-    pub fn applies(self, route_mtu: u32) -> bool {
-        match self {
-            PaceMode::Off => false,
-            PaceMode::OffLoopback => route_mtu < crate::mtu::LOOPBACK_MTU_MIN,
-            PaceMode::Always => true,
-        }
-    }
-}
-
-impl NodeConfig {
-    pub fn new(node_id: u32, tracker: SocketAddr) -> NodeConfig {
-        NodeConfig {
-            node_id,
-            tracker,
-            standard_tracker: false,
-            local_addr: SocketAddr::from(([0, 0, 0, 0], 0)),
-            advertise: None,
-            interface_ips: Vec::new(),
-            peers_max: 3,
-            piece_bytes: wire::PIECE_BYTES_MAX as u32,
-            chunk_bytes: crate::storage::CHUNK_BYTES_DEFAULT,
-            heartbeat_interval: Duration::from_secs(20),
-            give_up_after: Duration::from_secs(30),
-            max_upload_bytes_per_s: None,
-            window_pieces_max: 64,
-            hash_threads: 2,
-            routes: Routes::assumed(),
-            pace: PaceMode::OffLoopback,
-        }
-    }
-}
-
-/// What the node tells the process around it.
-pub enum NodeEvent {
-    /// A line for the user (stdout) and the log.
-    Say(String),
-    /// Lines for the user only (stdout), not the log: the answers to `status` and `help`,
-    /// which a script may ask for thousands of times (each `status` is kilobytes).
-    Print(String),
-    /// Run this on a hasher thread and hand the result to `handle_job_done`.
-    Job(Job),
-    /// The node is done; exit the process with this code.
-    Exit(i32),
-}
-
-/// Counters of what arrived and what was dropped, shown by `status`.
-#[derive(Clone, Debug, Default)]
-pub struct NodeStats {
-    pub datagrams_received: u64,
-    pub dropped_malformed: u64,
-    pub dropped_unexpected: u64,
-    /// Requests dropped because their sender went over its budget ([`crate::budget`]).
-    pub dropped_over_budget: u64,
-    pub welcomes_sent: u64,
-    pub requests_rejected: u64,
-    pub pieces_received: u64,
-    pub pieces_unrequested: u64,
-    pub pieces_duplicate: u64,
-    /// Pieces taken for lost because their timeout passed.
-    pub pieces_timed_out: u64,
-    /// Pieces taken for lost because a piece asked later of the same paced holder arrived
-    /// first (see `download::timers::scan_timeouts`).
-    pub pieces_lost_out_of_order: u64,
-    pub pieces_sent: u64,
-    pub bytes_sent: u64,
-    pub chunks_failed_hash: u64,
-    pub upload_queue_full: u64,
-    /// Piece requests refused for want of an upload slot.
-    pub requests_busy: u64,
-    /// Requests to start a chunk refused while chunks sent fewer times wait (spreading).
-    pub requests_elsewhere: u64,
-    /// Have-maps sent unasked, when a chunk verified, to peers that asked lately.
-    pub haves_pushed: u64,
-    pub control_queue_full: u64,
-}
-
-/// A small datagram waiting to be sent.
-struct Outgoing {
-    to: SocketAddr,
-    bytes: Vec<u8>,
-}
-
-/// Queues shared by the node's parts: what to send, what to tell, what was counted.
-pub(crate) struct Outbox {
-    control: VecDeque<Outgoing>,
-    events: VecDeque<NodeEvent>,
-    stats: NodeStats,
-    /// Where a datagram is encoded before it is copied, at its length, into the queue.
-    scratch: Vec<u8>,
-}
-
-impl Outbox {
-    /// Queues a datagram already encoded (a standard tracker's), under the same bound as
-    /// [`Outbox::send`].
-    fn send_bytes(&mut self, to: SocketAddr, bytes: Vec<u8>) {
-        if self.control.len() >= CONTROL_QUEUE_MAX {
-            self.stats.control_queue_full += 1;
-            return;
-        }
-        self.control.push_back(Outgoing { to, bytes });
-    }
-
-    /// Datagrams waiting in the control queue.
-    fn control_len(&self) -> usize {
-        self.control.len()
-    }
-
-    /// Queues a small datagram; dropped and counted when the queue is full (it is bounded,
-    /// and every request it carries is retried on a timer).
-    fn send(&mut self, to: SocketAddr, message: &Message<'_>) {
-        if self.control.len() >= CONTROL_QUEUE_MAX {
-            self.stats.control_queue_full += 1;
-            return;
-        }
-        match message.encode(&mut self.scratch) {
-            Ok(len) => self.control.push_back(Outgoing {
-                to,
-                bytes: self.scratch[..len].to_vec(),
-            }),
-            Err(error) => log::error!("cannot encode {:?}: {error:?}", message.kind()),
-        }
-    }
-
-    fn say(&mut self, line: String) {
-        self.event(NodeEvent::Say(line));
-    }
-
-    /// Lines for stdout alone: see [`NodeEvent::Print`].
-    fn print(&mut self, text: String) {
-        self.event(NodeEvent::Print(text));
-    }
-
-    fn event(&mut self, event: NodeEvent) {
-        if self.events.len() < EVENT_QUEUE_MAX {
-            self.events.push_back(event);
-        } else {
-            log::warn!("event queue full; an event was dropped");
-        }
-    }
-}
 
 /// A file this node holds, whole or in part.
 pub(crate) struct LocalFile {
@@ -335,13 +118,7 @@ struct Exiting {
 pub struct Node {
     config: NodeConfig,
     state: StateDir,
-    tracker: TrackerLink,
-    /// Set when the tracker is a standard one: then `tracker` stays idle.
-    standard: Option<Bep15Client>,
-    /// Where peers may find us, and the addresses a peer list may name us by.
-    me: SelfAddresses,
-    /// How our tracker lists us, and the cookie for the advertised address.
-    listing: advertise::Listing,
+    tracker: TrackerClient,
     files: BTreeMap<Hash, LocalFile>,
     /// Files being hashed for sharing right now: each name, with when a hasher thread was
     /// asked for its manifest.
@@ -391,28 +168,18 @@ impl Node {
         );
         let budgets = SenderBudgets::new(budget::NODE_SENDERS_MAX, secrets.u64(), now);
         let me = SelfAddresses::new(config.local_addr, config.advertise, &config.interface_ips);
-        let standard = config
-            .standard_tracker
-            .then(|| Bep15Client::new(config.tracker, me.clone(), secrets.u64()));
+        let tracker = TrackerClient::new(&config, me, token, || secrets.u64(), now);
         Node {
             budgets,
             exchange: exchange::Exchange::default(),
-            standard,
-            me,
-            listing: advertise::Listing::default(),
-            tracker: TrackerLink::new(config.tracker, token, now),
+            tracker,
             config,
             state,
             files: BTreeMap::new(),
             hashing: Vec::new(),
             downloads: Vec::new(),
             uploader,
-            out: Outbox {
-                control: VecDeque::new(),
-                events: VecDeque::new(),
-                stats: NodeStats::default(),
-                scratch: vec![0; wire::DATAGRAM_BYTES_MAX],
-            },
+            out: Outbox::new(),
             exiting: None,
             exit_when_done: false,
             refused: false,
@@ -436,13 +203,6 @@ impl Node {
         self.config.node_id
     }
 
-    fn auth(&self) -> NodeAuth {
-        NodeAuth {
-            node_id: U32::new(self.config.node_id),
-            token: U64::new(self.tracker.token),
-        }
-    }
-
     // ---- inputs (datagrams: `dispatch`; commands: `commands`; jobs: `jobs`) --------------
 
     /// Timers that are due fire; a call with nothing due does nothing.
@@ -456,34 +216,15 @@ impl Node {
                 "the tracker did not answer in time; it forgets this node when it expires",
             );
         }
-        if let Some(standard) = &mut self.standard {
-            if self.exiting.is_none() {
-                standard.handle_timeout(now);
-                self.after_standard(now);
-            }
-        } else if now >= self.tracker.register_due && self.exiting.is_none() {
-            self.send_register(now);
-        }
-        if self.tracker.registered {
-            let due: Vec<TrackerAsk> = self
-                .tracker
-                .pending
-                .iter()
-                .filter(|p| p.next_send <= now)
-                .map(|p| p.ask.clone())
-                .collect();
-            for ask in due {
-                self.send_ask(now, &ask);
-            }
-        }
+        let leaving = self.exiting.is_some();
+        self.tracker
+            .handle_timeout(now, &mut self.out, &self.files, leaving);
+        self.take_tracker_news(now);
         // Credit that is due goes now in any case: when the look-up budget allows, it goes
         // inside the look-up a download would send soonest, so that the datagram also brings
         // news of holders (the window of recent datagrams, full in a busy swarm, holds back
         // only look-ups that would add a datagram).
-        let credit_rides = self.standard.is_none()
-            && self.tracker.registered
-            && self.tracker.credit_due.is_some_and(|t| t <= now)
-            && self.tracker.lookup_budget_allows(now);
+        let credit_rides = self.tracker.registered() && self.tracker.credit_may_ride(now);
         if credit_rides
             && let Some(index) = (0..self.downloads.len())
                 .filter_map(|i| Some((self.downloads[i].lookup_wanted_at()?, i)))
@@ -509,26 +250,19 @@ impl Node {
             }
         }
         for index in lookups {
-            // A standard tracker's announces are spaced by `standard_tracker` itself.
-            let allowed_at = match self.standard {
-                Some(_) => now,
-                None => self.tracker.lookup_allowed_at(now),
-            };
-            let carries_credit = self.standard.is_none()
-                && self.tracker.credit_due.is_some_and(|t| t <= now)
-                && self.tracker.lookup_budget_allows(now);
-            if allowed_at > now && !carries_credit {
+            let allowed_at = self.tracker.lookup_allowed_at(now);
+            if allowed_at > now && !self.tracker.credit_may_ride(now) {
                 self.downloads[index].defer_lookup(allowed_at);
                 continue;
             }
             self.tracker.lookup_spent(now);
             let name = self.downloads[index].name().to_string();
-            self.ask_tracker(now, TrackerAsk::Lookup(name));
+            self.want_holders(now, &name);
         }
-        if self.tracker.credit_due.is_some_and(|t| t <= now) {
-            self.send_credits(now);
+        if self.tracker.credit_due(now) {
+            self.tracker.send_credits(now, &mut self.out);
         }
-        self.standard_forget_failed(now);
+        self.forget_failed(now);
         self.check_done(now);
         if now >= self.files_check_due {
             self.files_check_due = now + watch::FILES_CHECK_INTERVAL;
@@ -544,11 +278,9 @@ impl Node {
     /// Control datagrams go first: requests and replies are small and keep transfers moving.
     #[must_use]
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit> {
-        if let Some(outgoing) = self.out.control.pop_front() {
-            let len = outgoing.bytes.len();
-            buf[..len].copy_from_slice(&outgoing.bytes);
+        if let Some((to, len)) = self.out.pop_control(buf) {
             return Some(Transmit {
-                to: outgoing.to,
+                to,
                 len,
                 source_as_for: None,
             });
@@ -558,9 +290,7 @@ impl Node {
             self.file_changed(now, info_hash, watch::Change::Short);
         }
         let (transmit, info_hash, payload_bytes) = sent?;
-        if let Some(standard) = &mut self.standard {
-            standard.count_uploaded(info_hash, u64::from(payload_bytes));
-        }
+        self.tracker.uploaded(info_hash, u64::from(payload_bytes));
         Some(transmit)
     }
 
@@ -573,16 +303,8 @@ impl Node {
                 earliest = Some(earliest.map_or(t, |e: Instant| e.min(t)));
             }
         };
-        match &self.standard {
-            Some(standard) if self.exiting.is_none() => consider(standard.poll_timeout()),
-            None if self.exiting.is_none() => consider(Some(self.tracker.register_due)),
-            _ => {}
-        }
-        if self.tracker.registered {
-            consider(self.tracker.pending.iter().map(|p| p.next_send).min());
-        }
+        consider(self.tracker.poll_timeout(self.exiting.is_some()));
         consider(self.files.values().filter_map(|f| f.announce_due).min());
-        consider(self.tracker.credit_due);
         consider(self.downloads.iter().filter_map(|d| d.poll_timeout()).min());
         consider(self.uploader.poll_timeout());
         if self.files.values().any(|f| f.stamp.is_some()) {
@@ -597,12 +319,12 @@ impl Node {
 
     #[must_use]
     pub fn poll_event(&mut self) -> Option<NodeEvent> {
-        self.out.events.pop_front()
+        self.out.pop_event()
     }
 
     /// Whether datagrams are waiting (the reactor keeps sending while this holds).
     pub fn has_transmit(&self, now: Instant) -> bool {
-        !self.out.control.is_empty() || self.uploader.has_piece(now)
+        self.out.control_len() > 0 || self.uploader.has_piece(now)
     }
 
     /// After a chunk verified or a download started: announce (rate-limited), publish.
@@ -616,7 +338,7 @@ impl Node {
         if file.complete() || (file.have.count() == 1 && file.announce_due.is_none()) {
             if file.complete() {
                 // What the download owes its uploaders is told with its end, not later.
-                self.send_credits(now);
+                self.tracker.send_credits(now, &mut self.out);
             }
             self.announce(now, info_hash);
         } else if file.announce_due.is_none() && file.have.count() > 0 {
@@ -708,17 +430,10 @@ impl Node {
             code,
             deadline: Some(now + EXIT_WAIT),
         });
-        if let Some(standard) = &mut self.standard {
-            // BEP 15 has no acknowledged exit: `stopped` announces go out with the exit.
-            standard.stop_all(now);
-            self.after_standard(now);
-            self.finish_exit("'stopped' announces sent to the tracker");
-        } else if self.tracker.registered {
-            self.tracker.pending.clear();
-            self.send_credits(now);
-            self.ask_tracker(now, TrackerAsk::Exit);
-        } else {
-            self.finish_exit("not registered with the tracker");
+        let leaving = self.tracker.exit(now, &mut self.out, &self.files);
+        self.take_tracker_news(now);
+        if let Leaving::Done(how) = leaving {
+            self.finish_exit(how);
         }
     }
 
@@ -735,6 +450,140 @@ impl Node {
         }
     }
 
+    // ---- the tracker ----------------------------------------------------------------------
+
+    /// Acts on what the tracker said (see [`TrackerNews`]): taken after every call to the
+    /// tracker client, so that it happens in the order the client met it.
+    fn take_tracker_news(&mut self, now: Instant) {
+        for news in self.tracker.take_news() {
+            match news {
+                TrackerNews::Say(line) => self.out.say(line),
+                TrackerNews::SaveToken(token) => {
+                    if let Err(error) = self.state.save_token(token) {
+                        self.out
+                            .say(format!("cannot save the node's identity: {error}"));
+                    }
+                }
+                TrackerNews::AnnounceAll => {
+                    let hashes: Vec<Hash> = self.files.keys().copied().collect();
+                    for info_hash in hashes {
+                        self.announce(now, info_hash);
+                    }
+                    self.tracker.resend_pending(now);
+                }
+                TrackerNews::Acknowledged {
+                    info_hash,
+                    chunks_held,
+                } => self.acknowledged(now, info_hash, chunks_held),
+                TrackerNews::Holders {
+                    name,
+                    versions,
+                    holders,
+                } => {
+                    let own = self.config.node_id;
+                    let mut ctx = self.context();
+                    for download in ctx.downloads.iter_mut().filter(|d| d.name() == name) {
+                        download.handle_lookup(&mut ctx.parts, now, own, &versions, &holders);
+                    }
+                }
+                TrackerNews::Peers { info_hash, peers } => {
+                    if let Some(file) = self.files.get_mut(&info_hash)
+                        && file.complete()
+                        && file.acknowledged_chunks != Some(file.have.count())
+                    {
+                        file.acknowledged_chunks = Some(file.have.count());
+                        self.out.say(sharing_line(&file.manifest));
+                    }
+                    let own = self.config.node_id;
+                    let mut ctx = self.context();
+                    for download in ctx
+                        .downloads
+                        .iter_mut()
+                        .filter(|d| d.info_hash() == Some(info_hash))
+                    {
+                        download.handle_peers(&mut ctx.parts, now, own, &peers);
+                    }
+                }
+                TrackerNews::ExitAcknowledged => self.finish_exit("the tracker was told"),
+            }
+        }
+    }
+
+    /// Our tracker recorded `chunks_held` chunks of `info_hash` for us.
+    fn acknowledged(&mut self, now: Instant, info_hash: Hash, chunks_held: u32) {
+        if self
+            .files
+            .get(&info_hash)
+            .is_some_and(|f| f.have.count() == 0 && !f.complete())
+        {
+            // The tracker recorded a withdrawal: forget the file.
+            self.files.remove(&info_hash);
+        } else if let Some(file) = self.files.get_mut(&info_hash) {
+            let first_complete =
+                file.complete() && file.acknowledged_chunks != Some(file.have.count());
+            file.acknowledged_chunks = Some(chunks_held);
+            if file.acknowledged_chunks != Some(file.have.count()) {
+                file.announce_due = Some(now);
+            } else if first_complete {
+                self.out.say(sharing_line(&file.manifest));
+            }
+        }
+    }
+
+    /// Tells the tracker how many chunks of `info_hash` we hold (now, or soon when the count
+    /// is growing fast).
+    fn announce(&mut self, now: Instant, info_hash: Hash) {
+        let Some(file) = self.files.get_mut(&info_hash) else {
+            return;
+        };
+        // An empty file has no chunks: complete, it is announced all the same.
+        if file.have.count() == 0 && !file.complete() {
+            return;
+        }
+        file.announce_due = None;
+        self.update_tracker(now, info_hash);
+    }
+
+    /// Tells the tracker what we hold of `info_hash` now, and whether we download it.
+    fn update_tracker(&mut self, now: Instant, info_hash: Hash) {
+        let downloading = self
+            .downloads
+            .iter()
+            .any(|d| d.info_hash() == Some(info_hash) && !d.finished());
+        self.tracker
+            .update(now, &mut self.out, &self.files, info_hash, downloading);
+        self.take_tracker_news(now);
+    }
+
+    /// The download of `name` asks for holders.
+    fn want_holders(&mut self, now: Instant, name: &str) {
+        let info_hashes: Vec<Hash> = self
+            .downloads
+            .iter()
+            .filter(|d| d.name() == name && !d.finished())
+            .filter_map(|d| d.info_hash())
+            .collect();
+        self.tracker
+            .want_holders(now, &mut self.out, &self.files, name, &info_hashes);
+        self.take_tracker_news(now);
+    }
+
+    /// A failed download stops asking a standard tracker for peers; what it verified stays
+    /// announced (it is served), and with nothing verified the info hash is no longer
+    /// announced.
+    fn forget_failed(&mut self, now: Instant) {
+        let failed: Vec<Hash> = self
+            .downloads
+            .iter()
+            .filter(|d| d.failed())
+            .filter_map(|d| d.info_hash())
+            .filter(|h| self.tracker.wants_peers(h))
+            .collect();
+        for info_hash in failed {
+            self.update_tracker(now, info_hash);
+        }
+    }
+
     fn fill_windows(&mut self, now: Instant) {
         let mut ctx = self.context();
         for download in ctx.downloads.iter_mut() {
@@ -743,7 +592,7 @@ impl Node {
     }
 
     fn context(&mut self) -> Context<'_> {
-        let tracker = self.tracker_heard();
+        let tracker = self.tracker.heard();
         Context {
             downloads: &mut self.downloads,
             parts: Parts {
@@ -754,6 +603,24 @@ impl Node {
                 tracker,
             },
         }
+    }
+}
+
+impl crate::Core for Node {
+    fn handle_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
+        Node::handle_datagram(self, now, from, bytes);
+    }
+
+    fn handle_timeout(&mut self, now: Instant) {
+        Node::handle_timeout(self, now);
+    }
+
+    fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit> {
+        Node::poll_transmit(self, now, buf)
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        Node::poll_timeout(self)
     }
 }
 
@@ -772,6 +639,18 @@ struct Context<'a> {
     parts: Parts<'a>,
 }
 
+/// What the user sees once the tracker knows the node holds a whole file: the line tests,
+/// the demo and scripts wait for.
+fn sharing_line(manifest: &Manifest) -> String {
+    format!(
+        "sharing {} ({}, {} bytes, {} chunks)",
+        manifest.name,
+        wire::hex(&manifest.info_hash),
+        manifest.file_bytes,
+        manifest.chunk_count()
+    )
+}
+
 /// A bounded queue or table: its name, how long it is now and its named limit.
 pub type QueueLen = (&'static str, usize, usize);
 
@@ -785,16 +664,27 @@ impl Node {
         self.uploader.debug_chunk_sends(file.manifest.info_hash)
     }
 
+    /// What this node would announce: info hash → chunks held, for every file it holds
+    /// some of (or an empty file).
+    #[doc(hidden)]
+    pub fn debug_announceable(&self) -> BTreeMap<Hash, u32> {
+        self.files
+            .iter()
+            .filter(|(_, file)| file.have.count() > 0 || file.complete())
+            .map(|(hash, file)| (*hash, file.have.count()))
+            .collect()
+    }
+
     /// Every bounded queue and table of the node, with its `*_MAX` limit.
     #[doc(hidden)]
     pub fn debug_queue_lens(&self) -> Vec<QueueLen> {
         vec![
             (
                 "node control queue",
-                self.out.control.len(),
+                self.out.control_len(),
                 CONTROL_QUEUE_MAX,
             ),
-            ("node event queue", self.out.events.len(), EVENT_QUEUE_MAX),
+            ("node event queue", self.out.events_len(), EVENT_QUEUE_MAX),
             (
                 "node files (held and hashing)",
                 self.files.len() + self.hashing.len(),

@@ -20,6 +20,7 @@
 //! Helper threads (hashers, the console) never touch the core: they talk to the reactor
 //! through crossbeam channels and wake it with a [`mio::Waker`].
 
+use crate::Core;
 use crate::cli::{self, NodeArgs, TrackerArgs};
 use crate::console;
 use crate::impair::{ImpairConfig, Impairment, Verdict};
@@ -185,8 +186,9 @@ impl Io {
     }
 
     /// Receives about [`RECV_BATCH_MAX`] datagrams (whole `recvmmsg` batches), handing each
-    /// to `handle` (through the impairment, when there is one).
-    fn receive(&mut self, now: Instant, mut handle: impl FnMut(SocketAddr, &[u8])) {
+    /// to the core (through the impairment, when there is one).
+    fn receive(&mut self, now: Instant, core: &mut impl Core) {
+        let mut handle = |from: SocketAddr, bytes: &[u8]| core.handle_datagram(now, from, bytes);
         self.more_to_read = false;
         let impairment = &mut self.impairment;
         if let Some(impairment) = impairment {
@@ -225,9 +227,10 @@ impl Io {
         self.more_to_read = true;
     }
 
-    /// Sends what `next` produces, up to [`SEND_ROUNDS_MAX`] batches. Returns true when the
-    /// core may have more to send.
-    fn transmit(&mut self, mut next: impl FnMut(&mut [u8]) -> Option<crate::Transmit>) -> bool {
+    /// Sends what the core has to send, up to [`SEND_ROUNDS_MAX`] batches. Returns true when
+    /// the core may have more.
+    fn transmit(&mut self, now: Instant, core: &mut impl Core) -> bool {
+        let mut next = |buf: &mut [u8]| core.poll_transmit(now, buf);
         // What the socket refused last time goes first.
         if !self.flush() {
             return false;
@@ -354,7 +357,7 @@ pub fn run_tracker(args: TrackerArgs) -> Result<i32, String> {
     loop {
         let stop = io.wait(earliest(tracker.poll_timeout(), io.held_due()));
         let now = Instant::now();
-        io.receive(now, |from, bytes| tracker.handle_datagram(now, from, bytes));
+        io.receive(now, &mut tracker);
         tracker.handle_timeout(now);
         while let Some(event) = tracker.poll_event() {
             match event {
@@ -373,7 +376,7 @@ pub fn run_tracker(args: TrackerArgs) -> Result<i32, String> {
             // Replies that hand out a newly saved token go out only now.
             tracker.snapshot_written(now, saved);
         }
-        while io.transmit(|buf| tracker.poll_transmit(buf)) {}
+        while io.transmit(now, &mut tracker) {}
         if stop {
             if let Some(snapshot) = tracker.poll_snapshot_at_stop() {
                 save_registry(&args.db_dir, &snapshot);
@@ -533,7 +536,7 @@ pub fn run_node(args: NodeArgs) -> Result<i32, String> {
         );
         let stop = io.wait(deadline);
         let now = Instant::now();
-        io.receive(now, |from, bytes| node.handle_datagram(now, from, bytes));
+        io.receive(now, &mut node);
         while let Some(result) = hashers.result() {
             node.handle_job_done(now, result);
         }
@@ -550,14 +553,14 @@ pub fn run_node(args: NodeArgs) -> Result<i32, String> {
                 NodeEvent::Print(text) => progress.print(&text),
                 NodeEvent::Job(job) => hashers.submit(job),
                 NodeEvent::Exit(code) => {
-                    while io.transmit(|buf| node.poll_transmit(now, buf)) {}
+                    while io.transmit(now, &mut node) {}
                     progress.clear();
                     log::info!("node {} exits with code {code}", args.node_id);
                     return Ok(code);
                 }
             }
         }
-        let core_has_more = io.transmit(|buf| node.poll_transmit(now, buf));
+        let core_has_more = io.transmit(now, &mut node);
         if core_has_more || (node.has_transmit(now) && !io.send_blocked) {
             // More to send: come straight back after a look at the socket. Not when the
             // socket is full: polling again at once would spin until it drains (on a slow

@@ -682,7 +682,7 @@ impl Sim {
                 self.tracker.snapshot_written(now, true);
             }
             for _ in 0..TRANSMITS_PER_STEP_MAX {
-                let Some(transmit) = self.tracker.poll_transmit(&mut self.buf) else {
+                let Some(transmit) = self.tracker.poll_transmit(now, &mut self.buf) else {
                     break;
                 };
                 let bytes = self.buf[..transmit.len].to_vec();

@@ -328,8 +328,9 @@ impl Tracker {
     }
 
     /// Writes the next reply into `buf`; replies that do not fit `buf` are dropped and counted.
+    /// (`now`: the shape every core shares, [`crate::Core`]; replies wait for no clock.)
     #[must_use]
-    pub fn poll_transmit(&mut self, buf: &mut [u8]) -> Option<Transmit> {
+    pub fn poll_transmit(&mut self, _now: Instant, buf: &mut [u8]) -> Option<Transmit> {
         while let Some((to, source_as_for, reply)) = self.transmits.pop_front() {
             let encoded = match &reply {
                 Outgoing::Registered(m) => Message::Registered(m).encode(buf),
@@ -858,5 +859,23 @@ impl Tracker {
                 VERSIONS_PER_NAME_MAX,
             ),
         ]
+    }
+}
+
+impl crate::Core for Tracker {
+    fn handle_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
+        Tracker::handle_datagram(self, now, from, bytes);
+    }
+
+    fn handle_timeout(&mut self, now: Instant) {
+        Tracker::handle_timeout(self, now);
+    }
+
+    fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit> {
+        Tracker::poll_transmit(self, now, buf)
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        Tracker::poll_timeout(self)
     }
 }

@@ -15,8 +15,8 @@
 //! address our tracker lists us at, or, when bound to all addresses, at any address of this
 //! host's interfaces (read by the reactor at start: a sans-IO core reads no system state).
 
-use super::*;
-use std::net::IpAddr;
+use crate::wire;
+use std::net::{IpAddr, SocketAddr};
 
 /// Most interface addresses kept for recognising ourselves; a host with more is unusual,
 /// and one not kept costs at most a request to ourselves, not correctness.
@@ -113,7 +113,7 @@ fn canonical(addr: SocketAddr) -> SocketAddr {
 #[derive(Clone, Debug, Default)]
 pub(super) struct Listing {
     /// The tracker's last Challenge cookie for the advertised address (zero: none yet).
-    pub(super) advertise_cookie: u64,
+    advertise_cookie: u64,
     /// The address the last Registered reply listed.
     listed: Option<SocketAddr>,
     /// Registered replies in a row that listed another address than the advertised one.
@@ -127,61 +127,71 @@ impl Listing {
     }
 }
 
-impl Node {
+impl Listing {
     /// The address fields of a Register: what we advertise, and the cookie that proves it.
-    pub(super) fn register_advertise(&self) -> ([u8; 16], u16, u64) {
-        match self.me.advertise() {
+    pub(super) fn register_fields(&self, me: &SelfAddresses) -> ([u8; 16], u16, u64) {
+        match me.advertise() {
             Some(addr) => (
                 wire::ip_to_bytes(addr.ip()),
                 addr.port(),
-                self.listing.advertise_cookie,
+                self.advertise_cookie,
             ),
             None => ([0; 16], 0, 0),
         }
     }
 
-    /// A Challenge for `addr`: the cookie goes back in the next Register, in the field for
-    /// that address. Whether `addr` is ours or the advertised one is decided by comparing;
-    /// a cookie for any other address is not ours to echo.
-    pub(super) fn take_challenge(&mut self, challenge: &wire::Challenge) {
+    /// A Challenge for `addr`: its cookie goes back in the next Register, in the field for
+    /// that address. Returns the cookie when it is for the address we send from (the caller
+    /// echoes it), `None` when it was for the advertised one (kept here). Whether `addr` is
+    /// ours or the advertised one is decided by comparing; a cookie for any other address is
+    /// not ours to echo.
+    pub(super) fn take_challenge(
+        &mut self,
+        me: &SelfAddresses,
+        challenge: &wire::Challenge,
+    ) -> Option<u64> {
         let addr = canonical(challenge.addr());
-        if Some(addr) == self.me.advertise() {
-            self.listing.advertise_cookie = challenge.cookie.get();
+        if Some(addr) == me.advertise() {
+            self.advertise_cookie = challenge.cookie.get();
+            None
         } else {
-            self.tracker.cookie = challenge.cookie.get();
+            Some(challenge.cookie.get())
         }
     }
 
     /// A Registered reply said the tracker gives peers `listed` for us. Returns whether to
-    /// register again at once: after the first registration, when the advertised address is
-    /// not listed yet, so that the tracker challenges it now rather than a heartbeat later.
-    pub(super) fn handle_listed(&mut self, listed: SocketAddr, first: bool) -> bool {
+    /// register again at once (after the first registration, when the advertised address is
+    /// not listed yet, so that the tracker challenges it now rather than a heartbeat later),
+    /// and a line for the user when there is news.
+    pub(super) fn handle_listed(
+        &mut self,
+        me: &mut SelfAddresses,
+        listed: SocketAddr,
+        first: bool,
+    ) -> (bool, Option<String>) {
         let listed = canonical(listed);
-        self.me.set_listed(listed);
-        let changed = self.listing.listed != Some(listed);
-        self.listing.listed = Some(listed);
-        let Some(advertise) = self.me.advertise() else {
+        me.set_listed(listed);
+        let changed = self.listed != Some(listed);
+        self.listed = Some(listed);
+        let Some(advertise) = me.advertise() else {
             if changed {
                 log::info!("the tracker gives peers {listed} for this node");
             }
-            return false;
+            return (false, None);
         };
         if listed == advertise {
-            if changed || self.listing.listed_elsewhere >= LISTED_ELSEWHERE_TOLD_AT {
-                self.out.say(format!(
-                    "the tracker gives peers our advertised address {advertise}"
-                ));
-            }
-            self.listing.listed_elsewhere = 0;
-            return false;
+            let line = (changed || self.listed_elsewhere >= LISTED_ELSEWHERE_TOLD_AT)
+                .then(|| format!("the tracker gives peers our advertised address {advertise}"));
+            self.listed_elsewhere = 0;
+            return (false, line);
         }
-        self.listing.listed_elsewhere = self.listing.listed_elsewhere.saturating_add(1);
-        if self.listing.listed_elsewhere == LISTED_ELSEWHERE_TOLD_AT {
-            self.out.say(format!(
+        self.listed_elsewhere = self.listed_elsewhere.saturating_add(1);
+        let line = (self.listed_elsewhere == LISTED_ELSEWHERE_TOLD_AT).then(|| {
+            format!(
                 "the tracker could not verify our advertised address {advertise} (its challenge sent there did not reach this node: check the port forward or the address); it gives peers {listed} instead"
-            ));
-        }
-        first
+            )
+        });
+        (first, line)
     }
 }
 

@@ -1,5 +1,5 @@
 //! Console commands: `help`, `status`, sharing, downloading by name, exporting `.torrent`
-//! files, exiting. (Downloads by info hash or `.torrent` are in `bep15_client`.)
+//! files, exiting, and downloads by info hash or `.torrent`.
 
 use super::*;
 
@@ -144,7 +144,7 @@ impl Node {
             self.refuse(format!("cannot download {name:?}: {problem}"));
             return;
         }
-        if self.standard.is_some() {
+        if !self.tracker.finds_by_name() {
             // A standard tracker knows info hashes, not names.
             match pin {
                 Some(info_hash) => self.download_by_hash(now, info_hash, Some(name), None),
@@ -203,6 +203,103 @@ impl Node {
             now,
             self.config.give_up_after,
         ));
-        self.ask_tracker(now, TrackerAsk::Lookup(name));
+        self.want_holders(now, &name);
+    }
+
+    /// Downloads `info_hash`: with a standard tracker, peers are found by it and the name
+    /// (unless given) comes from the manifest they send; with ours, a name is needed and the
+    /// download is pinned to `info_hash`.
+    pub(super) fn download_by_hash(
+        &mut self,
+        now: Instant,
+        info_hash: Hash,
+        name: Option<String>,
+        shape: Option<(u64, u32)>,
+    ) {
+        let hex = wire::hex(&info_hash);
+        if self.tracker.finds_by_name() {
+            match name {
+                Some(name) => self.download(now, name, Some(info_hash)),
+                None => self.refuse_download(
+                    now,
+                    format!(
+                        "cannot download {hex} by info hash alone from this tracker: give a name, NAME@{hex}, or use a standard tracker (--tracker udp://HOST:PORT)"
+                    ),
+                ),
+            }
+            return;
+        }
+        let label = name.clone().unwrap_or_else(|| hex.clone());
+        if let Some(name) = &name
+            && let Some(problem) = wire::name_problem(name.as_bytes())
+        {
+            return self.refuse_download(now, format!("cannot download {name:?}: {problem}"));
+        }
+        if self
+            .downloads
+            .iter()
+            .any(|d| d.info_hash() == Some(info_hash) && !d.finished())
+        {
+            return self.out.say(format!("{label} is already downloading"));
+        }
+        if self.files.get(&info_hash).is_some_and(|f| f.complete()) {
+            return self
+                .out
+                .say(format!("this node already holds {label} ({hex})"));
+        }
+        if let Some(name) = &name
+            && self.state.file_path(name).exists()
+        {
+            let line = format!(
+                "download {name} failed: {name} already exists in {}",
+                self.state.files_dir().display()
+            );
+            return self.refuse_download(now, line);
+        }
+        if self.downloads.iter().filter(|d| !d.finished()).count() >= DOWNLOADS_MAX {
+            return self.refuse(format!(
+                "cannot download {label}: {DOWNLOADS_MAX} downloads are running"
+            ));
+        }
+        self.downloads.retain(|d| !d.finished());
+        self.downloads.push(Download::by_info_hash(
+            info_hash,
+            name,
+            shape,
+            now,
+            self.config.give_up_after,
+        ));
+        self.update_tracker(now, info_hash);
+    }
+
+    /// Downloads what the `.torrent` at `path` describes. A relative path is looked for in the
+    /// working directory, then in the node's files directory.
+    pub(super) fn download_torrent(&mut self, now: Instant, path: &str) {
+        let mut full = std::path::PathBuf::from(path);
+        if full.is_relative() && !full.exists() {
+            full = self.state.files_dir().join(path);
+        }
+        // Never blocks the reactor: a FIFO or device under that name is refused.
+        let read = crate::storage::dir::read_named_file(
+            &full,
+            crate::metainfo::TORRENT_BYTES_MAX as u64 + 1,
+        );
+        let torrent = read
+            .map_err(|error| error.to_string())
+            .and_then(|bytes| crate::metainfo::parse_torrent(&bytes));
+        match torrent {
+            Ok(t) => self.download_by_hash(
+                now,
+                t.info_hash,
+                Some(t.name),
+                Some((t.file_bytes, t.chunk_bytes)),
+            ),
+            Err(error) => self.refuse_download(now, format!("cannot download {path}: {error}")),
+        }
+    }
+
+    /// Says why a download cannot start; with `--exit-when-done`, that is a failure (exit 1).
+    pub(super) fn refuse_download(&mut self, _now: Instant, line: String) {
+        self.refuse(line);
     }
 }

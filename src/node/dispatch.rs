@@ -7,9 +7,16 @@ impl Node {
     /// A datagram arrived from `from`.
     pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
         self.out.stats.datagrams_received += 1;
-        if self.standard.is_some() && from == self.tracker.addr {
-            // BEP 15 replies carry no magic of ours: they are told apart by their source.
-            self.handle_standard_datagram(now, bytes);
+        if from == self.tracker.addr() {
+            let handled = self
+                .tracker
+                .handle_datagram(now, &mut self.out, &self.files, bytes);
+            match handled {
+                Ok(()) => {}
+                Err(tracker_client::Dropped::Malformed) => self.out.stats.dropped_malformed += 1,
+                Err(tracker_client::Dropped::Unexpected) => self.out.stats.dropped_unexpected += 1,
+            }
+            self.take_tracker_news(now);
             return;
         }
         let message = match wire::decode(bytes) {
@@ -20,10 +27,6 @@ impl Node {
                 return;
             }
         };
-        if from == self.tracker.addr && self.standard.is_none() {
-            self.handle_tracker_message(now, message);
-            return;
-        }
         match message {
             Message::HaveRequest(_)
             | Message::ManifestRequest(_)

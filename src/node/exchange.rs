@@ -15,6 +15,7 @@
 //! (`Download::handle_exchange`).
 
 use super::*;
+use crate::wire::U32;
 
 /// Least time between two lists to the same asker for the same file: a peer that starts
 /// using us learns whom we know at once, then once a second. Have-maps are asked for every
@@ -69,7 +70,7 @@ impl Node {
         info_hash: Hash,
         asker: u32,
     ) {
-        if self.standard.is_some() || !self.exchange.due(to, info_hash, now) {
+        if !self.tracker.exchanges_peers() || !self.exchange.due(to, info_hash, now) {
             return;
         }
         let own = self.config.node_id;

@@ -138,10 +138,8 @@ impl Node {
                         .files
                         .get(&info_hash)
                         .map_or(0, |f| u64::from(f.manifest.chunk_len(chunk)));
-                    self.credit(now, from_node, info_hash, bytes);
-                    if let Some(standard) = &mut self.standard {
-                        standard.count_downloaded(info_hash, bytes);
-                    }
+                    self.tracker
+                        .chunk_verified(now, &mut self.out, from_node, info_hash, bytes);
                     if let Some(file) = self.files.get(&info_hash) {
                         self.uploader.push_have(&mut self.out, now, file);
                     }

@@ -28,34 +28,17 @@ impl Node {
     /// The `status` command's text.
     pub fn status(&self, now: Instant) -> String {
         let mut text = String::new();
-        let registered = if let Some(standard) = &self.standard {
-            &format!(
-                "announcing {} info hashes to standard (BEP 15)",
-                standard.torrent_count()
-            )
-        } else if self.tracker.registered {
-            "registered with"
-        } else {
-            "not registered with"
-        };
+        let registered = self.tracker.status_registration();
         let uptime = now.duration_since(self.started).as_secs();
         let _ = writeln!(
             text,
             "node {} ({registered} tracker {}), up {uptime} s, dir {}",
             self.config.node_id,
-            self.tracker.addr,
+            self.tracker.addr(),
             self.state.files_dir().display()
         );
-        if let Some(listed) = self.listing.listed() {
-            // Where peers are sent to reach us, and whether that is what we advertise.
-            let advertised = match self.me.advertise() {
-                Some(advertise) if advertise == listed => " (our advertised address)".to_string(),
-                Some(advertise) => {
-                    format!(" (not our advertised {advertise}: the tracker has not verified it)")
-                }
-                None => String::new(),
-            };
-            let _ = writeln!(text, "the tracker gives peers {listed}{advertised}");
+        if let Some(line) = self.tracker.status_listed() {
+            let _ = writeln!(text, "{line}");
         }
         let mut files: Vec<&LocalFile> = self.files.values().collect();
         files.sort_by(|a, b| a.manifest.name.cmp(&b.manifest.name));
@@ -76,7 +59,7 @@ impl Node {
                 let _ = writeln!(text, "    {magnet}");
             }
         }
-        let tracker = self.tracker_heard();
+        let tracker = self.tracker.heard();
         for download in self.downloads.iter().filter(|d| !d.finished()) {
             let Some(progress) = download.progress(&self.files, now) else {
                 continue;

@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::budget::SENDER_BURST;
+use crate::wire::{U32, U64};
 
 fn at(port: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))

@@ -754,12 +754,7 @@ mod tests {
     }
 
     fn outbox() -> Outbox {
-        Outbox {
-            control: VecDeque::new(),
-            events: VecDeque::new(),
-            stats: NodeStats::default(),
-            scratch: Vec::new(),
-        }
+        Outbox::new()
     }
 
     /// Peer `port` asks for the first piece of chunk 0; returns whether it was refused busy.

@@ -10,7 +10,6 @@
 //! hashes the file again to share the new version (unless it is gone).
 
 use super::Node;
-use super::tracker_link::TrackerAsk;
 use crate::storage::Bitmap;
 use crate::wire::Hash;
 use std::time::{Duration, Instant};
@@ -88,7 +87,7 @@ impl Node {
         } else {
             file.have = Bitmap::new(file.manifest.chunk_count());
             file.announce_due = None;
-            self.ask_tracker(now, TrackerAsk::Announce(info_hash));
+            self.update_tracker(now, info_hash);
         }
         let still_there = change != Change::Removed && self.state.stamp_of(&name).is_ok();
         let what = change.describe();

@@ -24,7 +24,7 @@ fn secs(n: u64) -> Duration {
 fn drain(tracker: &mut Tracker) -> Vec<(SocketAddr, Vec<u8>)> {
     let mut buf = vec![0u8; wire::DATAGRAM_BYTES_MAX];
     std::iter::from_fn(|| {
-        let transmit = tracker.poll_transmit(&mut buf)?;
+        let transmit = tracker.poll_transmit(Instant::now(), &mut buf)?;
         Some((transmit.to, buf[..transmit.len].to_vec()))
     })
     .collect()

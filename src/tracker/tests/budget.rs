@@ -17,7 +17,7 @@ fn bep15_connect(transaction_id: u32) -> [u8; 16] {
 /// Replies queued, drained so that the transmit queue never fills.
 fn replies(tracker: &mut Tracker) -> usize {
     let mut buf = vec![0u8; wire::DATAGRAM_BYTES_MAX];
-    std::iter::from_fn(|| tracker.poll_transmit(&mut buf)).count()
+    std::iter::from_fn(|| tracker.poll_transmit(Instant::now(), &mut buf)).count()
 }
 
 #[test]

@@ -48,7 +48,7 @@ fn send(tracker: &mut Tracker, now: Instant, from: SocketAddr, message: Message)
 fn drain(tracker: &mut Tracker) -> Vec<(SocketAddr, Vec<u8>)> {
     let mut buf = vec![0u8; wire::DATAGRAM_BYTES_MAX];
     let mut out = Vec::new();
-    while let Some(transmit) = tracker.poll_transmit(&mut buf) {
+    while let Some(transmit) = tracker.poll_transmit(Instant::now(), &mut buf) {
         out.push((transmit.to, buf[..transmit.len].to_vec()));
     }
     out

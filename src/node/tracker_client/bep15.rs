@@ -5,7 +5,7 @@
 //! ([`Bep15Client::handle_datagram`]), timers ([`Bep15Client::handle_timeout`],
 //! [`Bep15Client::poll_timeout`]), datagrams and events out
 //! ([`Bep15Client::poll_transmit`], [`Bep15Client::poll_event`]); `now` and a seed are
-//! passed in. `node_side` connects it to the node.
+//! passed in. `tracker_client.rs` connects it to the node.
 //!
 //! What it does, per BEP 15:
 //!
@@ -30,8 +30,15 @@
 //! There is no upload credit, no exit message and no ranking of peers here: a standard
 //! tracker knows none of them. Peers come as IPv4 addresses (compact, 6 bytes each).
 
-use super::*;
+use crate::Transmit;
 use crate::bep15::{self, AnnounceRequest, Event, Malformed, RequestHeader, Response};
+use crate::node::advertise::SelfAddresses;
+use crate::node::{DOWNLOADS_MAX, FILES_MAX};
+use crate::rng::Rng;
+use crate::wire::{self, Hash, U32, U64};
+use std::collections::{BTreeMap, VecDeque};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
 
 /// How long a connection id is used (BEP 15: a client may use it for one minute).
 pub const CONNECTION_ID_LIFETIME: Duration = Duration::from_secs(60);
@@ -599,8 +606,6 @@ impl Bep15Client {
         self.torrents.len()
     }
 }
-
-mod node_side;
 
 #[cfg(test)]
 mod tests;

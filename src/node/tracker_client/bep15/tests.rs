@@ -2,6 +2,10 @@
 //! that serves a peer, telling the tracker what it uploaded.
 
 use super::*;
+use crate::console::Command;
+use crate::node::{Node, NodeConfig, NodeEvent, run_job};
+use crate::storage::StateDir;
+use crate::wire::Message;
 
 const HASH: Hash = [0xab; 20];
 const PEER_PORT: u16 = 7000; // 0x1b58

@@ -1,0 +1,145 @@
+//! What the node's parts hand out: small datagrams to send ([`Outbox::send`]), lines and
+//! jobs for the process around the node ([`NodeEvent`]), and the counters `status` shows
+//! ([`NodeStats`]). Every queue is bounded; what does not fit is dropped and counted.
+
+use super::{CONTROL_QUEUE_MAX, EVENT_QUEUE_MAX, Job};
+use crate::wire::{self, Message};
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+
+/// What the node tells the process around it.
+pub enum NodeEvent {
+    /// A line for the user (stdout) and the log.
+    Say(String),
+    /// Lines for the user only (stdout), not the log: the answers to `status` and `help`,
+    /// which a script may ask for thousands of times (each `status` is kilobytes).
+    Print(String),
+    /// Run this on a hasher thread and hand the result to `handle_job_done`.
+    Job(Job),
+    /// The node is done; exit the process with this code.
+    Exit(i32),
+}
+
+/// Counters of what arrived and what was dropped, shown by `status`.
+#[derive(Clone, Debug, Default)]
+pub struct NodeStats {
+    pub datagrams_received: u64,
+    pub dropped_malformed: u64,
+    pub dropped_unexpected: u64,
+    /// Requests dropped because their sender went over its budget ([`crate::budget`]).
+    pub dropped_over_budget: u64,
+    pub welcomes_sent: u64,
+    pub requests_rejected: u64,
+    pub pieces_received: u64,
+    pub pieces_unrequested: u64,
+    pub pieces_duplicate: u64,
+    /// Pieces taken for lost because their timeout passed.
+    pub pieces_timed_out: u64,
+    /// Pieces taken for lost because a piece asked later of the same paced holder arrived
+    /// first (see `download::timers::scan_timeouts`).
+    pub pieces_lost_out_of_order: u64,
+    pub pieces_sent: u64,
+    pub bytes_sent: u64,
+    pub chunks_failed_hash: u64,
+    pub upload_queue_full: u64,
+    /// Piece requests refused for want of an upload slot.
+    pub requests_busy: u64,
+    /// Requests to start a chunk refused while chunks sent fewer times wait (spreading).
+    pub requests_elsewhere: u64,
+    /// Have-maps sent unasked, when a chunk verified, to peers that asked lately.
+    pub haves_pushed: u64,
+    pub control_queue_full: u64,
+}
+
+/// A small datagram waiting to be sent.
+struct Outgoing {
+    to: SocketAddr,
+    bytes: Vec<u8>,
+}
+
+/// Queues shared by the node's parts: what to send, what to tell, what was counted.
+pub(crate) struct Outbox {
+    control: VecDeque<Outgoing>,
+    events: VecDeque<NodeEvent>,
+    /// Plain counters, which every part adds to.
+    pub(crate) stats: NodeStats,
+    /// Where a datagram is encoded before it is copied, at its length, into the queue.
+    scratch: Vec<u8>,
+}
+
+impl Outbox {
+    pub(crate) fn new() -> Outbox {
+        Outbox {
+            control: VecDeque::new(),
+            events: VecDeque::new(),
+            stats: NodeStats::default(),
+            scratch: vec![0; wire::DATAGRAM_BYTES_MAX],
+        }
+    }
+
+    /// Writes the next small datagram into `buf` (which must hold
+    /// [`wire::DATAGRAM_BYTES_MAX`] bytes): where to, and how long.
+    pub(super) fn pop_control(&mut self, buf: &mut [u8]) -> Option<(SocketAddr, usize)> {
+        let outgoing = self.control.pop_front()?;
+        let len = outgoing.bytes.len();
+        buf[..len].copy_from_slice(&outgoing.bytes);
+        Some((outgoing.to, len))
+    }
+
+    pub(super) fn pop_event(&mut self) -> Option<NodeEvent> {
+        self.events.pop_front()
+    }
+
+    /// Events waiting to be polled.
+    pub(super) fn events_len(&self) -> usize {
+        self.events.len()
+    }
+
+    /// Queues a datagram already encoded (a standard tracker's), under the same bound as
+    /// [`Outbox::send`].
+    pub(crate) fn send_bytes(&mut self, to: SocketAddr, bytes: Vec<u8>) {
+        if self.control.len() >= CONTROL_QUEUE_MAX {
+            self.stats.control_queue_full += 1;
+            return;
+        }
+        self.control.push_back(Outgoing { to, bytes });
+    }
+
+    /// Datagrams waiting in the control queue.
+    pub(crate) fn control_len(&self) -> usize {
+        self.control.len()
+    }
+
+    /// Queues a small datagram; dropped and counted when the queue is full (it is bounded,
+    /// and every request it carries is retried on a timer).
+    pub(crate) fn send(&mut self, to: SocketAddr, message: &Message<'_>) {
+        if self.control.len() >= CONTROL_QUEUE_MAX {
+            self.stats.control_queue_full += 1;
+            return;
+        }
+        match message.encode(&mut self.scratch) {
+            Ok(len) => self.control.push_back(Outgoing {
+                to,
+                bytes: self.scratch[..len].to_vec(),
+            }),
+            Err(error) => log::error!("cannot encode {:?}: {error:?}", message.kind()),
+        }
+    }
+
+    pub(crate) fn say(&mut self, line: String) {
+        self.event(NodeEvent::Say(line));
+    }
+
+    /// Lines for stdout alone: see [`NodeEvent::Print`].
+    pub(crate) fn print(&mut self, text: String) {
+        self.event(NodeEvent::Print(text));
+    }
+
+    pub(crate) fn event(&mut self, event: NodeEvent) {
+        if self.events.len() < EVENT_QUEUE_MAX {
+            self.events.push_back(event);
+        } else {
+            log::warn!("event queue full; an event was dropped");
+        }
+    }
+}
