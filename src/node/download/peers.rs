@@ -20,7 +20,7 @@ use crate::node::Parts;
 use crate::storage::{Bitmap, Manifest};
 use crate::wire::{self, Hash, Message, PeerAsk, RejectReason, U32, U64};
 use std::net::SocketAddr;
-use std::ops::{Deref, DerefMut};
+use std::ops::{Deref, Index, IndexMut};
 use std::time::Instant;
 
 /// The download a peer operation is for (see the module doc).
@@ -43,8 +43,8 @@ pub(super) struct Peers {
     have_refresh_due: Option<Instant>,
 }
 
-/// The peers, read and changed in place; none is added but by [`Peers::recruit`], and none
-/// removed.
+/// The peers, read as a slice; none is added but by [`Peers::recruit`], and none removed
+/// or moved (so no mutable slice is handed out: one could swap two peers' indices).
 impl Deref for Peers {
     type Target = [Peer];
     fn deref(&self) -> &[Peer] {
@@ -52,9 +52,17 @@ impl Deref for Peers {
     }
 }
 
-impl DerefMut for Peers {
-    fn deref_mut(&mut self) -> &mut [Peer] {
-        &mut self.list
+impl Index<usize> for Peers {
+    type Output = Peer;
+    fn index(&self, index: usize) -> &Peer {
+        &self.list[index]
+    }
+}
+
+/// One peer changed in place.
+impl IndexMut<usize> for Peers {
+    fn index_mut(&mut self, index: usize) -> &mut Peer {
+        &mut self.list[index]
     }
 }
 
@@ -66,6 +74,11 @@ impl Peers {
             refresh_due: None,
             have_refresh_due: None,
         }
+    }
+
+    /// Every peer, each changed in place.
+    pub fn iter_mut(&mut self) -> std::slice::IterMut<'_, Peer> {
+        self.list.iter_mut()
     }
 
     /// The peers, and the candidates and schedule beside them.

@@ -39,6 +39,7 @@ mod chunk;
 mod pick;
 
 use super::peer::Peer;
+use super::peers::Peers;
 use super::{diagnosis, pace};
 use crate::node::{Job, Parts};
 use crate::storage::{Bitmap, Manifest, Mapping, PieceWriter};
@@ -407,7 +408,7 @@ impl Transfer {
         parts: &mut Parts<'_>,
         now: Instant,
         name: &str,
-        peers: &mut [Peer],
+        peers: &mut Peers,
         index: usize,
         piece: Arrived<'_>,
     ) {
@@ -496,7 +497,10 @@ impl Transfer {
             return None;
         };
         let from = *from;
-        self.hashing -= 1;
+        self.hashing = self
+            .hashing
+            .checked_sub(1)
+            .expect("a chunk hashing is counted");
         self.chunks[chunk as usize] = if ok {
             ChunkState::Verified
         } else {
