@@ -9,8 +9,12 @@
 //!
 //! The parts, one file each:
 //!
-//! * this file: the node's state, timers, outputs, progress and exiting;
-//! * `dispatch`: which part an arriving datagram goes to, after the per-sender budget;
+//! * this file: the node's state, and the router between its parts: which part an arriving
+//!   datagram goes to (after the per-sender budget at the door), what the tracker's news
+//!   means for files and downloads, timers, outputs, progress and exiting;
+//! * `config`: what the node is told when it starts, with its defaults;
+//! * `outbox`: the bounded queues the parts send into (datagrams, lines, jobs) and the
+//!   counters `status` shows;
 //! * `commands`: the console's commands: sharing, downloading by name, exporting;
 //! * `jobs`: hashing jobs (sharing a file, checking a chunk) and their results;
 //! * `tracker_client`: the tracker, whichever protocol it speaks: ours (register, heartbeat,
@@ -33,7 +37,6 @@ pub use advertise::{INTERFACE_ADDRESSES_MAX, SelfAddresses};
 mod commands;
 mod config;
 pub use config::{NodeConfig, PaceMode};
-mod dispatch;
 mod download;
 mod exchange;
 mod jobs;
@@ -57,13 +60,13 @@ use crate::wire::{self, Hash, Message};
 use download::Download;
 pub use jobs::{Job, JobDone, run_job};
 pub use status::Progress;
-use std::collections::{BTreeMap, VecDeque};
-use std::fmt::Write as _;
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tracker_client::{Leaving, TrackerClient, TrackerNews};
 use upload::Uploader;
+use watch::Change;
 
 /// Most files a node holds (shared or downloading).
 pub const FILES_MAX: usize = 4096;
@@ -171,7 +174,7 @@ impl Node {
         let tracker = TrackerClient::new(&config, me, token, || secrets.u64(), now);
         Node {
             budgets,
-            exchange: exchange::Exchange::default(),
+            exchange: exchange::Exchange::new(config.node_id),
             tracker,
             config,
             state,
@@ -204,6 +207,139 @@ impl Node {
     }
 
     // ---- inputs (datagrams: `dispatch`; commands: `commands`; jobs: `jobs`) --------------
+
+    /// A datagram arrived from `from`: to the tracker client when it comes from the
+    /// tracker's address; requests to the uploader, after the per-sender budget at the door;
+    /// answers to our requests to the downloads.
+    pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
+        self.out.stats.datagrams_received += 1;
+        if from == self.tracker.addr() {
+            let handled = self
+                .tracker
+                .handle_datagram(now, &mut self.out, &self.files, bytes);
+            match handled {
+                Ok(()) => {}
+                Err(tracker_client::Dropped::Malformed) => self.out.stats.dropped_malformed += 1,
+                Err(tracker_client::Dropped::Unexpected) => self.out.stats.dropped_unexpected += 1,
+            }
+            self.take_tracker_news(now);
+            return;
+        }
+        let message = match wire::decode(bytes) {
+            Ok(message) => message,
+            Err(error) => {
+                self.out.stats.dropped_malformed += 1;
+                log::debug!("dropped datagram from {from}: {error}");
+                return;
+            }
+        };
+        match message {
+            Message::HaveRequest(_)
+            | Message::ManifestRequest(_)
+            | Message::PieceRequest(_)
+            | Message::PacedPieceRequest(_)
+            | Message::MtuProbe(_)
+                if self.budgets.admit(now, from) == Verdict::Drop =>
+            {
+                // Only requests count: what we asked for is never dropped here.
+                self.out.stats.dropped_over_budget += 1;
+            }
+            Message::HaveRequest(_)
+            | Message::ManifestRequest(_)
+            | Message::PieceRequest(_)
+            | Message::PacedPieceRequest(_)
+            | Message::MtuProbe(_) => {
+                let served =
+                    self.uploader
+                        .handle_request(&mut self.out, &self.files, now, from, &message);
+                if let Some((info_hash, asker)) = served {
+                    self.tell_of_peers(now, from, info_hash, asker);
+                }
+            }
+            Message::Peers { fixed, peers } => {
+                let own = self.config.node_id;
+                let mut ctx = self.context();
+                if let Some(download) = ctx
+                    .downloads
+                    .iter_mut()
+                    .find(|d| d.info_hash() == Some(fixed.info_hash) && !d.finished())
+                {
+                    download.handle_exchange(&mut ctx.parts, now, from, own, peers);
+                } else {
+                    self.out.stats.dropped_unexpected += 1;
+                }
+            }
+            Message::Welcome(_) => {
+                // A cookie is per address: every download using this peer needs it.
+                let mut ctx = self.context();
+                for download in ctx.downloads.iter_mut() {
+                    let _ = download.handle_peer_message(&mut ctx.parts, now, from, &message);
+                }
+            }
+            Message::HaveMap { .. }
+            | Message::MtuProbeReply(_)
+            | Message::ManifestPart { .. }
+            | Message::Piece { .. }
+            | Message::StampedPiece { .. }
+            | Message::Reject(_) => {
+                let mut ctx = self.context();
+                let mut progressed = None;
+                for download in ctx.downloads.iter_mut() {
+                    if let Some(result) =
+                        download.handle_peer_message(&mut ctx.parts, now, from, &message)
+                    {
+                        progressed = Some(result);
+                        break;
+                    }
+                }
+                match progressed {
+                    Some(download::Handled::Consumed) => {}
+                    Some(download::Handled::ManifestReady(info_hash)) => {
+                        self.after_progress(now, info_hash)
+                    }
+                    None => {
+                        if let Message::Piece { .. } | Message::StampedPiece { .. } = message {
+                            self.out.stats.pieces_unrequested += 1;
+                        } else {
+                            self.out.stats.dropped_unexpected += 1;
+                        }
+                    }
+                }
+            }
+            _ => {
+                self.out.stats.dropped_unexpected += 1;
+                log::debug!(
+                    "dropped {:?} from {from}: not a peer message",
+                    message.kind()
+                );
+            }
+        }
+        self.fill_windows(now);
+    }
+
+    /// A have-map of `info_hash` went to `to` (node `asker`), whose cookie proved that it
+    /// receives: with our tracker, tell it of other peers holding some of the file (see
+    /// `exchange.rs`): those our own download of it uses, then those we served lately.
+    fn tell_of_peers(&mut self, now: Instant, to: SocketAddr, info_hash: Hash, asker: u32) {
+        if !self.tracker.exchanges_peers() {
+            return;
+        }
+        let (downloads, uploader) = (&self.downloads, &mut self.uploader);
+        let known = || {
+            let mut known: Vec<(u32, SocketAddr, bool)> = Vec::new();
+            if let Some(download) = downloads
+                .iter()
+                .find(|d| d.info_hash() == Some(info_hash) && !d.finished())
+            {
+                known.extend(download.useful_peers());
+            }
+            let served = uploader.served_peers(info_hash, now).into_iter();
+            known.extend(served.map(|(node_id, addr)| (node_id, addr, false)));
+            known
+        };
+        self.exchange
+            .tell(&mut self.out, now, to, info_hash, asker, known);
+    }
 
     /// Timers that are due fire; a call with nothing due does nothing.
     pub fn handle_timeout(&mut self, now: Instant) {
@@ -266,7 +402,9 @@ impl Node {
         self.check_done(now);
         if now >= self.files_check_due {
             self.files_check_due = now + watch::FILES_CHECK_INTERVAL;
-            self.check_files(now);
+            for (info_hash, change) in watch::changes(&self.files, &self.state) {
+                self.file_changed(now, info_hash, change);
+            }
         }
         self.uploader.handle_timeout(now);
         self.fill_windows(now);
@@ -287,7 +425,7 @@ impl Node {
         }
         let sent = self.uploader.poll_piece(&mut self.out.stats, now, buf);
         for info_hash in self.uploader.take_damaged() {
-            self.file_changed(now, info_hash, watch::Change::Short);
+            self.file_changed(now, info_hash, Change::Short);
         }
         let (transmit, info_hash, payload_bytes) = sent?;
         self.tracker.uploaded(info_hash, u64::from(payload_bytes));
@@ -325,6 +463,45 @@ impl Node {
     /// Whether datagrams are waiting (the reactor keeps sending while this holds).
     pub fn has_transmit(&self, now: Instant) -> bool {
         self.out.control_len() > 0 || self.uploader.has_piece(now)
+    }
+
+    /// Whether a download is running (so that progress is worth showing).
+    pub fn downloading(&self) -> bool {
+        self.downloads.iter().any(|d| !d.finished())
+    }
+
+    /// Progress of each running download, for progress lines.
+    pub fn progress(&self, now: Instant) -> Vec<Progress> {
+        self.downloads
+            .iter()
+            .filter_map(|d| d.progress(&self.files, now))
+            .collect()
+    }
+
+    /// The verified chunks of the file called `name` (whole or partial), if the node has one:
+    /// what a simulation reports about how a swarm fills.
+    pub fn chunks_held(&self, name: &str) -> Option<&crate::storage::Bitmap> {
+        self.files
+            .values()
+            .find(|file| file.manifest.name == name)
+            .map(|file| &file.have)
+    }
+
+    /// The `status` command's text (see `status.rs`).
+    pub fn status(&self, now: Instant) -> String {
+        status::Report {
+            node_id: self.config.node_id,
+            started: self.started,
+            tracker: &self.tracker,
+            dir: self.state.files_dir(),
+            files: &self.files,
+            downloads: &self.downloads,
+            partials: self.state.partials(),
+            piece_bytes: self.config.piece_bytes,
+            stats: &self.out.stats,
+            uploads: self.uploader.peer_summary(),
+        }
+        .text(now)
     }
 
     /// After a chunk verified or a download started: announce (rate-limited), publish.
@@ -384,37 +561,13 @@ impl Node {
 
     /// One line for each piece of work the exit cuts short, saying what is kept.
     fn report_interrupted(&mut self, now: Instant) {
-        let mut lines = Vec::new();
-        for download in self.downloads.iter().filter(|d| !d.finished()) {
-            let name = download.name();
-            let line = match download.progress(&self.files, now) {
-                Some(status::Progress {
-                    verified_bytes,
-                    total_bytes: Some(total_bytes),
-                    ..
-                }) if download.transferring() && total_bytes > 0 => {
-                    let percent =
-                        (100 * u128::from(verified_bytes) / u128::from(total_bytes)) as u64;
-                    format!(
-                        "download {name} interrupted at {percent}% ({verified_bytes} of {total_bytes} bytes verified; the partial file is kept, and downloading {name} again resumes it)"
-                    )
-                }
-                _ => format!(
-                    "download {name} interrupted before its transfer began (nothing was written)"
-                ),
-            };
-            lines.push(line);
-        }
-        for (name, _) in &self.hashing {
-            lines.push(format!(
-                "send {name} interrupted while it was being hashed (not shared)"
-            ));
-        }
-        for name in &self.exports_waiting {
-            lines.push(format!(
-                "export {name} not written: the node stopped before it held {name}"
-            ));
-        }
+        let lines = status::interrupted(
+            &self.downloads,
+            &self.files,
+            &self.hashing,
+            &self.exports_waiting,
+            now,
+        );
         for line in lines {
             self.out.say(line);
         }
@@ -447,6 +600,49 @@ impl Node {
             self.out
                 .say(format!("node {} leaving: {how}", self.config.node_id));
             self.out.event(NodeEvent::Exit(code));
+        }
+    }
+
+    /// Stops serving the version of a file the node hashed, tells the tracker, and hashes
+    /// the file again when there still is one.
+    fn file_changed(&mut self, now: Instant, info_hash: Hash, change: Change) {
+        let Some(file) = self.files.get_mut(&info_hash) else {
+            return;
+        };
+        // Already withdrawn, or a download still in progress (its partial file is private).
+        if file.stamp.take().is_none() {
+            return;
+        }
+        let name = file.manifest.name.clone();
+        log::info!(
+            "{name} ({}) {change:?} on disk",
+            crate::wire::hex(&info_hash)
+        );
+        self.uploader.forget_file(info_hash);
+        if file.manifest.chunk_count() == 0 {
+            // An empty file has no chunk to withdraw: the tracker cannot be told, and there
+            // is nothing stale to serve. Forget it.
+            self.files.remove(&info_hash);
+        } else {
+            file.have = Bitmap::new(file.manifest.chunk_count());
+            file.announce_due = None;
+            self.update_tracker(now, info_hash);
+        }
+        let still_there = change != Change::Removed && self.state.stamp_of(&name).is_ok();
+        let what = change.describe();
+        if !still_there {
+            self.out.say(format!(
+                "{name} changed on disk ({what}); no longer sharing it"
+            ));
+        } else if self.is_hashing(&name) {
+            self.out.say(format!(
+                "{name} changed on disk ({what}); no longer sharing the old version"
+            ));
+        } else {
+            self.out.say(format!(
+                "{name} changed on disk ({what}); no longer sharing the old version, hashing the new one"
+            ));
+            self.share(now, name);
         }
     }
 
@@ -678,49 +874,15 @@ impl Node {
     /// Every bounded queue and table of the node, with its `*_MAX` limit.
     #[doc(hidden)]
     pub fn debug_queue_lens(&self) -> Vec<QueueLen> {
-        vec![
-            (
-                "node control queue",
-                self.out.control_len(),
-                CONTROL_QUEUE_MAX,
-            ),
-            ("node event queue", self.out.events_len(), EVENT_QUEUE_MAX),
-            (
-                "node files (held and hashing)",
-                self.files.len() + self.hashing.len(),
-                FILES_MAX,
-            ),
-            ("node downloads", self.downloads.len(), DOWNLOADS_MAX),
-            (
-                "node upload tasks",
-                self.uploader.task_count(),
-                upload::UPLOAD_TASKS_MAX,
-            ),
-            (
-                "node upload slots",
-                self.uploader.slot_count(),
-                upload::UPLOAD_SLOTS_MAX,
-            ),
-            (
-                "node upload peers counted",
-                self.uploader.peers_counted(),
-                upload::PEERS_COUNTED_MAX,
-            ),
-            (
-                "node peers told of new chunks",
-                self.uploader.interested_count(),
-                upload::INTERESTED_MAX,
-            ),
-            (
-                "node peers served lately",
-                self.uploader.served_count(),
-                upload::SERVED_MAX,
-            ),
-            (
-                "node peers told of other peers",
-                self.exchange.len(),
-                exchange::EXCHANGE_TOLD_MAX,
-            ),
-        ]
+        let mut lens = Vec::from(self.out.queue_lens());
+        lens.push((
+            "node files (held and hashing)",
+            self.files.len() + self.hashing.len(),
+            FILES_MAX,
+        ));
+        lens.push(("node downloads", self.downloads.len(), DOWNLOADS_MAX));
+        lens.extend(self.uploader.queue_lens());
+        lens.push(self.exchange.queue_len());
+        lens
     }
 }

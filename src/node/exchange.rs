@@ -14,8 +14,11 @@
 //! for its have-map, as it asks one the tracker listed, and takes nothing else from it
 //! (`Download::handle_exchange`).
 
-use super::*;
-use crate::wire::U32;
+use super::Outbox;
+use crate::wire::{self, Hash, Message, U32};
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
 
 /// Least time between two lists to the same asker for the same file: a peer that starts
 /// using us learns whom we know at once, then once a second. Have-maps are asked for every
@@ -30,8 +33,9 @@ pub const EXCHANGE_PEERS_MAX: usize = 8;
 pub const EXCHANGE_TOLD_MAX: usize = 256;
 
 /// Whom we told of peers lately.
-#[derive(Default)]
 pub(super) struct Exchange {
+    /// Our node id, never listed.
+    own: u32,
     /// Oldest first: (asker, file, when told).
     told: VecDeque<(SocketAddr, Hash, Instant)>,
     /// Lists sent so far: where the next list starts, so that successive ones differ.
@@ -39,6 +43,14 @@ pub(super) struct Exchange {
 }
 
 impl Exchange {
+    pub(super) fn new(own: u32) -> Exchange {
+        Exchange {
+            own,
+            told: VecDeque::new(),
+            lists_sent: 0,
+        }
+    }
+
     /// Whether `to` may be told of peers of `info_hash` now; if so, remembers it was.
     fn due(&mut self, to: SocketAddr, info_hash: Hash, now: Instant) -> bool {
         if self.told.iter().any(|&(addr, hash, at)| {
@@ -55,41 +67,25 @@ impl Exchange {
         true
     }
 
-    pub(super) fn len(&self) -> usize {
-        self.told.len()
-    }
-}
-
-impl Node {
     /// A have-map of `info_hash` went to `to` (node `asker`), whose cookie proved that it
-    /// receives: tell it of other peers holding some of the file, if we know any.
-    pub(super) fn exchange_peers(
+    /// receives: tell it of the peers `known` gives (node id, address, holds every chunk), at
+    /// most [`EXCHANGE_PEERS_MAX`] and at most every [`EXCHANGE_INTERVAL`]. `known` is asked
+    /// only when a list is due.
+    pub(super) fn tell(
         &mut self,
+        out: &mut Outbox,
         now: Instant,
         to: SocketAddr,
         info_hash: Hash,
         asker: u32,
+        known: impl FnOnce() -> Vec<(u32, SocketAddr, bool)>,
     ) {
-        if !self.tracker.exchanges_peers() || !self.exchange.due(to, info_hash, now) {
+        if !self.due(to, info_hash, now) {
             return;
         }
-        let own = self.config.node_id;
-        let mut known: Vec<(u32, SocketAddr, bool)> = Vec::new();
-        if let Some(download) = self
-            .downloads
-            .iter()
-            .find(|d| d.info_hash() == Some(info_hash) && !d.finished())
-        {
-            known.extend(download.useful_peers());
-        }
-        known.extend(
-            self.uploader
-                .served_peers(info_hash, now)
-                .into_iter()
-                .map(|(node_id, addr)| (node_id, addr, false)),
-        );
+        let own = self.own;
         let mut listed: Vec<wire::PeerRecord> = Vec::new();
-        for (node_id, addr, complete) in known {
+        for (node_id, addr, complete) in known() {
             if node_id == asker
                 || node_id == own
                 || addr == to
@@ -112,11 +108,11 @@ impl Node {
         if listed.len() > EXCHANGE_PEERS_MAX {
             // A different window of what we know for every list: askers spread over the
             // swarm instead of crowding the same few peers.
-            let start = (self.exchange.lists_sent % listed.len() as u64) as usize;
+            let start = (self.lists_sent % listed.len() as u64) as usize;
             listed.rotate_left(start);
             listed.truncate(EXCHANGE_PEERS_MAX);
         }
-        self.exchange.lists_sent += 1;
+        self.lists_sent += 1;
         let fixed = wire::Peers {
             info_hash,
             node_id: U32::new(own),
@@ -124,12 +120,21 @@ impl Node {
             peer_count: wire::U16::new(listed.len() as u16),
             reserved: [0; 2],
         };
-        self.out.send(
+        out.send(
             to,
             &Message::Peers {
                 fixed: &fixed,
                 peers: &listed,
             },
         );
+    }
+
+    /// The table of whom we told, with its `*_MAX` limit (for the simulation's checkers).
+    pub(super) fn queue_len(&self) -> super::QueueLen {
+        (
+            "node peers told of other peers",
+            self.told.len(),
+            EXCHANGE_TOLD_MAX,
+        )
     }
 }

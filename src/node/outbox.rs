@@ -90,9 +90,12 @@ impl Outbox {
         self.events.pop_front()
     }
 
-    /// Events waiting to be polled.
-    pub(super) fn events_len(&self) -> usize {
-        self.events.len()
+    /// The outbox's queues, each with its `*_MAX` limit (for the simulation's checkers).
+    pub(super) fn queue_lens(&self) -> [super::QueueLen; 2] {
+        [
+            ("node control queue", self.control.len(), CONTROL_QUEUE_MAX),
+            ("node event queue", self.events.len(), EVENT_QUEUE_MAX),
+        ]
     }
 
     /// Queues a datagram already encoded (a standard tracker's), under the same bound as

@@ -1,41 +1,43 @@
-//! What a node reports about itself: the `status` command and the progress of downloads.
+//! What a node reports about itself: the `status` command, and the progress of downloads.
 
-use super::*;
+use super::download::{self, Download};
+use super::tracker_client::TrackerClient;
+use super::{LocalFile, NodeStats};
+use crate::storage::PartialSummary;
+use crate::wire::{self, Hash};
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::Path;
+use std::time::Instant;
 
-impl Node {
-    /// Whether a download is running (so that progress is worth showing).
-    pub fn downloading(&self) -> bool {
-        self.downloads.iter().any(|d| !d.finished())
-    }
+/// What `status` shows, borrowed from the node's parts.
+pub(super) struct Report<'a> {
+    pub(super) node_id: u32,
+    pub(super) started: Instant,
+    pub(super) tracker: &'a TrackerClient,
+    pub(super) dir: &'a Path,
+    pub(super) files: &'a BTreeMap<Hash, LocalFile>,
+    pub(super) downloads: &'a [Download],
+    /// Partial files on disk, whether a download works on them or not.
+    pub(super) partials: Vec<PartialSummary>,
+    pub(super) piece_bytes: u32,
+    pub(super) stats: &'a NodeStats,
+    /// The uploader's one-line summary of the peers it serves.
+    pub(super) uploads: String,
+}
 
-    /// Progress of each running download, for progress lines.
-    pub fn progress(&self, now: Instant) -> Vec<Progress> {
-        self.downloads
-            .iter()
-            .filter_map(|d| d.progress(&self.files, now))
-            .collect()
-    }
-
-    /// The verified chunks of the file called `name` (whole or partial), if the node has one:
-    /// what a simulation reports about how a swarm fills.
-    pub fn chunks_held(&self, name: &str) -> Option<&crate::storage::Bitmap> {
-        self.files
-            .values()
-            .find(|file| file.manifest.name == name)
-            .map(|file| &file.have)
-    }
-
+impl Report<'_> {
     /// The `status` command's text.
-    pub fn status(&self, now: Instant) -> String {
+    pub(super) fn text(&self, now: Instant) -> String {
         let mut text = String::new();
         let registered = self.tracker.status_registration();
         let uptime = now.duration_since(self.started).as_secs();
         let _ = writeln!(
             text,
             "node {} ({registered} tracker {}), up {uptime} s, dir {}",
-            self.config.node_id,
+            self.node_id,
             self.tracker.addr(),
-            self.state.files_dir().display()
+            self.dir.display()
         );
         if let Some(line) = self.tracker.status_listed() {
             let _ = writeln!(text, "{line}");
@@ -55,13 +57,13 @@ impl Node {
                 wire::hex(&m.info_hash)
             );
             if file.complete() {
-                let magnet = crate::metainfo::magnet_link(m, self.config.tracker);
+                let magnet = crate::metainfo::magnet_link(m, self.tracker.addr());
                 let _ = writeln!(text, "    {magnet}");
             }
         }
         let tracker = self.tracker.heard();
         for download in self.downloads.iter().filter(|d| !d.finished()) {
-            let Some(progress) = download.progress(&self.files, now) else {
+            let Some(progress) = download.progress(self.files, now) else {
                 continue;
             };
             // The same reason the periodic line and a failure give (see download/diagnosis.rs).
@@ -80,7 +82,7 @@ impl Node {
             .filter(|d| !d.finished())
             .filter_map(|d| d.info_hash())
             .collect();
-        for partial in self.state.partials() {
+        for partial in &self.partials {
             if running.contains(&partial.info_hash) {
                 continue;
             }
@@ -92,21 +94,19 @@ impl Node {
                 partial.verified_bytes,
                 partial.file_bytes,
                 partial.disk_bytes,
-                download::resume_command(self.config.standard_tracker, &partial)
+                download::resume_command(!self.tracker.finds_by_name(), partial)
             );
         }
         for download in self.downloads.iter().filter(|d| !d.finished()) {
-            for line in download.peer_lines(self.config.piece_bytes, now) {
+            for line in download.peer_lines(self.piece_bytes, now) {
                 let _ = writeln!(text, "    {line}");
             }
         }
-        let s = &self.out.stats;
+        let s = self.stats;
         let _ = writeln!(
             text,
             "uploaded {} pieces ({} bytes); {}",
-            s.pieces_sent,
-            s.bytes_sent,
-            self.uploader.peer_summary()
+            s.pieces_sent, s.bytes_sent, self.uploads
         );
         let _ = write!(
             text,
@@ -123,6 +123,47 @@ impl Node {
         );
         text
     }
+}
+/// One line for each piece of work an exit cuts short (downloads, files being hashed,
+/// exports waiting for their file), saying what is kept.
+pub(super) fn interrupted(
+    downloads: &[Download],
+    files: &BTreeMap<Hash, LocalFile>,
+    hashing: &[(String, Instant)],
+    exports_waiting: &[String],
+    now: Instant,
+) -> Vec<String> {
+    let mut lines = Vec::new();
+    for download in downloads.iter().filter(|d| !d.finished()) {
+        let name = download.name();
+        let line = match download.progress(files, now) {
+            Some(Progress {
+                verified_bytes,
+                total_bytes: Some(total_bytes),
+                ..
+            }) if download.transferring() && total_bytes > 0 => {
+                let percent = (100 * u128::from(verified_bytes) / u128::from(total_bytes)) as u64;
+                format!(
+                    "download {name} interrupted at {percent}% ({verified_bytes} of {total_bytes} bytes verified; the partial file is kept, and downloading {name} again resumes it)"
+                )
+            }
+            _ => format!(
+                "download {name} interrupted before its transfer began (nothing was written)"
+            ),
+        };
+        lines.push(line);
+    }
+    for (name, _) in hashing {
+        lines.push(format!(
+            "send {name} interrupted while it was being hashed (not shared)"
+        ));
+    }
+    for name in exports_waiting {
+        lines.push(format!(
+            "export {name} not written: the node stopped before it held {name}"
+        ));
+    }
+    lines
 }
 
 /// One download's progress, for the live line and `--progress`.

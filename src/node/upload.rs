@@ -43,7 +43,7 @@ pub use interest::{INTERESTED_MAX, SERVED_MAX};
 use slots::SLOT_IDLE;
 pub use slots::UPLOAD_SLOTS_MAX;
 
-use super::{LocalFile, NodeStats, Outbox};
+use super::{LocalFile, NodeStats, Outbox, QueueLen};
 use crate::Transmit;
 use crate::mtu::Routes;
 use crate::rng::Rng;
@@ -406,11 +406,6 @@ impl Uploader {
         self.spread.chunk_sends(info_hash)
     }
 
-    /// Peers remembered as served (bounded by [`SERVED_MAX`]).
-    pub fn served_count(&self) -> usize {
-        self.served.len()
-    }
-
     /// A chunk of `file` verified here: its have-map goes at once to the peers that asked
     /// for it lately (see [`interest`]), when it is short enough.
     pub fn push_have(&mut self, out: &mut Outbox, now: Instant, file: &LocalFile) {
@@ -424,11 +419,6 @@ impl Uploader {
             let control_bytes_max = self.routes.control_bytes_max(peer);
             send_have_map(out, peer, control_bytes_max, self.node_id, manifest, bitmap);
         }
-    }
-
-    /// (Peer, file) pairs told of new chunks (bounded by [`INTERESTED_MAX`]).
-    pub fn interested_count(&self) -> usize {
-        self.interested.len()
     }
 
     /// Whether the upload is in demand (see [`slots::Slots::in_demand`]).
@@ -609,19 +599,24 @@ impl Uploader {
         }
     }
 
-    /// Piece ranges waiting to be sent (bounded by [`UPLOAD_TASKS_MAX`]).
-    pub fn task_count(&self) -> usize {
-        self.task_count
-    }
-
-    /// Peers holding an upload slot (bounded by [`UPLOAD_SLOTS_MAX`]).
-    pub fn slot_count(&self) -> usize {
-        self.slots.len()
-    }
-
-    /// Peers whose traffic is counted (bounded by [`PEERS_COUNTED_MAX`]).
-    pub fn peers_counted(&self) -> usize {
-        self.sent_bytes.len()
+    /// The uploader's bounded queues and tables, each with its `*_MAX` limit (for the
+    /// simulation's checkers).
+    pub fn queue_lens(&self) -> [QueueLen; 5] {
+        [
+            ("node upload tasks", self.task_count, UPLOAD_TASKS_MAX),
+            ("node upload slots", self.slots.len(), UPLOAD_SLOTS_MAX),
+            (
+                "node upload peers counted",
+                self.sent_bytes.len(),
+                PEERS_COUNTED_MAX,
+            ),
+            (
+                "node peers told of new chunks",
+                self.interested.len(),
+                INTERESTED_MAX,
+            ),
+            ("node peers served lately", self.served.len(), SERVED_MAX),
+        ]
     }
 
     /// "sent to node 3: 1048576 bytes, ..." for `status`.
