@@ -21,8 +21,10 @@
 //!                         handle_command in, poll_transmit / poll_timeout / poll_event out;
 //!                         `now` and a random seed are passed in, never read
 //!  node/download.rs       one download: look-up, manifest, peers, timeouts, verification
-//!                         (its peers, arrivals and timers in node/download/*.rs)
-//!  node/download/transfer.rs  which chunk from whom: rarest first, endgame, piece runs
+//!                         (a router: its peers, look-ups, manifest and phases are types
+//!                         of their own in node/download/*.rs)
+//!  node/download/transfer.rs  which chunk from whom (rarest first, endgame, piece runs),
+//!                         and the account of pieces in flight, its invariants asserted
 //!  node/download/congestion.rs  the pace asked of each peer across a network: a BBR-like
 //!                         model of the path's bottleneck, run at the receiver
 //!  node/upload.rs         serving peers (cookies, pieces read from the file, rate limit;

@@ -11,106 +11,83 @@
 //!    handed chunks one after another: faster peers finish theirs sooner and get more. Pieces
 //!    are requested in runs, keeping at most `window` pieces in flight per peer; the window
 //!    grows with every piece that arrives and halves when one times out. A timed-out piece is
-//!    asked again; a peer silent for [`PEER_SILENCE`] (pinged after [`PING_AFTER`]) is
+//!    asked again; a peer silent for [`peer::PEER_SILENCE`] (pinged after [`peer::PING_AFTER`]) is
 //!    dropped and its chunks go to others, as is one that answers while its pieces time out
 //!    for as long.
 //! 4. **Verification.** A chunk whose pieces are all in goes to a hasher thread; only when
 //!    its SHA-1 matches does it count. A bad chunk is fetched again, from another peer when
-//!    there is one, and a peer that sends [`BAD_CHUNKS_MAX`] bad chunks is dropped.
+//!    there is one, and a peer that sends [`peer::BAD_CHUNKS_MAX`] bad chunks is dropped.
 //! 5. **Publishing.** When every chunk verified, the partial file is synced and renamed.
 //!
-//! Files: this one holds the state and dispatches messages; `peers.rs` recruits and drops
-//! peers, `arrival.rs` takes manifest parts and pieces through to publishing, `timers.rs`
-//! fires the deadlines, `transfer.rs` picks chunks and runs of pieces (rarest first,
-//! endgame), `pace.rs` sizes request windows, `congestion.rs` sets the pace asked of each
-//! peer, `by_hash.rs` starts downloads found through a standard tracker, `diagnosis.rs`
-//! gathers what peers and the tracker showed and says why a download is slow or failed.
+//! ## Who owns what
+//!
+//! [`Download`] (this file) is a router: every input the node hands a download lands in one
+//! of its `handle_*` methods, which passes it on to the part that owns the state, and acts
+//! on what that part answers (fail, publish, start the transfer). The parts are types of
+//! their own, each in its file; operations that need more than their own state are handed
+//! it explicitly:
+//!
+//! * `phase.rs`: [`Phase`], where the download stands; each phase's state is its own type.
+//! * `peers.rs`: [`Peers`], the peers in use and the candidates: recruiting, asking (have-
+//!   maps, manifest parts, pieces), their deadlines, dropping. A peer is never removed from
+//!   the list, only marked dropped, so its index names it for good. Its operations take the
+//!   rest of the download they touch as an [`Of`] (name, info hash, phase).
+//! * `peer.rs`: [`peer::Peer`], one holder as this download sees it (address, cookie,
+//!   have-map, round trip, pace, path MTU, congestion, what it sent). It is a record the
+//!   other files read and write; what must add up across peers is not in it.
+//! * `transfer.rs`: [`Transfer`], the chunk table and the whole account of what was asked
+//!   of whom (each chunk's owner, each peer's chunks and pieces in flight), behind private
+//!   fields, with its invariants asserted after every input in debug builds; it picks
+//!   chunks and runs of pieces (`transfer/pick.rs`), takes pieces in, and finds lost ones.
+//! * `lookup.rs`: [`lookup::Lookups`], the holders we may recruit and when the tracker is
+//!   asked again; `manifest.rs`: [`ManifestFetch`], the manifest part by part.
+//! * `pace.rs` sizes request windows, `congestion.rs` sets the pace asked of each peer,
+//!   `diagnosis.rs` gathers what peers and the tracker showed and says why a download is
+//!   slow or failed, `finish.rs` says how a download ended and what became of its file.
+//!
+//! ## One piece, from arrival to disk
+//!
+//! The node hands a `Piece` datagram to [`Download::handle_peer_message`], which finds the
+//! sender among the peers and gives the piece to [`Transfer::receive`]. That checks the
+//! piece is one of a chunk arriving, where one fits, and not in yet; writes it into the
+//! partial file (the `PieceWriter`); marks it received; and settles the owner's in-flight
+//! count. The sender's [`peer::Peer::on_piece`] then updates its round trip, pace and
+//! congestion model, and the owner's window follows. When the piece completes its chunk,
+//! the transfer flushes the writer, marks the chunk hashing, and hands a hash check
+//! ([`Transfer::check_job`]) to a hasher thread. Its answer comes back through
+//! [`Download::chunk_checked`]: a chunk that verified is recorded in the have-file and
+//! credited to its sender; when every chunk did, `Download::publish` renames the file.
 
-mod arrival;
-mod by_hash;
 mod congestion;
 mod diagnosis;
+mod finish;
+mod lookup;
+mod manifest;
 mod pace;
+mod peer;
 mod peers;
-mod timers;
+mod phase;
 mod transfer;
 
-use super::{Job, LocalFile, Parts};
-use crate::mtu::PathMtu;
+use super::{LocalFile, Parts};
 use crate::storage::{Bitmap, Manifest};
-use crate::wire::{
-    self, Hash, HolderRecord, Message, PeerAsk, RejectReason, U32, U64, VersionRecord,
-};
+use crate::wire::{self, Hash, HolderRecord, Message, VersionRecord};
 pub(crate) use diagnosis::TrackerHeard;
+pub(crate) use finish::resume_command;
+use manifest::{ByHash, ManifestFetch};
+use peers::{Of, Peers};
+use phase::Phase;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use transfer::{
-    ChunkState, Peer, REQUEST_PIECES_MAX, Transfer, WINDOW_MIN, WINDOW_START, next_request,
-};
+use transfer::{Arrived, Transfer};
 
 /// Most peers one download remembers (active or dropped).
 pub const PEERS_PER_DOWNLOAD_MAX: usize = 64;
-/// Most holders one download knows of and may recruit: the tracker's lists (the last one
-/// first) and peers other peers told of (`Download::handle_exchange`).
-pub const CANDIDATES_MAX: usize = 2 * wire::LOOKUP_HOLDERS_MAX;
-/// How often in-flight pieces are checked for timeouts while a transfer runs.
-const SCAN_INTERVAL: Duration = Duration::from_millis(25);
-/// A peer we are waiting on that says nothing for this long is dropped.
-const PEER_SILENCE: Duration = Duration::from_secs(2);
-/// Pieces lost in a row, none arriving between, after which a path that carried large
-/// pieces is taken to have narrowed (see [`Download::narrow_path`]). At 3% random loss, 8
-/// in a row happen once in 10^12 pieces.
-const BLACK_HOLE_LOSSES: u32 = 8;
-/// ... over at least this long (see [`BLACK_HOLE_LOSSES`]); well under [`PEER_SILENCE`], so
-/// that the peer is asked in smaller pieces before it is taken for gone.
-const BLACK_HOLE_SILENCE: Duration = Duration::from_millis(400);
-/// A peer we wait on that says nothing for this long is pinged (and again every
-/// [`ASK_RETRY`]), so that by [`PEER_SILENCE`] a peer that is gone is told apart from one
-/// whose pieces are lost.
-const PING_AFTER: Duration = Duration::from_secs(1);
-/// A peer dropped this long after it was last heard from may be asked again.
-const DROPPED_PEER_RETRY: Duration = Duration::from_secs(4);
-/// How often an unanswered have-map or manifest request is repeated.
-const ASK_RETRY: Duration = Duration::from_millis(300);
-/// Unanswered manifest requests before another holder is asked.
-const MANIFEST_ATTEMPTS_MAX: u32 = 4;
-/// Bad chunks after which a peer is dropped.
-const BAD_CHUNKS_MAX: u32 = 3;
-/// While no holder is usable, the tracker is asked again after this, doubling with every
-/// answer that brings no holder we did not know, up to [`LOOKUP_RETRY_MAX`]: a stalled
-/// download asked every second, for as long as it waited (issue 14).
-const LOOKUP_RETRY: Duration = Duration::from_secs(1);
-const LOOKUP_RETRY_MAX: Duration = Duration::from_secs(30);
-/// Most (chunk, peer) pairs remembered as "this peer sent a bad copy of this chunk".
-const BAD_PAIRS_MAX: usize = 4096;
 /// Peers holding only part of the file used at once, beside the `peers_max` complete
 /// holders: in a swarm a downloader talks to as many peers as help.
 const PARTIAL_PEERS_MAX: usize = 8;
-/// While a transfer runs, partial holders that do not help are let go this often
-/// ([`Download::drop_unhelpful`]); [`SWARM_REFRESH_SHORT`] while fewer than
-/// [`PARTIAL_PEERS_MAX`] partial holders are in use, as at the start of a swarm, when new
-/// ones appear every moment.
-const SWARM_REFRESH: Duration = Duration::from_secs(1);
-const SWARM_REFRESH_SHORT: Duration = Duration::from_millis(250);
-/// While a transfer runs, the tracker is asked for new holders (downloaders that verified
-/// chunks) after [`SWARM_REFRESH_SHORT`] or [`SWARM_REFRESH`] (as for dropping unhelpful
-/// peers), spread between half and one and a half times that ([`Download::spread`]),
-/// doubling once the answer has not changed for [`LOOKUP_STEADY`], up to
-/// [`SWARM_LOOKUP_MAX`], and within the node's look-up budget (`LOOKUP_SPACING`; credit
-/// that is due goes inside a look-up, `Node::handle_timeout`). New
-/// partial holders are also learnt from peers ([`wire::Peers`]); asking the tracker every
-/// 250 ms whatever it said, as before, made look-ups half of a downloader's datagrams to it
-/// (issue 14's goal: at most 2 a second over any 10 s).
-const SWARM_LOOKUP_MAX: Duration = Duration::from_secs(16);
-/// Look-ups back off only once the tracker's answer has stayed the same (no holder we did
-/// not know, the same number of holders) this long. At a swarm's start the answer stays the
-/// same for the half second before the holder's first chunks verify, then changes every
-/// moment: doubling at once made each downloader ask at 0.25, 0.5, 1 s and so miss the
-/// first partial holders, and the simulated 200-node swarm's downloaders got their first
-/// chunk 0.8 s later than when they asked every 250 ms (tests/sim_tstar.rs, seed 2).
-const LOOKUP_STEADY: Duration = Duration::from_secs(2);
 /// Partial holders that hold nothing this download still needs are dropped for others the
 /// tracker listed, at most this many at each refresh.
 const UNHELPFUL_DROPS_MAX: usize = 2;
@@ -118,49 +95,12 @@ const UNHELPFUL_DROPS_MAX: usize = 2;
 const HAVE_REFRESH: Duration = Duration::from_millis(200);
 /// How often a download waiting for disk space tries again.
 const DISK_RETRY: Duration = Duration::from_secs(1);
-/// A peer that refused a piece request for want of an upload slot is asked again after
-/// this, doubled with every refusal in a row up to [`BUSY_RETRY_MAX`].
-const BUSY_RETRY: Duration = Duration::from_millis(50);
-const BUSY_RETRY_MAX: Duration = Duration::from_millis(800);
-/// A partial holder that refused this many times in a row is dropped for another one, if
-/// there is another.
-const BUSY_STREAK_MAX: u32 = 4;
 
 /// What became of a peer message offered to a download.
 pub(crate) enum Handled {
     Consumed,
     /// The manifest checked and the partial file exists: the node may announce.
     ManifestReady(Hash),
-}
-
-struct ManifestFetch {
-    version: VersionRecord,
-    hashes: Vec<Hash>,
-    source: Option<usize>,
-    sent_at: Option<Instant>,
-    attempts: u32,
-}
-
-impl ManifestFetch {
-    /// How long the last request is given before it is repeated: [`ASK_RETRY`], doubled
-    /// with every attempt. A holder that 200 downloaders ask at once answers them over
-    /// several hundred milliseconds (a part is about 1.4 KB); repeating every request at a
-    /// fixed pace would double its queue, and its upload would carry the manifest twice
-    /// before the first piece.
-    fn retry_after(&self) -> Duration {
-        ASK_RETRY * 2u32.pow(self.attempts.saturating_sub(1).min(4))
-    }
-}
-
-enum Phase {
-    LookingUp,
-    Manifest(ManifestFetch),
-    Transfer(Transfer),
-    /// The manifest checked, but the disk has no room for the partial file: tried again
-    /// every [`DISK_RETRY`], never given up.
-    WaitingForSpace(Manifest),
-    Done,
-    Failed,
 }
 
 pub(crate) struct Download {
@@ -172,32 +112,14 @@ pub(crate) struct Download {
     /// Fails at this moment unless some holder helps before.
     give_up_at: Instant,
     phase: Phase,
-    /// Holders from the last look-up, best first: node id, address, holds every chunk.
-    candidates: Vec<(u32, SocketAddr, bool)>,
-    peers: Vec<Peer>,
-    /// When the tracker is asked for holders next (see [`LOOKUP_RETRY`], [`SWARM_LOOKUP`]).
-    lookup_due: Option<Instant>,
-    /// The wait before the look-up after next: doubles while nothing changes.
-    lookup_backoff: Duration,
-    /// When the tracker's answer last changed (or the download began): see
-    /// [`LOOKUP_STEADY`].
-    lookup_changed_at: Instant,
-    /// How many holders of the chosen version the tracker counted in its last answer.
-    holders_counted: u32,
-    /// While transferring: when to refresh partial holders' have-maps and the holder list.
-    refresh_due: Option<Instant>,
-    /// While transferring: when to ask partial holders for their have-maps again.
-    have_refresh_due: Option<Instant>,
+    /// Every peer this download used, by index, and whom it may recruit.
+    peers: Peers,
     told_versions: bool,
     /// Found through a standard tracker: the name (unless given) and the shape (unless a
     /// `.torrent` gave it) come from the first manifest part. See [`Download::by_info_hash`].
-    by_hash: Option<by_hash::ByHash>,
+    by_hash: Option<ByHash>,
     /// While the disk is full: when to try again (to open the partial file, or to publish).
     disk_retry_at: Option<Instant>,
-    /// Look-up replies taken so far: varies the order partial holders are tried in.
-    lookups: u32,
-    /// Look-ups scheduled so far: varies their spacing (see [`Download::spread`]).
-    lookups_scheduled: u32,
     /// What the tracker's replies showed, and when to say why the download is slow.
     diagnosis: diagnosis::Diagnosis,
 }
@@ -212,37 +134,31 @@ impl Download {
             give_up_after,
             give_up_at: now + give_up_after,
             phase: Phase::LookingUp,
-            candidates: Vec::new(),
-            peers: Vec::new(),
-            // The first look-up goes with the `download` command (`Node::download`).
-            lookup_due: Some(now + LOOKUP_RETRY),
-            lookup_backoff: Duration::ZERO,
-            lookup_changed_at: now,
-            holders_counted: 0,
-            refresh_due: None,
-            have_refresh_due: None,
+            peers: Peers::new(now),
             told_versions: false,
             by_hash: None,
             disk_retry_at: None,
-            lookups: 0,
-            lookups_scheduled: 0,
             diagnosis: diagnosis::Diagnosis::new(now),
         }
     }
 
-    /// `wait` made different for every node and every look-up, between half and one and a
-    /// half times it. Downloads that began together would otherwise ask the tracker in step
-    /// (every reply comes a moment after the same command), so that a partial holder that
-    /// appears between two rounds stays unknown to all until the next: 200 simulated
-    /// downloaders asking every 250 ms in step spread the first chunks several times slower
-    /// than the same asking spread out (tests/sim_tstar.rs). Derived from the node id, as the
-    /// order of candidates is, so that a simulation stays replayable.
-    fn spread(&mut self, wait: Duration, own_node_id: u32) -> Duration {
-        self.lookups_scheduled = self.lookups_scheduled.wrapping_add(1);
-        let key = (u64::from(own_node_id) << 32) | u64::from(self.lookups_scheduled);
-        // The top 16 bits of a well-mixed draw: a fraction of 1 in steps of 1/65,536.
-        let fraction = (crate::rng::Rng::new(key).next_u64() >> 48) as f64 / 65_536.0;
-        wait.mul_f64(0.5 + fraction)
+    /// A download by info hash, whose peers come from a standard tracker
+    /// ([`Download::handle_peers`]). Without `name`, the name is the one in the manifest the
+    /// peers send (checked as any name from the network, and against the info hash with the
+    /// rest of the manifest); until then the download is called by its info hash.
+    pub fn by_info_hash(
+        info_hash: Hash,
+        name: Option<String>,
+        shape: Option<(u64, u32)>,
+        now: Instant,
+        give_up_after: Duration,
+    ) -> Download {
+        let name_known = name.is_some();
+        let name = name.unwrap_or_else(|| wire::hex(&info_hash));
+        Download {
+            by_hash: Some(ByHash { name_known, shape }),
+            ..Download::new(name, Some(info_hash), now, give_up_after)
+        }
     }
 
     pub fn name(&self) -> &str {
@@ -254,7 +170,7 @@ impl Download {
     }
 
     pub fn finished(&self) -> bool {
-        matches!(self.phase, Phase::Done | Phase::Failed)
+        self.phase.finished()
     }
 
     pub fn failed(&self) -> bool {
@@ -266,13 +182,12 @@ impl Download {
         matches!(self.phase, Phase::Transfer(_))
     }
 
-    /// Ends the download as failed, saying why and what became of its partial file: kept
-    /// (and resumed by the next `download` of it) when chunks were verified, its space
-    /// released when none were.
+    /// Ends the download as failed, saying why and what became of its partial file (see
+    /// [`finish::keep_or_release`]).
     fn fail(&mut self, parts: &mut Parts<'_>, reason: String) {
         self.phase = Phase::Failed;
         let left = match self.info_hash {
-            Some(info_hash) => keep_or_release(parts, info_hash),
+            Some(info_hash) => finish::keep_or_release(parts, info_hash),
             None => String::new(),
         };
         parts
@@ -280,9 +195,143 @@ impl Download {
             .say(format!("download {} failed: {reason}{left}", self.name));
     }
 
+    // ---- inputs: each checks the transfer's account when it is done ---------------------
+
+    /// The tracker's answer to a look-up: the versions of the name and their holders.
+    pub fn handle_lookup(
+        &mut self,
+        parts: &mut Parts<'_>,
+        now: Instant,
+        own_node_id: u32,
+        versions: &[VersionRecord],
+        holders: &[HolderRecord],
+    ) {
+        self.take_lookup(parts, now, own_node_id, versions, holders);
+        self.check_invariants();
+    }
+
+    /// Peers of our info hash from a standard tracker: addresses only (see
+    /// [`Lookups::take_addresses`]).
+    pub fn handle_peers(
+        &mut self,
+        parts: &mut Parts<'_>,
+        now: Instant,
+        own_node_id: u32,
+        peers: &[SocketAddr],
+    ) {
+        self.take_peers(parts, now, own_node_id, peers);
+        self.check_invariants();
+    }
+
+    /// Offers a peer message to this download; `None` when it is not for it.
+    pub fn handle_peer_message(
+        &mut self,
+        parts: &mut Parts<'_>,
+        now: Instant,
+        from: SocketAddr,
+        message: &Message<'_>,
+    ) -> Option<Handled> {
+        let handled = self.take_peer_message(parts, now, from, message);
+        self.check_invariants();
+        handled
+    }
+
+    /// Peer `from` told us of other peers holding some of the file (peer exchange): the
+    /// ones we know of under no id yet become candidates, and are recruited if there is
+    /// room. A listed id we already know keeps the address we know it by (a peer cannot
+    /// redirect us from a holder), and nothing but a have-map request goes to a new address
+    /// before it answers, so a lying list costs us a few small requests and nothing more.
+    pub fn handle_exchange(
+        &mut self,
+        parts: &mut Parts<'_>,
+        now: Instant,
+        from: SocketAddr,
+        own_node_id: u32,
+        listed: &[wire::PeerRecord],
+    ) {
+        if self.finished() || !self.peers.iter().any(|p| p.addr == from && !p.dropped) {
+            // Lists are taken only from peers we use (whom we asked).
+            parts.out.stats.dropped_unexpected += 1;
+            return;
+        }
+        let (peers, lookups) = self.peers.with_lookups();
+        if lookups.take_told(own_node_id, listed, peers) {
+            self.recruit(parts, now);
+        }
+        self.check_invariants();
+    }
+
+    /// Fires due timers. Returns true when the tracker should be asked for holders again.
+    pub fn handle_timeout(&mut self, parts: &mut Parts<'_>, now: Instant) -> bool {
+        let look_up = self.fire_timers(parts, now);
+        self.check_invariants();
+        look_up
+    }
+
+    /// A hasher thread checked `chunk`. Returns the node to credit when it verified.
+    pub fn chunk_checked(
+        &mut self,
+        parts: &mut Parts<'_>,
+        now: Instant,
+        chunk: u32,
+        ok: bool,
+    ) -> Option<u32> {
+        let credit = self.take_hash_result(parts, now, chunk, ok);
+        self.check_invariants();
+        credit
+    }
+
+    /// Sends piece requests until every usable peer's window is full.
+    pub fn fill_windows(&mut self, parts: &mut Parts<'_>, now: Instant) {
+        let (peers, mut of) = self.peers_of();
+        peers.send_requests(parts, now, &mut of);
+        self.check_invariants();
+    }
+
+    /// Asserts the transfer's account (see [`Transfer::check_invariants`]) in debug builds:
+    /// run at the end of every input.
+    fn check_invariants(&self) {
+        if cfg!(debug_assertions)
+            && let Phase::Transfer(transfer) = &self.phase
+        {
+            transfer.check_invariants(&self.peers);
+        }
+    }
+
+    /// The peers, and what their operations take of the rest of the download (see [`Of`]).
+    fn peers_of(&mut self) -> (&mut Peers, Of<'_>) {
+        let of = Of {
+            name: &mut self.name,
+            info_hash: self.info_hash,
+            by_hash: self.by_hash.as_ref(),
+            phase: &mut self.phase,
+        };
+        (&mut self.peers, of)
+    }
+
+    fn recruit(&mut self, parts: &mut Parts<'_>, now: Instant) {
+        let (peers, mut of) = self.peers_of();
+        peers.recruit(parts, now, &mut of);
+    }
+
+    fn drop_peer(&mut self, parts: &mut Parts<'_>, now: Instant, index: usize) {
+        let (peers, mut of) = self.peers_of();
+        peers.drop_peer(parts, now, &mut of, index);
+    }
+
+    fn ask_manifest(&mut self, parts: &mut Parts<'_>, now: Instant) {
+        self.peers.ask_manifest(parts, now, &mut self.phase);
+    }
+
+    /// Peers this download uses that sent us chunks that verified (see
+    /// [`Peers::useful`]).
+    pub fn useful_peers(&self) -> impl Iterator<Item = (u32, SocketAddr, bool)> + '_ {
+        self.peers.useful()
+    }
+
     // ---- look-up ------------------------------------------------------------------------
 
-    pub fn handle_lookup(
+    fn take_lookup(
         &mut self,
         parts: &mut Parts<'_>,
         now: Instant,
@@ -293,18 +342,10 @@ impl Download {
         if self.finished() {
             return;
         }
-        // Once a version is chosen (or pinned), later look-ups only refresh its holders.
-        let chosen = match self.info_hash {
-            Some(info_hash) => versions.iter().position(|v| v.info_hash == info_hash),
-            None => (0..versions.len())
-                .max_by_key(|&i| (versions[i].holder_count.get(), std::cmp::Reverse(i))),
-        };
-        let Some(chosen) = chosen else {
+        let Some(chosen) = lookup::choose_version(versions, self.info_hash) else {
             self.diagnosis.on_lookup(0);
             log::info!("no holder of {} yet; asking again", self.name);
-            // The holders listed before are gone: trying them again is for the peers we
-            // have, not for the candidates (see `recruit`).
-            self.candidates.clear();
+            self.peers.lookups.forget_candidates();
             return;
         };
         let version = versions[chosen];
@@ -319,57 +360,7 @@ impl Download {
                 self.name
             ));
         }
-        let known_before: Vec<u32> = self
-            .candidates
-            .iter()
-            .map(|&(node_id, _, _)| node_id)
-            .chain(self.peers.iter().map(|p| p.node_id))
-            .collect();
-        let previous = std::mem::take(&mut self.candidates);
-        self.candidates = holders
-            .iter()
-            .filter(|h| usize::from(h.version) == chosen && h.node_id.get() != own_node_id)
-            .map(|h| {
-                let complete = h.chunks_held.get()
-                    == wire::chunk_count(version.file_bytes.get(), version.chunk_bytes.get());
-                (
-                    h.node_id.get(),
-                    wire::socket_addr(h.ip, h.port.get()),
-                    complete,
-                )
-            })
-            .collect();
-        // Complete holders stay in the tracker's order (most credit first). Partial ones go
-        // in an order of this downloader's own, new at every look-up: taken in the tracker's
-        // order, every downloader would crowd the same few (the best by credit), and most
-        // partial holders would upload nothing.
-        self.lookups += 1;
-        let salt = (u64::from(own_node_id) << 32) | u64::from(self.lookups);
-        self.candidates.sort_by_key(|&(node_id, _, complete)| {
-            let key = (salt ^ u64::from(node_id)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-            (!complete, if complete { 0 } else { key >> 16 })
-        });
-        // The holders known before and not listed this time stay candidates, after the
-        // listed ones: look-ups are seconds apart now, and a partial holder another peer told
-        // of (`handle_exchange`), or one the tracker listed before in its sample of a large
-        // swarm, is as good a holder as before. Without them, the 200-node simulated swarm
-        // often had no holder to take in place of one that had nothing left for it.
-        if !self.candidates.is_empty() {
-            for old in previous {
-                if self.candidates.len() >= CANDIDATES_MAX {
-                    break;
-                }
-                if !self.candidates.iter().any(|c| c.0 == old.0) {
-                    self.candidates.push(old);
-                }
-            }
-        }
-        self.diagnosis.on_lookup(self.candidates.len());
-        if self.candidates.is_empty() {
-            return;
-        }
-        // Something changed when the tracker lists a holder we did not know and could take:
-        // the backoff starts again (a new holder may be followed by others).
+        // Room for a holder we did not know: the backoff starts again when there is one.
         let room = self
             .peers
             .iter()
@@ -377,47 +368,72 @@ impl Download {
             .count()
             < PARTIAL_PEERS_MAX
             || !self.peers.iter().any(|p| !p.dropped);
-        let news = self
-            .candidates
-            .iter()
-            .any(|(node_id, _, _)| !known_before.contains(node_id));
-        // The tracker counting more (or fewer) holders is a change too: it lists only a
-        // sample of a large swarm, and the holders it did not list are new to us.
-        let counted = version.holder_count.get();
-        let changed = news || counted != self.holders_counted;
-        self.holders_counted = counted;
-        if changed {
-            self.lookup_changed_at = now;
+        let (peers, lookups) = self.peers.with_lookups();
+        let candidates =
+            lookups.take_holders(now, own_node_id, chosen, &version, holders, peers, room);
+        self.diagnosis.on_lookup(candidates);
+        if candidates == 0 {
+            return;
         }
-        if changed && room {
-            self.lookup_backoff = Duration::ZERO;
-            self.lookup_due = Some(now + self.spread(SWARM_REFRESH_SHORT, own_node_id));
-        }
+        let fetch = ManifestFetch::new(version);
+        self.begin(parts, now, version.info_hash, fetch);
+    }
+
+    /// Holders are known: a download still looking up resumes from its partial file, if
+    /// one is there, or fetches the manifest (`fetch`); then peers are recruited.
+    fn begin(
+        &mut self,
+        parts: &mut Parts<'_>,
+        now: Instant,
+        info_hash: Hash,
+        fetch: ManifestFetch,
+    ) {
         if let Phase::LookingUp = self.phase {
-            self.info_hash = Some(version.info_hash);
-            match parts.state.partial_manifest(&version.info_hash) {
+            self.info_hash = Some(info_hash);
+            match parts.state.partial_manifest(&info_hash) {
                 Some(manifest) => {
-                    log::info!("resuming {} from its partial file", self.name);
+                    log::info!("resuming {} from its partial file", manifest.name);
+                    if self.by_hash.is_some() {
+                        self.name = manifest.name.clone();
+                    }
                     self.start_transfer(parts, now, manifest);
                 }
-                None => {
-                    self.phase = Phase::Manifest(ManifestFetch {
-                        version,
-                        hashes: Vec::new(),
-                        source: None,
-                        sent_at: None,
-                        attempts: 0,
-                    })
-                }
+                None => self.phase = Phase::Manifest(fetch),
             }
         }
         self.recruit(parts, now);
     }
 
+    fn take_peers(
+        &mut self,
+        parts: &mut Parts<'_>,
+        now: Instant,
+        own_node_id: u32,
+        peers: &[SocketAddr],
+    ) {
+        let (Some(info_hash), Some(by_hash)) = (self.info_hash, &self.by_hash) else {
+            return;
+        };
+        if self.finished() {
+            return;
+        }
+        let shape = by_hash.shape;
+        let candidates = self.peers.lookups.take_addresses(own_node_id, peers);
+        self.diagnosis.on_lookup(candidates);
+        if candidates == 0 {
+            return;
+        }
+        self.begin(
+            parts,
+            now,
+            info_hash,
+            ManifestFetch::by_hash(info_hash, shape),
+        );
+    }
+
     // ---- messages from peers ------------------------------------------------------------
 
-    /// Offers a peer message to this download; `None` when it is not for it.
-    pub fn handle_peer_message(
+    fn take_peer_message(
         &mut self,
         parts: &mut Parts<'_>,
         now: Instant,
@@ -430,67 +446,20 @@ impl Download {
         self.peers[index].evidence.on_datagram(now);
         match message {
             Message::Welcome(welcome) => {
-                // Every request sent without the cookie brings a welcome; the first with a
-                // new cookie is enough to ask again (a manifest part asked twice costs the
-                // holder's upload 1.4 KB more per downloader, when 200 start at once).
-                let fresh = self.peers[index].cookie != welcome.cookie.get();
-                self.peers[index].cookie = welcome.cookie.get();
-                self.peers[index].last_heard = now;
-                // Whatever we asked was refused for want of a cookie: ask again with it.
-                if fresh && self.peers[index].have.is_none() {
-                    self.ask_have(parts, now, index, info_hash);
-                }
-                if let Phase::Manifest(fetch) = &self.phase
-                    && fetch.source == Some(index)
-                    && fresh
-                {
-                    self.ask_manifest(parts, now);
-                }
-                self.release_peer_requests(index);
+                let cookie = welcome.cookie.get();
+                let (peers, mut of) = self.peers_of();
+                peers.welcome(parts, now, &mut of, index, cookie);
                 // Other downloads from the same peer need the cookie too.
                 None
             }
             Message::HaveMap { fixed, bitmap } if fixed.info_hash == info_hash => {
-                let peer = &mut self.peers[index];
-                peer.last_heard = now;
-                // A long map comes in parts: each one updates the map we have of that length.
-                let count = fixed.chunk_count.get();
-                let have = match &peer.have {
-                    Some(old) if old.len() == count => Some(old.clone()),
-                    _ => Some(Bitmap::new(count)),
-                }
-                .map(|map| map.with_part(fixed.first_chunk.get(), bitmap));
-                if let Phase::Transfer(transfer) = &mut self.phase {
-                    if have
-                        .as_ref()
-                        .is_none_or(|have| have.len() != transfer.manifest.chunk_count())
-                    {
-                        log::warn!(
-                            "node {} sent a have-map of the wrong length; dropping it",
-                            peer.node_id
-                        );
-                        self.drop_peer(parts, now, index);
-                        return Some(Handled::Consumed);
-                    }
-                    transfer.replace_have(peer.have.as_ref(), have.as_ref());
-                }
-                peer.have = have;
+                let (peers, mut of) = self.peers_of();
+                peers.have_map(parts, now, &mut of, index, fixed, bitmap);
                 Some(Handled::Consumed)
             }
             Message::MtuProbeReply(reply) if reply.info_hash == info_hash => {
-                let peer = &mut self.peers[index];
-                peer.last_heard = now;
-                let before = peer.path.datagram_bytes();
-                peer.path.on_probe_reply(reply.probe_bytes.get(), now);
-                if peer.path.datagram_bytes() > before {
-                    log::info!(
-                        "{}: the path from node {} carries {}-byte datagrams: pieces of {} bytes",
-                        self.name,
-                        peer.node_id,
-                        peer.path.datagram_bytes(),
-                        peer.piece_bytes(parts.config.piece_bytes)
-                    );
-                }
+                let bytes = reply.probe_bytes.get();
+                self.peers.probe_reply(parts, now, &self.name, index, bytes);
                 Some(Handled::Consumed)
             }
             Message::ManifestPart {
@@ -502,163 +471,351 @@ impl Download {
                 Some(self.manifest_part(parts, now, index, fixed, hashes, name))
             }
             Message::Piece { fixed, data } if fixed.info_hash == info_hash => {
-                self.piece(parts, now, index, fixed, None, data);
+                self.piece(parts, now, index, Arrived::new(fixed, None, data));
                 Some(Handled::Consumed)
             }
             Message::StampedPiece { fixed, data } if fixed.piece.info_hash == info_hash => {
-                self.piece(
-                    parts,
-                    now,
-                    index,
-                    &fixed.piece,
-                    Some(fixed.sent_us.get()),
-                    data,
-                );
+                let sent_us = Some(fixed.sent_us.get());
+                self.piece(parts, now, index, Arrived::new(&fixed.piece, sent_us, data));
                 Some(Handled::Consumed)
             }
             Message::Reject(reject) if reject.info_hash == info_hash => {
                 self.peers[index].last_heard = now;
-                let chunk = reject.chunk.get();
-                match RejectReason::from_repr(reject.reason.get()) {
-                    // "Get it from another peer": as if it did not hold it, until its next
-                    // have-map.
-                    Some(reason @ (RejectReason::MissingChunk | RejectReason::Elsewhere)) => {
-                        let had = self.peers[index].have.as_mut().is_some_and(|have| {
-                            let had = have.get(chunk);
-                            have.clear(chunk);
-                            had
-                        });
-                        // Counted out of the availability too: the next have-map counts it
-                        // in again if it shows the chunk (counting only that inflated the
-                        // count by one for every refusal, and rarest-first took chunks the
-                        // holder kept refusing for common ones).
-                        if had && let Phase::Transfer(transfer) = &mut self.phase {
-                            transfer.forget_holder_of(chunk);
-                        }
-                        self.release_chunk(index, chunk);
-                        // A spreading holder's least-sent chunks moved on: what it showed is
-                        // stale as a whole, and one have-map costs it less than a refusal
-                        // for every chunk it no longer shows.
-                        let peer = &self.peers[index];
-                        if reason == RejectReason::Elsewhere
-                            && peer.complete
-                            && now.saturating_duration_since(peer.last_asked) >= HAVE_REFRESH
-                        {
-                            self.ask_have(parts, now, index, info_hash);
-                        }
-                    }
-                    Some(RejectReason::Busy) => {
-                        self.release_chunk(index, chunk);
-                        let replaceable = self.recruitable_partial(now) > 0;
-                        let peer = &mut self.peers[index];
-                        // One refusal per attempt counts: several requests may be refused.
-                        if !peer.busy(now) {
-                            let backoff = BUSY_RETRY * 2u32.pow(peer.busy_streak.min(8));
-                            peer.busy_until = Some(now + backoff.min(BUSY_RETRY_MAX));
-                            peer.busy_streak += 1;
-                            if !peer.complete && peer.busy_streak >= BUSY_STREAK_MAX && replaceable
-                            {
-                                log::info!("node {} stays busy; trying another peer", peer.node_id);
-                                self.drop_peer(parts, now, index);
-                            }
-                        }
-                    }
-                    reason => {
-                        log::info!(
-                            "node {} refused {}: {reason:?}; dropping it",
-                            self.peers[index].node_id,
-                            self.name
-                        );
-                        self.drop_peer(parts, now, index);
-                    }
-                }
+                let (chunk, reason) = (reject.chunk.get(), reject.reason.get());
+                let (peers, mut of) = self.peers_of();
+                peers.rejected(parts, now, &mut of, index, chunk, reason);
                 Some(Handled::Consumed)
             }
             _ => None,
         }
     }
+    // ---- timers -------------------------------------------------------------------------
+    //
+    // Silent peers, unanswered requests, timed-out pieces, the swarm's refreshes (holder
+    // lists and have-maps) and giving up. Timers are data: `poll_timeout` returns the
+    // earliest deadline and a spurious `handle_timeout` does nothing.
 
-    // ---- requests -----------------------------------------------------------------------
-
-    /// Sends piece requests until every usable peer's window is full.
-    pub fn fill_windows(&mut self, parts: &mut Parts<'_>, now: Instant) {
-        self.probe_paths(parts, now);
-        let Phase::Transfer(transfer) = &mut self.phase else {
-            return;
-        };
-        let info_hash = transfer.manifest.info_hash;
-        for index in 0..self.peers.len() {
-            let peer = &self.peers[index];
-            if peer.dropped || peer.cookie == 0 || peer.have.is_none() || peer.busy(now) {
-                continue;
-            }
-            // Ask in runs of a quarter window (at most REQUEST_PIECES_MAX pieces), not a
-            // piece at a time as each arrives: half the datagrams, the same pipeline.
-            let batch = (self.peers[index].request_window() / 4).clamp(1, REQUEST_PIECES_MAX);
-            // Asked nothing and holding no chunk: its wait for pieces starts afresh.
-            let mut idle = peer.in_flight == 0 && peer.chunks.is_empty();
-            loop {
-                let peer = &self.peers[index];
-                let room = peer.request_window().saturating_sub(peer.in_flight);
-                if room == 0 || (room < batch && peer.in_flight > 0) {
-                    break;
-                }
-                let Some((chunk, first, count)) =
-                    next_request(transfer, &mut self.peers, index, room, now)
-                else {
-                    break;
-                };
-                let Some(ChunkState::Active(progress)) = transfer.chunks.get(chunk as usize) else {
-                    break;
-                };
-                let piece_bytes = progress.piece_bytes;
-                let chunk_len = transfer.manifest.chunk_len(chunk);
-                let offset = first * piece_bytes;
-                let length = (count * piece_bytes).min(chunk_len - offset);
-                let peer = &mut self.peers[index];
-                let request = wire::PieceRequest {
-                    ask: PeerAsk {
-                        cookie: U64::new(peer.cookie),
-                        node_id: U32::new(parts.config.node_id),
-                        info_hash,
-                    },
-                    chunk: U32::new(chunk),
-                    offset: U32::new(offset),
-                    length: U32::new(length),
-                    piece_bytes: U32::new(piece_bytes),
-                };
-                if peer.paced {
-                    let paced = wire::PacedPieceRequest {
-                        request,
-                        pace_kib_per_s: U32::new(
-                            u32::try_from(peer.congestion.pace() / 1024)
-                                .unwrap_or(u32::MAX)
-                                .max(1),
-                        ),
-                    };
-                    parts
-                        .out
-                        .send(peer.addr, &Message::PacedPieceRequest(&paced));
-                } else {
-                    parts.out.send(peer.addr, &Message::PieceRequest(&request));
-                }
-                peer.evidence.on_request(now, std::mem::take(&mut idle));
-                peer.in_flight += count;
-                if transfer.scan_due.is_none() {
-                    transfer.scan_due = Some(now + SCAN_INTERVAL);
-                }
-                if let Some(ChunkState::Active(progress)) = transfer.chunks.get_mut(chunk as usize)
-                {
-                    for piece in first..first + count {
-                        progress.requested_at[piece as usize] = Some(now);
-                    }
-                    progress.next_unrequested = first + count;
+    fn fire_timers(&mut self, parts: &mut Parts<'_>, now: Instant) -> bool {
+        if self.finished() {
+            return false;
+        }
+        if self.disk_retry_at.is_some_and(|t| t <= now) {
+            match std::mem::replace(&mut self.phase, Phase::LookingUp) {
+                Phase::WaitingForSpace(manifest) => self.start_transfer(parts, now, manifest),
+                other => {
+                    self.phase = other;
+                    self.publish(parts, now);
                 }
             }
         }
+        if self.disk_retry_at.is_some() {
+            // Nothing to ask anyone until there is room, and no giving up either.
+            return false;
+        }
+        for index in 0..self.peers.len() {
+            let (peers, mut of) = self.peers_of();
+            peers.check_peer(parts, now, &mut of, index);
+        }
+        if let Phase::Manifest(fetch) = &self.phase
+            && fetch.retry_at().is_some_and(|t| t <= now)
+        {
+            match fetch.source() {
+                Some(source) if fetch.source_exhausted() => self.drop_peer(parts, now, source),
+                _ => self.ask_manifest(parts, now),
+            }
+        }
+        let (peers, mut of) = self.peers_of();
+        peers.scan_timeouts(parts, now, &mut of);
+        let transferring = matches!(self.phase, Phase::Transfer(_));
+        if transferring {
+            let (peers, mut of) = self.peers_of();
+            peers.refresh(parts, now, &mut of);
+        }
+        let active = self.peers.iter().any(|p| !p.dropped);
+        if !active && now >= self.give_up_at {
+            let reason = self.why(&parts.tracker, now).unwrap_or_else(|| {
+                format!(
+                    "no holder of {} was found within {} s",
+                    self.name,
+                    self.give_up_after.as_secs()
+                )
+            });
+            self.fail(parts, reason);
+            return false;
+        }
+        if self.diagnosis.take_slow_report(now)
+            && let Some(reason) = self.why(&parts.tracker, now)
+        {
+            // Not "download NAME ...": scripts and checkers take that for the end of one.
+            let line = if self.transferring() {
+                format!("slow download of {}: {reason}", self.name)
+            } else {
+                format!("waiting to download {}: {reason}", self.name)
+            };
+            parts.out.say(line);
+        }
+        if !active {
+            self.recruit(parts, now);
+        }
+        // Look-ups: for holders while none is usable, for new holders while a transfer
+        // runs; each backs off while nothing changes (see `handle_lookup`).
+        let need_holders = !self.peers.iter().any(|p| !p.dropped);
+        if need_holders || transferring {
+            let partial_room = self.peers.partial_peers() < PARTIAL_PEERS_MAX;
+            return self
+                .peers
+                .lookups
+                .fire(now, need_holders, partial_room, parts.config.node_id);
+        }
+        false
     }
 
-    // ---- timers: timers.rs; peers: peers.rs; manifest parts and pieces: arrival.rs -------
+    /// The node's look-up budget holds the look-up this download wanted until `at`.
+    pub fn defer_lookup(&mut self, at: Instant) {
+        self.peers.lookups.defer(at);
+    }
+
+    /// When this download would ask the tracker for holders next, if it looks up at all
+    /// now (for holders while none is usable, for new holders while a transfer runs).
+    pub fn lookup_wanted_at(&self) -> Option<Instant> {
+        let need_holders = !self.peers.iter().any(|p| !p.dropped);
+        let transferring = matches!(self.phase, Phase::Transfer(_));
+        if self.finished() || !(need_holders || transferring) {
+            return None;
+        }
+        self.peers.lookups.due()
+    }
+
+    /// A datagram goes to the tracker now anyway (credit that is due): the look-up this
+    /// download wanted later goes with it instead (see `Node::handle_timeout`).
+    pub fn bring_lookup_forward(&mut self, now: Instant) {
+        self.peers.lookups.bring_forward(now);
+    }
+
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.finished() {
+            return None;
+        }
+        let mut earliest: Option<Instant> = None;
+        let mut consider = |t: Instant| earliest = Some(earliest.map_or(t, |e| e.min(t)));
+        if let Some(t) = self.disk_retry_at {
+            consider(t);
+        }
+        if self.disk_retry_at.is_some() {
+            return earliest;
+        }
+        if let Some(t) = self.diagnosis.slow_report_due() {
+            consider(t);
+        }
+        if let Some(t) = self.peers.poll_timeout(&self.phase) {
+            consider(t);
+        }
+        let phase_due = match &self.phase {
+            Phase::Manifest(fetch) => fetch.retry_at(),
+            Phase::Transfer(transfer) => transfer.scan_due(),
+            _ => None,
+        };
+        if let Some(t) = phase_due {
+            consider(t);
+        }
+        if !self.peers.iter().any(|p| !p.dropped) {
+            consider(self.give_up_at);
+        }
+        earliest
+    }
+
+    // ---- arrivals: manifest parts, pieces, hash checks, publishing -----------------------
+
+    fn manifest_part(
+        &mut self,
+        parts: &mut Parts<'_>,
+        now: Instant,
+        index: usize,
+        fixed: &wire::ManifestPart,
+        hashes: &[Hash],
+        name: &str,
+    ) -> Handled {
+        let (peers, mut of) = self.peers_of();
+        let (progressed, manifest) =
+            peers.manifest_part(parts, now, &mut of, index, fixed, hashes, name);
+        if progressed {
+            self.give_up_at = now + self.give_up_after;
+        }
+        let Some(manifest) = manifest else {
+            return Handled::Consumed;
+        };
+        if self.by_hash.is_some() && parts.state.name_taken(&self.name) {
+            let reason = format!(
+                "{} already exists in {}",
+                self.name,
+                parts.state.files_dir().display()
+            );
+            self.fail(parts, reason);
+            return Handled::Consumed;
+        }
+        let info_hash = manifest.info_hash;
+        self.start_transfer(parts, now, manifest);
+        Handled::ManifestReady(info_hash)
+    }
+
+    fn start_transfer(&mut self, parts: &mut Parts<'_>, now: Instant, manifest: Manifest) {
+        let (mapping, claimed) = match parts.state.open_partial(&manifest) {
+            Ok(opened) => opened,
+            Err(error) if error.kind() == std::io::ErrorKind::StorageFull => {
+                self.wait_for_space(parts, now, &error);
+                self.phase = Phase::WaitingForSpace(manifest);
+                return;
+            }
+            Err(error) => {
+                self.fail(parts, error.to_string());
+                return;
+            }
+        };
+        if self.disk_retry_at.take().is_some() {
+            parts.out.say(format!(
+                "download {}: disk space found, going on",
+                self.name
+            ));
+            self.give_up_at = now + self.give_up_after;
+            // Nobody was asked anything while we waited: their silence was ours.
+            for peer in self.peers.iter_mut() {
+                peer.last_heard = now;
+            }
+        }
+        let count = manifest.chunk_count();
+        let manifest = Arc::new(manifest);
+        let piece_bytes_max = parts
+            .config
+            .piece_bytes
+            .clamp(1, wire::PIECE_BYTES_MAX as u32);
+        let mut transfer = Transfer::new(
+            Arc::clone(&manifest),
+            Arc::clone(&mapping),
+            piece_bytes_max,
+            parts.config.node_id,
+            now,
+        );
+        for chunk in (0..count).filter(|&c| claimed.get(c)) {
+            // Verified by an earlier run: checked again before it counts.
+            transfer.recheck(chunk);
+            parts
+                .out
+                .event(crate::node::NodeEvent::Job(transfer.check_job(chunk)));
+        }
+        parts.files.insert(
+            manifest.info_hash,
+            LocalFile {
+                manifest: Arc::clone(&manifest),
+                mapping: Arc::clone(&mapping),
+                have: Bitmap::new(count),
+                acknowledged_chunks: None,
+                announce_due: None,
+                stamp: None,
+            },
+        );
+        self.peers.count_have_maps(&mut transfer);
+        self.phase = Phase::Transfer(transfer);
+        if count == 0 {
+            self.publish(parts, now);
+        }
+    }
+
+    /// A piece from peer `index`: see "One piece, from arrival to disk" in the module doc.
+    fn piece(&mut self, parts: &mut Parts<'_>, now: Instant, index: usize, piece: Arrived<'_>) {
+        match &mut self.phase {
+            Phase::Transfer(transfer) => {
+                transfer.receive(parts, now, &self.name, &mut self.peers, index, piece)
+            }
+            _ => parts.out.stats.pieces_unrequested += 1,
+        }
+    }
+
+    fn take_hash_result(
+        &mut self,
+        parts: &mut Parts<'_>,
+        now: Instant,
+        chunk: u32,
+        ok: bool,
+    ) -> Option<u32> {
+        let Phase::Transfer(transfer) = &mut self.phase else {
+            return None;
+        };
+        // Not hashing (a late duplicate result): nothing to do.
+        let from = transfer.hash_checked(chunk, ok)?;
+        let info_hash = transfer.manifest().info_hash;
+        if !ok {
+            if from == parts.config.node_id {
+                // A chunk an earlier run recorded, not intact after all: fetch it.
+                return None;
+            }
+            parts.out.stats.chunks_failed_hash += 1;
+            log::warn!(
+                "chunk {chunk} of {} from node {from} failed its SHA-1; fetching it again",
+                self.name
+            );
+            transfer.remember_bad(chunk, from);
+            let (peers, mut of) = self.peers_of();
+            peers.bad_chunk(parts, now, &mut of, from);
+            return None;
+        }
+        let file = parts.files.get_mut(&info_hash)?;
+        file.have.set(chunk);
+        if let Err(error) = parts.state.record_verified(&info_hash, &file.have, chunk) {
+            log::warn!("cannot record chunk {chunk} as verified: {error}");
+        }
+        self.give_up_at = now + self.give_up_after;
+        if let Some(peer) = self.peers.iter_mut().find(|p| p.node_id == from) {
+            peer.chunks_verified += 1;
+        }
+        log::info!("chunk {chunk} of {} verified, from node {from}", self.name);
+        if file.have.is_full() {
+            self.publish(parts, now);
+        }
+        (from != parts.config.node_id).then_some(from)
+    }
+
+    /// Says (once) that the disk is full and what is missing; tries again in [`DISK_RETRY`].
+    fn wait_for_space(&mut self, parts: &mut Parts<'_>, now: Instant, error: &std::io::Error) {
+        if self.disk_retry_at.is_none() {
+            parts.out.say(format!(
+                "download {} waiting for disk space: {error}; trying again every {} s",
+                self.name,
+                DISK_RETRY.as_secs()
+            ));
+        }
+        self.disk_retry_at = Some(now + DISK_RETRY);
+    }
+
+    fn publish(&mut self, parts: &mut Parts<'_>, now: Instant) {
+        let Phase::Transfer(transfer) = &self.phase else {
+            return;
+        };
+        let manifest = Arc::clone(transfer.manifest());
+        let (serving, stamp) = match parts.state.publish(&manifest, &**transfer.mapping()) {
+            Ok(published) => published,
+            Err(error) if error.kind() == std::io::ErrorKind::StorageFull => {
+                // Every chunk verified and recorded: keep them, and publish once there is room.
+                self.wait_for_space(parts, now, &error);
+                return;
+            }
+            Err(error) => {
+                parts.files.remove(&manifest.info_hash);
+                self.fail(parts, format!("cannot publish: {error}"));
+                return;
+            }
+        };
+        if let Some(file) = parts.files.get_mut(&manifest.info_hash) {
+            // From now on the file is the user's: served with `pread`, watched for changes.
+            file.have = Bitmap::full(manifest.chunk_count());
+            file.mapping = serving;
+            file.stamp = Some(stamp);
+        }
+        let seconds = now.saturating_duration_since(self.started).as_secs_f64();
+        let line = finish::downloaded_line(&manifest, seconds, &self.peers, self.by_hash.is_some());
+        parts.out.say(line);
+        self.disk_retry_at = None;
+        self.phase = Phase::Done;
+    }
 
     // ---- reporting ----------------------------------------------------------------------
 
@@ -671,24 +828,7 @@ impl Download {
             return None;
         }
         let peers = self.peers.iter().filter(|p| !p.dropped).count();
-        let (verified_bytes, total_bytes, bytes_per_s) = match &self.phase {
-            Phase::Transfer(transfer) => {
-                let m = &transfer.manifest;
-                let verified = files.get(&m.info_hash).map_or(0, |f| m.held_bytes(&f.have));
-                let seconds = now
-                    .saturating_duration_since(transfer.started_at)
-                    .as_secs_f64();
-                let rate = if seconds > 0.0 {
-                    verified as f64 / seconds
-                } else {
-                    0.0
-                };
-                (verified, Some(m.file_bytes), rate)
-            }
-            Phase::Manifest(fetch) => (0, Some(fetch.version.file_bytes.get()), 0.0),
-            Phase::WaitingForSpace(manifest) => (0, Some(manifest.file_bytes), 0.0),
-            _ => (0, None, 0.0),
-        };
+        let (verified_bytes, total_bytes, bytes_per_s) = self.phase.progress(files, now);
         Some(super::Progress {
             name: self.name.clone(),
             verified_bytes,
@@ -699,106 +839,19 @@ impl Download {
         })
     }
 
-    /// One line per peer for `status`: what it sent, how fast, its round trip, how many of
-    /// its pieces were lost, the size of pieces its path carries, and the pace it is asked
-    /// to send at.
+    /// One line per peer for `status` (see [`Peer::status_line`]).
     pub fn peer_lines(&self, piece_bytes_max: u32, now: Instant) -> Vec<String> {
         self.peers
             .iter()
-            .map(|p| {
-                let seconds = p
-                    .first_piece_at
-                    .map_or(0.0, |at| now.saturating_duration_since(at).as_secs_f64());
-                let rate = if seconds > 0.0 {
-                    crate::units::rate(p.bytes_received as f64 / seconds)
-                } else {
-                    "no rate yet".to_string()
-                };
-                let asked = p.pieces_received + p.pieces_lost;
-                let lost = if asked > 0 {
-                    format!(
-                        "{} of {asked} pieces lost ({:.1}%)",
-                        p.pieces_lost,
-                        100.0 * p.pieces_lost as f64 / asked as f64
-                    )
-                } else {
-                    "no pieces yet".to_string()
-                };
-                let rtt = p.srtt.map_or("no round trip yet".to_string(), |srtt| {
-                    format!("round trip {:.1} ms", srtt.as_secs_f64() * 1e3)
-                });
-                let pace = if p.paced {
-                    format!(
-                        "paced at {}",
-                        crate::units::rate(p.congestion.pace() as f64)
-                    )
-                } else {
-                    "unpaced".to_string()
-                };
-                format!(
-                    "node {} {}{}: {} bytes received at {rate}, {} chunks verified, {rtt}, {lost}, \
-                     {}-byte pieces, {pace}, window {} pieces, {} in flight",
-                    p.node_id,
-                    p.addr,
-                    if p.dropped { " (dropped)" } else { "" },
-                    p.bytes_received,
-                    p.chunks_verified,
-                    p.piece_bytes(piece_bytes_max),
-                    p.window,
-                    p.in_flight
-                )
-            })
+            .enumerate()
+            .map(|(index, p)| p.status_line(piece_bytes_max, now, self.phase.in_flight(index)))
             .collect()
     }
-}
 
-/// What becomes of a failed download's partial file, said after the failure: with chunks
-/// verified, it stays for the next `download` of the name to resume (and `status` lists
-/// it); with none, it is removed, so that no reserved space is left behind unseen.
-fn keep_or_release(parts: &mut Parts<'_>, info_hash: Hash) -> String {
-    let Some(partial) = parts.state.partial_summary(&info_hash) else {
-        return String::new();
-    };
-    if partial.verified_bytes > 0 {
-        return format!(
-            "; kept {} ({} of {} bytes verified) in {}: `{}` resumes it",
-            crate::storage::percent(partial.verified_bytes, partial.file_bytes),
-            partial.verified_bytes,
-            partial.file_bytes,
-            parts.state.partial_path(&info_hash).display(),
-            resume_command(parts.config.standard_tracker, &partial)
-        );
-    }
-    // The file is open while it is held: let go of it, or its space stays taken.
-    if parts
-        .files
-        .get(&info_hash)
-        .is_some_and(|file| file.have.count() == 0)
-    {
-        parts.files.remove(&info_hash);
-    }
-    match parts.state.remove_partial(&info_hash) {
-        Ok(()) => format!(
-            "; nothing was verified, so its partial file is removed ({} bytes released)",
-            partial.disk_bytes
-        ),
-        Err(error) => format!("; cannot remove its partial file: {error}"),
-    }
-}
-
-/// The console command that resumes a partial download: by name from our tracker; by name
-/// and info hash from a standard one, which knows no names.
-pub(crate) fn resume_command(
-    standard_tracker: bool,
-    partial: &crate::storage::PartialSummary,
-) -> String {
-    if standard_tracker {
-        format!(
-            "download {}@{}",
-            partial.name,
-            wire::hex(&partial.info_hash)
-        )
-    } else {
-        format!("download {}", partial.name)
+    /// Why this download is slow, waiting or failed, in a sentence (see [`diagnosis`]); `None`
+    /// when nothing stands out.
+    pub fn why(&self, tracker: &TrackerHeard, now: Instant) -> Option<String> {
+        let views: Vec<diagnosis::PeerView<'_>> = self.peers.iter().map(peer::Peer::view).collect();
+        self.diagnosis.explain(&self.name, &views, tracker, now)
     }
 }

@@ -14,7 +14,7 @@
 //!   the missing pieces, judged by the time between pieces of each ([`Pace::piece_gap`]).
 //!   Pieces already on their way from the old owner still count when they arrive first.
 
-use super::transfer::Peer;
+use super::peer::Peer;
 use crate::wire;
 use std::time::{Duration, Instant};
 

@@ -1,0 +1,103 @@
+//! Which chunk a peer is asked for next (rarest first), and which one an idle peer takes
+//! over in the endgame: choices read from the transfer's state, which
+//! [`super::Transfer::next_request`] then makes.
+
+use super::Transfer;
+use super::chunk::ChunkState;
+use crate::node::download::pace;
+use crate::node::download::peer::{Peer, RTO_MIN};
+use std::time::Instant;
+
+/// A chunk whose owner sent nothing for this many of its timeouts may be taken over.
+const STALE_RTOS: u32 = 4;
+
+/// A chunk for this peer: an abandoned active one first, else the rarest missing one it
+/// holds (and did not send us a bad copy of).
+pub(super) fn pick_chunk(transfer: &Transfer, peer: &Peer) -> Option<u32> {
+    let count = transfer.chunks.len() as u32;
+    if count == 0 {
+        return None;
+    }
+    let mut abandoned = None;
+    let mut rarest: Option<(u16, u32)> = None;
+    // Every (downloader, peer) pair starts its search at its own chunk (Fibonacci
+    // hashing of both ids): downloaders served by the same holder then fetch different
+    // chunks from it, and have something to trade.
+    let pair = (u64::from(transfer.own_node_id) << 32) | u64::from(peer.node_id);
+    let start = ((pair.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32) % u64::from(count)) as u32;
+    let mut looked = 0;
+    for step in 0..count {
+        let chunk = (start + step) % count;
+        match &transfer.chunks[chunk as usize] {
+            ChunkState::Active(progress)
+                if progress.owner.is_none() && transfer.usable(peer, chunk) =>
+            {
+                abandoned = Some(chunk);
+                break;
+            }
+            ChunkState::Missing if transfer.usable(peer, chunk) => {
+                let holders = transfer.availability[chunk as usize];
+                if rarest.is_none_or(|(best, _)| holders < best) {
+                    rarest = Some((holders, chunk));
+                }
+                looked += 1;
+                // A chunk only this peer holds cannot be beaten; past the window, settle.
+                if holders <= 1 || looked >= super::RAREST_WINDOW_CHUNKS {
+                    break;
+                }
+            }
+            _ => {}
+        }
+    }
+    abandoned.or(rarest.map(|(_, chunk)| chunk)).or_else(|| {
+        // A bad copy may have been damaged on the way: when this peer has nothing else
+        // to give, it may try a chunk it sent badly again (it is dropped after
+        // BAD_CHUNKS_MAX bad chunks), rather than leave the download stuck when no other
+        // peer holds it.
+        let have = peer.have.as_ref()?;
+        (0..count).find(|&chunk| have.get(chunk) && transfer.chunks[chunk as usize].claimable())
+    })
+}
+
+/// Endgame: a chunk peer `index` holds that another peer owns and could give up: one of
+/// several it has not started, or one it has sent nothing of for a while, or would be
+/// much slower to finish. `(chunk, owner)`, the one with the fewest pieces in.
+pub(super) fn chunk_to_take_over(
+    transfer: &Transfer,
+    peers: &[Peer],
+    index: usize,
+    now: Instant,
+) -> Option<(u32, usize)> {
+    let mut best: Option<(u32, u32)> = None;
+    let typical_gap = pace::typical_gap(peers).unwrap_or(RTO_MIN);
+    for chunk in 0..transfer.chunks.len() as u32 {
+        let ChunkState::Active(progress) = &transfer.chunks[chunk as usize] else {
+            continue;
+        };
+        let Some(owner) = progress.owner else {
+            continue;
+        };
+        if owner == index || !transfer.usable(&peers[index], chunk) {
+            continue;
+        }
+        let stale = now.saturating_duration_since(progress.last_piece_at)
+            >= peers[owner].rto() * STALE_RTOS;
+        // A chunk the owner has not asked for yet costs nothing to take; one in flight is
+        // taken only when it stalled, or the pieces already on their way would be wasted.
+        let untouched =
+            progress.received.count() == 0 && progress.requested_at.iter().all(Option::is_none);
+        let missing = progress.received.len() - progress.received.count();
+        let outpaced = pace::outpaced(&peers[owner], &peers[index], missing, typical_gap);
+        if stale || outpaced || (untouched && transfer.loads[owner].chunks.len() > 1) {
+            let received = progress.received.count();
+            if best.is_none_or(|(fewest, _)| received < fewest) {
+                best = Some((received, chunk));
+            }
+        }
+    }
+    let (_, chunk) = best?;
+    let ChunkState::Active(progress) = &transfer.chunks[chunk as usize] else {
+        return None;
+    };
+    Some((chunk, progress.owner?))
+}
