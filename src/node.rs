@@ -40,6 +40,9 @@ pub use config::{NodeConfig, PaceMode};
 mod download;
 mod exchange;
 mod jobs;
+mod library;
+pub(crate) use library::LocalFile;
+use library::{Library, Progressed};
 mod outbox;
 pub(crate) use outbox::Outbox;
 pub use outbox::{NodeEvent, NodeStats};
@@ -55,7 +58,7 @@ use crate::budget::{self, SenderBudgets, Verdict};
 use crate::console::{self, Command};
 use crate::rng::Rng;
 use crate::secrets::Secrets;
-use crate::storage::{Bitmap, Content, FileStamp, Manifest, Storage};
+use crate::storage::{Content, FileStamp, Manifest, Storage};
 use crate::wire::{self, Hash, Message};
 use download::Download;
 pub use jobs::{Job, JobDone, run_job};
@@ -80,35 +83,6 @@ pub const EVENT_QUEUE_MAX: usize = 8192;
 const EXIT_WAIT: Duration = Duration::from_secs(1);
 /// Most `.torrent` exports waiting for their file to be hashed or downloaded.
 pub const EXPORTS_WAITING_MAX: usize = 64;
-/// Least time between two announces of a file whose chunk count grows (its first chunk and
-/// its last are announced at once, and the tracker uses the count between only to say
-/// whether a holder is complete). Peers learn of new partial holders from each other
-/// (`wire::Peers`): at 500 ms, announces were a third of a downloader's datagrams to the
-/// tracker (issue 14).
-const ANNOUNCE_INTERVAL: Duration = Duration::from_secs(10);
-
-/// A file this node holds, whole or in part.
-pub(crate) struct LocalFile {
-    manifest: Arc<Manifest>,
-    mapping: Arc<dyn Content>,
-    /// Verified chunks; a complete file has them all.
-    have: Bitmap,
-    /// Chunk count the tracker last acknowledged for this file, if any.
-    acknowledged_chunks: Option<u32>,
-    /// When the next announce may go out, when one is waiting.
-    announce_due: Option<Instant>,
-    /// For a whole file in the node's directory (shared, or downloaded and published): its
-    /// stamp when it was hashed or verified. `None` while downloading (the partial file is
-    /// private) and once withdrawn.
-    stamp: Option<FileStamp>,
-}
-
-impl LocalFile {
-    fn complete(&self) -> bool {
-        self.have.is_full()
-    }
-}
-
 /// Leaving: the exit code, and the deadline for the tracker's acknowledgement (`None` once
 /// the [`NodeEvent::Exit`] went out).
 #[derive(Clone, Copy)]
@@ -122,10 +96,8 @@ pub struct Node {
     config: NodeConfig,
     state: Arc<dyn Storage>,
     tracker: TrackerClient,
-    files: BTreeMap<Hash, LocalFile>,
-    /// Files being hashed for sharing right now: each name, with when a hasher thread was
-    /// asked for its manifest.
-    hashing: Vec<(String, Instant)>,
+    /// The files held, and the work on them waiting (hashing, exports, announces).
+    library: Library,
     downloads: Vec<Download>,
     uploader: Uploader,
     /// Requests each (address, port) may send; the rest are dropped before they are served.
@@ -140,10 +112,6 @@ pub struct Node {
     /// A share, download or export asked for was refused or failed (see [`Node::refuse`]):
     /// with `exit_when_done`, the node leaves with code 1.
     refused: bool,
-    /// Names whose `.torrent` is written once the file is held (hashed or its manifest known).
-    exports_waiting: Vec<String>,
-    /// When the stamps of the files in the directory are next compared with the disk.
-    files_check_due: Instant,
     started: Instant,
 }
 
@@ -177,16 +145,13 @@ impl Node {
             tracker,
             config,
             state,
-            files: BTreeMap::new(),
-            hashing: Vec::new(),
+            library: Library::new(now),
             downloads: Vec::new(),
             uploader,
             out: Outbox::new(),
             exiting: None,
             exit_when_done: false,
             refused: false,
-            exports_waiting: Vec::new(),
-            files_check_due: now + watch::FILES_CHECK_INTERVAL,
             started: now,
         }
     }
@@ -213,9 +178,9 @@ impl Node {
     pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
         self.out.stats.datagrams_received += 1;
         if from == self.tracker.addr() {
-            let handled = self
-                .tracker
-                .handle_datagram(now, &mut self.out, &self.files, bytes);
+            let handled =
+                self.tracker
+                    .handle_datagram(now, &mut self.out, self.library.files(), bytes);
             match handled {
                 Ok(()) => {}
                 Err(tracker_client::Dropped::Malformed) => self.out.stats.dropped_malformed += 1,
@@ -248,9 +213,13 @@ impl Node {
             | Message::PieceRequest(_)
             | Message::PacedPieceRequest(_)
             | Message::MtuProbe(_) => {
-                let served =
-                    self.uploader
-                        .handle_request(&mut self.out, &self.files, now, from, &message);
+                let served = self.uploader.handle_request(
+                    &mut self.out,
+                    self.library.files(),
+                    now,
+                    from,
+                    &message,
+                );
                 if let Some((info_hash, asker)) = served {
                     self.tell_of_peers(now, from, info_hash, asker);
                 }
@@ -353,7 +322,7 @@ impl Node {
         }
         let leaving = self.exiting.is_some();
         self.tracker
-            .handle_timeout(now, &mut self.out, &self.files, leaving);
+            .handle_timeout(now, &mut self.out, self.library.files(), leaving);
         self.take_tracker_news(now);
         // Credit that is due goes now in any case: when the look-up budget allows, it goes
         // inside the look-up a download would send soonest, so that the datagram also brings
@@ -368,13 +337,7 @@ impl Node {
         {
             self.downloads[index].bring_lookup_forward(now);
         }
-        let due: Vec<Hash> = self
-            .files
-            .iter()
-            .filter(|(_, f)| f.announce_due.is_some_and(|t| t <= now))
-            .map(|(h, _)| *h)
-            .collect();
-        for info_hash in due {
+        for info_hash in self.library.announces_due(now) {
             self.announce(now, info_hash);
         }
         let mut ctx = self.context();
@@ -399,9 +362,8 @@ impl Node {
         }
         self.forget_failed(now);
         self.check_done(now);
-        if now >= self.files_check_due {
-            self.files_check_due = now + watch::FILES_CHECK_INTERVAL;
-            for (info_hash, change) in watch::changes(&self.files, &*self.state) {
+        if self.library.check_due(now) {
+            for (info_hash, change) in watch::changes(self.library.files(), &*self.state) {
                 self.file_changed(now, info_hash, change);
             }
         }
@@ -441,12 +403,9 @@ impl Node {
             }
         };
         consider(self.tracker.poll_timeout(self.exiting.is_some()));
-        consider(self.files.values().filter_map(|f| f.announce_due).min());
+        consider(self.library.poll_timeout());
         consider(self.downloads.iter().filter_map(|d| d.poll_timeout()).min());
         consider(self.uploader.poll_timeout());
-        if self.files.values().any(|f| f.stamp.is_some()) {
-            consider(Some(self.files_check_due));
-        }
         if self.exit_when_done && self.refused && self.exiting.is_none() {
             // A refusal ends a script at once (`check_done`).
             consider(Some(self.started));
@@ -473,17 +432,14 @@ impl Node {
     pub fn progress(&self, now: Instant) -> Vec<Progress> {
         self.downloads
             .iter()
-            .filter_map(|d| d.progress(&self.files, now))
+            .filter_map(|d| d.progress(self.library.files(), now))
             .collect()
     }
 
     /// The verified chunks of the file called `name` (whole or partial), if the node has one:
     /// what a simulation reports about how a swarm fills.
     pub fn chunks_held(&self, name: &str) -> Option<&crate::storage::Bitmap> {
-        self.files
-            .values()
-            .find(|file| file.manifest.name == name)
-            .map(|file| &file.have)
+        self.library.chunks_held(name)
     }
 
     /// The `status` command's text (see `status.rs`).
@@ -493,7 +449,7 @@ impl Node {
             started: self.started,
             tracker: &self.tracker,
             dir: self.state.files_dir(),
-            files: &self.files,
+            files: self.library.files(),
             downloads: &self.downloads,
             partials: self.state.partials(),
             piece_bytes: self.config.piece_bytes,
@@ -506,19 +462,15 @@ impl Node {
     /// After a chunk verified or a download started: announce (rate-limited), publish.
     fn after_progress(&mut self, now: Instant, info_hash: Hash) {
         self.export_if_waiting(now, info_hash);
-        let Some(file) = self.files.get_mut(&info_hash) else {
+        let Some(progressed) = self.library.progressed(now, info_hash) else {
             return;
         };
-        // The first chunk is announced at once: from then on the node can serve, and in a
-        // swarm the sooner others learn of it, the sooner its upload is used.
-        if file.complete() || (file.have.count() == 1 && file.announce_due.is_none()) {
-            if file.complete() {
+        if let Progressed::AnnounceNow { complete } = progressed {
+            if complete {
                 // What the download owes its uploaders is told with its end, not later.
                 self.tracker.send_credits(now, &mut self.out);
             }
             self.announce(now, info_hash);
-        } else if file.announce_due.is_none() && file.have.count() > 0 {
-            file.announce_due = Some(now + ANNOUNCE_INTERVAL);
         }
         self.check_done(now);
     }
@@ -538,9 +490,7 @@ impl Node {
 
     /// Downloads running, files being hashed to share, or exports waiting for their file.
     fn work_unfinished(&self) -> bool {
-        self.downloads.iter().any(|d| !d.finished())
-            || !self.hashing.is_empty()
-            || !self.exports_waiting.is_empty()
+        self.downloads.iter().any(|d| !d.finished()) || self.library.busy()
     }
 
     /// Says why a share, download or export asked for cannot be done. With
@@ -562,9 +512,9 @@ impl Node {
     fn report_interrupted(&mut self, now: Instant) {
         let lines = status::interrupted(
             &self.downloads,
-            &self.files,
-            &self.hashing,
-            &self.exports_waiting,
+            self.library.files(),
+            self.library.hashing(),
+            self.library.exports_waiting(),
             now,
         );
         for line in lines {
@@ -582,7 +532,7 @@ impl Node {
             code,
             deadline: Some(now + EXIT_WAIT),
         });
-        let leaving = self.tracker.exit(now, &mut self.out, &self.files);
+        let leaving = self.tracker.exit(now, &mut self.out, self.library.files());
         self.take_tracker_news(now);
         if let Leaving::Done(how) = leaving {
             self.finish_exit(how);
@@ -605,26 +555,16 @@ impl Node {
     /// Stops serving the version of a file the node hashed, tells the tracker, and hashes
     /// the file again when there still is one.
     fn file_changed(&mut self, now: Instant, info_hash: Hash, change: Change) {
-        let Some(file) = self.files.get_mut(&info_hash) else {
+        let Some(withdrawn) = self.library.withdraw(info_hash) else {
             return;
         };
-        // Already withdrawn, or a download still in progress (its partial file is private).
-        if file.stamp.take().is_none() {
-            return;
-        }
-        let name = file.manifest.name.clone();
+        let name = withdrawn.name;
         log::info!(
             "{name} ({}) {change:?} on disk",
             crate::wire::hex(&info_hash)
         );
         self.uploader.forget_file(info_hash);
-        if file.manifest.chunk_count() == 0 {
-            // An empty file has no chunk to withdraw: the tracker cannot be told, and there
-            // is nothing stale to serve. Forget it.
-            self.files.remove(&info_hash);
-        } else {
-            file.have = Bitmap::new(file.manifest.chunk_count());
-            file.announce_due = None;
+        if withdrawn.tell_tracker {
             self.update_tracker(now, info_hash);
         }
         let still_there = change != Change::Removed && self.state.stamp_of(&name).is_ok();
@@ -633,7 +573,7 @@ impl Node {
             self.out.say(format!(
                 "{name} changed on disk ({what}); no longer sharing it"
             ));
-        } else if self.is_hashing(&name) {
+        } else if self.library.is_hashing(&name) {
             self.out.say(format!(
                 "{name} changed on disk ({what}); no longer sharing the old version"
             ));
@@ -660,7 +600,7 @@ impl Node {
                     }
                 }
                 TrackerNews::AnnounceAll => {
-                    let hashes: Vec<Hash> = self.files.keys().copied().collect();
+                    let hashes: Vec<Hash> = self.library.files().keys().copied().collect();
                     for info_hash in hashes {
                         self.announce(now, info_hash);
                     }
@@ -669,7 +609,11 @@ impl Node {
                 TrackerNews::Acknowledged {
                     info_hash,
                     chunks_held,
-                } => self.acknowledged(now, info_hash, chunks_held),
+                } => {
+                    if let Some(line) = self.library.acknowledged(now, info_hash, chunks_held) {
+                        self.out.say(line);
+                    }
+                }
                 TrackerNews::Holders {
                     name,
                     versions,
@@ -682,12 +626,8 @@ impl Node {
                     }
                 }
                 TrackerNews::Peers { info_hash, peers } => {
-                    if let Some(file) = self.files.get_mut(&info_hash)
-                        && file.complete()
-                        && file.acknowledged_chunks != Some(file.have.count())
-                    {
-                        file.acknowledged_chunks = Some(file.have.count());
-                        self.out.say(sharing_line(&file.manifest));
+                    if let Some(line) = self.library.announced_whole(info_hash) {
+                        self.out.say(line);
                     }
                     let own = self.config.node_id;
                     let mut ctx = self.context();
@@ -704,39 +644,12 @@ impl Node {
         }
     }
 
-    /// Our tracker recorded `chunks_held` chunks of `info_hash` for us.
-    fn acknowledged(&mut self, now: Instant, info_hash: Hash, chunks_held: u32) {
-        if self
-            .files
-            .get(&info_hash)
-            .is_some_and(|f| f.have.count() == 0 && !f.complete())
-        {
-            // The tracker recorded a withdrawal: forget the file.
-            self.files.remove(&info_hash);
-        } else if let Some(file) = self.files.get_mut(&info_hash) {
-            let first_complete =
-                file.complete() && file.acknowledged_chunks != Some(file.have.count());
-            file.acknowledged_chunks = Some(chunks_held);
-            if file.acknowledged_chunks != Some(file.have.count()) {
-                file.announce_due = Some(now);
-            } else if first_complete {
-                self.out.say(sharing_line(&file.manifest));
-            }
-        }
-    }
-
     /// Tells the tracker how many chunks of `info_hash` we hold (now, or soon when the count
     /// is growing fast).
     fn announce(&mut self, now: Instant, info_hash: Hash) {
-        let Some(file) = self.files.get_mut(&info_hash) else {
-            return;
-        };
-        // An empty file has no chunks: complete, it is announced all the same.
-        if file.have.count() == 0 && !file.complete() {
-            return;
+        if self.library.take_announce(info_hash) {
+            self.update_tracker(now, info_hash);
         }
-        file.announce_due = None;
-        self.update_tracker(now, info_hash);
     }
 
     /// Tells the tracker what we hold of `info_hash` now, and whether we download it.
@@ -745,8 +658,13 @@ impl Node {
             .downloads
             .iter()
             .any(|d| d.info_hash() == Some(info_hash) && !d.finished());
-        self.tracker
-            .update(now, &mut self.out, &self.files, info_hash, downloading);
+        self.tracker.update(
+            now,
+            &mut self.out,
+            self.library.files(),
+            info_hash,
+            downloading,
+        );
         self.take_tracker_news(now);
     }
 
@@ -759,7 +677,7 @@ impl Node {
             .filter_map(|d| d.info_hash())
             .collect();
         self.tracker
-            .want_holders(now, &mut self.out, &self.files, name, &info_hashes);
+            .want_holders(now, &mut self.out, self.library.files(), name, &info_hashes);
         self.take_tracker_news(now);
     }
 
@@ -792,7 +710,7 @@ impl Node {
             downloads: &mut self.downloads,
             parts: Parts {
                 out: &mut self.out,
-                files: &mut self.files,
+                files: self.library.files_mut(),
                 state: &*self.state,
                 config: &self.config,
                 tracker,
@@ -834,18 +752,6 @@ struct Context<'a> {
     parts: Parts<'a>,
 }
 
-/// What the user sees once the tracker knows the node holds a whole file: the line tests,
-/// the demo and scripts wait for.
-fn sharing_line(manifest: &Manifest) -> String {
-    format!(
-        "sharing {} ({}, {} bytes, {} chunks)",
-        manifest.name,
-        wire::hex(&manifest.info_hash),
-        manifest.file_bytes,
-        manifest.chunk_count()
-    )
-}
-
 /// A bounded queue or table: its name, how long it is now and its named limit.
 pub type QueueLen = (&'static str, usize, usize);
 
@@ -855,7 +761,8 @@ impl Node {
     /// `upload::Spread`): how many times the holder sent each chunk.
     #[doc(hidden)]
     pub fn debug_chunk_sends(&self, name: &str) -> Option<Vec<u64>> {
-        let file = self.files.values().find(|f| f.manifest.name == name)?;
+        let files = self.library.files();
+        let file = files.values().find(|f| f.manifest.name == name)?;
         self.uploader.debug_chunk_sends(file.manifest.info_hash)
     }
 
@@ -863,11 +770,7 @@ impl Node {
     /// some of (or an empty file).
     #[doc(hidden)]
     pub fn debug_announceable(&self) -> BTreeMap<Hash, u32> {
-        self.files
-            .iter()
-            .filter(|(_, file)| file.have.count() > 0 || file.complete())
-            .map(|(hash, file)| (*hash, file.have.count()))
-            .collect()
+        self.library.announceable()
     }
 
     /// Every bounded queue and table of the node, with its `*_MAX` limit.
@@ -876,7 +779,7 @@ impl Node {
         let mut lens = Vec::from(self.out.queue_lens());
         lens.push((
             "node files (held and hashing)",
-            self.files.len() + self.hashing.len(),
+            self.library.len(),
             FILES_MAX,
         ));
         lens.push(("node downloads", self.downloads.len(), DOWNLOADS_MAX));

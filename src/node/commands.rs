@@ -36,16 +36,10 @@ impl Node {
     /// Writes `DIR/<name>.torrent` for a held file now, or once a file of that name being
     /// hashed or downloaded is held.
     fn export(&mut self, now: Instant, name: String) {
-        let held = self
-            .files
-            .values()
-            .filter(|file| file.manifest.name == name)
-            .max_by_key(|file| file.complete())
-            .map(|file| Arc::clone(&file.manifest));
-        if let Some(manifest) = held {
+        if let Some(manifest) = self.library.manifest_named(&name) {
             return self.write_torrent(now, &manifest);
         }
-        let coming = self.is_hashing(&name)
+        let coming = self.library.is_hashing(&name)
             || self
                 .downloads
                 .iter()
@@ -54,29 +48,16 @@ impl Node {
             self.refuse(format!(
                 "cannot export {name}: this node does not hold it (share or download it first)"
             ));
-        } else if self.exports_waiting.len() >= EXPORTS_WAITING_MAX {
-            self.refuse(format!(
-                "cannot export {name}: {EXPORTS_WAITING_MAX} exports are already waiting"
-            ));
-        } else if !self.exports_waiting.contains(&name) {
-            self.exports_waiting.push(name);
+        } else if let Err(line) = self.library.wait_for_export(name) {
+            self.refuse(line);
         }
     }
 
     /// Runs a waiting export of `info_hash`'s name, if any.
     pub(super) fn export_if_waiting(&mut self, now: Instant, info_hash: Hash) {
-        let Some(manifest) = self.files.get(&info_hash).map(|f| Arc::clone(&f.manifest)) else {
-            return;
-        };
-        let Some(index) = self
-            .exports_waiting
-            .iter()
-            .position(|n| *n == manifest.name)
-        else {
-            return;
-        };
-        self.exports_waiting.swap_remove(index);
-        self.write_torrent(now, &manifest);
+        if let Some(manifest) = self.library.take_export(info_hash) {
+            self.write_torrent(now, &manifest);
+        }
     }
 
     /// Writes `DIR/<name>.torrent`, never over an existing file (the user's, or an earlier
@@ -106,26 +87,19 @@ impl Node {
         }
     }
 
-    pub(super) fn is_hashing(&self, name: &str) -> bool {
-        self.hashing.iter().any(|(hashed, _)| hashed == name)
-    }
-
     pub(super) fn share(&mut self, now: Instant, name: String) {
         if let Some(problem) = wire::name_problem(name.as_bytes()) {
             self.refuse(format!("cannot share {name:?}: {problem}"));
             return;
         }
-        if self.is_hashing(&name) {
+        if self.library.is_hashing(&name) {
             self.out.say(format!("{name} is already being hashed"));
             return;
         }
-        if self.files.len() + self.hashing.len() >= FILES_MAX {
-            self.refuse(format!(
-                "cannot share {name}: this node already holds {FILES_MAX} files"
-            ));
+        if let Err(line) = self.library.start_hashing(&name, now) {
+            self.refuse(line);
             return;
         }
-        self.hashing.push((name.clone(), now));
         let (state, chunk_bytes, threads) = (
             self.state.clone(),
             self.config.chunk_bytes,
@@ -167,7 +141,7 @@ impl Node {
         }
         if self.state.name_taken(&name) {
             // The very version asked for, held whole: nothing to do.
-            if let Some(file) = pin.and_then(|pin| self.files.get(&pin))
+            if let Some(file) = pin.and_then(|pin| self.library.files().get(&pin))
                 && file.complete()
                 && file.manifest.name == name
             {
@@ -179,7 +153,8 @@ impl Node {
                 return;
             }
             let shared = self
-                .files
+                .library
+                .files()
                 .values()
                 .any(|f| f.manifest.name == name && f.stamp.is_some());
             let line = format!(
@@ -242,7 +217,12 @@ impl Node {
         {
             return self.out.say(format!("{label} is already downloading"));
         }
-        if self.files.get(&info_hash).is_some_and(|f| f.complete()) {
+        if self
+            .library
+            .files()
+            .get(&info_hash)
+            .is_some_and(|f| f.complete())
+        {
             return self
                 .out
                 .say(format!("this node already holds {label} ({hex})"));

@@ -81,12 +81,7 @@ impl Node {
     pub fn handle_job_done(&mut self, now: Instant, done: JobDone) {
         match done {
             JobDone::Shared { name, result } => {
-                let asked = self
-                    .hashing
-                    .iter()
-                    .find(|(hashed, _)| *hashed == name)
-                    .map(|&(_, asked)| asked);
-                self.hashing.retain(|(hashed, _)| *hashed != name);
+                let asked = self.library.hashing_done(&name);
                 match result {
                     Ok((manifest, stamp, mapping)) => {
                         // A cached manifest comes back at once; a new file was read and
@@ -98,20 +93,7 @@ impl Node {
                             manifest.chunk_count(),
                             crate::units::rate(manifest.file_bytes as f64 / seconds.max(1e-6))
                         );
-                        let info_hash = manifest.info_hash;
-                        let have = Bitmap::full(manifest.chunk_count());
-                        let manifest = Arc::new(manifest);
-                        self.files.insert(
-                            info_hash,
-                            LocalFile {
-                                manifest,
-                                mapping,
-                                have,
-                                acknowledged_chunks: None,
-                                announce_due: None,
-                                stamp: Some(stamp),
-                            },
-                        );
+                        let info_hash = self.library.add_shared(manifest, stamp, mapping);
                         self.announce(now, info_hash);
                         self.export_if_waiting(now, info_hash);
                     }
@@ -140,7 +122,7 @@ impl Node {
                         .map_or(0, |f| u64::from(f.manifest.chunk_len(chunk)));
                     self.tracker
                         .chunk_verified(now, &mut self.out, from_node, info_hash, bytes);
-                    if let Some(file) = self.files.get(&info_hash) {
+                    if let Some(file) = self.library.files().get(&info_hash) {
                         self.uploader.push_have(&mut self.out, now, file);
                     }
                     self.after_progress(now, info_hash);
