@@ -33,9 +33,10 @@
 //!                         (tracker_client/ours.rs) and BEP 15 for a standard tracker
 //!                         (tracker_client/bep15.rs, `--tracker udp://`), and one set of
 //!                         news for the node
-//!  node/*.rs              the node's other parts, one subject each (datagram dispatch,
-//!                         console commands, hashing jobs, status, watching the
-//!                         directory): the map is in node.rs's module doc
+//!  node/library.rs        the files a node holds, those being hashed, exports waiting
+//!  node/*.rs              the node's other parts, one subject each (its configuration, its
+//!                         outbox, console commands, hashing jobs, status, watching the
+//!                         directory, peer exchange): the map is in node.rs's module doc
 //!  tracker/register.rs, tracker/saving.rs  registration (cookies, tokens) and registry
 //!                         saves (at most one a second; replies wait for their token's save)
 //!  budget.rs              per-sender datagram budgets at the door (tracker, node)

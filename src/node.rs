@@ -15,7 +15,10 @@
 //! * `config`: what the node is told when it starts, with its defaults;
 //! * `outbox`: the bounded queues the parts send into (datagrams, lines, jobs) and the
 //!   counters `status` shows;
-//! * `commands`: the console's commands: sharing, downloading by name, exporting;
+//! * `library`: the files the node holds (whole or in part), those being hashed to share,
+//!   exports waiting for their file, announces held back;
+//! * `commands`: the console's commands: sharing, downloading by name or info hash,
+//!   exporting;
 //! * `jobs`: hashing jobs (sharing a file, checking a chunk) and their results;
 //! * `tracker_client`: the tracker, whichever protocol it speaks: ours (register, heartbeat,
 //!   announce, look-up, credit, exit, all with retries and backoff) or a standard BitTorrent
@@ -27,10 +30,11 @@
 //! * `exchange`: telling a peer that asked for a have-map of other peers holding the file;
 //! * `upload`: answering peers: cookies (anti-amplification), have-maps, manifest parts,
 //!   pieces read from the file, the upload rate limit;
-//! * `status`: the `status` report and download progress;
+//! * `status`: the `status` report, and what an exit cuts short;
 //! * `watch`: noticing that a file in the directory changed while it was shared.
 //!
-//! Files on disk go through [`crate::storage`]; the node only decides what to read and write.
+//! Files go through [`crate::storage`]'s `Storage` and `Content` traits (a directory in a
+//! process, memory in the simulation); the node only decides what to read and write.
 
 mod advertise;
 pub use advertise::{INTERFACE_ADDRESSES_MAX, SelfAddresses};
