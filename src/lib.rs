@@ -34,9 +34,11 @@
 //!                         (tracker_client/bep15.rs, `--tracker udp://`), and one set of
 //!                         news for the node
 //!  node/library.rs        the files a node holds, those being hashed, exports waiting
+//!  node/downloads.rs      the downloads running and finished, and which one a message is for
 //!  node/*.rs              the node's other parts, one subject each (its configuration, its
-//!                         outbox, console commands, hashing jobs, status, watching the
-//!                         directory, peer exchange): the map is in node.rs's module doc
+//!                         outbox, a download's start checks, hashing jobs, how it ends,
+//!                         status, watching the directory, peer exchange): the map is in
+//!                         node.rs's module doc
 //!  tracker/register.rs, tracker/saving.rs  registration (cookies, tokens) and registry
 //!                         saves (at most one a second; replies wait for their token's save)
 //!  budget.rs              per-sender datagram budgets at the door (tracker, node)
