@@ -65,6 +65,8 @@
 //!  units.rs               rates and sizes as the user sees them (binary, as flags take them)
 //!  secrets.rs             tokens and keys: getrandom in processes, seeded SHA-1 in simulations
 //!  console.rs             the original's console commands (`torrent -setMode send <file>`)
+//!  control.rs             the control socket (JSON lines on a Unix socket, served by threads
+//!                         that hand typed commands to the reactor) and `torrent ctl`
 //!  demo.rs                a tracker and nodes as child processes, verified end to end
 //!
 //!  test tools, built only with the `testing` feature (which the tests, benches, examples
@@ -104,6 +106,7 @@ pub mod bep15;
 pub mod budget;
 pub mod cli;
 pub mod console;
+pub mod control;
 pub mod demo;
 #[cfg(any(test, feature = "testing"))]
 pub mod flood;

@@ -47,8 +47,8 @@ pub use config::{NodeConfig, PaceMode};
 mod download;
 mod downloads;
 mod ending;
-pub use downloads::DOWNLOADS_MAX;
 use downloads::Downloads;
+pub use downloads::{DOWNLOADS_MAX, FINISHED_KEPT_MAX};
 mod exchange;
 mod jobs;
 mod library;
@@ -67,11 +67,12 @@ mod watch;
 use crate::Transmit;
 use crate::budget::{self, SenderBudgets, Verdict};
 use crate::console::{self, Command};
+use crate::control::{FileInfo, Order, Reply, StatusInfo};
 use crate::rng::Rng;
 use crate::secrets::Secrets;
 use crate::storage::{Manifest, Storage};
 use crate::wire::{self, Hash, Message};
-use commands::{Answer, Holdings};
+use commands::{Answer, Done, Holdings, Outcome};
 use ending::Ending;
 pub use jobs::{Job, JobDone, run_job};
 pub use status::Progress;
@@ -345,30 +346,80 @@ impl Node {
         }
     }
 
-    /// A command from the console (or a signal, as `Exit`).
+    /// A command from the console (or a signal, as `Exit`). What comes of it is said (the
+    /// control socket also gets it as a reply: [`Node::handle_control`]).
     pub fn handle_command(&mut self, now: Instant, command: Command) {
+        let _ = self.run_command(now, command);
+    }
+
+    /// An order from the control socket (see [`crate::control`]): the reply to send back.
+    pub fn handle_control(&mut self, now: Instant, order: Order) -> Reply {
+        match order {
+            Order::Status => Reply {
+                ok: true,
+                status: Some(self.status_info(now)),
+                text: Some(self.status(now)),
+                ..Reply::default()
+            },
+            Order::DownloadState { id } => {
+                match self.downloads.info_of(id, self.library.files(), now) {
+                    Some(info) => Reply {
+                        ok: true,
+                        download: Some(info),
+                        ..Reply::default()
+                    },
+                    None => Reply::refused(format!(
+                        "no download has id {id} (the ends of the last {FINISHED_KEPT_MAX} finished downloads are kept)"
+                    )),
+                }
+            }
+            Order::Command(command) => match self.run_command(now, command) {
+                Ok(done) => Reply {
+                    ok: true,
+                    message: done.line,
+                    download: done
+                        .download
+                        .and_then(|id| self.downloads.info_of(id, self.library.files(), now)),
+                    ..Reply::default()
+                },
+                Err(line) => Reply::refused(line),
+            },
+        }
+    }
+
+    fn run_command(&mut self, now: Instant, command: Command) -> Outcome {
         match command {
-            Command::Nothing => {}
-            Command::Help => self.out.print(console::HELP.to_string()),
+            Command::Nothing => Ok(Done::default()),
+            Command::Help => {
+                self.out.print(console::HELP.to_string());
+                Ok(Done::default())
+            }
             Command::Status => {
                 let status = self.status(now);
                 self.out.print(status);
+                Ok(Done::default())
             }
             Command::Send { name } => self.share(now, name),
             Command::Download { name, pin } => {
                 let answer = self.holdings().download(now, name, pin);
-                self.start_download(now, answer);
+                self.start_download(now, answer)
             }
             Command::DownloadByHash { info_hash, name } => {
                 let answer = self.holdings().download_by_hash(now, info_hash, name, None);
-                self.start_download(now, answer);
+                self.start_download(now, answer)
             }
             Command::DownloadTorrent { path } => {
                 let answer = self.holdings().download_torrent(now, &path);
-                self.start_download(now, answer);
+                self.start_download(now, answer)
             }
             Command::Export { name } => self.export(now, name),
-            Command::Exit => self.stop(now),
+            Command::Exit => {
+                self.stop(now);
+                Ok(Done::line(format!(
+                    "node {} is leaving",
+                    self.config.node_id
+                )))
+            }
         }
     }
 
@@ -380,7 +431,9 @@ impl Node {
                     self.announce(now, info_hash);
                     self.export_if_waiting(now, info_hash);
                 }
-                Err(line) => self.refuse(line),
+                Err(line) => {
+                    let _ = self.refuse(line);
+                }
             },
             JobDone::ChunkChecked {
                 info_hash,
@@ -411,22 +464,24 @@ impl Node {
     // ---- commands ---------------------------------------------------------------------------
 
     /// Hashes the file `name` of the node's directory, to share it.
-    fn share(&mut self, now: Instant, name: String) {
+    fn share(&mut self, now: Instant, name: String) -> Outcome {
         if let Some(problem) = wire::name_problem(name.as_bytes()) {
             return self.refuse(format!("cannot share {name:?}: {problem}"));
         }
         if self.library.is_hashing(&name) {
-            return self.out.say(format!("{name} is already being hashed"));
+            return self.say(format!("{name} is already being hashed"));
         }
         if let Err(line) = self.library.start_hashing(&name, now) {
             return self.refuse(line);
         }
+        let line = format!("hashing {name} to share it");
         self.out.event(NodeEvent::Job(Job::Share {
             state: self.state.clone(),
             name,
             chunk_bytes: self.config.chunk_bytes,
             threads: self.config.hash_threads,
         }));
+        Ok(Done::line(line))
     }
 
     /// What the start checks of a download see (see `commands.rs`).
@@ -441,24 +496,28 @@ impl Node {
     }
 
     /// Acts on the start checks' answer to a download asked for.
-    fn start_download(&mut self, now: Instant, answer: Answer) {
+    fn start_download(&mut self, now: Instant, answer: Answer) -> Outcome {
         match answer {
             Answer::StartByName(download) => {
                 let name = download.name().to_string();
-                self.downloads.start(download);
+                let id = self.downloads.start(download, self.library.files(), now);
                 self.want_holders(now, &name);
+                Ok(Done::download(id, format!("downloading {name}")))
             }
             Answer::StartByHash {
                 download,
                 info_hash,
             } => {
-                self.downloads.start(download);
+                let id = self.downloads.start(download, self.library.files(), now);
                 self.update_tracker(now, info_hash);
+                let hex = wire::hex(&info_hash);
+                Ok(Done::download(id, format!("downloading {hex}")))
             }
-            Answer::Say(line) => self.out.say(line),
+            Answer::Say(line) => self.say(line),
             Answer::Held(line) => {
-                self.out.say(line);
+                let done = self.say(line);
                 self.check_done(now);
+                done
             }
             Answer::Refuse(line) => self.refuse(line),
         }
@@ -466,34 +525,38 @@ impl Node {
 
     /// Writes `DIR/<name>.torrent` for a held file now, or once a file of that name being
     /// hashed or downloaded is held.
-    fn export(&mut self, now: Instant, name: String) {
+    fn export(&mut self, now: Instant, name: String) -> Outcome {
         if let Some(manifest) = self.library.manifest_named(&name) {
             return self.write_torrent(now, &manifest);
         }
         if !self.library.is_hashing(&name) && !self.downloads.running_named(&name) {
-            self.refuse(format!(
+            return self.refuse(format!(
                 "cannot export {name}: this node does not hold it (share or download it first)"
             ));
-        } else if let Err(line) = self.library.wait_for_export(name) {
-            self.refuse(line);
+        }
+        let line = format!("{name} will be exported once this node holds it");
+        match self.library.wait_for_export(name) {
+            Ok(()) => Ok(Done::line(line)),
+            Err(line) => self.refuse(line),
         }
     }
 
     /// Runs a waiting export of `info_hash`'s name, if any.
     fn export_if_waiting(&mut self, now: Instant, info_hash: Hash) {
         if let Some(manifest) = self.library.take_export(info_hash) {
-            self.write_torrent(now, &manifest);
+            let _ = self.write_torrent(now, &manifest);
         }
     }
 
     /// A failed export, with `--exit-when-done`, ends the node with 1, as a failed download
     /// does: a script must not go on without the file.
-    fn write_torrent(&mut self, now: Instant, manifest: &Manifest) {
+    fn write_torrent(&mut self, now: Instant, manifest: &Manifest) -> Outcome {
         match commands::write_torrent(&*self.state, manifest, self.config.tracker) {
-            Ok(line) => self.out.say(line),
+            Ok(line) => self.say(line),
             Err(line) => {
-                self.refuse(line);
+                let refused = self.refuse(line);
                 self.check_done(now);
+                refused
             }
         }
     }
@@ -583,6 +646,27 @@ impl Node {
         .text(now)
     }
 
+    /// What `status` says, for the control socket.
+    fn status_info(&self, now: Instant) -> StatusInfo {
+        let files = self.library.files().values().map(|file| FileInfo {
+            name: file.manifest.name.clone(),
+            info_hash: wire::hex(&file.manifest.info_hash),
+            file_bytes: file.manifest.file_bytes,
+            chunks_held: file.have.count(),
+            chunk_count: file.manifest.chunk_count(),
+            complete: file.complete(),
+        });
+        StatusInfo {
+            node_id: self.config.node_id,
+            tracker: self.tracker.addr().to_string(),
+            uptime_s: now.duration_since(self.started).as_secs(),
+            dir: self.state.files_dir().display().to_string(),
+            files: files.collect(),
+            downloads: self.downloads.infos(self.library.files(), now),
+            counters: self.out.stats.clone(),
+        }
+    }
+
     /// After a chunk verified or a download started: announce (rate-limited), publish.
     fn after_progress(&mut self, now: Instant, info_hash: Hash) {
         self.export_if_waiting(now, info_hash);
@@ -616,9 +700,16 @@ impl Node {
     /// Says why a share, download or export asked for cannot be done. With
     /// `--exit-when-done` that fails the script: the node leaves with code 1 (at the next
     /// `handle_timeout`, which [`Node::poll_timeout`] makes due at once).
-    fn refuse(&mut self, line: String) {
-        self.out.say(line);
+    fn refuse(&mut self, line: String) -> Outcome {
+        self.out.say(line.clone());
         self.ending.note_refusal();
+        Err(line)
+    }
+
+    /// Says `line` about a command that was done (or needed nothing done).
+    fn say(&mut self, line: String) -> Outcome {
+        self.out.say(line.clone());
+        Ok(Done::line(line))
     }
 
     /// `exit`, SIGTERM or SIGINT (see `Ending::code_when_stopped` for the code).
@@ -684,7 +775,7 @@ impl Node {
         let hash_again = still_there && !self.library.is_hashing(&name);
         self.out.say(change.told(&name, still_there, hash_again));
         if hash_again {
-            self.share(now, name);
+            let _ = self.share(now, name);
         }
     }
 

@@ -26,6 +26,7 @@
 use crate::Core;
 use crate::cli::{self, NodeArgs, TrackerArgs};
 use crate::console;
+use crate::control;
 use crate::impair::{ImpairConfig, Impairment, Verdict};
 use crate::logging;
 use crate::mtu::Routes;
@@ -574,6 +575,8 @@ pub fn run_node(args: NodeArgs) -> Result<i32, String> {
         args.dir.display()
     );
     let advertise = config.advertise;
+    // Before the node starts, so that a script may connect as soon as it sees the first line.
+    let control_listener = state.bind_control();
     let now = Instant::now();
     let mut node = Node::new(config, Arc::new(state), Secrets::os(), now);
     node.set_exit_when_done(args.exit_when_done);
@@ -590,6 +593,21 @@ pub fn run_node(args: NodeArgs) -> Result<i32, String> {
     );
     let hashers = Hashers::start(threads, &waker, node::run_job);
     let console = start_console(&waker);
+    let control = match control_listener {
+        Ok(listener) => {
+            let waker = Arc::clone(&waker);
+            Some(control::serve(listener, move || {
+                let _ = waker.wake();
+            }))
+        }
+        Err(error) => {
+            // The console and signals still drive the node.
+            say(&format!(
+                "no control socket (torrent ctl cannot reach this node): {error}"
+            ));
+            None
+        }
+    };
     for name in &args.send {
         node.handle_command(now, console::Command::Send { name: name.clone() });
     }
@@ -603,6 +621,7 @@ pub fn run_node(args: NodeArgs) -> Result<i32, String> {
     let mut driver = NodeDriver {
         hashers,
         console,
+        control,
         progress: ProgressLine::new(args.progress),
     };
     Ok(run(&mut io, &mut node, &mut driver))
@@ -613,6 +632,8 @@ pub fn run_node(args: NodeArgs) -> Result<i32, String> {
 struct NodeDriver {
     hashers: Hashers,
     console: Receiver<String>,
+    /// Orders from the control socket's threads, each with where its reply goes.
+    control: Option<Receiver<control::Call>>,
     progress: ProgressLine,
 }
 
@@ -629,6 +650,10 @@ impl Driver for NodeDriver {
         }
         while let Ok(line) = self.console.try_recv() {
             node.handle_console_line(now, &line);
+        }
+        while let Some(call) = self.control.as_ref().and_then(|c| c.try_recv().ok()) {
+            // The connection's thread waits for this one reply: its channel has room.
+            let _ = call.reply.try_send(node.handle_control(now, call.order));
         }
         if stop {
             node.handle_command(now, console::Command::Exit);

@@ -26,6 +26,35 @@ pub(super) enum Answer {
     Refuse(String),
 }
 
+/// What came of a command: done, or refused with the line saying why (said to the user as
+/// well; the control socket sends it back).
+pub(super) type Outcome = Result<Done, String>;
+
+/// A command that was done (or needed nothing done).
+#[derive(Default)]
+pub(super) struct Done {
+    /// What the user is told of it, if anything.
+    pub(super) line: Option<String>,
+    /// The id of the download it started.
+    pub(super) download: Option<u64>,
+}
+
+impl Done {
+    pub(super) fn line(line: String) -> Done {
+        Done {
+            line: Some(line),
+            download: None,
+        }
+    }
+
+    pub(super) fn download(id: u64, line: String) -> Done {
+        Done {
+            line: Some(line),
+            download: Some(id),
+        }
+    }
+}
+
 /// What the node holds and runs, as the start checks of a download see it.
 pub(super) struct Holdings<'a> {
     pub(super) downloads: &'a Downloads,

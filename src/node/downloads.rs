@@ -1,24 +1,40 @@
 //! The downloads a node runs: at most [`DOWNLOADS_MAX`] at once, found by the name or the
-//! info hash they fetch. A finished download (done or failed) stays in the list, for
-//! `status` and the exit report, until a new one needs its place.
+//! info hash they fetch, or by the id each is given when it starts (for the control socket).
+//! A finished download (done or failed) stays in the list, for `status` and the exit report,
+//! until a new one starts; then what it came to is kept, for the last
+//! [`FINISHED_KEPT_MAX`], so that a script waiting for it still finds out.
 
-use super::Parts;
 use super::download::{Download, Handled};
+use super::{LocalFile, Parts};
+use crate::control::{DownloadInfo, DownloadState};
 use crate::wire::{self, Hash, HolderRecord, Message, VersionRecord};
+use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::Instant;
 
 /// Most downloads running at once.
 pub const DOWNLOADS_MAX: usize = 64;
+/// Finished downloads whose end is remembered once they leave the list.
+pub const FINISHED_KEPT_MAX: usize = 64;
 
 /// The node's downloads, running and finished (see the module documentation).
 pub(super) struct Downloads {
     list: Vec<Download>,
+    /// The id of each download in `list`, in the same order.
+    ids: Vec<u64>,
+    next_id: u64,
+    /// What the downloads that left the list came to, the most recent last.
+    ended: VecDeque<DownloadInfo>,
 }
 
 impl Downloads {
     pub(super) fn new() -> Downloads {
-        Downloads { list: Vec::new() }
+        Downloads {
+            list: Vec::new(),
+            ids: Vec::new(),
+            next_id: 1,
+            ended: VecDeque::new(),
+        }
     }
 
     /// Every download, running or finished, in the order they started.
@@ -219,10 +235,95 @@ impl Downloads {
         self.running().count() < DOWNLOADS_MAX
     }
 
-    /// Starts `download` in the place of the finished ones, which are forgotten now.
-    pub(super) fn start(&mut self, download: Download) {
+    /// Starts `download` in the place of the finished ones, whose ends are kept (see
+    /// [`FINISHED_KEPT_MAX`]); returns its id.
+    pub(super) fn start(
+        &mut self,
+        download: Download,
+        files: &BTreeMap<Hash, LocalFile>,
+        now: Instant,
+    ) -> u64 {
         debug_assert!(self.has_room(), "a download started past DOWNLOADS_MAX");
-        self.list.retain(|d| !d.finished());
+        let mut index = 0;
+        while index < self.list.len() {
+            if self.list[index].finished() {
+                let (gone, id) = (self.list.remove(index), self.ids.remove(index));
+                if self.ended.len() == FINISHED_KEPT_MAX {
+                    self.ended.pop_front();
+                }
+                self.ended.push_back(info(id, &gone, files, now));
+            } else {
+                index += 1;
+            }
+        }
+        let id = self.next_id;
+        self.next_id += 1;
         self.list.push(download);
+        self.ids.push(id);
+        id
     }
+
+    // ---- reporting --------------------------------------------------------------------------
+
+    /// The download with id `id`, running or finished, if it is still known.
+    pub(super) fn info_of(
+        &self,
+        id: u64,
+        files: &BTreeMap<Hash, LocalFile>,
+        now: Instant,
+    ) -> Option<DownloadInfo> {
+        match self.ids.iter().position(|&known| known == id) {
+            Some(index) => Some(info(id, &self.list[index], files, now)),
+            None => self.ended.iter().find(|d| d.id == id).cloned(),
+        }
+    }
+
+    /// Every download known: those in the list, then the ends kept, the most recent first.
+    pub(super) fn infos(
+        &self,
+        files: &BTreeMap<Hash, LocalFile>,
+        now: Instant,
+    ) -> Vec<DownloadInfo> {
+        let listed = self.ids.iter().zip(&self.list);
+        let mut infos: Vec<DownloadInfo> = listed.map(|(&id, d)| info(id, d, files, now)).collect();
+        infos.extend(self.ended.iter().rev().cloned());
+        infos
+    }
+}
+
+/// Where download `id` is, for the control socket.
+fn info(
+    id: u64,
+    download: &Download,
+    files: &BTreeMap<Hash, LocalFile>,
+    now: Instant,
+) -> DownloadInfo {
+    let state = if download.failed() {
+        DownloadState::Failed
+    } else if download.finished() {
+        DownloadState::Done
+    } else {
+        DownloadState::Running
+    };
+    let info_hash = download.info_hash();
+    let mut info = DownloadInfo {
+        id,
+        name: download.name().to_string(),
+        info_hash: info_hash.map(|h| wire::hex(&h)),
+        state,
+        verified_bytes: 0,
+        total_bytes: None,
+        bytes_per_s: 0.0,
+        peers: 0,
+    };
+    if let Some(progress) = download.progress(files, now) {
+        info.verified_bytes = progress.verified_bytes;
+        info.total_bytes = progress.total_bytes;
+        info.bytes_per_s = progress.bytes_per_s;
+        info.peers = progress.peers;
+    } else if let Some(file) = info_hash.and_then(|h| files.get(&h)) {
+        info.verified_bytes = file.manifest.held_bytes(&file.have);
+        info.total_bytes = Some(file.manifest.file_bytes);
+    }
+    info
 }
