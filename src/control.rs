@@ -70,6 +70,8 @@ pub enum Request {
     DownloadState { id: u64 },
     /// Write `<name>.torrent` into the node's directory.
     Export { name: String },
+    /// Stop sharing a file (it stays in the directory).
+    Unshare { name: String },
     /// Tell the tracker the node leaves, then stop.
     Exit,
 }
@@ -185,7 +187,7 @@ pub fn parse_request(line: &str) -> Result<Order, String> {
         None => return Err("a request needs \"version\": 1".into()),
     }
     let request: Request = serde_json::from_value(value).map_err(|error| {
-        format!("{error} (commands: status, send, download, download-state, export, exit)")
+        format!("{error} (commands: status, send, download, download-state, export, unshare, exit)")
     })?;
     let checked_name = |name: &str| match crate::wire::name_problem(name.as_bytes()) {
         Some(problem) => Err(format!("bad name {name:?}: {problem}")),
@@ -198,6 +200,9 @@ pub fn parse_request(line: &str) -> Result<Order, String> {
             name: checked_name(&name)?,
         }),
         Request::Export { name } => Order::Command(Command::Export {
+            name: checked_name(&name)?,
+        }),
+        Request::Unshare { name } => Order::Command(Command::Unshare {
             name: checked_name(&name)?,
         }),
         Request::Download { target } => {

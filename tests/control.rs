@@ -1,5 +1,5 @@
 //! The control socket with the real binary: a script drives nodes with `torrent ctl` alone
-//! (share, download with `--wait`, status as JSON, exit), and the socket refuses what it
+//! (share, download with `--wait`, status as JSON, unshare, exit), and the socket refuses what it
 //! must (garbage, overlong lines, too many connections, another user).
 
 mod common;
@@ -101,6 +101,29 @@ fn a_script_drives_nodes_through_the_control_socket() {
     // A bad command line is exit 2, and nothing reaches the node.
     assert_eq!(ctl(&scratch, &dir2, &["downlod", "x"]).0, 2);
     assert_eq!(ctl(&scratch, &dir2, &["status", "--wait"]).0, 2);
+
+    // Unshared by both holders: the tracker is told and the file stays where it is, so a
+    // third node finds no holder.
+    for dir in [&dir1, &dir2] {
+        let (code, out, err) = ctl(&scratch, dir, &["unshare", "f.bin"]);
+        assert_eq!(code, 0, "{out:?} {err:?}");
+        assert!(out[0].starts_with("no longer sharing f.bin"), "{out:?}");
+        assert_file_is(&dir.join("f.bin"), &data);
+    }
+    assert_eq!(
+        ctl(&scratch, &dir1, &["unshare", "f.bin"]).0,
+        1,
+        "not shared any more"
+    );
+    let mut node3 = node(&scratch, 3, tracker.addr, &["--give-up-after", "2"]);
+    let (code, out, _) = ctl(
+        &scratch,
+        &scratch.node_dir(3),
+        &["download", "f.bin", "--wait"],
+    );
+    assert_eq!(code, 1, "{out:?}\n{}", node3.proc.describe());
+    assert!(!scratch.node_dir(3).join("f.bin").exists());
+    node3.proc.terminate();
 
     for (node, dir) in [(&mut node1, &dir1), (&mut node2, &dir2)] {
         let (code, out, err) = ctl(&scratch, dir, &["exit"]);

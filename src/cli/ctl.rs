@@ -16,6 +16,7 @@ commands:
                           verified (exit 0) or failed (exit 1)
   download-state ID       where the download with that id is
   export NAME             write NAME.torrent into the node's directory
+  unshare NAME            stop sharing NAME at once (the file stays where it is)
   exit                    the node tells the tracker it leaves, then stops
 
 exit codes: 0 done; 1 refused or failed, or no node answers; 2 a bad command line";
@@ -69,7 +70,8 @@ pub(super) fn parse_ctl(args: &[String]) -> Result<super::Invocation, UsageError
     };
     let Some(command) = words.first() else {
         return Err(UsageError(
-            "no command given (status, send, download, download-state, export, exit)".into(),
+            "no command given (status, send, download, download-state, export, unshare, exit)"
+                .into(),
         ));
     };
     let (request, arity) = match command.as_str() {
@@ -96,10 +98,16 @@ pub(super) fn parse_ctl(args: &[String]) -> Result<super::Invocation, UsageError
             },
             2,
         ),
+        "unshare" => (
+            Request::Unshare {
+                name: word(1, "a file name")?,
+            },
+            2,
+        ),
         "exit" | "quit" => (Request::Exit, 1),
         other => {
             return Err(UsageError(format!(
-                "unknown ctl command '{other}' (status, send, download, download-state, export, exit)"
+                "unknown ctl command '{other}' (status, send, download, download-state, export, unshare, exit)"
             )));
         }
     };
