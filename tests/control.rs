@@ -75,6 +75,16 @@ fn a_script_drives_nodes_through_the_control_socket() {
     let (code, out, _) = ctl(&scratch, &dir2, &["status"]);
     assert_eq!(code, 0);
     assert!(out[0].starts_with("node 2 "), "the text status: {out:?}");
+    for line in out.iter().filter(|l| !l.contains("magnet:")) {
+        assert!(
+            line.chars().count() <= 80,
+            "wider than 80 columns: {line:?}"
+        );
+    }
+    assert!(
+        out.iter()
+            .any(|l| l.trim_start().starts_with("requests over budget"))
+    );
 
     // A download that cannot succeed: the waiting script hears of the failure.
     let (code, out, _) = ctl(
