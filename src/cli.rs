@@ -11,6 +11,7 @@ use crate::node::{NodeConfig, PaceMode};
 use crate::tracker::TrackerConfig;
 use crate::wire;
 use getopts::{Matches, Options, ParsingStyle};
+mod config;
 mod ctl;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
@@ -366,6 +367,7 @@ fn parse_tracker(args: &[String]) -> Result<Invocation, UsageError> {
         "serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9100; port 0 picks one)",
         "ADDR",
     );
+    let args = &config::with_config(&mut opts, args)?;
     let m = matches(&opts, args)?;
     if m.opt_present("help") {
         return Ok(help(&opts, "usage: torrent tracker [options]"));
@@ -539,6 +541,7 @@ fn parse_node(args: &[String]) -> Result<Invocation, UsageError> {
         "serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9100; port 0 picks one)",
         "ADDR",
     );
+    let args = &config::with_config(&mut opts, args)?;
     let m = matches(&opts, args)?;
     if m.opt_present("help") {
         let text = double_dash(&opts.usage("usage: torrent node --id N [options]"));

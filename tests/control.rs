@@ -272,3 +272,40 @@ fn the_control_socket_refuses_what_it_must() {
     assert_eq!(Conn::open(&dir).ask(STATUS)["ok"], true);
     assert!(node1.proc.running());
 }
+
+/// A node as a service runs it: flags from `--config`, no console (stdin at end of file),
+/// driven only through the socket, and SIGTERM a clean exit.
+#[test]
+fn a_node_configured_by_file_runs_without_a_console() {
+    let scratch = Scratch::new("control-config");
+    let data = random_bytes(51, 200_000);
+    scratch.put_file(1, "c.bin", &data);
+    let tracker = tracker(&scratch);
+    let dir = scratch.node_dir(1);
+    let config = scratch.root.join("node1.toml");
+    let text = format!(
+        "id = 1\ntracker = \"{}\"\ndir = \"{}\"\nlog-dir = \"{}\"\nlisten = \"127.0.0.1:0\"\nsend = [\"c.bin\"]\n",
+        tracker.addr,
+        dir.display(),
+        scratch.logs().display()
+    );
+    std::fs::write(&config, text).unwrap();
+    // The command line wins over the file: the id given here is the one used.
+    let list = args(&[
+        "node",
+        "--config",
+        &config.display().to_string(),
+        "--id",
+        "9",
+    ]);
+    let mut node = spawn("node9", &scratch.root, &list);
+    node.close_stdin();
+    node.expect_line("sharing c.bin ");
+    let (code, out, _) = ctl(&scratch, &dir, &["--json", "status"]);
+    assert_eq!(code, 0);
+    let status = &last_reply(&out)["status"];
+    assert_eq!(status["node_id"], 9, "{status}");
+    assert_eq!(status["files"][0]["name"], "c.bin");
+    node.terminate();
+    assert_eq!(node.expect_exit(CTL_TIMEOUT), 0);
+}
