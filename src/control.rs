@@ -72,6 +72,9 @@ pub enum Request {
     Export { name: String },
     /// Stop sharing a file (it stays in the directory).
     Unshare { name: String },
+    /// The node's upload limit from now on: a rate as the flags take it (`"8M"`), or
+    /// `"off"`.
+    Limit { up: String },
     /// Tell the tracker the node leaves, then stop.
     Exit,
 }
@@ -187,7 +190,7 @@ pub fn parse_request(line: &str) -> Result<Order, String> {
         None => return Err("a request needs \"version\": 1".into()),
     }
     let request: Request = serde_json::from_value(value).map_err(|error| {
-        format!("{error} (commands: status, send, download, download-state, export, unshare, exit)")
+        format!("{error} (commands: status, send, download, download-state, export, unshare, limit, exit)")
     })?;
     let checked_name = |name: &str| match crate::wire::name_problem(name.as_bytes()) {
         Some(problem) => Err(format!("bad name {name:?}: {problem}")),
@@ -204,6 +207,9 @@ pub fn parse_request(line: &str) -> Result<Order, String> {
         }),
         Request::Unshare { name } => Order::Command(Command::Unshare {
             name: checked_name(&name)?,
+        }),
+        Request::Limit { up } => Order::Command(Command::Limit {
+            up_bytes_per_s: console::parse_rate(&up).map_err(|error| error.to_string())?,
         }),
         Request::Download { target } => {
             Order::Command(console::parse_download(&target).map_err(|error| error.to_string())?)
