@@ -267,8 +267,11 @@ pub fn serve(listener: UnixListener, wake: impl Fn() + Send + Sync + 'static) ->
                 let spawned = std::thread::Builder::new()
                     .name("control-conn".into())
                     .spawn(move || {
-                        let _ = converse(stream, &calls, &*wake);
+                        let _ = converse(&stream, &calls, &*wake);
+                        // The place is given back before the client sees the connection
+                        // close, so that it may connect again at once.
                         open.fetch_sub(1, Ordering::SeqCst);
+                        drop(stream);
                     });
                 if spawned.is_err() {
                     // The count taken for it is never given back: fewer connections later,
@@ -302,10 +305,10 @@ fn admit(stream: &UnixStream, open: &AtomicUsize) -> Result<(), String> {
 }
 
 /// Reads requests and writes replies until the peer closes, idles, or oversteps a limit.
-fn converse(stream: UnixStream, calls: &Sender<Call>, wake: &dyn Fn()) -> io::Result<()> {
+fn converse(stream: &UnixStream, calls: &Sender<Call>, wake: &dyn Fn()) -> io::Result<()> {
     stream.set_read_timeout(Some(IDLE_MAX))?;
     stream.set_write_timeout(Some(IDLE_MAX))?;
-    let mut writer = stream.try_clone()?;
+    let mut writer = stream;
     let mut reader = BufReader::new(stream);
     loop {
         let mut line = Vec::new();
