@@ -121,6 +121,26 @@ pub struct Reply {
 }
 
 impl Reply {
+    /// Done, saying `message` (if any) and, for a download, where it is.
+    pub fn done(message: Option<String>, download: Option<DownloadInfo>) -> Reply {
+        Reply {
+            ok: true,
+            message,
+            download,
+            ..Reply::default()
+        }
+    }
+
+    /// The answer to `status`.
+    pub fn status(status: StatusInfo, text: Option<String>) -> Reply {
+        Reply {
+            ok: true,
+            status: Some(status),
+            text,
+            ..Reply::default()
+        }
+    }
+
     pub fn refused(error: impl Into<String>) -> Reply {
         Reply {
             ok: false,

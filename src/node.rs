@@ -67,7 +67,7 @@ mod watch;
 use crate::Transmit;
 use crate::budget::{self, SenderBudgets, Verdict};
 use crate::console::{self, Command};
-use crate::control::{FileInfo, Order, Reply, StatusInfo};
+use crate::control::{Order, Reply, StatusInfo};
 use crate::rng::Rng;
 use crate::secrets::Secrets;
 use crate::storage::{Manifest, Storage};
@@ -355,34 +355,19 @@ impl Node {
 
     /// An order from the control socket (see [`crate::control`]): the reply to send back.
     pub fn handle_control(&mut self, now: Instant, order: Order) -> Reply {
+        let download = |node: &Node, id| node.downloads.info_of(id, node.library.files(), now);
         match order {
-            Order::Status { text } => Reply {
-                ok: true,
-                status: Some(self.status_info(now)),
-                text: text.then(|| self.status(now)),
-                ..Reply::default()
-            },
-            Order::DownloadState { id } => {
-                match self.downloads.info_of(id, self.library.files(), now) {
-                    Some(info) => Reply {
-                        ok: true,
-                        download: Some(info),
-                        ..Reply::default()
-                    },
-                    None => Reply::refused(format!(
-                        "no download has id {id} (the ends of the last {FINISHED_KEPT_MAX} finished downloads are kept)"
-                    )),
-                }
+            Order::Status { text } => {
+                Reply::status(self.status_info(now), text.then(|| self.status(now)))
             }
+            Order::DownloadState { id } => match download(self, id) {
+                Some(info) => Reply::done(None, Some(info)),
+                None => Reply::refused(format!(
+                    "no download has id {id} (the ends of the last {FINISHED_KEPT_MAX} finished downloads are kept)"
+                )),
+            },
             Order::Command(command) => match self.run_command(now, command) {
-                Ok(done) => Reply {
-                    ok: true,
-                    message: done.line,
-                    download: done
-                        .download
-                        .and_then(|id| self.downloads.info_of(id, self.library.files(), now)),
-                    ..Reply::default()
-                },
+                Ok(done) => Reply::done(done.line, done.download.and_then(|id| download(self, id))),
                 Err(line) => Reply::refused(line),
             },
         }
@@ -671,40 +656,25 @@ impl Node {
 
     /// The `status` command's text (see `status.rs`).
     pub fn status(&self, now: Instant) -> String {
-        status::Report {
-            node_id: self.config.node_id,
-            started: self.started,
-            tracker: &self.tracker,
-            dir: self.state.files_dir(),
-            files: self.library.files(),
-            downloads: self.downloads.all(),
-            partials: self.state.partials(),
-            piece_bytes: self.config.piece_bytes,
-            stats: &self.out.stats,
-            uploads: self.uploader.peer_summary(),
-            upload_limit: self.uploader.upload_limit(),
-        }
-        .text(now)
+        self.report().text(now)
     }
 
     /// What `status` says, for the control socket and the metrics.
     pub fn status_info(&self, now: Instant) -> StatusInfo {
-        let files = self.library.files().values().map(|file| FileInfo {
-            name: file.manifest.name.clone(),
-            info_hash: wire::hex(&file.manifest.info_hash),
-            file_bytes: file.manifest.file_bytes,
-            chunks_held: file.have.count(),
-            chunk_count: file.manifest.chunk_count(),
-            complete: file.complete(),
-        });
-        StatusInfo {
+        self.report().info(now)
+    }
+
+    fn report(&self) -> status::Report<'_> {
+        status::Report {
             node_id: self.config.node_id,
-            tracker: self.tracker.addr().to_string(),
-            uptime_s: now.duration_since(self.started).as_secs(),
-            dir: self.state.files_dir().display().to_string(),
-            files: files.collect(),
-            downloads: self.downloads.infos(self.library.files(), now),
-            counters: self.out.stats.clone(),
+            started: self.started,
+            tracker: &self.tracker,
+            storage: &*self.state,
+            files: self.library.files(),
+            downloads: &self.downloads,
+            piece_bytes: self.config.piece_bytes,
+            stats: &self.out.stats,
+            uploader: &self.uploader,
         }
     }
 

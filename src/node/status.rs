@@ -1,32 +1,30 @@
 //! What a node reports about itself: the `status` command, and the progress of downloads.
 
 use super::download::{self, Download};
+use super::downloads::Downloads;
 use super::tracker_client::TrackerClient;
+use super::upload::Uploader;
 use super::{LocalFile, NodeStats};
-use crate::storage::PartialSummary;
+use crate::control::{FileInfo, StatusInfo};
+use crate::storage::Storage;
 use crate::units;
 use crate::wire::{self, Hash};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::path::Path;
 use std::time::Instant;
 
-/// What `status` shows, borrowed from the node's parts.
+/// What `status` shows, borrowed from the node's parts: as the console's text, or as
+/// [`StatusInfo`] for the control socket and the metrics.
 pub(super) struct Report<'a> {
     pub(super) node_id: u32,
     pub(super) started: Instant,
     pub(super) tracker: &'a TrackerClient,
-    pub(super) dir: &'a Path,
+    pub(super) storage: &'a dyn Storage,
     pub(super) files: &'a BTreeMap<Hash, LocalFile>,
-    pub(super) downloads: &'a [Download],
-    /// Partial files on disk, whether a download works on them or not.
-    pub(super) partials: Vec<PartialSummary>,
+    pub(super) downloads: &'a Downloads,
     pub(super) piece_bytes: u32,
     pub(super) stats: &'a NodeStats,
-    /// The uploader's one-line summary of the peers it serves.
-    pub(super) uploads: String,
-    /// The node's upload limit, bytes a second.
-    pub(super) upload_limit: Option<u64>,
+    pub(super) uploader: &'a Uploader,
 }
 
 impl Report<'_> {
@@ -41,7 +39,7 @@ impl Report<'_> {
             self.node_id,
             self.tracker.addr(),
         );
-        let _ = writeln!(text, "dir {}", self.dir.display());
+        let _ = writeln!(text, "dir {}", self.storage.files_dir().display());
         if let Some(line) = self.tracker.status_listed() {
             let _ = writeln!(text, "{line}");
         }
@@ -68,7 +66,8 @@ impl Report<'_> {
             }
         }
         let tracker = self.tracker.heard();
-        for download in self.downloads.iter().filter(|d| !d.finished()) {
+        let downloads = self.downloads.all();
+        for download in downloads.iter().filter(|d| !d.finished()) {
             let Some(progress) = download.progress(self.files, now) else {
                 continue;
             };
@@ -82,13 +81,13 @@ impl Report<'_> {
         }
         // Partial files no download is working on (one failed, or an earlier run was
         // stopped): their space is taken, so they are shown, with how to go on.
-        let running: Vec<Hash> = self
-            .downloads
+        let running: Vec<Hash> = downloads
             .iter()
             .filter(|d| !d.finished())
             .filter_map(|d| d.info_hash())
             .collect();
-        for partial in &self.partials {
+        // Read from the disk: the console's text only, which a person asks for.
+        for partial in &self.storage.partials() {
             if running.contains(&partial.info_hash) {
                 continue;
             }
@@ -103,19 +102,24 @@ impl Report<'_> {
                 download::resume_command(!self.tracker.finds_by_name(), partial)
             );
         }
-        for download in self.downloads.iter().filter(|d| !d.finished()) {
+        for download in downloads.iter().filter(|d| !d.finished()) {
             for line in download.peer_lines(self.piece_bytes, now) {
                 let _ = writeln!(text, "    {line}");
             }
         }
         let s = self.stats;
-        let limit = self.upload_limit.map_or("no upload limit".into(), |rate| {
-            format!("limit {}", units::rate(rate as f64))
-        });
+        let limit = self
+            .uploader
+            .upload_limit()
+            .map_or("no upload limit".into(), |rate| {
+                format!("limit {}", units::rate(rate as f64))
+            });
         let _ = writeln!(
             text,
             "uploaded {} pieces ({} bytes), {limit}; {}",
-            s.pieces_sent, s.bytes_sent, self.uploads
+            s.pieces_sent,
+            s.bytes_sent,
+            self.uploader.peer_summary()
         );
         let _ = writeln!(
             text,
@@ -133,6 +137,28 @@ impl Report<'_> {
         table(&mut text, &cells);
         text.pop(); // The reactor prints the text as one line would be: without a last newline.
         text
+    }
+
+    /// What `status` says, for the control socket and the metrics (no disk read: it may be
+    /// asked for hundreds of times a second).
+    pub(super) fn info(&self, now: Instant) -> StatusInfo {
+        let files = self.files.values().map(|file| FileInfo {
+            name: file.manifest.name.clone(),
+            info_hash: wire::hex(&file.manifest.info_hash),
+            file_bytes: file.manifest.file_bytes,
+            chunks_held: file.have.count(),
+            chunk_count: file.manifest.chunk_count(),
+            complete: file.complete(),
+        });
+        StatusInfo {
+            node_id: self.node_id,
+            tracker: self.tracker.addr().to_string(),
+            uptime_s: now.duration_since(self.started).as_secs(),
+            dir: self.storage.files_dir().display().to_string(),
+            files: files.collect(),
+            downloads: self.downloads.infos(self.files, now),
+            counters: self.stats.clone(),
+        }
     }
 }
 /// Counters as a table of three columns, each a label and a right-aligned number, so that
