@@ -481,9 +481,8 @@ impl Download {
             }
             Message::Reject(reject) if reject.info_hash == info_hash => {
                 self.peers[index].last_heard = now;
-                let (chunk, reason) = (reject.chunk.get(), reject.reason.get());
                 let (peers, mut of) = self.peers_of();
-                peers.rejected(parts, now, &mut of, index, chunk, reason);
+                peers.rejected(parts, now, &mut of, index, reject.chunk, reject.reason);
                 Some(Handled::Consumed)
             }
             _ => None,
