@@ -65,6 +65,8 @@ use crate::secrets::Secrets;
 use crate::storage::{Content, FileStamp, Manifest, Storage};
 use crate::wire::{self, Hash, Message};
 use download::Download;
+#[cfg(any(test, feature = "testing"))]
+pub(crate) use download::fuzz::check_download_messages;
 pub use jobs::{Job, JobDone, run_job};
 pub use status::Progress;
 use std::collections::BTreeMap;

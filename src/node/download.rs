@@ -46,6 +46,8 @@
 //! * `pace.rs` sizes request windows, `congestion.rs` sets the pace asked of each peer,
 //!   `diagnosis.rs` gathers what peers and the tracker showed and says why a download is
 //!   slow or failed, `finish.rs` says how a download ended and what became of its file.
+//! * `fuzz.rs` (with the `testing` feature): one download driven by hostile and honest
+//!   peers, the body of the `download_messages` fuzz target.
 //!
 //! ## One piece, from arrival to disk
 //!
@@ -64,6 +66,8 @@ mod congestion;
 mod deadlines;
 mod diagnosis;
 mod finish;
+#[cfg(any(test, feature = "testing"))]
+pub(crate) mod fuzz;
 mod lookup;
 mod manifest;
 mod pace;
