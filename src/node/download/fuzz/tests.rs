@@ -111,3 +111,26 @@ fn a_silent_swarm_is_given_up() {
     let outcome = check_download_messages(&silent());
     assert!(outcome.failed, "{outcome:?}");
 }
+
+/// The harness's own check bites: a held chunk whose bytes change behind the download's
+/// back is caught.
+#[test]
+#[should_panic(expected = "is held with wrong bytes")]
+fn a_held_chunk_with_wrong_bytes_is_caught() {
+    let input = rounds(3, 200, 0, 0);
+    let mut input = Input(&input);
+    let mut harness = Harness::new(&mut input).unwrap();
+    let info_hash = harness.swarm.manifest.info_hash;
+    // Until chunk 1 is held, and the file not yet published (it is then read-only).
+    while !harness.files.get(&info_hash).is_some_and(|f| f.have.get(1)) {
+        harness.step(&mut input).unwrap();
+        harness.check(Reread::NewlyHeld);
+    }
+    assert!(!harness.said_downloaded);
+    let file = &harness.files[&info_hash];
+    let mut writer = std::sync::Arc::clone(&file.mapping).writer();
+    let at = u64::from(CHUNK_BYTES);
+    assert!(writer.write(harness.now, at, &[!swarm::file_byte(at)]));
+    assert!(writer.flush(harness.now));
+    harness.check(Reread::AllHeld);
+}
