@@ -11,6 +11,7 @@ use crate::node::{NodeConfig, PaceMode};
 use crate::tracker::TrackerConfig;
 use crate::wire;
 use getopts::{Matches, Options, ParsingStyle};
+mod ctl;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
@@ -34,6 +35,7 @@ pub enum Invocation {
     Tracker(TrackerArgs),
     Node(NodeArgs),
     Demo(DemoArgs),
+    Ctl(crate::control::CtlArgs),
 }
 
 #[derive(Debug, Clone)]
@@ -132,6 +134,8 @@ usage:
   torrent tracker [options]   run the tracker
   torrent node --id N [options]
                               run a node; commands on stdin (type 'help')
+  torrent ctl --dir DIR COMMAND
+                              drive a running node through its control socket
   torrent <command> --help    the options of a command
   torrent --version
 ";
@@ -149,9 +153,10 @@ pub fn parse(args: &[String]) -> Result<Invocation, UsageError> {
         "tracker" => parse_tracker(rest),
         "node" => parse_node(rest),
         "demo" => parse_demo(rest),
+        "ctl" => ctl::parse_ctl(rest),
         other => Err(UsageError(format!(
-            "unknown command '{other}'{}; expected tracker, node or demo (see torrent --help)",
-            did_you_mean(other, &["tracker", "node", "demo"])
+            "unknown command '{other}'{}; expected tracker, node, ctl or demo (see torrent --help)",
+            did_you_mean(other, &["tracker", "node", "ctl", "demo"])
                 .map_or(String::new(), |known| format!(" (did you mean '{known}'?)"))
         ))),
     }
@@ -165,8 +170,18 @@ fn options() -> Options {
     opts
 }
 
+/// Parses `args`, refusing words that are not options.
 fn matches(opts: &Options, args: &[String]) -> Result<Matches, UsageError> {
-    let matches = opts.parse(args).map_err(|error| {
+    let matches = options_and_words(opts, args)?;
+    if let Some(free) = matches.free.first() {
+        return Err(UsageError(format!("unexpected argument '{free}'")));
+    }
+    Ok(matches)
+}
+
+/// Parses `args`; an unknown option's error names the closest known one.
+fn options_and_words(opts: &Options, args: &[String]) -> Result<Matches, UsageError> {
+    opts.parse(args).map_err(|error| {
         let hint = match &error {
             getopts::Fail::UnrecognizedOption(name) => {
                 let names = option_names(opts);
@@ -177,11 +192,7 @@ fn matches(opts: &Options, args: &[String]) -> Result<Matches, UsageError> {
             _ => String::new(),
         };
         UsageError(format!("{error}{hint}"))
-    })?;
-    if let Some(free) = matches.free.first() {
-        return Err(UsageError(format!("unexpected argument '{free}'")));
-    }
-    Ok(matches)
+    })
 }
 
 /// The long names of `opts`' options, read from its usage text (getopts keeps its list
