@@ -34,10 +34,11 @@
 //! * `peer.rs`: [`peer::Peer`], one holder as this download sees it (address, cookie,
 //!   have-map, round trip, pace, path MTU, congestion, what it sent). It is a record the
 //!   other files read and write; what must add up across peers is not in it.
-//! * `transfer.rs`: [`Transfer`](transfer::Transfer), the chunk table and the whole account of what was asked
-//!   of whom (each chunk's owner, each peer's chunks and pieces in flight), behind private
-//!   fields, with its invariants asserted after every input in debug builds; it picks
-//!   chunks and runs of pieces (`transfer/pick.rs`), takes pieces in, and finds lost ones.
+//! * `transfer.rs`: [`Transfer`](transfer::Transfer), the chunk table and the whole
+//!   account of what was asked of whom (each chunk's owner, each peer's chunks and pieces in
+//!   flight), behind private fields, with its invariants asserted after every input in debug
+//!   builds; it picks chunks and runs of pieces (`transfer/pick.rs`), takes pieces in, and
+//!   finds lost ones.
 //! * `lookup.rs`: [`lookup::Lookups`], the holders we may recruit and when the tracker is
 //!   asked again, and which version is taken; `manifest.rs`: [`ManifestFetch`], the manifest
 //!   part by part; `deadlines.rs`: [`Deadlines`], when the download gives up, and when it
@@ -46,21 +47,22 @@
 //! * `pace.rs` sizes request windows, `congestion.rs` sets the pace asked of each peer,
 //!   `diagnosis.rs` gathers what peers and the tracker showed and says why a download is
 //!   slow or failed, `finish.rs` says how a download ended and what became of its file.
-//! * `fuzz.rs` (with the `testing` feature): one download driven by hostile and honest
-//!   peers, the body of the `download_messages` fuzz target.
+//! * `fuzz.rs` (`testing` feature only): the body of the `download_messages` fuzz target.
 //!
 //! ## One piece, from arrival to disk
 //!
 //! The node hands a `Piece` datagram to [`Download::handle_peer_message`], which finds the
-//! sender among the peers and gives the piece to [`Transfer::receive`](transfer::Transfer::receive). That checks the
-//! piece is one of a chunk arriving, where one fits, and not in yet; writes it into the
-//! partial file (the `PieceWriter`); marks it received; and settles the owner's in-flight
-//! count. The sender's [`peer::Peer::on_piece`] then updates its round trip, pace and
-//! congestion model, and the owner's window follows. When the piece completes its chunk,
-//! the transfer flushes the writer, marks the chunk hashing, and hands a hash check
-//! ([`Transfer::check_job`](transfer::Transfer::check_job)) to a hasher thread. Its answer comes back through
-//! [`Download::chunk_checked`]: a chunk that verified is recorded in the have-file and
-//! credited to its sender; when every chunk did, `Download::publish` renames the file.
+//! sender among the peers and gives the piece to
+//! [`Transfer::receive`](transfer::Transfer::receive). That checks the piece is one of a
+//! chunk arriving, where one fits, and not in yet; writes it into the partial file (the
+//! `PieceWriter`); marks it received; and settles the owner's in-flight count. The sender's
+//! [`peer::Peer::on_piece`] then updates its round trip, pace and congestion model, and the
+//! owner's window follows. When the piece completes its chunk, the transfer flushes the
+//! writer, marks the chunk hashing, and hands a hash check
+//! ([`Transfer::check_job`](transfer::Transfer::check_job)) to a hasher thread. Its answer
+//! comes back through [`Download::chunk_checked`]: a chunk that verified is recorded in the
+//! have-file and credited to its sender; when every chunk did, `Download::publish` renames
+//! the file.
 
 mod congestion;
 mod deadlines;
@@ -288,8 +290,8 @@ impl Download {
         self.check_invariants();
     }
 
-    /// Asserts the transfer's account (see [`Transfer::check_invariants`](transfer::Transfer::check_invariants)) in debug builds:
-    /// run at the end of every input.
+    /// Asserts the transfer's account in debug builds, at the end of every input (see
+    /// [`Transfer::check_invariants`](transfer::Transfer::check_invariants)).
     fn check_invariants(&self) {
         if cfg!(debug_assertions)
             && let Phase::Transfer(transfer) = &self.phase
