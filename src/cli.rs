@@ -11,6 +11,7 @@ use crate::node::{NodeConfig, PaceMode};
 use crate::tracker::TrackerConfig;
 use crate::wire;
 use getopts::{Matches, Options, ParsingStyle};
+mod config;
 mod ctl;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
@@ -51,6 +52,8 @@ pub struct TrackerArgs {
     pub announce_interval: Duration,
     pub log_level: log::LevelFilter,
     pub impair: Option<ImpairConfig>,
+    /// `--metrics ADDR`: where to serve Prometheus metrics.
+    pub metrics: Option<SocketAddr>,
 }
 
 #[derive(Debug, Clone)]
@@ -86,6 +89,8 @@ pub struct NodeArgs {
     pub log_level: log::LevelFilter,
     pub progress: bool,
     pub impair: Option<ImpairConfig>,
+    /// `--metrics ADDR`: where to serve Prometheus metrics.
+    pub metrics: Option<SocketAddr>,
 }
 
 /// `--advertise ADDR[:PORT]`: the address (and port) trackers are asked to give peers for
@@ -356,6 +361,13 @@ fn parse_tracker(args: &[String]) -> Result<Invocation, UsageError> {
         "LEVEL",
     );
     opts.optopt("", "impair", "test faults: drop, duplicate, reorder received datagrams, e.g. loss=0.05,duplicate=0.01,reorder=0.02,delay-ms=20,seed=1", "SPEC");
+    opts.optopt(
+        "",
+        "metrics",
+        "serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9100; port 0 picks one)",
+        "ADDR",
+    );
+    let args = &config::with_config(&mut opts, args)?;
     let m = matches(&opts, args)?;
     if m.opt_present("help") {
         return Ok(help(&opts, "usage: torrent tracker [options]"));
@@ -374,6 +386,10 @@ fn parse_tracker(args: &[String]) -> Result<Invocation, UsageError> {
         announce_interval: seconds(&m, "announce-interval", tracker_defaults.announce_interval)?,
         log_level: log_level(&m)?,
         impair: impair(&m)?,
+        metrics: match m.opt_str("metrics") {
+            Some(_) => Some(address(&m, "metrics", "")?),
+            None => None,
+        },
     }))
 }
 
@@ -519,6 +535,13 @@ fn parse_node(args: &[String]) -> Result<Invocation, UsageError> {
         "print a progress line every second even when stdout is not a terminal",
     );
     opts.optopt("", "impair", "test faults: drop, duplicate, reorder received datagrams, e.g. loss=0.05,duplicate=0.01,reorder=0.02,delay-ms=20,seed=1", "SPEC");
+    opts.optopt(
+        "",
+        "metrics",
+        "serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9100; port 0 picks one)",
+        "ADDR",
+    );
+    let args = &config::with_config(&mut opts, args)?;
     let m = matches(&opts, args)?;
     if m.opt_present("help") {
         let text = double_dash(&opts.usage("usage: torrent node --id N [options]"));
@@ -642,6 +665,10 @@ fn parse_node(args: &[String]) -> Result<Invocation, UsageError> {
         log_level: log_level(&m)?,
         progress: m.opt_present("progress"),
         impair: impair(&m)?,
+        metrics: match m.opt_str("metrics") {
+            Some(_) => Some(address(&m, "metrics", "")?),
+            None => None,
+        },
     }))
 }
 

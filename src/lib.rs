@@ -65,6 +65,8 @@
 //!  units.rs               rates and sizes as the user sees them (binary, as flags take them)
 //!  secrets.rs             tokens and keys: getrandom in processes, seeded SHA-1 in simulations
 //!  console.rs             the original's console commands (`torrent -setMode send <file>`)
+//!  metrics.rs             `--metrics ADDR`: the Prometheus text format over a small HTTP
+//!                         responder in the reactor's loop
 //!  control.rs             the control socket (JSON lines on a Unix socket, served by threads
 //!                         that hand typed commands to the reactor) and `torrent ctl`
 //!  demo.rs                a tracker and nodes as child processes, verified end to end
@@ -116,6 +118,7 @@ pub mod hash;
 pub mod impair;
 pub mod logging;
 pub mod metainfo;
+pub mod metrics;
 pub mod mtu;
 pub mod node;
 pub mod reactor;

@@ -73,6 +73,7 @@ use crate::control::{FileInfo, Order, Reply, StatusInfo};
 use crate::rng::Rng;
 use crate::secrets::Secrets;
 use crate::storage::{Manifest, Storage};
+use crate::units;
 use crate::wire::{self, Hash, Message};
 use commands::{Answer, Done, Holdings, Outcome};
 use ending::Ending;
@@ -415,6 +416,12 @@ impl Node {
                 self.start_download(now, answer)
             }
             Command::Export { name } => self.export(now, name),
+            Command::Unshare { name } => self.unshare(now, name),
+            Command::Limit { up_bytes_per_s } => {
+                self.uploader.set_upload_limit(up_bytes_per_s, now);
+                let limit = up_bytes_per_s.map_or("none".into(), |r| units::rate(r as f64));
+                self.say(format!("upload limit: {limit}"))
+            }
             Command::Exit => {
                 self.stop(now);
                 Ok(Done::line(format!(
@@ -523,6 +530,39 @@ impl Node {
             }
             Answer::Refuse(line) => self.refuse(line),
         }
+    }
+
+    /// Stops sharing the file `name` (every version the node hashed or downloaded whole):
+    /// peers are refused it from now on, and the tracker is told.
+    fn unshare(&mut self, now: Instant, name: String) -> Outcome {
+        if self.library.is_hashing(&name) {
+            return self.refuse(format!(
+                "cannot unshare {name} yet: it is being hashed (unshare it once it is shared)"
+            ));
+        }
+        let shared = self.library.shared_named(&name);
+        if shared.is_empty() {
+            return self.refuse(format!(
+                "cannot unshare {name}: this node does not share it"
+            ));
+        }
+        for info_hash in shared {
+            self.stop_serving(now, info_hash);
+        }
+        self.say(format!(
+            "no longer sharing {name} (the file stays where it is)"
+        ))
+    }
+
+    /// Stops serving `info_hash`, held whole from the directory, and tells the tracker; its
+    /// name, or `None` when it was not served whole.
+    fn stop_serving(&mut self, now: Instant, info_hash: Hash) -> Option<String> {
+        let withdrawn = self.library.withdraw(info_hash)?;
+        self.uploader.forget_file(info_hash);
+        if withdrawn.tell_tracker {
+            self.update_tracker(now, info_hash);
+        }
+        Some(withdrawn.name)
     }
 
     /// Writes `DIR/<name>.torrent` for a held file now, or once a file of that name being
@@ -644,12 +684,13 @@ impl Node {
             piece_bytes: self.config.piece_bytes,
             stats: &self.out.stats,
             uploads: self.uploader.peer_summary(),
+            upload_limit: self.uploader.upload_limit(),
         }
         .text(now)
     }
 
-    /// What `status` says, for the control socket.
-    fn status_info(&self, now: Instant) -> StatusInfo {
+    /// What `status` says, for the control socket and the metrics.
+    pub fn status_info(&self, now: Instant) -> StatusInfo {
         let files = self.library.files().values().map(|file| FileInfo {
             name: file.manifest.name.clone(),
             info_hash: wire::hex(&file.manifest.info_hash),
@@ -761,18 +802,13 @@ impl Node {
     /// Stops serving the version of a file the node hashed, tells the tracker, and hashes
     /// the file again when there still is one.
     fn file_changed(&mut self, now: Instant, info_hash: Hash, change: Change) {
-        let Some(withdrawn) = self.library.withdraw(info_hash) else {
+        let Some(name) = self.stop_serving(now, info_hash) else {
             return;
         };
-        let name = withdrawn.name;
         log::info!(
             "{name} ({}) {change:?} on disk",
             crate::wire::hex(&info_hash)
         );
-        self.uploader.forget_file(info_hash);
-        if withdrawn.tell_tracker {
-            self.update_tracker(now, info_hash);
-        }
         let still_there = change != Change::Removed && self.state.stamp_of(&name).is_ok();
         let hash_again = still_there && !self.library.is_hashing(&name);
         self.out.say(change.told(&name, still_there, hash_again));

@@ -26,9 +26,10 @@
 use crate::Core;
 use crate::cli::{self, NodeArgs, TrackerArgs};
 use crate::console;
-use crate::control;
+use crate::control::{self, DownloadState};
 use crate::impair::{ImpairConfig, Impairment, Verdict};
 use crate::logging;
+use crate::metrics::{Exposition, MetricsServer, UdpCounters};
 use crate::mtu::Routes;
 use crate::node::{self, Job, JobDone, Node, NodeConfig, NodeEvent};
 use crate::secrets::Secrets;
@@ -92,6 +93,11 @@ struct Io {
     send_blocked: bool,
     /// Loss, duplication and reordering of received datagrams, when asked for (`--impair`).
     impairment: Option<Impairment>,
+    /// `--metrics`: the scrape server, and whether one of its sockets is ready.
+    metrics: Option<MetricsServer>,
+    metrics_ready: bool,
+    /// What went through the socket, for the metrics.
+    udp_counters: UdpCounters,
 }
 
 impl Io {
@@ -131,8 +137,31 @@ impl Io {
             more_to_read: false,
             send_blocked: false,
             impairment: impair.map(Impairment::new),
+            metrics: None,
+            metrics_ready: false,
+            udp_counters: UdpCounters::default(),
         };
         Ok((io, granted))
+    }
+
+    /// Serves metrics on `addr` (`--metrics`); returns the address bound.
+    fn listen_for_scrapes(&mut self, addr: SocketAddr) -> Result<SocketAddr, String> {
+        let server = MetricsServer::bind(addr, self.poll.registry())
+            .map_err(|e| format!("cannot serve metrics on {addr}: {e}"))?;
+        let bound = server.local_addr().unwrap_or(addr);
+        self.metrics = Some(server);
+        Ok(bound)
+    }
+
+    /// Answers the scrapes that are ready, with `render`'s text.
+    fn serve_scrapes(&mut self, render: &mut dyn FnMut(UdpCounters) -> String) {
+        if !std::mem::take(&mut self.metrics_ready) {
+            return;
+        }
+        let udp = self.udp_counters;
+        if let Some(server) = &mut self.metrics {
+            server.serve(self.poll.registry(), &mut || render(udp));
+        }
     }
 
     /// When the next held-back datagram (impairment) is due.
@@ -168,6 +197,8 @@ impl Io {
         for event in self.events.iter() {
             if event.token() == SIGNALS {
                 stop = true;
+            } else if MetricsServer::owns(event.token()) {
+                self.metrics_ready = true;
             }
         }
         if stop {
@@ -192,7 +223,12 @@ impl Io {
     /// Receives about [`RECV_BATCH_MAX`] datagrams (whole `recvmmsg` batches), handing each
     /// to the core (through the impairment, when there is one).
     fn receive(&mut self, now: Instant, core: &mut impl Core) {
-        let mut handle = |from: SocketAddr, bytes: &[u8]| core.handle_datagram(now, from, bytes);
+        let counters = &mut self.udp_counters;
+        let mut handle = |from: SocketAddr, bytes: &[u8]| {
+            counters.udp_datagrams_received += 1;
+            counters.udp_payload_bytes_received += bytes.len() as u64;
+            core.handle_datagram(now, from, bytes)
+        };
         self.more_to_read = false;
         let impairment = &mut self.impairment;
         if let Some(impairment) = impairment {
@@ -234,7 +270,25 @@ impl Io {
     /// Sends what the core has to send, up to [`SEND_ROUNDS_MAX`] batches. Returns true when
     /// the core may have more.
     fn transmit(&mut self, now: Instant, core: &mut impl Core) -> bool {
-        let mut next = |buf: &mut [u8]| core.poll_transmit(now, buf);
+        let (mut datagrams, mut bytes) = (0, 0);
+        let more = self.transmit_counting(now, core, (&mut datagrams, &mut bytes));
+        self.udp_counters.udp_datagrams_sent += datagrams;
+        self.udp_counters.udp_payload_bytes_sent += bytes;
+        more
+    }
+
+    fn transmit_counting(
+        &mut self,
+        now: Instant,
+        core: &mut impl Core,
+        (datagrams, bytes): (&mut u64, &mut u64),
+    ) -> bool {
+        let mut next = |buf: &mut [u8]| {
+            let transmit = core.poll_transmit(now, buf)?;
+            *datagrams += 1;
+            *bytes += transmit.len as u64;
+            Some(transmit)
+        };
         // What the socket refused last time goes first.
         if !self.flush() {
             return false;
@@ -293,6 +347,10 @@ trait Driver {
     }
     /// At the end of a turn (the node redraws its progress line).
     fn end_turn(&mut self, _now: Instant, _core: &Self::Core) {}
+    /// The process's metrics besides the socket's counters (`--metrics`).
+    fn metrics(&self, core: &Self::Core, now: Instant, text: &mut Exposition);
+    /// What the process's metric names start with.
+    const METRICS_PREFIX: &'static str;
 }
 
 /// The reactor's loop, the same for every core: wait for the socket, a signal, a wake-up or
@@ -307,6 +365,12 @@ fn run<D: Driver>(io: &mut Io, core: &mut D::Core, driver: &mut D) -> i32 {
         let stop = io.wait(deadline);
         let now = Instant::now();
         io.receive(now, core);
+        io.serve_scrapes(&mut |udp| {
+            let mut text = Exposition::new();
+            text.counters_of(D::METRICS_PREFIX, "the socket", &udp);
+            driver.metrics(core, now, &mut text);
+            text.into_text()
+        });
         driver.take_inputs(now, core, stop);
         core.handle_timeout(now);
         if let Some(code) = driver.take_events(now, core) {
@@ -401,6 +465,10 @@ pub fn run_tracker(args: TrackerArgs) -> Result<i32, String> {
     };
     let local = io.local_addr();
     say(&format!("tracker listening on {local}"));
+    if let Some(addr) = args.metrics {
+        let bound = io.listen_for_scrapes(addr)?;
+        say(&format!("metrics at http://{bound}/metrics"));
+    }
     if restored {
         say(&format!(
             "restored {} nodes and {} files from {}",
@@ -426,6 +494,21 @@ struct TrackerDriver {
 
 impl Driver for TrackerDriver {
     type Core = Tracker;
+    const METRICS_PREFIX: &'static str = "torrent_tracker";
+
+    fn metrics(&self, tracker: &Tracker, _now: Instant, text: &mut Exposition) {
+        text.counters_of(Self::METRICS_PREFIX, "tracker", tracker.stats());
+        text.gauge(
+            "torrent_tracker_nodes",
+            "nodes registered",
+            tracker.node_count() as f64,
+        );
+        text.gauge(
+            "torrent_tracker_files",
+            "files some node holds",
+            tracker.file_count() as f64,
+        );
+    }
 
     fn take_inputs(&mut self, _now: Instant, _tracker: &mut Tracker, stop: bool) {
         self.stop |= stop;
@@ -587,6 +670,10 @@ pub fn run_node(args: NodeArgs) -> Result<i32, String> {
         )),
         None => say(&format!("node {} listening on {local}", args.node_id)),
     }
+    if let Some(addr) = args.metrics {
+        let bound = io.listen_for_scrapes(addr)?;
+        say(&format!("metrics at http://{bound}/metrics"));
+    }
 
     let waker = Arc::new(
         Waker::new(io.poll.registry(), WAKER).map_err(|e| format!("cannot create a waker: {e}"))?,
@@ -639,6 +726,52 @@ struct NodeDriver {
 
 impl Driver for NodeDriver {
     type Core = Node;
+    const METRICS_PREFIX: &'static str = "torrent_node";
+
+    fn metrics(&self, node: &Node, now: Instant, text: &mut Exposition) {
+        let status = node.status_info(now);
+        text.counters_of(Self::METRICS_PREFIX, "node", &status.counters);
+        let running = status
+            .downloads
+            .iter()
+            .filter(|d| d.state == DownloadState::Running);
+        let (mut peers, mut rate) = (0, 0.0);
+        for download in running {
+            peers += download.peers;
+            rate += download.bytes_per_s;
+        }
+        let count = |state| status.downloads.iter().filter(|d| d.state == state).count() as f64;
+        text.gauge_by(
+            "torrent_node_downloads",
+            "downloads known (the finished ones kept for status), by state",
+            "state",
+            &[
+                ("running", count(DownloadState::Running)),
+                ("done", count(DownloadState::Done)),
+                ("failed", count(DownloadState::Failed)),
+            ],
+        );
+        text.gauge(
+            "torrent_node_download_peers",
+            "peers the running downloads use",
+            peers as f64,
+        );
+        text.gauge(
+            "torrent_node_download_bytes_per_second",
+            "verified bytes a second, all running downloads together",
+            rate,
+        );
+        text.gauge(
+            "torrent_node_files",
+            "files held, whole or in part",
+            status.files.len() as f64,
+        );
+        text.gauge(
+            "torrent_node_uptime_seconds",
+            "seconds since the node started",
+            status.uptime_s as f64,
+        );
+    }
 
     fn due(&self, node: &Node) -> Option<Instant> {
         self.progress.due(node)

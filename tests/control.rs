@@ -1,5 +1,5 @@
 //! The control socket with the real binary: a script drives nodes with `torrent ctl` alone
-//! (share, download with `--wait`, status as JSON, exit), and the socket refuses what it
+//! (share, download with `--wait`, status as JSON, unshare, exit), and the socket refuses what it
 //! must (garbage, overlong lines, too many connections, another user).
 
 mod common;
@@ -75,6 +75,29 @@ fn a_script_drives_nodes_through_the_control_socket() {
     let (code, out, _) = ctl(&scratch, &dir2, &["status"]);
     assert_eq!(code, 0);
     assert!(out[0].starts_with("node 2 "), "the text status: {out:?}");
+    for line in out.iter().filter(|l| !l.contains("magnet:")) {
+        assert!(
+            line.chars().count() <= 80,
+            "wider than 80 columns: {line:?}"
+        );
+    }
+    assert!(
+        out.iter()
+            .any(|l| l.trim_start().starts_with("requests over budget"))
+    );
+
+    // The upload limit changes while the node runs, and status says so.
+    let (code, out, _) = ctl(&scratch, &dir1, &["limit", "--up", "8M"]);
+    assert_eq!((code, out[0].as_str()), (0, "upload limit: 8.0 MiB/s"));
+    let (_, out, _) = ctl(&scratch, &dir1, &["status"]);
+    assert!(
+        out.iter().any(|l| l.contains("limit 8.0 MiB/s;")),
+        "{out:?}"
+    );
+    let (code, out, _) = ctl(&scratch, &dir1, &["limit", "--up", "off"]);
+    assert_eq!((code, out[0].as_str()), (0, "upload limit: none"));
+    assert_eq!(ctl(&scratch, &dir1, &["limit", "--up", "fast"]).0, 1);
+    assert_eq!(ctl(&scratch, &dir1, &["limit"]).0, 2);
 
     // A download that cannot succeed: the waiting script hears of the failure.
     let (code, out, _) = ctl(
@@ -101,6 +124,29 @@ fn a_script_drives_nodes_through_the_control_socket() {
     // A bad command line is exit 2, and nothing reaches the node.
     assert_eq!(ctl(&scratch, &dir2, &["downlod", "x"]).0, 2);
     assert_eq!(ctl(&scratch, &dir2, &["status", "--wait"]).0, 2);
+
+    // Unshared by both holders: the tracker is told and the file stays where it is, so a
+    // third node finds no holder.
+    for dir in [&dir1, &dir2] {
+        let (code, out, err) = ctl(&scratch, dir, &["unshare", "f.bin"]);
+        assert_eq!(code, 0, "{out:?} {err:?}");
+        assert!(out[0].starts_with("no longer sharing f.bin"), "{out:?}");
+        assert_file_is(&dir.join("f.bin"), &data);
+    }
+    assert_eq!(
+        ctl(&scratch, &dir1, &["unshare", "f.bin"]).0,
+        1,
+        "not shared any more"
+    );
+    let mut node3 = node(&scratch, 3, tracker.addr, &["--give-up-after", "2"]);
+    let (code, out, _) = ctl(
+        &scratch,
+        &scratch.node_dir(3),
+        &["download", "f.bin", "--wait"],
+    );
+    assert_eq!(code, 1, "{out:?}\n{}", node3.proc.describe());
+    assert!(!scratch.node_dir(3).join("f.bin").exists());
+    node3.proc.terminate();
 
     for (node, dir) in [(&mut node1, &dir1), (&mut node2, &dir2)] {
         let (code, out, err) = ctl(&scratch, dir, &["exit"]);
@@ -129,9 +175,11 @@ impl Conn {
         }
     }
 
+    /// Sends `line` and reads the reply. A node that refuses the connection answers and
+    /// closes at once, perhaps before the line is written: the answer is read all the same.
     fn ask(&mut self, line: &[u8]) -> serde_json::Value {
-        self.writer.write_all(line).unwrap();
-        self.writer.write_all(b"\n").unwrap();
+        let _ = self.writer.write_all(line);
+        let _ = self.writer.write_all(b"\n");
         self.reply()
     }
 
@@ -238,4 +286,41 @@ fn the_control_socket_refuses_what_it_must() {
     // The node served through all of it.
     assert_eq!(Conn::open(&dir).ask(STATUS)["ok"], true);
     assert!(node1.proc.running());
+}
+
+/// A node as a service runs it: flags from `--config`, no console (stdin at end of file),
+/// driven only through the socket, and SIGTERM a clean exit.
+#[test]
+fn a_node_configured_by_file_runs_without_a_console() {
+    let scratch = Scratch::new("control-config");
+    let data = random_bytes(51, 200_000);
+    scratch.put_file(1, "c.bin", &data);
+    let tracker = tracker(&scratch);
+    let dir = scratch.node_dir(1);
+    let config = scratch.root.join("node1.toml");
+    let text = format!(
+        "id = 1\ntracker = \"{}\"\ndir = \"{}\"\nlog-dir = \"{}\"\nlisten = \"127.0.0.1:0\"\nsend = [\"c.bin\"]\n",
+        tracker.addr,
+        dir.display(),
+        scratch.logs().display()
+    );
+    std::fs::write(&config, text).unwrap();
+    // The command line wins over the file: the id given here is the one used.
+    let list = args(&[
+        "node",
+        "--config",
+        &config.display().to_string(),
+        "--id",
+        "9",
+    ]);
+    let mut node = spawn("node9", &scratch.root, &list);
+    node.close_stdin();
+    node.expect_line("sharing c.bin ");
+    let (code, out, _) = ctl(&scratch, &dir, &["--json", "status"]);
+    assert_eq!(code, 0);
+    let status = &last_reply(&out)["status"];
+    assert_eq!(status["node_id"], 9, "{status}");
+    assert_eq!(status["files"][0]["name"], "c.bin");
+    node.terminate();
+    assert_eq!(node.expect_exit(CTL_TIMEOUT), 0);
 }

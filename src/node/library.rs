@@ -304,9 +304,10 @@ impl Library {
         [announce, check].into_iter().flatten().min()
     }
 
-    /// Stops holding the version of `info_hash` hashed from the directory, which changed on
-    /// disk. `None` when it was withdrawn already, or is a download in progress (its partial
-    /// file is private).
+    /// Stops holding the version of `info_hash` held whole in the directory (it changed on
+    /// disk, or the user unshared it); what the tracker has to be told stays until it is.
+    /// `None` when it was withdrawn already, or is a download in progress (its partial file
+    /// is private).
     pub(super) fn withdraw(&mut self, info_hash: Hash) -> Option<Withdrawn> {
         let file = self.files.get_mut(&info_hash)?;
         file.stamp.take()?;
@@ -326,6 +327,14 @@ impl Library {
             name,
             tell_tracker: true,
         })
+    }
+
+    /// The versions of `name` held whole from the directory (shared, or downloaded and
+    /// published).
+    pub(super) fn shared_named(&self, name: &str) -> Vec<Hash> {
+        let files = self.files.values();
+        let shared = files.filter(|f| f.manifest.name == name && f.stamp.is_some());
+        shared.map(|f| f.manifest.info_hash).collect()
     }
 
     // ---- for the simulation's checkers ----------------------------------------------------
