@@ -213,7 +213,7 @@ impl Download {
     }
 
     /// Peers of our info hash from a standard tracker: addresses only (see
-    /// [`Lookups::take_addresses`]).
+    /// [`Lookups::take_addresses`](lookup::Lookups::take_addresses)).
     pub fn handle_peers(
         &mut self,
         parts: &mut Parts<'_>,
@@ -781,7 +781,7 @@ impl Download {
         })
     }
 
-    /// One line per peer for `status` (see [`Peer::status_line`]).
+    /// One line per peer for `status` (see [`Peer::status_line`](peer::Peer::status_line)).
     pub fn peer_lines(&self, piece_bytes_max: u32, now: Instant) -> Vec<String> {
         self.peers
             .iter()
