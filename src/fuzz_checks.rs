@@ -94,6 +94,15 @@ pub fn check_tracker_datagram(bytes: &[u8]) {
     }
 }
 
+/// One download fed any sequence of peer messages, timeouts and hash results, from its
+/// holders or a stranger: no panic, the transfer's account holds after every input, and
+/// nothing counts (or is published) that did not match its SHA-1. The body is in the node,
+/// whose parts it drives: see `node/download/fuzz.rs`. Returns whether the download
+/// published the file, so that a corpus can show it reaches the end.
+pub fn check_download_messages(bytes: &[u8]) -> bool {
+    crate::node::check_download_messages(bytes).published
+}
+
 /// Bencoded bytes (a `.torrent`): decoding never panics, and what decodes is canonical, so it
 /// re-encodes to the very same bytes.
 pub fn check_bencode(bytes: &[u8]) {

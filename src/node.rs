@@ -45,6 +45,8 @@ mod commands;
 mod config;
 pub use config::{NodeConfig, PaceMode};
 mod download;
+#[cfg(any(test, feature = "testing"))]
+pub(crate) use download::fuzz::check_download_messages;
 mod downloads;
 mod ending;
 use downloads::Downloads;

@@ -131,7 +131,7 @@ enum Outgoing {
         name: String,
     },
     ExitAck(wire::ExitAck),
-    Refused(wire::Refused),
+    Refused(wire::Refusal),
     Bep15(bep15_server::Reply),
 }
 
@@ -347,7 +347,7 @@ impl Tracker {
                 }
                 .encode(buf),
                 Outgoing::ExitAck(m) => Message::ExitAck(m).encode(buf),
-                Outgoing::Refused(m) => Message::Refused(m).encode(buf),
+                Outgoing::Refused(m) => Message::Refused(*m).encode(buf),
                 Outgoing::Bep15(m) => m.encode(buf),
             };
             match encoded {
@@ -776,12 +776,11 @@ impl Tracker {
 
     fn refuse(&mut self, to: SocketAddr, request_kind: Kind, reason: RefusedReason) {
         self.stats.refused += 1;
-        let refused = wire::Refused {
+        let refusal = wire::Refusal {
             request_kind: request_kind as u8,
-            reserved: 0,
-            reason: U16::new(reason as u16),
+            reason,
         };
-        self.reply(to, Outgoing::Refused(refused));
+        self.reply(to, Outgoing::Refused(refusal));
     }
 
     fn reply(&mut self, to: SocketAddr, reply: Outgoing) {

@@ -8,7 +8,10 @@
 //! * **Messages.** [`decode`] is the one constructor that checks: magic, version, kind, exact
 //!   lengths, counts against the bytes actually present, names against [`check_name`]. It never
 //!   panics, never allocates, and its error names the check that failed. [`Message::encode`]
-//!   is its inverse: `decode(&buf[..msg.encode(&mut buf)?]) == Ok(msg)`.
+//!   is its inverse: `decode(&buf[..msg.encode(&mut buf)?]) == Ok(msg)`. A field that
+//!   stands for an enum (the reason of a [`Refusal`] or a [`Rejection`]) is decoded once, into
+//!   the enum: the message carries a checked value, not the view, so no caller reads the
+//!   number again.
 //!
 //! Every datagram starts with the 8-byte [`Header`]: magic `TRNT`, version, kind, two zero
 //! bytes. A fixed body follows, then (for some kinds) a variable tail: a slice of fixed
@@ -381,13 +384,24 @@ wire_enum! {
     }
 }
 
-/// Tracker → node: a request was refused, and why.
+/// Tracker → node: a request was refused, and why. The layout on the wire; a decoded
+/// datagram carries a [`Refusal`].
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
 pub struct Refused {
     pub request_kind: u8,
     pub reserved: u8,
     pub reason: U16,
+}
+
+/// A [`Refused`] checked by [`decode`]: its reason is one of [`RefusedReason`]'s (decode
+/// refuses any other number), so a caller matches on the enum.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Refusal {
+    /// The kind of the request refused, as the tracker wrote it (not checked against
+    /// [`Kind`]: it is only reported).
+    pub request_kind: u8,
+    pub reason: RefusedReason,
 }
 
 /// Node → node: "your request carried no valid cookie; here is one, ask again".
@@ -552,7 +566,8 @@ wire_enum! {
     }
 }
 
-/// Node → node: a request was refused.
+/// Node → node: a request was refused. The layout on the wire; a decoded datagram carries a
+/// [`Rejection`].
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
 pub struct Reject {
@@ -560,6 +575,16 @@ pub struct Reject {
     pub chunk: U32,
     pub reason: U16,
     pub reserved: [u8; 2],
+}
+
+/// A [`Reject`] checked by [`decode`]: its reason is one of [`RejectReason`]'s (decode refuses
+/// any other number), so a caller matches on the enum.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rejection {
+    pub info_hash: Hash,
+    /// The chunk of the refused request (0 when the whole file is unknown).
+    pub chunk: u32,
+    pub reason: RejectReason,
 }
 
 const _: () = {
@@ -778,7 +803,8 @@ pub enum Message<'a> {
     },
     Exit(&'a Exit),
     ExitAck(&'a ExitAck),
-    Refused(&'a Refused),
+    /// A checked value rather than the view: see [`Refusal`].
+    Refused(Refusal),
     Welcome(&'a Welcome),
     HaveRequest(&'a HaveRequest),
     HaveMap {
@@ -801,7 +827,8 @@ pub enum Message<'a> {
         fixed: &'a StampedPiece,
         data: &'a [u8],
     },
-    Reject(&'a Reject),
+    /// A checked value rather than the view: see [`Rejection`].
+    Reject(Rejection),
     MtuProbe(&'a MtuProbe),
     /// The padding is zeros and not kept: `probe_bytes` says how long the datagram was.
     MtuProbeReply(&'a MtuProbeReply),
@@ -985,10 +1012,12 @@ pub fn decode(bytes: &[u8]) -> Result<Message<'_>, DecodeError> {
             if refused.reserved != 0 {
                 return Err(DecodeError::ReservedNotZero);
             }
-            if RefusedReason::from_repr(refused.reason.get()).is_none() {
-                return Err(DecodeError::UnknownReason);
-            }
-            Message::Refused(refused)
+            let reason =
+                RefusedReason::from_repr(refused.reason.get()).ok_or(DecodeError::UnknownReason)?;
+            Message::Refused(Refusal {
+                request_kind: refused.request_kind,
+                reason,
+            })
         }
         Kind::Welcome => Message::Welcome(exact(body, kind)?),
         Kind::HaveRequest => Message::HaveRequest(exact(body, kind)?),
@@ -1075,10 +1104,13 @@ pub fn decode(bytes: &[u8]) -> Result<Message<'_>, DecodeError> {
             if reject.reserved != [0; 2] {
                 return Err(DecodeError::ReservedNotZero);
             }
-            if RejectReason::from_repr(reject.reason.get()).is_none() {
-                return Err(DecodeError::UnknownReason);
-            }
-            Message::Reject(reject)
+            let reason =
+                RejectReason::from_repr(reject.reason.get()).ok_or(DecodeError::UnknownReason)?;
+            Message::Reject(Rejection {
+                info_hash: reject.info_hash,
+                chunk: reject.chunk.get(),
+                reason,
+            })
         }
         Kind::MtuProbe => {
             let probe: &MtuProbe = exact(body, kind)?;
@@ -1261,7 +1293,11 @@ impl Message<'_> {
             }
             Message::Exit(m) => w.put_pod(*m)?,
             Message::ExitAck(m) => w.put_pod(*m)?,
-            Message::Refused(m) => w.put_pod(*m)?,
+            Message::Refused(refusal) => w.put_pod(&Refused {
+                request_kind: refusal.request_kind,
+                reserved: 0,
+                reason: U16::new(refusal.reason as u16),
+            })?,
             Message::Welcome(m) => w.put_pod(*m)?,
             Message::HaveRequest(m) => w.put_pod(*m)?,
             Message::HaveMap { fixed, bitmap } => {
@@ -1288,7 +1324,12 @@ impl Message<'_> {
                 w.put_pod(*fixed)?;
                 w.put(data)?;
             }
-            Message::Reject(m) => w.put_pod(*m)?,
+            Message::Reject(rejection) => w.put_pod(&Reject {
+                info_hash: rejection.info_hash,
+                chunk: U32::new(rejection.chunk),
+                reason: U16::new(rejection.reason as u16),
+                reserved: [0; 2],
+            })?,
             Message::MtuProbe(m) => w.put_pod(*m)?,
             Message::MtuProbeReply(m) => {
                 w.put_pod(*m)?;

@@ -105,3 +105,15 @@ fn standard_input_corpus() {
     // holds refusals: a `../` name, an extra info key, a bad escape, a short reply).
     assert_eq!((torrents, magnets, replies), (1, 1, 4));
 }
+
+#[test]
+fn download_messages_corpus() {
+    let mut published = 0;
+    for (path, bytes) in corpus("download_messages") {
+        eprintln!("{}", path.display());
+        published += usize::from(fuzz_checks::check_download_messages(&bytes));
+    }
+    // The seeds reach the end (honest holders, a corrupted chunk, lost pieces) and stop
+    // short of it (forged pieces, a silent swarm).
+    assert_eq!(published, 6);
+}

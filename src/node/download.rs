@@ -3,17 +3,16 @@
 //! The downloader drives everything (the holders only answer):
 //!
 //! 1. **Look-up.** The tracker lists the versions of the name and their holders. The pinned
-//!    version, or the one most holders have, is chosen.
+//!    version, or the one most holders have, is chosen ([`lookup::VersionChoice`]).
 //! 2. **Manifest.** Chunk hashes are fetched part by part from one holder and accepted only
 //!    when their info hash equals the one the tracker listed. A resumed download already has
 //!    its manifest on disk.
-//! 3. **Transfer.** Each peer (at most `peers_max` at once) reports its have-map, then is
-//!    handed chunks one after another: faster peers finish theirs sooner and get more. Pieces
-//!    are requested in runs, keeping at most `window` pieces in flight per peer; the window
-//!    grows with every piece that arrives and halves when one times out. A timed-out piece is
-//!    asked again; a peer silent for [`peer::PEER_SILENCE`] (pinged after [`peer::PING_AFTER`]) is
-//!    dropped and its chunks go to others, as is one that answers while its pieces time out
-//!    for as long.
+//! 3. **Transfer.** Each peer (at most `peers_max` complete holders at once, beside partial
+//!    ones) reports its have-map, then is handed chunks one after another: faster peers
+//!    finish theirs sooner and get more. Pieces are requested in runs, within a window per
+//!    peer sized by how long its requests queue (`pace.rs`). A lost piece is asked again; a
+//!    peer silent for [`peer::PEER_SILENCE`] (pinged after [`peer::PING_AFTER`]) is dropped
+//!    and its chunks go to others, as is one that answers while its pieces time out.
 //! 4. **Verification.** A chunk whose pieces are all in goes to a hasher thread; only when
 //!    its SHA-1 matches does it count. A bad chunk is fetched again, from another peer when
 //!    there is one, and a peer that sends [`peer::BAD_CHUNKS_MAX`] bad chunks is dropped.
@@ -35,45 +34,58 @@
 //! * `peer.rs`: [`peer::Peer`], one holder as this download sees it (address, cookie,
 //!   have-map, round trip, pace, path MTU, congestion, what it sent). It is a record the
 //!   other files read and write; what must add up across peers is not in it.
-//! * `transfer.rs`: [`Transfer`], the chunk table and the whole account of what was asked
-//!   of whom (each chunk's owner, each peer's chunks and pieces in flight), behind private
-//!   fields, with its invariants asserted after every input in debug builds; it picks
-//!   chunks and runs of pieces (`transfer/pick.rs`), takes pieces in, and finds lost ones.
+//! * `transfer.rs`: [`Transfer`](transfer::Transfer), the chunk table and the whole
+//!   account of what was asked of whom (each chunk's owner, each peer's chunks and pieces in
+//!   flight), behind private fields, with its invariants asserted after every input in debug
+//!   builds; it picks chunks and runs of pieces (`transfer/pick.rs`), takes pieces in, and
+//!   finds lost ones.
 //! * `lookup.rs`: [`lookup::Lookups`], the holders we may recruit and when the tracker is
-//!   asked again; `manifest.rs`: [`ManifestFetch`], the manifest part by part.
+//!   asked again, and which version is taken; `manifest.rs`: [`ManifestFetch`], the manifest
+//!   part by part; `deadlines.rs`: [`Deadlines`], when the download gives up, and when it
+//!   tries a full disk again; `partial.rs`: the file in storage, from the partial file
+//!   (opened with the transfer that fills it) to the published one.
 //! * `pace.rs` sizes request windows, `congestion.rs` sets the pace asked of each peer,
 //!   `diagnosis.rs` gathers what peers and the tracker showed and says why a download is
 //!   slow or failed, `finish.rs` says how a download ended and what became of its file.
+//! * `fuzz.rs` (`testing` feature only): the body of the `download_messages` fuzz target.
 //!
 //! ## One piece, from arrival to disk
 //!
 //! The node hands a `Piece` datagram to [`Download::handle_peer_message`], which finds the
-//! sender among the peers and gives the piece to [`Transfer::receive`]. That checks the
-//! piece is one of a chunk arriving, where one fits, and not in yet; writes it into the
-//! partial file (the `PieceWriter`); marks it received; and settles the owner's in-flight
-//! count. The sender's [`peer::Peer::on_piece`] then updates its round trip, pace and
-//! congestion model, and the owner's window follows. When the piece completes its chunk,
-//! the transfer flushes the writer, marks the chunk hashing, and hands a hash check
-//! ([`Transfer::check_job`]) to a hasher thread. Its answer comes back through
-//! [`Download::chunk_checked`]: a chunk that verified is recorded in the have-file and
-//! credited to its sender; when every chunk did, `Download::publish` renames the file.
+//! sender among the peers and gives the piece to
+//! [`Transfer::receive`](transfer::Transfer::receive). That checks the piece is one of a
+//! chunk arriving, where one fits, and not in yet; writes it into the partial file (the
+//! `PieceWriter`); marks it received; and settles the owner's in-flight count. The sender's
+//! [`peer::Peer::on_piece`] then updates its round trip, pace and congestion model, and the
+//! owner's window follows. When the piece completes its chunk, the transfer flushes the
+//! writer, marks the chunk hashing, and hands a hash check
+//! ([`Transfer::check_job`](transfer::Transfer::check_job)) to a hasher thread. Its answer
+//! comes back through [`Download::chunk_checked`]: a chunk that verified is recorded in the
+//! have-file and credited to its sender; when every chunk did, `Download::publish` renames
+//! the file.
 
 mod congestion;
+mod deadlines;
 mod diagnosis;
 mod finish;
+#[cfg(any(test, feature = "testing"))]
+pub(crate) mod fuzz;
 mod lookup;
 mod manifest;
 mod pace;
+mod partial;
 mod peer;
 mod peers;
 mod phase;
 mod transfer;
 
 use super::{LocalFile, Parts};
-use crate::storage::{Bitmap, Manifest};
+use crate::storage::Manifest;
 use crate::wire::{self, Hash, HolderRecord, Message, VersionRecord};
+use deadlines::{DISK_RETRY, Deadlines};
 pub(crate) use diagnosis::TrackerHeard;
 pub(crate) use finish::resume_command;
+use lookup::VersionChoice;
 use manifest::{ByHash, ManifestFetch};
 use peers::{Of, Peers};
 use phase::Phase;
@@ -81,7 +93,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use transfer::{Arrived, Transfer};
+use transfer::Arrived;
 
 /// Most peers one download remembers (active or dropped).
 pub const PEERS_PER_DOWNLOAD_MAX: usize = 64;
@@ -93,8 +105,6 @@ const PARTIAL_PEERS_MAX: usize = 8;
 const UNHELPFUL_DROPS_MAX: usize = 2;
 /// How often partial holders are asked for their have-maps while a transfer runs.
 const HAVE_REFRESH: Duration = Duration::from_millis(200);
-/// How often a download waiting for disk space tries again.
-const DISK_RETRY: Duration = Duration::from_secs(1);
 
 /// What became of a peer message offered to a download.
 pub(crate) enum Handled {
@@ -105,21 +115,17 @@ pub(crate) enum Handled {
 
 pub(crate) struct Download {
     name: String,
-    pin: Option<Hash>,
+    /// The version taken: pinned from the start, or chosen from the first look-up.
     info_hash: Option<Hash>,
-    started: Instant,
-    give_up_after: Duration,
-    /// Fails at this moment unless some holder helps before.
-    give_up_at: Instant,
+    versions: VersionChoice,
+    /// When it gives up, and when it tries the disk again.
+    deadlines: Deadlines,
     phase: Phase,
     /// Every peer this download used, by index, and whom it may recruit.
     peers: Peers,
-    told_versions: bool,
     /// Found through a standard tracker: the name (unless given) and the shape (unless a
     /// `.torrent` gave it) come from the first manifest part. See [`Download::by_info_hash`].
     by_hash: Option<ByHash>,
-    /// While the disk is full: when to try again (to open the partial file, or to publish).
-    disk_retry_at: Option<Instant>,
     /// What the tracker's replies showed, and when to say why the download is slow.
     diagnosis: diagnosis::Diagnosis,
 }
@@ -128,16 +134,12 @@ impl Download {
     pub fn new(name: String, pin: Option<Hash>, now: Instant, give_up_after: Duration) -> Download {
         Download {
             name,
-            pin,
             info_hash: pin,
-            started: now,
-            give_up_after,
-            give_up_at: now + give_up_after,
+            versions: VersionChoice::new(pin.is_some()),
+            deadlines: Deadlines::new(now, give_up_after),
             phase: Phase::LookingUp,
             peers: Peers::new(now),
-            told_versions: false,
             by_hash: None,
-            disk_retry_at: None,
             diagnosis: diagnosis::Diagnosis::new(now),
         }
     }
@@ -211,7 +213,7 @@ impl Download {
     }
 
     /// Peers of our info hash from a standard tracker: addresses only (see
-    /// [`Lookups::take_addresses`]).
+    /// [`Lookups::take_addresses`](lookup::Lookups::take_addresses)).
     pub fn handle_peers(
         &mut self,
         parts: &mut Parts<'_>,
@@ -288,8 +290,8 @@ impl Download {
         self.check_invariants();
     }
 
-    /// Asserts the transfer's account (see [`Transfer::check_invariants`]) in debug builds:
-    /// run at the end of every input.
+    /// Asserts the transfer's account in debug builds, at the end of every input (see
+    /// [`Transfer::check_invariants`](transfer::Transfer::check_invariants)).
     fn check_invariants(&self) {
         if cfg!(debug_assertions)
             && let Phase::Transfer(transfer) = &self.phase
@@ -342,31 +344,19 @@ impl Download {
         if self.finished() {
             return;
         }
-        let Some(chosen) = lookup::choose_version(versions, self.info_hash) else {
+        let choice = self.versions.choose(versions, self.info_hash, &self.name);
+        let Some((chosen, line)) = choice else {
             self.diagnosis.on_lookup(0);
             log::info!("no holder of {} yet; asking again", self.name);
             self.peers.lookups.forget_candidates();
             return;
         };
-        let version = versions[chosen];
-        if versions.len() > 1 && self.pin.is_none() && !self.told_versions {
-            self.told_versions = true;
-            parts.out.say(format!(
-                "{} versions of {} are announced; taking {} ({} holders); pin another with {}@<info hash>",
-                versions.len(),
-                self.name,
-                wire::hex(&version.info_hash),
-                version.holder_count.get(),
-                self.name
-            ));
+        if let Some(line) = line {
+            parts.out.say(line);
         }
+        let version = versions[chosen];
         // Room for a holder we did not know: the backoff starts again when there is one.
-        let room = self
-            .peers
-            .iter()
-            .filter(|p| !p.dropped && !p.complete)
-            .count()
-            < PARTIAL_PEERS_MAX
+        let room = self.peers.partial_peers() < PARTIAL_PEERS_MAX
             || !self.peers.iter().any(|p| !p.dropped);
         let (peers, lookups) = self.peers.with_lookups();
         let candidates =
@@ -481,9 +471,8 @@ impl Download {
             }
             Message::Reject(reject) if reject.info_hash == info_hash => {
                 self.peers[index].last_heard = now;
-                let (chunk, reason) = (reject.chunk.get(), reject.reason.get());
                 let (peers, mut of) = self.peers_of();
-                peers.rejected(parts, now, &mut of, index, chunk, reason);
+                peers.rejected(parts, now, &mut of, index, reject.chunk, reject.reason);
                 Some(Handled::Consumed)
             }
             _ => None,
@@ -499,7 +488,7 @@ impl Download {
         if self.finished() {
             return false;
         }
-        if self.disk_retry_at.is_some_and(|t| t <= now) {
+        if self.deadlines.disk_retry_due(now) {
             match std::mem::replace(&mut self.phase, Phase::LookingUp) {
                 Phase::WaitingForSpace(manifest) => self.start_transfer(parts, now, manifest),
                 other => {
@@ -508,7 +497,7 @@ impl Download {
                 }
             }
         }
-        if self.disk_retry_at.is_some() {
+        if self.deadlines.waiting_for_disk() {
             // Nothing to ask anyone until there is room, and no giving up either.
             return false;
         }
@@ -532,14 +521,9 @@ impl Download {
             peers.refresh(parts, now, &mut of);
         }
         let active = self.peers.iter().any(|p| !p.dropped);
-        if !active && now >= self.give_up_at {
-            let reason = self.why(&parts.tracker, now).unwrap_or_else(|| {
-                format!(
-                    "no holder of {} was found within {} s",
-                    self.name,
-                    self.give_up_after.as_secs()
-                )
-            });
+        if !active && self.deadlines.give_up_due(now) {
+            let reason = self.why(&parts.tracker, now);
+            let reason = reason.unwrap_or_else(|| self.deadlines.no_holder_reason(&self.name));
             self.fail(parts, reason);
             return false;
         }
@@ -598,11 +582,9 @@ impl Download {
         }
         let mut earliest: Option<Instant> = None;
         let mut consider = |t: Instant| earliest = Some(earliest.map_or(t, |e| e.min(t)));
-        if let Some(t) = self.disk_retry_at {
-            consider(t);
-        }
-        if self.disk_retry_at.is_some() {
-            return earliest;
+        if let Some(t) = self.deadlines.disk_retry_at() {
+            // Nothing else is due while the disk is full.
+            return Some(t);
         }
         if let Some(t) = self.diagnosis.slow_report_due() {
             consider(t);
@@ -619,7 +601,7 @@ impl Download {
             consider(t);
         }
         if !self.peers.iter().any(|p| !p.dropped) {
-            consider(self.give_up_at);
+            consider(self.deadlines.give_up_at());
         }
         earliest
     }
@@ -639,7 +621,7 @@ impl Download {
         let (progressed, manifest) =
             peers.manifest_part(parts, now, &mut of, index, fixed, hashes, name);
         if progressed {
-            self.give_up_at = now + self.give_up_after;
+            self.deadlines.helped(now);
         }
         let Some(manifest) = manifest else {
             return Handled::Consumed;
@@ -671,48 +653,19 @@ impl Download {
                 return;
             }
         };
-        if self.disk_retry_at.take().is_some() {
+        if self.deadlines.end_disk_wait() {
             parts.out.say(format!(
                 "download {}: disk space found, going on",
                 self.name
             ));
-            self.give_up_at = now + self.give_up_after;
+            self.deadlines.helped(now);
             // Nobody was asked anything while we waited: their silence was ours.
             for peer in self.peers.iter_mut() {
                 peer.last_heard = now;
             }
         }
         let count = manifest.chunk_count();
-        let manifest = Arc::new(manifest);
-        let piece_bytes_max = parts
-            .config
-            .piece_bytes
-            .clamp(1, wire::PIECE_BYTES_MAX as u32);
-        let mut transfer = Transfer::new(
-            Arc::clone(&manifest),
-            Arc::clone(&mapping),
-            piece_bytes_max,
-            parts.config.node_id,
-            now,
-        );
-        for chunk in (0..count).filter(|&c| claimed.get(c)) {
-            // Verified by an earlier run: checked again before it counts.
-            transfer.recheck(chunk);
-            parts
-                .out
-                .event(crate::node::NodeEvent::Job(transfer.check_job(chunk)));
-        }
-        parts.files.insert(
-            manifest.info_hash,
-            LocalFile {
-                manifest: Arc::clone(&manifest),
-                mapping: Arc::clone(&mapping),
-                have: Bitmap::new(count),
-                acknowledged_chunks: None,
-                announce_due: None,
-                stamp: None,
-            },
-        );
+        let mut transfer = partial::begin_transfer(parts, now, manifest, mapping, &claimed);
         self.peers.count_have_maps(&mut transfer);
         self.phase = Phase::Transfer(transfer);
         if count == 0 {
@@ -758,17 +711,13 @@ impl Download {
             peers.bad_chunk(parts, now, &mut of, from);
             return None;
         }
-        let file = parts.files.get_mut(&info_hash)?;
-        file.have.set(chunk);
-        if let Err(error) = parts.state.record_verified(&info_hash, &file.have, chunk) {
-            log::warn!("cannot record chunk {chunk} as verified: {error}");
-        }
-        self.give_up_at = now + self.give_up_after;
+        let whole = partial::record_verified(parts, &info_hash, chunk)?;
+        self.deadlines.helped(now);
         if let Some(peer) = self.peers.iter_mut().find(|p| p.node_id == from) {
             peer.chunks_verified += 1;
         }
         log::info!("chunk {chunk} of {} verified, from node {from}", self.name);
-        if file.have.is_full() {
+        if whole {
             self.publish(parts, now);
         }
         (from != parts.config.node_id).then_some(from)
@@ -776,14 +725,13 @@ impl Download {
 
     /// Says (once) that the disk is full and what is missing; tries again in [`DISK_RETRY`].
     fn wait_for_space(&mut self, parts: &mut Parts<'_>, now: Instant, error: &std::io::Error) {
-        if self.disk_retry_at.is_none() {
+        if self.deadlines.wait_for_space(now) {
             parts.out.say(format!(
                 "download {} waiting for disk space: {error}; trying again every {} s",
                 self.name,
                 DISK_RETRY.as_secs()
             ));
         }
-        self.disk_retry_at = Some(now + DISK_RETRY);
     }
 
     fn publish(&mut self, parts: &mut Parts<'_>, now: Instant) {
@@ -791,8 +739,8 @@ impl Download {
             return;
         };
         let manifest = Arc::clone(transfer.manifest());
-        let (serving, stamp) = match parts.state.publish(&manifest, &**transfer.mapping()) {
-            Ok(published) => published,
+        match partial::publish(parts, transfer) {
+            Ok(()) => {}
             Err(error) if error.kind() == std::io::ErrorKind::StorageFull => {
                 // Every chunk verified and recorded: keep them, and publish once there is room.
                 self.wait_for_space(parts, now, &error);
@@ -803,17 +751,11 @@ impl Download {
                 self.fail(parts, format!("cannot publish: {error}"));
                 return;
             }
-        };
-        if let Some(file) = parts.files.get_mut(&manifest.info_hash) {
-            // From now on the file is the user's: served with `pread`, watched for changes.
-            file.have = Bitmap::full(manifest.chunk_count());
-            file.mapping = serving;
-            file.stamp = Some(stamp);
         }
-        let seconds = now.saturating_duration_since(self.started).as_secs_f64();
+        let seconds = self.deadlines.elapsed(now).as_secs_f64();
         let line = finish::downloaded_line(&manifest, seconds, &self.peers, self.by_hash.is_some());
         parts.out.say(line);
-        self.disk_retry_at = None;
+        self.deadlines.end_disk_wait();
         self.phase = Phase::Done;
     }
 
@@ -835,11 +777,11 @@ impl Download {
             total_bytes,
             bytes_per_s,
             peers,
-            waiting_for_disk: self.disk_retry_at.is_some(),
+            waiting_for_disk: self.deadlines.waiting_for_disk(),
         })
     }
 
-    /// One line per peer for `status` (see [`Peer::status_line`]).
+    /// One line per peer for `status` (see [`Peer::status_line`](peer::Peer::status_line)).
     pub fn peer_lines(&self, piece_bytes_max: u32, now: Instant) -> Vec<String> {
         self.peers
             .iter()

@@ -231,13 +231,12 @@ impl Uploader {
         let info_hash = ask.info_hash;
         let reject = |out: &mut Outbox, chunk: u32, reason: RejectReason| {
             out.stats.requests_rejected += 1;
-            let reject = wire::Reject {
+            let rejection = wire::Rejection {
                 info_hash,
-                chunk: U32::new(chunk),
-                reason: U16::new(reason as u16),
-                reserved: [0; 2],
+                chunk,
+                reason,
             };
-            out.send(from, &Message::Reject(&reject));
+            out.send(from, &Message::Reject(rejection));
         };
         let Some(file) = files.get(&info_hash) else {
             reject(out, 0, RejectReason::UnknownFile);

@@ -299,13 +299,48 @@ impl Lookups {
     }
 }
 
-/// The version a look-up reply is taken for: once one is chosen (or pinned), `info_hash`,
-/// and later look-ups only refresh its holders; before, the one most holders have.
-pub(super) fn choose_version(versions: &[VersionRecord], info_hash: Option<Hash>) -> Option<usize> {
-    match info_hash {
-        Some(info_hash) => versions.iter().position(|v| v.info_hash == info_hash),
-        None => (0..versions.len())
-            .max_by_key(|&i| (versions[i].holder_count.get(), std::cmp::Reverse(i))),
+/// Which version of its name a download takes from a look-up reply: once one is chosen (or
+/// pinned), that one, and later look-ups only refresh its holders; before, the one most
+/// holders have. An unpinned download that had several to choose from says which it took,
+/// once.
+pub(super) struct VersionChoice {
+    pinned: bool,
+    told: bool,
+}
+
+impl VersionChoice {
+    pub fn new(pinned: bool) -> VersionChoice {
+        VersionChoice {
+            pinned,
+            told: false,
+        }
+    }
+
+    /// The index in `versions` of the one to take, given the one chosen so far
+    /// (`info_hash`), with the sentence for the user when there is one to say.
+    pub fn choose(
+        &mut self,
+        versions: &[VersionRecord],
+        info_hash: Option<Hash>,
+        name: &str,
+    ) -> Option<(usize, Option<String>)> {
+        let chosen = match info_hash {
+            Some(info_hash) => versions.iter().position(|v| v.info_hash == info_hash),
+            None => (0..versions.len())
+                .max_by_key(|&i| (versions[i].holder_count.get(), std::cmp::Reverse(i))),
+        }?;
+        let mut line = None;
+        if versions.len() > 1 && !self.pinned && !self.told {
+            self.told = true;
+            let version = &versions[chosen];
+            line = Some(format!(
+                "{} versions of {name} are announced; taking {} ({} holders); pin another with {name}@<info hash>",
+                versions.len(),
+                wire::hex(&version.info_hash),
+                version.holder_count.get(),
+            ));
+        }
+        Some((chosen, line))
     }
 }
 

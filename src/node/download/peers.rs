@@ -105,16 +105,16 @@ impl Peers {
         of: &mut Of<'_>,
         index: usize,
         chunk: u32,
-        reason: u16,
+        reason: RejectReason,
     ) {
         let release = |phase: &mut Phase| {
             if let Phase::Transfer(transfer) = phase {
                 transfer.release_chunk(index, chunk);
             }
         };
-        match RejectReason::from_repr(reason) {
+        match reason {
             // "Get it from another peer": as if it did not hold it, until its next have-map.
-            Some(reason @ (RejectReason::MissingChunk | RejectReason::Elsewhere)) => {
+            RejectReason::MissingChunk | RejectReason::Elsewhere => {
                 let had = self.list[index].have.as_mut().is_some_and(|have| {
                     let had = have.get(chunk);
                     have.clear(chunk);
@@ -140,7 +140,7 @@ impl Peers {
                     self.ask_have(parts, now, index, info_hash);
                 }
             }
-            Some(RejectReason::Busy) => {
+            RejectReason::Busy => {
                 release(&mut *of.phase);
                 let replaceable = self.lookups.recruitable_partial(&self.list, now) > 0;
                 if self.list[index].on_busy(now) && replaceable {
@@ -151,7 +151,7 @@ impl Peers {
                     self.drop_peer(parts, now, of, index);
                 }
             }
-            reason => {
+            RejectReason::UnknownFile | RejectReason::BadRange => {
                 log::info!(
                     "node {} refused {}: {reason:?}; dropping it",
                     self.list[index].node_id,

@@ -351,14 +351,14 @@ impl OurTrackerClient {
                 self.pending.retain(|p| p.ask != TrackerAsk::Exit);
                 self.tell(TrackerNews::ExitAcknowledged);
             }
-            Message::Refused(refused) => match RefusedReason::from_repr(refused.reason.get()) {
-                Some(RefusedReason::UnknownNode) => {
+            Message::Refused(refused) => match refused.reason {
+                RefusedReason::UnknownNode => {
                     // The tracker forgot us (expiry, or it lost its state): register again at
                     // once; on success every file is announced again.
                     self.registered = false;
                     self.register_due = now;
                 }
-                Some(RefusedReason::BadToken) => {
+                RefusedReason::BadToken => {
                     // Another process uses this id, or this node lost its identity (its
                     // `.torrent` directory) while the tracker still remembers it. Either way
                     // the tracker forgets the id once no one heartbeats it: keep asking. The
@@ -380,11 +380,10 @@ impl OurTrackerClient {
                         now + RETRY_MAX
                     };
                 }
-                Some(reason) => log::warn!(
+                reason @ (RefusedReason::Full | RefusedReason::Conflict) => log::warn!(
                     "tracker refused a {:#04x}: {reason:?}",
                     refused.request_kind
                 ),
-                None => {}
             },
             other => return Err(other),
         }

@@ -63,7 +63,7 @@ fn refused(tracker: &mut Tracker) -> RefusedReason {
     let replies = drain(tracker);
     assert_eq!(replies.len(), 1, "expected exactly one reply");
     match decode(&replies[0].1).unwrap() {
-        Message::Refused(refused) => RefusedReason::from_repr(refused.reason.get()).unwrap(),
+        Message::Refused(refused) => refused.reason,
         other => panic!("expected Refused, got {other:?}"),
     }
 }

@@ -32,7 +32,7 @@ fn register_mints_token_and_checks_it() {
     match decode(&replies[0].1).unwrap() {
         Message::Refused(refused) => {
             assert_eq!(refused.request_kind, Kind::Register as u8);
-            assert_eq!(refused.reason.get(), RefusedReason::BadToken as u16);
+            assert_eq!(refused.reason, RefusedReason::BadToken);
         }
         other => panic!("expected Refused, got {other:?}"),
     }

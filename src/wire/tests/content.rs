@@ -301,25 +301,27 @@ fn bad_shape_of_have_map_spare_bits() {
 
 #[test]
 fn unknown_reason() {
-    let valid = encoded(&Message::Refused(&REFUSED));
+    let valid = encoded(&Message::Refused(REFUSED));
+    assert_eq!(valid, raw(Kind::Refused, &REFUSED_VIEW));
     for reason in [0, 5, u16::MAX] {
         let bad = Refused {
             reason: U16::new(reason),
-            ..REFUSED
+            ..REFUSED_VIEW
         };
         assert_eq!(
-            refused(&valid, &encoded(&Message::Refused(&bad))),
+            refused(&valid, &raw(Kind::Refused, &bad)),
             DecodeError::UnknownReason
         );
     }
-    let valid = encoded(&Message::Reject(&REJECT));
+    let valid = encoded(&Message::Reject(REJECT));
+    assert_eq!(valid, raw(Kind::Reject, &REJECT_VIEW));
     for reason in [0, 6, u16::MAX] {
         let bad = Reject {
             reason: U16::new(reason),
-            ..REJECT
+            ..REJECT_VIEW
         };
         assert_eq!(
-            refused(&valid, &encoded(&Message::Reject(&bad))),
+            refused(&valid, &raw(Kind::Reject, &bad)),
             DecodeError::UnknownReason
         );
     }

@@ -69,9 +69,9 @@ fn reserved_not_zero() {
     }));
     let refused_ = Refused {
         reserved: 1,
-        ..REFUSED
+        ..REFUSED_VIEW
     };
-    altered.push(encoded(&Message::Refused(&refused_)));
+    altered.push(raw(Kind::Refused, &refused_));
     let part = ManifestPart {
         reserved: [0, 1],
         ..MANIFEST_PART
@@ -83,9 +83,9 @@ fn reserved_not_zero() {
     }));
     let reject = Reject {
         reserved: [1, 0],
-        ..REJECT
+        ..REJECT_VIEW
     };
-    altered.push(encoded(&Message::Reject(&reject)));
+    altered.push(raw(Kind::Reject, &reject));
     let register = Register {
         reserved: [0, 1],
         ..REGISTER

@@ -86,15 +86,26 @@ fn exit_ack_and_welcome_bytes() {
 #[test]
 fn refused_bytes() {
     let expected = *b"TRNT\x03\x0a\0\0\x03\0\0\x04";
-    assert_eq!(encoded(&Message::Refused(&REFUSED)), expected);
+    assert_eq!(encoded(&Message::Refused(REFUSED)), expected);
     let Ok(Message::Refused(refused)) = decode(&expected) else {
         panic!("not a Refused")
     };
     assert_eq!(refused.request_kind, Kind::Announce as u8);
-    assert_eq!(
-        RefusedReason::from_repr(refused.reason.get()),
-        Some(RefusedReason::Conflict)
-    );
+    assert_eq!(refused.reason, RefusedReason::Conflict);
+}
+
+#[test]
+fn reject_bytes() {
+    let mut expected = b"TRNT\x03\x17\0\0".to_vec();
+    expected.extend_from_slice(&INFO_HASH);
+    expected.extend_from_slice(b"\0\0\0\x04\0\x02\0\0");
+    assert_eq!(encoded(&Message::Reject(REJECT)), expected);
+    let Ok(Message::Reject(rejection)) = decode(&expected) else {
+        panic!("not a Reject")
+    };
+    assert_eq!(rejection.info_hash, INFO_HASH);
+    assert_eq!(rejection.chunk, 4);
+    assert_eq!(rejection.reason, RejectReason::MissingChunk);
 }
 
 #[test]

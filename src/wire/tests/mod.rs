@@ -123,7 +123,12 @@ static EXIT: Exit = Exit { auth: AUTH };
 static EXIT_ACK: ExitAck = ExitAck {
     node_id: U32::new(7),
 };
-static REFUSED: Refused = Refused {
+const REFUSED: Refusal = Refusal {
+    request_kind: Kind::Announce as u8,
+    reason: RefusedReason::Conflict,
+};
+/// [`REFUSED`]'s layout, for fixtures that alter it.
+const REFUSED_VIEW: Refused = Refused {
     request_kind: Kind::Announce as u8,
     reserved: 0,
     reason: U16::new(RefusedReason::Conflict as u16),
@@ -185,7 +190,13 @@ static STAMPED_PIECE: StampedPiece = StampedPiece {
     piece: PIECE,
     sent_us: U32::new(0x0102_0304),
 };
-static REJECT: Reject = Reject {
+const REJECT: Rejection = Rejection {
+    info_hash: INFO_HASH,
+    chunk: 4,
+    reason: RejectReason::MissingChunk,
+};
+/// [`REJECT`]'s layout, for fixtures that alter it.
+const REJECT_VIEW: Reject = Reject {
     info_hash: INFO_HASH,
     chunk: U32::new(4),
     reason: U16::new(RejectReason::MissingChunk as u16),
@@ -231,7 +242,7 @@ fn samples() -> [Message<'static>; 24] {
         },
         Message::Exit(&EXIT),
         Message::ExitAck(&EXIT_ACK),
-        Message::Refused(&REFUSED),
+        Message::Refused(REFUSED),
         Message::Challenge(&CHALLENGE),
         Message::Welcome(&WELCOME),
         Message::HaveRequest(&HAVE_REQUEST),
@@ -250,7 +261,7 @@ fn samples() -> [Message<'static>; 24] {
             fixed: &PIECE,
             data: b"some piece data",
         },
-        Message::Reject(&REJECT),
+        Message::Reject(REJECT),
         Message::MtuProbe(&MTU_PROBE),
         Message::MtuProbeReply(&MTU_PROBE_REPLY),
         Message::PacedPieceRequest(&PACED_PIECE_REQUEST),
@@ -276,6 +287,12 @@ fn encoded(message: &Message<'_>) -> Vec<u8> {
 fn refused(valid: &[u8], bytes: &[u8]) -> DecodeError {
     assert!(decode(valid).is_ok(), "the unaltered datagram must decode");
     decode(bytes).expect_err("the altered datagram must be refused")
+}
+
+/// A datagram of `kind` whose body is `fixed` as given, valid or not: for kinds whose message
+/// carries a checked value, which [`Message::encode`] can only write valid.
+fn raw<T: Pod>(kind: Kind, fixed: &T) -> Vec<u8> {
+    [header(kind).as_slice(), bytemuck::bytes_of(fixed)].concat()
 }
 
 fn header(kind: Kind) -> Vec<u8> {
