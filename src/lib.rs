@@ -77,7 +77,8 @@
 //!                         network and faults (sim/link.rs: capacities, delays, queues),
 //!                         checkers (see tests/sim_swarm.rs)
 //!  fuzz_checks.rs         the invariants the fuzz targets check, replayed by
-//!                         tests/fuzz_corpus.rs
+//!                         tests/fuzz_corpus.rs; node/download/fuzz.rs drives one download
+//!                         with a fuzzed swarm's messages (it builds the node's private parts)
 //!  flood.rs               a sendmmsg flood sender for measuring the tracker under abuse
 //!                         (examples/flood.rs, tests/flood.rs)
 //! ```
