@@ -187,19 +187,30 @@ impl Io {
 
     /// Receives about [`RECV_BATCH_MAX`] datagrams (whole `recvmmsg` batches), handing each
     /// to the core (through the impairment, when there is one).
-    fn receive(&mut self, now: Instant, core: &mut impl Core) {
-        let mut handle = |from: SocketAddr, bytes: &[u8]| core.handle_datagram(now, from, bytes);
+    ///
+    /// Each batch is handed over with the clock read after its `recvmmsg`, not `now` (read
+    /// when the poll returned): a datagram's time must never be earlier than its arrival. A
+    /// process descheduled between the two reads (15 ms on the 2 shared cores) would
+    /// otherwise date the datagrams that arrived meanwhile before they were sent, and a
+    /// paced download's delay model would take that as the path's base delay and every
+    /// later piece as queued by as much, for the rest of the transfer (2026-12-07).
+    /// Returns the clock of the last batch, for what the loop does next: the core's time
+    /// never goes back.
+    fn receive(&mut self, mut now: Instant, core: &mut impl Core) -> Instant {
         self.more_to_read = false;
         let impairment = &mut self.impairment;
         if let Some(impairment) = impairment {
             while let Some((from, bytes)) = impairment.poll_held(now) {
-                handle(from, &bytes);
+                core.handle_datagram(now, from, &bytes);
             }
         }
         let mut received = 0;
         for _ in 0..RECV_CALLS_MAX {
             match self.recv_batch.recv(&self.udp, &self.socket) {
                 Ok(_) => {
+                    now = now.max(Instant::now());
+                    let mut handle =
+                        |from: SocketAddr, bytes: &[u8]| core.handle_datagram(now, from, bytes);
                     self.recv_batch.learn_sources(&mut self.reply_sources);
                     received += self.recv_batch.for_each(|from, bytes| {
                         match impairment.as_mut().map(|i| i.judge(now, from, bytes)) {
@@ -216,7 +227,7 @@ impl Io {
                     }
                 }
                 // Drained: mio reports readiness again when the next datagram arrives.
-                Err(error) if error.kind() == io::ErrorKind::WouldBlock => return,
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => return now,
                 // A signal arrived mid-call: nothing was lost, try again.
                 Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
                 // ICMP errors from an earlier send (port unreachable: a peer is gone) surface
@@ -225,6 +236,7 @@ impl Io {
             }
         }
         self.more_to_read = true;
+        now
     }
 
     /// Sends what the core has to send, up to [`SEND_ROUNDS_MAX`] batches. Returns true when
@@ -356,8 +368,7 @@ pub fn run_tracker(args: TrackerArgs) -> Result<i32, String> {
     }
     loop {
         let stop = io.wait(earliest(tracker.poll_timeout(), io.held_due()));
-        let now = Instant::now();
-        io.receive(now, &mut tracker);
+        let now = io.receive(Instant::now(), &mut tracker);
         tracker.handle_timeout(now);
         while let Some(event) = tracker.poll_event() {
             match event {
@@ -535,8 +546,7 @@ pub fn run_node(args: NodeArgs) -> Result<i32, String> {
             io.held_due(),
         );
         let stop = io.wait(deadline);
-        let now = Instant::now();
-        io.receive(now, &mut node);
+        let now = io.receive(Instant::now(), &mut node);
         while let Some(result) = hashers.result() {
             node.handle_job_done(now, result);
         }
@@ -780,6 +790,64 @@ impl ProgressLine {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A core that keeps the time it was given with each datagram.
+    struct Dated(Vec<Instant>);
+
+    impl Core for Dated {
+        fn handle_datagram(&mut self, now: Instant, _from: SocketAddr, _bytes: &[u8]) {
+            self.0.push(now);
+        }
+        fn handle_timeout(&mut self, _now: Instant) {}
+        fn poll_transmit(&mut self, _now: Instant, _buf: &mut [u8]) -> Option<crate::Transmit> {
+            None
+        }
+        fn poll_timeout(&self) -> Option<Instant> {
+            None
+        }
+    }
+
+    /// The loop read the clock, then (descheduled) a datagram arrived: the core must not be
+    /// told it arrived before it was sent, or a paced download reads every later piece as
+    /// queued by the time the process waited.
+    #[test]
+    fn a_datagram_is_never_dated_before_it_was_sent() {
+        let std_socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        std_socket.set_nonblocking(true).unwrap();
+        let listen = std_socket.local_addr().unwrap();
+        let udp = Udp::new(&std_socket).unwrap();
+        let mut socket = UdpSocket::from_std(std_socket);
+        let poll = Poll::new().unwrap();
+        poll.registry()
+            .register(&mut socket, SOCKET, Interest::READABLE)
+            .unwrap();
+        let mut io = Io {
+            poll,
+            socket,
+            events: Events::with_capacity(4),
+            // No signal caught: the test process keeps its own handling of Ctrl-C.
+            signals: Signals::new(Vec::<i32>::new()).unwrap(),
+            udp,
+            recv_batch: RecvBatch::new(),
+            send_batch: SendBatch::new(),
+            reply_sources: ReplySources::new(listen),
+            more_to_read: false,
+            send_blocked: false,
+            impairment: None,
+        };
+        let loop_clock = Instant::now();
+        let sender = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        sender.send_to(b"piece", listen).unwrap();
+        let sent_at = Instant::now();
+        io.poll
+            .poll(&mut io.events, Some(Duration::from_secs(10)))
+            .unwrap();
+        let mut core = Dated(Vec::new());
+        let after = io.receive(loop_clock, &mut core);
+        assert_eq!(core.0.len(), 1, "the datagram was received");
+        assert!(core.0[0] >= sent_at, "dated before it was sent");
+        assert!(after >= core.0[0], "the loop's clock went back");
+    }
 
     /// Far more jobs than the channels hold, submitted by a reactor that must never block:
     /// every job is run, once, and its result comes back.
