@@ -11,6 +11,8 @@ use crate::node::{NodeConfig, PaceMode};
 use crate::tracker::TrackerConfig;
 use crate::wire;
 use getopts::{Matches, Options, ParsingStyle};
+mod config;
+mod ctl;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
@@ -34,6 +36,7 @@ pub enum Invocation {
     Tracker(TrackerArgs),
     Node(NodeArgs),
     Demo(DemoArgs),
+    Ctl(crate::control::CtlArgs),
 }
 
 #[derive(Debug, Clone)]
@@ -49,6 +52,8 @@ pub struct TrackerArgs {
     pub announce_interval: Duration,
     pub log_level: log::LevelFilter,
     pub impair: Option<ImpairConfig>,
+    /// `--metrics ADDR`: where to serve Prometheus metrics.
+    pub metrics: Option<SocketAddr>,
 }
 
 #[derive(Debug, Clone)]
@@ -84,6 +89,8 @@ pub struct NodeArgs {
     pub log_level: log::LevelFilter,
     pub progress: bool,
     pub impair: Option<ImpairConfig>,
+    /// `--metrics ADDR`: where to serve Prometheus metrics.
+    pub metrics: Option<SocketAddr>,
 }
 
 /// `--advertise ADDR[:PORT]`: the address (and port) trackers are asked to give peers for
@@ -132,6 +139,8 @@ usage:
   torrent tracker [options]   run the tracker
   torrent node --id N [options]
                               run a node; commands on stdin (type 'help')
+  torrent ctl --dir DIR COMMAND
+                              drive a running node through its control socket
   torrent <command> --help    the options of a command
   torrent --version
 ";
@@ -149,9 +158,10 @@ pub fn parse(args: &[String]) -> Result<Invocation, UsageError> {
         "tracker" => parse_tracker(rest),
         "node" => parse_node(rest),
         "demo" => parse_demo(rest),
+        "ctl" => ctl::parse_ctl(rest),
         other => Err(UsageError(format!(
-            "unknown command '{other}'{}; expected tracker, node or demo (see torrent --help)",
-            did_you_mean(other, &["tracker", "node", "demo"])
+            "unknown command '{other}'{}; expected tracker, node, ctl or demo (see torrent --help)",
+            did_you_mean(other, &["tracker", "node", "ctl", "demo"])
                 .map_or(String::new(), |known| format!(" (did you mean '{known}'?)"))
         ))),
     }
@@ -165,8 +175,18 @@ fn options() -> Options {
     opts
 }
 
+/// Parses `args`, refusing words that are not options.
 fn matches(opts: &Options, args: &[String]) -> Result<Matches, UsageError> {
-    let matches = opts.parse(args).map_err(|error| {
+    let matches = options_and_words(opts, args)?;
+    if let Some(free) = matches.free.first() {
+        return Err(UsageError(format!("unexpected argument '{free}'")));
+    }
+    Ok(matches)
+}
+
+/// Parses `args`; an unknown option's error names the closest known one.
+fn options_and_words(opts: &Options, args: &[String]) -> Result<Matches, UsageError> {
+    opts.parse(args).map_err(|error| {
         let hint = match &error {
             getopts::Fail::UnrecognizedOption(name) => {
                 let names = option_names(opts);
@@ -177,11 +197,7 @@ fn matches(opts: &Options, args: &[String]) -> Result<Matches, UsageError> {
             _ => String::new(),
         };
         UsageError(format!("{error}{hint}"))
-    })?;
-    if let Some(free) = matches.free.first() {
-        return Err(UsageError(format!("unexpected argument '{free}'")));
-    }
-    Ok(matches)
+    })
 }
 
 /// The long names of `opts`' options, read from its usage text (getopts keeps its list
@@ -345,6 +361,13 @@ fn parse_tracker(args: &[String]) -> Result<Invocation, UsageError> {
         "LEVEL",
     );
     opts.optopt("", "impair", "test faults: drop, duplicate, reorder received datagrams, e.g. loss=0.05,duplicate=0.01,reorder=0.02,delay-ms=20,seed=1", "SPEC");
+    opts.optopt(
+        "",
+        "metrics",
+        "serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9100; port 0 picks one)",
+        "ADDR",
+    );
+    let args = &config::with_config(&mut opts, args)?;
     let m = matches(&opts, args)?;
     if m.opt_present("help") {
         return Ok(help(&opts, "usage: torrent tracker [options]"));
@@ -363,6 +386,10 @@ fn parse_tracker(args: &[String]) -> Result<Invocation, UsageError> {
         announce_interval: seconds(&m, "announce-interval", tracker_defaults.announce_interval)?,
         log_level: log_level(&m)?,
         impair: impair(&m)?,
+        metrics: match m.opt_str("metrics") {
+            Some(_) => Some(address(&m, "metrics", "")?),
+            None => None,
+        },
     }))
 }
 
@@ -508,6 +535,13 @@ fn parse_node(args: &[String]) -> Result<Invocation, UsageError> {
         "print a progress line every second even when stdout is not a terminal",
     );
     opts.optopt("", "impair", "test faults: drop, duplicate, reorder received datagrams, e.g. loss=0.05,duplicate=0.01,reorder=0.02,delay-ms=20,seed=1", "SPEC");
+    opts.optopt(
+        "",
+        "metrics",
+        "serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9100; port 0 picks one)",
+        "ADDR",
+    );
+    let args = &config::with_config(&mut opts, args)?;
     let m = matches(&opts, args)?;
     if m.opt_present("help") {
         let text = double_dash(&opts.usage("usage: torrent node --id N [options]"));
@@ -631,6 +665,10 @@ fn parse_node(args: &[String]) -> Result<Invocation, UsageError> {
         log_level: log_level(&m)?,
         progress: m.opt_present("progress"),
         impair: impair(&m)?,
+        metrics: match m.opt_str("metrics") {
+            Some(_) => Some(address(&m, "metrics", "")?),
+            None => None,
+        },
     }))
 }
 

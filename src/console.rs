@@ -36,6 +36,7 @@ commands:
   download <file>[@<info hash>]          short for 'torrent -setMode download <file>'
                                          (also <x.torrent>, <info hash>, <magnet link>)
   export <file>                          short for 'torrent -setMode export <file>'
+  unshare <file>                         stop sharing <file> (it stays in the directory)
   exit, quit                             short for 'torrent -setMode exit'
   status                                 show what this node shares and downloads, with
                                          a magnet link for each complete file
@@ -75,6 +76,11 @@ pub enum Command {
     Export {
         name: String,
     },
+    /// Stop sharing a file: peers are refused it at once and the tracker is told. The file
+    /// stays where it is.
+    Unshare {
+        name: String,
+    },
     /// Tell the tracker we leave, then stop.
     Exit,
 }
@@ -88,7 +94,7 @@ pub enum ConsoleError {
     MissingMode,
     /// `torrent -setMode` followed by something other than send, download, export or exit.
     UnknownMode(String),
-    /// The mode (`send`, `download` or `export`) needs a file name.
+    /// The mode (`send`, `download`, `export` or `unshare`) needs a file name.
     MissingName(&'static str),
     /// The name fails [`wire::name_problem`], which says why.
     BadName { name: String, problem: &'static str },
@@ -196,6 +202,9 @@ pub fn parse(line: &str) -> Result<Command, ConsoleError> {
         download(words.next())?
     } else if is(first, "export") {
         export(words.next())?
+    } else if is(first, "unshare") {
+        let name = checked_name(words.next().ok_or(ConsoleError::MissingName("unshare"))?)?;
+        Command::Unshare { name }
     } else if is(first, "exit") || is(first, "quit") {
         Command::Exit
     } else if is(first, "status") {
@@ -381,6 +390,13 @@ mod tests {
         assert_eq!(parse("download file_A.txt"), download("file_A.txt", None));
         assert_eq!(parse("exit"), Ok(Command::Exit));
         assert_eq!(parse("quit"), Ok(Command::Exit));
+        assert_eq!(
+            parse("unshare 'a b.bin'"),
+            Ok(Command::Unshare {
+                name: "a b.bin".into()
+            })
+        );
+        assert_eq!(parse("unshare"), Err(ConsoleError::MissingName("unshare")));
         assert_eq!(parse("status"), Ok(Command::Status));
         assert_eq!(parse("help"), Ok(Command::Help));
         assert_eq!(

@@ -34,9 +34,11 @@
 //!                         (tracker_client/bep15.rs, `--tracker udp://`), and one set of
 //!                         news for the node
 //!  node/library.rs        the files a node holds, those being hashed, exports waiting
+//!  node/downloads.rs      the downloads running and finished, and which one a message is for
 //!  node/*.rs              the node's other parts, one subject each (its configuration, its
-//!                         outbox, console commands, hashing jobs, status, watching the
-//!                         directory, peer exchange): the map is in node.rs's module doc
+//!                         outbox, a download's start checks, hashing jobs, how it ends,
+//!                         status, watching the directory, peer exchange): the map is in
+//!                         node.rs's module doc
 //!  tracker/register.rs, tracker/saving.rs  registration (cookies, tokens) and registry
 //!                         saves (at most one a second; replies wait for their token's save)
 //!  budget.rs              per-sender datagram budgets at the door (tracker, node)
@@ -63,6 +65,10 @@
 //!  units.rs               rates and sizes as the user sees them (binary, as flags take them)
 //!  secrets.rs             tokens and keys: getrandom in processes, seeded SHA-1 in simulations
 //!  console.rs             the original's console commands (`torrent -setMode send <file>`)
+//!  metrics.rs             `--metrics ADDR`: the Prometheus text format over a small HTTP
+//!                         responder in the reactor's loop
+//!  control.rs             the control socket (JSON lines on a Unix socket, served by threads
+//!                         that hand typed commands to the reactor) and `torrent ctl`
 //!  demo.rs                a tracker and nodes as child processes, verified end to end
 //!
 //!  test tools, built only with the `testing` feature (which the tests, benches, examples
@@ -102,6 +108,7 @@ pub mod bep15;
 pub mod budget;
 pub mod cli;
 pub mod console;
+pub mod control;
 pub mod demo;
 #[cfg(any(test, feature = "testing"))]
 pub mod flood;
@@ -111,6 +118,7 @@ pub mod hash;
 pub mod impair;
 pub mod logging;
 pub mod metainfo;
+pub mod metrics;
 pub mod mtu;
 pub mod node;
 pub mod reactor;

@@ -24,6 +24,7 @@ fn main() -> ExitCode {
         Invocation::Tracker(args) => torrent::reactor::run_tracker(args),
         Invocation::Node(args) => torrent::reactor::run_node(args),
         Invocation::Demo(args) => torrent::demo::run_demo(args),
+        Invocation::Ctl(args) => Ok(torrent::control::run_ctl(args)),
     };
     match result {
         Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),

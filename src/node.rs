@@ -17,9 +17,12 @@
 //!   counters `status` shows;
 //! * `library`: the files the node holds (whole or in part), those being hashed to share,
 //!   exports waiting for their file, announces held back;
-//! * `commands`: the console's commands: sharing, downloading by name or info hash,
-//!   exporting;
-//! * `jobs`: hashing jobs (sharing a file, checking a chunk) and their results;
+//! * `commands`: whether a download asked for may start (by name, info hash or `.torrent`),
+//!   and the `.torrent` an export writes;
+//! * `downloads`: the downloads running (at most [`DOWNLOADS_MAX`]) and finished, and which
+//!   of them a peer's message or the tracker's answer is for;
+//! * `ending`: how the node ends (`exit`, signals, `--exit-when-done`) and its exit code;
+//! * `jobs`: hashing jobs (sharing a file, checking a chunk), run off the reactor thread;
 //! * `tracker_client`: the tracker, whichever protocol it speaks: ours (register, heartbeat,
 //!   announce, look-up, credit, exit, all with retries and backoff) or a standard BitTorrent
 //!   tracker's (BEP 15: no registration, credit, exit or ranking there);
@@ -42,6 +45,10 @@ mod commands;
 mod config;
 pub use config::{NodeConfig, PaceMode};
 mod download;
+mod downloads;
+mod ending;
+use downloads::Downloads;
+pub use downloads::{DOWNLOADS_MAX, FINISHED_KEPT_MAX};
 mod exchange;
 mod jobs;
 mod library;
@@ -60,41 +67,31 @@ mod watch;
 use crate::Transmit;
 use crate::budget::{self, SenderBudgets, Verdict};
 use crate::console::{self, Command};
+use crate::control::{FileInfo, Order, Reply, StatusInfo};
 use crate::rng::Rng;
 use crate::secrets::Secrets;
-use crate::storage::{Content, FileStamp, Manifest, Storage};
+use crate::storage::{Manifest, Storage};
 use crate::wire::{self, Hash, Message};
-use download::Download;
+use commands::{Answer, Done, Holdings, Outcome};
+use ending::Ending;
 pub use jobs::{Job, JobDone, run_job};
 pub use status::Progress;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use tracker_client::{Leaving, TrackerClient, TrackerNews};
 use upload::Uploader;
 use watch::Change;
 
 /// Most files a node holds (shared or downloading).
 pub const FILES_MAX: usize = 4096;
-/// Most downloads at once.
-pub const DOWNLOADS_MAX: usize = 64;
 /// Most small datagrams (requests, replies) waiting to be sent.
 pub const CONTROL_QUEUE_MAX: usize = 8192;
 /// Most lines, jobs and other events waiting to be polled.
 pub const EVENT_QUEUE_MAX: usize = 8192;
-/// How long `exit` waits for the tracker's acknowledgement before leaving anyway.
-const EXIT_WAIT: Duration = Duration::from_secs(1);
 /// Most `.torrent` exports waiting for their file to be hashed or downloaded.
 pub const EXPORTS_WAITING_MAX: usize = 64;
-/// Leaving: the exit code, and the deadline for the tracker's acknowledgement (`None` once
-/// the [`NodeEvent::Exit`] went out).
-#[derive(Clone, Copy)]
-struct Exiting {
-    code: i32,
-    deadline: Option<Instant>,
-}
-
 /// A node's state. See the module documentation.
 pub struct Node {
     config: NodeConfig,
@@ -102,20 +99,15 @@ pub struct Node {
     tracker: TrackerClient,
     /// The files held, and the work on them waiting (hashing, exports, announces).
     library: Library,
-    downloads: Vec<Download>,
+    downloads: Downloads,
     uploader: Uploader,
     /// Requests each (address, port) may send; the rest are dropped before they are served.
     budgets: SenderBudgets,
     /// Whom we told of other peers lately (peer exchange).
     exchange: exchange::Exchange,
     out: Outbox,
-    /// Exit code, and until when to wait for the tracker, once leaving has begun.
-    exiting: Option<Exiting>,
-    /// Exit 0 once every download is done (and 1 when one fails).
-    exit_when_done: bool,
-    /// A share, download or export asked for was refused or failed (see [`Node::refuse`]):
-    /// with `exit_when_done`, the node leaves with code 1.
-    refused: bool,
+    /// Whether and how the node ends: `--exit-when-done`, refusals, the exit code.
+    ending: Ending,
     started: Instant,
 }
 
@@ -150,12 +142,10 @@ impl Node {
             config,
             state,
             library: Library::new(now),
-            downloads: Vec::new(),
+            downloads: Downloads::new(),
             uploader,
             out: Outbox::new(),
-            exiting: None,
-            exit_when_done: false,
-            refused: false,
+            ending: Ending::new(),
             started: now,
         }
     }
@@ -163,7 +153,7 @@ impl Node {
     /// Exit (0) once every download has completed and every share and export asked for is
     /// done, or (1) as soon as one of them fails; `exit` or a signal before then exits 1.
     pub fn set_exit_when_done(&mut self, on: bool) {
-        self.exit_when_done = on;
+        self.ending.set_exit_when_done(on);
     }
 
     pub fn stats(&self) -> &NodeStats {
@@ -174,7 +164,7 @@ impl Node {
         self.config.node_id
     }
 
-    // ---- inputs (datagrams: `dispatch`; commands: `commands`; jobs: `jobs`) --------------
+    // ---- inputs ----------------------------------------------------------------------------
 
     /// A datagram arrived from `from`: to the tracker client when it comes from the
     /// tracker's address; requests to the uploader, after the per-sender budget at the door;
@@ -229,24 +219,18 @@ impl Node {
                 }
             }
             Message::Peers { fixed, peers } => {
-                let own = self.config.node_id;
                 let mut ctx = self.context();
-                if let Some(download) = ctx
+                if !ctx
                     .downloads
-                    .iter_mut()
-                    .find(|d| d.info_hash() == Some(fixed.info_hash) && !d.finished())
+                    .handle_exchange(&mut ctx.parts, now, from, fixed.info_hash, peers)
                 {
-                    download.handle_exchange(&mut ctx.parts, now, from, own, peers);
-                } else {
                     self.out.stats.dropped_unexpected += 1;
                 }
             }
             Message::Welcome(_) => {
-                // A cookie is per address: every download using this peer needs it.
                 let mut ctx = self.context();
-                for download in ctx.downloads.iter_mut() {
-                    let _ = download.handle_peer_message(&mut ctx.parts, now, from, &message);
-                }
+                ctx.downloads
+                    .handle_welcome(&mut ctx.parts, now, from, &message);
             }
             Message::HaveMap { .. }
             | Message::MtuProbeReply(_)
@@ -255,16 +239,10 @@ impl Node {
             | Message::StampedPiece { .. }
             | Message::Reject(_) => {
                 let mut ctx = self.context();
-                let mut progressed = None;
-                for download in ctx.downloads.iter_mut() {
-                    if let Some(result) =
-                        download.handle_peer_message(&mut ctx.parts, now, from, &message)
-                    {
-                        progressed = Some(result);
-                        break;
-                    }
-                }
-                match progressed {
+                let handled =
+                    ctx.downloads
+                        .handle_peer_message(&mut ctx.parts, now, from, &message);
+                match handled {
                     Some(download::Handled::Consumed) => {}
                     Some(download::Handled::ManifestReady(info_hash)) => {
                         self.after_progress(now, info_hash)
@@ -299,10 +277,7 @@ impl Node {
         let (downloads, uploader) = (&self.downloads, &mut self.uploader);
         let known = || {
             let mut known: Vec<(u32, SocketAddr, bool)> = Vec::new();
-            if let Some(download) = downloads
-                .iter()
-                .find(|d| d.info_hash() == Some(info_hash) && !d.finished())
-            {
+            if let Some(download) = downloads.running_of(info_hash) {
                 known.extend(download.useful_peers());
             }
             let served = uploader.served_peers(info_hash, now).into_iter();
@@ -315,16 +290,13 @@ impl Node {
 
     /// Timers that are due fire; a call with nothing due does nothing.
     pub fn handle_timeout(&mut self, now: Instant) {
-        if self
-            .exiting
-            .is_some_and(|e| e.deadline.is_some_and(|t| now >= t))
-        {
+        if self.ending.wait_over(now) {
             // The tracker did not acknowledge in time: leave anyway.
             self.finish_exit(
                 "the tracker did not answer in time; it forgets this node when it expires",
             );
         }
-        let leaving = self.exiting.is_some();
+        let leaving = self.ending.leaving();
         self.tracker
             .handle_timeout(now, &mut self.out, self.library.files(), leaving);
         self.take_tracker_news(now);
@@ -333,32 +305,22 @@ impl Node {
         // news of holders (the window of recent datagrams, full in a busy swarm, holds back
         // only look-ups that would add a datagram).
         let credit_rides = self.tracker.registered() && self.tracker.credit_may_ride(now);
-        if credit_rides
-            && let Some(index) = (0..self.downloads.len())
-                .filter_map(|i| Some((self.downloads[i].lookup_wanted_at()?, i)))
-                .min()
-                .map(|(_, i)| i)
-        {
-            self.downloads[index].bring_lookup_forward(now);
+        if credit_rides && let Some(download) = self.downloads.soonest_lookup_mut() {
+            download.bring_lookup_forward(now);
         }
         for info_hash in self.library.announces_due(now) {
             self.announce(now, info_hash);
         }
         let mut ctx = self.context();
-        let mut lookups = Vec::new();
-        for (index, download) in ctx.downloads.iter_mut().enumerate() {
-            if download.handle_timeout(&mut ctx.parts, now) {
-                lookups.push(index);
-            }
-        }
+        let lookups = ctx.downloads.handle_timeout(&mut ctx.parts, now);
         for index in lookups {
             let allowed_at = self.tracker.lookup_allowed_at(now);
             if allowed_at > now && !self.tracker.credit_may_ride(now) {
-                self.downloads[index].defer_lookup(allowed_at);
+                self.downloads.get_mut(index).defer_lookup(allowed_at);
                 continue;
             }
             self.tracker.lookup_spent(now);
-            let name = self.downloads[index].name().to_string();
+            let name = self.downloads.get(index).name().to_string();
             self.want_holders(now, &name);
         }
         if self.tracker.credit_due(now) {
@@ -373,6 +335,264 @@ impl Node {
         }
         self.uploader.handle_timeout(now);
         self.fill_windows(now);
+    }
+
+    /// A line typed at the console: a command, or a one-line complaint with a pointer to
+    /// `help` (in order with the output of earlier commands).
+    pub fn handle_console_line(&mut self, now: Instant, line: &str) {
+        match console::parse(line) {
+            Ok(command) => self.handle_command(now, command),
+            Err(error) => self.out.say(error.to_string()),
+        }
+    }
+
+    /// A command from the console (or a signal, as `Exit`). What comes of it is said (the
+    /// control socket also gets it as a reply: [`Node::handle_control`]).
+    pub fn handle_command(&mut self, now: Instant, command: Command) {
+        let _ = self.run_command(now, command);
+    }
+
+    /// An order from the control socket (see [`crate::control`]): the reply to send back.
+    pub fn handle_control(&mut self, now: Instant, order: Order) -> Reply {
+        match order {
+            Order::Status => Reply {
+                ok: true,
+                status: Some(self.status_info(now)),
+                text: Some(self.status(now)),
+                ..Reply::default()
+            },
+            Order::DownloadState { id } => {
+                match self.downloads.info_of(id, self.library.files(), now) {
+                    Some(info) => Reply {
+                        ok: true,
+                        download: Some(info),
+                        ..Reply::default()
+                    },
+                    None => Reply::refused(format!(
+                        "no download has id {id} (the ends of the last {FINISHED_KEPT_MAX} finished downloads are kept)"
+                    )),
+                }
+            }
+            Order::Command(command) => match self.run_command(now, command) {
+                Ok(done) => Reply {
+                    ok: true,
+                    message: done.line,
+                    download: done
+                        .download
+                        .and_then(|id| self.downloads.info_of(id, self.library.files(), now)),
+                    ..Reply::default()
+                },
+                Err(line) => Reply::refused(line),
+            },
+        }
+    }
+
+    fn run_command(&mut self, now: Instant, command: Command) -> Outcome {
+        match command {
+            Command::Nothing => Ok(Done::default()),
+            Command::Help => {
+                self.out.print(console::HELP.to_string());
+                Ok(Done::default())
+            }
+            Command::Status => {
+                let status = self.status(now);
+                self.out.print(status);
+                Ok(Done::default())
+            }
+            Command::Send { name } => self.share(now, name),
+            Command::Download { name, pin } => {
+                let answer = self.holdings().download(now, name, pin);
+                self.start_download(now, answer)
+            }
+            Command::DownloadByHash { info_hash, name } => {
+                let answer = self.holdings().download_by_hash(now, info_hash, name, None);
+                self.start_download(now, answer)
+            }
+            Command::DownloadTorrent { path } => {
+                let answer = self.holdings().download_torrent(now, &path);
+                self.start_download(now, answer)
+            }
+            Command::Export { name } => self.export(now, name),
+            Command::Unshare { name } => self.unshare(now, name),
+            Command::Exit => {
+                self.stop(now);
+                Ok(Done::line(format!(
+                    "node {} is leaving",
+                    self.config.node_id
+                )))
+            }
+        }
+    }
+
+    /// A hasher thread finished a job.
+    pub fn handle_job_done(&mut self, now: Instant, done: JobDone) {
+        match done {
+            JobDone::Shared { name, result } => match self.library.hashed(now, &name, result) {
+                Ok(info_hash) => {
+                    self.announce(now, info_hash);
+                    self.export_if_waiting(now, info_hash);
+                }
+                Err(line) => {
+                    let _ = self.refuse(line);
+                }
+            },
+            JobDone::ChunkChecked {
+                info_hash,
+                chunk,
+                ok,
+            } => {
+                let mut ctx = self.context();
+                let checked = (info_hash, chunk);
+                let verified = ctx
+                    .downloads
+                    .chunk_checked(&mut ctx.parts, now, checked, ok);
+                if let Some(from_node) = verified {
+                    let bytes = ctx.parts.files.get(&info_hash);
+                    let bytes = bytes.map_or(0, |f| u64::from(f.manifest.chunk_len(chunk)));
+                    self.tracker
+                        .chunk_verified(now, &mut self.out, from_node, info_hash, bytes);
+                    if let Some(file) = self.library.files().get(&info_hash) {
+                        self.uploader.push_have(&mut self.out, now, file);
+                    }
+                    self.after_progress(now, info_hash);
+                }
+                // A chunk left the hashing queue: room to start another.
+                self.fill_windows(now);
+            }
+        }
+    }
+
+    // ---- commands ---------------------------------------------------------------------------
+
+    /// Hashes the file `name` of the node's directory, to share it.
+    fn share(&mut self, now: Instant, name: String) -> Outcome {
+        if let Some(problem) = wire::name_problem(name.as_bytes()) {
+            return self.refuse(format!("cannot share {name:?}: {problem}"));
+        }
+        if self.library.is_hashing(&name) {
+            return self.say(format!("{name} is already being hashed"));
+        }
+        if let Err(line) = self.library.start_hashing(&name, now) {
+            return self.refuse(line);
+        }
+        let line = format!("hashing {name} to share it");
+        self.out.event(NodeEvent::Job(Job::Share {
+            state: self.state.clone(),
+            name,
+            chunk_bytes: self.config.chunk_bytes,
+            threads: self.config.hash_threads,
+        }));
+        Ok(Done::line(line))
+    }
+
+    /// What the start checks of a download see (see `commands.rs`).
+    fn holdings(&self) -> Holdings<'_> {
+        Holdings {
+            downloads: &self.downloads,
+            library: &self.library,
+            storage: &*self.state,
+            finds_by_name: self.tracker.finds_by_name(),
+            give_up_after: self.config.give_up_after,
+        }
+    }
+
+    /// Acts on the start checks' answer to a download asked for.
+    fn start_download(&mut self, now: Instant, answer: Answer) -> Outcome {
+        match answer {
+            Answer::StartByName(download) => {
+                let name = download.name().to_string();
+                let id = self.downloads.start(download, self.library.files(), now);
+                self.want_holders(now, &name);
+                Ok(Done::download(id, format!("downloading {name}")))
+            }
+            Answer::StartByHash {
+                download,
+                info_hash,
+            } => {
+                let id = self.downloads.start(download, self.library.files(), now);
+                self.update_tracker(now, info_hash);
+                let hex = wire::hex(&info_hash);
+                Ok(Done::download(id, format!("downloading {hex}")))
+            }
+            Answer::Say(line) => self.say(line),
+            Answer::Held(line) => {
+                let done = self.say(line);
+                self.check_done(now);
+                done
+            }
+            Answer::Refuse(line) => self.refuse(line),
+        }
+    }
+
+    /// Stops sharing the file `name` (every version the node hashed or downloaded whole):
+    /// peers are refused it from now on, and the tracker is told.
+    fn unshare(&mut self, now: Instant, name: String) -> Outcome {
+        if self.library.is_hashing(&name) {
+            return self.refuse(format!(
+                "cannot unshare {name} yet: it is being hashed (unshare it once it is shared)"
+            ));
+        }
+        let shared = self.library.shared_named(&name);
+        if shared.is_empty() {
+            return self.refuse(format!(
+                "cannot unshare {name}: this node does not share it"
+            ));
+        }
+        for info_hash in shared {
+            self.stop_serving(now, info_hash);
+        }
+        self.say(format!(
+            "no longer sharing {name} (the file stays where it is)"
+        ))
+    }
+
+    /// Stops serving `info_hash`, held whole from the directory, and tells the tracker; its
+    /// name, or `None` when it was not served whole.
+    fn stop_serving(&mut self, now: Instant, info_hash: Hash) -> Option<String> {
+        let withdrawn = self.library.withdraw(info_hash)?;
+        self.uploader.forget_file(info_hash);
+        if withdrawn.tell_tracker {
+            self.update_tracker(now, info_hash);
+        }
+        Some(withdrawn.name)
+    }
+
+    /// Writes `DIR/<name>.torrent` for a held file now, or once a file of that name being
+    /// hashed or downloaded is held.
+    fn export(&mut self, now: Instant, name: String) -> Outcome {
+        if let Some(manifest) = self.library.manifest_named(&name) {
+            return self.write_torrent(now, &manifest);
+        }
+        if !self.library.is_hashing(&name) && !self.downloads.running_named(&name) {
+            return self.refuse(format!(
+                "cannot export {name}: this node does not hold it (share or download it first)"
+            ));
+        }
+        let line = format!("{name} will be exported once this node holds it");
+        match self.library.wait_for_export(name) {
+            Ok(()) => Ok(Done::line(line)),
+            Err(line) => self.refuse(line),
+        }
+    }
+
+    /// Runs a waiting export of `info_hash`'s name, if any.
+    fn export_if_waiting(&mut self, now: Instant, info_hash: Hash) {
+        if let Some(manifest) = self.library.take_export(info_hash) {
+            let _ = self.write_torrent(now, &manifest);
+        }
+    }
+
+    /// A failed export, with `--exit-when-done`, ends the node with 1, as a failed download
+    /// does: a script must not go on without the file.
+    fn write_torrent(&mut self, now: Instant, manifest: &Manifest) -> Outcome {
+        match commands::write_torrent(&*self.state, manifest, self.config.tracker) {
+            Ok(line) => self.say(line),
+            Err(line) => {
+                let refused = self.refuse(line);
+                self.check_done(now);
+                refused
+            }
+        }
     }
 
     // ---- outputs ------------------------------------------------------------------------
@@ -400,20 +620,16 @@ impl Node {
     /// When `handle_timeout` should next be called; `None` when nothing is waiting.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let mut earliest = self.exiting.and_then(|e| e.deadline);
+        let mut earliest = self.ending.poll_timeout(self.started);
         let mut consider = |t: Option<Instant>| {
             if let Some(t) = t {
                 earliest = Some(earliest.map_or(t, |e: Instant| e.min(t)));
             }
         };
-        consider(self.tracker.poll_timeout(self.exiting.is_some()));
+        consider(self.tracker.poll_timeout(self.ending.leaving()));
         consider(self.library.poll_timeout());
-        consider(self.downloads.iter().filter_map(|d| d.poll_timeout()).min());
+        consider(self.downloads.poll_timeout());
         consider(self.uploader.poll_timeout());
-        if self.exit_when_done && self.refused && self.exiting.is_none() {
-            // A refusal ends a script at once (`check_done`).
-            consider(Some(self.started));
-        }
         earliest
     }
 
@@ -429,12 +645,13 @@ impl Node {
 
     /// Whether a download is running (so that progress is worth showing).
     pub fn downloading(&self) -> bool {
-        self.downloads.iter().any(|d| !d.finished())
+        self.downloads.any_running()
     }
 
     /// Progress of each running download, for progress lines.
     pub fn progress(&self, now: Instant) -> Vec<Progress> {
         self.downloads
+            .all()
             .iter()
             .filter_map(|d| d.progress(self.library.files(), now))
             .collect()
@@ -454,13 +671,34 @@ impl Node {
             tracker: &self.tracker,
             dir: self.state.files_dir(),
             files: self.library.files(),
-            downloads: &self.downloads,
+            downloads: self.downloads.all(),
             partials: self.state.partials(),
             piece_bytes: self.config.piece_bytes,
             stats: &self.out.stats,
             uploads: self.uploader.peer_summary(),
         }
         .text(now)
+    }
+
+    /// What `status` says, for the control socket and the metrics.
+    pub fn status_info(&self, now: Instant) -> StatusInfo {
+        let files = self.library.files().values().map(|file| FileInfo {
+            name: file.manifest.name.clone(),
+            info_hash: wire::hex(&file.manifest.info_hash),
+            file_bytes: file.manifest.file_bytes,
+            chunks_held: file.have.count(),
+            chunk_count: file.manifest.chunk_count(),
+            complete: file.complete(),
+        });
+        StatusInfo {
+            node_id: self.config.node_id,
+            tracker: self.tracker.addr().to_string(),
+            uptime_s: now.duration_since(self.started).as_secs(),
+            dir: self.state.files_dir().display().to_string(),
+            files: files.collect(),
+            downloads: self.downloads.infos(self.library.files(), now),
+            counters: self.out.stats.clone(),
+        }
     }
 
     /// After a chunk verified or a download started: announce (rate-limited), publish.
@@ -482,40 +720,42 @@ impl Node {
     /// With `--exit-when-done`: leave once every download is complete and every share and
     /// export done (0), or as soon as one failed or was refused (1).
     fn check_done(&mut self, now: Instant) {
-        if !self.exit_when_done || self.exiting.is_some() {
-            return;
-        }
-        if self.refused || self.downloads.iter().any(|d| d.failed()) {
-            self.begin_exit(now, 1);
-        } else if !self.work_unfinished() {
-            self.begin_exit(now, 0);
+        let failed = self.downloads.any_failed();
+        if let Some(code) = self.ending.code_when_done(failed, self.work_unfinished()) {
+            self.begin_exit(now, code);
         }
     }
 
     /// Downloads running, files being hashed to share, or exports waiting for their file.
     fn work_unfinished(&self) -> bool {
-        self.downloads.iter().any(|d| !d.finished()) || self.library.busy()
+        self.downloads.any_running() || self.library.busy()
     }
 
     /// Says why a share, download or export asked for cannot be done. With
     /// `--exit-when-done` that fails the script: the node leaves with code 1 (at the next
     /// `handle_timeout`, which [`Node::poll_timeout`] makes due at once).
-    pub(crate) fn refuse(&mut self, line: String) {
-        self.out.say(line);
-        self.refused = true;
+    fn refuse(&mut self, line: String) -> Outcome {
+        self.out.say(line.clone());
+        self.ending.note_refusal();
+        Err(line)
     }
 
-    /// `exit`, SIGTERM or SIGINT. With `--exit-when-done` and work unfinished, the script
-    /// did not do what it was asked: code 1. Otherwise leaving is the normal end: code 0.
+    /// Says `line` about a command that was done (or needed nothing done).
+    fn say(&mut self, line: String) -> Outcome {
+        self.out.say(line.clone());
+        Ok(Done::line(line))
+    }
+
+    /// `exit`, SIGTERM or SIGINT (see `Ending::code_when_stopped` for the code).
     fn stop(&mut self, now: Instant) {
-        let code = i32::from(self.exit_when_done && self.work_unfinished());
+        let code = self.ending.code_when_stopped(self.work_unfinished());
         self.begin_exit(now, code);
     }
 
     /// One line for each piece of work the exit cuts short, saying what is kept.
     fn report_interrupted(&mut self, now: Instant) {
         let lines = status::interrupted(
-            &self.downloads,
+            self.downloads.all(),
             self.library.files(),
             self.library.hashing(),
             self.library.exports_waiting(),
@@ -526,16 +766,13 @@ impl Node {
         }
     }
 
-    /// Starts leaving: tell the tracker, wait at most [`EXIT_WAIT`] for its answer.
+    /// Starts leaving: say what the exit cuts short, tell the tracker, wait a while for its
+    /// answer (see `ending.rs`).
     fn begin_exit(&mut self, now: Instant, code: i32) {
-        if self.exiting.is_some() {
+        if !self.ending.begin(now, code) {
             return;
         }
         self.report_interrupted(now);
-        self.exiting = Some(Exiting {
-            code,
-            deadline: Some(now + EXIT_WAIT),
-        });
         let leaving = self.tracker.exit(now, &mut self.out, self.library.files());
         self.take_tracker_news(now);
         if let Leaving::Done(how) = leaving {
@@ -545,11 +782,8 @@ impl Node {
 
     /// Says how the node leaves (`how`: what became of the tracker's record of it) and emits
     /// the exit event, once.
-    pub(super) fn finish_exit(&mut self, how: &str) {
-        if let Some(exiting) = &mut self.exiting
-            && exiting.deadline.take().is_some()
-        {
-            let code = exiting.code;
+    fn finish_exit(&mut self, how: &str) {
+        if let Some(code) = self.ending.finish() {
             self.out
                 .say(format!("node {} leaving: {how}", self.config.node_id));
             self.out.event(NodeEvent::Exit(code));
@@ -559,33 +793,18 @@ impl Node {
     /// Stops serving the version of a file the node hashed, tells the tracker, and hashes
     /// the file again when there still is one.
     fn file_changed(&mut self, now: Instant, info_hash: Hash, change: Change) {
-        let Some(withdrawn) = self.library.withdraw(info_hash) else {
+        let Some(name) = self.stop_serving(now, info_hash) else {
             return;
         };
-        let name = withdrawn.name;
         log::info!(
             "{name} ({}) {change:?} on disk",
             crate::wire::hex(&info_hash)
         );
-        self.uploader.forget_file(info_hash);
-        if withdrawn.tell_tracker {
-            self.update_tracker(now, info_hash);
-        }
         let still_there = change != Change::Removed && self.state.stamp_of(&name).is_ok();
-        let what = change.describe();
-        if !still_there {
-            self.out.say(format!(
-                "{name} changed on disk ({what}); no longer sharing it"
-            ));
-        } else if self.library.is_hashing(&name) {
-            self.out.say(format!(
-                "{name} changed on disk ({what}); no longer sharing the old version"
-            ));
-        } else {
-            self.out.say(format!(
-                "{name} changed on disk ({what}); no longer sharing the old version, hashing the new one"
-            ));
-            self.share(now, name);
+        let hash_again = still_there && !self.library.is_hashing(&name);
+        self.out.say(change.told(&name, still_there, hash_again));
+        if hash_again {
+            let _ = self.share(now, name);
         }
     }
 
@@ -623,25 +842,17 @@ impl Node {
                     versions,
                     holders,
                 } => {
-                    let own = self.config.node_id;
                     let mut ctx = self.context();
-                    for download in ctx.downloads.iter_mut().filter(|d| d.name() == name) {
-                        download.handle_lookup(&mut ctx.parts, now, own, &versions, &holders);
-                    }
+                    ctx.downloads
+                        .handle_lookup(&mut ctx.parts, now, &name, &versions, &holders);
                 }
                 TrackerNews::Peers { info_hash, peers } => {
                     if let Some(line) = self.library.announced_whole(info_hash) {
                         self.out.say(line);
                     }
-                    let own = self.config.node_id;
                     let mut ctx = self.context();
-                    for download in ctx
-                        .downloads
-                        .iter_mut()
-                        .filter(|d| d.info_hash() == Some(info_hash))
-                    {
-                        download.handle_peers(&mut ctx.parts, now, own, &peers);
-                    }
+                    ctx.downloads
+                        .handle_peers(&mut ctx.parts, now, info_hash, &peers);
                 }
                 TrackerNews::ExitAcknowledged => self.finish_exit("the tracker was told"),
             }
@@ -658,10 +869,7 @@ impl Node {
 
     /// Tells the tracker what we hold of `info_hash` now, and whether we download it.
     fn update_tracker(&mut self, now: Instant, info_hash: Hash) {
-        let downloading = self
-            .downloads
-            .iter()
-            .any(|d| d.info_hash() == Some(info_hash) && !d.finished());
+        let downloading = self.downloads.running_of(info_hash).is_some();
         self.tracker.update(
             now,
             &mut self.out,
@@ -674,12 +882,7 @@ impl Node {
 
     /// The download of `name` asks for holders.
     fn want_holders(&mut self, now: Instant, name: &str) {
-        let info_hashes: Vec<Hash> = self
-            .downloads
-            .iter()
-            .filter(|d| d.name() == name && !d.finished())
-            .filter_map(|d| d.info_hash())
-            .collect();
+        let info_hashes = self.downloads.pinned_versions(name);
         self.tracker
             .want_holders(now, &mut self.out, self.library.files(), name, &info_hashes);
         self.take_tracker_news(now);
@@ -691,9 +894,7 @@ impl Node {
     fn forget_failed(&mut self, now: Instant) {
         let failed: Vec<Hash> = self
             .downloads
-            .iter()
-            .filter(|d| d.failed())
-            .filter_map(|d| d.info_hash())
+            .failed_hashes()
             .filter(|h| self.tracker.wants_peers(h))
             .collect();
         for info_hash in failed {
@@ -703,9 +904,7 @@ impl Node {
 
     fn fill_windows(&mut self, now: Instant) {
         let mut ctx = self.context();
-        for download in ctx.downloads.iter_mut() {
-            download.fill_windows(&mut ctx.parts, now);
-        }
+        ctx.downloads.fill_windows(&mut ctx.parts, now);
     }
 
     fn context(&mut self) -> Context<'_> {
@@ -752,7 +951,7 @@ pub(crate) struct Parts<'a> {
 }
 
 struct Context<'a> {
-    downloads: &'a mut Vec<Download>,
+    downloads: &'a mut Downloads,
     parts: Parts<'a>,
 }
 

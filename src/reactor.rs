@@ -1,14 +1,17 @@
 //! The reactor: the only code that owns sockets, the clock, threads and the terminal.
 //!
-//! One thread per process runs a mio loop around a sans-IO core ([`Tracker`] or [`Node`]):
+//! One thread per process runs one mio loop, [`run`], around a sans-IO core ([`Tracker`] or
+//! [`Node`]); what differs between the two processes is a [`Driver`] (the tracker's saves its
+//! registry; the node's talks to its hasher and console threads and draws progress):
 //!
 //! ```text
 //!   poll(timeout = core.poll_timeout())
 //!   -> socket readable:  recvmmsg until WouldBlock, core.handle_datagram(now, from, bytes)
-//!   -> waker:            hasher results and console lines, drained with try_recv
-//!   -> signal:           SIGINT / SIGTERM become an exit command
+//!   -> driver.take_inputs: hasher results and console lines (drained with try_recv), and
+//!                          SIGINT / SIGTERM as an exit command
 //!   -> core.handle_timeout(now)   (a spurious call does nothing)
-//!   -> core.poll_event()          lines for stdout and the log, jobs for the hashers
+//!   -> driver.take_events:  the core's lines for stdout and the log, jobs for the hashers,
+//!                           snapshots to save; the exit code when the process ends
 //!   -> core.poll_transmit()       into a batch, sent with sendmmsg / GSO, until the core has
 //!                                 nothing or the socket is full
 //! ```
@@ -23,8 +26,10 @@
 use crate::Core;
 use crate::cli::{self, NodeArgs, TrackerArgs};
 use crate::console;
+use crate::control::{self, DownloadState};
 use crate::impair::{ImpairConfig, Impairment, Verdict};
 use crate::logging;
+use crate::metrics::{Exposition, MetricsServer, UdpCounters};
 use crate::mtu::Routes;
 use crate::node::{self, Job, JobDone, Node, NodeConfig, NodeEvent};
 use crate::secrets::Secrets;
@@ -88,6 +93,11 @@ struct Io {
     send_blocked: bool,
     /// Loss, duplication and reordering of received datagrams, when asked for (`--impair`).
     impairment: Option<Impairment>,
+    /// `--metrics`: the scrape server, and whether one of its sockets is ready.
+    metrics: Option<MetricsServer>,
+    metrics_ready: bool,
+    /// What went through the socket, for the metrics.
+    udp_counters: UdpCounters,
 }
 
 impl Io {
@@ -127,8 +137,31 @@ impl Io {
             more_to_read: false,
             send_blocked: false,
             impairment: impair.map(Impairment::new),
+            metrics: None,
+            metrics_ready: false,
+            udp_counters: UdpCounters::default(),
         };
         Ok((io, granted))
+    }
+
+    /// Serves metrics on `addr` (`--metrics`); returns the address bound.
+    fn listen_for_scrapes(&mut self, addr: SocketAddr) -> Result<SocketAddr, String> {
+        let server = MetricsServer::bind(addr, self.poll.registry())
+            .map_err(|e| format!("cannot serve metrics on {addr}: {e}"))?;
+        let bound = server.local_addr().unwrap_or(addr);
+        self.metrics = Some(server);
+        Ok(bound)
+    }
+
+    /// Answers the scrapes that are ready, with `render`'s text.
+    fn serve_scrapes(&mut self, render: &mut dyn FnMut(UdpCounters) -> String) {
+        if !std::mem::take(&mut self.metrics_ready) {
+            return;
+        }
+        let udp = self.udp_counters;
+        if let Some(server) = &mut self.metrics {
+            server.serve(self.poll.registry(), &mut || render(udp));
+        }
     }
 
     /// When the next held-back datagram (impairment) is due.
@@ -164,6 +197,8 @@ impl Io {
         for event in self.events.iter() {
             if event.token() == SIGNALS {
                 stop = true;
+            } else if MetricsServer::owns(event.token()) {
+                self.metrics_ready = true;
             }
         }
         if stop {
@@ -197,11 +232,17 @@ impl Io {
     /// Returns the clock of the last batch, for what the loop does next: the core's time
     /// never goes back.
     fn receive(&mut self, mut now: Instant, core: &mut impl Core) -> Instant {
+        let counters = &mut self.udp_counters;
+        let mut handle = |now: Instant, from: SocketAddr, bytes: &[u8]| {
+            counters.udp_datagrams_received += 1;
+            counters.udp_payload_bytes_received += bytes.len() as u64;
+            core.handle_datagram(now, from, bytes)
+        };
         self.more_to_read = false;
         let impairment = &mut self.impairment;
         if let Some(impairment) = impairment {
             while let Some((from, bytes)) = impairment.poll_held(now) {
-                core.handle_datagram(now, from, &bytes);
+                handle(now, from, &bytes);
             }
         }
         let mut received = 0;
@@ -209,15 +250,13 @@ impl Io {
             match self.recv_batch.recv(&self.udp, &self.socket) {
                 Ok(_) => {
                     now = now.max(Instant::now());
-                    let mut handle =
-                        |from: SocketAddr, bytes: &[u8]| core.handle_datagram(now, from, bytes);
                     self.recv_batch.learn_sources(&mut self.reply_sources);
                     received += self.recv_batch.for_each(|from, bytes| {
                         match impairment.as_mut().map(|i| i.judge(now, from, bytes)) {
-                            None | Some(Verdict::Deliver) => handle(from, bytes),
+                            None | Some(Verdict::Deliver) => handle(now, from, bytes),
                             Some(Verdict::DeliverTwice) => {
-                                handle(from, bytes);
-                                handle(from, bytes);
+                                handle(now, from, bytes);
+                                handle(now, from, bytes);
                             }
                             Some(Verdict::Drop | Verdict::Held) => {}
                         }
@@ -242,7 +281,25 @@ impl Io {
     /// Sends what the core has to send, up to [`SEND_ROUNDS_MAX`] batches. Returns true when
     /// the core may have more.
     fn transmit(&mut self, now: Instant, core: &mut impl Core) -> bool {
-        let mut next = |buf: &mut [u8]| core.poll_transmit(now, buf);
+        let (mut datagrams, mut bytes) = (0, 0);
+        let more = self.transmit_counting(now, core, (&mut datagrams, &mut bytes));
+        self.udp_counters.udp_datagrams_sent += datagrams;
+        self.udp_counters.udp_payload_bytes_sent += bytes;
+        more
+    }
+
+    fn transmit_counting(
+        &mut self,
+        now: Instant,
+        core: &mut impl Core,
+        (datagrams, bytes): (&mut u64, &mut u64),
+    ) -> bool {
+        let mut next = |buf: &mut [u8]| {
+            let transmit = core.poll_transmit(now, buf)?;
+            *datagrams += 1;
+            *bytes += transmit.len as u64;
+            Some(transmit)
+        };
         // What the socket refused last time goes first.
         if !self.flush() {
             return false;
@@ -278,6 +335,66 @@ impl Io {
                 false
             }
         }
+    }
+}
+
+/// What a process does around its core on each turn of the one loop, [`run`]: the inputs that
+/// come from elsewhere than the socket, and the core's own events.
+trait Driver {
+    type Core: Core;
+    /// A moment of its own to wake at, besides the core's timers (the node's progress line).
+    fn due(&self, _core: &Self::Core) -> Option<Instant> {
+        None
+    }
+    /// After the datagrams: what other threads sent (hasher results, console lines), and
+    /// whether a signal asked the process to stop.
+    fn take_inputs(&mut self, now: Instant, core: &mut Self::Core, stop: bool);
+    /// After the core's timers: its events (lines, jobs, snapshots to save). The exit code
+    /// once the process ends.
+    fn take_events(&mut self, now: Instant, core: &mut Self::Core) -> Option<i32>;
+    /// Whether the core has datagrams waiting besides what the last send took.
+    fn has_transmit(&self, _core: &Self::Core, _now: Instant) -> bool {
+        false
+    }
+    /// At the end of a turn (the node redraws its progress line).
+    fn end_turn(&mut self, _now: Instant, _core: &Self::Core) {}
+    /// The process's metrics besides the socket's counters (`--metrics`).
+    fn metrics(&self, core: &Self::Core, now: Instant, text: &mut Exposition);
+    /// What the process's metric names start with.
+    const METRICS_PREFIX: &'static str;
+}
+
+/// The reactor's loop, the same for every core: wait for the socket, a signal, a wake-up or
+/// the next timer; receive; take the other inputs; fire the core's timers; take its events;
+/// send. Returns the exit code.
+fn run<D: Driver>(io: &mut Io, core: &mut D::Core, driver: &mut D) -> i32 {
+    loop {
+        let deadline = earliest(
+            earliest(core.poll_timeout(), driver.due(core)),
+            io.held_due(),
+        );
+        let stop = io.wait(deadline);
+        let now = io.receive(Instant::now(), core);
+        io.serve_scrapes(&mut |udp| {
+            let mut text = Exposition::new();
+            text.counters_of(D::METRICS_PREFIX, "the socket", &udp);
+            driver.metrics(core, now, &mut text);
+            text.into_text()
+        });
+        driver.take_inputs(now, core, stop);
+        core.handle_timeout(now);
+        if let Some(code) = driver.take_events(now, core) {
+            while io.transmit(now, core) {}
+            return code;
+        }
+        let core_has_more = io.transmit(now, core);
+        if core_has_more || (driver.has_transmit(core, now) && !io.send_blocked) {
+            // More to send: come straight back after a look at the socket. Not when the
+            // socket is full: polling again at once would spin until it drains (on a slow
+            // link, all the time); its WRITABLE event wakes the loop instead.
+            io.more_to_read = true;
+        }
+        driver.end_turn(now, core);
     }
 }
 
@@ -358,6 +475,10 @@ pub fn run_tracker(args: TrackerArgs) -> Result<i32, String> {
     };
     let local = io.local_addr();
     say(&format!("tracker listening on {local}"));
+    if let Some(addr) = args.metrics {
+        let bound = io.listen_for_scrapes(addr)?;
+        say(&format!("metrics at http://{bound}/metrics"));
+    }
     if restored {
         say(&format!(
             "restored {} nodes and {} files from {}",
@@ -366,10 +487,44 @@ pub fn run_tracker(args: TrackerArgs) -> Result<i32, String> {
             args.db_dir.display()
         ));
     }
-    loop {
-        let stop = io.wait(earliest(tracker.poll_timeout(), io.held_due()));
-        let now = io.receive(Instant::now(), &mut tracker);
-        tracker.handle_timeout(now);
+    let mut driver = TrackerDriver {
+        db_dir: args.db_dir,
+        stop: false,
+    };
+    Ok(run(&mut io, &mut tracker, &mut driver))
+}
+
+/// The tracker's process around its core: its events to stdout and the log, its registry
+/// to disk.
+struct TrackerDriver {
+    db_dir: std::path::PathBuf,
+    /// A signal asked the tracker to stop: it saves and leaves at the end of this turn.
+    stop: bool,
+}
+
+impl Driver for TrackerDriver {
+    type Core = Tracker;
+    const METRICS_PREFIX: &'static str = "torrent_tracker";
+
+    fn metrics(&self, tracker: &Tracker, _now: Instant, text: &mut Exposition) {
+        text.counters_of(Self::METRICS_PREFIX, "tracker", tracker.stats());
+        text.gauge(
+            "torrent_tracker_nodes",
+            "nodes registered",
+            tracker.node_count() as f64,
+        );
+        text.gauge(
+            "torrent_tracker_files",
+            "files some node holds",
+            tracker.file_count() as f64,
+        );
+    }
+
+    fn take_inputs(&mut self, _now: Instant, _tracker: &mut Tracker, stop: bool) {
+        self.stop |= stop;
+    }
+
+    fn take_events(&mut self, now: Instant, tracker: &mut Tracker) -> Option<i32> {
         while let Some(event) = tracker.poll_event() {
             match event {
                 // Malformed datagrams are routine on an open port: log them, do not print.
@@ -383,18 +538,18 @@ pub fn run_tracker(args: TrackerArgs) -> Result<i32, String> {
         // Batched: at most one save per `REGISTRY_SAVE_DELAY`, so replies may go out up to
         // that long before what they acknowledge is on disk (see the constant for why).
         if let Some(snapshot) = tracker.poll_snapshot() {
-            let saved = save_registry(&args.db_dir, &snapshot);
+            let saved = save_registry(&self.db_dir, &snapshot);
             // Replies that hand out a newly saved token go out only now.
             tracker.snapshot_written(now, saved);
         }
-        while io.transmit(now, &mut tracker) {}
-        if stop {
-            if let Some(snapshot) = tracker.poll_snapshot_at_stop() {
-                save_registry(&args.db_dir, &snapshot);
-            }
-            say(&format!("tracker stopping ({})", tracker.stats()));
-            return Ok(0);
+        if !self.stop {
+            return None;
         }
+        if let Some(snapshot) = tracker.poll_snapshot_at_stop() {
+            save_registry(&self.db_dir, &snapshot);
+        }
+        say(&format!("tracker stopping ({})", tracker.stats()));
+        Some(0)
     }
 }
 
@@ -513,6 +668,8 @@ pub fn run_node(args: NodeArgs) -> Result<i32, String> {
         args.dir.display()
     );
     let advertise = config.advertise;
+    // Before the node starts, so that a script may connect as soon as it sees the first line.
+    let control_listener = state.bind_control();
     let now = Instant::now();
     let mut node = Node::new(config, Arc::new(state), Secrets::os(), now);
     node.set_exit_when_done(args.exit_when_done);
@@ -523,12 +680,31 @@ pub fn run_node(args: NodeArgs) -> Result<i32, String> {
         )),
         None => say(&format!("node {} listening on {local}", args.node_id)),
     }
+    if let Some(addr) = args.metrics {
+        let bound = io.listen_for_scrapes(addr)?;
+        say(&format!("metrics at http://{bound}/metrics"));
+    }
 
     let waker = Arc::new(
         Waker::new(io.poll.registry(), WAKER).map_err(|e| format!("cannot create a waker: {e}"))?,
     );
-    let mut hashers = Hashers::start(threads, &waker, node::run_job);
+    let hashers = Hashers::start(threads, &waker, node::run_job);
     let console = start_console(&waker);
+    let control = match control_listener {
+        Ok(listener) => {
+            let waker = Arc::clone(&waker);
+            Some(control::serve(listener, move || {
+                let _ = waker.wake();
+            }))
+        }
+        Err(error) => {
+            // The console and signals still drive the node.
+            say(&format!(
+                "no control socket (torrent ctl cannot reach this node): {error}"
+            ));
+            None
+        }
+    };
     for name in &args.send {
         node.handle_command(now, console::Command::Send { name: name.clone() });
     }
@@ -539,45 +715,116 @@ pub fn run_node(args: NodeArgs) -> Result<i32, String> {
     for name in &args.export {
         node.handle_command(now, console::Command::Export { name: name.clone() });
     }
-    let mut progress = ProgressLine::new(args.progress);
-    loop {
-        let deadline = earliest(
-            earliest(node.poll_timeout(), progress.due(&node)),
-            io.held_due(),
+    let mut driver = NodeDriver {
+        hashers,
+        console,
+        control,
+        progress: ProgressLine::new(args.progress),
+    };
+    Ok(run(&mut io, &mut node, &mut driver))
+}
+
+/// The node's process around its core: the hasher threads, the console thread, and the
+/// terminal.
+struct NodeDriver {
+    hashers: Hashers,
+    console: Receiver<String>,
+    /// Orders from the control socket's threads, each with where its reply goes.
+    control: Option<Receiver<control::Call>>,
+    progress: ProgressLine,
+}
+
+impl Driver for NodeDriver {
+    type Core = Node;
+    const METRICS_PREFIX: &'static str = "torrent_node";
+
+    fn metrics(&self, node: &Node, now: Instant, text: &mut Exposition) {
+        let status = node.status_info(now);
+        text.counters_of(Self::METRICS_PREFIX, "node", &status.counters);
+        let running = status
+            .downloads
+            .iter()
+            .filter(|d| d.state == DownloadState::Running);
+        let (mut peers, mut rate) = (0, 0.0);
+        for download in running {
+            peers += download.peers;
+            rate += download.bytes_per_s;
+        }
+        let count = |state| status.downloads.iter().filter(|d| d.state == state).count() as f64;
+        text.gauge_by(
+            "torrent_node_downloads",
+            "downloads known (the finished ones kept for status), by state",
+            "state",
+            &[
+                ("running", count(DownloadState::Running)),
+                ("done", count(DownloadState::Done)),
+                ("failed", count(DownloadState::Failed)),
+            ],
         );
-        let stop = io.wait(deadline);
-        let now = io.receive(Instant::now(), &mut node);
-        while let Some(result) = hashers.result() {
+        text.gauge(
+            "torrent_node_download_peers",
+            "peers the running downloads use",
+            peers as f64,
+        );
+        text.gauge(
+            "torrent_node_download_bytes_per_second",
+            "verified bytes a second, all running downloads together",
+            rate,
+        );
+        text.gauge(
+            "torrent_node_files",
+            "files held, whole or in part",
+            status.files.len() as f64,
+        );
+        text.gauge(
+            "torrent_node_uptime_seconds",
+            "seconds since the node started",
+            status.uptime_s as f64,
+        );
+    }
+
+    fn due(&self, node: &Node) -> Option<Instant> {
+        self.progress.due(node)
+    }
+
+    fn take_inputs(&mut self, now: Instant, node: &mut Node, stop: bool) {
+        while let Some(result) = self.hashers.result() {
             node.handle_job_done(now, result);
         }
-        while let Ok(line) = console.try_recv() {
+        while let Ok(line) = self.console.try_recv() {
             node.handle_console_line(now, &line);
+        }
+        while let Some(call) = self.control.as_ref().and_then(|c| c.try_recv().ok()) {
+            // The connection's thread waits for this one reply: its channel has room.
+            let _ = call.reply.try_send(node.handle_control(now, call.order));
         }
         if stop {
             node.handle_command(now, console::Command::Exit);
         }
-        node.handle_timeout(now);
+    }
+
+    fn take_events(&mut self, _now: Instant, node: &mut Node) -> Option<i32> {
         while let Some(event) = node.poll_event() {
             match event {
-                NodeEvent::Say(line) => progress.say(&line),
-                NodeEvent::Print(text) => progress.print(&text),
-                NodeEvent::Job(job) => hashers.submit(job),
+                NodeEvent::Say(line) => self.progress.say(&line),
+                NodeEvent::Print(text) => self.progress.print(&text),
+                NodeEvent::Job(job) => self.hashers.submit(job),
                 NodeEvent::Exit(code) => {
-                    while io.transmit(now, &mut node) {}
-                    progress.clear();
-                    log::info!("node {} exits with code {code}", args.node_id);
-                    return Ok(code);
+                    self.progress.clear();
+                    log::info!("node {} exits with code {code}", node.node_id());
+                    return Some(code);
                 }
             }
         }
-        let core_has_more = io.transmit(now, &mut node);
-        if core_has_more || (node.has_transmit(now) && !io.send_blocked) {
-            // More to send: come straight back after a look at the socket. Not when the
-            // socket is full: polling again at once would spin until it drains (on a slow
-            // link, all the time); its WRITABLE event wakes the loop instead.
-            io.more_to_read = true;
-        }
-        progress.draw(&node, now);
+        None
+    }
+
+    fn has_transmit(&self, node: &Node, now: Instant) -> bool {
+        node.has_transmit(now)
+    }
+
+    fn end_turn(&mut self, now: Instant, node: &Node) {
+        self.progress.draw(node, now);
     }
 }
 
@@ -834,6 +1081,9 @@ mod tests {
             more_to_read: false,
             send_blocked: false,
             impairment: None,
+            metrics: None,
+            metrics_ready: false,
+            udp_counters: UdpCounters::default(),
         };
         let loop_clock = Instant::now();
         let sender = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();

@@ -125,24 +125,32 @@ impl Library {
         Ok(())
     }
 
-    /// The hashing of `name` ended: when it was asked for.
-    pub(super) fn hashing_done(&mut self, name: &str) -> Option<Instant> {
+    /// The hashing of `name` ended: with its manifest, stamp and opened file, it is held
+    /// whole and served from now on (its info hash returned); or the line saying why it
+    /// cannot be shared.
+    pub(super) fn hashed(
+        &mut self,
+        now: Instant,
+        name: &str,
+        result: Result<(Manifest, FileStamp, Arc<dyn Content>), String>,
+    ) -> Result<Hash, String> {
         let asked = self
             .hashing
             .iter()
             .find(|(hashed, _)| *hashed == name)
             .map(|&(_, asked)| asked);
         self.hashing.retain(|(hashed, _)| *hashed != name);
-        asked
-    }
-
-    /// A file of the directory, hashed: held whole, and served from now on.
-    pub(super) fn add_shared(
-        &mut self,
-        manifest: Manifest,
-        stamp: FileStamp,
-        mapping: Arc<dyn Content>,
-    ) -> Hash {
+        let (manifest, stamp, mapping) =
+            result.map_err(|error| format!("cannot share {name}: {error}"))?;
+        // A cached manifest comes back at once; a new file was read and hashed on every
+        // hasher thread.
+        let seconds = asked.map_or(0.0, |t| (now - t).as_secs_f64());
+        log::info!(
+            "manifest of {name} ready in {seconds:.3} s ({} bytes, {} chunks, {})",
+            manifest.file_bytes,
+            manifest.chunk_count(),
+            crate::units::rate(manifest.file_bytes as f64 / seconds.max(1e-6))
+        );
         let info_hash = manifest.info_hash;
         let have = Bitmap::full(manifest.chunk_count());
         self.files.insert(
@@ -156,7 +164,7 @@ impl Library {
                 stamp: Some(stamp),
             },
         );
-        info_hash
+        Ok(info_hash)
     }
 
     // ---- exports --------------------------------------------------------------------------
@@ -296,9 +304,10 @@ impl Library {
         [announce, check].into_iter().flatten().min()
     }
 
-    /// Stops holding the version of `info_hash` hashed from the directory, which changed on
-    /// disk. `None` when it was withdrawn already, or is a download in progress (its partial
-    /// file is private).
+    /// Stops holding the version of `info_hash` held whole in the directory (it changed on
+    /// disk, or the user unshared it); what the tracker has to be told stays until it is.
+    /// `None` when it was withdrawn already, or is a download in progress (its partial file
+    /// is private).
     pub(super) fn withdraw(&mut self, info_hash: Hash) -> Option<Withdrawn> {
         let file = self.files.get_mut(&info_hash)?;
         file.stamp.take()?;
@@ -318,6 +327,14 @@ impl Library {
             name,
             tell_tracker: true,
         })
+    }
+
+    /// The versions of `name` held whole from the directory (shared, or downloaded and
+    /// published).
+    pub(super) fn shared_named(&self, name: &str) -> Vec<Hash> {
+        let files = self.files.values();
+        let shared = files.filter(|f| f.manifest.name == name && f.stamp.is_some());
+        shared.map(|f| f.manifest.info_hash).collect()
     }
 
     // ---- for the simulation's checkers ----------------------------------------------------

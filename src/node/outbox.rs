@@ -20,8 +20,9 @@ pub enum NodeEvent {
     Exit(i32),
 }
 
-/// Counters of what arrived and what was dropped, shown by `status`.
-#[derive(Clone, Debug, Default)]
+/// Counters of what arrived and what was dropped, shown by `status` (and, by these names, in
+/// the control socket's status).
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct NodeStats {
     pub datagrams_received: u64,
     pub dropped_malformed: u64,

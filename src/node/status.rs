@@ -34,11 +34,11 @@ impl Report<'_> {
         let uptime = now.duration_since(self.started).as_secs();
         let _ = writeln!(
             text,
-            "node {} ({registered} tracker {}), up {uptime} s, dir {}",
+            "node {} ({registered} tracker {}), up {uptime} s",
             self.node_id,
             self.tracker.addr(),
-            self.dir.display()
         );
+        let _ = writeln!(text, "dir {}", self.dir.display());
         if let Some(line) = self.tracker.status_listed() {
             let _ = writeln!(text, "{line}");
         }
@@ -49,16 +49,19 @@ impl Report<'_> {
             let m = &file.manifest;
             let _ = writeln!(
                 text,
-                "  {} {} bytes, {}/{} chunks, {}",
+                "  {} {} bytes, {}/{} chunks",
                 m.name,
                 m.file_bytes,
                 file.have.count(),
                 m.chunk_count(),
-                wire::hex(&m.info_hash)
             );
+            // The info hash on a line of its own, inside the magnet link when there is one:
+            // the only lines longer than 80 columns are those a user copies whole.
             if file.complete() {
                 let magnet = crate::metainfo::magnet_link(m, self.tracker.addr());
                 let _ = writeln!(text, "    {magnet}");
+            } else {
+                let _ = writeln!(text, "    {}", wire::hex(&m.info_hash));
             }
         }
         let tracker = self.tracker.heard();
@@ -108,22 +111,36 @@ impl Report<'_> {
             "uploaded {} pieces ({} bytes); {}",
             s.pieces_sent, s.bytes_sent, self.uploads
         );
-        let _ = write!(
+        let _ = writeln!(
             text,
-            "datagrams: {} received, {} malformed, {} unexpected, {} requests over budget, {} unrequested pieces, {} duplicate pieces, {} chunks failed SHA-1, {} requests rejected, {} cookies handed out",
-            s.datagrams_received,
-            s.dropped_malformed,
-            s.dropped_unexpected,
-            s.dropped_over_budget,
-            s.pieces_unrequested,
-            s.pieces_duplicate,
-            s.chunks_failed_hash,
-            s.requests_rejected,
-            s.welcomes_sent
+            "datagrams: {} received, {} malformed, {} unexpected",
+            s.datagrams_received, s.dropped_malformed, s.dropped_unexpected,
         );
+        let cells = [
+            ("requests over budget", s.dropped_over_budget),
+            ("unrequested pieces", s.pieces_unrequested),
+            ("duplicate pieces", s.pieces_duplicate),
+            ("chunks failed SHA-1", s.chunks_failed_hash),
+            ("requests rejected", s.requests_rejected),
+            ("cookies handed out", s.welcomes_sent),
+        ];
+        table(&mut text, &cells);
+        text.pop(); // The reactor prints the text as one line would be: without a last newline.
         text
     }
 }
+/// Counters as a table of three columns, each a label and a right-aligned number, so that
+/// a row fits 80 columns (numbers up to 99,999; larger ones widen their cell).
+fn table(text: &mut String, cells: &[(&str, u64)]) {
+    for row in cells.chunks(3) {
+        text.push(' ');
+        for (label, value) in row {
+            let _ = write!(text, " {label:<20}{value:>5}");
+        }
+        text.push('\n');
+    }
+}
+
 /// One line for each piece of work an exit cuts short (downloads, files being hashed,
 /// exports waiting for their file), saying what is kept.
 pub(super) fn interrupted(

@@ -33,12 +33,27 @@ pub(super) enum Change {
 }
 
 impl Change {
-    pub(super) fn describe(self) -> &'static str {
+    fn describe(self) -> &'static str {
         match self {
             Change::Short => "now shorter than its manifest",
             Change::Rewritten => "written to in place",
             Change::Replaced => "replaced by another file",
             Change::Removed => "removed",
+        }
+    }
+
+    /// What the user is told of a shared file that changed: whether a file is still under
+    /// its name, and whether the node hashes it again to share the new version.
+    pub(super) fn told(self, name: &str, still_there: bool, hash_again: bool) -> String {
+        let what = self.describe();
+        if !still_there {
+            format!("{name} changed on disk ({what}); no longer sharing it")
+        } else if hash_again {
+            format!(
+                "{name} changed on disk ({what}); no longer sharing the old version, hashing the new one"
+            )
+        } else {
+            format!("{name} changed on disk ({what}); no longer sharing the old version")
         }
     }
 }

@@ -347,6 +347,27 @@ impl Dir {
         Ok(names)
     }
 
+    /// Binds a Unix domain socket called `name` here, mode 0600, in place of whatever entry
+    /// had that name (a socket left by a process that ended; the caller holds the directory's
+    /// lock, so no live process owns it). The path is taken through this directory's handle
+    /// (`/proc/self/fd/N/name`), which also keeps it within the 108 bytes a socket path may
+    /// have however deep the directory is.
+    pub fn bind_unix(&self, name: &str) -> io::Result<std::os::unix::net::UnixListener> {
+        use std::os::fd::AsRawFd;
+        check_component(name)?;
+        match rustix::fs::unlinkat(&self.fd, name, AtFlags::empty()) {
+            Ok(()) | Err(Errno::NOENT) => {}
+            Err(error) => return Err(at(&self.path_of(name), error.into())),
+        }
+        let through_handle = format!("/proc/self/fd/{}/{name}", self.fd.as_raw_fd());
+        let listener = std::os::unix::net::UnixListener::bind(&through_handle)
+            .or_else(|_| std::os::unix::net::UnixListener::bind(self.path_of(name)))
+            .map_err(|error| at(&self.path_of(name), error))?;
+        rustix::fs::chmodat(&self.fd, name, Mode::from_raw_mode(0o600), AtFlags::empty())
+            .map_err(|error| at(&self.path_of(name), error.into()))?;
+        Ok(listener)
+    }
+
     /// Takes an exclusive lock on the file `name` here (created if missing) for as long as
     /// the returned file is open, and writes this process's id into it. When another
     /// process holds it, the error is [`io::ErrorKind::ResourceBusy`] and names that

@@ -67,6 +67,11 @@ impl StateDir {
         })
     }
 
+    /// The node's control socket (see [`crate::control`]), in its private state directory.
+    pub fn bind_control(&self) -> io::Result<std::os::unix::net::UnixListener> {
+        self.dirs.root.bind_unix(crate::control::SOCKET_NAME)
+    }
+
     /// Where a shared file lives, for messages. `name` must have passed `wire::check_name`,
     /// which keeps the path inside the directory (one component, no separators, no `..`).
     pub fn file_path(&self, name: &str) -> PathBuf {

@@ -151,8 +151,8 @@ impl fmt::Display for TrackerEvent {
     }
 }
 
-/// Counters since start.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// Counters since start (by these names in the tracker's metrics).
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct TrackerStats {
     pub datagrams_received: u64,
     /// Dropped before decoding: the sender went over its budget ([`crate::budget`]).

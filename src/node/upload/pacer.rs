@@ -247,7 +247,11 @@ mod tests {
         pacer.set_rate(1 << 20);
         while pacer.try_take(start, 8 << 10) {}
         let next = pacer.ready_at(8 << 10).expect("paced");
-        assert!(next <= start + 8 * MS, "the next piece waits until {:?}", next - start);
+        assert!(
+            next <= start + 8 * MS,
+            "the next piece waits until {:?}",
+            next - start
+        );
         assert!(pacer.try_take(next, 8 << 10), "earned, not sent");
     }
 

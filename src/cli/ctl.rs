@@ -1,0 +1,127 @@
+//! `torrent ctl`: its command line. What it does is in [`crate::control`].
+
+use super::{UsageError, directory, double_dash, options_and_words, whole_number};
+use crate::control::{CtlArgs, Request};
+use getopts::ParsingStyle;
+
+const CTL_BRIEF: &str = "\
+usage: torrent ctl (--dir DIR | --id N [--files-dir DIR]) [--json] COMMAND
+
+commands:
+  status                  what the node holds and does
+  send NAME               share NAME from the node's directory
+  download TARGET [--wait]
+                          download a name (NAME@<info hash> pins a version), an info
+                          hash, a magnet link or a .torrent; --wait returns once it is
+                          verified (exit 0) or failed (exit 1)
+  download-state ID       where the download with that id is
+  export NAME             write NAME.torrent into the node's directory
+  unshare NAME            stop sharing NAME at once (the file stays where it is)
+  exit                    the node tells the tracker it leaves, then stops
+
+exit codes: 0 done; 1 refused or failed, or no node answers; 2 a bad command line";
+
+pub(super) fn parse_ctl(args: &[String]) -> Result<super::Invocation, UsageError> {
+    let mut opts = super::options();
+    opts.parsing_style(ParsingStyle::FloatingFrees);
+    opts.optopt("", "dir", "the node's directory", "DIR");
+    opts.optopt(
+        "",
+        "id",
+        "the node's id, when it uses FILES-DIR/node<N>",
+        "N",
+    );
+    opts.optopt(
+        "",
+        "files-dir",
+        "parent of node directories (default node_files)",
+        "DIR",
+    );
+    opts.optflag("", "json", "print the node's JSON replies, one per line");
+    opts.optflag(
+        "",
+        "wait",
+        "with download: wait until it is verified or failed",
+    );
+    let m = options_and_words(&opts, args)?;
+    if m.opt_present("help") {
+        return Ok(super::Invocation::Help(double_dash(&opts.usage(CTL_BRIEF))));
+    }
+    // The words beside the options: the command and its argument.
+    let words = &m.free;
+    let dir = match (m.opt_str("dir"), m.opt_str("id")) {
+        (Some(_), Some(_)) => return Err(UsageError("give --dir or --id, not both".into())),
+        (Some(_), None) => directory(&m, "dir", "")?,
+        (None, Some(id)) => {
+            let id = whole_number("id", &id, 0, u64::from(u32::MAX))?;
+            directory(&m, "files-dir", "node_files")?.join(format!("node{id}"))
+        }
+        (None, None) => {
+            return Err(UsageError(
+                "which node? give --dir DIR or --id N (see torrent ctl --help)".into(),
+            ));
+        }
+    };
+    let word = |index: usize, what: &str| {
+        words
+            .get(index)
+            .cloned()
+            .ok_or_else(|| UsageError(format!("{} needs {what}", words[0])))
+    };
+    let Some(command) = words.first() else {
+        return Err(UsageError(
+            "no command given (status, send, download, download-state, export, unshare, exit)"
+                .into(),
+        ));
+    };
+    let (request, arity) = match command.as_str() {
+        "status" => (Request::Status, 1),
+        "send" => (
+            Request::Send {
+                name: word(1, "a file name")?,
+            },
+            2,
+        ),
+        "download" => (
+            Request::Download {
+                target: word(1, "what to download")?,
+            },
+            2,
+        ),
+        "download-state" => {
+            let id = whole_number("download-state", &word(1, "a download id")?, 1, u64::MAX)?;
+            (Request::DownloadState { id }, 2)
+        }
+        "export" => (
+            Request::Export {
+                name: word(1, "a file name")?,
+            },
+            2,
+        ),
+        "unshare" => (
+            Request::Unshare {
+                name: word(1, "a file name")?,
+            },
+            2,
+        ),
+        "exit" | "quit" => (Request::Exit, 1),
+        other => {
+            return Err(UsageError(format!(
+                "unknown ctl command '{other}' (status, send, download, download-state, export, unshare, exit)"
+            )));
+        }
+    };
+    if let Some(extra) = words.get(arity) {
+        return Err(UsageError(format!("unexpected argument '{extra}'")));
+    }
+    let wait = m.opt_present("wait");
+    if wait && !matches!(request, Request::Download { .. }) {
+        return Err(UsageError("--wait goes with download".into()));
+    }
+    Ok(super::Invocation::Ctl(CtlArgs {
+        dir,
+        request,
+        json: m.opt_present("json"),
+        wait,
+    }))
+}

@@ -1,0 +1,344 @@
+//! The control socket: a running node driven by scripts and tools, as `torrent ctl` does.
+//!
+//! A Unix domain socket in the node's private state directory (`DIR/.torrent/control`,
+//! mode 0600 inside a 0700 directory). The node also checks each connecting process's
+//! credentials (`SO_PEERCRED`): only its own user, or root, is served.
+//!
+//! The protocol is one JSON object per line each way, versioned ([`PROTOCOL_VERSION`]):
+//!
+//! ```text
+//!   → {"version":1,"command":"status"}
+//!   ← {"version":1,"ok":true,"status":{...},"text":"node 1 (registered ..."}
+//!   → {"version":1,"command":"download","target":"big.iso"}
+//!   ← {"version":1,"ok":true,"message":"...","download":{"id":1,"name":"big.iso",...}}
+//!   → {"version":1,"command":"download-state","id":1}
+//!   ← {"version":1,"ok":true,"download":{"id":1,"state":"done",...}}
+//!   → {"version":1,"command":"send","name":"x.bin"}
+//!   ← {"version":1,"ok":false,"error":"cannot share \"x.bin\": ..."}
+//! ```
+//!
+//! The commands are [`Request`]'s variants; the answers are [`Reply`] and the types it holds.
+//! A line that is not JSON, names an unknown command or a newer version gets `ok: false`
+//! with the reason, and the connection stays open; a line longer than
+//! [`REQUEST_BYTES_MAX`] gets that answer and the connection is closed.
+//!
+//! Threads, not the reactor, do the socket work: one accepts, one per connection (at most
+//! [`CONNECTIONS_MAX`]) reads a line, parses it into an [`Order`] (the same typed commands
+//! the console produces) and hands it to the reactor through a bounded channel, waking it;
+//! the reactor answers within its turn.
+
+mod client;
+pub use client::{CtlArgs, run_ctl};
+
+use crate::console::{self, Command};
+use crossbeam_channel::{Receiver, Sender};
+use serde::{Deserialize, Serialize};
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+/// The version of the JSON shapes. A request with a higher one is refused; fields may be
+/// added to replies without a new version, never removed or changed.
+pub const PROTOCOL_VERSION: u32 = 1;
+/// Longest request line, in bytes.
+pub const REQUEST_BYTES_MAX: u64 = 64 * 1024;
+/// Connections served at once; more are answered with an error and closed.
+pub const CONNECTIONS_MAX: usize = 16;
+/// Orders waiting for the reactor; a connection thread waits when it is full.
+pub const ORDERS_QUEUED_MAX: usize = 64;
+/// A connection that sends nothing (or reads nothing of its replies) for this long is closed.
+pub const IDLE_MAX: Duration = Duration::from_secs(300);
+/// How long the accepting thread tries to tell a refused client why.
+pub const REFUSAL_WRITE_MAX: Duration = Duration::from_secs(1);
+/// The socket's name inside the node's state directory.
+pub const SOCKET_NAME: &str = "control";
+
+/// A request, as sent on the socket (with `"version"` beside `"command"`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "command", rename_all = "kebab-case")]
+pub enum Request {
+    /// What the node holds and does: structured, and as the console's `status` text.
+    Status,
+    /// Share a file of the node's directory.
+    Send { name: String },
+    /// Download what the console's `download` takes: a name (`name@<info hash>` pins a
+    /// version), a 40-hex info hash, a magnet link or a `.torrent` path.
+    Download { target: String },
+    /// A download's state, by the id `download` answered with.
+    DownloadState { id: u64 },
+    /// Write `<name>.torrent` into the node's directory.
+    Export { name: String },
+    /// Stop sharing a file (it stays in the directory).
+    Unshare { name: String },
+    /// Tell the tracker the node leaves, then stop.
+    Exit,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Envelope<T> {
+    version: u32,
+    #[serde(flatten)]
+    body: T,
+}
+
+/// What the reactor is asked to do: a request, parsed and checked by a connection thread.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Order {
+    Status,
+    DownloadState {
+        id: u64,
+    },
+    /// A command the console could also give.
+    Command(Command),
+}
+
+/// An answer. `ok` says whether the node did what was asked; `error` says why not.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Reply {
+    pub ok: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub download: Option<DownloadInfo>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<StatusInfo>,
+    /// The console's `status` text, with `status`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+}
+
+impl Reply {
+    pub fn refused(error: impl Into<String>) -> Reply {
+        Reply {
+            ok: false,
+            error: Some(error.into()),
+            ..Reply::default()
+        }
+    }
+}
+
+/// Where a download is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DownloadState {
+    Running,
+    /// Every chunk verified and the file published under its name.
+    Done,
+    Failed,
+}
+
+/// One download.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DownloadInfo {
+    /// Given when it started; unique while the node runs.
+    pub id: u64,
+    pub name: String,
+    /// 40 hex digits, once known.
+    pub info_hash: Option<String>,
+    pub state: DownloadState,
+    pub verified_bytes: u64,
+    /// `None` until a holder says how large the file is.
+    pub total_bytes: Option<u64>,
+    pub bytes_per_s: f64,
+    pub peers: usize,
+}
+
+/// One file the node holds, whole or in part.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FileInfo {
+    pub name: String,
+    pub info_hash: String,
+    pub file_bytes: u64,
+    pub chunks_held: u32,
+    pub chunk_count: u32,
+    pub complete: bool,
+}
+
+/// What `status` answers.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StatusInfo {
+    pub node_id: u32,
+    pub tracker: String,
+    pub uptime_s: u64,
+    pub dir: String,
+    pub files: Vec<FileInfo>,
+    /// Running downloads, then finished ones (the most recent [`crate::node::FINISHED_KEPT_MAX`]).
+    pub downloads: Vec<DownloadInfo>,
+    /// The node's counters (bytes, pieces, datagrams dropped by reason).
+    pub counters: crate::node::NodeStats,
+}
+
+/// A request line parsed into an order, or why it is refused.
+pub fn parse_request(line: &str) -> Result<Order, String> {
+    let value: serde_json::Value =
+        serde_json::from_str(line).map_err(|error| format!("not a JSON object: {error}"))?;
+    let version = value.get("version").and_then(serde_json::Value::as_u64);
+    match version {
+        Some(v) if v <= u64::from(PROTOCOL_VERSION) && v > 0 => {}
+        Some(v) => {
+            return Err(format!(
+                "protocol version {v} is not known here (this node speaks {PROTOCOL_VERSION})"
+            ));
+        }
+        None => return Err("a request needs \"version\": 1".into()),
+    }
+    let request: Request = serde_json::from_value(value).map_err(|error| {
+        format!("{error} (commands: status, send, download, download-state, export, unshare, exit)")
+    })?;
+    let checked_name = |name: &str| match crate::wire::name_problem(name.as_bytes()) {
+        Some(problem) => Err(format!("bad name {name:?}: {problem}")),
+        None => Ok(name.to_string()),
+    };
+    Ok(match request {
+        Request::Status => Order::Status,
+        Request::DownloadState { id } => Order::DownloadState { id },
+        Request::Send { name } => Order::Command(Command::Send {
+            name: checked_name(&name)?,
+        }),
+        Request::Export { name } => Order::Command(Command::Export {
+            name: checked_name(&name)?,
+        }),
+        Request::Unshare { name } => Order::Command(Command::Unshare {
+            name: checked_name(&name)?,
+        }),
+        Request::Download { target } => {
+            Order::Command(console::parse_download(&target).map_err(|error| error.to_string())?)
+        }
+        Request::Exit => Order::Command(Command::Exit),
+    })
+}
+
+/// One line of JSON: `reply` with the version.
+pub fn reply_line(reply: Reply) -> String {
+    line_with_version(reply)
+}
+
+/// One line of JSON: `request` with the version.
+pub fn request_line(request: &Request) -> String {
+    line_with_version(request)
+}
+
+fn line_with_version(body: impl Serialize) -> String {
+    let envelope = Envelope {
+        version: PROTOCOL_VERSION,
+        body,
+    };
+    // Serialising plain structs of strings and numbers cannot fail.
+    let mut line = serde_json::to_string(&envelope).unwrap_or_default();
+    line.push('\n');
+    line
+}
+
+/// An order for the reactor, with where its reply goes.
+pub struct Call {
+    pub order: Order,
+    pub reply: Sender<Reply>,
+}
+
+/// Serves `listener` on threads of its own; the orders come out of the receiver, and `wake`
+/// is called after each is queued.
+pub fn serve(listener: UnixListener, wake: impl Fn() + Send + Sync + 'static) -> Receiver<Call> {
+    let (calls_tx, calls_rx) = crossbeam_channel::bounded::<Call>(ORDERS_QUEUED_MAX);
+    let wake = Arc::new(wake);
+    let open = Arc::new(AtomicUsize::new(0));
+    let _ = std::thread::Builder::new()
+        .name("control".into())
+        .spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                if let Err(line) = admit(&stream, &open) {
+                    log::warn!("control connection refused: {line}");
+                    // A refused client that does not read cannot hold the accepting thread.
+                    let _ = stream.set_write_timeout(Some(REFUSAL_WRITE_MAX));
+                    let _ = stream.write_all(reply_line(Reply::refused(line)).as_bytes());
+                    continue;
+                }
+                let (calls, wake, open) = (calls_tx.clone(), Arc::clone(&wake), Arc::clone(&open));
+                let spawned = std::thread::Builder::new()
+                    .name("control-conn".into())
+                    .spawn(move || {
+                        let _ = converse(stream, &calls, &*wake);
+                        open.fetch_sub(1, Ordering::SeqCst);
+                    });
+                if spawned.is_err() {
+                    // The count taken for it is never given back: fewer connections later,
+                    // never more.
+                    log::warn!("cannot start a control connection thread");
+                }
+            }
+        });
+    calls_rx
+}
+
+/// Whether the process at the other end may talk to us: our own user or root, and fewer
+/// than [`CONNECTIONS_MAX`] connections open (the count is taken when it may).
+fn admit(stream: &UnixStream, open: &AtomicUsize) -> Result<(), String> {
+    let peer = rustix::net::sockopt::socket_peercred(stream)
+        .map_err(|error| format!("cannot read the peer's credentials: {error}"))?;
+    let me = rustix::process::geteuid();
+    if peer.uid != me && !peer.uid.is_root() {
+        return Err(format!(
+            "user {} may not control a node of user {}",
+            peer.uid.as_raw(),
+            me.as_raw()
+        ));
+    }
+    let taken = open.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+        (n < CONNECTIONS_MAX).then_some(n + 1)
+    });
+    taken
+        .map(|_| ())
+        .map_err(|_| format!("{CONNECTIONS_MAX} control connections are open already"))
+}
+
+/// Reads requests and writes replies until the peer closes, idles, or oversteps a limit.
+fn converse(stream: UnixStream, calls: &Sender<Call>, wake: &dyn Fn()) -> io::Result<()> {
+    stream.set_read_timeout(Some(IDLE_MAX))?;
+    stream.set_write_timeout(Some(IDLE_MAX))?;
+    let mut writer = stream.try_clone()?;
+    let mut reader = BufReader::new(stream);
+    loop {
+        let mut line = Vec::new();
+        let read = (&mut reader)
+            .take(REQUEST_BYTES_MAX + 1)
+            .read_until(b'\n', &mut line)?;
+        if read == 0 {
+            return Ok(());
+        }
+        if line.last() != Some(&b'\n') && line.len() as u64 > REQUEST_BYTES_MAX {
+            let refusal = format!("a request line is at most {REQUEST_BYTES_MAX} bytes");
+            writer.write_all(reply_line(Reply::refused(refusal)).as_bytes())?;
+            return Ok(());
+        }
+        let reply = match std::str::from_utf8(&line) {
+            Err(_) => Reply::refused("a request line is UTF-8 JSON"),
+            Ok(text) if text.trim().is_empty() => continue,
+            Ok(text) => match parse_request(text) {
+                Err(refusal) => Reply::refused(refusal),
+                Ok(order) => {
+                    let (reply_tx, reply_rx) = crossbeam_channel::bounded(1);
+                    let call = Call {
+                        order,
+                        reply: reply_tx,
+                    };
+                    if calls.send(call).is_err() {
+                        return Ok(()); // the node is gone
+                    }
+                    wake();
+                    match reply_rx.recv() {
+                        Ok(reply) => reply,
+                        Err(_) => return Ok(()),
+                    }
+                }
+            },
+        };
+        writer.write_all(reply_line(reply).as_bytes())?;
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,141 @@
+//! How a node ends. `exit`, SIGTERM or SIGINT end it when asked; with `--exit-when-done` it
+//! ends by itself once its work is done (code 0), or as soon as a piece of it fails or is
+//! refused (code 1). Leaving, it tells the tracker and waits at most [`EXIT_WAIT`] for the
+//! acknowledgement, then emits its exit code once.
+
+use std::time::{Duration, Instant};
+
+/// How long `exit` waits for the tracker's acknowledgement before leaving anyway.
+pub(super) const EXIT_WAIT: Duration = Duration::from_secs(1);
+
+/// Whether and how the node ends (see the module documentation).
+pub(super) struct Ending {
+    /// `--exit-when-done`: leave once the work asked for is done or has failed.
+    exit_when_done: bool,
+    /// A share, download or export asked for was refused or failed: with `exit_when_done`,
+    /// the node leaves with code 1.
+    refused: bool,
+    /// Once leaving has begun: the exit code, and until when to wait for the tracker
+    /// (`None` once the exit code went out).
+    leaving: Option<(i32, Option<Instant>)>,
+}
+
+impl Ending {
+    pub(super) fn new() -> Ending {
+        Ending {
+            exit_when_done: false,
+            refused: false,
+            leaving: None,
+        }
+    }
+
+    pub(super) fn set_exit_when_done(&mut self, on: bool) {
+        self.exit_when_done = on;
+    }
+
+    /// A share, download or export asked for was refused or failed.
+    pub(super) fn note_refusal(&mut self) {
+        self.refused = true;
+    }
+
+    pub(super) fn leaving(&self) -> bool {
+        self.leaving.is_some()
+    }
+
+    /// With `--exit-when-done`, the code to leave with now: 1 once something was refused or
+    /// a download failed, 0 once no work is left; `None` to go on.
+    pub(super) fn code_when_done(&self, download_failed: bool, work_left: bool) -> Option<i32> {
+        if !self.exit_when_done || self.leaving() {
+            None
+        } else if self.refused || download_failed {
+            Some(1)
+        } else if !work_left {
+            Some(0)
+        } else {
+            None
+        }
+    }
+
+    /// The code `exit` or a signal leaves with: with `--exit-when-done` and work left, the
+    /// script did not get what it asked for (1); otherwise leaving is the normal end (0).
+    pub(super) fn code_when_stopped(&self, work_left: bool) -> i32 {
+        i32::from(self.exit_when_done && work_left)
+    }
+
+    /// Begins leaving with `code`, waiting for the tracker until `now + EXIT_WAIT`; `false`
+    /// when the node is leaving already.
+    pub(super) fn begin(&mut self, now: Instant, code: i32) -> bool {
+        if self.leaving() {
+            return false;
+        }
+        self.leaving = Some((code, Some(now + EXIT_WAIT)));
+        true
+    }
+
+    /// The exit code, the first time it is asked for once leaving has begun.
+    pub(super) fn finish(&mut self) -> Option<i32> {
+        let (code, deadline) = self.leaving.as_mut()?;
+        deadline.take().map(|_| *code)
+    }
+
+    /// Whether the wait for the tracker's acknowledgement is over.
+    pub(super) fn wait_over(&self, now: Instant) -> bool {
+        self.deadline().is_some_and(|deadline| now >= deadline)
+    }
+
+    fn deadline(&self) -> Option<Instant> {
+        self.leaving.and_then(|(_, deadline)| deadline)
+    }
+
+    /// When a timeout is due for the ending: the tracker's deadline while leaving, or at
+    /// once (any moment in the past, such as `started`) after a refusal under
+    /// `--exit-when-done`, which ends a script.
+    pub(super) fn poll_timeout(&self, started: Instant) -> Option<Instant> {
+        match self.leaving {
+            Some((_, deadline)) => deadline,
+            None => (self.exit_when_done && self.refused).then_some(started),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_exit_code_goes_out_once() {
+        let now = Instant::now();
+        let mut ending = Ending::new();
+        assert_eq!(ending.finish(), None, "not leaving yet");
+        assert!(ending.begin(now, 1));
+        assert!(!ending.begin(now, 0), "the first code stands");
+        assert!(!ending.wait_over(now));
+        assert!(ending.wait_over(now + EXIT_WAIT));
+        assert_eq!(ending.finish(), Some(1));
+        assert_eq!(ending.finish(), None);
+        assert_eq!(ending.poll_timeout(now), None, "nothing left to wait for");
+    }
+
+    #[test]
+    fn a_refusal_ends_a_script_at_once_with_code_1() {
+        let started = Instant::now();
+        let mut ending = Ending::new();
+        ending.note_refusal();
+        assert_eq!(ending.code_when_done(false, true), None, "not a script");
+        assert_eq!(ending.poll_timeout(started), None);
+        ending.set_exit_when_done(true);
+        assert_eq!(ending.poll_timeout(started), Some(started));
+        assert_eq!(ending.code_when_done(false, true), Some(1));
+        assert_eq!(ending.code_when_stopped(true), 1);
+        assert_eq!(ending.code_when_stopped(false), 0);
+    }
+
+    #[test]
+    fn a_script_ends_with_0_once_no_work_is_left() {
+        let mut ending = Ending::new();
+        ending.set_exit_when_done(true);
+        assert_eq!(ending.code_when_done(false, true), None);
+        assert_eq!(ending.code_when_done(true, true), Some(1));
+        assert_eq!(ending.code_when_done(false, false), Some(0));
+    }
+}
