@@ -37,6 +37,7 @@ commands:
                                          (also <x.torrent>, <info hash>, <magnet link>)
   export <file>                          short for 'torrent -setMode export <file>'
   unshare <file>                         stop sharing <file> (it stays in the directory)
+  limit up <rate>|off                    the node's upload limit from now on, e.g. 8M
   exit, quit                             short for 'torrent -setMode exit'
   status                                 show what this node shares and downloads, with
                                          a magnet link for each complete file
@@ -76,6 +77,10 @@ pub enum Command {
     Export {
         name: String,
     },
+    /// Change the node's upload limit now (`None`: unlimited).
+    Limit {
+        up_bytes_per_s: Option<u64>,
+    },
     /// Stop sharing a file: peers are refused it at once and the tracker is told. The file
     /// stays where it is.
     Unshare {
@@ -110,6 +115,8 @@ pub enum ConsoleError {
     UnterminatedQuote(char),
     /// The line ends in a backslash, which escapes nothing.
     TrailingBackslash,
+    /// `limit up` without a rate like `8M` or `off`.
+    BadRate(String),
 }
 
 impl fmt::Display for ConsoleError {
@@ -154,6 +161,11 @@ impl fmt::Display for ConsoleError {
             ConsoleError::UnterminatedQuote(quote) => write!(
                 f,
                 "unterminated {quote} quote: close it, as in send \"my file.bin\" or send 'my file.bin', or escape a quote in a name with a backslash (Bob\\'s.txt); type 'help' for the commands"
+            ),
+            ConsoleError::BadRate(text) => write!(
+                f,
+                "'{}' is not a rate: give bytes a second (K/M/G = 2^10/2^20/2^30), as in 'limit up 8M', or 'limit up off'",
+                text.escape_debug()
             ),
             ConsoleError::TrailingBackslash => write!(
                 f,
@@ -202,6 +214,13 @@ pub fn parse(line: &str) -> Result<Command, ConsoleError> {
         download(words.next())?
     } else if is(first, "export") {
         export(words.next())?
+    } else if is(first, "limit") {
+        match (words.next(), words.next()) {
+            (Some(direction), Some(rate)) if is(direction, "up") => Command::Limit {
+                up_bytes_per_s: parse_rate(rate)?,
+            },
+            (_, rate) => return Err(ConsoleError::BadRate(rate.unwrap_or("").to_owned())),
+        }
     } else if is(first, "unshare") {
         let name = checked_name(words.next().ok_or(ConsoleError::MissingName("unshare"))?)?;
         Command::Unshare { name }
@@ -296,6 +315,17 @@ fn send(word: Option<&str>) -> Result<Command, ConsoleError> {
 fn export(word: Option<&str>) -> Result<Command, ConsoleError> {
     let name = checked_name(word.ok_or(ConsoleError::MissingName("export"))?)?;
     Ok(Command::Export { name })
+}
+
+/// A rate as the flags take it (`8M`, `500K`, bytes a second), or `off` for none.
+pub fn parse_rate(text: &str) -> Result<Option<u64>, ConsoleError> {
+    if text.eq_ignore_ascii_case("off") || text.eq_ignore_ascii_case("unlimited") {
+        return Ok(None);
+    }
+    match crate::cli::parse_bytes(text) {
+        Some(rate) if rate > 0 => Ok(Some(rate)),
+        _ => Err(ConsoleError::BadRate(text.to_owned())),
+    }
 }
 
 fn download(word: Option<&str>) -> Result<Command, ConsoleError> {
@@ -397,6 +427,24 @@ mod tests {
             })
         );
         assert_eq!(parse("unshare"), Err(ConsoleError::MissingName("unshare")));
+        assert_eq!(
+            parse("limit up 8M"),
+            Ok(Command::Limit {
+                up_bytes_per_s: Some(8 << 20)
+            })
+        );
+        assert_eq!(
+            parse("LIMIT up off"),
+            Ok(Command::Limit {
+                up_bytes_per_s: None
+            })
+        );
+        assert!(matches!(parse("limit up 0"), Err(ConsoleError::BadRate(_))));
+        assert!(matches!(
+            parse("limit down 8M"),
+            Err(ConsoleError::BadRate(_))
+        ));
+        assert!(matches!(parse("limit"), Err(ConsoleError::BadRate(_))));
         assert_eq!(parse("status"), Ok(Command::Status));
         assert_eq!(parse("help"), Ok(Command::Help));
         assert_eq!(

@@ -72,6 +72,9 @@ pub enum Request {
     Export { name: String },
     /// Stop sharing a file (it stays in the directory).
     Unshare { name: String },
+    /// The node's upload limit from now on: a rate as the flags take it (`"8M"`), or
+    /// `"off"`.
+    Limit { up: String },
     /// Tell the tracker the node leaves, then stop.
     Exit,
 }
@@ -187,7 +190,7 @@ pub fn parse_request(line: &str) -> Result<Order, String> {
         None => return Err("a request needs \"version\": 1".into()),
     }
     let request: Request = serde_json::from_value(value).map_err(|error| {
-        format!("{error} (commands: status, send, download, download-state, export, unshare, exit)")
+        format!("{error} (commands: status, send, download, download-state, export, unshare, limit, exit)")
     })?;
     let checked_name = |name: &str| match crate::wire::name_problem(name.as_bytes()) {
         Some(problem) => Err(format!("bad name {name:?}: {problem}")),
@@ -204,6 +207,9 @@ pub fn parse_request(line: &str) -> Result<Order, String> {
         }),
         Request::Unshare { name } => Order::Command(Command::Unshare {
             name: checked_name(&name)?,
+        }),
+        Request::Limit { up } => Order::Command(Command::Limit {
+            up_bytes_per_s: console::parse_rate(&up).map_err(|error| error.to_string())?,
         }),
         Request::Download { target } => {
             Order::Command(console::parse_download(&target).map_err(|error| error.to_string())?)
@@ -261,8 +267,11 @@ pub fn serve(listener: UnixListener, wake: impl Fn() + Send + Sync + 'static) ->
                 let spawned = std::thread::Builder::new()
                     .name("control-conn".into())
                     .spawn(move || {
-                        let _ = converse(stream, &calls, &*wake);
+                        let _ = converse(&stream, &calls, &*wake);
+                        // The place is given back before the client sees the connection
+                        // close, so that it may connect again at once.
                         open.fetch_sub(1, Ordering::SeqCst);
+                        drop(stream);
                     });
                 if spawned.is_err() {
                     // The count taken for it is never given back: fewer connections later,
@@ -296,10 +305,10 @@ fn admit(stream: &UnixStream, open: &AtomicUsize) -> Result<(), String> {
 }
 
 /// Reads requests and writes replies until the peer closes, idles, or oversteps a limit.
-fn converse(stream: UnixStream, calls: &Sender<Call>, wake: &dyn Fn()) -> io::Result<()> {
+fn converse(stream: &UnixStream, calls: &Sender<Call>, wake: &dyn Fn()) -> io::Result<()> {
     stream.set_read_timeout(Some(IDLE_MAX))?;
     stream.set_write_timeout(Some(IDLE_MAX))?;
-    let mut writer = stream.try_clone()?;
+    let mut writer = stream;
     let mut reader = BufReader::new(stream);
     loop {
         let mut line = Vec::new();

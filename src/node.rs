@@ -71,6 +71,7 @@ use crate::control::{FileInfo, Order, Reply, StatusInfo};
 use crate::rng::Rng;
 use crate::secrets::Secrets;
 use crate::storage::{Manifest, Storage};
+use crate::units;
 use crate::wire::{self, Hash, Message};
 use commands::{Answer, Done, Holdings, Outcome};
 use ending::Ending;
@@ -414,6 +415,11 @@ impl Node {
             }
             Command::Export { name } => self.export(now, name),
             Command::Unshare { name } => self.unshare(now, name),
+            Command::Limit { up_bytes_per_s } => {
+                self.uploader.set_upload_limit(up_bytes_per_s, now);
+                let limit = up_bytes_per_s.map_or("none".into(), |r| units::rate(r as f64));
+                self.say(format!("upload limit: {limit}"))
+            }
             Command::Exit => {
                 self.stop(now);
                 Ok(Done::line(format!(
@@ -676,6 +682,7 @@ impl Node {
             piece_bytes: self.config.piece_bytes,
             stats: &self.out.stats,
             uploads: self.uploader.peer_summary(),
+            upload_limit: self.uploader.upload_limit(),
         }
         .text(now)
     }

@@ -440,3 +440,98 @@ fn frag_creates_is_read_from_the_ip_lines() {
     assert_eq!(netns::frag_creates_in(snmp), Some(45));
     assert_eq!(netns::frag_creates_in("Icmp: InMsgs\nIcmp: 0\n"), None);
 }
+
+/// `--metrics`' UDP counters say what the kernel counted: nftables counts every UDP packet
+/// into and out of the downloader's namespace, and its bytes less 28 a packet (IPv4 and UDP
+/// headers, no options) are the payload the node's counters report, within 1%.
+#[test]
+fn metrics_count_the_udp_payload_the_kernel_counted() {
+    let mut tools = TOOLS.to_vec();
+    tools.push("curl");
+    if let Some(reason) = netns::missing_requirement(&tools) {
+        println!("SKIPPED: {reason} ({INSTALL} curl)");
+        return;
+    }
+    let network = match Network::build("metrics", Path::Bridge) {
+        Ok(network) => network,
+        Err((true, error)) => {
+            println!("SKIPPED: cannot create network namespaces: {error} ({INSTALL})");
+            return;
+        }
+        Err((false, error)) => panic!("cannot build the test network: {error}"),
+    };
+    network
+        .downloader
+        .nft(
+            "table ip m {\n chain in {\n  type filter hook input priority 0;\n  \
+             meta l4proto udp counter\n }\n chain out {\n  type filter hook output priority 0;\n  \
+             meta l4proto udp counter\n }\n}\n",
+        )
+        .unwrap_or_else(|e| panic!("cannot count packets: {e}"));
+    let scratch = Scratch::new("real_link-metrics");
+    let data = random_bytes(0x15, 4 << 20);
+    scratch.put_file(1, FILE_NAME, &data);
+    let logs = scratch.logs().display().to_string();
+    let listen = format!("{TRACKER_IP}:0");
+    let mut tracker = network.tracker.spawn(
+        "tracker",
+        &scratch.root,
+        &args(&["tracker", "--listen", &listen, "--log-dir", &logs]),
+    );
+    let tracker_addr = tracker.expect_tracker_addr();
+    let mut command = node_command(&scratch, 1, tracker_addr);
+    command.extend(args(&["--send", FILE_NAME]));
+    let mut holder = network.holder.spawn("holder", &scratch.root, &command);
+    holder.expect_line(&format!("sharing {FILE_NAME} "));
+    let mut command = node_command(&scratch, 2, tracker_addr);
+    command.extend(args(&["--download", FILE_NAME, "--metrics", "127.0.0.1:0"]));
+    let mut downloader = network
+        .downloader
+        .spawn("downloader", &scratch.root, &command);
+    let line = downloader.expect_line("metrics at http://");
+    let url = line.trim_start_matches("metrics at ").to_string();
+    downloader.expect_line(&format!("downloaded {FILE_NAME} "));
+    assert_file_is(&scratch.node_dir(2).join(FILE_NAME), &data);
+    // Nothing more reaches the downloader once the others are gone.
+    holder.kill();
+    tracker.kill();
+    let scrape = network
+        .downloader
+        .run(&["curl", "-s", "--max-time", "10", &url], None)
+        .unwrap_or_else(|e| panic!("cannot scrape {url}: {e}"));
+    let counter = |name: &str| -> f64 {
+        let line = scrape
+            .lines()
+            .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
+            .unwrap_or_else(|| panic!("no {name} in\n{scrape}"));
+        line[name.len()..].trim().parse().unwrap()
+    };
+    let listed = network
+        .downloader
+        .run(&["nft", "list", "table", "ip", "m"], None)
+        .unwrap_or_else(|e| panic!("cannot read the counters: {e}"));
+    // `counter packets N bytes M`, input chain first.
+    let counts: Vec<f64> = listed
+        .split("packets ")
+        .skip(1)
+        .map(|rest| {
+            let words: Vec<&str> = rest.split_whitespace().collect();
+            let (packets, bytes): (f64, f64) =
+                (words[0].parse().unwrap(), words[2].parse().unwrap());
+            bytes - 28.0 * packets
+        })
+        .collect();
+    let (kernel_in, kernel_out) = (counts[0], counts[1]);
+    let ours_in = counter("torrent_node_udp_payload_bytes_received_total");
+    let ours_out = counter("torrent_node_udp_payload_bytes_sent_total");
+    println!(
+        "payload in: kernel {kernel_in}, ours {ours_in}; out: kernel {kernel_out}, ours {ours_out}"
+    );
+    assert!(kernel_in >= data.len() as f64, "{listed}");
+    for (kernel, ours) in [(kernel_in, ours_in), (kernel_out, ours_out)] {
+        assert!(
+            (ours - kernel).abs() <= kernel * 0.01,
+            "ours {ours} against the kernel's {kernel}\n{listed}\n{scrape}"
+        );
+    }
+}

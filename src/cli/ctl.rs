@@ -17,6 +17,7 @@ commands:
   download-state ID       where the download with that id is
   export NAME             write NAME.torrent into the node's directory
   unshare NAME            stop sharing NAME at once (the file stays where it is)
+  limit --up RATE         the node's upload limit from now on (8M, 500K, or off)
   exit                    the node tells the tracker it leaves, then stops
 
 exit codes: 0 done; 1 refused or failed, or no node answers; 2 a bad command line";
@@ -42,6 +43,12 @@ pub(super) fn parse_ctl(args: &[String]) -> Result<super::Invocation, UsageError
         "",
         "wait",
         "with download: wait until it is verified or failed",
+    );
+    opts.optopt(
+        "",
+        "up",
+        "with limit: the upload limit, e.g. 8M, or off",
+        "RATE",
     );
     let m = options_and_words(&opts, args)?;
     if m.opt_present("help") {
@@ -70,7 +77,7 @@ pub(super) fn parse_ctl(args: &[String]) -> Result<super::Invocation, UsageError
     };
     let Some(command) = words.first() else {
         return Err(UsageError(
-            "no command given (status, send, download, download-state, export, unshare, exit)"
+            "no command given (status, send, download, download-state, export, unshare, limit, exit)"
                 .into(),
         ));
     };
@@ -104,10 +111,14 @@ pub(super) fn parse_ctl(args: &[String]) -> Result<super::Invocation, UsageError
             },
             2,
         ),
+        "limit" => match m.opt_str("up") {
+            Some(up) => (Request::Limit { up }, 1),
+            None => return Err(UsageError("limit needs --up RATE (e.g. 8M, or off)".into())),
+        },
         "exit" | "quit" => (Request::Exit, 1),
         other => {
             return Err(UsageError(format!(
-                "unknown ctl command '{other}' (status, send, download, download-state, export, unshare, exit)"
+                "unknown ctl command '{other}' (status, send, download, download-state, export, unshare, limit, exit)"
             )));
         }
     };
@@ -117,6 +128,9 @@ pub(super) fn parse_ctl(args: &[String]) -> Result<super::Invocation, UsageError
     let wait = m.opt_present("wait");
     if wait && !matches!(request, Request::Download { .. }) {
         return Err(UsageError("--wait goes with download".into()));
+    }
+    if m.opt_present("up") && !matches!(request, Request::Limit { .. }) {
+        return Err(UsageError("--up goes with limit".into()));
     }
     Ok(super::Invocation::Ctl(CtlArgs {
         dir,

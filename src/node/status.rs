@@ -4,6 +4,7 @@ use super::download::{self, Download};
 use super::tracker_client::TrackerClient;
 use super::{LocalFile, NodeStats};
 use crate::storage::PartialSummary;
+use crate::units;
 use crate::wire::{self, Hash};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -24,6 +25,8 @@ pub(super) struct Report<'a> {
     pub(super) stats: &'a NodeStats,
     /// The uploader's one-line summary of the peers it serves.
     pub(super) uploads: String,
+    /// The node's upload limit, bytes a second.
+    pub(super) upload_limit: Option<u64>,
 }
 
 impl Report<'_> {
@@ -106,9 +109,12 @@ impl Report<'_> {
             }
         }
         let s = self.stats;
+        let limit = self.upload_limit.map_or("no upload limit".into(), |rate| {
+            format!("limit {}", units::rate(rate as f64))
+        });
         let _ = writeln!(
             text,
-            "uploaded {} pieces ({} bytes); {}",
+            "uploaded {} pieces ({} bytes), {limit}; {}",
             s.pieces_sent, s.bytes_sent, self.uploads
         );
         let _ = writeln!(

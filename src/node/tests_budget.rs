@@ -48,7 +48,7 @@ fn requests_over_a_senders_budget_are_dropped_and_counted_and_a_neighbour_is_ser
     assert_eq!(node.stats().dropped_over_budget, u64::from(extra));
     assert!(
         node.status(t0)
-            .contains(&format!("{extra} requests over budget")),
+            .contains(&format!("requests over budget{extra:>5}")),
         "{}",
         node.status(t0)
     );

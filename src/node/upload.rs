@@ -599,6 +599,16 @@ impl Uploader {
         }
     }
 
+    /// The node's upload limit, bytes a second (`None`: unlimited).
+    pub fn upload_limit(&self) -> Option<u64> {
+        self.budget.as_ref().map(limit::UploadLimit::bytes_per_s)
+    }
+
+    /// The node's upload limit from now on (`None`: unlimited), with a full bucket.
+    pub fn set_upload_limit(&mut self, bytes_per_s: Option<u64>, now: Instant) {
+        self.budget = bytes_per_s.map(|bytes_per_s| limit::UploadLimit::new(bytes_per_s, now));
+    }
+
     /// The uploader's bounded queues and tables, each with its `*_MAX` limit (for the
     /// simulation's checkers).
     pub fn queue_lens(&self) -> [QueueLen; 5] {

@@ -29,6 +29,10 @@ impl UploadLimit {
         }
     }
 
+    pub fn bytes_per_s(&self) -> u64 {
+        self.bytes_per_s
+    }
+
     pub fn refill(&mut self, now: Instant) {
         let elapsed = now.saturating_duration_since(self.refilled_at);
         let earned = (u128::from(self.bytes_per_s) * elapsed.as_nanos() / 1_000_000_000) as u64;
