@@ -7,7 +7,7 @@
 //! The protocol is one JSON object per line each way, versioned ([`PROTOCOL_VERSION`]):
 //!
 //! ```text
-//!   → {"version":1,"command":"status"}
+//!   → {"version":1,"command":"status","text":true}
 //!   ← {"version":1,"ok":true,"status":{...},"text":"node 1 (registered ..."}
 //!   → {"version":1,"command":"download","target":"big.iso"}
 //!   ← {"version":1,"ok":true,"message":"...","download":{"id":1,"name":"big.iso",...}}
@@ -59,8 +59,12 @@ pub const SOCKET_NAME: &str = "control";
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "command", rename_all = "kebab-case")]
 pub enum Request {
-    /// What the node holds and does: structured, and as the console's `status` text.
-    Status,
+    /// What the node holds and does, structured; with `"text": true`, also as the console's
+    /// `status` text.
+    Status {
+        #[serde(default)]
+        text: bool,
+    },
     /// Share a file of the node's directory.
     Send { name: String },
     /// Download what the console's `download` takes: a name (`name@<info hash>` pins a
@@ -89,7 +93,9 @@ struct Envelope<T> {
 /// What the reactor is asked to do: a request, parsed and checked by a connection thread.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Order {
-    Status,
+    Status {
+        text: bool,
+    },
     DownloadState {
         id: u64,
     },
@@ -109,7 +115,7 @@ pub struct Reply {
     pub download: Option<DownloadInfo>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<StatusInfo>,
-    /// The console's `status` text, with `status`.
+    /// The console's `status` text, with `status` when asked for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub text: Option<String>,
 }
@@ -197,7 +203,7 @@ pub fn parse_request(line: &str) -> Result<Order, String> {
         None => Ok(name.to_string()),
     };
     Ok(match request {
-        Request::Status => Order::Status,
+        Request::Status { text } => Order::Status { text },
         Request::DownloadState { id } => Order::DownloadState { id },
         Request::Send { name } => Order::Command(Command::Send {
             name: checked_name(&name)?,

@@ -356,10 +356,10 @@ impl Node {
     /// An order from the control socket (see [`crate::control`]): the reply to send back.
     pub fn handle_control(&mut self, now: Instant, order: Order) -> Reply {
         match order {
-            Order::Status => Reply {
+            Order::Status { text } => Reply {
                 ok: true,
                 status: Some(self.status_info(now)),
-                text: Some(self.status(now)),
+                text: text.then(|| self.status(now)),
                 ..Reply::default()
             },
             Order::DownloadState { id } => {

@@ -82,7 +82,13 @@ pub(super) fn parse_ctl(args: &[String]) -> Result<super::Invocation, UsageError
         ));
     };
     let (request, arity) = match command.as_str() {
-        "status" => (Request::Status, 1),
+        // The text only for a person: a script reads the structure.
+        "status" => (
+            Request::Status {
+                text: !m.opt_present("json"),
+            },
+            1,
+        ),
         "send" => (
             Request::Send {
                 name: word(1, "a file name")?,

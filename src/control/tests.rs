@@ -13,7 +13,14 @@ fn refusal(line: &str) -> String {
 #[test]
 fn requests_parse_into_the_consoles_commands() {
     let order = |line: &str| parse_request(line).unwrap_or_else(|r| panic!("{line}: {r:?}"));
-    assert_eq!(order(r#"{"version":1,"command":"status"}"#), Order::Status);
+    assert_eq!(
+        order(r#"{"version":1,"command":"status"}"#),
+        Order::Status { text: false }
+    );
+    assert_eq!(
+        order(r#"{"version":1,"command":"status","text":true}"#),
+        Order::Status { text: true }
+    );
     assert_eq!(
         order(r#"{"command":"send","name":"a b.bin","version":1}"#),
         Order::Command(Command::Send {
