@@ -222,9 +222,18 @@ impl Io {
 
     /// Receives about [`RECV_BATCH_MAX`] datagrams (whole `recvmmsg` batches), handing each
     /// to the core (through the impairment, when there is one).
-    fn receive(&mut self, now: Instant, core: &mut impl Core) {
+    ///
+    /// Each batch is handed over with the clock read after its `recvmmsg`, not `now` (read
+    /// when the poll returned): a datagram's time must never be earlier than its arrival. A
+    /// process descheduled between the two reads (15 ms on the 2 shared cores) would
+    /// otherwise date the datagrams that arrived meanwhile before they were sent, and a
+    /// paced download's delay model would take that as the path's base delay and every
+    /// later piece as queued by as much, for the rest of the transfer (2026-12-07).
+    /// Returns the clock of the last batch, for what the loop does next: the core's time
+    /// never goes back.
+    fn receive(&mut self, mut now: Instant, core: &mut impl Core) -> Instant {
         let counters = &mut self.udp_counters;
-        let mut handle = |from: SocketAddr, bytes: &[u8]| {
+        let mut handle = |now: Instant, from: SocketAddr, bytes: &[u8]| {
             counters.udp_datagrams_received += 1;
             counters.udp_payload_bytes_received += bytes.len() as u64;
             core.handle_datagram(now, from, bytes)
@@ -233,20 +242,21 @@ impl Io {
         let impairment = &mut self.impairment;
         if let Some(impairment) = impairment {
             while let Some((from, bytes)) = impairment.poll_held(now) {
-                handle(from, &bytes);
+                handle(now, from, &bytes);
             }
         }
         let mut received = 0;
         for _ in 0..RECV_CALLS_MAX {
             match self.recv_batch.recv(&self.udp, &self.socket) {
                 Ok(_) => {
+                    now = now.max(Instant::now());
                     self.recv_batch.learn_sources(&mut self.reply_sources);
                     received += self.recv_batch.for_each(|from, bytes| {
                         match impairment.as_mut().map(|i| i.judge(now, from, bytes)) {
-                            None | Some(Verdict::Deliver) => handle(from, bytes),
+                            None | Some(Verdict::Deliver) => handle(now, from, bytes),
                             Some(Verdict::DeliverTwice) => {
-                                handle(from, bytes);
-                                handle(from, bytes);
+                                handle(now, from, bytes);
+                                handle(now, from, bytes);
                             }
                             Some(Verdict::Drop | Verdict::Held) => {}
                         }
@@ -256,7 +266,7 @@ impl Io {
                     }
                 }
                 // Drained: mio reports readiness again when the next datagram arrives.
-                Err(error) if error.kind() == io::ErrorKind::WouldBlock => return,
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => return now,
                 // A signal arrived mid-call: nothing was lost, try again.
                 Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
                 // ICMP errors from an earlier send (port unreachable: a peer is gone) surface
@@ -265,6 +275,7 @@ impl Io {
             }
         }
         self.more_to_read = true;
+        now
     }
 
     /// Sends what the core has to send, up to [`SEND_ROUNDS_MAX`] batches. Returns true when
@@ -363,8 +374,7 @@ fn run<D: Driver>(io: &mut Io, core: &mut D::Core, driver: &mut D) -> i32 {
             io.held_due(),
         );
         let stop = io.wait(deadline);
-        let now = Instant::now();
-        io.receive(now, core);
+        let now = io.receive(Instant::now(), core);
         io.serve_scrapes(&mut |udp| {
             let mut text = Exposition::new();
             text.counters_of(D::METRICS_PREFIX, "the socket", &udp);
@@ -1027,6 +1037,67 @@ impl ProgressLine {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A core that keeps the time it was given with each datagram.
+    struct Dated(Vec<Instant>);
+
+    impl Core for Dated {
+        fn handle_datagram(&mut self, now: Instant, _from: SocketAddr, _bytes: &[u8]) {
+            self.0.push(now);
+        }
+        fn handle_timeout(&mut self, _now: Instant) {}
+        fn poll_transmit(&mut self, _now: Instant, _buf: &mut [u8]) -> Option<crate::Transmit> {
+            None
+        }
+        fn poll_timeout(&self) -> Option<Instant> {
+            None
+        }
+    }
+
+    /// The loop read the clock, then (descheduled) a datagram arrived: the core must not be
+    /// told it arrived before it was sent, or a paced download reads every later piece as
+    /// queued by the time the process waited.
+    #[test]
+    fn a_datagram_is_never_dated_before_it_was_sent() {
+        let std_socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        std_socket.set_nonblocking(true).unwrap();
+        let listen = std_socket.local_addr().unwrap();
+        let udp = Udp::new(&std_socket).unwrap();
+        let mut socket = UdpSocket::from_std(std_socket);
+        let poll = Poll::new().unwrap();
+        poll.registry()
+            .register(&mut socket, SOCKET, Interest::READABLE)
+            .unwrap();
+        let mut io = Io {
+            poll,
+            socket,
+            events: Events::with_capacity(4),
+            // No signal caught: the test process keeps its own handling of Ctrl-C.
+            signals: Signals::new(Vec::<i32>::new()).unwrap(),
+            udp,
+            recv_batch: RecvBatch::new(),
+            send_batch: SendBatch::new(),
+            reply_sources: ReplySources::new(listen),
+            more_to_read: false,
+            send_blocked: false,
+            impairment: None,
+            metrics: None,
+            metrics_ready: false,
+            udp_counters: UdpCounters::default(),
+        };
+        let loop_clock = Instant::now();
+        let sender = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        sender.send_to(b"piece", listen).unwrap();
+        let sent_at = Instant::now();
+        io.poll
+            .poll(&mut io.events, Some(Duration::from_secs(10)))
+            .unwrap();
+        let mut core = Dated(Vec::new());
+        let after = io.receive(loop_clock, &mut core);
+        assert_eq!(core.0.len(), 1, "the datagram was received");
+        assert!(core.0[0] >= sent_at, "dated before it was sent");
+        assert!(after >= core.0[0], "the loop's clock went back");
+    }
 
     /// Far more jobs than the channels hold, submitted by a reactor that must never block:
     /// every job is run, once, and its result comes back.

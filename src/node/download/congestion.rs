@@ -76,6 +76,10 @@ pub const ROUND_MIN: Duration = Duration::from_millis(10);
 pub const STARTUP_ROUND_MIN: Duration = Duration::from_millis(5);
 /// Rounds whose largest delivery rate is the bottleneck estimate.
 pub const BANDWIDTH_ROUNDS: usize = 10;
+/// A round that delivered less than this share (in percent) of the pace it asked, with no
+/// queue and no loss, was held back by something other than the path (a process not
+/// scheduled, our own window): its sample does not lower the estimate.
+pub const LIMITED_BY_PATH_PERCENT: u64 = 75;
 /// Pace before anything was measured, bytes per second.
 pub const PACE_START: u64 = 8 << 20;
 /// Slowest pace ever asked, bytes per second.
@@ -479,10 +483,25 @@ impl Congestion {
         let delivered = (u128::from(round.bytes) * 1_000_000_000 / span.as_nanos().max(1)) as u64;
         let bandwidth_before = self.bandwidth();
         let asked = self.pace();
-        self.samples[self.rounds % BANDWIDTH_ROUNDS] = delivered;
+        let queue_delay = Duration::from_micros(u64::from(round.queue_delay_us.unwrap_or(0)));
+        // A round that got less than LIMITED_BY_PATH_PERCENT of what it asked, with no queue
+        // and no loss, was not limited by the path: a path that carries less than it is
+        // asked builds a queue (or drops, as a policer does). Something else held it back,
+        // a holder or a receiver not scheduled (two cores shared by several processes), or
+        // our own window. Its sample may raise the estimate, never lower it (BBR's
+        // application-limited samples); on loopback, ten such rounds in a row lowered the
+        // pace to a tenth, which the next 100 ms of CPU could not use (2026-12-07).
+        let limited_by_path = u128::from(delivered) * 100
+            >= u128::from(asked) * u128::from(LIMITED_BY_PATH_PERCENT)
+            || queue_delay > STARTUP_QUEUE_DELAY / 2
+            || round.lost > 0;
+        self.samples[self.rounds % BANDWIDTH_ROUNDS] = if limited_by_path {
+            delivered
+        } else {
+            delivered.max(bandwidth_before)
+        };
         self.rounds += 1;
         self.last_delivered = delivered;
-        let queue_delay = Duration::from_micros(u64::from(round.queue_delay_us.unwrap_or(0)));
         self.queued = queue_delay > QUEUE_DELAY_MAX;
         self.last_queue_delay = queue_delay;
         self.loss.queue_stood |= self.queued;

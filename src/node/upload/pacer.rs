@@ -18,6 +18,16 @@
 //! was owed in one burst. A shallow bottleneck queue is no worse off for it: the downloader
 //! never has more than about 20 ms of its pace requested (`congestion::IN_FLIGHT_EXTRA`),
 //! and 10 ms at the bottleneck's rate is half of that.
+//!
+//! **Every send is a whole burst.** Once the bucket is empty the peer waits until a whole
+//! burst ([`BURST`] at its pace) is earned again, as quinn-proto's pacer waits for its
+//! bucket to fill, instead of sending each datagram as soon as its own bytes are earned.
+//! The holder wakes for every request that arrives, not only for its pacing timer; each
+//! wake-up sent the few datagrams earned since the last, so the pieces of a fast peer left
+//! in GSO sends of a few segments and reached the receiver as as many separate datagrams
+//! (at 1,400-byte pieces on loopback, 10-20% more datagrams received than unpaced,
+//! 2026-12-07). The average pace is the same: the bucket keeps what it earns. Only a burst
+//! that fills a GSO send ([`BURST_GATED_BYTES_MIN`]) is waited for.
 
 use std::time::{Duration, Instant};
 
@@ -25,6 +35,9 @@ use std::time::{Duration, Instant};
 pub const BURST: Duration = Duration::from_millis(2);
 /// A burst is at least this many datagrams, however slow the pace.
 pub const BURST_DATAGRAMS_MIN: u64 = 2;
+/// A peer whose bucket ran empty waits for a whole burst only when the burst fills at
+/// least this: one GSO send (64 KiB), at 2 ms a pace of 32 MB/s and more.
+pub const BURST_GATED_BYTES_MIN: u64 = crate::udp::GSO_BYTES_MAX as u64;
 /// Most credit the bucket keeps, in time at the peer's pace: what a timer that fires this
 /// late still sends (at least [`BURST`]).
 pub const CREDIT_MAX: Duration = Duration::from_millis(10);
@@ -37,6 +50,8 @@ pub struct Pacer {
     refilled_at: Instant,
     /// Paced since the last unpaced moment: a new pace starts with a full burst.
     started: bool,
+    /// The bucket ran empty: nothing goes until a whole burst is earned again.
+    refilling: bool,
 }
 
 impl Pacer {
@@ -46,6 +61,7 @@ impl Pacer {
             tokens: 0,
             refilled_at: now,
             started: false,
+            refilling: false,
         }
     }
 
@@ -75,6 +91,25 @@ impl Pacer {
             self.tokens = (u128::from(self.tokens) + earned).min(u128::from(credit_max)) as u64;
             self.refilled_at = now;
         }
+        self.refilling &= self.tokens < self.needed(datagram_bytes);
+    }
+
+    /// Tokens the next datagram of `bytes` waits for: its own bytes, or a whole burst when
+    /// the bucket ran empty and a burst fills at least one GSO send
+    /// ([`BURST_GATED_BYTES_MIN`]). A smaller burst gains no batching by waiting, only
+    /// delay: on slow paths the next datagram goes as soon as it is earned, as before (the
+    /// simulation's 1 MiB/s uploads in 8 KiB pieces waited 16 ms for every second piece,
+    /// and its swarms finished up to 0.2 T* later).
+    fn needed(&self, bytes: u64) -> u64 {
+        if !self.refilling {
+            return bytes;
+        }
+        let burst = u128::from(self.bytes_per_s) * BURST.as_nanos() / 1_000_000_000;
+        let burst = burst.min(u128::from(u64::MAX)) as u64;
+        if burst < BURST_GATED_BYTES_MIN {
+            return bytes;
+        }
+        burst.max(bytes)
     }
 
     /// Takes `bytes` for one datagram if the pace allows it now.
@@ -84,26 +119,32 @@ impl Pacer {
         }
         if !self.started {
             self.started = true;
+            self.refilling = false;
             self.tokens = self.bytes_in(BURST, bytes);
             self.refilled_at = now;
         }
         self.refill(now, bytes);
-        if self.tokens < bytes {
+        if self.tokens < self.needed(bytes) {
+            self.refilling = true;
             return false;
         }
         self.tokens -= bytes;
+        // Another datagram like it no longer fits: the burst is over.
+        self.refilling = self.tokens < bytes;
         true
     }
 
     /// When a datagram of `bytes` may go, as of the last refill: `None` when unpaced, not
     /// started or allowed already (at once, not a timer).
     pub fn ready_at(&self, bytes: u64) -> Option<Instant> {
-        if self.bytes_per_s == 0 || !self.started || self.tokens >= bytes {
+        let needed = self.needed(bytes);
+        if self.bytes_per_s == 0 || !self.started || self.tokens >= needed {
             return None;
         }
-        // Tokens grow linearly from `refilled_at`, and a datagram never needs more than the
-        // credit the bucket keeps, so its cap cannot delay it. Rounded up, so that a refill then has enough.
-        let missing = u128::from(bytes - self.tokens);
+        // Tokens grow linearly from `refilled_at`, and a burst never needs more than the
+        // credit the bucket keeps, so its cap cannot delay it. Rounded up, so that a refill
+        // then has enough.
+        let missing = u128::from(needed - self.tokens);
         let nanos = (missing * 1_000_000_000).div_ceil(u128::from(self.bytes_per_s));
         Some(self.refilled_at + Duration::from_nanos(nanos.min(u128::from(u64::MAX)) as u64))
     }
@@ -159,6 +200,59 @@ mod tests {
             "{sent} bytes in a second"
         );
         assert!(largest_burst <= 18, "a burst of {largest_burst} datagrams");
+    }
+
+    #[test]
+    fn wake_ups_between_bursts_send_nothing_until_a_whole_burst_is_earned() {
+        // 250 MB/s in 1,436-byte datagrams, the holder woken every 50 us by requests as
+        // well as by its timer: each send is a whole 2 ms burst (348 datagrams, several
+        // full GSO sends), not the three or four datagrams earned since the last wake-up.
+        let start = Instant::now();
+        let mut pacer = Pacer::new(start);
+        pacer.set_rate(250_000_000);
+        let burst_datagrams = 250_000_000 * 2 / 1_000 / 1_436;
+        let mut sent = 0u64;
+        let mut bursts = Vec::new();
+        let mut now = start;
+        while now < start + Duration::from_secs(1) {
+            pacer.refill(now, 1_436);
+            let mut burst = 0u64;
+            while pacer.ready(now, 1_436) && pacer.try_take(now, 1_436) {
+                burst += 1;
+            }
+            if burst > 0 {
+                bursts.push(burst);
+            }
+            sent += burst * 1_436;
+            now += Duration::from_micros(50);
+        }
+        assert!(
+            (248_000_000..=252_000_000).contains(&sent),
+            "{sent} bytes in a second"
+        );
+        let smallest = bursts.iter().copied().min().unwrap_or(0);
+        assert!(
+            smallest >= burst_datagrams - 1,
+            "a burst of {smallest} datagrams, {burst_datagrams} earned in 2 ms"
+        );
+        assert!(bursts.len() <= 501, "{} bursts in a second", bursts.len());
+    }
+
+    #[test]
+    fn a_burst_too_small_for_a_gso_send_is_not_waited_for() {
+        // 1 MiB/s in 8 KiB pieces (the simulation's swarms): a 2 ms burst is 2 KiB, less
+        // than a datagram, so each piece goes as soon as its own bytes are earned.
+        let start = Instant::now();
+        let mut pacer = Pacer::new(start);
+        pacer.set_rate(1 << 20);
+        while pacer.try_take(start, 8 << 10) {}
+        let next = pacer.ready_at(8 << 10).expect("paced");
+        assert!(
+            next <= start + 8 * MS,
+            "the next piece waits until {:?}",
+            next - start
+        );
+        assert!(pacer.try_take(next, 8 << 10), "earned, not sent");
     }
 
     #[test]

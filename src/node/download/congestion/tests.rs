@@ -16,6 +16,9 @@ struct Path {
     police_rate: Option<u64>,
     /// The most the holder sends whatever the pace (its CPU), bytes/s.
     send_rate_max: Option<u64>,
+    /// For the last `.1` ms of every `.0`, the holder or the receiver is not scheduled and
+    /// the path carries at most `.2` bytes/s (two cores shared by several processes).
+    starved: Option<(u64, u64, u64)>,
 }
 
 impl Path {
@@ -27,6 +30,7 @@ impl Path {
             loss_per_mille: 0,
             police_rate: None,
             send_rate_max: None,
+            starved: None,
         }
     }
 }
@@ -65,7 +69,12 @@ fn drive(path: &Path, seconds: u64) -> Outcome {
             police_tokens = (police_tokens + rate / 1000).min(64 << 10);
         }
         paces.push(model.pace());
-        credit += model.pace().min(path.send_rate_max.unwrap_or(u64::MAX)) / 1000;
+        let starved = path
+            .starved
+            .filter(|&(period_ms, starved_ms, _)| ms % period_ms >= period_ms - starved_ms)
+            .map(|(_, _, rate)| rate);
+        let send_rate_max = path.send_rate_max.into_iter().chain(starved).min();
+        credit += model.pace().min(send_rate_max.unwrap_or(u64::MAX)) / 1000;
         while credit >= PIECE {
             credit -= PIECE;
             sent += PIECE;
@@ -249,6 +258,33 @@ fn a_limit_without_a_queue_is_not_drained() {
     assert!(
         out.delivered >= 280_000_000,
         "{} bytes in a second",
+        out.delivered
+    );
+}
+
+#[test]
+fn rounds_starved_of_cpu_do_not_lower_the_estimate() {
+    // A holder that sends 500 MB/s when it runs, on a link that carries more, starved to
+    // 50 MB/s for 200 ms of every 300 (loopback on two cores shared with other processes):
+    // the starved rounds deliver a tenth of the pace with no queue and no loss, which says
+    // nothing of the path. Paced at what they delivered, the holder could not use the
+    // next 100 ms it runs (the estimate took 10 rounds to forget them, then probes
+    // climbed back at 5/4 a round).
+    let path = Path {
+        send_rate_max: Some(500_000_000),
+        starved: Some((300, 200, 50_000_000)),
+        ..Path::clean(1_000_000_000)
+    };
+    let out = drive(&path, 3);
+    let least = out.paces[100..].iter().copied().min().unwrap_or(0);
+    assert!(
+        least >= 350_000_000,
+        "paced at {least} bytes/s after a starved phase"
+    );
+    // 100 ms of every 300 at 500 MB/s and 200 at 50 MB/s: 200 MB/s on average.
+    assert!(
+        out.delivered >= 3 * 190_000_000,
+        "{} bytes in 3 s",
         out.delivered
     );
 }
