@@ -6,8 +6,9 @@ interleaved. Prints each kind's goodput (median, min-max) and the ratio of each 
 
     python3 bench/control_cost.py --size 1G --runs 5
 
-The goodput is the node's own figure (`downloaded NAME ... in T s`): the transfer, not the
-start-up. Every copy is compared with the original (sha256) before it counts.
+The goodput is the file's size over the time from the downloader's `registered with tracker`
+line to its `downloaded` line (after fsync), as bench/loopback.py's wall time: not its start-up
+nor its wait for the tracker's registry save. Every copy is compared with the original (sha256) before it counts.
 """
 
 import argparse
@@ -62,18 +63,20 @@ class Proc:
     def _read(self):
         for raw in self.popen.stdout:
             with self.cond:
-                self.lines.append(raw.decode("utf-8", "replace").rstrip("\n"))
+                text = raw.decode("utf-8", "replace").rstrip("\n")
+                self.lines.append((time.monotonic(), text))
                 self.cond.notify_all()
 
     def wait_line(self, pattern):
+        """The match of the first line like `pattern`, and when the line was read."""
         deadline = time.monotonic() + LINE_TIMEOUT
         seen = 0
         with self.cond:
             while True:
-                for line in self.lines[seen:]:
+                for when, line in self.lines[seen:]:
                     match = re.search(pattern, line)
                     if match:
-                        return match
+                        return match, when
                 seen = len(self.lines)
                 left = deadline - time.monotonic()
                 if left <= 0 or self.popen.poll() is not None and seen == len(self.lines):
@@ -101,7 +104,7 @@ def poll_status(socket_path, stop, counts):
     conn.connect(socket_path)
     reader = conn.makefile("rb")
     request = json.dumps({"version": 1, "command": "status"}).encode() + b"\n"
-    due = time.monotonic()
+    due = counts["started"] = time.monotonic()
     while not stop.is_set():
         try:
             conn.sendall(request)
@@ -111,6 +114,7 @@ def poll_status(socket_path, stop, counts):
         if not line:
             break
         counts["ok" if json.loads(line).get("ok") else "refused"] += 1
+        counts["ended"] = time.monotonic()
         due += 1.0 / CALLS_PER_S
         time.sleep(max(0.0, due - time.monotonic()))
     conn.close()
@@ -127,7 +131,7 @@ def one_run(binary, scratch, payload, polled, run):
         tracker = Proc([binary, "tracker", "--listen", "127.0.0.1:0", "--db-dir",
                         os.path.join(base, "db"), "--log-dir", logs], base)
         procs.append(tracker)
-        addr = tracker.wait_line(r"listening on (\S+)").group(1)
+        addr = tracker.wait_line(r"listening on (\S+)")[0].group(1)
         common = ["--tracker", addr, "--log-dir", logs, "--listen", "127.0.0.1:0"]
         holder = Proc([binary, "node", "--id", "1", "--dir", holder_dir, "--send", FILE_NAME]
                       + common, base)
@@ -142,7 +146,9 @@ def one_run(binary, scratch, payload, polled, run):
             path = os.path.join(getter_dir, ".torrent", "control")
             poller = threading.Thread(target=poll_status, args=(path, stop, counts))
             poller.start()
-        seconds = float(getter.wait_line(r"^downloaded \S+ .* in ([0-9.]+) s").group(1))
+        _, registered = getter.wait_line(r"^registered with tracker ")
+        _, downloaded = getter.wait_line(r"^downloaded \S+ ")
+        seconds = downloaded - registered
         stop.set()
         if poller:
             poller.join(10)
@@ -183,7 +189,8 @@ def main():
                 rate, counts, seconds = one_run(binary, scratch, payload, polled, run)
                 pair[polled] = rate
                 rates[polled].append(rate)
-                calls = f", {counts['ok']} status replies ({counts['ok'] / seconds:.0f}/s)" \
+                span = counts.get("ended", 0) - counts.get("started", 0)
+                calls = f", {counts['ok']} status replies ({counts['ok'] / max(span, 1e-9):.0f}/s)" \
                     if polled else ""
                 log(f"run {run + 1} {'polled' if polled else 'quiet '}: "
                     f"{rate / 1e6:8.1f} MB/s in {seconds:.3f} s{calls}")
