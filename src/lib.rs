@@ -11,6 +11,8 @@
 //!  main.rs, cli.rs        the command line: flags in, a config out, exit code 2 on a bad one
 //!  reactor.rs             the only code with sockets, the clock, threads, signals, stdout:
 //!                         one mio loop per process around one sans-IO core
+//!                         (reactor/node_process.rs: a node's hasher and console threads,
+//!                         control orders and progress line)
 //!  udp.rs                 many datagrams per system call (recvmmsg + GRO, sendmmsg, GSO),
 //!                         sockets that never fragment, the kernel's route MTUs, the
 //!                         host's interface addresses

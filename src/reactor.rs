@@ -26,27 +26,28 @@
 use crate::Core;
 use crate::cli::{self, NodeArgs, TrackerArgs};
 use crate::console;
-use crate::control::{self, DownloadState};
+use crate::control;
 use crate::impair::{ImpairConfig, Impairment, Verdict};
 use crate::logging;
 use crate::metrics::{Exposition, MetricsServer, UdpCounters};
 use crate::mtu::Routes;
-use crate::node::{self, Job, JobDone, Node, NodeConfig, NodeEvent};
+use crate::node::{self, Node, NodeConfig};
 use crate::secrets::Secrets;
 use crate::storage::StateDir;
 use crate::tracker::{self, Tracker, TrackerConfig};
 use crate::udp::{KernelRoutes, RecvBatch, ReplySources, SendBatch, Udp};
 use crate::wire;
-use crossbeam_channel::{Receiver, Sender, TrySendError};
 use mio::net::UdpSocket;
 use mio::{Events, Interest, Poll, Token, Waker};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
-use std::collections::VecDeque;
-use std::io::{self, BufRead, IsTerminal, Read, Write};
+use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+mod node_process;
+use node_process::{Hashers, NodeDriver, ProgressLine, start_console};
 
 const SOCKET: Token = Token(0);
 const WAKER: Token = Token(1);
@@ -59,20 +60,6 @@ const RECV_CALLS_MAX: usize = 16;
 /// Batches ([`crate::udp::SEND_BATCH_MAX`] datagrams each) sent before the reactor looks at
 /// its socket again.
 const SEND_ROUNDS_MAX: usize = 4;
-/// Longest console line; longer input is cut and refused by the parser.
-const CONSOLE_LINE_BYTES_MAX: u64 = 4096;
-/// Console lines waiting for the reactor. When it is full the console thread waits, and so
-/// stops reading stdin: a script piping in thousands of commands is held back, not buffered.
-const CONSOLE_LINES_QUEUED_MAX: usize = 64;
-/// Jobs in the hashers' channel: enough to keep every hasher busy. When it is full, a job
-/// waits in the reactor's own queue ([`Hashers`]), whose length the node bounds (at most
-/// `transfer::HASHING_BYTES_MAX` of chunks per download, one job per file shared).
-const JOBS_QUEUED_MAX: usize = 64;
-/// Results waiting for the reactor. When it is full, a hasher waits with its result.
-const RESULTS_QUEUED_MAX: usize = 64;
-/// How often the live progress line is redrawn on a terminal, and printed with `--progress`.
-const PROGRESS_TTY_INTERVAL: Duration = Duration::from_millis(250);
-const PROGRESS_PIPE_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Everything the process-level loop needs besides the core.
 struct Io {
@@ -724,314 +711,12 @@ pub fn run_node(args: NodeArgs) -> Result<i32, String> {
     Ok(run(&mut io, &mut node, &mut driver))
 }
 
-/// The node's process around its core: the hasher threads, the console thread, and the
-/// terminal.
-struct NodeDriver {
-    hashers: Hashers,
-    console: Receiver<String>,
-    /// Orders from the control socket's threads, each with where its reply goes.
-    control: Option<Receiver<control::Call>>,
-    progress: ProgressLine,
-}
-
-impl Driver for NodeDriver {
-    type Core = Node;
-    const METRICS_PREFIX: &'static str = "torrent_node";
-
-    fn metrics(&self, node: &Node, now: Instant, text: &mut Exposition) {
-        let status = node.status_info(now);
-        text.counters_of(Self::METRICS_PREFIX, "node", &status.counters);
-        let running = status
-            .downloads
-            .iter()
-            .filter(|d| d.state == DownloadState::Running);
-        let (mut peers, mut rate) = (0, 0.0);
-        for download in running {
-            peers += download.peers;
-            rate += download.bytes_per_s;
-        }
-        let count = |state| status.downloads.iter().filter(|d| d.state == state).count() as f64;
-        text.gauge_by(
-            "torrent_node_downloads",
-            "downloads known (the finished ones kept for status), by state",
-            "state",
-            &[
-                ("running", count(DownloadState::Running)),
-                ("done", count(DownloadState::Done)),
-                ("failed", count(DownloadState::Failed)),
-            ],
-        );
-        text.gauge(
-            "torrent_node_download_peers",
-            "peers the running downloads use",
-            peers as f64,
-        );
-        text.gauge(
-            "torrent_node_download_bytes_per_second",
-            "verified bytes a second, all running downloads together",
-            rate,
-        );
-        text.gauge(
-            "torrent_node_files",
-            "files held, whole or in part",
-            status.files.len() as f64,
-        );
-        text.gauge(
-            "torrent_node_uptime_seconds",
-            "seconds since the node started",
-            status.uptime_s as f64,
-        );
-    }
-
-    fn due(&self, node: &Node) -> Option<Instant> {
-        self.progress.due(node)
-    }
-
-    fn take_inputs(&mut self, now: Instant, node: &mut Node, stop: bool) {
-        while let Some(result) = self.hashers.result() {
-            node.handle_job_done(now, result);
-        }
-        while let Ok(line) = self.console.try_recv() {
-            node.handle_console_line(now, &line);
-        }
-        while let Some(call) = self.control.as_ref().and_then(|c| c.try_recv().ok()) {
-            // The connection's thread waits for this one reply: its channel has room.
-            let _ = call.reply.try_send(node.handle_control(now, call.order));
-        }
-        if stop {
-            node.handle_command(now, console::Command::Exit);
-        }
-    }
-
-    fn take_events(&mut self, _now: Instant, node: &mut Node) -> Option<i32> {
-        while let Some(event) = node.poll_event() {
-            match event {
-                NodeEvent::Say(line) => self.progress.say(&line),
-                NodeEvent::Print(text) => self.progress.print(&text),
-                NodeEvent::Job(job) => self.hashers.submit(job),
-                NodeEvent::Exit(code) => {
-                    self.progress.clear();
-                    log::info!("node {} exits with code {code}", node.node_id());
-                    return Some(code);
-                }
-            }
-        }
-        None
-    }
-
-    fn has_transmit(&self, node: &Node, now: Instant) -> bool {
-        node.has_transmit(now)
-    }
-
-    fn end_turn(&mut self, now: Instant, node: &Node) {
-        self.progress.draw(node, now);
-    }
-}
-
-/// The hasher threads: jobs in, results out, the reactor woken for each result. The
-/// channels are bounded; jobs beyond [`JOBS_QUEUED_MAX`] wait in `waiting`, so that the
-/// reactor never blocks on a send.
-/// Generic over the job so that a test can run it with numbers.
-struct Hashers<J = Job, R = JobDone> {
-    jobs: Sender<J>,
-    waiting: VecDeque<J>,
-    results: Receiver<R>,
-}
-
-impl<J: Send + 'static, R: Send + 'static> Hashers<J, R> {
-    /// Starts `threads` threads that run `run` on each job.
-    fn start(threads: usize, waker: &Arc<Waker>, run: fn(J) -> R) -> Hashers<J, R> {
-        let (job_tx, job_rx) = crossbeam_channel::bounded::<J>(JOBS_QUEUED_MAX);
-        let (done_tx, done_rx) = crossbeam_channel::bounded::<R>(RESULTS_QUEUED_MAX);
-        for index in 0..threads.max(1) {
-            let (job_rx, done_tx, waker) = (job_rx.clone(), done_tx.clone(), Arc::clone(waker));
-            let spawned = std::thread::Builder::new()
-                .name(format!("hasher-{index}"))
-                .spawn(move || {
-                    // Ends when the reactor drops the sender, i.e. when the process leaves.
-                    for job in job_rx.iter() {
-                        if done_tx.send(run(job)).is_err() {
-                            return;
-                        }
-                        let _ = waker.wake();
-                    }
-                });
-            if let Err(error) = spawned {
-                log::error!("cannot start a hasher thread: {error}");
-            }
-        }
-        Hashers {
-            jobs: job_tx,
-            waiting: VecDeque::new(),
-            results: done_rx,
-        }
-    }
-
-    /// Hands `job` to the hashers, or queues it behind the others when their channel is full.
-    fn submit(&mut self, job: J) {
-        self.waiting.push_back(job);
-        self.offer_waiting();
-    }
-
-    /// A finished job's result, if one is waiting; each frees a place for a queued job.
-    fn result(&mut self) -> Option<R> {
-        let result = self.results.try_recv().ok();
-        self.offer_waiting();
-        result
-    }
-
-    fn offer_waiting(&mut self) {
-        while let Some(job) = self.waiting.pop_front() {
-            match self.jobs.try_send(job) {
-                Ok(()) => {}
-                Err(TrySendError::Full(job)) => {
-                    self.waiting.push_front(job);
-                    return;
-                }
-                // The hashers live as long as the reactor: they are gone only if none could
-                // be started, which was logged.
-                Err(TrySendError::Disconnected(_)) => return,
-            }
-        }
-    }
-}
-
-/// The console thread: reads stdin a line at a time; at end of input it stops reading and
-/// the node keeps serving (until a signal or `exit`).
-fn start_console(waker: &Arc<Waker>) -> Receiver<String> {
-    let (tx, rx) = crossbeam_channel::bounded::<String>(CONSOLE_LINES_QUEUED_MAX);
-    let waker = Arc::clone(waker);
-    let _ = std::thread::Builder::new()
-        .name("console".into())
-        .spawn(move || {
-            let stdin = io::stdin();
-            let mut input = stdin.lock();
-            loop {
-                let mut line = Vec::new();
-                match (&mut input)
-                    .take(CONSOLE_LINE_BYTES_MAX)
-                    .read_until(b'\n', &mut line)
-                {
-                    Ok(0) | Err(_) => return,
-                    Ok(_) => {
-                        if line.last() != Some(&b'\n')
-                            && line.len() as u64 == CONSOLE_LINE_BYTES_MAX
-                        {
-                            // Skip the rest of an overlong line; the parser refuses what we keep.
-                            let mut rest = Vec::new();
-                            let _ = input.read_until(b'\n', &mut rest);
-                        }
-                        if tx
-                            .send(String::from_utf8_lossy(&line).into_owned())
-                            .is_err()
-                        {
-                            return;
-                        }
-                        let _ = waker.wake();
-                    }
-                }
-            }
-        });
-    rx
-}
-
 /// Prints a line to stdout, whole, and to the log.
 fn say(line: &str) {
     log::info!("{line}");
     let mut stdout = io::stdout().lock();
     let _ = writeln!(stdout, "{line}");
     let _ = stdout.flush();
-}
-
-/// The live progress line on a terminal, or `progress ...` lines with `--progress`.
-struct ProgressLine {
-    tty: bool,
-    forced: bool,
-    next_draw: Option<Instant>,
-    drawn: bool,
-}
-
-impl ProgressLine {
-    fn new(forced: bool) -> ProgressLine {
-        ProgressLine {
-            tty: io::stdout().is_terminal(),
-            forced,
-            next_draw: None,
-            drawn: false,
-        }
-    }
-
-    fn interval(&self) -> Option<Duration> {
-        if self.tty {
-            Some(PROGRESS_TTY_INTERVAL)
-        } else if self.forced {
-            Some(PROGRESS_PIPE_INTERVAL)
-        } else {
-            None
-        }
-    }
-
-    /// When the line should next be drawn; `None` when there is nothing to show.
-    fn due(&self, node: &Node) -> Option<Instant> {
-        self.interval()?;
-        // Asked on every turn of the loop: a cheap question, not a built report.
-        if node.downloading() {
-            self.next_draw
-        } else {
-            None
-        }
-    }
-
-    fn draw(&mut self, node: &Node, now: Instant) {
-        let Some(interval) = self.interval() else {
-            return;
-        };
-        if self.next_draw.is_some_and(|t| t > now) {
-            return;
-        }
-        let lines: Vec<String> = node.progress(now).iter().map(|p| p.to_string()).collect();
-        if lines.is_empty() {
-            self.clear();
-            self.next_draw = None;
-            return;
-        }
-        self.next_draw = Some(now + interval);
-        let mut stdout = io::stdout().lock();
-        if self.tty {
-            let _ = write!(stdout, "\r{}\x1b[K", lines.join(" | "));
-            self.drawn = true;
-        } else {
-            for line in lines {
-                let _ = writeln!(stdout, "progress {line}");
-            }
-        }
-        let _ = stdout.flush();
-    }
-
-    fn clear(&mut self) {
-        if self.drawn {
-            let mut stdout = io::stdout().lock();
-            let _ = write!(stdout, "\r\x1b[K");
-            let _ = stdout.flush();
-            self.drawn = false;
-        }
-    }
-
-    fn say(&mut self, line: &str) {
-        log::info!("{line}");
-        self.print(line);
-    }
-
-    /// Prints without logging (see [`NodeEvent::Print`]).
-    fn print(&mut self, text: &str) {
-        self.clear();
-        let mut stdout = io::stdout().lock();
-        let _ = writeln!(stdout, "{text}");
-        let _ = stdout.flush();
-        if self.tty {
-            self.next_draw = None;
-        }
-    }
 }
 
 #[cfg(test)]
@@ -1097,35 +782,5 @@ mod tests {
         assert_eq!(core.0.len(), 1, "the datagram was received");
         assert!(core.0[0] >= sent_at, "dated before it was sent");
         assert!(after >= core.0[0], "the loop's clock went back");
-    }
-
-    /// Far more jobs than the channels hold, submitted by a reactor that must never block:
-    /// every job is run, once, and its result comes back.
-    #[test]
-    fn hashers_run_every_job_when_more_are_submitted_than_their_channel_holds() {
-        let mut poll = mio::Poll::new().unwrap();
-        let waker = Arc::new(Waker::new(poll.registry(), WAKER).unwrap());
-        let mut hashers = Hashers::start(2, &waker, |n: u32| n * 2);
-        let jobs = 4 * (JOBS_QUEUED_MAX + RESULTS_QUEUED_MAX) as u32;
-        for n in 0..jobs {
-            hashers.submit(n);
-        }
-        let mut results = Vec::new();
-        let mut events = mio::Events::with_capacity(4);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while results.len() < jobs as usize {
-            assert!(
-                Instant::now() < deadline,
-                "{} of {jobs} results came back",
-                results.len()
-            );
-            while let Some(result) = hashers.result() {
-                results.push(result);
-            }
-            poll.poll(&mut events, Some(Duration::from_millis(100)))
-                .unwrap();
-        }
-        results.sort_unstable();
-        assert_eq!(results, (0..jobs).map(|n| n * 2).collect::<Vec<_>>());
     }
 }
