@@ -361,12 +361,7 @@ fn parse_tracker(args: &[String]) -> Result<Invocation, UsageError> {
         "LEVEL",
     );
     opts.optopt("", "impair", "test faults: drop, duplicate, reorder received datagrams, e.g. loss=0.05,duplicate=0.01,reorder=0.02,delay-ms=20,seed=1", "SPEC");
-    opts.optopt(
-        "",
-        "metrics",
-        "serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9100; port 0 picks one)",
-        "ADDR",
-    );
+    metrics_option(&mut opts);
     let args = &config::with_config(&mut opts, args)?;
     let m = matches(&opts, args)?;
     if m.opt_present("help") {
@@ -386,10 +381,7 @@ fn parse_tracker(args: &[String]) -> Result<Invocation, UsageError> {
         announce_interval: seconds(&m, "announce-interval", tracker_defaults.announce_interval)?,
         log_level: log_level(&m)?,
         impair: impair(&m)?,
-        metrics: match m.opt_str("metrics") {
-            Some(_) => Some(address(&m, "metrics", "")?),
-            None => None,
-        },
+        metrics: metrics_address(&m)?,
     }))
 }
 
@@ -535,12 +527,7 @@ fn parse_node(args: &[String]) -> Result<Invocation, UsageError> {
         "print a progress line every second even when stdout is not a terminal",
     );
     opts.optopt("", "impair", "test faults: drop, duplicate, reorder received datagrams, e.g. loss=0.05,duplicate=0.01,reorder=0.02,delay-ms=20,seed=1", "SPEC");
-    opts.optopt(
-        "",
-        "metrics",
-        "serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9100; port 0 picks one)",
-        "ADDR",
-    );
+    metrics_option(&mut opts);
     let args = &config::with_config(&mut opts, args)?;
     let m = matches(&opts, args)?;
     if m.opt_present("help") {
@@ -665,10 +652,7 @@ fn parse_node(args: &[String]) -> Result<Invocation, UsageError> {
         log_level: log_level(&m)?,
         progress: m.opt_present("progress"),
         impair: impair(&m)?,
-        metrics: match m.opt_str("metrics") {
-            Some(_) => Some(address(&m, "metrics", "")?),
-            None => None,
-        },
+        metrics: metrics_address(&m)?,
     }))
 }
 
@@ -1076,6 +1060,23 @@ pub fn parse_bytes(text: &str) -> Option<u64> {
     match parse_size(text) {
         Size::Bytes(n) => Some(n),
         Size::Overflow | Size::Unreadable => None,
+    }
+}
+
+/// `--metrics ADDR`, on the tracker and the node alike.
+fn metrics_option(opts: &mut Options) {
+    opts.optopt(
+        "",
+        "metrics",
+        "serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9100; port 0 picks one)",
+        "ADDR",
+    );
+}
+
+fn metrics_address(m: &Matches) -> Result<Option<SocketAddr>, UsageError> {
+    match m.opt_str("metrics") {
+        Some(_) => address(m, "metrics", "").map(Some),
+        None => Ok(None),
     }
 }
 

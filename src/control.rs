@@ -52,6 +52,8 @@ pub const ORDERS_QUEUED_MAX: usize = 64;
 pub const IDLE_MAX: Duration = Duration::from_secs(300);
 /// How long the accepting thread tries to tell a refused client why.
 pub const REFUSAL_WRITE_MAX: Duration = Duration::from_secs(1);
+/// How long the accepting thread waits after `accept` failed before it tries again.
+pub const ACCEPT_RETRY: Duration = Duration::from_millis(100);
 /// The socket's name inside the node's state directory.
 pub const SOCKET_NAME: &str = "control";
 
@@ -281,7 +283,16 @@ pub fn serve(listener: UnixListener, wake: impl Fn() + Send + Sync + 'static) ->
         .name("control".into())
         .spawn(move || {
             for stream in listener.incoming() {
-                let Ok(mut stream) = stream else { continue };
+                let mut stream = match stream {
+                    Ok(stream) => stream,
+                    Err(error) => {
+                        // Out of file descriptors, say: it fails again at once, so wait
+                        // rather than spin a core.
+                        log::warn!("control socket: cannot accept: {error}");
+                        std::thread::sleep(ACCEPT_RETRY);
+                        continue;
+                    }
+                };
                 if let Err(line) = admit(&stream, &open) {
                     log::warn!("control connection refused: {line}");
                     // A refused client that does not read cannot hold the accepting thread.

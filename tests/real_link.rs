@@ -183,6 +183,27 @@ fn node_command(scratch: &Scratch, id: u32, tracker: SocketAddr) -> Vec<String> 
     ])
 }
 
+/// The tracker in `tr` and node 1 in `h` sharing [`FILE_NAME`] (already in its directory),
+/// both with default flags but for their directories; returns once the tracker acknowledged
+/// the file.
+fn tracker_and_holder(network: &Network, scratch: &Scratch) -> (Proc, SocketAddr, Proc) {
+    let logs = scratch.logs().display().to_string();
+    let listen = format!("{TRACKER_IP}:0");
+    let mut tracker = network.tracker.spawn(
+        "tracker",
+        &scratch.root,
+        &args(&["tracker", "--listen", &listen, "--log-dir", &logs]),
+    );
+    let tracker_addr = tracker.expect_tracker_addr();
+    let mut command = node_command(scratch, 1, tracker_addr);
+    command.extend(args(&["--send", FILE_NAME]));
+    let mut holder = network.holder.spawn("holder", &scratch.root, &command);
+    // Not told where to listen, a node listens on its address toward the tracker.
+    holder.expect_line(&format!("node 1 listening on {HOLDER_IP}:"));
+    holder.expect_line(&format!("sharing {FILE_NAME} "));
+    (tracker, tracker_addr, holder)
+}
+
 /// One download of a [`FILE_BYTES`] file from `h` to the downloader across `path`, through
 /// `impairment`; asserts the outcomes of the module doc.
 fn transfer(test: &str, path: Path, impairment: Impairment) {
@@ -207,20 +228,7 @@ fn transfer(test: &str, path: Path, impairment: Impairment) {
     fs::create_dir_all(scratch.node_dir(2)).expect("create the downloader's directory");
     let frags_before = network.frag_creates();
 
-    let logs = scratch.logs().display().to_string();
-    let listen = format!("{TRACKER_IP}:0");
-    let mut tracker = network.tracker.spawn(
-        "tracker",
-        &scratch.root,
-        &args(&["tracker", "--listen", &listen, "--log-dir", &logs]),
-    );
-    let tracker_addr = tracker.expect_tracker_addr();
-    let mut command = node_command(&scratch, 1, tracker_addr);
-    command.extend(args(&["--send", FILE_NAME]));
-    let mut holder = network.holder.spawn("holder", &scratch.root, &command);
-    // Not told where to listen, a node listens on its address toward the tracker.
-    holder.expect_line(&format!("node 1 listening on {HOLDER_IP}:"));
-    holder.expect_line(&format!("sharing {FILE_NAME} "));
+    let (mut tracker, tracker_addr, mut holder) = tracker_and_holder(&network, &scratch);
 
     let started = Instant::now();
     let mut command = node_command(&scratch, 2, tracker_addr);
@@ -471,18 +479,7 @@ fn metrics_count_the_udp_payload_the_kernel_counted() {
     let scratch = Scratch::new("real_link-metrics");
     let data = random_bytes(0x15, 4 << 20);
     scratch.put_file(1, FILE_NAME, &data);
-    let logs = scratch.logs().display().to_string();
-    let listen = format!("{TRACKER_IP}:0");
-    let mut tracker = network.tracker.spawn(
-        "tracker",
-        &scratch.root,
-        &args(&["tracker", "--listen", &listen, "--log-dir", &logs]),
-    );
-    let tracker_addr = tracker.expect_tracker_addr();
-    let mut command = node_command(&scratch, 1, tracker_addr);
-    command.extend(args(&["--send", FILE_NAME]));
-    let mut holder = network.holder.spawn("holder", &scratch.root, &command);
-    holder.expect_line(&format!("sharing {FILE_NAME} "));
+    let (mut tracker, tracker_addr, mut holder) = tracker_and_holder(&network, &scratch);
     let mut command = node_command(&scratch, 2, tracker_addr);
     command.extend(args(&["--download", FILE_NAME, "--metrics", "127.0.0.1:0"]));
     let mut downloader = network
