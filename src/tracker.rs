@@ -28,6 +28,7 @@
 mod bep15_server;
 pub mod db;
 mod events;
+mod list;
 mod register;
 mod saving;
 #[cfg(test)]
@@ -132,6 +133,10 @@ enum Outgoing {
     },
     ExitAck(wire::ExitAck),
     Refused(wire::Refusal),
+    ListReply {
+        fixed: wire::ListReply,
+        page: list::Page,
+    },
     Bep15(bep15_server::Reply),
 }
 
@@ -301,6 +306,7 @@ impl Tracker {
             } => self.on_lookup(now, from, &fixed.auth, credits, name),
             Message::Credit { fixed, records } => self.on_credit(now, from, &fixed.auth, records),
             Message::Exit(exit) => self.on_exit(now, from, &exit.auth),
+            Message::ListRequest { fixed, name } => self.on_list(now, from, fixed, name),
             other => {
                 self.stats.dropped_unexpected_kind += 1;
                 self.event(TrackerEvent::Dropped {
@@ -348,6 +354,12 @@ impl Tracker {
                 .encode(buf),
                 Outgoing::ExitAck(m) => Message::ExitAck(m).encode(buf),
                 Outgoing::Refused(m) => Message::Refused(*m).encode(buf),
+                Outgoing::ListReply { fixed, page } => Message::ListReply {
+                    fixed,
+                    records: &page.records,
+                    names: &page.names,
+                }
+                .encode(buf),
                 Outgoing::Bep15(m) => m.encode(buf),
             };
             match encoded {
@@ -460,6 +472,7 @@ impl Tracker {
             // this address fixes it.
             return self.refuse(from, Kind::Lookup, RefusedReason::UnknownNode);
         }
+        self.stats.lookups += 1;
         // The reply must cross the path whole: off loopback, at most a safe-sized datagram.
         let room = self
             .config
@@ -475,6 +488,40 @@ impl Tracker {
                 name: name.to_owned(),
             },
         );
+    }
+
+    /// A page of what the tracker offers (see `tracker/list.rs`), for a registered node at
+    /// its registered address only, as a look-up: the reply is larger than the request, and
+    /// goes only where a node proved it receives.
+    fn on_list(&mut self, now: Instant, from: SocketAddr, fixed: &wire::ListRequest, name: &str) {
+        let Some(asker) = self.authenticate(now, from, Some(Kind::ListRequest), &fixed.auth) else {
+            return;
+        };
+        if self.nodes[&asker].addr != from {
+            return self.refuse(from, Kind::ListRequest, RefusedReason::UnknownNode);
+        }
+        self.stats.lists += 1;
+        let room = self
+            .config
+            .routes
+            .control_bytes_max(from)
+            .saturating_sub(wire::LIST_REPLY_OVERHEAD_BYTES);
+        let cursor = list::Cursor {
+            name,
+            info_hash: fixed.info_hash,
+            inclusive: fixed.inclusive == 1,
+        };
+        let entries_max = usize::from(fixed.entries_max);
+        let page = list::page(&self.names, &self.files, &cursor, entries_max, room);
+        // Fits: at most FILES_MAX files.
+        let files_total = self.files.len() as u32;
+        let reply = wire::list_reply(
+            fixed.request_id.get(),
+            page.records.len(),
+            page.more,
+            files_total,
+        );
+        self.reply(from, Outgoing::ListReply { fixed: reply, page });
     }
 
     /// Versions of `name` with the most holders first, and holders of those versions (not

@@ -19,6 +19,12 @@
 
 use bytemuck::{Pod, Zeroable};
 use std::fmt;
+
+mod list;
+pub use list::{
+    LIST_ENTRIES_MAX, LIST_REPLY_OVERHEAD_BYTES, ListRecord, ListReply, ListRequest, list_entries,
+    list_record, list_reply,
+};
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 
 /// First four bytes of every datagram.
@@ -135,6 +141,8 @@ wire_enum! {
         ExitAck = 0x09,
         Refused = 0x0a,
         Challenge = 0x0b,
+        ListRequest = 0x0c,
+        ListReply = 0x0d,
         Welcome = 0x10,
         HaveRequest = 0x11,
         HaveMap = 0x12,
@@ -805,6 +813,17 @@ pub enum Message<'a> {
     ExitAck(&'a ExitAck),
     /// A checked value rather than the view: see [`Refusal`].
     Refused(Refusal),
+    /// `name` is empty for the start of the list (see `wire/list.rs`).
+    ListRequest {
+        fixed: &'a ListRequest,
+        name: &'a str,
+    },
+    /// The entries are `records` with their `names`, one after another: see [`list_entries`].
+    ListReply {
+        fixed: &'a ListReply,
+        records: &'a [ListRecord],
+        names: &'a str,
+    },
     Welcome(&'a Welcome),
     HaveRequest(&'a HaveRequest),
     HaveMap {
@@ -1019,6 +1038,18 @@ pub fn decode(bytes: &[u8]) -> Result<Message<'_>, DecodeError> {
                 reason,
             })
         }
+        Kind::ListRequest => {
+            let (fixed, name) = list::decode_request(body)?;
+            Message::ListRequest { fixed, name }
+        }
+        Kind::ListReply => {
+            let (fixed, records, names) = list::decode_reply(body)?;
+            Message::ListReply {
+                fixed,
+                records,
+                names,
+            }
+        }
         Kind::Welcome => Message::Welcome(exact(body, kind)?),
         Kind::HaveRequest => Message::HaveRequest(exact(body, kind)?),
         Kind::HaveMap => {
@@ -1230,6 +1261,8 @@ impl Message<'_> {
             Message::Exit(_) => Kind::Exit,
             Message::ExitAck(_) => Kind::ExitAck,
             Message::Refused(_) => Kind::Refused,
+            Message::ListRequest { .. } => Kind::ListRequest,
+            Message::ListReply { .. } => Kind::ListReply,
             Message::Welcome(_) => Kind::Welcome,
             Message::HaveRequest(_) => Kind::HaveRequest,
             Message::HaveMap { .. } => Kind::HaveMap,
@@ -1298,6 +1331,19 @@ impl Message<'_> {
                 reserved: 0,
                 reason: U16::new(refusal.reason as u16),
             })?,
+            Message::ListRequest { fixed, name } => {
+                w.put_pod(*fixed)?;
+                w.put(name.as_bytes())?;
+            }
+            Message::ListReply {
+                fixed,
+                records,
+                names,
+            } => {
+                w.put_pod(*fixed)?;
+                w.put(bytemuck::cast_slice(records))?;
+                w.put(names.as_bytes())?;
+            }
             Message::Welcome(m) => w.put_pod(*m)?,
             Message::HaveRequest(m) => w.put_pod(*m)?,
             Message::HaveMap { fixed, bitmap } => {

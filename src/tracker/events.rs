@@ -178,6 +178,10 @@ pub struct TrackerStats {
     /// Heartbeats whose holdings digest differed from the registry's: the node announces
     /// again (after a lost save, or while an announce was in flight).
     pub holdings_digest_mismatches: u64,
+    /// Look-ups answered (who holds a name).
+    pub lookups: u64,
+    /// `list` requests answered (a page of what the tracker offers).
+    pub lists: u64,
     /// BEP 15 requests answered, by kind.
     pub bep15_connects: u64,
     pub bep15_announces: u64,
@@ -196,7 +200,7 @@ impl fmt::Display for TrackerStats {
         write!(
             f,
             "received {}, malformed {}, over budget {}, unexpected kind {}, refused {}, replies sent {}, \
-             replies dropped (queue full {}, too long {}), events dropped {}, snapshots saved {}, challenges {}, unproven dropped {}, digest mismatches {}; BEP 15: \
+             replies dropped (queue full {}, too long {}), events dropped {}, snapshots saved {}, challenges {}, unproven dropped {}, digest mismatches {}, look-ups {}, lists {}; BEP 15: \
              connects {}, announces {}, scrapes {}, malformed {}, bad connection id {}, \
              full {}, errors sent {}",
             self.datagrams_received,
@@ -212,6 +216,8 @@ impl fmt::Display for TrackerStats {
             self.challenges_sent,
             self.dropped_unproven,
             self.holdings_digest_mismatches,
+            self.lookups,
+            self.lists,
             self.bep15_connects,
             self.bep15_announces,
             self.bep15_scrapes,

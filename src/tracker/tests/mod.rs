@@ -4,6 +4,7 @@
 mod advertise;
 mod budget;
 mod hostile;
+mod list;
 mod lookup;
 mod persistence;
 mod registry;

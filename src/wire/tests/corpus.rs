@@ -26,7 +26,15 @@ fn write_wire_fuzz_corpus() {
         bitmap: &BITMAP,
     });
     *spare.last_mut().unwrap() |= 1;
+    let [a, b] = LIST_RECORDS;
+    let b_as_a = ListRecord { name_bytes: 5, ..b };
+    let out_of_order = encoded(&Message::ListReply {
+        fixed: &LIST_REPLY,
+        records: &[a, b_as_a],
+        names: "a.bina.bin",
+    });
     files.extend([
+        ("invalid-list-reply-out-of-order".into(), out_of_order),
         ("invalid-truncated".into(), exit_ack[..5].to_vec()),
         ("invalid-bad-magic".into(), bad_magic),
         (

@@ -34,7 +34,7 @@ fn bad_version() {
 #[test]
 fn unknown_kind() {
     let valid = encoded(&Message::ExitAck(&EXIT_ACK));
-    for kind in [0x00, 0x0c, 0x0f, 0x1d, 0xff] {
+    for kind in [0x00, 0x0e, 0x0f, 0x1d, 0xff] {
         let mut bytes = valid.clone();
         bytes[5] = kind;
         assert_eq!(refused(&valid, &bytes), DecodeError::UnknownKind(kind));
@@ -152,6 +152,8 @@ fn length_mismatch_of_fixed_kinds() {
             Kind::Announce
                 | Kind::Lookup
                 | Kind::LookupReply
+                | Kind::ListRequest
+                | Kind::ListReply
                 | Kind::HaveMap
                 | Kind::ManifestPart
                 | Kind::Piece

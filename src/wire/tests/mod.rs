@@ -7,6 +7,7 @@ mod content;
 mod corpus;
 mod framing;
 mod layout;
+mod list;
 mod values;
 
 use super::*;
@@ -133,6 +134,43 @@ const REFUSED_VIEW: Refused = Refused {
     reserved: 0,
     reason: U16::new(RefusedReason::Conflict as u16),
 };
+static LIST_REQUEST: ListRequest = ListRequest {
+    auth: AUTH,
+    request_id: U32::new(0x0102_0304),
+    info_hash: INFO_HASH,
+    inclusive: 0,
+    entries_max: 2,
+    reserved: [0; 2],
+};
+static LIST_REPLY: ListReply = ListReply {
+    request_id: U32::new(0x0102_0304),
+    entry_count: U16::new(2),
+    more: 1,
+    reserved: 0,
+    files_total: U32::new(9),
+};
+/// Two entries, in order: `a.bin` then `file_A.txt`.
+static LIST_RECORDS: [ListRecord; 2] = [
+    ListRecord {
+        info_hash: [0xcd; HASH_BYTES],
+        file_bytes: U64::new(0),
+        chunk_bytes: U32::new(CHUNK_BYTES),
+        holder_count: U32::new(1),
+        complete_count: U32::new(1),
+        name_bytes: 5,
+        reserved: [0; 3],
+    },
+    ListRecord {
+        info_hash: INFO_HASH,
+        file_bytes: U64::new(100_000),
+        chunk_bytes: U32::new(CHUNK_BYTES),
+        holder_count: U32::new(3),
+        complete_count: U32::new(2),
+        name_bytes: 10,
+        reserved: [0; 3],
+    },
+];
+const LIST_NAMES: &str = "a.binfile_A.txt";
 static WELCOME: Welcome = Welcome {
     cookie: U64::new(0x1122_3344_5566_7788),
 };
@@ -217,7 +255,7 @@ const fn holder(node_id: u32, version: u8, ip: [u8; 4]) -> HolderRecord {
 }
 
 /// One valid message of every kind, in [`Kind::ALL`] order.
-fn samples() -> [Message<'static>; 24] {
+fn samples() -> [Message<'static>; 26] {
     [
         Message::Register(&REGISTER),
         Message::Registered(&REGISTERED),
@@ -244,6 +282,15 @@ fn samples() -> [Message<'static>; 24] {
         Message::ExitAck(&EXIT_ACK),
         Message::Refused(REFUSED),
         Message::Challenge(&CHALLENGE),
+        Message::ListRequest {
+            fixed: &LIST_REQUEST,
+            name: "file_A.txt",
+        },
+        Message::ListReply {
+            fixed: &LIST_REPLY,
+            records: &LIST_RECORDS,
+            names: LIST_NAMES,
+        },
         Message::Welcome(&WELCOME),
         Message::HaveRequest(&HAVE_REQUEST),
         Message::HaveMap {
