@@ -38,6 +38,8 @@ commands:
   export <file>                          short for 'torrent -setMode export <file>'
   unshare <file>                         stop sharing <file> (it stays in the directory)
   limit up <rate>|off                    the node's upload limit from now on, e.g. 8M
+  list [<from>]                          a page of the files the tracker offers (name,
+                                         size, holders, info hash), from <from> on
   exit, quit                             short for 'torrent -setMode exit'
   status                                 show what this node shares and downloads, with
                                          a magnet link for each complete file
@@ -86,8 +88,24 @@ pub enum Command {
     Unshare {
         name: String,
     },
+    /// Ask the tracker for a page of what it offers; `page_entries` 0 for as many as fit.
+    List {
+        from: ListFrom,
+        page_entries: u8,
+    },
     /// Tell the tracker we leave, then stop.
     Exit,
+}
+
+/// Where a page of the tracker's list starts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ListFrom {
+    /// The first file.
+    Start,
+    /// The first file of this name, or the first after it.
+    Name(String),
+    /// Just after this entry: the last of the page before.
+    After { name: String, info_hash: wire::Hash },
 }
 
 /// Why a console line was refused. Each prints as one line for the user.
@@ -226,6 +244,15 @@ pub fn parse(line: &str) -> Result<Command, ConsoleError> {
         Command::Unshare { name }
     } else if is(first, "exit") || is(first, "quit") {
         Command::Exit
+    } else if is(first, "list") {
+        let from = match words.next() {
+            Some(name) => ListFrom::Name(checked_name(name)?),
+            None => ListFrom::Start,
+        };
+        Command::List {
+            from,
+            page_entries: 0,
+        }
     } else if is(first, "status") {
         Command::Status
     } else if is(first, "help") {
@@ -447,6 +474,22 @@ mod tests {
         assert!(matches!(parse("limit"), Err(ConsoleError::BadRate(_))));
         assert_eq!(parse("status"), Ok(Command::Status));
         assert_eq!(parse("help"), Ok(Command::Help));
+        let list = |from| {
+            Ok(Command::List {
+                from,
+                page_entries: 0,
+            })
+        };
+        assert_eq!(parse("list"), list(ListFrom::Start));
+        assert_eq!(
+            parse("LIST 'a b.bin'"),
+            list(ListFrom::Name("a b.bin".into()))
+        );
+        assert_eq!(parse("list a b"), Err(ConsoleError::TooManyWords));
+        assert!(matches!(
+            parse("list ../a"),
+            Err(ConsoleError::BadName { .. })
+        ));
         assert_eq!(
             parse("EXPORT a.txt"),
             Ok(Command::Export {
@@ -692,6 +735,7 @@ mod tests {
             "@<info hash>",
             "exit, quit",
             "status",
+            "list [<from>]",
             "help",
         ] {
             assert!(HELP.contains(word), "{word}");

@@ -81,6 +81,20 @@ pub enum Request {
     /// The node's upload limit from now on: a rate as the flags take it (`"8M"`), or
     /// `"off"`.
     Limit { up: String },
+    /// A page of what the tracker offers, by name then info hash: from the first file (no
+    /// `from` or `after`), from the name `from` on, or just after `after` (the `next` of the
+    /// page before). `page_entries` (1 to [`crate::wire::LIST_ENTRIES_MAX`]) asks for
+    /// smaller pages. Answered with the list request's id, whose page `list-state` gives.
+    List {
+        #[serde(default)]
+        from: Option<String>,
+        #[serde(default)]
+        after: Option<ListCursor>,
+        #[serde(default)]
+        page_entries: Option<u8>,
+    },
+    /// A list request's state and, once the tracker answered, its page.
+    ListState { id: u64 },
     /// Tell the tracker the node leaves, then stop.
     Exit,
 }
@@ -99,6 +113,9 @@ pub enum Order {
         text: bool,
     },
     DownloadState {
+        id: u64,
+    },
+    ListState {
         id: u64,
     },
     /// A command the console could also give.
@@ -120,6 +137,9 @@ pub struct Reply {
     /// The console's `status` text, with `status` when asked for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub text: Option<String>,
+    /// The answer to `list` and `list-state`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub list: Option<ListInfo>,
 }
 
 impl Reply {
@@ -139,6 +159,15 @@ impl Reply {
             ok: true,
             status: Some(status),
             text,
+            ..Reply::default()
+        }
+    }
+
+    /// The answer to `list` and `list-state`.
+    pub fn listed(list: ListInfo) -> Reply {
+        Reply {
+            ok: true,
+            list: Some(list),
             ..Reply::default()
         }
     }
@@ -203,6 +232,73 @@ pub struct StatusInfo {
     pub counters: crate::node::NodeStats,
 }
 
+/// Where a list request is.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ListState {
+    /// Sent; the tracker has not answered yet.
+    #[default]
+    Waiting,
+    /// The tracker answered: `entries` and `next` hold its page.
+    Done,
+    /// The tracker did not answer in time, or cannot list (`error` says which).
+    Failed,
+}
+
+/// A place in the tracker's list: the last entry of a page, from which the next goes on.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListCursor {
+    pub name: String,
+    /// 40 hex digits.
+    pub info_hash: String,
+}
+
+/// One file the tracker offers.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListEntry {
+    pub name: String,
+    /// 40 hex digits.
+    pub info_hash: String,
+    pub file_bytes: u64,
+    pub chunk_bytes: u32,
+    /// Nodes that announced some of it, and of those, the ones that hold all of it.
+    pub holders: u32,
+    pub complete_holders: u32,
+}
+
+impl ListEntry {
+    /// The entry as one line for a person: name, size, holders, info hash.
+    pub fn line(&self) -> String {
+        let holders = match self.holders {
+            1 => "1 holder".to_string(),
+            n => format!("{n} holders"),
+        };
+        format!(
+            "{}  {}  {holders} ({} complete)  {}",
+            self.name,
+            crate::units::bytes(self.file_bytes),
+            self.complete_holders,
+            self.info_hash
+        )
+    }
+}
+
+/// A list request and, once answered, its page.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListInfo {
+    /// Given when it was asked; unique while the node runs.
+    pub id: u64,
+    pub state: ListState,
+    #[serde(default)]
+    pub entries: Vec<ListEntry>,
+    /// Where the next page starts (`after` of the next `list`); `None` at the end.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<ListCursor>,
+    /// Files the tracker knows in all, once it answered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub files_total: Option<u32>,
+}
+
 /// A request line parsed into an order, or why it is refused.
 pub fn parse_request(line: &str) -> Result<Order, String> {
     let value: serde_json::Value =
@@ -218,7 +314,7 @@ pub fn parse_request(line: &str) -> Result<Order, String> {
         None => return Err("a request needs \"version\": 1".into()),
     }
     let request: Request = serde_json::from_value(value).map_err(|error| {
-        format!("{error} (commands: status, send, download, download-state, export, unshare, limit, exit)")
+        format!("{error} (commands: status, send, download, download-state, export, unshare, limit, list, list-state, exit)")
     })?;
     let checked_name = |name: &str| match crate::wire::name_problem(name.as_bytes()) {
         Some(problem) => Err(format!("bad name {name:?}: {problem}")),
@@ -241,6 +337,35 @@ pub fn parse_request(line: &str) -> Result<Order, String> {
         }),
         Request::Download { target } => {
             Order::Command(console::parse_download(&target).map_err(|error| error.to_string())?)
+        }
+        Request::ListState { id } => Order::ListState { id },
+        Request::List {
+            from,
+            after,
+            page_entries,
+        } => {
+            let from = match (from, after) {
+                (Some(_), Some(_)) => return Err("give \"from\" or \"after\", not both".into()),
+                (Some(name), None) => console::ListFrom::Name(checked_name(&name)?),
+                (None, Some(cursor)) => console::ListFrom::After {
+                    name: checked_name(&cursor.name)?,
+                    info_hash: crate::wire::parse_hex(&cursor.info_hash).ok_or_else(|| {
+                        format!("bad info hash {:?}: 40 hex digits", cursor.info_hash)
+                    })?,
+                },
+                (None, None) => console::ListFrom::Start,
+            };
+            let page_entries = match page_entries {
+                None => 0,
+                Some(n) if (1..=crate::wire::LIST_ENTRIES_MAX).contains(&usize::from(n)) => n,
+                Some(n) => {
+                    return Err(format!(
+                        "page_entries {n}: from 1 to {}",
+                        crate::wire::LIST_ENTRIES_MAX
+                    ));
+                }
+            };
+            Order::Command(Command::List { from, page_entries })
         }
         Request::Exit => Order::Command(Command::Exit),
     })

@@ -45,6 +45,8 @@
 //!                         saves (at most one a second; replies wait for their token's save)
 //!  budget.rs              per-sender datagram budgets at the door (tracker, node)
 //!  wire.rs                every datagram of ours: fixed-layout big-endian views, checked decode
+//!  wire/list.rs, tracker/list.rs, node/listing.rs  `list`: pages of what a tracker offers,
+//!                         in (name, info hash) order from a cursor; asked for by id
 //!  bep15.rs               the standard BitTorrent UDP tracker protocol (BEP 15) on the wire,
 //!                         same style; tracker/bep15_server.rs is its server, beside our own
 //!                         protocol, and node/tracker_client/bep15.rs its client

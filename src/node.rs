@@ -30,6 +30,7 @@
 //!   ourselves in peer lists;
 //! * `download` (and `download/transfer`): the receiver-driven transfer: manifest,
 //!   have-maps, chunk scheduling, per-peer windows, timeouts, verification, publishing;
+//! * `listing`: `list`, pages of what the tracker offers, asked for and kept by id;
 //! * `exchange`: telling a peer that asked for a have-map of other peers holding the file;
 //! * `upload`: answering peers: cookies (anti-amplification), have-maps, manifest parts,
 //!   pieces read from the file, the upload rate limit;
@@ -55,7 +56,9 @@ mod exchange;
 mod jobs;
 mod library;
 pub(crate) use library::LocalFile;
+mod listing;
 use library::{Library, Progressed};
+pub use listing::{LIST_TIMEOUT, LISTINGS_KEPT_MAX};
 mod outbox;
 pub(crate) use outbox::Outbox;
 pub use outbox::{NodeEvent, NodeStats};
@@ -103,6 +106,8 @@ pub struct Node {
     /// The files held, and the work on them waiting (hashing, exports, announces).
     library: Library,
     downloads: Downloads,
+    /// `list` requests to the tracker, waiting or answered.
+    listings: listing::Listings,
     uploader: Uploader,
     /// Requests each (address, port) may send; the rest are dropped before they are served.
     budgets: SenderBudgets,
@@ -146,6 +151,7 @@ impl Node {
             state,
             library: Library::new(now),
             downloads: Downloads::new(),
+            listings: listing::Listings::new(),
             uploader,
             out: Outbox::new(),
             ending: Ending::new(),
@@ -303,6 +309,8 @@ impl Node {
         self.tracker
             .handle_timeout(now, &mut self.out, self.library.files(), leaving);
         self.take_tracker_news(now);
+        self.listings
+            .handle_timeout(now, &mut self.tracker, &mut self.out);
         // Credit that is due goes now in any case: when the look-up budget allows, it goes
         // inside the look-up a download would send soonest, so that the datagram also brings
         // news of holders (the window of recent datagrams, full in a busy swarm, holds back
@@ -368,6 +376,10 @@ impl Node {
                     "no download has id {id} (the ends of the last {FINISHED_KEPT_MAX} finished downloads are kept)"
                 )),
             },
+            Order::ListState { id } => self.listings.reply(id),
+            Order::Command(Command::List { from, page_entries }) => {
+                listing::started(self.list(now, from, page_entries, false))
+            }
             Order::Command(command) => match self.run_command(now, command) {
                 Ok(done) => Reply::done(done.line, done.download.and_then(|id| download(self, id))),
                 Err(line) => Reply::refused(line),
@@ -406,6 +418,11 @@ impl Node {
                 self.uploader.set_upload_limit(up_bytes_per_s, now);
                 let limit = up_bytes_per_s.map_or("none".into(), |r| units::rate(r as f64));
                 self.say(format!("upload limit: {limit}"))
+            }
+            Command::List { from, page_entries } => {
+                // The page is printed when it comes (see `listing.rs`).
+                self.list(now, from, page_entries, true)?;
+                Ok(Done::default())
             }
             Command::Exit => {
                 self.stop(now);
@@ -588,6 +605,23 @@ impl Node {
         }
     }
 
+    /// Asks the tracker for a page of its list (see `listing.rs`); its id, or why not.
+    fn list(
+        &mut self,
+        now: Instant,
+        from: console::ListFrom,
+        page_entries: u8,
+        console: bool,
+    ) -> Result<u64, String> {
+        let files = self.library.files();
+        let (tracker, out) = (&mut self.tracker, &mut self.out);
+        let started = (self.listings).start(now, tracker, out, files, from, page_entries, console);
+        if let (Err(line), true) = (&started, console) {
+            self.out.say(line.clone());
+        }
+        started
+    }
+
     // ---- outputs ------------------------------------------------------------------------
 
     /// Writes the next datagram into `buf` (at least [`wire::DATAGRAM_BYTES_MAX`] bytes).
@@ -623,6 +657,7 @@ impl Node {
         consider(self.library.poll_timeout());
         consider(self.downloads.poll_timeout());
         consider(self.uploader.poll_timeout());
+        consider(self.listings.poll_timeout());
         earliest
     }
 
@@ -833,6 +868,11 @@ impl Node {
                     ctx.downloads
                         .handle_peers(&mut ctx.parts, now, info_hash, &peers);
                 }
+                TrackerNews::Listed { request_id, page } => {
+                    if let Some(text) = self.listings.answered(request_id, page) {
+                        self.out.print(text);
+                    }
+                }
                 TrackerNews::ExitAcknowledged => self.finish_exit("the tracker was told"),
             }
         }
@@ -967,6 +1007,7 @@ impl Node {
         lens.push(("node downloads", self.downloads.len(), DOWNLOADS_MAX));
         lens.extend(self.uploader.queue_lens());
         lens.push(self.exchange.queue_len());
+        lens.push(self.listings.queue_len());
         lens
     }
 }

@@ -18,6 +18,11 @@ commands:
   export NAME             write NAME.torrent into the node's directory
   unshare NAME            stop sharing NAME at once (the file stays where it is)
   limit --up RATE         the node's upload limit from now on (8M, 500K, or off)
+  list [--from NAME] [--all] [--page N]
+                          the files the tracker offers, by name: one page (from NAME
+                          on), or with --all every page to the end; --page N asks for
+                          pages of at most N files
+  list-state ID           where the list request with that id is, and its page
   exit                    the node tells the tracker it leaves, then stops
 
 exit codes: 0 done; 1 refused or failed, or no node answers; 2 a bad command line";
@@ -50,6 +55,14 @@ pub(super) fn parse_ctl(args: &[String]) -> Result<super::Invocation, UsageError
         "with limit: the upload limit, e.g. 8M, or off",
         "RATE",
     );
+    opts.optopt("", "from", "with list: start at this name", "NAME");
+    opts.optflag("", "all", "with list: follow the pages to the end");
+    opts.optopt(
+        "",
+        "page",
+        "with list: at most N files a page (1 to 64)",
+        "N",
+    );
     let m = options_and_words(&opts, args)?;
     if m.opt_present("help") {
         return Ok(super::Invocation::Help(double_dash(&opts.usage(CTL_BRIEF))));
@@ -77,7 +90,7 @@ pub(super) fn parse_ctl(args: &[String]) -> Result<super::Invocation, UsageError
     };
     let Some(command) = words.first() else {
         return Err(UsageError(
-            "no command given (status, send, download, download-state, export, unshare, limit, exit)"
+            "no command given (status, send, download, download-state, export, unshare, limit, list, list-state, exit)"
                 .into(),
         ));
     };
@@ -121,10 +134,28 @@ pub(super) fn parse_ctl(args: &[String]) -> Result<super::Invocation, UsageError
             Some(up) => (Request::Limit { up }, 1),
             None => return Err(UsageError("limit needs --up RATE (e.g. 8M, or off)".into())),
         },
+        "list" => {
+            let page_entries = match m.opt_str("page") {
+                Some(n) => {
+                    Some(whole_number("page", &n, 1, crate::wire::LIST_ENTRIES_MAX as u64)? as u8)
+                }
+                None => None,
+            };
+            let request = Request::List {
+                from: m.opt_str("from"),
+                after: None,
+                page_entries,
+            };
+            (request, 1)
+        }
+        "list-state" => {
+            let id = whole_number("list-state", &word(1, "a list request id")?, 1, u64::MAX)?;
+            (Request::ListState { id }, 2)
+        }
         "exit" | "quit" => (Request::Exit, 1),
         other => {
             return Err(UsageError(format!(
-                "unknown ctl command '{other}' (status, send, download, download-state, export, unshare, limit, exit)"
+                "unknown ctl command '{other}' (status, send, download, download-state, export, unshare, limit, list, list-state, exit)"
             )));
         }
     };
@@ -138,10 +169,17 @@ pub(super) fn parse_ctl(args: &[String]) -> Result<super::Invocation, UsageError
     if m.opt_present("up") && !matches!(request, Request::Limit { .. }) {
         return Err(UsageError("--up goes with limit".into()));
     }
+    let listing = matches!(request, Request::List { .. });
+    for option in ["from", "all", "page"] {
+        if m.opt_present(option) && !listing {
+            return Err(UsageError(format!("--{option} goes with list")));
+        }
+    }
     Ok(super::Invocation::Ctl(CtlArgs {
         dir,
         request,
         json: m.opt_present("json"),
         wait,
+        all: m.opt_present("all"),
     }))
 }

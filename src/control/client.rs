@@ -2,14 +2,22 @@
 //! text, or the JSON line with `--json`), and an exit code a script can test: 0 done, 1
 //! refused or failed (or no node answers), 2 for a bad command line (see `cli.rs`).
 
-use super::{DownloadState, Reply, Request, SOCKET_NAME};
+use super::{DownloadState, ListInfo, ListState, Reply, Request, SOCKET_NAME};
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// How often `download --wait` asks for the download's state.
 pub const WAIT_POLL_INTERVAL: Duration = Duration::from_millis(200);
+/// How often `list` asks for its page while the tracker has not answered.
+pub const LIST_POLL_INTERVAL: Duration = Duration::from_millis(50);
+/// Most pages `list --all` follows: every file of a full tracker (65,536) in pages of 16,
+/// and a bound for a tracker that never says the list ends.
+pub const LIST_PAGES_MAX: usize = 4096;
+/// The longest `list` waits for one page. The node gives up on a silent tracker after
+/// [`crate::node::LIST_TIMEOUT`] and says so; this is for a node that stops answering.
+pub const LIST_WAIT_MAX: Duration = Duration::from_secs(20);
 /// Longest reply line read (a `status` of a node holding many files is the longest).
 pub const REPLY_BYTES_MAX: u64 = 16 << 20;
 
@@ -23,6 +31,8 @@ pub struct CtlArgs {
     pub json: bool,
     /// With `download`: return once the download is verified (0) or failed (1).
     pub wait: bool,
+    /// With `list`: follow the pages to the end of the tracker's list.
+    pub all: bool,
 }
 
 /// Runs `torrent ctl`; returns the exit code.
@@ -52,6 +62,9 @@ pub fn run_ctl(args: CtlArgs) -> i32 {
             return 1;
         }
     };
+    if matches!(args.request, Request::List { .. }) && reply.ok {
+        return list(&mut link, &args, reply);
+    }
     if !args.wait || !reply.ok {
         return show(&args, &reply);
     }
@@ -81,6 +94,104 @@ pub fn run_ctl(args: CtlArgs) -> i32 {
             return show(&args, &state);
         }
     }
+}
+
+/// `list`: waits for the page of the request `first` answered with, and with `--all`
+/// follows the cursor to the end, asking each page in turn; prints every entry at the end
+/// (with `--json`, one reply holding all of them). Exit code 0 when the list was read to
+/// where it was asked, 1 when a page failed or [`LIST_PAGES_MAX`] pages were not enough.
+fn list(link: &mut Link, args: &CtlArgs, first: Reply) -> i32 {
+    let Request::List { page_entries, .. } = args.request else {
+        return show(args, &first);
+    };
+    let mut listed = ListInfo::default();
+    let mut reply = first;
+    for _ in 0..LIST_PAGES_MAX {
+        let Some(id) = reply.list.as_ref().map(|list| list.id) else {
+            return show(args, &reply);
+        };
+        let page = match wait_for_page(link, id) {
+            Ok(page) => page,
+            Err(line) => {
+                eprintln!("torrent: {line}");
+                return 1;
+            }
+        };
+        let Some(info) = page.list.as_ref().filter(|_| page.ok) else {
+            return show(args, &page);
+        };
+        listed.id = info.id;
+        listed.state = info.state;
+        listed.entries.extend(info.entries.iter().cloned());
+        listed.files_total = info.files_total;
+        listed.next = info.next.clone();
+        let Some(next) = listed.next.clone().filter(|_| args.all) else {
+            return show_list(args, listed);
+        };
+        let request = Request::List {
+            from: None,
+            after: Some(next),
+            page_entries,
+        };
+        reply = match link.ask(&request) {
+            Ok(reply) if reply.ok => reply,
+            Ok(refused) => return show(args, &refused),
+            Err(error) => {
+                eprintln!("torrent: the node stopped answering while listing: {error}");
+                return 1;
+            }
+        };
+    }
+    eprintln!(
+        "torrent: the tracker's list did not end within {LIST_PAGES_MAX} pages; {} files listed",
+        listed.entries.len()
+    );
+    show_list(args, listed);
+    1
+}
+
+/// Asks for list request `id`'s state until the tracker answered or the node gave up.
+fn wait_for_page(link: &mut Link, id: u64) -> Result<Reply, String> {
+    let deadline = Instant::now() + LIST_WAIT_MAX;
+    loop {
+        let reply = link
+            .ask(&Request::ListState { id })
+            .map_err(|error| format!("the node stopped answering while listing: {error}"))?;
+        let waiting = reply
+            .list
+            .as_ref()
+            .is_some_and(|list| list.state == ListState::Waiting);
+        if !reply.ok || !waiting {
+            return Ok(reply);
+        }
+        if Instant::now() >= deadline {
+            return Err(format!(
+                "the node did not say within {} s what the tracker listed",
+                LIST_WAIT_MAX.as_secs()
+            ));
+        }
+        std::thread::sleep(LIST_POLL_INTERVAL);
+    }
+}
+
+/// Prints what `list` read: one reply line with `--json`, or a line per file.
+fn show_list(args: &CtlArgs, listed: ListInfo) -> i32 {
+    if args.json {
+        print!("{}", super::reply_line(Reply::listed(listed)));
+        return 0;
+    }
+    for entry in &listed.entries {
+        println!("{}", entry.line());
+    }
+    let total = listed.files_total.unwrap_or(0);
+    println!("{} of the tracker's {total} files", listed.entries.len());
+    if let Some(next) = &listed.next {
+        println!(
+            "more follow {:?}: torrent ctl list --all lists them all",
+            next.name
+        );
+    }
+    0
 }
 
 /// Prints `reply` and says what exit code it means.

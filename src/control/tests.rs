@@ -95,3 +95,67 @@ fn replies_carry_the_version_and_read_back() {
         }))
     );
 }
+
+#[test]
+fn list_requests_parse_from_the_start_a_name_or_a_cursor() {
+    let order = |line: &str| parse_request(line).unwrap_or_else(|r| panic!("{line}: {r:?}"));
+    let list = |from, page_entries| Order::Command(Command::List { from, page_entries });
+    assert_eq!(
+        order(r#"{"version":1,"command":"list"}"#),
+        list(console::ListFrom::Start, 0)
+    );
+    assert_eq!(
+        order(r#"{"version":1,"command":"list","from":"b.bin","page_entries":64}"#),
+        list(console::ListFrom::Name("b.bin".into()), 64)
+    );
+    let hex = "be84c1abda6757746730880af5e66607af0cf75e";
+    let after = format!(
+        r#"{{"version":1,"command":"list","after":{{"name":"b.bin","info_hash":"{hex}"}}}}"#
+    );
+    assert_eq!(
+        order(&after),
+        list(
+            console::ListFrom::After {
+                name: "b.bin".into(),
+                info_hash: crate::wire::parse_hex(hex).unwrap()
+            },
+            0
+        )
+    );
+    assert_eq!(
+        order(r#"{"version":1,"command":"list-state","id":3}"#),
+        Order::ListState { id: 3 }
+    );
+    // The cursor a reply gives is what the next request takes.
+    let request = request_line(&Request::List {
+        from: None,
+        after: Some(ListCursor {
+            name: "b.bin".into(),
+            info_hash: hex.into(),
+        }),
+        page_entries: Some(2),
+    });
+    assert!(matches!(
+        parse_request(&request),
+        Ok(Order::Command(Command::List {
+            from: console::ListFrom::After { .. },
+            page_entries: 2
+        }))
+    ));
+    assert!(
+        refusal(
+            r#"{"version":1,"command":"list","from":"a","after":{"name":"a","info_hash":"00"}}"#
+        )
+        .contains("not both")
+    );
+    assert!(
+        refusal(r#"{"version":1,"command":"list","after":{"name":"a","info_hash":"00"}}"#)
+            .contains("info hash")
+    );
+    assert!(refusal(r#"{"version":1,"command":"list","from":"../a"}"#).contains("bad name"));
+    assert!(refusal(r#"{"version":1,"command":"list","page_entries":0}"#).contains("from 1 to 64"));
+    assert!(
+        refusal(r#"{"version":1,"command":"list","page_entries":65}"#).contains("from 1 to 64")
+    );
+    assert!(refusal(r#"{"version":1,"command":"list","page_entries":300}"#).contains("300"));
+}

@@ -18,10 +18,12 @@ mod ours;
 
 pub(super) use bep15::Bep15Client;
 use bep15::{Ignored, StandardEvent};
+pub(super) use ours::ListAsk;
 use ours::OurTrackerClient;
 
 use super::advertise::SelfAddresses;
 use super::download::TrackerHeard;
+use super::listing::ListPage;
 use super::{LocalFile, NodeConfig, Outbox};
 use crate::wire::{self, Hash, HolderRecord, VersionRecord};
 use std::collections::BTreeMap;
@@ -51,6 +53,8 @@ pub(super) enum TrackerNews {
         info_hash: Hash,
         peers: Vec<SocketAddr>,
     },
+    /// Our tracker's page of its list, for the node's list request `request_id`.
+    Listed { request_id: u32, page: ListPage },
     /// Our tracker acknowledged the exit.
     ExitAcknowledged,
 }
@@ -350,6 +354,34 @@ impl TrackerClient {
                 }
                 flush(client, waiting_since, now, out);
             }
+        }
+    }
+
+    /// Asks our tracker for a page of what it offers (see `wire/list.rs`); the answer comes
+    /// as [`TrackerNews::Listed`]. A standard tracker cannot list: the error says so.
+    pub(super) fn list(
+        &mut self,
+        now: Instant,
+        out: &mut Outbox,
+        files: &BTreeMap<Hash, LocalFile>,
+        ask: ListAsk,
+    ) -> Result<(), String> {
+        match self {
+            TrackerClient::Ours(ours) => {
+                ours.list(now, out, files, ask);
+                Ok(())
+            }
+            TrackerClient::Bep15 { client, .. } => Err(format!(
+                "tracker udp://{} is a standard (BEP 15) tracker: BEP 15 has no request that lists what a tracker offers (it knows info hashes only, and tells peers only for an info hash it is given)",
+                client.addr()
+            )),
+        }
+    }
+
+    /// Stops asking for list request `request_id`'s page.
+    pub(super) fn forget_list(&mut self, request_id: u32) {
+        if let TrackerClient::Ours(ours) = self {
+            ours.forget_list(request_id);
         }
     }
 

@@ -11,7 +11,9 @@
 //! node's), and leaves what concerns the rest of the node as [`TrackerNews`].
 
 use super::TrackerNews;
+use crate::control::ListEntry;
 use crate::node::advertise::{Listing, SelfAddresses};
+use crate::node::listing::ListPage;
 use crate::node::{LocalFile, Outbox};
 use crate::wire::{self, Hash, Message, NodeAuth, RefusedReason, U32, U64};
 use std::collections::{BTreeMap, VecDeque};
@@ -48,7 +50,22 @@ const NEWS_MAX: usize = 64;
 enum TrackerAsk {
     Announce(Hash),
     Lookup(String),
+    List(ListAsk),
     Exit,
+}
+
+/// A page of the tracker's list, asked for by `list` (see `wire/list.rs`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(in crate::node) struct ListAsk {
+    /// Echoed in the reply: which of the node's list requests it answers.
+    pub(in crate::node) request_id: u32,
+    /// The page starts after (`inclusive`: at) the entry (name, info hash); an empty name
+    /// starts the list.
+    pub(in crate::node) name: String,
+    pub(in crate::node) info_hash: Hash,
+    pub(in crate::node) inclusive: bool,
+    /// 0: as many as fit.
+    pub(in crate::node) entries_max: u8,
 }
 
 struct PendingAsk {
@@ -338,6 +355,37 @@ impl OurTrackerClient {
                     holders,
                 });
             }
+            Message::ListReply {
+                fixed,
+                records,
+                names,
+            } => {
+                let request_id = fixed.request_id.get();
+                let asked = |p: &PendingAsk| matches!(&p.ask, TrackerAsk::List(a) if a.request_id == request_id);
+                if !self.pending.iter().any(asked) {
+                    // The answer to a retry already answered, or to a request given up.
+                    return Ok(());
+                }
+                self.pending.retain(|p| !asked(p));
+                let entries = wire::list_entries(records, names)
+                    .map(|(record, name)| ListEntry {
+                        name: name.to_string(),
+                        info_hash: wire::hex(&record.info_hash),
+                        file_bytes: record.file_bytes.get(),
+                        chunk_bytes: record.chunk_bytes.get(),
+                        holders: record.holder_count.get(),
+                        complete_holders: record.complete_count.get(),
+                    })
+                    .collect();
+                self.tell(TrackerNews::Listed {
+                    request_id,
+                    page: ListPage {
+                        entries,
+                        more: fixed.more == 1,
+                        files_total: fixed.files_total.get(),
+                    },
+                });
+            }
             Message::Challenge(challenge) => {
                 // The tracker asks us to prove an address (where we send from, or the one we
                 // advertise): register again at once, echoing its cookie.
@@ -511,6 +559,24 @@ impl OurTrackerClient {
         self.ask(now, out, files, TrackerAsk::Lookup(name.to_string()));
     }
 
+    /// Asks the tracker for a page of its list, until it answers or the node gives up
+    /// ([`OurTrackerClient::forget_list`]).
+    pub(super) fn list(
+        &mut self,
+        now: Instant,
+        out: &mut Outbox,
+        files: &BTreeMap<Hash, LocalFile>,
+        ask: ListAsk,
+    ) {
+        self.ask(now, out, files, TrackerAsk::List(ask));
+    }
+
+    /// Stops asking for the page of list request `request_id` (the node gave up on it).
+    pub(super) fn forget_list(&mut self, request_id: u32) {
+        self.pending
+            .retain(|p| !matches!(&p.ask, TrackerAsk::List(a) if a.request_id == request_id));
+    }
+
     /// Sends `ask` now (when registered) and keeps it until the tracker answers.
     fn ask(
         &mut self,
@@ -575,6 +641,23 @@ impl OurTrackerClient {
                         fixed: &lookup,
                         credits: &credits,
                         name,
+                    },
+                );
+            }
+            TrackerAsk::List(list) => {
+                let request = wire::ListRequest {
+                    auth,
+                    request_id: U32::new(list.request_id),
+                    info_hash: list.info_hash,
+                    inclusive: u8::from(list.inclusive),
+                    entries_max: list.entries_max,
+                    reserved: [0; 2],
+                };
+                out.send(
+                    self.addr,
+                    &Message::ListRequest {
+                        fixed: &request,
+                        name: &list.name,
                     },
                 );
             }
