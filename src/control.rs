@@ -15,7 +15,15 @@
 //!   ← {"version":1,"ok":true,"download":{"id":1,"state":"done",...}}
 //!   → {"version":1,"command":"send","name":"x.bin"}
 //!   ← {"version":1,"ok":false,"error":"cannot share \"x.bin\": ..."}
+//!   → {"version":1,"command":"list","from":"b.bin","page_entries":2}
+//!   ← {"version":1,"ok":true,"list":{"id":1,"state":"waiting","entries":[]}}
+//!   → {"version":1,"command":"list-state","id":1}
+//!   ← {"version":1,"ok":true,"list":{"id":1,"state":"done","entries":[{"name":"b.bin",...}],
+//!      "next":{"name":"c.bin","info_hash":"..."},"files_total":9}}
 //! ```
+//!
+//! `list` is answered before the tracker's page comes: the reply carries the request's id,
+//! and `list-state` its page once it came (see `node/listing.rs`).
 //!
 //! The commands are [`Request`]'s variants; the answers are [`Reply`] and the types it holds.
 //! A line that is not JSON, names an unknown command or a newer version gets `ok: false`

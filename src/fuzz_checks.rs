@@ -41,7 +41,11 @@ pub fn check_console_line(bytes: &[u8]) {
         Ok(
             console::Command::Send { name }
             | console::Command::Download { name, .. }
-            | console::Command::Export { name },
+            | console::Command::Export { name }
+            | console::Command::List {
+                from: console::ListFrom::Name(name),
+                ..
+            },
         ) => {
             assert!(
                 wire::check_name(name.as_bytes()).is_ok(),

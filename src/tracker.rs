@@ -14,8 +14,8 @@
 //! when a table is full, requests that would grow it are refused with `Refused(Full)`.
 //!
 //! Anti-amplification: a refusal (12 bytes) and a `Challenge` are smaller than any request,
-//! and the one large reply, the look-up reply, goes only to a node that authenticated from its
-//! registered address. A Register no known token vouches for costs no state until its address
+//! and the large replies, the look-up reply and a page of the list (`tracker/list.rs`), go
+//! only to a node that authenticated from its registered address. A Register no known token vouches for costs no state until its address
 //! echoed a stateless cookie (`tracker/register.rs`).
 //!
 //! Convergence: each heartbeat reply carries the digest of what the tracker records the node
