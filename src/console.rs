@@ -43,7 +43,8 @@ commands:
   resume <download>                      go on with a paused download
   cancel <download> [--keep-partial]     stop a download for good and remove its partial
                                          file (kept with --keep-partial: 'download' resumes)
-  limit up <rate>|off                    the node's upload limit from now on, e.g. 8M
+  limit up|down <rate>|off               the node's upload or download limit from now on,
+                                         e.g. 'limit down 8M' (bytes a second)
   exit, quit                             short for 'torrent -setMode exit'
   status                                 show what this node shares and downloads, with
                                          a magnet link for each complete file
@@ -83,9 +84,11 @@ pub enum Command {
     Export {
         name: String,
     },
-    /// Change the node's upload limit now (`None`: unlimited).
+    /// Change the node's upload or download limit now, or both; a side given `None` is
+    /// left as it is.
     Limit {
-        up_bytes_per_s: Option<u64>,
+        up: Option<NewLimit>,
+        down: Option<NewLimit>,
     },
     /// Stop sharing a file: peers are refused it at once and the tracker is told. The file
     /// stays where it is.
@@ -110,6 +113,9 @@ pub enum Command {
     /// Tell the tracker we leave, then stop.
     Exit,
 }
+
+/// A limit set at runtime: bytes a second, or `None` for no limit.
+pub type NewLimit = Option<u64>;
 
 /// Why a console line was refused. Each prints as one line for the user.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -191,7 +197,7 @@ impl fmt::Display for ConsoleError {
             ),
             ConsoleError::BadRate(text) => write!(
                 f,
-                "'{}' is not a rate: give bytes a second (K/M/G = 2^10/2^20/2^30), as in 'limit up 8M', or 'limit up off'",
+                "'{}' is not a rate: give bytes a second (K/M/G = 2^10/2^20/2^30), as in 'limit up 8M' or 'limit down 8M', or 'limit up off'",
                 text.escape_debug()
             ),
             ConsoleError::TrailingBackslash => write!(
@@ -244,7 +250,12 @@ pub fn parse(line: &str) -> Result<Command, ConsoleError> {
     } else if is(first, "limit") {
         match (words.next(), words.next()) {
             (Some(direction), Some(rate)) if is(direction, "up") => Command::Limit {
-                up_bytes_per_s: parse_rate(rate)?,
+                up: Some(parse_rate(rate)?),
+                down: None,
+            },
+            (Some(direction), Some(rate)) if is(direction, "down") => Command::Limit {
+                up: None,
+                down: Some(parse_rate(rate)?),
             },
             (_, rate) => return Err(ConsoleError::BadRate(rate.unwrap_or("").to_owned())),
         }
@@ -482,18 +493,27 @@ mod tests {
         assert_eq!(
             parse("limit up 8M"),
             Ok(Command::Limit {
-                up_bytes_per_s: Some(8 << 20)
+                up: Some(Some(8 << 20)),
+                down: None,
             })
         );
         assert_eq!(
             parse("LIMIT up off"),
             Ok(Command::Limit {
-                up_bytes_per_s: None
+                up: Some(None),
+                down: None,
+            })
+        );
+        assert_eq!(
+            parse("limit down 512K"),
+            Ok(Command::Limit {
+                up: None,
+                down: Some(Some(512 << 10)),
             })
         );
         assert!(matches!(parse("limit up 0"), Err(ConsoleError::BadRate(_))));
         assert!(matches!(
-            parse("limit down 8M"),
+            parse("limit sideways 8M"),
             Err(ConsoleError::BadRate(_))
         ));
         assert!(matches!(parse("limit"), Err(ConsoleError::BadRate(_))));

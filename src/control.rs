@@ -78,9 +78,14 @@ pub enum Request {
     Export { name: String },
     /// Stop sharing a file (it stays in the directory).
     Unshare { name: String },
-    /// The node's upload limit from now on: a rate as the flags take it (`"8M"`), or
-    /// `"off"`.
-    Limit { up: String },
+    /// The node's upload and/or download limit from now on: a rate as the flags take it
+    /// (`"8M"`), or `"off"`; a side not given is left as it is.
+    Limit {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        up: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        down: Option<String>,
+    },
     /// Stop a running download for now: `target` is its id (digits) or the name (or hex info
     /// hash) it fetches. Its partial file stays; chunks verified are still served.
     Pause { target: String },
@@ -218,6 +223,11 @@ pub struct StatusInfo {
     pub downloads: Vec<DownloadInfo>,
     /// The node's counters (bytes, pieces, datagrams dropped by reason).
     pub counters: crate::node::NodeStats,
+    /// The limits in force (bytes a second), `None` for none.
+    #[serde(default)]
+    pub upload_limit_bytes_per_s: Option<u64>,
+    #[serde(default)]
+    pub download_limit_bytes_per_s: Option<u64>,
 }
 
 /// A request line parsed into an order, or why it is refused.
@@ -253,9 +263,19 @@ pub fn parse_request(line: &str) -> Result<Order, String> {
         Request::Unshare { name } => Order::Command(Command::Unshare {
             name: checked_name(&name)?,
         }),
-        Request::Limit { up } => Order::Command(Command::Limit {
-            up_bytes_per_s: console::parse_rate(&up).map_err(|error| error.to_string())?,
-        }),
+        Request::Limit { up, down } => {
+            let rate = |text: Option<String>| {
+                text.map(|text| console::parse_rate(&text).map_err(|error| error.to_string()))
+                    .transpose()
+            };
+            let (up, down) = (rate(up)?, rate(down)?);
+            if up.is_none() && down.is_none() {
+                return Err(
+                    "limit needs \"up\" or \"down\" (a rate like \"8M\", or \"off\")".into(),
+                );
+            }
+            Order::Command(Command::Limit { up, down })
+        }
         Request::Download { target } => {
             Order::Command(console::parse_download(&target).map_err(|error| error.to_string())?)
         }

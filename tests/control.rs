@@ -98,6 +98,26 @@ fn a_script_drives_nodes_through_the_control_socket() {
     assert_eq!((code, out[0].as_str()), (0, "upload limit: none"));
     assert_eq!(ctl(&scratch, &dir1, &["limit", "--up", "fast"]).0, 1);
     assert_eq!(ctl(&scratch, &dir1, &["limit"]).0, 2);
+    // The download limit too, both at once, and status shows them.
+    let (code, out, _) = ctl(&scratch, &dir1, &["limit", "--down", "2M", "--up", "1M"]);
+    assert_eq!(
+        (code, out[0].as_str()),
+        (0, "upload limit: 1.0 MiB/s; download limit: 2.0 MiB/s")
+    );
+    let (_, out, _) = ctl(&scratch, &dir1, &["--json", "status"]);
+    let status = &last_reply(&out)["status"];
+    assert_eq!(status["download_limit_bytes_per_s"], 2 << 20, "{status}");
+    assert_eq!(status["upload_limit_bytes_per_s"], 1 << 20, "{status}");
+    let (_, out, _) = ctl(&scratch, &dir1, &["status"]);
+    assert!(
+        out.iter().any(|l| l == "download limit 2.0 MiB/s"),
+        "{out:?}"
+    );
+    let (code, out, _) = ctl(&scratch, &dir1, &["limit", "--down", "off", "--up", "off"]);
+    assert_eq!(
+        (code, out[0].as_str()),
+        (0, "upload limit: none; download limit: none")
+    );
 
     // A download that cannot succeed: the waiting script hears of the failure.
     let (code, out, _) = ctl(
@@ -475,4 +495,55 @@ fn a_script_pauses_resumes_and_cancels_downloads() {
 
 fn fs_entries(dir: &Path) -> usize {
     std::fs::read_dir(dir).map_or(0, |entries| entries.count())
+}
+
+/// `tests/scripts/drive_by_ctl.sh`: a shell script drives two running nodes with `torrent ctl
+/// --json` alone (share, download and wait, limits, pause, resume, cancel, unshare, exit),
+/// checking every JSON answer and exit code.
+#[test]
+fn a_shell_script_drives_nodes_by_ctl_alone() {
+    if std::process::Command::new("jq")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        println!("SKIPPED: the script needs jq (apt install jq)");
+        return;
+    }
+    let scratch = Scratch::new("control-script");
+    let files = [("f.bin", 34), ("g.bin", 35), ("h.bin", 36)];
+    for (name, seed) in files {
+        scratch.put_file(1, name, &random_bytes(seed, 4 << 20));
+    }
+    let tracker = tracker(&scratch);
+    let mut node1 = node(&scratch, 1, tracker.addr, &["--chunk-size", "256K"]);
+    let mut node2 = node(&scratch, 2, tracker.addr, &[]);
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/scripts/drive_by_ctl.sh");
+    let mut command = std::process::Command::new("bash");
+    command
+        .arg(script)
+        .arg(env!("CARGO_BIN_EXE_torrent"))
+        .arg(scratch.node_dir(1))
+        .arg(scratch.node_dir(2));
+    let mut run = spawn_command("drive_by_ctl", &scratch.root, command);
+    let code = run.expect_exit(Duration::from_secs(120));
+    assert_eq!(
+        code,
+        0,
+        "{}\n{}\n{}",
+        run.describe(),
+        node1.proc.describe(),
+        node2.proc.describe()
+    );
+    assert_eq!(
+        run.stdout_lines().last().map(String::as_str),
+        Some("drive_by_ctl: every answer as expected")
+    );
+    for node in [&mut node1, &mut node2] {
+        assert_eq!(
+            node.proc.expect_exit(CTL_TIMEOUT),
+            0,
+            "`exit` ends the node"
+        );
+    }
 }

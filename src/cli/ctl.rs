@@ -25,7 +25,9 @@ commands:
   cancel DOWNLOAD [--keep-partial]
                           stop a download for good and remove its partial file (kept
                           with --keep-partial, for a later download to resume)
-  limit --up RATE         the node's upload limit from now on (8M, 500K, or off)
+  limit [--up RATE] [--down RATE]
+                          the node's upload and download limits from now on (8M,
+                          500K, or off); one not given stays as it is
   exit                    the node tells the tracker it leaves, then stops
 
 exit codes: 0 done; 1 refused or failed, or no node answers; 2 a bad command line";
@@ -61,6 +63,12 @@ pub(super) fn parse_ctl(args: &[String]) -> Result<super::Invocation, UsageError
         "",
         "up",
         "with limit: the upload limit, e.g. 8M, or off",
+        "RATE",
+    );
+    opts.optopt(
+        "",
+        "down",
+        "with limit: the download limit, e.g. 8M, or off",
         "RATE",
     );
     let m = options_and_words(&opts, args)?;
@@ -130,9 +138,13 @@ pub(super) fn parse_ctl(args: &[String]) -> Result<super::Invocation, UsageError
             },
             2,
         ),
-        "limit" => match m.opt_str("up") {
-            Some(up) => (Request::Limit { up }, 1),
-            None => return Err(UsageError("limit needs --up RATE (e.g. 8M, or off)".into())),
+        "limit" => match (m.opt_str("up"), m.opt_str("down")) {
+            (None, None) => {
+                return Err(UsageError(
+                    "limit needs --up RATE or --down RATE (e.g. 8M, or off)".into(),
+                ));
+            }
+            (up, down) => (Request::Limit { up, down }, 1),
         },
         "pause" => (
             Request::Pause {
@@ -176,8 +188,9 @@ pub(super) fn parse_ctl(args: &[String]) -> Result<super::Invocation, UsageError
     if m.opt_present("keep-partial") && !matches!(request, Request::Cancel { .. }) {
         return Err(UsageError("--keep-partial goes with cancel".into()));
     }
-    if m.opt_present("up") && !matches!(request, Request::Limit { .. }) {
-        return Err(UsageError("--up goes with limit".into()));
+    let limits = m.opt_present("up") || m.opt_present("down");
+    if limits && !matches!(request, Request::Limit { .. }) {
+        return Err(UsageError("--up and --down go with limit".into()));
     }
     Ok(super::Invocation::Ctl(CtlArgs {
         dir,

@@ -262,6 +262,9 @@ impl Downloads {
 
     /// Every download asks its peers for as much as their windows hold.
     pub(super) fn fill_windows(&mut self, parts: &mut Parts<'_>, now: Instant) {
+        if let Some(limit) = parts.download_limit.as_deref_mut() {
+            limit.new_round();
+        }
         for download in self.list.iter_mut() {
             download.fill_windows(parts, now);
         }
@@ -320,13 +323,15 @@ impl Downloads {
 
     // ---- pausing, resuming, cancelling -------------------------------------------------------
 
-    /// The id of the running or paused download `target` names: its id (digits), else the
-    /// file name or info hash (hex) it fetches.
+    /// The id of the download `target` names: its id (digits), else the file name or info
+    /// hash (hex) a running or paused download fetches.
     pub(super) fn find(&self, target: &str) -> Option<u64> {
-        let by_id = target
-            .parse::<u64>()
-            .ok()
-            .filter(|id| self.ids.contains(id) || self.paused.iter().any(|p| p.info.id == *id));
+        // Any id known, ended ones too: what becomes of it then says where that one is.
+        let by_id = target.parse::<u64>().ok().filter(|id| {
+            self.ids.contains(id)
+                || self.paused.iter().any(|p| p.info.id == *id)
+                || self.ended.iter().any(|d| d.id == *id)
+        });
         let running = self
             .ids
             .iter()

@@ -25,6 +25,8 @@ pub(super) struct Report<'a> {
     pub(super) piece_bytes: u32,
     pub(super) stats: &'a NodeStats,
     pub(super) uploader: &'a Uploader,
+    /// `--max-download-rate` (or `limit down`), bytes a second.
+    pub(super) download_limit: Option<u64>,
 }
 
 impl Report<'_> {
@@ -118,6 +120,9 @@ impl Report<'_> {
                 let _ = writeln!(text, "    {line}");
             }
         }
+        if let Some(rate) = self.download_limit {
+            let _ = writeln!(text, "download limit {}", units::rate(rate as f64));
+        }
         let s = self.stats;
         let limit = self
             .uploader
@@ -169,6 +174,8 @@ impl Report<'_> {
             files: files.collect(),
             downloads: self.downloads.infos(self.files, now),
             counters: self.stats.clone(),
+            upload_limit_bytes_per_s: self.uploader.upload_limit(),
+            download_limit_bytes_per_s: self.download_limit,
         }
     }
 }
