@@ -48,6 +48,8 @@ commands:
   exit, quit                             short for 'torrent -setMode exit'
   status                                 show what this node shares and downloads, with
                                          a magnet link for each complete file
+  peers                                  the peers each download uses (rate, round trip,
+                                         losses, window) and those this node uploaded to
   help                                   show this text
 a name with spaces is quoted as in a shell: send \"my file.bin\", send 'my file.bin',
 send my\\ file.bin (a backslash keeps a space, a quote or a backslash as it is)";
@@ -59,6 +61,8 @@ pub enum Command {
     Nothing,
     Help,
     Status,
+    /// The peers of each running download, and those the node uploaded to.
+    Peers,
     /// Share a file from the node's directory.
     Send {
         name: String,
@@ -291,6 +295,8 @@ pub fn parse(line: &str) -> Result<Command, ConsoleError> {
         Command::Exit
     } else if is(first, "status") {
         Command::Status
+    } else if is(first, "peers") {
+        Command::Peers
     } else if is(first, "help") {
         Command::Help
     } else {
@@ -518,6 +524,20 @@ mod tests {
         ));
         assert!(matches!(parse("limit"), Err(ConsoleError::BadRate(_))));
         assert_eq!(parse("status"), Ok(Command::Status));
+        assert_eq!(parse("peers"), Ok(Command::Peers));
+        assert_eq!(parse("pause 3"), Ok(Command::Pause { target: "3".into() }));
+        assert_eq!(
+            parse("cancel big.iso --keep-partial"),
+            Ok(Command::Cancel {
+                target: "big.iso".into(),
+                keep_partial: true
+            })
+        );
+        assert_eq!(parse("cancel a b"), Err(ConsoleError::TooManyWords));
+        assert_eq!(
+            parse("resume"),
+            Err(ConsoleError::MissingDownload("resume"))
+        );
         assert_eq!(parse("help"), Ok(Command::Help));
         assert_eq!(
             parse("EXPORT a.txt"),

@@ -370,6 +370,10 @@ impl Node {
             Order::Status { text } => {
                 Reply::status(self.status_info(now), text.then(|| self.status(now)))
             }
+            Order::Peers { text } => {
+                let (peers, lines) = self.report().peers(now);
+                Reply::peers(peers, text.then_some(lines))
+            }
             Order::DownloadState { id } => match download(self, id) {
                 Some(info) => Reply::done(None, Some(info)),
                 None => Reply::refused(format!(
@@ -393,6 +397,11 @@ impl Node {
             Command::Status => {
                 let status = self.status(now);
                 self.out.print(status);
+                Ok(Done::default())
+            }
+            Command::Peers => {
+                let (_, lines) = self.report().peers(now);
+                self.out.print(lines);
                 Ok(Done::default())
             }
             Command::Send { name } => self.share(now, name),

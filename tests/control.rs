@@ -392,6 +392,21 @@ fn a_script_pauses_resumes_and_cancels_downloads() {
         d["verified_bytes"].as_u64() > Some(0)
     });
 
+    // Its peer, as `peers` shows it: structured, and as text.
+    let (code, out, _) = ctl(&scratch, &dir2, &["--json", "peers"]);
+    assert_eq!(code, 0, "{out:?}");
+    let downloads = &last_reply(&out)["peers"]["downloads"];
+    assert_eq!(downloads[0]["id"].as_u64(), Some(id), "{downloads}");
+    let peer = &downloads[0]["peers"][0];
+    assert_eq!(peer["node_id"], 1, "{downloads}");
+    assert!(peer["bytes_received"].as_u64() > Some(0), "{downloads}");
+    let (_, out, _) = ctl(&scratch, &dir2, &["peers"]);
+    assert_eq!(out[0], format!("download {id} (f.bin):"));
+    assert!(out[1].starts_with("  node 1 127.0.0.1:"), "{out:?}");
+    let (_, out, _) = ctl(&scratch, &scratch.node_dir(1), &["--json", "peers"]);
+    let uploads = &last_reply(&out)["peers"]["uploads"];
+    assert_eq!(uploads[0]["node_id"], 2, "{uploads}");
+
     // Paused: the state says so, status lists it, and a new `download` of it points to
     // `resume` instead of starting a second one.
     let (code, out, _) = ctl(&scratch, &dir2, &["--json", "pause", "f.bin"]);

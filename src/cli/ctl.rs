@@ -9,6 +9,7 @@ usage: torrent ctl (--dir DIR | --id N [--files-dir DIR]) [--json] COMMAND
 
 commands:
   status                  what the node holds and does
+  peers                   the peers each download uses, and those the node uploaded to
   send NAME               share NAME from the node's directory
   download TARGET [--wait]
                           download a name (NAME@<info hash> pins a version), an info
@@ -98,7 +99,7 @@ pub(super) fn parse_ctl(args: &[String]) -> Result<super::Invocation, UsageError
     };
     let Some(command) = words.first() else {
         return Err(UsageError(
-            "no command given (status, send, download, download-state, export, unshare, pause, resume, cancel, limit, exit)"
+            "no command given (status, peers, send, download, download-state, export, unshare, pause, resume, cancel, limit, exit)"
                 .into(),
         ));
     };
@@ -106,6 +107,12 @@ pub(super) fn parse_ctl(args: &[String]) -> Result<super::Invocation, UsageError
         // The text only for a person: a script reads the structure.
         "status" => (
             Request::Status {
+                text: !m.opt_present("json"),
+            },
+            1,
+        ),
+        "peers" => (
+            Request::Peers {
                 text: !m.opt_present("json"),
             },
             1,
@@ -168,7 +175,7 @@ pub(super) fn parse_ctl(args: &[String]) -> Result<super::Invocation, UsageError
         "exit" | "quit" => (Request::Exit, 1),
         other => {
             return Err(UsageError(format!(
-                "unknown ctl command '{other}' (status, send, download, download-state, export, unshare, pause, resume, cancel, limit, exit)"
+                "unknown ctl command '{other}' (status, peers, send, download, download-state, export, unshare, pause, resume, cancel, limit, exit)"
             )));
         }
     };

@@ -13,7 +13,7 @@
 
 use super::download::{Asked, Download, Handled};
 use super::{LocalFile, Parts};
-use crate::control::{DownloadInfo, DownloadState};
+use crate::control::{DownloadInfo, DownloadPeers, DownloadState};
 use crate::wire::{self, Hash, HolderRecord, Message, VersionRecord};
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
@@ -504,6 +504,32 @@ impl Downloads {
                 .find(|d| d.id == id)
                 .cloned(),
         }
+    }
+
+    /// The peers of each running download, and `status`'s line for each.
+    pub(super) fn peers(
+        &self,
+        piece_bytes_max: u32,
+        now: Instant,
+    ) -> (Vec<DownloadPeers>, Vec<String>) {
+        let running = self
+            .ids
+            .iter()
+            .zip(&self.list)
+            .filter(|(_, d)| !d.finished());
+        let mut lines = Vec::new();
+        let mut infos = Vec::new();
+        for (&id, download) in running {
+            lines.push(format!("download {id} ({}):", download.name()));
+            let peer_lines = download.peer_lines(piece_bytes_max, now);
+            lines.extend(peer_lines.into_iter().map(|line| format!("  {line}")));
+            infos.push(DownloadPeers {
+                id,
+                name: download.name().to_string(),
+                peers: download.peer_infos(),
+            });
+        }
+        (infos, lines)
     }
 
     /// Every download known: those in the list, the paused ones, then the ends kept, the

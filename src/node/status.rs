@@ -5,7 +5,7 @@ use super::downloads::Downloads;
 use super::tracker_client::TrackerClient;
 use super::upload::Uploader;
 use super::{LocalFile, NodeStats};
-use crate::control::{FileInfo, StatusInfo};
+use crate::control::{FileInfo, PeersInfo, StatusInfo};
 use crate::storage::Storage;
 use crate::units;
 use crate::wire::{self, Hash};
@@ -179,6 +179,22 @@ impl Report<'_> {
         }
     }
 }
+impl Report<'_> {
+    /// What `peers` answers: the structure, and the console's text.
+    pub(super) fn peers(&self, now: Instant) -> (PeersInfo, String) {
+        let (downloads, mut lines) = self.downloads.peers(self.piece_bytes, now);
+        if downloads.is_empty() {
+            lines.push("no download running".to_string());
+        }
+        lines.push(format!("uploads: {}", self.uploader.peer_summary()));
+        let info = PeersInfo {
+            downloads,
+            uploads: self.uploader.upload_peers(),
+        };
+        (info, lines.join("\n"))
+    }
+}
+
 /// Counters as a table of three columns, each a label and a right-aligned number, so that
 /// a row fits 80 columns (numbers up to 99,999; larger ones widen their cell).
 fn table(text: &mut String, cells: &[(&str, u64)]) {

@@ -628,6 +628,20 @@ impl Uploader {
     }
 
     /// "sent to node 3: 1048576 bytes, ..." for `status`.
+    /// The peers sent pieces to, by node id, and how many bytes each.
+    pub fn upload_peers(&self) -> Vec<crate::control::UploadPeer> {
+        let mut peers: Vec<crate::control::UploadPeer> = self
+            .sent_bytes
+            .iter()
+            .map(|(&node_id, &bytes_sent)| crate::control::UploadPeer {
+                node_id,
+                bytes_sent,
+            })
+            .collect();
+        peers.sort_by_key(|peer| peer.node_id);
+        peers
+    }
+
     pub fn peer_summary(&self) -> String {
         let mut peers: Vec<(&u32, &u64)> = self.sent_bytes.iter().collect();
         peers.sort();
