@@ -118,6 +118,9 @@ pub enum Command {
     Exit,
 }
 
+/// A console line, parsed: a command, or why it is refused.
+pub type Parsed = Result<Command, ConsoleError>;
+
 /// A limit set at runtime: bytes a second, or `None` for no limit.
 pub type NewLimit = Option<u64>;
 

@@ -348,10 +348,11 @@ impl Node {
         self.fill_windows(now);
     }
 
-    /// A line typed at the console: a command, or a one-line complaint with a pointer to
-    /// `help` (in order with the output of earlier commands).
-    pub fn handle_console_line(&mut self, now: Instant, line: &str) {
-        match console::parse(line) {
+    /// A line typed at the console, parsed (off the reactor thread): a command, or a
+    /// one-line complaint with a pointer to `help` (in order with the output of earlier
+    /// commands).
+    pub fn handle_console(&mut self, now: Instant, parsed: console::Parsed) {
+        match parsed {
             Ok(command) => self.handle_command(now, command),
             Err(error) => self.out.say(error.to_string()),
         }
