@@ -37,12 +37,21 @@ commands:
                                          (also <x.torrent>, <info hash>, <magnet link>)
   export <file>                          short for 'torrent -setMode export <file>'
   unshare <file>                         stop sharing <file> (it stays in the directory)
-  limit up <rate>|off                    the node's upload limit from now on, e.g. 8M
+  pause <download>                       stop a download for now (<download>: its id, as
+                                         status shows it, or its file name); its partial
+                                         file stays, and chunks verified are still served
+  resume <download>                      go on with a paused download
+  cancel <download> [--keep-partial]     stop a download for good and remove its partial
+                                         file (kept with --keep-partial: 'download' resumes)
+  limit up|down <rate>|off               the node's upload or download limit from now on,
+                                         e.g. 'limit down 8M' (bytes a second)
   list [<from>]                          a page of the files the tracker offers (name,
                                          size, holders, info hash), from <from> on
   exit, quit                             short for 'torrent -setMode exit'
   status                                 show what this node shares and downloads, with
                                          a magnet link for each complete file
+  peers                                  the peers each download uses (rate, round trip,
+                                         losses, window) and those this node uploaded to
   help                                   show this text
 a name with spaces is quoted as in a shell: send \"my file.bin\", send 'my file.bin',
 send my\\ file.bin (a backslash keeps a space, a quote or a backslash as it is)";
@@ -54,6 +63,8 @@ pub enum Command {
     Nothing,
     Help,
     Status,
+    /// The peers of each running download, and those the node uploaded to.
+    Peers,
     /// Share a file from the node's directory.
     Send {
         name: String,
@@ -79,9 +90,11 @@ pub enum Command {
     Export {
         name: String,
     },
-    /// Change the node's upload limit now (`None`: unlimited).
+    /// Change the node's upload or download limit now, or both; a side given `None` is
+    /// left as it is.
     Limit {
-        up_bytes_per_s: Option<u64>,
+        up: Option<NewLimit>,
+        down: Option<NewLimit>,
     },
     /// Stop sharing a file: peers are refused it at once and the tracker is told. The file
     /// stays where it is.
@@ -93,10 +106,30 @@ pub enum Command {
         from: ListFrom,
         page_entries: u8,
     },
+    /// Stop a running download for now: nothing is asked or taken for it; its partial
+    /// file stays. `target` is its id or the name (or hex info hash) it fetches.
+    Pause {
+        target: String,
+    },
+    /// Go on with a paused download.
+    Resume {
+        target: String,
+    },
+    /// Stop a running or paused download for good, removing its partial file unless
+    /// `keep_partial`.
+    Cancel {
+        target: String,
+        keep_partial: bool,
+    },
     /// Tell the tracker we leave, then stop.
     Exit,
 }
 
+/// A console line, parsed: a command, or why it is refused.
+pub type Parsed = Result<Command, ConsoleError>;
+
+/// A limit set at runtime: bytes a second, or `None` for no limit.
+pub type NewLimit = Option<u64>;
 /// Where a page of the tracker's list starts.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ListFrom {
@@ -119,6 +152,8 @@ pub enum ConsoleError {
     UnknownMode(String),
     /// The mode (`send`, `download`, `export` or `unshare`) needs a file name.
     MissingName(&'static str),
+    /// `pause`, `resume` or `cancel` without the download's id or name.
+    MissingDownload(&'static str),
     /// The name fails [`wire::name_problem`], which says why.
     BadName { name: String, problem: &'static str },
     /// The text after `@` is not 40 hex digits.
@@ -157,6 +192,10 @@ impl fmt::Display for ConsoleError {
             ConsoleError::MissingName(mode) => {
                 write!(f, "'{mode}' needs a file name, as in '{mode} file_A.txt'")
             }
+            ConsoleError::MissingDownload(command) => write!(
+                f,
+                "'{command}' needs a download: its id as 'status' shows it, or its file name, as in '{command} 1'"
+            ),
             ConsoleError::BadName { name, problem } => {
                 write!(
                     f,
@@ -182,7 +221,7 @@ impl fmt::Display for ConsoleError {
             ),
             ConsoleError::BadRate(text) => write!(
                 f,
-                "'{}' is not a rate: give bytes a second (K/M/G = 2^10/2^20/2^30), as in 'limit up 8M', or 'limit up off'",
+                "'{}' is not a rate: give bytes a second (K/M/G = 2^10/2^20/2^30), as in 'limit up 8M' or 'limit down 8M', or 'limit up off'",
                 text.escape_debug()
             ),
             ConsoleError::TrailingBackslash => write!(
@@ -235,13 +274,43 @@ pub fn parse(line: &str) -> Result<Command, ConsoleError> {
     } else if is(first, "limit") {
         match (words.next(), words.next()) {
             (Some(direction), Some(rate)) if is(direction, "up") => Command::Limit {
-                up_bytes_per_s: parse_rate(rate)?,
+                up: Some(parse_rate(rate)?),
+                down: None,
+            },
+            (Some(direction), Some(rate)) if is(direction, "down") => Command::Limit {
+                up: None,
+                down: Some(parse_rate(rate)?),
             },
             (_, rate) => return Err(ConsoleError::BadRate(rate.unwrap_or("").to_owned())),
         }
     } else if is(first, "unshare") {
         let name = checked_name(words.next().ok_or(ConsoleError::MissingName("unshare"))?)?;
         Command::Unshare { name }
+    } else if is(first, "pause") {
+        let target = words.next().ok_or(ConsoleError::MissingDownload("pause"))?;
+        Command::Pause {
+            target: target.to_owned(),
+        }
+    } else if is(first, "resume") {
+        let target = words
+            .next()
+            .ok_or(ConsoleError::MissingDownload("resume"))?;
+        Command::Resume {
+            target: target.to_owned(),
+        }
+    } else if is(first, "cancel") {
+        let target = words
+            .next()
+            .ok_or(ConsoleError::MissingDownload("cancel"))?;
+        let keep_partial = match words.next() {
+            None => false,
+            Some(flag) if is(flag, "--keep-partial") => true,
+            Some(_) => return Err(ConsoleError::TooManyWords),
+        };
+        Command::Cancel {
+            target: target.to_owned(),
+            keep_partial,
+        }
     } else if is(first, "exit") || is(first, "quit") {
         Command::Exit
     } else if is(first, "list") {
@@ -255,6 +324,8 @@ pub fn parse(line: &str) -> Result<Command, ConsoleError> {
         }
     } else if is(first, "status") {
         Command::Status
+    } else if is(first, "peers") {
+        Command::Peers
     } else if is(first, "help") {
         Command::Help
     } else {
@@ -457,22 +528,45 @@ mod tests {
         assert_eq!(
             parse("limit up 8M"),
             Ok(Command::Limit {
-                up_bytes_per_s: Some(8 << 20)
+                up: Some(Some(8 << 20)),
+                down: None,
             })
         );
         assert_eq!(
             parse("LIMIT up off"),
             Ok(Command::Limit {
-                up_bytes_per_s: None
+                up: Some(None),
+                down: None,
+            })
+        );
+        assert_eq!(
+            parse("limit down 512K"),
+            Ok(Command::Limit {
+                up: None,
+                down: Some(Some(512 << 10)),
             })
         );
         assert!(matches!(parse("limit up 0"), Err(ConsoleError::BadRate(_))));
         assert!(matches!(
-            parse("limit down 8M"),
+            parse("limit sideways 8M"),
             Err(ConsoleError::BadRate(_))
         ));
         assert!(matches!(parse("limit"), Err(ConsoleError::BadRate(_))));
         assert_eq!(parse("status"), Ok(Command::Status));
+        assert_eq!(parse("peers"), Ok(Command::Peers));
+        assert_eq!(parse("pause 3"), Ok(Command::Pause { target: "3".into() }));
+        assert_eq!(
+            parse("cancel big.iso --keep-partial"),
+            Ok(Command::Cancel {
+                target: "big.iso".into(),
+                keep_partial: true
+            })
+        );
+        assert_eq!(parse("cancel a b"), Err(ConsoleError::TooManyWords));
+        assert_eq!(
+            parse("resume"),
+            Err(ConsoleError::MissingDownload("resume"))
+        );
         assert_eq!(parse("help"), Ok(Command::Help));
         let list = |from| {
             Ok(Command::List {

@@ -50,8 +50,8 @@ mod download;
 pub(crate) use download::fuzz::check_download_messages;
 mod downloads;
 mod ending;
-use downloads::Downloads;
 pub use downloads::{DOWNLOADS_MAX, FINISHED_KEPT_MAX};
+use downloads::{Downloads, Stopped};
 mod exchange;
 mod jobs;
 mod library;
@@ -60,8 +60,10 @@ mod listing;
 use library::{Library, Progressed};
 pub use listing::{LIST_TIMEOUT, LISTINGS_KEPT_MAX};
 mod outbox;
-pub(crate) use outbox::Outbox;
+mod rate_limit;
+use outbox::Outbox;
 pub use outbox::{NodeEvent, NodeStats};
+use rate_limit::RequestLimit;
 mod status;
 #[cfg(test)]
 mod tests_budget;
@@ -109,6 +111,8 @@ pub struct Node {
     /// `list` requests to the tracker, waiting or answered.
     listings: listing::Listings,
     uploader: Uploader,
+    /// `--max-download-rate`, spent by the downloads' piece requests.
+    download_limit: Option<RequestLimit>,
     /// Requests each (address, port) may send; the rest are dropped before they are served.
     budgets: SenderBudgets,
     /// Whom we told of other peers lately (peer exchange).
@@ -143,6 +147,9 @@ impl Node {
         let budgets = SenderBudgets::new(budget::NODE_SENDERS_MAX, secrets.u64(), now);
         let me = SelfAddresses::new(config.local_addr, config.advertise, &config.interface_ips);
         let tracker = TrackerClient::new(&config, me, token, || secrets.u64(), now);
+        let download_limit = config
+            .max_download_bytes_per_s
+            .map(|rate| RequestLimit::new(rate, now));
         Node {
             budgets,
             exchange: exchange::Exchange::new(config.node_id),
@@ -153,6 +160,7 @@ impl Node {
             downloads: Downloads::new(),
             listings: listing::Listings::new(),
             uploader,
+            download_limit,
             out: Outbox::new(),
             ending: Ending::new(),
             started: now,
@@ -348,10 +356,11 @@ impl Node {
         self.fill_windows(now);
     }
 
-    /// A line typed at the console: a command, or a one-line complaint with a pointer to
-    /// `help` (in order with the output of earlier commands).
-    pub fn handle_console_line(&mut self, now: Instant, line: &str) {
-        match console::parse(line) {
+    /// A line typed at the console, parsed (off the reactor thread): a command, or a
+    /// one-line complaint with a pointer to `help` (in order with the output of earlier
+    /// commands).
+    pub fn handle_console(&mut self, now: Instant, parsed: console::Parsed) {
+        match parsed {
             Ok(command) => self.handle_command(now, command),
             Err(error) => self.out.say(error.to_string()),
         }
@@ -369,6 +378,10 @@ impl Node {
         match order {
             Order::Status { text } => {
                 Reply::status(self.status_info(now), text.then(|| self.status(now)))
+            }
+            Order::Peers { text } => {
+                let (peers, lines) = self.report().peers(now);
+                Reply::peers(peers, text.then_some(lines))
             }
             Order::DownloadState { id } => match download(self, id) {
                 Some(info) => Reply::done(None, Some(info)),
@@ -399,6 +412,11 @@ impl Node {
                 self.out.print(status);
                 Ok(Done::default())
             }
+            Command::Peers => {
+                let (_, lines) = self.report().peers(now);
+                self.out.print(lines);
+                Ok(Done::default())
+            }
             Command::Send { name } => self.share(now, name),
             Command::Download { name, pin } => {
                 let answer = self.holdings().download(now, name, pin);
@@ -414,10 +432,35 @@ impl Node {
             }
             Command::Export { name } => self.export(now, name),
             Command::Unshare { name } => self.unshare(now, name),
-            Command::Limit { up_bytes_per_s } => {
-                self.uploader.set_upload_limit(up_bytes_per_s, now);
-                let limit = up_bytes_per_s.map_or("none".into(), |r| units::rate(r as f64));
-                self.say(format!("upload limit: {limit}"))
+            Command::Pause { target } => {
+                let id = self.find_download(&target)?;
+                let mut ctx = self.context();
+                let paused = ctx.downloads.pause(&mut ctx.parts, now, id);
+                self.stopped(now, id, paused)
+            }
+            Command::Resume { target } => self.resume(now, &target),
+            Command::Cancel {
+                target,
+                keep_partial,
+            } => {
+                let id = self.find_download(&target)?;
+                let mut ctx = self.context();
+                let cancelled = ctx.downloads.cancel(&mut ctx.parts, now, id, keep_partial);
+                self.stopped(now, id, cancelled)
+            }
+            Command::Limit { up, down } => {
+                let mut said = Vec::new();
+                let words =
+                    |limit: Option<u64>| limit.map_or("none".into(), |r| units::rate(r as f64));
+                if let Some(limit) = up {
+                    self.uploader.set_upload_limit(limit, now);
+                    said.push(format!("upload limit: {}", words(limit)));
+                }
+                if let Some(limit) = down {
+                    self.download_limit = limit.map(|rate| RequestLimit::new(rate, now));
+                    said.push(format!("download limit: {}", words(limit)));
+                }
+                self.say(said.join("; "))
             }
             Command::List { from, page_entries } => {
                 // The page is printed when it comes (see `listing.rs`).
@@ -443,16 +486,17 @@ impl Node {
                     self.export_if_waiting(now, info_hash);
                 }
                 Err(line) => {
-                    let _ = self.refuse(line);
+                    let _: Outcome = self.refuse(line);
                 }
             },
             JobDone::ChunkChecked {
+                download,
                 info_hash,
                 chunk,
                 ok,
             } => {
                 let mut ctx = self.context();
-                let checked = (info_hash, chunk);
+                let checked = (download, chunk);
                 let verified = ctx
                     .downloads
                     .chunk_checked(&mut ctx.parts, now, checked, ok);
@@ -532,6 +576,53 @@ impl Node {
             }
             Answer::Refuse(line) => self.refuse(line),
         }
+    }
+
+    /// The id of the running or paused download `target` names (see `Downloads::find`).
+    fn find_download(&mut self, target: &str) -> Result<u64, String> {
+        match self.downloads.find(target) {
+            Some(id) => Ok(id),
+            None => self.refuse(format!(
+                "no running or paused download is {target:?}: give its id as `status` shows it, or its file name"
+            )),
+        }
+    }
+
+    /// A download paused or cancelled (or why not): a file no longer held is no longer
+    /// served, and the tracker hears what the node holds and fetches now.
+    fn stopped(&mut self, now: Instant, id: u64, stopped: Result<Stopped, String>) -> Outcome {
+        let stopped = match stopped {
+            Ok(stopped) => stopped,
+            Err(line) => return self.refuse(line),
+        };
+        if let Some(info_hash) = stopped.info_hash {
+            if stopped.released {
+                self.uploader.forget_file(info_hash);
+            }
+            self.update_tracker(now, info_hash);
+        }
+        self.out.say(stopped.line.clone());
+        self.check_done(now);
+        Ok(Done::download(id, stopped.line))
+    }
+
+    /// Goes on with the paused download `target` names, from a look-up.
+    fn resume(&mut self, now: Instant, target: &str) -> Outcome {
+        let id = self.find_download(target)?;
+        let files = self.library.files();
+        let give_up_after = self.config.give_up_after;
+        let download = match self.downloads.resume(files, now, id, give_up_after) {
+            Ok(download) => download,
+            Err(line) => return self.refuse(line),
+        };
+        let (name, info_hash) = (download.name().to_string(), download.info_hash());
+        match info_hash {
+            Some(info_hash) if !self.tracker.finds_by_name() => self.update_tracker(now, info_hash),
+            _ => self.want_holders(now, &name),
+        }
+        let line = format!("resumed download {id} ({name})");
+        self.out.say(line.clone());
+        Ok(Done::download(id, line))
     }
 
     /// Stops sharing the file `name` (every version the node hashed or downloaded whole):
@@ -657,6 +748,11 @@ impl Node {
         consider(self.library.poll_timeout());
         consider(self.downloads.poll_timeout());
         consider(self.uploader.poll_timeout());
+        consider(
+            self.download_limit
+                .as_ref()
+                .and_then(RequestLimit::waiting_until),
+        );
         consider(self.listings.poll_timeout());
         earliest
     }
@@ -712,6 +808,7 @@ impl Node {
             piece_bytes: self.config.piece_bytes,
             stats: &self.out.stats,
             uploader: &self.uploader,
+            download_limit: self.download_limit.as_ref().map(RequestLimit::bytes_per_s),
         }
     }
 
@@ -740,15 +837,15 @@ impl Node {
         }
     }
 
-    /// Downloads running, files being hashed to share, or exports waiting for their file.
+    /// Downloads running or paused, files being hashed to share, or exports waiting for their file.
     fn work_unfinished(&self) -> bool {
-        self.downloads.any_running() || self.library.busy()
+        self.downloads.any_unfinished() || self.library.busy()
     }
 
     /// Says why a share, download or export asked for cannot be done. With
     /// `--exit-when-done` that fails the script: the node leaves with code 1 (at the next
     /// `handle_timeout`, which [`Node::poll_timeout`] makes due at once).
-    fn refuse(&mut self, line: String) -> Outcome {
+    fn refuse<T>(&mut self, line: String) -> Result<T, String> {
         self.out.say(line.clone());
         self.ending.note_refusal();
         Err(line)
@@ -936,6 +1033,7 @@ impl Node {
                 state: &*self.state,
                 config: &self.config,
                 tracker,
+                download_limit: self.download_limit.as_mut(),
             },
         }
     }
@@ -967,6 +1065,8 @@ pub(crate) struct Parts<'a> {
     config: &'a NodeConfig,
     /// Whether the tracker answers, for downloads that must say why they cannot go on.
     tracker: download::TrackerHeard,
+    /// The node's download limit, which piece requests spend.
+    download_limit: Option<&'a mut RequestLimit>,
 }
 
 struct Context<'a> {

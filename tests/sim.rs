@@ -370,6 +370,39 @@ fn paced_downloads_complete_and_the_upload_cap_holds() {
     }
 }
 
+/// The download limit holds whatever the holders could send (paced or not): the file takes
+/// at least its size over the limit (less a burst), and not much longer.
+#[test]
+fn the_download_limit_holds() {
+    const LIMIT_BYTES_PER_S: u64 = 300_000;
+    for seed in seeds() {
+        for pace in [PaceMode::Off, PaceMode::Always] {
+            let mut swarm = swarm(seed, lossy(0.01), MIB + 1, 2, 1400);
+            let limited = |config: &mut NodeConfig| {
+                small_chunks(1400)(config);
+                config.pace = pace;
+                config.max_download_bytes_per_s = Some(LIMIT_BYTES_PER_S);
+            };
+            swarm.downloader = swarm.sim.add_node(limited);
+            let started = swarm.sim.elapsed();
+            swarm.download();
+            swarm.finish(Duration::from_secs(60));
+            let seconds = (swarm.sim.elapsed() - started).as_secs_f64();
+            let bytes = swarm.bytes.len() as f64;
+            // Within a burst (100 ms worth) of the limit, never past it.
+            let at_most = LIMIT_BYTES_PER_S as f64 * (seconds + 0.1);
+            assert!(
+                bytes <= at_most,
+                "seed {seed}, {pace:?}: {bytes} bytes in {seconds:.2} s under a limit of {LIMIT_BYTES_PER_S} bytes/s"
+            );
+            assert!(
+                seconds < 2.0 * bytes / LIMIT_BYTES_PER_S as f64 + 2.0,
+                "seed {seed}, {pace:?}: {seconds:.2} s for {bytes} bytes: the limit is not used"
+            );
+        }
+    }
+}
+
 /// `exit` tells the tracker, which forgets the node and its files.
 #[test]
 fn exit_leaves_the_tracker() {
@@ -602,5 +635,75 @@ fn link_capacity_bounds_a_download() {
             took >= least && took <= least * 2,
             "{capacity:?}: {len} bytes took {took:?}; the link allows no less than {least:?}"
         );
+    }
+}
+
+/// A paused download asks nothing and takes nothing: once the pieces already asked have
+/// come (or timed out), the holders send no more pieces and the downloader receives none,
+/// whatever the length of the pause. Resumed, it finishes from where it stood, and the file
+/// is whole.
+#[test]
+fn a_paused_download_takes_nothing_and_resumed_finishes() {
+    for seed in seeds() {
+        let mut swarm = swarm(seed, lossy(0.01), 2 * MIB + 7, 2, 1400);
+        swarm.download();
+        let downloader = swarm.downloader;
+        let name = NAME.to_string();
+        let verified = |sim: &Sim| {
+            let progress = sim.node(downloader).progress(sim.now());
+            progress
+                .iter()
+                .find(|p| p.name == name)
+                .map_or(0, |p| p.verified_bytes)
+        };
+        swarm
+            .sim
+            .run_until(
+                |sim| verified(sim) >= 4 * 64 * 1024,
+                Duration::from_secs(30),
+            )
+            .unwrap_or_else(|error| panic!("progress: {error}"));
+        swarm
+            .sim
+            .command(downloader, Command::Pause { target: "1".into() });
+        assert!(
+            swarm
+                .sim
+                .said_starting(downloader, "paused download 1 (file_A.bin)"),
+            "seed {seed}: {:?}",
+            swarm.sim.said(downloader)
+        );
+        // What was asked before the pause may still arrive: let it.
+        swarm.sim.run_for(Duration::from_secs(3));
+        let sent = |sim: &Sim, holders: &[usize]| -> u64 {
+            holders
+                .iter()
+                .map(|&h| sim.node(h).stats().pieces_sent)
+                .sum()
+        };
+        let received = swarm.sim.node(downloader).stats().pieces_received;
+        let holders_sent = sent(&swarm.sim, &swarm.holders);
+        swarm.sim.run_for(Duration::from_secs(60));
+        assert_eq!(
+            (
+                swarm.sim.node(downloader).stats().pieces_received,
+                sent(&swarm.sim, &swarm.holders)
+            ),
+            (received, holders_sent),
+            "seed {seed}: pieces moved while the download was paused"
+        );
+        assert!(!swarm.sim.node(downloader).downloading(), "seed {seed}");
+        swarm.sim.command(
+            downloader,
+            Command::Resume {
+                target: NAME.into(),
+            },
+        );
+        assert!(
+            swarm
+                .sim
+                .said_starting(downloader, "resumed download 1 (file_A.bin)")
+        );
+        swarm.finish(Duration::from_secs(60));
     }
 }

@@ -9,15 +9,26 @@ usage: torrent ctl (--dir DIR | --id N [--files-dir DIR]) [--json] COMMAND
 
 commands:
   status                  what the node holds and does
+  peers                   the peers each download uses, and those the node uploaded to
   send NAME               share NAME from the node's directory
   download TARGET [--wait]
                           download a name (NAME@<info hash> pins a version), an info
                           hash, a magnet link or a .torrent; --wait returns once it is
                           verified (exit 0) or failed (exit 1)
-  download-state ID       where the download with that id is
+  download-state ID [--wait]
+                          where the download with that id is; --wait returns once it
+                          is verified (exit 0), or failed or cancelled (exit 1)
   export NAME             write NAME.torrent into the node's directory
   unshare NAME            stop sharing NAME at once (the file stays where it is)
-  limit --up RATE         the node's upload limit from now on (8M, 500K, or off)
+  pause DOWNLOAD          stop a download for now (DOWNLOAD: its id, or its file name);
+                          nothing is asked or taken for it, its partial file stays
+  resume DOWNLOAD         go on with a paused download
+  cancel DOWNLOAD [--keep-partial]
+                          stop a download for good and remove its partial file (kept
+                          with --keep-partial, for a later download to resume)
+  limit [--up RATE] [--down RATE]
+                          the node's upload and download limits from now on (8M,
+                          500K, or off); one not given stays as it is
   list [--from NAME] [--all] [--page N]
                           the files the tracker offers, by name: one page (from NAME
                           on), or with --all every page to the end; --page N asks for
@@ -47,12 +58,23 @@ pub(super) fn parse_ctl(args: &[String]) -> Result<super::Invocation, UsageError
     opts.optflag(
         "",
         "wait",
-        "with download: wait until it is verified or failed",
+        "with download or download-state: wait until it is verified or failed",
+    );
+    opts.optflag(
+        "",
+        "keep-partial",
+        "with cancel: keep the partial file, for a later download to resume",
     );
     opts.optopt(
         "",
         "up",
         "with limit: the upload limit, e.g. 8M, or off",
+        "RATE",
+    );
+    opts.optopt(
+        "",
+        "down",
+        "with limit: the download limit, e.g. 8M, or off",
         "RATE",
     );
     opts.optopt("", "from", "with list: start at this name", "NAME");
@@ -90,7 +112,7 @@ pub(super) fn parse_ctl(args: &[String]) -> Result<super::Invocation, UsageError
     };
     let Some(command) = words.first() else {
         return Err(UsageError(
-            "no command given (status, send, download, download-state, export, unshare, limit, list, list-state, exit)"
+            "no command given (status, peers, send, download, download-state, export, unshare, pause, resume, cancel, limit, list, list-state, exit)"
                 .into(),
         ));
     };
@@ -98,6 +120,12 @@ pub(super) fn parse_ctl(args: &[String]) -> Result<super::Invocation, UsageError
         // The text only for a person: a script reads the structure.
         "status" => (
             Request::Status {
+                text: !m.opt_present("json"),
+            },
+            1,
+        ),
+        "peers" => (
+            Request::Peers {
                 text: !m.opt_present("json"),
             },
             1,
@@ -130,9 +158,13 @@ pub(super) fn parse_ctl(args: &[String]) -> Result<super::Invocation, UsageError
             },
             2,
         ),
-        "limit" => match m.opt_str("up") {
-            Some(up) => (Request::Limit { up }, 1),
-            None => return Err(UsageError("limit needs --up RATE (e.g. 8M, or off)".into())),
+        "limit" => match (m.opt_str("up"), m.opt_str("down")) {
+            (None, None) => {
+                return Err(UsageError(
+                    "limit needs --up RATE or --down RATE (e.g. 8M, or off)".into(),
+                ));
+            }
+            (up, down) => (Request::Limit { up, down }, 1),
         },
         "list" => {
             let page_entries = match m.opt_str("page") {
@@ -152,10 +184,29 @@ pub(super) fn parse_ctl(args: &[String]) -> Result<super::Invocation, UsageError
             let id = whole_number("list-state", &word(1, "a list request id")?, 1, u64::MAX)?;
             (Request::ListState { id }, 2)
         }
+        "pause" => (
+            Request::Pause {
+                target: word(1, "a download's id or file name")?,
+            },
+            2,
+        ),
+        "resume" => (
+            Request::Resume {
+                target: word(1, "a download's id or file name")?,
+            },
+            2,
+        ),
+        "cancel" => (
+            Request::Cancel {
+                target: word(1, "a download's id or file name")?,
+                keep_partial: m.opt_present("keep-partial"),
+            },
+            2,
+        ),
         "exit" | "quit" => (Request::Exit, 1),
         other => {
             return Err(UsageError(format!(
-                "unknown ctl command '{other}' (status, send, download, download-state, export, unshare, limit, list, list-state, exit)"
+                "unknown ctl command '{other}' (status, peers, send, download, download-state, export, unshare, pause, resume, cancel, limit, list, list-state, exit)"
             )));
         }
     };
@@ -163,11 +214,21 @@ pub(super) fn parse_ctl(args: &[String]) -> Result<super::Invocation, UsageError
         return Err(UsageError(format!("unexpected argument '{extra}'")));
     }
     let wait = m.opt_present("wait");
-    if wait && !matches!(request, Request::Download { .. }) {
-        return Err(UsageError("--wait goes with download".into()));
+    let waits = matches!(
+        request,
+        Request::Download { .. } | Request::DownloadState { .. }
+    );
+    if wait && !waits {
+        return Err(UsageError(
+            "--wait goes with download or download-state".into(),
+        ));
     }
-    if m.opt_present("up") && !matches!(request, Request::Limit { .. }) {
-        return Err(UsageError("--up goes with limit".into()));
+    if m.opt_present("keep-partial") && !matches!(request, Request::Cancel { .. }) {
+        return Err(UsageError("--keep-partial goes with cancel".into()));
+    }
+    let limits = m.opt_present("up") || m.opt_present("down");
+    if limits && !matches!(request, Request::Limit { .. }) {
+        return Err(UsageError("--up and --down go with limit".into()));
     }
     let listing = matches!(request, Request::List { .. });
     for option in ["from", "all", "page"] {

@@ -45,30 +45,51 @@ pub(super) fn downloaded_line(
 /// verified, it stays for the next `download` of the name to resume (and `status` lists
 /// it); with none, it is removed, so that no reserved space is left behind unseen.
 pub(super) fn keep_or_release(parts: &mut Parts<'_>, info_hash: Hash) -> String {
+    match parts.state.partial_summary(&info_hash) {
+        Some(partial) if partial.verified_bytes > 0 => keep_partial(parts, info_hash),
+        Some(_) => remove_partial(parts, info_hash),
+        None => String::new(),
+    }
+}
+
+/// Keeps the partial file of `info_hash` for a later `download` to resume: where it is and
+/// how to resume it, as the end of a sentence.
+pub(crate) fn keep_partial(parts: &mut Parts<'_>, info_hash: Hash) -> String {
     let Some(partial) = parts.state.partial_summary(&info_hash) else {
         return String::new();
     };
-    if partial.verified_bytes > 0 {
-        return format!(
-            "; kept {} ({} of {} bytes verified) in {}: `{}` resumes it",
-            crate::storage::percent(partial.verified_bytes, partial.file_bytes),
-            partial.verified_bytes,
-            partial.file_bytes,
-            parts.state.partial_path(&info_hash).display(),
-            resume_command(parts.config.standard_tracker, &partial)
-        );
-    }
-    // The file is open while it is held: let go of it, or its space stays taken.
+    format!(
+        "; kept {} ({} of {} bytes verified) in {}: `{}` resumes it",
+        crate::storage::percent(partial.verified_bytes, partial.file_bytes),
+        partial.verified_bytes,
+        partial.file_bytes,
+        parts.state.partial_path(&info_hash).display(),
+        resume_command(parts.config.standard_tracker, &partial)
+    )
+}
+
+/// Removes the partial file of `info_hash` (data, have-file and manifest), and lets go of
+/// it in the node's table (the file is open while it is listed, and its space stays taken
+/// until it is closed): what was released, as the end of a sentence.
+pub(crate) fn remove_partial(parts: &mut Parts<'_>, info_hash: Hash) -> String {
+    let Some(partial) = parts.state.partial_summary(&info_hash) else {
+        return String::new();
+    };
     if parts
         .files
         .get(&info_hash)
-        .is_some_and(|file| file.have.count() == 0)
+        .is_some_and(|file| !file.complete())
     {
         parts.files.remove(&info_hash);
     }
+    let nothing = if partial.verified_bytes == 0 {
+        "nothing was verified, so "
+    } else {
+        ""
+    };
     match parts.state.remove_partial(&info_hash) {
         Ok(()) => format!(
-            "; nothing was verified, so its partial file is removed ({} bytes released)",
+            "; {nothing}its partial file is removed ({} bytes released)",
             partial.disk_bytes
         ),
         Err(error) => format!("; cannot remove its partial file: {error}"),
