@@ -147,6 +147,18 @@ fn pages_list_every_file_once_in_order() {
         assert_eq!(paged, one_page, "pages of {page_entries}");
     }
     assert_eq!(tracker.stats().lists, 2 + 100 + 15 + 2);
+    // Counted in the metrics by the same name.
+    let mut text = crate::metrics::Exposition::new();
+    text.counters_of("torrent_tracker", "tracker", tracker.stats());
+    let text = text.into_text();
+    assert!(
+        text.contains("\ntorrent_tracker_lists_total 119\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("\ntorrent_tracker_lookups_total 0\n"),
+        "{text}"
+    );
     let first = list(&mut tracker, t0, from, node, "", [0; 20], true, 0);
     assert_eq!(first.files_total, 100);
     assert!(first.more, "{} of 100 listed", first.entries.len());

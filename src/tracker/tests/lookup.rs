@@ -48,6 +48,11 @@ fn announce_then_lookup_lists_holder_but_not_asker() {
     // A name nobody holds: an empty answer, not a refusal.
     let (versions, holders) = lookup(&mut tracker, t0, addr(4002), 2, leecher, "file_B.txt");
     assert!(versions.is_empty() && holders.is_empty());
+    assert_eq!(
+        tracker.stats().lookups,
+        3,
+        "every look-up answered is counted"
+    );
 
     // chunks_held == 0 withdraws the holding; the file, now without holders, is forgotten.
     let withdraw = announce_message(1, seeder, hash(1), 64 * u64::from(KIB), 16 * KIB, 0);
