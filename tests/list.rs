@@ -106,6 +106,16 @@ fn ctl_list_all_follows_the_pages_to_every_file() {
     let page = json(&out);
     assert_eq!(page["list"]["entries"].as_array().unwrap().len(), 2);
     assert_eq!(page["list"]["next"]["name"], "b.bin", "{page}");
+    // The node keeps the page: list-state reads it again, as text.
+    let id = page["list"]["id"].as_u64().unwrap().to_string();
+    let (code, out, _) = ctl(&scratch, &dir, &["list-state", &id]);
+    assert_eq!(code, 0);
+    assert!(
+        out[0].starts_with("a.bin  293.0 KiB  1 holder (1 complete)"),
+        "{out:?}"
+    );
+    assert_eq!(out[2], "2 of the tracker's 3 files", "{out:?}");
+    assert!(out[3].starts_with("more follow \"b.bin\""), "{out:?}");
     // From a name on, as text.
     let (code, out, _) = ctl(&scratch, &dir, &["list", "--from", "b.bin"]);
     assert_eq!(code, 0);

@@ -66,6 +66,15 @@ pub fn run_ctl(args: CtlArgs) -> i32 {
     if matches!(args.request, Request::List { .. }) && reply.ok {
         return list(&mut link, &args, reply);
     }
+    if let (Request::ListState { id }, Some(info), false) = (&args.request, &reply.list, args.json)
+        && info.state == ListState::Waiting
+    {
+        println!("list request {id}: waiting for the tracker's page");
+        return 0;
+    }
+    if let (Request::ListState { .. }, Some(info), true) = (&args.request, &reply.list, reply.ok) {
+        return show_list(&args, info.clone());
+    }
     if !args.wait || !reply.ok {
         return show(&args, &reply);
     }
