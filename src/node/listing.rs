@@ -31,6 +31,31 @@ pub(in crate::node) struct ListPage {
     pub(in crate::node) files_total: u32,
 }
 
+impl ListPage {
+    /// A page as our tracker's [`wire::ListReply`] gives it (checked by `wire::decode`).
+    pub(in crate::node) fn from_reply(
+        fixed: &wire::ListReply,
+        records: &[wire::ListRecord],
+        names: &str,
+    ) -> ListPage {
+        let entries = wire::list_entries(records, names)
+            .map(|(record, name)| ListEntry {
+                name: name.to_string(),
+                info_hash: wire::hex(&record.info_hash),
+                file_bytes: record.file_bytes.get(),
+                chunk_bytes: record.chunk_bytes.get(),
+                holders: record.holder_count.get(),
+                complete_holders: record.complete_count.get(),
+            })
+            .collect();
+        ListPage {
+            entries,
+            more: fixed.more == 1,
+            files_total: fixed.files_total.get(),
+        }
+    }
+}
+
 enum Progress {
     Waiting { deadline: Instant },
     Done(ListPage),

@@ -11,7 +11,6 @@
 //! node's), and leaves what concerns the rest of the node as [`TrackerNews`].
 
 use super::TrackerNews;
-use crate::control::ListEntry;
 use crate::node::advertise::{Listing, SelfAddresses};
 use crate::node::listing::ListPage;
 use crate::node::{LocalFile, Outbox};
@@ -52,6 +51,13 @@ enum TrackerAsk {
     Lookup(String),
     List(ListAsk),
     Exit,
+}
+
+impl TrackerAsk {
+    /// Whether this asks for the page of list request `request_id`.
+    fn is_list(&self, request_id: u32) -> bool {
+        matches!(self, TrackerAsk::List(list) if list.request_id == request_id)
+    }
 }
 
 /// A page of the tracker's list, asked for by `list` (see `wire/list.rs`).
@@ -361,30 +367,13 @@ impl OurTrackerClient {
                 names,
             } => {
                 let request_id = fixed.request_id.get();
-                let asked = |p: &PendingAsk| matches!(&p.ask, TrackerAsk::List(a) if a.request_id == request_id);
-                if !self.pending.iter().any(asked) {
+                if !self.pending.iter().any(|p| p.ask.is_list(request_id)) {
                     // The answer to a retry already answered, or to a request given up.
                     return Ok(());
                 }
-                self.pending.retain(|p| !asked(p));
-                let entries = wire::list_entries(records, names)
-                    .map(|(record, name)| ListEntry {
-                        name: name.to_string(),
-                        info_hash: wire::hex(&record.info_hash),
-                        file_bytes: record.file_bytes.get(),
-                        chunk_bytes: record.chunk_bytes.get(),
-                        holders: record.holder_count.get(),
-                        complete_holders: record.complete_count.get(),
-                    })
-                    .collect();
-                self.tell(TrackerNews::Listed {
-                    request_id,
-                    page: ListPage {
-                        entries,
-                        more: fixed.more == 1,
-                        files_total: fixed.files_total.get(),
-                    },
-                });
+                self.pending.retain(|p| !p.ask.is_list(request_id));
+                let page = ListPage::from_reply(fixed, records, names);
+                self.tell(TrackerNews::Listed { request_id, page });
             }
             Message::Challenge(challenge) => {
                 // The tracker asks us to prove an address (where we send from, or the one we
@@ -573,8 +562,7 @@ impl OurTrackerClient {
 
     /// Stops asking for the page of list request `request_id` (the node gave up on it).
     pub(super) fn forget_list(&mut self, request_id: u32) {
-        self.pending
-            .retain(|p| !matches!(&p.ask, TrackerAsk::List(a) if a.request_id == request_id));
+        self.pending.retain(|p| !p.ask.is_list(request_id));
     }
 
     /// Sends `ask` now (when registered) and keeps it until the tracker answers.
