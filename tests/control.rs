@@ -513,7 +513,7 @@ fn fs_entries(dir: &Path) -> usize {
 }
 
 /// `tests/scripts/drive_by_ctl.sh`: a shell script drives two running nodes with `torrent ctl
-/// --json` alone (share, download and wait, limits, pause, resume, cancel, unshare, exit),
+/// --json` alone (share, download and wait, list, limits, pause, resume, cancel, unshare, exit),
 /// checking every JSON answer and exit code.
 #[test]
 fn a_shell_script_drives_nodes_by_ctl_alone() {

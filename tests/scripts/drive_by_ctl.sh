@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # A script drives two running nodes through their control sockets alone (`torrent ctl
-# --json`), as a deployment script would: share, download and wait, limits, pause, resume,
-# cancel, unshare, exit. Every JSON answer and every exit code is checked; the first surprise
+# --json`), as a deployment script would: share, download and wait, list what the tracker
+# offers, limits, pause, resume, cancel, unshare, exit. Every JSON answer and every exit code is checked; the first surprise
 # ends the script with exit 1 and says what it was.
 #
 #   drive_by_ctl.sh TORRENT HOLDER_DIR GETTER_DIR
@@ -38,6 +38,10 @@ ask 0 "$getter" '.ok and .download.state == "done" and .download.verified_bytes 
     download f.bin --wait
 cmp -s "$holder/f.bin" "$getter/f.bin" || fail "f.bin differs"
 ask 0 "$getter" '.status.files | any(.name == "f.bin" and .complete)' status
+
+# What the tracker offers, every page followed.
+ask 0 "$getter" '.list.state == "done" and (.list.entries | any(.name == "f.bin" and .file_bytes == 4194304))' \
+    list --all
 
 # A slow holder, so that a download can be caught half way.
 ask 0 "$holder" '.ok and .message == "upload limit: 1.0 MiB/s"' limit --up 1M
