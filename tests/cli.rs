@@ -47,6 +47,7 @@ fn help_lists_commands_and_flags() {
         "--heartbeat-interval",
         "--max-upload-rate",
         "--progress",
+        "--json",
     ] {
         assert!(text.contains(flag), "'{flag}' missing from:\n{text}");
     }

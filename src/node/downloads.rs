@@ -42,6 +42,11 @@ impl Downloads {
         &self.list
     }
 
+    /// Every download with its id, in the order they started.
+    pub(super) fn with_ids(&self) -> impl Iterator<Item = (u64, &Download)> {
+        self.ids.iter().copied().zip(&self.list)
+    }
+
     /// Downloads kept, running or finished, against [`DOWNLOADS_MAX`].
     pub(super) fn len(&self) -> usize {
         self.list.len()
