@@ -89,7 +89,7 @@ pub struct NodeArgs {
     pub log_level: log::LevelFilter,
     pub progress: bool,
     /// `--json`: stdout carries one JSON object per line, for each event (see
-    /// `node/events.rs`), and no live progress line.
+    /// `node/events.rs`), and no progress bars.
     pub json: bool,
     pub impair: Option<ImpairConfig>,
     /// `--metrics ADDR`: where to serve Prometheus metrics.
@@ -527,7 +527,7 @@ fn parse_node(args: &[String]) -> Result<Invocation, UsageError> {
     opts.optflag(
         "",
         "progress",
-        "print a progress line every second even when stdout is not a terminal",
+        "print a progress line every second when stdout is not a terminal (on a terminal: a bar per download)",
     );
     opts.optflag(
         "",

@@ -13,7 +13,8 @@
 //!                         one mio loop per process around one sans-IO core
 //!                         (reactor/node_process.rs: a node's hasher and console threads,
 //!                         control orders, and stdout: its events as lines or JSON, and
-//!                         the progress of its downloads)
+//!                         the progress of its downloads, as bars on a terminal in
+//!                         reactor/node_process/bars.rs)
 //!  udp.rs                 many datagrams per system call (recvmmsg + GRO, sendmmsg, GSO),
 //!                         sockets that never fragment, the kernel's route MTUs, the
 //!                         host's interface addresses

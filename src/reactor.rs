@@ -329,7 +329,7 @@ impl Io {
 /// come from elsewhere than the socket, and the core's own events.
 trait Driver {
     type Core: Core;
-    /// A moment of its own to wake at, besides the core's timers (the node's progress line).
+    /// A moment of its own to wake at, besides the core's timers (the node's progress).
     fn due(&self, _core: &Self::Core) -> Option<Instant> {
         None
     }
@@ -343,7 +343,7 @@ trait Driver {
     fn has_transmit(&self, _core: &Self::Core, _now: Instant) -> bool {
         false
     }
-    /// At the end of a turn (the node redraws its progress line).
+    /// At the end of a turn (the node redraws its progress).
     fn end_turn(&mut self, _now: Instant, _core: &Self::Core) {}
     /// The process's metrics besides the socket's counters (`--metrics`).
     fn metrics(&self, core: &Self::Core, now: Instant, text: &mut Exposition);

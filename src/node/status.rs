@@ -215,7 +215,7 @@ pub(super) fn interrupted(
     lines
 }
 
-/// One download's progress, for the live line and `--progress` (and, in JSON, the fields of
+/// One download's progress, for `--progress` lines (and, in JSON, the fields of
 /// a `progress` event: see `events.rs`).
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct Progress {

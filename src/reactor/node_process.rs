@@ -1,11 +1,14 @@
 //! The node's process around its core (see [`super::Driver`]): the hasher threads, the
 //! console thread, the control socket's orders, and stdout (lines or JSON, and progress).
 
+mod bars;
+
 use super::Driver;
 use crate::console;
 use crate::control::{self, DownloadState};
 use crate::metrics::Exposition;
 use crate::node::{Event, Job, JobDone, Node, NodeEvent};
+use bars::Bars;
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use mio::Waker;
 use std::collections::VecDeque;
@@ -24,8 +27,8 @@ const CONSOLE_LINES_QUEUED_MAX: usize = 64;
 const JOBS_QUEUED_MAX: usize = 64;
 /// Results waiting for the reactor. When it is full, a hasher waits with its result.
 const RESULTS_QUEUED_MAX: usize = 64;
-/// How often the live progress line is redrawn on a terminal, and printed with `--progress`
-/// or `--json`.
+/// How often the bars are redrawn on a terminal, and progress printed with `--progress` or
+/// `--json`.
 const PROGRESS_TTY_INTERVAL: Duration = Duration::from_millis(250);
 const PROGRESS_PIPE_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -241,25 +244,27 @@ pub(super) fn start_console(waker: &Arc<Waker>) -> Receiver<String> {
 }
 
 /// The node's stdout: what it reports, as lines for a person or (`--json`) as JSON lines
-/// (see `node/events.rs`), and the progress of its downloads: a live line on a terminal,
-/// `progress ...` lines with `--progress`, `progress` events with `--json`.
+/// (see `node/events.rs`), and the progress of its downloads: bars on a terminal
+/// ([`Bars`]), `progress ...` lines with `--progress`, `progress` events with `--json`.
 pub(super) struct Screen {
     json: bool,
     tty: bool,
     forced: bool,
     next_draw: Option<Instant>,
-    drawn: bool,
+    /// On a terminal, without `--json`.
+    bars: Option<Bars>,
 }
 
 impl Screen {
-    /// `forced`: `--progress`; `json`: `--json` (then no live line, and only JSON on stdout).
+    /// `forced`: `--progress`; `json`: `--json` (then no bars, and only JSON on stdout).
     pub(super) fn new(forced: bool, json: bool) -> Screen {
+        let tty = io::stdout().is_terminal();
         Screen {
             json,
-            tty: io::stdout().is_terminal(),
+            tty,
             forced,
             next_draw: None,
-            drawn: false,
+            bars: (tty && !json).then(Bars::new),
         }
     }
 
@@ -298,25 +303,20 @@ impl Screen {
             return;
         }
         self.next_draw = Some(now + interval);
+        if let Some(bars) = &mut self.bars {
+            bars.update(&reports);
+            return;
+        }
         let mut stdout = io::stdout().lock();
-        if self.json || !self.tty {
-            for report in reports {
-                let _ = writeln!(stdout, "{}", self.shown(&Event::Progress(report)));
-            }
-        } else {
-            let lines: Vec<String> = reports.iter().map(|r| r.progress.to_string()).collect();
-            let _ = write!(stdout, "\r{}\x1b[K", lines.join(" | "));
-            self.drawn = true;
+        for report in reports {
+            let _ = writeln!(stdout, "{}", self.shown(&Event::Progress(report)));
         }
         let _ = stdout.flush();
     }
 
     fn clear(&mut self) {
-        if self.drawn {
-            let mut stdout = io::stdout().lock();
-            let _ = write!(stdout, "\r\x1b[K");
-            let _ = stdout.flush();
-            self.drawn = false;
+        if let Some(bars) = &mut self.bars {
+            bars.clear();
         }
     }
 
@@ -352,13 +352,16 @@ impl Screen {
         }
     }
 
+    /// Writes `text` and a newline; on a terminal, above the bars, which it never overwrites.
     fn write(&mut self, text: &str) {
-        self.clear();
-        let mut stdout = io::stdout().lock();
-        let _ = writeln!(stdout, "{text}");
-        let _ = stdout.flush();
-        if self.tty {
-            self.next_draw = None;
+        let print = || {
+            let mut stdout = io::stdout().lock();
+            let _ = writeln!(stdout, "{text}");
+            let _ = stdout.flush();
+        };
+        match &self.bars {
+            Some(bars) => bars.suspend(print),
+            None => print(),
         }
     }
 }
