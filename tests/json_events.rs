@@ -1,7 +1,7 @@
 //! `torrent node --json` with the real binary: a tracker, a holder, and a downloader whose
 //! stdout must be JSON lines only, one event each (see `src/node/events.rs`): what it shares,
-//! the progress of its download, the download's end, a failed download's reason, and the
-//! answers to console commands.
+//! the progress of its download, the download's end, a failed download's reason, the answers
+//! to console commands, and a peer dropped when its holder is killed mid-transfer.
 
 mod common;
 
@@ -139,4 +139,82 @@ fn a_node_with_json_prints_each_event_as_a_json_line() {
     );
     holder.proc.terminate();
     assert_eq!(holder.proc.expect_exit(Duration::from_secs(20)), 0);
+}
+
+/// A holder killed mid-transfer: the downloader reports the peer dropped (silent), then the
+/// download failed, with the partial file kept and the command that resumes it.
+#[test]
+fn a_dropped_peer_and_a_kept_partial_file_are_events() {
+    let scratch = Scratch::new("json-dropped");
+    let tracker = tracker(&scratch);
+    let name = "big.bin";
+    scratch.put_file(1, name, &random_bytes(21, 4 << 20));
+    // About 4 s for the file: the kill lands mid-transfer.
+    let mut holder = holder(
+        &scratch,
+        1,
+        tracker.addr,
+        name,
+        &["--max-upload-rate", "1M", "--chunk-size", "64K"],
+    );
+    let flags = [
+        "--json",
+        "--download",
+        name,
+        "--exit-when-done",
+        "--give-up-after",
+        "3",
+    ];
+    let mut node = spawn(
+        "node2",
+        &scratch.root,
+        &node_args(&scratch, 2, tracker.addr, &flags),
+    );
+    let dir = scratch.node_dir(2);
+    let deadline = std::time::Instant::now() + DOWNLOAD_TIMEOUT;
+    while verified_chunks(&dir) < 4 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no chunk verified\n{}",
+            node.describe()
+        );
+        node.read_for(Duration::from_millis(5));
+    }
+    holder.proc.kill();
+    assert_eq!(node.expect_exit(LINE_TIMEOUT), 1, "{}", node.describe());
+    let events: Vec<Value> = node
+        .stdout_lines()
+        .iter()
+        .map(|line| event(line).unwrap_or_else(|| panic!("not a JSON event: {line:?}")))
+        .collect();
+    let dropped = events
+        .iter()
+        .find(|v| v["event"] == "peer_dropped")
+        .unwrap_or_else(|| panic!("no peer_dropped event\n{}", node.describe()));
+    assert_eq!(dropped["download"], name, "{dropped}");
+    assert_eq!(dropped["peer"], 1, "{dropped}");
+    assert_eq!(dropped["addr"], holder.addr.to_string(), "{dropped}");
+    assert_eq!(dropped["cause"], "silent", "{dropped}");
+    assert!(
+        dropped["reason"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("stopped answering")),
+        "{dropped}"
+    );
+    let failed = events
+        .iter()
+        .find(|v| v["event"] == "failed")
+        .unwrap_or_else(|| panic!("no failed event\n{}", node.describe()));
+    assert_eq!(failed["name"], name, "{failed}");
+    assert!(failed["info_hash"].is_string(), "{failed}");
+    let partial = &failed["partial"];
+    assert_eq!(partial["fate"], "kept", "{failed}");
+    assert_eq!(partial["file_bytes"], 4 << 20, "{failed}");
+    assert!(
+        partial["verified_bytes"].as_u64() >= Some(4 * 64 * 1024),
+        "{failed}"
+    );
+    assert_eq!(partial["resume"], format!("download {name}"), "{failed}");
+    let path = partial["path"].as_str().expect("the partial file's path");
+    assert!(std::path::Path::new(path).exists(), "{failed}");
 }
