@@ -37,6 +37,12 @@ commands:
                                          (also <x.torrent>, <info hash>, <magnet link>)
   export <file>                          short for 'torrent -setMode export <file>'
   unshare <file>                         stop sharing <file> (it stays in the directory)
+  pause <download>                       stop a download for now (<download>: its id, as
+                                         status shows it, or its file name); its partial
+                                         file stays, and chunks verified are still served
+  resume <download>                      go on with a paused download
+  cancel <download> [--keep-partial]     stop a download for good and remove its partial
+                                         file (kept with --keep-partial: 'download' resumes)
   limit up <rate>|off                    the node's upload limit from now on, e.g. 8M
   exit, quit                             short for 'torrent -setMode exit'
   status                                 show what this node shares and downloads, with
@@ -86,6 +92,21 @@ pub enum Command {
     Unshare {
         name: String,
     },
+    /// Stop a running download for now: nothing is asked or taken for it; its partial
+    /// file stays. `target` is its id or the name (or hex info hash) it fetches.
+    Pause {
+        target: String,
+    },
+    /// Go on with a paused download.
+    Resume {
+        target: String,
+    },
+    /// Stop a running or paused download for good, removing its partial file unless
+    /// `keep_partial`.
+    Cancel {
+        target: String,
+        keep_partial: bool,
+    },
     /// Tell the tracker we leave, then stop.
     Exit,
 }
@@ -101,6 +122,8 @@ pub enum ConsoleError {
     UnknownMode(String),
     /// The mode (`send`, `download`, `export` or `unshare`) needs a file name.
     MissingName(&'static str),
+    /// `pause`, `resume` or `cancel` without the download's id or name.
+    MissingDownload(&'static str),
     /// The name fails [`wire::name_problem`], which says why.
     BadName { name: String, problem: &'static str },
     /// The text after `@` is not 40 hex digits.
@@ -139,6 +162,10 @@ impl fmt::Display for ConsoleError {
             ConsoleError::MissingName(mode) => {
                 write!(f, "'{mode}' needs a file name, as in '{mode} file_A.txt'")
             }
+            ConsoleError::MissingDownload(command) => write!(
+                f,
+                "'{command}' needs a download: its id as 'status' shows it, or its file name, as in '{command} 1'"
+            ),
             ConsoleError::BadName { name, problem } => {
                 write!(
                     f,
@@ -224,6 +251,31 @@ pub fn parse(line: &str) -> Result<Command, ConsoleError> {
     } else if is(first, "unshare") {
         let name = checked_name(words.next().ok_or(ConsoleError::MissingName("unshare"))?)?;
         Command::Unshare { name }
+    } else if is(first, "pause") {
+        let target = words.next().ok_or(ConsoleError::MissingDownload("pause"))?;
+        Command::Pause {
+            target: target.to_owned(),
+        }
+    } else if is(first, "resume") {
+        let target = words
+            .next()
+            .ok_or(ConsoleError::MissingDownload("resume"))?;
+        Command::Resume {
+            target: target.to_owned(),
+        }
+    } else if is(first, "cancel") {
+        let target = words
+            .next()
+            .ok_or(ConsoleError::MissingDownload("cancel"))?;
+        let keep_partial = match words.next() {
+            None => false,
+            Some(flag) if is(flag, "--keep-partial") => true,
+            Some(_) => return Err(ConsoleError::TooManyWords),
+        };
+        Command::Cancel {
+            target: target.to_owned(),
+            keep_partial,
+        }
     } else if is(first, "exit") || is(first, "quit") {
         Command::Exit
     } else if is(first, "status") {

@@ -81,6 +81,18 @@ pub enum Request {
     /// The node's upload limit from now on: a rate as the flags take it (`"8M"`), or
     /// `"off"`.
     Limit { up: String },
+    /// Stop a running download for now: `target` is its id (digits) or the name (or hex info
+    /// hash) it fetches. Its partial file stays; chunks verified are still served.
+    Pause { target: String },
+    /// Go on with a paused download.
+    Resume { target: String },
+    /// Stop a running or paused download for good; its partial file is removed unless
+    /// `keep_partial`.
+    Cancel {
+        target: String,
+        #[serde(default)]
+        keep_partial: bool,
+    },
     /// Tell the tracker the node leaves, then stop.
     Exit,
 }
@@ -157,9 +169,14 @@ impl Reply {
 #[serde(rename_all = "kebab-case")]
 pub enum DownloadState {
     Running,
+    /// Stopped by `pause` (nothing asked or taken for it), its partial file kept: `resume`
+    /// goes on.
+    Paused,
     /// Every chunk verified and the file published under its name.
     Done,
     Failed,
+    /// Stopped by `cancel`: its partial file removed (or kept, with `--keep-partial`).
+    Cancelled,
 }
 
 /// One download.
@@ -218,7 +235,7 @@ pub fn parse_request(line: &str) -> Result<Order, String> {
         None => return Err("a request needs \"version\": 1".into()),
     }
     let request: Request = serde_json::from_value(value).map_err(|error| {
-        format!("{error} (commands: status, send, download, download-state, export, unshare, limit, exit)")
+        format!("{error} (commands: status, send, download, download-state, export, unshare, pause, resume, cancel, limit, exit)")
     })?;
     let checked_name = |name: &str| match crate::wire::name_problem(name.as_bytes()) {
         Some(problem) => Err(format!("bad name {name:?}: {problem}")),
@@ -242,6 +259,15 @@ pub fn parse_request(line: &str) -> Result<Order, String> {
         Request::Download { target } => {
             Order::Command(console::parse_download(&target).map_err(|error| error.to_string())?)
         }
+        Request::Pause { target } => Order::Command(Command::Pause { target }),
+        Request::Resume { target } => Order::Command(Command::Resume { target }),
+        Request::Cancel {
+            target,
+            keep_partial,
+        } => Order::Command(Command::Cancel {
+            target,
+            keep_partial,
+        }),
         Request::Exit => Order::Command(Command::Exit),
     })
 }

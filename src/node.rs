@@ -51,8 +51,8 @@ pub(crate) use download::fuzz::check_download_messages;
 mod downloads;
 mod ending;
 mod events;
-use downloads::Downloads;
 pub use downloads::{DOWNLOADS_MAX, FINISHED_KEPT_MAX};
+use downloads::{Downloads, Stopped};
 pub use events::{DropCause, EVENTS_VERSION, Event, PartialFate, ProgressReport, Source};
 mod exchange;
 mod jobs;
@@ -405,6 +405,22 @@ impl Node {
             }
             Command::Export { name } => self.export(now, name),
             Command::Unshare { name } => self.unshare(now, name),
+            Command::Pause { target } => {
+                let id = self.find_download(&target)?;
+                let mut ctx = self.context();
+                let paused = ctx.downloads.pause(&mut ctx.parts, now, id);
+                self.stopped(now, id, paused)
+            }
+            Command::Resume { target } => self.resume(now, &target),
+            Command::Cancel {
+                target,
+                keep_partial,
+            } => {
+                let id = self.find_download(&target)?;
+                let mut ctx = self.context();
+                let cancelled = ctx.downloads.cancel(&mut ctx.parts, now, id, keep_partial);
+                self.stopped(now, id, cancelled)
+            }
             Command::Limit { up_bytes_per_s } => {
                 self.uploader.set_upload_limit(up_bytes_per_s, now);
                 let limit = up_bytes_per_s.map_or("none".into(), |r| units::rate(r as f64));
@@ -429,16 +445,17 @@ impl Node {
                     self.export_if_waiting(now, info_hash);
                 }
                 Err(line) => {
-                    let _ = self.refuse(line);
+                    let _: Outcome = self.refuse(line);
                 }
             },
             JobDone::ChunkChecked {
+                download,
                 info_hash,
                 chunk,
                 ok,
             } => {
                 let mut ctx = self.context();
-                let checked = (info_hash, chunk);
+                let checked = (download, chunk);
                 let verified = ctx
                     .downloads
                     .chunk_checked(&mut ctx.parts, now, checked, ok);
@@ -518,6 +535,53 @@ impl Node {
             }
             Answer::Refuse(line) => self.refuse(line),
         }
+    }
+
+    /// The id of the running or paused download `target` names (see `Downloads::find`).
+    fn find_download(&mut self, target: &str) -> Result<u64, String> {
+        match self.downloads.find(target) {
+            Some(id) => Ok(id),
+            None => self.refuse(format!(
+                "no running or paused download is {target:?}: give its id as `status` shows it, or its file name"
+            )),
+        }
+    }
+
+    /// A download paused or cancelled (or why not): a file no longer held is no longer
+    /// served, and the tracker hears what the node holds and fetches now.
+    fn stopped(&mut self, now: Instant, id: u64, stopped: Result<Stopped, String>) -> Outcome {
+        let stopped = match stopped {
+            Ok(stopped) => stopped,
+            Err(line) => return self.refuse(line),
+        };
+        if let Some(info_hash) = stopped.info_hash {
+            if stopped.released {
+                self.uploader.forget_file(info_hash);
+            }
+            self.update_tracker(now, info_hash);
+        }
+        self.out.say(stopped.line.clone());
+        self.check_done(now);
+        Ok(Done::download(id, stopped.line))
+    }
+
+    /// Goes on with the paused download `target` names, from a look-up.
+    fn resume(&mut self, now: Instant, target: &str) -> Outcome {
+        let id = self.find_download(target)?;
+        let files = self.library.files();
+        let give_up_after = self.config.give_up_after;
+        let download = match self.downloads.resume(files, now, id, give_up_after) {
+            Ok(download) => download,
+            Err(line) => return self.refuse(line),
+        };
+        let (name, info_hash) = (download.name().to_string(), download.info_hash());
+        match info_hash {
+            Some(info_hash) if !self.tracker.finds_by_name() => self.update_tracker(now, info_hash),
+            _ => self.want_holders(now, &name),
+        }
+        let line = format!("resumed download {id} ({name})");
+        self.out.say(line.clone());
+        Ok(Done::download(id, line))
     }
 
     /// Stops sharing the file `name` (every version the node hashed or downloaded whole):
@@ -719,15 +783,15 @@ impl Node {
         }
     }
 
-    /// Downloads running, files being hashed to share, or exports waiting for their file.
+    /// Downloads running or paused, files being hashed to share, or exports waiting for their file.
     fn work_unfinished(&self) -> bool {
-        self.downloads.any_running() || self.library.busy()
+        self.downloads.any_unfinished() || self.library.busy()
     }
 
     /// Says why a share, download or export asked for cannot be done. With
     /// `--exit-when-done` that fails the script: the node leaves with code 1 (at the next
     /// `handle_timeout`, which [`Node::poll_timeout`] makes due at once).
-    fn refuse(&mut self, line: String) -> Outcome {
+    fn refuse<T>(&mut self, line: String) -> Result<T, String> {
         self.out.say(line.clone());
         self.ending.note_refusal();
         Err(line)

@@ -324,3 +324,155 @@ fn a_node_configured_by_file_runs_without_a_console() {
     node.terminate();
     assert_eq!(node.expect_exit(CTL_TIMEOUT), 0);
 }
+
+/// Polls download `id` on the node in `dir` until `done` says its JSON state is reached;
+/// the last state. Bounded by `CTL_TIMEOUT`.
+fn poll_download(
+    scratch: &Scratch,
+    dir: &Path,
+    id: u64,
+    done: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = Instant::now() + CTL_TIMEOUT;
+    loop {
+        let (_, out, _) = ctl(scratch, dir, &["--json", "download-state", &id.to_string()]);
+        let download = last_reply(&out)["download"].clone();
+        if done(&download) {
+            return download;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "download {id} stuck at {download}"
+        );
+    }
+}
+
+#[test]
+fn a_script_pauses_resumes_and_cancels_downloads() {
+    let scratch = Scratch::new("control-lifecycle");
+    let data = random_bytes(32, 6 << 20);
+    let other = random_bytes(33, 6 << 20);
+    scratch.put_file(1, "f.bin", &data);
+    scratch.put_file(1, "g.bin", &other);
+    let tracker = tracker(&scratch);
+    // A slow holder (1 MiB/s), so that each download is caught half way.
+    let limit = ["--max-upload-rate", "1M", "--chunk-size", "256K"];
+    let mut node1 = holder(&scratch, 1, tracker.addr, "f.bin", &limit);
+    let (code, _, _) = ctl(&scratch, &scratch.node_dir(1), &["send", "g.bin"]);
+    assert_eq!(code, 0);
+    node1.proc.expect_line("sharing g.bin ");
+    let mut node2 = node(&scratch, 2, tracker.addr, &[]);
+    let dir2 = scratch.node_dir(2);
+    let partials = dir2.join(".torrent").join("partial");
+
+    let (code, out, _) = ctl(&scratch, &dir2, &["--json", "download", "f.bin"]);
+    assert_eq!(code, 0, "{out:?}");
+    let id = last_reply(&out)["download"]["id"].as_u64().expect("an id");
+    poll_download(&scratch, &dir2, id, |d| {
+        d["verified_bytes"].as_u64() > Some(0)
+    });
+
+    // Paused: the state says so, status lists it, and a new `download` of it points to
+    // `resume` instead of starting a second one.
+    let (code, out, _) = ctl(&scratch, &dir2, &["--json", "pause", "f.bin"]);
+    assert_eq!(code, 0, "{out:?}");
+    let paused = &last_reply(&out)["download"];
+    assert_eq!(
+        (paused["id"].as_u64(), &paused["state"]),
+        (Some(id), &"paused".into())
+    );
+    let (_, out, _) = ctl(&scratch, &dir2, &["status"]);
+    assert!(
+        out.iter()
+            .any(|l| l.contains(&format!("paused download {id} (f.bin)"))),
+        "{out:?}"
+    );
+    let (code, out, _) = ctl(&scratch, &dir2, &["download", "f.bin"]);
+    assert_eq!(code, 0);
+    assert_eq!(out[0], format!("f.bin is paused: `resume {id}` goes on"));
+    assert_eq!(
+        ctl(&scratch, &dir2, &["pause", &id.to_string()]).0,
+        1,
+        "paused twice"
+    );
+    assert!(
+        fs_entries(&partials) > 0,
+        "the partial file stays while paused"
+    );
+
+    // Resumed under the same id, it completes, and the file is whole.
+    let (code, out, _) = ctl(&scratch, &dir2, &["resume", &id.to_string()]);
+    assert_eq!(
+        (code, out[0].as_str()),
+        (0, format!("resumed download {id} (f.bin)").as_str())
+    );
+    let (code, out, _) = ctl(
+        &scratch,
+        &dir2,
+        &["--json", "download-state", &id.to_string(), "--wait"],
+    );
+    assert_eq!(code, 0, "{out:?}\n{}", node2.proc.describe());
+    assert_eq!(last_reply(&out)["download"]["state"], "done");
+    assert_file_is(&dir2.join("f.bin"), &data);
+
+    // Cancelled half way: nothing of it is left, and waiting for it fails.
+    let (_, out, _) = ctl(&scratch, &dir2, &["--json", "download", "g.bin"]);
+    let id = last_reply(&out)["download"]["id"].as_u64().expect("an id");
+    poll_download(&scratch, &dir2, id, |d| {
+        d["verified_bytes"].as_u64() > Some(0)
+    });
+    let (code, out, _) = ctl(&scratch, &dir2, &["--json", "cancel", &id.to_string()]);
+    assert_eq!(code, 0, "{out:?}");
+    assert_eq!(last_reply(&out)["download"]["state"], "cancelled");
+    node2.proc.expect_line(&format!(
+        "cancelled download {id} (g.bin); its partial file is removed"
+    ));
+    assert!(!dir2.join("g.bin").exists());
+    assert_eq!(
+        fs_entries(&partials),
+        0,
+        "nothing of the cancelled download is left"
+    );
+    let (code, _, err) = ctl(
+        &scratch,
+        &dir2,
+        &["download-state", &id.to_string(), "--wait"],
+    );
+    assert_eq!(code, 1, "{err:?}");
+    assert_eq!(ctl(&scratch, &dir2, &["resume", &id.to_string()]).0, 1);
+    assert_eq!(ctl(&scratch, &dir2, &["cancel", "nothing.bin"]).0, 1);
+    assert_eq!(
+        ctl(&scratch, &dir2, &["pause"]).0,
+        2,
+        "pause needs a download"
+    );
+
+    // Cancelled with --keep-partial: the partial file stays, and `download` goes on from it.
+    let (_, out, _) = ctl(&scratch, &dir2, &["--json", "download", "g.bin"]);
+    let id = last_reply(&out)["download"]["id"].as_u64().expect("an id");
+    poll_download(&scratch, &dir2, id, |d| {
+        d["verified_bytes"].as_u64() > Some(0)
+    });
+    let (code, _, _) = ctl(&scratch, &dir2, &["cancel", "g.bin", "--keep-partial"]);
+    assert_eq!(code, 0);
+    node2
+        .proc
+        .expect_line(&format!("cancelled download {id} (g.bin); kept "));
+    assert!(fs_entries(&partials) > 0);
+    let (code, out, _) = ctl(&scratch, &dir2, &["download", "g.bin", "--wait"]);
+    assert_eq!(code, 0, "{out:?}");
+    assert_file_is(&dir2.join("g.bin"), &other);
+    assert_eq!(
+        fs_entries(&partials),
+        0,
+        "published: the partial state is gone"
+    );
+
+    for node in [&mut node1, &mut node2] {
+        node.proc.terminate();
+    }
+}
+
+fn fs_entries(dir: &Path) -> usize {
+    std::fs::read_dir(dir).map_or(0, |entries| entries.count())
+}

@@ -604,3 +604,73 @@ fn link_capacity_bounds_a_download() {
         );
     }
 }
+
+/// A paused download asks nothing and takes nothing: once the pieces already asked have
+/// come (or timed out), the holders send no more pieces and the downloader receives none,
+/// whatever the length of the pause. Resumed, it finishes from where it stood, and the file
+/// is whole.
+#[test]
+fn a_paused_download_takes_nothing_and_resumed_finishes() {
+    for seed in seeds() {
+        let mut swarm = swarm(seed, lossy(0.01), 2 * MIB + 7, 2, 1400);
+        swarm.download();
+        let downloader = swarm.downloader;
+        let name = NAME.to_string();
+        let verified = |sim: &Sim| {
+            let progress = sim.node(downloader).progress(sim.now());
+            progress
+                .iter()
+                .find(|p| p.name == name)
+                .map_or(0, |p| p.verified_bytes)
+        };
+        swarm
+            .sim
+            .run_until(
+                |sim| verified(sim) >= 4 * 64 * 1024,
+                Duration::from_secs(30),
+            )
+            .unwrap_or_else(|error| panic!("progress: {error}"));
+        swarm
+            .sim
+            .command(downloader, Command::Pause { target: "1".into() });
+        assert!(
+            swarm
+                .sim
+                .said_starting(downloader, "paused download 1 (file_A.bin)"),
+            "seed {seed}: {:?}",
+            swarm.sim.said(downloader)
+        );
+        // What was asked before the pause may still arrive: let it.
+        swarm.sim.run_for(Duration::from_secs(3));
+        let sent = |sim: &Sim, holders: &[usize]| -> u64 {
+            holders
+                .iter()
+                .map(|&h| sim.node(h).stats().pieces_sent)
+                .sum()
+        };
+        let received = swarm.sim.node(downloader).stats().pieces_received;
+        let holders_sent = sent(&swarm.sim, &swarm.holders);
+        swarm.sim.run_for(Duration::from_secs(60));
+        assert_eq!(
+            (
+                swarm.sim.node(downloader).stats().pieces_received,
+                sent(&swarm.sim, &swarm.holders)
+            ),
+            (received, holders_sent),
+            "seed {seed}: pieces moved while the download was paused"
+        );
+        assert!(!swarm.sim.node(downloader).downloading(), "seed {seed}");
+        swarm.sim.command(
+            downloader,
+            Command::Resume {
+                target: NAME.into(),
+            },
+        );
+        assert!(
+            swarm
+                .sim
+                .said_starting(downloader, "resumed download 1 (file_A.bin)")
+        );
+        swarm.finish(Duration::from_secs(60));
+    }
+}

@@ -14,9 +14,17 @@ commands:
                           download a name (NAME@<info hash> pins a version), an info
                           hash, a magnet link or a .torrent; --wait returns once it is
                           verified (exit 0) or failed (exit 1)
-  download-state ID       where the download with that id is
+  download-state ID [--wait]
+                          where the download with that id is; --wait returns once it
+                          is verified (exit 0), or failed or cancelled (exit 1)
   export NAME             write NAME.torrent into the node's directory
   unshare NAME            stop sharing NAME at once (the file stays where it is)
+  pause DOWNLOAD          stop a download for now (DOWNLOAD: its id, or its file name);
+                          nothing is asked or taken for it, its partial file stays
+  resume DOWNLOAD         go on with a paused download
+  cancel DOWNLOAD [--keep-partial]
+                          stop a download for good and remove its partial file (kept
+                          with --keep-partial, for a later download to resume)
   limit --up RATE         the node's upload limit from now on (8M, 500K, or off)
   exit                    the node tells the tracker it leaves, then stops
 
@@ -42,7 +50,12 @@ pub(super) fn parse_ctl(args: &[String]) -> Result<super::Invocation, UsageError
     opts.optflag(
         "",
         "wait",
-        "with download: wait until it is verified or failed",
+        "with download or download-state: wait until it is verified or failed",
+    );
+    opts.optflag(
+        "",
+        "keep-partial",
+        "with cancel: keep the partial file, for a later download to resume",
     );
     opts.optopt(
         "",
@@ -77,7 +90,7 @@ pub(super) fn parse_ctl(args: &[String]) -> Result<super::Invocation, UsageError
     };
     let Some(command) = words.first() else {
         return Err(UsageError(
-            "no command given (status, send, download, download-state, export, unshare, limit, exit)"
+            "no command given (status, send, download, download-state, export, unshare, pause, resume, cancel, limit, exit)"
                 .into(),
         ));
     };
@@ -121,10 +134,29 @@ pub(super) fn parse_ctl(args: &[String]) -> Result<super::Invocation, UsageError
             Some(up) => (Request::Limit { up }, 1),
             None => return Err(UsageError("limit needs --up RATE (e.g. 8M, or off)".into())),
         },
+        "pause" => (
+            Request::Pause {
+                target: word(1, "a download's id or file name")?,
+            },
+            2,
+        ),
+        "resume" => (
+            Request::Resume {
+                target: word(1, "a download's id or file name")?,
+            },
+            2,
+        ),
+        "cancel" => (
+            Request::Cancel {
+                target: word(1, "a download's id or file name")?,
+                keep_partial: m.opt_present("keep-partial"),
+            },
+            2,
+        ),
         "exit" | "quit" => (Request::Exit, 1),
         other => {
             return Err(UsageError(format!(
-                "unknown ctl command '{other}' (status, send, download, download-state, export, unshare, limit, exit)"
+                "unknown ctl command '{other}' (status, send, download, download-state, export, unshare, pause, resume, cancel, limit, exit)"
             )));
         }
     };
@@ -132,8 +164,17 @@ pub(super) fn parse_ctl(args: &[String]) -> Result<super::Invocation, UsageError
         return Err(UsageError(format!("unexpected argument '{extra}'")));
     }
     let wait = m.opt_present("wait");
-    if wait && !matches!(request, Request::Download { .. }) {
-        return Err(UsageError("--wait goes with download".into()));
+    let waits = matches!(
+        request,
+        Request::Download { .. } | Request::DownloadState { .. }
+    );
+    if wait && !waits {
+        return Err(UsageError(
+            "--wait goes with download or download-state".into(),
+        ));
+    }
+    if m.opt_present("keep-partial") && !matches!(request, Request::Cancel { .. }) {
+        return Err(UsageError("--keep-partial goes with cancel".into()));
     }
     if m.opt_present("up") && !matches!(request, Request::Limit { .. }) {
         return Err(UsageError("--up goes with limit".into()));

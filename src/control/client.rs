@@ -21,7 +21,8 @@ pub struct CtlArgs {
     pub request: Request,
     /// Print the JSON reply lines instead of text.
     pub json: bool,
-    /// With `download`: return once the download is verified (0) or failed (1).
+    /// With `download` or `download-state`: return once the download is verified (0), or failed or was
+    /// cancelled (1).
     pub wait: bool,
 }
 
@@ -73,11 +74,12 @@ pub fn run_ctl(args: CtlArgs) -> i32 {
                 return 1;
             }
         };
-        let running = state
+        // A paused download has not ended: the wait goes on until it is resumed and ends.
+        let going = state
             .download
             .as_ref()
-            .is_some_and(|d| d.state == DownloadState::Running);
-        if !state.ok || !running {
+            .is_some_and(|d| matches!(d.state, DownloadState::Running | DownloadState::Paused));
+        if !state.ok || !going {
             return show(&args, &state);
         }
     }
@@ -85,10 +87,12 @@ pub fn run_ctl(args: CtlArgs) -> i32 {
 
 /// Prints `reply` and says what exit code it means.
 fn show(args: &CtlArgs, reply: &Reply) -> i32 {
-    let failed = reply
-        .download
-        .as_ref()
-        .is_some_and(|d| d.state == DownloadState::Failed);
+    let failed = reply.download.as_ref().is_some_and(|d| match d.state {
+        DownloadState::Failed => true,
+        // What was waited for will not come; a `cancel` itself did what it was asked.
+        DownloadState::Cancelled => args.wait,
+        _ => false,
+    });
     if args.json {
         print!("{}", super::reply_line(reply.clone()));
     } else if let Some(error) = &reply.error {
@@ -102,6 +106,8 @@ fn show(args: &CtlArgs, reply: &Reply) -> i32 {
             DownloadState::Done => "downloaded and verified",
             DownloadState::Failed => "failed (the node's output says why)",
             DownloadState::Running => "running",
+            DownloadState::Paused => "paused",
+            DownloadState::Cancelled => "cancelled",
         };
         println!("{} {state}", download.name);
     } else if let Some(message) = &reply.message {

@@ -84,6 +84,9 @@ impl Holdings<'_> {
         if self.downloads.running_named(&name) {
             return Answer::Say(format!("{name} is already downloading"));
         }
+        if let Some(id) = self.downloads.paused_named(&name) {
+            return Answer::Say(format!("{name} is paused: `resume {id}` goes on"));
+        }
         if self.storage.name_taken(&name) {
             let files = self.library.files();
             // The very version asked for, held whole: nothing to do.
@@ -141,6 +144,9 @@ impl Holdings<'_> {
         }
         if self.downloads.running_of(info_hash).is_some() {
             return Answer::Say(format!("{label} is already downloading"));
+        }
+        if let Some(id) = self.downloads.paused_named(&hex) {
+            return Answer::Say(format!("{label} is paused: `resume {id}` goes on"));
         }
         if self
             .library

@@ -84,7 +84,7 @@ use crate::storage::Manifest;
 use crate::wire::{self, Hash, HolderRecord, Message, VersionRecord};
 use deadlines::{DISK_RETRY, Deadlines};
 pub(crate) use diagnosis::TrackerHeard;
-pub(crate) use finish::resume_command;
+pub(crate) use finish::{keep_partial, remove_partial, resume_command};
 use lookup::VersionChoice;
 use manifest::{ByHash, ManifestFetch};
 use peers::{Of, Peers};
@@ -113,7 +113,26 @@ pub(crate) enum Handled {
     ManifestReady(Hash),
 }
 
+/// What a download fetches (see [`Download::asked`]).
+pub(crate) struct Asked {
+    name: String,
+    info_hash: Option<Hash>,
+    by_hash: Option<ByHash>,
+}
+
+impl Asked {
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn info_hash(&self) -> Option<Hash> {
+        self.info_hash
+    }
+}
+
 pub(crate) struct Download {
+    /// Its id in the node's list (see `Downloads::start`), carried by its hash checks.
+    id: u64,
     name: String,
     /// The version taken: pinned from the start, or chosen from the first look-up.
     info_hash: Option<Hash>,
@@ -133,6 +152,7 @@ pub(crate) struct Download {
 impl Download {
     pub fn new(name: String, pin: Option<Hash>, now: Instant, give_up_after: Duration) -> Download {
         Download {
+            id: 0,
             name,
             info_hash: pin,
             versions: VersionChoice::new(pin.is_some()),
@@ -161,6 +181,31 @@ impl Download {
             by_hash: Some(ByHash { name_known, shape }),
             ..Download::new(name, Some(info_hash), now, give_up_after)
         }
+    }
+
+    /// What it was asked to fetch, to start it again after a pause ([`Download::again`]):
+    /// the version it took by then, so that it goes on with the same partial file.
+    pub fn asked(&self) -> Asked {
+        Asked {
+            name: self.name.clone(),
+            info_hash: self.info_hash,
+            by_hash: self.by_hash.clone(),
+        }
+    }
+
+    /// A download of what `asked` says, from the start (a look-up); chunks verified
+    /// before are found in the partial file and checked again.
+    pub fn again(asked: &Asked, now: Instant, give_up_after: Duration) -> Download {
+        let name = asked.name.clone();
+        Download {
+            by_hash: asked.by_hash.clone(),
+            ..Download::new(name, asked.info_hash, now, give_up_after)
+        }
+    }
+
+    /// Takes the id the node's list gave it.
+    pub fn started_as(&mut self, id: u64) {
+        self.id = id;
     }
 
     pub fn name(&self) -> &str {
@@ -668,7 +713,8 @@ impl Download {
             }
         }
         let count = manifest.chunk_count();
-        let mut transfer = partial::begin_transfer(parts, now, manifest, mapping, &claimed);
+        let mut transfer =
+            partial::begin_transfer(self.id, parts, now, manifest, mapping, &claimed);
         self.peers.count_have_maps(&mut transfer);
         self.phase = Phase::Transfer(transfer);
         if count == 0 {

@@ -3,16 +3,23 @@
 //! A finished download (done or failed) stays in the list, for `status` and the exit report,
 //! until a new one starts; then what it came to is kept, for the last
 //! [`FINISHED_KEPT_MAX`], so that a script waiting for it still finds out.
+//!
+//! A paused download leaves the list: nothing of it runs (no request, no timer, no piece
+//! taken), and only what it was asked ([`Asked`]) is kept, with its partial file. `resume`
+//! starts it again under the same id from a look-up; the chunks it verified are found in
+//! the partial file and checked again. A cancelled download leaves the list for good, and
+//! its partial file goes too unless kept. Each hash check carries its download's id, so
+//! that one coming back for a download that left is for nobody.
 
-use super::download::{Download, Handled};
+use super::download::{Asked, Download, Handled};
 use super::{LocalFile, Parts};
 use crate::control::{DownloadInfo, DownloadState};
 use crate::wire::{self, Hash, HolderRecord, Message, VersionRecord};
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-/// Most downloads running at once.
+/// Most downloads running or paused at once.
 pub const DOWNLOADS_MAX: usize = 64;
 /// Finished downloads whose end is remembered once they leave the list.
 pub const FINISHED_KEPT_MAX: usize = 64;
@@ -25,6 +32,26 @@ pub(super) struct Downloads {
     next_id: u64,
     /// What the downloads that left the list came to, the most recent last.
     ended: VecDeque<DownloadInfo>,
+    /// Paused downloads, in the order they paused.
+    paused: Vec<Paused>,
+}
+
+/// A paused download: what to start again, and where it stood.
+struct Paused {
+    asked: Asked,
+    info: DownloadInfo,
+}
+
+/// A download stopped by `pause` or `cancel`: what the node must tell the tracker and the
+/// uploader about.
+pub(super) struct Stopped {
+    /// The line for the user.
+    pub line: String,
+    /// The file it fetched, once known.
+    pub info_hash: Option<Hash>,
+    /// The file's chunks are no longer held (its partial file went): peers must not be
+    /// served from it.
+    pub released: bool,
 }
 
 impl Downloads {
@@ -34,6 +61,7 @@ impl Downloads {
             ids: Vec::new(),
             next_id: 1,
             ended: VecDeque::new(),
+            paused: Vec::new(),
         }
     }
 
@@ -61,8 +89,24 @@ impl Downloads {
         self.running().next().is_some()
     }
 
+    /// Whether any download is running or paused.
+    pub(super) fn any_unfinished(&self) -> bool {
+        self.any_running() || !self.paused.is_empty()
+    }
+
     pub(super) fn any_failed(&self) -> bool {
         self.list.iter().any(|d| d.failed())
+    }
+
+    /// The paused download of `name` (a file name, or an info hash in hex), if any.
+    pub(super) fn paused_named(&self, name: &str) -> Option<u64> {
+        let of = |p: &&Paused| p.asked.name() == name || p.info.info_hash.as_deref() == Some(name);
+        self.paused.iter().find(of).map(|p| p.info.id)
+    }
+
+    /// Where each paused download stood when it paused.
+    pub(super) fn paused(&self) -> impl Iterator<Item = &DownloadInfo> {
+        self.paused.iter().map(|p| &p.info)
     }
 
     /// Whether a running download fetches a file called `name`.
@@ -79,14 +123,6 @@ impl Downloads {
         self.list
             .iter_mut()
             .find(|d| d.info_hash() == Some(info_hash) && !d.finished())
-    }
-
-    /// The download of `info_hash`, running or finished (a chunk check may come back after
-    /// the download failed).
-    fn of_mut(&mut self, info_hash: Hash) -> Option<&mut Download> {
-        self.list
-            .iter_mut()
-            .find(|d| d.info_hash() == Some(info_hash))
     }
 
     /// The versions (info hashes) that the running downloads of `name` are pinned to.
@@ -204,15 +240,18 @@ impl Downloads {
         }
     }
 
-    /// A hasher thread checked `chunk` of `info_hash`: the node to credit when it verified.
+    /// A hasher thread checked `chunk` for download `id`: the node to credit when it
+    /// verified. A result for a download no longer in the list (cancelled, paused) is
+    /// dropped: its bytes may have changed since.
     pub(super) fn chunk_checked(
         &mut self,
         parts: &mut Parts<'_>,
         now: Instant,
-        (info_hash, chunk): (Hash, u32),
+        (id, chunk): (u64, u32),
         ok: bool,
     ) -> Option<u32> {
-        self.of_mut(info_hash)?.chunk_checked(parts, now, chunk, ok)
+        let index = self.ids.iter().position(|&known| known == id)?;
+        self.list[index].chunk_checked(parts, now, chunk, ok)
     }
 
     /// Every download's due timers fire: the indices of those that want a look-up.
@@ -235,9 +274,10 @@ impl Downloads {
 
     // ---- starting ---------------------------------------------------------------------------
 
-    /// Whether another download may start: fewer than [`DOWNLOADS_MAX`] are running.
+    /// Whether another download may start: fewer than [`DOWNLOADS_MAX`] are running or
+    /// paused.
     pub(super) fn has_room(&self) -> bool {
-        self.running().count() < DOWNLOADS_MAX
+        self.running().count() + self.paused.len() < DOWNLOADS_MAX
     }
 
     /// Starts `download` in the place of the finished ones, whose ends are kept (see
@@ -249,23 +289,200 @@ impl Downloads {
         now: Instant,
     ) -> u64 {
         debug_assert!(self.has_room(), "a download started past DOWNLOADS_MAX");
+        let id = self.next_id;
+        self.next_id += 1;
+        self.push(id, download, files, now);
+        id
+    }
+
+    fn push(
+        &mut self,
+        id: u64,
+        mut download: Download,
+        files: &BTreeMap<Hash, LocalFile>,
+        now: Instant,
+    ) {
         let mut index = 0;
         while index < self.list.len() {
             if self.list[index].finished() {
                 let (gone, id) = (self.list.remove(index), self.ids.remove(index));
-                if self.ended.len() == FINISHED_KEPT_MAX {
-                    self.ended.pop_front();
-                }
-                self.ended.push_back(info(id, &gone, files, now));
+                self.remember_end(info(id, &gone, files, now));
             } else {
                 index += 1;
             }
         }
-        let id = self.next_id;
-        self.next_id += 1;
+        download.started_as(id);
         self.list.push(download);
         self.ids.push(id);
-        id
+    }
+
+    fn remember_end(&mut self, end: DownloadInfo) {
+        if self.ended.len() == FINISHED_KEPT_MAX {
+            self.ended.pop_front();
+        }
+        self.ended.push_back(end);
+    }
+
+    // ---- pausing, resuming, cancelling -------------------------------------------------------
+
+    /// The id of the running or paused download `target` names: its id (digits), else the
+    /// file name or info hash (hex) it fetches.
+    pub(super) fn find(&self, target: &str) -> Option<u64> {
+        let by_id = target
+            .parse::<u64>()
+            .ok()
+            .filter(|id| self.ids.contains(id) || self.paused.iter().any(|p| p.info.id == *id));
+        let running = self
+            .ids
+            .iter()
+            .zip(&self.list)
+            .filter(|(_, d)| !d.finished());
+        let by_name = |(&id, d): (&u64, &Download)| {
+            let hex = d.info_hash().map(|h| wire::hex(&h));
+            (d.name() == target || hex.as_deref() == Some(target)).then_some(id)
+        };
+        by_id
+            .or_else(|| running.filter_map(by_name).next())
+            .or_else(|| self.paused_named(target))
+    }
+
+    /// Pauses running download `id`: it leaves the list with its partial file kept, and
+    /// its chunks verified stay served. An error line when it is not running.
+    pub(super) fn pause(
+        &mut self,
+        parts: &mut Parts<'_>,
+        now: Instant,
+        id: u64,
+    ) -> Result<Stopped, String> {
+        let index = self.running_index(id)?;
+        let download = self.list.remove(index);
+        self.ids.remove(index);
+        let mut info = info(id, &download, parts.files, now);
+        info.state = DownloadState::Paused;
+        info.bytes_per_s = 0.0;
+        info.peers = 0;
+        let info_hash = download.info_hash();
+        // A file with no chunk verified has nothing to serve: it leaves the table (its
+        // partial file stays for the resume).
+        let released = info_hash.is_some_and(|h| {
+            let empty = parts.files.get(&h).is_some_and(|f| f.have.count() == 0);
+            empty && parts.files.remove(&h).is_some()
+        });
+        let line = format!("paused download {}", paused_words(&info));
+        self.paused.push(Paused {
+            asked: download.asked(),
+            info,
+        });
+        Ok(Stopped {
+            line,
+            info_hash,
+            released,
+        })
+    }
+
+    /// Starts paused download `id` again, under the same id: the download, to act on as on
+    /// a new one. An error line when it is not paused.
+    pub(super) fn resume(
+        &mut self,
+        files: &BTreeMap<Hash, LocalFile>,
+        now: Instant,
+        id: u64,
+        give_up_after: Duration,
+    ) -> Result<&Download, String> {
+        let Some(index) = self.paused.iter().position(|p| p.info.id == id) else {
+            return Err(self.not_there(id, "paused"));
+        };
+        let paused = self.paused.remove(index);
+        let download = Download::again(&paused.asked, now, give_up_after);
+        self.push(id, download, files, now);
+        Ok(self.list.last().expect("just pushed"))
+    }
+
+    /// Cancels running or paused download `id`: it ends, and its partial file is removed
+    /// unless `keep_partial`. An error line when it is neither running nor paused.
+    pub(super) fn cancel(
+        &mut self,
+        parts: &mut Parts<'_>,
+        now: Instant,
+        id: u64,
+        keep_partial: bool,
+    ) -> Result<Stopped, String> {
+        let (asked, mut info) = match self.running_index(id) {
+            Ok(index) => {
+                let download = self.list.remove(index);
+                self.ids.remove(index);
+                let info = info(id, &download, parts.files, now);
+                (download.asked(), info)
+            }
+            Err(error) => match self.paused.iter().position(|p| p.info.id == id) {
+                Some(index) => {
+                    let paused = self.paused.remove(index);
+                    (paused.asked, paused.info)
+                }
+                None => return Err(error),
+            },
+        };
+        info.state = DownloadState::Cancelled;
+        info.bytes_per_s = 0.0;
+        info.peers = 0;
+        let info_hash = asked.info_hash();
+        let (left, released) = match info_hash {
+            Some(info_hash) if keep_partial => {
+                (super::download::keep_partial(parts, info_hash), false)
+            }
+            Some(info_hash) => (super::download::remove_partial(parts, info_hash), true),
+            None => (super::PartialFate::None, false),
+        };
+        let line = format!("cancelled download {id} ({}){left}", info.name);
+        self.remember_end(info);
+        Ok(Stopped {
+            line,
+            info_hash,
+            released,
+        })
+    }
+
+    fn running_index(&self, id: u64) -> Result<usize, String> {
+        match self.ids.iter().position(|&known| known == id) {
+            Some(index) if !self.list[index].finished() => Ok(index),
+            _ => Err(self.not_there(id, "running")),
+        }
+    }
+
+    /// Why download `id` is not `wanted` (running, paused).
+    fn not_there(&self, id: u64, wanted: &str) -> String {
+        let state = self
+            .ids
+            .iter()
+            .zip(&self.list)
+            .find(|(known, _)| **known == id)
+            .map(|(_, d)| {
+                if d.failed() {
+                    "failed"
+                } else if d.finished() {
+                    "done"
+                } else {
+                    "running"
+                }
+            })
+            .or_else(|| {
+                self.paused
+                    .iter()
+                    .any(|p| p.info.id == id)
+                    .then_some("paused")
+            })
+            .or_else(|| {
+                let end = self.ended.iter().find(|d| d.id == id)?;
+                Some(match end.state {
+                    DownloadState::Cancelled => "cancelled",
+                    DownloadState::Failed => "failed",
+                    _ => "done",
+                })
+            });
+        match state {
+            Some(state) => format!("download {id} is {state}, not {wanted}"),
+            None => format!("no download has id {id}"),
+        }
     }
 
     // ---- reporting --------------------------------------------------------------------------
@@ -279,11 +496,18 @@ impl Downloads {
     ) -> Option<DownloadInfo> {
         match self.ids.iter().position(|&known| known == id) {
             Some(index) => Some(info(id, &self.list[index], files, now)),
-            None => self.ended.iter().find(|d| d.id == id).cloned(),
+            None => self
+                .paused
+                .iter()
+                .map(|p| &p.info)
+                .chain(&self.ended)
+                .find(|d| d.id == id)
+                .cloned(),
         }
     }
 
-    /// Every download known: those in the list, then the ends kept, the most recent first.
+    /// Every download known: those in the list, the paused ones, then the ends kept, the
+    /// most recent first.
     pub(super) fn infos(
         &self,
         files: &BTreeMap<Hash, LocalFile>,
@@ -291,6 +515,7 @@ impl Downloads {
     ) -> Vec<DownloadInfo> {
         let listed = self.ids.iter().zip(&self.list);
         let mut infos: Vec<DownloadInfo> = listed.map(|(&id, d)| info(id, d, files, now)).collect();
+        infos.extend(self.paused.iter().map(|p| p.info.clone()));
         infos.extend(self.ended.iter().rev().cloned());
         infos
     }
@@ -331,4 +556,18 @@ fn info(
         info.total_bytes = Some(file.manifest.file_bytes);
     }
     info
+}
+
+/// "ID (NAME): V of T bytes verified; `resume ID` goes on" of a paused download (the size
+/// may be unknown yet).
+pub(super) fn paused_words(info: &DownloadInfo) -> String {
+    let verified = match info.total_bytes {
+        Some(total) => format!("{} of {total} bytes", info.verified_bytes),
+        None => format!("{} bytes", info.verified_bytes),
+    };
+    let id = info.id;
+    format!(
+        "{id} ({}): {verified} verified; `resume {id}` goes on",
+        info.name
+    )
 }

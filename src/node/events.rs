@@ -28,8 +28,9 @@
 //!   while the version is not chosen.
 //! * `failed`'s `partial` says what became of the partial file: `{"fate":"none"}` (there was
 //!   none), `{"fate":"kept","path":…,"verified_bytes":…,"file_bytes":…,"resume":…}` (kept;
-//!   `resume` is the console command that resumes it), `{"fate":"removed","released_bytes":…}`
-//!   or `{"fate":"not_removed","error":…}`.
+//!   `resume` is the console command that resumes it),
+//!   `{"fate":"removed","verified_bytes":…,"released_bytes":…}` or
+//!   `{"fate":"not_removed","error":…}`.
 //! * `downloaded`'s `sources` are the peers whose chunks verified; `node` is `null` for peers
 //!   from a standard tracker, known by address only.
 //! * `peer_dropped`'s `cause` is `silent` (nothing heard from the peer) or `pieces_lost` (it
@@ -152,9 +153,13 @@ pub enum PartialFate {
         file_bytes: u64,
         resume: String,
     },
-    /// Nothing verified: removed, releasing its space.
-    Removed { released_bytes: u64 },
-    /// Nothing verified, but the removal failed.
+    /// Removed, releasing its space: nothing was verified (a failure), or the download was
+    /// cancelled.
+    Removed {
+        verified_bytes: u64,
+        released_bytes: u64,
+    },
+    /// The removal failed.
     NotRemoved { error: String },
 }
 
@@ -268,11 +273,20 @@ impl fmt::Display for PartialFate {
                  `{resume}` resumes it",
                 crate::storage::percent(*verified_bytes, *file_bytes),
             ),
-            PartialFate::Removed { released_bytes } => write!(
-                f,
-                "; nothing was verified, so its partial file is removed ({released_bytes} \
-                 bytes released)"
-            ),
+            PartialFate::Removed {
+                verified_bytes,
+                released_bytes,
+            } => {
+                let nothing = if *verified_bytes == 0 {
+                    "nothing was verified, so "
+                } else {
+                    ""
+                };
+                write!(
+                    f,
+                    "; {nothing}its partial file is removed ({released_bytes} bytes released)"
+                )
+            }
             PartialFate::NotRemoved { error } => {
                 write!(f, "; cannot remove its partial file: {error}")
             }
@@ -372,6 +386,7 @@ mod tests {
         assert_eq!(value["partial"]["fate"], "none");
         if let Event::Failed { partial, .. } = &mut event {
             *partial = PartialFate::Removed {
+                verified_bytes: 0,
                 released_bytes: 4096,
             };
         }

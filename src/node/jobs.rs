@@ -18,6 +18,10 @@ pub enum Job {
     },
     /// Check one chunk of a download against its hash.
     CheckChunk {
+        /// The download (its id in the node's list) whose transfer asked: a result that
+        /// comes back after that transfer ended (paused, cancelled) is for nobody, even if a
+        /// new download of the same file runs by then.
+        download: u64,
         info_hash: Hash,
         chunk: u32,
         mapping: Arc<dyn Content>,
@@ -37,6 +41,7 @@ pub enum JobDone {
         result: Result<(Manifest, FileStamp, Arc<dyn Content>), String>,
     },
     ChunkChecked {
+        download: u64,
         info_hash: Hash,
         chunk: u32,
         ok: bool,
@@ -58,6 +63,7 @@ pub fn run_job(job: Job) -> JobDone {
             JobDone::Shared { name, result }
         }
         Job::CheckChunk {
+            download,
             info_hash,
             chunk,
             mapping,
@@ -71,6 +77,7 @@ pub fn run_job(job: Job) -> JobDone {
                 log::warn!("cannot release the pages of chunk {chunk}: {error}");
             }
             JobDone::ChunkChecked {
+                download,
                 info_hash,
                 chunk,
                 ok,

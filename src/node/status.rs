@@ -79,8 +79,17 @@ impl Report<'_> {
             };
             let _ = writeln!(text, "  downloading {progress}{why}");
         }
+        for paused in self.downloads.paused() {
+            let _ = writeln!(
+                text,
+                "  paused download {}",
+                super::downloads::paused_words(paused)
+            );
+        }
         // Partial files no download is working on (one failed, or an earlier run was
         // stopped): their space is taken, so they are shown, with how to go on.
+        let paused = self.downloads.paused().filter_map(|p| p.info_hash.clone());
+        let paused: Vec<String> = paused.collect();
         let running: Vec<Hash> = downloads
             .iter()
             .filter(|d| !d.finished())
@@ -88,7 +97,9 @@ impl Report<'_> {
             .collect();
         // Read from the disk: the console's text only, which a person asks for.
         for partial in &self.storage.partials() {
-            if running.contains(&partial.info_hash) {
+            if running.contains(&partial.info_hash)
+                || paused.contains(&wire::hex(&partial.info_hash))
+            {
                 continue;
             }
             let _ = writeln!(

@@ -65,8 +65,10 @@ impl Driver for NodeDriver {
             "state",
             &[
                 ("running", count(DownloadState::Running)),
+                ("paused", count(DownloadState::Paused)),
                 ("done", count(DownloadState::Done)),
                 ("failed", count(DownloadState::Failed)),
+                ("cancelled", count(DownloadState::Cancelled)),
             ],
         );
         text.gauge(

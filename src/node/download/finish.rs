@@ -35,27 +35,44 @@ pub(super) fn downloaded(
 /// verified, it stays for the next `download` of the name to resume (and `status` lists
 /// it); with none, it is removed, so that no reserved space is left behind unseen.
 pub(super) fn keep_or_release(parts: &mut Parts<'_>, info_hash: Hash) -> PartialFate {
+    match parts.state.partial_summary(&info_hash) {
+        Some(partial) if partial.verified_bytes > 0 => keep_partial(parts, info_hash),
+        Some(_) => remove_partial(parts, info_hash),
+        None => PartialFate::None,
+    }
+}
+
+/// Keeps the partial file of `info_hash` for a later `download` to resume: where it is and
+/// how to resume it.
+pub(crate) fn keep_partial(parts: &mut Parts<'_>, info_hash: Hash) -> PartialFate {
     let Some(partial) = parts.state.partial_summary(&info_hash) else {
         return PartialFate::None;
     };
-    if partial.verified_bytes > 0 {
-        return PartialFate::Kept {
-            path: parts.state.partial_path(&info_hash).display().to_string(),
-            verified_bytes: partial.verified_bytes,
-            file_bytes: partial.file_bytes,
-            resume: resume_command(parts.config.standard_tracker, &partial),
-        };
+    PartialFate::Kept {
+        path: parts.state.partial_path(&info_hash).display().to_string(),
+        verified_bytes: partial.verified_bytes,
+        file_bytes: partial.file_bytes,
+        resume: resume_command(parts.config.standard_tracker, &partial),
     }
-    // The file is open while it is held: let go of it, or its space stays taken.
+}
+
+/// Removes the partial file of `info_hash` (data, have-file and manifest), and lets go of
+/// it in the node's table (the file is open while it is listed, and its space stays taken
+/// until it is closed): what was released.
+pub(crate) fn remove_partial(parts: &mut Parts<'_>, info_hash: Hash) -> PartialFate {
+    let Some(partial) = parts.state.partial_summary(&info_hash) else {
+        return PartialFate::None;
+    };
     if parts
         .files
         .get(&info_hash)
-        .is_some_and(|file| file.have.count() == 0)
+        .is_some_and(|file| !file.complete())
     {
         parts.files.remove(&info_hash);
     }
     match parts.state.remove_partial(&info_hash) {
         Ok(()) => PartialFate::Removed {
+            verified_bytes: partial.verified_bytes,
             released_bytes: partial.disk_bytes,
         },
         Err(error) => PartialFate::NotRemoved {

@@ -15,6 +15,7 @@ const MANIFEST_ATTEMPTS_MAX: u32 = 4;
 /// What a download by info hash knows before its manifest: whether its name was given (by
 /// a `.torrent`, a magnet link or a pin), and its shape (file bytes, chunk bytes) when a
 /// `.torrent` gave it.
+#[derive(Clone)]
 pub(super) struct ByHash {
     pub name_known: bool,
     pub shape: Option<(u64, u32)>,

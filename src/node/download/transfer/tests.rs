@@ -18,7 +18,7 @@ fn transfer(tag: &str) -> Transfer {
         hashes,
     );
     let (mapping, _) = state.open_partial(&manifest).unwrap();
-    Transfer::new(Arc::new(manifest), mapping, 8 << 10, 7, Instant::now())
+    Transfer::new(1, Arc::new(manifest), mapping, 8 << 10, 7, Instant::now())
 }
 
 fn active(owner: Option<usize>) -> ChunkState {
