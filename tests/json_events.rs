@@ -96,6 +96,7 @@ fn a_node_with_json_prints_each_event_as_a_json_line() {
     assert!(progress["verified_bytes"].as_u64() <= Some(FILE_BYTES as u64));
     assert!(progress["bytes_per_s"].is_number() && progress["peers"].is_number());
     let downloaded = wait(&mut node, "downloaded", &|v| v["name"] == "f.bin");
+    assert_eq!(downloaded["id"], 1, "{downloaded}");
     assert_eq!(downloaded["info_hash"], info_hash.as_str(), "{downloaded}");
     assert_eq!(downloaded["bytes"], FILE_BYTES as u64, "{downloaded}");
     assert!(downloaded["seconds"].as_f64() > Some(0.0), "{downloaded}");
@@ -108,6 +109,7 @@ fn a_node_with_json_prints_each_event_as_a_json_line() {
     // A name nobody holds: given up after two seconds, with a reason.
     node.send_line("download absent.bin");
     let failed = wait(&mut node, "failed", &|v| v["name"] == "absent.bin");
+    assert_eq!(failed["id"], 2, "{failed}");
     let reason = failed["reason"].as_str().expect("a reason");
     assert!(reason.contains("absent.bin"), "{failed}");
     assert_eq!(failed["info_hash"], Value::Null, "{failed}");

@@ -238,6 +238,7 @@ impl Download {
             None => PartialFate::None,
         };
         parts.out.report(Event::Failed {
+            id: self.id,
             name: self.name.clone(),
             info_hash: self.info_hash,
             reason,
@@ -802,7 +803,8 @@ impl Download {
             }
         }
         let seconds = self.deadlines.elapsed(now).as_secs_f64();
-        let event = finish::downloaded(&manifest, seconds, &self.peers, self.by_hash.is_some());
+        let by_address = self.by_hash.is_some();
+        let event = finish::downloaded(self.id, &manifest, seconds, &self.peers, by_address);
         parts.out.report(event);
         self.deadlines.end_disk_wait();
         self.phase = Phase::Done;

@@ -13,9 +13,9 @@
 //! {"event":"sharing","name":"f.bin","info_hash":"…","bytes":700000,"chunks":3,"version":1}
 //! {"event":"progress","id":1,"info_hash":null,"name":"f.bin","verified_bytes":0,
 //!  "total_bytes":null,"bytes_per_s":0.0,"peers":0,"waiting_for_disk":false,"version":1}
-//! {"event":"downloaded","name":"f.bin","info_hash":"…","bytes":700000,"chunks":3,
+//! {"event":"downloaded","id":1,"name":"f.bin","info_hash":"…","bytes":700000,"chunks":3,
 //!  "seconds":0.25,"sources":[{"node":1,"addr":"127.0.0.1:4000","chunks":3}],"version":1}
-//! {"event":"failed","name":"absent.bin","info_hash":null,"reason":"…",
+//! {"event":"failed","id":2,"name":"absent.bin","info_hash":null,"reason":"…",
 //!  "partial":{"fate":"none"},"version":1}
 //! {"event":"peer_dropped","download":"f.bin","peer":3,"addr":"127.0.0.1:4001",
 //!  "cause":"silent","reason":"stopped answering (nothing from it for 2.0 s)","version":1}
@@ -23,6 +23,8 @@
 //! {"event":"output","text":"node 2 at …\n…","version":1}
 //! ```
 //!
+//! * `progress`, `downloaded` and `failed` carry the download's `id`, the one the control
+//!   socket knows it by (`torrent ctl download-state ID`).
 //! * `progress` comes about once a second for each running download (the first at once);
 //!   `total_bytes` is `null` while no holder said how large the file is, and `info_hash`
 //!   while the version is not chosen.
@@ -63,6 +65,8 @@ pub enum Event {
     Progress(ProgressReport),
     /// A download verified and published under its name.
     Downloaded {
+        /// The id the control socket knows the download by.
+        id: u64,
         name: String,
         #[serde(serialize_with = "hex")]
         info_hash: Hash,
@@ -73,6 +77,7 @@ pub enum Event {
     },
     /// A download gave up.
     Failed {
+        id: u64,
         name: String,
         #[serde(serialize_with = "maybe_hex")]
         info_hash: Option<Hash>,
@@ -206,6 +211,7 @@ impl fmt::Display for Event {
                 chunks,
                 seconds,
                 sources,
+                ..
             } => {
                 let rate = crate::units::rate(*bytes as f64 / seconds.max(1e-6));
                 write!(
@@ -329,6 +335,7 @@ mod tests {
     fn downloaded_names_its_sources_by_node_or_by_address() {
         let addr: SocketAddr = "127.0.0.1:4000".parse().unwrap();
         let mut event = Event::Downloaded {
+            id: 1,
             name: "f.bin".into(),
             info_hash: HASH,
             bytes: 1 << 20,
@@ -356,6 +363,7 @@ mod tests {
         );
         let value = json(&event);
         assert_eq!(value["event"], "downloaded");
+        assert_eq!(value["id"], 1);
         assert_eq!(value["sources"][0]["node"], 1);
         assert_eq!(value["sources"][1]["node"], serde_json::Value::Null);
         assert_eq!(value["sources"][1]["addr"], "127.0.0.1:4000");
@@ -372,6 +380,7 @@ mod tests {
     #[test]
     fn failed_says_what_became_of_the_partial_file() {
         let mut event = Event::Failed {
+            id: 2,
             name: "absent.bin".into(),
             info_hash: None,
             reason: "nobody holds absent.bin".into(),
@@ -382,6 +391,7 @@ mod tests {
             "download absent.bin failed: nobody holds absent.bin"
         );
         let value = json(&event);
+        assert_eq!(value["id"], 2);
         assert_eq!(value["info_hash"], serde_json::Value::Null);
         assert_eq!(value["partial"]["fate"], "none");
         if let Event::Failed { partial, .. } = &mut event {

@@ -6,10 +6,11 @@ use crate::node::{Event, PartialFate, Parts, Source};
 use crate::storage::Manifest;
 use crate::wire::{self, Hash};
 
-/// What a published download reports: the file, its size, the time, and the peers whose
+/// What published download `id` reports: the file, its size, the time, and the peers whose
 /// chunks verified (by address for peers from a standard tracker, `by_address`, which are
 /// known by address only).
 pub(super) fn downloaded(
+    id: u64,
     manifest: &Manifest,
     seconds: f64,
     peers: &[Peer],
@@ -22,6 +23,7 @@ pub(super) fn downloaded(
         chunks: p.chunks_verified,
     });
     Event::Downloaded {
+        id,
         name: manifest.name.clone(),
         info_hash: manifest.info_hash,
         bytes: manifest.file_bytes,
