@@ -84,6 +84,7 @@ pub struct NodeArgs {
     pub heartbeat_interval: Duration,
     pub socket_buffer_bytes: usize,
     pub max_upload_bytes_per_s: Option<u64>,
+    pub max_download_bytes_per_s: Option<u64>,
     /// Which peers downloads ask for a pace (`--pace`).
     pub pace: PaceMode,
     pub log_level: log::LevelFilter,
@@ -514,6 +515,12 @@ fn parse_node(args: &[String]) -> Result<Invocation, UsageError> {
     );
     opts.optopt(
         "",
+        "max-download-rate",
+        "download budget for the node (the pieces its downloads ask for), bytes/s, K/M/G = 2^10/2^20/2^30 (default unlimited)",
+        "RATE",
+    );
+    opts.optopt(
+        "",
         "pace",
         "ask peers to pace their pieces at the rate that reaches us, measured as BBR does: net (default: peers across a network, not on loopback), all, off",
         "WHICH",
@@ -636,17 +643,8 @@ fn parse_node(args: &[String]) -> Result<Invocation, UsageError> {
             1,
             SOCKET_BUFFER_BYTES_MAX,
         )? as usize,
-        max_upload_bytes_per_s: match m.opt_str("max-upload-rate") {
-            None => None,
-            Some(text) => match parse_size(&text) {
-                Size::Unreadable => {
-                    return Err(UsageError(format!(
-                        "--max-upload-rate: '{text}' is not a rate like 64M"
-                    )));
-                }
-                _ => Some(size("max-upload-rate", &text, 1, u64::MAX >> 1)?),
-            },
-        },
+        max_upload_bytes_per_s: rate_option(&m, "max-upload-rate")?,
+        max_download_bytes_per_s: rate_option(&m, "max-download-rate")?,
         pace: match m.opt_str("pace").as_deref() {
             None | Some("net") => PaceMode::OffLoopback,
             Some("all") => PaceMode::Always,
@@ -1104,6 +1102,19 @@ fn log_level(m: &Matches) -> Result<log::LevelFilter, UsageError> {
             "--log-level: '{text}' is not one of error, warn, info, debug, trace"
         ))
     })
+}
+
+/// The rate a flag gives, bytes a second (`64M`), if given.
+fn rate_option(m: &getopts::Matches, flag: &str) -> Result<Option<u64>, UsageError> {
+    let Some(text) = m.opt_str(flag) else {
+        return Ok(None);
+    };
+    if let Size::Unreadable = parse_size(&text) {
+        return Err(UsageError(format!(
+            "--{flag}: '{text}' is not a rate like 64M"
+        )));
+    }
+    Ok(Some(size(flag, &text, 1, u64::MAX >> 1)?))
 }
 
 #[cfg(test)]

@@ -43,10 +43,13 @@ commands:
   resume <download>                      go on with a paused download
   cancel <download> [--keep-partial]     stop a download for good and remove its partial
                                          file (kept with --keep-partial: 'download' resumes)
-  limit up <rate>|off                    the node's upload limit from now on, e.g. 8M
+  limit up|down <rate>|off               the node's upload or download limit from now on,
+                                         e.g. 'limit down 8M' (bytes a second)
   exit, quit                             short for 'torrent -setMode exit'
   status                                 show what this node shares and downloads, with
                                          a magnet link for each complete file
+  peers                                  the peers each download uses (rate, round trip,
+                                         losses, window) and those this node uploaded to
   help                                   show this text
 a name with spaces is quoted as in a shell: send \"my file.bin\", send 'my file.bin',
 send my\\ file.bin (a backslash keeps a space, a quote or a backslash as it is)";
@@ -58,6 +61,8 @@ pub enum Command {
     Nothing,
     Help,
     Status,
+    /// The peers of each running download, and those the node uploaded to.
+    Peers,
     /// Share a file from the node's directory.
     Send {
         name: String,
@@ -83,9 +88,11 @@ pub enum Command {
     Export {
         name: String,
     },
-    /// Change the node's upload limit now (`None`: unlimited).
+    /// Change the node's upload or download limit now, or both; a side given `None` is
+    /// left as it is.
     Limit {
-        up_bytes_per_s: Option<u64>,
+        up: Option<NewLimit>,
+        down: Option<NewLimit>,
     },
     /// Stop sharing a file: peers are refused it at once and the tracker is told. The file
     /// stays where it is.
@@ -110,6 +117,12 @@ pub enum Command {
     /// Tell the tracker we leave, then stop.
     Exit,
 }
+
+/// A console line, parsed: a command, or why it is refused.
+pub type Parsed = Result<Command, ConsoleError>;
+
+/// A limit set at runtime: bytes a second, or `None` for no limit.
+pub type NewLimit = Option<u64>;
 
 /// Why a console line was refused. Each prints as one line for the user.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -191,7 +204,7 @@ impl fmt::Display for ConsoleError {
             ),
             ConsoleError::BadRate(text) => write!(
                 f,
-                "'{}' is not a rate: give bytes a second (K/M/G = 2^10/2^20/2^30), as in 'limit up 8M', or 'limit up off'",
+                "'{}' is not a rate: give bytes a second (K/M/G = 2^10/2^20/2^30), as in 'limit up 8M' or 'limit down 8M', or 'limit up off'",
                 text.escape_debug()
             ),
             ConsoleError::TrailingBackslash => write!(
@@ -244,7 +257,12 @@ pub fn parse(line: &str) -> Result<Command, ConsoleError> {
     } else if is(first, "limit") {
         match (words.next(), words.next()) {
             (Some(direction), Some(rate)) if is(direction, "up") => Command::Limit {
-                up_bytes_per_s: parse_rate(rate)?,
+                up: Some(parse_rate(rate)?),
+                down: None,
+            },
+            (Some(direction), Some(rate)) if is(direction, "down") => Command::Limit {
+                up: None,
+                down: Some(parse_rate(rate)?),
             },
             (_, rate) => return Err(ConsoleError::BadRate(rate.unwrap_or("").to_owned())),
         }
@@ -280,6 +298,8 @@ pub fn parse(line: &str) -> Result<Command, ConsoleError> {
         Command::Exit
     } else if is(first, "status") {
         Command::Status
+    } else if is(first, "peers") {
+        Command::Peers
     } else if is(first, "help") {
         Command::Help
     } else {
@@ -482,22 +502,45 @@ mod tests {
         assert_eq!(
             parse("limit up 8M"),
             Ok(Command::Limit {
-                up_bytes_per_s: Some(8 << 20)
+                up: Some(Some(8 << 20)),
+                down: None,
             })
         );
         assert_eq!(
             parse("LIMIT up off"),
             Ok(Command::Limit {
-                up_bytes_per_s: None
+                up: Some(None),
+                down: None,
+            })
+        );
+        assert_eq!(
+            parse("limit down 512K"),
+            Ok(Command::Limit {
+                up: None,
+                down: Some(Some(512 << 10)),
             })
         );
         assert!(matches!(parse("limit up 0"), Err(ConsoleError::BadRate(_))));
         assert!(matches!(
-            parse("limit down 8M"),
+            parse("limit sideways 8M"),
             Err(ConsoleError::BadRate(_))
         ));
         assert!(matches!(parse("limit"), Err(ConsoleError::BadRate(_))));
         assert_eq!(parse("status"), Ok(Command::Status));
+        assert_eq!(parse("peers"), Ok(Command::Peers));
+        assert_eq!(parse("pause 3"), Ok(Command::Pause { target: "3".into() }));
+        assert_eq!(
+            parse("cancel big.iso --keep-partial"),
+            Ok(Command::Cancel {
+                target: "big.iso".into(),
+                keep_partial: true
+            })
+        );
+        assert_eq!(parse("cancel a b"), Err(ConsoleError::TooManyWords));
+        assert_eq!(
+            parse("resume"),
+            Err(ConsoleError::MissingDownload("resume"))
+        );
         assert_eq!(parse("help"), Ok(Command::Help));
         assert_eq!(
             parse("EXPORT a.txt"),

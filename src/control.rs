@@ -78,9 +78,20 @@ pub enum Request {
     Export { name: String },
     /// Stop sharing a file (it stays in the directory).
     Unshare { name: String },
-    /// The node's upload limit from now on: a rate as the flags take it (`"8M"`), or
-    /// `"off"`.
-    Limit { up: String },
+    /// The node's upload and/or download limit from now on: a rate as the flags take it
+    /// (`"8M"`), or `"off"`; a side not given is left as it is.
+    Limit {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        up: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        down: Option<String>,
+    },
+    /// The peers each running download uses, and those the node uploaded to; with
+    /// `"text": true`, also as the console's `peers` text.
+    Peers {
+        #[serde(default)]
+        text: bool,
+    },
     /// Stop a running download for now: `target` is its id (digits) or the name (or hex info
     /// hash) it fetches. Its partial file stays; chunks verified are still served.
     Pause { target: String },
@@ -113,6 +124,9 @@ pub enum Order {
     DownloadState {
         id: u64,
     },
+    Peers {
+        text: bool,
+    },
     /// A command the console could also give.
     Command(Command),
 }
@@ -129,7 +143,9 @@ pub struct Reply {
     pub download: Option<DownloadInfo>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<StatusInfo>,
-    /// The console's `status` text, with `status` when asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peers: Option<PeersInfo>,
+    /// The console's `status` (or `peers`) text, when asked for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub text: Option<String>,
 }
@@ -150,6 +166,16 @@ impl Reply {
         Reply {
             ok: true,
             status: Some(status),
+            text,
+            ..Reply::default()
+        }
+    }
+
+    /// The answer to `peers`.
+    pub fn peers(peers: PeersInfo, text: Option<String>) -> Reply {
+        Reply {
+            ok: true,
+            peers: Some(peers),
             text,
             ..Reply::default()
         }
@@ -218,6 +244,52 @@ pub struct StatusInfo {
     pub downloads: Vec<DownloadInfo>,
     /// The node's counters (bytes, pieces, datagrams dropped by reason).
     pub counters: crate::node::NodeStats,
+    /// The limits in force (bytes a second), `None` for none.
+    #[serde(default)]
+    pub upload_limit_bytes_per_s: Option<u64>,
+    #[serde(default)]
+    pub download_limit_bytes_per_s: Option<u64>,
+}
+
+/// What `peers` answers.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct PeersInfo {
+    /// Each running download, with the peers it used (dropped ones too, marked).
+    pub downloads: Vec<DownloadPeers>,
+    /// The peers the node sent pieces to, by node id.
+    pub uploads: Vec<UploadPeer>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DownloadPeers {
+    pub id: u64,
+    pub name: String,
+    pub peers: Vec<PeerInfo>,
+}
+
+/// One peer of a download, as `status` shows it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PeerInfo {
+    pub node_id: u32,
+    pub addr: String,
+    /// No longer used (it stopped answering, sent bad chunks, or was replaced).
+    pub dropped: bool,
+    pub bytes_received: u64,
+    pub chunks_verified: u32,
+    pub pieces_received: u64,
+    pub pieces_lost: u64,
+    /// The smoothed round trip, once measured.
+    pub round_trip_ms: Option<f64>,
+    /// The pace it is asked to send at, when it is paced.
+    pub pace_bytes_per_s: Option<u64>,
+    pub window_pieces: u32,
+    pub in_flight_pieces: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct UploadPeer {
+    pub node_id: u32,
+    pub bytes_sent: u64,
 }
 
 /// A request line parsed into an order, or why it is refused.
@@ -235,7 +307,7 @@ pub fn parse_request(line: &str) -> Result<Order, String> {
         None => return Err("a request needs \"version\": 1".into()),
     }
     let request: Request = serde_json::from_value(value).map_err(|error| {
-        format!("{error} (commands: status, send, download, download-state, export, unshare, pause, resume, cancel, limit, exit)")
+        format!("{error} (commands: status, peers, send, download, download-state, export, unshare, pause, resume, cancel, limit, exit)")
     })?;
     let checked_name = |name: &str| match crate::wire::name_problem(name.as_bytes()) {
         Some(problem) => Err(format!("bad name {name:?}: {problem}")),
@@ -244,6 +316,7 @@ pub fn parse_request(line: &str) -> Result<Order, String> {
     Ok(match request {
         Request::Status { text } => Order::Status { text },
         Request::DownloadState { id } => Order::DownloadState { id },
+        Request::Peers { text } => Order::Peers { text },
         Request::Send { name } => Order::Command(Command::Send {
             name: checked_name(&name)?,
         }),
@@ -253,9 +326,19 @@ pub fn parse_request(line: &str) -> Result<Order, String> {
         Request::Unshare { name } => Order::Command(Command::Unshare {
             name: checked_name(&name)?,
         }),
-        Request::Limit { up } => Order::Command(Command::Limit {
-            up_bytes_per_s: console::parse_rate(&up).map_err(|error| error.to_string())?,
-        }),
+        Request::Limit { up, down } => {
+            let rate = |text: Option<String>| {
+                text.map(|text| console::parse_rate(&text).map_err(|error| error.to_string()))
+                    .transpose()
+            };
+            let (up, down) = (rate(up)?, rate(down)?);
+            if up.is_none() && down.is_none() {
+                return Err(
+                    "limit needs \"up\" or \"down\" (a rate like \"8M\", or \"off\")".into(),
+                );
+            }
+            Order::Command(Command::Limit { up, down })
+        }
         Request::Download { target } => {
             Order::Command(console::parse_download(&target).map_err(|error| error.to_string())?)
         }

@@ -2,7 +2,7 @@
 //! `tests/fuzz_corpus.rs` replays the committed corpus through exactly the same checks under
 //! `cargo test`. Each function panics when an invariant breaks; that is the finding.
 
-use crate::{console, wire};
+use crate::{console, control, wire};
 
 /// A datagram from anywhere: decoding never panics, and what decodes re-encodes to the very
 /// same bytes (so lengths are conserved and `decode(encode(m)) == m`).
@@ -57,6 +57,40 @@ pub fn check_console_line(bytes: &[u8]) {
         Err(error) => {
             let text = error.to_string();
             assert!(!text.chars().any(char::is_control), "{text:?}");
+        }
+    }
+}
+
+/// A line sent to the control socket, arbitrary bytes: parsing never panics, a name it
+/// accepts is one the network would accept, every refusal is one line, and the reply to it
+/// is one line of JSON that says `ok: false` with that reason.
+pub fn check_control_request(bytes: &[u8]) {
+    let Ok(line) = std::str::from_utf8(bytes) else {
+        return; // A connection thread refuses a line that is not UTF-8 before parsing.
+    };
+    match control::parse_request(line) {
+        Ok(control::Order::Command(
+            console::Command::Send { name }
+            | console::Command::Download { name, .. }
+            | console::Command::Export { name }
+            | console::Command::Unshare { name },
+        )) => {
+            assert!(
+                wire::check_name(name.as_bytes()).is_ok(),
+                "{name:?} was accepted"
+            );
+        }
+        Ok(_) => {}
+        Err(error) => {
+            let reply = control::reply_line(control::Reply::refused(error.clone()));
+            assert!(
+                reply.ends_with('\n') && reply.matches('\n').count() == 1,
+                "{reply:?}"
+            );
+            let back: serde_json::Value =
+                serde_json::from_str(&reply).unwrap_or_else(|e| panic!("{reply:?}: {e}"));
+            assert_eq!(back["ok"], false);
+            assert_eq!(back["error"].as_str(), Some(error.as_str()));
         }
     }
 }

@@ -60,8 +60,10 @@ mod library;
 pub(crate) use library::LocalFile;
 use library::{Library, Progressed};
 mod outbox;
-pub(crate) use outbox::Outbox;
+mod rate_limit;
+use outbox::Outbox;
 pub use outbox::{NodeEvent, NodeStats};
+use rate_limit::RequestLimit;
 mod status;
 #[cfg(test)]
 mod tests_budget;
@@ -107,6 +109,8 @@ pub struct Node {
     library: Library,
     downloads: Downloads,
     uploader: Uploader,
+    /// `--max-download-rate`, spent by the downloads' piece requests.
+    download_limit: Option<RequestLimit>,
     /// Requests each (address, port) may send; the rest are dropped before they are served.
     budgets: SenderBudgets,
     /// Whom we told of other peers lately (peer exchange).
@@ -141,6 +145,9 @@ impl Node {
         let budgets = SenderBudgets::new(budget::NODE_SENDERS_MAX, secrets.u64(), now);
         let me = SelfAddresses::new(config.local_addr, config.advertise, &config.interface_ips);
         let tracker = TrackerClient::new(&config, me, token, || secrets.u64(), now);
+        let download_limit = config
+            .max_download_bytes_per_s
+            .map(|rate| RequestLimit::new(rate, now));
         Node {
             budgets,
             exchange: exchange::Exchange::new(config.node_id),
@@ -150,6 +157,7 @@ impl Node {
             library: Library::new(now),
             downloads: Downloads::new(),
             uploader,
+            download_limit,
             out: Outbox::new(),
             ending: Ending::new(),
             started: now,
@@ -343,10 +351,11 @@ impl Node {
         self.fill_windows(now);
     }
 
-    /// A line typed at the console: a command, or a one-line complaint with a pointer to
-    /// `help` (in order with the output of earlier commands).
-    pub fn handle_console_line(&mut self, now: Instant, line: &str) {
-        match console::parse(line) {
+    /// A line typed at the console, parsed (off the reactor thread): a command, or a
+    /// one-line complaint with a pointer to `help` (in order with the output of earlier
+    /// commands).
+    pub fn handle_console(&mut self, now: Instant, parsed: console::Parsed) {
+        match parsed {
             Ok(command) => self.handle_command(now, command),
             Err(error) => self.out.say(error.to_string()),
         }
@@ -364,6 +373,10 @@ impl Node {
         match order {
             Order::Status { text } => {
                 Reply::status(self.status_info(now), text.then(|| self.status(now)))
+            }
+            Order::Peers { text } => {
+                let (peers, lines) = self.report().peers(now);
+                Reply::peers(peers, text.then_some(lines))
             }
             Order::DownloadState { id } => match download(self, id) {
                 Some(info) => Reply::done(None, Some(info)),
@@ -388,6 +401,11 @@ impl Node {
             Command::Status => {
                 let status = self.status(now);
                 self.out.print(status);
+                Ok(Done::default())
+            }
+            Command::Peers => {
+                let (_, lines) = self.report().peers(now);
+                self.out.print(lines);
                 Ok(Done::default())
             }
             Command::Send { name } => self.share(now, name),
@@ -421,10 +439,19 @@ impl Node {
                 let cancelled = ctx.downloads.cancel(&mut ctx.parts, now, id, keep_partial);
                 self.stopped(now, id, cancelled)
             }
-            Command::Limit { up_bytes_per_s } => {
-                self.uploader.set_upload_limit(up_bytes_per_s, now);
-                let limit = up_bytes_per_s.map_or("none".into(), |r| units::rate(r as f64));
-                self.say(format!("upload limit: {limit}"))
+            Command::Limit { up, down } => {
+                let mut said = Vec::new();
+                let words =
+                    |limit: Option<u64>| limit.map_or("none".into(), |r| units::rate(r as f64));
+                if let Some(limit) = up {
+                    self.uploader.set_upload_limit(limit, now);
+                    said.push(format!("upload limit: {}", words(limit)));
+                }
+                if let Some(limit) = down {
+                    self.download_limit = limit.map(|rate| RequestLimit::new(rate, now));
+                    said.push(format!("download limit: {}", words(limit)));
+                }
+                self.say(said.join("; "))
             }
             Command::Exit => {
                 self.stop(now);
@@ -690,6 +717,11 @@ impl Node {
         consider(self.library.poll_timeout());
         consider(self.downloads.poll_timeout());
         consider(self.uploader.poll_timeout());
+        consider(
+            self.download_limit
+                .as_ref()
+                .and_then(RequestLimit::waiting_until),
+        );
         earliest
     }
 
@@ -755,6 +787,7 @@ impl Node {
             piece_bytes: self.config.piece_bytes,
             stats: &self.out.stats,
             uploader: &self.uploader,
+            download_limit: self.download_limit.as_ref().map(RequestLimit::bytes_per_s),
         }
     }
 
@@ -974,6 +1007,7 @@ impl Node {
                 state: &*self.state,
                 config: &self.config,
                 tracker,
+                download_limit: self.download_limit.as_mut(),
             },
         }
     }
@@ -1005,6 +1039,8 @@ pub(crate) struct Parts<'a> {
     config: &'a NodeConfig,
     /// Whether the tracker answers, for downloads that must say why they cannot go on.
     tracker: download::TrackerHeard,
+    /// The node's download limit, which piece requests spend.
+    download_limit: Option<&'a mut RequestLimit>,
 }
 
 struct Context<'a> {

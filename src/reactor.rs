@@ -639,6 +639,7 @@ pub fn run_node(args: NodeArgs) -> Result<i32, String> {
         heartbeat_interval: args.heartbeat_interval,
         give_up_after: args.give_up_after,
         max_upload_bytes_per_s: args.max_upload_bytes_per_s,
+        max_download_bytes_per_s: args.max_download_bytes_per_s,
         pace: args.pace,
         window_pieces_max,
         hash_threads: threads,

@@ -46,6 +46,7 @@ fn help_lists_commands_and_flags() {
         "--chunk-size",
         "--heartbeat-interval",
         "--max-upload-rate",
+        "--max-download-rate",
         "--progress",
         "--json",
     ] {
@@ -83,6 +84,10 @@ fn assert_refused(list: &[&str], mentions: &str) {
 #[test]
 fn bad_command_lines_exit_2_with_one_line() {
     assert_refused(&["node", "--bogus"], "bogus");
+    assert_refused(
+        &["node", "--id", "1", "--max-download-rate", "fast"],
+        "--max-download-rate: 'fast' is not a rate like 64M",
+    );
     assert_refused(&["fly"], "fly");
     assert_refused(&["node", "--id", "1", "--send", "../x"], "../x");
     assert_refused(&["node", "--id", "1", "--download", "../x"], "../x");
@@ -149,6 +154,16 @@ fn numbers_too_large_say_so_and_the_bound() {
                 "--id",
                 "1",
                 "--max-upload-rate",
+                "99999999999999999999",
+            ][..],
+            "too large",
+        ),
+        (
+            &[
+                "node",
+                "--id",
+                "1",
+                "--max-download-rate",
                 "99999999999999999999",
             ][..],
             "too large",

@@ -98,6 +98,26 @@ fn a_script_drives_nodes_through_the_control_socket() {
     assert_eq!((code, out[0].as_str()), (0, "upload limit: none"));
     assert_eq!(ctl(&scratch, &dir1, &["limit", "--up", "fast"]).0, 1);
     assert_eq!(ctl(&scratch, &dir1, &["limit"]).0, 2);
+    // The download limit too, both at once, and status shows them.
+    let (code, out, _) = ctl(&scratch, &dir1, &["limit", "--down", "2M", "--up", "1M"]);
+    assert_eq!(
+        (code, out[0].as_str()),
+        (0, "upload limit: 1.0 MiB/s; download limit: 2.0 MiB/s")
+    );
+    let (_, out, _) = ctl(&scratch, &dir1, &["--json", "status"]);
+    let status = &last_reply(&out)["status"];
+    assert_eq!(status["download_limit_bytes_per_s"], 2 << 20, "{status}");
+    assert_eq!(status["upload_limit_bytes_per_s"], 1 << 20, "{status}");
+    let (_, out, _) = ctl(&scratch, &dir1, &["status"]);
+    assert!(
+        out.iter().any(|l| l == "download limit 2.0 MiB/s"),
+        "{out:?}"
+    );
+    let (code, out, _) = ctl(&scratch, &dir1, &["limit", "--down", "off", "--up", "off"]);
+    assert_eq!(
+        (code, out[0].as_str()),
+        (0, "upload limit: none; download limit: none")
+    );
 
     // A download that cannot succeed: the waiting script hears of the failure.
     let (code, out, _) = ctl(
@@ -372,6 +392,21 @@ fn a_script_pauses_resumes_and_cancels_downloads() {
         d["verified_bytes"].as_u64() > Some(0)
     });
 
+    // Its peer, as `peers` shows it: structured, and as text.
+    let (code, out, _) = ctl(&scratch, &dir2, &["--json", "peers"]);
+    assert_eq!(code, 0, "{out:?}");
+    let downloads = &last_reply(&out)["peers"]["downloads"];
+    assert_eq!(downloads[0]["id"].as_u64(), Some(id), "{downloads}");
+    let peer = &downloads[0]["peers"][0];
+    assert_eq!(peer["node_id"], 1, "{downloads}");
+    assert!(peer["bytes_received"].as_u64() > Some(0), "{downloads}");
+    let (_, out, _) = ctl(&scratch, &dir2, &["peers"]);
+    assert_eq!(out[0], format!("download {id} (f.bin):"));
+    assert!(out[1].starts_with("  node 1 127.0.0.1:"), "{out:?}");
+    let (_, out, _) = ctl(&scratch, &scratch.node_dir(1), &["--json", "peers"]);
+    let uploads = &last_reply(&out)["peers"]["uploads"];
+    assert_eq!(uploads[0]["node_id"], 2, "{uploads}");
+
     // Paused: the state says so, status lists it, and a new `download` of it points to
     // `resume` instead of starting a second one.
     let (code, out, _) = ctl(&scratch, &dir2, &["--json", "pause", "f.bin"]);
@@ -475,4 +510,55 @@ fn a_script_pauses_resumes_and_cancels_downloads() {
 
 fn fs_entries(dir: &Path) -> usize {
     std::fs::read_dir(dir).map_or(0, |entries| entries.count())
+}
+
+/// `tests/scripts/drive_by_ctl.sh`: a shell script drives two running nodes with `torrent ctl
+/// --json` alone (share, download and wait, limits, pause, resume, cancel, unshare, exit),
+/// checking every JSON answer and exit code.
+#[test]
+fn a_shell_script_drives_nodes_by_ctl_alone() {
+    if std::process::Command::new("jq")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        println!("SKIPPED: the script needs jq (apt install jq)");
+        return;
+    }
+    let scratch = Scratch::new("control-script");
+    let files = [("f.bin", 34), ("g.bin", 35), ("h.bin", 36)];
+    for (name, seed) in files {
+        scratch.put_file(1, name, &random_bytes(seed, 4 << 20));
+    }
+    let tracker = tracker(&scratch);
+    let mut node1 = node(&scratch, 1, tracker.addr, &["--chunk-size", "256K"]);
+    let mut node2 = node(&scratch, 2, tracker.addr, &[]);
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/scripts/drive_by_ctl.sh");
+    let mut command = std::process::Command::new("bash");
+    command
+        .arg(script)
+        .arg(env!("CARGO_BIN_EXE_torrent"))
+        .arg(scratch.node_dir(1))
+        .arg(scratch.node_dir(2));
+    let mut run = spawn_command("drive_by_ctl", &scratch.root, command);
+    let code = run.expect_exit(Duration::from_secs(120));
+    assert_eq!(
+        code,
+        0,
+        "{}\n{}\n{}",
+        run.describe(),
+        node1.proc.describe(),
+        node2.proc.describe()
+    );
+    assert_eq!(
+        run.stdout_lines().last().map(String::as_str),
+        Some("drive_by_ctl: every answer as expected")
+    );
+    for node in [&mut node1, &mut node2] {
+        assert_eq!(
+            node.proc.expect_exit(CTL_TIMEOUT),
+            0,
+            "`exit` ends the node"
+        );
+    }
 }

@@ -63,6 +63,18 @@ fn console_parse_corpus() {
 }
 
 #[test]
+fn control_request_corpus() {
+    let mut accepted = 0;
+    for (path, bytes) in corpus("control_request") {
+        eprintln!("{}", path.display());
+        fuzz_checks::check_control_request(&bytes);
+        let line = std::str::from_utf8(&bytes).unwrap();
+        accepted += usize::from(torrent::control::parse_request(line).is_ok());
+    }
+    assert!(accepted > 0);
+}
+
+#[test]
 fn tracker_datagram_corpus() {
     for (path, bytes) in corpus("tracker_datagram") {
         eprintln!("{}", path.display());

@@ -370,6 +370,39 @@ fn paced_downloads_complete_and_the_upload_cap_holds() {
     }
 }
 
+/// The download limit holds whatever the holders could send (paced or not): the file takes
+/// at least its size over the limit (less a burst), and not much longer.
+#[test]
+fn the_download_limit_holds() {
+    const LIMIT_BYTES_PER_S: u64 = 300_000;
+    for seed in seeds() {
+        for pace in [PaceMode::Off, PaceMode::Always] {
+            let mut swarm = swarm(seed, lossy(0.01), MIB + 1, 2, 1400);
+            let limited = |config: &mut NodeConfig| {
+                small_chunks(1400)(config);
+                config.pace = pace;
+                config.max_download_bytes_per_s = Some(LIMIT_BYTES_PER_S);
+            };
+            swarm.downloader = swarm.sim.add_node(limited);
+            let started = swarm.sim.elapsed();
+            swarm.download();
+            swarm.finish(Duration::from_secs(60));
+            let seconds = (swarm.sim.elapsed() - started).as_secs_f64();
+            let bytes = swarm.bytes.len() as f64;
+            // Within a burst (100 ms worth) of the limit, never past it.
+            let at_most = LIMIT_BYTES_PER_S as f64 * (seconds + 0.1);
+            assert!(
+                bytes <= at_most,
+                "seed {seed}, {pace:?}: {bytes} bytes in {seconds:.2} s under a limit of {LIMIT_BYTES_PER_S} bytes/s"
+            );
+            assert!(
+                seconds < 2.0 * bytes / LIMIT_BYTES_PER_S as f64 + 2.0,
+                "seed {seed}, {pace:?}: {seconds:.2} s for {bytes} bytes: the limit is not used"
+            );
+        }
+    }
+}
+
 /// `exit` tells the tracker, which forgets the node and its files.
 #[test]
 fn exit_leaves_the_tracker() {

@@ -9,6 +9,7 @@ usage: torrent ctl (--dir DIR | --id N [--files-dir DIR]) [--json] COMMAND
 
 commands:
   status                  what the node holds and does
+  peers                   the peers each download uses, and those the node uploaded to
   send NAME               share NAME from the node's directory
   download TARGET [--wait]
                           download a name (NAME@<info hash> pins a version), an info
@@ -25,7 +26,9 @@ commands:
   cancel DOWNLOAD [--keep-partial]
                           stop a download for good and remove its partial file (kept
                           with --keep-partial, for a later download to resume)
-  limit --up RATE         the node's upload limit from now on (8M, 500K, or off)
+  limit [--up RATE] [--down RATE]
+                          the node's upload and download limits from now on (8M,
+                          500K, or off); one not given stays as it is
   exit                    the node tells the tracker it leaves, then stops
 
 exit codes: 0 done; 1 refused or failed, or no node answers; 2 a bad command line";
@@ -63,6 +66,12 @@ pub(super) fn parse_ctl(args: &[String]) -> Result<super::Invocation, UsageError
         "with limit: the upload limit, e.g. 8M, or off",
         "RATE",
     );
+    opts.optopt(
+        "",
+        "down",
+        "with limit: the download limit, e.g. 8M, or off",
+        "RATE",
+    );
     let m = options_and_words(&opts, args)?;
     if m.opt_present("help") {
         return Ok(super::Invocation::Help(double_dash(&opts.usage(CTL_BRIEF))));
@@ -90,7 +99,7 @@ pub(super) fn parse_ctl(args: &[String]) -> Result<super::Invocation, UsageError
     };
     let Some(command) = words.first() else {
         return Err(UsageError(
-            "no command given (status, send, download, download-state, export, unshare, pause, resume, cancel, limit, exit)"
+            "no command given (status, peers, send, download, download-state, export, unshare, pause, resume, cancel, limit, exit)"
                 .into(),
         ));
     };
@@ -98,6 +107,12 @@ pub(super) fn parse_ctl(args: &[String]) -> Result<super::Invocation, UsageError
         // The text only for a person: a script reads the structure.
         "status" => (
             Request::Status {
+                text: !m.opt_present("json"),
+            },
+            1,
+        ),
+        "peers" => (
+            Request::Peers {
                 text: !m.opt_present("json"),
             },
             1,
@@ -130,9 +145,13 @@ pub(super) fn parse_ctl(args: &[String]) -> Result<super::Invocation, UsageError
             },
             2,
         ),
-        "limit" => match m.opt_str("up") {
-            Some(up) => (Request::Limit { up }, 1),
-            None => return Err(UsageError("limit needs --up RATE (e.g. 8M, or off)".into())),
+        "limit" => match (m.opt_str("up"), m.opt_str("down")) {
+            (None, None) => {
+                return Err(UsageError(
+                    "limit needs --up RATE or --down RATE (e.g. 8M, or off)".into(),
+                ));
+            }
+            (up, down) => (Request::Limit { up, down }, 1),
         },
         "pause" => (
             Request::Pause {
@@ -156,7 +175,7 @@ pub(super) fn parse_ctl(args: &[String]) -> Result<super::Invocation, UsageError
         "exit" | "quit" => (Request::Exit, 1),
         other => {
             return Err(UsageError(format!(
-                "unknown ctl command '{other}' (status, send, download, download-state, export, unshare, pause, resume, cancel, limit, exit)"
+                "unknown ctl command '{other}' (status, peers, send, download, download-state, export, unshare, pause, resume, cancel, limit, exit)"
             )));
         }
     };
@@ -176,8 +195,9 @@ pub(super) fn parse_ctl(args: &[String]) -> Result<super::Invocation, UsageError
     if m.opt_present("keep-partial") && !matches!(request, Request::Cancel { .. }) {
         return Err(UsageError("--keep-partial goes with cancel".into()));
     }
-    if m.opt_present("up") && !matches!(request, Request::Limit { .. }) {
-        return Err(UsageError("--up goes with limit".into()));
+    let limits = m.opt_present("up") || m.opt_present("down");
+    if limits && !matches!(request, Request::Limit { .. }) {
+        return Err(UsageError("--up and --down go with limit".into()));
     }
     Ok(super::Invocation::Ctl(CtlArgs {
         dir,

@@ -34,6 +34,8 @@ pub struct NodeConfig {
     pub give_up_after: Duration,
     /// Upload budget for the whole node, bytes per second.
     pub max_upload_bytes_per_s: Option<u64>,
+    /// Download budget for the whole node, bytes per second (the pieces its downloads ask).
+    pub max_download_bytes_per_s: Option<u64>,
     /// Most pieces in flight from one peer: bounded by the receive buffer the kernel granted.
     pub window_pieces_max: u32,
     /// Threads used to hash a file being shared.
@@ -86,6 +88,7 @@ impl NodeConfig {
             heartbeat_interval: Duration::from_secs(20),
             give_up_after: Duration::from_secs(30),
             max_upload_bytes_per_s: None,
+            max_download_bytes_per_s: None,
             window_pieces_max: 64,
             hash_threads: 2,
             routes: Routes::assumed(),

@@ -841,6 +841,14 @@ impl Download {
             .collect()
     }
 
+    /// Each peer, for `peers`.
+    pub fn peer_infos(&self) -> Vec<crate::control::PeerInfo> {
+        let peers = self.peers.iter().enumerate();
+        peers
+            .map(|(index, p)| p.info(self.phase.in_flight(index)))
+            .collect()
+    }
+
     /// Why this download is slow, waiting or failed, in a sentence (see [`diagnosis`]); `None`
     /// when nothing stands out.
     pub fn why(&self, tracker: &TrackerHeard, now: Instant) -> Option<String> {

@@ -13,7 +13,7 @@
 
 use super::download::{Asked, Download, Handled};
 use super::{LocalFile, Parts};
-use crate::control::{DownloadInfo, DownloadState};
+use crate::control::{DownloadInfo, DownloadPeers, DownloadState};
 use crate::wire::{self, Hash, HolderRecord, Message, VersionRecord};
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
@@ -267,6 +267,9 @@ impl Downloads {
 
     /// Every download asks its peers for as much as their windows hold.
     pub(super) fn fill_windows(&mut self, parts: &mut Parts<'_>, now: Instant) {
+        if let Some(limit) = parts.download_limit.as_deref_mut() {
+            limit.new_round();
+        }
         for download in self.list.iter_mut() {
             download.fill_windows(parts, now);
         }
@@ -325,13 +328,15 @@ impl Downloads {
 
     // ---- pausing, resuming, cancelling -------------------------------------------------------
 
-    /// The id of the running or paused download `target` names: its id (digits), else the
-    /// file name or info hash (hex) it fetches.
+    /// The id of the download `target` names: its id (digits), else the file name or info
+    /// hash (hex) a running or paused download fetches.
     pub(super) fn find(&self, target: &str) -> Option<u64> {
-        let by_id = target
-            .parse::<u64>()
-            .ok()
-            .filter(|id| self.ids.contains(id) || self.paused.iter().any(|p| p.info.id == *id));
+        // Any id known, ended ones too: what becomes of it then says where that one is.
+        let by_id = target.parse::<u64>().ok().filter(|id| {
+            self.ids.contains(id)
+                || self.paused.iter().any(|p| p.info.id == *id)
+                || self.ended.iter().any(|d| d.id == *id)
+        });
         let running = self
             .ids
             .iter()
@@ -504,6 +509,32 @@ impl Downloads {
                 .find(|d| d.id == id)
                 .cloned(),
         }
+    }
+
+    /// The peers of each running download, and `status`'s line for each.
+    pub(super) fn peers(
+        &self,
+        piece_bytes_max: u32,
+        now: Instant,
+    ) -> (Vec<DownloadPeers>, Vec<String>) {
+        let running = self
+            .ids
+            .iter()
+            .zip(&self.list)
+            .filter(|(_, d)| !d.finished());
+        let mut lines = Vec::new();
+        let mut infos = Vec::new();
+        for (&id, download) in running {
+            lines.push(format!("download {id} ({}):", download.name()));
+            let peer_lines = download.peer_lines(piece_bytes_max, now);
+            lines.extend(peer_lines.into_iter().map(|line| format!("  {line}")));
+            infos.push(DownloadPeers {
+                id,
+                name: download.name().to_string(),
+                peers: download.peer_infos(),
+            });
+        }
+        (infos, lines)
     }
 
     /// Every download known: those in the list, the paused ones, then the ends kept, the

@@ -5,7 +5,7 @@ use super::downloads::Downloads;
 use super::tracker_client::TrackerClient;
 use super::upload::Uploader;
 use super::{LocalFile, NodeStats};
-use crate::control::{FileInfo, StatusInfo};
+use crate::control::{FileInfo, PeersInfo, StatusInfo};
 use crate::storage::Storage;
 use crate::units;
 use crate::wire::{self, Hash};
@@ -25,6 +25,8 @@ pub(super) struct Report<'a> {
     pub(super) piece_bytes: u32,
     pub(super) stats: &'a NodeStats,
     pub(super) uploader: &'a Uploader,
+    /// `--max-download-rate` (or `limit down`), bytes a second.
+    pub(super) download_limit: Option<u64>,
 }
 
 impl Report<'_> {
@@ -118,6 +120,9 @@ impl Report<'_> {
                 let _ = writeln!(text, "    {line}");
             }
         }
+        if let Some(rate) = self.download_limit {
+            let _ = writeln!(text, "download limit {}", units::rate(rate as f64));
+        }
         let s = self.stats;
         let limit = self
             .uploader
@@ -169,9 +174,27 @@ impl Report<'_> {
             files: files.collect(),
             downloads: self.downloads.infos(self.files, now),
             counters: self.stats.clone(),
+            upload_limit_bytes_per_s: self.uploader.upload_limit(),
+            download_limit_bytes_per_s: self.download_limit,
         }
     }
 }
+impl Report<'_> {
+    /// What `peers` answers: the structure, and the console's text.
+    pub(super) fn peers(&self, now: Instant) -> (PeersInfo, String) {
+        let (downloads, mut lines) = self.downloads.peers(self.piece_bytes, now);
+        if downloads.is_empty() {
+            lines.push("no download running".to_string());
+        }
+        lines.push(format!("uploads: {}", self.uploader.peer_summary()));
+        let info = PeersInfo {
+            downloads,
+            uploads: self.uploader.upload_peers(),
+        };
+        (info, lines.join("\n"))
+    }
+}
+
 /// Counters as a table of three columns, each a label and a right-aligned number, so that
 /// a row fits 80 columns (numbers up to 99,999; larger ones widen their cell).
 fn table(text: &mut String, cells: &[(&str, u64)]) {

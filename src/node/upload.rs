@@ -31,7 +31,6 @@
 //! anything larger (the same idea as BEP 15's connection id).
 
 mod interest;
-mod limit;
 mod pacer;
 mod rate;
 mod read_ahead;
@@ -43,6 +42,7 @@ pub use interest::{INTERESTED_MAX, SERVED_MAX};
 use slots::SLOT_IDLE;
 pub use slots::UPLOAD_SLOTS_MAX;
 
+use super::rate_limit::RateLimit;
 use super::{LocalFile, NodeStats, Outbox, QueueLen};
 use crate::Transmit;
 use crate::mtu::Routes;
@@ -142,7 +142,7 @@ pub(crate) struct Uploader {
     /// How often each chunk of the complete files served lately was sent (see `spread`).
     spread: spread::Spread,
     /// The node's upload limit (`--max-upload-rate`), if it has one.
-    budget: Option<limit::UploadLimit>,
+    budget: Option<RateLimit>,
     /// Bytes sent per peer node id.
     sent_bytes: HashMap<u32, u64>,
     /// Files found shorter than their manifests while serving, for the node to withdraw.
@@ -160,8 +160,7 @@ impl Uploader {
         let mut cookie_key = [0u8; 16];
         cookie_key[..8].copy_from_slice(&rng.next_u64().to_le_bytes());
         cookie_key[8..].copy_from_slice(&rng.next_u64().to_le_bytes());
-        let budget =
-            max_upload_bytes_per_s.map(|bytes_per_s| limit::UploadLimit::new(bytes_per_s, now));
+        let budget = max_upload_bytes_per_s.map(|bytes_per_s| RateLimit::new(bytes_per_s, now));
         Uploader {
             node_id,
             routes,
@@ -600,12 +599,12 @@ impl Uploader {
 
     /// The node's upload limit, bytes a second (`None`: unlimited).
     pub fn upload_limit(&self) -> Option<u64> {
-        self.budget.as_ref().map(limit::UploadLimit::bytes_per_s)
+        self.budget.as_ref().map(RateLimit::bytes_per_s)
     }
 
     /// The node's upload limit from now on (`None`: unlimited), with a full bucket.
     pub fn set_upload_limit(&mut self, bytes_per_s: Option<u64>, now: Instant) {
-        self.budget = bytes_per_s.map(|bytes_per_s| limit::UploadLimit::new(bytes_per_s, now));
+        self.budget = bytes_per_s.map(|bytes_per_s| RateLimit::new(bytes_per_s, now));
     }
 
     /// The uploader's bounded queues and tables, each with its `*_MAX` limit (for the
@@ -629,6 +628,20 @@ impl Uploader {
     }
 
     /// "sent to node 3: 1048576 bytes, ..." for `status`.
+    /// The peers sent pieces to, by node id, and how many bytes each.
+    pub fn upload_peers(&self) -> Vec<crate::control::UploadPeer> {
+        let mut peers: Vec<crate::control::UploadPeer> = self
+            .sent_bytes
+            .iter()
+            .map(|(&node_id, &bytes_sent)| crate::control::UploadPeer {
+                node_id,
+                bytes_sent,
+            })
+            .collect();
+        peers.sort_by_key(|peer| peer.node_id);
+        peers
+    }
+
     pub fn peer_summary(&self) -> String {
         let mut peers: Vec<(&u32, &u64)> = self.sent_bytes.iter().collect();
         peers.sort();

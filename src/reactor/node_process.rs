@@ -36,7 +36,7 @@ const PROGRESS_PIPE_INTERVAL: Duration = Duration::from_secs(1);
 /// terminal.
 pub(super) struct NodeDriver {
     pub(super) hashers: Hashers,
-    pub(super) console: Receiver<String>,
+    pub(super) console: Receiver<console::Parsed>,
     /// Orders from the control socket's threads, each with where its reply goes.
     pub(super) control: Option<Receiver<control::Call>>,
     pub(super) screen: Screen,
@@ -101,8 +101,8 @@ impl Driver for NodeDriver {
         while let Some(result) = self.hashers.result() {
             node.handle_job_done(now, result);
         }
-        while let Ok(line) = self.console.try_recv() {
-            node.handle_console_line(now, &line);
+        while let Ok(parsed) = self.console.try_recv() {
+            node.handle_console(now, parsed);
         }
         while let Some(call) = self.control.as_ref().and_then(|c| c.try_recv().ok()) {
             // The connection's thread waits for this one reply: its channel has room.
@@ -206,10 +206,11 @@ impl<J: Send + 'static, R: Send + 'static> Hashers<J, R> {
     }
 }
 
-/// The console thread: reads stdin a line at a time; at end of input it stops reading and
-/// the node keeps serving (until a signal or `exit`).
-pub(super) fn start_console(waker: &Arc<Waker>) -> Receiver<String> {
-    let (tx, rx) = crossbeam_channel::bounded::<String>(CONSOLE_LINES_QUEUED_MAX);
+/// The console thread: reads stdin a line at a time and parses it, off the reactor thread as
+/// the control socket's threads parse theirs; at end of input it stops reading and the node
+/// keeps serving (until a signal or `exit`).
+pub(super) fn start_console(waker: &Arc<Waker>) -> Receiver<console::Parsed> {
+    let (tx, rx) = crossbeam_channel::bounded::<console::Parsed>(CONSOLE_LINES_QUEUED_MAX);
     let waker = Arc::clone(waker);
     let _ = std::thread::Builder::new()
         .name("console".into())
@@ -231,10 +232,8 @@ pub(super) fn start_console(waker: &Arc<Waker>) -> Receiver<String> {
                             let mut rest = Vec::new();
                             let _ = input.read_until(b'\n', &mut rest);
                         }
-                        if tx
-                            .send(String::from_utf8_lossy(&line).into_owned())
-                            .is_err()
-                        {
+                        let parsed = console::parse(&String::from_utf8_lossy(&line));
+                        if tx.send(parsed).is_err() {
                             return;
                         }
                         let _ = waker.wake();

@@ -175,6 +175,7 @@ impl Harness {
                 registered: true,
                 waiting_since: None,
             },
+            download_limit: None,
         };
         act(&mut self.download, &mut parts, self.now)
     }

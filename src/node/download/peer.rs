@@ -367,6 +367,23 @@ impl Peer {
         )
     }
 
+    /// What `peers` says of it (the structured [`Peer::status_line`]).
+    pub fn info(&self, in_flight: u32) -> crate::control::PeerInfo {
+        crate::control::PeerInfo {
+            node_id: self.node_id,
+            addr: self.addr.to_string(),
+            dropped: self.dropped,
+            bytes_received: self.bytes_received,
+            chunks_verified: self.chunks_verified,
+            pieces_received: self.pieces_received,
+            pieces_lost: self.pieces_lost,
+            round_trip_ms: self.srtt.map(|srtt| srtt.as_secs_f64() * 1e3),
+            pace_bytes_per_s: self.paced.then(|| self.congestion.pace()),
+            window_pieces: self.window,
+            in_flight_pieces: in_flight,
+        }
+    }
+
     /// It refused a request for want of an upload slot: it is not asked for pieces for a
     /// while, longer with every refusal in a row (one per attempt counts: several requests
     /// may be refused). Returns whether it is a partial holder that stays busy, and so worth

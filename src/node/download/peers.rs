@@ -187,9 +187,23 @@ impl Peers {
                 if room == 0 || (room < batch && in_flight > 0) {
                     break;
                 }
+                // The node's download limit allows what its bucket holds, at most.
+                let room = match parts.download_limit.as_deref_mut() {
+                    Some(limit) => {
+                        let piece_bytes = self.list[index].piece_bytes(parts.config.piece_bytes);
+                        limit.pieces_allowed(now, piece_bytes, room)
+                    }
+                    None => room,
+                };
+                if room == 0 {
+                    return;
+                }
                 let Some(asked) = transfer.request(&self.list, index, room, now) else {
                     break;
                 };
+                if let Some(limit) = parts.download_limit.as_deref_mut() {
+                    limit.spend(u64::from(asked.length));
+                }
                 let peer = &mut self.list[index];
                 let request = wire::PieceRequest {
                     ask: PeerAsk {
