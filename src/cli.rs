@@ -89,6 +89,9 @@ pub struct NodeArgs {
     pub pace: PaceMode,
     pub log_level: log::LevelFilter,
     pub progress: bool,
+    /// `--json`: stdout carries one JSON object per line, for each event (see
+    /// `node/events.rs`), and no progress bars.
+    pub json: bool,
     pub impair: Option<ImpairConfig>,
     /// `--metrics ADDR`: where to serve Prometheus metrics.
     pub metrics: Option<SocketAddr>,
@@ -531,7 +534,12 @@ fn parse_node(args: &[String]) -> Result<Invocation, UsageError> {
     opts.optflag(
         "",
         "progress",
-        "print a progress line every second even when stdout is not a terminal",
+        "print a progress line every second when stdout is not a terminal (on a terminal: a bar per download)",
+    );
+    opts.optflag(
+        "",
+        "json",
+        "print each event as one JSON object per line (sharing, progress every second, downloaded, failed, peer_dropped, message, output), versioned; nothing else on stdout",
     );
     opts.optopt("", "impair", "test faults: drop, duplicate, reorder received datagrams, e.g. loss=0.05,duplicate=0.01,reorder=0.02,delay-ms=20,seed=1", "SPEC");
     metrics_option(&mut opts);
@@ -649,6 +657,7 @@ fn parse_node(args: &[String]) -> Result<Invocation, UsageError> {
         },
         log_level: log_level(&m)?,
         progress: m.opt_present("progress"),
+        json: m.opt_present("json"),
         impair: impair(&m)?,
         metrics: metrics_address(&m)?,
     }))

@@ -12,7 +12,9 @@
 //!  reactor.rs             the only code with sockets, the clock, threads, signals, stdout:
 //!                         one mio loop per process around one sans-IO core
 //!                         (reactor/node_process.rs: a node's hasher and console threads,
-//!                         control orders and progress line)
+//!                         control orders, and stdout: its events as lines or JSON, and
+//!                         the progress of its downloads, as bars on a terminal in
+//!                         reactor/node_process/bars.rs)
 //!  udp.rs                 many datagrams per system call (recvmmsg + GRO, sendmmsg, GSO),
 //!                         sockets that never fragment, the kernel's route MTUs, the
 //!                         host's interface addresses
@@ -37,6 +39,8 @@
 //!                         news for the node
 //!  node/library.rs        the files a node holds, those being hashed, exports waiting
 //!  node/downloads.rs      the downloads running and finished, and which one a message is for
+//!  node/events.rs         what a node reports, typed: a line for a person (as ever), or one
+//!                         JSON object per line with `--json`, versioned
 //!  node/*.rs              the node's other parts, one subject each (its configuration, its
 //!                         outbox, a download's start checks, hashing jobs, how it ends,
 //!                         status, watching the directory, peer exchange): the map is in

@@ -13,8 +13,9 @@
 //!   datagram goes to (after the per-sender budget at the door), what the tracker's news
 //!   means for files and downloads, timers, outputs, progress and exiting;
 //! * `config`: what the node is told when it starts, with its defaults;
-//! * `outbox`: the bounded queues the parts send into (datagrams, lines, jobs) and the
+//! * `outbox`: the bounded queues the parts send into (datagrams, events, jobs) and the
 //!   counters `status` shows;
+//! * `events`: what the node reports, typed (a line for a person, JSON with `--json`);
 //! * `library`: the files the node holds (whole or in part), those being hashed to share,
 //!   exports waiting for their file, announces held back;
 //! * `commands`: whether a download asked for may start (by name, info hash or `.torrent`),
@@ -50,8 +51,10 @@ mod download;
 pub(crate) use download::fuzz::check_download_messages;
 mod downloads;
 mod ending;
+mod events;
 pub use downloads::{DOWNLOADS_MAX, FINISHED_KEPT_MAX};
 use downloads::{Downloads, Stopped};
+pub use events::{DropCause, EVENTS_VERSION, Event, PartialFate, ProgressReport, Source};
 mod exchange;
 mod jobs;
 mod library;
@@ -772,13 +775,24 @@ impl Node {
         self.downloads.any_running()
     }
 
-    /// Progress of each running download, for progress lines.
+    /// Progress of each running download.
     pub fn progress(&self, now: Instant) -> Vec<Progress> {
-        self.downloads
-            .all()
-            .iter()
-            .filter_map(|d| d.progress(self.library.files(), now))
-            .collect()
+        let files = self.library.files();
+        let running = self.downloads.all().iter();
+        running.filter_map(|d| d.progress(files, now)).collect()
+    }
+
+    /// [`Node::progress`] with each download's id and info hash, for progress events.
+    pub fn progress_reports(&self, now: Instant) -> Vec<ProgressReport> {
+        let files = self.library.files();
+        let reports = self.downloads.with_ids().filter_map(|(id, d)| {
+            Some(ProgressReport {
+                id: Some(id),
+                info_hash: d.info_hash(),
+                progress: d.progress(files, now)?,
+            })
+        });
+        reports.collect()
     }
 
     /// The verified chunks of the file called `name` (whole or partial), if the node has one:
@@ -944,8 +958,8 @@ impl Node {
                     info_hash,
                     chunks_held,
                 } => {
-                    if let Some(line) = self.library.acknowledged(now, info_hash, chunks_held) {
-                        self.out.say(line);
+                    if let Some(event) = self.library.acknowledged(now, info_hash, chunks_held) {
+                        self.out.report(event);
                     }
                 }
                 TrackerNews::Holders {
@@ -958,8 +972,8 @@ impl Node {
                         .handle_lookup(&mut ctx.parts, now, &name, &versions, &holders);
                 }
                 TrackerNews::Peers { info_hash, peers } => {
-                    if let Some(line) = self.library.announced_whole(info_hash) {
-                        self.out.say(line);
+                    if let Some(event) = self.library.announced_whole(info_hash) {
+                        self.out.report(event);
                     }
                     let mut ctx = self.context();
                     ctx.downloads

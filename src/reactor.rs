@@ -47,7 +47,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 mod node_process;
-use node_process::{Hashers, NodeDriver, ProgressLine, start_console};
+use node_process::{Hashers, NodeDriver, Screen, start_console};
 
 const SOCKET: Token = Token(0);
 const WAKER: Token = Token(1);
@@ -329,7 +329,7 @@ impl Io {
 /// come from elsewhere than the socket, and the core's own events.
 trait Driver {
     type Core: Core;
-    /// A moment of its own to wake at, besides the core's timers (the node's progress line).
+    /// A moment of its own to wake at, besides the core's timers (the node's progress).
     fn due(&self, _core: &Self::Core) -> Option<Instant> {
         None
     }
@@ -343,7 +343,7 @@ trait Driver {
     fn has_transmit(&self, _core: &Self::Core, _now: Instant) -> bool {
         false
     }
-    /// At the end of a turn (the node redraws its progress line).
+    /// At the end of a turn (the node redraws its progress).
     fn end_turn(&mut self, _now: Instant, _core: &Self::Core) {}
     /// The process's metrics besides the socket's counters (`--metrics`).
     fn metrics(&self, core: &Self::Core, now: Instant, text: &mut Exposition);
@@ -660,17 +660,18 @@ pub fn run_node(args: NodeArgs) -> Result<i32, String> {
     let control_listener = state.bind_control();
     let now = Instant::now();
     let mut node = Node::new(config, Arc::new(state), Secrets::os(), now);
+    let mut screen = Screen::new(args.progress, args.json);
     node.set_exit_when_done(args.exit_when_done);
     match advertise {
-        Some(advertise) => say(&format!(
+        Some(advertise) => screen.say(&format!(
             "node {} listening on {local}, advertising {advertise}",
             args.node_id
         )),
-        None => say(&format!("node {} listening on {local}", args.node_id)),
+        None => screen.say(&format!("node {} listening on {local}", args.node_id)),
     }
     if let Some(addr) = args.metrics {
         let bound = io.listen_for_scrapes(addr)?;
-        say(&format!("metrics at http://{bound}/metrics"));
+        screen.say(&format!("metrics at http://{bound}/metrics"));
     }
 
     let waker = Arc::new(
@@ -687,7 +688,7 @@ pub fn run_node(args: NodeArgs) -> Result<i32, String> {
         }
         Err(error) => {
             // The console and signals still drive the node.
-            say(&format!(
+            screen.say(&format!(
                 "no control socket (torrent ctl cannot reach this node): {error}"
             ));
             None
@@ -707,7 +708,7 @@ pub fn run_node(args: NodeArgs) -> Result<i32, String> {
         hashers,
         console,
         control,
-        progress: ProgressLine::new(args.progress),
+        screen,
     };
     Ok(run(&mut io, &mut node, &mut driver))
 }

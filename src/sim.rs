@@ -726,7 +726,8 @@ impl Sim {
             while let Some(event) = self.nodes[index].node.poll_event() {
                 eventful = true;
                 match event {
-                    NodeEvent::Say(line) | NodeEvent::Print(line) => self.hear(index, line),
+                    NodeEvent::Report(event) => self.hear(index, event.to_string()),
+                    NodeEvent::Print(line) => self.hear(index, line),
                     NodeEvent::Job(job) => {
                         let done = node::run_job(job);
                         let at = self.now + self.job_delay;

@@ -48,6 +48,7 @@ fn help_lists_commands_and_flags() {
         "--max-upload-rate",
         "--max-download-rate",
         "--progress",
+        "--json",
     ] {
         assert!(text.contains(flag), "'{flag}' missing from:\n{text}");
     }

@@ -79,7 +79,7 @@ mod peers;
 mod phase;
 mod transfer;
 
-use super::{LocalFile, Parts};
+use super::{Event, LocalFile, PartialFate, Parts};
 use crate::storage::Manifest;
 use crate::wire::{self, Hash, HolderRecord, Message, VersionRecord};
 use deadlines::{DISK_RETRY, Deadlines};
@@ -233,13 +233,17 @@ impl Download {
     /// [`finish::keep_or_release`]).
     fn fail(&mut self, parts: &mut Parts<'_>, reason: String) {
         self.phase = Phase::Failed;
-        let left = match self.info_hash {
+        let partial = match self.info_hash {
             Some(info_hash) => finish::keep_or_release(parts, info_hash),
-            None => String::new(),
+            None => PartialFate::None,
         };
-        parts
-            .out
-            .say(format!("download {} failed: {reason}{left}", self.name));
+        parts.out.report(Event::Failed {
+            id: self.id,
+            name: self.name.clone(),
+            info_hash: self.info_hash,
+            reason,
+            partial,
+        });
     }
 
     // ---- inputs: each checks the transfer's account when it is done ---------------------
@@ -799,8 +803,9 @@ impl Download {
             }
         }
         let seconds = self.deadlines.elapsed(now).as_secs_f64();
-        let line = finish::downloaded_line(&manifest, seconds, &self.peers, self.by_hash.is_some());
-        parts.out.say(line);
+        let by_address = self.by_hash.is_some();
+        let event = finish::downloaded(self.id, &manifest, seconds, &self.peers, by_address);
+        parts.out.report(event);
         self.deadlines.end_disk_wait();
         self.phase = Phase::Done;
     }

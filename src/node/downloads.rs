@@ -70,6 +70,11 @@ impl Downloads {
         &self.list
     }
 
+    /// Every download with its id, in the order they started.
+    pub(super) fn with_ids(&self) -> impl Iterator<Item = (u64, &Download)> {
+        self.ids.iter().copied().zip(&self.list)
+    }
+
     /// Downloads kept, running or finished, against [`DOWNLOADS_MAX`].
     pub(super) fn len(&self) -> usize {
         self.list.len()
@@ -431,7 +436,7 @@ impl Downloads {
                 (super::download::keep_partial(parts, info_hash), false)
             }
             Some(info_hash) => (super::download::remove_partial(parts, info_hash), true),
-            None => (String::new(), false),
+            None => (super::PartialFate::None, false),
         };
         let line = format!("cancelled download {id} ({}){left}", info.name);
         self.remember_end(info);

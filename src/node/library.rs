@@ -6,9 +6,10 @@
 //! The library decides what a file's state means (complete, acknowledged by the tracker,
 //! withdrawn); the node's router turns its answers into datagrams and lines.
 
+use super::events::Event;
 use super::{EXPORTS_WAITING_MAX, FILES_MAX, watch};
 use crate::storage::{Bitmap, Content, FileStamp, Manifest};
-use crate::wire::{self, Hash};
+use crate::wire::Hash;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -245,14 +246,14 @@ impl Library {
             .collect()
     }
 
-    /// Our tracker recorded `chunks_held` chunks of `info_hash` for us. Returns the line for
+    /// Our tracker recorded `chunks_held` chunks of `info_hash` for us. Returns the event for
     /// the user when the file is now known whole.
     pub(super) fn acknowledged(
         &mut self,
         now: Instant,
         info_hash: Hash,
         chunks_held: u32,
-    ) -> Option<String> {
+    ) -> Option<Event> {
         let file = self.files.get_mut(&info_hash)?;
         if file.have.count() == 0 && !file.complete() {
             // The tracker recorded a withdrawal: forget the file.
@@ -265,17 +266,17 @@ impl Library {
             file.announce_due = Some(now);
             None
         } else {
-            first_complete.then(|| sharing_line(&file.manifest))
+            first_complete.then(|| sharing(&file.manifest))
         }
     }
 
     /// A standard tracker answered an announce of `info_hash`: a whole file is known to it
-    /// from then on. Returns the line for the user the first time.
-    pub(super) fn announced_whole(&mut self, info_hash: Hash) -> Option<String> {
+    /// from then on. Returns the event for the user the first time.
+    pub(super) fn announced_whole(&mut self, info_hash: Hash) -> Option<Event> {
         let file = self.files.get_mut(&info_hash)?;
         if file.complete() && file.acknowledged_chunks != Some(file.have.count()) {
             file.acknowledged_chunks = Some(file.have.count());
-            return Some(sharing_line(&file.manifest));
+            return Some(sharing(&file.manifest));
         }
         None
     }
@@ -358,14 +359,13 @@ impl Library {
     }
 }
 
-/// What the user sees once the tracker knows the node holds a whole file: the line tests,
-/// the demo and scripts wait for.
-fn sharing_line(manifest: &Manifest) -> String {
-    format!(
-        "sharing {} ({}, {} bytes, {} chunks)",
-        manifest.name,
-        wire::hex(&manifest.info_hash),
-        manifest.file_bytes,
-        manifest.chunk_count()
-    )
+/// What the user is told once the tracker knows the node holds a whole file: the line
+/// tests, the demo and scripts wait for.
+fn sharing(manifest: &Manifest) -> Event {
+    Event::Sharing {
+        name: manifest.name.clone(),
+        info_hash: manifest.info_hash,
+        bytes: manifest.file_bytes,
+        chunks: manifest.chunk_count(),
+    }
 }

@@ -2,6 +2,7 @@
 //! jobs for the process around the node ([`NodeEvent`]), and the counters `status` shows
 //! ([`NodeStats`]). Every queue is bounded; what does not fit is dropped and counted.
 
+use super::events::Event;
 use super::{CONTROL_QUEUE_MAX, EVENT_QUEUE_MAX, Job};
 use crate::wire::{self, Message};
 use std::collections::VecDeque;
@@ -9,8 +10,8 @@ use std::net::SocketAddr;
 
 /// What the node tells the process around it.
 pub enum NodeEvent {
-    /// A line for the user (stdout) and the log.
-    Say(String),
+    /// Something for the user (stdout: a line, or JSON with `--json`) and the log.
+    Report(Event),
     /// Lines for the user only (stdout), not the log: the answers to `status` and `help`,
     /// which a script may ask for thousands of times (each `status` is kilobytes).
     Print(String),
@@ -130,8 +131,13 @@ impl Outbox {
         }
     }
 
+    /// A line for the user that no script needs typed: an [`Event::Message`].
     pub(crate) fn say(&mut self, line: String) {
-        self.event(NodeEvent::Say(line));
+        self.report(Event::message(line));
+    }
+
+    pub(crate) fn report(&mut self, event: Event) {
+        self.event(NodeEvent::Report(event));
     }
 
     /// Lines for stdout alone: see [`NodeEvent::Print`].

@@ -249,8 +249,9 @@ pub(super) fn interrupted(
     lines
 }
 
-/// One download's progress, for the live line and `--progress`.
-#[derive(Clone, Debug)]
+/// One download's progress, for `--progress` lines (and, in JSON, the fields of
+/// a `progress` event: see `events.rs`).
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct Progress {
     pub name: String,
     pub verified_bytes: u64,

@@ -1,11 +1,14 @@
 //! The node's process around its core (see [`super::Driver`]): the hasher threads, the
-//! console thread, the control socket's orders, and the progress line on the terminal.
+//! console thread, the control socket's orders, and stdout (lines or JSON, and progress).
+
+mod bars;
 
 use super::Driver;
 use crate::console;
 use crate::control::{self, DownloadState};
 use crate::metrics::Exposition;
-use crate::node::{Job, JobDone, Node, NodeEvent};
+use crate::node::{Event, Job, JobDone, Node, NodeEvent};
+use bars::Bars;
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use mio::Waker;
 use std::collections::VecDeque;
@@ -24,7 +27,8 @@ const CONSOLE_LINES_QUEUED_MAX: usize = 64;
 const JOBS_QUEUED_MAX: usize = 64;
 /// Results waiting for the reactor. When it is full, a hasher waits with its result.
 const RESULTS_QUEUED_MAX: usize = 64;
-/// How often the live progress line is redrawn on a terminal, and printed with `--progress`.
+/// How often the bars are redrawn on a terminal, and progress printed with `--progress` or
+/// `--json`.
 const PROGRESS_TTY_INTERVAL: Duration = Duration::from_millis(250);
 const PROGRESS_PIPE_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -35,7 +39,7 @@ pub(super) struct NodeDriver {
     pub(super) console: Receiver<console::Parsed>,
     /// Orders from the control socket's threads, each with where its reply goes.
     pub(super) control: Option<Receiver<control::Call>>,
-    pub(super) progress: ProgressLine,
+    pub(super) screen: Screen,
 }
 
 impl Driver for NodeDriver {
@@ -90,7 +94,7 @@ impl Driver for NodeDriver {
     }
 
     fn due(&self, node: &Node) -> Option<Instant> {
-        self.progress.due(node)
+        self.screen.due(node)
     }
 
     fn take_inputs(&mut self, now: Instant, node: &mut Node, stop: bool) {
@@ -112,11 +116,11 @@ impl Driver for NodeDriver {
     fn take_events(&mut self, _now: Instant, node: &mut Node) -> Option<i32> {
         while let Some(event) = node.poll_event() {
             match event {
-                NodeEvent::Say(line) => self.progress.say(&line),
-                NodeEvent::Print(text) => self.progress.print(&text),
+                NodeEvent::Report(event) => self.screen.report(&event),
+                NodeEvent::Print(text) => self.screen.print(&text),
                 NodeEvent::Job(job) => self.hashers.submit(job),
                 NodeEvent::Exit(code) => {
-                    self.progress.clear();
+                    self.screen.clear();
                     log::info!("node {} exits with code {code}", node.node_id());
                     return Some(code);
                 }
@@ -130,7 +134,7 @@ impl Driver for NodeDriver {
     }
 
     fn end_turn(&mut self, now: Instant, node: &Node) {
-        self.progress.draw(node, now);
+        self.screen.draw(node, now);
     }
 }
 
@@ -240,35 +244,42 @@ pub(super) fn start_console(waker: &Arc<Waker>) -> Receiver<console::Parsed> {
     rx
 }
 
-/// The live progress line on a terminal, or `progress ...` lines with `--progress`.
-pub(super) struct ProgressLine {
+/// The node's stdout: what it reports, as lines for a person or (`--json`) as JSON lines
+/// (see `node/events.rs`), and the progress of its downloads: bars on a terminal
+/// ([`Bars`]), `progress ...` lines with `--progress`, `progress` events with `--json`.
+pub(super) struct Screen {
+    json: bool,
     tty: bool,
     forced: bool,
     next_draw: Option<Instant>,
-    drawn: bool,
+    /// On a terminal, without `--json`.
+    bars: Option<Bars>,
 }
 
-impl ProgressLine {
-    pub(super) fn new(forced: bool) -> ProgressLine {
-        ProgressLine {
-            tty: io::stdout().is_terminal(),
+impl Screen {
+    /// `forced`: `--progress`; `json`: `--json` (then no bars, and only JSON on stdout).
+    pub(super) fn new(forced: bool, json: bool) -> Screen {
+        let tty = io::stdout().is_terminal();
+        Screen {
+            json,
+            tty,
             forced,
             next_draw: None,
-            drawn: false,
+            bars: (tty && !json).then(Bars::new),
         }
     }
 
     fn interval(&self) -> Option<Duration> {
-        if self.tty {
-            Some(PROGRESS_TTY_INTERVAL)
-        } else if self.forced {
+        if self.json || (self.forced && !self.tty) {
             Some(PROGRESS_PIPE_INTERVAL)
+        } else if self.tty {
+            Some(PROGRESS_TTY_INTERVAL)
         } else {
             None
         }
     }
 
-    /// When the line should next be drawn; `None` when there is nothing to show.
+    /// When the progress should next be drawn; `None` when there is nothing to show.
     fn due(&self, node: &Node) -> Option<Instant> {
         self.interval()?;
         // Asked on every turn of the loop: a cheap question, not a built report.
@@ -286,47 +297,72 @@ impl ProgressLine {
         if self.next_draw.is_some_and(|t| t > now) {
             return;
         }
-        let lines: Vec<String> = node.progress(now).iter().map(|p| p.to_string()).collect();
-        if lines.is_empty() {
+        let reports = node.progress_reports(now);
+        if reports.is_empty() {
             self.clear();
             self.next_draw = None;
             return;
         }
         self.next_draw = Some(now + interval);
+        if let Some(bars) = &mut self.bars {
+            bars.update(&reports);
+            return;
+        }
         let mut stdout = io::stdout().lock();
-        if self.tty {
-            let _ = write!(stdout, "\r{}\x1b[K", lines.join(" | "));
-            self.drawn = true;
-        } else {
-            for line in lines {
-                let _ = writeln!(stdout, "progress {line}");
-            }
+        for report in reports {
+            let _ = writeln!(stdout, "{}", self.shown(&Event::Progress(report)));
         }
         let _ = stdout.flush();
     }
 
     fn clear(&mut self) {
-        if self.drawn {
-            let mut stdout = io::stdout().lock();
-            let _ = write!(stdout, "\r\x1b[K");
-            let _ = stdout.flush();
-            self.drawn = false;
+        if let Some(bars) = &mut self.bars {
+            bars.clear();
         }
     }
 
-    fn say(&mut self, line: &str) {
-        log::info!("{line}");
-        self.print(line);
+    /// An event as stdout shows it: its line, or its JSON.
+    fn shown(&self, event: &Event) -> String {
+        if self.json {
+            event.json_line()
+        } else {
+            event.to_string()
+        }
     }
 
-    /// Prints without logging (see [`NodeEvent::Print`]).
+    /// A line of the process's own (where it listens, ...), as a message.
+    pub(super) fn say(&mut self, line: &str) {
+        self.report(&Event::message(line));
+    }
+
+    /// Writes `event` to stdout and its line to the log.
+    fn report(&mut self, event: &Event) {
+        log::info!("{event}");
+        self.write(&self.shown(event));
+    }
+
+    /// Prints without logging (see [`NodeEvent::Print`]): an `output` event in JSON.
     fn print(&mut self, text: &str) {
-        self.clear();
-        let mut stdout = io::stdout().lock();
-        let _ = writeln!(stdout, "{text}");
-        let _ = stdout.flush();
-        if self.tty {
-            self.next_draw = None;
+        if self.json {
+            let output = Event::Output {
+                text: text.to_string(),
+            };
+            self.write(&output.json_line());
+        } else {
+            self.write(text);
+        }
+    }
+
+    /// Writes `text` and a newline; on a terminal, above the bars, which it never overwrites.
+    fn write(&mut self, text: &str) {
+        let print = || {
+            let mut stdout = io::stdout().lock();
+            let _ = writeln!(stdout, "{text}");
+            let _ = stdout.flush();
+        };
+        match &self.bars {
+            Some(bars) => bars.suspend(print),
+            None => print(),
         }
     }
 }

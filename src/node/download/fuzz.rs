@@ -287,13 +287,11 @@ impl Harness {
         while let Some(event) = self.out.pop_event() {
             match event {
                 NodeEvent::Job(job) => self.jobs.push(job),
-                NodeEvent::Say(line) => {
-                    if line.starts_with("downloaded ") {
-                        assert!(!self.said_downloaded, "said twice: {line}");
-                        self.said_downloaded = true;
-                    }
+                NodeEvent::Report(event @ crate::node::Event::Downloaded { .. }) => {
+                    assert!(!self.said_downloaded, "said twice: {event}");
+                    self.said_downloaded = true;
                 }
-                NodeEvent::Print(_) | NodeEvent::Exit(_) => {}
+                NodeEvent::Report(_) | NodeEvent::Print(_) | NodeEvent::Exit(_) => {}
             }
         }
         assert!(

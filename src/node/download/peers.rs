@@ -16,7 +16,7 @@ use super::peer::{ASK_RETRY, BAD_CHUNKS_MAX, BLACK_HOLE_LOSSES, PEER_SILENCE, PI
 use super::phase::Phase;
 use super::transfer::{REQUEST_PIECES_MAX, Transfer};
 use super::{HAVE_REFRESH, PARTIAL_PEERS_MAX, PEERS_PER_DOWNLOAD_MAX, UNHELPFUL_DROPS_MAX};
-use crate::node::Parts;
+use crate::node::{DropCause, Event, Parts};
 use crate::storage::{Bitmap, Manifest};
 use crate::wire::{self, Hash, Message, PeerAsk, RejectReason, U32, U64};
 use std::net::SocketAddr;
@@ -449,27 +449,33 @@ impl Peers {
             && peer.evidence.pieces_awaited_for(now) >= PEER_SILENCE;
         if waiting && silence >= PEER_SILENCE {
             // True: it was pinged (or asked for its have-map) meanwhile, and said nothing.
-            parts.out.say(format!(
-                "node {} stopped answering (nothing from it for {:.1} s); its chunks of {} \
-                 go to others",
-                peer.node_id,
-                silence.as_secs_f64(),
-                of.name
-            ));
+            parts.out.report(Event::PeerDropped {
+                download: of.name.to_string(),
+                peer: peer.node_id,
+                addr: peer.addr,
+                cause: DropCause::Silent,
+                reason: format!(
+                    "stopped answering (nothing from it for {:.1} s)",
+                    silence.as_secs_f64()
+                ),
+            });
             self.list[index].evidence.on_silent();
             self.drop_peer(parts, now, of, index);
         } else if pieces_stopped {
             // It answers (something came within PEER_SILENCE): only its pieces are lost.
             let (lost, asked) = peer.evidence.loss();
-            parts.out.say(format!(
-                "{}: {}; its chunks go to others for a while",
-                of.name,
-                diagnosis::Reason::PiecesLost {
-                    node_id: peer.node_id,
-                    lost,
-                    of: asked
-                }
-            ));
+            let reason = diagnosis::Reason::PiecesLost {
+                node_id: peer.node_id,
+                lost,
+                of: asked,
+            };
+            parts.out.report(Event::PeerDropped {
+                download: of.name.to_string(),
+                peer: peer.node_id,
+                addr: peer.addr,
+                cause: DropCause::PiecesLost,
+                reason: reason.to_string(),
+            });
             self.drop_peer(parts, now, of, index);
         } else if !peer.dropped
             && peer.have.is_none()
