@@ -604,9 +604,10 @@ impl Node {
             }
             self.update_tracker(now, info_hash);
         }
-        self.out.say(stopped.line.clone());
+        let line = stopped.event.to_string();
+        self.out.report(stopped.event);
         self.check_done(now);
-        Ok(Done::download(id, stopped.line))
+        Ok(Done::download(id, line))
     }
 
     /// Goes on with the paused download `target` names, from a look-up.
@@ -623,8 +624,9 @@ impl Node {
             Some(info_hash) if !self.tracker.finds_by_name() => self.update_tracker(now, info_hash),
             _ => self.want_holders(now, &name),
         }
-        let line = format!("resumed download {id} ({name})");
-        self.out.say(line.clone());
+        let resumed = Event::Resumed { id, name };
+        let line = resumed.to_string();
+        self.out.report(resumed);
         Ok(Done::download(id, line))
     }
 

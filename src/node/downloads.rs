@@ -12,7 +12,7 @@
 //! that one coming back for a download that left is for nobody.
 
 use super::download::{Asked, Download, Handled};
-use super::{LocalFile, Parts};
+use super::{Event, LocalFile, Parts};
 use crate::control::{DownloadInfo, DownloadPeers, DownloadState};
 use crate::wire::{self, Hash, HolderRecord, Message, VersionRecord};
 use std::collections::{BTreeMap, VecDeque};
@@ -45,8 +45,8 @@ struct Paused {
 /// A download stopped by `pause` or `cancel`: what the node must tell the tracker and the
 /// uploader about.
 pub(super) struct Stopped {
-    /// The line for the user.
-    pub line: String,
+    /// What the user (or a script reading `--json`) is told.
+    pub event: Event,
     /// The file it fetched, once known.
     pub info_hash: Option<Hash>,
     /// The file's chunks are no longer held (its partial file went): peers must not be
@@ -373,13 +373,13 @@ impl Downloads {
             let empty = parts.files.get(&h).is_some_and(|f| f.have.count() == 0);
             empty && parts.files.remove(&h).is_some()
         });
-        let line = format!("paused download {}", paused_words(&info));
+        let event = paused_event(&info);
         self.paused.push(Paused {
             asked: download.asked(),
             info,
         });
         Ok(Stopped {
-            line,
+            event,
             info_hash,
             released,
         })
@@ -438,10 +438,15 @@ impl Downloads {
             Some(info_hash) => (super::download::remove_partial(parts, info_hash), true),
             None => (super::PartialFate::None, false),
         };
-        let line = format!("cancelled download {id} ({}){left}", info.name);
+        let event = Event::Cancelled {
+            id,
+            name: info.name.clone(),
+            info_hash,
+            partial: left,
+        };
         self.remember_end(info);
         Ok(Stopped {
-            line,
+            event,
             info_hash,
             released,
         })
@@ -589,16 +594,12 @@ fn info(
     info
 }
 
-/// "ID (NAME): V of T bytes verified; `resume ID` goes on" of a paused download (the size
-/// may be unknown yet).
-pub(super) fn paused_words(info: &DownloadInfo) -> String {
-    let verified = match info.total_bytes {
-        Some(total) => format!("{} of {total} bytes", info.verified_bytes),
-        None => format!("{} bytes", info.verified_bytes),
-    };
-    let id = info.id;
-    format!(
-        "{id} ({}): {verified} verified; `resume {id}` goes on",
-        info.name
-    )
+/// What `pause` says of a download, and `status` of a paused one.
+pub(super) fn paused_event(info: &DownloadInfo) -> Event {
+    Event::Paused {
+        id: info.id,
+        name: info.name.clone(),
+        verified_bytes: info.verified_bytes,
+        total_bytes: info.total_bytes,
+    }
 }

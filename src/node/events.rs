@@ -92,6 +92,23 @@ pub enum Event {
         cause: DropCause,
         reason: String,
     },
+    /// A download paused (`pause`): nothing is asked or taken for it until `resume`.
+    Paused {
+        id: u64,
+        name: String,
+        verified_bytes: u64,
+        total_bytes: Option<u64>,
+    },
+    /// A paused download going on (`resume`), from a look-up, under the same id.
+    Resumed { id: u64, name: String },
+    /// A download cancelled (`cancel`), and what became of its partial file.
+    Cancelled {
+        id: u64,
+        name: String,
+        #[serde(serialize_with = "maybe_hex")]
+        info_hash: Option<Hash>,
+        partial: PartialFate,
+    },
     /// Any other line the node says.
     Message { text: String },
     /// What a console command prints (`status`, `help`): one event, however many lines.
@@ -204,6 +221,22 @@ impl fmt::Display for Event {
                 wire::hex(info_hash)
             ),
             Event::Progress(report) => write!(f, "progress {}", report.progress),
+            Event::Paused {
+                id,
+                name,
+                verified_bytes,
+                total_bytes,
+            } => {
+                write!(f, "paused download {id} ({name}): {verified_bytes} ")?;
+                if let Some(total) = total_bytes {
+                    write!(f, "of {total} ")?;
+                }
+                write!(f, "bytes verified; `resume {id}` goes on")
+            }
+            Event::Resumed { id, name } => write!(f, "resumed download {id} ({name})"),
+            Event::Cancelled {
+                id, name, partial, ..
+            } => write!(f, "cancelled download {id} ({name}){partial}"),
             Event::Downloaded {
                 name,
                 info_hash,
@@ -309,6 +342,56 @@ mod tests {
 
     fn json(event: &Event) -> serde_json::Value {
         serde_json::from_str(&event.json_line()).expect("a JSON line")
+    }
+
+    #[test]
+    fn pause_resume_and_cancel_read_as_lines_and_as_json() {
+        let paused = Event::Paused {
+            id: 3,
+            name: "f.bin".into(),
+            verified_bytes: 262_144,
+            total_bytes: Some(6_291_456),
+        };
+        assert_eq!(
+            paused.to_string(),
+            "paused download 3 (f.bin): 262144 of 6291456 bytes verified; `resume 3` goes on"
+        );
+        assert_eq!(json(&paused)["event"], "paused");
+        assert_eq!(json(&paused)["total_bytes"], 6_291_456);
+        let unknown = Event::Paused {
+            id: 3,
+            name: "f.bin".into(),
+            verified_bytes: 262_144,
+            total_bytes: None,
+        };
+        assert!(unknown.to_string().contains(": 262144 bytes verified;"));
+        let resumed = Event::Resumed {
+            id: 3,
+            name: "f.bin".into(),
+        };
+        assert_eq!(resumed.to_string(), "resumed download 3 (f.bin)");
+        let cancelled = Event::Cancelled {
+            id: 3,
+            name: "f.bin".into(),
+            info_hash: Some(HASH),
+            partial: PartialFate::Removed {
+                verified_bytes: 262_144,
+                released_bytes: 6_291_456,
+            },
+        };
+        assert_eq!(
+            cancelled.to_string(),
+            "cancelled download 3 (f.bin); its partial file is removed (6291456 bytes released)"
+        );
+        let value = json(&cancelled);
+        assert_eq!(
+            (
+                &value["event"],
+                &value["info_hash"],
+                &value["partial"]["fate"]
+            ),
+            (&"cancelled".into(), &HEX.into(), &"removed".into())
+        );
     }
 
     #[test]

@@ -82,11 +82,7 @@ impl Report<'_> {
             let _ = writeln!(text, "  downloading {progress}{why}");
         }
         for paused in self.downloads.paused() {
-            let _ = writeln!(
-                text,
-                "  paused download {}",
-                super::downloads::paused_words(paused)
-            );
+            let _ = writeln!(text, "  {}", super::downloads::paused_event(paused));
         }
         // Partial files no download is working on (one failed, or an earlier run was
         // stopped): their space is taken, so they are shown, with how to go on.
