@@ -18,8 +18,10 @@
 //! * `events`: what the node reports, typed (a line for a person, JSON with `--json`);
 //! * `library`: the files the node holds (whole or in part), those being hashed to share,
 //!   exports waiting for their file, announces held back;
-//! * `commands`: whether a download asked for may start (by name, info hash or `.torrent`),
-//!   and the `.torrent` an export writes;
+//! * `commands`: the commands that change what the node holds and fetches (share, unshare,
+//!   export, download, pause, resume, cancel, limits), done by a `Commander` that borrows the
+//!   node's parts for one command and leaves what only the node can do (tell the tracker,
+//!   ask for holders, see whether its work is done) for the node to do after it;
 //! * `downloads`: the downloads running (at most [`DOWNLOADS_MAX`]) and finished, and which
 //!   of them a peer's message or the tracker's answer is for;
 //! * `ending`: how the node ends (`exit`, signals, `--exit-when-done`) and its exit code;
@@ -52,8 +54,8 @@ pub(crate) use download::fuzz::check_download_messages;
 mod downloads;
 mod ending;
 mod events;
+use downloads::Downloads;
 pub use downloads::{DOWNLOADS_MAX, FINISHED_KEPT_MAX};
-use downloads::{Downloads, Stopped};
 pub use events::{DropCause, EVENTS_VERSION, Event, PartialFate, ProgressReport, Source};
 mod exchange;
 mod jobs;
@@ -80,10 +82,9 @@ use crate::console::{self, Command};
 use crate::control::{Order, Reply, StatusInfo};
 use crate::rng::Rng;
 use crate::secrets::Secrets;
-use crate::storage::{Manifest, Storage};
-use crate::units;
+use crate::storage::Storage;
 use crate::wire::{self, Hash, Message};
-use commands::{Answer, Done, Holdings, Outcome};
+use commands::{After, Commander, Done, Outcome};
 use ending::Ending;
 pub use jobs::{Job, JobDone, run_job};
 pub use status::Progress;
@@ -420,51 +421,6 @@ impl Node {
                 self.out.print(lines);
                 Ok(Done::default())
             }
-            Command::Send { name } => self.share(now, name),
-            Command::Download { name, pin } => {
-                let answer = self.holdings().download(now, name, pin);
-                self.start_download(now, answer)
-            }
-            Command::DownloadByHash { info_hash, name } => {
-                let answer = self.holdings().download_by_hash(now, info_hash, name, None);
-                self.start_download(now, answer)
-            }
-            Command::DownloadTorrent { path } => {
-                let answer = self.holdings().download_torrent(now, &path);
-                self.start_download(now, answer)
-            }
-            Command::Export { name } => self.export(now, name),
-            Command::Unshare { name } => self.unshare(now, name),
-            Command::Pause { target } => {
-                let id = self.find_download(&target)?;
-                let mut ctx = self.context();
-                let paused = ctx.downloads.pause(&mut ctx.parts, now, id);
-                self.stopped(now, id, paused)
-            }
-            Command::Resume { target } => self.resume(now, &target),
-            Command::Cancel {
-                target,
-                keep_partial,
-            } => {
-                let id = self.find_download(&target)?;
-                let mut ctx = self.context();
-                let cancelled = ctx.downloads.cancel(&mut ctx.parts, now, id, keep_partial);
-                self.stopped(now, id, cancelled)
-            }
-            Command::Limit { up, down } => {
-                let mut said = Vec::new();
-                let words =
-                    |limit: Option<u64>| limit.map_or("none".into(), |r| units::rate(r as f64));
-                if let Some(limit) = up {
-                    self.uploader.set_upload_limit(limit, now);
-                    said.push(format!("upload limit: {}", words(limit)));
-                }
-                if let Some(limit) = down {
-                    self.download_limit = limit.map(|rate| RequestLimit::new(rate, now));
-                    said.push(format!("download limit: {}", words(limit)));
-                }
-                self.say(said.join("; "))
-            }
             Command::List { from, page_entries } => {
                 // The page is printed when it comes (see `listing.rs`).
                 self.list(now, from, page_entries, true)?;
@@ -477,7 +433,35 @@ impl Node {
                     self.config.node_id
                 )))
             }
+            command => self.command(now, |commander| commander.run(now, command)),
         }
+    }
+
+    /// Runs `act` on the node's parts a command changes (see `commands.rs`), then does what
+    /// it left for the node, in order.
+    fn command<T>(&mut self, now: Instant, act: impl FnOnce(&mut Commander<'_>) -> T) -> T {
+        let mut commander = Commander {
+            config: &self.config,
+            state: &self.state,
+            library: &mut self.library,
+            downloads: &mut self.downloads,
+            uploader: &mut self.uploader,
+            download_limit: &mut self.download_limit,
+            out: &mut self.out,
+            ending: &mut self.ending,
+            finds_by_name: self.tracker.finds_by_name(),
+            heard: self.tracker.heard(),
+            after: Vec::new(),
+        };
+        let result = act(&mut commander);
+        for after in std::mem::take(&mut commander.after) {
+            match after {
+                After::UpdateTracker(info_hash) => self.update_tracker(now, info_hash),
+                After::WantHolders(name) => self.want_holders(now, &name),
+                After::CheckDone => self.check_done(now),
+            }
+        }
+        result
     }
 
     /// A hasher thread finished a job.
@@ -486,10 +470,10 @@ impl Node {
             JobDone::Shared { name, result } => match self.library.hashed(now, &name, result) {
                 Ok(info_hash) => {
                     self.announce(now, info_hash);
-                    self.export_if_waiting(now, info_hash);
+                    self.command(now, |commander| commander.export_if_waiting(info_hash));
                 }
                 Err(line) => {
-                    let _: Outcome = self.refuse(line);
+                    let _: Outcome = self.command(now, |commander| commander.refuse(line));
                 }
             },
             JobDone::ChunkChecked {
@@ -520,186 +504,6 @@ impl Node {
     }
 
     // ---- commands ---------------------------------------------------------------------------
-
-    /// Hashes the file `name` of the node's directory, to share it.
-    fn share(&mut self, now: Instant, name: String) -> Outcome {
-        if let Some(problem) = wire::name_problem(name.as_bytes()) {
-            return self.refuse(format!("cannot share {name:?}: {problem}"));
-        }
-        if self.library.is_hashing(&name) {
-            return self.say(format!("{name} is already being hashed"));
-        }
-        if let Err(line) = self.library.start_hashing(&name, now) {
-            return self.refuse(line);
-        }
-        let line = format!("hashing {name} to share it");
-        self.out.event(NodeEvent::Job(Job::Share {
-            state: self.state.clone(),
-            name,
-            chunk_bytes: self.config.chunk_bytes,
-            threads: self.config.hash_threads,
-        }));
-        Ok(Done::line(line))
-    }
-
-    /// What the start checks of a download see (see `commands.rs`).
-    fn holdings(&self) -> Holdings<'_> {
-        Holdings {
-            downloads: &self.downloads,
-            library: &self.library,
-            storage: &*self.state,
-            finds_by_name: self.tracker.finds_by_name(),
-            give_up_after: self.config.give_up_after,
-        }
-    }
-
-    /// Acts on the start checks' answer to a download asked for.
-    fn start_download(&mut self, now: Instant, answer: Answer) -> Outcome {
-        match answer {
-            Answer::StartByName(download) => {
-                let name = download.name().to_string();
-                let id = self.downloads.start(download, self.library.files(), now);
-                self.want_holders(now, &name);
-                Ok(Done::download(id, format!("downloading {name}")))
-            }
-            Answer::StartByHash {
-                download,
-                info_hash,
-            } => {
-                let id = self.downloads.start(download, self.library.files(), now);
-                self.update_tracker(now, info_hash);
-                let hex = wire::hex(&info_hash);
-                Ok(Done::download(id, format!("downloading {hex}")))
-            }
-            Answer::Say(line) => self.say(line),
-            Answer::Held(line) => {
-                let done = self.say(line);
-                self.check_done(now);
-                done
-            }
-            Answer::Refuse(line) => self.refuse(line),
-        }
-    }
-
-    /// The id of the running or paused download `target` names (see `Downloads::find`).
-    fn find_download(&mut self, target: &str) -> Result<u64, String> {
-        match self.downloads.find(target) {
-            Some(id) => Ok(id),
-            None => self.refuse(format!(
-                "no running or paused download is {target:?}: give its id as `status` shows it, or its file name"
-            )),
-        }
-    }
-
-    /// A download paused or cancelled (or why not): a file no longer held is no longer
-    /// served, and the tracker hears what the node holds and fetches now.
-    fn stopped(&mut self, now: Instant, id: u64, stopped: Result<Stopped, String>) -> Outcome {
-        let stopped = match stopped {
-            Ok(stopped) => stopped,
-            Err(line) => return self.refuse(line),
-        };
-        if let Some(info_hash) = stopped.info_hash {
-            if stopped.released {
-                self.uploader.forget_file(info_hash);
-            }
-            self.update_tracker(now, info_hash);
-        }
-        let line = stopped.event.to_string();
-        self.out.report(stopped.event);
-        self.check_done(now);
-        Ok(Done::download(id, line))
-    }
-
-    /// Goes on with the paused download `target` names, from a look-up.
-    fn resume(&mut self, now: Instant, target: &str) -> Outcome {
-        let id = self.find_download(target)?;
-        let files = self.library.files();
-        let give_up_after = self.config.give_up_after;
-        let download = match self.downloads.resume(files, now, id, give_up_after) {
-            Ok(download) => download,
-            Err(line) => return self.refuse(line),
-        };
-        let (name, info_hash) = (download.name().to_string(), download.info_hash());
-        match info_hash {
-            Some(info_hash) if !self.tracker.finds_by_name() => self.update_tracker(now, info_hash),
-            _ => self.want_holders(now, &name),
-        }
-        let resumed = Event::Resumed { id, name };
-        let line = resumed.to_string();
-        self.out.report(resumed);
-        Ok(Done::download(id, line))
-    }
-
-    /// Stops sharing the file `name` (every version the node hashed or downloaded whole):
-    /// peers are refused it from now on, and the tracker is told.
-    fn unshare(&mut self, now: Instant, name: String) -> Outcome {
-        if self.library.is_hashing(&name) {
-            return self.refuse(format!(
-                "cannot unshare {name} yet: it is being hashed (unshare it once it is shared)"
-            ));
-        }
-        let shared = self.library.shared_named(&name);
-        if shared.is_empty() {
-            return self.refuse(format!(
-                "cannot unshare {name}: this node does not share it"
-            ));
-        }
-        for info_hash in shared {
-            self.stop_serving(now, info_hash);
-        }
-        self.say(format!(
-            "no longer sharing {name} (the file stays where it is)"
-        ))
-    }
-
-    /// Stops serving `info_hash`, held whole from the directory, and tells the tracker; its
-    /// name, or `None` when it was not served whole.
-    fn stop_serving(&mut self, now: Instant, info_hash: Hash) -> Option<String> {
-        let withdrawn = self.library.withdraw(info_hash)?;
-        self.uploader.forget_file(info_hash);
-        if withdrawn.tell_tracker {
-            self.update_tracker(now, info_hash);
-        }
-        Some(withdrawn.name)
-    }
-
-    /// Writes `DIR/<name>.torrent` for a held file now, or once a file of that name being
-    /// hashed or downloaded is held.
-    fn export(&mut self, now: Instant, name: String) -> Outcome {
-        if let Some(manifest) = self.library.manifest_named(&name) {
-            return self.write_torrent(now, &manifest);
-        }
-        if !self.library.is_hashing(&name) && !self.downloads.running_named(&name) {
-            return self.refuse(format!(
-                "cannot export {name}: this node does not hold it (share or download it first)"
-            ));
-        }
-        let line = format!("{name} will be exported once this node holds it");
-        match self.library.wait_for_export(name) {
-            Ok(()) => Ok(Done::line(line)),
-            Err(line) => self.refuse(line),
-        }
-    }
-
-    /// Runs a waiting export of `info_hash`'s name, if any.
-    fn export_if_waiting(&mut self, now: Instant, info_hash: Hash) {
-        if let Some(manifest) = self.library.take_export(info_hash) {
-            let _ = self.write_torrent(now, &manifest);
-        }
-    }
-
-    /// A failed export, with `--exit-when-done`, ends the node with 1, as a failed download
-    /// does: a script must not go on without the file.
-    fn write_torrent(&mut self, now: Instant, manifest: &Manifest) -> Outcome {
-        match commands::write_torrent(&*self.state, manifest, self.config.tracker) {
-            Ok(line) => self.say(line),
-            Err(line) => {
-                let refused = self.refuse(line);
-                self.check_done(now);
-                refused
-            }
-        }
-    }
 
     /// Asks the tracker for a page of its list (see `listing.rs`); its id, or why not.
     fn list(
@@ -830,7 +634,7 @@ impl Node {
 
     /// After a chunk verified or a download started: announce (rate-limited), publish.
     fn after_progress(&mut self, now: Instant, info_hash: Hash) {
-        self.export_if_waiting(now, info_hash);
+        self.command(now, |commander| commander.export_if_waiting(info_hash));
         let Some(progressed) = self.library.progressed(now, info_hash) else {
             return;
         };
@@ -856,21 +660,6 @@ impl Node {
     /// Downloads running or paused, files being hashed to share, or exports waiting for their file.
     fn work_unfinished(&self) -> bool {
         self.downloads.any_unfinished() || self.library.busy()
-    }
-
-    /// Says why a share, download or export asked for cannot be done. With
-    /// `--exit-when-done` that fails the script: the node leaves with code 1 (at the next
-    /// `handle_timeout`, which [`Node::poll_timeout`] makes due at once).
-    fn refuse<T>(&mut self, line: String) -> Result<T, String> {
-        self.out.say(line.clone());
-        self.ending.note_refusal();
-        Err(line)
-    }
-
-    /// Says `line` about a command that was done (or needed nothing done).
-    fn say(&mut self, line: String) -> Outcome {
-        self.out.say(line.clone());
-        Ok(Done::line(line))
     }
 
     /// `exit`, SIGTERM or SIGINT (see `Ending::code_when_stopped` for the code).
@@ -920,7 +709,7 @@ impl Node {
     /// Stops serving the version of a file the node hashed, tells the tracker, and hashes
     /// the file again when there still is one.
     fn file_changed(&mut self, now: Instant, info_hash: Hash, change: Change) {
-        let Some(name) = self.stop_serving(now, info_hash) else {
+        let Some(name) = self.command(now, |commander| commander.stop_serving(info_hash)) else {
             return;
         };
         log::info!(
@@ -931,7 +720,7 @@ impl Node {
         let hash_again = still_there && !self.library.is_hashing(&name);
         self.out.say(change.told(&name, still_there, hash_again));
         if hash_again {
-            let _ = self.share(now, name);
+            let _ = self.command(now, |commander| commander.share(now, name));
         }
     }
 

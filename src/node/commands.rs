@@ -1,14 +1,28 @@
-//! Commands that start work, decided before anything changes: whether a download by name,
-//! by info hash or by `.torrent` may start, given what the node holds and runs, and the
-//! `.torrent` file an export writes. The node acts on the answer
-//! (`Node::handle_command`).
+//! The commands that change what the node holds and fetches: share, unshare, export,
+//! download (by name, info hash or `.torrent`), pause, resume, cancel, limits.
+//!
+//! Whether a download may start is decided before anything changes ([`Holdings`] →
+//! [`Answer`]); then a [`Commander`], the node's parts borrowed for one command, acts. What
+//! only the node can do next (tell its tracker, ask for holders, see whether its work is
+//! done) the commander lists in [`After`], and the node does it once the command is done,
+//! in that order (`Node::handle_command`).
 
 use super::download::Download;
-use super::downloads::{DOWNLOADS_MAX, Downloads};
+use super::download::TrackerHeard;
+use super::downloads::{DOWNLOADS_MAX, Downloads, Stopped};
+use super::ending::Ending;
+use super::jobs::Job;
 use super::library::Library;
+use super::outbox::{NodeEvent, Outbox};
+use super::rate_limit::RequestLimit;
+use super::upload::Uploader;
+use super::{Event, NodeConfig, Parts};
+use crate::console::Command;
 use crate::storage::{Manifest, Storage};
+use crate::units;
 use crate::wire::{self, Hash};
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// What the node does about a download asked for.
@@ -216,5 +230,305 @@ pub(super) fn write_torrent(
             crate::metainfo::magnet_link(manifest, tracker)
         )),
         Err(error) => Err(format!("cannot export {name}: {error}")),
+    }
+}
+
+/// What the node does once a command's changes are made (see [`Commander`]).
+pub(super) enum After {
+    /// Tell the tracker what the node holds of this file now, and whether it fetches it.
+    UpdateTracker(Hash),
+    /// Ask the tracker for holders of the name a download fetches.
+    WantHolders(String),
+    /// With `--exit-when-done`: see whether the node's work is done.
+    CheckDone,
+}
+
+/// The node's parts a command changes, borrowed for one command (as `Parts` are for the
+/// downloads). What only the node can do next is listed in `after`, in order.
+pub(super) struct Commander<'a> {
+    pub(super) config: &'a NodeConfig,
+    pub(super) state: &'a Arc<dyn Storage>,
+    pub(super) library: &'a mut Library,
+    pub(super) downloads: &'a mut Downloads,
+    pub(super) uploader: &'a mut Uploader,
+    pub(super) download_limit: &'a mut Option<RequestLimit>,
+    pub(super) out: &'a mut Outbox,
+    pub(super) ending: &'a mut Ending,
+    /// The tracker finds holders by name (ours), not only peers by info hash (a standard
+    /// one).
+    pub(super) finds_by_name: bool,
+    /// What the tracker answered lately, for the downloads' parts.
+    pub(super) heard: TrackerHeard,
+    pub(super) after: Vec<After>,
+}
+
+impl Commander<'_> {
+    /// Does `command`, one of those that change what the node holds and fetches (the node
+    /// answers the others itself: see `Node::run_command`).
+    pub(super) fn run(&mut self, now: Instant, command: Command) -> Outcome {
+        match command {
+            Command::Send { name } => self.share(now, name),
+            Command::Download { name, pin } => {
+                let answer = self.holdings().download(now, name, pin);
+                self.start_download(now, answer)
+            }
+            Command::DownloadByHash { info_hash, name } => {
+                let answer = self.holdings().download_by_hash(now, info_hash, name, None);
+                self.start_download(now, answer)
+            }
+            Command::DownloadTorrent { path } => {
+                let answer = self.holdings().download_torrent(now, &path);
+                self.start_download(now, answer)
+            }
+            Command::Export { name } => self.export(name),
+            Command::Unshare { name } => self.unshare(name),
+            Command::Pause { target } => {
+                let id = self.find_download(&target)?;
+                let (downloads, mut parts) = self.context();
+                let paused = downloads.pause(&mut parts, now, id);
+                self.stopped(id, paused)
+            }
+            Command::Resume { target } => self.resume(now, &target),
+            Command::Cancel {
+                target,
+                keep_partial,
+            } => {
+                let id = self.find_download(&target)?;
+                let (downloads, mut parts) = self.context();
+                let cancelled = downloads.cancel(&mut parts, now, id, keep_partial);
+                self.stopped(id, cancelled)
+            }
+            Command::Limit { up, down } => {
+                let mut said = Vec::new();
+                let words =
+                    |limit: Option<u64>| limit.map_or("none".into(), |r| units::rate(r as f64));
+                if let Some(limit) = up {
+                    self.uploader.set_upload_limit(limit, now);
+                    said.push(format!("upload limit: {}", words(limit)));
+                }
+                if let Some(limit) = down {
+                    *self.download_limit = limit.map(|rate| RequestLimit::new(rate, now));
+                    said.push(format!("download limit: {}", words(limit)));
+                }
+                self.say(said.join("; "))
+            }
+            // The node's own: never sent here.
+            Command::Nothing
+            | Command::Help
+            | Command::Status
+            | Command::Peers
+            | Command::List { .. }
+            | Command::Exit => Ok(Done::default()),
+        }
+    }
+
+    /// The downloads, and the parts of the node around them (see `Node::context`).
+    fn context(&mut self) -> (&mut Downloads, Parts<'_>) {
+        let parts = Parts {
+            out: &mut *self.out,
+            files: self.library.files_mut(),
+            state: &**self.state,
+            config: self.config,
+            tracker: self.heard,
+            download_limit: self.download_limit.as_mut(),
+        };
+        (&mut *self.downloads, parts)
+    }
+
+    /// Hashes the file `name` of the node's directory, to share it.
+    pub(super) fn share(&mut self, now: Instant, name: String) -> Outcome {
+        if let Some(problem) = wire::name_problem(name.as_bytes()) {
+            return self.refuse(format!("cannot share {name:?}: {problem}"));
+        }
+        if self.library.is_hashing(&name) {
+            return self.say(format!("{name} is already being hashed"));
+        }
+        if let Err(line) = self.library.start_hashing(&name, now) {
+            return self.refuse(line);
+        }
+        let line = format!("hashing {name} to share it");
+        self.out.event(NodeEvent::Job(Job::Share {
+            state: Arc::clone(self.state),
+            name,
+            chunk_bytes: self.config.chunk_bytes,
+            threads: self.config.hash_threads,
+        }));
+        Ok(Done::line(line))
+    }
+
+    /// What the start checks of a download see.
+    fn holdings(&self) -> Holdings<'_> {
+        Holdings {
+            downloads: self.downloads,
+            library: self.library,
+            storage: &**self.state,
+            finds_by_name: self.finds_by_name,
+            give_up_after: self.config.give_up_after,
+        }
+    }
+
+    /// Acts on the start checks' answer to a download asked for.
+    fn start_download(&mut self, now: Instant, answer: Answer) -> Outcome {
+        match answer {
+            Answer::StartByName(download) => {
+                let name = download.name().to_string();
+                let id = self.downloads.start(download, self.library.files(), now);
+                self.after.push(After::WantHolders(name.clone()));
+                Ok(Done::download(id, format!("downloading {name}")))
+            }
+            Answer::StartByHash {
+                download,
+                info_hash,
+            } => {
+                let id = self.downloads.start(download, self.library.files(), now);
+                self.after.push(After::UpdateTracker(info_hash));
+                let hex = wire::hex(&info_hash);
+                Ok(Done::download(id, format!("downloading {hex}")))
+            }
+            Answer::Say(line) => self.say(line),
+            Answer::Held(line) => {
+                let done = self.say(line);
+                self.after.push(After::CheckDone);
+                done
+            }
+            Answer::Refuse(line) => self.refuse(line),
+        }
+    }
+
+    /// The id of the running or paused download `target` names (see `Downloads::find`).
+    fn find_download(&mut self, target: &str) -> Result<u64, String> {
+        match self.downloads.find(target) {
+            Some(id) => Ok(id),
+            None => self.refuse(format!(
+                "no running or paused download is {target:?}: give its id as `status` shows it, or its file name"
+            )),
+        }
+    }
+
+    /// A download paused or cancelled (or why not): a file no longer held is no longer
+    /// served, and the tracker hears what the node holds and fetches now.
+    fn stopped(&mut self, id: u64, stopped: Result<Stopped, String>) -> Outcome {
+        let stopped = match stopped {
+            Ok(stopped) => stopped,
+            Err(line) => return self.refuse(line),
+        };
+        if let Some(info_hash) = stopped.info_hash {
+            if stopped.released {
+                self.uploader.forget_file(info_hash);
+            }
+            self.after.push(After::UpdateTracker(info_hash));
+        }
+        let line = stopped.event.to_string();
+        self.out.report(stopped.event);
+        self.after.push(After::CheckDone);
+        Ok(Done::download(id, line))
+    }
+
+    /// Goes on with the paused download `target` names, from a look-up.
+    fn resume(&mut self, now: Instant, target: &str) -> Outcome {
+        let id = self.find_download(target)?;
+        let files = self.library.files();
+        let give_up_after = self.config.give_up_after;
+        let download = match self.downloads.resume(files, now, id, give_up_after) {
+            Ok(download) => download,
+            Err(line) => return self.refuse(line),
+        };
+        let (name, info_hash) = (download.name().to_string(), download.info_hash());
+        match info_hash {
+            Some(info_hash) if !self.finds_by_name => {
+                self.after.push(After::UpdateTracker(info_hash))
+            }
+            _ => self.after.push(After::WantHolders(name.clone())),
+        }
+        let resumed = Event::Resumed { id, name };
+        let line = resumed.to_string();
+        self.out.report(resumed);
+        Ok(Done::download(id, line))
+    }
+
+    /// Stops sharing the file `name` (every version the node hashed or downloaded whole):
+    /// peers are refused it from now on, and the tracker is told.
+    fn unshare(&mut self, name: String) -> Outcome {
+        if self.library.is_hashing(&name) {
+            return self.refuse(format!(
+                "cannot unshare {name} yet: it is being hashed (unshare it once it is shared)"
+            ));
+        }
+        let shared = self.library.shared_named(&name);
+        if shared.is_empty() {
+            return self.refuse(format!(
+                "cannot unshare {name}: this node does not share it"
+            ));
+        }
+        for info_hash in shared {
+            self.stop_serving(info_hash);
+        }
+        self.say(format!(
+            "no longer sharing {name} (the file stays where it is)"
+        ))
+    }
+
+    /// Stops serving `info_hash`, held whole from the directory, and has the tracker told;
+    /// its name, or `None` when it was not served whole.
+    pub(super) fn stop_serving(&mut self, info_hash: Hash) -> Option<String> {
+        let withdrawn = self.library.withdraw(info_hash)?;
+        self.uploader.forget_file(info_hash);
+        if withdrawn.tell_tracker {
+            self.after.push(After::UpdateTracker(info_hash));
+        }
+        Some(withdrawn.name)
+    }
+
+    /// Writes `DIR/<name>.torrent` for a held file now, or once a file of that name being
+    /// hashed or downloaded is held.
+    fn export(&mut self, name: String) -> Outcome {
+        if let Some(manifest) = self.library.manifest_named(&name) {
+            return self.write_torrent(&manifest);
+        }
+        if !self.library.is_hashing(&name) && !self.downloads.running_named(&name) {
+            return self.refuse(format!(
+                "cannot export {name}: this node does not hold it (share or download it first)"
+            ));
+        }
+        let line = format!("{name} will be exported once this node holds it");
+        match self.library.wait_for_export(name) {
+            Ok(()) => Ok(Done::line(line)),
+            Err(line) => self.refuse(line),
+        }
+    }
+
+    /// Runs a waiting export of `info_hash`'s name, if any.
+    pub(super) fn export_if_waiting(&mut self, info_hash: Hash) {
+        if let Some(manifest) = self.library.take_export(info_hash) {
+            let _ = self.write_torrent(&manifest);
+        }
+    }
+
+    /// A failed export, with `--exit-when-done`, ends the node with 1, as a failed download
+    /// does: a script must not go on without the file.
+    fn write_torrent(&mut self, manifest: &Manifest) -> Outcome {
+        match write_torrent(&**self.state, manifest, self.config.tracker) {
+            Ok(line) => self.say(line),
+            Err(line) => {
+                let refused = self.refuse(line);
+                self.after.push(After::CheckDone);
+                refused
+            }
+        }
+    }
+
+    /// Says why a share, download or export asked for cannot be done. With
+    /// `--exit-when-done` that fails the script: the node leaves with code 1 (at the next
+    /// `handle_timeout`, which `Node::poll_timeout` makes due at once).
+    pub(super) fn refuse<T>(&mut self, line: String) -> Result<T, String> {
+        self.out.say(line.clone());
+        self.ending.note_refusal();
+        Err(line)
+    }
+
+    /// Says `line` about a command that was done (or needed nothing done).
+    fn say(&mut self, line: String) -> Outcome {
+        self.out.say(line.clone());
+        Ok(Done::line(line))
     }
 }
