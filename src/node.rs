@@ -477,13 +477,13 @@ impl Node {
                 }
             },
             JobDone::ChunkChecked {
-                download,
+                run,
                 info_hash,
                 chunk,
                 ok,
             } => {
                 let mut ctx = self.context();
-                let checked = (download, chunk);
+                let checked = (run, chunk);
                 let verified = ctx
                     .downloads
                     .chunk_checked(&mut ctx.parts, now, checked, ok);

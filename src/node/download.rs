@@ -131,8 +131,10 @@ impl Asked {
 }
 
 pub(crate) struct Download {
-    /// Its id in the node's list (see `Downloads::start`), carried by its hash checks.
+    /// Its id in the node's list (see `Downloads::start`): a resumed download keeps it.
     id: u64,
+    /// Its run: unique to this start (a resume is a new run), carried by its hash checks.
+    run: u64,
     name: String,
     /// The version taken: pinned from the start, or chosen from the first look-up.
     info_hash: Option<Hash>,
@@ -153,6 +155,7 @@ impl Download {
     pub fn new(name: String, pin: Option<Hash>, now: Instant, give_up_after: Duration) -> Download {
         Download {
             id: 0,
+            run: 0,
             name,
             info_hash: pin,
             versions: VersionChoice::new(pin.is_some()),
@@ -203,9 +206,15 @@ impl Download {
         }
     }
 
-    /// Takes the id the node's list gave it.
-    pub fn started_as(&mut self, id: u64) {
+    /// Takes the id and the run the node's list gave it.
+    pub fn started_as(&mut self, id: u64, run: u64) {
         self.id = id;
+        self.run = run;
+    }
+
+    /// Its run: see [`Download::started_as`].
+    pub fn run(&self) -> u64 {
+        self.run
     }
 
     pub fn name(&self) -> &str {
@@ -715,7 +724,7 @@ impl Download {
         }
         let count = manifest.chunk_count();
         let mut transfer =
-            partial::begin_transfer(self.id, parts, now, manifest, mapping, &claimed);
+            partial::begin_transfer(self.run, parts, now, manifest, mapping, &claimed);
         self.peers.count_have_maps(&mut transfer);
         self.phase = Phase::Transfer(transfer);
         if count == 0 {

@@ -8,8 +8,9 @@
 //! taken), and only what it was asked ([`Asked`]) is kept, with its partial file. `resume`
 //! starts it again under the same id from a look-up; the chunks it verified are found in
 //! the partial file and checked again. A cancelled download leaves the list for good, and
-//! its partial file goes too unless kept. Each hash check carries its download's id, so
-//! that one coming back for a download that left is for nobody.
+//! its partial file goes too unless kept. Each hash check carries its download's run (a
+//! resume is a new run under the same id), so that one coming back for a run that ended is
+//! for nobody.
 
 use super::download::{Asked, Download, Handled};
 use super::{Event, LocalFile, Parts};
@@ -30,6 +31,9 @@ pub(super) struct Downloads {
     /// The id of each download in `list`, in the same order.
     ids: Vec<u64>,
     next_id: u64,
+    /// The next run: every start of a download, a resume too, is a run of its own, so that
+    /// a hash check of an earlier run is told apart (see [`Downloads::chunk_checked`]).
+    next_run: u64,
     /// What the downloads that left the list came to, the most recent last.
     ended: VecDeque<DownloadInfo>,
     /// Paused downloads, in the order they paused.
@@ -60,6 +64,7 @@ impl Downloads {
             list: Vec::new(),
             ids: Vec::new(),
             next_id: 1,
+            next_run: 1,
             ended: VecDeque::new(),
             paused: Vec::new(),
         }
@@ -240,18 +245,18 @@ impl Downloads {
         }
     }
 
-    /// A hasher thread checked `chunk` for download `id`: the node to credit when it
-    /// verified. A result for a download no longer in the list (cancelled, paused) is
-    /// dropped: its bytes may have changed since.
+    /// A hasher thread checked `chunk` for the download run `run`: the node to credit when
+    /// it verified. A result for a run no longer in the list (cancelled, paused, even if
+    /// resumed since) is dropped: the chunk's bytes may have been written anew.
     pub(super) fn chunk_checked(
         &mut self,
         parts: &mut Parts<'_>,
         now: Instant,
-        (id, chunk): (u64, u32),
+        (run, chunk): (u64, u32),
         ok: bool,
     ) -> Option<u32> {
-        let index = self.ids.iter().position(|&known| known == id)?;
-        self.list[index].chunk_checked(parts, now, chunk, ok)
+        let download = self.list.iter_mut().find(|d| d.run() == run)?;
+        download.chunk_checked(parts, now, chunk, ok)
     }
 
     /// Every download's due timers fire: the indices of those that want a look-up.
@@ -314,7 +319,8 @@ impl Downloads {
                 index += 1;
             }
         }
-        download.started_as(id);
+        download.started_as(id, self.next_run);
+        self.next_run += 1;
         self.list.push(download);
         self.ids.push(id);
     }

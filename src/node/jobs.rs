@@ -18,10 +18,11 @@ pub enum Job {
     },
     /// Check one chunk of a download against its hash.
     CheckChunk {
-        /// The download (its id in the node's list) whose transfer asked: a result that
-        /// comes back after that transfer ended (paused, cancelled) is for nobody, even if a
-        /// new download of the same file runs by then.
-        download: u64,
+        /// The run of the download whose transfer asked (see `Downloads::push`): a result
+        /// that comes back after that transfer ended (paused, cancelled) is for nobody, even
+        /// when the same download runs again by then (resumed, under the same id) and the
+        /// chunk's bytes were written anew.
+        run: u64,
         info_hash: Hash,
         chunk: u32,
         mapping: Arc<dyn Content>,
@@ -41,7 +42,7 @@ pub enum JobDone {
         result: Result<(Manifest, FileStamp, Arc<dyn Content>), String>,
     },
     ChunkChecked {
-        download: u64,
+        run: u64,
         info_hash: Hash,
         chunk: u32,
         ok: bool,
@@ -63,7 +64,7 @@ pub fn run_job(job: Job) -> JobDone {
             JobDone::Shared { name, result }
         }
         Job::CheckChunk {
-            download,
+            run,
             info_hash,
             chunk,
             mapping,
@@ -77,7 +78,7 @@ pub fn run_job(job: Job) -> JobDone {
                 log::warn!("cannot release the pages of chunk {chunk}: {error}");
             }
             JobDone::ChunkChecked {
-                download,
+                run,
                 info_hash,
                 chunk,
                 ok,

@@ -11,11 +11,11 @@ use crate::wire::{self, Hash};
 use std::sync::Arc;
 use std::time::Instant;
 
-/// The transfer of download `download_id` that fills `manifest`'s partial file, `content`, whose chunks in `claimed`
+/// The transfer of download run `run` that fills `manifest`'s partial file, `content`, whose chunks in `claimed`
 /// an earlier run recorded as verified: those go to the hashers again (a job each) and
 /// count only if they match. The file enters the node's table holding nothing yet.
 pub(super) fn begin_transfer(
-    download_id: u64,
+    run: u64,
     parts: &mut Parts<'_>,
     now: Instant,
     manifest: Manifest,
@@ -29,7 +29,7 @@ pub(super) fn begin_transfer(
         .piece_bytes
         .clamp(1, wire::PIECE_BYTES_MAX as u32);
     let mut transfer = Transfer::new(
-        download_id,
+        run,
         Arc::clone(&manifest),
         Arc::clone(&content),
         piece_bytes_max,

@@ -141,8 +141,8 @@ struct Taken {
 }
 
 pub(super) struct Transfer {
-    /// The id of the download this transfer fills, carried by its hash checks.
-    download_id: u64,
+    /// The run of the download this transfer fills, carried by its hash checks.
+    run: u64,
     manifest: Arc<Manifest>,
     mapping: Arc<dyn Content>,
     /// Writes pieces into the mapping's file; flushed before a chunk is hashed.
@@ -168,7 +168,7 @@ pub(super) struct Transfer {
 
 impl Transfer {
     pub fn new(
-        download_id: u64,
+        run: u64,
         manifest: Arc<Manifest>,
         mapping: Arc<dyn Content>,
         piece_bytes_max: u32,
@@ -177,7 +177,7 @@ impl Transfer {
     ) -> Transfer {
         let count = manifest.chunk_count() as usize;
         Transfer {
-            download_id,
+            run,
             chunks: (0..count).map(|_| ChunkState::Missing).collect(),
             availability: vec![0; count],
             loads: (0..super::PEERS_PER_DOWNLOAD_MAX)
@@ -300,7 +300,7 @@ impl Transfer {
     /// The hash check of `chunk`, for a hasher thread.
     pub fn check_job(&self, chunk: u32) -> Job {
         Job::CheckChunk {
-            download: self.download_id,
+            run: self.run,
             info_hash: self.manifest.info_hash,
             chunk,
             mapping: Arc::clone(&self.mapping),
