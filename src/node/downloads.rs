@@ -303,13 +303,15 @@ impl Downloads {
         id
     }
 
+    /// Puts `download` in the list under `id`, as a new run, in the place of the finished
+    /// ones (whose ends are kept); the download, as it is in the list.
     fn push(
         &mut self,
         id: u64,
         mut download: Download,
         files: &BTreeMap<Hash, LocalFile>,
         now: Instant,
-    ) {
+    ) -> &Download {
         let mut index = 0;
         while index < self.list.len() {
             if self.list[index].finished() {
@@ -321,8 +323,9 @@ impl Downloads {
         }
         download.started_as(id, self.next_run);
         self.next_run += 1;
-        self.list.push(download);
         self.ids.push(id);
+        self.list.push(download);
+        &self.list[self.list.len() - 1]
     }
 
     fn remember_end(&mut self, end: DownloadInfo) {
@@ -405,8 +408,7 @@ impl Downloads {
         };
         let paused = self.paused.remove(index);
         let download = Download::again(&paused.asked, now, give_up_after);
-        self.push(id, download, files, now);
-        Ok(self.list.last().expect("just pushed"))
+        Ok(self.push(id, download, files, now))
     }
 
     /// Cancels running or paused download `id`: it ends, and its partial file is removed
