@@ -11,28 +11,6 @@ use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-const CTL_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// Runs `torrent ctl --dir DIR ARGS...`; returns its exit code and stdout lines.
-fn ctl(scratch: &Scratch, dir: &Path, list: &[&str]) -> (i32, Vec<String>, Vec<String>) {
-    let mut all = args(&["ctl", "--dir"]);
-    all.push(dir.display().to_string());
-    all.extend(args(list));
-    let mut proc = spawn("ctl", &scratch.root, &all);
-    let code = proc.expect_exit(CTL_TIMEOUT);
-    (
-        code,
-        proc.stdout_lines().to_vec(),
-        proc.stderr_lines().to_vec(),
-    )
-}
-
-/// The JSON reply a `--json` ctl printed last.
-fn last_reply(lines: &[String]) -> serde_json::Value {
-    let line = lines.last().expect("ctl --json prints its reply");
-    serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"))
-}
-
 fn socket_of(dir: &Path) -> std::path::PathBuf {
     dir.join(".torrent").join("control")
 }

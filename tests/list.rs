@@ -12,32 +12,11 @@ use std::time::Duration;
 use torrent::console::{Command, ListFrom};
 use torrent::sim::{NetConfig, Sim};
 
-const CTL_TIMEOUT: Duration = Duration::from_secs(40);
-
-/// Runs `torrent ctl --dir DIR ARGS...`: exit code, stdout and stderr lines.
-fn ctl(scratch: &Scratch, dir: &Path, list: &[&str]) -> (i32, Vec<String>, Vec<String>) {
-    let mut all = args(&["ctl", "--dir"]);
-    all.push(dir.display().to_string());
-    all.extend(args(list));
-    let mut proc = spawn("ctl", &scratch.root, &all);
-    let code = proc.expect_exit(CTL_TIMEOUT);
-    (
-        code,
-        proc.stdout_lines().to_vec(),
-        proc.stderr_lines().to_vec(),
-    )
-}
-
-fn json(lines: &[String]) -> serde_json::Value {
-    let line = lines.last().expect("ctl --json prints its reply");
-    serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"))
-}
-
 /// name → (info hash, bytes) of the complete files `dir`'s node holds, from its status.
 fn held(scratch: &Scratch, dir: &Path) -> BTreeMap<String, (String, u64)> {
     let (code, out, err) = ctl(scratch, dir, &["--json", "status"]);
     assert_eq!(code, 0, "{err:?}");
-    let status = json(&out);
+    let status = last_reply(&out);
     let files = status["status"]["files"].as_array().expect("files").clone();
     files
         .iter()
@@ -75,7 +54,7 @@ fn ctl_list_all_follows_the_pages_to_every_file() {
     let dir = scratch.node_dir(2);
     let (code, out, err) = ctl(&scratch, &dir, &["--json", "list", "--all", "--page", "2"]);
     assert_eq!(code, 0, "{out:?} {err:?}\n{}", node2.proc.describe());
-    let reply = json(&out);
+    let reply = last_reply(&out);
     assert_eq!(reply["ok"], true, "{reply}");
     assert_eq!(reply["list"]["state"], "done", "{reply}");
     assert!(
@@ -103,7 +82,7 @@ fn ctl_list_all_follows_the_pages_to_every_file() {
     // One page of two, from the console's side of the socket: the cursor says where next.
     let (code, out, _) = ctl(&scratch, &dir, &["--json", "list", "--page", "2"]);
     assert_eq!(code, 0);
-    let page = json(&out);
+    let page = last_reply(&out);
     assert_eq!(page["list"]["entries"].as_array().unwrap().len(), 2);
     assert_eq!(page["list"]["next"]["name"], "b.bin", "{page}");
     // The node keeps the page: list-state reads it again, as text.
@@ -151,7 +130,7 @@ fn a_node_on_a_standard_tracker_says_bep15_cannot_list() {
     node.expect_line("node 1 listening on ");
     let (code, out, err) = ctl(&scratch, &scratch.node_dir(1), &["--json", "list"]);
     assert_eq!(code, 1, "{out:?} {err:?}");
-    let reply = json(&out);
+    let reply = last_reply(&out);
     assert_eq!(reply["ok"], false);
     let error = reply["error"].as_str().unwrap();
     assert!(

@@ -13,14 +13,12 @@ use rustix::pty::{OpenptFlags, grantpt, openpt, ptsname, unlockpt};
 use rustix::termios::{LocalModes, OptionalActions, Winsize, tcgetattr, tcsetattr, tcsetwinsize};
 use std::io::{Read, Write};
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Instant;
 
 const FILE_BYTES: usize = 2 << 20;
 /// The model's width: wide enough that no line of the test wraps.
 const COLUMNS: u16 = 200;
-/// How often the test looks at what the node drew (a condition polled with a deadline).
-const LOOK_INTERVAL: Duration = Duration::from_millis(10);
 
 /// The screen after `bytes`, every row from the first: printable characters at the cursor,
 /// `\r`, `\n`, and the few CSI sequences indicatif and the node use (cursor up and down,
@@ -146,7 +144,9 @@ fn bars_show_a_download_and_never_cover_what_is_printed() {
         .expect("start the node");
     // Read the terminal until the node is gone (then the read fails: no one holds the other
     // end, the test's copy having gone to the child).
-    let screen = Arc::new(Mutex::new(Vec::new()));
+    // What the node drew, and a signal at every read (and at the end), so that the test
+    // waits for what it looks for, not for a while.
+    let screen = Arc::new((Mutex::new(Vec::new()), Condvar::new()));
     let reader = {
         let screen = Arc::clone(&screen);
         let mut master = std::fs::File::from(master);
@@ -154,22 +154,26 @@ fn bars_show_a_download_and_never_cover_what_is_printed() {
             let mut buf = [0u8; 4096];
             while let Ok(n) = master.read(&mut buf) {
                 if n == 0 {
-                    return;
+                    break;
                 }
-                screen.lock().unwrap().extend_from_slice(&buf[..n]);
+                screen.0.lock().unwrap().extend_from_slice(&buf[..n]);
+                screen.1.notify_all();
             }
+            screen.1.notify_all();
         })
     };
-    let drawn = || String::from_utf8_lossy(&screen.lock().unwrap()).into_owned();
     let wait_for = |what: &str| {
         let deadline = Instant::now() + DOWNLOAD_TIMEOUT;
-        while !drawn().contains(what) {
+        let (drawn, read) = &*screen;
+        let mut bytes = drawn.lock().unwrap();
+        while !String::from_utf8_lossy(&bytes).contains(what) {
+            let left = deadline.saturating_duration_since(Instant::now());
             assert!(
-                Instant::now() < deadline,
+                !left.is_zero(),
                 "'{what}' never drawn; the screen:\n{}",
-                render(drawn().as_bytes()).join("\n")
+                render(&bytes).join("\n")
             );
-            std::thread::sleep(LOOK_INTERVAL);
+            bytes = read.wait_timeout(bytes, left).unwrap().0;
         }
     };
     // The bar, with the size known, in binary units.
@@ -179,18 +183,18 @@ fn bars_show_a_download_and_never_cover_what_is_printed() {
     wait_for("files held: ");
     wait_for("downloaded f.bin (");
     stdin.write_all(b"exit\n").unwrap();
-    let deadline = Instant::now() + LINE_TIMEOUT;
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "the node did not exit");
-        std::thread::sleep(LOOK_INTERVAL);
-    };
+    let (exited, status) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = exited.send(child.wait());
+    });
+    let status = status
+        .recv_timeout(LINE_TIMEOUT)
+        .expect("the node exits after 'exit'")
+        .unwrap();
     assert!(status.success(), "{status:?}");
     reader.join().unwrap();
 
-    let bytes = screen.lock().unwrap().clone();
+    let bytes = screen.0.lock().unwrap().clone();
     let rows = render(&bytes);
     let shown = rows.join("\n");
     let bar = String::from_utf8_lossy(&bytes);

@@ -576,3 +576,26 @@ impl Proc {
         }
     }
 }
+
+/// How long one `torrent ctl` may take.
+pub const CTL_TIMEOUT: Duration = Duration::from_secs(40);
+
+/// Runs `torrent ctl --dir DIR ARGS...`: its exit code, stdout and stderr lines.
+pub fn ctl(scratch: &Scratch, dir: &Path, list: &[&str]) -> (i32, Vec<String>, Vec<String>) {
+    let mut all = args(&["ctl", "--dir"]);
+    all.push(dir.display().to_string());
+    all.extend(args(list));
+    let mut proc = spawn("ctl", &scratch.root, &all);
+    let code = proc.expect_exit(CTL_TIMEOUT);
+    (
+        code,
+        proc.stdout_lines().to_vec(),
+        proc.stderr_lines().to_vec(),
+    )
+}
+
+/// The JSON reply a `torrent ctl --json` printed last.
+pub fn last_reply(lines: &[String]) -> serde_json::Value {
+    let line = lines.last().expect("ctl --json prints its reply");
+    serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"))
+}
