@@ -41,6 +41,16 @@ def parse_size(text):
     return int(text[:-1]) * units[text[-1]] if text[-1] in units else int(text)
 
 
+def write_random(path, size):
+    """Writes `size` random bytes to `path`, a MiB at a time."""
+    with open(path, "wb") as f:
+        left = size
+        while left:
+            block = os.urandom(min(left, 1 << 20))
+            f.write(block)
+            left -= len(block)
+
+
 def sha256(path):
     digest = hashlib.sha256()
     with open(path, "rb") as f:
@@ -173,12 +183,7 @@ def main():
     scratch = tempfile.mkdtemp(prefix="torrent-control-cost-", dir=args.dir)
     try:
         payload = os.path.join(scratch, FILE_NAME)
-        with open(payload, "wb") as f:
-            left = parse_size(args.size)
-            while left:
-                block = os.urandom(min(left, 1 << 20))
-                f.write(block)
-                left -= len(block)
+        write_random(payload, parse_size(args.size))
         rates = {False: [], True: []}
         ratios = []
         for run in range(args.runs):

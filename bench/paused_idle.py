@@ -24,7 +24,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from control_cost import Proc, parse_size, sha256  # noqa: E402
+from control_cost import Proc, parse_size, sha256, write_random  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FILE_NAME = "paused.bin"
@@ -133,12 +133,7 @@ def main():
     scratch = tempfile.mkdtemp(prefix="torrent-paused-idle-", dir=args.dir)
     try:
         payload = os.path.join(scratch, FILE_NAME)
-        with open(payload, "wb") as f:
-            left = parse_size(args.size)
-            while left:
-                block = os.urandom(min(left, 1 << 20))
-                f.write(block)
-                left -= len(block)
+        write_random(payload, parse_size(args.size))
         shares = []
         for run in range(args.runs):
             share, pieces, verified = one_run(binary, scratch, payload, args.window, run)
