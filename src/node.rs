@@ -65,6 +65,8 @@ mod listing;
 use library::{Library, Progressed};
 pub use listing::{LIST_TIMEOUT, LISTINGS_KEPT_MAX};
 mod outbox;
+mod parts;
+pub(crate) use parts::Parts;
 mod rate_limit;
 use outbox::Outbox;
 pub use outbox::{NodeEvent, NodeStats};
@@ -239,42 +241,18 @@ impl Node {
                     self.tell_of_peers(now, from, info_hash, asker);
                 }
             }
-            Message::Peers { fixed, peers } => {
-                let mut ctx = self.context();
-                if !ctx
-                    .downloads
-                    .handle_exchange(&mut ctx.parts, now, from, fixed.info_hash, peers)
-                {
-                    self.out.stats.dropped_unexpected += 1;
-                }
-            }
-            Message::Welcome(_) => {
-                let mut ctx = self.context();
-                ctx.downloads
-                    .handle_welcome(&mut ctx.parts, now, from, &message);
-            }
-            Message::HaveMap { .. }
+            Message::Peers { .. }
+            | Message::Welcome(_)
+            | Message::HaveMap { .. }
             | Message::MtuProbeReply(_)
             | Message::ManifestPart { .. }
             | Message::Piece { .. }
             | Message::StampedPiece { .. }
             | Message::Reject(_) => {
-                let mut ctx = self.context();
-                let handled =
-                    ctx.downloads
-                        .handle_peer_message(&mut ctx.parts, now, from, &message);
-                match handled {
-                    Some(download::Handled::Consumed) => {}
-                    Some(download::Handled::ManifestReady(info_hash)) => {
-                        self.after_progress(now, info_hash)
-                    }
-                    None => {
-                        if let Message::Piece { .. } | Message::StampedPiece { .. } = message {
-                            self.out.stats.pieces_unrequested += 1;
-                        } else {
-                            self.out.stats.dropped_unexpected += 1;
-                        }
-                    }
+                let (downloads, mut parts) = self.context();
+                if let Some(info_hash) = downloads.handle_answer(&mut parts, now, from, &message) {
+                    // A manifest checked and its partial file exists: announce it.
+                    self.after_progress(now, info_hash);
                 }
             }
             _ => {
@@ -311,12 +289,8 @@ impl Node {
 
     /// Timers that are due fire; a call with nothing due does nothing.
     pub fn handle_timeout(&mut self, now: Instant) {
-        if self.ending.wait_over(now) {
-            // The tracker did not acknowledge in time: leave anyway.
-            self.finish_exit(
-                "the tracker did not answer in time; it forgets this node when it expires",
-            );
-        }
+        let node_id = self.config.node_id;
+        self.ending.handle_timeout(now, &mut self.out, node_id);
         let leaving = self.ending.leaving();
         self.tracker
             .handle_timeout(now, &mut self.out, self.library.files(), leaving);
@@ -334,8 +308,8 @@ impl Node {
         for info_hash in self.library.announces_due(now) {
             self.announce(now, info_hash);
         }
-        let mut ctx = self.context();
-        let lookups = ctx.downloads.handle_timeout(&mut ctx.parts, now);
+        let (downloads, mut parts) = self.context();
+        let lookups = downloads.handle_timeout(&mut parts, now);
         for index in lookups {
             let allowed_at = self.tracker.lookup_allowed_at(now);
             if allowed_at > now && !self.tracker.credit_may_ride(now) {
@@ -482,13 +456,11 @@ impl Node {
                 chunk,
                 ok,
             } => {
-                let mut ctx = self.context();
+                let (downloads, mut parts) = self.context();
                 let checked = (run, chunk);
-                let verified = ctx
-                    .downloads
-                    .chunk_checked(&mut ctx.parts, now, checked, ok);
+                let verified = downloads.chunk_checked(&mut parts, now, checked, ok);
                 if let Some(from_node) = verified {
-                    let bytes = ctx.parts.files.get(&info_hash);
+                    let bytes = parts.files.get(&info_hash);
                     let bytes = bytes.map_or(0, |f| u64::from(f.manifest.chunk_len(chunk)));
                     self.tracker
                         .chunk_verified(now, &mut self.out, from_node, info_hash, bytes);
@@ -583,22 +555,12 @@ impl Node {
 
     /// Progress of each running download.
     pub fn progress(&self, now: Instant) -> Vec<Progress> {
-        let files = self.library.files();
-        let running = self.downloads.all().iter();
-        running.filter_map(|d| d.progress(files, now)).collect()
+        self.downloads.progress(self.library.files(), now)
     }
 
     /// [`Node::progress`] with each download's id and info hash, for progress events.
     pub fn progress_reports(&self, now: Instant) -> Vec<ProgressReport> {
-        let files = self.library.files();
-        let reports = self.downloads.with_ids().filter_map(|(id, d)| {
-            Some(ProgressReport {
-                id: Some(id),
-                info_hash: d.info_hash(),
-                progress: d.progress(files, now)?,
-            })
-        });
-        reports.collect()
+        self.downloads.progress_reports(self.library.files(), now)
     }
 
     /// The verified chunks of the file called `name` (whole or partial), if the node has one:
@@ -668,41 +630,20 @@ impl Node {
         self.begin_exit(now, code);
     }
 
-    /// One line for each piece of work the exit cuts short, saying what is kept.
-    fn report_interrupted(&mut self, now: Instant) {
-        let lines = status::interrupted(
-            self.downloads.all(),
-            self.library.files(),
-            self.library.hashing(),
-            self.library.exports_waiting(),
-            now,
-        );
-        for line in lines {
-            self.out.say(line);
-        }
-    }
-
-    /// Starts leaving: say what the exit cuts short, tell the tracker, wait a while for its
-    /// answer (see `ending.rs`).
+    /// Starts leaving (see `ending.rs`).
     fn begin_exit(&mut self, now: Instant, code: i32) {
-        if !self.ending.begin(now, code) {
+        let (out, tracker) = (&mut self.out, &mut self.tracker);
+        let (library, downloads) = (&self.library, &self.downloads);
+        let begun = self
+            .ending
+            .begin_exit(now, code, out, tracker, library, downloads);
+        let Some(leaving) = begun else {
             return;
-        }
-        self.report_interrupted(now);
-        let leaving = self.tracker.exit(now, &mut self.out, self.library.files());
+        };
         self.take_tracker_news(now);
         if let Leaving::Done(how) = leaving {
-            self.finish_exit(how);
-        }
-    }
-
-    /// Says how the node leaves (`how`: what became of the tracker's record of it) and emits
-    /// the exit event, once.
-    fn finish_exit(&mut self, how: &str) {
-        if let Some(code) = self.ending.finish() {
-            self.out
-                .say(format!("node {} leaving: {how}", self.config.node_id));
-            self.out.event(NodeEvent::Exit(code));
+            let node_id = self.config.node_id;
+            self.ending.finish_exit(&mut self.out, node_id, how);
         }
     }
 
@@ -758,24 +699,26 @@ impl Node {
                     versions,
                     holders,
                 } => {
-                    let mut ctx = self.context();
-                    ctx.downloads
-                        .handle_lookup(&mut ctx.parts, now, &name, &versions, &holders);
+                    let (downloads, mut parts) = self.context();
+                    downloads.handle_lookup(&mut parts, now, &name, &versions, &holders);
                 }
                 TrackerNews::Peers { info_hash, peers } => {
                     if let Some(event) = self.library.announced_whole(info_hash) {
                         self.out.report(event);
                     }
-                    let mut ctx = self.context();
-                    ctx.downloads
-                        .handle_peers(&mut ctx.parts, now, info_hash, &peers);
+                    let (downloads, mut parts) = self.context();
+                    downloads.handle_peers(&mut parts, now, info_hash, &peers);
                 }
                 TrackerNews::Listed { request_id, page } => {
                     if let Some(text) = self.listings.answered(request_id, page) {
                         self.out.print(text);
                     }
                 }
-                TrackerNews::ExitAcknowledged => self.finish_exit("the tracker was told"),
+                TrackerNews::ExitAcknowledged => {
+                    let node_id = self.config.node_id;
+                    let how = "the tracker was told";
+                    self.ending.finish_exit(&mut self.out, node_id, how);
+                }
             }
         }
     }
@@ -824,23 +767,21 @@ impl Node {
     }
 
     fn fill_windows(&mut self, now: Instant) {
-        let mut ctx = self.context();
-        ctx.downloads.fill_windows(&mut ctx.parts, now);
+        let (downloads, mut parts) = self.context();
+        downloads.fill_windows(&mut parts, now);
     }
 
-    fn context(&mut self) -> Context<'_> {
-        let tracker = self.tracker.heard();
-        Context {
-            downloads: &mut self.downloads,
-            parts: Parts {
-                out: &mut self.out,
-                files: self.library.files_mut(),
-                state: &*self.state,
-                config: &self.config,
-                tracker,
-                download_limit: self.download_limit.as_mut(),
-            },
-        }
+    /// The downloads, and the parts of the node around them (see `parts.rs`).
+    fn context(&mut self) -> (&mut Downloads, Parts<'_>) {
+        let parts = Parts::new(
+            &mut self.out,
+            &mut self.library,
+            &*self.state,
+            &self.config,
+            self.tracker.heard(),
+            &mut self.download_limit,
+        );
+        (&mut self.downloads, parts)
     }
 }
 
@@ -860,23 +801,6 @@ impl crate::Core for Node {
     fn poll_timeout(&self) -> Option<Instant> {
         Node::poll_timeout(self)
     }
-}
-
-/// The node's state that a download works with, borrowed apart from the download list.
-pub(crate) struct Parts<'a> {
-    out: &'a mut Outbox,
-    files: &'a mut BTreeMap<Hash, LocalFile>,
-    state: &'a dyn Storage,
-    config: &'a NodeConfig,
-    /// Whether the tracker answers, for downloads that must say why they cannot go on.
-    tracker: download::TrackerHeard,
-    /// The node's download limit, which piece requests spend.
-    download_limit: Option<&'a mut RequestLimit>,
-}
-
-struct Context<'a> {
-    downloads: &'a mut Downloads,
-    parts: Parts<'a>,
 }
 
 /// A bounded queue or table: its name, how long it is now and its named limit.

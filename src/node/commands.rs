@@ -324,14 +324,14 @@ impl Commander<'_> {
 
     /// The downloads, and the parts of the node around them (see `Node::context`).
     fn context(&mut self) -> (&mut Downloads, Parts<'_>) {
-        let parts = Parts {
-            out: &mut *self.out,
-            files: self.library.files_mut(),
-            state: &**self.state,
-            config: self.config,
-            tracker: self.heard,
-            download_limit: self.download_limit.as_mut(),
-        };
+        let parts = Parts::new(
+            &mut *self.out,
+            &mut *self.library,
+            &**self.state,
+            self.config,
+            self.heard,
+            &mut *self.download_limit,
+        );
         (&mut *self.downloads, parts)
     }
 

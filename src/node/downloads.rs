@@ -13,7 +13,7 @@
 //! for nobody.
 
 use super::download::{Asked, Download, Handled};
-use super::{Event, LocalFile, Parts};
+use super::{Event, LocalFile, Parts, Progress, ProgressReport};
 use crate::control::{DownloadInfo, DownloadPeers, DownloadState};
 use crate::wire::{self, Hash, HolderRecord, Message, VersionRecord};
 use std::collections::{BTreeMap, VecDeque};
@@ -167,11 +167,75 @@ impl Downloads {
         self.list.iter().filter_map(|d| d.poll_timeout()).min()
     }
 
+    /// Progress of each running download.
+    pub(super) fn progress(
+        &self,
+        files: &BTreeMap<Hash, LocalFile>,
+        now: Instant,
+    ) -> Vec<Progress> {
+        let running = self.list.iter();
+        running.filter_map(|d| d.progress(files, now)).collect()
+    }
+
+    /// [`Downloads::progress`] with each download's id and info hash, for progress events.
+    pub(super) fn progress_reports(
+        &self,
+        files: &BTreeMap<Hash, LocalFile>,
+        now: Instant,
+    ) -> Vec<ProgressReport> {
+        let reports = self.with_ids().filter_map(|(id, d)| {
+            Some(ProgressReport {
+                id: Some(id),
+                info_hash: d.info_hash(),
+                progress: d.progress(files, now)?,
+            })
+        });
+        reports.collect()
+    }
+
     // ---- inputs, routed to the downloads they concern -----------------------------------
+
+    /// A peer's answer to one of our requests goes to the download it is for: a cookie to
+    /// every download using the peer, a list of other holders to the download of its file,
+    /// a have-map, manifest part, piece, reject or MTU probe reply to the first download
+    /// that takes it. What none takes is counted. `Some(info_hash)` when a manifest checked
+    /// and its partial file exists: the node may announce it.
+    pub(super) fn handle_answer(
+        &mut self,
+        parts: &mut Parts<'_>,
+        now: Instant,
+        from: SocketAddr,
+        message: &Message<'_>,
+    ) -> Option<Hash> {
+        match message {
+            Message::Peers { fixed, peers } => {
+                if !self.handle_exchange(parts, now, from, fixed.info_hash, peers) {
+                    parts.out.stats.dropped_unexpected += 1;
+                }
+                None
+            }
+            Message::Welcome(_) => {
+                self.handle_welcome(parts, now, from, message);
+                None
+            }
+            _ => match self.handle_peer_message(parts, now, from, message) {
+                Some(Handled::Consumed) => None,
+                Some(Handled::ManifestReady(info_hash)) => Some(info_hash),
+                None => {
+                    if let Message::Piece { .. } | Message::StampedPiece { .. } = message {
+                        parts.out.stats.pieces_unrequested += 1;
+                    } else {
+                        parts.out.stats.dropped_unexpected += 1;
+                    }
+                    None
+                }
+            },
+        }
+    }
 
     /// A peer's answer (have-map, manifest part, piece, reject, MTU probe reply) goes to the
     /// first download that takes it; `None` when none did.
-    pub(super) fn handle_peer_message(
+    fn handle_peer_message(
         &mut self,
         parts: &mut Parts<'_>,
         now: Instant,
@@ -183,7 +247,7 @@ impl Downloads {
     }
 
     /// A peer's cookie is per address: every download using that peer needs it.
-    pub(super) fn handle_welcome(
+    fn handle_welcome(
         &mut self,
         parts: &mut Parts<'_>,
         now: Instant,
@@ -196,7 +260,7 @@ impl Downloads {
     }
 
     /// A peer told of other holders of `info_hash`: `false` when no download of it runs.
-    pub(super) fn handle_exchange(
+    fn handle_exchange(
         &mut self,
         parts: &mut Parts<'_>,
         now: Instant,

@@ -2,7 +2,17 @@
 //! ends by itself once its work is done (code 0), or as soon as a piece of it fails or is
 //! refused (code 1). Leaving, it tells the tracker and waits at most [`EXIT_WAIT`] for the
 //! acknowledgement, then emits its exit code once.
+//!
+//! The node decides when to leave (`Node::check_done`, `Node::stop`); the leaving itself is
+//! done here: [`Ending::begin_exit`] says what the exit cuts short and tells the tracker,
+//! and [`Ending::finish_exit`] (on the tracker's acknowledgement, or when the wait is over
+//! in [`Ending::handle_timeout`]) says how the node left and emits the exit event.
 
+use super::downloads::Downloads;
+use super::library::Library;
+use super::outbox::{NodeEvent, Outbox};
+use super::status;
+use super::tracker_client::{Leaving, TrackerClient};
 use std::time::{Duration, Instant};
 
 /// How long `exit` waits for the tracker's acknowledgement before leaving anyway.
@@ -62,9 +72,56 @@ impl Ending {
         i32::from(self.exit_when_done && work_left)
     }
 
+    /// Starts leaving with `code`: says what the exit cuts short (a line for each piece of
+    /// work, saying what is kept) and tells the tracker, whose answer is awaited until
+    /// `now + EXIT_WAIT`. What the tracker client says comes back: the node acts on its
+    /// news, then finishes at once when no answer is awaited ([`Leaving::Done`]). `None`
+    /// when the node is leaving already.
+    pub(super) fn begin_exit(
+        &mut self,
+        now: Instant,
+        code: i32,
+        out: &mut Outbox,
+        tracker: &mut TrackerClient,
+        library: &Library,
+        downloads: &Downloads,
+    ) -> Option<Leaving> {
+        if !self.begin(now, code) {
+            return None;
+        }
+        let lines = status::interrupted(
+            downloads.all(),
+            library.files(),
+            library.hashing(),
+            library.exports_waiting(),
+            now,
+        );
+        for line in lines {
+            out.say(line);
+        }
+        Some(tracker.exit(now, out, library.files()))
+    }
+
+    /// Says how node `node_id` leaves (`how`: what became of the tracker's record of it) and
+    /// emits the exit event, once.
+    pub(super) fn finish_exit(&mut self, out: &mut Outbox, node_id: u32, how: &str) {
+        if let Some(code) = self.finish() {
+            out.say(format!("node {node_id} leaving: {how}"));
+            out.event(NodeEvent::Exit(code));
+        }
+    }
+
+    /// When the tracker did not acknowledge the exit in time: leave anyway.
+    pub(super) fn handle_timeout(&mut self, now: Instant, out: &mut Outbox, node_id: u32) {
+        if self.wait_over(now) {
+            let how = "the tracker did not answer in time; it forgets this node when it expires";
+            self.finish_exit(out, node_id, how);
+        }
+    }
+
     /// Begins leaving with `code`, waiting for the tracker until `now + EXIT_WAIT`; `false`
     /// when the node is leaving already.
-    pub(super) fn begin(&mut self, now: Instant, code: i32) -> bool {
+    fn begin(&mut self, now: Instant, code: i32) -> bool {
         if self.leaving() {
             return false;
         }
@@ -73,13 +130,13 @@ impl Ending {
     }
 
     /// The exit code, the first time it is asked for once leaving has begun.
-    pub(super) fn finish(&mut self) -> Option<i32> {
+    fn finish(&mut self) -> Option<i32> {
         let (code, deadline) = self.leaving.as_mut()?;
         deadline.take().map(|_| *code)
     }
 
     /// Whether the wait for the tracker's acknowledgement is over.
-    pub(super) fn wait_over(&self, now: Instant) -> bool {
+    fn wait_over(&self, now: Instant) -> bool {
         self.deadline().is_some_and(|deadline| now >= deadline)
     }
 
