@@ -64,6 +64,7 @@
 //! have-file and credited to its sender; when every chunk did, `Download::publish` renames
 //! the file.
 
+mod asked;
 mod congestion;
 mod deadlines;
 mod diagnosis;
@@ -77,19 +78,21 @@ mod partial;
 mod peer;
 mod peers;
 mod phase;
+mod report;
 mod transfer;
 
-use super::{Event, LocalFile, PartialFate, Parts};
+use super::{Event, PartialFate, Parts};
 use crate::storage::Manifest;
 use crate::wire::{self, Hash, HolderRecord, Message, VersionRecord};
+pub(crate) use asked::Asked;
 use deadlines::{DISK_RETRY, Deadlines};
 pub(crate) use diagnosis::TrackerHeard;
 pub(crate) use finish::{keep_partial, remove_partial, resume_command};
 use lookup::VersionChoice;
-use manifest::{ByHash, ManifestFetch};
+use manifest::ManifestFetch;
 use peers::{Of, Peers};
 use phase::Phase;
-use std::collections::BTreeMap;
+use report::Report;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -113,64 +116,31 @@ pub(crate) enum Handled {
     ManifestReady(Hash),
 }
 
-/// What a download fetches (see [`Download::asked`]).
-pub(crate) struct Asked {
-    name: String,
-    info_hash: Option<Hash>,
-    by_hash: Option<ByHash>,
-}
-
-impl Asked {
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
-    pub fn info_hash(&self) -> Option<Hash> {
-        self.info_hash
-    }
-}
-
 pub(crate) struct Download {
     /// Its id in the node's list (see `Downloads::start`): a resumed download keeps it.
     id: u64,
     /// Its run: unique to this start (a resume is a new run), carried by its hash checks.
     run: u64,
-    name: String,
-    /// The version taken: pinned from the start, or chosen from the first look-up.
-    info_hash: Option<Hash>,
+    /// The name, the version taken, and how it was found (see `asked.rs`).
+    asked: Asked,
     versions: VersionChoice,
     /// When it gives up, and when it tries the disk again.
     deadlines: Deadlines,
     phase: Phase,
     /// Every peer this download used, by index, and whom it may recruit.
     peers: Peers,
-    /// Found through a standard tracker: the name (unless given) and the shape (unless a
-    /// `.torrent` gave it) come from the first manifest part. See [`Download::by_info_hash`].
-    by_hash: Option<ByHash>,
     /// What the tracker's replies showed, and when to say why the download is slow.
     diagnosis: diagnosis::Diagnosis,
 }
 
 impl Download {
+    /// A download of the file called `name` from our tracker (see [`Asked::by_name`]).
     pub fn new(name: String, pin: Option<Hash>, now: Instant, give_up_after: Duration) -> Download {
-        Download {
-            id: 0,
-            run: 0,
-            name,
-            info_hash: pin,
-            versions: VersionChoice::new(pin.is_some()),
-            deadlines: Deadlines::new(now, give_up_after),
-            phase: Phase::LookingUp,
-            peers: Peers::new(now),
-            by_hash: None,
-            diagnosis: diagnosis::Diagnosis::new(now),
-        }
+        Download::again(&Asked::by_name(name, pin), now, give_up_after)
     }
 
     /// A download by info hash, whose peers come from a standard tracker
-    /// ([`Download::handle_peers`]). Without `name`, the name is the one in the manifest the
-    /// peers send (checked as any name from the network, and against the info hash with the
-    /// rest of the manifest); until then the download is called by its info hash.
+    /// ([`Download::handle_peers`]; see [`Asked::by_info_hash`]).
     pub fn by_info_hash(
         info_hash: Hash,
         name: Option<String>,
@@ -178,31 +148,28 @@ impl Download {
         now: Instant,
         give_up_after: Duration,
     ) -> Download {
-        let name_known = name.is_some();
-        let name = name.unwrap_or_else(|| wire::hex(&info_hash));
-        Download {
-            by_hash: Some(ByHash { name_known, shape }),
-            ..Download::new(name, Some(info_hash), now, give_up_after)
-        }
+        let asked = Asked::by_info_hash(info_hash, name, shape);
+        Download::again(&asked, now, give_up_after)
     }
 
     /// What it was asked to fetch, to start it again after a pause ([`Download::again`]):
     /// the version it took by then, so that it goes on with the same partial file.
     pub fn asked(&self) -> Asked {
-        Asked {
-            name: self.name.clone(),
-            info_hash: self.info_hash,
-            by_hash: self.by_hash.clone(),
-        }
+        self.asked.clone()
     }
 
     /// A download of what `asked` says, from the start (a look-up); chunks verified
     /// before are found in the partial file and checked again.
     pub fn again(asked: &Asked, now: Instant, give_up_after: Duration) -> Download {
-        let name = asked.name.clone();
         Download {
-            by_hash: asked.by_hash.clone(),
-            ..Download::new(name, asked.info_hash, now, give_up_after)
+            id: 0,
+            run: 0,
+            asked: asked.clone(),
+            versions: VersionChoice::new(asked.info_hash().is_some()),
+            deadlines: Deadlines::new(now, give_up_after),
+            phase: Phase::LookingUp,
+            peers: Peers::new(now),
+            diagnosis: diagnosis::Diagnosis::new(now),
         }
     }
 
@@ -218,11 +185,11 @@ impl Download {
     }
 
     pub fn name(&self) -> &str {
-        &self.name
+        self.asked.name()
     }
 
     pub fn info_hash(&self) -> Option<Hash> {
-        self.info_hash
+        self.asked.info_hash()
     }
 
     pub fn finished(&self) -> bool {
@@ -242,14 +209,14 @@ impl Download {
     /// [`finish::keep_or_release`]).
     fn fail(&mut self, parts: &mut Parts<'_>, reason: String) {
         self.phase = Phase::Failed;
-        let partial = match self.info_hash {
+        let partial = match self.info_hash() {
             Some(info_hash) => finish::keep_or_release(parts, info_hash),
             None => PartialFate::None,
         };
         parts.out.report(Event::Failed {
             id: self.id,
-            name: self.name.clone(),
-            info_hash: self.info_hash,
+            name: self.name().to_string(),
+            info_hash: self.info_hash(),
             reason,
             partial,
         });
@@ -360,13 +327,7 @@ impl Download {
 
     /// The peers, and what their operations take of the rest of the download (see [`Of`]).
     fn peers_of(&mut self) -> (&mut Peers, Of<'_>) {
-        let of = Of {
-            name: &mut self.name,
-            info_hash: self.info_hash,
-            by_hash: self.by_hash.as_ref(),
-            phase: &mut self.phase,
-        };
-        (&mut self.peers, of)
+        (&mut self.peers, self.asked.of(&mut self.phase))
     }
 
     fn recruit(&mut self, parts: &mut Parts<'_>, now: Instant) {
@@ -402,10 +363,12 @@ impl Download {
         if self.finished() {
             return;
         }
-        let choice = self.versions.choose(versions, self.info_hash, &self.name);
+        let choice = self
+            .versions
+            .choose(versions, self.asked.info_hash(), self.asked.name());
         let Some((chosen, line)) = choice else {
             self.diagnosis.on_lookup(0);
-            log::info!("no holder of {} yet; asking again", self.name);
+            log::info!("no holder of {} yet; asking again", self.name());
             self.peers.lookups.forget_candidates();
             return;
         };
@@ -437,13 +400,11 @@ impl Download {
         fetch: ManifestFetch,
     ) {
         if let Phase::LookingUp = self.phase {
-            self.info_hash = Some(info_hash);
+            self.asked.take_version(info_hash);
             match parts.state.partial_manifest(&info_hash) {
                 Some(manifest) => {
                     log::info!("resuming {} from its partial file", manifest.name);
-                    if self.by_hash.is_some() {
-                        self.name = manifest.name.clone();
-                    }
+                    self.asked.named_by(&manifest);
                     self.start_transfer(parts, now, manifest);
                 }
                 None => self.phase = Phase::Manifest(fetch),
@@ -459,7 +420,7 @@ impl Download {
         own_node_id: u32,
         peers: &[SocketAddr],
     ) {
-        let (Some(info_hash), Some(by_hash)) = (self.info_hash, &self.by_hash) else {
+        let (Some(info_hash), Some(by_hash)) = (self.info_hash(), self.asked.by_hash()) else {
             return;
         };
         if self.finished() {
@@ -488,7 +449,7 @@ impl Download {
         from: SocketAddr,
         message: &Message<'_>,
     ) -> Option<Handled> {
-        let info_hash = self.info_hash?;
+        let info_hash = self.info_hash()?;
         let index = self.peers.iter().position(|p| p.addr == from)?;
         // Whatever it is, it shows the peer answers: see `diagnosis`.
         self.peers[index].evidence.on_datagram(now);
@@ -507,7 +468,8 @@ impl Download {
             }
             Message::MtuProbeReply(reply) if reply.info_hash == info_hash => {
                 let bytes = reply.probe_bytes.get();
-                self.peers.probe_reply(parts, now, &self.name, index, bytes);
+                self.peers
+                    .probe_reply(parts, now, self.asked.name(), index, bytes);
                 Some(Handled::Consumed)
             }
             Message::ManifestPart {
@@ -580,19 +542,19 @@ impl Download {
         }
         let active = self.peers.iter().any(|p| !p.dropped);
         if !active && self.deadlines.give_up_due(now) {
-            let reason = self.why(&parts.tracker, now);
-            let reason = reason.unwrap_or_else(|| self.deadlines.no_holder_reason(&self.name));
+            let reason = self.report().why(&parts.tracker, now);
+            let reason = reason.unwrap_or_else(|| self.deadlines.no_holder_reason(self.name()));
             self.fail(parts, reason);
             return false;
         }
         if self.diagnosis.take_slow_report(now)
-            && let Some(reason) = self.why(&parts.tracker, now)
+            && let Some(reason) = self.report().why(&parts.tracker, now)
         {
             // Not "download NAME ...": scripts and checkers take that for the end of one.
             let line = if self.transferring() {
-                format!("slow download of {}: {reason}", self.name)
+                format!("slow download of {}: {reason}", self.name())
             } else {
-                format!("waiting to download {}: {reason}", self.name)
+                format!("waiting to download {}: {reason}", self.name())
             };
             parts.out.say(line);
         }
@@ -684,10 +646,10 @@ impl Download {
         let Some(manifest) = manifest else {
             return Handled::Consumed;
         };
-        if self.by_hash.is_some() && parts.state.name_taken(&self.name) {
+        if self.asked.by_hash().is_some() && parts.state.name_taken(self.name()) {
             let reason = format!(
                 "{} already exists in {}",
-                self.name,
+                self.name(),
                 parts.state.files_dir().display()
             );
             self.fail(parts, reason);
@@ -714,7 +676,7 @@ impl Download {
         if self.deadlines.end_disk_wait() {
             parts.out.say(format!(
                 "download {}: disk space found, going on",
-                self.name
+                self.name()
             ));
             self.deadlines.helped(now);
             // Nobody was asked anything while we waited: their silence was ours.
@@ -736,7 +698,7 @@ impl Download {
     fn piece(&mut self, parts: &mut Parts<'_>, now: Instant, index: usize, piece: Arrived<'_>) {
         match &mut self.phase {
             Phase::Transfer(transfer) => {
-                transfer.receive(parts, now, &self.name, &mut self.peers, index, piece)
+                transfer.receive(parts, now, self.asked.name(), &mut self.peers, index, piece)
             }
             _ => parts.out.stats.pieces_unrequested += 1,
         }
@@ -763,7 +725,7 @@ impl Download {
             parts.out.stats.chunks_failed_hash += 1;
             log::warn!(
                 "chunk {chunk} of {} from node {from} failed its SHA-1; fetching it again",
-                self.name
+                self.asked.name()
             );
             transfer.remember_bad(chunk, from);
             let (peers, mut of) = self.peers_of();
@@ -775,7 +737,10 @@ impl Download {
         if let Some(peer) = self.peers.iter_mut().find(|p| p.node_id == from) {
             peer.chunks_verified += 1;
         }
-        log::info!("chunk {chunk} of {} verified, from node {from}", self.name);
+        log::info!(
+            "chunk {chunk} of {} verified, from node {from}",
+            self.name()
+        );
         if whole {
             self.publish(parts, now);
         }
@@ -787,7 +752,7 @@ impl Download {
         if self.deadlines.wait_for_space(now) {
             parts.out.say(format!(
                 "download {} waiting for disk space: {error}; trying again every {} s",
-                self.name,
+                self.name(),
                 DISK_RETRY.as_secs()
             ));
         }
@@ -812,56 +777,22 @@ impl Download {
             }
         }
         let seconds = self.deadlines.elapsed(now).as_secs_f64();
-        let by_address = self.by_hash.is_some();
+        let by_address = self.asked.by_hash().is_some();
         let event = finish::downloaded(self.id, &manifest, seconds, &self.peers, by_address);
         parts.out.report(event);
         self.deadlines.end_disk_wait();
         self.phase = Phase::Done;
     }
 
-    // ---- reporting ----------------------------------------------------------------------
-
-    pub fn progress(
-        &self,
-        files: &BTreeMap<Hash, LocalFile>,
-        now: Instant,
-    ) -> Option<super::Progress> {
-        if self.finished() {
-            return None;
+    /// Its parts, borrowed to report on them: progress, peers, why it is slow (see
+    /// `report.rs`).
+    pub fn report(&self) -> Report<'_> {
+        Report {
+            name: self.name(),
+            phase: &self.phase,
+            peers: &self.peers,
+            deadlines: &self.deadlines,
+            diagnosis: &self.diagnosis,
         }
-        let peers = self.peers.iter().filter(|p| !p.dropped).count();
-        let (verified_bytes, total_bytes, bytes_per_s) = self.phase.progress(files, now);
-        Some(super::Progress {
-            name: self.name.clone(),
-            verified_bytes,
-            total_bytes,
-            bytes_per_s,
-            peers,
-            waiting_for_disk: self.deadlines.waiting_for_disk(),
-        })
-    }
-
-    /// One line per peer for `status` (see [`Peer::status_line`](peer::Peer::status_line)).
-    pub fn peer_lines(&self, piece_bytes_max: u32, now: Instant) -> Vec<String> {
-        self.peers
-            .iter()
-            .enumerate()
-            .map(|(index, p)| p.status_line(piece_bytes_max, now, self.phase.in_flight(index)))
-            .collect()
-    }
-
-    /// Each peer, for `peers`.
-    pub fn peer_infos(&self) -> Vec<crate::control::PeerInfo> {
-        let peers = self.peers.iter().enumerate();
-        peers
-            .map(|(index, p)| p.info(self.phase.in_flight(index)))
-            .collect()
-    }
-
-    /// Why this download is slow, waiting or failed, in a sentence (see [`diagnosis`]); `None`
-    /// when nothing stands out.
-    pub fn why(&self, tracker: &TrackerHeard, now: Instant) -> Option<String> {
-        let views: Vec<diagnosis::PeerView<'_>> = self.peers.iter().map(peer::Peer::view).collect();
-        self.diagnosis.explain(&self.name, &views, tracker, now)
     }
 }

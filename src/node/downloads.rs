@@ -174,7 +174,9 @@ impl Downloads {
         now: Instant,
     ) -> Vec<Progress> {
         let running = self.list.iter();
-        running.filter_map(|d| d.progress(files, now)).collect()
+        running
+            .filter_map(|d| d.report().progress(files, now))
+            .collect()
     }
 
     /// [`Downloads::progress`] with each download's id and info hash, for progress events.
@@ -187,7 +189,7 @@ impl Downloads {
             Some(ProgressReport {
                 id: Some(id),
                 info_hash: d.info_hash(),
-                progress: d.progress(files, now)?,
+                progress: d.report().progress(files, now)?,
             })
         });
         reports.collect()
@@ -603,12 +605,12 @@ impl Downloads {
         let mut infos = Vec::new();
         for (&id, download) in running {
             lines.push(format!("download {id} ({}):", download.name()));
-            let peer_lines = download.peer_lines(piece_bytes_max, now);
+            let peer_lines = download.report().peer_lines(piece_bytes_max, now);
             lines.extend(peer_lines.into_iter().map(|line| format!("  {line}")));
             infos.push(DownloadPeers {
                 id,
                 name: download.name().to_string(),
-                peers: download.peer_infos(),
+                peers: download.report().peer_infos(),
             });
         }
         (infos, lines)
@@ -654,7 +656,7 @@ fn info(
         bytes_per_s: 0.0,
         peers: 0,
     };
-    if let Some(progress) = download.progress(files, now) {
+    if let Some(progress) = download.report().progress(files, now) {
         info.verified_bytes = progress.verified_bytes;
         info.total_bytes = progress.total_bytes;
         info.bytes_per_s = progress.bytes_per_s;

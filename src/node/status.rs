@@ -70,11 +70,11 @@ impl Report<'_> {
         let tracker = self.tracker.heard();
         let downloads = self.downloads.all();
         for download in downloads.iter().filter(|d| !d.finished()) {
-            let Some(progress) = download.progress(self.files, now) else {
+            let Some(progress) = download.report().progress(self.files, now) else {
                 continue;
             };
             // The same reason the periodic line and a failure give (see download/diagnosis.rs).
-            let why = match download.why(&tracker, now) {
+            let why = match download.report().why(&tracker, now) {
                 Some(reason) if download.transferring() => format!("; slow: {reason}"),
                 Some(reason) => format!("; waiting: {reason}"),
                 None => String::new(),
@@ -112,7 +112,7 @@ impl Report<'_> {
             );
         }
         for download in downloads.iter().filter(|d| !d.finished()) {
-            for line in download.peer_lines(self.piece_bytes, now) {
+            for line in download.report().peer_lines(self.piece_bytes, now) {
                 let _ = writeln!(text, "    {line}");
             }
         }
@@ -215,7 +215,7 @@ pub(super) fn interrupted(
     let mut lines = Vec::new();
     for download in downloads.iter().filter(|d| !d.finished()) {
         let name = download.name();
-        let line = match download.progress(files, now) {
+        let line = match download.report().progress(files, now) {
             Some(Progress {
                 verified_bytes,
                 total_bytes: Some(total_bytes),

@@ -331,7 +331,7 @@ impl Harness {
                 "a finished download published other bytes"
             );
         }
-        if let Some(progress) = self.download.progress(&self.files, self.now) {
+        if let Some(progress) = self.download.report().progress(&self.files, self.now) {
             let total_bytes = progress
                 .total_bytes
                 .unwrap_or(self.swarm.manifest.file_bytes);
