@@ -7,8 +7,8 @@
 //! done) the commander lists in [`After`], and the node does it once the command is done,
 //! in that order (`Node::handle_command`).
 
-use super::download::Download;
 use super::download::TrackerHeard;
+use super::download::{Asked, Download};
 use super::downloads::{DOWNLOADS_MAX, Downloads, Stopped};
 use super::ending::Ending;
 use super::jobs::Job;
@@ -127,7 +127,8 @@ impl Holdings<'_> {
                 "cannot download {name}: {DOWNLOADS_MAX} downloads are running"
             ));
         }
-        Answer::StartByName(Download::new(name, pin, now, self.give_up_after))
+        let asked = Asked::by_name(name, pin);
+        Answer::StartByName(Download::new(asked, now, self.give_up_after))
     }
 
     /// Downloads `info_hash`: with a standard tracker, peers are found by it and the name
@@ -183,7 +184,8 @@ impl Holdings<'_> {
                 "cannot download {label}: {DOWNLOADS_MAX} downloads are running"
             ));
         }
-        let download = Download::by_info_hash(info_hash, name, shape, now, self.give_up_after);
+        let asked = Asked::by_info_hash(info_hash, name, shape);
+        let download = Download::new(asked, now, self.give_up_after);
         Answer::StartByHash {
             download,
             info_hash,

@@ -26,7 +26,9 @@
 //! their own, each in its file; operations that need more than their own state are handed
 //! it explicitly:
 //!
-//! * `phase.rs`: [`Phase`], where the download stands; each phase's state is its own type.
+//! * `asked.rs`: [`Asked`], what the download fetches (name, version taken, how it was
+//!   found), which a pause keeps; `phase.rs`: [`Phase`], where the download stands, each
+//!   phase's state its own type; `report.rs`: [`Report`], what it shows of itself.
 //! * `peers.rs`: [`Peers`], the peers in use and the candidates: recruiting, asking (have-
 //!   maps, manifest parts, pieces), their deadlines, dropping. A peer is never removed from
 //!   the list, only marked dropped, so its index names it for good. Its operations take the
@@ -81,11 +83,11 @@ mod phase;
 mod report;
 mod transfer;
 
-use super::{Event, PartialFate, Parts};
+use super::Parts;
 use crate::storage::Manifest;
 use crate::wire::{self, Hash, HolderRecord, Message, VersionRecord};
 pub(crate) use asked::Asked;
-use deadlines::{DISK_RETRY, Deadlines};
+use deadlines::Deadlines;
 pub(crate) use diagnosis::TrackerHeard;
 pub(crate) use finish::{keep_partial, remove_partial, resume_command};
 use lookup::VersionChoice;
@@ -134,43 +136,26 @@ pub(crate) struct Download {
 }
 
 impl Download {
-    /// A download of the file called `name` from our tracker (see [`Asked::by_name`]).
-    pub fn new(name: String, pin: Option<Hash>, now: Instant, give_up_after: Duration) -> Download {
-        Download::again(&Asked::by_name(name, pin), now, give_up_after)
-    }
-
-    /// A download by info hash, whose peers come from a standard tracker
-    /// ([`Download::handle_peers`]; see [`Asked::by_info_hash`]).
-    pub fn by_info_hash(
-        info_hash: Hash,
-        name: Option<String>,
-        shape: Option<(u64, u32)>,
-        now: Instant,
-        give_up_after: Duration,
-    ) -> Download {
-        let asked = Asked::by_info_hash(info_hash, name, shape);
-        Download::again(&asked, now, give_up_after)
-    }
-
-    /// What it was asked to fetch, to start it again after a pause ([`Download::again`]):
-    /// the version it took by then, so that it goes on with the same partial file.
-    pub fn asked(&self) -> Asked {
-        self.asked.clone()
-    }
-
-    /// A download of what `asked` says, from the start (a look-up); chunks verified
-    /// before are found in the partial file and checked again.
-    pub fn again(asked: &Asked, now: Instant, give_up_after: Duration) -> Download {
+    /// A download of what `asked` says, from the start (a look-up). After a pause, `asked`
+    /// holds the version taken by then, so chunks verified before are found in the
+    /// partial file (and checked again).
+    pub fn new(asked: Asked, now: Instant, give_up_after: Duration) -> Download {
         Download {
             id: 0,
             run: 0,
-            asked: asked.clone(),
             versions: VersionChoice::new(asked.info_hash().is_some()),
+            asked,
             deadlines: Deadlines::new(now, give_up_after),
             phase: Phase::LookingUp,
             peers: Peers::new(now),
             diagnosis: diagnosis::Diagnosis::new(now),
         }
+    }
+
+    /// What it was asked to fetch, to start it again after a pause: the version it took by
+    /// then, so that it goes on with the same partial file.
+    pub fn asked(&self) -> &Asked {
+        &self.asked
     }
 
     /// Takes the id and the run the node's list gave it.
@@ -206,20 +191,11 @@ impl Download {
     }
 
     /// Ends the download as failed, saying why and what became of its partial file (see
-    /// [`finish::keep_or_release`]).
+    /// [`finish::failed`]).
     fn fail(&mut self, parts: &mut Parts<'_>, reason: String) {
         self.phase = Phase::Failed;
-        let partial = match self.info_hash() {
-            Some(info_hash) => finish::keep_or_release(parts, info_hash),
-            None => PartialFate::None,
-        };
-        parts.out.report(Event::Failed {
-            id: self.id,
-            name: self.name().to_string(),
-            info_hash: self.info_hash(),
-            reason,
-            partial,
-        });
+        let failed = finish::failed(parts, self.id, &self.asked, reason);
+        parts.out.report(failed);
     }
 
     // ---- inputs: each checks the transfer's account when it is done ---------------------
@@ -229,24 +205,17 @@ impl Download {
         &mut self,
         parts: &mut Parts<'_>,
         now: Instant,
-        own_node_id: u32,
         versions: &[VersionRecord],
         holders: &[HolderRecord],
     ) {
-        self.take_lookup(parts, now, own_node_id, versions, holders);
+        self.take_lookup(parts, now, versions, holders);
         self.check_invariants();
     }
 
     /// Peers of our info hash from a standard tracker: addresses only (see
     /// [`Lookups::take_addresses`](lookup::Lookups::take_addresses)).
-    pub fn handle_peers(
-        &mut self,
-        parts: &mut Parts<'_>,
-        now: Instant,
-        own_node_id: u32,
-        peers: &[SocketAddr],
-    ) {
-        self.take_peers(parts, now, own_node_id, peers);
+    pub fn handle_peers(&mut self, parts: &mut Parts<'_>, now: Instant, peers: &[SocketAddr]) {
+        self.take_peers(parts, now, peers);
         self.check_invariants();
     }
 
@@ -273,7 +242,6 @@ impl Download {
         parts: &mut Parts<'_>,
         now: Instant,
         from: SocketAddr,
-        own_node_id: u32,
         listed: &[wire::PeerRecord],
     ) {
         if self.finished() || !self.peers.iter().any(|p| p.addr == from && !p.dropped) {
@@ -282,7 +250,7 @@ impl Download {
             return;
         }
         let (peers, lookups) = self.peers.with_lookups();
-        if lookups.take_told(own_node_id, listed, peers) {
+        if lookups.take_told(parts.config.node_id, listed, peers) {
             self.recruit(parts, now);
         }
         self.check_invariants();
@@ -356,7 +324,6 @@ impl Download {
         &mut self,
         parts: &mut Parts<'_>,
         now: Instant,
-        own_node_id: u32,
         versions: &[VersionRecord],
         holders: &[HolderRecord],
     ) {
@@ -380,8 +347,15 @@ impl Download {
         let room = self.peers.partial_peers() < PARTIAL_PEERS_MAX
             || !self.peers.iter().any(|p| !p.dropped);
         let (peers, lookups) = self.peers.with_lookups();
-        let candidates =
-            lookups.take_holders(now, own_node_id, chosen, &version, holders, peers, room);
+        let candidates = lookups.take_holders(
+            now,
+            parts.config.node_id,
+            chosen,
+            &version,
+            holders,
+            peers,
+            room,
+        );
         self.diagnosis.on_lookup(candidates);
         if candidates == 0 {
             return;
@@ -413,13 +387,7 @@ impl Download {
         self.recruit(parts, now);
     }
 
-    fn take_peers(
-        &mut self,
-        parts: &mut Parts<'_>,
-        now: Instant,
-        own_node_id: u32,
-        peers: &[SocketAddr],
-    ) {
+    fn take_peers(&mut self, parts: &mut Parts<'_>, now: Instant, peers: &[SocketAddr]) {
         let (Some(info_hash), Some(by_hash)) = (self.info_hash(), self.asked.by_hash()) else {
             return;
         };
@@ -427,17 +395,16 @@ impl Download {
             return;
         }
         let shape = by_hash.shape;
-        let candidates = self.peers.lookups.take_addresses(own_node_id, peers);
+        let candidates = self
+            .peers
+            .lookups
+            .take_addresses(parts.config.node_id, peers);
         self.diagnosis.on_lookup(candidates);
         if candidates == 0 {
             return;
         }
-        self.begin(
-            parts,
-            now,
-            info_hash,
-            ManifestFetch::by_hash(info_hash, shape),
-        );
+        let fetch = ManifestFetch::by_hash(info_hash, shape);
+        self.begin(parts, now, info_hash, fetch);
     }
 
     // ---- messages from peers ------------------------------------------------------------
@@ -548,14 +515,8 @@ impl Download {
             return false;
         }
         if self.diagnosis.take_slow_report(now)
-            && let Some(reason) = self.report().why(&parts.tracker, now)
+            && let Some(line) = self.report().slow(&parts.tracker, now)
         {
-            // Not "download NAME ...": scripts and checkers take that for the end of one.
-            let line = if self.transferring() {
-                format!("slow download of {}: {reason}", self.name())
-            } else {
-                format!("waiting to download {}: {reason}", self.name())
-            };
             parts.out.say(line);
         }
         if !active {
@@ -664,7 +625,12 @@ impl Download {
         let (mapping, claimed) = match parts.state.open_partial(&manifest) {
             Ok(opened) => opened,
             Err(error) if error.kind() == std::io::ErrorKind::StorageFull => {
-                self.wait_for_space(parts, now, &error);
+                let waiting = self
+                    .deadlines
+                    .wait_for_space(now, self.asked.name(), &error);
+                if let Some(line) = waiting {
+                    parts.out.say(line);
+                }
                 self.phase = Phase::WaitingForSpace(manifest);
                 return;
             }
@@ -747,17 +713,6 @@ impl Download {
         (from != parts.config.node_id).then_some(from)
     }
 
-    /// Says (once) that the disk is full and what is missing; tries again in [`DISK_RETRY`].
-    fn wait_for_space(&mut self, parts: &mut Parts<'_>, now: Instant, error: &std::io::Error) {
-        if self.deadlines.wait_for_space(now) {
-            parts.out.say(format!(
-                "download {} waiting for disk space: {error}; trying again every {} s",
-                self.name(),
-                DISK_RETRY.as_secs()
-            ));
-        }
-    }
-
     fn publish(&mut self, parts: &mut Parts<'_>, now: Instant) {
         let Phase::Transfer(transfer) = &self.phase else {
             return;
@@ -767,7 +722,12 @@ impl Download {
             Ok(()) => {}
             Err(error) if error.kind() == std::io::ErrorKind::StorageFull => {
                 // Every chunk verified and recorded: keep them, and publish once there is room.
-                self.wait_for_space(parts, now, &error);
+                let waiting = self
+                    .deadlines
+                    .wait_for_space(now, self.asked.name(), &error);
+                if let Some(line) = waiting {
+                    parts.out.say(line);
+                }
                 return;
             }
             Err(error) => {

@@ -273,8 +273,7 @@ impl Downloads {
         let Some(download) = self.running_of_mut(info_hash) else {
             return false;
         };
-        let own_node_id = parts.config.node_id;
-        download.handle_exchange(parts, now, from, own_node_id, listed);
+        download.handle_exchange(parts, now, from, listed);
         true
     }
 
@@ -287,9 +286,8 @@ impl Downloads {
         versions: &[VersionRecord],
         holders: &[HolderRecord],
     ) {
-        let own_node_id = parts.config.node_id;
         for download in self.list.iter_mut().filter(|d| d.name() == name) {
-            download.handle_lookup(parts, now, own_node_id, versions, holders);
+            download.handle_lookup(parts, now, versions, holders);
         }
     }
 
@@ -301,13 +299,12 @@ impl Downloads {
         info_hash: Hash,
         peers: &[SocketAddr],
     ) {
-        let own_node_id = parts.config.node_id;
         let of_it = self
             .list
             .iter_mut()
             .filter(|d| d.info_hash() == Some(info_hash));
         for download in of_it {
-            download.handle_peers(parts, now, own_node_id, peers);
+            download.handle_peers(parts, now, peers);
         }
     }
 
@@ -450,7 +447,7 @@ impl Downloads {
         });
         let event = paused_event(&info);
         self.paused.push(Paused {
-            asked: download.asked(),
+            asked: download.asked().clone(),
             info,
         });
         Ok(Stopped {
@@ -473,7 +470,7 @@ impl Downloads {
             return Err(self.not_there(id, "paused"));
         };
         let paused = self.paused.remove(index);
-        let download = Download::again(&paused.asked, now, give_up_after);
+        let download = Download::new(paused.asked.clone(), now, give_up_after);
         Ok(self.push(id, download, files, now))
     }
 
@@ -491,7 +488,7 @@ impl Downloads {
                 let download = self.list.remove(index);
                 self.ids.remove(index);
                 let info = info(id, &download, parts.files, now);
-                (download.asked(), info)
+                (download.asked().clone(), info)
             }
             Err(error) => match self.paused.iter().position(|p| p.info.id == id) {
                 Some(index) => {

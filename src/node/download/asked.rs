@@ -1,7 +1,7 @@
 //! What a download fetches: a name, the version it takes (pinned from the start, or chosen
 //! from the first look-up) and, for a download found by info hash, what it knew of the file
 //! before its manifest came ([`ByHash`]). It is what outlives a pause: the node keeps it
-//! (`Downloads::pause`), and a resumed download starts again from it (`Download::again`)
+//! (`Downloads::pause`), and a resumed download starts again from it (`Download::new`)
 //! with the same version, so with the same partial file.
 
 use super::manifest::ByHash;
@@ -25,7 +25,7 @@ pub(crate) struct Asked {
 
 impl Asked {
     /// The file called `name` from our tracker, pinned to the version `pin` when given.
-    pub(super) fn by_name(name: String, pin: Option<Hash>) -> Asked {
+    pub(crate) fn by_name(name: String, pin: Option<Hash>) -> Asked {
         Asked {
             name,
             info_hash: pin,
@@ -38,7 +38,7 @@ impl Asked {
     /// network, and against the info hash with the rest of the manifest); until then the
     /// download is called by its info hash. `shape` (file and chunk bytes) comes from a
     /// `.torrent`.
-    pub(super) fn by_info_hash(
+    pub(crate) fn by_info_hash(
         info_hash: Hash,
         name: Option<String>,
         shape: Option<(u64, u32)>,

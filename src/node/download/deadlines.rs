@@ -3,6 +3,7 @@
 //! belong to those parts; `Download::poll_timeout` gathers them all, and a spurious
 //! `handle_timeout` finds nothing due here.
 
+use std::io::Error;
 use std::time::{Duration, Instant};
 
 /// How often a download waiting for disk space tries again.
@@ -57,12 +58,18 @@ impl Deadlines {
         )
     }
 
-    /// The disk is full: try again in [`DISK_RETRY`]. True when the wait begins now, so that
-    /// it is said once.
-    pub fn wait_for_space(&mut self, now: Instant) -> bool {
+    /// The disk is full (`error`, met by the download of `name`): try again in
+    /// [`DISK_RETRY`]. The line that says so when the wait begins now, so that it is said
+    /// once.
+    pub fn wait_for_space(&mut self, now: Instant, name: &str, error: &Error) -> Option<String> {
         let begins = self.disk_retry_at.is_none();
         self.disk_retry_at = Some(now + DISK_RETRY);
-        begins
+        begins.then(|| {
+            format!(
+                "download {name} waiting for disk space: {error}; trying again every {} s",
+                DISK_RETRY.as_secs()
+            )
+        })
     }
 
     pub fn waiting_for_disk(&self) -> bool {

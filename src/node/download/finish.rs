@@ -1,6 +1,7 @@
 //! How a download ends, in words: what it says when the file is published, and what becomes
 //! of the partial file of one that failed.
 
+use super::asked::Asked;
 use super::peer::Peer;
 use crate::node::{Event, PartialFate, Parts, Source};
 use crate::storage::Manifest;
@@ -30,6 +31,22 @@ pub(super) fn downloaded(
         chunks: manifest.chunk_count(),
         seconds,
         sources: sources.collect(),
+    }
+}
+
+/// What failed download `id` of what `asked` says reports: why (`reason`), and what
+/// became of its partial file ([`keep_or_release`]).
+pub(super) fn failed(parts: &mut Parts<'_>, id: u64, asked: &Asked, reason: String) -> Event {
+    let partial = match asked.info_hash() {
+        Some(info_hash) => keep_or_release(parts, info_hash),
+        None => PartialFate::None,
+    };
+    Event::Failed {
+        id,
+        name: asked.name().to_string(),
+        info_hash: asked.info_hash(),
+        reason,
+        partial,
     }
 }
 

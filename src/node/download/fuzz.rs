@@ -26,7 +26,7 @@ mod swarm;
 #[cfg(test)]
 mod tests;
 
-use super::{Download, TrackerHeard};
+use super::{Asked, Download, TrackerHeard};
 use crate::mtu::Routes;
 use crate::node::{Job, JobDone, LocalFile, NodeConfig, NodeEvent, Outbox, PaceMode, Parts};
 use crate::storage::MemoryStorage;
@@ -130,7 +130,7 @@ impl Harness {
         }
         let now = Instant::now();
         let name = swarm.manifest.name.clone();
-        let download = Download::new(name, None, now, config.give_up_after);
+        let download = Download::new(Asked::by_name(name, None), now, config.give_up_after);
         let mut harness = Harness {
             swarm,
             download,
@@ -185,7 +185,7 @@ impl Harness {
     fn look_up(&mut self, mask: u8, partial: u8) {
         let (versions, holders) = self.swarm.look_up_reply(mask, partial);
         self.with_parts(|download, parts, now| {
-            download.handle_lookup(parts, now, OWN_NODE_ID, &versions, &holders);
+            download.handle_lookup(parts, now, &versions, &holders);
             download.fill_windows(parts, now);
         });
     }
@@ -201,7 +201,7 @@ impl Harness {
                 match &message {
                     Message::Peers { fixed, peers } => {
                         if download.info_hash() == Some(fixed.info_hash) && !download.finished() {
-                            download.handle_exchange(parts, now, from, OWN_NODE_ID, peers);
+                            download.handle_exchange(parts, now, from, peers);
                         }
                     }
                     _ => _ = download.handle_peer_message(parts, now, from, &message),

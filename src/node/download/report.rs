@@ -64,4 +64,15 @@ impl Report<'_> {
         let views: Vec<PeerView<'_>> = self.peers.iter().map(Peer::view).collect();
         self.diagnosis.explain(self.name, &views, tracker, now)
     }
+
+    /// The line said when the download is slow or still waiting, and why; `None` when
+    /// nothing stands out.
+    pub fn slow(&self, tracker: &TrackerHeard, now: Instant) -> Option<String> {
+        let reason = self.why(tracker, now)?;
+        // Not "download NAME ...": scripts and checkers take that for the end of one.
+        Some(match self.phase {
+            Phase::Transfer(_) => format!("slow download of {}: {reason}", self.name),
+            _ => format!("waiting to download {}: {reason}", self.name),
+        })
+    }
 }
