@@ -10,9 +10,11 @@
 //! The parts, one file each:
 //!
 //! * this file: the node's state, and the router between its parts: which part an arriving
-//!   datagram goes to (after the per-sender budget at the door), what the tracker's news
-//!   means for files and downloads, timers, outputs, progress and exiting;
-//! * `config`: what the node is told when it starts, with its defaults;
+//!   datagram goes to, what the tracker's news means for files and downloads, timers,
+//!   outputs, and when to leave;
+//! * `config`: what the node is told when it starts, with its defaults; `parts`: the node's
+//!   state a download works with, borrowed for one input; `inspect`: what the simulation's
+//!   checkers read of the node's insides;
 //! * `outbox`: the bounded queues the parts send into (datagrams, events, jobs) and the
 //!   counters `status` shows;
 //! * `events`: what the node reports, typed (a line for a person, JSON with `--json`);
@@ -35,8 +37,8 @@
 //!   have-maps, chunk scheduling, per-peer windows, timeouts, verification, publishing;
 //! * `listing`: `list`, pages of what the tracker offers, asked for and kept by id;
 //! * `exchange`: telling a peer that asked for a have-map of other peers holding the file;
-//! * `upload`: answering peers: cookies (anti-amplification), have-maps, manifest parts,
-//!   pieces read from the file, the upload rate limit;
+//! * `upload`: answering peers, within each sender's budget: cookies (anti-amplification),
+//!   have-maps, manifest parts, pieces read from the file, the upload rate limit;
 //! * `status`: the `status` report, and what an exit cuts short;
 //! * `watch`: noticing that a file in the directory changed while it was shared.
 //!
@@ -58,9 +60,12 @@ use downloads::Downloads;
 pub use downloads::{DOWNLOADS_MAX, FINISHED_KEPT_MAX};
 pub use events::{DropCause, EVENTS_VERSION, Event, PartialFate, ProgressReport, Source};
 mod exchange;
+mod inspect;
+pub use inspect::{Inspect, QueueLen};
 mod jobs;
 mod library;
 pub(crate) use library::LocalFile;
+pub use library::{EXPORTS_WAITING_MAX, FILES_MAX};
 mod listing;
 use library::{Library, Progressed};
 pub use listing::{LIST_TIMEOUT, LISTINGS_KEPT_MAX};
@@ -69,7 +74,7 @@ mod parts;
 pub(crate) use parts::Parts;
 mod rate_limit;
 use outbox::Outbox;
-pub use outbox::{NodeEvent, NodeStats};
+pub use outbox::{CONTROL_QUEUE_MAX, EVENT_QUEUE_MAX, NodeEvent, NodeStats};
 use rate_limit::RequestLimit;
 mod status;
 #[cfg(test)]
@@ -79,7 +84,7 @@ mod upload;
 mod watch;
 
 use crate::Transmit;
-use crate::budget::{self, SenderBudgets, Verdict};
+use crate::budget::{self, SenderBudgets};
 use crate::console::{self, Command};
 use crate::control::{Order, Reply, StatusInfo};
 use crate::rng::Rng;
@@ -90,7 +95,6 @@ use commands::{After, Commander, Done, Outcome};
 use ending::Ending;
 pub use jobs::{Job, JobDone, run_job};
 pub use status::Progress;
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
@@ -98,14 +102,6 @@ use tracker_client::{Leaving, TrackerClient, TrackerNews};
 use upload::Uploader;
 use watch::Change;
 
-/// Most files a node holds (shared or downloading).
-pub const FILES_MAX: usize = 4096;
-/// Most small datagrams (requests, replies) waiting to be sent.
-pub const CONTROL_QUEUE_MAX: usize = 8192;
-/// Most lines, jobs and other events waiting to be polled.
-pub const EVENT_QUEUE_MAX: usize = 8192;
-/// Most `.torrent` exports waiting for their file to be hashed or downloaded.
-pub const EXPORTS_WAITING_MAX: usize = 64;
 /// A node's state. See the module documentation.
 pub struct Node {
     config: NodeConfig,
@@ -119,8 +115,6 @@ pub struct Node {
     uploader: Uploader,
     /// `--max-download-rate`, spent by the downloads' piece requests.
     download_limit: Option<RequestLimit>,
-    /// Requests each (address, port) may send; the rest are dropped before they are served.
-    budgets: SenderBudgets,
     /// Whom we told of other peers lately (peer exchange).
     exchange: exchange::Exchange,
     out: Outbox,
@@ -143,21 +137,21 @@ impl Node {
         // The uploader draws its cookie key (and nothing else) from this generator, seeded
         // by a secret of its own: the key never leaves the process but through SHA-1.
         let mut cookie_rng = Rng::new(secrets.u64());
+        let senders = SenderBudgets::new(budget::NODE_SENDERS_MAX, secrets.u64(), now);
         let uploader = Uploader::new(
             config.node_id,
             &mut cookie_rng,
             config.max_upload_bytes_per_s,
             config.routes.clone(),
+            senders,
             now,
         );
-        let budgets = SenderBudgets::new(budget::NODE_SENDERS_MAX, secrets.u64(), now);
         let me = SelfAddresses::new(config.local_addr, config.advertise, &config.interface_ips);
         let tracker = TrackerClient::new(&config, me, token, || secrets.u64(), now);
         let download_limit = config
             .max_download_bytes_per_s
             .map(|rate| RequestLimit::new(rate, now));
         Node {
-            budgets,
             exchange: exchange::Exchange::new(config.node_id),
             tracker,
             config,
@@ -187,6 +181,19 @@ impl Node {
         self.config.node_id
     }
 
+    /// The node's insides, for the simulation's checkers and tests (see `inspect.rs`).
+    #[doc(hidden)]
+    pub fn inspect(&self) -> Inspect<'_> {
+        Inspect {
+            library: &self.library,
+            downloads: &self.downloads,
+            uploader: &self.uploader,
+            exchange: &self.exchange,
+            listings: &self.listings,
+            out: &self.out,
+        }
+    }
+
     // ---- inputs ----------------------------------------------------------------------------
 
     /// A datagram arrived from `from`: to the tracker client when it comes from the
@@ -195,9 +202,8 @@ impl Node {
     pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
         self.out.stats.datagrams_received += 1;
         if from == self.tracker.addr() {
-            let handled =
-                self.tracker
-                    .handle_datagram(now, &mut self.out, self.library.files(), bytes);
+            let (files, out) = (self.library.files(), &mut self.out);
+            let handled = self.tracker.handle_datagram(now, out, files, bytes);
             match handled {
                 Ok(()) => {}
                 Err(tracker_client::Dropped::Malformed) => self.out.stats.dropped_malformed += 1,
@@ -215,16 +221,6 @@ impl Node {
             }
         };
         match message {
-            Message::HaveRequest(_)
-            | Message::ManifestRequest(_)
-            | Message::PieceRequest(_)
-            | Message::PacedPieceRequest(_)
-            | Message::MtuProbe(_)
-                if self.budgets.admit(now, from) == Verdict::Drop =>
-            {
-                // Only requests count: what we asked for is never dropped here.
-                self.out.stats.dropped_over_budget += 1;
-            }
             Message::HaveRequest(_)
             | Message::ManifestRequest(_)
             | Message::PieceRequest(_)
@@ -273,30 +269,18 @@ impl Node {
         if !self.tracker.exchanges_peers() {
             return;
         }
-        let (downloads, uploader) = (&self.downloads, &mut self.uploader);
-        let known = || {
-            let mut known: Vec<(u32, SocketAddr, bool)> = Vec::new();
-            if let Some(download) = downloads.running_of(info_hash) {
-                known.extend(download.useful_peers());
-            }
-            let served = uploader.served_peers(info_hash, now).into_iter();
-            known.extend(served.map(|(node_id, addr)| (node_id, addr, false)));
-            known
-        };
-        self.exchange
-            .tell(&mut self.out, now, to, info_hash, asker, known);
+        let known = exchange::known(&self.downloads, &mut self.uploader, info_hash, now);
+        (self.exchange).tell(&mut self.out, now, to, info_hash, asker, known);
     }
 
     /// Timers that are due fire; a call with nothing due does nothing.
     pub fn handle_timeout(&mut self, now: Instant) {
         let node_id = self.config.node_id;
         self.ending.handle_timeout(now, &mut self.out, node_id);
-        let leaving = self.ending.leaving();
-        self.tracker
-            .handle_timeout(now, &mut self.out, self.library.files(), leaving);
+        let (files, leaving) = (self.library.files(), self.ending.leaving());
+        (self.tracker).handle_timeout(now, &mut self.out, files, leaving);
         self.take_tracker_news(now);
-        self.listings
-            .handle_timeout(now, &mut self.tracker, &mut self.out);
+        (self.listings).handle_timeout(now, &mut self.tracker, &mut self.out);
         // Credit that is due goes now in any case: when the look-up budget allows, it goes
         // inside the look-up a download would send soonest, so that the datagram also brings
         // news of holders (the window of recent datagrams, full in a busy swarm, holds back
@@ -401,7 +385,8 @@ impl Node {
                 Ok(Done::default())
             }
             Command::Exit => {
-                self.stop(now);
+                let code = self.ending.stopped(&self.downloads, &self.library);
+                self.begin_exit(now, code);
                 Ok(Done::line(format!(
                     "node {} is leaving",
                     self.config.node_id
@@ -487,11 +472,7 @@ impl Node {
     ) -> Result<u64, String> {
         let files = self.library.files();
         let (tracker, out) = (&mut self.tracker, &mut self.out);
-        let started = (self.listings).start(now, tracker, out, files, from, page_entries, console);
-        if let (Err(line), true) = (&started, console) {
-            self.out.say(line.clone());
-        }
-        started
+        (self.listings).start(now, tracker, out, files, from, page_entries, console)
     }
 
     // ---- outputs ------------------------------------------------------------------------
@@ -529,11 +510,8 @@ impl Node {
         consider(self.library.poll_timeout());
         consider(self.downloads.poll_timeout());
         consider(self.uploader.poll_timeout());
-        consider(
-            self.download_limit
-                .as_ref()
-                .and_then(RequestLimit::waiting_until),
-        );
+        let limit = self.download_limit.as_ref();
+        consider(limit.and_then(RequestLimit::waiting_until));
         consider(self.listings.poll_timeout());
         earliest
     }
@@ -613,21 +591,9 @@ impl Node {
     /// With `--exit-when-done`: leave once every download is complete and every share and
     /// export done (0), or as soon as one failed or was refused (1).
     fn check_done(&mut self, now: Instant) {
-        let failed = self.downloads.any_failed();
-        if let Some(code) = self.ending.code_when_done(failed, self.work_unfinished()) {
+        if let Some(code) = self.ending.done(&self.downloads, &self.library) {
             self.begin_exit(now, code);
         }
-    }
-
-    /// Downloads running or paused, files being hashed to share, or exports waiting for their file.
-    fn work_unfinished(&self) -> bool {
-        self.downloads.any_unfinished() || self.library.busy()
-    }
-
-    /// `exit`, SIGTERM or SIGINT (see `Ending::code_when_stopped` for the code).
-    fn stop(&mut self, now: Instant) {
-        let code = self.ending.code_when_stopped(self.work_unfinished());
-        self.begin_exit(now, code);
     }
 
     /// Starts leaving (see `ending.rs`).
@@ -653,10 +619,7 @@ impl Node {
         let Some(name) = self.command(now, |commander| commander.stop_serving(info_hash)) else {
             return;
         };
-        log::info!(
-            "{name} ({}) {change:?} on disk",
-            crate::wire::hex(&info_hash)
-        );
+        log::info!("{name} ({}) {change:?} on disk", wire::hex(&info_hash));
         let still_there = change != Change::Removed && self.state.stamp_of(&name).is_ok();
         let hash_again = still_there && !self.library.is_hashing(&name);
         self.out.say(change.told(&name, still_there, hash_again));
@@ -733,14 +696,9 @@ impl Node {
 
     /// Tells the tracker what we hold of `info_hash` now, and whether we download it.
     fn update_tracker(&mut self, now: Instant, info_hash: Hash) {
+        let (files, out) = (self.library.files(), &mut self.out);
         let downloading = self.downloads.running_of(info_hash).is_some();
-        self.tracker.update(
-            now,
-            &mut self.out,
-            self.library.files(),
-            info_hash,
-            downloading,
-        );
+        (self.tracker).update(now, out, files, info_hash, downloading);
         self.take_tracker_news(now);
     }
 
@@ -756,11 +714,8 @@ impl Node {
     /// announced (it is served), and with nothing verified the info hash is no longer
     /// announced.
     fn forget_failed(&mut self, now: Instant) {
-        let failed: Vec<Hash> = self
-            .downloads
-            .failed_hashes()
-            .filter(|h| self.tracker.wants_peers(h))
-            .collect();
+        let failed = self.downloads.failed_hashes();
+        let failed: Vec<Hash> = failed.filter(|h| self.tracker.wants_peers(h)).collect();
         for info_hash in failed {
             self.update_tracker(now, info_hash);
         }
@@ -800,43 +755,5 @@ impl crate::Core for Node {
 
     fn poll_timeout(&self) -> Option<Instant> {
         Node::poll_timeout(self)
-    }
-}
-
-/// A bounded queue or table: its name, how long it is now and its named limit.
-pub type QueueLen = (&'static str, usize, usize);
-
-// For the simulation's checkers only: not part of the node's interface.
-impl Node {
-    /// How many bytes of each chunk of the complete file `name` were queued for peers (see
-    /// `upload::Spread`): how many times the holder sent each chunk.
-    #[doc(hidden)]
-    pub fn debug_chunk_sends(&self, name: &str) -> Option<Vec<u64>> {
-        let files = self.library.files();
-        let file = files.values().find(|f| f.manifest.name == name)?;
-        self.uploader.debug_chunk_sends(file.manifest.info_hash)
-    }
-
-    /// What this node would announce: info hash → chunks held, for every file it holds
-    /// some of (or an empty file).
-    #[doc(hidden)]
-    pub fn debug_announceable(&self) -> BTreeMap<Hash, u32> {
-        self.library.announceable()
-    }
-
-    /// Every bounded queue and table of the node, with its `*_MAX` limit.
-    #[doc(hidden)]
-    pub fn debug_queue_lens(&self) -> Vec<QueueLen> {
-        let mut lens = Vec::from(self.out.queue_lens());
-        lens.push((
-            "node files (held and hashing)",
-            self.library.len(),
-            FILES_MAX,
-        ));
-        lens.push(("node downloads", self.downloads.len(), DOWNLOADS_MAX));
-        lens.extend(self.uploader.queue_lens());
-        lens.push(self.exchange.queue_len());
-        lens.push(self.listings.queue_len());
-        lens
     }
 }

@@ -377,7 +377,8 @@ fn tstar_at_rtt_20_ms(seed: u64) -> f64 {
         let chunk_bytes = 64u64 << 10;
         let sends: Vec<String> = sim
             .node(holder)
-            .debug_chunk_sends(NAME)
+            .inspect()
+            .chunk_sends(NAME)
             .unwrap_or_default()
             .iter()
             .map(|&bytes| format!("{:.1}", bytes as f64 / chunk_bytes as f64))

@@ -45,7 +45,7 @@ fn ms(n: u64) -> Duration {
 fn converged(sim: &Sim, live: &[bool]) -> Result<(), String> {
     for (index, _) in live.iter().enumerate().filter(|(_, live)| **live) {
         let node_id = index as u32 + 1;
-        let held = sim.node(index).debug_announceable();
+        let held = sim.node(index).inspect().announceable();
         let recorded = sim.tracker().debug_holdings(node_id).unwrap_or_default();
         let missing: BTreeMap<&Hash, &u32> = held
             .iter()

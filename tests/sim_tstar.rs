@@ -402,7 +402,8 @@ impl Report {
             .sum();
         let queue_len = |n: usize, name: &str| {
             sim.node(n)
-                .debug_queue_lens()
+                .inspect()
+                .queue_lens()
                 .iter()
                 .find(|(queue, _, _)| *queue == name)
                 .map_or(0, |&(_, len, _)| len)

@@ -54,7 +54,7 @@ impl Ending {
 
     /// With `--exit-when-done`, the code to leave with now: 1 once something was refused or
     /// a download failed, 0 once no work is left; `None` to go on.
-    pub(super) fn code_when_done(&self, download_failed: bool, work_left: bool) -> Option<i32> {
+    fn code_when_done(&self, download_failed: bool, work_left: bool) -> Option<i32> {
         if !self.exit_when_done || self.leaving() {
             None
         } else if self.refused || download_failed {
@@ -66,9 +66,21 @@ impl Ending {
         }
     }
 
+    /// With `--exit-when-done`, the code to leave with now, given the node's `downloads`
+    /// and `library` (see [`Ending::code_when_done`]).
+    pub(super) fn done(&self, downloads: &Downloads, library: &Library) -> Option<i32> {
+        self.code_when_done(downloads.any_failed(), work_left(downloads, library))
+    }
+
+    /// The code `exit`, SIGTERM or SIGINT leaves with, given the node's `downloads` and
+    /// `library` (see [`Ending::code_when_stopped`]).
+    pub(super) fn stopped(&self, downloads: &Downloads, library: &Library) -> i32 {
+        self.code_when_stopped(work_left(downloads, library))
+    }
+
     /// The code `exit` or a signal leaves with: with `--exit-when-done` and work left, the
     /// script did not get what it asked for (1); otherwise leaving is the normal end (0).
-    pub(super) fn code_when_stopped(&self, work_left: bool) -> i32 {
+    fn code_when_stopped(&self, work_left: bool) -> i32 {
         i32::from(self.exit_when_done && work_left)
     }
 
@@ -153,6 +165,12 @@ impl Ending {
             None => (self.exit_when_done && self.refused).then_some(started),
         }
     }
+}
+
+/// Downloads running or paused, files being hashed to share, or exports waiting for their
+/// file.
+fn work_left(downloads: &Downloads, library: &Library) -> bool {
+    downloads.any_unfinished() || library.busy()
 }
 
 #[cfg(test)]

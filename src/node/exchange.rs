@@ -15,6 +15,9 @@
 //! (`Download::handle_exchange`).
 
 use super::Outbox;
+use super::download::Download;
+use super::downloads::Downloads;
+use super::upload::Uploader;
 use crate::wire::{self, Hash, Message, U32};
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -31,6 +34,25 @@ pub const EXCHANGE_INTERVAL: Duration = Duration::from_secs(1);
 pub const EXCHANGE_PEERS_MAX: usize = 8;
 /// Most (asker, file) pairs whose last list is remembered; the oldest is forgotten first.
 pub const EXCHANGE_TOLD_MAX: usize = 256;
+
+/// Whom we know to hold some of `info_hash`, in the order told (see the module
+/// documentation): the peers our own download of it got verified chunks from, then those
+/// that started a chunk from us lately, as (node id, address, holds every chunk). For
+/// [`Exchange::tell`], which asks only when a list is due.
+pub(super) fn known<'a>(
+    downloads: &'a Downloads,
+    uploader: &'a mut Uploader,
+    info_hash: Hash,
+    now: Instant,
+) -> impl FnOnce() -> Vec<(u32, SocketAddr, bool)> + 'a {
+    move || {
+        let ours = downloads.running_of(info_hash).into_iter();
+        let ours = ours.flat_map(Download::useful_peers);
+        let served = uploader.served_peers(info_hash, now).into_iter();
+        ours.chain(served.map(|(node_id, addr)| (node_id, addr, false)))
+            .collect()
+    }
+}
 
 /// Whom we told of peers lately.
 pub(super) struct Exchange {

@@ -7,12 +7,17 @@
 //! withdrawn); the node's router turns its answers into datagrams and lines.
 
 use super::events::Event;
-use super::{EXPORTS_WAITING_MAX, FILES_MAX, watch};
+use super::watch;
 use crate::storage::{Bitmap, Content, FileStamp, Manifest};
 use crate::wire::Hash;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+/// Most files a node holds (shared or downloading).
+pub const FILES_MAX: usize = 4096;
+/// Most `.torrent` exports waiting for their file to be hashed or downloaded.
+pub const EXPORTS_WAITING_MAX: usize = 64;
 
 /// Least time between two announces of a file whose chunk count grows (its first chunk and
 /// its last are announced at once, and the tracker uses the count between only to say

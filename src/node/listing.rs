@@ -85,9 +85,28 @@ impl Listings {
     }
 
     /// Asks `tracker` for the page that starts at `from` (`page_entries` 0: as many as fit);
-    /// the request's id, or why it cannot be asked.
+    /// the request's id, or why it cannot be asked (said, too, when the console asked).
     #[allow(clippy::too_many_arguments)]
     pub(super) fn start(
+        &mut self,
+        now: Instant,
+        tracker: &mut TrackerClient,
+        out: &mut Outbox,
+        files: &BTreeMap<Hash, LocalFile>,
+        from: ListFrom,
+        page_entries: u8,
+        console: bool,
+    ) -> Result<u64, String> {
+        let started = self.ask(now, tracker, out, files, from, page_entries, console);
+        if let (Err(line), true) = (&started, console) {
+            out.say(line.clone());
+        }
+        started
+    }
+
+    /// [`Listings::start`], unsaid.
+    #[allow(clippy::too_many_arguments)]
+    fn ask(
         &mut self,
         now: Instant,
         tracker: &mut TrackerClient,

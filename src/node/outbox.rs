@@ -2,11 +2,16 @@
 //! jobs for the process around the node ([`NodeEvent`]), and the counters `status` shows
 //! ([`NodeStats`]). Every queue is bounded; what does not fit is dropped and counted.
 
+use super::Job;
 use super::events::Event;
-use super::{CONTROL_QUEUE_MAX, EVENT_QUEUE_MAX, Job};
 use crate::wire::{self, Message};
 use std::collections::VecDeque;
 use std::net::SocketAddr;
+
+/// Most small datagrams (requests, replies) waiting to be sent.
+pub const CONTROL_QUEUE_MAX: usize = 8192;
+/// Most lines, jobs and other events waiting to be polled.
+pub const EVENT_QUEUE_MAX: usize = 8192;
 
 /// What the node tells the process around it.
 pub enum NodeEvent {

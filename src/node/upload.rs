@@ -45,6 +45,7 @@ pub use slots::UPLOAD_SLOTS_MAX;
 use super::rate_limit::RateLimit;
 use super::{LocalFile, NodeStats, Outbox, QueueLen};
 use crate::Transmit;
+use crate::budget::{SenderBudgets, Verdict};
 use crate::mtu::Routes;
 use crate::rng::Rng;
 use crate::storage::{Bitmap, Content};
@@ -143,6 +144,9 @@ pub(crate) struct Uploader {
     spread: spread::Spread,
     /// The node's upload limit (`--max-upload-rate`), if it has one.
     budget: Option<RateLimit>,
+    /// Requests each (address, port) may send; the rest are dropped before they are
+    /// served (see `budget.rs`).
+    senders: SenderBudgets,
     /// Bytes sent per peer node id.
     sent_bytes: HashMap<u32, u64>,
     /// Files found shorter than their manifests while serving, for the node to withdraw.
@@ -155,6 +159,7 @@ impl Uploader {
         rng: &mut Rng,
         max_upload_bytes_per_s: Option<u64>,
         routes: Routes,
+        senders: SenderBudgets,
         now: Instant,
     ) -> Uploader {
         let mut cookie_key = [0u8; 16];
@@ -175,6 +180,7 @@ impl Uploader {
             served: interest::Served::default(),
             spread: spread::Spread::default(),
             budget,
+            senders,
             sent_bytes: HashMap::new(),
             damaged: Vec::new(),
         }
@@ -200,7 +206,8 @@ impl Uploader {
         cookie == self.cookie(addr, epoch) || (epoch > 0 && cookie == self.cookie(addr, epoch - 1))
     }
 
-    /// A peer asked for a have-map, a manifest part or pieces. Returns the file and the
+    /// A peer asked for a have-map, a manifest part or pieces (dropped, and counted, when
+    /// its sender is over its budget). Returns the file and the
     /// asker's node id when a have-map went to an address that proved it receives (the node
     /// may then tell it of other peers: `exchange`).
     pub fn handle_request(
@@ -219,6 +226,11 @@ impl Uploader {
             Message::MtuProbe(probe) => &probe.ask,
             _ => return None,
         };
+        if self.senders.admit(now, from) == Verdict::Drop {
+            // Only requests count: what we asked for is never dropped here.
+            out.stats.dropped_over_budget += 1;
+            return None;
+        }
         if !self.cookie_ok(ask.cookie.get(), from, now) {
             out.stats.welcomes_sent += 1;
             let welcome = wire::Welcome {

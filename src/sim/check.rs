@@ -147,7 +147,7 @@ impl Sim {
     pub(super) fn check_node_bounds(&mut self, index: usize) {
         let sim_node = &self.nodes[index];
         let who = format!("node {}", sim_node.config.node_id);
-        if let Err(what) = check_bounds(&who, &sim_node.node.debug_queue_lens()) {
+        if let Err(what) = check_bounds(&who, &sim_node.node.inspect().queue_lens()) {
             self.violated(what);
         }
     }

@@ -72,7 +72,8 @@ fn a_slot_stays_with_a_peer_whose_pieces_just_left() {
     let (files, info_hash) = file("slot");
     let start = Instant::now();
     let mut rng = Rng::new(1);
-    let mut uploader = Uploader::new(9, &mut rng, None, Routes::fixed(65_536), start);
+    let senders = SenderBudgets::new(crate::budget::NODE_SENDERS_MAX, 0, start);
+    let mut uploader = Uploader::new(9, &mut rng, None, Routes::fixed(65_536), senders, start);
     // Four peers take the four slots; the first one's piece leaves 80 ms later.
     for port in 1..=UPLOAD_SLOTS_MAX as u16 {
         assert!(!ask(&mut uploader, &files, info_hash, port, start));
