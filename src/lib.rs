@@ -25,13 +25,15 @@
 //!                         handle_command in, poll_transmit / poll_timeout / poll_event out;
 //!                         `now` and a random seed are passed in, never read
 //!  node/download.rs       one download: look-up, manifest, peers, timeouts, verification
-//!                         (a router: its peers, look-ups, manifest and phases are types
-//!                         of their own in node/download/*.rs)
+//!                         (a router: what it fetches, its peers, look-ups, manifest,
+//!                         phases and what it reports are types of their own in
+//!                         node/download/*.rs)
 //!  node/download/transfer.rs  which chunk from whom (rarest first, endgame, piece runs),
 //!                         and the account of pieces in flight, its invariants asserted
 //!  node/download/congestion.rs  the pace asked of each peer across a network: a BBR-like
 //!                         model of the path's bottleneck, run at the receiver
-//!  node/upload.rs         serving peers (cookies, pieces read from the file, rate limit;
+//!  node/upload.rs         serving peers (each sender's budget, cookies, pieces read from
+//!                         the file, rate limit;
 //!                         node/upload/pacer.rs keeps the pace each peer asked for)
 //!  node/tracker_client.rs  the node's tracker client, one type with two variants: ours
 //!                         (tracker_client/ours.rs) and BEP 15 for a standard tracker
@@ -42,12 +44,14 @@
 //!  node/events.rs         what a node reports, typed: a line for a person (as ever), or one
 //!                         JSON object per line with `--json`, versioned
 //!  node/*.rs              the node's other parts, one subject each (its configuration, its
-//!                         outbox, a download's start checks, hashing jobs, how it ends,
-//!                         status, watching the directory, peer exchange): the map is in
-//!                         node.rs's module doc
+//!                         outbox, the parts a download borrows, a download's start checks,
+//!                         hashing jobs, how it ends, status, watching the directory, peer
+//!                         exchange, what checkers inspect): the map is in node.rs's
+//!                         module doc
 //!  tracker/register.rs, tracker/saving.rs  registration (cookies, tokens) and registry
 //!                         saves (at most one a second; replies wait for their token's save)
-//!  budget.rs              per-sender datagram budgets at the door (tracker, node)
+//!  budget.rs              per-sender datagram budgets at the door (the tracker's; the
+//!                         node's uploader's, for peers' requests)
 //!  wire.rs                every datagram of ours: fixed-layout big-endian views, checked decode
 //!  wire/list.rs, tracker/list.rs, node/listing.rs  `list`: pages of what a tracker offers,
 //!                         in (name, info hash) order from a cursor; asked for by id

@@ -3,8 +3,8 @@
 //! refused (code 1). Leaving, it tells the tracker and waits at most [`EXIT_WAIT`] for the
 //! acknowledgement, then emits its exit code once.
 //!
-//! The node decides when to leave (`Node::check_done`, `Node::stop`); the leaving itself is
-//! done here: [`Ending::begin_exit`] says what the exit cuts short and tells the tracker,
+//! The node asks when to leave ([`Ending::done`] after its work moved on, [`Ending::stopped`]
+//! on `exit` or a signal); the leaving itself is done here: [`Ending::begin_exit`] says what the exit cuts short and tells the tracker,
 //! and [`Ending::finish_exit`] (on the tracker's acknowledgement, or when the wait is over
 //! in [`Ending::handle_timeout`]) says how the node left and emits the exit event.
 
