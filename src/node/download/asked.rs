@@ -5,10 +5,20 @@
 //! with the same version, so with the same partial file.
 
 use super::manifest::ByHash;
-use super::peers::Of;
 use super::phase::Phase;
 use crate::storage::Manifest;
 use crate::wire::{self, Hash};
+
+/// The download a peer operation is for (see `peers.rs`): the name (which the manifest's
+/// first part may set), the version, how it was found, and where the download stands,
+/// borrowed from its [`Asked`] and its phase ([`Asked::of`]).
+pub(super) struct Of<'a> {
+    pub name: &'a mut String,
+    pub info_hash: Option<Hash>,
+    /// What a download by info hash knew before its manifest.
+    pub by_hash: Option<&'a ByHash>,
+    pub phase: &'a mut Phase,
+}
 
 /// What a download fetches (see the module documentation).
 #[derive(Clone)]

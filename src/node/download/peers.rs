@@ -9,9 +9,10 @@
 //! that touch the download's other state take it explicitly ([`Of`]): its name, its info
 //! hash, and its phase, whose transfer keeps the account of chunks and pieces in flight.
 
+use super::asked::Of;
 use super::diagnosis;
 use super::lookup::{Lookups, SWARM_REFRESH, SWARM_REFRESH_SHORT};
-use super::manifest::{ByHash, Part};
+use super::manifest::Part;
 use super::peer::{ASK_RETRY, BAD_CHUNKS_MAX, BLACK_HOLE_LOSSES, PEER_SILENCE, PING_AFTER, Peer};
 use super::phase::Phase;
 use super::transfer::{REQUEST_PIECES_MAX, Transfer};
@@ -22,15 +23,6 @@ use crate::wire::{self, Hash, Message, PeerAsk, RejectReason, U32, U64};
 use std::net::SocketAddr;
 use std::ops::{Deref, Index, IndexMut};
 use std::time::Instant;
-
-/// The download a peer operation is for (see the module doc).
-pub(super) struct Of<'a> {
-    pub name: &'a mut String,
-    pub info_hash: Option<Hash>,
-    /// What a download by info hash knew before its manifest.
-    pub by_hash: Option<&'a ByHash>,
-    pub phase: &'a mut Phase,
-}
 
 pub(super) struct Peers {
     /// Every peer used so far, by index; at most [`PEERS_PER_DOWNLOAD_MAX`].
