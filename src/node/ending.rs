@@ -4,9 +4,10 @@
 //! acknowledgement, then emits its exit code once.
 //!
 //! The node asks when to leave ([`Ending::done`] after its work moved on, [`Ending::stopped`]
-//! on `exit` or a signal); the leaving itself is done here: [`Ending::begin_exit`] says what the exit cuts short and tells the tracker,
-//! and [`Ending::finish_exit`] (on the tracker's acknowledgement, or when the wait is over
-//! in [`Ending::handle_timeout`]) says how the node left and emits the exit event.
+//! on `exit` or a signal); the leaving itself is done here: [`Ending::begin_exit`] says what
+//! the exit cuts short and tells the tracker, and [`Ending::finish_exit`] (on the tracker's
+//! acknowledgement, or when the wait is over in [`Ending::handle_timeout`]) says how the
+//! node left and emits the exit event.
 
 use super::downloads::Downloads;
 use super::library::Library;
