@@ -459,7 +459,10 @@ mod tests {
         let info = slice.get("info").unwrap();
         // The raw span is the info value's bytes exactly, re-encoded or not.
         assert_eq!(info.raw(), value.get("info").unwrap().to_bytes());
-        assert_eq!(info.raw(), b"d5:filesld6:lengthi3e4:pathl1:a1:beee4:name1:xe");
+        assert_eq!(
+            info.raw(),
+            b"d5:filesld6:lengthi3e4:pathl1:a1:beee4:name1:xe"
+        );
         assert_eq!(slice.get("key").and_then(|k| k.as_int()), Some(-7));
         assert_eq!(info.get("name").and_then(|n| n.as_bytes()), Some(&b"x"[..]));
         let files: Vec<_> = info.get("files").unwrap().items().unwrap().collect();
@@ -479,7 +482,14 @@ mod tests {
         assert_eq!(info.as_bytes(), None);
         assert!(info.items().is_none());
         assert!(slice.get("key").unwrap().entries().is_none());
-        assert!(Slice::parse(b"le").unwrap().items().unwrap().next().is_none());
+        assert!(
+            Slice::parse(b"le")
+                .unwrap()
+                .items()
+                .unwrap()
+                .next()
+                .is_none()
+        );
     }
 
     #[test]
