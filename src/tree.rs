@@ -32,7 +32,7 @@ use crate::wire::{self, Hash};
 use layout::PieceLayout;
 
 /// One file of a tree.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TreeFile {
     path: Vec<String>,
     length_bytes: u64,

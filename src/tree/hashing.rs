@@ -13,7 +13,7 @@ use super::layout::PieceLayout;
 use super::walk::Root;
 use crate::hash::Sha1;
 use crate::storage::FileStamp;
-use crate::wire::Hash;
+use crate::wire::{CHUNKS_MAX, Hash};
 use std::fs::File;
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
@@ -36,7 +36,13 @@ pub fn hash_pieces(
     layout: &PieceLayout,
     threads: usize,
 ) -> io::Result<Vec<Hash>> {
-    // At most wire::CHUNKS_MAX: the caller checked the shape.
+    if layout.file_count() != files.len() || layout.piece_count() > u64::from(CHUNKS_MAX) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "a piece layout of other files, or of more pieces than a content may have",
+        ));
+    }
+    // At most CHUNKS_MAX, checked above.
     let count = layout.piece_count() as usize;
     let mut hashes = vec![[0u8; 20]; count];
     let threads = threads.clamp(1, HASH_THREADS_MAX);

@@ -51,6 +51,11 @@ impl PieceLayout {
         self.piece_bytes
     }
 
+    /// How many files were laid out, those of zero length included.
+    pub fn file_count(&self) -> usize {
+        self.ends.len()
+    }
+
     /// How many pieces the stream makes (the last may be short).
     pub fn piece_count(&self) -> u64 {
         self.total_bytes().div_ceil(u64::from(self.piece_bytes))

@@ -109,15 +109,42 @@ impl Root {
 /// skipped.
 #[derive(Debug)]
 pub struct Walked {
-    pub root: Root,
+    root: Root,
     /// The top-level name: the directory's own name.
-    pub name: String,
+    name: String,
     /// Sorted by path, component by component.
-    pub files: Vec<TreeFile>,
+    files: Vec<TreeFile>,
     /// Each file's stamp at the walk, in the order of `files`.
-    pub stamps: Vec<FileStamp>,
+    stamps: Vec<FileStamp>,
     /// Symbolic links found in the tree and left out, as paths below the root.
-    pub skipped_links: Vec<String>,
+    skipped_links: Vec<String>,
+}
+
+impl Walked {
+    /// The tree's directory, as the walk opened it.
+    pub fn root(&self) -> &Root {
+        &self.root
+    }
+
+    /// The top-level name: the directory's own name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The files, sorted by path, component by component.
+    pub fn files(&self) -> &[TreeFile] {
+        &self.files
+    }
+
+    /// Each file's stamp when the walk saw it, in the order of [`Walked::files`].
+    pub fn stamps(&self) -> &[FileStamp] {
+        &self.stamps
+    }
+
+    /// Symbolic links found in the tree and left out, as paths below the root.
+    pub fn skipped_links(&self) -> &[String] {
+        &self.skipped_links
+    }
 }
 
 /// Walks the tree at `path` (see the module doc).
