@@ -16,18 +16,20 @@ sees single IP fragments before reassembly; a bottleneck is `tc tbf` on the brid
 toward d (a real queue). `netem`, `fq_codel` and `cake` are not used (not available here).
 
 For each case and run: ours (tracker in tr, holders in h1/h2, `torrent node --download F
---exit-when-done` in d) and TCP (`python3 -m http.server` in h1, `curl` in d), one after the
-other. Reported per case, medians over the runs with [min-max]:
+--exit-when-done` in d) and TCP (`python3 -m http.server` in h1, `curl` in d, to a file and to
+/dev/null), one after the other. Reported per case, medians over the runs with [min-max]:
 
   goodput MB/s   file bytes / time: ours, from the downloader's `registered with tracker`
                  line to its `downloaded` line (look-up, manifest, transfer, verification
                  and the final fsync; not the process start nor its registration, which a
-                 tracker may hold up to a second to save the node's token first); TCP,
-                 curl's time_total (connection included, written to /dev/null); with
-                 --tcp-to-file, curl writes a file beside ours and `sync`s it, timed from
-                 before curl starts to after the sync (as ours ends with its fsync; the
-                 few milliseconds of starting curl in the namespace count against TCP)
-  ratio          ours / TCP
+                 tracker may hold up to a second to save the node's token first); TCP
+                 twice, as `--tcp` says (both by default): `file`, curl writing a file
+                 beside ours and `sync`ing it, timed from before curl starts to after the
+                 sync (as ours ends with its fsync; the few milliseconds of starting curl
+                 in the namespace count against TCP): the way its users fetch a file, and
+                 as durable as ours; `null`, curl's time_total writing to /dev/null: the
+                 link's TCP ceiling, which neither writes nor verifies anything
+  ratio          ours / TCP writing a file, and ours / TCP to /dev/null
   drop %         packets dropped by the impairment / packets that reached it (nft and tc
                  counters, the kernel's own, not our logs)
   +delay ms      median ping RTT h1 -> d during the transfer minus the idle median (tbf cases)
@@ -68,6 +70,8 @@ import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FILE_NAME = "netlab.bin"
+# TCP's two transfers: curl writing a file and syncing it, and curl writing to /dev/null.
+TCP_SYSTEMS = ("tcp", "tcp-null")
 READY_TIMEOUT = 120.0
 STOP_TIMEOUT = 10.0
 PREFIX = f"nl{os.getpid()}"
@@ -447,13 +451,13 @@ class Bench:
         compete = None
         pinger = Pinger(target) if "tbf" in case else None
         sampler = ShareSampler(down) if case.get("compete") else None
-        if system == "tcp":
+        if system in TCP_SYSTEMS:
+            to_file = system == "tcp"
             port = self.http_server("h1")
             started = time.monotonic()
             if case.get("compete"):
                 compete = self.start_competitor(down, started)
-            dest = (os.path.join(self.scratch, f"tcp-{FILE_NAME}") if self.args.tcp_to_file
-                    else "/dev/null")
+            dest = os.path.join(self.scratch, f"tcp-{FILE_NAME}") if to_file else "/dev/null"
             out = run(in_ns(down, ["curl", "-s", "-o", dest, "-w",
                                    "%{size_download} %{time_total}",
                                    f"http://{HOSTS['h1']}:{port}/{FILE_NAME}"]))
@@ -462,7 +466,7 @@ class Bench:
             if int(got) != self.args.size:
                 raise RuntimeError(f"curl got {got} bytes of {self.args.size}")
             seconds = float(seconds)
-            if self.args.tcp_to_file:
+            if to_file:
                 # Ours is timed to after its fsync: so is TCP, and the copy is checked.
                 run(["sync", dest])
                 seconds = time.monotonic() - started
@@ -607,7 +611,7 @@ def variants(args, binary):
         other = binary
         if words and words[0].startswith("bin:"):
             other = os.path.abspath(words.pop(0)[len("bin:"):])
-        if not label or label in ("ours", "tcp") or not os.path.exists(other):
+        if not label or label == "ours" or label in TCP_SYSTEMS or not os.path.exists(other):
             raise SystemExit(f"bad --variant {spec!r}: LABEL=[bin:PATH] ARGS")
         out[label] = (other, " ".join(words))
     return out
@@ -623,25 +627,39 @@ def spread(values, fmt="{:.1f}"):
     return f"{fmt.format(med)} [{fmt.format(min(values))}-{fmt.format(max(values))}]"
 
 
+def ratio_spread(ours, tcp):
+    """Ours / TCP run by run (the same run's transfers, side by side)."""
+    return spread([o["goodput"] / t["goodput"] for o, t in zip(ours, tcp) if o and t], "{:.2f}")
+
+
 def report(results, args):
     lines = [f"netlab: {args.size >> 20} MiB, {args.runs} run(s) each, ours vs TCP interleaved; "
-             f"node args: {args.node_args or '(defaults)'}; TCP written to "
-             f"{'a file, synced' if args.tcp_to_file else '/dev/null'}", ""]
-    header = ("| case | ours MB/s | TCP MB/s | ours/TCP | ours drop % | TCP drop % | "
-              "ours +delay ms | TCP +delay ms | ours frags | trk dgr | trk dgr per 10 s | failed |")
+             f"node args: {args.node_args or '(defaults)'}; TCP: curl writing a file and "
+             f"syncing it (`tcp`), and writing to /dev/null (`tcp-null`, the link's TCP "
+             f"ceiling), as --tcp asked", ""]
+    header = ("| case | ours MB/s | TCP (file) MB/s | ours/TCP | TCP to /dev/null MB/s "
+              "| ours/TCP-null | ours drop % | TCP drop % | ours +delay ms | TCP +delay ms "
+              "| ours frags | trk dgr | trk dgr per 10 s | failed |")
     lines += [header, "|" + "---|" * (header.count("|") - 1)]
-    rows = [(name, label, by_system[label], by_system["tcp"])
+    rows = [(name, label, by_system)
             for name, by_system in results.items()
-            for label in by_system if label != "tcp"]
-    for name, label, ours, tcp in rows:
-        ratios = [o["goodput"] / t["goodput"] for o, t in zip(ours, tcp) if o and t]
-        ok_o, ok_t = [r for r in ours if r], [r for r in tcp if r]
+            for label in by_system if label not in TCP_SYSTEMS]
+    for name, label, by_system in rows:
+        ours = by_system[label]
+        tcp, null = by_system.get("tcp", []), by_system.get("tcp-null", [])
+        ok_o = [r for r in ours if r]
+        ok_t = [r for r in tcp + null if r]  # the link's drops and delay, whichever TCP
         if label != "ours":
             name = f"{name} [{label}]"
+        failed = [f"{len(ours) - len(ok_o)}/{len(ours)} ours"] + [
+            f"{sum(1 for r in runs if not r)}/{len(runs)} {who}"
+            for who, runs in (("TCP", tcp), ("TCP-null", null)) if runs]
         lines.append(
             f"| {name} | {spread([r['goodput'] for r in ok_o])} "
-            f"| {spread([r['goodput'] for r in ok_t])} "
-            f"| {spread(ratios, '{:.2f}')} "
+            f"| {spread([r['goodput'] for r in tcp if r])} "
+            f"| {ratio_spread(ours, tcp)} "
+            f"| {spread([r['goodput'] for r in null if r])} "
+            f"| {ratio_spread(ours, null)} "
             f"| {spread([r['drop_pct'] for r in ok_o], '{:.2f}')} "
             f"| {spread([r['drop_pct'] for r in ok_t], '{:.2f}')} "
             f"| {spread([r.get('delay_ms') for r in ok_o])} "
@@ -649,7 +667,7 @@ def report(results, args):
             f"| {spread([r['frags'] for r in ok_o], '{:.0f}')} "
             f"| {spread([r['tracker_dgrams'] for r in ok_o], '{:.0f}')} "
             f"| {spread([r['tracker_per_10s'] for r in ok_o])} "
-            f"| {len(ours) - len(ok_o)}/{len(ours)} ours, {len(tcp) - len(ok_t)}/{len(tcp)} TCP |")
+            f"| {', '.join(failed)} |")
         competing = [r["compete_mbs"] for r in ok_o if r.get("compete_mbs")]
         if competing:
             lines.append(f"|   competing TCP flow during ours | {spread(competing)} MB/s |")
@@ -676,8 +694,9 @@ def main():
     parser.add_argument("--timeout", default=120, type=int, help="per download, seconds")
     parser.add_argument("--binary", help="torrent binary (default: build target/release)")
     parser.add_argument("--keep", action="store_true", help="keep the scratch dir and logs")
-    parser.add_argument("--tcp-to-file", action="store_true",
-                        help="curl writes a file and syncs it, as ours does (default /dev/null)")
+    parser.add_argument("--tcp", choices=("both", "file", "null"), default="both",
+                        help="TCP's transfers: curl writing a file and syncing it, as ours "
+                             "does (`file`), writing to /dev/null (`null`), or both")
     parser.add_argument("--list", action="store_true")
     args = parser.parse_args()
     if args.list:
@@ -706,7 +725,8 @@ def main():
     scratch = tempfile.mkdtemp(prefix="torrent-netlab-")
     lab = Lab()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    systems = ["ours", "tcp"] + [spec.partition("=")[0] for spec in args.variant]
+    tcp = {"both": list(TCP_SYSTEMS), "file": ["tcp"], "null": ["tcp-null"]}[args.tcp]
+    systems = ["ours"] + tcp + [spec.partition("=")[0] for spec in args.variant]
     results = {name: {system: [] for system in systems} for name in cases}
     try:
         lab.build()

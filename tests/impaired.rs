@@ -66,16 +66,18 @@ fn a_holder_serving_bad_chunks_is_avoided() {
         name,
         &[&chunk[..], &["--max-upload-rate", "2M"]].concat(),
     );
-    // Registered first (a new node's reply waits for the tracker's next save, up to a
-    // second), so that its look-up follows the corruption at once: holder 1 notices the
-    // change within a second (FILES_CHECK_INTERVAL) and stops serving the old version.
     let mut downloader = node(&scratch, 3, tracker.addr, &chunk);
     downloader.proc.expect_line("registered with tracker ");
-    // Holder 1's file changes under it, same size: every chunk it serves is now wrong.
+    // Holder 1's file changes under it, same size, and its modification time is set back:
+    // its change watcher cannot see it (storage::FileStamp says so), so it keeps serving,
+    // and every chunk it serves is now wrong. Only the downloader's SHA-1 checks can catch
+    // it, however late this test's steps run on a loaded machine.
     let file = OpenOptions::new().write(true).open(&path1).unwrap();
+    let modified = file.metadata().unwrap().modified().unwrap();
     for offset in (0..data.len() as u64).step_by(64 * 1024) {
         file.write_all_at(b"corrupted", offset + 100).unwrap();
     }
+    file.set_modified(modified).unwrap();
     drop(file);
     downloader
         .proc

@@ -113,9 +113,27 @@ impl PeerQueue {
         }
     }
 
+    /// Bytes of every datagram queued for this peer, counted up to a whole burst of its
+    /// pace: all the pacer needs to know (see [`pacer::Pacer::ready_at`]). Estimated with
+    /// the next datagram's header for every piece.
+    fn queued_bytes(&self) -> u64 {
+        let enough = self.pacer.burst_bytes();
+        let mut queued = 0u64;
+        for task in &self.tasks {
+            let left = u64::from(task.end - task.offset);
+            let pieces = left.div_ceil(u64::from(task.piece_bytes.max(1)));
+            let overhead = self.overhead_bytes(task.piece_bytes.min(task.end - task.offset));
+            queued = queued.saturating_add(left + pieces * overhead as u64);
+            if queued >= enough {
+                break;
+            }
+        }
+        queued
+    }
+
     fn ready(&self, now: Instant) -> bool {
         self.next_datagram_bytes()
-            .is_some_and(|bytes| self.pacer.ready(now, bytes))
+            .is_some_and(|bytes| self.pacer.ready(now, bytes, self.queued_bytes()))
     }
 }
 
@@ -481,7 +499,8 @@ impl Uploader {
             let mut queue = self.queues.pop_front()?;
             let datagram_bytes = u64::from(len) + queue.overhead_bytes(len) as u64;
             // `ready` said the pace allows it.
-            let _paced = queue.pacer.try_take(now, datagram_bytes);
+            let queued_bytes = queue.queued_bytes();
+            let _paced = queue.pacer.try_take(now, datagram_bytes, queued_bytes);
             // Wraps every 71 minutes; the receiver only compares nearby stamps.
             let sent_us = queue
                 .stamped(len)
@@ -577,7 +596,7 @@ impl Uploader {
         let paced = self
             .queues
             .iter()
-            .filter_map(|q| q.pacer.ready_at(q.next_datagram_bytes()?))
+            .filter_map(|q| q.pacer.ready_at(q.next_datagram_bytes()?, q.queued_bytes()))
             .min();
         let task = self.queues.front()?.tasks.front()?;
         let budget = self.budget.as_ref().and_then(|budget| {
@@ -592,7 +611,8 @@ impl Uploader {
         }
         for queue in self.queues.iter_mut() {
             if let Some(bytes) = queue.next_datagram_bytes() {
-                queue.pacer.refill(now, bytes);
+                let queued_bytes = queue.queued_bytes();
+                queue.pacer.refill(now, bytes, queued_bytes);
             }
         }
     }
