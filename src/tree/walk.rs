@@ -150,8 +150,11 @@ impl Walked {
 /// Walks the tree at `path` (see the module doc).
 pub fn walk(path: &Path) -> io::Result<Walked> {
     let canonical = std::fs::canonicalize(path).map_err(|error| at(path, error))?;
-    let name = canonical
+    // The name as the user wrote it (a link's own name: `models/current`, not what it
+    // points to), or the directory's real name when the path ends in `.` or `..`.
+    let name = path
         .file_name()
+        .or(canonical.file_name())
         .ok_or_else(|| invalid(format!("{} has no name of its own", canonical.display())))?;
     let name = name.to_str().ok_or_else(|| {
         invalid(format!(
@@ -282,6 +285,8 @@ impl Walker<'_> {
             };
             names.push(name.to_owned());
         }
+        // One open directory handle per level while the walk goes down, not two.
+        drop(reader);
         // A stable order of work, whatever order the directory yields (and so of errors).
         names.sort_unstable();
         for name in names {

@@ -85,6 +85,12 @@ fn a_tree_is_walked_in_our_order_and_hashed_across_files() {
     // One thread or many, the same.
     let alone = build(&root, 16_384, 1).unwrap();
     assert_eq!(alone.manifest.info_hash(), tree.info_hash());
+    // Through a link to it, the tree is named as the link is; with `.`, as it is.
+    std::os::unix::fs::symlink(&root, scratch.0.join("current")).unwrap();
+    let linked = build(&scratch.0.join("current"), 16_384, 1).unwrap();
+    assert_eq!(linked.manifest.name(), "current");
+    assert_eq!(linked.manifest.hashes(), tree.hashes());
+    assert_eq!(walk(&root.join("data/..")).unwrap().name(), "top");
 }
 
 #[test]
