@@ -112,6 +112,12 @@ fn fifos_devices_and_bad_names_are_refused_without_blocking() {
     assert!(refused.contains("pipe is a FIFO"), "{refused}");
     fs::remove_file(root.join("pipe")).unwrap();
 
+    let socket = std::os::unix::net::UnixListener::bind(root.join("sock")).unwrap();
+    let refused = walk(&root).unwrap_err().to_string();
+    assert!(refused.contains("sock is a socket"), "{refused}");
+    drop(socket);
+    fs::remove_file(root.join("sock")).unwrap();
+
     let bad = root.join(std::ffi::OsStr::from_bytes(b"bad\xffname"));
     fs::write(&bad, b"x").unwrap();
     let refused = walk(&root).unwrap_err().to_string();
@@ -185,4 +191,16 @@ fn a_file_changed_after_the_walk_is_not_hashed_as_it_was() {
             .to_string()
             .contains("symbolic link")
     );
+    // Replaced by a FIFO nobody writes: refused, never opened (an open would block).
+    fs::remove_file(root.join("b")).unwrap();
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        root.join("b"),
+        rustix::fs::FileType::Fifo,
+        Mode::from_raw_mode(0o600),
+        0,
+    )
+    .unwrap();
+    let refused = hash(None).unwrap_err().to_string();
+    assert!(refused.contains("b is a FIFO"), "{refused}");
 }
