@@ -94,7 +94,7 @@ fn a_tree_is_walked_in_our_order_and_hashed_across_files() {
 }
 
 #[test]
-fn fifos_devices_and_bad_names_are_refused_without_blocking() {
+fn fifos_sockets_and_bad_names_are_refused_without_blocking() {
     let scratch = Scratch::new("refuse");
     let root = scratch.0.join("top");
     fs::create_dir_all(&root).unwrap();
