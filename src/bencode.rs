@@ -4,6 +4,12 @@
 //! [`BTreeMap`] keeps them so), integers without leading zeros. [`decode`] reads one value
 //! that must fill its input, refuses anything non-canonical, never recurses deeper than
 //! [`DEPTH_MAX`] and never panics; what it allocates is bounded by the input's length.
+//!
+//! [`Slice`] reads the same values in place, with the same checks, allocating nothing: its
+//! parts are slices of the input, and [`Slice::raw`] is a value's exact bytes. A `.torrent`
+//! made elsewhere is read so (`tree/parse.rs`): its info hash is the SHA-1 of the info
+//! dictionary's bytes as given, whatever keys it holds, and a large file list or a
+//! BitTorrent v2 `file tree` costs no copy of the tree of values.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -131,12 +137,13 @@ pub fn decode(input: &[u8]) -> Result<Value, DecodeError> {
     Ok(value)
 }
 
+#[derive(Clone, Debug)]
 struct Reader<'a> {
     input: &'a [u8],
     at: usize,
 }
 
-impl Reader<'_> {
+impl<'a> Reader<'a> {
     fn fail(&self, problem: Problem) -> DecodeError {
         DecodeError {
             offset: self.at,
@@ -179,6 +186,10 @@ impl Reader<'_> {
     }
 
     fn byte_string(&mut self) -> Result<Vec<u8>, DecodeError> {
+        Ok(self.byte_slice()?.to_vec())
+    }
+
+    fn byte_slice(&mut self) -> Result<&'a [u8], DecodeError> {
         let len = self.number(b':', false)?;
         let len = usize::try_from(len).map_err(|_| self.fail(Problem::BadInteger))?;
         let end = self
@@ -186,9 +197,50 @@ impl Reader<'_> {
             .checked_add(len)
             .filter(|end| *end <= self.input.len())
             .ok_or(self.fail(Problem::Truncated))?;
-        let bytes = self.input[self.at..end].to_vec();
+        let bytes = &self.input[self.at..end];
         self.at = end;
         Ok(bytes)
+    }
+
+    /// Checks one value as [`Reader::value`] reads it, and steps over it, allocating nothing.
+    fn skip(&mut self, depth: usize) -> Result<(), DecodeError> {
+        if depth >= DEPTH_MAX {
+            return Err(self.fail(Problem::TooDeep));
+        }
+        match self.peek()? {
+            b'i' => {
+                self.at += 1;
+                self.number(b'e', true)?;
+            }
+            b'0'..=b'9' => {
+                self.byte_slice()?;
+            }
+            b'l' => {
+                self.at += 1;
+                while self.peek()? != b'e' {
+                    self.skip(depth + 1)?;
+                }
+                self.at += 1;
+            }
+            b'd' => {
+                self.at += 1;
+                let mut last_key: Option<&[u8]> = None;
+                while self.peek()? != b'e' {
+                    if !self.peek()?.is_ascii_digit() {
+                        return Err(self.fail(Problem::KeyOrder));
+                    }
+                    let key = self.byte_slice()?;
+                    if last_key.is_some_and(|last| last >= key) {
+                        return Err(self.fail(Problem::KeyOrder));
+                    }
+                    self.skip(depth + 1)?;
+                    last_key = Some(key);
+                }
+                self.at += 1;
+            }
+            _ => return Err(self.fail(Problem::Unexpected)),
+        }
+        Ok(())
     }
 
     fn value(&mut self, depth: usize) -> Result<Value, DecodeError> {
@@ -234,6 +286,128 @@ impl Reader<'_> {
     }
 }
 
+/// One bencoded value, read in place: checked whole when made (canonical, at most
+/// [`DEPTH_MAX`] deep, as [`decode`] checks), so that reading its parts cannot fail but
+/// only find the wrong kind (`None`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Slice<'a> {
+    raw: &'a [u8],
+}
+
+impl<'a> Slice<'a> {
+    /// Checks that `input` is exactly one value, as [`decode`] would accept it.
+    pub fn parse(input: &'a [u8]) -> Result<Slice<'a>, DecodeError> {
+        let mut reader = Reader { input, at: 0 };
+        reader.skip(0)?;
+        if reader.at != input.len() {
+            return Err(reader.fail(Problem::TrailingBytes));
+        }
+        Ok(Slice { raw: input })
+    }
+
+    /// The value's bytes exactly as they were given.
+    pub fn raw(&self) -> &'a [u8] {
+        self.raw
+    }
+
+    pub fn as_int(&self) -> Option<i64> {
+        if self.raw.first() != Some(&b'i') {
+            return None;
+        }
+        Reader {
+            input: self.raw,
+            at: 1,
+        }
+        .number(b'e', true)
+        .ok()
+    }
+
+    pub fn as_bytes(&self) -> Option<&'a [u8]> {
+        if !self.raw.first()?.is_ascii_digit() {
+            return None;
+        }
+        Reader {
+            input: self.raw,
+            at: 0,
+        }
+        .byte_slice()
+        .ok()
+    }
+
+    /// The items of a list, in order; `None` when this is not a list.
+    pub fn items(&self) -> Option<Items<'a>> {
+        (self.raw.first() == Some(&b'l')).then_some(Items {
+            reader: Reader {
+                input: self.raw,
+                at: 1,
+            },
+        })
+    }
+
+    /// The entries of a dictionary, in key order; `None` when this is not a dictionary.
+    pub fn entries(&self) -> Option<Entries<'a>> {
+        (self.raw.first() == Some(&b'd')).then_some(Entries {
+            reader: Reader {
+                input: self.raw,
+                at: 1,
+            },
+        })
+    }
+
+    /// The value under `key`, when this is a dictionary that has it.
+    pub fn get(&self, key: &str) -> Option<Slice<'a>> {
+        self.entries()?
+            .find(|(name, _)| *name == key.as_bytes())
+            .map(|(_, value)| value)
+    }
+}
+
+/// The next value from a reader over a checked [`Slice`]: `None` at the list's or
+/// dictionary's end (or, which checking made impossible, at anything malformed).
+fn next_value<'a>(reader: &mut Reader<'a>) -> Option<Slice<'a>> {
+    if reader.peek().ok()? == b'e' {
+        return None;
+    }
+    let start = reader.at;
+    // Depth was checked when the whole value was; 0 here only restarts the count.
+    reader.skip(0).ok()?;
+    Some(Slice {
+        raw: &reader.input[start..reader.at],
+    })
+}
+
+/// The items of a list [`Slice`].
+#[derive(Clone, Debug)]
+pub struct Items<'a> {
+    reader: Reader<'a>,
+}
+
+impl<'a> Iterator for Items<'a> {
+    type Item = Slice<'a>;
+
+    fn next(&mut self) -> Option<Slice<'a>> {
+        next_value(&mut self.reader)
+    }
+}
+
+/// The `(key, value)` entries of a dictionary [`Slice`].
+#[derive(Clone, Debug)]
+pub struct Entries<'a> {
+    reader: Reader<'a>,
+}
+
+impl<'a> Iterator for Entries<'a> {
+    type Item = (&'a [u8], Slice<'a>);
+
+    fn next(&mut self) -> Option<(&'a [u8], Slice<'a>)> {
+        if self.reader.peek().ok()? == b'e' {
+            return None;
+        }
+        let key = self.reader.byte_slice().ok()?;
+        Some((key, next_value(&mut self.reader)?))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -273,6 +447,75 @@ mod tests {
         assert!(decode(valid).is_ok());
         for len in 0..valid.len() {
             assert!(decode(&valid[..len]).is_err());
+        }
+    }
+
+    #[test]
+    fn slices_read_in_place_what_decode_reads() {
+        let input = b"d4:infod5:filesld6:lengthi3e4:pathl1:a1:beee4:name1:xe3:keyi-7ee";
+        let value = decode(input).unwrap();
+        let slice = Slice::parse(input).unwrap();
+        assert_eq!(slice.raw(), &input[..]);
+        let info = slice.get("info").unwrap();
+        // The raw span is the info value's bytes exactly, re-encoded or not.
+        assert_eq!(info.raw(), value.get("info").unwrap().to_bytes());
+        assert_eq!(
+            info.raw(),
+            b"d5:filesld6:lengthi3e4:pathl1:a1:beee4:name1:xe"
+        );
+        assert_eq!(slice.get("key").and_then(|k| k.as_int()), Some(-7));
+        assert_eq!(info.get("name").and_then(|n| n.as_bytes()), Some(&b"x"[..]));
+        let files: Vec<_> = info.get("files").unwrap().items().unwrap().collect();
+        assert_eq!(files.len(), 1);
+        let path: Vec<_> = files[0]
+            .get("path")
+            .unwrap()
+            .items()
+            .unwrap()
+            .filter_map(|part| part.as_bytes())
+            .collect();
+        assert_eq!(path, [&b"a"[..], b"b"]);
+        let keys: Vec<_> = info.entries().unwrap().map(|(key, _)| key).collect();
+        assert_eq!(keys, [&b"files"[..], b"name"]);
+        // The wrong kind is None, not a panic.
+        assert_eq!(info.as_int(), None);
+        assert_eq!(info.as_bytes(), None);
+        assert!(info.items().is_none());
+        assert!(slice.get("key").unwrap().entries().is_none());
+        assert!(
+            Slice::parse(b"le")
+                .unwrap()
+                .items()
+                .unwrap()
+                .next()
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn slices_refuse_what_decode_refuses() {
+        let deep = "l".repeat(DEPTH_MAX + 1) + &"e".repeat(DEPTH_MAX + 1);
+        let inputs: [&[u8]; 12] = [
+            b"",
+            b"i012e",
+            b"i-0e",
+            b"5:abc",
+            b"d1:bi1e1:ai2ee",
+            b"d1:ai1e1:ai2ee",
+            b"di1ei2ee",
+            b"i1ei2e",
+            b"x",
+            deep.as_bytes(),
+            b"d4:infod6:lengthi5e4:name1:ae3:key5:valuee",
+            b"l4:spami42ee",
+        ];
+        for input in inputs {
+            assert_eq!(
+                Slice::parse(input).map(|_| ()),
+                decode(input).map(|_| ()),
+                "{}",
+                input.escape_ascii()
+            );
         }
     }
 }

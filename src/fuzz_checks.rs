@@ -147,12 +147,87 @@ pub fn check_download_messages(bytes: &[u8]) -> bool {
 
 /// Bencoded bytes (a `.torrent`): decoding never panics, and what decodes is canonical, so it
 /// re-encodes to the very same bytes.
+///
+/// Reading in place ([`crate::bencode::Slice`]) accepts exactly what decoding accepts, and
+/// each entry's raw span decodes to the value decoding found under that key.
 pub fn check_bencode(bytes: &[u8]) {
-    if let Ok(value) = crate::bencode::decode(bytes) {
+    let decoded = crate::bencode::decode(bytes);
+    let slice = crate::bencode::Slice::parse(bytes);
+    assert_eq!(
+        decoded.is_ok(),
+        slice.is_ok(),
+        "decode and Slice::parse disagree"
+    );
+    if let Ok(value) = decoded {
         let mut out = Vec::new();
         value.encode(&mut out);
         assert_eq!(out, bytes, "decoded bencode re-encodes to other bytes");
+        if let (crate::bencode::Value::Dict(entries), Ok(slice)) = (&value, slice) {
+            let spans: Vec<_> = slice.entries().into_iter().flatten().collect();
+            assert_eq!(spans.len(), entries.len());
+            for (key, span) in spans {
+                assert_eq!(
+                    crate::bencode::decode(span.raw()).ok(),
+                    entries.get(key).cloned()
+                );
+            }
+        }
     }
+}
+
+/// A multi-file `.torrent` from anywhere: reading it never panics; what is accepted passes
+/// every check a path from outside must pass (so that it can be placed beneath a directory,
+/// with no two files on one path), its info hash is the SHA-1 of its info value's bytes as
+/// given, its pieces cover every file's bytes exactly once, and written again it reads back
+/// the same.
+pub fn check_tree_torrent(bytes: &[u8]) {
+    use crate::tree::paths;
+    let read = match crate::metainfo::parse_tree_torrent(bytes) {
+        Ok(read) => read,
+        Err(problem) => {
+            assert!(!problem.contains('\n'), "{problem:?}");
+            return;
+        }
+    };
+    let tree = &read.manifest;
+    assert_eq!(wire::name_problem(tree.name().as_bytes()), None);
+    let files = tree.files();
+    assert!(!files.is_empty() && files.len() <= paths::FILES_MAX);
+    for file in files {
+        for component in file.path() {
+            assert_eq!(paths::component_problem(component.as_bytes()), None);
+        }
+        assert_eq!(paths::path_problem(tree.name(), file.path()), None);
+    }
+    assert_eq!(paths::collision(files), None);
+    let info = crate::bencode::Slice::parse(bytes)
+        .ok()
+        .and_then(|torrent| torrent.get("info"))
+        .unwrap_or_else(|| panic!("accepted without an info value"));
+    assert_eq!(tree.info_bytes(), info.raw());
+    assert_eq!(tree.info_hash(), crate::hash::sha1(info.raw()));
+    assert!(wire::shape_ok(tree.total_bytes(), tree.piece_bytes()));
+    assert_eq!(u64::from(tree.piece_count()), tree.layout().piece_count());
+    // Every file's bytes lie in exactly one span, in order, pieces full but the last.
+    let layout = tree.layout();
+    let mut covered = vec![0u64; files.len()];
+    for piece in 0..layout.piece_count() {
+        let mut piece_bytes = 0u64;
+        for span in layout.spans(piece) {
+            assert_eq!(span.offset_bytes, covered[span.file]);
+            covered[span.file] += u64::from(span.len_bytes);
+            piece_bytes += u64::from(span.len_bytes);
+        }
+        let range = layout.piece_range(piece);
+        assert_eq!(piece_bytes, range.end - range.start);
+    }
+    let lengths: Vec<u64> = files.iter().map(|file| file.length_bytes()).collect();
+    assert_eq!(covered, lengths);
+    assert_eq!(lengths.iter().sum::<u64>(), tree.total_bytes());
+    let again = crate::metainfo::tree_torrent_file(tree, None);
+    let again = crate::metainfo::parse_tree_torrent(&again)
+        .unwrap_or_else(|problem| panic!("written again, refused: {problem}"));
+    assert_eq!(&again.manifest, tree);
 }
 
 /// What a node reads from outside our own protocol: a `.torrent` file, a magnet link, a

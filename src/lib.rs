@@ -59,7 +59,15 @@
 //!                         same style; tracker/bep15_server.rs is its server, beside our own
 //!                         protocol, and node/tracker_client/bep15.rs its client
 //!  bencode.rs, metainfo.rs  `.torrent` files and magnet links: written by `export`, read
-//!                         by `download`
+//!                         by `download` (bencode::Slice reads in place, raw spans kept)
+//!  tree.rs                a multi-file content (a directory, as BitTorrent v1 describes
+//!                         one): its files, pieces and info hash; not yet used by the node.
+//!                         tree/paths.rs checks every path from outside (limits, case
+//!                         collisions); tree/layout.rs maps a piece to the files it spans;
+//!                         tree/walk.rs builds one from a directory on disk, never
+//!                         following a link; tree/hashing.rs hashes its pieces on threads;
+//!                         tree/parse.rs reads a `.torrent` made elsewhere (hybrid v1+v2,
+//!                         pad files), identified by its info dictionary's bytes as given
 //!  storage.rs             manifests, have-bitmaps, stamps of shared files, and the traits
 //!                         the node does all its file work through: Storage (its
 //!                         directory) and Content (one file's bytes)
@@ -142,6 +150,7 @@ pub mod secrets;
 pub mod sim;
 pub mod storage;
 pub mod tracker;
+pub mod tree;
 pub mod udp;
 pub mod units;
 pub mod wire;

@@ -1,13 +1,16 @@
 //! Standard BitTorrent descriptions of a file: a `.torrent` (BEP 3, single file) and a
 //! magnet link (BEP 9), written for a file we hold ([`torrent_file`], [`magnet_link`]) and
-//! read for a file to download ([`parse_torrent`], [`parse_magnet`]).
+//! read for a file to download ([`parse_torrent`], [`parse_magnet`]). A multi-file
+//! `.torrent` (a directory, [`crate::tree`]) is written by [`tree_torrent_file`] and read by
+//! [`parse_tree_torrent`], not yet by the node.
 //!
 //! Our info hash was chosen to be the v1 info-hash of the equivalent single-file torrent, so
 //! the info dictionary written here hashes to [`Manifest::info_hash`] (a test checks it):
 //! chunks are BitTorrent pieces, chunk hashes are piece hashes.
 
-use crate::bencode::Value;
+use crate::bencode::{Slice, Value};
 use crate::storage::Manifest;
+use crate::tree::{TreeManifest, paths};
 use crate::wire::{self, Hash};
 use std::net::SocketAddr;
 
@@ -15,6 +18,12 @@ use std::net::SocketAddr;
 pub const TORRENT_SUFFIX: &str = ".torrent";
 /// Largest `.torrent` read: 20 bytes per chunk for [`wire::CHUNKS_MAX`] chunks, and room.
 pub const TORRENT_BYTES_MAX: usize = wire::CHUNKS_MAX as usize * 20 + 64 * 1024;
+/// Largest multi-file `.torrent` read: a v1 hash (20 bytes) and a v2 one (32, in a hybrid
+/// torrent's `piece layers`) for each of the most pieces, and room for the most files at
+/// 256 bytes of list each, twice (a hybrid torrent lists them in v1's `files` and in v2's
+/// `file tree`): about 47 MiB. Read in place ([`Slice`]), so this is what it costs.
+pub const TREE_TORRENT_BYTES_MAX: usize =
+    wire::CHUNKS_MAX as usize * (20 + 32) + 2 * paths::FILES_MAX * 256 + 64 * 1024;
 /// Longest magnet link read.
 pub const MAGNET_BYTES_MAX: usize = 4096;
 
@@ -101,6 +110,55 @@ pub fn parse_torrent(bytes: &[u8]) -> Result<TorrentFile, String> {
         chunk_bytes,
         announce,
     })
+}
+
+/// What a multi-file `.torrent` holds for us: the tree's description, and where to announce.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TreeTorrent {
+    pub manifest: TreeManifest,
+    /// The `announce` URL, when there is one.
+    pub announce: Option<String>,
+}
+
+/// Reads a multi-file `.torrent`, made by us or elsewhere: any keys beside the ones we use
+/// are accepted, the file order is kept as given, and the info hash is the SHA-1 of the
+/// info dictionary's bytes as they stand in `bytes` (see [`crate::tree::parse`]).
+pub fn parse_tree_torrent(bytes: &[u8]) -> Result<TreeTorrent, String> {
+    if bytes.len() > TREE_TORRENT_BYTES_MAX {
+        return Err(format!("larger than {TREE_TORRENT_BYTES_MAX} bytes"));
+    }
+    let torrent = Slice::parse(bytes).map_err(|e| format!("not a .torrent: {e}"))?;
+    if torrent.entries().is_none() {
+        return Err("not a .torrent: not a dictionary".into());
+    }
+    let info = torrent
+        .get("info")
+        .ok_or("not a .torrent: no info dictionary")?;
+    let manifest = crate::tree::parse::info(info.raw())?;
+    let announce = torrent
+        .get("announce")
+        .and_then(|url| url.as_bytes())
+        .map(|url| String::from_utf8_lossy(url).into_owned());
+    Ok(TreeTorrent { manifest, announce })
+}
+
+/// The bytes of a multi-file `.torrent` for `tree`, announcing to `tracker` if given. The
+/// info dictionary goes in as its bytes stand (ours, or as given in a `.torrent` read), so
+/// that its SHA-1 stays the tree's info hash.
+pub fn tree_torrent_file(tree: &TreeManifest, tracker: Option<SocketAddr>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(tree.info_bytes().len() + 128);
+    out.push(b'd');
+    // Keys in byte order: announce, created by, info.
+    if let Some(tracker) = tracker {
+        Value::bytes("announce").encode(&mut out);
+        Value::bytes(announce_url(tracker)).encode(&mut out);
+    }
+    Value::bytes("created by").encode(&mut out);
+    Value::bytes("torrent (this project)").encode(&mut out);
+    Value::bytes("info").encode(&mut out);
+    out.extend_from_slice(tree.info_bytes());
+    out.push(b'e');
+    out
 }
 
 /// Reads `magnet:?xt=urn:btih:<40 hex>[&dn=<name>]...`: the info hash and the name, if any
@@ -345,5 +403,39 @@ mod tests {
             .is_err()
         );
         assert!(parse_magnet("http://x").is_err());
+    }
+
+    #[test]
+    fn tree_torrents_read_back_and_keep_their_info_bytes() {
+        use crate::tree::TreeFile;
+        let files = vec![
+            TreeFile::new(vec![".gitattributes".into()], 20_000, false),
+            TreeFile::new(vec!["bin".into(), "run".into()], 0, true),
+            TreeFile::new(vec!["data".into(), "x.bin".into()], 30_000, false),
+        ];
+        let tree = TreeManifest::ours("top".into(), files, 16_384, vec![[5; 20]; 4]).unwrap();
+        let tracker: SocketAddr = "127.0.0.1:6969".parse().unwrap();
+        let bytes = tree_torrent_file(&tree, Some(tracker));
+        let read = parse_tree_torrent(&bytes).unwrap();
+        assert_eq!(read.manifest, tree);
+        assert_eq!(
+            read.announce.as_deref(),
+            Some("udp://127.0.0.1:6969/announce")
+        );
+        // The whole file is canonical bencode, and its info value is ours byte for byte.
+        let decoded = crate::bencode::decode(&bytes).unwrap();
+        assert_eq!(decoded.get("info").unwrap().to_bytes(), tree.info_bytes());
+        let bare = parse_tree_torrent(&tree_torrent_file(&tree, None)).unwrap();
+        assert_eq!(
+            (bare.manifest.info_hash(), bare.announce),
+            (tree.info_hash(), None)
+        );
+        // The single-file reader still refuses it, and this one a single-file torrent.
+        assert!(parse_torrent(&bytes).unwrap_err().contains("multi-file"));
+        let single = Manifest::new("a.bin".into(), 40_000, 16_384, vec![[7u8; 20]; 3]);
+        let refused = parse_tree_torrent(&torrent_file(&single, tracker)).unwrap_err();
+        assert!(refused.contains("single-file"), "{refused}");
+        assert!(parse_tree_torrent(b"le").is_err());
+        assert!(parse_tree_torrent(b"d4:infoi1ee").is_err());
     }
 }

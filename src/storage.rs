@@ -514,7 +514,7 @@ impl FileStamp {
 }
 
 /// The configured chunk size, doubled until the file fits in [`wire::CHUNKS_MAX`] chunks.
-fn chunk_bytes_for(file_bytes: u64, configured: u32) -> u32 {
+pub(crate) fn chunk_bytes_for(file_bytes: u64, configured: u32) -> u32 {
     let mut chunk_bytes = configured;
     while !wire::shape_ok(file_bytes, chunk_bytes) && chunk_bytes < wire::CHUNK_BYTES_MAX {
         chunk_bytes *= 2;

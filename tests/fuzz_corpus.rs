@@ -129,3 +129,60 @@ fn download_messages_corpus() {
     // short of it (forged pieces, a silent swarm).
     assert_eq!(published, 6);
 }
+
+#[test]
+fn tree_torrent_corpus() {
+    // Each hostile seed is refused for the reason it was written for, not an earlier one.
+    let reasons = [
+        ("absolute", "empty"),
+        ("case-collision", "case-insensitive"),
+        ("control-in-name", "control character"),
+        ("count-bomb", "more than 65536 files"),
+        ("depth-bomb", "components deep"),
+        ("dot-component", "'.' or '..'"),
+        ("duplicate-paths", "case-insensitive"),
+        ("file-and-directory", "a file and a directory"),
+        ("long-component", "longer than 255"),
+        ("long-path", "longer than 1,024"),
+        ("negative-length", "'length'"),
+        ("no-files", "no files"),
+        ("not-utf8", "not UTF-8"),
+        ("nul-in-name", "control character"),
+        ("odd-piece-length", "not a shape"),
+        ("overflowing-lengths", "2^64"),
+        ("single-file", "single-file"),
+        ("symlink-entry", "symbolic link"),
+        ("top-name-hidden", "starts with '.'"),
+        ("top-name-traversal", "top-level name"),
+        ("traversal", "'.' or '..'"),
+        ("traversal-backslash", "separator"),
+        ("traversal-in-component", "separator"),
+        ("wrong-piece-count", "piece hashes"),
+    ];
+    let mut accepted = BTreeSet::new();
+    let mut refused = BTreeSet::new();
+    for (path, bytes) in corpus("tree_torrent") {
+        eprintln!("{}", path.display());
+        fuzz_checks::check_tree_torrent(&bytes);
+        let name = path.file_name().unwrap().to_str().unwrap().to_string();
+        match torrent::metainfo::parse_tree_torrent(&bytes) {
+            Ok(_) => _ = accepted.insert(name),
+            Err(problem) => {
+                let (_, reason) = reasons
+                    .iter()
+                    .find(|(seed, _)| *seed == name)
+                    .unwrap_or_else(|| panic!("{name} refused ({problem}) but not listed"));
+                assert!(problem.contains(reason), "{name}: {problem}");
+                refused.insert(name);
+            }
+        }
+    }
+    let valid = [
+        "valid-libtorrent-hybrid",
+        "valid-libtorrent-v1",
+        "valid-ours",
+        "valid-pads",
+    ];
+    assert_eq!(accepted, valid.map(String::from).into());
+    assert_eq!(refused.len(), reasons.len());
+}

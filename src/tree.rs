@@ -1,0 +1,309 @@
+//! A multi-file content: a directory tree described as BitTorrent v1 describes one (BEP 3's
+//! multi-file info dictionary `{files: [{length, path: [...]}...], name, piece length,
+//! pieces}`, with BEP 47's `attr`), so that its info hash is the one standard clients
+//! compute, and a `.torrent` made by them can be read.
+//!
+//! * [`TreeManifest`] is the description: its files in order (path components, length,
+//!   executable bit, pad files marked), its piece length and piece hashes, its top-level
+//!   name, and the info dictionary's bytes, whose SHA-1 is its info hash. Every value passed
+//!   the checks of [`paths`] and of the shape, whoever made it.
+//! * [`layout`] maps a piece to the parts of files it spans; pad files (BEP 47) are zeros
+//!   and are never written, files of zero length take no pieces.
+//! * [`walk`] builds one from a directory on disk (never following a link, never opening a
+//!   FIFO or device), and [`hashing`] hashes its pieces across files on several threads.
+//! * [`parse`] reads the info dictionary of a `.torrent` made elsewhere (libtorrent 2.0
+//!   makes hybrid v1+v2 torrents with pad files by default), keeping its file order and its
+//!   bytes as given.
+//!
+//! Our own order is deterministic: files sorted by path, component by component, as BEP 52
+//! orders a v2 file tree; our own trees have no pad files. Of the file modes only the
+//! executable bit travels; v1 cannot carry empty directories, so they are not carried.
+//!
+//! Nothing here reaches the node or the wire yet; see the report of issue 17's first slice.
+
+pub mod hashing;
+pub mod layout;
+pub mod parse;
+pub mod paths;
+pub mod walk;
+
+use crate::bencode::Value;
+use crate::wire::{self, Hash};
+use layout::PieceLayout;
+
+/// One file of a tree.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TreeFile {
+    path: Vec<String>,
+    length_bytes: u64,
+    executable: bool,
+    pad: bool,
+}
+
+impl TreeFile {
+    /// A file at `path` below the top-level name (checked with the whole manifest).
+    pub fn new(path: Vec<String>, length_bytes: u64, executable: bool) -> TreeFile {
+        TreeFile {
+            path,
+            length_bytes,
+            executable,
+            pad: false,
+        }
+    }
+
+    /// A BEP 47 pad file: `length_bytes` of zeros that align the next file to a piece, never
+    /// written to disk.
+    pub fn pad(path: Vec<String>, length_bytes: u64) -> TreeFile {
+        TreeFile {
+            path,
+            length_bytes,
+            executable: false,
+            pad: true,
+        }
+    }
+
+    /// The path's components below the top-level name.
+    pub fn path(&self) -> &[String] {
+        &self.path
+    }
+
+    pub fn length_bytes(&self) -> u64 {
+        self.length_bytes
+    }
+
+    pub fn is_executable(&self) -> bool {
+        self.executable
+    }
+
+    pub fn is_pad(&self) -> bool {
+        self.pad
+    }
+
+    /// The file's entry in a v1 info dictionary: `{attr, length, path}` (`attr` only when
+    /// there is an attribute to say).
+    fn info_entry(&self) -> Value {
+        let attr = match (self.pad, self.executable) {
+            (true, _) => Some("p"),
+            (false, true) => Some("x"),
+            (false, false) => None,
+        };
+        let path = self.path.iter().map(|c| Value::bytes(c.as_bytes()));
+        let mut entry = vec![
+            ("length", Value::Int(self.length_bytes as i64)),
+            ("path", Value::List(path.collect())),
+        ];
+        entry.extend(attr.map(|attr| ("attr", Value::bytes(attr))));
+        Value::dict(entry)
+    }
+}
+
+/// The description of a multi-file content. Its fields are checked together when it is made
+/// ([`TreeManifest::ours`], [`parse::info`]) and never change after.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TreeManifest {
+    name: String,
+    files: Vec<TreeFile>,
+    layout: PieceLayout,
+    hashes: Vec<Hash>,
+    /// The info dictionary's bytes: written by us, or as given in a `.torrent`.
+    info_bytes: Vec<u8>,
+    info_hash: Hash,
+}
+
+impl TreeManifest {
+    /// Our description of a tree: `files` in our order (sorted by path), hashed into
+    /// `hashes` with pieces of `piece_bytes`; the info dictionary is written here.
+    pub fn ours(
+        name: String,
+        files: Vec<TreeFile>,
+        piece_bytes: u32,
+        hashes: Vec<Hash>,
+    ) -> Result<TreeManifest, String> {
+        if files.iter().any(TreeFile::is_pad) {
+            return Err("our own trees have no pad files".into());
+        }
+        if !files.is_sorted_by(|a, b| a.path <= b.path) {
+            return Err("the files are not sorted by path".into());
+        }
+        let pieces: Vec<u8> = hashes.iter().flatten().copied().collect();
+        let info = Value::dict([
+            (
+                "files",
+                Value::List(files.iter().map(TreeFile::info_entry).collect()),
+            ),
+            ("name", Value::bytes(name.as_bytes())),
+            ("piece length", Value::Int(i64::from(piece_bytes))),
+            ("pieces", Value::Bytes(pieces)),
+        ]);
+        Self::checked(name, files, piece_bytes, hashes, info.to_bytes())
+    }
+
+    /// Checks everything a tree's description must hold, whoever made it, and computes the
+    /// info hash from `info_bytes`: the file count, every path, collisions, the lengths'
+    /// sum, the shape, the count of hashes.
+    fn checked(
+        name: String,
+        files: Vec<TreeFile>,
+        piece_bytes: u32,
+        hashes: Vec<Hash>,
+        info_bytes: Vec<u8>,
+    ) -> Result<TreeManifest, String> {
+        if let Some(problem) = wire::name_problem(name.as_bytes()) {
+            return Err(format!("its top-level name is refused: {problem}"));
+        }
+        if files.is_empty() {
+            return Err("it has no files".into());
+        }
+        if files.len() > paths::FILES_MAX {
+            return Err(format!("it has more than {} files", paths::FILES_MAX));
+        }
+        for file in &files {
+            let problem = file
+                .path
+                .iter()
+                .find_map(|component| paths::component_problem(component.as_bytes()))
+                .or_else(|| paths::path_problem(&name, &file.path));
+            if let Some(problem) = problem {
+                return Err(format!("{}: {problem}", shown(&file.path)));
+            }
+        }
+        if let Some((first, second)) = paths::collision(&files) {
+            return Err(format!(
+                "{} and {} would be the same file (or a file and a directory) on a case-insensitive file system",
+                shown(&files[first].path),
+                shown(&files[second].path)
+            ));
+        }
+        let layout = PieceLayout::new(files.iter().map(TreeFile::length_bytes), piece_bytes)
+            .ok_or("its file lengths add up to more than 2^64 bytes")?;
+        if !wire::shape_ok(layout.total_bytes(), piece_bytes) {
+            return Err(format!(
+                "piece length {piece_bytes} for {} bytes is not a shape this program uses (a power of two from {} to {}, at most {} pieces)",
+                layout.total_bytes(),
+                wire::CHUNK_BYTES_MIN,
+                wire::CHUNK_BYTES_MAX,
+                wire::CHUNKS_MAX
+            ));
+        }
+        if hashes.len() as u64 != layout.piece_count() {
+            return Err(format!(
+                "it has {} piece hashes for {} pieces",
+                hashes.len(),
+                layout.piece_count()
+            ));
+        }
+        let info_hash = crate::hash::sha1(&info_bytes);
+        Ok(TreeManifest {
+            name,
+            files,
+            layout,
+            hashes,
+            info_bytes,
+            info_hash,
+        })
+    }
+
+    /// The top-level name: the directory the tree is placed as.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The files in the order the pieces lay them out.
+    pub fn files(&self) -> &[TreeFile] {
+        &self.files
+    }
+
+    pub fn layout(&self) -> &PieceLayout {
+        &self.layout
+    }
+
+    pub fn piece_bytes(&self) -> u32 {
+        self.layout.piece_bytes()
+    }
+
+    /// The pieces' count: it fits in a u32, as the shape was checked.
+    pub fn piece_count(&self) -> u32 {
+        self.hashes.len() as u32
+    }
+
+    /// Every file's bytes, pad files included.
+    pub fn total_bytes(&self) -> u64 {
+        self.layout.total_bytes()
+    }
+
+    pub fn hashes(&self) -> &[Hash] {
+        &self.hashes
+    }
+
+    /// The bencoded info dictionary, as written by us or as given.
+    pub fn info_bytes(&self) -> &[u8] {
+        &self.info_bytes
+    }
+
+    /// SHA-1 of the info dictionary: BitTorrent v1's info hash.
+    pub fn info_hash(&self) -> Hash {
+        self.info_hash
+    }
+}
+
+/// A path for messages: its components joined by `/`, control characters escaped.
+fn shown(path: &[String]) -> String {
+    path.join("/").escape_debug().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(path: &str, length_bytes: u64, executable: bool) -> TreeFile {
+        TreeFile::new(
+            path.split('/').map(str::to_string).collect(),
+            length_bytes,
+            executable,
+        )
+    }
+
+    #[test]
+    fn our_info_dictionary_is_bittorrent_v1_multi_file() {
+        let files = vec![
+            file("a.txt", 3, false),
+            file("bin/run", 2, true),
+            file("empty", 0, false),
+        ];
+        let hashes = vec![[0x11; 20]];
+        let tree = TreeManifest::ours("top".into(), files, 16_384, hashes).unwrap();
+        let mut expected = b"d5:filesl\
+            d6:lengthi3e4:pathl5:a.txtee\
+            d4:attr1:x6:lengthi2e4:pathl3:bin3:runee\
+            d6:lengthi0e4:pathl5:emptyee\
+            e4:name3:top12:piece lengthi16384e6:pieces20:"
+            .to_vec();
+        expected.extend([0x11; 20]);
+        expected.push(b'e');
+        assert_eq!(tree.info_bytes(), expected);
+        assert_eq!(tree.info_hash(), crate::hash::sha1(&expected));
+        assert_eq!((tree.total_bytes(), tree.piece_count()), (5, 1));
+        assert!(tree.files()[1].is_executable());
+    }
+
+    #[test]
+    fn descriptions_that_cannot_be_placed_are_refused() {
+        let ours = |name: &str, files: Vec<TreeFile>, hashes: usize| {
+            TreeManifest::ours(name.into(), files, 16_384, vec![[0; 20]; hashes])
+        };
+        assert!(ours("top", vec![file("a", 1, false)], 1).is_ok());
+        assert!(ours(".top", vec![file("a", 1, false)], 1).is_err());
+        assert!(ours("top", vec![], 0).is_err());
+        assert!(ours("top", vec![file("a", 1, false)], 2).is_err());
+        assert!(ours("top", vec![file("b", 1, false), file("a", 1, false)], 1).is_err());
+        let refused = ours("top", vec![file("A", 1, false), file("a", 1, false)], 1);
+        assert!(refused.unwrap_err().contains("case-insensitive"));
+        let refused = ours("top", vec![file("a/../b", 1, false)], 1);
+        assert!(refused.unwrap_err().contains("'..'"));
+        let pad = TreeFile::pad(vec![".pad".into(), "1".into()], 1);
+        assert!(ours("top", vec![pad], 1).is_err());
+        // Lengths past what the shape allows, and past u64.
+        let huge = vec![file("a", u64::MAX, false), file("b", 1, false)];
+        assert!(ours("top", huge, 0).unwrap_err().contains("2^64"));
+    }
+}

@@ -1,0 +1,382 @@
+//! Building a [`TreeManifest`] from a directory on disk: a walk of the tree, then its pieces
+//! hashed across file boundaries ([`super::hashing`]).
+//!
+//! The tree is the user's, and what is in it may be anything, so:
+//!
+//! * the directory the user named is opened once (a link on that path is the user's choice);
+//!   everything below is reached by a handle and one name at a time, with `O_NOFOLLOW`, so
+//!   nothing outside the tree is ever read (as `storage/dir.rs` does for the node's own);
+//! * each entry is looked at with `O_PATH` and `fstat` before anything opens it: a
+//!   symbolic link is skipped (and reported), never followed; a FIFO, socket or device is
+//!   refused, and never opened, so nothing blocks and no device is touched;
+//! * hard links are shared as the files they are: each name is a file of the tree;
+//! * a name that is not UTF-8 is refused with a message that shows its bytes, as is one
+//!   the network would refuse ([`paths::component_problem`]) or two that would collide on a
+//!   case-insensitive file system;
+//! * every count is bounded ([`WALK_ENTRIES_MAX`], [`paths::FILES_MAX`], the depth);
+//! * each file's [`FileStamp`] is taken at the walk, checked when it is opened for hashing
+//!   and again when its hashing is done: a file that changed is an error, as for a single
+//!   file ("changed while it was being hashed").
+
+use super::{TreeFile, TreeManifest, paths};
+use crate::storage::FileStamp;
+use crate::storage::dir::kind;
+use rustix::fs::{Mode, OFlags};
+use rustix::io::Errno;
+use std::fs::{File, Metadata};
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+/// Most directory entries a walk looks at, files, directories and skipped links together:
+/// four for each file a tree may hold, so that a directory of a million links or empty
+/// directories is refused in bounded time rather than walked.
+pub const WALK_ENTRIES_MAX: usize = 4 * paths::FILES_MAX;
+
+/// A tree's directory, opened by handle.
+#[derive(Debug)]
+pub struct Root {
+    fd: OwnedFd,
+    path: PathBuf,
+}
+
+impl Root {
+    /// Opens the directory at `path` (following links on the path: the user named it).
+    pub fn open(path: &Path) -> io::Result<Root> {
+        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+        let fd = rustix::fs::open(path, flags, Mode::empty()).map_err(|error| match error {
+            Errno::NOTDIR => io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{} is not a directory", path.display()),
+            ),
+            other => at(path, other.into()),
+        })?;
+        Ok(Root {
+            fd,
+            path: path.to_path_buf(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The path of `components` below the root, for messages.
+    pub fn path_of(&self, components: &[String]) -> PathBuf {
+        components
+            .iter()
+            .fold(self.path.clone(), |path, c| path.join(c))
+    }
+
+    /// Opens the directory `components` below the root, one component at a time, never
+    /// through a link.
+    pub fn open_dir(&self, components: &[String]) -> io::Result<OwnedFd> {
+        let mut fd = rustix::io::dup(&self.fd)?;
+        for (depth, component) in components.iter().enumerate() {
+            fd = open_subdir(fd.as_fd(), component)
+                .map_err(|error| at(&self.path_of(&components[..=depth]), error))?;
+        }
+        Ok(fd)
+    }
+
+    /// Opens the regular file at `path` below the root for reading: its directory by
+    /// [`Root::open_dir`], then the file itself only once `fstat` of an `O_PATH` handle
+    /// showed a regular file (a FIFO or device is never opened), with `O_NOFOLLOW` and
+    /// `O_NONBLOCK` in case it was swapped in between, and checked again once open.
+    pub fn open_file(&self, dir: BorrowedFd<'_>, path: &[String]) -> io::Result<File> {
+        let shown = self.path_of(path);
+        let name = path.last().ok_or_else(|| at(&shown, Errno::INVAL.into()))?;
+        let meta = entry(dir, name).map_err(|error| at(&shown, error))?;
+        if !meta.is_file() {
+            return Err(refused(&shown, kind(&meta)));
+        }
+        let flags =
+            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC;
+        let file = File::from(
+            rustix::fs::openat(dir, name.as_str(), flags, Mode::empty())
+                .map_err(|error| at(&shown, error.into()))?,
+        );
+        let meta = file.metadata()?;
+        if !meta.is_file() {
+            return Err(refused(&shown, kind(&meta)));
+        }
+        Ok(file)
+    }
+}
+
+/// What a walk found: the tree's files in our order, the stamp each had, and the links it
+/// skipped.
+#[derive(Debug)]
+pub struct Walked {
+    root: Root,
+    /// The top-level name: the directory's own name.
+    name: String,
+    /// Sorted by path, component by component.
+    files: Vec<TreeFile>,
+    /// Each file's stamp at the walk, in the order of `files`.
+    stamps: Vec<FileStamp>,
+    /// Symbolic links found in the tree and left out, as paths below the root.
+    skipped_links: Vec<String>,
+}
+
+impl Walked {
+    /// The tree's directory, as the walk opened it.
+    pub fn root(&self) -> &Root {
+        &self.root
+    }
+
+    /// The top-level name: the directory's own name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The files, sorted by path, component by component.
+    pub fn files(&self) -> &[TreeFile] {
+        &self.files
+    }
+
+    /// Each file's stamp when the walk saw it, in the order of [`Walked::files`].
+    pub fn stamps(&self) -> &[FileStamp] {
+        &self.stamps
+    }
+
+    /// Symbolic links found in the tree and left out, as paths below the root.
+    pub fn skipped_links(&self) -> &[String] {
+        &self.skipped_links
+    }
+}
+
+/// Walks the tree at `path` (see the module doc).
+pub fn walk(path: &Path) -> io::Result<Walked> {
+    let canonical = std::fs::canonicalize(path).map_err(|error| at(path, error))?;
+    // The name as the user wrote it (a link's own name: `models/current`, not what it
+    // points to), or the directory's real name when the path ends in `.` or `..`.
+    let name = path
+        .file_name()
+        .or(canonical.file_name())
+        .ok_or_else(|| invalid(format!("{} has no name of its own", canonical.display())))?;
+    let name = name.to_str().ok_or_else(|| {
+        invalid(format!(
+            "{}: its name is not UTF-8 ({}); rename it to share it",
+            canonical.display(),
+            name.as_encoded_bytes().escape_ascii()
+        ))
+    })?;
+    if let Some(problem) = crate::wire::name_problem(name.as_bytes()) {
+        return Err(invalid(format!("{}: {problem}", canonical.display())));
+    }
+    let root = Root::open(&canonical)?;
+    let mut walker = Walker {
+        root: &root,
+        name,
+        files: Vec::new(),
+        skipped_links: Vec::new(),
+        entries: 0,
+    };
+    let fd = rustix::io::dup(&root.fd)?;
+    walker.directory(fd, &mut Vec::new())?;
+    let mut found = walker.files;
+    let skipped_links = walker.skipped_links;
+    found.sort_unstable_by(|a, b| a.0.path.cmp(&b.0.path));
+    let (files, stamps): (Vec<TreeFile>, Vec<FileStamp>) = found.into_iter().unzip();
+    if files.is_empty() {
+        return Err(invalid(format!(
+            "{} holds no files (empty directories are not carried)",
+            canonical.display()
+        )));
+    }
+    if let Some((first, second)) = paths::collision(&files) {
+        return Err(invalid(format!(
+            "{} and {} would be the same file on a case-insensitive file system; rename one to share the tree",
+            root.path_of(files[first].path()).display(),
+            root.path_of(files[second].path()).display()
+        )));
+    }
+    Ok(Walked {
+        root,
+        name: name.to_owned(),
+        files,
+        stamps,
+        skipped_links,
+    })
+}
+
+/// A tree built from disk: its description, and the links left out of it.
+#[derive(Debug)]
+pub struct Built {
+    pub manifest: TreeManifest,
+    pub skipped_links: Vec<String>,
+}
+
+/// Walks the tree at `path` and hashes it on `threads` threads, with pieces of
+/// `piece_bytes` (doubled until the tree fits in [`crate::wire::CHUNKS_MAX`] pieces).
+pub fn build(path: &Path, piece_bytes: u32, threads: usize) -> io::Result<Built> {
+    let walked = walk(path)?;
+    let total_bytes = walked
+        .files
+        .iter()
+        .try_fold(0u64, |sum, file| sum.checked_add(file.length_bytes()))
+        .ok_or_else(|| invalid(format!("{}: larger than 2^64 bytes", path.display())))?;
+    let piece_bytes = crate::storage::chunk_bytes_for(total_bytes, piece_bytes);
+    let layout = super::layout::PieceLayout::new(
+        walked.files.iter().map(TreeFile::length_bytes),
+        piece_bytes,
+    )
+    .ok_or_else(|| invalid(format!("{}: larger than 2^64 bytes", path.display())))?;
+    if !crate::wire::shape_ok(total_bytes, piece_bytes) {
+        return Err(invalid(format!(
+            "{} is too large for {piece_bytes}-byte pieces (at most {} pieces)",
+            path.display(),
+            crate::wire::CHUNKS_MAX
+        )));
+    }
+    let hashes = super::hashing::hash_pieces(
+        &walked.root,
+        &walked.files,
+        Some(&walked.stamps),
+        &layout,
+        threads,
+    )?;
+    let manifest = TreeManifest::ours(walked.name, walked.files, piece_bytes, hashes)
+        .map_err(|problem| invalid(format!("{}: {problem}", path.display())))?;
+    Ok(Built {
+        manifest,
+        skipped_links: walked.skipped_links,
+    })
+}
+
+struct Walker<'a> {
+    root: &'a Root,
+    /// The tree's top-level name, which every path's length counts.
+    name: &'a str,
+    files: Vec<(TreeFile, FileStamp)>,
+    skipped_links: Vec<String>,
+    /// Entries looked at so far, against [`WALK_ENTRIES_MAX`].
+    entries: usize,
+}
+
+impl Walker<'_> {
+    /// Walks the directory `fd`, at `path` below the root.
+    fn directory(&mut self, fd: OwnedFd, path: &mut Vec<String>) -> io::Result<()> {
+        let shown = self.root.path_of(path);
+        let mut names = Vec::new();
+        let mut reader = rustix::fs::Dir::read_from(&fd).map_err(|e| at(&shown, e.into()))?;
+        while let Some(entry) = reader.read() {
+            let entry = entry.map_err(|e| at(&shown, e.into()))?;
+            let name = entry.file_name().to_bytes();
+            if name == b"." || name == b".." {
+                continue;
+            }
+            self.entries += 1;
+            if self.entries > WALK_ENTRIES_MAX {
+                return Err(invalid(format!(
+                    "{} holds more than {WALK_ENTRIES_MAX} entries; a tree has at most {} files",
+                    self.root.path().display(),
+                    paths::FILES_MAX
+                )));
+            }
+            let Ok(name) = std::str::from_utf8(name) else {
+                return Err(invalid(format!(
+                    "{}: the name {} is not UTF-8; rename it to share the tree",
+                    shown.display(),
+                    name.escape_ascii()
+                )));
+            };
+            names.push(name.to_owned());
+        }
+        // One open directory handle per level while the walk goes down, not two.
+        drop(reader);
+        // A stable order of work, whatever order the directory yields (and so of errors).
+        names.sort_unstable();
+        for name in names {
+            path.push(name);
+            self.entry(fd.as_fd(), path)?;
+            path.pop();
+        }
+        Ok(())
+    }
+
+    /// Looks at `path`'s last component in `dir`, without following or opening it.
+    fn entry(&mut self, dir: BorrowedFd<'_>, path: &mut Vec<String>) -> io::Result<()> {
+        let shown = self.root.path_of(path);
+        let name = path.last().map(String::as_str).unwrap_or_default();
+        if let Some(problem) = paths::component_problem(name.as_bytes()) {
+            return Err(invalid(format!(
+                "{}: {problem}; rename it to share the tree",
+                shown.display()
+            )));
+        }
+        let meta = entry(dir, name).map_err(|error| at(&shown, error))?;
+        let file_type = meta.file_type();
+        if file_type.is_symlink() {
+            self.skipped_links.push(path.join("/"));
+            return Ok(());
+        }
+        if let Some(problem) = paths::path_problem(self.name, path) {
+            return Err(invalid(format!("{}: {problem}", shown.display())));
+        }
+        if file_type.is_dir() {
+            if path.len() >= paths::PATH_COMPONENTS_MAX {
+                return Err(invalid(format!(
+                    "{}: deeper than {} levels",
+                    shown.display(),
+                    paths::PATH_COMPONENTS_MAX
+                )));
+            }
+            let fd = open_subdir(dir, name).map_err(|error| at(&shown, error))?;
+            return self.directory(fd, path);
+        }
+        if !file_type.is_file() {
+            return Err(invalid(format!(
+                "{} is {}; a shared tree holds only regular files and directories (links are skipped)",
+                shown.display(),
+                kind(&meta)
+            )));
+        }
+        if self.files.len() >= paths::FILES_MAX {
+            return Err(invalid(format!(
+                "{} holds more than {} files",
+                self.root.path().display(),
+                paths::FILES_MAX
+            )));
+        }
+        let executable = meta.permissions().mode() & 0o111 != 0;
+        let file = TreeFile::new(path.clone(), meta.len(), executable);
+        self.files.push((file, FileStamp::of(&meta)));
+        Ok(())
+    }
+}
+
+/// What `name` in `dir` is, never following a link nor opening it for reading (`O_PATH`).
+fn entry(dir: BorrowedFd<'_>, name: &str) -> io::Result<Metadata> {
+    let flags = OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let fd = rustix::fs::openat(dir, name, flags, Mode::empty())?;
+    File::from(fd).metadata()
+}
+
+/// Opens the directory `name` in `dir`; a link there fails (`ELOOP`), as does anything
+/// else that is not a directory.
+fn open_subdir(dir: BorrowedFd<'_>, name: &str) -> io::Result<OwnedFd> {
+    if name.is_empty() || name == "." || name == ".." || name.contains(['/', '\0']) {
+        return Err(invalid(format!("{name:?} is not one path component")));
+    }
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    Ok(rustix::fs::openat(dir, name, flags, Mode::empty())?)
+}
+
+fn invalid(text: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidInput, text)
+}
+
+fn refused(path: &Path, what: &str) -> io::Error {
+    invalid(format!("{} is {what}, not a regular file", path.display()))
+}
+
+/// The error, with the path it concerns in front.
+fn at(path: &Path, error: io::Error) -> io::Error {
+    io::Error::new(error.kind(), format!("{}: {error}", path.display()))
+}
+
+#[cfg(test)]
+mod tests;
