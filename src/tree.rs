@@ -19,7 +19,10 @@
 //! orders a v2 file tree; our own trees have no pad files. Of the file modes only the
 //! executable bit travels; v1 cannot carry empty directories, so they are not carried.
 //!
-//! Nothing here reaches the node or the wire yet; see the report of issue 17's first slice.
+//! Nothing here reaches the node or the wire yet. What the next step needs from it: a
+//! `storage::Content` over a tree (one per file, split by [`layout`], pad spans read as
+//! zeros and never written), a partial tree kept as a directory under `.torrent/partial/`
+//! and published by one rename, and the info bytes as what travels in place of a manifest.
 
 pub mod hashing;
 pub mod layout;
