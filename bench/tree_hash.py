@@ -17,24 +17,18 @@ Python 3 standard library only; the scratch directory is removed at the end.
 import argparse
 import os
 import random
-import re
 import shutil
 import subprocess
 import sys
 import tempfile
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from share import parse_size  # noqa: E402
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LARGEST_FILE_BYTES = 64 << 20
 DEPTH_MAX = 6
 BLOCK_BYTES = 1 << 20
-
-
-def parse_size(text):
-    units = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
-    m = re.fullmatch(r"(\d+)([KMG]?)", text.strip().upper())
-    if not m:
-        raise argparse.ArgumentTypeError(f"not a size: {text!r} (e.g. 256M, 1G)")
-    return int(m.group(1)) * units[m.group(2)]
 
 
 def sizes(total, count, rng):
