@@ -67,7 +67,9 @@
 //!                         tree/walk.rs builds one from a directory on disk, never
 //!                         following a link; tree/hashing.rs hashes its pieces on threads;
 //!                         tree/parse.rs reads a `.torrent` made elsewhere (hybrid v1+v2,
-//!                         pad files), identified by its info dictionary's bytes as given
+//!                         pad files), identified by its info dictionary's bytes as given;
+//!                         tree/content.rs makes its files one Content (read, hashed and
+//!                         written across file boundaries, pad files as zeros)
 //!  storage.rs             manifests, have-bitmaps, stamps of shared files, and the traits
 //!                         the node does all its file work through: Storage (its
 //!                         directory) and Content (one file's bytes)

@@ -14,16 +14,19 @@
 //! * [`parse`] reads the info dictionary of a `.torrent` made elsewhere (libtorrent 2.0
 //!   makes hybrid v1+v2 torrents with pad files by default), keeping its file order and its
 //!   bytes as given.
+//! * [`content`] makes a tree's files one `storage::Content`, read, hashed and written
+//!   across file boundaries, so that the node's chunk logic can serve and fetch a tree.
 //!
 //! Our own order is deterministic: files sorted by path, component by component, as BEP 52
 //! orders a v2 file tree; our own trees have no pad files. Of the file modes only the
 //! executable bit travels; v1 cannot carry empty directories, so they are not carried.
 //!
-//! Nothing here reaches the node or the wire yet. What the next step needs from it: a
-//! `storage::Content` over a tree (one per file, split by [`layout`], pad spans read as
-//! zeros and never written), a partial tree kept as a directory under `.torrent/partial/`
+//! Nothing here reaches the node or the wire yet. What the next step needs from it: the
+//! tree's files opened (for sharing, or as a download's partial files) and given to
+//! [`content::TreeContent`], a partial tree kept as a directory under `.torrent/partial/`
 //! and published by one rename, and the info bytes as what travels in place of a manifest.
 
+pub mod content;
 pub mod hashing;
 pub mod layout;
 pub mod parse;

@@ -1,0 +1,203 @@
+//! A tree's bytes as one content: its files laid end to end in their order, each its own
+//! [`Content`] (a file being shared, or the partial file of a download), read, hashed,
+//! released, flushed and written across file boundaries. The node's chunk logic works in
+//! offsets of one content, so a tree behind this type is served and downloaded by the same
+//! code as a file. A pad file (BEP 47) has no bytes of its own: it reads as zeros and what
+//! is written into it is dropped (the piece hash that covers it checks the zeros). Files of
+//! zero length take no offsets.
+//!
+//! Not used by the node yet: issue 17's next step opens a tree's files (for sharing, or as
+//! a download's partial files) and hands them to [`TreeContent::new`].
+
+use crate::storage::{Content, ContentWriter};
+use crate::wire::Hash;
+use std::io;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Bytes read at a time to hash a range that crosses files: a block that stays in the
+/// cache, as a single file is hashed (`storage::mapping`).
+const HASH_BLOCK_BYTES: usize = 1 << 20;
+
+/// One file of the tree, where it lies in the content.
+struct Part {
+    start: u64,
+    len: u64,
+    /// Its bytes; `None` for a pad file (zeros).
+    bytes: Option<Arc<dyn Content>>,
+}
+
+/// A piece of a range that lies in one file: the part, the offset in it, the length, and
+/// where it goes in the range.
+struct Span<'a> {
+    part: &'a Part,
+    index: usize,
+    offset: u64,
+    len: usize,
+    at: usize,
+}
+
+/// The files of a tree as one content (see the module doc).
+pub struct TreeContent {
+    /// The files with bytes in the content, in order (the empty ones left out).
+    parts: Vec<Part>,
+    len: u64,
+}
+
+impl TreeContent {
+    /// The tree's files in order, each its length and its bytes (`None` for a pad file).
+    /// `None` when a file's bytes are not of its length, or the lengths overflow.
+    pub fn new(files: Vec<(u64, Option<Arc<dyn Content>>)>) -> Option<TreeContent> {
+        let mut parts = Vec::with_capacity(files.len());
+        let mut start = 0u64;
+        for (len, bytes) in files {
+            if bytes.as_ref().is_some_and(|b| b.len() != len) {
+                return None;
+            }
+            if len > 0 {
+                parts.push(Part { start, len, bytes });
+            }
+            start = start.checked_add(len)?;
+        }
+        Some(TreeContent { parts, len: start })
+    }
+
+    /// Whether `offset..offset + len` lies inside the content (and is not empty), as a
+    /// single file's content answers.
+    fn inside(&self, offset: u64, len: usize) -> bool {
+        len > 0
+            && offset
+                .checked_add(len as u64)
+                .is_some_and(|end| end <= self.len)
+    }
+
+    /// The pieces of `offset..offset + len` (inside the content) file by file.
+    fn spans(&self, offset: u64, len: usize) -> impl Iterator<Item = Span<'_>> {
+        let first = self.parts.partition_point(|p| p.start + p.len <= offset);
+        let end = offset + len as u64;
+        self.parts[first..]
+            .iter()
+            .enumerate()
+            .take_while(move |(_, part)| part.start < end)
+            .map(move |(i, part)| {
+                let from = offset.max(part.start);
+                let to = end.min(part.start + part.len);
+                Span {
+                    part,
+                    index: first + i,
+                    offset: from - part.start,
+                    len: (to - from) as usize,
+                    at: (from - offset) as usize,
+                }
+            })
+    }
+}
+
+impl Content for TreeContent {
+    fn len(&self) -> u64 {
+        self.len
+    }
+
+    fn read_into(&self, offset: u64, out: &mut [u8]) -> bool {
+        if !self.inside(offset, out.len()) {
+            return false;
+        }
+        self.spans(offset, out.len()).all(|span| {
+            let into = &mut out[span.at..span.at + span.len];
+            match &span.part.bytes {
+                Some(bytes) => bytes.read_into(span.offset, into),
+                None => {
+                    into.fill(0);
+                    true
+                }
+            }
+        })
+    }
+
+    fn sha1(&self, offset: u64, len: usize) -> Option<Hash> {
+        if len == 0 {
+            return (offset <= self.len).then(|| crate::hash::sha1(&[]));
+        }
+        if !self.inside(offset, len) {
+            return None;
+        }
+        let mut sha = crate::hash::Sha1::new();
+        let mut block = vec![0u8; len.min(HASH_BLOCK_BYTES)];
+        let mut done = 0;
+        while done < len {
+            let part = (len - done).min(block.len());
+            if !self.read_into(offset + done as u64, &mut block[..part]) {
+                return None;
+            }
+            sha.update(&block[..part]);
+            done += part;
+        }
+        Some(sha.finish())
+    }
+
+    fn release(&self, offset: u64, len: usize) -> io::Result<()> {
+        if !self.inside(offset, len) {
+            return Ok(());
+        }
+        for span in self.spans(offset, len) {
+            if let Some(bytes) = &span.part.bytes {
+                bytes.release(span.offset, span.len)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn flush(&self) -> io::Result<()> {
+        for bytes in self.parts.iter().filter_map(|p| p.bytes.as_ref()) {
+            bytes.flush()?;
+        }
+        Ok(())
+    }
+
+    fn writer(self: Arc<Self>) -> Box<dyn ContentWriter> {
+        let writers = self
+            .parts
+            .iter()
+            .map(|p| p.bytes.clone().map(|bytes| bytes.writer()))
+            .collect();
+        Box::new(TreeWriter {
+            content: self,
+            writers,
+        })
+    }
+}
+
+/// Writes pieces into a tree's files, each through its own file's writer.
+struct TreeWriter {
+    content: Arc<TreeContent>,
+    /// One per part of the content (`None` for a pad file).
+    writers: Vec<Option<Box<dyn ContentWriter>>>,
+}
+
+impl ContentWriter for TreeWriter {
+    fn write(&mut self, now: Instant, offset: u64, data: &[u8]) -> bool {
+        if !self.content.inside(offset, data.len()) {
+            return false;
+        }
+        let writers = &mut self.writers;
+        self.content.spans(offset, data.len()).all(|span| {
+            match writers.get_mut(span.index).and_then(Option::as_mut) {
+                Some(writer) => writer.write(now, span.offset, &data[span.at..span.at + span.len]),
+                // A pad file's bytes are zeros, never written: its piece's hash checks them.
+                None => span.part.bytes.is_none(),
+            }
+        })
+    }
+
+    fn flush(&mut self, now: Instant) -> bool {
+        let mut ok = true;
+        for writer in self.writers.iter_mut().flatten() {
+            // Every file's writer flushes, whatever an earlier one answered.
+            ok &= writer.flush(now);
+        }
+        ok
+    }
+}
+
+#[cfg(test)]
+mod tests;
