@@ -513,6 +513,32 @@ impl FileStamp {
     }
 }
 
+/// Bytes read at a time to hash a range that is read rather than mapped: a block that
+/// stays in the cache.
+const HASH_BLOCK_BYTES: usize = 1 << 20;
+
+/// SHA-1 of the `len` bytes from `offset` (`len` > 0), read a block at a time with `read`
+/// (`read(at, block)` fills `block` from `at`, false when it cannot); `None` when a read
+/// fails. How a file being shared, or a tree's files, are hashed.
+pub(crate) fn sha1_read(
+    offset: u64,
+    len: usize,
+    mut read: impl FnMut(u64, &mut [u8]) -> bool,
+) -> Option<Hash> {
+    let mut sha = crate::hash::Sha1::new();
+    let mut block = vec![0u8; len.min(HASH_BLOCK_BYTES)];
+    let mut done = 0;
+    while done < len {
+        let part = (len - done).min(block.len());
+        if !read(offset + done as u64, &mut block[..part]) {
+            return None;
+        }
+        sha.update(&block[..part]);
+        done += part;
+    }
+    Some(sha.finish())
+}
+
 /// The configured chunk size, doubled until the file fits in [`wire::CHUNKS_MAX`] chunks.
 pub(crate) fn chunk_bytes_for(file_bytes: u64, configured: u32) -> u32 {
     let mut chunk_bytes = configured;

@@ -33,8 +33,6 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
-/// Bytes read at a time when hashing a file read with `pread`.
-const HASH_BLOCK_BYTES: usize = 1 << 20;
 /// Bytes released after a range before its pages are dropped from the page cache: time
 /// for its write-back (started when it was released) to finish.
 pub const DROP_LAG_BYTES: u64 = 16 << 20;
@@ -185,17 +183,9 @@ impl Content for Mapping {
             if !self.inside(offset, len) {
                 return None;
             }
-            let mut sha = crate::hash::Sha1::new();
-            let mut block = vec![0u8; len.min(HASH_BLOCK_BYTES)];
-            let mut done = 0;
-            while done < len {
-                let part = (len - done).min(block.len());
-                file.read_exact_at(&mut block[..part], offset + done as u64)
-                    .ok()?;
-                sha.update(&block[..part]);
-                done += part;
-            }
-            return Some(sha.finish());
+            return super::sha1_read(offset, len, |at, block| {
+                file.read_exact_at(block, at).is_ok()
+            });
         }
         let (raw, start) = self.range(offset, len)?;
         // SAFETY: in bounds (checked by `range`); the caller hashes a chunk that nobody

@@ -15,10 +15,6 @@ use std::io;
 use std::sync::Arc;
 use std::time::Instant;
 
-/// Bytes read at a time to hash a range that crosses files: a block that stays in the
-/// cache, as a single file is hashed (`storage::mapping`).
-const HASH_BLOCK_BYTES: usize = 1 << 20;
-
 /// One file of the tree, where it lies in the content.
 struct Part {
     start: u64,
@@ -121,18 +117,7 @@ impl Content for TreeContent {
         if !self.inside(offset, len) {
             return None;
         }
-        let mut sha = crate::hash::Sha1::new();
-        let mut block = vec![0u8; len.min(HASH_BLOCK_BYTES)];
-        let mut done = 0;
-        while done < len {
-            let part = (len - done).min(block.len());
-            if !self.read_into(offset + done as u64, &mut block[..part]) {
-                return None;
-            }
-            sha.update(&block[..part]);
-            done += part;
-        }
-        Some(sha.finish())
+        crate::storage::sha1_read(offset, len, |at, block| self.read_into(at, block))
     }
 
     fn release(&self, offset: u64, len: usize) -> io::Result<()> {
