@@ -97,53 +97,16 @@ impl Listings {
         page_entries: u8,
         console: bool,
     ) -> Result<u64, String> {
-        let started = self.ask(now, tracker, out, files, from, page_entries, console);
-        if let (Err(line), true) = (&started, console) {
-            out.say(line.clone());
-        }
-        started
-    }
-
-    /// [`Listings::start`], unsaid.
-    #[allow(clippy::too_many_arguments)]
-    fn ask(
-        &mut self,
-        now: Instant,
-        tracker: &mut TrackerClient,
-        out: &mut Outbox,
-        files: &BTreeMap<Hash, LocalFile>,
-        from: ListFrom,
-        page_entries: u8,
-        console: bool,
-    ) -> Result<u64, String> {
-        if self.kept.len() >= LISTINGS_KEPT_MAX {
-            let answered = self
-                .kept
-                .iter()
-                .position(|l| !matches!(l.progress, Progress::Waiting { .. }));
-            match answered {
-                Some(index) => _ = self.kept.remove(index),
-                None => {
-                    return Err(format!(
-                        "{LISTINGS_KEPT_MAX} list requests wait for the tracker already"
-                    ));
-                }
-            }
-        }
         let id = self.next_id;
-        let (name, info_hash, inclusive) = match from {
-            ListFrom::Start => (String::new(), [0; wire::HASH_BYTES], true),
-            ListFrom::Name(name) => (name, [0; wire::HASH_BYTES], true),
-            ListFrom::After { name, info_hash } => (name, info_hash, false),
-        };
-        let ask = ListAsk {
-            request_id: wire_id(id),
-            name,
-            info_hash,
-            inclusive,
-            entries_max: page_entries,
-        };
-        tracker.list(now, out, files, ask)?;
+        let asked = self
+            .make_room()
+            .and_then(|()| tracker.list(now, out, files, list_ask(id, from, page_entries)));
+        if let Err(line) = asked {
+            if console {
+                out.say(line.clone());
+            }
+            return Err(line);
+        }
         self.next_id += 1;
         self.kept.push_back(Listing {
             id,
@@ -153,6 +116,27 @@ impl Listings {
             },
         });
         Ok(id)
+    }
+
+    /// Room for one more request: the oldest answered one goes when [`LISTINGS_KEPT_MAX`]
+    /// are kept, and none may start while that many still wait.
+    fn make_room(&mut self) -> Result<(), String> {
+        if self.kept.len() < LISTINGS_KEPT_MAX {
+            return Ok(());
+        }
+        let answered = self
+            .kept
+            .iter()
+            .position(|l| !matches!(l.progress, Progress::Waiting { .. }));
+        match answered {
+            Some(index) => {
+                self.kept.remove(index);
+                Ok(())
+            }
+            None => Err(format!(
+                "{LISTINGS_KEPT_MAX} list requests wait for the tracker already"
+            )),
+        }
     }
 
     /// The tracker's page for `request_id` came: kept for `list-state`, and the text to
@@ -257,6 +241,22 @@ pub(super) fn started(asked: Result<u64, String>) -> Reply {
             ..ListInfo::default()
         }),
         Err(line) => Reply::refused(line),
+    }
+}
+
+/// The request for request `id`'s page, from `from` on.
+fn list_ask(id: u64, from: ListFrom, page_entries: u8) -> ListAsk {
+    let (name, info_hash, inclusive) = match from {
+        ListFrom::Start => (String::new(), [0; wire::HASH_BYTES], true),
+        ListFrom::Name(name) => (name, [0; wire::HASH_BYTES], true),
+        ListFrom::After { name, info_hash } => (name, info_hash, false),
+    };
+    ListAsk {
+        request_id: wire_id(id),
+        name,
+        info_hash,
+        inclusive,
+        entries_max: page_entries,
     }
 }
 
