@@ -116,8 +116,12 @@ impl PeerQueue {
 
     /// Bytes of every datagram queued for this peer, counted up to a whole burst of its
     /// pace: all the pacer needs to know (see [`pacer::Pacer::ready_at`]). Estimated with
-    /// the next datagram's header for every piece.
+    /// the next datagram's header for every piece. Counted only while the pacer waits for a
+    /// burst (otherwise it reads nothing of it): this runs for every piece sent.
     fn queued_bytes(&self) -> u64 {
+        if !self.pacer.waits_for_burst() {
+            return u64::MAX;
+        }
         let enough = self.pacer.burst_bytes();
         let mut queued = 0u64;
         for task in &self.tasks {

@@ -103,6 +103,12 @@ impl Pacer {
         self.refilling &= self.tokens < self.needed(datagram_bytes, queued_bytes);
     }
 
+    /// Whether the next datagram waits for a whole burst (or all that is queued, if less):
+    /// only then does what is queued count (see [`Pacer::needed`]).
+    pub fn waits_for_burst(&self) -> bool {
+        self.refilling && self.burst_bytes() >= BURST_GATED_BYTES_MIN
+    }
+
     /// Bytes of a whole burst at the pace: a queue holding this much holds enough to wait
     /// for (see [`Pacer::needed`]).
     pub fn burst_bytes(&self) -> u64 {
