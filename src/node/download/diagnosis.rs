@@ -34,9 +34,6 @@ pub const LOSS_REPORT_PERCENT: u32 = 10;
 /// A request to the tracker unanswered this long means the tracker is not answering: one on
 /// a LAN answers in milliseconds, and its first retry goes after half a second.
 pub const TRACKER_ANSWER_WITHIN: Duration = Duration::from_secs(2);
-/// A peer heard from within this long still answers: a dropped peer is asked nothing for
-/// [`super::DROPPED_PEER_RETRY`], and then given [`super::PEER_SILENCE`] to answer.
-pub const ANSWERED_WITHIN: Duration = Duration::from_secs(8);
 /// Outcomes of smaller pieces, after a path narrowed, that tell whether it did: a streak of
 /// losses at random (30% loss makes one every few thousand pieces) also narrows a path, and
 /// smaller pieces are then lost as often as the large ones were. Only pieces asked once the
@@ -284,12 +281,13 @@ impl PeerEvidence {
         self.heard_at
     }
 
-    /// Heard from within [`ANSWERED_WITHIN`], and not taken for silent since.
-    pub fn answers(&self, now: Instant) -> bool {
-        !self.silent
-            && self
-                .heard_at
-                .is_some_and(|t| now.saturating_duration_since(t) < ANSWERED_WITHIN)
+    /// Heard from, and not taken for silent since. Only waiting on a peer in vain tells
+    /// that it went silent (see [`PeerEvidence::on_silent`]): how long ago it was last
+    /// heard does not. A peer dropped for losing its pieces is asked nothing until the
+    /// tracker lists it again, which under heavy loss can take many seconds; it was not
+    /// silent meanwhile, and calling it so named the wrong cause.
+    pub fn answers(&self) -> bool {
+        !self.silent && self.heard_at.is_some()
     }
 
     /// Whether a ping is due: the peer said nothing for `after` while we wait on it, and no
@@ -482,7 +480,7 @@ impl Diagnosis {
             }
             None => None,
         };
-        let answering = peers.iter().filter(|p| p.evidence.answers(now));
+        let answering = peers.iter().filter(|p| p.evidence.answers());
         // The worst loss among holders that answer.
         let lossy = answering
             .clone()

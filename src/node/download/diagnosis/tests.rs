@@ -137,6 +137,12 @@ fn pings_go_after_a_silence_and_not_more_often_than_asked() {
     assert!(evidence.ping_due(start + S + S / 4, start, after, every));
 }
 
+/// Three pieces lost, then one arriving at `at`.
+fn lossy_round(evidence: &mut PeerEvidence, at: Instant) {
+    evidence.on_lost(3, 0, 1_472);
+    let _ = evidence.on_piece(at, 1_000);
+}
+
 #[test]
 fn the_reason_names_what_was_seen() {
     let start = Instant::now();
@@ -167,10 +173,11 @@ fn the_reason_names_what_was_seen() {
         diagnosis.explain("f", &[], &answering, now).unwrap(),
         "no node holds f"
     );
-    // A holder heard 12 s ago, not since.
+    // A holder heard 12 s ago, dropped since for saying nothing while we waited on it.
     diagnosis.on_lookup(1);
     let mut gone = PeerEvidence::default();
     gone.on_datagram(now - 12 * S);
+    gone.on_silent();
     assert_eq!(
         diagnosis
             .explain("f", &[view(1, false, &gone)], &answering, now)
@@ -210,8 +217,7 @@ fn the_reason_names_what_was_seen() {
     // A holder that answers and loses 3 pieces in 4: never called silent, even dropped.
     let mut lossy = PeerEvidence::default();
     for _ in 0..16 {
-        lossy.on_lost(3, 0, 1_472);
-        let _ = lossy.on_piece(now - S, 1_000);
+        lossy_round(&mut lossy, now - S);
     }
     lossy.on_datagram(now - S);
     let reason = diagnosis
@@ -225,6 +231,19 @@ fn the_reason_names_what_was_seen() {
     assert_eq!(
         reason,
         "pieces from node 3 are lost (75% of the last 64) while it still answers: a \
+         lossy or policed path"
+    );
+    // Dropped for losing its pieces and asked nothing since (the tracker had not listed it
+    // again): its loss is the cause however long ago it was heard, not a silence.
+    let mut dropped_lossy = PeerEvidence::default();
+    for _ in 0..16 {
+        lossy_round(&mut dropped_lossy, now - 20 * S);
+    }
+    assert_eq!(
+        diagnosis
+            .explain("f", &[view(1, false, &dropped_lossy)], &answering, now)
+            .unwrap(),
+        "pieces from node 1 are lost (75% of the last 64) while it still answers: a \
          lossy or policed path"
     );
     // A holder that answers (refusals, have-maps) and sent no piece lately.
