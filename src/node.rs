@@ -223,6 +223,7 @@ impl Node {
         match message {
             Message::HaveRequest(_)
             | Message::ManifestRequest(_)
+            | Message::InfoRequest(_)
             | Message::PieceRequest(_)
             | Message::PacedPieceRequest(_)
             | Message::MtuProbe(_) => {
@@ -242,6 +243,7 @@ impl Node {
             | Message::HaveMap { .. }
             | Message::MtuProbeReply(_)
             | Message::ManifestPart { .. }
+            | Message::InfoPart { .. }
             | Message::Piece { .. }
             | Message::StampedPiece { .. }
             | Message::Reject(_) => {

@@ -28,6 +28,9 @@
 //! DIR/.torrent/partial/HASH.part       a download in progress, full size, space reserved
 //! DIR/.torrent/partial/HASH.have       its have-bitmap: one bit per chunk verified
 //! DIR/.torrent/partial/HASH.manifest   its manifest, checked against the info hash
+//! DIR/TREE/...                         a directory, shared as one tree (see `state/tree.rs`)
+//! DIR/.torrent/partial/HASH.d/...      a tree being downloaded: its files, full size
+//! DIR/.torrent/partial/HASH.info       its info dictionary, checked against the info hash
 //! DIR/.torrent/.tmpN                   a `.torrent` export being written, then moved to
 //!                                      DIR/NAME.torrent (never over an existing file)
 //! ```
@@ -55,6 +58,7 @@ pub use memory::{MEMORY_FILES_MAX, MemoryStorage};
 pub use state::{StateDir, percent};
 pub use writer::PieceWriter;
 
+use crate::tree::TreeManifest;
 use crate::wire::{self, Hash};
 use std::fs::{self, File};
 use std::io;
@@ -208,8 +212,12 @@ const MANIFEST_MAGIC: [u8; 8] = *b"TRNTMF01";
 const MANIFEST_FILE_BYTES_MAX: u64 =
     64 + wire::NAME_BYTES_MAX as u64 + wire::CHUNKS_MAX as u64 * 20;
 
-/// What identifies a file's content: its name, length, chunk size and chunk hashes. Its info
-/// hash is the BitTorrent v1 info-hash of the equivalent single-file torrent.
+/// What identifies a content: its name, length, chunk size and chunk hashes. For a file, its
+/// info hash is the BitTorrent v1 info-hash of the equivalent single-file torrent.
+///
+/// A directory tree is one content too: its files laid end to end, `file_bytes` long in
+/// all, its chunks the tree's pieces; `tree` holds its description, whose info dictionary's
+/// SHA-1 is the info hash. Everything that counts chunks works on a tree unchanged.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Manifest {
     pub name: String,
@@ -217,6 +225,7 @@ pub struct Manifest {
     pub chunk_bytes: u32,
     pub hashes: Vec<Hash>,
     pub info_hash: Hash,
+    pub tree: Option<Arc<TreeManifest>>,
 }
 
 impl Manifest {
@@ -229,6 +238,19 @@ impl Manifest {
             chunk_bytes,
             hashes,
             info_hash,
+            tree: None,
+        }
+    }
+
+    /// The manifest of a tree: its pieces as chunks, its info hash the description's.
+    pub fn of_tree(tree: Arc<TreeManifest>) -> Manifest {
+        Manifest {
+            name: tree.name().to_owned(),
+            file_bytes: tree.total_bytes(),
+            chunk_bytes: tree.piece_bytes(),
+            hashes: tree.hashes().to_vec(),
+            info_hash: tree.info_hash(),
+            tree: Some(tree),
         }
     }
 

@@ -446,7 +446,15 @@ impl Download {
                 name,
             } if fixed.info_hash == info_hash => {
                 self.peers[index].last_heard = now;
-                Some(self.manifest_part(parts, now, index, fixed, hashes, name))
+                let (peers, mut of) = self.peers_of();
+                let taken = peers.manifest_part(parts, now, &mut of, index, fixed, hashes, name);
+                Some(self.manifest_taken(parts, now, taken))
+            }
+            Message::InfoPart { fixed, bytes } if fixed.info_hash == info_hash => {
+                self.peers[index].last_heard = now;
+                let (peers, mut of) = self.peers_of();
+                let taken = peers.info_part(parts, now, &mut of, index, fixed, bytes);
+                Some(self.manifest_taken(parts, now, taken))
             }
             Message::Piece { fixed, data } if fixed.info_hash == info_hash => {
                 self.piece(parts, now, index, Arrived::new(fixed, None, data));
@@ -590,18 +598,14 @@ impl Download {
 
     // ---- arrivals: manifest parts, pieces, hash checks, publishing -----------------------
 
-    fn manifest_part(
+    /// A part of the manifest was taken (`progressed`: it moved it forward), and the
+    /// manifest is whole when given: the transfer starts.
+    fn manifest_taken(
         &mut self,
         parts: &mut Parts<'_>,
         now: Instant,
-        index: usize,
-        fixed: &wire::ManifestPart,
-        hashes: &[Hash],
-        name: &str,
+        (progressed, manifest): (bool, Option<Manifest>),
     ) -> Handled {
-        let (peers, mut of) = self.peers_of();
-        let (progressed, manifest) =
-            peers.manifest_part(parts, now, &mut of, index, fixed, hashes, name);
         if progressed {
             self.deadlines.helped(now);
         }

@@ -6,8 +6,8 @@
 //! is written into it is dropped (the piece hash that covers it checks the zeros). Files of
 //! zero length take no offsets.
 //!
-//! Not used by the node yet: issue 17's next step opens a tree's files (for sharing, or as
-//! a download's partial files) and hands them to [`TreeContent::new`].
+//! `storage/state/tree.rs` opens a tree's files (shared, or a download's partial files) and
+//! hands them to [`TreeContent::new`].
 
 use crate::storage::{Content, ContentWriter};
 use crate::wire::Hash;
