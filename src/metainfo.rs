@@ -238,8 +238,12 @@ pub fn info_dict(manifest: &Manifest) -> Value {
     ])
 }
 
-/// The bytes of a `.torrent` for `manifest`, announcing to `tracker`.
+/// The bytes of a `.torrent` for `manifest` (a file's, or a tree's), announcing to
+/// `tracker`.
 pub fn torrent_file(manifest: &Manifest, tracker: SocketAddr) -> Vec<u8> {
+    if let Some(tree) = &manifest.tree {
+        return tree_torrent_file(tree, Some(tracker));
+    }
     Value::dict([
         ("announce", Value::bytes(announce_url(tracker))),
         ("created by", Value::bytes("torrent (this project)")),

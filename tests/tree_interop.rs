@@ -13,7 +13,7 @@
 
 mod common;
 
-use common::{Scratch, random_bytes, spawn_command};
+use common::{Scratch, node, random_bytes, spawn_command, tracker};
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
@@ -226,4 +226,36 @@ fn torrents_libtorrent_makes_of_a_tree_read_as_libtorrent_reads_them() {
     let pads = |index: usize| created[index]["files"].as_array().unwrap().iter();
     assert!(pads(0).any(|file| file[2] == true));
     assert!(pads(1).all(|file| file[2] == false));
+}
+
+#[test]
+fn libtorrent_finds_every_piece_of_a_tree_a_node_exports_valid() {
+    if !libtorrent_available() {
+        eprintln!(
+            "SKIPPED libtorrent_finds_every_piece_of_a_tree_a_node_exports_valid: {PYTHON} \
+             cannot import libtorrent (apt install python3-libtorrent)"
+        );
+        return;
+    }
+    let scratch = Scratch::new("tree-export");
+    let dir = scratch.node_dir(1);
+    sample_tree(&dir.join("top"));
+    let tracker = tracker(&scratch);
+    let mut node = node(
+        &scratch,
+        1,
+        tracker.addr,
+        &["--send", "top", "--export", "top", "--chunk-size", "16K"],
+    );
+    let exported = node.proc.expect_line("exported top to ");
+    let torrent = dir.join("top.torrent");
+    let read = parse_tree_torrent(&std::fs::read(&torrent).unwrap()).unwrap();
+    assert!(exported.contains(&wire::hex(&read.manifest.info_hash())), "{exported}");
+    let results = python(CHECK, &[&torrent, &dir], "RESULT ");
+    let result = &results[0];
+    assert_eq!(result["checked"], true, "{result}");
+    assert_eq!(result["info_hash"], wire::hex(&read.manifest.info_hash()));
+    let pieces = result["pieces"].as_array().unwrap();
+    assert_eq!(pieces.len(), read.manifest.piece_count() as usize);
+    assert!(pieces.iter().all(|valid| valid == true), "{result}");
 }
