@@ -626,7 +626,9 @@ impl Node {
         let hash_again = still_there && !self.library.is_hashing(&name);
         self.out.say(change.told(&name, still_there, hash_again));
         if hash_again {
-            let _ = self.command(now, |commander| commander.share(now, name));
+            // Described anew (a tree shared under a `.torrent` made elsewhere too: its
+            // description no longer holds once its files changed).
+            let _ = self.command(now, |commander| commander.share(now, name, None));
         }
     }
 

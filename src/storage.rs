@@ -94,6 +94,11 @@ pub trait Storage: Send + Sync {
     /// and its bytes for serving. A file that changes while it is hashed is refused.
     fn manifest_of(&self, name: &str, chunk_bytes: u32, threads: usize) -> io::Result<Shared>;
 
+    /// Shares the directory of `tree`'s name as that tree (described by a `.torrent` made
+    /// elsewhere): each of its files, along the description's list (pad files as zeros), is
+    /// hashed on `threads` threads and must give its pieces.
+    fn share_described_tree(&self, tree: Arc<TreeManifest>, threads: usize) -> io::Result<Shared>;
+
     /// The stamp the file `name` has now; an error when it is gone or no regular file.
     fn stamp_of(&self, name: &str) -> io::Result<FileStamp>;
 

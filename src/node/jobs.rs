@@ -3,6 +3,7 @@
 //! `Node::handle_job_done`.
 
 use crate::storage::{Content, FileStamp, Manifest, Storage};
+use crate::tree::TreeManifest;
 use crate::wire::Hash;
 use std::sync::Arc;
 
@@ -13,6 +14,9 @@ pub enum Job {
     Share {
         state: Arc<dyn Storage>,
         name: String,
+        /// A tree described by a `.torrent` made elsewhere: checked against it rather than
+        /// described anew.
+        described: Option<Arc<TreeManifest>>,
         chunk_bytes: u32,
         threads: usize,
     },
@@ -55,12 +59,15 @@ pub fn run_job(job: Job) -> JobDone {
         Job::Share {
             state,
             name,
+            described,
             chunk_bytes,
             threads,
         } => {
-            let result = state
-                .manifest_of(&name, chunk_bytes, threads)
-                .map_err(|error| error.to_string());
+            let result = match described {
+                Some(tree) => state.share_described_tree(tree, threads),
+                None => state.manifest_of(&name, chunk_bytes, threads),
+            };
+            let result = result.map_err(|error| error.to_string());
             JobDone::Shared { name, result }
         }
         Job::CheckChunk {

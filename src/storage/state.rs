@@ -9,6 +9,7 @@ use super::{
     STATE_DIR_NAME, Shared, Storage, already_exists, changed_while_hashed, chunk_bytes_for,
     hash_chunks, missing_bytes, reserve, too_large,
 };
+use crate::tree::TreeManifest;
 use crate::wire::{self, Hash};
 use std::fs::File;
 use std::io;
@@ -221,6 +222,10 @@ impl Storage for StateDir {
             .manifests
             .write_atomically(name, &manifest.to_bytes(stamp.fingerprint()));
         Ok((manifest, stamp, serving))
+    }
+
+    fn share_described_tree(&self, tree: Arc<TreeManifest>, threads: usize) -> io::Result<Shared> {
+        self.share_tree_as(tree, threads)
     }
 
     /// A link is not followed: a file replaced by a link is no longer the file shared. A

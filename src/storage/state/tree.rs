@@ -59,6 +59,35 @@ impl StateDir {
         Ok((Manifest::of_tree(tree), stamp, serving))
     }
 
+    /// Shares the directory of `tree`'s name as `tree`, a description made elsewhere: its
+    /// files (pad files as zeros, in the description's order) must give its pieces.
+    pub(super) fn share_tree_as(
+        &self,
+        tree: Arc<TreeManifest>,
+        threads: usize,
+    ) -> io::Result<Shared> {
+        let name = tree.name();
+        let meta = self.dirs.files.entry(name)?;
+        if !meta.is_dir() {
+            return Err(io::Error::other(format!(
+                "{} is {}, not the directory of the tree the .torrent describes",
+                self.file_path(name).display(),
+                super::super::dir::kind(&meta)
+            )));
+        }
+        let root = Root::open(&self.file_path(name))?;
+        let hashes =
+            crate::tree::hashing::hash_pieces(&root, tree.files(), None, tree.layout(), threads)?;
+        if let Some(piece) = hashes.iter().zip(tree.hashes()).position(|(a, b)| a != b) {
+            return Err(io::Error::other(format!(
+                "{} does not match the .torrent: piece {piece} differs (another version of a file?)",
+                self.file_path(name).display()
+            )));
+        }
+        let serving = open_for_serving(&root, &tree)?;
+        Ok((Manifest::of_tree(tree), FileStamp::of(&meta), serving))
+    }
+
     /// The manifest of an interrupted tree download, from its info dictionary.
     pub(super) fn partial_tree(&self, info_hash: &Hash) -> Option<Manifest> {
         let bytes = self
