@@ -437,6 +437,13 @@ impl Node {
                     let _: Outcome = self.command(now, |commander| commander.refuse(line));
                 }
             },
+            JobDone::PartialOpened { run, result } => {
+                let (downloads, mut parts) = self.context();
+                if let Some(info_hash) = downloads.partial_opened(&mut parts, now, run, result) {
+                    self.after_progress(now, info_hash);
+                }
+                self.fill_windows(now);
+            }
             JobDone::ChunkChecked {
                 run,
                 info_hash,
@@ -735,7 +742,7 @@ impl Node {
         let parts = Parts::new(
             &mut self.out,
             &mut self.library,
-            &*self.state,
+            &self.state,
             &self.config,
             self.tracker.heard(),
             &mut self.download_limit,

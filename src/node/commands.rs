@@ -331,7 +331,7 @@ impl Commander<'_> {
         let parts = Parts::new(
             &mut *self.out,
             &mut *self.library,
-            &**self.state,
+            self.state,
             self.config,
             self.heard,
             &mut *self.download_limit,

@@ -83,8 +83,8 @@ mod phase;
 mod report;
 mod transfer;
 
-use super::Parts;
-use crate::storage::Manifest;
+use super::{Job, NodeEvent, Parts};
+use crate::storage::{Bitmap, Content, Manifest};
 use crate::wire::{self, Hash, HolderRecord, Message, VersionRecord};
 pub(crate) use asked::Asked;
 use asked::Of;
@@ -486,7 +486,9 @@ impl Download {
         }
         if self.deadlines.disk_retry_due(now) {
             match std::mem::replace(&mut self.phase, Phase::LookingUp) {
-                Phase::WaitingForSpace(manifest) => self.start_transfer(parts, now, manifest),
+                Phase::WaitingForSpace(manifest) => {
+                    self.start_transfer(parts, now, manifest);
+                }
                 other => {
                     self.phase = other;
                     self.publish(parts, now);
@@ -622,12 +624,59 @@ impl Download {
             return Handled::Consumed;
         }
         let info_hash = manifest.info_hash;
-        self.start_transfer(parts, now, manifest);
-        Handled::ManifestReady(info_hash)
+        if self.start_transfer(parts, now, manifest) {
+            Handled::ManifestReady(info_hash)
+        } else {
+            Handled::Consumed
+        }
     }
 
-    fn start_transfer(&mut self, parts: &mut Parts<'_>, now: Instant, manifest: Manifest) {
-        let (mapping, claimed) = match parts.state.open_partial(&manifest) {
+    /// Opens the partial content and begins the transfer; a tree's is opened by a hasher
+    /// thread, and the transfer begins once it answers ([`Download::partial_opened`]).
+    /// Whether it began now.
+    fn start_transfer(&mut self, parts: &mut Parts<'_>, now: Instant, manifest: Manifest) -> bool {
+        if manifest.tree.is_some() {
+            parts.out.event(NodeEvent::Job(Job::OpenPartial {
+                run: self.run,
+                state: Arc::clone(parts.state),
+                manifest: manifest.clone(),
+            }));
+            self.phase = Phase::Opening(manifest);
+            return false;
+        }
+        let opened = parts.state.open_partial(&manifest);
+        self.begin_transfer(parts, now, manifest, opened);
+        true
+    }
+
+    /// A hasher thread opened the partial content of a tree: the transfer begins. The info
+    /// hash, when it did (the node may announce it).
+    pub fn partial_opened(
+        &mut self,
+        parts: &mut Parts<'_>,
+        now: Instant,
+        opened: std::io::Result<(Arc<dyn Content>, Bitmap)>,
+    ) -> Option<Hash> {
+        let Phase::Opening(manifest) = std::mem::replace(&mut self.phase, Phase::LookingUp) else {
+            return None;
+        };
+        let info_hash = manifest.info_hash;
+        self.begin_transfer(parts, now, manifest, opened);
+        // Nobody was asked anything while the files were laid out: their silence was ours.
+        for peer in self.peers.iter_mut() {
+            peer.last_heard = now;
+        }
+        matches!(self.phase, Phase::Transfer(_)).then_some(info_hash)
+    }
+
+    fn begin_transfer(
+        &mut self,
+        parts: &mut Parts<'_>,
+        now: Instant,
+        manifest: Manifest,
+        opened: std::io::Result<(Arc<dyn Content>, Bitmap)>,
+    ) {
+        let (mapping, claimed) = match opened {
             Ok(opened) => opened,
             Err(error) if error.kind() == std::io::ErrorKind::StorageFull => {
                 let waiting = self

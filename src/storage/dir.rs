@@ -188,6 +188,30 @@ impl Dir {
         Ok(file)
     }
 
+    /// Creates the file `name` (read and write, with `mode`), which must not exist yet
+    /// (`O_EXCL`, which also never follows a link): one call for a file of a tree this node
+    /// lays out afresh.
+    pub fn create_new(&self, name: &str, mode: u32) -> io::Result<File> {
+        check_component(name)?;
+        let flags =
+            OFlags::RDWR | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        let fd = rustix::fs::openat(&self.fd, name, flags, Mode::from_raw_mode(mode))
+            .map_err(|e| at(&self.path_of(name), e.into()))?;
+        Ok(File::from(fd))
+    }
+
+    /// Creates the directory `name` (mode 0700), which must not exist yet, and opens it.
+    pub fn create_subdir(&self, name: &str) -> io::Result<Dir> {
+        check_component(name)?;
+        let path = self.path_of(name);
+        rustix::fs::mkdirat(&self.fd, name, Mode::from_raw_mode(0o700))
+            .map_err(|e| at(&path, e.into()))?;
+        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        let fd = rustix::fs::openat(&self.fd, name, flags, Mode::empty())
+            .map_err(|e| at(&path, e.into()))?;
+        Ok(Dir { fd, path })
+    }
+
     /// A new file for writing, under a temporary name no user file can have (names starting
     /// with '.' are refused from the network and the console). Whatever was left under that
     /// name is removed first and the file is created with `O_EXCL`, so nothing planted

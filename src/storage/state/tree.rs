@@ -27,8 +27,9 @@ use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Arc;
 
-/// Mode of an executable file of a downloaded tree (others are 0600, as downloaded files
-/// are): only the executable bit travels (BEP 47 `attr: x`).
+/// Mode of a file of a downloaded tree, as a downloaded file's.
+const FILE_MODE: u32 = 0o600;
+/// Mode of an executable one: only the executable bit travels (BEP 47 `attr: x`).
 const EXECUTABLE_MODE: u32 = 0o700;
 
 impl StateDir {
@@ -159,7 +160,9 @@ impl StateDir {
             )?;
         }
         let top = partial.private_subdir(&StateDir::tree_dir_name(&info_hash))?;
-        let mut dirs = DirStack::new(top);
+        // Laid out afresh, every directory and file is created, each by one call; resumed,
+        // each is opened as what this node left (refusing anything planted since).
+        let mut dirs = DirStack::new(top, !resumable);
         let mut files = Vec::with_capacity(tree.files().len());
         for file in tree.files() {
             let len = file.length_bytes();
@@ -169,10 +172,18 @@ impl StateDir {
             }
             let (parent, name) = file.path().split_at(file.path().len() - 1);
             let dir = dirs.at(parent)?;
-            let opened = dir.open_regular(&name[0], Access::ReadWriteCreate)?;
-            if file.is_executable() {
-                rustix::fs::fchmod(&opened, rustix::fs::Mode::from_raw_mode(EXECUTABLE_MODE))?;
-            }
+            let mode = if file.is_executable() {
+                EXECUTABLE_MODE
+            } else {
+                FILE_MODE
+            };
+            let opened = if resumable {
+                let opened = dir.open_regular(&name[0], Access::ReadWriteCreate)?;
+                rustix::fs::fchmod(&opened, rustix::fs::Mode::from_raw_mode(mode))?;
+                opened
+            } else {
+                dir.create_new(&name[0], mode)?
+            };
             if len > 0 {
                 reserve(&opened, len)?;
             } else {
@@ -256,18 +267,22 @@ struct DirStack {
     top: Dir,
     /// The open directories below `top`, each with its name, from the top down.
     open: Vec<(String, Dir)>,
+    /// Every directory is new: created, never looked for.
+    fresh: bool,
 }
 
 impl DirStack {
-    fn new(top: Dir) -> DirStack {
+    fn new(top: Dir, fresh: bool) -> DirStack {
         DirStack {
             top,
             open: Vec::new(),
+            fresh,
         }
     }
 
     /// The directory at `path` below the top, created (mode 0700, the node's own) where
-    /// missing.
+    /// missing. Our files come sorted by path, so a fresh tree creates each directory once
+    /// and opens none.
     fn at(&mut self, path: &[String]) -> io::Result<&Dir> {
         let common = self
             .open
@@ -278,7 +293,18 @@ impl DirStack {
         self.open.truncate(common);
         for component in &path[common..] {
             let parent = self.open.last().map_or(&self.top, |(_, dir)| dir);
-            let dir = parent.private_subdir(component)?;
+            let created = match self.fresh {
+                true => parent.create_subdir(component),
+                false => Err(io::ErrorKind::AlreadyExists.into()),
+            };
+            let dir = match created {
+                Ok(dir) => dir,
+                // Resumed, or a description made elsewhere that comes back to a directory.
+                Err(error) if error.kind() == io::ErrorKind::AlreadyExists => {
+                    parent.private_subdir(component)?
+                }
+                Err(error) => return Err(error),
+            };
             self.open.push((component.clone(), dir));
         }
         Ok(self.open.last().map_or(&self.top, |(_, dir)| dir))
