@@ -170,7 +170,21 @@ pub trait Content: Send + Sync {
 
     /// SHA-1 of `len` bytes from `offset`; `None` when the range is not inside the file.
     /// An empty range hashes to the SHA-1 of nothing.
-    fn sha1(&self, offset: u64, len: usize) -> Option<Hash>;
+    fn sha1(&self, offset: u64, len: usize) -> Option<Hash> {
+        if len == 0 {
+            return (offset <= self.len()).then(|| crate::hash::sha1(&[]));
+        }
+        let mut sha = crate::hash::Sha1::new();
+        self.sha1_update(offset, len, &mut sha)
+            .then(|| sha.finish())
+    }
+
+    /// Feeds `len` bytes from `offset` into `sha`; false when the range is not inside the
+    /// file or cannot be read. A tree hashes a piece across its files this way, each file
+    /// as it hashes best (a mapped one without copying). By default, read a block at a time.
+    fn sha1_update(&self, offset: u64, len: usize, sha: &mut crate::hash::Sha1) -> bool {
+        sha1_update_read(offset, len, sha, |at, block| self.read_into(at, block))
+    }
 
     /// Says that `offset..offset + len` is verified and will not be written again, so its
     /// memory may go (a verified chunk).
@@ -544,26 +558,26 @@ impl FileStamp {
 /// stays in the cache.
 const HASH_BLOCK_BYTES: usize = 1 << 20;
 
-/// SHA-1 of the `len` bytes from `offset` (`len` > 0), read a block at a time with `read`
-/// (`read(at, block)` fills `block` from `at`, false when it cannot); `None` when a read
-/// fails. How a file being shared, or a tree's files, are hashed.
-pub(crate) fn sha1_read(
+/// Feeds the `len` bytes from `offset` into `sha`, read a block at a time with `read`
+/// (`read(at, block)` fills `block` from `at`, false when it cannot); false when a read
+/// fails. How a file being shared is hashed.
+pub(crate) fn sha1_update_read(
     offset: u64,
     len: usize,
+    sha: &mut crate::hash::Sha1,
     mut read: impl FnMut(u64, &mut [u8]) -> bool,
-) -> Option<Hash> {
-    let mut sha = crate::hash::Sha1::new();
+) -> bool {
     let mut block = vec![0u8; len.min(HASH_BLOCK_BYTES)];
     let mut done = 0;
     while done < len {
         let part = (len - done).min(block.len());
         if !read(offset + done as u64, &mut block[..part]) {
-            return None;
+            return false;
         }
         sha.update(&block[..part]);
         done += part;
     }
-    Some(sha.finish())
+    true
 }
 
 /// The configured chunk size, doubled until the file fits in [`wire::CHUNKS_MAX`] chunks.
