@@ -296,3 +296,6 @@ impl ManifestFetch {
         Part::Complete(manifest)
     }
 }
+
+#[cfg(test)]
+mod tests;

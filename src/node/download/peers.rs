@@ -828,6 +828,7 @@ impl Peers {
             // A part that moves nothing forward: this peer cannot help with the manifest.
             Part::Useless => self.drop_peer(parts, now, of, index),
             Part::Mismatch => {
+                parts.out.stats.manifests_refused += 1;
                 log::warn!(
                     "node {node_id} sent a manifest that does not match the info hash; dropping it"
                 );
