@@ -9,7 +9,8 @@ same bytes. Each run starts a fresh downloader for the tree and one for the file
 exit: what a user waits for, the tree's info dictionary, the laying out of its files and
 directories, its one syncfs and rename included (the node's own "downloaded ... in S s"
 counts from the first request only, and is printed beside). The downloaded copy is checked
-(the tree's file count) and removed before the next run. Prints every run, then the medians, the
+(the tree's file count; the first tree copy file by file: sizes, executable bits, SHA-1s)
+and removed before the next run. Prints every run, then the medians, the
 spread and the ratio tree/file (1.00: as fast; the goal is >= 0.8 of the file's rate, that
 is a time ratio <= 1.25).
 
@@ -21,6 +22,7 @@ removed at the end.
 """
 
 import argparse
+import hashlib
 import os
 import re
 import shutil
@@ -55,9 +57,27 @@ def count_files(path):
     return sum(len(names) for _, _, names in os.walk(path))
 
 
-def download(scratch, tracker, node_id, name):
+def checksums(top):
+    """Every file below `top`: its path, size, executable bit and SHA-1 (as `diff -r` and a
+    checksum list would compare two trees)."""
+    out = {}
+    for base, _, names in os.walk(top):
+        for name in names:
+            path = os.path.join(base, name)
+            sha = hashlib.sha1()
+            with open(path, "rb") as f:
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    sha.update(block)
+            mode = os.stat(path).st_mode
+            out[os.path.relpath(path, top)] = (os.path.getsize(path), bool(mode & 0o100),
+                                               sha.hexdigest())
+    return out
+
+
+def download(scratch, tracker, node_id, name, expected=None):
     """Seconds from a downloader's start to its exit, the transfer's seconds as it reports
-    them, and the files it published (the copy is removed)."""
+    them, and the files it published; the copy is compared with `expected` (checksums of
+    the original), when given, then removed."""
     started = time.monotonic()
     proc = node(scratch, node_id, tracker, ["--download", name, "--exit-when-done"])
     try:
@@ -71,6 +91,8 @@ def download(scratch, tracker, node_id, name):
     transfer = float(re.search(r" in ([0-9.]+) s", line).group(1))
     copy = os.path.join(scratch, f"node{node_id}", name)
     files = count_files(copy) if os.path.isdir(copy) else 1
+    if expected is not None and checksums(copy) != expected:
+        raise RuntimeError(f"the copy of {name} differs from the original")
     shutil.rmtree(os.path.join(scratch, f"node{node_id}"))
     return wall, transfer, files
 
@@ -94,6 +116,7 @@ def main():
         log(f"making a tree of {args.files} files, {args.size} bytes, and the same as one file")
         make(holder_dir, args.size, args.files, args.seed)
         tree_files = count_files(os.path.join(holder_dir, "tree"))
+        original = checksums(os.path.join(holder_dir, "tree"))
         tracker = Proc([BINARY, "tracker", "--listen", "127.0.0.1:0",
                         "--db-dir", os.path.join(scratch, "db"),
                         "--log-dir", os.path.join(scratch, "logs")], scratch)
@@ -110,7 +133,9 @@ def main():
         for run in range(args.runs):
             order = ["tree", "file.bin"] if run % 2 == 0 else ["file.bin", "tree"]
             for name in order:
-                seconds, transfer, files = download(scratch, addr, next_id, name)
+                # The first tree copy is compared whole, file by file (outside the timing).
+                check = original if name == "tree" and run == 0 else None
+                seconds, transfer, files = download(scratch, addr, next_id, name, check)
                 next_id += 1
                 expected = tree_files if name == "tree" else 1
                 if files != expected:
