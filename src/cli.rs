@@ -454,6 +454,12 @@ fn parse_node(args: &[String]) -> Result<Invocation, UsageError> {
         "download FILE, or FILE@INFOHASH to pin a version; or X.torrent, a 40-hex info hash or a magnet link (by info hash: for a udp:// tracker) (repeatable)",
         "FILE",
     );
+    opts.optopt(
+        "",
+        "output",
+        "publish every --download in DIR (created if missing) instead of the node's directory; their partial data is kept there too",
+        "DIR",
+    );
     opts.optflag(
         "",
         "exit-when-done",
@@ -575,6 +581,21 @@ fn parse_node(args: &[String]) -> Result<Invocation, UsageError> {
             console::parse_download(&spec)
                 .map_err(|e| UsageError(format!("--download {spec:?}: {e}")))?,
         );
+    }
+    if let Some(output) = m.opt_str("output") {
+        if download.is_empty() {
+            return Err(UsageError("--output goes with --download".into()));
+        }
+        if output.is_empty() {
+            return Err(UsageError("--output: an empty directory name".into()));
+        }
+        download = download
+            .into_iter()
+            .map(|command| console::Command::DownloadTo {
+                download: Box::new(command),
+                output: output.clone(),
+            })
+            .collect();
     }
     let (tracker, standard_tracker) = match m.opt_str("tracker") {
         Some(text) => tracker_address(&text).map_err(|e| UsageError(format!("--tracker: {e}")))?,
@@ -827,6 +848,10 @@ fn advertise_address(text: &str, tracker: SocketAddr) -> Result<Advertise, Strin
 /// the node, which says why when it starts the download.
 fn torrent_tracker(downloads: &[console::Command]) -> Option<(String, String)> {
     downloads.iter().find_map(|download| {
+        let download = match download {
+            console::Command::DownloadTo { download, .. } => download,
+            other => other,
+        };
         let console::Command::DownloadTorrent { path } = download else {
             return None;
         };

@@ -38,6 +38,8 @@ commands:
                                          multi-file .torrent made elsewhere, checked
   download <file>[@<info hash>]          short for 'torrent -setMode download <file>'
                                          (also <x.torrent>, <info hash>, <magnet link>)
+  download <file> --output <dir>         publish it in <dir> (created if missing), its
+                                         partial data kept there too, not here
   export <file>                          short for 'torrent -setMode export <file>'
   unshare <file>                         stop sharing <file> (it stays in the directory)
   pause <download>                       stop a download for now (<download>: its id, as
@@ -95,6 +97,12 @@ pub enum Command {
     /// reads (relative to its working directory, else to its files directory).
     DownloadTorrent {
         path: String,
+    },
+    /// One of the three downloads above, published into `output` (a directory the user
+    /// names, created if missing) rather than the node's directory.
+    DownloadTo {
+        download: Box<Command>,
+        output: String,
     },
     /// Write a standard `.torrent` of a held file into the node's directory.
     Export {
@@ -182,6 +190,8 @@ pub enum ConsoleError {
     BadRate(String),
     /// `send <dir> --torrent` without the `.torrent`'s path.
     MissingTorrent,
+    /// `download <file> --output` without the directory.
+    MissingOutput,
 }
 
 impl fmt::Display for ConsoleError {
@@ -200,6 +210,10 @@ impl fmt::Display for ConsoleError {
                 f,
                 "unknown mode '{}'; the modes are send, download, export and exit",
                 mode.escape_debug()
+            ),
+            ConsoleError::MissingOutput => write!(
+                f,
+                "'--output' needs a directory, as in 'download file_A.txt --output /data/in'"
             ),
             ConsoleError::MissingTorrent => write!(
                 f,
@@ -295,7 +309,18 @@ pub fn parse(line: &str) -> Result<Command, ConsoleError> {
             (command, None) => command,
         }
     } else if is(first, "download") {
-        download(words.next())?
+        let command = download(words.next())?;
+        match words.next() {
+            Some(flag) if is(flag, "--output") => {
+                let output = words.next().ok_or(ConsoleError::MissingOutput)?;
+                Command::DownloadTo {
+                    download: Box::new(command),
+                    output: output.to_owned(),
+                }
+            }
+            Some(_) => return Err(ConsoleError::TooManyWords),
+            None => command,
+        }
     } else if is(first, "export") {
         export(words.next())?
     } else if is(first, "limit") {
@@ -549,6 +574,15 @@ mod tests {
             })
         );
         use ConsoleError::*;
+        assert_eq!(
+            parse("download model --output '/data/in here'"),
+            Ok(Command::DownloadTo {
+                download: Box::new(download("model", None).unwrap()),
+                output: "/data/in here".into()
+            })
+        );
+        assert_eq!(parse("download model --output"), Err(MissingOutput));
+        assert_eq!(parse("download model --output a b"), Err(TooManyWords));
         assert_eq!(parse("send model --torrent"), Err(MissingTorrent));
         assert_eq!(parse("send model --torrent a b"), Err(TooManyWords));
         assert_eq!(parse("send model --other a"), Err(TooManyWords));

@@ -55,7 +55,7 @@ mod writer;
 
 pub use mapping::Mapping;
 pub use memory::{MEMORY_FILES_MAX, MemoryStorage};
-pub use state::{StateDir, percent};
+pub use state::{PLACES_MAX, StateDir, percent};
 pub use writer::PieceWriter;
 
 use crate::tree::TreeManifest;
@@ -77,6 +77,13 @@ use std::time::Instant;
 pub trait Storage: Send + Sync {
     /// Where the node's files are, for messages only: the node opens nothing by path.
     fn files_dir(&self) -> &Path;
+
+    /// Files called `name` live in `dir` from now on, not in the node's directory (a
+    /// download's `--output`): its partial state, its publishing, its stamp. `dir` is
+    /// created if missing and taken as a node's directory is (its own `.torrent/` state
+    /// directory, on the same file system as what is published there, and its lock).
+    /// Returns the directory as opened.
+    fn place(&self, name: &str, dir: &Path) -> io::Result<PathBuf>;
 
     /// Whether anything is called `name` in the node's directory (a file, a directory, a
     /// link, even one that points nowhere; and any name that is no plain file name). A

@@ -79,6 +79,12 @@ pub(super) fn parse_ctl(args: &[String]) -> Result<super::Invocation, UsageError
     );
     opts.optopt(
         "",
+        "output",
+        "with download: publish it in this directory (created if missing)",
+        "DIR",
+    );
+    opts.optopt(
+        "",
         "torrent",
         "with send: share the tree under the info hash of this multi-file .torrent",
         "FILE",
@@ -146,6 +152,11 @@ pub(super) fn parse_ctl(args: &[String]) -> Result<super::Invocation, UsageError
         "download" => (
             Request::Download {
                 target: word(1, "what to download")?,
+                // The node resolves a relative path against its own working directory:
+                // this one's is meant.
+                output: m.opt_str("output").map(|output| {
+                    std::path::absolute(&output).map_or(output, |path| path.display().to_string())
+                }),
             },
             2,
         ),

@@ -86,12 +86,24 @@ fn replies_carry_the_version_and_read_back() {
     assert_eq!(back, reply);
     let request = request_line(&Request::Download {
         target: "f.bin".into(),
+        output: None,
     });
     assert_eq!(
         parse_request(&request),
         Ok(Order::Command(Command::Download {
             name: "f.bin".into(),
             pin: None
+        }))
+    );
+    // Older clients leave `output` out; newer ones may name a directory.
+    assert_eq!(
+        parse_request(r#"{"version":1,"command":"download","target":"f.bin","output":"/in"}"#),
+        Ok(Order::Command(Command::DownloadTo {
+            download: Box::new(Command::Download {
+                name: "f.bin".into(),
+                pin: None
+            }),
+            output: "/in".into()
         }))
     );
 }

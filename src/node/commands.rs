@@ -284,6 +284,7 @@ impl Commander<'_> {
                 let answer = self.holdings().download_torrent(now, &path);
                 self.start_download(now, answer)
             }
+            Command::DownloadTo { download, output } => self.download_to(now, *download, &output),
             Command::Export { name } => self.export(name),
             Command::Unshare { name } => self.unshare(name),
             Command::Pause { target } => {
@@ -337,6 +338,45 @@ impl Commander<'_> {
             &mut *self.download_limit,
         );
         (&mut *self.downloads, parts)
+    }
+
+    /// A download published into `output`: its name placed there first (see
+    /// [`Storage::place`]), when this node neither holds nor fetches anything of that name
+    /// (whose partial state and publishing would move with it).
+    fn download_to(&mut self, now: Instant, download: Command, output: &str) -> Outcome {
+        let name = match &download {
+            Command::Download { name, .. }
+            | Command::DownloadByHash {
+                name: Some(name), ..
+            } => name.clone(),
+            Command::DownloadTorrent { path } => {
+                let read = self
+                    .state
+                    .read_named_file(path, crate::metainfo::TREE_TORRENT_BYTES_MAX as u64 + 1)
+                    .map_err(|error| error.to_string())
+                    .and_then(|bytes| crate::metainfo::parse_torrent(&bytes));
+                match read {
+                    Ok(torrent) => torrent.name,
+                    Err(error) => return self.refuse(format!("cannot download {path}: {error}")),
+                }
+            }
+            _ => {
+                return self.refuse(
+                    "--output needs the name of what is downloaded: a name, a .torrent, or a \
+                     magnet link with one (dn=)"
+                        .to_string(),
+                );
+            }
+        };
+        if !self.library.shared_named(&name).is_empty() || self.downloads.running_named(&name) {
+            return self.refuse(format!(
+                "cannot download {name} into {output}: this node holds or fetches a {name} already"
+            ));
+        }
+        if let Err(error) = self.state.place(&name, std::path::Path::new(output)) {
+            return self.refuse(format!("cannot download {name} into {output}: {error}"));
+        }
+        self.run(now, download)
     }
 
     /// Shares the tree the multi-file `.torrent` at `path` describes: the directory of its

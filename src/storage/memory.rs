@@ -202,6 +202,14 @@ impl Storage for MemoryStorage {
         Ok(())
     }
 
+    /// Memory has one place.
+    fn place(&self, name: &str, dir: &Path) -> io::Result<PathBuf> {
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            format!("{name}: files in memory cannot go to {}", dir.display()),
+        ))
+    }
+
     /// Trees are not kept in memory: the simulation shares files.
     fn share_described_tree(
         &self,
