@@ -439,7 +439,7 @@ fn parse_node(args: &[String]) -> Result<Invocation, UsageError> {
     opts.optmulti(
         "",
         "send",
-        "share FILE from the node's directory (repeatable)",
+        "share FILE from the node's directory, or a file or directory where it is (a path with a '/': shared in place, and again on the next start) (repeatable)",
         "FILE",
     );
     opts.optmulti(
@@ -563,7 +563,8 @@ fn parse_node(args: &[String]) -> Result<Invocation, UsageError> {
     let files_dir = directory(&m, "files-dir", "node_files")?;
     let mut send = Vec::new();
     for name in m.opt_strs("send") {
-        if let Some(problem) = wire::name_problem(name.as_bytes()) {
+        // A path (with a '/') is shared where it is; the node checks its name.
+        if let Some(problem) = wire::name_problem(name.as_bytes()).filter(|_| !name.contains('/')) {
             return Err(UsageError(format!("--send {name:?}: {problem}")));
         }
         send.push(name);
@@ -1252,7 +1253,8 @@ mod tests {
             "node --id x",
             "node --id 1 --piece-size 70000",
             "node --id 1 --chunk-size 1000",
-            "node --id 1 --send ../etc/passwd",
+            "node --id 1 --send .hidden",
+            "node --id 1 --output /x",
             "node --id 1 --download a@nothex",
             "node --id 1 --tracker http://127.0.0.1:6969/announce",
             "node --id 1 --tracker udp://",

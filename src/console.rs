@@ -34,6 +34,8 @@ commands:
   torrent -setMode exit                  tell the tracker this node leaves, then quit
   send <file>                            short for 'torrent -setMode send <file>'; a
                                          directory is shared as one tree
+  send <path>/<file>                     share a file or directory where it is (any path
+                                         with a '/'), under its own name, without copying
   send <dir> --torrent <x.torrent>       share the tree <dir> under the info hash of a
                                          multi-file .torrent made elsewhere, checked
   download <file>[@<info hash>]          short for 'torrent -setMode download <file>'
@@ -73,6 +75,11 @@ pub enum Command {
     /// Share a file (or a directory, as a tree) from the node's directory.
     Send {
         name: String,
+    },
+    /// Share a file or directory where it is (a path with a `/`), under its own name,
+    /// without copying it into the node's directory.
+    SendAt {
+        path: String,
     },
     /// Share the tree a multi-file `.torrent` made elsewhere describes (found at `path`, as
     /// `download` finds one), under its info hash: the directory of its name in the node's
@@ -458,8 +465,16 @@ pub fn words(line: &str) -> Result<Vec<String>, ConsoleError> {
 }
 
 fn send(word: Option<&str>) -> Result<Command, ConsoleError> {
-    let name = checked_name(word.ok_or(ConsoleError::MissingName("send"))?)?;
-    Ok(Command::Send { name })
+    let word = word.ok_or(ConsoleError::MissingName("send"))?;
+    if word.contains('/') {
+        // A path: the file or directory is shared where it is, under its own name.
+        return Ok(Command::SendAt {
+            path: word.to_owned(),
+        });
+    }
+    Ok(Command::Send {
+        name: checked_name(word)?,
+    })
 }
 
 fn export(word: Option<&str>) -> Result<Command, ConsoleError> {
@@ -737,10 +752,12 @@ mod tests {
             "a\u{1}b",
             &long,
         ] {
-            for line in [
-                format!("send {name}"),
-                format!("download {name}@{HASH_HEX}"),
-            ] {
+            // A word with a '/' is a path to share in place, not a name.
+            let send = (!name.contains('/')).then(|| format!("send {name}"));
+            for line in send
+                .into_iter()
+                .chain([format!("download {name}@{HASH_HEX}")])
+            {
                 let problem = wire::name_problem(name.as_bytes()).unwrap();
                 let expected = ConsoleError::BadName {
                     name: name.into(),
@@ -811,9 +828,11 @@ mod tests {
         assert_eq!(parse("\"exit\""), Ok(Command::Exit));
         assert_eq!(parse("''"), Err(ConsoleError::Unknown(String::new())));
         // Quoting lets spaces through, nothing the name checks refuse.
+        for (line, path) in [("send \"../x\"", "../x"), ("send 'a/b c'", "a/b c")] {
+            let path = path.to_string();
+            assert_eq!(parse(line), Ok(Command::SendAt { path }), "{line:?}");
+        }
         for (line, name) in [
-            ("send \"../x\"", "../x"),
-            ("send 'a/b'", "a/b"),
             ("send '.hidden file'", ".hidden file"),
             ("send \"a\\\\b\"", "a\\b"),
             ("send ''", ""),

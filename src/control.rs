@@ -431,6 +431,11 @@ pub fn parse_request(line: &str) -> Result<Order, String> {
         Request::Status { text } => Order::Status { text },
         Request::DownloadState { id } => Order::DownloadState { id },
         Request::Peers { text } => Order::Peers { text },
+        // A path (with a '/') is shared where it is.
+        Request::Send {
+            name,
+            torrent: None,
+        } if name.contains('/') => Order::Command(Command::SendAt { path: name }),
         Request::Send {
             name,
             torrent: None,

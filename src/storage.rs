@@ -85,6 +85,17 @@ pub trait Storage: Send + Sync {
     /// Returns the directory as opened.
     fn place(&self, name: &str, dir: &Path) -> io::Result<PathBuf>;
 
+    /// The file or directory `name` in `dir` is shared in place from now on (read there,
+    /// nothing written there), and recorded so that the next start shares it again.
+    /// Returns its path.
+    fn share_in_place(&self, name: &str, dir: &Path) -> io::Result<PathBuf>;
+
+    /// `name` is no longer shared in place, nor recorded.
+    fn stop_sharing_in_place(&self, name: &str) -> io::Result<()>;
+
+    /// What the node records as shared in place: absolute paths.
+    fn shared_in_place(&self) -> Vec<PathBuf>;
+
     /// Whether anything is called `name` in the node's directory (a file, a directory, a
     /// link, even one that points nowhere; and any name that is no plain file name). A
     /// download never replaces any of them.

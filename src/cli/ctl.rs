@@ -144,7 +144,13 @@ pub(super) fn parse_ctl(args: &[String]) -> Result<super::Invocation, UsageError
         ),
         "send" => (
             Request::Send {
-                name: word(1, "a file name")?,
+                // A path is the node's to read: made absolute here, where it was meant.
+                name: word(1, "a file name").map(|name| match name.contains('/') {
+                    true => {
+                        std::path::absolute(&name).map_or(name, |path| path.display().to_string())
+                    }
+                    false => name,
+                })?,
                 torrent: m.opt_str("torrent"),
             },
             2,

@@ -131,6 +131,18 @@ impl Storage for StateDir {
         self.place_name(name, dir)
     }
 
+    fn share_in_place(&self, name: &str, dir: &Path) -> io::Result<PathBuf> {
+        self.place_shared(name, dir)
+    }
+
+    fn stop_sharing_in_place(&self, name: &str) -> io::Result<()> {
+        self.unplace_shared(name)
+    }
+
+    fn shared_in_place(&self) -> Vec<PathBuf> {
+        self.read_shared_in_place()
+    }
+
     fn name_taken(&self, name: &str) -> bool {
         if let Some(place) = self.place_of_name(name) {
             return place.name_taken(name);
@@ -269,20 +281,11 @@ impl Storage for StateDir {
         if let Some(place) = self.place_of_partial(info_hash) {
             return place.partial_manifest(info_hash);
         }
-        if let Some(tree) = self.partial_tree(info_hash) {
-            return Some(tree);
+        if let Some(found) = self.own_partial_manifest(info_hash) {
+            return Some(found);
         }
-        let bytes = self
-            .dirs
-            .partial
-            .read_bounded(
-                &StateDir::partial_name(info_hash, "manifest"),
-                MANIFEST_FILE_BYTES_MAX,
-            )
-            .ok()?;
-        Manifest::from_bytes(&bytes)
-            .map(|(manifest, _)| manifest)
-            .filter(|m| m.info_hash == *info_hash)
+        self.find_placed_partial(info_hash)?
+            .partial_manifest(info_hash)
     }
 
     /// The partial file is mapped, its space reserved up front (`fallocate`). When the disk
@@ -496,6 +499,26 @@ impl Storage for StateDir {
         let serving: Arc<dyn Content> =
             Arc::new(Mapping::read_only(&verified, manifest.file_bytes)?);
         Ok((serving, stamp))
+    }
+}
+
+impl StateDir {
+    /// [`Storage::partial_manifest`] of the node's own partial directory.
+    fn own_partial_manifest(&self, info_hash: &Hash) -> Option<Manifest> {
+        if let Some(tree) = self.partial_tree(info_hash) {
+            return Some(tree);
+        }
+        let bytes = self
+            .dirs
+            .partial
+            .read_bounded(
+                &StateDir::partial_name(info_hash, "manifest"),
+                MANIFEST_FILE_BYTES_MAX,
+            )
+            .ok()?;
+        Manifest::from_bytes(&bytes)
+            .map(|(manifest, _)| manifest)
+            .filter(|m| m.info_hash == *info_hash)
     }
 }
 

@@ -10,6 +10,7 @@
 //! storage answers for every other name. Places last as long as the process: a download
 //! resumed after a restart names its `--output` again.
 
+use super::super::dir::Dir;
 use super::StateDir;
 use crate::wire::Hash;
 use std::collections::BTreeMap;
@@ -52,7 +53,9 @@ impl StateDir {
             places.names.remove(name);
             return Ok(canonical);
         }
-        let index = match places.dirs.iter().position(|(path, _)| *path == canonical) {
+        let output =
+            |(path, place): &(PathBuf, StateDir)| *path == canonical && place.dirs._lock.is_some();
+        let index = match places.dirs.iter().position(output) {
             Some(index) => index,
             None => {
                 if places.dirs.len() >= PLACES_MAX {
@@ -76,22 +79,29 @@ impl StateDir {
         Some(places.dirs[index].1.clone())
     }
 
-    /// The storage the download of `info_hash` keeps its partial state in, when elsewhere:
-    /// where it was opened, or else the first output directory that holds it.
+    /// The storage the download of `info_hash` keeps its partial state in, when elsewhere
+    /// (where it was opened, or found by [`StateDir::find_placed_partial`]).
     pub(super) fn place_of_partial(&self, info_hash: &Hash) -> Option<StateDir> {
-        let (known, dirs) = {
+        let places = self.places();
+        let index = *places.partials.get(info_hash)?;
+        Some(places.dirs[index].1.clone())
+    }
+
+    /// The output directory that keeps a partial download of `info_hash` (left by an
+    /// earlier run), remembered from then on. Reads each one's state: for a download's
+    /// start, not for every chunk.
+    pub(super) fn find_placed_partial(&self, info_hash: &Hash) -> Option<StateDir> {
+        let outputs: Vec<(usize, StateDir)> = {
             let places = self.places();
-            let known = places
-                .partials
-                .get(info_hash)
-                .map(|&i| places.dirs[i].1.clone());
-            let dirs: Vec<StateDir> = places.dirs.iter().map(|(_, d)| d.clone()).collect();
-            (known, dirs)
+            let all = places.dirs.iter().enumerate();
+            let outputs = all.filter(|(_, (_, dir))| dir.dirs._lock.is_some());
+            outputs.map(|(i, (_, dir))| (i, dir.clone())).collect()
         };
-        known.or_else(|| {
-            dirs.into_iter()
-                .find(|dir| super::super::Storage::partial_summary(dir, info_hash).is_some())
-        })
+        let (index, dir) = outputs
+            .into_iter()
+            .find(|(_, dir)| super::super::Storage::partial_manifest(dir, info_hash).is_some())?;
+        self.places().partials.insert(*info_hash, index);
+        Some(dir)
     }
 
     /// The download of `info_hash`, of a placed name, keeps its partial state there.
@@ -114,4 +124,116 @@ impl StateDir {
 
 fn at(path: &Path, error: io::Error) -> io::Error {
     io::Error::new(error.kind(), format!("{}: {error}", path.display()))
+}
+
+/// The file in the node's state directory that lists what it shares in place, one absolute
+/// path a line, so that a restart shares them again.
+const SHARED_IN_PLACE_FILE: &str = "shared-in-place";
+
+impl StateDir {
+    /// A view of the directory `dir` for sharing files from it in place: its files read from
+    /// there, by handle; nothing written there (the cache of manifests, and any state, stay
+    /// in the node's own directory).
+    fn open_shared_place(&self, dir: &Path) -> io::Result<StateDir> {
+        Ok(StateDir {
+            dirs: std::sync::Arc::new(super::Dirs {
+                files: Dir::open_existing(dir)?,
+                root: self.dirs.root.try_clone()?,
+                manifests: self.dirs.manifests.try_clone()?,
+                partial: self.dirs.partial.try_clone()?,
+                _lock: None,
+                places: Default::default(),
+            }),
+        })
+    }
+
+    /// Files called `name` are shared from `dir`, in place, from now on; the node's list of
+    /// them (for its next start) gains `dir/name`.
+    pub(super) fn place_shared(&self, name: &str, dir: &Path) -> io::Result<PathBuf> {
+        let canonical = std::fs::canonicalize(dir).map_err(|e| at(dir, e))?;
+        let path = canonical.join(name);
+        let line = path.as_os_str().as_encoded_bytes();
+        if line.contains(&b'\n') {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "{}: a path with a line break cannot be recorded",
+                    path.display()
+                ),
+            ));
+        }
+        let mut places = self.places();
+        let index = match places
+            .dirs
+            .iter()
+            .position(|(at, place)| *at == canonical && place.dirs._lock.is_none())
+        {
+            Some(index) => index,
+            None => {
+                if places.dirs.len() >= PLACES_MAX {
+                    return Err(io::Error::other(format!(
+                        "this node uses {PLACES_MAX} directories besides its own already"
+                    )));
+                }
+                let opened = self.open_shared_place(&canonical)?;
+                places.dirs.push((canonical.clone(), opened));
+                places.dirs.len() - 1
+            }
+        };
+        places.names.insert(name.to_owned(), index);
+        drop(places);
+        let mut list = self.read_shared_in_place();
+        if !list.contains(&path) {
+            list.push(path.clone());
+            self.save_shared_in_place(&list)?;
+        }
+        Ok(path)
+    }
+
+    /// `name` is no longer shared in place: forgotten, and left out of the list.
+    pub(super) fn unplace_shared(&self, name: &str) -> io::Result<()> {
+        let removed = {
+            let mut places = self.places();
+            let index = places.names.get(name).copied();
+            match index {
+                Some(index) if places.dirs[index].1.dirs._lock.is_none() => {
+                    places.names.remove(name);
+                    Some(places.dirs[index].0.join(name))
+                }
+                _ => None,
+            }
+        };
+        let Some(path) = removed else {
+            return Ok(());
+        };
+        let mut list = self.read_shared_in_place();
+        list.retain(|kept| *kept != path);
+        self.save_shared_in_place(&list)
+    }
+
+    /// What the node shares in place, as its list says (at most `FILES_MAX` paths).
+    pub(super) fn read_shared_in_place(&self) -> Vec<PathBuf> {
+        use std::os::unix::ffi::OsStrExt;
+        let limit = (crate::node::FILES_MAX * (libc::PATH_MAX as usize + 1)) as u64;
+        let Ok(bytes) = self.dirs.root.read_bounded(SHARED_IN_PLACE_FILE, limit) else {
+            return Vec::new();
+        };
+        bytes
+            .split(|&b| b == b'\n')
+            .filter(|line| line.starts_with(b"/"))
+            .take(crate::node::FILES_MAX)
+            .map(|line| PathBuf::from(std::ffi::OsStr::from_bytes(line)))
+            .collect()
+    }
+
+    fn save_shared_in_place(&self, list: &[PathBuf]) -> io::Result<()> {
+        let mut bytes = Vec::new();
+        for path in list {
+            bytes.extend_from_slice(path.as_os_str().as_encoded_bytes());
+            bytes.push(b'\n');
+        }
+        self.dirs
+            .root
+            .write_atomically(SHARED_IN_PLACE_FILE, &bytes)
+    }
 }
