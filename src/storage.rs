@@ -211,6 +211,19 @@ pub trait Content: Send + Sync {
     /// Makes every byte written so far durable, waiting for it.
     fn flush(&self) -> io::Result<()>;
 
+    /// The stamp of the file it reads, as it is now: for a file being shared, `fstat` of
+    /// the handle it is read through; `None` for a file of the node's own (a partial
+    /// download) or one with nothing to read.
+    fn stamp_now(&self) -> Option<FileStamp> {
+        None
+    }
+
+    /// Whether what it reads changed since it was opened: a tree being shared watches its
+    /// files and directories (see `tree::content`); a single file's change is its stamp's.
+    fn changed(&self) -> bool {
+        false
+    }
+
     /// A writer of pieces into this file (one per download). A file opened for serving
     /// refuses every write.
     fn writer(self: Arc<Self>) -> Box<dyn ContentWriter>;
@@ -555,7 +568,7 @@ impl FileStamp {
     }
 
     /// Eight bytes standing for the whole stamp, kept with a cached manifest.
-    fn fingerprint(&self) -> u64 {
+    pub(crate) fn fingerprint(&self) -> u64 {
         let mut bytes = [0u8; 40];
         let fields = [
             self.device,
