@@ -161,7 +161,7 @@ pub trait Storage: Send + Sync {
     fn publish(
         &self,
         manifest: &Manifest,
-        content: &dyn Content,
+        content: &Arc<dyn Content>,
     ) -> io::Result<(Arc<dyn Content>, FileStamp)>;
 }
 

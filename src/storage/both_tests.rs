@@ -238,7 +238,7 @@ fn a_shared_file_is_hashed_once_and_a_verified_download_is_published() {
                 .unwrap();
         }
         assert!(!storage.name_taken("copy.bin"));
-        let (published, stamp) = storage.publish(&copy, &*content).unwrap();
+        let (published, stamp) = storage.publish(&copy, &content).unwrap();
         assert_eq!(user.read("copy.bin").as_deref(), Some(&data[..]));
         assert!(storage.name_taken("copy.bin"));
         assert_eq!(storage.stamp_of("copy.bin").unwrap(), stamp);
@@ -254,7 +254,7 @@ fn a_shared_file_is_hashed_once_and_a_verified_download_is_published() {
         assert_eq!(storage.partial_summary(&copy.info_hash), None);
         assert!(storage.partials().is_empty());
         assert!(
-            storage.publish(&copy, &*content).is_err(),
+            storage.publish(&copy, &content).is_err(),
             "publishing twice fails"
         );
         // Its manifest was kept: sharing it again finds the same.
@@ -273,13 +273,13 @@ fn publishing_never_replaces_a_file_and_keeps_the_download() {
             write_chunk(&content, &manifest, chunk);
         }
         user.put("d.bin", b"the user's own");
-        let error = storage.publish(&manifest, &*content).err().unwrap();
+        let error = storage.publish(&manifest, &content).err().unwrap();
         assert_eq!(error.kind(), io::ErrorKind::AlreadyExists);
         assert_eq!(user.read("d.bin").as_deref(), Some(&b"the user's own"[..]));
         assert!(storage.partial_summary(&manifest.info_hash).is_some());
         // Once the name is free, publishing again carries on.
         user.remove("d.bin");
-        storage.publish(&manifest, &*content).unwrap();
+        storage.publish(&manifest, &content).unwrap();
         assert_eq!(user.read("d.bin"), Some(data()));
     });
 }

@@ -408,7 +408,7 @@ impl Storage for MemoryStorage {
     fn publish(
         &self,
         manifest: &Manifest,
-        content: &dyn Content,
+        content: &Arc<dyn Content>,
     ) -> io::Result<(Arc<dyn Content>, FileStamp)> {
         check_component(&manifest.name)?;
         let mut state = self.lock();

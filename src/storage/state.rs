@@ -460,14 +460,14 @@ impl Storage for StateDir {
     fn publish(
         &self,
         manifest: &Manifest,
-        mapping: &dyn Content,
+        mapping: &Arc<dyn Content>,
     ) -> io::Result<(Arc<dyn Content>, FileStamp)> {
         if let Some(place) = self.place_of_name(&manifest.name) {
             return place.publish(manifest, mapping);
         }
-        if let Some(tree) = &manifest.tree {
+        if manifest.tree.is_some() {
             return self
-                .publish_tree(manifest, tree, mapping)
+                .publish_tree(manifest, mapping)
                 .map_err(|error| self.explain_full(error, 0));
         }
         let dirs = &self.dirs;

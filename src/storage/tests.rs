@@ -69,14 +69,14 @@ fn manifest_is_cached_and_partial_is_published() {
             Some(manifest.hashes[chunk as usize])
         );
     }
-    let (serving, stamp) = state2.publish(&manifest, &*mapping).unwrap();
+    let (serving, stamp) = state2.publish(&manifest, &mapping).unwrap();
     assert_eq!(fs::read(dir2.join("data.bin")).unwrap(), data);
     assert_eq!(state2.stamp_of("data.bin").unwrap(), stamp);
     let mut back = vec![0; data.len()];
     assert!(serving.read_into(0, &mut back));
     assert_eq!(back, data, "the published file is served from disk");
     assert!(
-        state2.publish(&manifest, &*mapping).is_err(),
+        state2.publish(&manifest, &mapping).is_err(),
         "publishing twice fails"
     );
     fs::remove_dir_all(&dir).unwrap();

@@ -70,7 +70,7 @@ pub(super) fn record_verified(parts: &mut Parts<'_>, info_hash: &Hash, chunk: u3
 /// then on it is the user's, served from there and watched for changes.
 pub(super) fn publish(parts: &mut Parts<'_>, transfer: &Transfer) -> std::io::Result<()> {
     let manifest = transfer.manifest();
-    let (serving, stamp) = parts.state.publish(manifest, &**transfer.mapping())?;
+    let (serving, stamp) = parts.state.publish(manifest, transfer.mapping())?;
     if let Some(file) = parts.files.get_mut(&manifest.info_hash) {
         file.have = Bitmap::full(manifest.chunk_count());
         file.mapping = serving;

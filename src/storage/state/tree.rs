@@ -199,12 +199,17 @@ impl StateDir {
 
     /// Publishes a verified tree as `DIR/NAME`: every byte made durable (one `syncfs`), the
     /// tree's directory moved into place by one rename (never over anything), the directory
-    /// synced; then its state files are removed and its files opened for serving.
+    /// synced; then its state files are removed.
+    ///
+    /// The tree is served through the handles it was downloaded through (the same files,
+    /// renamed), read with `pread`: its mappings are never touched again (a file truncated
+    /// by its owner then is a short read, not SIGBUS), and a second handle on each of
+    /// 10,000 files would pass the process's limit of open files (20,000 here). Not
+    /// watched for changes below its top, unlike a tree shared from disk.
     pub(super) fn publish_tree(
         &self,
         manifest: &Manifest,
-        tree: &TreeManifest,
-        content: &dyn Content,
+        content: &Arc<dyn Content>,
     ) -> io::Result<(Arc<dyn Content>, FileStamp)> {
         let dirs = &self.dirs;
         let tree_dir = StateDir::tree_dir_name(&manifest.info_hash);
@@ -220,8 +225,7 @@ impl StateDir {
                 .remove(&StateDir::partial_name(&manifest.info_hash, extension));
         }
         let stamp = FileStamp::of(&dirs.files.entry(&manifest.name)?);
-        let serving = open_for_serving(&Root::open(&self.file_path(&manifest.name))?, tree)?;
-        Ok((serving, stamp))
+        Ok((Arc::clone(content), stamp))
     }
 }
 
