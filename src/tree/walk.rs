@@ -62,6 +62,11 @@ impl Root {
         &self.path
     }
 
+    /// The directory's handle, to open what is below it one component at a time.
+    pub(crate) fn fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+
     /// The path of `components` below the root, for messages.
     pub fn path_of(&self, components: &[String]) -> PathBuf {
         components
@@ -357,7 +362,7 @@ fn entry(dir: BorrowedFd<'_>, name: &str) -> io::Result<Metadata> {
 
 /// Opens the directory `name` in `dir`; a link there fails (`ELOOP`), as does anything
 /// else that is not a directory.
-fn open_subdir(dir: BorrowedFd<'_>, name: &str) -> io::Result<OwnedFd> {
+pub(crate) fn open_subdir(dir: BorrowedFd<'_>, name: &str) -> io::Result<OwnedFd> {
     if name.is_empty() || name == "." || name == ".." || name.contains(['/', '\0']) {
         return Err(invalid(format!("{name:?} is not one path component")));
     }
@@ -374,7 +379,7 @@ fn refused(path: &Path, what: &str) -> io::Error {
 }
 
 /// The error, with the path it concerns in front.
-fn at(path: &Path, error: io::Error) -> io::Error {
+pub(crate) fn at(path: &Path, error: io::Error) -> io::Error {
     io::Error::new(error.kind(), format!("{}: {error}", path.display()))
 }
 
