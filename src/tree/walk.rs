@@ -154,6 +154,22 @@ impl Walked {
 
 /// Walks the tree at `path` (see the module doc).
 pub fn walk(path: &Path) -> io::Result<Walked> {
+    let (root, name) = open_tree(path)?;
+    let mut found = Vec::new();
+    let skipped_links = Walker::run(&root, &name, |file, stamp| {
+        found.push((file, stamp));
+        Ok(())
+    })?;
+    // A walk yields our order already (each directory's names sorted, each subdirectory
+    // walked where its name sorts); sorting again keeps this walk a plain reference for the
+    // one that hashes while it goes (`streaming`), which relies on that order.
+    found.sort_unstable_by(|a, b| a.0.path.cmp(&b.0.path));
+    let (files, stamps) = found.into_iter().unzip();
+    Walked::checked(root, name, files, stamps, skipped_links)
+}
+
+/// The tree's directory opened, and its top-level name, checked.
+fn open_tree(path: &Path) -> io::Result<(Root, String)> {
     let canonical = std::fs::canonicalize(path).map_err(|error| at(path, error))?;
     // The name as the user wrote it (a link's own name: `models/current`, not what it
     // points to), or the directory's real name when the path ends in `.` or `..`.
@@ -171,40 +187,40 @@ pub fn walk(path: &Path) -> io::Result<Walked> {
     if let Some(problem) = crate::wire::name_problem(name.as_bytes()) {
         return Err(invalid(format!("{}: {problem}", canonical.display())));
     }
-    let root = Root::open(&canonical)?;
-    let mut walker = Walker {
-        root: &root,
-        name,
-        files: Vec::new(),
-        skipped_links: Vec::new(),
-        entries: 0,
-    };
-    let fd = rustix::io::dup(&root.fd)?;
-    walker.directory(fd, &mut Vec::new())?;
-    let mut found = walker.files;
-    let skipped_links = walker.skipped_links;
-    found.sort_unstable_by(|a, b| a.0.path.cmp(&b.0.path));
-    let (files, stamps): (Vec<TreeFile>, Vec<FileStamp>) = found.into_iter().unzip();
-    if files.is_empty() {
-        return Err(invalid(format!(
-            "{} holds no files (empty directories are not carried)",
-            canonical.display()
-        )));
+    Ok((Root::open(&canonical)?, name.to_owned()))
+}
+
+impl Walked {
+    /// What a walk found, once checked as a whole: at least one file, and no two paths
+    /// that would collide on a case-insensitive file system. `files` are in our order.
+    fn checked(
+        root: Root,
+        name: String,
+        files: Vec<TreeFile>,
+        stamps: Vec<FileStamp>,
+        skipped_links: Vec<String>,
+    ) -> io::Result<Walked> {
+        if files.is_empty() {
+            return Err(invalid(format!(
+                "{} holds no files (empty directories are not carried)",
+                root.path().display()
+            )));
+        }
+        if let Some((first, second)) = paths::collision(&files) {
+            return Err(invalid(format!(
+                "{} and {} would be the same file on a case-insensitive file system; rename one to share the tree",
+                root.path_of(files[first].path()).display(),
+                root.path_of(files[second].path()).display()
+            )));
+        }
+        Ok(Walked {
+            root,
+            name,
+            files,
+            stamps,
+            skipped_links,
+        })
     }
-    if let Some((first, second)) = paths::collision(&files) {
-        return Err(invalid(format!(
-            "{} and {} would be the same file on a case-insensitive file system; rename one to share the tree",
-            root.path_of(files[first].path()).display(),
-            root.path_of(files[second].path()).display()
-        )));
-    }
-    Ok(Walked {
-        root,
-        name: name.to_owned(),
-        files,
-        stamps,
-        skipped_links,
-    })
 }
 
 /// A tree built from disk: its description, and the links left out of it.
@@ -215,35 +231,63 @@ pub struct Built {
 }
 
 /// Walks the tree at `path` and hashes it on `threads` threads, with pieces of
-/// `piece_bytes` (doubled until the tree fits in [`crate::wire::CHUNKS_MAX`] pieces).
+/// `piece_bytes` (doubled until the tree fits in [`crate::wire::CHUNKS_MAX`] pieces). The
+/// pieces are hashed while the walk goes on (see [`streaming`]); the result is the one
+/// [`walk`] and [`super::hashing::hash_pieces`] give, one after the other.
 pub fn build(path: &Path, piece_bytes: u32, threads: usize) -> io::Result<Built> {
-    let walked = walk(path)?;
+    build_bounded(
+        path,
+        piece_bytes,
+        threads,
+        u64::from(crate::wire::CHUNKS_MAX),
+    )
+}
+
+/// [`build`], hashing pieces of `piece_bytes` during the walk only while the tree fits in
+/// `streamed_pieces_max` of them (tests make it small, to take the other road: a tree that
+/// needs larger pieces is hashed again once the walk is over).
+fn build_bounded(
+    path: &Path,
+    piece_bytes: u32,
+    threads: usize,
+    streamed_pieces_max: u64,
+) -> io::Result<Built> {
+    let (root, name) = open_tree(path)?;
+    let (walked, streamed) =
+        streaming::walk_and_hash(root, name, piece_bytes, threads, streamed_pieces_max)?;
     let total_bytes = walked
         .files
         .iter()
         .try_fold(0u64, |sum, file| sum.checked_add(file.length_bytes()))
         .ok_or_else(|| invalid(format!("{}: larger than 2^64 bytes", path.display())))?;
-    let piece_bytes = crate::storage::chunk_bytes_for(total_bytes, piece_bytes);
+    let chunk_bytes = crate::storage::chunk_bytes_for(total_bytes, piece_bytes);
     let layout = super::layout::PieceLayout::new(
         walked.files.iter().map(TreeFile::length_bytes),
-        piece_bytes,
+        chunk_bytes,
     )
     .ok_or_else(|| invalid(format!("{}: larger than 2^64 bytes", path.display())))?;
-    if !crate::wire::shape_ok(total_bytes, piece_bytes) {
+    if !crate::wire::shape_ok(total_bytes, chunk_bytes) {
         return Err(invalid(format!(
-            "{} is too large for {piece_bytes}-byte pieces (at most {} pieces)",
+            "{} is too large for {chunk_bytes}-byte pieces (at most {} pieces)",
             path.display(),
             crate::wire::CHUNKS_MAX
         )));
     }
-    let hashes = super::hashing::hash_pieces(
-        &walked.root,
-        &walked.files,
-        Some(&walked.stamps),
-        &layout,
-        threads,
-    )?;
-    let manifest = TreeManifest::ours(walked.name, walked.files, piece_bytes, hashes)
+    let hashes = match streamed {
+        Some(hashes)
+            if chunk_bytes == piece_bytes && hashes.len() as u64 == layout.piece_count() =>
+        {
+            hashes
+        }
+        _ => super::hashing::hash_pieces(
+            &walked.root,
+            &walked.files,
+            Some(&walked.stamps),
+            &layout,
+            threads,
+        )?,
+    };
+    let manifest = TreeManifest::ours(walked.name, walked.files, chunk_bytes, hashes)
         .map_err(|problem| invalid(format!("{}: {problem}", path.display())))?;
     Ok(Built {
         manifest,
@@ -251,17 +295,37 @@ pub fn build(path: &Path, piece_bytes: u32, threads: usize) -> io::Result<Built>
     })
 }
 
-struct Walker<'a> {
+/// A walk under way: it goes down the tree depth first, each directory's names in sorted
+/// order, so that it finds the files in our order, and hands each to `found`.
+struct Walker<'a, F> {
     root: &'a Root,
     /// The tree's top-level name, which every path's length counts.
     name: &'a str,
-    files: Vec<(TreeFile, FileStamp)>,
+    found: F,
+    /// Files found so far, against [`paths::FILES_MAX`].
+    file_count: usize,
     skipped_links: Vec<String>,
     /// Entries looked at so far, against [`WALK_ENTRIES_MAX`].
     entries: usize,
 }
 
-impl Walker<'_> {
+impl<'a, F: FnMut(TreeFile, FileStamp) -> io::Result<()>> Walker<'a, F> {
+    /// Walks the tree below `root`, handing each file found to `found` in our order (an
+    /// error from it ends the walk); returns the links skipped.
+    fn run(root: &'a Root, name: &'a str, found: F) -> io::Result<Vec<String>> {
+        let mut walker = Walker {
+            root,
+            name,
+            found,
+            file_count: 0,
+            skipped_links: Vec::new(),
+            entries: 0,
+        };
+        let fd = rustix::io::dup(&root.fd)?;
+        walker.directory(fd, &mut Vec::new())?;
+        Ok(walker.skipped_links)
+    }
+
     /// Walks the directory `fd`, at `path` below the root.
     fn directory(&mut self, fd: OwnedFd, path: &mut Vec<String>) -> io::Result<()> {
         let shown = self.root.path_of(path);
@@ -339,7 +403,7 @@ impl Walker<'_> {
                 kind(&meta)
             )));
         }
-        if self.files.len() >= paths::FILES_MAX {
+        if self.file_count >= paths::FILES_MAX {
             return Err(invalid(format!(
                 "{} holds more than {} files",
                 self.root.path().display(),
@@ -348,8 +412,8 @@ impl Walker<'_> {
         }
         let executable = meta.permissions().mode() & 0o111 != 0;
         let file = TreeFile::new(path.clone(), meta.len(), executable);
-        self.files.push((file, FileStamp::of(&meta)));
-        Ok(())
+        self.file_count += 1;
+        (self.found)(file, FileStamp::of(&meta))
     }
 }
 
@@ -382,6 +446,8 @@ fn refused(path: &Path, what: &str) -> io::Error {
 pub(crate) fn at(path: &Path, error: io::Error) -> io::Error {
     io::Error::new(error.kind(), format!("{}: {error}", path.display()))
 }
+
+mod streaming;
 
 #[cfg(test)]
 mod tests;
