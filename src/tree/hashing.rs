@@ -181,8 +181,7 @@ impl<'a> Reader<'a> {
         let path = part.file.path();
         let root = self.root;
         let dir = self.enter(&path[..path.len().saturating_sub(1)])?;
-        let file = root.open_file(dir, path)?;
-        let stamp = FileStamp::of(&file.metadata()?);
+        let (file, stamp) = root.open_file_stamped(dir, path)?;
         let expected = part.file.length_bytes();
         if stamp.file_bytes() != expected {
             return Err(io::Error::new(

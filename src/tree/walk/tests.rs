@@ -3,7 +3,7 @@ use crate::tree::hashing::hash_pieces;
 use crate::tree::layout::PieceLayout;
 use std::fs;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, PermissionsExt};
 
 /// A scratch directory for one test, removed when the test ends (pass or fail).
 struct Scratch(PathBuf);
@@ -314,4 +314,43 @@ fn a_walk_that_fails_while_pieces_are_hashed_stops_every_thread() {
     fs::write(root.join("zz-readme"), b"y").unwrap();
     let refused = build(&root, 16_384, 2).unwrap_err().to_string();
     assert!(refused.contains("case-insensitive"), "{refused}");
+}
+
+#[test]
+fn statx_and_an_o_path_handle_say_the_same_of_every_kind_of_entry() {
+    let scratch = Scratch::new("entry");
+    let root = scratch.0.join("top");
+    sample_tree(&root);
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        root.join("pipe"),
+        rustix::fs::FileType::Fifo,
+        Mode::from_raw_mode(0o600),
+        0,
+    )
+    .unwrap();
+    let dir = Root::open(&root).unwrap();
+    let names = [
+        "a.txt",
+        "run.sh",
+        "data",
+        "outside",
+        "inside",
+        "pipe",
+        "empty-dir",
+    ];
+    for name in names {
+        let by_statx = Entry::at(dir.fd(), name).unwrap();
+        assert_eq!(by_statx, Entry::opened(dir.fd(), name).unwrap(), "{name}");
+    }
+    let run = Entry::at(dir.fd(), "run.sh").unwrap();
+    assert!(run.executable && run.file_type.is_file());
+    assert_eq!(Entry::at(dir.fd(), "pipe").unwrap().kind(), "a FIFO");
+    assert_eq!(
+        Entry::at(dir.fd(), "inside").unwrap().kind(),
+        "a symbolic link"
+    );
+    // The stamp statx gives is the one the open file's metadata gives, as hashing checks.
+    let (_, stamp) = dir.open_file_stamped(dir.fd(), &["a.txt".into()]).unwrap();
+    assert_eq!(Entry::at(dir.fd(), "a.txt").unwrap().stamp, stamp);
 }
