@@ -340,11 +340,15 @@ impl<'a, F: FnMut(TreeFile, FileStamp) -> io::Result<()>> Walker<'a, F> {
 
     /// Walks the directory `fd`, at `path` below the root.
     fn directory(&mut self, fd: OwnedFd, path: &mut Vec<String>) -> io::Result<()> {
-        let shown = self.root.path_of(path);
+        let root = self.root;
+        let shown = || root.path_of(path);
         let mut names = Vec::new();
-        let mut reader = rustix::fs::Dir::read_from(&fd).map_err(|e| at(&shown, e.into()))?;
+        // The directory read through the handle itself (`Dir::read_from` would open it
+        // again, and ask for its flags first: three calls more per directory), which then
+        // serves to look at each entry.
+        let mut reader = rustix::fs::Dir::new(fd).map_err(|e| at(&shown(), e.into()))?;
         while let Some(entry) = reader.read() {
-            let entry = entry.map_err(|e| at(&shown, e.into()))?;
+            let entry = entry.map_err(|e| at(&shown(), e.into()))?;
             let name = entry.file_name().to_bytes();
             if name == b"." || name == b".." {
                 continue;
@@ -360,19 +364,18 @@ impl<'a, F: FnMut(TreeFile, FileStamp) -> io::Result<()>> Walker<'a, F> {
             let Ok(name) = std::str::from_utf8(name) else {
                 return Err(invalid(format!(
                     "{}: the name {} is not UTF-8; rename it to share the tree",
-                    shown.display(),
+                    shown().display(),
                     name.escape_ascii()
                 )));
             };
             names.push(name.to_owned());
         }
-        // One open directory handle per level while the walk goes down, not two.
-        drop(reader);
         // A stable order of work, whatever order the directory yields (and so of errors).
         names.sort_unstable();
+        let fd = reader.fd()?;
         for name in names {
             path.push(name);
-            self.entry(fd.as_fd(), path)?;
+            self.entry(fd, path)?;
             path.pop();
         }
         Ok(())
