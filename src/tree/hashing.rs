@@ -2,11 +2,17 @@
 //! `crate::hash` (the SHA-NI one, as a single file's chunks are hashed in
 //! `storage::hash_chunks`).
 //!
-//! The pieces are cut into as many runs as there are threads, one run each, as
-//! `storage::hash_chunks` does for one file. A thread reads its pieces in order with
-//! `pread`, a block at a time, holding at most one file and one directory open: in our order
-//! a directory's files are neighbours, so each is opened once per thread that needs it. Pad
-//! files are zeros and are never read from disk.
+//! [`hash_pieces`] cuts the pieces into as many runs as there are threads, one run each, as
+//! `storage::hash_chunks` does for one file (`walk::build` hands them out while its walk
+//! goes on instead: `walk/streaming.rs`). A thread's [`Reader`] reads its pieces in order
+//! with `pread` into one block, holding at most one file open, and the directories from the
+//! root down to it: in our order a directory's files are neighbours, so each file is opened
+//! once per thread that needs it, and each directory about once. Pad files are zeros and
+//! are never read from disk.
+//!
+//! Files are read, not mapped: a mapping of a file that someone truncates while it is
+//! hashed raises SIGBUS, which would end the process, where a read returns short and the
+//! file is reported as changed.
 
 use super::TreeFile;
 use super::layout::PieceLayout;

@@ -201,8 +201,13 @@ impl<'a> Pipeline<'a> {
         if progress.hashing && progress.layout.piece_count() > self.pieces_max {
             progress.hashing = false;
             self.wake.notify_all();
-        } else if progress.waiting > 0 && progress.known_pieces() > known_before {
-            self.wake.notify_all();
+        } else {
+            // One thread woken per piece now known, at most as many as wait: with many
+            // threads, waking all of them for each piece would mostly wake them for nothing.
+            let known = progress.known_pieces() - known_before;
+            for _ in 0..known.min(progress.waiting as u64) {
+                self.wake.notify_one();
+            }
         }
         Ok(())
     }
