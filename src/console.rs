@@ -32,7 +32,10 @@ commands:
                                          .torrent, the magnet link or the peers
   torrent -setMode export <file>         write <file>.torrent (standard BitTorrent) here
   torrent -setMode exit                  tell the tracker this node leaves, then quit
-  send <file>                            short for 'torrent -setMode send <file>'
+  send <file>                            short for 'torrent -setMode send <file>'; a
+                                         directory is shared as one tree
+  send <dir> --torrent <x.torrent>       share the tree <dir> under the info hash of a
+                                         multi-file .torrent made elsewhere, checked
   download <file>[@<info hash>]          short for 'torrent -setMode download <file>'
                                          (also <x.torrent>, <info hash>, <magnet link>)
   export <file>                          short for 'torrent -setMode export <file>'
@@ -65,9 +68,16 @@ pub enum Command {
     Status,
     /// The peers of each running download, and those the node uploaded to.
     Peers,
-    /// Share a file from the node's directory.
+    /// Share a file (or a directory, as a tree) from the node's directory.
     Send {
         name: String,
+    },
+    /// Share the tree a multi-file `.torrent` made elsewhere describes (found at `path`, as
+    /// `download` finds one), under its info hash: the directory of its name in the node's
+    /// directory, checked against its piece hashes. `name`, when given, must be its name.
+    ShareTorrent {
+        name: Option<String>,
+        path: String,
     },
     /// Download a file by name; with `pin`, only the version with that info hash.
     Download {
@@ -170,6 +180,8 @@ pub enum ConsoleError {
     TrailingBackslash,
     /// `limit up` without a rate like `8M` or `off`.
     BadRate(String),
+    /// `send <dir> --torrent` without the `.torrent`'s path.
+    MissingTorrent,
 }
 
 impl fmt::Display for ConsoleError {
@@ -188,6 +200,10 @@ impl fmt::Display for ConsoleError {
                 f,
                 "unknown mode '{}'; the modes are send, download, export and exit",
                 mode.escape_debug()
+            ),
+            ConsoleError::MissingTorrent => write!(
+                f,
+                "'--torrent' needs the path of a .torrent, as in 'send model --torrent model.torrent'"
             ),
             ConsoleError::MissingName(mode) => {
                 write!(f, "'{mode}' needs a file name, as in '{mode} file_A.txt'")
@@ -266,7 +282,18 @@ pub fn parse(line: &str) -> Result<Command, ConsoleError> {
             return Err(ConsoleError::UnknownMode(mode.to_owned()));
         }
     } else if is(first, "send") {
-        send(words.next())?
+        let command = send(words.next())?;
+        match (command, words.next()) {
+            (Command::Send { name }, Some(flag)) if is(flag, "--torrent") => {
+                let path = words.next().ok_or(ConsoleError::MissingTorrent)?;
+                Command::ShareTorrent {
+                    name: Some(name),
+                    path: path.to_owned(),
+                }
+            }
+            (_, Some(_)) => return Err(ConsoleError::TooManyWords),
+            (command, None) => command,
+        }
     } else if is(first, "download") {
         download(words.next())?
     } else if is(first, "export") {
@@ -510,6 +537,21 @@ mod tests {
                 name: "file_A.txt".into()
             })
         );
+    }
+
+    #[test]
+    fn a_tree_is_shared_under_a_torrent_made_elsewhere() {
+        assert_eq!(
+            parse("send model --torrent 'their model.torrent'"),
+            Ok(Command::ShareTorrent {
+                name: Some("model".into()),
+                path: "their model.torrent".into()
+            })
+        );
+        use ConsoleError::*;
+        assert_eq!(parse("send model --torrent"), Err(MissingTorrent));
+        assert_eq!(parse("send model --torrent a b"), Err(TooManyWords));
+        assert_eq!(parse("send model --other a"), Err(TooManyWords));
     }
 
     #[test]

@@ -75,8 +75,13 @@ pub enum Request {
         #[serde(default)]
         text: bool,
     },
-    /// Share a file of the node's directory.
-    Send { name: String },
+    /// Share a file of the node's directory (a directory as one tree); with `torrent`, the
+    /// tree under the info hash of that multi-file `.torrent` made elsewhere.
+    Send {
+        name: String,
+        #[serde(default)]
+        torrent: Option<String>,
+    },
     /// Download what the console's `download` takes: a name (`name@<info hash>` pins a
     /// version), a 40-hex info hash, a magnet link or a `.torrent` path.
     Download { target: String },
@@ -421,8 +426,18 @@ pub fn parse_request(line: &str) -> Result<Order, String> {
         Request::Status { text } => Order::Status { text },
         Request::DownloadState { id } => Order::DownloadState { id },
         Request::Peers { text } => Order::Peers { text },
-        Request::Send { name } => Order::Command(Command::Send {
+        Request::Send {
+            name,
+            torrent: None,
+        } => Order::Command(Command::Send {
             name: checked_name(&name)?,
+        }),
+        Request::Send {
+            name,
+            torrent: Some(path),
+        } => Order::Command(Command::ShareTorrent {
+            name: Some(checked_name(&name)?),
+            path,
         }),
         Request::Export { name } => Order::Command(Command::Export {
             name: checked_name(&name)?,

@@ -243,7 +243,7 @@ pub fn check_standard_input(bytes: &[u8]) {
                 // The name and the shape passed the same checks as ones from the network.
                 assert_eq!(wire::name_problem(torrent.name.as_bytes()), None);
                 assert!(wire::shape_ok(torrent.file_bytes, torrent.chunk_bytes));
-                assert!(input.len() <= crate::metainfo::TORRENT_BYTES_MAX);
+                assert!(input.len() <= crate::metainfo::TREE_TORRENT_BYTES_MAX);
             }
         }
         1 => {

@@ -38,11 +38,28 @@ pub struct TorrentFile {
     pub announce: Option<String>,
 }
 
-/// Reads a single-file `.torrent` that this program can download: its info dictionary must
+/// Reads a `.torrent` that this program can download. A single-file one's info dictionary must
 /// be exactly `{length, name, piece length, pieces}` (our info hash is the SHA-1 of that
 /// dictionary, so a torrent with more keys, e.g. `private`, names a different file for
 /// us), its name one we accept, its piece length one of our chunk sizes.
+///
+/// A multi-file `.torrent` is read as [`parse_tree_torrent`] reads it, and its tree is
+/// described by its total length and piece length.
 pub fn parse_torrent(bytes: &[u8]) -> Result<TorrentFile, String> {
+    let multi_file = Slice::parse(bytes)
+        .ok()
+        .and_then(|torrent| torrent.get("info")?.get("files").map(|_| ()))
+        .is_some();
+    if multi_file {
+        let TreeTorrent { manifest, announce } = parse_tree_torrent(bytes)?;
+        return Ok(TorrentFile {
+            info_hash: manifest.info_hash(),
+            name: manifest.name().to_owned(),
+            file_bytes: manifest.total_bytes(),
+            chunk_bytes: manifest.piece_bytes(),
+            announce,
+        });
+    }
     if bytes.len() > TORRENT_BYTES_MAX {
         return Err(format!("larger than {TORRENT_BYTES_MAX} bytes"));
     }
@@ -50,9 +67,6 @@ pub fn parse_torrent(bytes: &[u8]) -> Result<TorrentFile, String> {
     let info = torrent
         .get("info")
         .ok_or("not a .torrent: no info dictionary")?;
-    if info.get("files").is_some() {
-        return Err("a multi-file torrent; only single-file torrents are supported".into());
-    }
     let file_bytes = info
         .get("length")
         .and_then(Value::as_int)
@@ -238,8 +252,12 @@ pub fn info_dict(manifest: &Manifest) -> Value {
     ])
 }
 
-/// The bytes of a `.torrent` for `manifest`, announcing to `tracker`.
+/// The bytes of a `.torrent` for `manifest` (a file's, or a tree's), announcing to
+/// `tracker`.
 pub fn torrent_file(manifest: &Manifest, tracker: SocketAddr) -> Vec<u8> {
+    if let Some(tree) = &manifest.tree {
+        return tree_torrent_file(tree, Some(tracker));
+    }
     Value::dict([
         ("announce", Value::bytes(announce_url(tracker))),
         ("created by", Value::bytes("torrent (this project)")),
@@ -375,8 +393,9 @@ mod tests {
         assert!(parse_torrent(&info(None, "a.bin", 60)).is_ok());
         let private = parse_torrent(&info(Some(("private", Value::Int(1))), "a.bin", 60));
         assert!(private.unwrap_err().contains("keys beyond"));
+        // A dictionary with both 'files' and 'length' is read as a tree's, and refused.
         let files = parse_torrent(&info(Some(("files", Value::List(vec![]))), "a.bin", 60));
-        assert!(files.unwrap_err().contains("multi-file"));
+        assert!(files.unwrap_err().contains("single-file"));
         assert!(
             parse_torrent(&info(None, "a/../b.bin", 60))
                 .unwrap_err()
@@ -430,8 +449,23 @@ mod tests {
             (bare.manifest.info_hash(), bare.announce),
             (tree.info_hash(), None)
         );
-        // The single-file reader still refuses it, and this one a single-file torrent.
-        assert!(parse_torrent(&bytes).unwrap_err().contains("multi-file"));
+        // The reader of any `.torrent` describes it by its total and piece length; this one
+        // refuses a single-file torrent.
+        let any = parse_torrent(&bytes).unwrap();
+        assert_eq!(
+            (
+                any.info_hash,
+                any.name.as_str(),
+                any.file_bytes,
+                any.chunk_bytes
+            ),
+            (
+                tree.info_hash(),
+                tree.name(),
+                tree.total_bytes(),
+                tree.piece_bytes()
+            )
+        );
         let single = Manifest::new("a.bin".into(), 40_000, 16_384, vec![[7u8; 20]; 3]);
         let refused = parse_tree_torrent(&torrent_file(&single, tracker)).unwrap_err();
         assert!(refused.contains("single-file"), "{refused}");

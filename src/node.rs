@@ -223,6 +223,7 @@ impl Node {
         match message {
             Message::HaveRequest(_)
             | Message::ManifestRequest(_)
+            | Message::InfoRequest(_)
             | Message::PieceRequest(_)
             | Message::PacedPieceRequest(_)
             | Message::MtuProbe(_) => {
@@ -242,6 +243,7 @@ impl Node {
             | Message::HaveMap { .. }
             | Message::MtuProbeReply(_)
             | Message::ManifestPart { .. }
+            | Message::InfoPart { .. }
             | Message::Piece { .. }
             | Message::StampedPiece { .. }
             | Message::Reject(_) => {
@@ -435,6 +437,13 @@ impl Node {
                     let _: Outcome = self.command(now, |commander| commander.refuse(line));
                 }
             },
+            JobDone::PartialOpened { run, result } => {
+                let (downloads, mut parts) = self.context();
+                if let Some(info_hash) = downloads.partial_opened(&mut parts, now, run, result) {
+                    self.after_progress(now, info_hash);
+                }
+                self.fill_windows(now);
+            }
             JobDone::ChunkChecked {
                 run,
                 info_hash,
@@ -624,7 +633,9 @@ impl Node {
         let hash_again = still_there && !self.library.is_hashing(&name);
         self.out.say(change.told(&name, still_there, hash_again));
         if hash_again {
-            let _ = self.command(now, |commander| commander.share(now, name));
+            // Described anew (a tree shared under a `.torrent` made elsewhere too: its
+            // description no longer holds once its files changed).
+            let _ = self.command(now, |commander| commander.share(now, name, None));
         }
     }
 
@@ -731,7 +742,7 @@ impl Node {
         let parts = Parts::new(
             &mut self.out,
             &mut self.library,
-            &*self.state,
+            &self.state,
             &self.config,
             self.tracker.heard(),
             &mut self.download_limit,

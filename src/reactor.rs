@@ -597,9 +597,25 @@ fn save_registry(db_dir: &std::path::Path, snapshot: &tracker::Snapshot) -> bool
 
 // ---- node ---------------------------------------------------------------------------------
 
+/// Raises this process's limit of open files to the most it may have: a tree being shared
+/// or downloaded keeps each of its files open (up to [`crate::tree::paths::FILES_MAX`]),
+/// and the soft limit a shell gives (often 1,024) would refuse a tree of a few thousand
+/// files that the hard limit allows. A limit that cannot be raised stays as it was.
+fn raise_open_files_limit() {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let mut limit = getrlimit(Resource::Nofile);
+    if limit.current < limit.maximum {
+        limit.current = limit.maximum;
+        if let Err(error) = setrlimit(Resource::Nofile, limit) {
+            log::debug!("cannot raise the limit of open files: {error}");
+        }
+    }
+}
+
 /// Runs a node until `exit`, a signal, or (with `--exit-when-done`) the end of its
 /// downloads. Returns the exit code.
 pub fn run_node(args: NodeArgs) -> Result<i32, String> {
+    raise_open_files_limit();
     let state = match StateDir::open_exclusive(&args.dir) {
         Ok(state) => state,
         // Another node process uses the directory: the command line asked for what cannot

@@ -28,6 +28,9 @@
 //! DIR/.torrent/partial/HASH.part       a download in progress, full size, space reserved
 //! DIR/.torrent/partial/HASH.have       its have-bitmap: one bit per chunk verified
 //! DIR/.torrent/partial/HASH.manifest   its manifest, checked against the info hash
+//! DIR/TREE/...                         a directory, shared as one tree (see `state/tree.rs`)
+//! DIR/.torrent/partial/HASH.d/...      a tree being downloaded: its files, full size
+//! DIR/.torrent/partial/HASH.info       its info dictionary, checked against the info hash
 //! DIR/.torrent/.tmpN                   a `.torrent` export being written, then moved to
 //!                                      DIR/NAME.torrent (never over an existing file)
 //! ```
@@ -55,6 +58,7 @@ pub use memory::{MEMORY_FILES_MAX, MemoryStorage};
 pub use state::{StateDir, percent};
 pub use writer::PieceWriter;
 
+use crate::tree::TreeManifest;
 use crate::wire::{self, Hash};
 use std::fs::{self, File};
 use std::io;
@@ -89,6 +93,11 @@ pub trait Storage: Send + Sync {
     /// it was hashed, otherwise by hashing it on `threads` threads; with the file's stamp
     /// and its bytes for serving. A file that changes while it is hashed is refused.
     fn manifest_of(&self, name: &str, chunk_bytes: u32, threads: usize) -> io::Result<Shared>;
+
+    /// Shares the directory of `tree`'s name as that tree (described by a `.torrent` made
+    /// elsewhere): each of its files, along the description's list (pad files as zeros), is
+    /// hashed on `threads` threads and must give its pieces.
+    fn share_described_tree(&self, tree: Arc<TreeManifest>, threads: usize) -> io::Result<Shared>;
 
     /// The stamp the file `name` has now; an error when it is gone or no regular file.
     fn stamp_of(&self, name: &str) -> io::Result<FileStamp>;
@@ -161,7 +170,21 @@ pub trait Content: Send + Sync {
 
     /// SHA-1 of `len` bytes from `offset`; `None` when the range is not inside the file.
     /// An empty range hashes to the SHA-1 of nothing.
-    fn sha1(&self, offset: u64, len: usize) -> Option<Hash>;
+    fn sha1(&self, offset: u64, len: usize) -> Option<Hash> {
+        if len == 0 {
+            return (offset <= self.len()).then(|| crate::hash::sha1(&[]));
+        }
+        let mut sha = crate::hash::Sha1::new();
+        self.sha1_update(offset, len, &mut sha)
+            .then(|| sha.finish())
+    }
+
+    /// Feeds `len` bytes from `offset` into `sha`; false when the range is not inside the
+    /// file or cannot be read. A tree hashes a piece across its files this way, each file
+    /// as it hashes best (a mapped one without copying). By default, read a block at a time.
+    fn sha1_update(&self, offset: u64, len: usize, sha: &mut crate::hash::Sha1) -> bool {
+        sha1_update_read(offset, len, sha, |at, block| self.read_into(at, block))
+    }
 
     /// Says that `offset..offset + len` is verified and will not be written again, so its
     /// memory may go (a verified chunk).
@@ -208,8 +231,12 @@ const MANIFEST_MAGIC: [u8; 8] = *b"TRNTMF01";
 const MANIFEST_FILE_BYTES_MAX: u64 =
     64 + wire::NAME_BYTES_MAX as u64 + wire::CHUNKS_MAX as u64 * 20;
 
-/// What identifies a file's content: its name, length, chunk size and chunk hashes. Its info
-/// hash is the BitTorrent v1 info-hash of the equivalent single-file torrent.
+/// What identifies a content: its name, length, chunk size and chunk hashes. For a file, its
+/// info hash is the BitTorrent v1 info-hash of the equivalent single-file torrent.
+///
+/// A directory tree is one content too: its files laid end to end, `file_bytes` long in
+/// all, its chunks the tree's pieces; `tree` holds its description, whose info dictionary's
+/// SHA-1 is the info hash. Everything that counts chunks works on a tree unchanged.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Manifest {
     pub name: String,
@@ -217,6 +244,7 @@ pub struct Manifest {
     pub chunk_bytes: u32,
     pub hashes: Vec<Hash>,
     pub info_hash: Hash,
+    pub tree: Option<Arc<TreeManifest>>,
 }
 
 impl Manifest {
@@ -229,6 +257,19 @@ impl Manifest {
             chunk_bytes,
             hashes,
             info_hash,
+            tree: None,
+        }
+    }
+
+    /// The manifest of a tree: its pieces as chunks, its info hash the description's.
+    pub fn of_tree(tree: Arc<TreeManifest>) -> Manifest {
+        Manifest {
+            name: tree.name().to_owned(),
+            file_bytes: tree.total_bytes(),
+            chunk_bytes: tree.piece_bytes(),
+            hashes: tree.hashes().to_vec(),
+            info_hash: tree.info_hash(),
+            tree: Some(tree),
         }
     }
 
@@ -528,26 +569,26 @@ impl FileStamp {
 /// stays in the cache.
 const HASH_BLOCK_BYTES: usize = 1 << 20;
 
-/// SHA-1 of the `len` bytes from `offset` (`len` > 0), read a block at a time with `read`
-/// (`read(at, block)` fills `block` from `at`, false when it cannot); `None` when a read
-/// fails. How a file being shared, or a tree's files, are hashed.
-pub(crate) fn sha1_read(
+/// Feeds the `len` bytes from `offset` into `sha`, read a block at a time with `read`
+/// (`read(at, block)` fills `block` from `at`, false when it cannot); false when a read
+/// fails. How a file being shared is hashed.
+pub(crate) fn sha1_update_read(
     offset: u64,
     len: usize,
+    sha: &mut crate::hash::Sha1,
     mut read: impl FnMut(u64, &mut [u8]) -> bool,
-) -> Option<Hash> {
-    let mut sha = crate::hash::Sha1::new();
+) -> bool {
     let mut block = vec![0u8; len.min(HASH_BLOCK_BYTES)];
     let mut done = 0;
     while done < len {
         let part = (len - done).min(block.len());
         if !read(offset + done as u64, &mut block[..part]) {
-            return None;
+            return false;
         }
         sha.update(&block[..part]);
         done += part;
     }
-    Some(sha.finish())
+    true
 }
 
 /// The configured chunk size, doubled until the file fits in [`wire::CHUNKS_MAX`] chunks.

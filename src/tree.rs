@@ -21,10 +21,9 @@
 //! orders a v2 file tree; our own trees have no pad files. Of the file modes only the
 //! executable bit travels; v1 cannot carry empty directories, so they are not carried.
 //!
-//! Nothing here reaches the node or the wire yet. What the next step needs from it: the
-//! tree's files opened (for sharing, or as a download's partial files) and given to
-//! [`content::TreeContent`], a partial tree kept as a directory under `.torrent/partial/`
-//! and published by one rename, and the info bytes as what travels in place of a manifest.
+//! The node shares a directory of its own directory as a tree, and downloads one, through
+//! `storage::Manifest::of_tree` and `storage/state/tree.rs`; its info dictionary is what
+//! travels in place of a file's chunk hashes (`wire::InfoRequest`, `wire::InfoPart`).
 
 pub mod content;
 pub mod hashing;

@@ -156,6 +156,8 @@ wire_enum! {
         PacedPieceRequest = 0x1a,
         StampedPiece = 0x1b,
         Peers = 0x1c,
+        InfoRequest = 0x1d,
+        InfoPart = 0x1e,
     }
 }
 
@@ -455,6 +457,10 @@ pub struct ManifestRequest {
 }
 
 /// Node → node, fixed part. Tail: `hash_count` chunk hashes, then the name.
+///
+/// With [`MANIFEST_TREE`] in `flags`, the content is a directory tree: its info hash is the
+/// SHA-1 of a multi-file info dictionary, which the asker fetches whole with
+/// [`InfoRequest`] (the part then carries no hashes, only the name and the shape).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
 pub struct ManifestPart {
@@ -463,7 +469,30 @@ pub struct ManifestPart {
     pub chunk_bytes: U32,
     pub first_chunk: U32,
     pub hash_count: U16,
-    pub reserved: [u8; 2],
+    pub flags: u8,
+    pub reserved: u8,
+}
+
+/// [`ManifestPart::flags`]: the content is a tree, described by an info dictionary.
+pub const MANIFEST_TREE: u8 = 0x01;
+
+/// Node → node: send the info dictionary of the tree `ask.info_hash` from byte `offset` on
+/// (a few [`InfoPart`]s, in order, as BitTorrent's metadata exchange, BEP 9, does).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
+pub struct InfoRequest {
+    pub ask: PeerAsk,
+    pub offset: U32,
+}
+
+/// Node → node, fixed part. Tail: bytes `offset..` of the info dictionary (`info_bytes`
+/// long in all) whose SHA-1 is `info_hash`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
+pub struct InfoPart {
+    pub info_hash: Hash,
+    pub info_bytes: U32,
+    pub offset: U32,
 }
 
 /// Node → node: send `length` bytes of `chunk` from `offset`, in datagrams of at most
@@ -634,6 +663,8 @@ const _: () = {
     assert!(size_of::<HaveMap>() == 32);
     assert!(size_of::<ManifestRequest>() == 36);
     assert!(size_of::<ManifestPart>() == 40);
+    assert!(size_of::<InfoRequest>() == 36);
+    assert!(size_of::<InfoPart>() == 28);
     assert!(size_of::<PieceRequest>() == 48);
     assert!(size_of::<PacedPieceRequest>() == 52);
     assert!(size_of::<Piece>() == 28);
@@ -673,6 +704,15 @@ pub const MANIFEST_PART_OVERHEAD_BYTES: usize = size_of::<Header>() + size_of::<
 pub const LOOKUP_REPLY_OVERHEAD_BYTES: usize = size_of::<Header>() + size_of::<LookupReply>();
 /// Bytes of a [`HaveMap`] in front of its bitmap.
 pub const HAVE_MAP_OVERHEAD_BYTES: usize = size_of::<Header>() + size_of::<HaveMap>();
+/// Bytes of an [`InfoPart`] in front of its slice of the info dictionary.
+pub const INFO_PART_OVERHEAD_BYTES: usize = size_of::<Header>() + size_of::<InfoPart>();
+/// Largest info dictionary of a tree taken from a peer (or a `.torrent`): a tree of
+/// [`crate::tree::paths::FILES_MAX`] files with paths of 100 bytes, and their hashes, fit.
+/// A peer's claim of more is refused before anything is kept.
+pub const INFO_BYTES_MAX: u32 = 16 << 20;
+/// Most [`InfoPart`]s one [`InfoRequest`] is answered with: a round trip fetches about
+/// 10 KB of a dictionary on a 1,500-byte path, and the request proved its address first.
+pub const INFO_PARTS_PER_REQUEST_MAX: usize = 8;
 /// Most chunk hashes one [`ManifestPart`] carries, leaving room for a full-length name.
 pub const MANIFEST_HASHES_PER_PART_MAX: usize =
     (DATAGRAM_BYTES_MAX - size_of::<Header>() - size_of::<ManifestPart>() - NAME_BYTES_MAX)
@@ -835,6 +875,11 @@ pub enum Message<'a> {
         fixed: &'a ManifestPart,
         hashes: &'a [Hash],
         name: &'a str,
+    },
+    InfoRequest(&'a InfoRequest),
+    InfoPart {
+        fixed: &'a InfoPart,
+        bytes: &'a [u8],
     },
     PieceRequest(&'a PieceRequest),
     PacedPieceRequest(&'a PacedPieceRequest),
@@ -1085,7 +1130,7 @@ pub fn decode(bytes: &[u8]) -> Result<Message<'_>, DecodeError> {
             if count > MANIFEST_HASHES_PER_PART_MAX {
                 return Err(DecodeError::CountOverLimit(kind));
             }
-            if fixed.reserved != [0; 2] {
+            if fixed.reserved != 0 || fixed.flags & !MANIFEST_TREE != 0 {
                 return Err(DecodeError::ReservedNotZero);
             }
             let (file_bytes, chunk_bytes) = (fixed.file_bytes.get(), fixed.chunk_bytes.get());
@@ -1101,6 +1146,20 @@ pub fn decode(bytes: &[u8]) -> Result<Message<'_>, DecodeError> {
                 hashes,
                 name: check_name(name)?,
             }
+        }
+        Kind::InfoRequest => Message::InfoRequest(exact(body, kind)?),
+        Kind::InfoPart => {
+            let (fixed, bytes): (&InfoPart, _) = split(body, kind)?;
+            let total = fixed.info_bytes.get();
+            if total > INFO_BYTES_MAX {
+                return Err(DecodeError::CountOverLimit(kind));
+            }
+            // A part carries something, and nothing past the dictionary's end.
+            let end = u64::from(fixed.offset.get()) + bytes.len() as u64;
+            if bytes.is_empty() || end > u64::from(total) {
+                return Err(DecodeError::BadShape(kind));
+            }
+            Message::InfoPart { fixed, bytes }
         }
         Kind::PieceRequest => {
             let request: &PieceRequest = exact(body, kind)?;
@@ -1268,6 +1327,8 @@ impl Message<'_> {
             Message::HaveMap { .. } => Kind::HaveMap,
             Message::ManifestRequest(_) => Kind::ManifestRequest,
             Message::ManifestPart { .. } => Kind::ManifestPart,
+            Message::InfoRequest(_) => Kind::InfoRequest,
+            Message::InfoPart { .. } => Kind::InfoPart,
             Message::PieceRequest(_) => Kind::PieceRequest,
             Message::PacedPieceRequest(_) => Kind::PacedPieceRequest,
             Message::Piece { .. } => Kind::Piece,
@@ -1359,6 +1420,11 @@ impl Message<'_> {
                 w.put_pod(*fixed)?;
                 w.put(bytemuck::cast_slice(hashes))?;
                 w.put(name.as_bytes())?;
+            }
+            Message::InfoRequest(m) => w.put_pod(*m)?,
+            Message::InfoPart { fixed, bytes } => {
+                w.put_pod(*fixed)?;
+                w.put(bytes)?;
             }
             Message::PieceRequest(m) => w.put_pod(*m)?,
             Message::PacedPieceRequest(m) => w.put_pod(*m)?,

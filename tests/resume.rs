@@ -5,16 +5,6 @@ mod common;
 
 use common::*;
 
-/// Chunks node 1 is said to have sent in a `downloaded ... from node 1: K chunks, ...` line.
-fn chunks_from(line: &str, node_id: u32) -> u32 {
-    let marker = format!("node {node_id}: ");
-    line.split(&marker)
-        .nth(1)
-        .and_then(|rest| rest.split(' ').next())
-        .and_then(|count| count.parse().ok())
-        .unwrap_or(0)
-}
-
 #[test]
 fn a_killed_downloader_resumes_where_it_was() {
     let scratch = Scratch::new("resume");
@@ -34,11 +24,7 @@ fn a_killed_downloader_resumes_where_it_was() {
     let mut first = downloader(&scratch, 2, tracker.addr, name, &[]);
     let dir = scratch.node_dir(2);
     first.wait_verified(&dir, 16);
-    first.proc.kill();
-    first
-        .proc
-        .wait_exit(LINE_TIMEOUT)
-        .unwrap_or_else(|e| panic!("{e}"));
+    first.kill_and_wait();
     let verified_before = verified_chunks(&dir);
     assert!(
         verified_before < chunks && !dir.join(name).exists(),
@@ -46,11 +32,7 @@ fn a_killed_downloader_resumes_where_it_was() {
     );
 
     let mut second = downloader(&scratch, 2, tracker.addr, name, &[]);
-    let line = second
-        .proc
-        .wait_line(|line| is_downloaded(line, name), DOWNLOAD_TIMEOUT)
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(second.proc.expect_exit(LINE_TIMEOUT), 0);
+    let line = second.expect_downloaded(name);
     assert_file_is(&dir.join(name), &data);
     let fetched = chunks_from(&line, 1);
     assert!(fetched >= 1, "nothing fetched after the restart? {line}");

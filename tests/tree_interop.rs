@@ -13,7 +13,7 @@
 
 mod common;
 
-use common::{Scratch, random_bytes, spawn_command};
+use common::{LINE_TIMEOUT, Scratch, downloader, node, random_bytes, spawn_command, tracker};
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
@@ -226,4 +226,119 @@ fn torrents_libtorrent_makes_of_a_tree_read_as_libtorrent_reads_them() {
     let pads = |index: usize| created[index]["files"].as_array().unwrap().iter();
     assert!(pads(0).any(|file| file[2] == true));
     assert!(pads(1).all(|file| file[2] == false));
+}
+
+#[test]
+fn libtorrent_finds_every_piece_of_a_tree_a_node_exports_valid() {
+    if !libtorrent_available() {
+        eprintln!(
+            "SKIPPED libtorrent_finds_every_piece_of_a_tree_a_node_exports_valid: {PYTHON} \
+             cannot import libtorrent (apt install python3-libtorrent)"
+        );
+        return;
+    }
+    let scratch = Scratch::new("tree-export");
+    let dir = scratch.node_dir(1);
+    sample_tree(&dir.join("top"));
+    let tracker = tracker(&scratch);
+    let mut node = node(
+        &scratch,
+        1,
+        tracker.addr,
+        &["--send", "top", "--export", "top", "--chunk-size", "16K"],
+    );
+    let exported = node.proc.expect_line("exported top to ");
+    let torrent = dir.join("top.torrent");
+    let read = parse_tree_torrent(&std::fs::read(&torrent).unwrap()).unwrap();
+    assert!(
+        exported.contains(&wire::hex(&read.manifest.info_hash())),
+        "{exported}"
+    );
+    let results = python(CHECK, &[&torrent, &dir], "RESULT ");
+    let result = &results[0];
+    assert_eq!(result["checked"], true, "{result}");
+    assert_eq!(result["info_hash"], wire::hex(&read.manifest.info_hash()));
+    let pieces = result["pieces"].as_array().unwrap();
+    assert_eq!(pieces.len(), read.manifest.piece_count() as usize);
+    assert!(pieces.iter().all(|valid| valid == true), "{result}");
+}
+
+/// Every regular file below `root` with its bytes and executable bit, sorted by path.
+fn tree_contents(root: &Path) -> Vec<(String, Vec<u8>, bool)> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut out = Vec::new();
+    let mut dirs = vec![root.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let meta = std::fs::symlink_metadata(&path).unwrap();
+            if meta.is_dir() {
+                dirs.push(path);
+            } else {
+                let relative = path.strip_prefix(root).unwrap().display().to_string();
+                let executable = meta.permissions().mode() & 0o100 != 0;
+                out.push((relative, std::fs::read(&path).unwrap(), executable));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn a_tree_shared_under_a_torrent_libtorrent_made_is_downloaded_by_our_nodes() {
+    if !libtorrent_available() {
+        eprintln!(
+            "SKIPPED a_tree_shared_under_a_torrent_libtorrent_made_is_downloaded_by_our_nodes: \
+             {PYTHON} cannot import libtorrent (apt install python3-libtorrent)"
+        );
+        return;
+    }
+    let scratch = Scratch::new("tree-theirs-shared");
+    let tree = scratch.node_dir(1).join("top");
+    sample_tree(&tree);
+    // libtorrent's default: a hybrid v1+v2 torrent, with pad files and keys beyond ours.
+    let hybrid = scratch.root.join("hybrid.torrent");
+    let v1_only = scratch.root.join("v1.torrent");
+    let created = python(CREATE, &[&tree, &hybrid, &v1_only], "CREATED ");
+    let their_hash = created[0]["info_hash"].as_str().unwrap().to_string();
+    let tracker = tracker(&scratch);
+    let mut holder = node(&scratch, 1, tracker.addr, &[]);
+    holder
+        .proc
+        .send_line(&format!("send top --torrent {}", hybrid.display()));
+    let sharing = holder.proc.expect_line("sharing top (");
+    assert!(
+        sharing.contains(&their_hash),
+        "{sharing} (libtorrent: {their_hash})"
+    );
+    // Found by name through our tracker, and by the .torrent itself.
+    downloader(&scratch, 2, tracker.addr, "top", &[]).expect_downloaded("top");
+    assert_eq!(
+        tree_contents(&scratch.node_dir(2).join("top")),
+        tree_contents(&tree)
+    );
+    let by_torrent = hybrid.display().to_string();
+    downloader(&scratch, 3, tracker.addr, &by_torrent, &[]).expect_downloaded("top");
+    assert_eq!(
+        tree_contents(&scratch.node_dir(3).join("top")),
+        tree_contents(&tree)
+    );
+    // A tree that no longer matches the description is refused, naming the piece.
+    std::fs::write(tree.join("a.txt"), random_bytes(5, 20_000)).unwrap();
+    holder.proc.send_line("unshare top");
+    holder
+        .proc
+        .send_line(&format!("send top --torrent {}", hybrid.display()));
+    let refused = holder
+        .proc
+        .wait_line(
+            |line| line.contains("does not match the .torrent"),
+            LINE_TIMEOUT,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        refused.contains(": piece ") && refused.contains(" differs"),
+        "{refused}"
+    );
 }

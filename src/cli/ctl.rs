@@ -77,6 +77,12 @@ pub(super) fn parse_ctl(args: &[String]) -> Result<super::Invocation, UsageError
         "with limit: the download limit, e.g. 8M, or off",
         "RATE",
     );
+    opts.optopt(
+        "",
+        "torrent",
+        "with send: share the tree under the info hash of this multi-file .torrent",
+        "FILE",
+    );
     opts.optopt("", "from", "with list: start at this name", "NAME");
     opts.optflag("", "all", "with list: follow the pages to the end");
     opts.optopt(
@@ -133,6 +139,7 @@ pub(super) fn parse_ctl(args: &[String]) -> Result<super::Invocation, UsageError
         "send" => (
             Request::Send {
                 name: word(1, "a file name")?,
+                torrent: m.opt_str("torrent"),
             },
             2,
         ),

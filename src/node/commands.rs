@@ -19,6 +19,7 @@ use super::upload::Uploader;
 use super::{Event, NodeConfig, Parts};
 use crate::console::Command;
 use crate::storage::{Manifest, Storage};
+use crate::tree::TreeManifest;
 use crate::units;
 use crate::wire::{self, Hash};
 use std::net::SocketAddr;
@@ -198,7 +199,7 @@ impl Holdings<'_> {
         // Never blocks the reactor: a FIFO or device under that name is refused.
         let read = self
             .storage
-            .read_named_file(path, crate::metainfo::TORRENT_BYTES_MAX as u64 + 1);
+            .read_named_file(path, crate::metainfo::TREE_TORRENT_BYTES_MAX as u64 + 1);
         let torrent = read
             .map_err(|error| error.to_string())
             .and_then(|bytes| crate::metainfo::parse_torrent(&bytes));
@@ -269,7 +270,8 @@ impl Commander<'_> {
     /// answers the others itself: see `Node::run_command`).
     pub(super) fn run(&mut self, now: Instant, command: Command) -> Outcome {
         match command {
-            Command::Send { name } => self.share(now, name),
+            Command::Send { name } => self.share(now, name, None),
+            Command::ShareTorrent { name, path } => self.share_torrent(now, name, &path),
             Command::Download { name, pin } => {
                 let answer = self.holdings().download(now, name, pin);
                 self.start_download(now, answer)
@@ -329,7 +331,7 @@ impl Commander<'_> {
         let parts = Parts::new(
             &mut *self.out,
             &mut *self.library,
-            &**self.state,
+            self.state,
             self.config,
             self.heard,
             &mut *self.download_limit,
@@ -337,8 +339,39 @@ impl Commander<'_> {
         (&mut *self.downloads, parts)
     }
 
-    /// Hashes the file `name` of the node's directory, to share it.
-    pub(super) fn share(&mut self, now: Instant, name: String) -> Outcome {
+    /// Shares the tree the multi-file `.torrent` at `path` describes: the directory of its
+    /// name, checked against its pieces (by a hasher thread), under its info hash.
+    fn share_torrent(&mut self, now: Instant, name: Option<String>, path: &str) -> Outcome {
+        // Never blocks the reactor: a FIFO or device under that name is refused.
+        let read = self
+            .state
+            .read_named_file(path, crate::metainfo::TREE_TORRENT_BYTES_MAX as u64 + 1)
+            .map_err(|error| error.to_string())
+            .and_then(|bytes| crate::metainfo::parse_tree_torrent(&bytes));
+        let tree = match read {
+            Ok(torrent) => torrent.manifest,
+            Err(error) => return self.refuse(format!("cannot share {path}: {error}")),
+        };
+        if let Some(name) = name
+            && name != tree.name()
+        {
+            return self.refuse(format!(
+                "cannot share {name} with {path}: it describes a tree called {}; name the directory so",
+                tree.name()
+            ));
+        }
+        let name = tree.name().to_owned();
+        self.share(now, name, Some(Arc::new(tree)))
+    }
+
+    /// Hashes the file (or directory) `name` of the node's directory, to share it; a tree
+    /// `described` by a `.torrent` made elsewhere is checked against that description.
+    pub(super) fn share(
+        &mut self,
+        now: Instant,
+        name: String,
+        described: Option<Arc<TreeManifest>>,
+    ) -> Outcome {
         if let Some(problem) = wire::name_problem(name.as_bytes()) {
             return self.refuse(format!("cannot share {name:?}: {problem}"));
         }
@@ -352,6 +385,7 @@ impl Commander<'_> {
         self.out.event(NodeEvent::Job(Job::Share {
             state: Arc::clone(self.state),
             name,
+            described,
             chunk_bytes: self.config.chunk_bytes,
             threads: self.config.hash_threads,
         }));

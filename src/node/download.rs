@@ -83,8 +83,8 @@ mod phase;
 mod report;
 mod transfer;
 
-use super::Parts;
-use crate::storage::Manifest;
+use super::{Job, NodeEvent, Parts};
+use crate::storage::{Bitmap, Content, Manifest};
 use crate::wire::{self, Hash, HolderRecord, Message, VersionRecord};
 pub(crate) use asked::Asked;
 use asked::Of;
@@ -446,7 +446,15 @@ impl Download {
                 name,
             } if fixed.info_hash == info_hash => {
                 self.peers[index].last_heard = now;
-                Some(self.manifest_part(parts, now, index, fixed, hashes, name))
+                let (peers, mut of) = self.peers_of();
+                let taken = peers.manifest_part(parts, now, &mut of, index, fixed, hashes, name);
+                Some(self.manifest_taken(parts, now, taken))
+            }
+            Message::InfoPart { fixed, bytes } if fixed.info_hash == info_hash => {
+                self.peers[index].last_heard = now;
+                let (peers, mut of) = self.peers_of();
+                let taken = peers.info_part(parts, now, &mut of, index, fixed, bytes);
+                Some(self.manifest_taken(parts, now, taken))
             }
             Message::Piece { fixed, data } if fixed.info_hash == info_hash => {
                 self.piece(parts, now, index, Arrived::new(fixed, None, data));
@@ -478,7 +486,9 @@ impl Download {
         }
         if self.deadlines.disk_retry_due(now) {
             match std::mem::replace(&mut self.phase, Phase::LookingUp) {
-                Phase::WaitingForSpace(manifest) => self.start_transfer(parts, now, manifest),
+                Phase::WaitingForSpace(manifest) => {
+                    self.start_transfer(parts, now, manifest);
+                }
                 other => {
                     self.phase = other;
                     self.publish(parts, now);
@@ -590,18 +600,14 @@ impl Download {
 
     // ---- arrivals: manifest parts, pieces, hash checks, publishing -----------------------
 
-    fn manifest_part(
+    /// A part of the manifest was taken (`progressed`: it moved it forward), and the
+    /// manifest is whole when given: the transfer starts.
+    fn manifest_taken(
         &mut self,
         parts: &mut Parts<'_>,
         now: Instant,
-        index: usize,
-        fixed: &wire::ManifestPart,
-        hashes: &[Hash],
-        name: &str,
+        (progressed, manifest): (bool, Option<Manifest>),
     ) -> Handled {
-        let (peers, mut of) = self.peers_of();
-        let (progressed, manifest) =
-            peers.manifest_part(parts, now, &mut of, index, fixed, hashes, name);
         if progressed {
             self.deadlines.helped(now);
         }
@@ -618,12 +624,59 @@ impl Download {
             return Handled::Consumed;
         }
         let info_hash = manifest.info_hash;
-        self.start_transfer(parts, now, manifest);
-        Handled::ManifestReady(info_hash)
+        if self.start_transfer(parts, now, manifest) {
+            Handled::ManifestReady(info_hash)
+        } else {
+            Handled::Consumed
+        }
     }
 
-    fn start_transfer(&mut self, parts: &mut Parts<'_>, now: Instant, manifest: Manifest) {
-        let (mapping, claimed) = match parts.state.open_partial(&manifest) {
+    /// Opens the partial content and begins the transfer; a tree's is opened by a hasher
+    /// thread, and the transfer begins once it answers ([`Download::partial_opened`]).
+    /// Whether it began now.
+    fn start_transfer(&mut self, parts: &mut Parts<'_>, now: Instant, manifest: Manifest) -> bool {
+        if manifest.tree.is_some() {
+            parts.out.event(NodeEvent::Job(Job::OpenPartial {
+                run: self.run,
+                state: Arc::clone(parts.state),
+                manifest: manifest.clone(),
+            }));
+            self.phase = Phase::Opening(manifest);
+            return false;
+        }
+        let opened = parts.state.open_partial(&manifest);
+        self.begin_transfer(parts, now, manifest, opened);
+        true
+    }
+
+    /// A hasher thread opened the partial content of a tree: the transfer begins. The info
+    /// hash, when it did (the node may announce it).
+    pub fn partial_opened(
+        &mut self,
+        parts: &mut Parts<'_>,
+        now: Instant,
+        opened: std::io::Result<(Arc<dyn Content>, Bitmap)>,
+    ) -> Option<Hash> {
+        let Phase::Opening(manifest) = std::mem::replace(&mut self.phase, Phase::LookingUp) else {
+            return None;
+        };
+        let info_hash = manifest.info_hash;
+        self.begin_transfer(parts, now, manifest, opened);
+        // Nobody was asked anything while the files were laid out: their silence was ours.
+        for peer in self.peers.iter_mut() {
+            peer.last_heard = now;
+        }
+        matches!(self.phase, Phase::Transfer(_)).then_some(info_hash)
+    }
+
+    fn begin_transfer(
+        &mut self,
+        parts: &mut Parts<'_>,
+        now: Instant,
+        manifest: Manifest,
+        opened: std::io::Result<(Arc<dyn Content>, Bitmap)>,
+    ) {
+        let (mapping, claimed) = match opened {
             Ok(opened) => opened,
             Err(error) if error.kind() == std::io::ErrorKind::StorageFull => {
                 let waiting = self

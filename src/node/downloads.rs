@@ -15,9 +15,11 @@
 use super::download::{Asked, Download, Handled};
 use super::{Event, LocalFile, Parts, Progress, ProgressReport};
 use crate::control::{DownloadInfo, DownloadPeers, DownloadState};
+use crate::storage::{Bitmap, Content};
 use crate::wire::{self, Hash, HolderRecord, Message, VersionRecord};
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Most downloads running or paused at once.
@@ -320,6 +322,19 @@ impl Downloads {
     ) -> Option<u32> {
         let download = self.list.iter_mut().find(|d| d.run() == run)?;
         download.chunk_checked(parts, now, chunk, ok)
+    }
+
+    /// The partial content of the download of run `run` was opened (or not): its transfer
+    /// begins. The info hash, when the node may announce the file.
+    pub(super) fn partial_opened(
+        &mut self,
+        parts: &mut Parts<'_>,
+        now: Instant,
+        run: u64,
+        result: std::io::Result<(Arc<dyn Content>, Bitmap)>,
+    ) -> Option<Hash> {
+        let download = self.list.iter_mut().find(|d| d.run() == run)?;
+        download.partial_opened(parts, now, result)
     }
 
     /// Every download's due timers fire: the indices of those that want a look-up.

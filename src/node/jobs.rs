@@ -2,7 +2,8 @@
 //! checking a downloaded chunk), run elsewhere; the node takes their results in
 //! `Node::handle_job_done`.
 
-use crate::storage::{Content, FileStamp, Manifest, Storage};
+use crate::storage::{Bitmap, Content, FileStamp, Manifest, Storage};
+use crate::tree::TreeManifest;
 use crate::wire::Hash;
 use std::sync::Arc;
 
@@ -13,8 +14,19 @@ pub enum Job {
     Share {
         state: Arc<dyn Storage>,
         name: String,
+        /// A tree described by a `.torrent` made elsewhere: checked against it rather than
+        /// described anew.
+        described: Option<Arc<TreeManifest>>,
         chunk_bytes: u32,
         threads: usize,
+    },
+    /// Open (creating it, or resuming it) the partial content of a download: a tree's,
+    /// whose many files would hold up the reactor.
+    OpenPartial {
+        /// The run of the download that asked (see `CheckChunk`).
+        run: u64,
+        state: Arc<dyn Storage>,
+        manifest: Manifest,
     },
     /// Check one chunk of a download against its hash.
     CheckChunk {
@@ -41,6 +53,11 @@ pub enum JobDone {
         /// put in its place would block it).
         result: Result<(Manifest, FileStamp, Arc<dyn Content>), String>,
     },
+    PartialOpened {
+        run: u64,
+        /// What [`Storage::open_partial`] answered.
+        result: std::io::Result<(Arc<dyn Content>, Bitmap)>,
+    },
     ChunkChecked {
         run: u64,
         info_hash: Hash,
@@ -55,14 +72,25 @@ pub fn run_job(job: Job) -> JobDone {
         Job::Share {
             state,
             name,
+            described,
             chunk_bytes,
             threads,
         } => {
-            let result = state
-                .manifest_of(&name, chunk_bytes, threads)
-                .map_err(|error| error.to_string());
+            let result = match described {
+                Some(tree) => state.share_described_tree(tree, threads),
+                None => state.manifest_of(&name, chunk_bytes, threads),
+            };
+            let result = result.map_err(|error| error.to_string());
             JobDone::Shared { name, result }
         }
+        Job::OpenPartial {
+            run,
+            state,
+            manifest,
+        } => JobDone::PartialOpened {
+            run,
+            result: state.open_partial(&manifest),
+        },
         Job::CheckChunk {
             run,
             info_hash,

@@ -48,6 +48,10 @@ pub struct NodeStats {
     pub pieces_sent: u64,
     pub bytes_sent: u64,
     pub chunks_failed_hash: u64,
+    /// Manifests (a file's hashes, or a tree's info dictionary) refused whole: not hashing to
+    /// the info hash listed, or describing a tree that cannot be placed (a path with `..`,
+    /// two paths one on a case-insensitive file system, lengths past the shape...).
+    pub manifests_refused: u64,
     pub upload_queue_full: u64,
     /// Piece requests refused for want of an upload slot.
     pub requests_busy: u64,

@@ -12,6 +12,7 @@ use super::rate_limit::RequestLimit;
 use crate::storage::Storage;
 use crate::wire::Hash;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// The node's state that a download works with, borrowed apart from the download list.
 /// A bundle of borrows, not an owner: its fields are the node's own parts, open to the
@@ -20,7 +21,7 @@ use std::collections::BTreeMap;
 pub(crate) struct Parts<'a> {
     pub(super) out: &'a mut Outbox,
     pub(super) files: &'a mut BTreeMap<Hash, LocalFile>,
-    pub(super) state: &'a dyn Storage,
+    pub(super) state: &'a Arc<dyn Storage>,
     pub(super) config: &'a NodeConfig,
     /// Whether the tracker answers, for downloads that must say why they cannot go on.
     pub(super) tracker: TrackerHeard,
@@ -34,7 +35,7 @@ impl<'a> Parts<'a> {
     pub(super) fn new(
         out: &'a mut Outbox,
         library: &'a mut Library,
-        state: &'a dyn Storage,
+        state: &'a Arc<dyn Storage>,
         config: &'a NodeConfig,
         tracker: TrackerHeard,
         download_limit: &'a mut Option<RequestLimit>,

@@ -243,6 +243,7 @@ impl Uploader {
         let ask = match message {
             Message::HaveRequest(ask) => *ask,
             Message::ManifestRequest(request) => &request.ask,
+            Message::InfoRequest(request) => &request.ask,
             Message::PieceRequest(request) => &request.ask,
             Message::PacedPieceRequest(paced) => &paced.request.ask,
             Message::MtuProbe(probe) => &probe.ask,
@@ -309,20 +310,29 @@ impl Uploader {
                     reject(out, first, RejectReason::BadRange);
                     return None;
                 }
-                // As many hashes as fit the path, with the name after them.
+                // As many hashes as fit the path, with the name after them; none for a
+                // tree, whose hashes come in its info dictionary.
                 let room = self.routes.control_bytes_max(from)
                     - wire::MANIFEST_PART_OVERHEAD_BYTES
                     - manifest.name.len();
-                let hash_count = ((count - first) as usize)
-                    .min(wire::MANIFEST_HASHES_PER_PART_MAX)
-                    .min(room / wire::HASH_BYTES);
+                let hash_count = match manifest.tree {
+                    Some(_) => 0,
+                    None => ((count - first) as usize)
+                        .min(wire::MANIFEST_HASHES_PER_PART_MAX)
+                        .min(room / wire::HASH_BYTES),
+                };
                 let fixed = wire::ManifestPart {
                     info_hash,
                     file_bytes: U64::new(manifest.file_bytes),
                     chunk_bytes: U32::new(manifest.chunk_bytes),
                     first_chunk: U32::new(first),
                     hash_count: U16::new(hash_count as u16),
-                    reserved: [0; 2],
+                    flags: if manifest.tree.is_some() {
+                        wire::MANIFEST_TREE
+                    } else {
+                        0
+                    },
+                    reserved: 0,
                 };
                 let hashes = &manifest.hashes[first as usize..first as usize + hash_count];
                 out.send(
@@ -333,6 +343,37 @@ impl Uploader {
                         name: &manifest.name,
                     },
                 );
+            }
+            Message::InfoRequest(request) => {
+                let Some(tree) = &manifest.tree else {
+                    reject(out, 0, RejectReason::BadRange);
+                    return None;
+                };
+                let info = tree.info_bytes();
+                let offset = request.offset.get() as usize;
+                if offset >= info.len() {
+                    reject(out, 0, RejectReason::BadRange);
+                    return None;
+                }
+                let room = self.routes.control_bytes_max(from) - wire::INFO_PART_OVERHEAD_BYTES;
+                let parts = info[offset..]
+                    .chunks(room)
+                    .take(wire::INFO_PARTS_PER_REQUEST_MAX);
+                for (i, bytes) in parts.enumerate() {
+                    let fixed = wire::InfoPart {
+                        info_hash,
+                        // Both fit: a tree's info dictionary is at most INFO_BYTES_MAX.
+                        info_bytes: U32::new(info.len() as u32),
+                        offset: U32::new((offset + i * room) as u32),
+                    };
+                    out.send(
+                        from,
+                        &Message::InfoPart {
+                            fixed: &fixed,
+                            bytes,
+                        },
+                    );
+                }
             }
             Message::PieceRequest(_) | Message::PacedPieceRequest(_) => {
                 let (request, pace_kib_per_s) = match message {

@@ -33,6 +33,9 @@ use rustix::io::Errno;
 
 /// Most entries read from one state directory when listing it (partial downloads).
 pub const DIR_ENTRIES_MAX: usize = 4096;
+/// Deepest directory [`Dir::remove_tree`] goes into: a partial tree is at most
+/// [`crate::tree::paths::PATH_COMPONENTS_MAX`] levels deep.
+pub const REMOVE_DEPTH_MAX: usize = crate::tree::paths::PATH_COMPONENTS_MAX + 1;
 
 /// A directory opened by handle, with the path it was opened by (for messages only).
 #[derive(Debug)]
@@ -185,6 +188,30 @@ impl Dir {
         Ok(file)
     }
 
+    /// Creates the file `name` (read and write, with `mode`), which must not exist yet
+    /// (`O_EXCL`, which also never follows a link): one call for a file of a tree this node
+    /// lays out afresh.
+    pub fn create_new(&self, name: &str, mode: u32) -> io::Result<File> {
+        check_component(name)?;
+        let flags =
+            OFlags::RDWR | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        let fd = rustix::fs::openat(&self.fd, name, flags, Mode::from_raw_mode(mode))
+            .map_err(|e| at(&self.path_of(name), e.into()))?;
+        Ok(File::from(fd))
+    }
+
+    /// Creates the directory `name` (mode 0700), which must not exist yet, and opens it.
+    pub fn create_subdir(&self, name: &str) -> io::Result<Dir> {
+        check_component(name)?;
+        let path = self.path_of(name);
+        rustix::fs::mkdirat(&self.fd, name, Mode::from_raw_mode(0o700))
+            .map_err(|e| at(&path, e.into()))?;
+        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        let fd = rustix::fs::openat(&self.fd, name, flags, Mode::empty())
+            .map_err(|e| at(&path, e.into()))?;
+        Ok(Dir { fd, path })
+    }
+
     /// A new file for writing, under a temporary name no user file can have (names starting
     /// with '.' are refused from the network and the console). Whatever was left under that
     /// name is removed first and the file is created with `O_EXCL`, so nothing planted
@@ -321,6 +348,25 @@ impl Dir {
     /// Syncs the directory itself (its entries, after a rename).
     pub fn sync(&self) -> io::Result<()> {
         rustix::fs::fsync(&self.fd).map_err(|e| at(&self.path, e.into()))
+    }
+
+    /// Syncs the whole file system this directory is on, waiting for it: one call makes a
+    /// tree of many files durable, where a `fsync` each would cost a disk flush per file.
+    pub fn sync_file_system(&self) -> io::Result<()> {
+        rustix::fs::syncfs(&self.fd).map_err(|e| at(&self.path, e.into()))
+    }
+
+    /// The directory itself as an open file (for [`Dir::publish`]'s check that a name is
+    /// still this very directory).
+    pub fn as_file(&self) -> io::Result<File> {
+        Ok(File::from(self.fd.try_clone()?))
+    }
+
+    /// Removes the directory `name` and everything in it, never following a link (a link
+    /// is removed as the entry it is), at most [`REMOVE_DEPTH_MAX`] levels deep.
+    pub fn remove_tree(&self, name: &str) -> io::Result<()> {
+        check_component(name)?;
+        remove_below(&self.fd, name, &self.path_of(name), 0)
     }
 
     /// Free space of the file system this directory is on.
@@ -484,6 +530,49 @@ pub enum Existing {
 
 fn at(path: &Path, error: io::Error) -> io::Error {
     io::Error::new(error.kind(), format!("{}: {error}", path.display()))
+}
+
+/// Removes `name` in `parent` (shown as `path`): a directory with what is in it, anything
+/// else (a link too) as one entry.
+fn remove_below(parent: &OwnedFd, name: &str, path: &Path, depth: usize) -> io::Result<()> {
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let dir = match rustix::fs::openat(parent, name, flags, Mode::empty()) {
+        Ok(dir) => dir,
+        // Not a directory (or a link to one): removed as the entry it is.
+        Err(Errno::NOTDIR | Errno::LOOP) => {
+            return rustix::fs::unlinkat(parent, name, AtFlags::empty())
+                .map_err(|e| at(path, e.into()));
+        }
+        Err(Errno::NOENT) => return Ok(()),
+        Err(error) => return Err(at(path, error.into())),
+    };
+    if depth >= REMOVE_DEPTH_MAX {
+        return Err(io::Error::other(format!(
+            "{} is deeper than {REMOVE_DEPTH_MAX} levels; not removing it",
+            path.display()
+        )));
+    }
+    // Names first, then removals: a directory is not changed while it is read.
+    let mut names = Vec::new();
+    let mut reader = rustix::fs::Dir::read_from(&dir).map_err(|e| at(path, e.into()))?;
+    while let Some(entry) = reader.read() {
+        let entry = entry.map_err(|e| at(path, e.into()))?;
+        let bytes = entry.file_name().to_bytes();
+        if bytes != b"." && bytes != b".." {
+            names.push(entry.file_name().to_owned());
+        }
+    }
+    drop(reader);
+    for entry in names {
+        let shown = path.join(entry.to_string_lossy().as_ref());
+        match entry.to_str() {
+            Ok(child) => remove_below(&dir, child, &shown, depth + 1)?,
+            // A name that is not UTF-8 (planted by hand): removed if it is no directory.
+            Err(_) => rustix::fs::unlinkat(&dir, entry.as_c_str(), AtFlags::empty())
+                .map_err(|e| at(&shown, e.into()))?,
+        }
+    }
+    rustix::fs::unlinkat(parent, name, AtFlags::REMOVEDIR).map_err(|e| at(path, e.into()))
 }
 
 #[cfg(test)]

@@ -22,7 +22,6 @@
 use super::write_errors::{WriteErrorLine, WriteErrorLog};
 use super::writer::PieceWriter;
 use super::{Content, ContentWriter};
-use crate::wire::Hash;
 use memmap2::{MmapOptions, MmapRaw, UncheckedAdvice};
 use std::collections::VecDeque;
 use std::fs::File;
@@ -175,23 +174,21 @@ impl Content for Mapping {
     }
 
     /// A mapped file is hashed through the mapping, a file being shared read with `pread`.
-    fn sha1(&self, offset: u64, len: usize) -> Option<Hash> {
-        if len == 0 {
-            return (offset <= self.len).then(|| crate::hash::sha1(&[]));
-        }
+    fn sha1_update(&self, offset: u64, len: usize, sha: &mut crate::hash::Sha1) -> bool {
         if let Backing::Read(file) = &self.backing {
-            if !self.inside(offset, len) {
-                return None;
-            }
-            return super::sha1_read(offset, len, |at, block| {
-                file.read_exact_at(block, at).is_ok()
-            });
+            return self.inside(offset, len)
+                && super::sha1_update_read(offset, len, sha, |at, block| {
+                    file.read_exact_at(block, at).is_ok()
+                });
         }
-        let (raw, start) = self.range(offset, len)?;
+        let Some((raw, start)) = self.range(offset, len) else {
+            return false;
+        };
         // SAFETY: in bounds (checked by `range`); the caller hashes a chunk that nobody
         // writes while it is hashed (module doc). The slice lives only for this call.
         let bytes = unsafe { std::slice::from_raw_parts(raw.as_ptr().add(start), len) };
-        Some(crate::hash::sha1(bytes))
+        sha.update(bytes);
+        true
     }
 
     /// Lets go of the pages of `offset..offset + len`, so that the process's memory stays

@@ -202,6 +202,18 @@ impl Storage for MemoryStorage {
         Ok(())
     }
 
+    /// Trees are not kept in memory: the simulation shares files.
+    fn share_described_tree(
+        &self,
+        tree: Arc<crate::tree::TreeManifest>,
+        _threads: usize,
+    ) -> io::Result<Shared> {
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            format!("{}: trees are not kept in memory", tree.name()),
+        ))
+    }
+
     fn manifest_of(&self, name: &str, chunk_bytes: u32, threads: usize) -> io::Result<Shared> {
         check_component(name)?;
         let (file, cached) = {

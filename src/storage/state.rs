@@ -9,12 +9,15 @@ use super::{
     STATE_DIR_NAME, Shared, Storage, already_exists, changed_while_hashed, chunk_bytes_for,
     hash_chunks, missing_bytes, reserve, too_large,
 };
+use crate::tree::TreeManifest;
 use crate::wire::{self, Hash};
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+
+mod tree;
 
 /// The node's directory and its state directory, `DIR/.torrent`, opened by handle (see
 /// [`dir`]): cloned cheaply, and while any clone of a state directory opened with
@@ -186,6 +189,9 @@ impl Storage for StateDir {
                 self.files_dir().display()
             )));
         }
+        if dirs.files.entry(name).is_ok_and(|meta| meta.is_dir()) {
+            return self.share_tree(name, chunk_bytes, threads);
+        }
         let file = dirs.files.open_regular(name, Access::Read)?;
         let meta = file.metadata()?;
         let stamp = FileStamp::of(&meta);
@@ -218,10 +224,16 @@ impl Storage for StateDir {
         Ok((manifest, stamp, serving))
     }
 
-    /// A link is not followed: a file replaced by a link is no longer the file shared.
+    fn share_described_tree(&self, tree: Arc<TreeManifest>, threads: usize) -> io::Result<Shared> {
+        self.share_tree_as(tree, threads)
+    }
+
+    /// A link is not followed: a file replaced by a link is no longer the file shared. A
+    /// tree's stamp is its directory's: it notices the tree replaced, or entries added or
+    /// removed at its top (not yet a change deeper in it).
     fn stamp_of(&self, name: &str) -> io::Result<FileStamp> {
         let meta = self.dirs.files.entry(name)?;
-        if !meta.is_file() {
+        if !meta.is_file() && !meta.is_dir() {
             return Err(io::Error::other(format!(
                 "{} is {}, not a regular file",
                 self.file_path(name).display(),
@@ -232,6 +244,9 @@ impl Storage for StateDir {
     }
 
     fn partial_manifest(&self, info_hash: &Hash) -> Option<Manifest> {
+        if let Some(tree) = self.partial_tree(info_hash) {
+            return Some(tree);
+        }
         let bytes = self
             .dirs
             .partial
@@ -251,6 +266,9 @@ impl Storage for StateDir {
     /// partial file's name (a link, a FIFO, a hard link to another name) is refused, never
     /// written through.
     fn open_partial(&self, manifest: &Manifest) -> io::Result<(Arc<dyn Content>, Bitmap)> {
+        if let Some(tree) = &manifest.tree {
+            return self.open_partial_with_tree(manifest, tree);
+        }
         let partial = &self.dirs.partial;
         let part_name = StateDir::partial_name(&manifest.info_hash, "part");
         let have_name = StateDir::partial_name(&manifest.info_hash, "have");
@@ -316,7 +334,10 @@ impl Storage for StateDir {
             .names()
             .unwrap_or_default()
             .iter()
-            .filter_map(|name| name.strip_suffix(".manifest"))
+            .filter_map(|name| {
+                name.strip_suffix(".manifest")
+                    .or_else(|| name.strip_suffix(".info"))
+            })
             .filter_map(wire::parse_hex)
             .filter_map(|info_hash| self.partial_summary(&info_hash))
             .collect();
@@ -327,9 +348,17 @@ impl Storage for StateDir {
     fn partial_summary(&self, info_hash: &Hash) -> Option<PartialSummary> {
         let partial = &self.dirs.partial;
         let manifest = self.partial_manifest(info_hash)?;
-        let part = partial
-            .entry(&StateDir::partial_name(info_hash, "part"))
-            .ok()?;
+        // A tree's files each take their space; reserved whole, as a file's is.
+        let disk_bytes = match manifest.tree {
+            Some(_) => manifest.file_bytes,
+            None => {
+                partial
+                    .entry(&StateDir::partial_name(info_hash, "part"))
+                    .ok()?
+                    .blocks()
+                    * 512
+            }
+        };
         let count = manifest.chunk_count();
         let have = partial
             .read_bounded(
@@ -344,7 +373,7 @@ impl Storage for StateDir {
             name: manifest.name.clone(),
             file_bytes: manifest.file_bytes,
             verified_bytes: manifest.held_bytes(&have),
-            disk_bytes: part.blocks() * 512,
+            disk_bytes,
         })
     }
 
@@ -352,16 +381,23 @@ impl Storage for StateDir {
     fn remove_partial(&self, info_hash: &Hash) -> io::Result<()> {
         let partial = &self.dirs.partial;
         let mut result = Ok(());
-        for extension in ["part", "have", "manifest"] {
+        for extension in ["part", "have", "manifest", "info"] {
             match partial.remove(&StateDir::partial_name(info_hash, extension)) {
                 Err(error) if error.kind() != io::ErrorKind::NotFound => result = Err(error),
                 _ => {}
             }
         }
+        if let Err(error) = partial.remove_tree(&StateDir::tree_dir_name(info_hash)) {
+            result = Err(error);
+        }
         result
     }
 
     fn partial_path(&self, info_hash: &Hash) -> PathBuf {
+        let tree_dir = StateDir::tree_dir_name(info_hash);
+        if self.dirs.partial.contains(&tree_dir) {
+            return self.dirs.partial.path_of(&tree_dir);
+        }
         self.dirs
             .partial
             .path_of(&StateDir::partial_name(info_hash, "part"))
@@ -379,6 +415,11 @@ impl Storage for StateDir {
         manifest: &Manifest,
         mapping: &dyn Content,
     ) -> io::Result<(Arc<dyn Content>, FileStamp)> {
+        if let Some(tree) = &manifest.tree {
+            return self
+                .publish_tree(manifest, tree, mapping)
+                .map_err(|error| self.explain_full(error, 0));
+        }
         let dirs = &self.dirs;
         let part_name = StateDir::partial_name(&manifest.info_hash, "part");
         // On a file system that allocates on write back (copy on write, thin provisioning)

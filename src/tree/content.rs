@@ -6,14 +6,16 @@
 //! is written into it is dropped (the piece hash that covers it checks the zeros). Files of
 //! zero length take no offsets.
 //!
-//! Not used by the node yet: issue 17's next step opens a tree's files (for sharing, or as
-//! a download's partial files) and hands them to [`TreeContent::new`].
+//! `storage/state/tree.rs` opens a tree's files (shared, or a download's partial files) and
+//! hands them to [`TreeContent::new`].
 
 use crate::storage::{Content, ContentWriter};
-use crate::wire::Hash;
 use std::io;
 use std::sync::Arc;
 use std::time::Instant;
+
+/// Zeros fed to a hash at a time for a pad file.
+const PAD_ZEROS_BYTES: usize = 4096;
 
 /// One file of the tree, where it lies in the content.
 struct Part {
@@ -110,14 +112,23 @@ impl Content for TreeContent {
         })
     }
 
-    fn sha1(&self, offset: u64, len: usize) -> Option<Hash> {
-        if len == 0 {
-            return (offset <= self.len).then(|| crate::hash::sha1(&[]));
-        }
-        if !self.inside(offset, len) {
-            return None;
-        }
-        crate::storage::sha1_read(offset, len, |at, block| self.read_into(at, block))
+    /// Each file's part as that file hashes it (a mapped one without a copy), a pad's as
+    /// zeros.
+    fn sha1_update(&self, offset: u64, len: usize, sha: &mut crate::hash::Sha1) -> bool {
+        self.inside(offset, len)
+            && self.spans(offset, len).all(|span| match &span.part.bytes {
+                Some(bytes) => bytes.sha1_update(span.offset, span.len, sha),
+                None => {
+                    let zeros = [0u8; PAD_ZEROS_BYTES];
+                    let mut left = span.len;
+                    while left > 0 {
+                        let n = left.min(PAD_ZEROS_BYTES);
+                        sha.update(&zeros[..n]);
+                        left -= n;
+                    }
+                    true
+                }
+            })
     }
 
     fn release(&self, offset: u64, len: usize) -> io::Result<()> {

@@ -561,6 +561,38 @@ impl Node {
     }
 }
 
+impl Node {
+    /// Waits for this downloader's `downloaded NAME ...` line, then for its exit with 0;
+    /// returns the line.
+    pub fn expect_downloaded(&mut self, name: &str) -> String {
+        let line = self
+            .proc
+            .wait_line(|line| is_downloaded(line, name), DOWNLOAD_TIMEOUT)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(self.proc.expect_exit(LINE_TIMEOUT), 0, "{line}");
+        line
+    }
+
+    /// Kills this node (SIGKILL, by its PID) and waits until it is gone.
+    pub fn kill_and_wait(&mut self) {
+        self.proc.kill();
+        self.proc
+            .wait_exit(LINE_TIMEOUT)
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+}
+
+/// Chunks node `node_id` is said to have sent in a `downloaded ... from node N: K chunks`
+/// line (0 when it is not named).
+pub fn chunks_from(line: &str, node_id: u32) -> u32 {
+    let marker = format!("node {node_id}: ");
+    line.split(&marker)
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|count| count.parse().ok())
+        .unwrap_or(0)
+}
+
 /// Whether `line` is a node's report of a finished download of `name`.
 pub fn is_downloaded(line: &str, name: &str) -> bool {
     line.starts_with(&format!("downloaded {name} "))

@@ -29,10 +29,11 @@ mod tests;
 use super::{Asked, Download, TrackerHeard};
 use crate::mtu::Routes;
 use crate::node::{Job, JobDone, LocalFile, NodeConfig, NodeEvent, Outbox, PaceMode, Parts};
-use crate::storage::MemoryStorage;
+use crate::storage::{MemoryStorage, Storage};
 use crate::wire::{self, Hash, Message};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use swarm::{CHUNK_BYTES, Swarm};
 
@@ -92,7 +93,9 @@ struct Harness {
     download: Download,
     out: Outbox,
     files: BTreeMap<Hash, LocalFile>,
-    storage: MemoryStorage,
+    storage: Arc<dyn Storage>,
+    /// The same storage, to look at what was written.
+    memory: Arc<MemoryStorage>,
     config: NodeConfig,
     /// Hash checks the node's hashers would be running.
     jobs: Vec<Job>,
@@ -129,6 +132,7 @@ impl Harness {
             config.routes = Routes::fixed(1_500);
         }
         let now = Instant::now();
+        let memory = Arc::new(MemoryStorage::new("fuzz"));
         let name = swarm.manifest.name.clone();
         let download = Download::new(Asked::by_name(name, None), now, config.give_up_after);
         let mut harness = Harness {
@@ -136,7 +140,8 @@ impl Harness {
             download,
             out: Outbox::new(),
             files: BTreeMap::new(),
-            storage: MemoryStorage::new("fuzz"),
+            storage: Arc::clone(&memory) as Arc<dyn Storage>,
+            memory,
             config,
             jobs: Vec::new(),
             start: now,
@@ -326,7 +331,7 @@ impl Harness {
         assert_eq!(done, self.said_downloaded, "finished and said differ");
         if done {
             assert_eq!(
-                self.storage.file(&self.swarm.manifest.name).as_deref(),
+                self.memory.file(&self.swarm.manifest.name).as_deref(),
                 Some(self.swarm.file.as_slice()),
                 "a finished download published other bytes"
             );

@@ -3,10 +3,17 @@
 //! hash alone (a standard tracker, `--tracker udp://`) may not know the file's name or shape
 //! before: it learns them from the first part (see [`ByHash`]), and the whole manifest must
 //! still hash to the info hash.
+//!
+//! A tree's holder answers the first request with a part that says so ([`MANIFEST_TREE`])
+//! and carries no hashes: the tree's description is its info dictionary, fetched byte range
+//! by byte range ([`wire::InfoRequest`]), kept only in order and never beyond
+//! [`wire::INFO_BYTES_MAX`], and accepted when its SHA-1 is the info hash and it describes
+//! a tree of the shape and name the tracker listed.
 
 use super::peer::{ASK_RETRY, Peer};
 use crate::storage::Manifest;
-use crate::wire::{self, Hash, U32, U64, VersionRecord};
+use crate::wire::{self, Hash, MANIFEST_TREE, U32, U64, VersionRecord};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Unanswered manifest requests before another holder is asked.
@@ -24,10 +31,29 @@ pub(super) struct ByHash {
 pub(super) struct ManifestFetch {
     version: VersionRecord,
     hashes: Vec<Hash>,
+    /// For a tree: its info dictionary, as far as it came in order.
+    info: Option<InfoFetch>,
     /// The peer (index) asked for parts.
     source: Option<usize>,
     sent_at: Option<Instant>,
     attempts: u32,
+}
+
+/// A tree's info dictionary being fetched.
+struct InfoFetch {
+    /// Its length, as the first part said (0 before).
+    total_bytes: u32,
+    bytes: Vec<u8>,
+    /// Parts taken since the last request: a full answer asks for the next at once.
+    parts_since_request: usize,
+}
+
+/// What to ask the source for next.
+pub(super) enum Ask {
+    /// Chunk hashes from this chunk on.
+    Hashes(u32),
+    /// A tree's info dictionary from this byte on.
+    Info(u32),
 }
 
 /// What became of a manifest part.
@@ -36,6 +62,8 @@ pub(super) enum Part {
     Ignored,
     /// Taken; more parts are due.
     More,
+    /// Taken; more parts of the same answer are on their way.
+    Waiting,
     /// It moves nothing forward: its sender cannot help with the manifest.
     Useless,
     /// The last part: the manifest, which hashes to the info hash.
@@ -49,6 +77,7 @@ impl ManifestFetch {
         ManifestFetch {
             version,
             hashes: Vec::new(),
+            info: None,
             source: None,
             sent_at: None,
             attempts: 0,
@@ -110,6 +139,8 @@ impl ManifestFetch {
     /// peer told of the name and shape of a download by info hash goes with it.
     pub fn forget_source(&mut self, by_hash: Option<&ByHash>, name: &mut String) {
         self.source = None;
+        self.hashes.clear();
+        self.info = None;
         if let Some(by_hash) = by_hash {
             let (file_bytes, chunk_bytes) = by_hash.shape.unwrap_or((0, 0));
             self.version.file_bytes = U64::new(file_bytes);
@@ -120,13 +151,21 @@ impl ManifestFetch {
         }
     }
 
-    /// The next request, sent at `now`: to the source (its index), for the info hash, from
-    /// this chunk's hash on.
-    pub fn request(&mut self, now: Instant) -> Option<(usize, Hash, u32)> {
+    /// The next request, sent at `now`: to the source (its index), for the info hash, and
+    /// what to ask of it.
+    pub fn request(&mut self, now: Instant) -> Option<(usize, Hash, Ask)> {
         let source = self.source?;
         self.sent_at = Some(now);
         self.attempts += 1;
-        Some((source, self.version.info_hash, self.hashes.len() as u32))
+        let ask = match &mut self.info {
+            Some(info) => {
+                info.parts_since_request = 0;
+                // In bounds: the bytes kept never pass INFO_BYTES_MAX.
+                Ask::Info(info.bytes.len() as u32)
+            }
+            None => Ask::Hashes(self.hashes.len() as u32),
+        };
+        Some((source, self.version.info_hash, ask))
     }
 
     /// A download by info hash learns its shape (and name, unless given) from the first
@@ -173,9 +212,22 @@ impl ManifestFetch {
         let fits = part_name == name
             && fixed.file_bytes == version.file_bytes
             && fixed.chunk_bytes == version.chunk_bytes
-            && fixed.first_chunk.get() as usize == self.hashes.len();
+            && fixed.first_chunk.get() as usize == self.hashes.len()
+            && self.info.is_none();
         if !fits {
             return Part::Ignored;
+        }
+        if fixed.flags & MANIFEST_TREE != 0 {
+            if !hashes.is_empty() || !self.hashes.is_empty() {
+                return Part::Useless;
+            }
+            self.info = Some(InfoFetch {
+                total_bytes: 0,
+                bytes: Vec::new(),
+                parts_since_request: 0,
+            });
+            self.attempts = 0;
+            return Part::More;
         }
         self.hashes.extend_from_slice(hashes);
         self.attempts = 0;
@@ -199,3 +251,51 @@ impl ManifestFetch {
         Part::Complete(manifest)
     }
 }
+
+impl ManifestFetch {
+    /// Bytes `offset..` of a tree's info dictionary, `total_bytes` long in all, for the
+    /// download called `name`. Only the next bytes in order are kept; a part after a lost
+    /// one waits for the request that follows the timeout.
+    pub fn take_info(&mut self, total_bytes: u32, offset: u32, bytes: &[u8], name: &str) -> Part {
+        let Some(info) = &mut self.info else {
+            return Part::Ignored;
+        };
+        if info.bytes.is_empty() {
+            info.total_bytes = total_bytes;
+        }
+        if total_bytes != info.total_bytes || offset as usize != info.bytes.len() {
+            return Part::Ignored;
+        }
+        // Within INFO_BYTES_MAX: `wire::decode` bounds offset + length by the total.
+        info.bytes.extend_from_slice(bytes);
+        info.parts_since_request += 1;
+        self.attempts = 0;
+        if info.bytes.len() < info.total_bytes as usize {
+            return if info.parts_since_request >= wire::INFO_PARTS_PER_REQUEST_MAX {
+                Part::More
+            } else {
+                Part::Waiting
+            };
+        }
+        let info_bytes = std::mem::take(&mut info.bytes);
+        self.info = None;
+        if crate::hash::sha1(&info_bytes) != self.version.info_hash {
+            return Part::Mismatch;
+        }
+        let Ok(tree) = crate::tree::parse::info(&info_bytes) else {
+            return Part::Mismatch;
+        };
+        let manifest = Manifest::of_tree(Arc::new(tree));
+        let version = self.version;
+        let agrees = manifest.name == name
+            && manifest.file_bytes == version.file_bytes.get()
+            && manifest.chunk_bytes == version.chunk_bytes.get();
+        if !agrees {
+            return Part::Mismatch;
+        }
+        Part::Complete(manifest)
+    }
+}
+
+#[cfg(test)]
+mod tests;

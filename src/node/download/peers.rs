@@ -12,7 +12,7 @@
 use super::asked::Of;
 use super::diagnosis;
 use super::lookup::{Lookups, SWARM_REFRESH, SWARM_REFRESH_SHORT};
-use super::manifest::Part;
+use super::manifest::{Ask, Part};
 use super::peer::{ASK_RETRY, BAD_CHUNKS_MAX, BLACK_HOLE_LOSSES, PEER_SILENCE, PING_AFTER, Peer};
 use super::phase::Phase;
 use super::transfer::{REQUEST_PIECES_MAX, Transfer};
@@ -268,16 +268,27 @@ impl Peers {
         let Phase::Manifest(fetch) = phase else {
             return;
         };
-        let Some((source, info_hash, first_chunk)) = fetch.request(now) else {
+        let Some((source, info_hash, ask)) = fetch.request(now) else {
             return;
         };
-        let request = wire::ManifestRequest {
-            ask: self.ask(parts, source, info_hash),
-            first_chunk: U32::new(first_chunk),
-        };
-        parts
-            .out
-            .send(self.list[source].addr, &Message::ManifestRequest(&request));
+        let addr = self.list[source].addr;
+        let ask_of = self.ask(parts, source, info_hash);
+        match ask {
+            Ask::Hashes(first_chunk) => {
+                let request = wire::ManifestRequest {
+                    ask: ask_of,
+                    first_chunk: U32::new(first_chunk),
+                };
+                parts.out.send(addr, &Message::ManifestRequest(&request));
+            }
+            Ask::Info(offset) => {
+                let request = wire::InfoRequest {
+                    ask: ask_of,
+                    offset: U32::new(offset),
+                };
+                parts.out.send(addr, &Message::InfoRequest(&request));
+            }
+        }
     }
 
     // ---- peers --------------------------------------------------------------------------
@@ -773,15 +784,51 @@ impl Peers {
             log::debug!("manifest part from node {node_id} is no manifest we accept; ignored");
             return (false, None);
         }
-        match fetch.take_part(fixed, hashes, part_name, of.name) {
+        let part = fetch.take_part(fixed, hashes, part_name, of.name);
+        self.manifest_progress(parts, now, of, index, part)
+    }
+
+    /// Bytes of a tree's info dictionary from peer `index`: as [`Peers::manifest_part`].
+    pub fn info_part(
+        &mut self,
+        parts: &mut Parts<'_>,
+        now: Instant,
+        of: &mut Of<'_>,
+        index: usize,
+        fixed: &wire::InfoPart,
+        bytes: &[u8],
+    ) -> (bool, Option<Manifest>) {
+        let Phase::Manifest(fetch) = &mut *of.phase else {
+            return (false, None);
+        };
+        if fetch.source() != Some(index) {
+            return (false, None);
+        }
+        let part = fetch.take_info(fixed.info_bytes.get(), fixed.offset.get(), bytes, of.name);
+        self.manifest_progress(parts, now, of, index, part)
+    }
+
+    /// What follows a part of the manifest from peer `index`.
+    fn manifest_progress(
+        &mut self,
+        parts: &mut Parts<'_>,
+        now: Instant,
+        of: &mut Of<'_>,
+        index: usize,
+        part: Part,
+    ) -> (bool, Option<Manifest>) {
+        let node_id = self.list[index].node_id;
+        match part {
             Part::Ignored => {
                 log::debug!("manifest part from node {node_id} does not fit; ignored");
                 return (false, None);
             }
+            Part::Waiting => {}
             Part::More => self.ask_manifest(parts, now, of.phase),
             // A part that moves nothing forward: this peer cannot help with the manifest.
             Part::Useless => self.drop_peer(parts, now, of, index),
             Part::Mismatch => {
+                parts.out.stats.manifests_refused += 1;
                 log::warn!(
                     "node {node_id} sent a manifest that does not match the info hash; dropping it"
                 );

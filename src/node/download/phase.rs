@@ -16,6 +16,10 @@ pub(super) enum Phase {
     /// The manifest checked, but the disk has no room for the partial file: tried again
     /// every `DISK_RETRY`, never given up.
     WaitingForSpace(Manifest),
+    /// The manifest of a tree checked: its partial files are being laid out by a hasher
+    /// thread (thousands of files take seconds on some file systems, which the reactor
+    /// must not wait for).
+    Opening(Manifest),
     Done,
     Failed,
 }
@@ -38,7 +42,9 @@ impl Phase {
                 (verified, Some(transfer.manifest().file_bytes), rate)
             }
             Phase::Manifest(fetch) => (0, Some(fetch.file_bytes()), 0.0),
-            Phase::WaitingForSpace(manifest) => (0, Some(manifest.file_bytes), 0.0),
+            Phase::WaitingForSpace(manifest) | Phase::Opening(manifest) => {
+                (0, Some(manifest.file_bytes), 0.0)
+            }
             _ => (0, None, 0.0),
         }
     }

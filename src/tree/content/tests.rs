@@ -1,4 +1,5 @@
 use super::*;
+use crate::wire::Hash;
 use std::sync::Mutex;
 
 /// A file's bytes in memory, writable, counting flushes.

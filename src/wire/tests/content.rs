@@ -564,3 +564,40 @@ fn lookup_carries_bounded_credit() {
     bytes[23] = 1;
     assert_eq!(refused(&valid, &bytes), DecodeError::ReservedNotZero);
 }
+
+#[test]
+fn info_parts_stay_within_their_dictionary_and_its_limit() {
+    let valid = encoded(&samples()[27]);
+    assert!(decode(&valid).is_ok());
+    let part = |info_bytes: u32, offset: u32, bytes: &'static [u8]| {
+        let fixed = InfoPart {
+            info_bytes: U32::new(info_bytes),
+            offset: U32::new(offset),
+            ..INFO_PART
+        };
+        decode(&encoded(&Message::InfoPart {
+            fixed: &fixed,
+            bytes,
+        }))
+        .map(|_| ())
+    };
+    // The last byte of the dictionary, and one past it.
+    assert_eq!(part(10, 9, b"e"), Ok(()));
+    assert_eq!(
+        part(10, 9, b"ee"),
+        Err(DecodeError::BadShape(Kind::InfoPart))
+    );
+    // An offset near u32::MAX does not wrap around.
+    assert_eq!(
+        part(10, u32::MAX, b"e"),
+        Err(DecodeError::BadShape(Kind::InfoPart))
+    );
+    // An empty part says nothing.
+    assert_eq!(part(10, 0, b""), Err(DecodeError::BadShape(Kind::InfoPart)));
+    // A dictionary larger than any taken is refused before anything is kept.
+    assert_eq!(
+        part(INFO_BYTES_MAX + 1, 0, b"d"),
+        Err(DecodeError::CountOverLimit(Kind::InfoPart))
+    );
+    assert_eq!(part(INFO_BYTES_MAX, 0, b"d"), Ok(()));
+}

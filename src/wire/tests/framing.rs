@@ -34,7 +34,7 @@ fn bad_version() {
 #[test]
 fn unknown_kind() {
     let valid = encoded(&Message::ExitAck(&EXIT_ACK));
-    for kind in [0x00, 0x0e, 0x0f, 0x1d, 0xff] {
+    for kind in [0x00, 0x0e, 0x0f, 0x1f, 0xff] {
         let mut bytes = valid.clone();
         bytes[5] = kind;
         assert_eq!(refused(&valid, &bytes), DecodeError::UnknownKind(kind));
@@ -73,7 +73,17 @@ fn reserved_not_zero() {
     };
     altered.push(raw(Kind::Refused, &refused_));
     let part = ManifestPart {
-        reserved: [0, 1],
+        reserved: 1,
+        ..MANIFEST_PART
+    };
+    altered.push(encoded(&Message::ManifestPart {
+        fixed: &part,
+        hashes: &HASHES,
+        name,
+    }));
+    // A flag this version does not know.
+    let part = ManifestPart {
+        flags: 0x02,
         ..MANIFEST_PART
     };
     altered.push(encoded(&Message::ManifestPart {
@@ -156,6 +166,7 @@ fn length_mismatch_of_fixed_kinds() {
                 | Kind::ListReply
                 | Kind::HaveMap
                 | Kind::ManifestPart
+                | Kind::InfoPart
                 | Kind::Piece
                 | Kind::StampedPiece
         );

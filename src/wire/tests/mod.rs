@@ -197,7 +197,18 @@ static MANIFEST_PART: ManifestPart = ManifestPart {
     chunk_bytes: U32::new(CHUNK_BYTES),
     first_chunk: U32::new(2),
     hash_count: U16::new(3),
-    reserved: [0; 2],
+    flags: 0,
+    reserved: 0,
+};
+static INFO_REQUEST: InfoRequest = InfoRequest {
+    ask: ASK,
+    offset: U32::new(1_400),
+};
+static INFO_BYTES: &[u8] = b"les: a slice of an info dictionary";
+static INFO_PART: InfoPart = InfoPart {
+    info_hash: INFO_HASH,
+    info_bytes: U32::new(5_000),
+    offset: U32::new(1_400),
 };
 static HASHES: [Hash; 3] = [[1; HASH_BYTES], [2; HASH_BYTES], [3; HASH_BYTES]];
 static PIECE_REQUEST: PieceRequest = PieceRequest {
@@ -255,7 +266,7 @@ const fn holder(node_id: u32, version: u8, ip: [u8; 4]) -> HolderRecord {
 }
 
 /// One valid message of every kind, in [`Kind::ALL`] order.
-fn samples() -> [Message<'static>; 26] {
+fn samples() -> [Message<'static>; 28] {
     [
         Message::Register(&REGISTER),
         Message::Registered(&REGISTERED),
@@ -319,6 +330,11 @@ fn samples() -> [Message<'static>; 26] {
         Message::Peers {
             fixed: &PEERS,
             peers: &PEER_RECORDS,
+        },
+        Message::InfoRequest(&INFO_REQUEST),
+        Message::InfoPart {
+            fixed: &INFO_PART,
+            bytes: INFO_BYTES,
         },
     ]
 }

@@ -272,7 +272,8 @@ impl Swarm {
                     chunk_bytes: U32::new(CHUNK_BYTES),
                     first_chunk: U32::new(first),
                     hash_count: U16::new(count as u16),
-                    reserved: [0; 2],
+                    flags: 0,
+                    reserved: 0,
                 };
                 let name = self.manifest.name.clone();
                 let part = Message::ManifestPart {
@@ -472,7 +473,8 @@ impl Swarm {
             chunk_bytes: U32::new(chunk_bytes),
             first_chunk: U32::new(first),
             hash_count: U16::new(count as u16),
-            reserved: [0; 2],
+            flags: 0,
+            reserved: 0,
         };
         self.send(
             from,
