@@ -314,6 +314,16 @@ fn a_walk_that_fails_while_pieces_are_hashed_stops_every_thread() {
     fs::write(root.join("zz-readme"), b"y").unwrap();
     let refused = build(&root, 16_384, 2).unwrap_err().to_string();
     assert!(refused.contains("case-insensitive"), "{refused}");
+    // Nothing to hash: no files at all is refused, empty files only make no pieces.
+    let empty = scratch.0.join("empty");
+    fs::create_dir_all(empty.join("d/e")).unwrap();
+    let refused = build(&empty, 16_384, 2).unwrap_err().to_string();
+    assert!(refused.contains("holds no files"), "{refused}");
+    fs::write(empty.join("d/e/nothing"), b"").unwrap();
+    fs::write(empty.join("zero"), b"").unwrap();
+    let built = build(&empty, 16_384, 3).unwrap();
+    assert_eq!(built.manifest, serial_reference(&empty, 16_384).manifest);
+    assert_eq!(built.manifest.piece_count(), 0);
 }
 
 #[test]
