@@ -20,6 +20,7 @@ use super::walk::Root;
 use crate::hash::Sha1;
 use crate::storage::FileStamp;
 use crate::wire::{CHUNKS_MAX, Hash};
+use std::borrow::Borrow;
 use std::fs::File;
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -69,7 +70,7 @@ pub fn hash_pieces(
                         *slot = reader.piece(layout.spans(piece).map(|span| Part {
                             index: span.file,
                             file: &files[span.file],
-                            stamp: stamps.map(|stamps| &stamps[span.file]),
+                            stamp: stamps.map(|stamps| stamps[span.file]),
                             offset_bytes: span.offset_bytes,
                             len_bytes: span.len_bytes,
                         }))?;
@@ -89,40 +90,42 @@ pub fn hash_pieces(
     Ok(hashes)
 }
 
-/// One file's part of a piece, with what reading it takes.
-pub(crate) struct Part<'f> {
+/// One file's part of a piece, with what reading it takes. `F` holds the file's
+/// description: a reference into a list that outlives the reading, or a shared one
+/// (`Arc<TreeFile>`) where the list grows meanwhile; either way nothing is copied.
+pub(crate) struct Part<F> {
     /// The file's index in the tree's list: the same index is the same file.
     pub index: usize,
-    pub file: &'f TreeFile,
+    pub file: F,
     /// The file's stamp at the walk, when there was one.
-    pub stamp: Option<&'f FileStamp>,
+    pub stamp: Option<FileStamp>,
     pub offset_bytes: u64,
     pub len_bytes: u32,
 }
 
 /// One thread's reading: the directories and the file it has open, and its block.
-pub(crate) struct Reader<'a> {
+pub(crate) struct Reader<'a, F> {
     root: &'a Root,
     /// The directories open, from the root down to the one of the last file opened: each
     /// one's name and handle. Our order keeps a directory's files together, and its
     /// subdirectories next to them, so moving to the next file opens at most the
     /// directories that differ, one component each.
     dirs: Vec<(String, OwnedFd)>,
-    open: Option<Open>,
+    open: Option<Open<F>>,
     block: Vec<u8>,
 }
 
 /// The file a [`Reader`] has open.
-struct Open {
+struct Open<F> {
     index: usize,
-    /// Its path below the root, for messages.
-    path: Vec<String>,
+    /// Its description (its path, for messages).
+    described: F,
     file: File,
     /// Its stamp when it was opened.
     stamp: FileStamp,
 }
 
-impl<'a> Reader<'a> {
+impl<'a, F: Borrow<TreeFile> + Clone> Reader<'a, F> {
     pub(crate) fn new(root: &'a Root) -> Self {
         Reader {
             root,
@@ -133,17 +136,14 @@ impl<'a> Reader<'a> {
     }
 
     /// The SHA-1 of one piece: the bytes of its parts, in order.
-    pub(crate) fn piece<'f>(
-        &mut self,
-        parts: impl IntoIterator<Item = Part<'f>>,
-    ) -> io::Result<Hash> {
+    pub(crate) fn piece(&mut self, parts: impl IntoIterator<Item = Part<F>>) -> io::Result<Hash> {
         let mut sha = Sha1::new();
         for part in parts {
             let len = part.len_bytes as usize;
             if self.block.len() < len.min(READ_BLOCK_BYTES) {
                 self.block.resize(len.min(READ_BLOCK_BYTES), 0);
             }
-            if part.file.is_pad() {
+            if part.file.borrow().is_pad() {
                 self.block.fill(0);
                 let mut done = 0;
                 while done < len {
@@ -163,8 +163,8 @@ impl<'a> Reader<'a> {
                 let offset = part.offset_bytes + done as u64;
                 if let Err(error) = open.file.read_exact_at(&mut self.block[..chunk], offset) {
                     return Err(match error.kind() {
-                        io::ErrorKind::UnexpectedEof => self.changed(&open.path),
-                        _ => self.at(&open.path, error),
+                        io::ErrorKind::UnexpectedEof => self.changed(open.described.borrow()),
+                        _ => self.at(open.described.borrow(), error),
                     });
                 }
                 sha.update(&self.block[..chunk]);
@@ -175,7 +175,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Makes the file of `part` the one open, closing the one before.
-    fn open(&mut self, part: &Part<'_>) -> io::Result<()> {
+    fn open(&mut self, part: &Part<F>) -> io::Result<()> {
         if self
             .open
             .as_ref()
@@ -184,11 +184,11 @@ impl<'a> Reader<'a> {
             return Ok(());
         }
         self.close()?;
-        let path = part.file.path();
+        let path = part.file.borrow().path();
         let root = self.root;
         let dir = self.enter(&path[..path.len().saturating_sub(1)])?;
         let (file, stamp) = root.open_file_stamped(dir, path)?;
-        let expected = part.file.length_bytes();
+        let expected = part.file.borrow().length_bytes();
         if stamp.file_bytes() != expected {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
@@ -199,12 +199,12 @@ impl<'a> Reader<'a> {
                 ),
             ));
         }
-        if part.stamp.is_some_and(|walked| *walked != stamp) {
-            return Err(self.changed(path));
+        if part.stamp.is_some_and(|walked| walked != stamp) {
+            return Err(self.changed(part.file.borrow()));
         }
         self.open = Some(Open {
             index: part.index,
-            path: path.to_vec(),
+            described: part.file.clone(),
             file,
             stamp,
         });
@@ -242,19 +242,19 @@ impl<'a> Reader<'a> {
         if let Some(open) = self.open.take()
             && FileStamp::of(&open.file.metadata()?) != open.stamp
         {
-            return Err(self.changed(&open.path));
+            return Err(self.changed(open.described.borrow()));
         }
         Ok(())
     }
 
-    fn changed(&self, path: &[String]) -> io::Error {
+    fn changed(&self, file: &TreeFile) -> io::Error {
         io::Error::other(format!(
             "{} changed while it was being hashed; share the tree again once it stays unchanged",
-            self.root.path_of(path).display()
+            self.root.path_of(file.path()).display()
         ))
     }
 
-    fn at(&self, path: &[String], error: io::Error) -> io::Error {
-        super::walk::at(&self.root.path_of(path), error)
+    fn at(&self, file: &TreeFile, error: io::Error) -> io::Error {
+        super::walk::at(&self.root.path_of(file.path()), error)
     }
 }

@@ -24,7 +24,7 @@ use crate::tree::hashing::{HASH_THREADS_MAX, Part, Reader};
 use crate::tree::layout::{PieceLayout, Span};
 use crate::wire::Hash;
 use std::io;
-use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
 /// Bytes of pieces a hashing thread takes at a time (at least one piece): a few pieces, so
 /// that the lock is taken rarely and a file at the edge of what a thread takes is opened by
@@ -77,6 +77,11 @@ pub(super) fn walk_and_hash(
         failed,
         ..
     } = pipeline.into_progress();
+    // Every hashing thread has ended, and with it every other holder of a file.
+    let files = files
+        .into_iter()
+        .map(|file| Arc::try_unwrap(file).unwrap_or_else(|shared| (*shared).clone()))
+        .collect();
     let walked = Walked::checked(root, name, files, stamps, skipped_links)?;
     if let Some(error) = failed {
         return Err(error);
@@ -113,7 +118,8 @@ struct Pipeline<'a> {
 struct Progress {
     /// The files found so far, laid out into pieces.
     layout: PieceLayout,
-    files: Vec<TreeFile>,
+    /// Shared with the hashing threads' [`Taken`], so that taking pieces copies no path.
+    files: Vec<Arc<TreeFile>>,
     /// Each file's stamp at the walk, in the order of `files`.
     stamps: Vec<FileStamp>,
     /// Whether the walk is over (then every piece is known).
@@ -149,7 +155,7 @@ struct Taken {
     spans: Vec<(u64, Span)>,
     /// The index of the first file in `files`.
     first_file: usize,
-    files: Vec<TreeFile>,
+    files: Vec<Arc<TreeFile>>,
     stamps: Vec<FileStamp>,
 }
 
@@ -197,7 +203,7 @@ impl<'a> Pipeline<'a> {
                 self.root.path().display()
             ))
         })?;
-        progress.files.push(file);
+        progress.files.push(Arc::new(file));
         progress.stamps.push(stamp);
         if progress.hashing && progress.layout.piece_count() > self.pieces_max {
             progress.hashing = false;
@@ -301,7 +307,11 @@ impl<'a> Pipeline<'a> {
 
 impl Taken {
     /// Hashes the pieces taken, in order, adding each to `hashed`.
-    fn hash(&self, reader: &mut Reader<'_>, hashed: &mut Vec<(u64, Hash)>) -> io::Result<()> {
+    fn hash(
+        &self,
+        reader: &mut Reader<'_, Arc<TreeFile>>,
+        hashed: &mut Vec<(u64, Hash)>,
+    ) -> io::Result<()> {
         let mut rest = &self.spans[..];
         let mut piece = self.first_piece;
         while !rest.is_empty() {
@@ -311,8 +321,8 @@ impl Taken {
                 let local = span.file - self.first_file;
                 Part {
                     index: span.file,
-                    file: &self.files[local],
-                    stamp: Some(&self.stamps[local]),
+                    file: Arc::clone(&self.files[local]),
+                    stamp: Some(self.stamps[local]),
                     offset_bytes: span.offset_bytes,
                     len_bytes: span.len_bytes,
                 }
