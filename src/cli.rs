@@ -439,7 +439,7 @@ fn parse_node(args: &[String]) -> Result<Invocation, UsageError> {
     opts.optmulti(
         "",
         "send",
-        "share FILE from the node's directory (repeatable)",
+        "share FILE from the node's directory, or a file or directory where it is (a path with a '/': shared in place, and again on the next start) (repeatable)",
         "FILE",
     );
     opts.optmulti(
@@ -453,6 +453,12 @@ fn parse_node(args: &[String]) -> Result<Invocation, UsageError> {
         "download",
         "download FILE, or FILE@INFOHASH to pin a version; or X.torrent, a 40-hex info hash or a magnet link (by info hash: for a udp:// tracker) (repeatable)",
         "FILE",
+    );
+    opts.optopt(
+        "",
+        "output",
+        "publish every --download in DIR (created if missing) instead of the node's directory; their partial data is kept there too",
+        "DIR",
     );
     opts.optflag(
         "",
@@ -557,7 +563,8 @@ fn parse_node(args: &[String]) -> Result<Invocation, UsageError> {
     let files_dir = directory(&m, "files-dir", "node_files")?;
     let mut send = Vec::new();
     for name in m.opt_strs("send") {
-        if let Some(problem) = wire::name_problem(name.as_bytes()) {
+        // A path (with a '/') is shared where it is; the node checks its name.
+        if let Some(problem) = wire::name_problem(name.as_bytes()).filter(|_| !name.contains('/')) {
             return Err(UsageError(format!("--send {name:?}: {problem}")));
         }
         send.push(name);
@@ -575,6 +582,21 @@ fn parse_node(args: &[String]) -> Result<Invocation, UsageError> {
             console::parse_download(&spec)
                 .map_err(|e| UsageError(format!("--download {spec:?}: {e}")))?,
         );
+    }
+    if let Some(output) = m.opt_str("output") {
+        if download.is_empty() {
+            return Err(UsageError("--output goes with --download".into()));
+        }
+        if output.is_empty() {
+            return Err(UsageError("--output: an empty directory name".into()));
+        }
+        download = download
+            .into_iter()
+            .map(|command| console::Command::DownloadTo {
+                download: Box::new(command),
+                output: output.clone(),
+            })
+            .collect();
     }
     let (tracker, standard_tracker) = match m.opt_str("tracker") {
         Some(text) => tracker_address(&text).map_err(|e| UsageError(format!("--tracker: {e}")))?,
@@ -827,6 +849,10 @@ fn advertise_address(text: &str, tracker: SocketAddr) -> Result<Advertise, Strin
 /// the node, which says why when it starts the download.
 fn torrent_tracker(downloads: &[console::Command]) -> Option<(String, String)> {
     downloads.iter().find_map(|download| {
+        let download = match download {
+            console::Command::DownloadTo { download, .. } => download,
+            other => other,
+        };
         let console::Command::DownloadTorrent { path } = download else {
             return None;
         };
@@ -1227,7 +1253,8 @@ mod tests {
             "node --id x",
             "node --id 1 --piece-size 70000",
             "node --id 1 --chunk-size 1000",
-            "node --id 1 --send ../etc/passwd",
+            "node --id 1 --send .hidden",
+            "node --id 1 --output /x",
             "node --id 1 --download a@nothex",
             "node --id 1 --tracker http://127.0.0.1:6969/announce",
             "node --id 1 --tracker udp://",

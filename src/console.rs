@@ -34,10 +34,14 @@ commands:
   torrent -setMode exit                  tell the tracker this node leaves, then quit
   send <file>                            short for 'torrent -setMode send <file>'; a
                                          directory is shared as one tree
+  send <path>/<file>                     share a file or directory where it is (any path
+                                         with a '/'), under its own name, without copying
   send <dir> --torrent <x.torrent>       share the tree <dir> under the info hash of a
                                          multi-file .torrent made elsewhere, checked
   download <file>[@<info hash>]          short for 'torrent -setMode download <file>'
                                          (also <x.torrent>, <info hash>, <magnet link>)
+  download <file> --output <dir>         publish it in <dir> (created if missing), its
+                                         partial data kept there too, not here
   export <file>                          short for 'torrent -setMode export <file>'
   unshare <file>                         stop sharing <file> (it stays in the directory)
   pause <download>                       stop a download for now (<download>: its id, as
@@ -72,6 +76,11 @@ pub enum Command {
     Send {
         name: String,
     },
+    /// Share a file or directory where it is (a path with a `/`), under its own name,
+    /// without copying it into the node's directory.
+    SendAt {
+        path: String,
+    },
     /// Share the tree a multi-file `.torrent` made elsewhere describes (found at `path`, as
     /// `download` finds one), under its info hash: the directory of its name in the node's
     /// directory, checked against its piece hashes. `name`, when given, must be its name.
@@ -95,6 +104,12 @@ pub enum Command {
     /// reads (relative to its working directory, else to its files directory).
     DownloadTorrent {
         path: String,
+    },
+    /// One of the three downloads above, published into `output` (a directory the user
+    /// names, created if missing) rather than the node's directory.
+    DownloadTo {
+        download: Box<Command>,
+        output: String,
     },
     /// Write a standard `.torrent` of a held file into the node's directory.
     Export {
@@ -182,6 +197,8 @@ pub enum ConsoleError {
     BadRate(String),
     /// `send <dir> --torrent` without the `.torrent`'s path.
     MissingTorrent,
+    /// `download <file> --output` without the directory.
+    MissingOutput,
 }
 
 impl fmt::Display for ConsoleError {
@@ -200,6 +217,10 @@ impl fmt::Display for ConsoleError {
                 f,
                 "unknown mode '{}'; the modes are send, download, export and exit",
                 mode.escape_debug()
+            ),
+            ConsoleError::MissingOutput => write!(
+                f,
+                "'--output' needs a directory, as in 'download file_A.txt --output /data/in'"
             ),
             ConsoleError::MissingTorrent => write!(
                 f,
@@ -295,7 +316,18 @@ pub fn parse(line: &str) -> Result<Command, ConsoleError> {
             (command, None) => command,
         }
     } else if is(first, "download") {
-        download(words.next())?
+        let command = download(words.next())?;
+        match words.next() {
+            Some(flag) if is(flag, "--output") => {
+                let output = words.next().ok_or(ConsoleError::MissingOutput)?;
+                Command::DownloadTo {
+                    download: Box::new(command),
+                    output: output.to_owned(),
+                }
+            }
+            Some(_) => return Err(ConsoleError::TooManyWords),
+            None => command,
+        }
     } else if is(first, "export") {
         export(words.next())?
     } else if is(first, "limit") {
@@ -433,8 +465,16 @@ pub fn words(line: &str) -> Result<Vec<String>, ConsoleError> {
 }
 
 fn send(word: Option<&str>) -> Result<Command, ConsoleError> {
-    let name = checked_name(word.ok_or(ConsoleError::MissingName("send"))?)?;
-    Ok(Command::Send { name })
+    let word = word.ok_or(ConsoleError::MissingName("send"))?;
+    if word.contains('/') {
+        // A path: the file or directory is shared where it is, under its own name.
+        return Ok(Command::SendAt {
+            path: word.to_owned(),
+        });
+    }
+    Ok(Command::Send {
+        name: checked_name(word)?,
+    })
 }
 
 fn export(word: Option<&str>) -> Result<Command, ConsoleError> {
@@ -549,6 +589,15 @@ mod tests {
             })
         );
         use ConsoleError::*;
+        assert_eq!(
+            parse("download model --output '/data/in here'"),
+            Ok(Command::DownloadTo {
+                download: Box::new(download("model", None).unwrap()),
+                output: "/data/in here".into()
+            })
+        );
+        assert_eq!(parse("download model --output"), Err(MissingOutput));
+        assert_eq!(parse("download model --output a b"), Err(TooManyWords));
         assert_eq!(parse("send model --torrent"), Err(MissingTorrent));
         assert_eq!(parse("send model --torrent a b"), Err(TooManyWords));
         assert_eq!(parse("send model --other a"), Err(TooManyWords));
@@ -703,10 +752,12 @@ mod tests {
             "a\u{1}b",
             &long,
         ] {
-            for line in [
-                format!("send {name}"),
-                format!("download {name}@{HASH_HEX}"),
-            ] {
+            // A word with a '/' is a path to share in place, not a name.
+            let send = (!name.contains('/')).then(|| format!("send {name}"));
+            for line in send
+                .into_iter()
+                .chain([format!("download {name}@{HASH_HEX}")])
+            {
                 let problem = wire::name_problem(name.as_bytes()).unwrap();
                 let expected = ConsoleError::BadName {
                     name: name.into(),
@@ -777,9 +828,11 @@ mod tests {
         assert_eq!(parse("\"exit\""), Ok(Command::Exit));
         assert_eq!(parse("''"), Err(ConsoleError::Unknown(String::new())));
         // Quoting lets spaces through, nothing the name checks refuse.
+        for (line, path) in [("send \"../x\"", "../x"), ("send 'a/b c'", "a/b c")] {
+            let path = path.to_string();
+            assert_eq!(parse(line), Ok(Command::SendAt { path }), "{line:?}");
+        }
         for (line, name) in [
-            ("send \"../x\"", "../x"),
-            ("send 'a/b'", "a/b"),
             ("send '.hidden file'", ".hidden file"),
             ("send \"a\\\\b\"", "a\\b"),
             ("send ''", ""),

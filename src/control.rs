@@ -84,7 +84,12 @@ pub enum Request {
     },
     /// Download what the console's `download` takes: a name (`name@<info hash>` pins a
     /// version), a 40-hex info hash, a magnet link or a `.torrent` path.
-    Download { target: String },
+    Download {
+        target: String,
+        /// Publish it in this directory (created if missing) instead of the node's.
+        #[serde(default)]
+        output: Option<String>,
+    },
     /// A download's state, by the id `download` answered with.
     DownloadState { id: u64 },
     /// Write `<name>.torrent` into the node's directory.
@@ -426,6 +431,11 @@ pub fn parse_request(line: &str) -> Result<Order, String> {
         Request::Status { text } => Order::Status { text },
         Request::DownloadState { id } => Order::DownloadState { id },
         Request::Peers { text } => Order::Peers { text },
+        // A path (with a '/') is shared where it is.
+        Request::Send {
+            name,
+            torrent: None,
+        } if name.contains('/') => Order::Command(Command::SendAt { path: name }),
         Request::Send {
             name,
             torrent: None,
@@ -458,8 +468,15 @@ pub fn parse_request(line: &str) -> Result<Order, String> {
             }
             Order::Command(Command::Limit { up, down })
         }
-        Request::Download { target } => {
-            Order::Command(console::parse_download(&target).map_err(|error| error.to_string())?)
+        Request::Download { target, output } => {
+            let download = console::parse_download(&target).map_err(|error| error.to_string())?;
+            Order::Command(match output {
+                Some(output) => console::Command::DownloadTo {
+                    download: Box::new(download),
+                    output,
+                },
+                None => download,
+            })
         }
         Request::ListState { id } => Order::ListState { id },
         Request::List {

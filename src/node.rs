@@ -434,6 +434,10 @@ impl Node {
                     self.command(now, |commander| commander.export_if_waiting(info_hash));
                 }
                 Err(line) => {
+                    // Not shared: not shared in place on the next start either.
+                    if let Err(error) = self.state.stop_sharing_in_place(&name) {
+                        log::warn!("cannot update the list of what is shared in place: {error}");
+                    }
                     let _: Outcome = self.command(now, |commander| commander.refuse(line));
                 }
             },

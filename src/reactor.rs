@@ -626,6 +626,7 @@ pub fn run_node(args: NodeArgs) -> Result<i32, String> {
         }
         Err(e) => return Err(format!("cannot use directory {}: {e}", args.dir.display())),
     };
+    let state_shared_in_place = crate::storage::Storage::shared_in_place(&state);
     logging::init(
         &args.log_dir,
         &format!("node{}.log", args.node_id),
@@ -710,8 +711,17 @@ pub fn run_node(args: NodeArgs) -> Result<i32, String> {
             None
         }
     };
+    // What an earlier run shared in place, then what this command line asks.
+    for path in state_shared_in_place {
+        let path = path.display().to_string();
+        node.handle_command(now, console::Command::SendAt { path });
+    }
     for name in &args.send {
-        node.handle_command(now, console::Command::Send { name: name.clone() });
+        let command = match name.contains('/') {
+            true => console::Command::SendAt { path: name.clone() },
+            false => console::Command::Send { name: name.clone() },
+        };
+        node.handle_command(now, command);
     }
     for download in &args.download {
         node.handle_command(now, download.clone());

@@ -55,7 +55,7 @@ mod writer;
 
 pub use mapping::Mapping;
 pub use memory::{MEMORY_FILES_MAX, MemoryStorage};
-pub use state::{StateDir, percent};
+pub use state::{PLACES_MAX, StateDir, percent};
 pub use writer::PieceWriter;
 
 use crate::tree::TreeManifest;
@@ -77,6 +77,24 @@ use std::time::Instant;
 pub trait Storage: Send + Sync {
     /// Where the node's files are, for messages only: the node opens nothing by path.
     fn files_dir(&self) -> &Path;
+
+    /// Files called `name` live in `dir` from now on, not in the node's directory (a
+    /// download's `--output`): its partial state, its publishing, its stamp. `dir` is
+    /// created if missing and taken as a node's directory is (its own `.torrent/` state
+    /// directory, on the same file system as what is published there, and its lock).
+    /// Returns the directory as opened.
+    fn place(&self, name: &str, dir: &Path) -> io::Result<PathBuf>;
+
+    /// The file or directory `name` in `dir` is shared in place from now on (read there,
+    /// nothing written there), and recorded so that the next start shares it again.
+    /// Returns its path.
+    fn share_in_place(&self, name: &str, dir: &Path) -> io::Result<PathBuf>;
+
+    /// `name` is no longer shared in place, nor recorded.
+    fn stop_sharing_in_place(&self, name: &str) -> io::Result<()>;
+
+    /// What the node records as shared in place: absolute paths.
+    fn shared_in_place(&self) -> Vec<PathBuf>;
 
     /// Whether anything is called `name` in the node's directory (a file, a directory, a
     /// link, even one that points nowhere; and any name that is no plain file name). A
@@ -192,6 +210,19 @@ pub trait Content: Send + Sync {
 
     /// Makes every byte written so far durable, waiting for it.
     fn flush(&self) -> io::Result<()>;
+
+    /// The stamp of the file it reads, as it is now: for a file being shared, `fstat` of
+    /// the handle it is read through; `None` for a file of the node's own (a partial
+    /// download) or one with nothing to read.
+    fn stamp_now(&self) -> Option<FileStamp> {
+        None
+    }
+
+    /// Whether what it reads changed since it was opened: a tree being shared watches its
+    /// files and directories (see `tree::content`); a single file's change is its stamp's.
+    fn changed(&self) -> bool {
+        false
+    }
 
     /// A writer of pieces into this file (one per download). A file opened for serving
     /// refuses every write.
@@ -548,7 +579,7 @@ impl FileStamp {
     }
 
     /// Eight bytes standing for the whole stamp, kept with a cached manifest.
-    fn fingerprint(&self) -> u64 {
+    pub(crate) fn fingerprint(&self) -> u64 {
         let mut bytes = [0u8; 40];
         let fields = [
             self.device,

@@ -233,3 +233,34 @@ fn no_room_for_the_state_files_is_waited_out_too() {
         .unwrap_or_else(|e| panic!("{e}"));
     assert_file_is(&dir.join(name), &data);
 }
+
+#[test]
+fn a_tree_waits_for_disk_space_as_a_file_does() {
+    let scratch = Scratch::new("disk-full-tree");
+    let tree = scratch.node_dir(1).join("tree");
+    fs::create_dir_all(tree.join("sub")).unwrap();
+    let (a, b) = (random_bytes(41, 4 << 20), random_bytes(42, 4 << 20));
+    fs::write(tree.join("a.bin"), &a).unwrap();
+    fs::write(tree.join("sub/b.bin"), &b).unwrap();
+    let dir = scratch.node_dir(2);
+    let _tmpfs = match Tmpfs::mount(&dir, "16m") {
+        Ok(tmpfs) => tmpfs,
+        Err(reason) => return skip(&reason),
+    };
+    // Room for the first file of the tree, not for both.
+    let filler = dir.join("filler");
+    let free = free_bytes(&dir);
+    fill(&filler, free - (5 << 20));
+    let tracker = tracker(&scratch);
+    let _holder = holder(&scratch, 1, tracker.addr, "tree", &["--chunk-size", "256K"]);
+    let mut node = downloader(&scratch, 2, tracker.addr, "tree", &["--give-up-after", "3"]);
+    let said = node
+        .proc
+        .expect_line("download tree waiting for disk space: ");
+    assert!(said.contains("more bytes needed"), "{said}");
+    assert!(!dir.join("tree").exists(), "published on a full disk");
+    fs::remove_file(&filler).expect("remove the filler");
+    node.expect_downloaded("tree");
+    assert_file_is(&dir.join("tree/a.bin"), &a);
+    assert_file_is(&dir.join("tree/sub/b.bin"), &b);
+}

@@ -148,3 +148,31 @@ fn a_link_planted_in_the_partial_tree_is_never_followed() {
         list_dir(&outside)
     );
 }
+
+#[test]
+fn a_change_deep_in_a_shared_tree_is_noticed_and_hashed_again() {
+    let scratch = Scratch::new("tree-change");
+    let original = scratch.node_dir(1).join("model");
+    make_tree(&original, 4);
+    let tracker = tracker(&scratch);
+    let mut holder = node(&scratch, 1, tracker.addr, &["--send", "model"]);
+    let first = info_hash_in(&holder.proc.expect_line("sharing model "));
+    // A file written to in place, four levels down.
+    fs::write(original.join("a/b/c/d/e/deep.bin"), b"rewritten").unwrap();
+    holder
+        .proc
+        .expect_line("model changed on disk (written to in place)");
+    let second = info_hash_in(&holder.proc.expect_line("sharing model "));
+    assert_ne!(first, second);
+    // A file removed from a directory below the top.
+    fs::remove_file(original.join("weights/shard-00003.bin")).unwrap();
+    holder.proc.expect_line("model changed on disk");
+    let third = info_hash_in(&holder.proc.expect_line("sharing model "));
+    assert_ne!(second, third);
+    // What a downloader gets is the tree as it is now.
+    downloader(&scratch, 2, tracker.addr, "model", &[]).expect_downloaded("model");
+    assert_eq!(
+        listing(&scratch.node_dir(2).join("model")),
+        listing(&original)
+    );
+}

@@ -79,6 +79,12 @@ pub(super) fn parse_ctl(args: &[String]) -> Result<super::Invocation, UsageError
     );
     opts.optopt(
         "",
+        "output",
+        "with download: publish it in this directory (created if missing)",
+        "DIR",
+    );
+    opts.optopt(
+        "",
         "torrent",
         "with send: share the tree under the info hash of this multi-file .torrent",
         "FILE",
@@ -138,7 +144,13 @@ pub(super) fn parse_ctl(args: &[String]) -> Result<super::Invocation, UsageError
         ),
         "send" => (
             Request::Send {
-                name: word(1, "a file name")?,
+                // A path is the node's to read: made absolute here, where it was meant.
+                name: word(1, "a file name").map(|name| match name.contains('/') {
+                    true => {
+                        std::path::absolute(&name).map_or(name, |path| path.display().to_string())
+                    }
+                    false => name,
+                })?,
                 torrent: m.opt_str("torrent"),
             },
             2,
@@ -146,6 +158,11 @@ pub(super) fn parse_ctl(args: &[String]) -> Result<super::Invocation, UsageError
         "download" => (
             Request::Download {
                 target: word(1, "what to download")?,
+                // The node resolves a relative path against its own working directory:
+                // this one's is meant.
+                output: m.opt_str("output").map(|output| {
+                    std::path::absolute(&output).map_or(output, |path| path.display().to_string())
+                }),
             },
             2,
         ),

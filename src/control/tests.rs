@@ -63,7 +63,7 @@ fn bad_requests_are_refused_with_the_reason() {
     assert!(refusal(r#"{"version":0,"command":"status"}"#).contains("version 0"));
     assert!(refusal(r#"{"version":1,"command":"fly"}"#).contains("fly"));
     assert!(refusal(r#"{"version":1,"command":"send"}"#).contains("name"));
-    assert!(refusal(r#"{"version":1,"command":"send","name":"../x"}"#).contains("separator"));
+    assert!(refusal(r#"{"version":1,"command":"send","name":"a\\b"}"#).contains("separator"));
     assert!(refusal(r#"{"version":1,"command":"export","name":".hidden"}"#).contains("bad name"));
     assert!(refusal(r#"{"version":1,"command":"download","target":"x@zz"}"#).contains("zz"));
     assert!(refusal(r#"{"version":1,"command":"download-state","id":-1}"#).contains("id"));
@@ -86,12 +86,24 @@ fn replies_carry_the_version_and_read_back() {
     assert_eq!(back, reply);
     let request = request_line(&Request::Download {
         target: "f.bin".into(),
+        output: None,
     });
     assert_eq!(
         parse_request(&request),
         Ok(Order::Command(Command::Download {
             name: "f.bin".into(),
             pin: None
+        }))
+    );
+    // Older clients leave `output` out; newer ones may name a directory.
+    assert_eq!(
+        parse_request(r#"{"version":1,"command":"download","target":"f.bin","output":"/in"}"#),
+        Ok(Order::Command(Command::DownloadTo {
+            download: Box::new(Command::Download {
+                name: "f.bin".into(),
+                pin: None
+            }),
+            output: "/in".into()
         }))
     );
 }

@@ -272,6 +272,7 @@ impl Commander<'_> {
         match command {
             Command::Send { name } => self.share(now, name, None),
             Command::ShareTorrent { name, path } => self.share_torrent(now, name, &path),
+            Command::SendAt { path } => self.share_at(now, &path),
             Command::Download { name, pin } => {
                 let answer = self.holdings().download(now, name, pin);
                 self.start_download(now, answer)
@@ -284,6 +285,7 @@ impl Commander<'_> {
                 let answer = self.holdings().download_torrent(now, &path);
                 self.start_download(now, answer)
             }
+            Command::DownloadTo { download, output } => self.download_to(now, *download, &output),
             Command::Export { name } => self.export(name),
             Command::Unshare { name } => self.unshare(name),
             Command::Pause { target } => {
@@ -337,6 +339,79 @@ impl Commander<'_> {
             &mut *self.download_limit,
         );
         (&mut *self.downloads, parts)
+    }
+
+    /// Shares the file or directory at `path` where it is, under its own name: read there,
+    /// nothing written there, and recorded so that the next start shares it again.
+    fn share_at(&mut self, now: Instant, path: &str) -> Outcome {
+        let at = std::path::Path::new(path);
+        let Some(name) = at.file_name() else {
+            return self.refuse(format!("cannot share {path}: it names no file"));
+        };
+        let Some(name) = name.to_str() else {
+            return self.refuse(format!(
+                "cannot share {path}: its name is not UTF-8; rename it to share it"
+            ));
+        };
+        if let Some(problem) = wire::name_problem(name.as_bytes()) {
+            return self.refuse(format!("cannot share {path}: {problem}"));
+        }
+        let name = name.to_owned();
+        let held = !self.library.shared_named(&name).is_empty()
+            || self.library.is_hashing(&name)
+            || self.downloads.running_named(&name);
+        if held {
+            return self.refuse(format!(
+                "cannot share {path}: this node shares or fetches a {name} already"
+            ));
+        }
+        let dir = match at.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => parent,
+            _ => std::path::Path::new("."),
+        };
+        if let Err(error) = self.state.share_in_place(&name, dir) {
+            return self.refuse(format!("cannot share {path}: {error}"));
+        }
+        self.share(now, name, None)
+    }
+
+    /// A download published into `output`: its name placed there first (see
+    /// [`Storage::place`]), when this node neither holds nor fetches anything of that name
+    /// (whose partial state and publishing would move with it).
+    fn download_to(&mut self, now: Instant, download: Command, output: &str) -> Outcome {
+        let name = match &download {
+            Command::Download { name, .. }
+            | Command::DownloadByHash {
+                name: Some(name), ..
+            } => name.clone(),
+            Command::DownloadTorrent { path } => {
+                let read = self
+                    .state
+                    .read_named_file(path, crate::metainfo::TREE_TORRENT_BYTES_MAX as u64 + 1)
+                    .map_err(|error| error.to_string())
+                    .and_then(|bytes| crate::metainfo::parse_torrent(&bytes));
+                match read {
+                    Ok(torrent) => torrent.name,
+                    Err(error) => return self.refuse(format!("cannot download {path}: {error}")),
+                }
+            }
+            _ => {
+                return self.refuse(
+                    "--output needs the name of what is downloaded: a name, a .torrent, or a \
+                     magnet link with one (dn=)"
+                        .to_string(),
+                );
+            }
+        };
+        if !self.library.shared_named(&name).is_empty() || self.downloads.running_named(&name) {
+            return self.refuse(format!(
+                "cannot download {name} into {output}: this node holds or fetches a {name} already"
+            ));
+        }
+        if let Err(error) = self.state.place(&name, std::path::Path::new(output)) {
+            return self.refuse(format!("cannot download {name} into {output}: {error}"));
+        }
+        self.run(now, download)
     }
 
     /// Shares the tree the multi-file `.torrent` at `path` describes: the directory of its
@@ -498,6 +573,9 @@ impl Commander<'_> {
         }
         for info_hash in shared {
             self.stop_serving(info_hash);
+        }
+        if let Err(error) = self.state.stop_sharing_in_place(&name) {
+            log::warn!("cannot update the list of what is shared in place: {error}");
         }
         self.say(format!(
             "no longer sharing {name} (the file stays where it is)"

@@ -68,6 +68,8 @@ pub(super) fn changes(
         .filter_map(|(info_hash, file)| {
             let stamp = file.stamp?;
             let change = match state.stamp_of(&file.manifest.name) {
+                // A tree whose top is unchanged may have changed deeper in.
+                Ok(current) if current == stamp && file.mapping.changed() => Change::Rewritten,
                 Ok(current) if current == stamp => return None,
                 Ok(current) if stamp.replaced_by(&current) => Change::Replaced,
                 Ok(_) => Change::Rewritten,

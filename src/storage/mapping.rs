@@ -242,6 +242,13 @@ impl Content for Mapping {
     }
 
     /// Gathers small adjacent pieces into one `pwrite` (see [`PieceWriter`]).
+    fn stamp_now(&self) -> Option<super::FileStamp> {
+        match &self.backing {
+            Backing::Read(file) => file.metadata().ok().map(|meta| super::FileStamp::of(&meta)),
+            _ => None,
+        }
+    }
+
     fn writer(self: Arc<Self>) -> Box<dyn ContentWriter> {
         Box::new(PieceWriter::new(self))
     }

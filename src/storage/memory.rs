@@ -202,6 +202,26 @@ impl Storage for MemoryStorage {
         Ok(())
     }
 
+    fn share_in_place(&self, name: &str, dir: &Path) -> io::Result<PathBuf> {
+        self.place(name, dir)
+    }
+
+    fn stop_sharing_in_place(&self, _name: &str) -> io::Result<()> {
+        Ok(())
+    }
+
+    fn shared_in_place(&self) -> Vec<PathBuf> {
+        Vec::new()
+    }
+
+    /// Memory has one place.
+    fn place(&self, name: &str, dir: &Path) -> io::Result<PathBuf> {
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            format!("{name}: files in memory cannot go to {}", dir.display()),
+        ))
+    }
+
     /// Trees are not kept in memory: the simulation shares files.
     fn share_described_tree(
         &self,

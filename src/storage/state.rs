@@ -17,7 +17,10 @@ use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+mod places;
 mod tree;
+
+pub use places::PLACES_MAX;
 
 /// The node's directory and its state directory, `DIR/.torrent`, opened by handle (see
 /// [`dir`]): cloned cheaply, and while any clone of a state directory opened with
@@ -35,6 +38,8 @@ struct Dirs {
     partial: Dir,
     /// The lock on `.torrent/lock`, held while this lives (when taken).
     _lock: Option<File>,
+    /// Other directories some of the node's files live in (see `places.rs`).
+    places: std::sync::Mutex<places::Places>,
 }
 
 impl StateDir {
@@ -66,6 +71,7 @@ impl StateDir {
                 manifests,
                 partial,
                 _lock: lock,
+                places: Default::default(),
             }),
         })
     }
@@ -121,7 +127,26 @@ impl Storage for StateDir {
         self.dirs.files.path()
     }
 
+    fn place(&self, name: &str, dir: &Path) -> io::Result<PathBuf> {
+        self.place_name(name, dir)
+    }
+
+    fn share_in_place(&self, name: &str, dir: &Path) -> io::Result<PathBuf> {
+        self.place_shared(name, dir)
+    }
+
+    fn stop_sharing_in_place(&self, name: &str) -> io::Result<()> {
+        self.unplace_shared(name)
+    }
+
+    fn shared_in_place(&self) -> Vec<PathBuf> {
+        self.read_shared_in_place()
+    }
+
     fn name_taken(&self, name: &str) -> bool {
+        if let Some(place) = self.place_of_name(name) {
+            return place.name_taken(name);
+        }
         self.dirs.files.contains(name)
     }
 
@@ -182,6 +207,9 @@ impl Storage for StateDir {
     /// A file that changes while it is being hashed is refused: its hashes would describe
     /// neither version.
     fn manifest_of(&self, name: &str, chunk_bytes: u32, threads: usize) -> io::Result<Shared> {
+        if let Some(place) = self.place_of_name(name) {
+            return place.manifest_of(name, chunk_bytes, threads);
+        }
         let dirs = &self.dirs;
         if dirs.files.entry(name).is_ok_and(|meta| meta.is_symlink()) {
             return Err(io::Error::other(format!(
@@ -225,6 +253,9 @@ impl Storage for StateDir {
     }
 
     fn share_described_tree(&self, tree: Arc<TreeManifest>, threads: usize) -> io::Result<Shared> {
+        if let Some(place) = self.place_of_name(tree.name()) {
+            return place.share_described_tree(tree, threads);
+        }
         self.share_tree_as(tree, threads)
     }
 
@@ -232,6 +263,9 @@ impl Storage for StateDir {
     /// tree's stamp is its directory's: it notices the tree replaced, or entries added or
     /// removed at its top (not yet a change deeper in it).
     fn stamp_of(&self, name: &str) -> io::Result<FileStamp> {
+        if let Some(place) = self.place_of_name(name) {
+            return place.stamp_of(name);
+        }
         let meta = self.dirs.files.entry(name)?;
         if !meta.is_file() && !meta.is_dir() {
             return Err(io::Error::other(format!(
@@ -244,20 +278,14 @@ impl Storage for StateDir {
     }
 
     fn partial_manifest(&self, info_hash: &Hash) -> Option<Manifest> {
-        if let Some(tree) = self.partial_tree(info_hash) {
-            return Some(tree);
+        if let Some(place) = self.place_of_partial(info_hash) {
+            return place.partial_manifest(info_hash);
         }
-        let bytes = self
-            .dirs
-            .partial
-            .read_bounded(
-                &StateDir::partial_name(info_hash, "manifest"),
-                MANIFEST_FILE_BYTES_MAX,
-            )
-            .ok()?;
-        Manifest::from_bytes(&bytes)
-            .map(|(manifest, _)| manifest)
-            .filter(|m| m.info_hash == *info_hash)
+        if let Some(found) = self.own_partial_manifest(info_hash) {
+            return Some(found);
+        }
+        self.find_placed_partial(info_hash)?
+            .partial_manifest(info_hash)
     }
 
     /// The partial file is mapped, its space reserved up front (`fallocate`). When the disk
@@ -266,6 +294,10 @@ impl Storage for StateDir {
     /// partial file's name (a link, a FIFO, a hard link to another name) is refused, never
     /// written through.
     fn open_partial(&self, manifest: &Manifest) -> io::Result<(Arc<dyn Content>, Bitmap)> {
+        if let Some(place) = self.place_of_name(&manifest.name) {
+            self.note_placed_partial(manifest.info_hash, &manifest.name);
+            return place.open_partial(manifest);
+        }
         if let Some(tree) = &manifest.tree {
             return self.open_partial_with_tree(manifest, tree);
         }
@@ -315,6 +347,9 @@ impl Storage for StateDir {
 
     /// Writes the one byte of the have-file that holds `chunk`.
     fn record_verified(&self, info_hash: &Hash, have: &Bitmap, chunk: u32) -> io::Result<()> {
+        if let Some(place) = self.place_of_partial(info_hash) {
+            return place.record_verified(info_hash, have, chunk);
+        }
         let byte_index = (chunk / 8) as usize;
         let file = self
             .dirs
@@ -341,11 +376,17 @@ impl Storage for StateDir {
             .filter_map(wire::parse_hex)
             .filter_map(|info_hash| self.partial_summary(&info_hash))
             .collect();
+        for place in self.placed_dirs() {
+            found.extend(place.partials());
+        }
         found.sort_by(|a, b| a.name.cmp(&b.name).then(a.info_hash.cmp(&b.info_hash)));
         found
     }
 
     fn partial_summary(&self, info_hash: &Hash) -> Option<PartialSummary> {
+        if let Some(place) = self.place_of_partial(info_hash) {
+            return place.partial_summary(info_hash);
+        }
         let partial = &self.dirs.partial;
         let manifest = self.partial_manifest(info_hash)?;
         // A tree's files each take their space; reserved whole, as a file's is.
@@ -379,6 +420,9 @@ impl Storage for StateDir {
 
     /// Removes the partial file, the have-file and the manifest.
     fn remove_partial(&self, info_hash: &Hash) -> io::Result<()> {
+        if let Some(place) = self.place_of_partial(info_hash) {
+            return place.remove_partial(info_hash);
+        }
         let partial = &self.dirs.partial;
         let mut result = Ok(());
         for extension in ["part", "have", "manifest", "info"] {
@@ -394,6 +438,9 @@ impl Storage for StateDir {
     }
 
     fn partial_path(&self, info_hash: &Hash) -> PathBuf {
+        if let Some(place) = self.place_of_partial(info_hash) {
+            return place.partial_path(info_hash);
+        }
         let tree_dir = StateDir::tree_dir_name(info_hash);
         if self.dirs.partial.contains(&tree_dir) {
             return self.dirs.partial.path_of(&tree_dir);
@@ -415,6 +462,9 @@ impl Storage for StateDir {
         manifest: &Manifest,
         mapping: &dyn Content,
     ) -> io::Result<(Arc<dyn Content>, FileStamp)> {
+        if let Some(place) = self.place_of_name(&manifest.name) {
+            return place.publish(manifest, mapping);
+        }
         if let Some(tree) = &manifest.tree {
             return self
                 .publish_tree(manifest, tree, mapping)
@@ -449,6 +499,26 @@ impl Storage for StateDir {
         let serving: Arc<dyn Content> =
             Arc::new(Mapping::read_only(&verified, manifest.file_bytes)?);
         Ok((serving, stamp))
+    }
+}
+
+impl StateDir {
+    /// [`Storage::partial_manifest`] of the node's own partial directory.
+    fn own_partial_manifest(&self, info_hash: &Hash) -> Option<Manifest> {
+        if let Some(tree) = self.partial_tree(info_hash) {
+            return Some(tree);
+        }
+        let bytes = self
+            .dirs
+            .partial
+            .read_bounded(
+                &StateDir::partial_name(info_hash, "manifest"),
+                MANIFEST_FILE_BYTES_MAX,
+            )
+            .ok()?;
+        Manifest::from_bytes(&bytes)
+            .map(|(manifest, _)| manifest)
+            .filter(|m| m.info_hash == *info_hash)
     }
 }
 

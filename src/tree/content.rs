@@ -9,7 +9,9 @@
 //! `storage/state/tree.rs` opens a tree's files (shared, or a download's partial files) and
 //! hands them to [`TreeContent::new`].
 
-use crate::storage::{Content, ContentWriter};
+use crate::storage::{Content, ContentWriter, FileStamp};
+use crate::wire::Hash;
+use std::fs::File;
 use std::io;
 use std::sync::Arc;
 use std::time::Instant;
@@ -40,6 +42,16 @@ pub struct TreeContent {
     /// The files with bytes in the content, in order (the empty ones left out).
     parts: Vec<Part>,
     len: u64,
+    /// For a tree being shared: what [`Content::changed`] compares with.
+    watched: Option<Watched>,
+}
+
+/// A shared tree's directories, and the fingerprint of them and its files when it was
+/// opened. A file written to changes its own stamp; one replaced, removed or added changes
+/// its directory's (whose modification time moves), which the file's handle would not show.
+struct Watched {
+    dirs: Vec<File>,
+    at_open: Option<Hash>,
 }
 
 impl TreeContent {
@@ -57,7 +69,37 @@ impl TreeContent {
             }
             start = start.checked_add(len)?;
         }
-        Some(TreeContent { parts, len: start })
+        Some(TreeContent {
+            parts,
+            len: start,
+            watched: None,
+        })
+    }
+
+    /// This content, watching for changes its files (each read through a handle with a
+    /// stamp) and `dirs` (the tree's directories, opened as the files were).
+    pub fn watching(mut self, dirs: Vec<File>) -> TreeContent {
+        let mut watched = Watched {
+            dirs,
+            at_open: None,
+        };
+        watched.at_open = self.fingerprint(&watched);
+        self.watched = Some(watched);
+        self
+    }
+
+    /// SHA-1 over the stamps of every file and directory watched, as they are now; `None`
+    /// when one cannot be taken (gone, or not a file being shared).
+    fn fingerprint(&self, watched: &Watched) -> Option<Hash> {
+        let mut sha = crate::hash::Sha1::new();
+        for bytes in self.parts.iter().filter_map(|p| p.bytes.as_ref()) {
+            sha.update(&bytes.stamp_now()?.fingerprint().to_le_bytes());
+        }
+        for dir in &watched.dirs {
+            let stamp = FileStamp::of(&dir.metadata().ok()?);
+            sha.update(&stamp.fingerprint().to_le_bytes());
+        }
+        Some(sha.finish())
     }
 
     /// Whether `offset..offset + len` lies inside the content (and is not empty), as a
@@ -148,6 +190,13 @@ impl Content for TreeContent {
             bytes.flush()?;
         }
         Ok(())
+    }
+
+    /// One `fstat` per file and directory of the tree.
+    fn changed(&self) -> bool {
+        self.watched
+            .as_ref()
+            .is_some_and(|watched| self.fingerprint(watched) != watched.at_open)
     }
 
     fn writer(self: Arc<Self>) -> Box<dyn ContentWriter> {

@@ -229,6 +229,10 @@ impl StateDir {
 /// still be a regular file of its length.
 fn open_for_serving(root: &Root, tree: &TreeManifest) -> io::Result<Arc<dyn Content>> {
     let mut files = Vec::with_capacity(tree.files().len());
+    // Every directory of the tree, kept open to be watched: a file added, removed or
+    // replaced in one changes its stamp.
+    let mut dirs = Vec::new();
+    let mut watched: std::collections::BTreeSet<&[String]> = std::collections::BTreeSet::new();
     // Files come sorted by path: the directory of the last one is often the next one's.
     let mut last_dir: Option<(Vec<String>, OwnedFd)> = None;
     for file in tree.files() {
@@ -238,6 +242,11 @@ fn open_for_serving(root: &Root, tree: &TreeManifest) -> io::Result<Arc<dyn Cont
             continue;
         }
         let parent = &file.path()[..file.path().len() - 1];
+        for depth in 0..=parent.len() {
+            if watched.insert(&parent[..depth]) {
+                dirs.push(std::fs::File::from(root.open_dir(&parent[..depth])?));
+            }
+        }
         if last_dir.as_ref().is_none_or(|(path, _)| path != parent) {
             last_dir = Some((parent.to_vec(), root.open_dir(parent)?));
         }
@@ -258,7 +267,7 @@ fn open_for_serving(root: &Root, tree: &TreeManifest) -> io::Result<Arc<dyn Cont
     }
     let content = TreeContent::new(files)
         .ok_or_else(|| io::Error::other("the tree's files are not of their lengths"))?;
-    Ok(Arc::new(content))
+    Ok(Arc::new(content.watching(dirs)))
 }
 
 /// The directories of a partial tree, created as needed, kept open along the path of the
