@@ -6,7 +6,7 @@ Makes a tree of many files (sizes drawn log-uniformly from 0 B to 64 MiB, a few 
 six levels deep, scaled to --size in all) and one file holding the same bytes, reads both
 once so that both are in the page cache, then runs `examples/tree_hash.rs`, which hashes the
 two in turn --runs times (the order alternating) with 1 MiB pieces on every core and prints
-each run and the medians.
+each run and the medians, of the speeds and of the CPU seconds each took.
 
     python3 bench/tree_hash.py                         # 1 GiB in 2,000 files, 5 runs
     python3 bench/tree_hash.py --size 2G --files 10000 --runs 3 --dir /dev/shm
@@ -104,6 +104,9 @@ def main():
         print(f"making {args.files} files, {args.size >> 20} MiB in all, in {scratch}",
               file=sys.stderr, flush=True)
         tree, single = make(scratch, args.size, args.files, args.seed)
+        # Written back before the runs, so that the kernel's writeback of gigabytes just
+        # written does not compete with the first runs (it made the first one 2-3x slower).
+        os.sync()
         warm(tree)
         warm(single)
         argv = [example, tree, single, str(args.runs)]

@@ -65,7 +65,8 @@
 //!                         tree/paths.rs checks every path from outside (limits, case
 //!                         collisions); tree/layout.rs maps a piece to the files it spans;
 //!                         tree/walk.rs builds one from a directory on disk, never
-//!                         following a link; tree/hashing.rs hashes its pieces on threads;
+//!                         following a link, its pieces hashed while it walks
+//!                         (tree/walk/streaming.rs); tree/hashing.rs hashes pieces on threads;
 //!                         tree/parse.rs reads a `.torrent` made elsewhere (hybrid v1+v2,
 //!                         pad files), identified by its info dictionary's bytes as given;
 //!                         tree/content.rs makes its files one Content (read, hashed and

@@ -546,6 +546,17 @@ impl FileStamp {
         }
     }
 
+    /// The stamp of a file as `statx` describes it, equal to [`FileStamp::of`] the same
+    /// file's metadata (a tree's walk looks at entries without opening them).
+    pub fn of_statx(stat: &rustix::fs::Statx) -> FileStamp {
+        FileStamp {
+            device: rustix::fs::makedev(stat.stx_dev_major, stat.stx_dev_minor),
+            inode: stat.stx_ino,
+            len: stat.stx_size,
+            modified: (stat.stx_mtime.tv_sec, i64::from(stat.stx_mtime.tv_nsec)),
+        }
+    }
+
     /// The stamp of a file kept in memory ([`MemoryStorage`]): `file_id` stands for the
     /// inode (another file), `version` for the modification time (written in place).
     fn in_memory(file_id: u64, len: u64, version: u64) -> FileStamp {

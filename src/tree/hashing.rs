@@ -2,11 +2,17 @@
 //! `crate::hash` (the SHA-NI one, as a single file's chunks are hashed in
 //! `storage::hash_chunks`).
 //!
-//! The pieces are cut into as many runs as there are threads, one run each, as
-//! `storage::hash_chunks` does for one file. A thread reads its pieces in order with
-//! `pread`, a block at a time, holding at most one file and one directory open: in our order
-//! a directory's files are neighbours, so each is opened once per thread that needs it. Pad
-//! files are zeros and are never read from disk.
+//! [`hash_pieces`] cuts the pieces into as many runs as there are threads, one run each, as
+//! `storage::hash_chunks` does for one file (`walk::build` hands them out while its walk
+//! goes on instead: `walk/streaming.rs`). A thread's [`Reader`] reads its pieces in order
+//! with `pread` into one block, holding at most one file open, and the directories from the
+//! root down to it: in our order a directory's files are neighbours, so each file is opened
+//! once per thread that needs it, and each directory about once. Pad files are zeros and
+//! are never read from disk.
+//!
+//! Files are read, not mapped: a mapping of a file that someone truncates while it is
+//! hashed raises SIGBUS, which would end the process, where a read returns short and the
+//! file is reported as changed.
 
 use super::TreeFile;
 use super::layout::PieceLayout;
@@ -14,9 +20,10 @@ use super::walk::Root;
 use crate::hash::Sha1;
 use crate::storage::FileStamp;
 use crate::wire::{CHUNKS_MAX, Hash};
+use std::borrow::Borrow;
 use std::fs::File;
 use std::io;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::FileExt;
 
 /// Most hashing threads: as `storage::hash_chunks` allows.
@@ -27,8 +34,9 @@ const READ_BLOCK_BYTES: usize = 1 << 20;
 
 /// The SHA-1 of every piece of `files` laid out by `layout` (which the caller made from the
 /// same files and checked the shape of), read below `root` on `threads` threads. With
-/// `stamps` (from a walk), each file must still be the one the walk saw; in any case a file
-/// must have the length the list says, and must not change while it is read.
+/// `stamps` (from a walk, one per file), each file must still be the one the walk saw; in
+/// any case a file must have the length the list says, and must not change while it is
+/// read.
 pub fn hash_pieces(
     root: &Root,
     files: &[TreeFile],
@@ -36,10 +44,13 @@ pub fn hash_pieces(
     layout: &PieceLayout,
     threads: usize,
 ) -> io::Result<Vec<Hash>> {
-    if layout.file_count() != files.len() || layout.piece_count() > u64::from(CHUNKS_MAX) {
+    if layout.file_count() != files.len()
+        || layout.piece_count() > u64::from(CHUNKS_MAX)
+        || stamps.is_some_and(|stamps| stamps.len() != files.len())
+    {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
-            "a piece layout of other files, or of more pieces than a content may have",
+            "a piece layout or stamps of other files, or more pieces than a content may have",
         ));
     }
     // At most CHUNKS_MAX, checked above.
@@ -53,9 +64,16 @@ pub fn hash_pieces(
             .enumerate()
             .map(|(run, slots)| {
                 scope.spawn(move || {
-                    let mut reader = Reader::new(root, files, stamps);
+                    let mut reader = Reader::new(root);
                     for (i, slot) in slots.iter_mut().enumerate() {
-                        *slot = reader.piece(layout, (run * per_thread + i) as u64)?;
+                        let piece = (run * per_thread + i) as u64;
+                        *slot = reader.piece(layout.spans(piece).map(|span| Part {
+                            index: span.file,
+                            file: &files[span.file],
+                            stamp: stamps.map(|stamps| stamps[span.file]),
+                            offset_bytes: span.offset_bytes,
+                            len_bytes: span.len_bytes,
+                        }))?;
                     }
                     reader.close()
                 })
@@ -72,85 +90,105 @@ pub fn hash_pieces(
     Ok(hashes)
 }
 
-/// One thread's reading: the directory and the file it has open, and its block.
-struct Reader<'a> {
+/// One file's part of a piece, with what reading it takes. `F` holds the file's
+/// description: a reference into a list that outlives the reading, or a shared one
+/// (`Arc<TreeFile>`) where the list grows meanwhile; either way nothing is copied.
+pub(crate) struct Part<F> {
+    /// The file's index in the tree's list: the same index is the same file.
+    pub index: usize,
+    pub file: F,
+    /// The file's stamp at the walk, when there was one.
+    pub stamp: Option<FileStamp>,
+    pub offset_bytes: u64,
+    pub len_bytes: u32,
+}
+
+/// One thread's reading: the directories and the file it has open, and its block.
+pub(crate) struct Reader<'a, F> {
     root: &'a Root,
-    files: &'a [TreeFile],
-    stamps: Option<&'a [FileStamp]>,
-    /// The directory open, and its components below the root.
-    dir: Option<(&'a [String], OwnedFd)>,
-    /// The file open: its index, the file, and its stamp when it was opened.
-    open: Option<(usize, File, FileStamp)>,
+    /// The directories open, from the root down to the one of the last file opened: each
+    /// one's name and handle. Our order keeps a directory's files together, and its
+    /// subdirectories next to them, so moving to the next file opens at most the
+    /// directories that differ, one component each.
+    dirs: Vec<(String, OwnedFd)>,
+    open: Option<Open<F>>,
     block: Vec<u8>,
 }
 
-impl<'a> Reader<'a> {
-    fn new(root: &'a Root, files: &'a [TreeFile], stamps: Option<&'a [FileStamp]>) -> Self {
+/// The file a [`Reader`] has open.
+struct Open<F> {
+    index: usize,
+    /// Its description (its path, for messages).
+    described: F,
+    file: File,
+    /// Its stamp when it was opened.
+    stamp: FileStamp,
+}
+
+impl<'a, F: Borrow<TreeFile> + Clone> Reader<'a, F> {
+    pub(crate) fn new(root: &'a Root) -> Self {
         Reader {
             root,
-            files,
-            stamps,
-            dir: None,
+            dirs: Vec::new(),
             open: None,
             block: Vec::new(),
         }
     }
 
-    fn piece(&mut self, layout: &PieceLayout, piece: u64) -> io::Result<Hash> {
+    /// The SHA-1 of one piece: the bytes of its parts, in order.
+    pub(crate) fn piece(&mut self, parts: impl IntoIterator<Item = Part<F>>) -> io::Result<Hash> {
         let mut sha = Sha1::new();
-        for span in layout.spans(piece) {
-            let len = span.len_bytes as usize;
+        for part in parts {
+            let len = part.len_bytes as usize;
             if self.block.len() < len.min(READ_BLOCK_BYTES) {
                 self.block.resize(len.min(READ_BLOCK_BYTES), 0);
             }
-            if self.files[span.file].is_pad() {
+            if part.file.borrow().is_pad() {
                 self.block.fill(0);
                 let mut done = 0;
                 while done < len {
-                    let part = (len - done).min(self.block.len());
-                    sha.update(&self.block[..part]);
-                    done += part;
+                    let chunk = (len - done).min(self.block.len());
+                    sha.update(&self.block[..chunk]);
+                    done += chunk;
                 }
                 continue;
             }
-            self.open(span.file)?;
-            let Some((_, file, _)) = &self.open else {
+            self.open(&part)?;
+            let Some(open) = &self.open else {
                 return Err(io::Error::other("no file open after opening it"));
             };
             let mut done = 0;
             while done < len {
-                let part = (len - done).min(self.block.len());
-                let offset = span.offset_bytes + done as u64;
-                if let Err(error) = file.read_exact_at(&mut self.block[..part], offset) {
+                let chunk = (len - done).min(self.block.len());
+                let offset = part.offset_bytes + done as u64;
+                if let Err(error) = open.file.read_exact_at(&mut self.block[..chunk], offset) {
                     return Err(match error.kind() {
-                        io::ErrorKind::UnexpectedEof => self.changed(span.file),
-                        _ => self.at(span.file, error),
+                        io::ErrorKind::UnexpectedEof => self.changed(open.described.borrow()),
+                        _ => self.at(open.described.borrow(), error),
                     });
                 }
-                sha.update(&self.block[..part]);
-                done += part;
+                sha.update(&self.block[..chunk]);
+                done += chunk;
             }
         }
         Ok(sha.finish())
     }
 
-    /// Makes file `index` the one open, closing the one before.
-    fn open(&mut self, index: usize) -> io::Result<()> {
-        if matches!(self.open, Some((open, _, _)) if open == index) {
+    /// Makes the file of `part` the one open, closing the one before.
+    fn open(&mut self, part: &Part<F>) -> io::Result<()> {
+        if self
+            .open
+            .as_ref()
+            .is_some_and(|open| open.index == part.index)
+        {
             return Ok(());
         }
         self.close()?;
-        let path = self.files[index].path();
-        let dir_path = &path[..path.len().saturating_sub(1)];
-        if !matches!(&self.dir, Some((open, _)) if *open == dir_path) {
-            self.dir = Some((dir_path, self.root.open_dir(dir_path)?));
-        }
-        let Some((_, dir)) = &self.dir else {
-            return Err(io::Error::other("no directory open after opening it"));
-        };
-        let file = self.root.open_file(dir.as_fd(), path)?;
-        let stamp = FileStamp::of(&file.metadata()?);
-        let expected = self.files[index].length_bytes();
+        let path = part.file.borrow().path();
+        let root = self.root;
+        let dir = self.enter(&path[..path.len().saturating_sub(1)])?;
+        let (file, stamp) = root.open_file_stamped(dir, path)?;
+        let expected = part.file.borrow().length_bytes();
         if stamp.file_bytes() != expected {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
@@ -161,35 +199,62 @@ impl<'a> Reader<'a> {
                 ),
             ));
         }
-        if self
-            .stamps
-            .is_some_and(|stamps| stamps.get(index) != Some(&stamp))
-        {
-            return Err(self.changed(index));
+        if part.stamp.is_some_and(|walked| walked != stamp) {
+            return Err(self.changed(part.file.borrow()));
         }
-        self.open = Some((index, file, stamp));
+        self.open = Some(Open {
+            index: part.index,
+            described: part.file.clone(),
+            file,
+            stamp,
+        });
         Ok(())
+    }
+
+    /// The directory `components` below the root, opened one component at a time, never
+    /// through a link (as [`Root::open_dir`] does), keeping the directories above it open.
+    fn enter(&mut self, components: &[String]) -> io::Result<BorrowedFd<'_>> {
+        let kept = self
+            .dirs
+            .iter()
+            .zip(components)
+            .take_while(|((open, _), wanted)| open == *wanted)
+            .count();
+        self.dirs.truncate(kept);
+        for depth in kept..components.len() {
+            let parent = match self.dirs.last() {
+                Some((_, fd)) => fd.as_fd(),
+                None => self.root.fd(),
+            };
+            let fd = super::walk::open_subdir(parent, &components[depth]).map_err(|error| {
+                super::walk::at(&self.root.path_of(&components[..=depth]), error)
+            })?;
+            self.dirs.push((components[depth].clone(), fd));
+        }
+        Ok(match self.dirs.last() {
+            Some((_, fd)) => fd.as_fd(),
+            None => self.root.fd(),
+        })
     }
 
     /// Closes the file open, if one is, checking it did not change while it was read.
-    fn close(&mut self) -> io::Result<()> {
-        if let Some((index, file, stamp)) = self.open.take()
-            && FileStamp::of(&file.metadata()?) != stamp
+    pub(crate) fn close(&mut self) -> io::Result<()> {
+        if let Some(open) = self.open.take()
+            && FileStamp::of(&open.file.metadata()?) != open.stamp
         {
-            return Err(self.changed(index));
+            return Err(self.changed(open.described.borrow()));
         }
         Ok(())
     }
 
-    fn changed(&self, index: usize) -> io::Error {
+    fn changed(&self, file: &TreeFile) -> io::Error {
         io::Error::other(format!(
             "{} changed while it was being hashed; share the tree again once it stays unchanged",
-            self.root.path_of(self.files[index].path()).display()
+            self.root.path_of(file.path()).display()
         ))
     }
 
-    fn at(&self, index: usize, error: io::Error) -> io::Error {
-        let path = self.root.path_of(self.files[index].path());
-        io::Error::new(error.kind(), format!("{}: {error}", path.display()))
+    fn at(&self, file: &TreeFile, error: io::Error) -> io::Error {
+        super::walk::at(&self.root.path_of(file.path()), error)
     }
 }

@@ -42,6 +42,14 @@ impl PieceLayout {
         Some(PieceLayout { ends, piece_bytes })
     }
 
+    /// Lays out one more file after the others (a walk finds them one at a time); `None`
+    /// when the sum would overflow a `u64`.
+    pub fn push(&mut self, length_bytes: u64) -> Option<()> {
+        self.ends
+            .push(self.total_bytes().checked_add(length_bytes)?);
+        Some(())
+    }
+
     /// The length of the whole stream: every file's bytes.
     pub fn total_bytes(&self) -> u64 {
         self.ends.last().copied().unwrap_or(0)

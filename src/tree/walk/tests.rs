@@ -3,7 +3,7 @@ use crate::tree::hashing::hash_pieces;
 use crate::tree::layout::PieceLayout;
 use std::fs;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, PermissionsExt};
 
 /// A scratch directory for one test, removed when the test ends (pass or fail).
 struct Scratch(PathBuf);
@@ -203,4 +203,164 @@ fn a_file_changed_after_the_walk_is_not_hashed_as_it_was() {
     .unwrap();
     let refused = hash(None).unwrap_err().to_string();
     assert!(refused.contains("b is a FIFO"), "{refused}");
+}
+
+/// A tree like the ones users share, from a seed: files at every depth down to twelve
+/// levels, a tenth of them empty, some executable, sizes from 0 to 100 KB, a hard link, links
+/// to skip, and names that sort differently as bytes and as text ("B" < "a", "a" < "a-b" <
+/// "a.b" < "a0" < "ab").
+fn generated_tree(root: &Path, seed: u64, files: usize) {
+    let mut state = seed;
+    let mut next = move |below: u64| {
+        // A 64-bit linear congruential generator (Knuth's MMIX constants): enough to scatter
+        // files, and the same tree for the same seed.
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (state >> 33) % below
+    };
+    let names = ["a", "B", "a-b", "a.b", "a0", "ab", "\u{e9}t\u{e9}", "z"];
+    for i in 0..files {
+        let depth = next(13) as usize;
+        let mut path = root.to_path_buf();
+        for _ in 0..depth {
+            path.push(format!("d{}", names[next(names.len() as u64) as usize]));
+        }
+        fs::create_dir_all(&path).unwrap();
+        path.push(format!("{}{i}", names[next(names.len() as u64) as usize]));
+        let len = match next(10) {
+            0 => 0,
+            1..=6 => next(5_000),
+            _ => next(100_000),
+        };
+        fs::write(&path, content(i as u8, len as usize)).unwrap();
+        if next(5) == 0 {
+            fs::set_permissions(&path, fs::Permissions::from_mode(0o750)).unwrap();
+        }
+    }
+    fs::write(root.join("a0"), content(7, 12_345)).unwrap();
+    fs::hard_link(root.join("a0"), root.join("a0-again")).unwrap();
+    std::os::unix::fs::symlink("a0", root.join("link-in")).unwrap();
+    std::os::unix::fs::symlink("/", root.join("dB/link-out")).ok();
+}
+
+/// The tree as a walk and then a hashing of every piece, one after the other: what
+/// [`build`] gave before it hashed while walking, and must still give.
+fn serial_reference(root: &Path, piece_bytes: u32) -> Built {
+    let walked = walk(root).unwrap();
+    let layout =
+        PieceLayout::new(walked.files.iter().map(TreeFile::length_bytes), piece_bytes).unwrap();
+    let hashes = hash_pieces(
+        &walked.root,
+        &walked.files,
+        Some(&walked.stamps),
+        &layout,
+        1,
+    )
+    .unwrap();
+    Built {
+        manifest: TreeManifest::ours(walked.name, walked.files, piece_bytes, hashes).unwrap(),
+        skipped_links: walked.skipped_links,
+    }
+}
+
+#[test]
+fn hashing_while_walking_gives_what_walking_then_hashing_gives() {
+    let scratch = Scratch::new("streaming");
+    let root = scratch.0.join("top");
+    generated_tree(&root, 17, 600);
+    for piece_bytes in [16_384, 65_536] {
+        let reference = serial_reference(&root, piece_bytes);
+        let files = reference.manifest.files();
+        assert!(files.iter().any(|f| f.path().len() >= 10), "deep paths");
+        assert!(files.iter().any(|f| f.length_bytes() == 0), "empty files");
+        assert!(files.iter().any(|f| f.is_executable()), "executables");
+        assert!(reference.manifest.piece_count() > 20);
+        for threads in [1, 2, 5] {
+            let built = build(&root, piece_bytes, threads).unwrap();
+            let context = format!("{piece_bytes} B, {threads} threads");
+            assert_eq!(built.manifest, reference.manifest, "{context}");
+            assert_eq!(built.skipped_links, reference.skipped_links);
+        }
+        // A tree that outgrows the pieces hashed during the walk is hashed again after it,
+        // with the same result.
+        for streamed_pieces_max in [0, 7] {
+            let built = build_bounded(&root, piece_bytes, 2, streamed_pieces_max);
+            assert_eq!(built.unwrap().manifest, reference.manifest);
+        }
+    }
+}
+
+#[test]
+fn a_walk_that_fails_while_pieces_are_hashed_stops_every_thread() {
+    let scratch = Scratch::new("streaming-fails");
+    let root = scratch.0.join("top");
+    generated_tree(&root, 5, 300);
+    // Sorted after every other name, so that it is found once most pieces are known.
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        root.join("zz-pipe"),
+        rustix::fs::FileType::Fifo,
+        Mode::from_raw_mode(0o600),
+        0,
+    )
+    .unwrap();
+    for threads in [1, 2, 4] {
+        let refused = build(&root, 16_384, threads).unwrap_err().to_string();
+        assert!(refused.contains("zz-pipe is a FIFO"), "{refused}");
+    }
+    fs::remove_file(root.join("zz-pipe")).unwrap();
+    fs::write(root.join("zz-README"), b"x").unwrap();
+    fs::write(root.join("zz-readme"), b"y").unwrap();
+    let refused = build(&root, 16_384, 2).unwrap_err().to_string();
+    assert!(refused.contains("case-insensitive"), "{refused}");
+    // Nothing to hash: no files at all is refused, empty files only make no pieces.
+    let empty = scratch.0.join("empty");
+    fs::create_dir_all(empty.join("d/e")).unwrap();
+    let refused = build(&empty, 16_384, 2).unwrap_err().to_string();
+    assert!(refused.contains("holds no files"), "{refused}");
+    fs::write(empty.join("d/e/nothing"), b"").unwrap();
+    fs::write(empty.join("zero"), b"").unwrap();
+    let built = build(&empty, 16_384, 3).unwrap();
+    assert_eq!(built.manifest, serial_reference(&empty, 16_384).manifest);
+    assert_eq!(built.manifest.piece_count(), 0);
+}
+
+#[test]
+fn statx_and_an_o_path_handle_say_the_same_of_every_kind_of_entry() {
+    let scratch = Scratch::new("entry");
+    let root = scratch.0.join("top");
+    sample_tree(&root);
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        root.join("pipe"),
+        rustix::fs::FileType::Fifo,
+        Mode::from_raw_mode(0o600),
+        0,
+    )
+    .unwrap();
+    let dir = Root::open(&root).unwrap();
+    let names = [
+        "a.txt",
+        "run.sh",
+        "data",
+        "outside",
+        "inside",
+        "pipe",
+        "empty-dir",
+    ];
+    for name in names {
+        let by_statx = Entry::at(dir.fd(), name).unwrap();
+        assert_eq!(by_statx, Entry::opened(dir.fd(), name).unwrap(), "{name}");
+    }
+    let run = Entry::at(dir.fd(), "run.sh").unwrap();
+    assert!(run.executable && run.file_type.is_file());
+    assert_eq!(Entry::at(dir.fd(), "pipe").unwrap().kind(), "a FIFO");
+    assert_eq!(
+        Entry::at(dir.fd(), "inside").unwrap().kind(),
+        "a symbolic link"
+    );
+    // The stamp statx gives is the one the open file's metadata gives, as hashing checks.
+    let (_, stamp) = dir.open_file_stamped(dir.fd(), &["a.txt".into()]).unwrap();
+    assert_eq!(Entry::at(dir.fd(), "a.txt").unwrap().stamp, stamp);
 }
