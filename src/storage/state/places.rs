@@ -1,5 +1,5 @@
 //! Directories other than the node's own that some of its files live in: a download's
-//! `--output DIR`.
+//! `--output DIR`, and a file or tree shared in place (`send /data/model`).
 //!
 //! Each such directory is opened as a node's directory is ([`StateDir::open_exclusive`]):
 //! by handle, its own `DIR/.torrent/` state directory (so a download's partial data, its
@@ -9,6 +9,11 @@
 //! stamp and its hashing when it changes) to that directory's storage; the node's own
 //! storage answers for every other name. Places last as long as the process: a download
 //! resumed after a restart names its `--output` again.
+//!
+//! A directory shared from in place is only read: its view ([`StateDir::open_shared_place`])
+//! reads its files by handle, and keeps the cache of manifests and every other state in the
+//! node's own directory; nothing is created there. What is shared in place is listed in the
+//! node's state (`.torrent/shared-in-place`), and shared again at the next start.
 
 use super::super::dir::Dir;
 use super::StateDir;
@@ -20,6 +25,8 @@ use std::sync::PoisonError;
 
 /// Most output directories one node writes into (each holds a lock and a few handles).
 pub const PLACES_MAX: usize = 64;
+/// Most names placed outside the node's directory: as many as the files it may hold.
+const NAMES_MAX: usize = crate::node::FILES_MAX;
 
 /// See the module documentation.
 #[derive(Debug, Default)]
@@ -52,6 +59,9 @@ impl StateDir {
             // The node's own directory: nothing to place.
             places.names.remove(name);
             return Ok(canonical);
+        }
+        if places.names.len() >= NAMES_MAX && !places.names.contains_key(name) {
+            return Err(too_many_names());
         }
         let output =
             |(path, place): &(PathBuf, StateDir)| *path == canonical && place.dirs._lock.is_some();
@@ -122,6 +132,12 @@ impl StateDir {
     }
 }
 
+fn too_many_names() -> io::Error {
+    io::Error::other(format!(
+        "this node keeps {NAMES_MAX} files outside its directory already"
+    ))
+}
+
 fn at(path: &Path, error: io::Error) -> io::Error {
     io::Error::new(error.kind(), format!("{}: {error}", path.display()))
 }
@@ -163,6 +179,9 @@ impl StateDir {
             ));
         }
         let mut places = self.places();
+        if places.names.len() >= NAMES_MAX && !places.names.contains_key(name) {
+            return Err(too_many_names());
+        }
         let index = match places
             .dirs
             .iter()
