@@ -196,12 +196,7 @@ impl Holdings<'_> {
     /// Downloads what the `.torrent` at `path` describes. A relative path is looked for in
     /// the working directory, then in the node's files directory.
     pub(super) fn download_torrent(&self, now: Instant, path: &str) -> Answer {
-        // Never blocks the reactor: a FIFO or device under that name is refused.
-        let read = self
-            .storage
-            .read_named_file(path, crate::metainfo::TREE_TORRENT_BYTES_MAX as u64 + 1);
-        let torrent = read
-            .map_err(|error| error.to_string())
+        let torrent = read_torrent(self.storage, path)
             .and_then(|bytes| crate::metainfo::parse_torrent(&bytes));
         match torrent {
             Ok(t) => self.download_by_hash(
@@ -213,6 +208,16 @@ impl Holdings<'_> {
             Err(error) => Answer::Refuse(format!("cannot download {path}: {error}")),
         }
     }
+}
+
+/// The bytes of the `.torrent` at `path` (relative: to the working directory, else to the
+/// node's), at most one more than the largest read. Never blocks the reactor: a FIFO or
+/// device under that name is refused.
+fn read_torrent(storage: &dyn Storage, path: &str) -> Result<Vec<u8>, String> {
+    let limit_bytes = crate::metainfo::TREE_TORRENT_BYTES_MAX as u64 + 1;
+    storage
+        .read_named_file(path, limit_bytes)
+        .map_err(|error| error.to_string())
 }
 
 /// Writes `DIR/<name>.torrent` for `manifest`, never over an existing file (the user's, or
@@ -385,10 +390,7 @@ impl Commander<'_> {
                 name: Some(name), ..
             } => name.clone(),
             Command::DownloadTorrent { path } => {
-                let read = self
-                    .state
-                    .read_named_file(path, crate::metainfo::TREE_TORRENT_BYTES_MAX as u64 + 1)
-                    .map_err(|error| error.to_string())
+                let read = read_torrent(&**self.state, path)
                     .and_then(|bytes| crate::metainfo::parse_torrent(&bytes));
                 match read {
                     Ok(torrent) => torrent.name,
@@ -417,11 +419,7 @@ impl Commander<'_> {
     /// Shares the tree the multi-file `.torrent` at `path` describes: the directory of its
     /// name, checked against its pieces (by a hasher thread), under its info hash.
     fn share_torrent(&mut self, now: Instant, name: Option<String>, path: &str) -> Outcome {
-        // Never blocks the reactor: a FIFO or device under that name is refused.
-        let read = self
-            .state
-            .read_named_file(path, crate::metainfo::TREE_TORRENT_BYTES_MAX as u64 + 1)
-            .map_err(|error| error.to_string())
+        let read = read_torrent(&**self.state, path)
             .and_then(|bytes| crate::metainfo::parse_tree_torrent(&bytes));
         let tree = match read {
             Ok(torrent) => torrent.manifest,
