@@ -13,7 +13,9 @@
 
 mod common;
 
-use common::{LINE_TIMEOUT, Scratch, downloader, node, random_bytes, spawn_command, tracker};
+use common::{
+    LINE_TIMEOUT, Scratch, downloader, node, random_bytes, spawn_command, tracker, tree_listing,
+};
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
@@ -263,28 +265,6 @@ fn libtorrent_finds_every_piece_of_a_tree_a_node_exports_valid() {
     assert!(pieces.iter().all(|valid| valid == true), "{result}");
 }
 
-/// Every regular file below `root` with its bytes and executable bit, sorted by path.
-fn tree_contents(root: &Path) -> Vec<(String, Vec<u8>, bool)> {
-    use std::os::unix::fs::PermissionsExt;
-    let mut out = Vec::new();
-    let mut dirs = vec![root.to_path_buf()];
-    while let Some(dir) = dirs.pop() {
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
-            let meta = std::fs::symlink_metadata(&path).unwrap();
-            if meta.is_dir() {
-                dirs.push(path);
-            } else {
-                let relative = path.strip_prefix(root).unwrap().display().to_string();
-                let executable = meta.permissions().mode() & 0o100 != 0;
-                out.push((relative, std::fs::read(&path).unwrap(), executable));
-            }
-        }
-    }
-    out.sort();
-    out
-}
-
 #[test]
 fn a_tree_shared_under_a_torrent_libtorrent_made_is_downloaded_by_our_nodes() {
     if !libtorrent_available() {
@@ -315,14 +295,14 @@ fn a_tree_shared_under_a_torrent_libtorrent_made_is_downloaded_by_our_nodes() {
     // Found by name through our tracker, and by the .torrent itself.
     downloader(&scratch, 2, tracker.addr, "top", &[]).expect_downloaded("top");
     assert_eq!(
-        tree_contents(&scratch.node_dir(2).join("top")),
-        tree_contents(&tree)
+        tree_listing(&scratch.node_dir(2).join("top")),
+        tree_listing(&tree)
     );
     let by_torrent = hybrid.display().to_string();
     downloader(&scratch, 3, tracker.addr, &by_torrent, &[]).expect_downloaded("top");
     assert_eq!(
-        tree_contents(&scratch.node_dir(3).join("top")),
-        tree_contents(&tree)
+        tree_listing(&scratch.node_dir(3).join("top")),
+        tree_listing(&tree)
     );
     // A tree that no longer matches the description is refused, naming the piece.
     std::fs::write(tree.join("a.txt"), random_bytes(5, 20_000)).unwrap();

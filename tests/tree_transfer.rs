@@ -9,31 +9,6 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-/// One entry of a tree as compared: its path below the top, its bytes, whether executable.
-type Entry = (String, Vec<u8>, bool);
-
-/// Every file below `root`, sorted by path; a link or anything else fails the test.
-fn listing(root: &Path) -> Vec<Entry> {
-    fn walk(root: &Path, dir: &Path, out: &mut Vec<Entry>) {
-        for entry in fs::read_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
-            let path = entry.unwrap().path();
-            let meta = fs::symlink_metadata(&path).unwrap();
-            if meta.is_dir() {
-                walk(root, &path, out);
-            } else {
-                assert!(meta.is_file(), "{} is no regular file", path.display());
-                let relative = path.strip_prefix(root).unwrap().display().to_string();
-                let executable = meta.permissions().mode() & 0o100 != 0;
-                out.push((relative, fs::read(&path).unwrap(), executable));
-            }
-        }
-    }
-    let mut out = Vec::new();
-    walk(root, root, &mut out);
-    out.sort();
-    out
-}
-
 /// A tree of real-looking content in `top`: files spanning chunk boundaries, an empty file,
 /// an executable, a deep path, unicode names and an inner dot-file. Returns its byte count.
 fn make_tree(top: &Path, seed: u64) -> u64 {
@@ -77,7 +52,7 @@ fn a_tree_is_shared_and_downloaded_whole() {
     let _holder = holder(&scratch, 1, tracker.addr, "model", &["--chunk-size", "64K"]);
     downloader(&scratch, 2, tracker.addr, "model", &[]).expect_downloaded("model");
     let dir = scratch.node_dir(2);
-    assert_eq!(listing(&dir.join("model")), listing(&original));
+    assert_eq!(tree_listing(&dir.join("model")), tree_listing(&original));
     // Nothing else was written: the tree, and the node's own state, whose partial
     // directory is empty again.
     assert_eq!(list_dir(&dir), [".torrent", "model"]);
@@ -111,7 +86,7 @@ fn a_killed_tree_download_resumes_where_it_was() {
         "the download finished before the kill; slow it down"
     );
     let line = downloader(&scratch, 2, tracker.addr, "data", &[]).expect_downloaded("data");
-    assert_eq!(listing(&dir.join("data")), listing(&original));
+    assert_eq!(tree_listing(&dir.join("data")), tree_listing(&original));
     let fetched = chunks_from(&line, 1);
     assert!(fetched >= 1, "nothing fetched after the restart? {line}");
     assert!(
@@ -139,8 +114,8 @@ fn a_link_planted_in_the_partial_tree_is_never_followed() {
     std::os::unix::fs::symlink(&outside, partial.join(format!("{info_hash}.d"))).unwrap();
     downloader(&scratch, 2, tracker.addr, "model", &[]).expect_downloaded("model");
     assert_eq!(
-        listing(&scratch.node_dir(2).join("model")),
-        listing(&original)
+        tree_listing(&scratch.node_dir(2).join("model")),
+        tree_listing(&original)
     );
     assert!(
         list_dir(&outside).is_empty(),
@@ -172,7 +147,7 @@ fn a_change_deep_in_a_shared_tree_is_noticed_and_hashed_again() {
     // What a downloader gets is the tree as it is now.
     downloader(&scratch, 2, tracker.addr, "model", &[]).expect_downloaded("model");
     assert_eq!(
-        listing(&scratch.node_dir(2).join("model")),
-        listing(&original)
+        tree_listing(&scratch.node_dir(2).join("model")),
+        tree_listing(&original)
     );
 }

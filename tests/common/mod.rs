@@ -143,6 +143,31 @@ pub fn verified_chunks(dir: &Path) -> u32 {
         .sum()
 }
 
+/// Every file below `root`: its path below it, its bytes and whether it is executable,
+/// sorted by path (what `diff -r` and a checksum list compare of two trees). Anything but a
+/// directory or a regular file (a link) fails the test.
+pub fn tree_listing(root: &Path) -> Vec<(String, Vec<u8>, bool)> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut out = Vec::new();
+    let mut dirs = vec![root.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        for entry in fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
+            let path = entry.unwrap().path();
+            let meta = fs::symlink_metadata(&path).unwrap();
+            if meta.is_dir() {
+                dirs.push(path);
+                continue;
+            }
+            assert!(meta.is_file(), "{} is no regular file", path.display());
+            let relative = path.strip_prefix(root).unwrap().display().to_string();
+            let executable = meta.permissions().mode() & 0o100 != 0;
+            out.push((relative, fs::read(&path).unwrap(), executable));
+        }
+    }
+    out.sort();
+    out
+}
+
 /// Names in `dir`, sorted.
 pub fn list_dir(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = fs::read_dir(dir)
