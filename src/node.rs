@@ -619,6 +619,8 @@ impl Node {
         let Some(leaving) = begun else {
             return;
         };
+        let files = self.library.files().keys();
+        self.uploader.farewell(&mut self.out, now, files);
         self.take_tracker_news(now);
         if let Leaving::Done(how) = leaving {
             let node_id = self.config.node_id;

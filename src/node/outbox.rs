@@ -59,6 +59,8 @@ pub struct NodeStats {
     pub requests_elsewhere: u64,
     /// Have-maps sent unasked, when a chunk verified, to peers that asked lately.
     pub haves_pushed: u64,
+    /// Peers told, as the node left, that it no longer shares what they asked of it.
+    pub farewells_sent: u64,
     pub control_queue_full: u64,
 }
 

@@ -474,6 +474,35 @@ impl Uploader {
         self.served.peers(info_hash, now)
     }
 
+    /// The node is leaving: each peer that asked us lately for one of `files` (a have-map
+    /// or a chunk) is told we no longer share it, so that it moves what it asked of us to
+    /// other holders at once instead of waiting for its requests to time out (in a swarm
+    /// whose downloaders leave when done, the last ones waited up to two seconds on peers
+    /// gone, 2026-12-07). What it still asked of us is lost either way.
+    pub fn farewell<'a>(
+        &mut self,
+        out: &mut Outbox,
+        now: Instant,
+        files: impl IntoIterator<Item = &'a Hash>,
+    ) {
+        for &info_hash in files {
+            let mut peers = self.interested.peers(info_hash, now);
+            let served = self.served.peers(info_hash, now);
+            peers.extend(served.into_iter().map(|(_, addr)| addr));
+            peers.sort_unstable();
+            peers.dedup();
+            for peer in peers {
+                out.stats.farewells_sent += 1;
+                let rejection = wire::Rejection {
+                    info_hash,
+                    chunk: 0,
+                    reason: RejectReason::UnknownFile,
+                };
+                out.send(peer, &Message::Reject(rejection));
+            }
+        }
+    }
+
     /// Bytes of each chunk of the complete file `info_hash` queued for peers so far.
     pub fn debug_chunk_sends(&self, info_hash: Hash) -> Option<Vec<u64>> {
         self.spread.chunk_sends(info_hash)

@@ -101,3 +101,44 @@ fn a_slot_stays_with_a_peer_whose_pieces_just_left() {
         start + 160 * MS + SLOT_IDLE
     ));
 }
+
+/// Leaving, the node tells each peer that asked it lately for a file (a chunk, or the
+/// have-map) that it no longer shares it: once each, and nobody else.
+#[test]
+fn a_node_leaving_tells_the_peers_that_asked_it() {
+    let (files, info_hash) = file("farewell");
+    let now = Instant::now();
+    let mut rng = Rng::new(1);
+    let senders = SenderBudgets::new(crate::budget::NODE_SENDERS_MAX, 0, now);
+    let mut uploader = Uploader::new(9, &mut rng, None, Routes::fixed(65_536), senders, now);
+    // Peers 1 and 2 start chunk 0 (peer 1 twice); peer 3 asks for the have-map.
+    for port in [1, 2, 1] {
+        assert!(!ask(&mut uploader, &files, info_hash, port, now));
+    }
+    let from = SocketAddr::from(([10, 0, 0, 2], 3));
+    let have_request = PeerAsk {
+        cookie: U64::new(uploader.cookie(from, uploader.epoch(now))),
+        node_id: U32::new(3),
+        info_hash,
+    };
+    let message = Message::HaveRequest(&have_request);
+    uploader.handle_request(&mut outbox(), &files, now, from, &message);
+
+    let mut out = outbox();
+    uploader.farewell(&mut out, now, files.keys());
+    let mut buf = vec![0u8; wire::DATAGRAM_BYTES_MAX];
+    let mut told = Vec::new();
+    while let Some((to, len)) = out.pop_control(&mut buf) {
+        let Ok(Message::Reject(rejection)) = wire::decode(&buf[..len]) else {
+            panic!("not a refusal: {:?}", wire::decode(&buf[..len]));
+        };
+        assert_eq!(
+            (rejection.info_hash, rejection.reason),
+            (info_hash, RejectReason::UnknownFile)
+        );
+        told.push(to.port());
+    }
+    told.sort_unstable();
+    assert_eq!(told, [1, 2, 3]);
+    assert_eq!(out.stats.farewells_sent, 3);
+}

@@ -68,6 +68,13 @@ pub(super) fn chunk_to_take_over(
     index: usize,
     now: Instant,
 ) -> Option<(u32, usize)> {
+    // A peer whose last pieces timed out, none arriving since, may be gone: its measured
+    // pace is of the past, and a chunk it took over would wait on it again (in a swarm
+    // whose downloaders leave when done, a chunk went round a holder, a downloader and a
+    // peer gone, three times, 2026-12-07).
+    if peers[index].pieces_lost_in_a_row > 0 {
+        return None;
+    }
     let mut best: Option<(u32, u32)> = None;
     let typical_gap = pace::typical_gap(peers).unwrap_or(RTO_MIN);
     for chunk in 0..transfer.chunks.len() as u32 {
