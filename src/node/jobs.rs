@@ -4,7 +4,7 @@
 
 use crate::storage::{Bitmap, Content, FileStamp, Manifest, Storage};
 use crate::tree::TreeManifest;
-use crate::wire::Hash;
+use crate::wire::{self, Hash};
 use std::sync::Arc;
 
 /// Work too slow for the reactor thread, run by a hasher thread (or inline in a simulation)
@@ -80,7 +80,9 @@ pub fn run_job(job: Job) -> JobDone {
                 Some(tree) => state.share_described_tree(tree, threads),
                 None => state.manifest_of(&name, chunk_bytes, threads),
             };
-            let result = result.map_err(|error| error.to_string());
+            let result = result
+                .map_err(|error| error.to_string())
+                .and_then(|shared| fetchable(&name, shared, wire::INFO_BYTES_MAX as usize));
             JobDone::Shared { name, result }
         }
         Job::OpenPartial {
@@ -112,5 +114,58 @@ pub fn run_job(job: Job) -> JobDone {
                 ok,
             }
         }
+    }
+}
+
+/// What was shared, unless it is a tree whose description is longer than `info_bytes_max`:
+/// peers would refuse it ([`wire::INFO_BYTES_MAX`]), so it could be shared but never
+/// downloaded. Such a tree holds some 150,000 files or more.
+fn fetchable(
+    name: &str,
+    shared: (Manifest, FileStamp, Arc<dyn Content>),
+    info_bytes_max: usize,
+) -> Result<(Manifest, FileStamp, Arc<dyn Content>), String> {
+    let Some(tree) = &shared.0.tree else {
+        return Ok(shared);
+    };
+    let info_bytes = tree.info_bytes().len();
+    if info_bytes <= info_bytes_max {
+        return Ok(shared);
+    }
+    Err(format!(
+        "cannot share {name}: its description ({} files) takes {info_bytes} bytes, and peers \
+         accept at most {info_bytes_max}; share its subdirectories one by one",
+        tree.files().len()
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::StateDir;
+
+    /// A tree whose description would pass what peers accept is refused, with its size
+    /// and what to do; one within it is shared.
+    #[test]
+    fn a_tree_too_long_to_describe_is_not_shared() {
+        let dir = std::env::temp_dir().join(format!("torrent-jobs-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let state = StateDir::open(&dir).unwrap();
+        let tree = state.files_dir().join("t");
+        std::fs::create_dir_all(tree.join("a")).unwrap();
+        for i in 0..20 {
+            std::fs::write(tree.join("a").join(format!("f{i}")), [i as u8; 100]).unwrap();
+        }
+        let shared = state.manifest_of("t", 1 << 20, 1).unwrap();
+        let length = shared.0.tree.as_ref().unwrap().info_bytes().len();
+        let shared_again = state.manifest_of("t", 1 << 20, 1).unwrap();
+        assert!(fetchable("t", shared, length).is_ok());
+        let refused = fetchable("t", shared_again, length - 1).err().unwrap();
+        assert!(refused.contains("20 files"), "{refused}");
+        assert!(
+            refused.contains(&format!("at most {}", length - 1)),
+            "{refused}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
