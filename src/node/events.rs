@@ -12,7 +12,7 @@
 //! ```text
 //! {"event":"sharing","name":"f.bin","info_hash":"…","bytes":700000,"chunks":3,"version":1}
 //! {"event":"progress","id":1,"info_hash":null,"name":"f.bin","verified_bytes":0,
-//!  "total_bytes":null,"bytes_per_s":0.0,"peers":0,"waiting_for_disk":false,"version":1}
+//!  "total_bytes":null,"bytes_per_s":0.0,"peers":0,"waiting_for_disk":false,"laying_out":false,"version":1}
 //! {"event":"downloaded","id":1,"name":"f.bin","info_hash":"…","bytes":700000,"chunks":3,
 //!  "seconds":0.25,"sources":[{"node":1,"addr":"127.0.0.1:4000","chunks":3}],"version":1}
 //! {"event":"failed","id":2,"name":"absent.bin","info_hash":null,"reason":"…",
@@ -522,6 +522,7 @@ mod tests {
                 bytes_per_s: 0.0,
                 peers: 0,
                 waiting_for_disk: false,
+                laying_out: false,
             },
         });
         assert_eq!(

@@ -257,6 +257,8 @@ pub struct Progress {
     pub peers: usize,
     /// The disk had no room (for the partial file, or for publishing); retried every second.
     pub waiting_for_disk: bool,
+    /// A tree's partial files and directories are being made, before any is asked for.
+    pub laying_out: bool,
 }
 
 impl std::fmt::Display for Progress {
@@ -298,6 +300,9 @@ impl Progress {
         if self.waiting_for_disk {
             f.write_str(", waiting for disk space")?;
         }
+        if self.laying_out {
+            f.write_str(", laying out its files")?;
+        }
         Ok(())
     }
 }
@@ -314,6 +319,7 @@ mod tests {
             bytes_per_s: 125_000.0,
             peers,
             waiting_for_disk: false,
+            laying_out: false,
         }
     }
 
@@ -338,6 +344,13 @@ mod tests {
         assert_eq!(
             empty.to_string(),
             "f.bin 100.0% 122.1 KiB/s 1 peer 0 s left, waiting for disk space"
+        );
+        // A tree's files being made: nothing asked for yet.
+        let mut tree = progress(Some(1_000_000), 1);
+        (tree.verified_bytes, tree.bytes_per_s, tree.laying_out) = (0, 0.0, true);
+        assert_eq!(
+            tree.to_string(),
+            "f.bin 0.0% 0 B/s 1 peer -, laying out its files"
         );
     }
 }

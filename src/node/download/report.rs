@@ -38,6 +38,7 @@ impl Report<'_> {
             bytes_per_s,
             peers,
             waiting_for_disk: self.deadlines.waiting_for_disk(),
+            laying_out: matches!(self.phase, Phase::Opening(_)),
         })
     }
 

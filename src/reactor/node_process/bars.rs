@@ -189,6 +189,9 @@ pub(super) fn message(progress: &Progress) -> String {
     if progress.waiting_for_disk {
         text.push_str(", waiting for disk space");
     }
+    if progress.laying_out {
+        text.push_str(", laying out its files");
+    }
     text
 }
 
@@ -211,6 +214,7 @@ mod tests {
             bytes_per_s: 128.0 * 1024.0,
             peers,
             waiting_for_disk: false,
+            laying_out: false,
         }
     }
 
