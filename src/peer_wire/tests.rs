@@ -32,7 +32,7 @@ fn framed(id: u8, body: &[u8]) -> Vec<u8> {
     bytes
 }
 
-/// One of every message, with the bytes BEP 3, 5, 6 and 10 give for it.
+/// One of every message, with its bytes laid out by hand as BEP 3, 5, 6 and 10 describe.
 fn every_message() -> Vec<(Message<'static>, Vec<u8>)> {
     static REQUEST: Block = Block {
         piece: U32::new(1),
