@@ -3,7 +3,9 @@
 //! the test connects with a plain `TcpStream`, speaks through `torrent::peer_wire` only,
 //! and checks what libtorrent answers: its handshake, its extended handshake, that it has
 //! every piece, an unchoke, a block of the file, and the info dictionary by BEP 9 (whose
-//! SHA-1 must be the info hash).
+//! SHA-1 must be the info hash). Then the other way: libtorrent, given only a magnet link
+//! and our address, fetches the info dictionary from us by BEP 9 and downloads the file
+//! from us, served by the test through the same codec.
 //!
 //! Skipped, with a visible message, when the package is missing (`apt-get install -y
 //! python3-libtorrent`). Every wait is bounded by one deadline.
@@ -25,6 +27,8 @@ const DEADLINE: Duration = Duration::from_secs(60);
 /// Bytes of the file: 7 pieces of 16 KiB, the last one short.
 const FILE_BYTES: usize = 100_000;
 const PIECE_BYTES: usize = 16 * 1024;
+/// How long a read waits before the test looks at what libtorrent printed.
+const POLL: Duration = Duration::from_millis(200);
 
 /// Seeds `tiny.bin` from the directory given, as a v1 torrent of 16 KiB pieces, and prints
 /// its port, info hash and piece count once it is seeding; ends when stdin closes.
@@ -57,6 +61,29 @@ impl Drop for Process {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+/// Runs `script` with `args` under libtorrent's Python; its stdout lines come through the
+/// receiver. Its stdin stays open until the process is dropped.
+fn python(script: &str, args: &[&str]) -> (Process, Receiver<String>) {
+    let mut child = Command::new(PYTHON)
+        .args(["-c", script])
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start libtorrent");
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    (Process(child), rx)
 }
 
 fn libtorrent_available() -> bool {
@@ -132,24 +159,7 @@ fn libtorrent_understands_our_peer_wire_and_we_understand_it() {
         .collect();
     std::fs::write(dir.join("tiny.bin"), &content).unwrap();
 
-    let mut child = Command::new(PYTHON)
-        .args(["-c", SEEDER])
-        .arg(&dir)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start libtorrent");
-    let stdout = child.stdout.take().unwrap();
-    let _seeder = Process(child);
-    let (tx, rx) = channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                return;
-            }
-        }
-    });
+    let (_seeder, rx) = python(SEEDER, &[dir.to_str().unwrap()]);
     let line = wait_line(&rx, "SEEDING ", deadline);
     let fields: Vec<&str> = line.split_whitespace().collect();
     assert_eq!(fields.len(), 5, "{line}");
@@ -289,6 +299,217 @@ fn libtorrent_understands_our_peer_wire_and_we_understand_it() {
     eprintln!(
         "libtorrent {}: messages {log:?}, info dictionary of {} bytes",
         String::from_utf8_lossy(&theirs.peer_id[..8]),
+        info.len()
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Given a magnet link and one peer's port, downloads into the directory given, with TCP
+/// only and no encryption; prints whether it got the metadata and the whole file.
+const DOWNLOADER: &str = r#"
+import sys, time, libtorrent as lt
+magnet, directory, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
+session = lt.session({
+    'listen_interfaces': '127.0.0.1:0',
+    'enable_dht': False, 'enable_lsd': False, 'enable_upnp': False, 'enable_natpmp': False,
+    'enable_outgoing_utp': False, 'enable_incoming_utp': False,
+    'out_enc_policy': 2, 'in_enc_policy': 2,
+})
+params = lt.parse_magnet_uri(magnet)
+params.save_path = directory
+handle = session.add_torrent(params)
+handle.connect_peer(('127.0.0.1', port))
+deadline = time.time() + 40
+while time.time() < deadline and not handle.status().is_seeding:
+    session.wait_for_alert(100)
+    session.pop_alerts()
+status = handle.status()
+print('DONE', status.has_metadata, status.is_seeding, flush=True)
+sys.stdin.read()
+"#;
+
+/// The info dictionary of a single file, v1, in 16 KiB pieces: what we serve by BEP 9.
+fn info_dictionary(name: &str, content: &[u8]) -> Vec<u8> {
+    use torrent::bencode::Value;
+    let pieces: Vec<u8> = content
+        .chunks(PIECE_BYTES)
+        .flat_map(torrent::hash::sha1)
+        .collect();
+    Value::dict([
+        ("length", Value::Int(content.len() as i64)),
+        ("name", Value::bytes(name)),
+        ("piece length", Value::Int(PIECE_BYTES as i64)),
+        ("pieces", Value::Bytes(pieces)),
+    ])
+    .to_bytes()
+}
+
+#[test]
+fn libtorrent_downloads_from_us_with_only_a_magnet_link() {
+    if !libtorrent_available() {
+        eprintln!(
+            "SKIPPED libtorrent_downloads_from_us_with_only_a_magnet_link: {PYTHON} cannot \
+             import libtorrent (apt-get install -y python3-libtorrent)"
+        );
+        return;
+    }
+    let deadline = Instant::now() + DEADLINE;
+    let dir: PathBuf =
+        std::env::temp_dir().join(format!("torrent-peer-wire-magnet-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let content: Vec<u8> = (0..FILE_BYTES as u32)
+        .map(|i| (i * 13 + i / 509) as u8)
+        .collect();
+    let info = info_dictionary("served.bin", &content);
+    let info_hash = torrent::hash::sha1(&info);
+    let piece_count = FILE_BYTES.div_ceil(PIECE_BYTES) as u32;
+
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (accepted_tx, accepted) = channel();
+    std::thread::spawn(move || _ = accepted_tx.send(listener.accept()));
+    let magnet = format!("magnet:?xt=urn:btih:{}", hex(&info_hash));
+    let (_downloader, said) = python(
+        DOWNLOADER,
+        &[&magnet, dir.to_str().unwrap(), &port.to_string()],
+    );
+    let left = deadline.saturating_duration_since(Instant::now());
+    let (mut stream, _) = accepted
+        .recv_timeout(left)
+        .expect("libtorrent never connected")
+        .unwrap();
+    stream.set_nodelay(true).unwrap();
+
+    // Served until libtorrent closes the connection (it drops seeds once it is one), or
+    // says it is done.
+    let mut done = None;
+    let mut their_metadata_id = None;
+    let mut handshaken = false;
+    let mut served_metadata = 0;
+    let mut served_blocks = 0;
+    let mut buffer: Vec<u8> = Vec::new();
+    let mut chunk = vec![0u8; 64 * 1024];
+    let mut out = vec![0u8; peer_wire::MESSAGE_BYTES_MAX];
+    while done.is_none() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        assert!(
+            !left.is_zero(),
+            "deadline passed: served {served_blocks} blocks"
+        );
+        stream.set_read_timeout(Some(left.min(POLL))).unwrap();
+        let read = match stream.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(read) => read,
+            // A reset once libtorrent is done with us ends the exchange as a close does.
+            Err(error) if error.kind() == std::io::ErrorKind::ConnectionReset => break,
+            Err(error)
+                if matches!(
+                    error.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                done = said.try_iter().find(|line| line.starts_with("DONE "));
+                continue;
+            }
+            Err(error) => panic!("read from libtorrent: {error}"),
+        };
+        buffer.extend_from_slice(&chunk[..read]);
+        let mut taken = 0;
+        loop {
+            let rest = &buffer[taken..];
+            if !handshaken {
+                match peer_wire::decode_handshake(rest).expect("libtorrent's handshake") {
+                    Decoded::NeedBytes(_) => break,
+                    Decoded::Whole { value, len } => {
+                        assert_eq!(value.info_hash, info_hash);
+                        assert!(value.fast() && value.extensions());
+                        handshaken = true;
+                        taken += len;
+                        let ours = Handshake::ours(info_hash, peer_wire::peer_id([7; 12]));
+                        stream.write_all(ours.as_bytes()).unwrap();
+                        let extended = encode_extended_handshake(&OurExtendedHandshake {
+                            metadata_bytes: Some(info.len() as u32),
+                            listen_port: None,
+                            request_queue: 250,
+                        });
+                        send(
+                            &mut stream,
+                            &Message::Extended {
+                                id: peer_wire::EXTENDED_HANDSHAKE_ID,
+                                payload: &extended,
+                            },
+                        );
+                        send(&mut stream, &Message::HaveAll);
+                        send(&mut stream, &Message::Unchoke);
+                        continue;
+                    }
+                }
+            }
+            let (message, len) = match peer_wire::decode(rest) {
+                Ok(Decoded::NeedBytes(_)) => break,
+                Ok(Decoded::Whole { value, len }) => (value, len),
+                Err(error) => panic!("libtorrent sent what we refuse: {error}"),
+            };
+            match message {
+                Message::Extended { id: 0, payload } => {
+                    let theirs = decode_extended_handshake(payload).unwrap();
+                    their_metadata_id = theirs.message_id(peer_wire::UT_METADATA);
+                }
+                Message::Extended { id, payload } if id == peer_wire::OUR_UT_METADATA_ID => {
+                    let Ok(Metadata::Request { piece }) = decode_metadata(payload) else {
+                        panic!("not a metadata request: {payload:?}");
+                    };
+                    let total_bytes = info.len() as u32;
+                    let piece_len = peer_wire::metadata_piece_len(total_bytes, piece).unwrap();
+                    let start = piece as usize * peer_wire::METADATA_PIECE_BYTES as usize;
+                    let data = &info[start..start + piece_len];
+                    let reply = Metadata::Data {
+                        piece,
+                        total_bytes,
+                        data,
+                    };
+                    let mut payload = vec![0u8; peer_wire::EXTENDED_MESSAGE_BYTES_MAX];
+                    let payload_len = reply.encode(&mut payload).unwrap();
+                    let id = their_metadata_id.expect("ut_metadata in their handshake");
+                    let payload = &payload[..payload_len];
+                    send(&mut stream, &Message::Extended { id, payload });
+                    served_metadata += 1;
+                }
+                Message::Request(block) => {
+                    let piece = block.piece.get();
+                    assert!(piece < piece_count, "{block:?}");
+                    let start = piece as usize * PIECE_BYTES + block.begin.get() as usize;
+                    let end = start + block.length.get() as usize;
+                    assert!(end <= content.len().min((piece as usize + 1) * PIECE_BYTES));
+                    let header_len = peer_wire::encode_piece_header(
+                        &mut out,
+                        piece,
+                        block.begin.get(),
+                        block.length.get(),
+                    )
+                    .unwrap();
+                    // The header in place, the block straight behind it, as a node will.
+                    out[header_len..header_len + end - start].copy_from_slice(&content[start..end]);
+                    stream.write_all(&out[..header_len + end - start]).unwrap();
+                    served_blocks += 1;
+                }
+                _ => {}
+            }
+            taken += len;
+        }
+        buffer.drain(..taken);
+    }
+
+    let done = done.unwrap_or_else(|| wait_line(&said, "DONE ", deadline));
+    assert_eq!(done, "DONE True True", "served {served_blocks} blocks");
+    assert!(served_metadata >= 1);
+    assert!(served_blocks >= piece_count as usize, "{served_blocks}");
+    let downloaded = std::fs::read(dir.join("served.bin")).expect("the downloaded file");
+    assert!(downloaded == content, "libtorrent's copy differs");
+    eprintln!(
+        "libtorrent fetched {} bytes of metadata in {served_metadata} message(s) and the \
+         file in {served_blocks} blocks",
         info.len()
     );
     let _ = std::fs::remove_dir_all(&dir);
