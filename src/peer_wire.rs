@@ -56,6 +56,17 @@
 //! * Our nodes will recognise each other by a key of their own in the BEP 10 handshake and
 //!   switch to our UDP protocol (issue 18); that key is not chosen yet.
 //!
+//! ## Tests, and what a real client does
+//!
+//! `peer_wire/tests.rs` holds the unit tests. `tests/peer_wire_interop.rs` runs the codec
+//! against libtorrent 2.0.8 both ways: as a downloader of a libtorrent seed, and as a seed
+//! that libtorrent downloads from with only a magnet link. Seen there: libtorrent sets the
+//! DHT bit as well (`reserved[7]` is 0x05), sends its extended handshake first (it gives
+//! `ut_metadata` the id 2), then have all, unchoke, five allowed fast, and a second
+//! unchoke. It requests 16 KiB blocks and closes the connection once it is a seed. The
+//! fuzz target `fuzz/fuzz_targets/peer_wire.rs` checks a whole stream
+//! (`fuzz_checks::check_peer_wire`); its seeds include libtorrent's replies as captured.
+//!
 //! ## Peer id
 //!
 //! [`peer_id`] makes ours: [`PEER_ID_PREFIX`] (`-TO0100-`, Azureus style), then 12 random
