@@ -282,6 +282,139 @@ pub fn check_standard_input(bytes: &[u8]) {
     }
 }
 
+/// What [`check_peer_wire`] read of a stream: for a corpus to show what its seeds reach.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PeerWireStream {
+    /// The stream began with a whole handshake.
+    pub handshake: bool,
+    /// The id of each message read, in order (`None` for a keep-alive).
+    pub messages: Vec<Option<u8>>,
+    /// Refusals: of the stream, or of an extended message's payload.
+    pub refusals: usize,
+    /// Extended payloads read whole: extended handshakes and metadata messages.
+    pub extension_payloads: usize,
+}
+
+/// A peer's TCP stream of arbitrary bytes: a handshake if it starts with one, then
+/// messages. Decoding never panics and never asks for more than [`MESSAGE_BYTES_MAX`]
+/// bytes, nor, cut short, for more than the message it then reads; every message
+/// re-encodes to its very bytes; an extended handshake or metadata payload decodes without
+/// panic, within its limits, and a metadata message round-trips; every refusal is one line.
+///
+/// [`MESSAGE_BYTES_MAX`]: crate::peer_wire::MESSAGE_BYTES_MAX
+pub fn check_peer_wire(bytes: &[u8]) -> PeerWireStream {
+    use crate::peer_wire::{self, Decoded, MESSAGE_BYTES_MAX};
+    let mut seen = PeerWireStream::default();
+    let mut rest = bytes;
+    match peer_wire::decode_handshake(rest) {
+        Ok(Decoded::Whole { value, len }) => {
+            assert_eq!(value.as_bytes(), &rest[..len]);
+            seen.handshake = true;
+            rest = &rest[len..];
+        }
+        Ok(Decoded::NeedBytes(n)) => assert!(rest.len() + n == peer_wire::HANDSHAKE_BYTES),
+        Err(error) => assert_one_line(&error.to_string()),
+    }
+    let mut buf = Vec::new();
+    loop {
+        match peer_wire::decode(rest) {
+            Ok(Decoded::NeedBytes(n)) => {
+                assert!((1..=MESSAGE_BYTES_MAX).contains(&n), "asks for {n} bytes");
+                return seen;
+            }
+            Ok(Decoded::Whole { value, len }) => {
+                assert!(len <= rest.len() && len <= MESSAGE_BYTES_MAX);
+                let message = &rest[..len];
+                // Cut short, the message asks for more, and never for more than it takes.
+                for cut in [0, 1, 3, 4, 5, 6, len / 2, len - 1] {
+                    if cut < len {
+                        match peer_wire::decode(&message[..cut]) {
+                            Ok(Decoded::NeedBytes(n)) => assert!(cut + n <= len, "{cut} + {n}"),
+                            other => panic!("{value:?} cut at {cut}: {other:?}"),
+                        }
+                    }
+                }
+                buf.resize(len, 0);
+                let written = value
+                    .encode(&mut buf)
+                    .unwrap_or_else(|error| panic!("{value:?} does not encode: {error:?}"));
+                assert_eq!(
+                    &buf[..written],
+                    message,
+                    "{value:?} re-encodes to other bytes"
+                );
+                check_extension_payload(&value, &mut seen);
+                seen.messages.push(value.id());
+                rest = &rest[len..];
+            }
+            Err(error) => {
+                assert_one_line(&error.to_string());
+                seen.refusals += 1;
+                let Some(skip) = error.skip_bytes() else {
+                    return seen;
+                };
+                assert!((1..=rest.len()).contains(&skip));
+                rest = &rest[skip..];
+            }
+        }
+    }
+}
+
+fn assert_one_line(text: &str) {
+    assert!(!text.is_empty() && !text.contains('\n'), "{text:?}");
+}
+
+/// An extended handshake (extended id 0) or a metadata message (the id we give
+/// `ut_metadata`) read from an extended message's payload.
+fn check_extension_payload(message: &crate::peer_wire::Message<'_>, seen: &mut PeerWireStream) {
+    use crate::peer_wire::{self, Message, Metadata};
+    let Message::Extended { id, payload } = *message else {
+        return;
+    };
+    if id == peer_wire::EXTENDED_HANDSHAKE_ID {
+        match peer_wire::decode_extended_handshake(payload) {
+            Ok(handshake) => {
+                seen.extension_payloads += 1;
+                if let Some(bytes) = handshake.metadata_bytes {
+                    assert!((1..=peer_wire::METADATA_BYTES_MAX).contains(&bytes));
+                }
+                assert_ne!(handshake.message_id(peer_wire::UT_METADATA), Some(0));
+            }
+            Err(error) => {
+                assert_one_line(&error.to_string());
+                seen.refusals += 1;
+            }
+        }
+    } else if id == peer_wire::OUR_UT_METADATA_ID {
+        match peer_wire::decode_metadata(payload) {
+            Ok(metadata) => {
+                seen.extension_payloads += 1;
+                if let Metadata::Data {
+                    piece,
+                    total_bytes,
+                    data,
+                } = metadata
+                {
+                    assert!(total_bytes <= peer_wire::METADATA_BYTES_MAX);
+                    assert_eq!(
+                        peer_wire::metadata_piece_len(total_bytes, piece),
+                        Some(data.len())
+                    );
+                }
+                let mut buf = vec![0u8; payload.len() + 64];
+                let len = metadata
+                    .encode(&mut buf)
+                    .unwrap_or_else(|error| panic!("{metadata:?} does not encode: {error:?}"));
+                assert_eq!(peer_wire::decode_metadata(&buf[..len]), Ok(metadata));
+            }
+            Err(error) => {
+                assert_one_line(&error.to_string());
+                seen.refusals += 1;
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -145,6 +145,7 @@ pub mod metainfo;
 pub mod metrics;
 pub mod mtu;
 pub mod node;
+pub mod peer_wire;
 pub mod reactor;
 pub mod rng;
 pub mod sans_io;

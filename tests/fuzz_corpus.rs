@@ -186,3 +186,41 @@ fn tree_torrent_corpus() {
     assert_eq!(accepted, valid.map(String::from).into());
     assert_eq!(refused.len(), reasons.len());
 }
+
+#[test]
+fn peer_wire_corpus() {
+    let mut ids = BTreeSet::new();
+    let mut handshakes = 0;
+    let mut refusals = 0;
+    let mut extension_payloads = 0;
+    for (path, bytes) in corpus("peer_wire") {
+        eprintln!("{}", path.display());
+        let seen = fuzz_checks::check_peer_wire(&bytes);
+        let name = path.file_name().unwrap().to_str().unwrap().to_string();
+        // Each seed is read as its name says: refused, or read whole with no refusal.
+        assert_eq!(
+            seen.refusals > 0,
+            name.starts_with("invalid-"),
+            "{name}: {seen:?}"
+        );
+        handshakes += usize::from(seen.handshake);
+        refusals += seen.refusals;
+        extension_payloads += seen.extension_payloads;
+        ids.extend(seen.messages);
+    }
+    // The seeds hold every message kind, the keep-alive, an id we do not know, handshakes
+    // (ours, and libtorrent's replies as captured on loopback), and the extended payloads.
+    let mut expected: BTreeSet<_> = torrent::peer_wire::Id::ALL
+        .iter()
+        .map(|id| Some(*id as u8))
+        .collect();
+    expected.extend([None, Some(21)]);
+    assert!(
+        ids.is_superset(&expected),
+        "missing {:?}",
+        expected.difference(&ids)
+    );
+    assert!(handshakes >= 2, "{handshakes}");
+    assert!(refusals >= 10, "{refusals}");
+    assert!(extension_payloads >= 6, "{extension_payloads}");
+}
