@@ -68,11 +68,15 @@ pub(super) fn chunk_to_take_over(
     index: usize,
     now: Instant,
 ) -> Option<(u32, usize)> {
-    // A peer whose last pieces timed out, none arriving since, may be gone: its measured
+    // A peer not heard from since its pieces began to time out may be gone: its measured
     // pace is of the past, and a chunk it took over would wait on it again (in a swarm
     // whose downloaders leave when done, a chunk went round a holder, a downloader and a
-    // peer gone, three times, 2026-12-07).
-    if peers[index].pieces_lost_in_a_row > 0 {
+    // peer gone, three times, 2026-12-07). One that answers anything since is there.
+    let candidate = &peers[index];
+    if candidate
+        .first_loss_in_a_row
+        .is_some_and(|lost| candidate.last_heard <= lost)
+    {
         return None;
     }
     let mut best: Option<(u32, u32)> = None;
