@@ -213,7 +213,8 @@ impl StateDir {
     ) -> io::Result<(Arc<dyn Content>, FileStamp)> {
         let dirs = &self.dirs;
         let tree_dir = StateDir::tree_dir_name(&manifest.info_hash);
-        content.flush()?;
+        // No `msync` of each file first: `syncfs` writes back pages dirtied through a
+        // mapping as well, and 8,000 of them took 2 s on this machine's ext4.
         let verified = dirs.partial.private_subdir(&tree_dir)?;
         dirs.partial.sync_file_system()?;
         dirs.partial
