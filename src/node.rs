@@ -448,6 +448,13 @@ impl Node {
                 }
                 self.fill_windows(now);
             }
+            JobDone::Published { run, result } => {
+                let (downloads, mut parts) = self.context();
+                if let Some(info_hash) = downloads.published(&mut parts, now, run, result) {
+                    self.after_progress(now, info_hash);
+                }
+                self.check_done(now);
+            }
             JobDone::ChunkChecked {
                 run,
                 info_hash,

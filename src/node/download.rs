@@ -84,7 +84,7 @@ mod report;
 mod transfer;
 
 use super::{Job, NodeEvent, Parts};
-use crate::storage::{Bitmap, Content, Manifest};
+use crate::storage::{Bitmap, Content, FileStamp, Manifest};
 use crate::wire::{self, Hash, HolderRecord, Message, VersionRecord};
 pub(crate) use asked::Asked;
 use asked::Of;
@@ -134,6 +134,8 @@ pub(crate) struct Download {
     peers: Peers,
     /// What the tracker's replies showed, and when to say why the download is slow.
     diagnosis: diagnosis::Diagnosis,
+    /// Every chunk verified, a hasher thread is publishing the file ([`Job::Publish`]).
+    publishing: bool,
 }
 
 impl Download {
@@ -150,6 +152,7 @@ impl Download {
             phase: Phase::LookingUp,
             peers: Peers::new(now),
             diagnosis: diagnosis::Diagnosis::new(now),
+            publishing: false,
         }
     }
 
@@ -491,7 +494,7 @@ impl Download {
                 }
                 other => {
                     self.phase = other;
-                    self.publish(parts, now);
+                    self.publish(parts);
                 }
             }
         }
@@ -519,7 +522,8 @@ impl Download {
             peers.refresh(parts, now, &mut of);
         }
         let active = self.peers.iter().any(|p| !p.dropped);
-        if !active && self.deadlines.give_up_due(now) {
+        // Every chunk verified, its file being published: nothing left to give up on.
+        if !active && !self.publishing && self.deadlines.give_up_due(now) {
             let reason = self.report().why(&parts.tracker, now);
             let reason = reason.unwrap_or_else(|| self.deadlines.no_holder_reason(self.name()));
             self.fail(parts, reason);
@@ -592,7 +596,7 @@ impl Download {
         if let Some(t) = phase_due {
             consider(t);
         }
-        if !self.peers.iter().any(|p| !p.dropped) {
+        if !self.publishing && !self.peers.iter().any(|p| !p.dropped) {
             consider(self.deadlines.give_up_at());
         }
         earliest
@@ -710,7 +714,7 @@ impl Download {
         self.peers.count_have_maps(&mut transfer);
         self.phase = Phase::Transfer(transfer);
         if count == 0 {
-            self.publish(parts, now);
+            self.publish(parts);
         }
     }
 
@@ -762,18 +766,48 @@ impl Download {
             self.name()
         );
         if whole {
-            self.publish(parts, now);
+            self.publish(parts);
         }
         (from != parts.config.node_id).then_some(from)
     }
 
-    fn publish(&mut self, parts: &mut Parts<'_>, now: Instant) {
+    /// Every chunk verified: a hasher thread makes the file durable and moves it into
+    /// place ([`Job::Publish`]): a sync of gigabytes, or a tree's thousands of files, would
+    /// hold up the reactor (and with it every peer we serve) for seconds.
+    /// [`Download::published`] takes its answer.
+    fn publish(&mut self, parts: &mut Parts<'_>) {
         let Phase::Transfer(transfer) = &self.phase else {
             return;
         };
+        if self.publishing {
+            return;
+        }
+        self.publishing = true;
+        parts.out.event(NodeEvent::Job(Job::Publish {
+            run: self.run,
+            state: Arc::clone(parts.state),
+            manifest: Arc::clone(transfer.manifest()),
+            content: Arc::clone(transfer.mapping()),
+        }));
+    }
+
+    /// A hasher thread published the file, or could not: the download is done, waits for
+    /// disk space (publishing again once there is some), or fails. Whether it is done.
+    pub fn published(
+        &mut self,
+        parts: &mut Parts<'_>,
+        now: Instant,
+        result: std::io::Result<(Arc<dyn Content>, FileStamp)>,
+    ) -> bool {
+        let Phase::Transfer(transfer) = &self.phase else {
+            return false;
+        };
+        if !std::mem::take(&mut self.publishing) {
+            return false;
+        }
         let manifest = Arc::clone(transfer.manifest());
-        match partial::publish(parts, transfer) {
-            Ok(()) => {}
+        match result {
+            Ok((serving, stamp)) => partial::published(parts, &manifest, serving, stamp),
             Err(error) if error.kind() == std::io::ErrorKind::StorageFull => {
                 // Every chunk verified and recorded: keep them, and publish once there is room.
                 let waiting = self
@@ -782,12 +816,12 @@ impl Download {
                 if let Some(line) = waiting {
                     parts.out.say(line);
                 }
-                return;
+                return false;
             }
             Err(error) => {
                 parts.files.remove(&manifest.info_hash);
                 self.fail(parts, format!("cannot publish: {error}"));
-                return;
+                return false;
             }
         }
         let seconds = self.deadlines.elapsed(now).as_secs_f64();
@@ -796,6 +830,8 @@ impl Download {
         parts.out.report(event);
         self.deadlines.end_disk_wait();
         self.phase = Phase::Done;
+        self.check_invariants();
+        true
     }
 
     /// Its parts, borrowed to report on them: progress, peers, why it is slow (see

@@ -15,7 +15,7 @@
 use super::download::{Asked, Download, Handled};
 use super::{Event, LocalFile, Parts, Progress, ProgressReport};
 use crate::control::{DownloadInfo, DownloadPeers, DownloadState};
-use crate::storage::{Bitmap, Content};
+use crate::storage::{Bitmap, Content, FileStamp};
 use crate::wire::{self, Hash, HolderRecord, Message, VersionRecord};
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
@@ -335,6 +335,28 @@ impl Downloads {
     ) -> Option<Hash> {
         let download = self.list.iter_mut().find(|d| d.run() == run)?;
         download.partial_opened(parts, now, result)
+    }
+
+    /// The download of run `run` was published (or not). Its info hash when it is done.
+    pub(super) fn published(
+        &mut self,
+        parts: &mut Parts<'_>,
+        now: Instant,
+        run: u64,
+        result: std::io::Result<(Arc<dyn Content>, FileStamp)>,
+    ) -> Option<Hash> {
+        let Some(download) = self.list.iter_mut().find(|d| d.run() == run) else {
+            // Stopped (paused, cancelled) while its file was being published.
+            if let Err(error) = result {
+                log::warn!("a download stopped while publishing could not publish: {error}");
+            }
+            return None;
+        };
+        let info_hash = download.info_hash();
+        download
+            .published(parts, now, result)
+            .then_some(info_hash)
+            .flatten()
     }
 
     /// Every download's due timers fire: the indices of those that want a look-up.

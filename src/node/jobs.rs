@@ -28,6 +28,15 @@ pub enum Job {
         state: Arc<dyn Storage>,
         manifest: Manifest,
     },
+    /// Make a download whose every chunk verified durable and move it into place
+    /// ([`Storage::publish`]).
+    Publish {
+        /// The run of the download that asked (see `CheckChunk`).
+        run: u64,
+        state: Arc<dyn Storage>,
+        manifest: Arc<Manifest>,
+        content: Arc<dyn Content>,
+    },
     /// Check one chunk of a download against its hash.
     CheckChunk {
         /// The run of the download whose transfer asked (see `Downloads::push`): a result
@@ -57,6 +66,11 @@ pub enum JobDone {
         run: u64,
         /// What [`Storage::open_partial`] answered.
         result: std::io::Result<(Arc<dyn Content>, Bitmap)>,
+    },
+    Published {
+        run: u64,
+        /// What [`Storage::publish`] answered: the file opened for serving, and its stamp.
+        result: std::io::Result<(Arc<dyn Content>, FileStamp)>,
     },
     ChunkChecked {
         run: u64,
@@ -92,6 +106,15 @@ pub fn run_job(job: Job) -> JobDone {
         } => JobDone::PartialOpened {
             run,
             result: state.open_partial(&manifest),
+        },
+        Job::Publish {
+            run,
+            state,
+            manifest,
+            content,
+        } => JobDone::Published {
+            run,
+            result: state.publish(&manifest, &content),
         },
         Job::CheckChunk {
             run,

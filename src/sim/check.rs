@@ -67,15 +67,20 @@ pub(super) fn downloaded_name(line: &str) -> Option<&str> {
         .map(|at| &rest[..at])
 }
 
-/// A download that has not finished must not have published its file yet.
-pub(super) fn check_unpublished(storage: &MemoryStorage, name: &str) -> Result<(), String> {
+/// A download that has not said it finished may have published its file only whole: a
+/// hasher thread publishes it once every chunk verified, and the node says so when the
+/// thread answers. Anything else under its name is a file published early.
+pub(super) fn check_unpublished(
+    originals: &Originals,
+    storage: &MemoryStorage,
+    name: &str,
+) -> Result<(), String> {
     if !storage.name_taken(name) {
         return Ok(());
     }
-    Err(format!(
-        "{} exists, but the node has not said it downloaded {name}",
-        storage.files_dir().join(name).display()
-    ))
+    originals.check_claim(storage, name).map_err(|error| {
+        format!("the node has not said it downloaded {name}, and its file is not whole: {error}")
+    })
 }
 
 /// Every `(name, length, limit)` has `length <= limit`.
@@ -109,7 +114,7 @@ impl Sim {
                 } else if sim_node.shares.contains(name) {
                     Ok(())
                 } else {
-                    check_unpublished(&sim_node.storage, name)
+                    check_unpublished(&self.originals, &sim_node.storage, name)
                 };
                 if let Err(error) = result {
                     found.get_or_insert(format!("node {}: {error}", sim_node.config.node_id));
@@ -121,15 +126,16 @@ impl Sim {
         }
     }
 
-    /// Node `index` has published no file it has not said it downloaded: run at every drain
-    /// of a node, so that the moment a file appears is never missed.
+    /// Node `index` has published no file it has not said it downloaded, but whole ones
+    /// whose publishing it has not answered yet: run at every drain of a node, so that the
+    /// moment a file appears is never missed.
     pub(super) fn check_node_unpublished(&mut self, index: usize) {
         let sim_node = &self.nodes[index];
         let found = sim_node
             .downloads
             .keys()
             .filter(|name| !sim_node.completed.contains(*name) && !sim_node.shares.contains(*name))
-            .find_map(|name| check_unpublished(&sim_node.storage, name).err());
+            .find_map(|name| check_unpublished(&self.originals, &sim_node.storage, name).err());
         if let Some(error) = found {
             let node_id = sim_node.config.node_id;
             self.violated(format!("node {node_id}: {error}"));

@@ -6,7 +6,7 @@
 
 use super::transfer::Transfer;
 use crate::node::{LocalFile, NodeEvent, Parts};
-use crate::storage::{Bitmap, Content, Manifest};
+use crate::storage::{Bitmap, Content, FileStamp, Manifest};
 use crate::wire::{self, Hash};
 use std::sync::Arc;
 use std::time::Instant;
@@ -66,15 +66,17 @@ pub(super) fn record_verified(parts: &mut Parts<'_>, info_hash: &Hash, chunk: u3
     Some(file.have.is_full())
 }
 
-/// Publishes a file whose every chunk verified: the storage syncs and renames it, and from
-/// then on it is the user's, served from there and watched for changes.
-pub(super) fn publish(parts: &mut Parts<'_>, transfer: &Transfer) -> std::io::Result<()> {
-    let manifest = transfer.manifest();
-    let (serving, stamp) = parts.state.publish(manifest, transfer.mapping())?;
+/// A file whose every chunk verified was published (see `Storage::publish`): from now on
+/// it is the user's, served from there and watched for changes.
+pub(super) fn published(
+    parts: &mut Parts<'_>,
+    manifest: &Manifest,
+    serving: Arc<dyn Content>,
+    stamp: FileStamp,
+) {
     if let Some(file) = parts.files.get_mut(&manifest.info_hash) {
         file.have = Bitmap::full(manifest.chunk_count());
         file.mapping = serving;
         file.stamp = Some(stamp);
     }
-    Ok(())
 }
