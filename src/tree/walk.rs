@@ -7,9 +7,11 @@
 //!   everything below is reached by a handle and one name at a time, with `O_NOFOLLOW`, so
 //!   nothing outside the tree is ever read (as `storage/dir.rs` does for the node's own);
 //! * each entry is looked at with `statx` and `AT_SYMLINK_NOFOLLOW` (or `fstat` of an
-//!   `O_PATH` handle where `statx` is missing) before anything opens it: a symbolic link
-//!   is skipped (and reported), never followed; a FIFO, socket or device is refused, and
-//!   never opened, so nothing blocks and no device is touched;
+//!   `O_PATH` handle where `statx` is missing) before anything opens it, save those the
+//!   directory's listing calls a directory (opened with `O_DIRECTORY` and `O_NOFOLLOW`,
+//!   which refuse anything else) or a link: a symbolic link is skipped (and reported),
+//!   never followed; a FIFO, socket or device is refused, and never opened, so nothing
+//!   blocks and no device is touched;
 //! * hard links are shared as the files they are: each name is a file of the tree;
 //! * a name that is not UTF-8 is refused with a message that shows its bytes, as is one
 //!   the network would refuse ([`paths::component_problem`]) or two that would collide on a
