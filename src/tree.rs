@@ -32,7 +32,7 @@ pub mod parse;
 pub mod paths;
 pub mod walk;
 
-use crate::bencode::Value;
+use crate::bencode;
 use crate::wire::{self, Hash};
 use layout::PieceLayout;
 
@@ -84,21 +84,27 @@ impl TreeFile {
         self.pad
     }
 
-    /// The file's entry in a v1 info dictionary: `{attr, length, path}` (`attr` only when
-    /// there is an attribute to say).
-    fn info_entry(&self) -> Value {
+    /// Appends the file's entry in a v1 info dictionary: `{attr, length, path}` (`attr`
+    /// only when there is an attribute to say), keys in byte order as bencode wants them.
+    fn encode_info_entry(&self, out: &mut Vec<u8>) {
         let attr = match (self.pad, self.executable) {
             (true, _) => Some("p"),
             (false, true) => Some("x"),
             (false, false) => None,
         };
-        let path = self.path.iter().map(|c| Value::bytes(c.as_bytes()));
-        let mut entry = vec![
-            ("length", Value::Int(self.length_bytes as i64)),
-            ("path", Value::List(path.collect())),
-        ];
-        entry.extend(attr.map(|attr| ("attr", Value::bytes(attr))));
-        Value::dict(entry)
+        out.push(b'd');
+        if let Some(attr) = attr {
+            bencode::encode_bytes(b"attr", out);
+            bencode::encode_bytes(attr.as_bytes(), out);
+        }
+        bencode::encode_bytes(b"length", out);
+        bencode::encode_int(self.length_bytes as i64, out);
+        bencode::encode_bytes(b"path", out);
+        out.push(b'l');
+        for component in &self.path {
+            bencode::encode_bytes(component.as_bytes(), out);
+        }
+        out.extend_from_slice(b"ee");
     }
 }
 
@@ -130,17 +136,8 @@ impl TreeManifest {
         if !files.is_sorted_by(|a, b| a.path <= b.path) {
             return Err("the files are not sorted by path".into());
         }
-        let pieces: Vec<u8> = hashes.iter().flatten().copied().collect();
-        let info = Value::dict([
-            (
-                "files",
-                Value::List(files.iter().map(TreeFile::info_entry).collect()),
-            ),
-            ("name", Value::bytes(name.as_bytes())),
-            ("piece length", Value::Int(i64::from(piece_bytes))),
-            ("pieces", Value::Bytes(pieces)),
-        ]);
-        Self::checked(name, files, piece_bytes, hashes, info.to_bytes())
+        let info_bytes = our_info_bytes(&name, &files, piece_bytes, &hashes);
+        Self::checked(name, files, piece_bytes, hashes, info_bytes)
     }
 
     /// Checks everything a tree's description must hold, whoever made it, and computes the
@@ -251,6 +248,39 @@ impl TreeManifest {
     }
 }
 
+/// Our info dictionary, `{files, name, piece length, pieces}`, written straight into bytes
+/// in canonical bencode (keys in byte order) rather than built as a tree of values and
+/// encoded: for 10,000 files that took 11 ms on one thread while the others waited, the
+/// allocations of each file's values and their freeing most of it.
+fn our_info_bytes(name: &str, files: &[TreeFile], piece_bytes: u32, hashes: &[Hash]) -> Vec<u8> {
+    // What each file's entry takes besides its components: keys, lengths, markers.
+    const ENTRY_OVERHEAD_BYTES: usize = 48;
+    let paths_bytes: usize = files
+        .iter()
+        .flat_map(|file| &file.path)
+        .map(|component| component.len() + 4)
+        .sum();
+    let mut out = Vec::with_capacity(
+        paths_bytes + files.len() * ENTRY_OVERHEAD_BYTES + name.len() + hashes.len() * 20 + 64,
+    );
+    out.push(b'd');
+    bencode::encode_bytes(b"files", &mut out);
+    out.push(b'l');
+    for file in files {
+        file.encode_info_entry(&mut out);
+    }
+    out.push(b'e');
+    bencode::encode_bytes(b"name", &mut out);
+    bencode::encode_bytes(name.as_bytes(), &mut out);
+    bencode::encode_bytes(b"piece length", &mut out);
+    bencode::encode_int(i64::from(piece_bytes), &mut out);
+    bencode::encode_bytes(b"pieces", &mut out);
+    let pieces: Vec<u8> = hashes.iter().flatten().copied().collect();
+    bencode::encode_bytes(&pieces, &mut out);
+    out.push(b'e');
+    out
+}
+
 /// A path for messages: its components joined by `/`, control characters escaped.
 fn shown(path: &[String]) -> String {
     path.join("/").escape_debug().to_string()
@@ -289,6 +319,41 @@ mod tests {
         assert_eq!(tree.info_hash(), crate::hash::sha1(&expected));
         assert_eq!((tree.total_bytes(), tree.piece_count()), (5, 1));
         assert!(tree.files()[1].is_executable());
+    }
+
+    #[test]
+    fn our_info_dictionary_is_the_one_a_tree_of_values_encodes() {
+        use crate::bencode::Value;
+        let files = vec![
+            file("a b/\u{e9}t\u{e9}.txt", 0, false),
+            file("bin/run", 1 << 40, true),
+            TreeFile::pad(vec![".pad".into(), "7".into()], 7),
+            file(&"x".repeat(255), 12_345, false),
+        ];
+        let hashes: Vec<Hash> = (0..5u8).map(|i| [i; 20]).collect();
+        let entries = files.iter().map(|file| {
+            let path = file.path().iter().map(|c| Value::bytes(c.as_bytes()));
+            let mut entry = vec![
+                ("length", Value::Int(file.length_bytes() as i64)),
+                ("path", Value::List(path.collect())),
+            ];
+            let attr = match (file.is_pad(), file.is_executable()) {
+                (true, _) => Some("p"),
+                (false, true) => Some("x"),
+                (false, false) => None,
+            };
+            entry.extend(attr.map(|attr| ("attr", Value::bytes(attr))));
+            Value::dict(entry)
+        });
+        let expected = Value::dict([
+            ("files", Value::List(entries.collect())),
+            ("name", Value::bytes("top")),
+            ("piece length", Value::Int(1 << 22)),
+            ("pieces", Value::Bytes(hashes.concat())),
+        ]);
+        let written = our_info_bytes("top", &files, 1 << 22, &hashes);
+        assert_eq!(written, expected.to_bytes());
+        assert_eq!(crate::bencode::decode(&written), Ok(expected));
     }
 
     #[test]

@@ -82,7 +82,7 @@ pub fn collision(files: &[TreeFile]) -> Option<(usize, usize)> {
             let path = file
                 .path()
                 .iter()
-                .map(|component| component.to_uppercase().to_lowercase())
+                .map(|component| fold_case(component))
                 .collect();
             (path, index)
         })
@@ -97,6 +97,16 @@ pub fn collision(files: &[TreeFile]) -> Option<(usize, usize)> {
             .starts_with(shorter)
             .then(|| ((*first).min(*second), (*first).max(*second)))
     })
+}
+
+/// `component` with its case folded as [`collision`] says; an ASCII name (most are) in
+/// one step, which gives the same.
+fn fold_case(component: &str) -> String {
+    if component.is_ascii() {
+        component.to_ascii_lowercase()
+    } else {
+        component.to_uppercase().to_lowercase()
+    }
 }
 
 #[cfg(test)]
@@ -157,6 +167,16 @@ mod tests {
             "x".repeat(253),
         ];
         assert!(path_problem("top", &longer).is_some());
+    }
+
+    #[test]
+    fn ascii_names_fold_as_the_unicode_way_does() {
+        let every_ascii: String = (0u8..128).map(char::from).collect();
+        assert_eq!(
+            fold_case(&every_ascii),
+            every_ascii.to_uppercase().to_lowercase()
+        );
+        assert_eq!(fold_case("Stra\u{df}e"), "strasse");
     }
 
     #[test]

@@ -7,9 +7,11 @@
 //!   everything below is reached by a handle and one name at a time, with `O_NOFOLLOW`, so
 //!   nothing outside the tree is ever read (as `storage/dir.rs` does for the node's own);
 //! * each entry is looked at with `statx` and `AT_SYMLINK_NOFOLLOW` (or `fstat` of an
-//!   `O_PATH` handle where `statx` is missing) before anything opens it: a symbolic link
-//!   is skipped (and reported), never followed; a FIFO, socket or device is refused, and
-//!   never opened, so nothing blocks and no device is touched;
+//!   `O_PATH` handle where `statx` is missing) before anything opens it, save those the
+//!   directory's listing calls a directory (opened with `O_DIRECTORY` and `O_NOFOLLOW`,
+//!   which refuse anything else) or a link: a symbolic link is skipped (and reported),
+//!   never followed; a FIFO, socket or device is refused, and never opened, so nothing
+//!   blocks and no device is touched;
 //! * hard links are shared as the files they are: each name is a file of the tree;
 //! * a name that is not UTF-8 is refused with a message that shows its bytes, as is one
 //!   the network would refuse ([`paths::component_problem`]) or two that would collide on a
@@ -368,21 +370,27 @@ impl<'a, F: FnMut(TreeFile, FileStamp) -> io::Result<()>> Walker<'a, F> {
                     name.escape_ascii()
                 )));
             };
-            names.push(name.to_owned());
+            names.push((name.to_owned(), entry.file_type()));
         }
         // A stable order of work, whatever order the directory yields (and so of errors).
-        names.sort_unstable();
+        names.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         let fd = reader.fd()?;
-        for name in names {
+        for (name, listed) in names {
             path.push(name);
-            self.entry(fd, path)?;
+            self.entry(fd, path, listed)?;
             path.pop();
         }
         Ok(())
     }
 
-    /// Looks at `path`'s last component in `dir`, without following or opening it.
-    fn entry(&mut self, dir: BorrowedFd<'_>, path: &mut Vec<String>) -> io::Result<()> {
+    /// Looks at `path`'s last component in `dir`, without following or opening it;
+    /// `listed` is its type as the directory's listing gives it.
+    fn entry(
+        &mut self,
+        dir: BorrowedFd<'_>,
+        path: &mut Vec<String>,
+        listed: FileType,
+    ) -> io::Result<()> {
         // The path for messages, made only for one (an allocation per entry is not free).
         let root = self.root;
         let shown = |path: &[String]| root.path_of(path);
@@ -393,15 +401,23 @@ impl<'a, F: FnMut(TreeFile, FileStamp) -> io::Result<()>> Walker<'a, F> {
                 shown(path).display()
             )));
         }
-        let found = Entry::at(dir, name).map_err(|error| at(&shown(path), error))?;
-        if found.file_type == FileType::Symlink {
+        // The listing's type spares a `statx` for a directory or a link (a third of the
+        // entries of `bench/tree_hash.py`'s tree): a directory is opened with `O_DIRECTORY`
+        // and `O_NOFOLLOW`, which fail on anything else swapped in since, and a link is
+        // only left out. Where the file system does not say (`Unknown`), `statx` does.
+        let found = match listed {
+            FileType::Directory | FileType::Symlink => None,
+            _ => Some(Entry::at(dir, name).map_err(|error| at(&shown(path), error))?),
+        };
+        let file_type = found.as_ref().map_or(listed, |found| found.file_type);
+        if file_type == FileType::Symlink {
             self.skipped_links.push(path.join("/"));
             return Ok(());
         }
         if let Some(problem) = paths::path_problem(self.name, path) {
             return Err(invalid(format!("{}: {problem}", shown(path).display())));
         }
-        if found.file_type == FileType::Directory {
+        if file_type == FileType::Directory {
             if path.len() >= paths::PATH_COMPONENTS_MAX {
                 return Err(invalid(format!(
                     "{}: deeper than {} levels",
@@ -412,6 +428,10 @@ impl<'a, F: FnMut(TreeFile, FileStamp) -> io::Result<()>> Walker<'a, F> {
             let fd = open_subdir(dir, name).map_err(|error| at(&shown(path), error))?;
             return self.directory(fd, path);
         }
+        let Some(found) = found else {
+            // Only a directory or a link goes without a `statx`, and both are dealt with.
+            return Err(io::Error::other("a directory entry was not looked at"));
+        };
         if !found.file_type.is_file() {
             return Err(invalid(format!(
                 "{} is {}; a shared tree holds only regular files and directories (links are skipped)",
