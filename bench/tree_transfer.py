@@ -16,6 +16,12 @@ is a time ratio <= 1.25).
 
     python3 bench/tree_transfer.py                           # 1 GiB in 2,000 files, 3 runs
     python3 bench/tree_transfer.py --size 2G --files 10000 --runs 3
+    python3 bench/tree_transfer.py --size 2G --files 10000 --runs 3 --ceiling
+
+With --ceiling, each run also copies the tree and the file on the same file system with
+`cp -r` and `cp`, each followed by `sync -f` (the durability our node gives), the copies
+removed between: what the file system itself allows for a tree against a file, with no
+network and no hashing.
 
 Builds the release binary first. Python 3 standard library only; the scratch directory is
 removed at the end.
@@ -97,6 +103,21 @@ def download(scratch, tracker, node_id, name, expected=None):
     return wall, transfer, files
 
 
+def copy_time(source, scratch, recursive):
+    """Seconds to copy `source` beside it and make the copy durable; the copy is removed."""
+    target = os.path.join(scratch, "ceiling-copy")
+    started = time.monotonic()
+    subprocess.run(["cp", "-r", source, target] if recursive else ["cp", source, target],
+                   check=True)
+    subprocess.run(["sync", "-f", target], check=True)
+    seconds = time.monotonic() - started
+    if recursive:
+        shutil.rmtree(target)
+    else:
+        os.remove(target)
+    return seconds
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--size", type=parse_size, default=parse_size("1G"))
@@ -104,6 +125,8 @@ def main():
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--dir", default=None, help="scratch parent (default: the system's)")
     parser.add_argument("--seed", type=int, default=17)
+    parser.add_argument("--ceiling", action="store_true",
+                        help="also time cp -r and cp (each with sync -f) in every run")
     args = parser.parse_args()
     if args.runs < 1 or args.files < 1:
         parser.error("--runs and --files must be at least 1")
@@ -128,7 +151,7 @@ def main():
         holder.wait_line("sharing tree ", DOWNLOAD_TIMEOUT_S)
         holder.wait_line("sharing file.bin ", DOWNLOAD_TIMEOUT_S)
         log(f"holder shares both after {time.monotonic() - started:.1f} s")
-        times = {"tree": [], "file.bin": []}
+        times = {"tree": [], "file.bin": [], "cp -r": [], "cp": []}
         next_id = 2
         for run in range(args.runs):
             order = ["tree", "file.bin"] if run % 2 == 0 else ["file.bin", "tree"]
@@ -144,12 +167,24 @@ def main():
                 rate = args.size / seconds / (1 << 20)
                 print(f"run {run + 1} {name:8} {seconds:7.2f} s  {rate:7.1f} MiB/s  "
                       f"(transfer as the node reports it: {transfer:.2f} s)", flush=True)
+            if args.ceiling:
+                for name, recursive in (("cp -r", True), ("cp", False)):
+                    source = os.path.join(holder_dir, "tree" if recursive else "file.bin")
+                    seconds = copy_time(source, scratch, recursive)
+                    times[name].append(seconds)
+                    print(f"run {run + 1} {name:8} {seconds:7.2f} s  "
+                          f"{args.size / seconds / (1 << 20):7.1f} MiB/s", flush=True)
         tree, single = statistics.median(times["tree"]), statistics.median(times["file.bin"])
         spread = lambda xs: f"[{min(xs):.2f}-{max(xs):.2f}]"  # noqa: E731
         print(f"tree ({tree_files} files): median {tree:.2f} s {spread(times['tree'])}; "
               f"one file: median {single:.2f} s {spread(times['file.bin'])}")
         print(f"tree/file time ratio {tree / single:.2f} (goal <= 1.25: the tree at >= 0.8 "
               f"of the file's rate); tree rate {single / tree:.2f} of the file's")
+        if args.ceiling:
+            tree_cp, file_cp = statistics.median(times["cp -r"]), statistics.median(times["cp"])
+            print(f"ceiling: cp -r median {tree_cp:.2f} s {spread(times['cp -r'])}; cp median "
+                  f"{file_cp:.2f} s {spread(times['cp'])}; cp -r rate {file_cp / tree_cp:.2f} "
+                  f"of cp's; our tree at {tree_cp / tree:.2f} of cp -r's rate")
     finally:
         for proc in procs:
             proc.stop()
