@@ -398,6 +398,16 @@ impl Peer {
         !self.complete && self.busy_streak >= BUSY_STREAK_MAX
     }
 
+    /// Another peer of the download left: it may have held an upload slot of this one, which
+    /// then refuses no more. A refusal's back-off (up to [`BUSY_RETRY_MAX`]) is cut to
+    /// [`BUSY_RETRY`], so that a downloader whose other peers left as they finished does not
+    /// sit out most of a second before asking the holder again (S3 paced, 2026-12-07).
+    pub fn others_left(&mut self, now: Instant) {
+        if let Some(until) = &mut self.busy_until {
+            *until = (*until).min(now + BUSY_RETRY);
+        }
+    }
+
     /// What the diagnosis reads of this peer.
     pub fn view(&self) -> super::diagnosis::PeerView<'_> {
         super::diagnosis::PeerView {
@@ -407,5 +417,35 @@ impl Peer {
             datagram_bytes: self.path.datagram_bytes(),
             evidence: &self.evidence,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Refused again and again, a peer is asked again only after the longest back-off;
+    /// when another peer leaves, after the shortest. A peer not refused stays askable.
+    #[test]
+    fn a_peer_leaving_cuts_the_others_busy_back_off() {
+        let now = Instant::now();
+        let addr = SocketAddr::from(([10, 0, 0, 2], 4000));
+        let mut peer = Peer::new(3, addr, true, 65_536, crate::node::PaceMode::Off, now);
+        let mut at = now;
+        for _ in 0..6 {
+            peer.on_busy(at);
+            at = peer.busy_until.unwrap();
+        }
+        let refused = at - Duration::from_millis(1);
+        peer.on_busy(refused);
+        assert_eq!(peer.busy_until, Some(at));
+        let last = peer.busy_until.unwrap() - BUSY_RETRY_MAX;
+        assert!(peer.busy(last + BUSY_RETRY));
+        peer.others_left(last);
+        assert_eq!(peer.busy_until, Some(last + BUSY_RETRY));
+        assert!(!peer.busy(last + BUSY_RETRY));
+        let mut idle = Peer::new(4, addr, true, 65_536, crate::node::PaceMode::Off, now);
+        idle.others_left(now);
+        assert!(!idle.busy(now));
     }
 }

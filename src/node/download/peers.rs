@@ -364,6 +364,9 @@ impl Peers {
             transfer.release_peer(index);
             transfer.replace_have(peer.have.take().as_ref(), None);
         }
+        for other in self.list.iter_mut().filter(|p| !p.dropped) {
+            other.others_left(now);
+        }
         self.recruit(parts, now, of);
     }
 
