@@ -583,7 +583,15 @@ impl Transfer {
             let Some(ChunkState::Active(progress)) = self.chunks.get_mut(chunk as usize) else {
                 continue;
             };
-            if spreading && progress.received.count() == 0 {
+            // Unless nothing of it is in flight and nothing came for as long as makes a
+            // chunk stale ([`pick::chunk_is_stale`]): what was asked was lost (the request,
+            // or every piece it brought), and is asked again here. Waiting for a piece that
+            // nobody would send stalled a download for good (25% loss, a capped holder).
+            // Sooner, a piece timed out behind a queue still comes, and asking again would
+            // make the holder send the chunk twice.
+            let lost = progress.requested_at.iter().all(Option::is_none)
+                && pick::chunk_is_stale(progress, &peers[index], now);
+            if spreading && progress.received.count() == 0 && !lost {
                 awaiting_first_piece |= unrequested_run(progress, 1).is_some();
                 continue;
             }

@@ -3,13 +3,18 @@
 //! [`super::Transfer::next_request`] then makes.
 
 use super::Transfer;
-use super::chunk::ChunkState;
+use super::chunk::{ChunkProgress, ChunkState};
 use crate::node::download::pace;
 use crate::node::download::peer::{Peer, RTO_MIN};
 use std::time::Instant;
 
 /// A chunk whose owner sent nothing for this many of its timeouts may be taken over.
 const STALE_RTOS: u32 = 4;
+
+/// Nothing of the chunk came from its owner for [`STALE_RTOS`] of the owner's timeouts.
+pub(super) fn chunk_is_stale(progress: &ChunkProgress, owner: &Peer, now: Instant) -> bool {
+    now.saturating_duration_since(progress.last_piece_at) >= owner.rto() * STALE_RTOS
+}
 
 /// A chunk for this peer: an abandoned active one first, else the rarest missing one it
 /// holds (and did not send us a bad copy of).
@@ -91,8 +96,7 @@ pub(super) fn chunk_to_take_over(
         if owner == index || !transfer.usable(&peers[index], chunk) {
             continue;
         }
-        let stale = now.saturating_duration_since(progress.last_piece_at)
-            >= peers[owner].rto() * STALE_RTOS;
+        let stale = chunk_is_stale(progress, &peers[owner], now);
         // A chunk the owner has not asked for yet costs nothing to take; one in flight is
         // taken only when it stalled, or the pieces already on their way would be wasted.
         let untouched =
