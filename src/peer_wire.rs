@@ -25,6 +25,9 @@
 //!   `decode` would refuse.
 //! * **Extension payloads** (`extension.rs`): the BEP 10 handshake and the BEP 9 messages,
 //!   read in place with [`crate::bencode::Slice`], bounded.
+//! * **A downloader's connection** ([`leech`]): sans-IO, over the codec; it asks for blocks
+//!   the caller chooses and hands back those that answer its requests. Not yet used by the
+//!   node (issue 18's downloading direction).
 //!
 //! ## Reading a stream
 //!
@@ -79,6 +82,7 @@ use bytemuck::{Pod, Zeroable};
 use std::fmt;
 
 mod extension;
+pub mod leech;
 mod message;
 #[cfg(test)]
 mod tests;

@@ -5,7 +5,8 @@
 //! every piece, an unchoke, a block of the file, and the info dictionary by BEP 9 (whose
 //! SHA-1 must be the info hash). Then the other way: libtorrent, given only a magnet link
 //! and our address, fetches the info dictionary from us by BEP 9 and downloads the file
-//! from us, served by the test through the same codec.
+//! from us, served by the test through the same codec. Last, our downloader's connection
+//! (`peer_wire::leech`) fetches a whole file from a libtorrent seed.
 //!
 //! Skipped, with a visible message, when the package is missing (`apt-get install -y
 //! python3-libtorrent`). Every wait is bounded by one deadline.
@@ -16,6 +17,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{Receiver, channel};
 use std::time::{Duration, Instant};
+use torrent::peer_wire::leech::{self, Event, Leech, LeechFile};
 use torrent::peer_wire::{
     self, Block, Decoded, Handshake, Message, Metadata, OurExtendedHandshake,
     decode_extended_handshake, decode_metadata, encode_extended_handshake,
@@ -30,14 +32,16 @@ const PIECE_BYTES: usize = 16 * 1024;
 /// How long a read waits before the test looks at what libtorrent printed.
 const POLL: Duration = Duration::from_millis(200);
 
-/// Seeds `tiny.bin` from the directory given, as a v1 torrent of 16 KiB pieces, and prints
-/// its port, info hash and piece count once it is seeding; ends when stdin closes.
+/// Seeds `tiny.bin` from the directory given, as a v1 torrent of 16 KiB pieces (or of the
+/// size given second), and prints its port, info hash and piece count once it is seeding;
+/// ends when stdin closes.
 const SEEDER: &str = r#"
 import os, sys, time, libtorrent as lt
 directory = sys.argv[1]
+piece_bytes = int(sys.argv[2]) if len(sys.argv) > 2 else 16384
 files = lt.file_storage()
 lt.add_files(files, os.path.join(directory, 'tiny.bin'))
-creator = lt.create_torrent(files, 16384, flags=lt.create_torrent.v1_only)
+creator = lt.create_torrent(files, piece_bytes, flags=lt.create_torrent.v1_only)
 lt.set_piece_hashes(creator, directory)
 info = lt.torrent_info(creator.generate())
 session = lt.session({
@@ -113,6 +117,48 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
+/// A libtorrent seed of `tiny.bin` in a scratch directory of its own (removed with it).
+struct Seed {
+    _process: Process,
+    dir: PathBuf,
+    port: u16,
+    info_hash: [u8; 20],
+    piece_count: u32,
+}
+
+impl Seed {
+    /// Writes `content` to `tiny.bin` in a directory named after `name`, and seeds it in
+    /// pieces of `piece_bytes`, by `deadline`.
+    fn start(name: &str, content: &[u8], piece_bytes: u32, deadline: Instant) -> Seed {
+        let dir = std::env::temp_dir().join(format!("{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("tiny.bin"), content).unwrap();
+        let (process, rx) = python(SEEDER, &[dir.to_str().unwrap(), &piece_bytes.to_string()]);
+        let line = wait_line(&rx, "SEEDING ", deadline);
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!(fields.len(), 5, "{line}");
+        assert_eq!(fields[4], "True", "libtorrent is not seeding: {line}");
+        let mut info_hash = [0u8; 20];
+        for (i, byte) in info_hash.iter_mut().enumerate() {
+            *byte = u8::from_str_radix(&fields[2][2 * i..2 * i + 2], 16).unwrap();
+        }
+        Seed {
+            _process: process,
+            dir,
+            port: fields[1].parse().unwrap(),
+            info_hash,
+            piece_count: fields[3].parse().unwrap(),
+        }
+    }
+}
+
+impl Drop for Seed {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
 /// What libtorrent has shown us so far.
 #[derive(Debug, Default)]
 struct Seen {
@@ -152,28 +198,13 @@ fn libtorrent_understands_our_peer_wire_and_we_understand_it() {
         return;
     }
     let deadline = Instant::now() + DEADLINE;
-    let dir: PathBuf =
-        std::env::temp_dir().join(format!("torrent-peer-wire-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
     let content: Vec<u8> = (0..FILE_BYTES as u32)
         .map(|i| (i * 7 + i / 251) as u8)
         .collect();
-    std::fs::write(dir.join("tiny.bin"), &content).unwrap();
-
-    let (_seeder, rx) = python(SEEDER, &[dir.to_str().unwrap()]);
-    let line = wait_line(&rx, "SEEDING ", deadline);
-    let fields: Vec<&str> = line.split_whitespace().collect();
-    assert_eq!(fields.len(), 5, "{line}");
-    assert_eq!(fields[4], "True", "libtorrent is not seeding: {line}");
-    let port: u16 = fields[1].parse().unwrap();
-    let info_hash_hex = fields[2].to_string();
-    let piece_count: u32 = fields[3].parse().unwrap();
+    let seed = Seed::start("torrent-peer-wire", &content, PIECE_BYTES as u32, deadline);
+    let (port, info_hash, piece_count) = (seed.port, seed.info_hash, seed.piece_count);
+    let info_hash_hex = hex(&info_hash);
     assert_eq!(piece_count as usize, FILE_BYTES.div_ceil(PIECE_BYTES));
-    let mut info_hash = [0u8; 20];
-    for (i, byte) in info_hash.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(&info_hash_hex[2 * i..2 * i + 2], 16).unwrap();
-    }
 
     let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect to libtorrent");
     stream.set_nodelay(true).unwrap();
@@ -303,7 +334,6 @@ fn libtorrent_understands_our_peer_wire_and_we_understand_it() {
         String::from_utf8_lossy(&theirs.peer_id[..8]),
         info.len()
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Given a magnet link and one peer's port, downloads into the directory given, with TCP
@@ -514,5 +544,86 @@ fn libtorrent_downloads_from_us_with_only_a_magnet_link() {
          file in {served_blocks} blocks",
         info.len()
     );
-    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Our downloading side of the peer wire (`peer_wire::leech`) fetches a whole file from a
+/// libtorrent seed: pieces of 64 KiB in 16 KiB blocks, the last piece and block short,
+/// requests pipelined; every byte equal to the original.
+#[test]
+fn our_leech_connection_downloads_a_file_from_libtorrent() {
+    if !libtorrent_available() {
+        eprintln!(
+            "SKIPPED our_leech_connection_downloads_a_file_from_libtorrent: {PYTHON} cannot \
+             import libtorrent (apt-get install -y python3-libtorrent)"
+        );
+        return;
+    }
+    const BYTES: usize = 300_000;
+    const PIECE: u32 = 64 * 1024;
+    let deadline = Instant::now() + DEADLINE;
+    let content: Vec<u8> = (0..BYTES as u32)
+        .map(|i| (i * 13 + i / 509) as u8)
+        .collect();
+    let seed = Seed::start("torrent-peer-wire-leech", &content, PIECE, deadline);
+    let (port, info_hash) = (seed.port, seed.info_hash);
+    let file = LeechFile {
+        info_hash,
+        file_bytes: BYTES as u64,
+        piece_bytes: PIECE,
+    };
+
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect to libtorrent");
+    stream.set_read_timeout(Some(POLL)).unwrap();
+    let mut leech = Leech::new(file, peer_wire::peer_id([43; 12]), Instant::now());
+    let mut copy = vec![0u8; BYTES];
+    let mut received = 0;
+    // The blocks not yet asked, in order: (piece, begin, length).
+    let mut to_ask: std::collections::VecDeque<(u32, u32, u32)> = (0..file.piece_count())
+        .flat_map(|piece| {
+            let len = file.piece_len(piece).unwrap();
+            (0..len.div_ceil(peer_wire::BLOCK_BYTES)).map(move |block| {
+                let begin = block * peer_wire::BLOCK_BYTES;
+                (piece, begin, peer_wire::BLOCK_BYTES.min(len - begin))
+            })
+        })
+        .collect();
+    let mut buf = vec![0u8; leech::READ_BUFFER_BYTES_MAX];
+    while received < BYTES {
+        assert!(
+            Instant::now() < deadline,
+            "{received} of {BYTES} bytes by the deadline"
+        );
+        while let Some(&(piece, begin, length)) = to_ask.front() {
+            if !leech.request(Instant::now(), piece, begin, length) {
+                break;
+            }
+            to_ask.pop_front();
+        }
+        let out = leech.output().len();
+        stream.write_all(leech.output()).expect("send");
+        leech.sent(out);
+        let room = leech.read_room();
+        let read = match stream.read(&mut buf[..room]) {
+            Ok(0) => panic!("libtorrent closed after {received} bytes"),
+            Ok(read) => read,
+            Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => 0,
+            Err(error) if error.kind() == std::io::ErrorKind::TimedOut => 0,
+            Err(error) => panic!("read from libtorrent: {error}"),
+        };
+        leech
+            .receive(Instant::now(), &buf[..read], &mut |event| match event {
+                Event::Block { piece, begin, data } => {
+                    let at = piece as usize * PIECE as usize + begin as usize;
+                    copy[at..at + data.len()].copy_from_slice(data);
+                    received += data.len();
+                }
+                Event::Dropped(block) => {
+                    to_ask.push_back((block.piece.get(), block.begin.get(), block.length.get()))
+                }
+                _ => {}
+            })
+            .unwrap_or_else(|close| panic!("closed: {close:?}"));
+    }
+    assert!(copy == content, "the copy differs from libtorrent's file");
+    assert_eq!(leech.unrequested_blocks(), 0);
 }
