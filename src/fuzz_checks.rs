@@ -360,6 +360,94 @@ pub fn check_peer_wire(bytes: &[u8]) -> PeerWireStream {
     }
 }
 
+/// What [`check_peer_wire_leech`] saw our downloader's connection do with a stream.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LeechRun {
+    /// The handshakes completed.
+    pub opened: bool,
+    /// Blocks that answered a request of ours.
+    pub blocks: usize,
+    /// Why the connection closed, if it did.
+    pub closed: Option<crate::peer_wire::leech::Close>,
+}
+
+/// A peer's TCP stream of arbitrary bytes into our downloader's connection
+/// ([`crate::peer_wire::leech::Leech`]), for a file of 3 pieces of 32 KiB (the last one
+/// short) under the info hash the stream's handshake gives, if it starts with one. The
+/// bytes go in runs as long as the connection takes, and blocks are asked for whenever it
+/// has room. Never a panic; the read buffer and the requests in flight stay within their
+/// bounds; every block handed back answers a request, byte range and all.
+pub fn check_peer_wire_leech(bytes: &[u8]) -> LeechRun {
+    use crate::peer_wire::leech::{self, Event, Leech, LeechFile};
+    use crate::peer_wire::{self, BLOCK_BYTES, Decoded};
+    let info_hash = match peer_wire::decode_handshake(bytes) {
+        Ok(Decoded::Whole { value, .. }) => value.info_hash,
+        _ => [0; 20],
+    };
+    let file = LeechFile {
+        info_hash,
+        file_bytes: 3 * 32 * 1024 - 1000,
+        piece_bytes: 32 * 1024,
+    };
+    let now = std::time::Instant::now();
+    let mut leech = Leech::new(file, peer_wire::peer_id([9; 12]), now);
+    let mut run = LeechRun::default();
+    // Every block of the file, asked in order as room allows.
+    let mut to_ask: Vec<(u32, u32, u32)> = Vec::new();
+    for piece in 0..file.piece_count() {
+        let len = file.piece_len(piece).expect("a piece of the file");
+        for begin in (0..len).step_by(BLOCK_BYTES as usize) {
+            to_ask.push((piece, begin, BLOCK_BYTES.min(len - begin)));
+        }
+    }
+    let mut asked: Vec<(u32, u32, u32)> = Vec::new();
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        to_ask.retain(|&(piece, begin, length)| {
+            if leech.request(now, piece, begin, length) {
+                asked.push((piece, begin, length));
+                false
+            } else {
+                true
+            }
+        });
+        assert!(leech.in_flight() <= leech::REQUESTS_IN_FLIGHT_MAX);
+        let out = leech.output().len();
+        leech.sent(out);
+        // Runs of 1 to 256 bytes, as the stream's bytes say, within the room.
+        let run_len = (usize::from(rest[0]) + 1)
+            .min(rest.len())
+            .min(leech.read_room());
+        assert!(run_len > 0, "no room in the read buffer");
+        let (now_in, later) = rest.split_at(run_len);
+        rest = later;
+        let result = leech.receive(now, now_in, &mut |event| match event {
+            Event::Open { .. } => run.opened = true,
+            Event::Block { piece, begin, data } => {
+                let answered = asked
+                    .iter()
+                    .position(|&(p, b, l)| (p, b, l as usize) == (piece, begin, data.len()));
+                let index = answered.unwrap_or_else(|| panic!("unasked block {piece} {begin}"));
+                asked.swap_remove(index);
+                run.blocks += 1;
+            }
+            Event::Dropped(block) => {
+                let key = (block.piece.get(), block.begin.get(), block.length.get());
+                let index = asked.iter().position(|&a| a == key);
+                asked.swap_remove(index.expect("a dropped block was asked"));
+                to_ask.push(key);
+            }
+            Event::Has | Event::Unchoked | Event::Choked => {}
+        });
+        assert!(leech.read_room() <= leech::READ_BUFFER_BYTES_MAX);
+        if let Err(close) = result {
+            run.closed = Some(close);
+            return run;
+        }
+    }
+    run
+}
+
 fn assert_one_line(text: &str) {
     assert!(!text.is_empty() && !text.contains('\n'), "{text:?}");
 }
