@@ -194,11 +194,13 @@ fn peer_wire_corpus() {
     let mut refusals = 0;
     let mut extension_payloads = 0;
     let mut leech_opened = 0;
+    let mut leech_blocks = 0;
     for (path, bytes) in corpus("peer_wire") {
         eprintln!("{}", path.display());
         let seen = fuzz_checks::check_peer_wire(&bytes);
         let leech = fuzz_checks::check_peer_wire_leech(&bytes);
         leech_opened += usize::from(leech.opened);
+        leech_blocks += leech.blocks;
         let name = path.file_name().unwrap().to_str().unwrap().to_string();
         // Each seed is read as its name says: refused, or read whole with no refusal.
         assert_eq!(
@@ -228,4 +230,6 @@ fn peer_wire_corpus() {
     assert!(extension_payloads >= 6, "{extension_payloads}");
     // Our downloader's connection got past the handshake of the seeds that start with one.
     assert!(leech_opened >= 2, "{leech_opened}");
+    // And was handed blocks it asked for (`kind-leech-blocks`).
+    assert!(leech_blocks >= 2, "{leech_blocks}");
 }
