@@ -579,17 +579,21 @@ impl Transfer {
         let spreading = peers[index].complete && !peers[index].has_all();
         // A chunk started from a spreading holder whose rest waits for its first piece.
         let mut awaiting_first_piece = false;
+        let in_flight = self.loads[index].in_flight;
         for &chunk in &self.loads[index].chunks {
             let Some(ChunkState::Active(progress)) = self.chunks.get_mut(chunk as usize) else {
                 continue;
             };
-            // Unless nothing of it is in flight and nothing came for as long as makes a
-            // chunk stale ([`pick::chunk_is_stale`]): what was asked was lost (the request,
-            // or every piece it brought), and is asked again here. Waiting for a piece that
-            // nobody would send stalled a download for good (25% loss, a capped holder).
-            // Sooner, a piece timed out behind a queue still comes, and asking again would
-            // make the holder send the chunk twice.
-            let lost = progress.requested_at.iter().all(Option::is_none)
+            // Unless nothing at all is in flight from this peer and nothing of the chunk came
+            // for as long as makes it stale ([`pick::chunk_is_stale`]): what was asked was
+            // lost (the request, or every piece it brought), and is asked again here.
+            // Waiting for a piece nobody would send stalled a download for good (25% loss,
+            // a capped holder). While other pieces are in flight, a first piece that timed
+            // out may still be queued at a capped holder: asking again made it send the
+            // chunk twice, its queue grew, and a loopback download with a holder at 1 MiB/s
+            // timed out 84% of its pieces and gave up (tests/json_events.rs, 2 runs in 4).
+            let lost = in_flight == 0
+                && progress.requested_at.iter().all(Option::is_none)
                 && pick::chunk_is_stale(progress, &peers[index], now);
             if spreading && progress.received.count() == 0 && !lost {
                 awaiting_first_piece |= unrequested_run(progress, 1).is_some();
