@@ -78,6 +78,7 @@ use crate::wire::{HASH_BYTES, Hash, U32};
 use bytemuck::{Pod, Zeroable};
 use std::fmt;
 
+pub mod connection;
 mod extension;
 mod message;
 #[cfg(test)]
@@ -85,9 +86,9 @@ mod tests;
 
 pub use extension::{
     EXTENDED_HANDSHAKE_ID, ExtendedHandshake, METADATA_BYTES_MAX, METADATA_DICT_BYTES_MAX,
-    METADATA_PIECE_BYTES, METADATA_PIECES_MAX, Metadata, OUR_UT_METADATA_ID, OurExtendedHandshake,
-    UT_METADATA, decode_extended_handshake, decode_metadata, encode_extended_handshake,
-    metadata_piece_len,
+    METADATA_PIECE_BYTES, METADATA_PIECES_MAX, Metadata, OUR_UDP_PORT_KEY, OUR_UT_METADATA_ID,
+    OurExtendedHandshake, UT_METADATA, decode_extended_handshake, decode_metadata,
+    encode_extended_handshake, metadata_piece_len,
 };
 pub use message::{Id, Message, Needs, decode, encode_piece_header};
 
