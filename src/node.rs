@@ -39,6 +39,9 @@
 //! * `exchange`: telling a peer that asked for a have-map of other peers holding the file;
 //! * `upload`: answering peers, within each sender's budget: cookies (anti-amplification),
 //!   have-maps, manifest parts, pieces read from the file, the upload rate limit;
+//! * `peer_wire_seed`: standard BitTorrent clients downloading what the node holds whole,
+//!   over TCP (the peer wire): the connections, their limits and counters, the upload
+//!   limit shared with `upload`;
 //! * `status`: the `status` report, and what an exit cuts short;
 //! * `watch`: noticing that a file in the directory changed while it was shared.
 //!

@@ -1,8 +1,11 @@
 //! The BitTorrent peer wire protocol (BEP 3 over TCP), with the Fast extension (BEP 6) and
 //! the extension protocol (BEP 10) that carries metadata exchange (BEP 9): the codec, and
 //! the limits that keep a hostile peer's bytes from costing more than they are worth.
-//! Not yet used by the node (issue 18): this is what a TCP connection will read and write
-//! through, beside our own UDP protocol in [`crate::wire`].
+//! Used by the node to serve (issue 18): a standard client downloads a file the node holds
+//! whole over TCP, beside our own UDP protocol in [`crate::wire`]. [`connection`] is one
+//! such connection, sans-IO; `node/peer_wire_seed.rs` keeps the node's connections and
+//! their limits; `reactor/peer_wire_sockets.rs` owns the sockets. Downloading from
+//! standard clients does not use it yet.
 //!
 //! ## Words
 //!
@@ -54,7 +57,8 @@
 //!   index and block range against the torrent.
 //! * Time: keep-alives (every 2 minutes at most, by BEP 3), the handshake timeout.
 //! * Our nodes will recognise each other by a key of their own in the BEP 10 handshake and
-//!   switch to our UDP protocol (issue 18); that key is not chosen yet.
+//!   switch to our UDP protocol (issue 18): the key is [`OUR_UDP_PORT_KEY`], which gives
+//!   the node's UDP port. A seed's connection sends it; nothing acts on it yet.
 //!
 //! ## Tests, and what a real client does
 //!

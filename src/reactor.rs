@@ -10,6 +10,8 @@
 //!   -> driver.take_inputs: hasher results and console lines (drained with try_recv), and
 //!                          SIGINT / SIGTERM as an exit command
 //!   -> core.handle_timeout(now)   (a spurious call does nothing)
+//!   -> driver.serve_sockets: the node's peer wire (TCP at the UDP socket's port), its
+//!                           reads and writes bounded per turn (reactor/peer_wire_sockets.rs)
 //!   -> driver.take_events:  the core's lines for stdout and the log, jobs for the hashers,
 //!                           snapshots to save; the exit code when the process ends
 //!   -> core.poll_transmit()       into a batch, sent with sendmmsg / GSO, until the core has

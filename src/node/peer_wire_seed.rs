@@ -193,7 +193,8 @@ impl PeerWireDoor<'_> {
         self.stats.peer_wire_blocks_sent += blocks;
         self.stats.peer_wire_bytes_sent += bytes;
         if connection.can_fill() {
-            self.seed.limit_wait = uploader.upload_ready_at(u64::from(BLOCK_BYTES));
+            let waiting = connection.next_block_bytes().unwrap_or(BLOCK_BYTES);
+            self.seed.limit_wait = uploader.upload_ready_at(u64::from(waiting));
         }
         self.settle(id);
     }

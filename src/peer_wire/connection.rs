@@ -196,6 +196,12 @@ impl Connection {
                 .is_some_and(|open| !open.choked && !open.requests.is_empty())
     }
 
+    /// Bytes of the block [`Connection::fill`] would serve next.
+    pub fn next_block_bytes(&self) -> Option<u32> {
+        let open = self.open.as_ref()?;
+        open.requests.front().map(|block| block.length.get())
+    }
+
     /// What to send now.
     pub fn output(&self) -> &[u8] {
         &self.write_buf[self.written..]
@@ -264,7 +270,7 @@ impl Connection {
         self.push(&Message::Choke);
         if fast {
             for block in &rejected {
-                self.push(&Message::RejectRequest(block));
+                self.push_reject(block);
             }
         }
     }
@@ -354,6 +360,16 @@ impl Connection {
                 self.write_buf.truncate(start);
             }
         }
+    }
+
+    /// Appends a reject request for `block` (BEP 6). Written by hand, not by
+    /// [`Message::encode`]: a request over [`super::REQUEST_BYTES_MAX`] is answered too, and
+    /// the codec refuses to write a reject of a block it would not decode.
+    fn push_reject(&mut self, block: &Block) {
+        let length = 1 + size_of::<Block>() as u32;
+        self.write_buf.extend_from_slice(&length.to_be_bytes());
+        self.write_buf.push(super::Id::RejectRequest as u8);
+        self.write_buf.extend_from_slice(bytemuck::bytes_of(block));
     }
 
     /// Reads the peer's handshake, and answers it. False while it is not whole or once the
@@ -470,7 +486,7 @@ impl Connection {
                 open.requests.retain(|queued| queued != block);
                 // BEP 6: a Fast peer gets a piece or a reject for every request.
                 if open.fast && open.requests.len() < before {
-                    self.push(&Message::RejectRequest(block));
+                    self.push_reject(block);
                 }
             }
             Message::Extended { id, payload } => self.handle_extended(id, payload),
@@ -498,7 +514,7 @@ impl Connection {
         if open.choked {
             // BEP 6: rejected; BEP 3: a request while choked is simply dropped.
             if open.fast {
-                self.push(&Message::RejectRequest(block));
+                self.push_reject(block);
             }
             return;
         }
@@ -519,7 +535,7 @@ impl Connection {
     fn refuse_request(&mut self, block: &Block) {
         self.refused_requests += 1;
         match &self.open {
-            Some(open) if open.fast => self.push(&Message::RejectRequest(block)),
+            Some(open) if open.fast => self.push_reject(block),
             _ => self.close(Close::BadRequest),
         }
     }
@@ -582,3 +598,6 @@ impl Connection {
         )
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -27,6 +27,9 @@ const ACCEPTS_PER_TURN_MAX: usize = 32;
 const READ_BYTES_PER_TURN_MAX: usize = 256 * 1024;
 /// Bytes written to one connection in one turn.
 const WRITE_BYTES_PER_TURN_MAX: usize = 1024 * 1024;
+/// Bytes read and written over all connections in one turn: a turn ends there, and the
+/// next starts with the connection after the last one served.
+const TURN_BYTES_MAX: usize = 4 * 1024 * 1024;
 /// Bytes of the buffer a connection is read into, before the node copies them.
 const READ_CHUNK_BYTES: usize = 64 * 1024;
 
@@ -45,6 +48,8 @@ pub(super) struct PeerWireSockets {
     listener_ready: bool,
     streams: BTreeMap<ConnectionId, Stream>,
     next_id: ConnectionId,
+    /// Where the next turn starts (round-robin over connections).
+    cursor: ConnectionId,
     scratch: Vec<u8>,
     /// A connection still has bytes to read or write: come back at once.
     busy: bool,
@@ -60,6 +65,7 @@ impl PeerWireSockets {
             listener_ready: true,
             streams: BTreeMap::new(),
             next_id: 0,
+            cursor: 0,
             scratch: vec![0; READ_CHUNK_BYTES],
             busy: false,
         })
@@ -94,11 +100,25 @@ impl PeerWireSockets {
         if self.listener_ready {
             self.accept(now, node, registry);
         }
-        let ids: Vec<ConnectionId> = self.streams.keys().copied().collect();
+        // Round-robin: from the connection after the one the last turn ended with.
+        let after = self.streams.range(self.cursor..).map(|(id, _)| *id);
+        let before = self.streams.range(..self.cursor).map(|(id, _)| *id);
+        let ids: Vec<ConnectionId> = after.chain(before).collect();
+        let mut moved = 0;
         for id in ids {
-            if !self.read(now, node, id) || !self.write(now, node, id) {
-                node.peer_wire().hang_up(id);
-                self.drop_stream(id, registry);
+            if moved >= TURN_BYTES_MAX {
+                self.busy = true;
+                break;
+            }
+            self.cursor = id + 1;
+            let read = self.read(now, node, id);
+            let written = read.and_then(|read| Some(read + self.write(now, node, id)?));
+            match written {
+                Some(bytes) => moved += bytes,
+                None => {
+                    node.peer_wire().hang_up(id);
+                    self.drop_stream(id, registry);
+                }
             }
         }
         while let Some(id) = node.peer_wire().poll_closed() {
@@ -152,22 +172,22 @@ impl PeerWireSockets {
         self.busy = true;
     }
 
-    /// Reads what the connection may take this turn. False when the peer closed it or
-    /// the socket failed.
-    fn read(&mut self, now: Instant, node: &mut Node, id: ConnectionId) -> bool {
+    /// Reads what the connection may take this turn; returns the bytes read, `None` when
+    /// the peer closed it or the socket failed.
+    fn read(&mut self, now: Instant, node: &mut Node, id: ConnectionId) -> Option<usize> {
         let Some(stream) = self.streams.get_mut(&id) else {
-            return true;
+            return Some(0);
         };
         let mut read = 0;
         while stream.readable && read < READ_BYTES_PER_TURN_MAX {
             let room = node.peer_wire().read_room(id).min(self.scratch.len());
             if room == 0 {
                 // Backpressure: the node reads again once the peer has taken our bytes.
-                return true;
+                return Some(read);
             }
             match stream.tcp.read(&mut self.scratch[..room]) {
                 // The peer closed its side.
-                Ok(0) => return false,
+                Ok(0) => return None,
                 Ok(n) => {
                     read += n;
                     node.peer_wire().receive(now, id, &self.scratch[..n]);
@@ -179,19 +199,20 @@ impl PeerWireSockets {
                 // A signal arrived mid-call: try again.
                 Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
                 // Reset by the peer, or another failure: the connection is over.
-                Err(_) => return false,
+                Err(_) => return None,
             }
         }
         if stream.readable && node.peer_wire().read_room(id) > 0 {
             self.busy = true;
         }
-        true
+        Some(read)
     }
 
-    /// Writes what the connection has, this turn. False when the socket failed.
-    fn write(&mut self, now: Instant, node: &mut Node, id: ConnectionId) -> bool {
+    /// Writes what the connection has, this turn; returns the bytes written, `None` when
+    /// the socket failed.
+    fn write(&mut self, now: Instant, node: &mut Node, id: ConnectionId) -> Option<usize> {
         let Some(stream) = self.streams.get_mut(&id) else {
-            return true;
+            return Some(0);
         };
         let mut written = 0;
         while stream.writable && written < WRITE_BYTES_PER_TURN_MAX {
@@ -212,7 +233,7 @@ impl PeerWireSockets {
                 // A signal arrived mid-call: try again.
                 Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
                 // Reset by the peer, or another failure: the connection is over.
-                Err(_) => return false,
+                Err(_) => return None,
             }
         }
         if stream.writable && node.peer_wire().has_output(now, id) {
@@ -222,7 +243,7 @@ impl PeerWireSockets {
         if stream.readable && node.peer_wire().read_room(id) > 0 {
             self.busy = true;
         }
-        true
+        Some(written)
     }
 
     fn drop_stream(&mut self, id: ConnectionId, registry: &Registry) {
