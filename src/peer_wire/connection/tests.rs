@@ -2,8 +2,9 @@
 
 use super::*;
 use crate::peer_wire::{
-    Id, OUR_UDP_PORT_KEY, PEER_ID_PREFIX, REQUEST_BYTES_MAX, RESERVED_EXTENSIONS, RESERVED_FAST,
-    peer_id,
+    Decoded, HANDSHAKE_BYTES, Handshake, Id, Metadata, OUR_UDP_PORT_KEY, OUR_UT_METADATA_ID,
+    PEER_ID_PREFIX, REQUEST_BYTES_MAX, RESERVED_EXTENSIONS, RESERVED_FAST, UT_METADATA, decode,
+    decode_extended_handshake, decode_metadata, peer_id,
 };
 use crate::storage::ContentWriter;
 use std::io;
