@@ -226,9 +226,28 @@ fn hostile_peer_wire_input_is_closed_and_counted() {
     stream.write_all(b"GET / HTTP/1.1\r\n\r\n").unwrap();
     assert_eq!(read_until_closed(&mut stream, deadline), Vec::<u8>::new());
 
+    // One address may open a few connections, not more: the one past the limit is closed
+    // at once (the others stay open, waiting for a handshake).
+    let limit = torrent::node::PEER_WIRE_CONNECTIONS_PER_ADDRESS_MAX;
+    let open: Vec<TcpStream> = (0..limit)
+        .map(|_| TcpStream::connect(node.addr).unwrap())
+        .collect();
+    let mut over = TcpStream::connect(node.addr).unwrap();
+    assert_eq!(read_until_closed(&mut over, deadline), Vec::<u8>::new());
+
     // The node counted each (it closed them before we saw the close: counted already).
     let counters = counters(&scratch);
-    assert_eq!(counter(&counters, "peer_wire_connections"), 3, "{counters}");
+    assert_eq!(
+        counter(&counters, "peer_wire_refused_over_limit"),
+        1,
+        "{counters}"
+    );
+    drop(open);
+    assert_eq!(
+        counter(&counters, "peer_wire_connections"),
+        3 + limit as u64,
+        "{counters}"
+    );
     assert_eq!(
         counter(&counters, "peer_wire_unknown_info_hash"),
         1,

@@ -347,8 +347,16 @@ impl Connection {
 
     /// Appends a message to the write buffer.
     fn push(&mut self, message: &Message<'_>) {
+        // Room for the message: its variable part, and 32 bytes for the prefix, id and
+        // fixed fields (piece messages are written by `fill`, not here).
+        let tail = match message {
+            Message::Bitfield(bits) => bits.len(),
+            Message::Extended { payload, .. } | Message::Unknown { payload, .. } => payload.len(),
+            _ => 0,
+        };
         let start = self.write_buf.len();
-        self.write_buf.resize(start + MESSAGE_BYTES_MAX, 0);
+        self.write_buf
+            .resize(start + (tail + 32).min(MESSAGE_BYTES_MAX), 0);
         match message.encode(&mut self.write_buf[start..]) {
             Ok(len) => self.write_buf.truncate(start + len),
             Err(error) => {
