@@ -89,6 +89,8 @@ use rate_limit::RequestLimit;
 mod status;
 #[cfg(test)]
 mod tests_budget;
+#[cfg(test)]
+mod tests_peer_wire;
 mod tracker_client;
 mod upload;
 mod watch;

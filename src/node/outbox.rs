@@ -72,6 +72,8 @@ pub struct NodeStats {
     pub peer_wire_bad_messages: u64,
     pub peer_wire_timed_out: u64,
     pub peer_wire_read_failed: u64,
+    /// Peer wire connections closed because the node stopped holding their file whole.
+    pub peer_wire_withdrawn: u64,
     /// Peer wire requests refused: out of the file's range, too long, or too many queued.
     pub peer_wire_requests_refused: u64,
     /// Blocks and their bytes sent on the peer wire, and BEP 9 metadata pieces.

@@ -6,7 +6,8 @@
 //! counters) for one call.
 //!
 //! Only files held whole are served; a handshake for a file held in part (or not at all)
-//! is refused. Serving partly held files (a bitfield of the chunks held, `have` as they
+//! is refused, and the connections of a file the node stops holding whole (unshared,
+//! changed on disk) are closed at the next sweep of their timers. Serving partly held files (a bitfield of the chunks held, `have` as they
 //! verify) may come later.
 //!
 //! **Choking.** An interested peer is unchoked while fewer than [`UNCHOKED_MAX`]
@@ -174,6 +175,11 @@ impl PeerWireDoor<'_> {
         for id in ids {
             if let Some((_, connection)) = self.seed.connections.get_mut(&id) {
                 connection.handle_timeout(now);
+                // A file unshared or changed on disk is no longer served (within a sweep).
+                let held = |hash| self.files.get(&hash).is_some_and(|file| file.complete());
+                if connection.info_hash().is_some_and(|hash| !held(hash)) {
+                    connection.withdraw();
+                }
                 self.settle(id);
             }
         }
@@ -216,6 +222,7 @@ impl PeerWireDoor<'_> {
                 }
                 Close::TimedOut => &mut self.stats.peer_wire_timed_out,
                 Close::ReadFailed => &mut self.stats.peer_wire_read_failed,
+                Close::Withdrawn => &mut self.stats.peer_wire_withdrawn,
             };
             *counter += 1;
             log::debug!("peer wire connection {id} closed: {why:?}");

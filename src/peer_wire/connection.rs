@@ -95,6 +95,8 @@ pub enum Close {
     TimedOut,
     /// The file could not be read (it shrank under us).
     ReadFailed,
+    /// The node no longer holds the file whole (unshared, or changed on disk).
+    Withdrawn,
 }
 
 /// What we know once both handshakes are done.
@@ -334,6 +336,11 @@ impl Connection {
             // Counted as sent when queued, so that a slow socket does not queue more.
             self.last_sent = now;
         }
+    }
+
+    /// Closes the connection: the node no longer holds its file whole.
+    pub fn withdraw(&mut self) {
+        self.close(Close::Withdrawn);
     }
 
     fn close(&mut self, why: Close) {

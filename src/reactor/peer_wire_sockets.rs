@@ -162,13 +162,15 @@ impl PeerWireSockets {
                 // A signal arrived mid-call: try again.
                 Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
                 // A connection reset before it was accepted, or out of file descriptors:
-                // logged, and the listener is looked at again next turn.
+                // logged, and the listener is looked at again next turn (not at once:
+                // out of descriptors, that would spin).
                 Err(error) => {
                     log::debug!("peer wire: accept: {error}");
-                    break;
+                    return;
                 }
             }
         }
+        // Left at the bound, not at WouldBlock: come back at once for the rest.
         self.busy = true;
     }
 
