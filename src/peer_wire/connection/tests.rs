@@ -74,8 +74,9 @@ fn lookup(info_hash: &Hash) -> Option<SeedFile> {
     (*info_hash == INFO_HASH).then(seed_file)
 }
 
+/// A message the tests send: none is longer than 1 KiB.
 fn encode(message: &Message<'_>) -> Vec<u8> {
-    let mut buf = vec![0u8; MESSAGE_BYTES_MAX];
+    let mut buf = vec![0u8; 1024];
     let len = message.encode(&mut buf).unwrap();
     buf.truncate(len);
     buf
@@ -409,4 +410,89 @@ fn timers_close_a_silent_peer_and_keep_a_quiet_one_alive() {
     );
     connection.handle_timeout(quiet + IDLE_TIMEOUT);
     assert_eq!(connection.closed(), Some(Close::TimedOut));
+}
+
+/// Random streams, seeded: real messages (requests in and out of range, cancels,
+/// metadata requests, interest), then random bytes in some, fed in slices cut at random
+/// places while the peer takes random amounts. Whatever comes, the
+/// connection never panics and its buffers stay within their bounds.
+#[test]
+fn random_streams_keep_the_buffers_within_their_bounds() {
+    let now = Instant::now();
+    let mut rng = crate::rng::Rng::new(0x5eed_0018);
+    let (mut served, mut whole) = (0, 0);
+    for stream in 0..300 {
+        let mut bytes = their_handshake(INFO_HASH, stream % 2 == 0, stream % 3 != 0);
+        let extended = b"d1:md11:ut_metadatai3eee";
+        bytes.extend(encode(&Message::Extended {
+            id: 0,
+            payload: extended,
+        }));
+        bytes.extend(encode(&Message::Interested));
+        while bytes.len() < 200_000 {
+            match rng.below(256) {
+                0..=16 => bytes.extend(encode(&Message::Cancel(&Block::new(0, 0, 16_384)))),
+                17..=24 => {
+                    let mut payload = [0u8; 64];
+                    let piece = rng.below(5) as u32;
+                    let len = Metadata::Request { piece }.encode(&mut payload).unwrap();
+                    bytes.extend(encode(&Message::Extended {
+                        id: OUR_UT_METADATA_ID,
+                        payload: &payload[..len],
+                    }));
+                }
+                25..=32 => bytes.extend(encode(&Message::NotInterested)),
+                _ => {
+                    let piece = rng.below(4) as u32;
+                    let begin = rng.below(3) as u32 * BLOCK_BYTES;
+                    let length = 1 + rng.below(u64::from(BLOCK_BYTES)) as u32;
+                    bytes.extend(request(piece, begin, length));
+                    if rng.below(4) == 0 {
+                        bytes.extend(encode(&Message::Interested));
+                    }
+                }
+            }
+        }
+        // Random bytes at the end of one stream in four: they most often end it (a bad
+        // length), so they come after the messages.
+        if rng.below(4) == 0 {
+            bytes.extend((0..rng.below(4096)).map(|_| rng.next_u64() as u8));
+        }
+        let mut connection = Connection::new(now, peer_id([9; 12]), UDP_PORT);
+        let mut at = 0;
+        while at < bytes.len() && connection.closed().is_none() {
+            let room = connection.read_room();
+            if room > 0 {
+                let len = (1 + rng.below(40_000) as usize)
+                    .min(room)
+                    .min(bytes.len() - at);
+                connection.receive(now, &bytes[at..at + len], &mut lookup);
+                at += len;
+            }
+            if connection.open.is_some() && connection.choked() && rng.below(2) == 0 {
+                connection.unchoke();
+            }
+            served += connection.fill(&mut |_| rng.below(3) != 0).0;
+            assert!(connection.read_buf.len() <= READ_BUFFER_BYTES_MAX);
+            assert!(connection.write_pending() <= WRITE_BUFFER_BYTES_MAX + MESSAGE_BYTES_MAX);
+            assert!(
+                connection
+                    .open
+                    .as_ref()
+                    .is_none_or(|o| o.requests.len() <= REQUESTS_QUEUED_MAX)
+            );
+            let take = rng.below(connection.write_pending() as u64 + 1) as usize;
+            connection.sent(now, take);
+            if room == 0 && take == 0 {
+                // Nothing read and nothing taken: the peer takes everything.
+                connection.sent(now, connection.write_pending());
+            }
+        }
+        whole += u32::from(at == bytes.len());
+    }
+    // The streams went somewhere: blocks were served, and some streams were read whole.
+    assert!(
+        served > 500 && whole > 50,
+        "{served} blocks, {whole} whole streams"
+    );
 }
