@@ -67,6 +67,9 @@ pub struct NodeStats {
     pub peer_wire_refused_over_limit: u64,
     /// Peer wire connections closed: a stream that was not a BitTorrent handshake (or our
     /// own peer id), a file not held whole, a message refused, a timeout, a failed read.
+    /// libtorrent, as configured by default, first tries an encrypted stream (MSE, which we
+    /// do not speak), then comes back in plain text: each of its peers adds one bad
+    /// handshake.
     pub peer_wire_bad_handshakes: u64,
     pub peer_wire_unknown_info_hash: u64,
     pub peer_wire_bad_messages: u64,

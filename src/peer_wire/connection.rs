@@ -80,7 +80,10 @@ impl SeedFile {
 /// Why a connection closed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Close {
-    /// The stream did not start with a BitTorrent handshake.
+    /// The stream did not start with a BitTorrent handshake: another protocol, or an
+    /// encrypted stream (MSE). libtorrent's default is to try MSE first and to come back in
+    /// plain text when the connection closes: one such close per libtorrent peer, seen in
+    /// `bench/interop.py`'s runs.
     NotBitTorrent,
     /// The handshake named a file we do not hold whole.
     UnknownInfoHash,
