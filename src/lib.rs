@@ -58,6 +58,10 @@
 //!  bep15.rs               the standard BitTorrent UDP tracker protocol (BEP 15) on the wire,
 //!                         same style; tracker/bep15_server.rs is its server, beside our own
 //!                         protocol, and node/tracker_client/bep15.rs its client
+//!  peer_wire.rs           the BitTorrent peer wire (BEP 3, 6, 9, 10) over TCP: the codec,
+//!                         and peer_wire/connection.rs, one connection of a seed, sans-IO;
+//!                         node/peer_wire_seed.rs keeps a node's connections and limits,
+//!                         reactor/peer_wire_sockets.rs its TCP listener and sockets
 //!  bencode.rs, metainfo.rs  `.torrent` files and magnet links: written by `export`, read
 //!                         by `download` (bencode::Slice reads in place, raw spans kept)
 //!  tree.rs                a multi-file content (a directory, as BitTorrent v1 describes

@@ -16,6 +16,8 @@ use std::net::SocketAddr;
 
 /// The listener's token; connections take the tokens after it.
 pub const LISTENER: Token = Token(16);
+/// The server's tokens end here: the node's peer wire connections have those above.
+pub const TOKENS_END: usize = usize::MAX / 2;
 /// Connections open at once.
 pub const CONNECTIONS_MAX: usize = 8;
 /// Longest request (line and headers) read.
@@ -127,7 +129,7 @@ impl MetricsServer {
 
     /// Whether `token` is one of the server's.
     pub fn owns(token: Token) -> bool {
-        token.0 >= LISTENER.0
+        (LISTENER.0..TOKENS_END).contains(&token.0)
     }
 
     /// Accepts, reads and answers whatever is ready; `render` makes the metrics text.

@@ -39,6 +39,9 @@
 //! * `exchange`: telling a peer that asked for a have-map of other peers holding the file;
 //! * `upload`: answering peers, within each sender's budget: cookies (anti-amplification),
 //!   have-maps, manifest parts, pieces read from the file, the upload rate limit;
+//! * `peer_wire_seed`: standard BitTorrent clients downloading what the node holds whole,
+//!   over TCP (the peer wire): the connections, their limits and counters, the upload
+//!   limit shared with `upload`;
 //! * `status`: the `status` report, and what an exit cuts short;
 //! * `watch`: noticing that a file in the directory changed while it was shared.
 //!
@@ -71,7 +74,14 @@ use library::{Library, Progressed};
 pub use listing::{LIST_TIMEOUT, LISTINGS_KEPT_MAX};
 mod outbox;
 mod parts;
+mod peer_wire_seed;
 pub(crate) use parts::Parts;
+use peer_wire_seed::PeerWireSeed;
+pub use peer_wire_seed::{
+    CONNECTIONS_MAX as PEER_WIRE_CONNECTIONS_MAX,
+    CONNECTIONS_PER_ADDRESS_MAX as PEER_WIRE_CONNECTIONS_PER_ADDRESS_MAX, ConnectionId,
+    PeerWireDoor, UNCHOKED_MAX as PEER_WIRE_UNCHOKED_MAX,
+};
 mod rate_limit;
 use outbox::Outbox;
 pub use outbox::{CONTROL_QUEUE_MAX, EVENT_QUEUE_MAX, NodeEvent, NodeStats};
@@ -79,6 +89,8 @@ use rate_limit::RequestLimit;
 mod status;
 #[cfg(test)]
 mod tests_budget;
+#[cfg(test)]
+mod tests_peer_wire;
 mod tracker_client;
 mod upload;
 mod watch;
@@ -117,6 +129,8 @@ pub struct Node {
     download_limit: Option<RequestLimit>,
     /// Whom we told of other peers lately (peer exchange).
     exchange: exchange::Exchange,
+    /// Standard clients downloading from us over TCP (see `peer_wire_seed`).
+    peer_wire: PeerWireSeed,
     out: Outbox,
     /// Whether and how the node ends: `--exit-when-done`, refusals, the exit code.
     ending: Ending,
@@ -151,7 +165,12 @@ impl Node {
         let download_limit = config
             .max_download_bytes_per_s
             .map(|rate| RequestLimit::new(rate, now));
+        // Drawn last, so that the draws above stay what they were before the peer wire.
+        let mut peer_id_random = [0u8; 12];
+        secrets.fill(&mut peer_id_random);
+        let peer_id = crate::peer_wire::peer_id(peer_id_random);
         Node {
+            peer_wire: PeerWireSeed::new(peer_id, config.local_addr.port()),
             exchange: exchange::Exchange::new(config.node_id),
             tracker,
             config,
@@ -171,6 +190,17 @@ impl Node {
     /// done, or (1) as soon as one of them fails; `exit` or a signal before then exits 1.
     pub fn set_exit_when_done(&mut self, on: bool) {
         self.ending.set_exit_when_done(on);
+    }
+
+    /// The peer wire connections (standard clients over TCP), for the reactor: see
+    /// `peer_wire_seed`.
+    pub fn peer_wire(&mut self) -> PeerWireDoor<'_> {
+        PeerWireDoor {
+            seed: &mut self.peer_wire,
+            files: self.library.files(),
+            uploader: &mut self.uploader,
+            stats: &mut self.out.stats,
+        }
     }
 
     pub fn stats(&self) -> &NodeStats {
@@ -279,6 +309,7 @@ impl Node {
     pub fn handle_timeout(&mut self, now: Instant) {
         let node_id = self.config.node_id;
         self.ending.handle_timeout(now, &mut self.out, node_id);
+        self.peer_wire().handle_timeout(now);
         let (files, leaving) = (self.library.files(), self.ending.leaving());
         (self.tracker).handle_timeout(now, &mut self.out, files, leaving);
         self.take_tracker_news(now);
@@ -533,6 +564,7 @@ impl Node {
         let limit = self.download_limit.as_ref();
         consider(limit.and_then(RequestLimit::waiting_until));
         consider(self.listings.poll_timeout());
+        consider(self.peer_wire.poll_timeout());
         earliest
     }
 

@@ -1,8 +1,11 @@
 //! The BitTorrent peer wire protocol (BEP 3 over TCP), with the Fast extension (BEP 6) and
 //! the extension protocol (BEP 10) that carries metadata exchange (BEP 9): the codec, and
 //! the limits that keep a hostile peer's bytes from costing more than they are worth.
-//! Not yet used by the node (issue 18): this is what a TCP connection will read and write
-//! through, beside our own UDP protocol in [`crate::wire`].
+//! Used by the node to serve (issue 18): a standard client downloads a file the node holds
+//! whole over TCP, beside our own UDP protocol in [`crate::wire`]. [`connection`] is one
+//! such connection, sans-IO; `node/peer_wire_seed.rs` keeps the node's connections and
+//! their limits; `reactor/peer_wire_sockets.rs` owns the sockets. Downloading from
+//! standard clients does not use it yet.
 //!
 //! ## Words
 //!
@@ -57,7 +60,8 @@
 //!   index and block range against the torrent.
 //! * Time: keep-alives (every 2 minutes at most, by BEP 3), the handshake timeout.
 //! * Our nodes will recognise each other by a key of their own in the BEP 10 handshake and
-//!   switch to our UDP protocol (issue 18); that key is not chosen yet.
+//!   switch to our UDP protocol (issue 18): the key is [`OUR_UDP_PORT_KEY`], which gives
+//!   the node's UDP port. A seed's connection sends it; nothing acts on it yet.
 //!
 //! ## Tests, and what a real client does
 //!
@@ -81,6 +85,7 @@ use crate::wire::{HASH_BYTES, Hash, U32};
 use bytemuck::{Pod, Zeroable};
 use std::fmt;
 
+pub mod connection;
 mod extension;
 pub mod leech;
 mod message;
@@ -89,9 +94,9 @@ mod tests;
 
 pub use extension::{
     EXTENDED_HANDSHAKE_ID, ExtendedHandshake, METADATA_BYTES_MAX, METADATA_DICT_BYTES_MAX,
-    METADATA_PIECE_BYTES, METADATA_PIECES_MAX, Metadata, OUR_UT_METADATA_ID, OurExtendedHandshake,
-    UT_METADATA, decode_extended_handshake, decode_metadata, encode_extended_handshake,
-    metadata_piece_len,
+    METADATA_PIECE_BYTES, METADATA_PIECES_MAX, Metadata, OUR_UDP_PORT_KEY, OUR_UT_METADATA_ID,
+    OurExtendedHandshake, UT_METADATA, decode_extended_handshake, decode_metadata,
+    encode_extended_handshake, metadata_piece_len,
 };
 pub use message::{Id, Message, Needs, decode, encode_piece_header};
 

@@ -10,6 +10,8 @@
 //!   -> driver.take_inputs: hasher results and console lines (drained with try_recv), and
 //!                          SIGINT / SIGTERM as an exit command
 //!   -> core.handle_timeout(now)   (a spurious call does nothing)
+//!   -> driver.serve_sockets: the node's peer wire (TCP at the UDP socket's port), its
+//!                           reads and writes bounded per turn (reactor/peer_wire_sockets.rs)
 //!   -> driver.take_events:  the core's lines for stdout and the log, jobs for the hashers,
 //!                           snapshots to save; the exit code when the process ends
 //!   -> core.poll_transmit()       into a batch, sent with sendmmsg / GSO, until the core has
@@ -47,7 +49,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 mod node_process;
+mod peer_wire_sockets;
 use node_process::{Hashers, NodeDriver, Screen, start_console};
+use peer_wire_sockets::PeerWireSockets;
 
 const SOCKET: Token = Token(0);
 const WAKER: Token = Token(1);
@@ -85,7 +89,13 @@ struct Io {
     metrics_ready: bool,
     /// What went through the socket, for the metrics.
     udp_counters: UdpCounters,
+    /// Tokens of the driver's own sockets that the last poll found ready, with whether
+    /// readable and writable (the node's peer wire).
+    driver_ready: Vec<Ready>,
 }
+
+/// A token of the driver's that a poll found ready: readable, writable.
+type Ready = (Token, bool, bool);
 
 impl Io {
     fn new(
@@ -127,6 +137,7 @@ impl Io {
             metrics: None,
             metrics_ready: false,
             udp_counters: UdpCounters::default(),
+            driver_ready: Vec::new(),
         };
         Ok((io, granted))
     }
@@ -184,6 +195,11 @@ impl Io {
         for event in self.events.iter() {
             if event.token() == SIGNALS {
                 stop = true;
+            } else if PeerWireSockets::owns(event.token()) {
+                // A reset or a hang-up shows as readable: the read finds it.
+                let readable = event.is_readable() || event.is_read_closed() || event.is_error();
+                let writable = event.is_writable() || event.is_write_closed();
+                self.driver_ready.push((event.token(), readable, writable));
             } else if MetricsServer::owns(event.token()) {
                 self.metrics_ready = true;
             }
@@ -345,6 +361,17 @@ trait Driver {
     }
     /// At the end of a turn (the node redraws its progress).
     fn end_turn(&mut self, _now: Instant, _core: &Self::Core) {}
+    /// After the core's timers: the driver's own sockets (the node's peer wire), with
+    /// those the last poll found ready. Returns whether one has more to do at once.
+    fn serve_sockets(
+        &mut self,
+        _now: Instant,
+        _core: &mut Self::Core,
+        _registry: &mio::Registry,
+        _ready: &[Ready],
+    ) -> bool {
+        false
+    }
     /// The process's metrics besides the socket's counters (`--metrics`).
     fn metrics(&self, core: &Self::Core, now: Instant, text: &mut Exposition);
     /// What the process's metric names start with.
@@ -370,11 +397,16 @@ fn run<D: Driver>(io: &mut Io, core: &mut D::Core, driver: &mut D) -> i32 {
         });
         driver.take_inputs(now, core, stop);
         core.handle_timeout(now);
+        let sockets_busy = driver.serve_sockets(now, core, io.poll.registry(), &io.driver_ready);
+        io.driver_ready.clear();
         if let Some(code) = driver.take_events(now, core) {
             while io.transmit(now, core) {}
             return code;
         }
         let core_has_more = io.transmit(now, core);
+        if sockets_busy {
+            io.more_to_read = true;
+        }
         if core_has_more || (driver.has_transmit(core, now) && !io.send_blocked) {
             // More to send: come straight back after a look at the socket. Not when the
             // socket is full: polling again at once would spin until it drains (on a slow
@@ -673,6 +705,17 @@ pub fn run_node(args: NodeArgs) -> Result<i32, String> {
         args.dir.display()
     );
     let advertise = config.advertise;
+    // The peer wire listens on TCP at the UDP socket's address and port (BitTorrent's
+    // convention). A port taken on TCP leaves the node without it, not without UDP.
+    let peer_wire = match PeerWireSockets::bind(local, io.poll.registry()) {
+        Ok(sockets) => Some(sockets),
+        Err(error) => {
+            log::warn!(
+                "no peer wire (standard BitTorrent clients cannot download from us): cannot listen on TCP {local}: {error}"
+            );
+            None
+        }
+    };
     // Before the node starts, so that a script may connect as soon as it sees the first line.
     let control_listener = state.bind_control();
     let now = Instant::now();
@@ -735,6 +778,7 @@ pub fn run_node(args: NodeArgs) -> Result<i32, String> {
         console,
         control,
         screen,
+        peer_wire,
     };
     Ok(run(&mut io, &mut node, &mut driver))
 }
@@ -797,6 +841,7 @@ mod tests {
             metrics: None,
             metrics_ready: false,
             udp_counters: UdpCounters::default(),
+            driver_ready: Vec::new(),
         };
         let loop_clock = Instant::now();
         let sender = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();

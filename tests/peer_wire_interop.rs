@@ -214,6 +214,7 @@ fn libtorrent_understands_our_peer_wire_and_we_understand_it() {
         metadata_bytes: None,
         listen_port: None,
         request_queue: 250,
+        udp_port: None,
     });
     send(
         &mut stream,
@@ -464,6 +465,7 @@ fn libtorrent_downloads_from_us_with_only_a_magnet_link() {
                             metadata_bytes: Some(info.len() as u32),
                             listen_port: None,
                             request_queue: 250,
+                            udp_port: None,
                         });
                         send(
                             &mut stream,

@@ -62,6 +62,27 @@ pub struct NodeStats {
     /// Peers told, as the node left, that it no longer shares what they asked of it.
     pub farewells_sent: u64,
     pub control_queue_full: u64,
+    /// Peer wire (TCP) connections accepted, and refused over a connection limit.
+    pub peer_wire_connections: u64,
+    pub peer_wire_refused_over_limit: u64,
+    /// Peer wire connections closed: a stream that was not a BitTorrent handshake (or our
+    /// own peer id), a file not held whole, a message refused, a timeout, a failed read.
+    /// libtorrent, as configured by default, first tries an encrypted stream (MSE, which we
+    /// do not speak), then comes back in plain text: each of its peers adds one bad
+    /// handshake.
+    pub peer_wire_bad_handshakes: u64,
+    pub peer_wire_unknown_info_hash: u64,
+    pub peer_wire_bad_messages: u64,
+    pub peer_wire_timed_out: u64,
+    pub peer_wire_read_failed: u64,
+    /// Peer wire connections closed because the node stopped holding their file whole.
+    pub peer_wire_withdrawn: u64,
+    /// Peer wire requests refused: out of the file's range, too long, or too many queued.
+    pub peer_wire_requests_refused: u64,
+    /// Blocks and their bytes sent on the peer wire, and BEP 9 metadata pieces.
+    pub peer_wire_blocks_sent: u64,
+    pub peer_wire_bytes_sent: u64,
+    pub peer_wire_metadata_pieces_sent: u64,
 }
 
 /// A small datagram waiting to be sent.

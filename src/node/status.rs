@@ -138,6 +138,29 @@ impl Report<'_> {
             "datagrams: {} received, {} malformed, {} unexpected",
             s.datagrams_received, s.dropped_malformed, s.dropped_unexpected,
         );
+        if s.peer_wire_connections + s.peer_wire_refused_over_limit > 0 {
+            let _ = writeln!(
+                text,
+                "peer wire: {} connections, {} refused over limits",
+                s.peer_wire_connections, s.peer_wire_refused_over_limit,
+            );
+            let _ = writeln!(
+                text,
+                "  sent {} blocks ({} bytes), {} metadata pieces; {} requests refused",
+                s.peer_wire_blocks_sent,
+                s.peer_wire_bytes_sent,
+                s.peer_wire_metadata_pieces_sent,
+                s.peer_wire_requests_refused,
+            );
+            let _ = writeln!(
+                text,
+                "  closed: {} bad handshakes, {} not held, {} bad messages, {} timeouts",
+                s.peer_wire_bad_handshakes,
+                s.peer_wire_unknown_info_hash,
+                s.peer_wire_bad_messages,
+                s.peer_wire_timed_out,
+            );
+        }
         let cells = [
             ("requests over budget", s.dropped_over_budget),
             ("unrequested pieces", s.pieces_unrequested),

@@ -708,6 +708,19 @@ impl Uploader {
         self.budget.as_ref().map(RateLimit::bytes_per_s)
     }
 
+    /// Spends `bytes` of the upload limit on bytes sent by another path (the peer wire):
+    /// false when the limit does not allow them now.
+    pub fn try_spend_upload(&mut self, now: Instant, bytes: u64) -> bool {
+        self.budget
+            .as_mut()
+            .is_none_or(|budget| budget.try_spend(now, bytes))
+    }
+
+    /// When the upload limit allows `bytes` again, if they must wait.
+    pub fn upload_ready_at(&self, bytes: u64) -> Option<Instant> {
+        self.budget.as_ref()?.waiting_until(bytes)
+    }
+
     /// The node's upload limit from now on (`None`: unlimited), with a full bucket.
     pub fn set_upload_limit(&mut self, bytes_per_s: Option<u64>, now: Instant) {
         self.budget = bytes_per_s.map(|bytes_per_s| RateLimit::new(bytes_per_s, now));

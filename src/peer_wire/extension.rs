@@ -13,6 +13,11 @@ pub const EXTENDED_HANDSHAKE_ID: u8 = 0;
 pub const UT_METADATA: &str = "ut_metadata";
 /// The extended id our handshake asks peers to send their BEP 9 messages to us with.
 pub const OUR_UT_METADATA_ID: u8 = 1;
+/// The key of our extended handshake that gives our node's UDP port: a node that sees it
+/// knows the peer is one of ours and can reach it by our own UDP protocol there. BEP 10
+/// leaves such keys to each client; issue 18 left this one to choose. Other clients ignore
+/// keys they do not know.
+pub const OUR_UDP_PORT_KEY: &str = "torrent_udp_port";
 /// Bytes of a piece of metadata (BEP 9: 16 KiB, the last one shorter).
 pub const METADATA_PIECE_BYTES: u32 = 16 * 1024;
 /// The largest info dictionary taken from a peer: the same as from our own peers
@@ -42,6 +47,8 @@ pub struct ExtendedHandshake<'a> {
     pub your_ip: Option<IpAddr>,
     /// `upload_only`: the peer does not download (a seed, or one that only shares).
     pub upload_only: bool,
+    /// [`OUR_UDP_PORT_KEY`]: the peer is one of our nodes, whose UDP port this is.
+    pub udp_port: Option<u16>,
 }
 
 impl ExtendedHandshake<'_> {
@@ -103,6 +110,9 @@ pub fn decode_extended_handshake(payload: &[u8]) -> Result<ExtendedHandshake<'_>
         request_queue: int("reqq").and_then(|queue| u32::try_from(queue).ok()),
         your_ip,
         upload_only: int("upload_only").is_some_and(|flag| flag != 0),
+        udp_port: int(OUR_UDP_PORT_KEY)
+            .and_then(|port| u16::try_from(port).ok())
+            .filter(|port| *port != 0),
     })
 }
 
@@ -115,6 +125,8 @@ pub struct OurExtendedHandshake {
     pub listen_port: Option<u16>,
     /// How many requests we queue for the peer.
     pub request_queue: u32,
+    /// Our node's UDP port, under [`OUR_UDP_PORT_KEY`], when we are a node.
+    pub udp_port: Option<u16>,
 }
 
 /// The payload of our extended handshake: `m` offers [`UT_METADATA`] as
@@ -134,6 +146,9 @@ pub fn encode_extended_handshake(ours: &OurExtendedHandshake) -> Vec<u8> {
     }
     if let Some(port) = ours.listen_port {
         entries.push(("p", Value::Int(i64::from(port))));
+    }
+    if let Some(port) = ours.udp_port {
+        entries.push((OUR_UDP_PORT_KEY, Value::Int(i64::from(port))));
     }
     Value::dict(entries).to_bytes()
 }

@@ -463,6 +463,7 @@ mod extensions {
             metadata_bytes: Some(METADATA_BYTES_MAX),
             listen_port: Some(6881),
             request_queue: 250,
+            udp_port: Some(7000),
         };
         let payload = encode_extended_handshake(&ours);
         let handshake = decode_extended_handshake(&payload).unwrap();
@@ -470,6 +471,7 @@ mod extensions {
         assert_eq!(handshake.metadata_bytes, Some(METADATA_BYTES_MAX));
         assert_eq!(handshake.listen_port, Some(6881));
         assert_eq!(handshake.request_queue, Some(250));
+        assert_eq!(handshake.udp_port, Some(7000));
         assert!(handshake.client.unwrap().starts_with(b"torrent "));
     }
 

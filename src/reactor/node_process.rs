@@ -40,6 +40,8 @@ pub(super) struct NodeDriver {
     /// Orders from the control socket's threads, each with where its reply goes.
     pub(super) control: Option<Receiver<control::Call>>,
     pub(super) screen: Screen,
+    /// The peer wire's listener and connections, when the TCP port could be had.
+    pub(super) peer_wire: Option<super::PeerWireSockets>,
 }
 
 impl Driver for NodeDriver {
@@ -127,6 +129,23 @@ impl Driver for NodeDriver {
             }
         }
         None
+    }
+
+    fn serve_sockets(
+        &mut self,
+        now: Instant,
+        node: &mut Node,
+        registry: &mio::Registry,
+        ready: &[super::Ready],
+    ) -> bool {
+        let Some(sockets) = &mut self.peer_wire else {
+            return false;
+        };
+        for &(token, readable, writable) in ready {
+            sockets.ready(token, readable, writable);
+        }
+        sockets.serve(now, node, registry);
+        sockets.busy()
     }
 
     fn has_transmit(&self, node: &Node, now: Instant) -> bool {

@@ -194,6 +194,7 @@ fn the_peers_request_queue_bounds_ours() {
         metadata_bytes: None,
         listen_port: None,
         request_queue: 3,
+        udp_port: None,
     });
     let bytes = message(&Message::Extended {
         id: 0,
