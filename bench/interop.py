@@ -15,8 +15,9 @@ libtorrent's seed uses the same, so both sides of a comparison move the same pie
 libtorrent runs over TCP only (see the script). rqbit runs with its trackers off. Time: from starting the leecher to
 its saying it has the whole file (libtorrent's torrent_finished alert, rqbit's exit with
 --exit-on-finish); sha256 of the copy against the original, every run. Prints medians
-[slowest–fastest], and each of ours against its comparison, the ratio of the medians and the
-median of the per-run ratios.
+[slowest–fastest], the seed's CPU seconds (user+sys, from the leecher's start to the seed's
+stop), and each of ours against its comparison, the ratio of the medians and the median of
+the per-run ratios.
 
 libtorrent is Debian's python3-libtorrent, run with /usr/bin/python3 (apt-get install -y
 python3-libtorrent); rqbit is `cargo install rqbit --locked`. A scenario whose client is
@@ -150,7 +151,8 @@ class Bench:
     def tracker(self, label):
         """Our tracker on loopback (it speaks BEP 15 to standard clients); `addr` set."""
         p = Proc(f"{label}-tracker", [self.binary, "tracker", "--listen", "127.0.0.1:0",
-                                      "--db-dir", self.fresh(f"{label}-db")], self.logdir)
+                                      "--db-dir", self.fresh(f"{label}-db"),
+                                      "--log-dir", self.logdir], self.logdir)
         _, line = p.wait_line(lambda t: t.startswith("tracker listening on "), READY_TIMEOUT)
         p.addr = line.rsplit(" ", 1)[1]
         return p
@@ -214,6 +216,8 @@ class Bench:
                 p.wait_line(lambda t: "100.00%" in t and "initializing" not in t,
                             READY_TIMEOUT)
                 peer = f"127.0.0.1:{port}"
+            seeder = seed.holder if seed_kind == "ours" else procs[-1]
+            seeder.mark_cpu()  # the seed's CPU from the leecher's start (not its check)
             port, = free_ports(1)
             if leech_kind == "lt":
                 leecher = Proc(f"{scenario}-leech", [PYTHON, self.script, "leech", self.torrent,
@@ -236,9 +240,11 @@ class Bench:
                     return None, f"rqbit exited with {leecher.exit_code()}"
                 seconds = leecher.ended - leecher.started
             failure = self.check(os.path.join(out, FILE_NAME))
-            return (None, failure) if failure else (seconds, None)
+            for p in reversed(procs):
+                p.stop() if isinstance(p, Proc) else p.__exit__(None, None, None)
+            return (None, None, failure) if failure else (seconds, seeder.cpu(), None)
         except RuntimeError as e:
-            return None, str(e)
+            return None, None, str(e)
         finally:
             for p in reversed(procs):
                 p.stop() if isinstance(p, Proc) else p.__exit__(None, None, None)
@@ -263,7 +269,7 @@ class Ours:
         d = b.seed_dir(f"{self.label}-node")
         self.holder = Proc(f"{self.label}-node", [
             b.binary, "node", "--id", "1", "--dir", d, "--tracker", self.tracker,
-            "--send", FILE_NAME] + b.args.node_args.split(), b.logdir, stdin=True)
+            "--log-dir", b.logdir, "--send", FILE_NAME] + b.args.node_args.split(), b.logdir, stdin=True)
         self.procs.append(self.holder)
         _, line = self.holder.wait_line(lambda t: t.startswith("node 1 listening on "),
                                         READY_TIMEOUT)
@@ -316,26 +322,29 @@ def main():
                 scenarios.append(s)
         bench.prepare()
         times = {s: [] for s in scenarios}
+        cpus = {s: [] for s in scenarios}
         failures = {s: [] for s in scenarios}
         for run in range(1, args.runs + 1):
             for s in scenarios:
-                seconds, failure = bench.run(s, run)
+                seconds, cpu, failure = bench.run(s, run)
                 if failure:
                     failures[s].append(failure)
                     log(f"run {run} {s}: FAILED: {failure}")
                 else:
                     times[s].append(seconds)
-                    log(f"run {run} {s}: {seconds:.2f} s")
+                    cpus[s].append(cpu)
+                    log(f"run {run} {s}: {seconds:.2f} s, seed CPU {cpu:.2f} s")
         size = parse_size(args.size)
         print(f"\n{human(size)}, {args.runs} runs, interleaved; "
               f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}\n")
-        print("| scenario | seconds, median [slowest–fastest] | MB/s | failed |")
-        print("| --- | ---: | ---: | ---: |")
+        print("| scenario | seconds, median [slowest–fastest] | MB/s | seed CPU s | failed |")
+        print("| --- | ---: | ---: | ---: | ---: |")
         for s in scenarios:
             t = times[s]
             cell = f"{statistics.median(t):.2f} {spread(t)}" if t else "–"
             rate = f"{size / statistics.median(t) / 1e6:.0f}" if t else "–"
-            print(f"| {s} | {cell} | {rate} | {len(failures[s])} |")
+            cpu = f"{statistics.median(cpus[s]):.2f}" if t else "–"
+            print(f"| {s} | {cell} | {rate} | {cpu} | {len(failures[s])} |")
         print()
         for ours, other in PAIRS:
             a, b = times.get(ours), times.get(other)

@@ -41,7 +41,7 @@ pub const WRITE_BUFFER_BYTES_MAX: usize = 32 * BLOCK_BYTES as usize;
 /// libtorrent allows its peers and asks of them at most (`max_allowed_in_request_queue`,
 /// `max_out_request_queue`): with 256, libtorrent took 1.30 times as long to download
 /// 1 GiB from us as from a libtorrent seed; with 500, 0.97 and 0.91 in two runs of 5
-/// (`bench/peer_wire_serve.py`, 2026-12-08).
+/// (a benchmark since folded into `bench/interop.py`, 2026-12-08).
 pub const REQUESTS_QUEUED_MAX: usize = 500;
 /// Time for the peer's handshake to arrive whole after the connection opened.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
