@@ -584,17 +584,17 @@ impl Transfer {
             let Some(ChunkState::Active(progress)) = self.chunks.get_mut(chunk as usize) else {
                 continue;
             };
-            // Unless nothing at all is in flight from this peer and nothing of the chunk came
-            // for as long as makes it stale ([`pick::chunk_is_stale`]): what was asked was
-            // lost (the request, or every piece it brought), and is asked again here.
-            // Waiting for a piece nobody would send stalled a download for good (25% loss,
-            // a capped holder). While other pieces are in flight, a first piece that timed
-            // out may still be queued at a capped holder: asking again made it send the
-            // chunk twice, its queue grew, and a loopback download with a holder at 1 MiB/s
-            // timed out 84% of its pieces and gave up (tests/json_events.rs, 2 runs in 4).
+            // Unless nothing is in flight from this peer and it sent no piece for a while
+            // ([`pick::peer_went_quiet`]): what was asked was lost (the request, or every
+            // piece it brought), and is asked again here. Waiting for a piece nobody would
+            // send stalled a download for good (25% loss, a capped holder). Sooner, a capped
+            // holder whose queue outlasts our timeouts still sends, late: asking again then
+            // made it send pieces twice, its queue grew, and a loopback download from a
+            // holder at 1 MiB/s timed out 84% of its pieces and gave up (tests/json_events.rs,
+            // 2 runs in 8 with a wait of four timeouts; 0 in 10 with QUIET_MIN).
             let lost = in_flight == 0
                 && progress.requested_at.iter().all(Option::is_none)
-                && pick::chunk_is_stale(progress, &peers[index], now);
+                && pick::peer_went_quiet(&peers[index], now);
             if spreading && progress.received.count() == 0 && !lost {
                 awaiting_first_piece |= unrequested_run(progress, 1).is_some();
                 continue;

@@ -6,14 +6,26 @@ use super::Transfer;
 use super::chunk::{ChunkProgress, ChunkState};
 use crate::node::download::pace;
 use crate::node::download::peer::{Peer, RTO_MIN};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// A chunk whose owner sent nothing for this many of its timeouts may be taken over.
 const STALE_RTOS: u32 = 4;
 
 /// Nothing of the chunk came from its owner for [`STALE_RTOS`] of the owner's timeouts.
-pub(super) fn chunk_is_stale(progress: &ChunkProgress, owner: &Peer, now: Instant) -> bool {
+fn chunk_is_stale(progress: &ChunkProgress, owner: &Peer, now: Instant) -> bool {
     now.saturating_duration_since(progress.last_piece_at) >= owner.rto() * STALE_RTOS
+}
+
+/// Shortest wait for a piece from a peer with work before what it was asked is taken as
+/// never coming (see [`peer_went_quiet`]): a holder capped at 1 MiB/s on loopback, whose
+/// timeouts were 40 ms, sends in bursts further apart than four of them.
+pub(super) const QUIET_MIN: Duration = Duration::from_secs(1);
+
+/// `peer` had work and sent no piece for [`STALE_RTOS`] of its timeouts, and at least
+/// [`QUIET_MIN`]: what it was asked is not coming (a holder slow to send still sends, and
+/// each piece restarts the clock).
+pub(super) fn peer_went_quiet(peer: &Peer, now: Instant) -> bool {
+    peer.evidence.pieces_awaited_for(now) >= (peer.rto() * STALE_RTOS).max(QUIET_MIN)
 }
 
 /// A chunk for this peer: an abandoned active one first, else the rarest missing one it
