@@ -5,7 +5,7 @@
 //! as its only peer and downloads the file, by the `.torrent`, and by the magnet link alone
 //! (the info dictionary from our node by BEP 9). The bytes must be identical. libtorrent
 //! downloads a directory our node shares, every file; rqbit, where installed, downloads the
-//! file. Then hostile input against the node's TCP port, from Rust: the node closes the
+//! file by the `.torrent` and by the magnet link. Then hostile input against the node's TCP port, from Rust: the node closes the
 //! connection and counts it in `status`.
 //!
 //! The libtorrent cases are skipped, with a visible message, when the package is missing
@@ -317,20 +317,10 @@ fn rqbit() -> Option<PathBuf> {
     candidates.into_iter().flatten().find(|path| path.is_file())
 }
 
-/// rqbit downloads a file from our node by the `.torrent` it exports, given the node as its
-/// only peer (no DHT, no trackers): byte for byte.
-#[test]
-fn rqbit_downloads_a_file_from_our_node() {
-    let Some(rqbit) = rqbit() else {
-        eprintln!(
-            "SKIPPED rqbit_downloads_a_file_from_our_node: no rqbit (cargo install rqbit --locked)"
-        );
-        return;
-    };
-    let scratch = Scratch::new("peer-wire-serve-rqbit");
-    let (_tracker, node, content, torrent, _) = holder_with_export(&scratch);
-    let out = scratch.root.join("rqbit");
-    std::fs::create_dir_all(&out).unwrap();
+/// Runs rqbit's download of `source` (a `.torrent` path or a magnet link) into `out`, given
+/// `node` as its only peer (no DHT, no trackers); asserts it ended well.
+fn rqbit_downloads(rqbit: &Path, source: &str, out: &Path, node: SocketAddr) {
+    std::fs::create_dir_all(out).unwrap();
     let mut command = Command::new(rqbit);
     command
         .args([
@@ -344,12 +334,31 @@ fn rqbit_downloads_a_file_from_our_node() {
         .args(["--http-api-listen-addr", "127.0.0.1:0"])
         .args(["download", "--disable-http-api", "--exit-on-finish"])
         .arg("--output-folder")
-        .arg(&out)
+        .arg(out)
         .arg("--initial-peers")
-        .arg(node.addr.to_string())
-        .arg(&torrent);
+        .arg(node.to_string())
+        .arg(source);
     let mut process = spawn_command("rqbit", Path::new("/"), command);
     let code = process.expect_exit(PYTHON_TIMEOUT);
     assert_eq!(code, 0, "rqbit failed\n{}", process.describe());
-    assert_file_is(&out.join(NAME), &content);
+}
+
+/// rqbit downloads a file from our node, by the `.torrent` it exports and by its magnet
+/// link alone (the info dictionary from our node by BEP 9): byte for byte.
+#[test]
+fn rqbit_downloads_a_file_from_our_node() {
+    let Some(rqbit) = rqbit() else {
+        eprintln!(
+            "SKIPPED rqbit_downloads_a_file_from_our_node: no rqbit (cargo install rqbit --locked)"
+        );
+        return;
+    };
+    let scratch = Scratch::new("peer-wire-serve-rqbit");
+    let (_tracker, node, content, torrent, magnet) = holder_with_export(&scratch);
+    let by_torrent = scratch.root.join("rqbit-torrent");
+    rqbit_downloads(&rqbit, torrent.to_str().unwrap(), &by_torrent, node.addr);
+    assert_file_is(&by_torrent.join(NAME), &content);
+    let by_magnet = scratch.root.join("rqbit-magnet");
+    rqbit_downloads(&rqbit, &magnet, &by_magnet, node.addr);
+    assert_file_is(&by_magnet.join(NAME), &content);
 }

@@ -40,6 +40,10 @@ pub(crate) struct LocalFile {
     /// stamp when it was hashed or verified. `None` while downloading (the partial file is
     /// private) and once withdrawn.
     pub(super) stamp: Option<FileStamp>,
+    /// The bencoded info dictionary, made the first time a standard client asks for the
+    /// file (`peer_wire_seed`), then shared by every connection: 5 MB for a file of 256 K
+    /// chunks, which a stream of handshakes would otherwise make again each time.
+    pub(super) info_bytes: std::sync::OnceLock<Arc<[u8]>>,
 }
 
 impl LocalFile {
@@ -168,6 +172,7 @@ impl Library {
                 acknowledged_chunks: None,
                 announce_due: None,
                 stamp: Some(stamp),
+                info_bytes: Default::default(),
             },
         );
         Ok(info_hash)

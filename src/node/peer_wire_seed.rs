@@ -274,10 +274,10 @@ impl PeerWireDoor<'_> {
 fn seed_file(files: &BTreeMap<Hash, LocalFile>, info_hash: &Hash) -> Option<SeedFile> {
     let file = files.get(info_hash).filter(|file| file.complete())?;
     let manifest = &file.manifest;
-    let info: Arc<[u8]> = match &manifest.tree {
+    let info = Arc::clone(file.info_bytes.get_or_init(|| match &manifest.tree {
         Some(tree) => tree.info_bytes().into(),
         None => metainfo::info_dict(manifest).to_bytes().into(),
-    };
+    }));
     Some(SeedFile {
         info_hash: *info_hash,
         file_bytes: manifest.file_bytes,

@@ -49,6 +49,7 @@ pub(super) fn begin_transfer(
             acknowledged_chunks: None,
             announce_due: None,
             stamp: None,
+            info_bytes: Default::default(),
         },
     );
     transfer

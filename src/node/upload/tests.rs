@@ -30,6 +30,7 @@ fn file(tag: &str) -> (BTreeMap<Hash, LocalFile>, Hash) {
         acknowledged_chunks: None,
         announce_due: None,
         stamp: None,
+        info_bytes: Default::default(),
     };
     (BTreeMap::from([(info_hash, file)]), info_hash)
 }
