@@ -6,13 +6,14 @@
 //! python3-libtorrent`). Processes are started on port 0 and waited for by condition, each
 //! wait bounded.
 
+mod common;
+
+use common::{PYTHON, libtorrent_available};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{Receiver, channel};
 use std::time::{Duration, Instant};
-
-const PYTHON: &str = "/usr/bin/python3";
 
 /// A libtorrent session that adds the torrent, then reports the tracker's reply and whether
 /// any alert names the address we expect (it tries to connect to it).
@@ -87,15 +88,6 @@ fn wait_line(rx: &Receiver<String>, prefix: &str, limit: Duration) -> String {
             Err(error) => panic!("no line starting with {prefix:?}: {error}"),
         }
     }
-}
-
-fn libtorrent_available() -> bool {
-    Command::new(PYTHON)
-        .args(["-c", "import libtorrent"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|status| status.success())
 }
 
 fn scratch_dir() -> PathBuf {

@@ -11,6 +11,9 @@
 //! Skipped, with a visible message, when the package is missing (`apt-get install -y
 //! python3-libtorrent`). Every wait is bounded by one deadline.
 
+mod common;
+
+use common::{PYTHON, libtorrent_available};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
@@ -23,7 +26,6 @@ use torrent::peer_wire::{
     decode_extended_handshake, decode_metadata, encode_extended_handshake,
 };
 
-const PYTHON: &str = "/usr/bin/python3";
 /// The whole exchange, libtorrent's start included.
 const DEADLINE: Duration = Duration::from_secs(60);
 /// Bytes of the file: 7 pieces of 16 KiB, the last one short.
@@ -90,15 +92,6 @@ fn python(script: &str, args: &[&str]) -> (Process, Receiver<String>) {
         }
     });
     (Process(child), rx)
-}
-
-fn libtorrent_available() -> bool {
-    Command::new(PYTHON)
-        .args(["-c", "import libtorrent"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|status| status.success())
 }
 
 /// The first line starting with `prefix`, before `deadline`.

@@ -22,7 +22,6 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 use torrent::peer_wire::{self, Handshake};
 
-const PYTHON: &str = "/usr/bin/python3";
 /// How long libtorrent may take to download, on a loaded machine.
 const PYTHON_TIMEOUT: Duration = Duration::from_secs(90);
 /// 3 MiB and a few bytes: 13 chunks of 256 KiB, the last one 5,000 bytes (one short block).
@@ -57,13 +56,6 @@ while time.time() < deadline and not handle.status().is_seeding:
 status = handle.status()
 print('DONE', status.has_metadata, status.is_seeding, flush=True)
 "#;
-
-fn libtorrent_available() -> bool {
-    Command::new(PYTHON)
-        .args(["-c", "import libtorrent"])
-        .output()
-        .is_ok_and(|output| output.status.success())
-}
 
 /// A tracker and node 1 holding a file of [`FILE_BYTES`], exported: the node, the file's
 /// bytes, the `.torrent`'s path and the magnet link.

@@ -14,7 +14,8 @@
 mod common;
 
 use common::{
-    LINE_TIMEOUT, Scratch, downloader, node, random_bytes, spawn_command, tracker, tree_listing,
+    LINE_TIMEOUT, PYTHON, Scratch, downloader, libtorrent_available, node, random_bytes,
+    spawn_command, tracker, tree_listing,
 };
 use std::path::Path;
 use std::process::Command;
@@ -24,7 +25,6 @@ use torrent::tree::hashing::hash_pieces;
 use torrent::tree::walk::{Root, build};
 use torrent::wire;
 
-const PYTHON: &str = "/usr/bin/python3";
 /// How long one run of libtorrent may take: it checks a few pieces, on a loaded machine.
 const PYTHON_TIMEOUT: Duration = Duration::from_secs(60);
 /// Small pieces, so that the small tree below has pieces that span files.
@@ -82,13 +82,6 @@ for flags, out in [(0, sys.argv[2]), (lt.create_torrent.v1_only, sys.argv[3])]:
     print('CREATED ' + json.dumps({'info_hash': str(ti.info_hashes().v1), 'name': ti.name(),
                                    'files': files}), flush=True)
 "#;
-
-fn libtorrent_available() -> bool {
-    Command::new(PYTHON)
-        .args(["-c", "import libtorrent"])
-        .output()
-        .is_ok_and(|output| output.status.success())
-}
 
 /// Runs a script with arguments, bounded in time, and returns the JSON of each of its
 /// stdout lines that start with `prefix`.

@@ -100,6 +100,20 @@ impl Drop for Scratch {
     }
 }
 
+/// The Python that has Debian's `python3-libtorrent` (another `python3` may come first on
+/// PATH).
+pub const PYTHON: &str = "/usr/bin/python3";
+
+/// Whether [`PYTHON`] imports libtorrent; tests that need it print SKIPPED otherwise.
+pub fn libtorrent_available() -> bool {
+    Command::new(PYTHON)
+        .args(["-c", "import libtorrent"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success())
+}
+
 /// `len` bytes of a seeded xorshift64* stream: incompressible, and the same for a seed.
 pub fn random_bytes(seed: u64, len: usize) -> Vec<u8> {
     let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
